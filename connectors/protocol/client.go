@@ -1,0 +1,229 @@
+package protocol
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/grpc"
+)
+
+// Client talks to the connectors served by one plugin process (or any Flight
+// server built with NewServer). The connectors it returns implement Source
+// and Sink, so the engine uses remote and in-process connectors alike.
+type Client struct {
+	fc flight.FlightServiceClient
+}
+
+// NewClient returns a client over an established gRPC connection.
+func NewClient(conn grpc.ClientConnInterface) *Client {
+	return &Client{fc: flight.NewFlightServiceClient(conn)}
+}
+
+func (c *Client) action(ctx context.Context, typ string, body any) ([]byte, error) {
+	var raw []byte
+	if body != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			return nil, err
+		}
+	}
+	stream, err := c.fc.DoAction(ctx, &flight.Action{Type: typ, Body: raw})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var out []byte
+	for {
+		res, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fromStatus(err)
+		}
+		out = append(out, res.Body...)
+	}
+}
+
+// Specs lists the connectors the server offers.
+func (c *Client) Specs(ctx context.Context) ([]Spec, error) {
+	b, err := c.action(ctx, actionSpecs, nil)
+	if err != nil {
+		return nil, err
+	}
+	var specs []Spec
+	if err := json.Unmarshal(b, &specs); err != nil {
+		return nil, fmt.Errorf("decode specs: %w", err)
+	}
+	return specs, nil
+}
+
+// Connector returns the connector called name, as a Source or a Sink.
+func (c *Client) Connector(ctx context.Context, name string) (Connector, error) {
+	b, err := c.action(ctx, actionSpec, map[string]string{"connector": name})
+	if err != nil {
+		return nil, err
+	}
+	var spec Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, fmt.Errorf("decode spec of %q: %w", name, err)
+	}
+	switch spec.Kind {
+	case KindSource:
+		return &remoteSource{c: c, spec: spec}, nil
+	case KindSink:
+		return &remoteSink{c: c, spec: spec}, nil
+	}
+	return nil, fmt.Errorf("connector %q has unknown kind %q", name, spec.Kind)
+}
+
+type remoteSource struct {
+	c    *Client
+	spec Spec
+}
+
+var _ Source = (*remoteSource)(nil)
+
+func (s *remoteSource) Spec() Spec { return s.spec }
+
+func (s *remoteSource) Schema(ctx context.Context, cfg Config) (*arrow.Schema, error) {
+	raw, err := encodeConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.c.fc.GetSchema(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: raw})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return flight.DeserializeSchema(res.GetSchema(), memory.DefaultAllocator)
+}
+
+func (s *remoteSource) Read(ctx context.Context, cfg Config, mem memory.Allocator, out Emitter) error {
+	raw, err := encodeConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := s.c.fc.DoGet(ctx, &flight.Ticket{Ticket: raw})
+	if err != nil {
+		return fromStatus(err)
+	}
+	mr := &messageReader{recv: stream.Recv, refs: 1, onMeta: func(m appMetadata) error {
+		if len(m.DeadLetters) == 0 {
+			return nil
+		}
+		return out.DeadLetter(ctx, m.DeadLetters)
+	}}
+	rdr, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(mem))
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fromStatus(err)
+	}
+	defer rdr.Release()
+	for rdr.Next() {
+		if err := out.Emit(ctx, rdr.RecordBatch()); err != nil {
+			return err
+		}
+	}
+	if err := rdr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return fromStatus(err)
+	}
+	return nil
+}
+
+type remoteSink struct {
+	c    *Client
+	spec Spec
+}
+
+var _ Sink = (*remoteSink)(nil)
+
+func (s *remoteSink) Spec() Spec { return s.spec }
+
+func (s *remoteSink) Validate(ctx context.Context, cfg Config) error {
+	_, err := s.c.action(ctx, actionValidate, cfg)
+	return err
+}
+
+func (s *remoteSink) Open(ctx context.Context, cfg Config, schema *arrow.Schema) (Writer, error) {
+	raw, err := encodeConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := s.c.fc.DoPut(ctx)
+	if err != nil {
+		cancel()
+		return nil, fromStatus(err)
+	}
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(schema))
+	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: raw})
+	return &remoteWriter{stream: stream, w: w, cancel: cancel}, nil
+}
+
+type remoteWriter struct {
+	stream flight.FlightService_DoPutClient
+	w      *flight.Writer
+	cancel context.CancelFunc
+	rows   int64
+}
+
+func (w *remoteWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	if err := writeChunked(w.w, rec); err != nil {
+		// The server ended the call; its status says why.
+		if errors.Is(err, io.EOF) {
+			return w.finish()
+		}
+		return fromStatus(err)
+	}
+	w.rows += rec.NumRows()
+	return nil
+}
+
+// finish waits for the server's verdict after it stopped reading.
+func (w *remoteWriter) finish() error {
+	defer w.cancel()
+	for {
+		res, err := w.stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("sink ended the stream without acknowledging")
+		}
+		if err != nil {
+			return fromStatus(err)
+		}
+		var meta appMetadata
+		if err := json.Unmarshal(res.GetAppMetadata(), &meta); err != nil {
+			return fmt.Errorf("decode acknowledgement: %w", err)
+		}
+		if meta.Rows != w.rows {
+			return fmt.Errorf("sink acknowledged %d rows, %d were sent", meta.Rows, w.rows)
+		}
+		return nil
+	}
+}
+
+func (w *remoteWriter) Close(ctx context.Context) error {
+	if err := w.w.Close(); err != nil && !errors.Is(err, io.EOF) {
+		w.cancel()
+		return fromStatus(err)
+	}
+	if err := w.stream.CloseSend(); err != nil {
+		w.cancel()
+		return fromStatus(err)
+	}
+	return w.finish()
+}
+
+func (w *remoteWriter) Abort(ctx context.Context) error {
+	w.cancel()
+	return nil
+}

@@ -1,0 +1,224 @@
+package protocol
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Version is the version of this protocol. It is negotiated with go-plugin's
+// VersionedPlugins: a host and a plugin talk only if they share a version.
+const Version = 1
+
+// Connector is anything with a Spec: a Source or a Sink.
+type Connector interface {
+	Spec() Spec
+}
+
+// Config is what a connector receives for one stage of a pipeline. Options
+// have been checked against the Spec (Spec.Check) and paths resolved.
+type Config struct {
+	// Pipeline and Stage name the pipeline and the stage, for messages.
+	Pipeline string `json:"pipeline"`
+	Stage    string `json:"stage"`
+	// Connector is the connector's name in its registry.
+	Connector string `json:"connector"`
+	// BatchRows is the most rows a source should put in one batch.
+	BatchRows int `json:"batch_rows"`
+	// Options are the checked options.
+	Options map[string]any `json:"options"`
+}
+
+// String returns option name, which Check guarantees is a string or absent.
+func (c Config) String(name string) string {
+	s, _ := c.Options[name].(string)
+	return s
+}
+
+// Int returns option name as an int64; JSON numbers (float64) are accepted.
+func (c Config) Int(name string) int64 {
+	switch v := c.Options[name].(type) {
+	case int64:
+		return v
+	case float64:
+		return int64(v)
+	}
+	return 0
+}
+
+// Float returns option name as a float64.
+func (c Config) Float(name string) float64 {
+	switch v := c.Options[name].(type) {
+	case float64:
+		return v
+	case int64:
+		return float64(v)
+	}
+	return math.NaN()
+}
+
+// Bool returns option name as a bool.
+func (c Config) Bool(name string) bool {
+	b, _ := c.Options[name].(bool)
+	return b
+}
+
+// StringList returns option name as a list of strings.
+func (c Config) StringList(name string) []string {
+	switch v := c.Options[name].(type) {
+	case []string:
+		return v
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// StringMap returns option name as a map of strings.
+func (c Config) StringMap(name string) map[string]string {
+	switch v := c.Options[name].(type) {
+	case map[string]string:
+		return v
+	case map[string]any:
+		out := make(map[string]string, len(v))
+		for k, e := range v {
+			if s, ok := e.(string); ok {
+				out[k] = s
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// DeadLetter is one input row that a connector could not turn into a row of
+// its output, with the reason. Nothing is dropped silently: the engine
+// writes every dead letter to the pipeline's dead-letter output and counts
+// it in the run summary.
+type DeadLetter struct {
+	// Origin names where the row came from: a file path, a topic, a table.
+	Origin string `json:"origin"`
+	// Line is the 1-based line (or record offset) in Origin, 0 if unknown.
+	Line int64 `json:"line,omitempty"`
+	// Column names the offending column, "" if the whole row is at fault.
+	Column string `json:"column,omitempty"`
+	// Reason says what was wrong and what was expected.
+	Reason string `json:"reason"`
+	// Raw is the row as read, for repair and replay.
+	Raw string `json:"raw,omitempty"`
+}
+
+func (d DeadLetter) String() string {
+	s := d.Origin
+	if d.Line > 0 {
+		s += fmt.Sprintf(":%d", d.Line)
+	}
+	if d.Column != "" {
+		s += fmt.Sprintf(": column %q", d.Column)
+	}
+	return s + ": " + d.Reason
+}
+
+// Emitter receives what a Source reads. Both methods block while the
+// consumer is busy (backpressure) and return an error when the read must
+// stop (the run was cancelled or failed); the source then returns it.
+type Emitter interface {
+	// Emit hands a batch downstream. The batch is borrowed: Emit retains
+	// what it keeps, and the caller still releases rec afterwards.
+	Emit(ctx context.Context, rec arrow.RecordBatch) error
+	// DeadLetter reports rows that could not be read.
+	DeadLetter(ctx context.Context, rows []DeadLetter) error
+}
+
+// Source reads data from outside into Arrow record batches.
+//
+// Implementations must be safe for concurrent use by several stages: all
+// per-read state belongs to the Read call.
+type Source interface {
+	Connector
+	// Schema returns the schema of the batches Read will emit for cfg.
+	// It is called before any data moves, to validate the pipeline.
+	Schema(ctx context.Context, cfg Config) (*arrow.Schema, error)
+	// Read emits every batch of the input in order and returns nil at its
+	// end. Batches are allocated from mem and respect cfg.BatchRows.
+	Read(ctx context.Context, cfg Config, mem memory.Allocator, out Emitter) error
+}
+
+// Sink writes Arrow record batches to the outside.
+type Sink interface {
+	Connector
+	// Validate checks cfg beyond its spec (a folder that cannot be
+	// created, say) before any data moves.
+	Validate(ctx context.Context, cfg Config) error
+	// Open starts writing batches of the given schema.
+	Open(ctx context.Context, cfg Config, schema *arrow.Schema) (Writer, error)
+}
+
+// Writer writes the batches of one run of a sink. It is used by one
+// goroutine at a time.
+type Writer interface {
+	// Write writes a batch. The batch is borrowed: Write retains what it
+	// keeps past its return.
+	Write(ctx context.Context, rec arrow.RecordBatch) error
+	// Close flushes everything written and makes it durable; only rows
+	// written before a nil Close are acknowledged.
+	Close(ctx context.Context) error
+	// Abort discards what it can of an unfinished write and frees
+	// resources. Called instead of Close when the run fails.
+	Abort(ctx context.Context) error
+}
+
+// Registry is an immutable set of connectors by name.
+type Registry struct {
+	byName map[string]Connector
+	names  []string
+}
+
+// NewRegistry returns a registry of cs. It panics on a duplicate name, which
+// is a programming error.
+func NewRegistry(cs ...Connector) *Registry {
+	r := &Registry{byName: make(map[string]Connector, len(cs))}
+	for _, c := range cs {
+		name := c.Spec().Name
+		if _, dup := r.byName[name]; dup {
+			panic(fmt.Sprintf("protocol: duplicate connector %q", name))
+		}
+		r.byName[name] = c
+		r.names = append(r.names, name)
+	}
+	return r
+}
+
+// Get returns the connector called name.
+func (r *Registry) Get(name string) (Connector, error) {
+	c, ok := r.byName[name]
+	if !ok {
+		msg := fmt.Sprintf("unknown connector %q", name)
+		if near := Nearest(name, r.names); near != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", near)
+		}
+		return nil, fmt.Errorf("%s: %w", msg, ErrNotFound)
+	}
+	return c, nil
+}
+
+// Names returns the connectors' names in registration order.
+func (r *Registry) Names() []string { return append([]string(nil), r.names...) }
+
+// Specs returns every connector's spec in registration order.
+func (r *Registry) Specs() []Spec {
+	out := make([]Spec, len(r.names))
+	for i, n := range r.names {
+		out[i] = r.byName[n].Spec()
+	}
+	return out
+}

@@ -1,0 +1,19 @@
+// Package protocol is the contract between the Vigie engine and its
+// connectors, version 1.
+//
+// A connector is a Source (it produces Arrow record batches) or a Sink (it
+// consumes them). Connectors implement the small Go interfaces of this
+// package; the same implementation runs in-process (tests, benchmarks) or in
+// its own process under hashicorp/go-plugin, where batches cross the process
+// boundary as Arrow Flight streams over gRPC:
+//
+//	spec, validate   DoAction("spec" | "specs" | "validate")
+//	schema           GetSchema(descriptor = request JSON)
+//	read a source    DoGet(ticket = request JSON) -> FlightData stream
+//	write a sink     DoPut(first message's descriptor = request JSON)
+//
+// Record batches larger than MaxMessageBytes are sliced before they cross, so
+// no gRPC message exceeds the transport's limits whatever batch_rows is.
+// Messages that carry only app_metadata (no Arrow data) carry dead-letter
+// rows and, later, positions; see wire.go.
+package protocol

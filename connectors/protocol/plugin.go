@@ -1,0 +1,79 @@
+package protocol
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// Handshake is the go-plugin handshake of every Vigie connector plugin. Its
+// magic cookie never changes; protocol versions are negotiated through
+// VersionedPlugins.
+var Handshake = plugin.HandshakeConfig{
+	MagicCookieKey:   "VIGIE_CONNECTOR_PLUGIN",
+	MagicCookieValue: "7f3b9c2e-vigie-connector-5d41a8e6",
+}
+
+// PluginName is the name under which a plugin process offers its connectors.
+const PluginName = "connectors"
+
+// GRPCPlugin adapts a Registry to go-plugin: it serves the registry's
+// connectors on the plugin side and returns a *Client on the host side.
+type GRPCPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	// Registry is what the plugin side serves; nil on the host side.
+	Registry *Registry
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// GRPCServer registers the Flight service.
+func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	flight.RegisterFlightServiceServer(s, NewServer(p.Registry, memory.NewGoAllocator(), p.Logger))
+	return nil
+}
+
+// GRPCClient returns a *Client.
+func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return NewClient(conn), nil
+}
+
+// VersionedPlugins is the plugin set per protocol version, for both
+// plugin.ServeConfig and plugin.ClientConfig. reg is nil on the host side.
+func VersionedPlugins(reg *Registry, log *slog.Logger) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{
+		Version: {PluginName: &GRPCPlugin{Registry: reg, Logger: log}},
+	}
+}
+
+// GRPCServerOptions are the options a plugin's gRPC server runs with.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+	}
+}
+
+// GRPCDialOptions are the options the host dials a plugin with.
+func GRPCDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+		grpc.MaxCallSendMsgSize(MaxMessageBytes),
+	)}
+}
+
+// Serve runs a plugin process serving reg's connectors until the host
+// kills it. Call it from main; it does not return.
+func Serve(reg *Registry, log *slog.Logger) {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: VersionedPlugins(reg, log),
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return plugin.DefaultGRPCServer(append(opts, GRPCServerOptions()...))
+		},
+	})
+}

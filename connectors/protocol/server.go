@@ -1,0 +1,238 @@
+package protocol
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Server serves the connectors of a Registry as an Arrow Flight service.
+// It is what runs inside a plugin process; tests may also run it in-process.
+type Server struct {
+	flight.BaseFlightServer
+	reg *Registry
+	mem memory.Allocator
+	log *slog.Logger
+}
+
+// NewServer returns a Flight server for reg. Batches read by sources are
+// allocated from mem.
+func NewServer(reg *Registry, mem memory.Allocator, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{reg: reg, mem: mem, log: log}
+}
+
+// prepare decodes a request, finds its connector and checks its options.
+func (s *Server) prepare(raw []byte) (Config, Connector, error) {
+	cfg, err := decodeConfig(raw)
+	if err != nil {
+		return cfg, nil, err
+	}
+	c, err := s.reg.Get(cfg.Connector)
+	if err != nil {
+		return cfg, nil, err
+	}
+	opts, err := c.Spec().Check(cfg.Options)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.Options = opts
+	return cfg, c, nil
+}
+
+func (s *Server) source(raw []byte) (Config, Source, error) {
+	cfg, c, err := s.prepare(raw)
+	if err != nil {
+		return cfg, nil, err
+	}
+	src, ok := c.(Source)
+	if !ok {
+		return cfg, nil, fmt.Errorf("connector %q is not a source: %w", cfg.Connector, ErrConfig)
+	}
+	return cfg, src, nil
+}
+
+func (s *Server) sink(raw []byte) (Config, Sink, error) {
+	cfg, c, err := s.prepare(raw)
+	if err != nil {
+		return cfg, nil, err
+	}
+	snk, ok := c.(Sink)
+	if !ok {
+		return cfg, nil, fmt.Errorf("connector %q is not a sink: %w", cfg.Connector, ErrConfig)
+	}
+	return cfg, snk, nil
+}
+
+// DoAction serves spec, specs and validate.
+func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoActionServer) error {
+	var body any
+	switch a.Type {
+	case actionSpecs:
+		body = s.reg.Specs()
+	case actionSpec:
+		var req struct {
+			Connector string `json:"connector"`
+		}
+		if err := json.Unmarshal(a.Body, &req); err != nil {
+			return toStatus(fmt.Errorf("decode spec request: %v: %w", err, ErrConfig))
+		}
+		c, err := s.reg.Get(req.Connector)
+		if err != nil {
+			return toStatus(err)
+		}
+		body = c.Spec()
+	case actionValidate:
+		cfg, c, err := s.prepare(a.Body)
+		if err != nil {
+			return toStatus(err)
+		}
+		switch c := c.(type) {
+		case Sink:
+			err = c.Validate(stream.Context(), cfg)
+		case Source:
+			_, err = c.Schema(stream.Context(), cfg)
+		}
+		if err != nil {
+			return toStatus(err)
+		}
+		return nil
+	default:
+		return toStatus(fmt.Errorf("unknown action %q: %w", a.Type, ErrNotFound))
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return toStatus(err)
+	}
+	return stream.Send(&flight.Result{Body: b})
+}
+
+// GetSchema returns a source's schema for the config in the descriptor.
+func (s *Server) GetSchema(ctx context.Context, d *flight.FlightDescriptor) (*flight.SchemaResult, error) {
+	cfg, src, err := s.source(d.GetCmd())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	schema, err := src.Schema(ctx, cfg)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &flight.SchemaResult{Schema: flight.SerializeSchema(schema, s.mem)}, nil
+}
+
+// DoGet runs a source and streams what it reads.
+func (s *Server) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	ctx := stream.Context()
+	cfg, src, err := s.source(t.GetTicket())
+	if err != nil {
+		return toStatus(err)
+	}
+	e := &streamEmitter{stream: stream, mem: s.mem}
+	defer e.close()
+	if err := src.Read(ctx, cfg, s.mem, e); err != nil {
+		return toStatus(err)
+	}
+	if e.w == nil { // nothing read: the stream still carries the schema
+		schema, err := src.Schema(ctx, cfg)
+		if err != nil {
+			return toStatus(err)
+		}
+		e.start(schema)
+	}
+	return nil
+}
+
+// streamEmitter writes what a source emits to a DoGet stream.
+type streamEmitter struct {
+	mu     sync.Mutex
+	stream flight.FlightService_DoGetServer
+	mem    memory.Allocator
+	w      *flight.Writer
+}
+
+func (e *streamEmitter) start(schema *arrow.Schema) {
+	e.w = flight.NewRecordWriter(e.stream, ipc.WithSchema(schema), ipc.WithAllocator(e.mem))
+}
+
+func (e *streamEmitter) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if e.w == nil {
+		e.start(rec.Schema())
+	}
+	return writeChunked(e.w, rec)
+}
+
+func (e *streamEmitter) DeadLetter(ctx context.Context, rows []DeadLetter) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(appMetadata{DeadLetters: rows})
+	if err != nil {
+		return err
+	}
+	return e.stream.Send(&flight.FlightData{AppMetadata: b})
+}
+
+func (e *streamEmitter) close() {
+	if e.w != nil {
+		e.w.Close()
+	}
+}
+
+// DoPut runs a sink over the batches of the stream. The final PutResult is
+// sent only after the sink's Close succeeded: it acknowledges durable rows.
+func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
+	ctx := stream.Context()
+	mr := &messageReader{recv: stream.Recv, refs: 1}
+	rdr, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(s.mem))
+	if err != nil {
+		return toStatus(fmt.Errorf("read schema: %w", err))
+	}
+	defer rdr.Release()
+	if mr.descr == nil {
+		return toStatus(fmt.Errorf("first message carries no descriptor: %w", ErrConfig))
+	}
+	cfg, snk, err := s.sink(mr.descr.GetCmd())
+	if err != nil {
+		return toStatus(err)
+	}
+	w, err := snk.Open(ctx, cfg, rdr.Schema())
+	if err != nil {
+		return toStatus(err)
+	}
+	var rows int64
+	for rdr.Next() {
+		rec := rdr.RecordBatch()
+		if err := w.Write(ctx, rec); err != nil {
+			_ = w.Abort(ctx)
+			return toStatus(err)
+		}
+		rows += rec.NumRows()
+	}
+	if err := rdr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		_ = w.Abort(ctx)
+		return toStatus(fmt.Errorf("receive batches: %w", err))
+	}
+	if err := w.Close(ctx); err != nil {
+		return toStatus(err)
+	}
+	b, _ := json.Marshal(appMetadata{Rows: rows})
+	return stream.Send(&flight.PutResult{AppMetadata: b})
+}

@@ -1,0 +1,145 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Transport limits. A batch is sliced so that the Arrow body of one gRPC
+// message stays under MessageTargetBytes, below gRPC's default 4 MiB limit
+// (a third-party peer with default settings can still talk to us). Both
+// ends also accept messages up to MaxMessageBytes, for the rare single row
+// larger than the target.
+const (
+	MessageTargetBytes = 3 << 20
+	MaxMessageBytes    = 256 << 20
+)
+
+// Actions served through Flight's DoAction.
+const (
+	actionSpec     = "vigie.spec"     // body: {"connector": name} -> Spec
+	actionSpecs    = "vigie.specs"    // body: none -> []Spec
+	actionValidate = "vigie.validate" // body: Config -> nothing
+)
+
+// appMetadata is the JSON carried in FlightData.app_metadata and
+// PutResult.app_metadata.
+type appMetadata struct {
+	// DeadLetters travel on messages that carry no Arrow data.
+	DeadLetters []DeadLetter `json:"dead_letters,omitempty"`
+	// Rows is, in a sink's final PutResult, the number of rows made durable.
+	Rows int64 `json:"rows,omitempty"`
+}
+
+func encodeConfig(cfg Config) ([]byte, error) {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encode config of stage %q: %w", cfg.Stage, err)
+	}
+	return b, nil
+}
+
+func decodeConfig(b []byte) (Config, error) {
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("decode request: %v: %w", err, ErrConfig)
+	}
+	return cfg, nil
+}
+
+// batchBytes estimates the bytes of Arrow data behind rec. Sliced arrays
+// count their whole buffers, which errs on the safe side.
+func batchBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, col := range rec.Columns() {
+		n += dataBytes(col.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	return n
+}
+
+// writeChunked writes rec as one or more slices, each under
+// MessageTargetBytes when rows allow it.
+func writeChunked(w *flight.Writer, rec arrow.RecordBatch) error {
+	rows := rec.NumRows()
+	size := batchBytes(rec)
+	if size <= MessageTargetBytes || rows <= 1 {
+		return w.Write(rec)
+	}
+	per := max(1, rows*MessageTargetBytes/size)
+	for off := int64(0); off < rows; off += per {
+		part := rec.NewSlice(off, min(off+per, rows))
+		err := w.Write(part)
+		part.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// messageReader feeds the Arrow IPC messages of a FlightData stream to an
+// ipc.Reader and hands metadata-only messages to onMeta.
+type messageReader struct {
+	recv   func() (*flight.FlightData, error)
+	onMeta func(appMetadata) error
+	descr  *flight.FlightDescriptor
+	msg    *ipc.Message
+	refs   int64
+}
+
+func (m *messageReader) Message() (*ipc.Message, error) {
+	for {
+		fd, err := m.recv()
+		if err != nil {
+			return nil, err
+		}
+		if fd.FlightDescriptor != nil {
+			m.descr = fd.FlightDescriptor
+		}
+		if len(fd.AppMetadata) > 0 && m.onMeta != nil {
+			var meta appMetadata
+			if err := json.Unmarshal(fd.AppMetadata, &meta); err != nil {
+				return nil, fmt.Errorf("decode app_metadata: %w", err)
+			}
+			if err := m.onMeta(meta); err != nil {
+				return nil, err
+			}
+		}
+		if len(fd.DataHeader) == 0 {
+			continue
+		}
+		if m.msg != nil {
+			m.msg.Release()
+		}
+		m.msg = ipc.NewMessage(memory.NewBufferBytes(fd.DataHeader), memory.NewBufferBytes(fd.DataBody))
+		return m.msg, nil
+	}
+}
+
+func (m *messageReader) Retain() { m.refs++ }
+
+func (m *messageReader) Release() {
+	m.refs--
+	if m.refs <= 0 && m.msg != nil {
+		m.msg.Release()
+		m.msg = nil
+	}
+}
