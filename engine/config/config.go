@@ -1,0 +1,498 @@
+// Package config reads pipeline files (pipeline.toml, format version 1) into
+// a checked [Pipeline]: the sources, rules and sinks of one pipeline and the
+// graph that links them.
+//
+// Checking is strict and happens before any data moves: an unknown key, a
+// wrong type, a missing required key, a bad stage name, a duplicate name, an
+// input that does not bind, a cycle among rules are all errors that name the
+// file, the line and the key path. [Parse] reports every problem it finds
+// at once, as an [Errors] value sorted by line.
+//
+// Connector options and rule parameters are free-form here: they are
+// checked later against the connector's spec and the rule's manifest, which
+// can use [Source.OptionPos], [Sink.OptionPos] and [Rule.ParamPos] to point
+// at the right line.
+//
+// The format is documented in docs/pipeline.md.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Limits and defaults of the [pipeline] table.
+const (
+	// FormatVersion is the only value accepted for the optional top-level
+	// "version" key.
+	FormatVersion = 1
+	// DefaultBatchRows is the batch size when batch_rows is not set.
+	DefaultBatchRows = 65536
+	// MaxBatchRows is the largest accepted batch_rows (1 << 24).
+	MaxBatchRows = 1 << 24
+)
+
+// Values of a rule's on_error key.
+const (
+	// OnErrorDeadLetter sends the rows of a batch the rule fails on to the
+	// dead letter output, with the reason, and carries on. It is the default.
+	OnErrorDeadLetter = "dead_letter"
+	// OnErrorFail stops the pipeline when the rule fails on a batch.
+	OnErrorFail = "fail"
+)
+
+// Pipeline is a checked pipeline file. All paths in it are absolute, except
+// inside the free-form connector options and rule params, which the caller
+// resolves with [Pipeline.Resolve]. A Pipeline is not modified after [Parse]
+// returns it and may be shared across goroutines.
+type Pipeline struct {
+	File       string // absolute path of the pipeline file
+	Dir        string // its folder; relative paths resolve against it
+	Version    int    // format version; always FormatVersion
+	Name       string
+	BatchRows  int    // rows per batch, 1..MaxBatchRows
+	DeadLetter string // absolute path of the dead letter output
+	PluginsDir string // absolute path of third-party plugins, "" when unset
+	Sources    []*Source
+	Rules      []*Rule
+	Sinks      []*Sink
+	Pos        Pos // the [pipeline] header
+}
+
+// Source is a [[source]] table: a connector that reads data.
+type Source struct {
+	Name      string
+	Connector string
+	// Options is the free-form [source.options] table, never nil. Values
+	// are TOML values as decoded by BurntSushi/toml: string, int64,
+	// float64, bool, time.Time, []any, map[string]any.
+	Options   map[string]any
+	Pos       Pos            // the [[source]] header
+	OptionPos map[string]Pos // line of each top-level key of Options
+}
+
+// Rule is a [[rule]] table: a WebAssembly module applied to the output of
+// one stage.
+type Rule struct {
+	Name   string
+	Input  string // name of the source or rule it reads
+	Module string // absolute path of the .wasm module
+	// OnError is OnErrorDeadLetter or OnErrorFail.
+	OnError string
+	// Params is the free-form [rule.params] table, never nil, with the
+	// same value types as Source.Options.
+	Params   map[string]any
+	Pos      Pos            // the [[rule]] header
+	ParamPos map[string]Pos // line of each top-level key of Params
+}
+
+// Sink is a [[sink]] table: a connector that writes the output of one
+// stage.
+type Sink struct {
+	Name      string
+	Input     string // name of the source or rule it writes
+	Connector string
+	Options   map[string]any // free-form [sink.options], never nil
+	Pos       Pos            // the [[sink]] header
+	OptionPos map[string]Pos // line of each top-level key of Options
+}
+
+// Load reads and parses the pipeline file at path. Errors in the content of
+// the file are returned as [Errors].
+func Load(path string) (*Pipeline, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load pipeline: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses and checks the content of a pipeline file. file is the name
+// used in error messages and, made absolute, the base of relative paths.
+// When the content is wrong, the error is an [Errors] holding every problem
+// found, sorted by line.
+func Parse(file string, data []byte) (*Pipeline, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, fmt.Errorf("parse pipeline %q: %w", file, err)
+	}
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		e := &Error{Pos: Pos{File: file}, Msg: "invalid TOML: " + err.Error()}
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			e.Pos.Line = pe.Position.Line
+			e.Msg = "invalid TOML: " + pe.Message
+		}
+		return nil, Errors{e}
+	}
+	c := &checker{file: file, loc: locate(data)}
+	p := &Pipeline{File: abs, Dir: filepath.Dir(abs), Version: FormatVersion}
+	c.document(p, raw)
+	if len(c.errs) > 0 {
+		c.errs.sort()
+		return nil, c.errs
+	}
+	return p, nil
+}
+
+// Resolve returns path made absolute against the folder of the pipeline
+// file. An absolute path is only cleaned; "" stays "".
+func (p *Pipeline) Resolve(path string) string {
+	if path == "" {
+		return ""
+	}
+	if filepath.IsAbs(path) {
+		return filepath.Clean(path)
+	}
+	return filepath.Join(p.Dir, path)
+}
+
+// kind is the TOML type a known key must have.
+type kind int
+
+const (
+	kString kind = iota
+	kInteger
+	kTable
+	kTables // array of tables
+)
+
+func (k kind) String() string {
+	switch k {
+	case kString:
+		return "string"
+	case kInteger:
+		return "integer"
+	case kTable:
+		return "table"
+	default:
+		return "array of tables"
+	}
+}
+
+// field is a known key of a table.
+type field struct {
+	key      string
+	kind     kind
+	required bool
+}
+
+func topFields() []field {
+	return []field{
+		{"version", kInteger, false},
+		{"pipeline", kTable, false}, // required; reported by document
+		{"source", kTables, false},
+		{"rule", kTables, false},
+		{"sink", kTables, false},
+	}
+}
+
+func pipelineFields() []field {
+	return []field{
+		{"name", kString, true},
+		{"batch_rows", kInteger, false},
+		{"dead_letter", kString, false},
+		{"plugins_dir", kString, false},
+	}
+}
+
+func sourceFields() []field {
+	return []field{
+		{"name", kString, true},
+		{"connector", kString, true},
+		{"options", kTable, false},
+	}
+}
+
+func ruleFields() []field {
+	return []field{
+		{"name", kString, true},
+		{"input", kString, true},
+		{"module", kString, true},
+		{"on_error", kString, false},
+		{"params", kTable, false},
+	}
+}
+
+func sinkFields() []field {
+	return []field{
+		{"name", kString, true},
+		{"input", kString, true},
+		{"connector", kString, true},
+		{"options", kTable, false},
+	}
+}
+
+// checker accumulates errors while it walks the decoded document.
+type checker struct {
+	file string
+	loc  *locator
+	errs Errors
+}
+
+// at returns the position of a key path.
+func (c *checker) at(path string) Pos {
+	return Pos{File: c.file, Line: c.loc.line(path)}
+}
+
+func (c *checker) fail(pos Pos, key, format string, args ...any) {
+	c.errs = append(c.errs, &Error{Pos: pos, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// fields checks table m, at key path, against spec: unknown keys, wrong
+// types, missing required keys (reported at header). It returns the values
+// of known keys that have the right type.
+func (c *checker) fields(path string, header Pos, m map[string]any, spec []field) map[string]any {
+	known := make([]string, len(spec))
+	for i, f := range spec {
+		known[i] = f.key
+	}
+	good := map[string]any{}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		kp := joinKey(path, k)
+		i := slices.Index(known, k)
+		if i < 0 {
+			what := "key"
+			if _, ok := asTables(m[k]); ok {
+				what = "table"
+			} else if _, ok := m[k].(map[string]any); ok {
+				what = "table"
+			}
+			if s := didYouMean(k, known); s != "" {
+				c.fail(c.at(kp), kp, "unknown %s%s", what, s)
+			} else {
+				c.fail(c.at(kp), kp, "unknown %s; allowed keys: %s", what, strings.Join(known, ", "))
+			}
+			continue
+		}
+		if !matches(spec[i].kind, m[k]) {
+			c.fail(c.at(kp), kp, "expected %s, got %s", spec[i].kind, typeName(m[k]))
+			continue
+		}
+		good[k] = m[k]
+	}
+	for _, f := range spec {
+		if _, ok := m[f.key]; f.required && !ok {
+			c.fail(header, joinKey(path, f.key), "missing required key")
+		}
+	}
+	return good
+}
+
+// matches reports whether v has the TOML type k.
+func matches(k kind, v any) bool {
+	switch k {
+	case kString:
+		_, ok := v.(string)
+		return ok
+	case kInteger:
+		_, ok := v.(int64)
+		return ok
+	case kTable:
+		_, ok := v.(map[string]any)
+		return ok
+	default:
+		_, ok := asTables(v)
+		return ok
+	}
+}
+
+// asTables returns v as an array of tables, whether it was written as
+// [[x]] headers or as an inline array of inline tables.
+func asTables(v any) ([]map[string]any, bool) {
+	switch t := v.(type) {
+	case []map[string]any:
+		return t, true
+	case []any:
+		out := make([]map[string]any, len(t))
+		for i, e := range t {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, false
+			}
+			out[i] = m
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// typeName names the TOML type of a decoded value.
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case int64:
+		return "integer"
+	case float64:
+		return "float"
+	case bool:
+		return "boolean"
+	case time.Time:
+		return "datetime"
+	case map[string]any:
+		return "table"
+	case []map[string]any:
+		return "array of tables"
+	case []any:
+		return "array"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+// validName reports whether s matches ^[a-z][a-z0-9_]*$.
+func validName(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+const nameRule = "a name must start with a lowercase letter and contain only lowercase letters, digits and underscores"
+
+// name checks a stage or pipeline name found at key path.
+func (c *checker) name(path string, v any) string {
+	s, ok := v.(string)
+	if !ok {
+		return ""
+	}
+	if !validName(s) {
+		c.fail(c.at(path), path, "invalid name %q: %s", s, nameRule)
+	}
+	return s
+}
+
+// nonEmpty returns the string at key path, reporting it when empty.
+func (c *checker) nonEmpty(path string, v any) string {
+	s, ok := v.(string)
+	if ok && s == "" {
+		c.fail(c.at(path), path, "must not be empty")
+	}
+	return s
+}
+
+// document checks the whole file and fills p.
+func (c *checker) document(p *Pipeline, raw map[string]any) {
+	top := c.fields("", Pos{File: c.file}, raw, topFields())
+	if v, ok := top["version"].(int64); ok && v != FormatVersion {
+		c.fail(c.at("version"), "version", "unsupported format version %d: this vigie reads version %d", v, FormatVersion)
+	}
+	if m, ok := top["pipeline"].(map[string]any); ok {
+		c.pipeline(p, m)
+	}
+	if _, ok := raw["pipeline"]; !ok {
+		c.fail(Pos{File: c.file}, "pipeline", "missing required table [pipeline]")
+	}
+	srcs, _ := asTables(top["source"])
+	for i, m := range srcs {
+		p.Sources = append(p.Sources, c.source(indexKey("source", i), m))
+	}
+	rules, _ := asTables(top["rule"])
+	for i, m := range rules {
+		p.Rules = append(p.Rules, c.rule(p, indexKey("rule", i), m))
+	}
+	sinks, _ := asTables(top["sink"])
+	for i, m := range sinks {
+		p.Sinks = append(p.Sinks, c.sink(indexKey("sink", i), m))
+	}
+	// A wrongly typed source or sink key was reported already.
+	if _, ok := raw["source"]; len(srcs) == 0 && (!ok || matches(kTables, raw["source"])) {
+		c.fail(Pos{File: c.file}, "source", "no source: a pipeline needs at least one [[source]]")
+	}
+	if _, ok := raw["sink"]; len(sinks) == 0 && (!ok || matches(kTables, raw["sink"])) {
+		c.fail(Pos{File: c.file}, "sink", "no sink: a pipeline needs at least one [[sink]]")
+	}
+	c.graph(p)
+}
+
+func (c *checker) pipeline(p *Pipeline, m map[string]any) {
+	p.Pos = c.at("pipeline")
+	v := c.fields("pipeline", p.Pos, m, pipelineFields())
+	p.Name = c.name("pipeline.name", v["name"])
+	p.BatchRows = DefaultBatchRows
+	if n, ok := v["batch_rows"].(int64); ok {
+		if n < 1 || n > MaxBatchRows {
+			c.fail(c.at("pipeline.batch_rows"), "pipeline.batch_rows",
+				"must be between 1 and %d, got %d", MaxBatchRows, n)
+		}
+		p.BatchRows = int(n)
+	}
+	if dl, ok := v["dead_letter"]; ok {
+		p.DeadLetter = p.Resolve(c.nonEmpty("pipeline.dead_letter", dl))
+	} else if p.Name != "" {
+		p.DeadLetter = p.Resolve(filepath.Join("out", p.Name+".dead_letter.csv"))
+	}
+	if pd, ok := v["plugins_dir"]; ok {
+		p.PluginsDir = p.Resolve(c.nonEmpty("pipeline.plugins_dir", pd))
+	}
+}
+
+// freeForm returns a free-form table (options, params) and the line of each
+// of its top-level keys.
+func (c *checker) freeForm(path string, v any) (map[string]any, map[string]Pos) {
+	m, _ := v.(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+	}
+	pos := make(map[string]Pos, len(m))
+	for k := range m {
+		pos[k] = c.at(joinKey(path, k))
+	}
+	return m, pos
+}
+
+func (c *checker) source(path string, m map[string]any) *Source {
+	s := &Source{Pos: c.at(path)}
+	v := c.fields(path, s.Pos, m, sourceFields())
+	s.Name = c.name(path+".name", v["name"])
+	s.Connector = c.nonEmpty(path+".connector", v["connector"])
+	s.Options, s.OptionPos = c.freeForm(path+".options", v["options"])
+	return s
+}
+
+func (c *checker) rule(p *Pipeline, path string, m map[string]any) *Rule {
+	r := &Rule{Pos: c.at(path), OnError: OnErrorDeadLetter}
+	v := c.fields(path, r.Pos, m, ruleFields())
+	r.Name = c.name(path+".name", v["name"])
+	r.Input = c.nonEmpty(path+".input", v["input"])
+	r.Module = p.Resolve(c.nonEmpty(path+".module", v["module"]))
+	if oe, ok := v["on_error"].(string); ok {
+		if oe != OnErrorDeadLetter && oe != OnErrorFail {
+			c.fail(c.at(path+".on_error"), path+".on_error",
+				"invalid value %q: allowed values are %q and %q", oe, OnErrorDeadLetter, OnErrorFail)
+		}
+		r.OnError = oe
+	}
+	r.Params, r.ParamPos = c.freeForm(path+".params", v["params"])
+	return r
+}
+
+func (c *checker) sink(path string, m map[string]any) *Sink {
+	s := &Sink{Pos: c.at(path)}
+	v := c.fields(path, s.Pos, m, sinkFields())
+	s.Name = c.name(path+".name", v["name"])
+	s.Input = c.nonEmpty(path+".input", v["input"])
+	s.Connector = c.nonEmpty(path+".connector", v["connector"])
+	s.Options, s.OptionPos = c.freeForm(path+".options", v["options"])
+	return s
+}
