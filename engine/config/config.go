@@ -128,8 +128,14 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 		e := &Error{Pos: Pos{File: file}, Msg: "invalid TOML: " + err.Error()}
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
+			// Messages of the decoder may start with a capital letter and end
+			// with a period; errors of this package do neither.
+			msg := strings.TrimSuffix(pe.Message, ".")
+			if msg != "" {
+				msg = strings.ToLower(msg[:1]) + msg[1:]
+			}
 			e.Pos.Line = pe.Position.Line
-			e.Msg = "invalid TOML: " + pe.Message
+			e.Msg = "invalid TOML: " + msg
 		}
 		return nil, Errors{e}
 	}
@@ -236,6 +242,10 @@ type checker struct {
 	file string
 	loc  *locator
 	errs Errors
+	// partial is set when some stage could not be read (a misspelt or
+	// mistyped stage table, a stage without a usable name): an input that
+	// names no known stage may then name that one, so it is not reported.
+	partial bool
 }
 
 // at returns the position of a key path.
@@ -374,6 +384,7 @@ const nameRule = "a name must start with a lowercase letter and contain only low
 func (c *checker) name(path string, v any) string {
 	s, ok := v.(string)
 	if !ok {
+		c.partial = true
 		return ""
 	}
 	if !validName(s) {
@@ -394,6 +405,9 @@ func (c *checker) nonEmpty(path string, v any) string {
 // document checks the whole file and fills p.
 func (c *checker) document(p *Pipeline, raw map[string]any) {
 	top := c.fields("", Pos{File: c.file}, raw, topFields())
+	if len(top) < len(raw) {
+		c.partial = true
+	}
 	if v, ok := top["version"].(int64); ok && v != FormatVersion {
 		c.fail(c.at("version"), "version", "unsupported format version %d: this vigie reads version %d", v, FormatVersion)
 	}

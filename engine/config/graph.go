@@ -137,9 +137,10 @@ func (p *Pipeline) Order() []string {
 
 // stageRef is where a stage name was first defined.
 type stageRef struct {
-	kind Kind
-	path string // "source[0]"
-	pos  Pos    // of its name key
+	kind  Kind
+	index int    // in Sources, Rules or Sinks
+	path  string // "source[0]"
+	pos   Pos    // of its name key
 }
 
 // graph checks stage names and the edges between stages: duplicates,
@@ -147,20 +148,21 @@ type stageRef struct {
 func (c *checker) graph(p *Pipeline) {
 	var all []stageRef
 	var names []string
-	add := func(k Kind, path, name string) {
+	add := func(k Kind, i int, name string) {
 		if name != "" {
-			all = append(all, stageRef{k, path, c.at(path + ".name")})
+			path := indexKey(strings.ToLower(k.String()), i)
+			all = append(all, stageRef{k, i, path, c.at(path + ".name")})
 			names = append(names, name)
 		}
 	}
 	for i, s := range p.Sources {
-		add(KindSource, indexKey("source", i), s.Name)
+		add(KindSource, i, s.Name)
 	}
 	for i, r := range p.Rules {
-		add(KindRule, indexKey("rule", i), r.Name)
+		add(KindRule, i, r.Name)
 	}
 	for i, s := range p.Sinks {
-		add(KindSink, indexKey("sink", i), s.Name)
+		add(KindSink, i, s.Name)
 	}
 	// The first definition is the first in the file, whatever its kind.
 	idx := make([]int, len(all))
@@ -190,6 +192,8 @@ func (c *checker) graph(p *Pipeline) {
 		key := path + ".input"
 		ref, ok := stages[in]
 		switch {
+		case !ok && c.partial:
+			// It may name the stage that could not be read.
 		case !ok:
 			cands := slices.DeleteFunc(slices.Clone(producers), func(s string) bool { return s == self })
 			c.fail(c.at(key), key, "unknown stage %q%s", in, didYouMean(in, cands))
@@ -203,16 +207,16 @@ func (c *checker) graph(p *Pipeline) {
 	for i, s := range p.Sinks {
 		input(indexKey("sink", i), s.Name, s.Input)
 	}
-	c.cycles(p)
+	c.cycles(p, stages)
 }
 
 // cycles reports each cycle among rules once, at the input of the rule of
 // the cycle that comes first in the file.
-func (c *checker) cycles(p *Pipeline) {
-	first := map[string]int{} // rule name -> index of its first definition
-	for i, r := range p.Rules {
-		if _, ok := first[r.Name]; !ok && r.Name != "" {
-			first[r.Name] = i
+func (c *checker) cycles(p *Pipeline, stages map[string]stageRef) {
+	first := map[string]int{} // rule name -> index of the rule it names
+	for name, ref := range stages {
+		if ref.kind == KindRule {
+			first[name] = ref.index
 		}
 	}
 	const (

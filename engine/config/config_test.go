@@ -1,0 +1,591 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The example of docs/pipeline.md.
+const example = `[pipeline]
+name = "demo"
+batch_rows = 65536            # optional, default 65536
+dead_letter = "out/dead_letter.csv"
+plugins_dir = "plugins"
+
+[[source]]
+name = "attendance"
+connector = "csv"
+[source.options]
+path = "examples/data/attendance.csv"
+
+[[rule]]
+name = "absence"
+input = "attendance"
+module = "examples/rules/absence/absence.wasm"
+on_error = "dead_letter"
+[rule.params]
+threshold = 0.10
+
+[[sink]]
+name = "flags"
+input = "absence"
+connector = "parquet"
+[sink.options]
+path = "out/absence.parquet"
+`
+
+// Pieces of small valid files; bad cases are built around them so that only
+// the line under test is wrong. head is lines 1-2, src lines 3-5.
+const (
+	head = "[pipeline]\nname = \"demo\"\n"
+	src  = "[[source]]\nname = \"attendance\"\nconnector = \"csv\"\n"
+	sink = "[[sink]]\nname = \"flags\"\ninput = \"attendance\"\nconnector = \"parquet\"\n"
+)
+
+func TestParseExample(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pipeline.toml")
+	p, err := Parse(file, []byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, got, want any) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s = %v, want %v", what, got, want)
+		}
+	}
+	check("File", p.File, file)
+	check("Dir", p.Dir, dir)
+	check("Version", p.Version, 1)
+	check("Name", p.Name, "demo")
+	check("BatchRows", p.BatchRows, 65536)
+	check("DeadLetter", p.DeadLetter, filepath.Join(dir, "out", "dead_letter.csv"))
+	check("PluginsDir", p.PluginsDir, filepath.Join(dir, "plugins"))
+	check("Pos", p.Pos, Pos{file, 1})
+	if len(p.Sources) != 1 || len(p.Rules) != 1 || len(p.Sinks) != 1 {
+		t.Fatalf("got %d sources, %d rules, %d sinks", len(p.Sources), len(p.Rules), len(p.Sinks))
+	}
+	s, r, k := p.Sources[0], p.Rules[0], p.Sinks[0]
+	check("source name", s.Name, "attendance")
+	check("source connector", s.Connector, "csv")
+	check("source pos", s.Pos, Pos{file, 7})
+	check("source option", s.Options["path"], "examples/data/attendance.csv")
+	check("source option pos", s.OptionPos["path"], Pos{file, 11})
+	check("rule name", r.Name, "absence")
+	check("rule input", r.Input, "attendance")
+	check("rule module", r.Module, filepath.Join(dir, "examples/rules/absence/absence.wasm"))
+	check("rule on_error", r.OnError, OnErrorDeadLetter)
+	check("rule pos", r.Pos, Pos{file, 13})
+	check("rule param", r.Params["threshold"], 0.10)
+	check("rule param pos", r.ParamPos["threshold"], Pos{file, 19})
+	check("sink name", k.Name, "flags")
+	check("sink input", k.Input, "absence")
+	check("sink connector", k.Connector, "parquet")
+	check("sink pos", k.Pos, Pos{file, 21})
+	check("sink option", k.Options["path"], "out/absence.parquet")
+	check("sink option pos", k.OptionPos["path"], Pos{file, 26})
+
+	if got, want := p.Order(), []string{"attendance", "absence", "flags"}; !slices.Equal(got, want) {
+		t.Errorf("Order() = %q, want %q", got, want)
+	}
+	if got := p.Inputs("flags"); !slices.Equal(got, []string{"absence"}) {
+		t.Errorf("Inputs(flags) = %q", got)
+	}
+	if got := p.Inputs("attendance"); got != nil {
+		t.Errorf("Inputs(attendance) = %q, want none", got)
+	}
+	if got := p.Consumers("attendance"); !slices.Equal(got, []string{"absence"}) {
+		t.Errorf("Consumers(attendance) = %q", got)
+	}
+	for name, want := range map[string]Kind{"attendance": KindSource, "absence": KindRule, "flags": KindSink, "nope": KindNone} {
+		if got := p.Kind(name); got != want {
+			t.Errorf("Kind(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestParseGood(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "conf", "pipeline.toml")
+	confDir := filepath.Dir(file)
+	tests := []struct {
+		name  string
+		toml  string
+		check func(t *testing.T, p *Pipeline)
+	}{
+		{
+			name: "defaults",
+			toml: head + src + sink,
+			check: func(t *testing.T, p *Pipeline) {
+				if p.BatchRows != DefaultBatchRows {
+					t.Errorf("BatchRows = %d", p.BatchRows)
+				}
+				if want := filepath.Join(confDir, "out", "demo.dead_letter.csv"); p.DeadLetter != want {
+					t.Errorf("DeadLetter = %q, want %q", p.DeadLetter, want)
+				}
+				if p.PluginsDir != "" {
+					t.Errorf("PluginsDir = %q, want empty", p.PluginsDir)
+				}
+				if p.Sources[0].Options == nil || p.Sinks[0].Options == nil || len(p.Sources[0].OptionPos) != 0 {
+					t.Errorf("options not empty and non-nil")
+				}
+			},
+		},
+		{
+			name: "multiple sinks on one input",
+			toml: head + src + sink + `[[sink]]
+name = "copy"
+input = "attendance"
+connector = "csv"
+`,
+			check: func(t *testing.T, p *Pipeline) {
+				if got, want := p.Consumers("attendance"), []string{"flags", "copy"}; !slices.Equal(got, want) {
+					t.Errorf("Consumers = %q, want %q", got, want)
+				}
+				if got := p.Sink("copy").Pos.Line; got != 10 {
+					t.Errorf("copy line = %d, want 10", got)
+				}
+			},
+		},
+		{
+			name: "relative paths resolve against the file's folder",
+			toml: `[pipeline]
+name = "demo"
+dead_letter = "../dl/rejects.csv"
+plugins_dir = "./plugins"
+` + src + `[[rule]]
+name = "r"
+input = "attendance"
+module = "rules/r.wasm"
+` + sink,
+			check: func(t *testing.T, p *Pipeline) {
+				if want := filepath.Join(dir, "dl", "rejects.csv"); p.DeadLetter != want {
+					t.Errorf("DeadLetter = %q, want %q", p.DeadLetter, want)
+				}
+				if want := filepath.Join(confDir, "plugins"); p.PluginsDir != want {
+					t.Errorf("PluginsDir = %q, want %q", p.PluginsDir, want)
+				}
+				if want := filepath.Join(confDir, "rules", "r.wasm"); p.Rules[0].Module != want {
+					t.Errorf("Module = %q, want %q", p.Rules[0].Module, want)
+				}
+				if got, want := p.Resolve("data/x.csv"), filepath.Join(confDir, "data", "x.csv"); got != want {
+					t.Errorf("Resolve = %q, want %q", got, want)
+				}
+			},
+		},
+		{
+			name: "absolute paths are kept",
+			toml: "[pipeline]\nname = \"demo\"\ndead_letter = \"/var/vigie/dl.csv\"\n" + src +
+				"[[rule]]\nname = \"r\"\ninput = \"attendance\"\nmodule = \"/opt/r.wasm\"\n" + sink,
+			check: func(t *testing.T, p *Pipeline) {
+				if p.DeadLetter != "/var/vigie/dl.csv" || p.Rules[0].Module != "/opt/r.wasm" {
+					t.Errorf("DeadLetter = %q, Module = %q", p.DeadLetter, p.Rules[0].Module)
+				}
+			},
+		},
+		{
+			name: "rules in a chain are ordered by dependency",
+			toml: head + src + `[[rule]]
+name = "score"
+input = "absence"
+module = "score.wasm"
+on_error = "fail"
+[[rule]]
+name = "absence"
+input = "attendance"
+module = "absence.wasm"
+[[sink]]
+name = "alerts"
+input = "score"
+connector = "webhook"
+[[sink]]
+name = "raw"
+input = "attendance"
+connector = "parquet"
+`,
+			check: func(t *testing.T, p *Pipeline) {
+				if got, want := p.Order(), []string{"attendance", "absence", "score", "alerts", "raw"}; !slices.Equal(got, want) {
+					t.Errorf("Order = %q, want %q", got, want)
+				}
+				if got, want := p.Consumers("attendance"), []string{"absence", "raw"}; !slices.Equal(got, want) {
+					t.Errorf("Consumers = %q, want %q", got, want)
+				}
+				if p.Rule("score").OnError != OnErrorFail || p.Rule("absence").OnError != OnErrorDeadLetter {
+					t.Errorf("on_error not decoded")
+				}
+			},
+		},
+		{
+			name: "unconsumed source and rule are allowed",
+			toml: head + src + "[[source]]\nname = \"unused\"\nconnector = \"csv\"\n" +
+				"[[rule]]\nname = \"dangling\"\ninput = \"attendance\"\nmodule = \"d.wasm\"\n" + sink,
+			check: func(t *testing.T, p *Pipeline) {
+				if p.Consumers("unused") != nil || p.Consumers("dangling") != nil {
+					t.Errorf("unexpected consumers")
+				}
+			},
+		},
+		{
+			name: "inline tables and free-form options",
+			toml: `version = 1
+pipeline = { name = "demo", batch_rows = 1 }
+source = [
+  { name = "a", connector = "csv", options = { path = "a.csv" } },
+  { name = "b", connector = "csv", options = { path = "b.csv", "odd key" = [1, 2] } },
+]
+[[sink]]
+name = "out"
+input = "b"
+connector = "csv"
+[sink.options]
+path = """
+multi
+line"""
+columns.keep = ["id"]
+when = 2024-09-02T08:00:00Z
+`,
+			check: func(t *testing.T, p *Pipeline) {
+				if p.BatchRows != 1 || len(p.Sources) != 2 {
+					t.Fatalf("BatchRows = %d, %d sources", p.BatchRows, len(p.Sources))
+				}
+				b := p.Sources[1]
+				if b.Pos.Line != 5 || b.OptionPos["odd key"].Line != 5 {
+					t.Errorf("source b at %v, odd key at %v; want line 5", b.Pos, b.OptionPos["odd key"])
+				}
+				o := p.Sinks[0].OptionPos
+				if o["path"].Line != 12 || o["columns"].Line != 15 || o["when"].Line != 16 {
+					t.Errorf("sink option lines: %v", o)
+				}
+				if _, ok := p.Sinks[0].Options["columns"].(map[string]any); !ok {
+					t.Errorf("columns option is %T", p.Sinks[0].Options["columns"])
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Parse(file, []byte(tt.toml))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			tt.check(t, p)
+		})
+	}
+}
+
+func TestParseBad(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want string // the whole error text, one error per line
+	}{
+		{
+			name: "toml syntax error",
+			toml: head + "batch_rows = \n" + src + sink,
+			want: `pipeline.toml:3: invalid TOML: expected value but found '\n' instead`,
+		},
+		{
+			name: "toml unterminated string",
+			toml: head + src + "[source.options]\npath = \"a.csv\n" + sink,
+			want: `pipeline.toml:7: invalid TOML: strings cannot contain newlines`,
+		},
+		{
+			name: "toml duplicate key",
+			toml: head + src + "name = \"again\"\n" + sink,
+			want: `pipeline.toml:6: invalid TOML: key 'source.name' has already been defined`,
+		},
+		{
+			name: "unknown key with suggestion",
+			toml: head + "[[source]]\nname = \"attendance\"\nconector = \"csv\"\n" + sink,
+			want: "pipeline.toml:3: source[0].connector: missing required key\n" +
+				`pipeline.toml:5: source[0].conector: unknown key (did you mean "connector"?)`,
+		},
+		{
+			name: "unknown array of tables",
+			toml: head + src + "[[rules]]\nname = \"r\"\n" + sink,
+			want: `pipeline.toml:6: rules: unknown table (did you mean "rule"?)`,
+		},
+		{
+			name: "unknown key without suggestion",
+			toml: head + "colour = \"blue\"\n" + src + sink,
+			want: `pipeline.toml:3: pipeline.colour: unknown key; allowed keys: name, batch_rows, dead_letter, plugins_dir`,
+		},
+		{
+			name: "unknown key transposed letters",
+			toml: head + "bacth_rows = 10\n" + src + sink,
+			want: `pipeline.toml:3: pipeline.bacth_rows: unknown key (did you mean "batch_rows"?)`,
+		},
+		{
+			name: "unknown sub-table",
+			toml: head + src + "[source.option]\npath = \"a.csv\"\n" + sink,
+			want: `pipeline.toml:6: source[0].option: unknown table (did you mean "options"?)`,
+		},
+		{
+			name: "unknown dotted key in second sink",
+			toml: head + src + sink + "[[sink]]\nname = \"b\"\ninput = \"attendance\"\nconnector = \"csv\"\noptions.path = \"b\"\nformat.kind = \"x\"\n",
+			want: `pipeline.toml:15: sink[1].format: unknown table; allowed keys: name, input, connector, options`,
+		},
+		{
+			name: "unknown quoted top-level key",
+			toml: "\"my key\" = 1\n" + head + src + sink,
+			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, sink`,
+		},
+		{
+			name: "wrong type string for integer",
+			toml: head + "batch_rows = \"big\"\n" + src + sink,
+			want: `pipeline.toml:3: pipeline.batch_rows: expected integer, got string`,
+		},
+		{
+			name: "wrong type float for integer",
+			toml: head + "batch_rows = 1.5\n" + src + sink,
+			want: `pipeline.toml:3: pipeline.batch_rows: expected integer, got float`,
+		},
+		{
+			name: "wrong type integer for name",
+			toml: head + "[[source]]\nname = 3\nconnector = \"csv\"\n" + sink,
+			want: `pipeline.toml:4: source[0].name: expected string, got integer`,
+		},
+		{
+			name: "wrong type options",
+			toml: head + src + "options = \"path=a.csv\"\n" + sink,
+			want: `pipeline.toml:6: source[0].options: expected table, got string`,
+		},
+		{
+			name: "wrong type single table for array",
+			toml: head + "[source]\nname = \"attendance\"\nconnector = \"csv\"\n" + sink,
+			want: `pipeline.toml:3: source: expected array of tables, got table`,
+		},
+		{
+			name: "wrong type pipeline",
+			toml: "pipeline = \"demo\"\n" + src + sink,
+			want: `pipeline.toml:1: pipeline: expected table, got string`,
+		},
+		{
+			name: "wrong type after multi-line string",
+			toml: head + src + "[source.options]\nnote = '''\nname = 1\n'''\n[[rule]]\nname = true\ninput = \"attendance\"\nmodule = \"m.wasm\"\n" + sink,
+			want: `pipeline.toml:11: rule[0].name: expected string, got boolean`,
+		},
+		{
+			name: "batch_rows zero",
+			toml: head + "batch_rows = 0\n" + src + sink,
+			want: `pipeline.toml:3: pipeline.batch_rows: must be between 1 and 16777216, got 0`,
+		},
+		{
+			name: "batch_rows too large",
+			toml: head + "batch_rows = 16777217\n" + src + sink,
+			want: `pipeline.toml:3: pipeline.batch_rows: must be between 1 and 16777216, got 16777217`,
+		},
+		{
+			name: "missing pipeline name",
+			toml: "# comment\n[pipeline]\nbatch_rows = 10\n" + src + sink,
+			want: `pipeline.toml:2: pipeline.name: missing required key`,
+		},
+		{
+			name: "missing pipeline table",
+			toml: src + sink,
+			want: `pipeline.toml: pipeline: missing required table [pipeline]`,
+		},
+		{
+			name: "missing source connector",
+			toml: head + "\n[[source]]\nname = \"attendance\"\n" + sink,
+			want: `pipeline.toml:4: source[0].connector: missing required key`,
+		},
+		{
+			name: "missing rule input and module",
+			toml: head + src + "[[rule]]\nname = \"r\"\n" + sink,
+			want: "pipeline.toml:6: rule[0].input: missing required key\n" +
+				"pipeline.toml:6: rule[0].module: missing required key",
+		},
+		{
+			name: "missing sink keys",
+			toml: head + src + "[[sink]]\n",
+			want: "pipeline.toml:6: sink[0].connector: missing required key\n" +
+				"pipeline.toml:6: sink[0].input: missing required key\n" +
+				"pipeline.toml:6: sink[0].name: missing required key",
+		},
+		{
+			name: "empty strings",
+			toml: head + "[[source]]\nname = \"attendance\"\nconnector = \"\"\n[[rule]]\nname = \"r\"\ninput = \"\"\nmodule = \"\"\n" + sink,
+			want: "pipeline.toml:5: source[0].connector: must not be empty\n" +
+				"pipeline.toml:8: rule[0].input: must not be empty\n" +
+				"pipeline.toml:9: rule[0].module: must not be empty",
+		},
+		{
+			name: "invalid names",
+			toml: "[pipeline]\nname = \"Demo\"\n[[source]]\nname = \"2024_grades\"\nconnector = \"csv\"\n[[sink]]\nname = \"out-file\"\ninput = \"2024_grades\"\nconnector = \"csv\"\n",
+			want: `pipeline.toml:2: pipeline.name: invalid name "Demo": ` + nameRule + "\n" +
+				`pipeline.toml:4: source[0].name: invalid name "2024_grades": ` + nameRule + "\n" +
+				`pipeline.toml:7: sink[0].name: invalid name "out-file": ` + nameRule,
+		},
+		{
+			name: "duplicate stage name",
+			toml: head + src + "[[rule]]\nname = \"attendance\"\ninput = \"attendance\"\nmodule = \"m.wasm\"\n" + sink,
+			want: `pipeline.toml:7: rule[0].name: duplicate stage name "attendance" (first defined by source[0] at pipeline.toml:4)`,
+		},
+		{
+			name: "duplicate sink name defined before source",
+			toml: head + "[[sink]]\nname = \"attendance\"\ninput = \"attendance\"\nconnector = \"csv\"\n" + src,
+			want: "pipeline.toml:5: sink[0].input: stage \"attendance\" is a sink, which has no output: an input must be a source or a rule\n" +
+				"pipeline.toml:8: source[0].name: duplicate stage name \"attendance\" (first defined by sink[0] at pipeline.toml:4)",
+		},
+		{
+			name: "dangling input with suggestion",
+			toml: head + src + "[[rule]]\nname = \"absence\"\ninput = \"attendence\"\nmodule = \"m.wasm\"\n" + sink,
+			want: `pipeline.toml:8: rule[0].input: unknown stage "attendence" (did you mean "attendance"?)`,
+		},
+		{
+			name: "dangling input without suggestion",
+			toml: head + src + "[[sink]]\nname = \"out\"\ninput = \"grades\"\nconnector = \"csv\"\n",
+			want: `pipeline.toml:8: sink[0].input: unknown stage "grades"`,
+		},
+		{
+			name: "sink input is a sink",
+			toml: head + src + sink + "[[sink]]\nname = \"again\"\ninput = \"flags\"\nconnector = \"csv\"\n",
+			want: `pipeline.toml:12: sink[1].input: stage "flags" is a sink, which has no output: an input must be a source or a rule`,
+		},
+		{
+			name: "rule input is a sink",
+			toml: head + src + sink + "[[rule]]\nname = \"r\"\ninput = \"flags\"\nmodule = \"m.wasm\"\n",
+			want: `pipeline.toml:12: rule[0].input: stage "flags" is a sink, which has no output: an input must be a source or a rule`,
+		},
+		{
+			name: "cycle of two rules",
+			toml: head + src + "[[rule]]\nname = \"a\"\ninput = \"b\"\nmodule = \"m.wasm\"\n[[rule]]\nname = \"b\"\ninput = \"a\"\nmodule = \"m.wasm\"\n" + sink,
+			want: `pipeline.toml:8: rule[0].input: cycle among rules: a -> b -> a`,
+		},
+		{
+			name: "cycle of three rules",
+			toml: head + src + "[[rule]]\nname = \"x\"\ninput = \"z\"\nmodule = \"m\"\n[[rule]]\nname = \"y\"\ninput = \"x\"\nmodule = \"m\"\n[[rule]]\nname = \"z\"\ninput = \"y\"\nmodule = \"m\"\n[[rule]]\nname = \"w\"\ninput = \"z\"\nmodule = \"m\"\n" + sink,
+			want: `pipeline.toml:8: rule[0].input: cycle among rules: x -> y -> z -> x`,
+		},
+		{
+			name: "rule reading itself",
+			toml: head + src + "[[rule]]\nname = \"a\"\ninput = \"a\"\nmodule = \"m.wasm\"\n" + sink,
+			want: `pipeline.toml:8: rule[0].input: cycle among rules: a -> a`,
+		},
+		{
+			name: "no source",
+			toml: head + sink,
+			want: "pipeline.toml: source: no source: a pipeline needs at least one [[source]]\n" +
+				`pipeline.toml:5: sink[0].input: unknown stage "attendance"`,
+		},
+		{
+			name: "no sink",
+			toml: head + src,
+			want: `pipeline.toml: sink: no sink: a pipeline needs at least one [[sink]]`,
+		},
+		{
+			name: "empty source array",
+			toml: "source = []\n" + head + sink,
+			want: "pipeline.toml: source: no source: a pipeline needs at least one [[source]]\n" +
+				`pipeline.toml:6: sink[0].input: unknown stage "attendance"`,
+		},
+		{
+			name: "bad on_error",
+			toml: head + src + "[[rule]]\nname = \"r\"\ninput = \"attendance\"\nmodule = \"m.wasm\"\non_error = \"skip\"\n" + sink,
+			want: `pipeline.toml:10: rule[0].on_error: invalid value "skip": allowed values are "dead_letter" and "fail"`,
+		},
+		{
+			name: "unsupported version",
+			toml: "version = 2\n" + head + src + sink,
+			want: `pipeline.toml:1: version: unsupported format version 2: this vigie reads version 1`,
+		},
+		{
+			name: "error in inline array of tables",
+			toml: "source = [\n  { name = \"a\", connector = \"csv\" },\n  { name = \"b\", conector = \"csv\" },\n]\n" + head + sink,
+			want: `pipeline.toml:3: source[1].conector: unknown key (did you mean "connector"?)` + "\n" +
+				"pipeline.toml:3: source[1].connector: missing required key\n" +
+				`pipeline.toml:9: sink[0].input: unknown stage "attendance"`,
+		},
+		{
+			name: "every error at once, sorted by line",
+			toml: `[pipeline]
+name = "demo"
+batch_rows = -1
+
+[[source]]
+name = "attendance"
+conector = "csv"
+
+[[rule]]
+name = "absence"
+input = "attendence"
+module = "absence.wasm"
+on_error = "ignore"
+
+[[sink]]
+name = "flags"
+input = "absence"
+connector = "parquet"
+`,
+			want: `pipeline.toml:3: pipeline.batch_rows: must be between 1 and 16777216, got -1
+pipeline.toml:5: source[0].connector: missing required key
+pipeline.toml:7: source[0].conector: unknown key (did you mean "connector"?)
+pipeline.toml:11: rule[0].input: unknown stage "attendence" (did you mean "attendance"?)
+pipeline.toml:13: rule[0].on_error: invalid value "ignore": allowed values are "dead_letter" and "fail"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Parse("pipeline.toml", []byte(tt.toml))
+			if err == nil {
+				t.Fatalf("Parse succeeded, want error:\n%s", tt.want)
+			}
+			if p != nil {
+				t.Errorf("Parse returned a pipeline with an error")
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("error:\n%s\nwant:\n%s", got, tt.want)
+			}
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != strings.Count(tt.want, "\n")+1 {
+				t.Errorf("errors.As(Errors) = %d errors", len(errs))
+			}
+			var e *Error
+			if !errors.As(err, &e) || e != errs[0] {
+				t.Errorf("errors.As(*Error) did not find the first error")
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pipeline.toml")
+	if err := os.WriteFile(file, []byte(example), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.File != file || p.Dir != dir {
+		t.Errorf("File = %q, Dir = %q", p.File, p.Dir)
+	}
+	_, err = Load(filepath.Join(dir, "missing.toml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want os.ErrNotExist", err)
+	}
+	if err := os.WriteFile(file, []byte(head+src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(file)
+	var e *Error
+	if !errors.As(err, &e) || e.Pos.File != file || e.Key != "sink" {
+		t.Errorf("Load(no sink) = %v", err)
+	}
+}
+
+func TestPosString(t *testing.T) {
+	if got := (Pos{"p.toml", 3}).String(); got != "p.toml:3" {
+		t.Errorf("got %q", got)
+	}
+	if got := (Pos{"p.toml", 0}).String(); got != "p.toml" {
+		t.Errorf("got %q", got)
+	}
+}
