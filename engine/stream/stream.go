@@ -1,0 +1,377 @@
+// Package stream runs a pipeline as a directed acyclic graph of stages joined
+// by bounded channels of Arrow record batches.
+//
+// # Contract of a stage
+//
+//   - A batch travelling on a channel carries exactly one reference, owned
+//     by the receiver. Outbox.Send takes ownership of the batch it is given
+//     (it releases it if it cannot deliver it); whoever gets a batch from
+//     Inbox.Recv must release it once.
+//   - The engine owns every channel: it closes a stage's outputs when the
+//     stage's Run returns, and releases batches left in channels when a run
+//     is cancelled. A stage never closes a channel.
+//   - Channels are bounded (RunOptions.Buffer), so a slow sink slows the
+//     sources (backpressure) and memory stays bounded.
+//   - The first stage to return an error cancels the run; the run's error
+//     names that stage. A graceful stop (RunOptions.Stop) ends the sources
+//     only: what is in flight drains through the graph and sinks flush.
+//   - A transform or sink must read its input until Inbox.Recv returns
+//     io.EOF (or the run is cancelled); returning nil earlier is an error,
+//     since rows would be lost.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// ErrInterrupted is returned by Graph.Run after a graceful stop.
+var ErrInterrupted = errors.New("run interrupted")
+
+// Source is a stage with no input.
+type Source interface {
+	Run(ctx context.Context, st *Stage, out *Outbox) error
+}
+
+// Transform is a stage with one input and outputs.
+type Transform interface {
+	Run(ctx context.Context, st *Stage, in *Inbox, out *Outbox) error
+}
+
+// Sink is a stage with one input and no output.
+type Sink interface {
+	Run(ctx context.Context, st *Stage, in *Inbox) error
+}
+
+// SourceFunc, TransformFunc and SinkFunc adapt functions to stages.
+type (
+	SourceFunc    func(ctx context.Context, st *Stage, out *Outbox) error
+	TransformFunc func(ctx context.Context, st *Stage, in *Inbox, out *Outbox) error
+	SinkFunc      func(ctx context.Context, st *Stage, in *Inbox) error
+)
+
+// Run calls f.
+func (f SourceFunc) Run(ctx context.Context, st *Stage, out *Outbox) error { return f(ctx, st, out) }
+
+// Run calls f.
+func (f TransformFunc) Run(ctx context.Context, st *Stage, in *Inbox, out *Outbox) error {
+	return f(ctx, st, in, out)
+}
+
+// Run calls f.
+func (f SinkFunc) Run(ctx context.Context, st *Stage, in *Inbox) error { return f(ctx, st, in) }
+
+// Kind of a stage.
+type Kind string
+
+// Stage kinds.
+const (
+	KindSource    Kind = "source"
+	KindTransform Kind = "rule"
+	KindSink      Kind = "sink"
+)
+
+// DeadLetter is a row that a stage could not process, with the reason.
+type DeadLetter struct {
+	Stage  string // set by the engine
+	Origin string // file, topic, rule module...
+	Line   int64  // line or offset in Origin, 0 if unknown
+	Column string // offending column, "" for the whole row
+	Reason string
+	Raw    string // the row as read, or as JSON
+}
+
+// DeadLetterWriter stores dead letters. The engine calls it from one
+// goroutine at a time.
+type DeadLetterWriter interface {
+	WriteDeadLetters(rows []DeadLetter) error
+}
+
+// Stats counts what went through a stage. Safe for concurrent use.
+type Stats struct {
+	RowsIn, RowsOut, DeadLettered, BatchesOut atomic.Int64
+}
+
+// Stage is a running stage's handle on the engine.
+type Stage struct {
+	Name  string
+	Kind  Kind
+	Log   *slog.Logger
+	Stats *Stats
+	dl    *deadLetters
+}
+
+// DeadLetter records rows that the stage could not process. They count in
+// the stage's summary and go to the run's dead-letter output.
+func (s *Stage) DeadLetter(rows ...DeadLetter) error {
+	for i := range rows {
+		rows[i].Stage = s.Name
+	}
+	s.Stats.DeadLettered.Add(int64(len(rows)))
+	return s.dl.write(rows)
+}
+
+type deadLetters struct {
+	mu sync.Mutex
+	w  DeadLetterWriter
+}
+
+func (d *deadLetters) write(rows []DeadLetter) error {
+	if d.w == nil || len(rows) == 0 {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.w.WriteDeadLetters(rows); err != nil {
+		return fmt.Errorf("write dead letters: %w", err)
+	}
+	return nil
+}
+
+// Inbox is a stage's input.
+type Inbox struct {
+	ch    chan arrow.RecordBatch
+	stats *Stats
+	eof   bool
+}
+
+// Recv returns the next batch, which the caller owns and must release;
+// io.EOF when the input has ended; the context's error when cancelled.
+func (in *Inbox) Recv(ctx context.Context) (arrow.RecordBatch, error) {
+	select {
+	case rec, ok := <-in.ch:
+		if !ok {
+			in.eof = true
+			return nil, io.EOF
+		}
+		in.stats.RowsIn.Add(rec.NumRows())
+		return rec, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// drain releases whatever is left in the input until it is closed.
+func (in *Inbox) drain() {
+	for rec := range in.ch {
+		rec.Release()
+	}
+}
+
+// Outbox is a stage's output, fanned out to every consumer.
+type Outbox struct {
+	edges []chan arrow.RecordBatch
+	stats *Stats
+}
+
+// Send delivers rec to every consumer, blocking while they are busy. It
+// takes ownership of rec: on return the caller must not use or release it.
+// A batch without rows is released and not sent.
+func (o *Outbox) Send(ctx context.Context, rec arrow.RecordBatch) error {
+	n := rec.NumRows()
+	if n == 0 || len(o.edges) == 0 {
+		rec.Release()
+		return ctx.Err()
+	}
+	for range len(o.edges) - 1 {
+		rec.Retain()
+	}
+	for i, ch := range o.edges {
+		select {
+		case ch <- rec:
+		case <-ctx.Done():
+			for range len(o.edges) - i {
+				rec.Release()
+			}
+			return ctx.Err()
+		}
+	}
+	o.stats.RowsOut.Add(n)
+	o.stats.BatchesOut.Add(1)
+	return nil
+}
+
+type node struct {
+	name    string
+	kind    Kind
+	input   string
+	src     Source
+	xf      Transform
+	snk     Sink
+	stats   Stats
+	in      *Inbox
+	out     *Outbox
+	started time.Time
+}
+
+// Graph is a DAG of stages. Build it with the Add methods, then Run it once.
+type Graph struct {
+	name  string
+	nodes []*node
+	by    map[string]*node
+}
+
+// NewGraph returns an empty graph for the named pipeline.
+func NewGraph(name string) *Graph {
+	return &Graph{name: name, by: map[string]*node{}}
+}
+
+func (g *Graph) add(n *node) error {
+	if _, dup := g.by[n.name]; dup {
+		return fmt.Errorf("duplicate stage %q", n.name)
+	}
+	if n.kind != KindSource {
+		up, ok := g.by[n.input]
+		if !ok {
+			return fmt.Errorf("stage %q: unknown input %q (add stages in topological order)", n.name, n.input)
+		}
+		if up.kind == KindSink {
+			return fmt.Errorf("stage %q: input %q is a sink", n.name, n.input)
+		}
+	}
+	g.nodes = append(g.nodes, n)
+	g.by[n.name] = n
+	return nil
+}
+
+// AddSource adds a source stage.
+func (g *Graph) AddSource(name string, s Source) error {
+	return g.add(&node{name: name, kind: KindSource, src: s})
+}
+
+// AddTransform adds a stage reading the output of input.
+func (g *Graph) AddTransform(name, input string, t Transform) error {
+	return g.add(&node{name: name, kind: KindTransform, input: input, xf: t})
+}
+
+// AddSink adds a sink reading the output of input.
+func (g *Graph) AddSink(name, input string, s Sink) error {
+	return g.add(&node{name: name, kind: KindSink, input: input, snk: s})
+}
+
+// RunOptions tune a run.
+type RunOptions struct {
+	// Buffer is the capacity, in batches, of each channel (default 4).
+	Buffer int
+	// Stop, when closed, stops the sources gracefully: in-flight batches
+	// drain, sinks flush, and Run returns ErrInterrupted.
+	Stop <-chan struct{}
+	// Log receives the engine's logs; each stage gets a child logger.
+	Log *slog.Logger
+	// DeadLetters receives rejected rows; nil keeps only their count.
+	DeadLetters DeadLetterWriter
+}
+
+// Run runs the graph until every source has ended and every batch has
+// reached the sinks, or until the first error or ctx's cancellation. The
+// summary is returned in every case.
+func (g *Graph) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
+	if opts.Buffer <= 0 {
+		opts.Buffer = 4
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	dl := &deadLetters{w: opts.DeadLetters}
+
+	// Wire the channels: one per edge, owned by the engine.
+	for _, n := range g.nodes {
+		n.out = &Outbox{stats: &n.stats}
+		if n.kind != KindSource {
+			n.in = &Inbox{ch: make(chan arrow.RecordBatch, opts.Buffer), stats: &n.stats}
+			up := g.by[n.input]
+			up.out.edges = append(up.out.edges, n.in.ch)
+		}
+	}
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	srcCtx, stopSources := context.WithCancel(runCtx)
+	defer stopSources()
+	var stopped atomic.Bool
+	if opts.Stop != nil {
+		go func() {
+			select {
+			case <-opts.Stop:
+				stopped.Store(true)
+				stopSources()
+			case <-srcCtx.Done():
+			}
+		}()
+	}
+
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		errOnce.Do(func() {
+			firstErr = err
+			cancel(err)
+		})
+	}
+	for _, n := range g.nodes {
+		st := &Stage{Name: n.name, Kind: n.kind, Log: opts.Log.With("stage", n.name), Stats: &n.stats, dl: dl}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				for _, ch := range n.out.edges {
+					close(ch)
+				}
+			}()
+			if err := g.runNode(runCtx, srcCtx, &stopped, n, st); err != nil {
+				fail(fmt.Errorf("stage %q: %w", n.name, err))
+			}
+			if n.in != nil {
+				n.in.drain()
+			}
+		}()
+	}
+	wg.Wait()
+
+	sum := g.summary(start)
+	switch {
+	case firstErr != nil:
+		sum.Err = firstErr
+	case ctx.Err() != nil:
+		sum.Err = ctx.Err()
+	case stopped.Load():
+		sum.Err = ErrInterrupted
+	}
+	return sum, sum.Err
+}
+
+func (g *Graph) runNode(runCtx, srcCtx context.Context, stopped *atomic.Bool, n *node, st *Stage) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	switch n.kind {
+	case KindSource:
+		err = n.src.Run(srcCtx, st, n.out)
+		if err != nil && stopped.Load() && errors.Is(err, context.Canceled) && runCtx.Err() == nil {
+			return nil // graceful stop: the source ended where it was
+		}
+		return err
+	case KindTransform:
+		err = n.xf.Run(runCtx, st, n.in, n.out)
+	case KindSink:
+		err = n.snk.Run(runCtx, st, n.in)
+	}
+	if err == nil && !n.in.eof && runCtx.Err() == nil {
+		return errors.New("stage returned before its input ended")
+	}
+	return err
+}
