@@ -1,0 +1,276 @@
+// Package host runs Vigie indicator rules: WebAssembly modules that follow
+// the rule ABI (rules/abi, rules/ABI.md), on wazero.
+//
+// A Runtime loads and compiles modules (with an on-disk compilation cache);
+// a Module is one checked rule file; a Binding ties its inputs to an
+// upstream Arrow schema; an Instance evaluates batches. Several instances of
+// one module may run in parallel, each with its own memory; one Instance is
+// never used by two goroutines at once.
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/vigie-edu/vigie/rules/abi"
+)
+
+// Runtime compiles and runs rule modules. It is safe for concurrent use.
+// Close it when done; modules and instances from it are unusable after.
+type Runtime struct {
+	rt     wazero.Runtime
+	cache  wazero.CompilationCache
+	logger *slog.Logger
+}
+
+// Option configures a Runtime.
+type Option func(*options)
+
+type options struct {
+	cacheDir    string
+	logger      *slog.Logger
+	memoryPages uint32
+}
+
+// WithCacheDir sets the directory of the compilation cache. The default is
+// os.UserCacheDir()/vigie/wazero; when the directory is unusable the cache
+// is kept in memory.
+func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
+
+// WithLogger sets the logger that receives the rules' log messages,
+// stdout and stderr. The default discards them.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMemoryLimitPages caps the linear memory of every instance, in 64 KiB
+// pages (the default is wazero's, 65536 pages: 4 GiB).
+func WithMemoryLimitPages(pages uint32) Option {
+	return func(o *options) { o.memoryPages = pages }
+}
+
+// NewRuntime returns a Runtime with the vigie host functions and a
+// sandboxed WASI.
+func NewRuntime(ctx context.Context, opts ...Option) (*Runtime, error) {
+	o := options{logger: slog.New(slog.DiscardHandler)}
+	if dir, err := os.UserCacheDir(); err == nil {
+		o.cacheDir = filepath.Join(dir, "vigie", "wazero")
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var cache wazero.CompilationCache
+	if o.cacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(o.cacheDir)
+		if err != nil {
+			o.logger.Warn("wazero compilation cache unusable, keeping it in memory", "dir", o.cacheDir, "error", err)
+		} else {
+			cache = c
+		}
+	}
+	if cache == nil {
+		cache = wazero.NewCompilationCache()
+	}
+	cfg := wazero.NewRuntimeConfig().WithCompilationCache(cache).WithCloseOnContextDone(true)
+	if o.memoryPages > 0 {
+		cfg = cfg.WithMemoryLimitPages(o.memoryPages)
+	}
+	r := &Runtime{rt: wazero.NewRuntimeWithConfig(ctx, cfg), cache: cache, logger: o.logger}
+	if err := r.instantiateHostModules(ctx); err != nil {
+		_ = r.Close(ctx)
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Runtime) instantiateHostModules(ctx context.Context) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
+		return fmt.Errorf("instantiate wasi: %w", err)
+	}
+	_, err := r.rt.NewHostModuleBuilder(abi.ImportModule).
+		NewFunctionBuilder().WithFunc(hostLog).Export(abi.ImportLog).
+		NewFunctionBuilder().WithFunc(hostFail).Export(abi.ImportFail).
+		Instantiate(ctx)
+	if err != nil {
+		return fmt.Errorf("instantiate vigie host module: %w", err)
+	}
+	return nil
+}
+
+// Close releases the runtime and everything compiled or instantiated in it.
+func (r *Runtime) Close(ctx context.Context) error {
+	return errors.Join(r.rt.Close(ctx), r.cache.Close(ctx))
+}
+
+// Module is a loaded and checked rule file. It is safe for concurrent use.
+type Module struct {
+	// Path is the file the module was read from.
+	Path string
+	// SHA256 is the hex SHA-256 of the file, recorded in output metadata.
+	SHA256 string
+	// Manifest is the rule's parsed manifest.
+	Manifest *abi.Manifest
+
+	rt       *Runtime
+	compiled wazero.CompiledModule
+	hasInit  bool
+}
+
+// Load reads, compiles and checks a rule file: its imports, its exports and
+// their signatures, its ABI version and its manifest. Errors name the file
+// and the reason.
+func (r *Runtime) Load(ctx context.Context, path string) (*Module, error) {
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load rule: %w", err)
+	}
+	sum := sha256.Sum256(wasm)
+	compiled, err := r.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("rule %s: compile: %w", path, err)
+	}
+	m := &Module{Path: path, SHA256: hex.EncodeToString(sum[:]), rt: r, compiled: compiled}
+	if err := m.check(ctx); err != nil {
+		_ = compiled.Close(ctx)
+		return nil, fmt.Errorf("rule %s: %w", path, err)
+	}
+	return m, nil
+}
+
+type signature struct{ params, results []api.ValueType }
+
+var (
+	i32, i64 = api.ValueTypeI32, api.ValueTypeI64
+
+	requiredExports = map[string]signature{
+		abi.ExportABIVersion: {nil, []api.ValueType{i32}},
+		abi.ExportManifest:   {nil, []api.ValueType{i64}},
+		abi.ExportAlloc:      {[]api.ValueType{i32}, []api.ValueType{i32}},
+		abi.ExportEval:       {[]api.ValueType{i32, i32}, []api.ValueType{i32}},
+	}
+	optionalExports = map[string]signature{
+		abi.ExportInitialize: {nil, nil},
+		abi.ExportInit:       {[]api.ValueType{i32, i32}, []api.ValueType{i32}},
+	}
+	allowedImports = map[string]signature{
+		abi.ImportLog:  {[]api.ValueType{i32, i32, i32}, nil},
+		abi.ImportFail: {[]api.ValueType{i32, i32}, nil},
+	}
+)
+
+func (s signature) matches(f api.FunctionDefinition) bool {
+	return equalTypes(s.params, f.ParamTypes()) && equalTypes(s.results, f.ResultTypes())
+}
+
+func (s signature) String() string {
+	return fmt.Sprintf("%s -> %s", typeList(s.params), typeList(s.results))
+}
+
+func equalTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func typeList(ts []api.ValueType) string {
+	s := "("
+	for i, t := range ts {
+		if i > 0 {
+			s += ", "
+		}
+		s += api.ValueTypeName(t)
+	}
+	return s + ")"
+}
+
+// check verifies the module's shape, then instantiates it once to read its
+// ABI version and manifest.
+func (m *Module) check(ctx context.Context) error {
+	for _, f := range m.compiled.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		if mod == abi.WASIModule {
+			continue
+		}
+		sig, ok := allowedImports[name]
+		if mod != abi.ImportModule || !ok {
+			return fmt.Errorf("forbidden import %q (a rule may import only vigie.log, vigie.fail and wasi_snapshot_preview1)", mod+"."+name)
+		}
+		if !sig.matches(f) {
+			return fmt.Errorf("import %q has signature %s, want %s", mod+"."+name,
+				signature{f.ParamTypes(), f.ResultTypes()}, sig)
+		}
+	}
+	for _, mem := range m.compiled.ImportedMemories() {
+		mod, name, _ := mem.Import()
+		return fmt.Errorf("forbidden import %q (a rule must define its own memory)", mod+"."+name)
+	}
+	if _, ok := m.compiled.ExportedMemories()[abi.ExportMemory]; !ok {
+		return errors.New(`missing export "memory"`)
+	}
+	exports := m.compiled.ExportedFunctions()
+	for name, sig := range requiredExports {
+		f, ok := exports[name]
+		if !ok {
+			return fmt.Errorf("missing export %q", name)
+		}
+		if !sig.matches(f) {
+			return fmt.Errorf("export %q has signature %s, want %s", name, signature{f.ParamTypes(), f.ResultTypes()}, sig)
+		}
+	}
+	for name, sig := range optionalExports {
+		if f, ok := exports[name]; ok && !sig.matches(f) {
+			return fmt.Errorf("export %q has signature %s, want %s", name, signature{f.ParamTypes(), f.ResultTypes()}, sig)
+		}
+	}
+	_, m.hasInit = exports[abi.ExportInit]
+
+	inst, err := m.instantiate(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer inst.mod.Close(ctx)
+	return m.readManifest(ctx, inst)
+}
+
+func (m *Module) readManifest(ctx context.Context, inst *Instance) error {
+	v, err := inst.call(ctx, abi.ExportABIVersion)
+	if err != nil {
+		return err
+	}
+	if v := uint32(v); v != abi.Version {
+		return fmt.Errorf("abi version %d, want %d", v, abi.Version)
+	}
+	pl, err := inst.call(ctx, abi.ExportManifest)
+	if err != nil {
+		return err
+	}
+	ptr, n := uint32(pl>>32), uint32(pl)
+	b, ok := inst.mod.Memory().Read(ptr, n)
+	if !ok {
+		return fmt.Errorf("manifest at %d (%d bytes) is outside memory", ptr, n)
+	}
+	man, err := abi.ParseManifest(b)
+	if err != nil {
+		return err
+	}
+	m.Manifest = man
+	return nil
+}
+
+// Close releases the compiled module. Instances already created keep
+// working until closed.
+func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
