@@ -303,7 +303,9 @@ type sinkEmitter struct {
 	w   protocol.Writer
 }
 
-func (e *sinkEmitter) Emit(ctx context.Context, rec arrow.RecordBatch) error { return e.w.Write(ctx, rec) }
+func (e *sinkEmitter) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+	return e.w.Write(ctx, rec)
+}
 func (e *sinkEmitter) DeadLetter(context.Context, []protocol.DeadLetter) error {
 	return nil
 }
