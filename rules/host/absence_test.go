@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"math"
+	"os"
 	"strings"
 	"testing"
 
@@ -16,10 +17,24 @@ import (
 
 const absenceDir = "../../examples/rules/absence"
 
+// cacheDir is the compilation cache shared by the package's tests.
+var cacheDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vigie-host-test-")
+	if err != nil {
+		panic(err)
+	}
+	cacheDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func newRuntime(t *testing.T) *host.Runtime {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
+	rt, err := host.NewRuntime(ctx, host.WithCacheDir(cacheDir))
 	if err != nil {
 		t.Fatal(err)
 	}
