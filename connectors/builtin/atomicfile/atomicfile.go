@@ -1,0 +1,109 @@
+// Package atomicfile writes an output file so that it appears whole or not at
+// all: data goes to a temporary file in the destination folder, which is
+// renamed over the destination only when the write is committed. It is shared
+// by the built-in file sinks (csv_file, parquet).
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Mode is the permission of a committed file.
+const Mode os.FileMode = 0o644
+
+// PrepareDir creates the folder that will hold path, with its parents, and
+// checks that a file can be created in it. It is what a file sink's Validate
+// calls.
+func PrepareDir(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create folder for %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("output %s is a folder, not a file", path)
+	}
+	f, err := os.CreateTemp(dir, ".vigie-check-*")
+	if err != nil {
+		return fmt.Errorf("folder %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	return errors.Join(f.Close(), os.Remove(name))
+}
+
+// File is an output file being written. Write to it, then Commit or Abort
+// exactly once; further calls to either are no-ops.
+type File struct {
+	*os.File
+	path string
+	done bool
+}
+
+// Create starts writing path: it creates the folder if needed and a
+// temporary file next to path.
+func Create(path string) (*File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create folder for %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create temporary file for %s: %w", path, err)
+	}
+	return &File{File: f, path: path}, nil
+}
+
+// Path returns the destination path.
+func (f *File) Path() string { return f.path }
+
+// Commit makes the written data durable and renames the temporary file over
+// the destination. On failure the temporary file is removed and the
+// destination is left as it was.
+func (f *File) Commit() error {
+	if f.done {
+		return nil
+	}
+	f.done = true
+	tmp := f.Name()
+	err := f.Sync()
+	err = errors.Join(err, f.Close())
+	if err == nil {
+		err = os.Chmod(tmp, Mode)
+	}
+	if err == nil {
+		err = os.Rename(tmp, f.path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("commit %s: %w", f.path, err)
+	}
+	syncDir(filepath.Dir(f.path))
+	return nil
+}
+
+// Abort closes and removes the temporary file; the destination is left as
+// it was.
+func (f *File) Abort() error {
+	if f.done {
+		return nil
+	}
+	f.done = true
+	tmp := f.Name()
+	f.Close()
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("abort %s: %w", f.path, err)
+	}
+	return nil
+}
+
+// syncDir makes a rename in dir durable where the platform allows it; it is
+// best effort.
+func syncDir(dir string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	d.Sync()
+	d.Close()
+}

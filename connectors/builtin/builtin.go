@@ -1,0 +1,15 @@
+// Package builtin gathers the connectors that ship inside the vigie binary,
+// which serves them when it re-executes itself as a connector plugin.
+package builtin
+
+import (
+	"github.com/vigie-edu/vigie/connectors/csv"
+	"github.com/vigie-edu/vigie/connectors/parquet"
+	"github.com/vigie-edu/vigie/connectors/protocol"
+)
+
+// Registry returns the built-in connectors: the "csv" source and the
+// "csv_file" and "parquet" sinks.
+func Registry() *protocol.Registry {
+	return protocol.NewRegistry(csv.Source{}, csv.Sink{}, parquet.Sink{})
+}

@@ -1,0 +1,214 @@
+package csv
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
+)
+
+// A value is one parsed CSV field, held until the whole row has parsed so
+// that a bad field leaves the builders untouched.
+type value struct {
+	null bool
+	i    int64
+	f    float64
+	s    string
+}
+
+// A colType is a column type that the source can declare or infer: its name
+// in the `columns` option, its Arrow type and how a field parses into it.
+type colType struct {
+	name  string
+	arrow arrow.DataType
+	// parse reads s (never a null marker) into v.
+	parse func(s string, v *value) bool
+}
+
+// Column type names accepted in the `columns` option.
+const (
+	typeUTF8        = "utf8"
+	typeInt32       = "int32"
+	typeInt64       = "int64"
+	typeFloat64     = "float64"
+	typeBool        = "bool"
+	typeDate32      = "date32"
+	typeTimestampUS = "timestamp_us"
+)
+
+// timestampLayouts are the forms a timestamp_us field may take. A time
+// without a zone is UTC. The second form is what the csv_file sink writes.
+var timestampLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999",
+}
+
+var colTypes = map[string]colType{
+	typeUTF8: {typeUTF8, arrow.BinaryTypes.String, func(s string, v *value) bool {
+		v.s = s
+		return true
+	}},
+	typeInt32: {typeInt32, arrow.PrimitiveTypes.Int32, func(s string, v *value) bool {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+		v.i = n
+		return err == nil
+	}},
+	typeInt64: {typeInt64, arrow.PrimitiveTypes.Int64, func(s string, v *value) bool {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		v.i = n
+		return err == nil
+	}},
+	typeFloat64: {typeFloat64, arrow.PrimitiveTypes.Float64, parseFloat},
+	typeBool: {typeBool, arrow.FixedWidthTypes.Boolean, func(s string, v *value) bool {
+		s = strings.TrimSpace(s)
+		switch {
+		case strings.EqualFold(s, "true"):
+			v.i = 1
+		case strings.EqualFold(s, "false"):
+			v.i = 0
+		default:
+			return false
+		}
+		return true
+	}},
+	typeDate32: {typeDate32, arrow.FixedWidthTypes.Date32, func(s string, v *value) bool {
+		t, err := time.Parse(time.DateOnly, strings.TrimSpace(s))
+		v.i = int64(arrow.Date32FromTime(t))
+		return err == nil
+	}},
+	typeTimestampUS: {typeTimestampUS, arrow.FixedWidthTypes.Timestamp_us, func(s string, v *value) bool {
+		s = strings.TrimSpace(s)
+		for _, layout := range timestampLayouts {
+			if t, err := time.Parse(layout, s); err == nil {
+				v.i = t.UnixMicro()
+				return true
+			}
+		}
+		return false
+	}},
+}
+
+// parseFloat accepts decimal numbers only: no NaN, infinities or hex floats,
+// which would make words like "nan" or "inf" look like numbers.
+func parseFloat(s string, v *value) bool {
+	s = strings.TrimSpace(s)
+	if strings.ContainsAny(s, "xXnNiIpP_") {
+		return false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	v.f = f
+	return err == nil && !math.IsInf(f, 0)
+}
+
+// typeNames lists the type names accepted in the `columns` option.
+func typeNames() []string {
+	names := make([]string, 0, len(colTypes))
+	for n := range colTypes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// lookupType returns the column type called name, or an error wrapping
+// protocol.ErrConfig that suggests the closest name.
+func lookupType(column, name string) (colType, error) {
+	if t, ok := colTypes[name]; ok {
+		return t, nil
+	}
+	msg := fmt.Sprintf("column %q: unknown type %q", column, name)
+	if near := protocol.Nearest(name, typeNames()); near != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", near)
+	} else {
+		msg += " (known: " + strings.Join(typeNames(), ", ") + ")"
+	}
+	return colType{}, fmt.Errorf("%s: %w", msg, protocol.ErrConfig)
+}
+
+// inferOrder is the order in which inference tries types: the first that
+// parses every non-null sample wins, utf8 otherwise.
+var inferOrder = []string{typeInt64, typeFloat64, typeBool, typeDate32}
+
+// inference narrows down the type of one column as samples arrive.
+type inference struct {
+	candidates []string // still possible, in inferOrder
+	seen       bool     // a non-null sample was seen
+}
+
+func newInference() *inference {
+	return &inference{candidates: append([]string(nil), inferOrder...)}
+}
+
+// add drops the candidates that cannot hold s.
+func (in *inference) add(s string) {
+	in.seen = true
+	var v value
+	kept := in.candidates[:0]
+	for _, name := range in.candidates {
+		if (name == typeInt64 || name == typeFloat64) && hasLeadingZero(s) {
+			continue // an identifier or a postal code, not a number
+		}
+		if colTypes[name].parse(s, &v) {
+			kept = append(kept, name)
+		}
+	}
+	in.candidates = kept
+}
+
+// result returns the inferred type: utf8 when nothing but nulls was seen.
+func (in *inference) result() colType {
+	if !in.seen || len(in.candidates) == 0 {
+		return colTypes[typeUTF8]
+	}
+	return colTypes[in.candidates[0]]
+}
+
+// hasLeadingZero reports a number written with a superfluous leading zero,
+// like "0750" or "-01" (but not "0" or "0.5").
+func hasLeadingZero(s string) bool {
+	s = strings.TrimLeft(strings.TrimSpace(s), "+-")
+	return len(s) > 1 && s[0] == '0' && s[1] >= '0' && s[1] <= '9'
+}
+
+// appendValue appends v to b, which was made for the column's type.
+func appendValue(b array.Builder, v *value) {
+	if v.null {
+		b.AppendNull()
+		return
+	}
+	switch b := b.(type) {
+	case *array.StringBuilder:
+		b.Append(v.s)
+	case *array.Int32Builder:
+		b.Append(int32(v.i))
+	case *array.Int64Builder:
+		b.Append(v.i)
+	case *array.Float64Builder:
+		b.Append(v.f)
+	case *array.BooleanBuilder:
+		b.Append(v.i != 0)
+	case *array.Date32Builder:
+		b.Append(arrow.Date32(v.i))
+	case *array.TimestampBuilder:
+		b.Append(arrow.Timestamp(v.i))
+	default:
+		panic(fmt.Sprintf("csv: no append for %T", b))
+	}
+}
+
+// newBuilder returns a record builder for schema with room for n rows.
+func newBuilder(mem memory.Allocator, schema *arrow.Schema, n int) *array.RecordBuilder {
+	b := array.NewRecordBuilder(mem, schema)
+	b.Reserve(n)
+	return b
+}
