@@ -99,7 +99,7 @@ func schemaString(t *testing.T, cfg protocol.Config) string {
 func TestSchemaInference(t *testing.T) {
 	tests := []struct {
 		name, csv, want string
-		opts           map[string]any
+		opts            map[string]any
 	}{
 		{"int", "a\n1\n-2\n+3\n", "a:int64", nil},
 		{"float", "a\n1\n2.5\n-3e2\n", "a:float64", nil},
