@@ -380,15 +380,25 @@ func validName(s string) bool {
 
 const nameRule = "a name must start with a lowercase letter and contain only lowercase letters, digits and underscores"
 
-// name checks a stage or pipeline name found at key path.
+// name checks a stage or pipeline name found at key path. It returns ""
+// when the name is missing or not a string.
 func (c *checker) name(path string, v any) string {
 	s, ok := v.(string)
 	if !ok {
-		c.partial = true
 		return ""
 	}
 	if !validName(s) {
 		c.fail(c.at(path), path, "invalid name %q: %s", s, nameRule)
+	}
+	return s
+}
+
+// stageName checks the name of the stage at path. A stage without a usable
+// name makes the check partial.
+func (c *checker) stageName(path string, v any) string {
+	s := c.name(path+".name", v)
+	if s == "" {
+		c.partial = true
 	}
 	return s
 }
@@ -478,7 +488,7 @@ func (c *checker) freeForm(path string, v any) (map[string]any, map[string]Pos) 
 func (c *checker) source(path string, m map[string]any) *Source {
 	s := &Source{Pos: c.at(path)}
 	v := c.fields(path, s.Pos, m, sourceFields())
-	s.Name = c.name(path+".name", v["name"])
+	s.Name = c.stageName(path, v["name"])
 	s.Connector = c.nonEmpty(path+".connector", v["connector"])
 	s.Options, s.OptionPos = c.freeForm(path+".options", v["options"])
 	return s
@@ -487,7 +497,7 @@ func (c *checker) source(path string, m map[string]any) *Source {
 func (c *checker) rule(p *Pipeline, path string, m map[string]any) *Rule {
 	r := &Rule{Pos: c.at(path), OnError: OnErrorDeadLetter}
 	v := c.fields(path, r.Pos, m, ruleFields())
-	r.Name = c.name(path+".name", v["name"])
+	r.Name = c.stageName(path, v["name"])
 	r.Input = c.nonEmpty(path+".input", v["input"])
 	r.Module = p.Resolve(c.nonEmpty(path+".module", v["module"]))
 	if oe, ok := v["on_error"].(string); ok {
@@ -504,7 +514,7 @@ func (c *checker) rule(p *Pipeline, path string, m map[string]any) *Rule {
 func (c *checker) sink(path string, m map[string]any) *Sink {
 	s := &Sink{Pos: c.at(path)}
 	v := c.fields(path, s.Pos, m, sinkFields())
-	s.Name = c.name(path+".name", v["name"])
+	s.Name = c.stageName(path, v["name"])
 	s.Input = c.nonEmpty(path+".input", v["input"])
 	s.Connector = c.nonEmpty(path+".connector", v["connector"])
 	s.Options, s.OptionPos = c.freeForm(path+".options", v["options"])

@@ -589,3 +589,13 @@ func TestPosString(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestPartialSuppressesDanglingInputs(t *testing.T) {
+	// The pipeline name is not a stage: missing it does not hide other errors.
+	_, err := Parse("pipeline.toml", []byte("[pipeline]\n"+src+"[[sink]]\nname = \"out\"\ninput = \"grade\"\nconnector = \"csv\"\n"))
+	want := "pipeline.toml:1: pipeline.name: missing required key\n" +
+		`pipeline.toml:7: sink[0].input: unknown stage "grade"`
+	if err == nil || err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
