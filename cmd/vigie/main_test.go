@@ -1,0 +1,426 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
+)
+
+var (
+	buildOnce sync.Once
+	vigieBin  string
+	buildErr  error
+)
+
+// vigie builds the vigie binary once per test run.
+func vigie(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vigie-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		vigieBin = filepath.Join(dir, "vigie")
+		out, err := exec.Command("go", "build", "-o", vigieBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return vigieBin
+}
+
+// workspace copies the default pipeline, its data and the freshly built
+// example rule into a temp dir laid out like the repository.
+func workspace(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	dir := t.TempDir()
+	copyFile(t, filepath.Join(root, "pipeline.toml"), filepath.Join(dir, "pipeline.toml"))
+	for _, f := range []string{"attendance.csv", "attendance_dirty.csv"} {
+		copyFile(t, filepath.Join(root, "examples", "data", f), filepath.Join(dir, "examples", "data", f))
+	}
+	wasm := hosttest.BuildGoRule(t, filepath.Join(root, "examples", "rules", "absence"))
+	copyFile(t, wasm, filepath.Join(dir, "examples", "rules", "absence", "absence.wasm"))
+	return dir
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runVigie(t *testing.T, dir string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, vigie(t), args...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// attendance is one row of examples/data/attendance.csv.
+type attendance struct {
+	student, month    string
+	halfDays, absent  int
+	halfNull, absNull bool
+}
+
+func readAttendance(t *testing.T, path string) []attendance {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	var out []attendance
+	for _, r := range recs[1:] {
+		a := attendance{student: r[col["student_id"]], month: r[col["month"]]}
+		a.halfDays, err = strconv.Atoi(r[col["half_days"]])
+		a.halfNull = err != nil
+		a.absent, err = strconv.Atoi(r[col["absent_half_days"]])
+		a.absNull = err != nil
+		out = append(out, a)
+	}
+	return out
+}
+
+func TestDefaultPipelineEndToEnd(t *testing.T) {
+	dir := workspace(t)
+	stdout, stderr, code := runVigie(t, dir, "validate")
+	if code != 0 {
+		t.Fatalf("validate exited %d:\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "is valid") || !strings.Contains(stdout, "absence_rate: type=float64") {
+		t.Errorf("validate output:\n%s", stdout)
+	}
+
+	stdout, stderr, code = runVigie(t, dir, "run")
+	if code != 0 {
+		t.Fatalf("run exited %d:\n%s%s", code, stdout, stderr)
+	}
+	want := readAttendance(t, filepath.Join(dir, "examples", "data", "attendance.csv"))
+	line := regexp.MustCompile(`pipeline "absence_demo" ok: (\d+) rows read, 0 dead-lettered, .* wall, \d+ rows/s`).FindStringSubmatch(stdout)
+	if line == nil || line[1] != strconv.Itoa(len(want)) {
+		t.Fatalf("summary line missing or wrong (want %d rows):\n%s", len(want), stdout)
+	}
+	t.Log("\n" + stdout)
+
+	// Parquet: every row, in order, with the rule's values.
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rdr, err := file.OpenParquetFile(filepath.Join(dir, "out", "absence.parquet"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Close()
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if tbl.NumRows() != int64(len(want)) {
+		t.Fatalf("parquet has %d rows, want %d", tbl.NumRows(), len(want))
+	}
+	tr := array.NewTableReader(tbl, 1<<20)
+	defer tr.Release()
+	row, flagged := 0, 0
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		s := rec.Schema()
+		idx := func(name string) int {
+			i := s.FieldIndices(name)
+			if len(i) != 1 {
+				t.Fatalf("column %q missing from %s", name, s)
+			}
+			return i[0]
+		}
+		students := rec.Column(idx("student_id")).(*array.String)
+		rates := rec.Column(idx("absence_rate")).(*array.Float64)
+		flags := rec.Column(idx("flag")).(*array.Boolean)
+		reasons := rec.Column(idx("reason")).(*array.String)
+		for i := range int(rec.NumRows()) {
+			w := want[row]
+			if students.Value(i) != w.student {
+				t.Fatalf("row %d: student %q, want %q (order lost)", row, students.Value(i), w.student)
+			}
+			if w.halfNull || w.absNull || w.halfDays == 0 {
+				if !rates.IsNull(i) || !flags.IsNull(i) {
+					t.Errorf("row %d (%+v): rate and flag should be null", row, w)
+				}
+			} else {
+				rate := float64(w.absent) / float64(w.halfDays)
+				if rates.IsNull(i) || rates.Value(i) != rate {
+					t.Errorf("row %d (%+v): rate %v, want %v", row, w, rates.Value(i), rate)
+				}
+				if flags.IsNull(i) || flags.Value(i) != (rate >= 0.10) {
+					t.Errorf("row %d (%+v): flag %v, want %v", row, w, flags.Value(i), rate >= 0.10)
+				}
+				if flags.Value(i) {
+					flagged++
+					if reasons.IsNull(i) || !strings.Contains(reasons.Value(i), fmt.Sprintf("%d of %d", w.absent, w.halfDays)) {
+						t.Errorf("row %d: reason %q does not say why", row, reasons.Value(i))
+					}
+				}
+			}
+			row++
+		}
+	}
+	if flagged == 0 || flagged == row {
+		t.Errorf("%d of %d rows flagged: the example data should have some of each", flagged, row)
+	}
+	if md := tbl.Schema().Metadata(); md.FindKey("vigie.rule.sha256") < 0 {
+		t.Errorf("parquet schema lacks rule provenance: %v", md)
+	}
+
+	// CSV: same number of rows plus a header.
+	b, err := os.ReadFile(filepath.Join(dir, "out", "absence.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(b, []byte("\n")); n != len(want)+1 {
+		t.Errorf("csv has %d lines, want %d", n, len(want)+1)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "dead_letter.csv")); !os.IsNotExist(err) {
+		t.Errorf("a clean run left a dead letter file (stat: %v)", err)
+	}
+}
+
+func TestDirtyInputIsDeadLettered(t *testing.T) {
+	dir := workspace(t)
+	cfg, err := os.ReadFile(filepath.Join(dir, "pipeline.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("attendance.csv"), []byte("attendance_dirty.csv"), 1)
+	if err := os.WriteFile(filepath.Join(dir, "pipeline.toml"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runVigie(t, dir, "run")
+	if code != 0 {
+		t.Fatalf("run exited %d:\n%s%s", code, stdout, stderr)
+	}
+	m := regexp.MustCompile(`(\d+) rows read, (\d+) dead-lettered`).FindStringSubmatch(stdout)
+	if m == nil || m[2] == "0" {
+		t.Fatalf("no dead letters counted:\n%s", stdout)
+	}
+	f, err := os.Open(filepath.Join(dir, "out", "dead_letter.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strconv.Itoa(len(recs)-1) != m[2] {
+		t.Errorf("dead letter file has %d rows, summary says %s", len(recs)-1, m[2])
+	}
+	for _, r := range recs[1:] {
+		// stage, origin, line, column, reason, raw
+		if r[0] != "attendance" || !strings.HasSuffix(r[1], "attendance_dirty.csv") || r[2] == "" || r[4] == "" {
+			t.Errorf("dead letter lacks stage, file, line or reason: %q", r)
+		}
+	}
+}
+
+func TestValidateRejectsBadPipelines(t *testing.T) {
+	dir := workspace(t)
+	base, err := os.ReadFile(filepath.Join(dir, "pipeline.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lineOf := func(s string) int {
+		for i, l := range strings.Split(string(base), "\n") {
+			if strings.Contains(l, s) {
+				return i + 1
+			}
+		}
+		t.Fatalf("%q not in pipeline.toml", s)
+		return 0
+	}
+	for _, tc := range []struct {
+		name, from, to string
+		want           string // %d is replaced by the line of `from`
+	}{
+		{"unknown connector", `connector = "parquet"`, `connector = "parket"`, `pipeline.toml:%d: sink[0].connector: unknown connector "parket" (did you mean "parquet"?)`},
+		{"unknown option", `path = "out/absence.parquet"`, `pth = "out/absence.parquet"`, `pipeline.toml:%d: sink[0].options.pth: connector "parquet": unknown option (did you mean "path"?)`},
+		{"option of the wrong type", `path = "out/absence.csv"`, `path = 12`, `pipeline.toml:%d: sink[1].options.path: connector "csv_file": expected a string, got an integer`},
+		{"missing input file", `path = "examples/data/attendance.csv"`, `path = "examples/data/nope.csv"`, `nope.csv`},
+		{"missing rule module", `module = "examples/rules/absence/absence.wasm"`, `module = "examples/rules/absence/nope.wasm"`, `nope.wasm`},
+		{"rule input of a narrower type", `half_days = "int32"`, `half_days = "float64"`, `half_days`},
+		{"rule input missing upstream", `absent_half_days = "int32",`, ``, `absent_half_days`},
+		{"unknown rule param", `threshold = 0.10`, `treshold = 0.10`, `did you mean "threshold"`},
+		{"rule param of the wrong type", `threshold = 0.10`, `threshold = "high"`, `threshold`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !bytes.Contains(base, []byte(tc.from)) {
+				t.Fatalf("%q not in pipeline.toml", tc.from)
+			}
+			want := tc.want
+			if strings.Contains(want, "%d") {
+				want = fmt.Sprintf(want, lineOf(tc.from))
+			}
+			bad := bytes.Replace(base, []byte(tc.from), []byte(tc.to), 1)
+			if err := os.WriteFile(filepath.Join(dir, "bad.toml"), bad, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			stdout, stderr, code := runVigie(t, dir, "validate", "bad.toml")
+			if code != 1 {
+				t.Fatalf("validate exited %d, want 1:\n%s%s", code, stdout, stderr)
+			}
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr:\n%s\nwant it to contain:\n%s", stderr, want)
+			}
+		})
+	}
+}
+
+func TestInterruptFlushesSinks(t *testing.T) {
+	dir := workspace(t)
+	fifo := filepath.Join(dir, "endless.csv")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no fifo: %v", err)
+	}
+	cfg := `
+[pipeline]
+name = "endless"
+batch_rows = 100
+
+[[source]]
+name = "attendance"
+connector = "csv"
+[source.options]
+path = "endless.csv"
+columns = { half_days = "int32", absent_half_days = "int32", unjustified_half_days = "int32" }
+
+[[rule]]
+name = "absence"
+input = "attendance"
+module = "examples/rules/absence/absence.wasm"
+
+[[sink]]
+name = "out"
+input = "absence"
+connector = "parquet"
+[sink.options]
+path = "out/endless.parquet"
+`
+	if err := os.WriteFile(filepath.Join(dir, "endless.toml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, vigie(t), "run", "endless.toml")
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Feed the fifo without ever closing it: the source never ends on its
+	// own. validate and schema inference open it too, so keep reopening.
+	feed := func() {
+		for ctx.Err() == nil {
+			w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				return
+			}
+			bw := bufio.NewWriter(w)
+			fmt.Fprintln(bw, "student_id,class_id,month,half_days,absent_half_days,unjustified_half_days")
+			for i := 0; ctx.Err() == nil; i++ {
+				if _, err := fmt.Fprintf(bw, "S%04d,C1,2025-09,40,%d,0\n", i, i%9); err != nil {
+					break
+				}
+				if i%1000 == 999 {
+					if bw.Flush() != nil {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			w.Close()
+		}
+	}
+	go feed()
+	// Wait for rows to flow, then interrupt.
+	time.Sleep(3 * time.Second)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	cancel()
+	code := -1
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != 130 {
+		t.Fatalf("exit code %d (err %v), want 130:\n%s%s", code, err, stdout.String(), stderr.String())
+	}
+	m := regexp.MustCompile(`pipeline "endless" interrupted: (\d+) rows read`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no interrupted summary:\n%s%s", stdout.String(), stderr.String())
+	}
+	// The sink flushed: a complete Parquet file with every row that was
+	// read (the source's last partial batch is never acknowledged).
+	rdr, err := file.OpenParquetFile(filepath.Join(dir, "out", "endless.parquet"), false)
+	if err != nil {
+		t.Fatalf("sink did not flush a readable file: %v\n%s", err, stdout.String())
+	}
+	defer rdr.Close()
+	if got := strconv.FormatInt(rdr.NumRows(), 10); got != m[1] || got == "0" {
+		t.Errorf("parquet has %s rows, summary read %s:\n%s", got, m[1], stdout.String())
+	}
+}

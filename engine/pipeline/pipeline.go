@@ -1,0 +1,269 @@
+// Package pipeline turns a checked pipeline file into a runnable graph:
+// it starts the connectors, loads the rules, binds every rule's inputs to
+// the schema upstream of it, and runs the stages with engine/stream.
+//
+// Prepare does everything that can be checked before data moves, which is
+// what `vigie validate` runs; Plan.Run then moves the data.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/engine/config"
+	"github.com/vigie-edu/vigie/engine/stream"
+	"github.com/vigie-edu/vigie/rules/host"
+)
+
+// Connectors hands out connectors by name (plugins.Host does).
+type Connectors interface {
+	Connector(ctx context.Context, name string) (protocol.Connector, error)
+}
+
+// Env is what a plan runs with. The caller owns and closes its parts.
+type Env struct {
+	Connectors Connectors
+	Rules      *host.Runtime
+	Mem        memory.Allocator
+	Log        *slog.Logger
+}
+
+// Plan is a prepared pipeline: connectors started, options checked, rules
+// loaded and bound, schemas known. Run it once, then Close it.
+type Plan struct {
+	cfg     *config.Pipeline
+	env     Env
+	schemas map[string]*arrow.Schema
+	sources map[string]*sourceStage
+	rules   map[string]*ruleStage
+	sinks   map[string]*sinkStage
+}
+
+// Schema returns the schema of the batches the named stage emits (for a
+// sink: the schema it writes).
+func (p *Plan) Schema(stage string) *arrow.Schema { return p.schemas[stage] }
+
+// Config returns the pipeline the plan was prepared from.
+func (p *Plan) Config() *config.Pipeline { return p.cfg }
+
+// Prepare checks cfg against the connectors and rules it names and returns
+// a plan ready to run. Every problem found is reported, as config.Errors
+// pointing at the line of the pipeline file concerned. On error, nothing
+// needs closing.
+func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) {
+	if env.Mem == nil {
+		env.Mem = memory.DefaultAllocator
+	}
+	if env.Log == nil {
+		env.Log = slog.New(slog.DiscardHandler)
+	}
+	p := &Plan{
+		cfg:     cfg,
+		env:     env,
+		schemas: map[string]*arrow.Schema{},
+		sources: map[string]*sourceStage{},
+		rules:   map[string]*ruleStage{},
+		sinks:   map[string]*sinkStage{},
+	}
+	var errs config.Errors
+	for _, name := range cfg.Order() {
+		var err error
+		switch cfg.Kind(name) {
+		case config.KindSource:
+			err = p.prepareSource(ctx, cfg.Source(name))
+		case config.KindRule:
+			err = p.prepareRule(ctx, cfg.Rule(name))
+		case config.KindSink:
+			err = p.prepareSink(ctx, cfg.Sink(name))
+		}
+		var ce config.Errors
+		switch {
+		case errors.As(err, &ce):
+			errs = append(errs, ce...)
+		case err != nil:
+			errs = append(errs, &config.Error{Pos: cfg.Pos, Key: name, Msg: err.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pos.Line < errs[j].Pos.Line })
+		p.Close(ctx)
+		return nil, errs
+	}
+	return p, nil
+}
+
+// connectorConfig checks options against the connector's spec, resolves
+// path options against the pipeline's folder, and maps option errors to
+// lines of the pipeline file.
+func (p *Plan) connectorConfig(c protocol.Connector, stage, key string, at config.Pos, opts map[string]any, optPos map[string]config.Pos) (protocol.Config, error) {
+	spec := c.Spec()
+	checked, err := spec.Check(opts)
+	if err != nil {
+		var oes protocol.OptionErrors
+		if !errors.As(err, &oes) {
+			return protocol.Config{}, err
+		}
+		var errs config.Errors
+		for _, oe := range oes {
+			pos, ok := optPos[oe.Option]
+			if !ok {
+				pos = at
+			}
+			errs = append(errs, &config.Error{Pos: pos, Key: key + ".options." + oe.Option, Msg: fmt.Sprintf("connector %q: %s", spec.Name, oe.Msg)})
+		}
+		return protocol.Config{}, errs
+	}
+	for _, o := range spec.Options {
+		if s, ok := checked[o.Name].(string); ok && o.Type == protocol.TypePath {
+			checked[o.Name] = p.cfg.Resolve(s)
+		}
+	}
+	return protocol.Config{
+		Pipeline:  p.cfg.Name,
+		Stage:     stage,
+		Connector: spec.Name,
+		BatchRows: p.cfg.BatchRows,
+		Options:   checked,
+	}, nil
+}
+
+// stageError is an error of one stage, at the line of its header.
+func stageError(at config.Pos, key string, err error) error {
+	return config.Errors{{Pos: at, Key: key, Msg: err.Error()}}
+}
+
+func index[T any](list []*T, item *T) int {
+	for i, x := range list {
+		if x == item {
+			return i
+		}
+	}
+	return -1
+}
+
+func (p *Plan) prepareSource(ctx context.Context, s *config.Source) error {
+	key := fmt.Sprintf("source[%d]", index(p.cfg.Sources, s))
+	c, err := p.env.Connectors.Connector(ctx, s.Connector)
+	if err != nil {
+		return stageError(s.Pos, key+".connector", err)
+	}
+	src, ok := c.(protocol.Source)
+	if !ok {
+		return stageError(s.Pos, key+".connector", fmt.Errorf("connector %q is a %s, not a source", s.Connector, c.Spec().Kind))
+	}
+	cc, err := p.connectorConfig(c, s.Name, key, s.Pos, s.Options, s.OptionPos)
+	if err != nil {
+		return err
+	}
+	schema, err := src.Schema(ctx, cc)
+	if err != nil {
+		return stageError(s.Pos, key, err)
+	}
+	p.schemas[s.Name] = schema
+	p.sources[s.Name] = &sourceStage{src: src, cfg: cc, mem: p.env.Mem}
+	return nil
+}
+
+func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
+	key := fmt.Sprintf("rule[%d]", index(p.cfg.Rules, r))
+	upstream := p.schemas[r.Input]
+	if upstream == nil {
+		return nil // the input failed to prepare; its own error says why
+	}
+	mod, err := p.env.Rules.Load(ctx, r.Module)
+	if err != nil {
+		return stageError(r.Pos, key+".module", err)
+	}
+	binding, err := mod.Bind(upstream)
+	if err != nil {
+		mod.Close(ctx)
+		return stageError(r.Pos, key, err)
+	}
+	inst, err := mod.NewInstance(ctx, r.Params)
+	if err != nil {
+		mod.Close(ctx)
+		return stageError(r.Pos, key+".params", err)
+	}
+	p.schemas[r.Name] = binding.OutputSchema()
+	p.rules[r.Name] = &ruleStage{cfg: r, mod: mod, inst: inst, binding: binding, mem: p.env.Mem}
+	return nil
+}
+
+func (p *Plan) prepareSink(ctx context.Context, s *config.Sink) error {
+	key := fmt.Sprintf("sink[%d]", index(p.cfg.Sinks, s))
+	c, err := p.env.Connectors.Connector(ctx, s.Connector)
+	if err != nil {
+		return stageError(s.Pos, key+".connector", err)
+	}
+	snk, ok := c.(protocol.Sink)
+	if !ok {
+		return stageError(s.Pos, key+".connector", fmt.Errorf("connector %q is a %s, not a sink", s.Connector, c.Spec().Kind))
+	}
+	cc, err := p.connectorConfig(c, s.Name, key, s.Pos, s.Options, s.OptionPos)
+	if err != nil {
+		return err
+	}
+	if err := snk.Validate(ctx, cc); err != nil {
+		return stageError(s.Pos, key, err)
+	}
+	if upstream := p.schemas[s.Input]; upstream != nil {
+		p.schemas[s.Name] = upstream
+	}
+	p.sinks[s.Name] = &sinkStage{snk: snk, cfg: cc, schema: p.schemas[s.Input]}
+	return nil
+}
+
+// RunOptions tune Plan.Run.
+type RunOptions struct {
+	// Stop, when closed, stops the sources gracefully (see stream.RunOptions).
+	Stop <-chan struct{}
+	// Buffer is the capacity in batches of each channel between stages.
+	Buffer int
+}
+
+// Run moves the data. The summary is returned in every case; the error is
+// nil for a complete run, stream.ErrInterrupted after a graceful stop, or
+// the error that stopped the run, naming its stage.
+func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error) {
+	g := stream.NewGraph(p.cfg.Name)
+	for _, name := range p.cfg.Order() {
+		var err error
+		switch p.cfg.Kind(name) {
+		case config.KindSource:
+			err = g.AddSource(name, p.sources[name])
+		case config.KindRule:
+			err = g.AddTransform(name, p.cfg.Rule(name).Input, p.rules[name])
+		case config.KindSink:
+			err = g.AddSink(name, p.cfg.Sink(name).Input, p.sinks[name])
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	dl := newDeadLetterFile(p.cfg.DeadLetter)
+	sum, err := g.Run(ctx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl})
+	if cerr := dl.Close(); cerr != nil && err == nil {
+		err = cerr
+		sum.Err = cerr
+	}
+	return sum, err
+}
+
+// DeadLetterPath is where the run writes rejected rows.
+func (p *Plan) DeadLetterPath() string { return p.cfg.DeadLetter }
+
+// Close frees the rules' instances and modules. Connectors belong to
+// Env.Connectors and are closed by its owner.
+func (p *Plan) Close(ctx context.Context) {
+	for _, r := range p.rules {
+		r.inst.Close(ctx)
+		r.mod.Close(ctx)
+	}
+}
