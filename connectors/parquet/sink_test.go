@@ -27,7 +27,10 @@ var schema = arrow.NewSchema([]arrow.Field{
 	{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "d", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
 	{Name: "ts", Type: arrow.FixedWidthTypes.Timestamp_us, Nullable: true},
-}, func() *arrow.Metadata { m := arrow.NewMetadata([]string{"vigie.rule"}, []string{"absence@1"}); return &m }())
+}, func() *arrow.Metadata {
+	m := arrow.NewMetadata([]string{"vigie.rule"}, []string{"absence@1"})
+	return &m
+}())
 
 var batches = []string{
 	`[{"i32": 1, "i64": 10000000000, "f64": 12.5, "b": true, "s": "a", "d": "2025-09-01", "ts": "2025-09-01T08:30:00Z"},
