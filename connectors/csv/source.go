@@ -61,7 +61,9 @@ yyyy-mm-dd, utf8 otherwise; numbers written with a leading zero ("0750")
 stay text. Every column is nullable; null_values are read as nulls. A row
 with the wrong number of fields, a value that does not parse as its column's
 type or a malformed quote goes, per on_error, to the dead-letter output
-(with file, line, column and reason), is skipped, or fails the read.
+(with file, line, column and reason), is skipped, or fails the read. A dead
+letter's line is where the faulty field starts, or where the record starts
+for a row-level fault; lines count the breaks inside quoted fields.
 A UTF-8 byte order mark is ignored. Sinks of the same family: "csv_file", "parquet".`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "CSV file to read"},
@@ -154,9 +156,11 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	}
 
 	infer := make([]*inference, len(names))
+	inferRows := int64(0)
 	for i, n := range names {
 		if _, ok := declared[n]; !ok {
 			infer[i] = newInference()
+			inferRows = cfg.Int(optInferRows)
 		}
 	}
 	sample := func(rec []string) {
@@ -172,7 +176,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	if !p.header {
 		sample(first)
 	}
-	for n := p.sampled(); n < cfg.Int(optInferRows); n++ {
+	for n := p.sampled(); n < inferRows; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -414,12 +418,26 @@ func (rd *reading) bad(ctx context.Context, b badRow) error {
 		Line:   int64(b.line),
 		Column: b.column,
 		Reason: b.reason,
-		Raw:    strings.Join(b.raw, string(rd.comma)),
+		Raw:    rd.encode(b.raw),
 	})
 	if len(rd.dead) >= deadLetterBatch {
 		return rd.sendDead(ctx)
 	}
 	return nil
+}
+
+// encode writes fields back as one CSV record (quoted where needed, without
+// the line end), so that a dead letter's Raw can be repaired and replayed.
+func (rd *reading) encode(fields []string) string {
+	if len(fields) == 0 {
+		return ""
+	}
+	var sb strings.Builder
+	w := csv.NewWriter(&sb)
+	w.Comma = rd.comma
+	w.Write(fields)
+	w.Flush()
+	return strings.TrimSuffix(sb.String(), "\n")
 }
 
 // sendDead sends the dead letters held, if any.

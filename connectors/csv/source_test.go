@@ -224,7 +224,7 @@ const dirty = `id,name,absent
 1,Ana,2
 2,"Line one
 line two",3
-3,Bea,abc
+3,"Bea, B",abc
 4,Cid
 5,Dan,4
 6,"Eve",5,extra
@@ -238,7 +238,7 @@ func TestDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []protocol.DeadLetter{
-		{Origin: path, Line: 5, Column: "absent", Reason: `expected int32, got "abc"`, Raw: "3,Bea,abc"},
+		{Origin: path, Line: 5, Column: "absent", Reason: `expected int32, got "abc"`, Raw: `3,"Bea, B",abc`},
 		{Origin: path, Line: 6, Reason: "expected 3 fields, got 2", Raw: "4,Cid"},
 		{Origin: path, Line: 8, Reason: "expected 3 fields, got 4", Raw: "6,Eve,5,extra"},
 	}
@@ -282,7 +282,7 @@ func TestOnErrorSkip(t *testing.T) {
 func TestOnErrorFail(t *testing.T) {
 	path := writeFile(t, dirty)
 	_, err := read(t, config(path, 0, map[string]any{"on_error": "fail", "columns": map[string]any{"absent": "int64"}}))
-	want := path + `:5:7: column "absent": expected int64, got "abc"`
+	want := path + `:5:12: column "absent": expected int64, got "abc"`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error = %v, want it to contain %q", err, want)
 	}
