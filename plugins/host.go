@@ -12,6 +12,7 @@ package plugins
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,7 +86,7 @@ func (h *Host) Connector(ctx context.Context, name string) (protocol.Connector, 
 	} else {
 		msg += fmt.Sprintf(" (built-in: %s; no %s%s in %s)", strings.Join(known, ", "), ExternalPrefix, name, strings.Join(h.opts.Dirs, ", "))
 	}
-	return nil, fmt.Errorf("%s: %w", msg, protocol.ErrNotFound)
+	return nil, protocol.WithKind(errors.New(msg), protocol.ErrNotFound)
 }
 
 func (h *Host) find(name string) string {

@@ -221,7 +221,11 @@ func TestDefaultPipelineEndToEnd(t *testing.T) {
 	if flagged == 0 || flagged == row {
 		t.Errorf("%d of %d rows flagged: the example data should have some of each", flagged, row)
 	}
-	if md := tbl.Schema().Metadata(); md.FindKey("vigie.rule.sha256") < 0 {
+	stored, err := fr.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md := stored.Metadata(); md.FindKey("vigie.rule.sha256") < 0 {
 		t.Errorf("parquet schema lacks rule provenance: %v", md)
 	}
 
@@ -293,11 +297,11 @@ func TestValidateRejectsBadPipelines(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, from, to string
-		want           string // %d is replaced by the line of `from`
+		want           string // %d is replaced by the line of `from`, or of `at`
 	}{
-		{"unknown connector", `connector = "parquet"`, `connector = "parket"`, `pipeline.toml:%d: sink[0].connector: unknown connector "parket" (did you mean "parquet"?)`},
-		{"unknown option", `path = "out/absence.parquet"`, `pth = "out/absence.parquet"`, `pipeline.toml:%d: sink[0].options.pth: connector "parquet": unknown option (did you mean "path"?)`},
-		{"option of the wrong type", `path = "out/absence.csv"`, `path = 12`, `pipeline.toml:%d: sink[1].options.path: connector "csv_file": expected a string, got an integer`},
+		{"unknown connector", `connector = "parquet"`, `connector = "parket"`, `bad.toml:%d: sink[0].connector: unknown connector "parket" (did you mean "parquet"?)` + "\n"},
+		{"unknown option", `path = "out/absence.parquet"`, `pth = "out/absence.parquet"`, `bad.toml:%d: sink[0].options.pth: connector "parquet": unknown option (did you mean "path"?)`},
+		{"option of the wrong type", `path = "out/absence.csv"`, `path = 12`, `bad.toml:%d: sink[1].options.path: connector "csv_file": expected a string, got an integer`},
 		{"missing input file", `path = "examples/data/attendance.csv"`, `path = "examples/data/nope.csv"`, `nope.csv`},
 		{"missing rule module", `module = "examples/rules/absence/absence.wasm"`, `module = "examples/rules/absence/nope.wasm"`, `nope.wasm`},
 		{"rule input of a narrower type", `half_days = "int32"`, `half_days = "float64"`, `half_days`},
@@ -311,7 +315,11 @@ func TestValidateRejectsBadPipelines(t *testing.T) {
 			}
 			want := tc.want
 			if strings.Contains(want, "%d") {
-				want = fmt.Sprintf(want, lineOf(tc.from))
+				at := tc.from
+				if strings.Contains(want, ".connector:") {
+					at = "[[sink]]" // connector errors point at the stage's header
+				}
+				want = fmt.Sprintf(want, lineOf(at))
 			}
 			bad := bytes.Replace(base, []byte(tc.from), []byte(tc.to), 1)
 			if err := os.WriteFile(filepath.Join(dir, "bad.toml"), bad, 0o644); err != nil {

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -206,7 +207,7 @@ func (r *Registry) Get(name string) (Connector, error) {
 		if near := Nearest(name, r.names); near != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", near)
 		}
-		return nil, fmt.Errorf("%s: %w", msg, ErrNotFound)
+		return nil, WithKind(errors.New(msg), ErrNotFound)
 	}
 	return c, nil
 }

@@ -20,14 +20,29 @@ var (
 	ErrTemporary = errors.New("temporary failure")
 )
 
-// kindError keeps the message of a remote error and its kind.
+// kindError keeps the message of an error and adds a kind to it.
 type kindError struct {
-	msg  string
-	kind error
+	msg   string
+	kind  error
+	cause error // nil for errors rebuilt from a gRPC status
 }
 
 func (e *kindError) Error() string { return e.msg }
-func (e *kindError) Unwrap() error { return e.kind }
+func (e *kindError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
+// WithKind marks err as being of kind (ErrConfig, ErrNotFound,
+// ErrTemporary) without adding the kind's text to its message.
+func WithKind(err, kind error) error {
+	if err == nil {
+		return nil
+	}
+	return &kindError{msg: err.Error(), kind: kind, cause: err}
+}
 
 // toStatus turns a connector's error into a gRPC status with a code that
 // says its kind.
