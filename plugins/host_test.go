@@ -37,7 +37,9 @@ func (pidSource) Spec() protocol.Spec {
 	return protocol.Spec{Name: "pid", Kind: protocol.KindSource, Version: "1", Doc: "emits the serving process id"}
 }
 
-func (pidSource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) { return pidSchema, nil }
+func (pidSource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) {
+	return pidSchema, nil
+}
 
 func (pidSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
 	b := array.NewInt64Builder(mem)
