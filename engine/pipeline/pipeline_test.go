@@ -1,0 +1,212 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/builtin"
+	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/engine/config"
+	"github.com/vigie-edu/vigie/engine/pipeline"
+	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
+)
+
+// connectors serves the built-ins in-process, plus test connectors.
+type connectors struct{ extra map[string]protocol.Connector }
+
+func (c connectors) Connector(ctx context.Context, name string) (protocol.Connector, error) {
+	if x, ok := c.extra[name]; ok {
+		return x, nil
+	}
+	return builtin.Registry().Get(name)
+}
+
+// blockingSink takes one batch, then blocks until its context ends.
+type blockingSink struct{ got chan struct{} }
+
+func (s *blockingSink) Spec() protocol.Spec {
+	return protocol.Spec{Name: "blocking", Kind: protocol.KindSink, Version: "1", Doc: "test"}
+}
+func (s *blockingSink) Validate(context.Context, protocol.Config) error { return nil }
+func (s *blockingSink) Open(context.Context, protocol.Config, *arrow.Schema) (protocol.Writer, error) {
+	return s, nil
+}
+func (s *blockingSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	select {
+	case s.got <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (s *blockingSink) Close(context.Context) error { return nil }
+func (s *blockingSink) Abort(context.Context) error { return nil }
+
+// setup writes a CSV of n attendance rows and a pipeline using it.
+func setup(t *testing.T, n int, rule, sink string) *config.Pipeline {
+	t.Helper()
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("student_id,half_days,absent_half_days,x\n")
+	for i := range n {
+		fmt.Fprintf(&b, "S%05d,40,%d,%d\n", i, i%12, i%5)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "att.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	toml := fmt.Sprintf(`
+[pipeline]
+name = "t"
+batch_rows = 1000
+
+[[source]]
+name = "att"
+connector = "csv"
+[source.options]
+path = "att.csv"
+columns = { half_days = "int32", absent_half_days = "int32", x = "int32" }
+
+%s
+
+[[sink]]
+name = "out"
+input = "r"
+%s
+`, rule, sink)
+	cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(toml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func absenceRule(t *testing.T) string {
+	wasm := hosttest.BuildGoRule(t, filepath.Join("..", "..", "examples", "rules", "absence"))
+	return fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\n", wasm)
+}
+
+func failRule(policy string) string {
+	abs, _ := filepath.Abs(filepath.Join("..", "..", "rules", "host", "testdata", "fail.wasm"))
+	return fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\non_error = %q\n", abs, policy)
+}
+
+const parquetSink = "connector = \"parquet\"\n[sink.options]\npath = \"out/r.parquet\"\n"
+
+func prepare(t *testing.T, cfg *config.Pipeline, mem memory.Allocator, extra map[string]protocol.Connector) *pipeline.Plan {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{extra}, Rules: rt, Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+func TestRunCountsAndNoLeak(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := setup(t, 2500, absenceRule(t), parquetSink)
+	plan := prepare(t, cfg, mem, nil)
+	defer plan.Close(context.Background())
+	sum, err := plan.Run(context.Background(), pipeline.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"att", "r", "out"} {
+		st, _ := sum.Stage(name)
+		if st.RowsOut != 2500 {
+			t.Errorf("stage %s: %+v, want 2500 rows out", name, st)
+		}
+	}
+	if st, _ := sum.Stage("r"); st.Batches != 3 {
+		t.Errorf("rule emitted %d batches, want 3 (batch_rows 1000)", st.Batches)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "out", "r.parquet")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestRuleErrorDeadLettersTheBatch(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := setup(t, 1500, failRule("dead_letter"), parquetSink)
+	plan := prepare(t, cfg, mem, nil)
+	defer plan.Close(context.Background())
+	sum, err := plan.Run(context.Background(), pipeline.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.DeadLettered() != 1500 {
+		t.Fatalf("dead-lettered %d rows, want all 1500: %s", sum.DeadLettered(), sum.Line())
+	}
+	b, err := os.ReadFile(cfg.DeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 1501 {
+		t.Fatalf("dead letter file has %d lines", len(lines))
+	}
+	for _, want := range []string{"r,rule hostile 0.0.1 (sha256 ", "bad batch: x is negative", `""student_id"":""S00000""`} {
+		if !strings.Contains(lines[1], want) {
+			t.Errorf("dead letter %q lacks %q", lines[1], want)
+		}
+	}
+}
+
+func TestRuleErrorFailsTheRun(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := setup(t, 1500, failRule("fail"), parquetSink)
+	plan := prepare(t, cfg, mem, nil)
+	defer plan.Close(context.Background())
+	_, err := plan.Run(context.Background(), pipeline.RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), `stage "r": rule hostile:`) || !strings.Contains(err.Error(), "bad batch: x is negative") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "out", "r.parquet")); !os.IsNotExist(err) {
+		t.Errorf("a failed run left an output file (stat: %v)", err)
+	}
+}
+
+func TestCancelMidRunReleasesEverything(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	sink := &blockingSink{got: make(chan struct{}, 1)}
+	cfg := setup(t, 20000, absenceRule(t), "connector = \"blocking\"\n")
+	plan := prepare(t, cfg, mem, map[string]protocol.Connector{"blocking": sink})
+	defer plan.Close(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sink.got // a batch reached the sink: the run is mid-way
+		cancel()
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := plan.Run(ctx, pipeline.RunOptions{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not stop")
+	}
+}
