@@ -80,4 +80,3 @@ func rowsAsJSON(rec arrow.RecordBatch) ([]string, error) {
 	}
 	return strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n"), nil
 }
-
