@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -86,11 +87,36 @@ type Rule struct {
 	Module string // absolute path of the .wasm module
 	// OnError is OnErrorDeadLetter or OnErrorFail.
 	OnError string
+	// SHA256, when set, pins the module: a module with another hash is
+	// refused. Lowercase hex.
+	SHA256 string
+	// Workers is how many instances of the module run in parallel; 0
+	// means one per CPU.
+	Workers int
+	// Replace lists upstream columns that the rule's outputs may replace.
+	Replace []string
+	// ProvenanceColumns adds rule_name, rule_version and rule_sha256
+	// columns to the output (schema metadata always carries them).
+	ProvenanceColumns bool
+	// GroupBy and OrderBy apply to group rules: the key columns, and the
+	// column that orders rows within a group ("" keeps arrival order).
+	GroupBy []string
+	OrderBy string
+	// Limits override the engine's defaults; zero fields keep them.
+	Limits Limits
 	// Params is the free-form [rule.params] table, never nil, with the
 	// same value types as Source.Options.
 	Params   map[string]any
 	Pos      Pos            // the [[rule]] header
 	ParamPos map[string]Pos // line of each top-level key of Params
+}
+
+// Limits bound what one rule instance may use. Zero means the default.
+type Limits struct {
+	MemoryPages    int64         // 64 KiB WebAssembly pages
+	Timeout        time.Duration // per evaluated batch
+	MaxOutputBytes int64         // per evaluated batch
+	MaxLogBytes    int64         // per evaluated batch
 }
 
 // Sink is a [[sink]] table: a connector that writes the output of one
@@ -169,6 +195,8 @@ const (
 	kInteger
 	kTable
 	kTables // array of tables
+	kBool
+	kStrings // array of strings
 )
 
 func (k kind) String() string {
@@ -179,6 +207,10 @@ func (k kind) String() string {
 		return "integer"
 	case kTable:
 		return "table"
+	case kBool:
+		return "boolean"
+	case kStrings:
+		return "array of strings"
 	default:
 		return "array of tables"
 	}
@@ -225,6 +257,22 @@ func ruleFields() []field {
 		{"module", kString, true},
 		{"on_error", kString, false},
 		{"params", kTable, false},
+		{"sha256", kString, false},
+		{"workers", kInteger, false},
+		{"replace", kStrings, false},
+		{"provenance_columns", kBool, false},
+		{"group_by", kStrings, false},
+		{"order_by", kString, false},
+		{"limits", kTable, false},
+	}
+}
+
+func limitFields() []field {
+	return []field{
+		{"memory_pages", kInteger, false},
+		{"timeout", kString, false},
+		{"max_output_bytes", kInteger, false},
+		{"max_log_bytes", kInteger, false},
 	}
 }
 
@@ -314,6 +362,20 @@ func matches(k kind, v any) bool {
 	case kTable:
 		_, ok := v.(map[string]any)
 		return ok
+	case kBool:
+		_, ok := v.(bool)
+		return ok
+	case kStrings:
+		l, ok := v.([]any)
+		if !ok {
+			return false
+		}
+		for _, e := range l {
+			if _, ok := e.(string); !ok {
+				return false
+			}
+		}
+		return true
 	default:
 		_, ok := asTables(v)
 		return ok
@@ -508,7 +570,75 @@ func (c *checker) rule(p *Pipeline, path string, m map[string]any) *Rule {
 		r.OnError = oe
 	}
 	r.Params, r.ParamPos = c.freeForm(path+".params", v["params"])
+	if h, ok := v["sha256"].(string); ok {
+		if !sha256Hex.MatchString(h) {
+			c.fail(c.at(path+".sha256"), path+".sha256", "expected 64 lowercase hexadecimal digits, got %q", h)
+		}
+		r.SHA256 = h
+	}
+	if w, ok := v["workers"].(int64); ok {
+		if w < 0 || w > MaxWorkers {
+			c.fail(c.at(path+".workers"), path+".workers", "must be between 0 (one per CPU) and %d, got %d", MaxWorkers, w)
+		}
+		r.Workers = int(w)
+	}
+	r.Replace = c.strings(v["replace"])
+	r.ProvenanceColumns, _ = v["provenance_columns"].(bool)
+	r.GroupBy = c.strings(v["group_by"])
+	r.OrderBy, _ = v["order_by"].(string)
+	if r.OrderBy != "" && len(r.GroupBy) == 0 {
+		c.fail(c.at(path+".order_by"), path+".order_by", "order_by needs group_by")
+	}
+	if lm, ok := v["limits"].(map[string]any); ok {
+		r.Limits = c.limits(path+".limits", lm)
+	}
 	return r
+}
+
+// MaxWorkers bounds a rule's workers key.
+const MaxWorkers = 256
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (c *checker) strings(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, e := range l {
+		out = append(out, e.(string))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func (c *checker) limits(path string, m map[string]any) Limits {
+	var l Limits
+	v := c.fields(path, c.at(path), m, limitFields())
+	positive := func(key string) int64 {
+		n, ok := v[key].(int64)
+		if ok && n <= 0 {
+			c.fail(c.at(path+"."+key), path+"."+key, "must be positive, got %d", n)
+		}
+		return n
+	}
+	l.MemoryPages = positive("memory_pages")
+	if l.MemoryPages > 65536 {
+		c.fail(c.at(path+".memory_pages"), path+".memory_pages", "at most 65536 pages (4 GiB, the wasm32 maximum), got %d", l.MemoryPages)
+	}
+	l.MaxOutputBytes = positive("max_output_bytes")
+	l.MaxLogBytes = positive("max_log_bytes")
+	if s, ok := v["timeout"].(string); ok {
+		d, err := time.ParseDuration(s)
+		switch {
+		case err != nil:
+			c.fail(c.at(path+".timeout"), path+".timeout", "expected a duration such as \"500ms\" or \"10s\", got %q", s)
+		case d <= 0:
+			c.fail(c.at(path+".timeout"), path+".timeout", "must be positive, got %q", s)
+		}
+		l.Timeout = d
+	}
+	return l
 }
 
 func (c *checker) sink(path string, m map[string]any) *Sink {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The example of docs/pipeline.md.
@@ -597,5 +598,51 @@ func TestPartialSuppressesDanglingInputs(t *testing.T) {
 		`pipeline.toml:7: sink[0].input: unknown stage "grade"`
 	if err == nil || err.Error() != want {
 		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+const ruleHead = "[[rule]]\nname = \"r\"\ninput = \"attendance\"\nmodule = \"r.wasm\"\n" // lines 6-9
+
+func TestRuleSettings(t *testing.T) {
+	good := head + src + ruleHead + `sha256 = "` + strings.Repeat("ab", 32) + `"
+workers = 3
+replace = ["flag"]
+provenance_columns = true
+group_by = ["student_id", "class_id"]
+order_by = "month"
+[rule.limits]
+memory_pages = 1024
+timeout = "1500ms"
+max_output_bytes = 1000000
+max_log_bytes = 4096
+` + sink
+	p, err := Parse("pipeline.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Rules[0]
+	if r.SHA256 != strings.Repeat("ab", 32) || r.Workers != 3 || len(r.Replace) != 1 || !r.ProvenanceColumns ||
+		strings.Join(r.GroupBy, ",") != "student_id,class_id" || r.OrderBy != "month" {
+		t.Errorf("rule = %+v", r)
+	}
+	if r.Limits != (Limits{MemoryPages: 1024, Timeout: 1500 * time.Millisecond, MaxOutputBytes: 1000000, MaxLogBytes: 4096}) {
+		t.Errorf("limits = %+v", r.Limits)
+	}
+
+	for _, tc := range []struct{ name, lines, want string }{
+		{"bad sha256", `sha256 = "ABC"`, `pipeline.toml:10: rule[0].sha256: expected 64 lowercase hexadecimal digits, got "ABC"`},
+		{"workers out of range", `workers = 1000`, `pipeline.toml:10: rule[0].workers: must be between 0 (one per CPU) and 256, got 1000`},
+		{"replace not strings", `replace = [1]`, `pipeline.toml:10: rule[0].replace: expected array of strings, got array`},
+		{"order_by without group_by", `order_by = "month"`, `pipeline.toml:10: rule[0].order_by: order_by needs group_by`},
+		{"bad timeout", "[rule.limits]\ntimeout = \"soon\"", `pipeline.toml:11: rule[0].limits.timeout: expected a duration such as "500ms" or "10s", got "soon"`},
+		{"negative memory", "[rule.limits]\nmemory_pages = -1", `pipeline.toml:11: rule[0].limits.memory_pages: must be positive, got -1`},
+		{"unknown limit", "[rule.limits]\nmemory_page = 10", `pipeline.toml:11: rule[0].limits.memory_page: unknown key (did you mean "memory_pages"?)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("pipeline.toml", []byte(head+src+ruleHead+tc.lines+"\n"+sink))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("err = %v\nwant %s", err, tc.want)
+			}
+		})
 	}
 }
