@@ -186,7 +186,7 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 		mod.Close(ctx)
 		return stageError(r.Pos, key, err)
 	}
-	inst, err := mod.NewInstance(ctx, r.Params)
+	inst, err := mod.NewInstance(ctx, r.Params, host.DefaultLimits())
 	if err != nil {
 		mod.Close(ctx)
 		return stageError(r.Pos, key+".params", err)

@@ -180,7 +180,7 @@ func TestAbsence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, nil)
+	inst, err := m.NewInstance(ctx, nil, host.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestAbsenceThresholdParam(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, map[string]any{"threshold": 0.2})
+	inst, err := m.NewInstance(ctx, map[string]any{"threshold": 0.2}, host.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +227,11 @@ func TestAbsenceThresholdParam(t *testing.T) {
 	defer out.Release()
 	checkAbsence(t, out, ids(absenceRows[:2]), []want{{0.175, 1, ""}, {0.05, 1, ""}})
 
-	_, err = m.NewInstance(ctx, map[string]any{"threshold": 2})
+	_, err = m.NewInstance(ctx, map[string]any{"threshold": 2}, host.Limits{})
 	if err == nil || !strings.Contains(err.Error(), "vigie_init returned 1: threshold 2 is not between 0 and 1") {
 		t.Errorf("init error %v", err)
 	}
-	_, err = m.NewInstance(ctx, map[string]any{"treshold": 0.2})
+	_, err = m.NewInstance(ctx, map[string]any{"treshold": 0.2}, host.Limits{})
 	if err == nil || !strings.Contains(err.Error(), `did you mean "threshold"?`) {
 		t.Errorf("param error %v", err)
 	}
@@ -259,7 +259,7 @@ func TestAbsenceSlicedAndRepeated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, nil)
+	inst, err := m.NewInstance(ctx, nil, host.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/rules/abi"
 )
@@ -18,6 +19,13 @@ const (
 	MetaRuleSHA256  = "vigie.rule.sha256"
 )
 
+// Names of the provenance columns added by WithProvenanceColumns.
+const (
+	ColRuleName    = "rule_name"
+	ColRuleVersion = "rule_version"
+	ColRuleSHA256  = "rule_sha256"
+)
+
 // Binding ties a module's inputs to the columns of an upstream schema. It
 // is immutable and safe for concurrent use by several instances.
 type Binding struct {
@@ -25,6 +33,32 @@ type Binding struct {
 	upstream *arrow.Schema
 	inputs   []boundInput
 	output   *arrow.Schema
+	outputs  []arrow.Field // the rule's outputs, then the provenance columns
+	meta     *arrow.Metadata
+	prov     provenance
+}
+
+// BindOption configures Bind.
+type BindOption func(*bindOptions)
+
+type bindOptions struct {
+	provColumns bool
+	provDict    bool
+}
+
+// WithProvenanceColumns makes every result carry three more columns after
+// the outputs: rule_name, rule_version and rule_sha256, the same value on
+// every row; utf8, or dictionary<int32, utf8> when dictionary is true (one
+// value stored per batch instead of one per row). The schema metadata
+// carries the same three values with or without this option.
+func WithProvenanceColumns(dictionary bool) BindOption {
+	return func(o *bindOptions) { o.provColumns, o.provDict = true, dictionary }
+}
+
+// provenance builds the provenance columns of a result.
+type provenance struct {
+	values []string // name, version, sha256; nil: no columns
+	dict   bool
 }
 
 // boundInput is a manifest input and the upstream column that feeds it.
@@ -58,9 +92,15 @@ func ArrowType(t abi.Type) arrow.DataType {
 // Bind binds the module's inputs by name to the columns of upstream,
 // accepting the exact type or a safe widening (int32 to int64 or float64,
 // int64 to float64, date32 to timestamp_us, a dictionary to its value type).
-// It refuses a missing column, any other type, and an output named like an
-// upstream column.
-func (m *Module) Bind(upstream *arrow.Schema) (*Binding, error) {
+// It refuses a missing column, any other type, and, for a map rule, an
+// output (or provenance column) named like an upstream column. A group
+// rule's outputs follow the group key columns, not the upstream ones:
+// GroupOutputSchema checks them against the keys.
+func (m *Module) Bind(upstream *arrow.Schema, opts ...BindOption) (*Binding, error) {
+	var o bindOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	man := m.Manifest
 	b := &Binding{module: m, upstream: upstream}
 	for _, in := range man.Inputs {
@@ -80,18 +120,105 @@ func (m *Module) Bind(upstream *arrow.Schema) (*Binding, error) {
 		}
 		b.inputs = append(b.inputs, boundInput{spec: in, index: idx[0], found: found})
 	}
-	fields := append([]arrow.Field(nil), upstream.Fields()...)
 	for _, out := range man.Outputs {
-		if upstream.HasField(out.Name) {
-			return nil, fmt.Errorf("rule %q: output column %q clashes with an upstream column", man.Name, out.Name)
+		b.outputs = append(b.outputs, arrow.Field{Name: out.Name, Type: ArrowType(out.Type), Nullable: true})
+	}
+	if o.provColumns {
+		b.prov = provenance{values: []string{man.Name, man.Version, m.SHA256}, dict: o.provDict}
+		typ := arrow.DataType(arrow.BinaryTypes.String)
+		if o.provDict {
+			typ = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
 		}
-		fields = append(fields, arrow.Field{Name: out.Name, Type: ArrowType(out.Type), Nullable: true})
+		for _, name := range []string{ColRuleName, ColRuleVersion, ColRuleSHA256} {
+			for _, out := range man.Outputs {
+				if out.Name == name {
+					return nil, fmt.Errorf("rule %q: output column %q clashes with a provenance column", man.Name, name)
+				}
+			}
+			b.outputs = append(b.outputs, arrow.Field{Name: name, Type: typ})
+		}
 	}
 	meta := upstream.Metadata()
 	keys := append(meta.Keys(), MetaRuleName, MetaRuleVersion, MetaRuleSHA256)
 	vals := append(meta.Values(), man.Name, man.Version, m.SHA256)
-	b.output = arrow.NewSchema(fields, withoutDuplicateKeys(keys, vals))
+	b.meta = withoutDuplicateKeys(keys, vals)
+	if man.Kind == abi.KindGroup {
+		b.output = arrow.NewSchema(b.outputs, b.meta)
+		return b, nil
+	}
+	for _, f := range b.outputs {
+		if upstream.HasField(f.Name) {
+			return nil, fmt.Errorf("rule %q: output column %q clashes with an upstream column", man.Name, f.Name)
+		}
+	}
+	fields := append(append([]arrow.Field(nil), upstream.Fields()...), b.outputs...)
+	b.output = arrow.NewSchema(fields, b.meta)
 	return b, nil
+}
+
+// GroupOutputSchema returns the schema of a group rule's result once the
+// engine has prepended the group key columns to what EvalGroup returns:
+// keys, then the outputs (then the provenance columns), with the rule's
+// metadata. It refuses an output named like a key. For a map rule it
+// returns OutputSchema and ignores keys.
+func (b *Binding) GroupOutputSchema(keys []arrow.Field) (*arrow.Schema, error) {
+	if b.module.Manifest.Kind != abi.KindGroup {
+		return b.output, nil
+	}
+	fields := append([]arrow.Field(nil), keys...)
+	for _, f := range b.outputs {
+		for _, k := range keys {
+			if k.Name == f.Name {
+				return nil, fmt.Errorf("rule %q: output column %q clashes with a group key column", b.module.Manifest.Name, f.Name)
+			}
+		}
+		fields = append(fields, f)
+	}
+	return arrow.NewSchema(fields, b.meta), nil
+}
+
+// appendProvenance appends the provenance columns of n rows to cols, when
+// the binding asks for them. The caller releases them.
+func (b *Binding) appendProvenance(cols []arrow.Array, n int, mem memory.Allocator) []arrow.Array {
+	for _, v := range b.prov.values {
+		cols = append(cols, constantString(mem, v, n, b.prov.dict))
+	}
+	return cols
+}
+
+// constantString returns n rows of v, as utf8 or as a dictionary of one
+// value.
+func constantString(mem memory.Allocator, v string, n int, dict bool) arrow.Array {
+	if dict {
+		idx := memory.NewResizableBuffer(mem)
+		idx.Resize(4 * n)
+		clear(idx.Bytes())
+		defer idx.Release()
+		values := constantString(mem, v, 1, false)
+		defer values.Release()
+		typ := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+		data := array.NewData(typ, n, []*memory.Buffer{nil, idx}, nil, 0, 0)
+		data.SetDictionary(values.Data())
+		defer data.Release()
+		return array.MakeFromData(data)
+	}
+	offsets := memory.NewResizableBuffer(mem)
+	offsets.Resize(4 * (n + 1))
+	defer offsets.Release()
+	o := arrow.Int32Traits.CastFromBytes(offsets.Bytes())
+	for i := range o {
+		o[i] = int32(i * len(v))
+	}
+	values := memory.NewResizableBuffer(mem)
+	values.Resize(n * len(v))
+	defer values.Release()
+	vb := values.Bytes()
+	for i := range n {
+		copy(vb[i*len(v):], v)
+	}
+	data := array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{nil, offsets, values}, nil, 0, 0)
+	defer data.Release()
+	return array.MakeFromData(data)
 }
 
 // withoutDuplicateKeys builds metadata where later keys win (a rule
@@ -143,9 +270,13 @@ func bindable(declared abi.Type, found arrow.DataType) bool {
 	return false
 }
 
-// OutputSchema returns the schema of the records EvalMap returns: the
-// upstream fields followed by the rule's outputs (all nullable), with the
-// rule's name, version and SHA-256 in the metadata.
+// OutputSchema returns the schema of the records that the binding's
+// evaluations return. For a map rule (EvalMap): the upstream fields
+// followed by the rule's outputs (all nullable). For a group rule
+// (EvalGroup): the rule's outputs only, one row per group; the engine
+// prepends the key columns (see GroupOutputSchema). The provenance
+// columns follow when asked for (WithProvenanceColumns); the metadata
+// always holds the rule's name, version and SHA-256.
 func (b *Binding) OutputSchema() *arrow.Schema { return b.output }
 
 // Upstream returns the schema the binding was made for.

@@ -155,7 +155,7 @@ func runEcho(t *testing.T, m *host.Module, mem memory.Allocator, rec, want arrow
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, nil)
+	inst, err := m.NewInstance(ctx, nil, host.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

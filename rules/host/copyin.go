@@ -19,6 +19,7 @@ var le = binary.LittleEndian
 // aligned. Offsets are relative to the start of the allocation.
 type cycle struct {
 	size      int
+	headerEnd int // end of the descriptors and group offsets
 	inPtr     uint32
 	groupsPtr uint32
 	outPtr    uint32
@@ -85,10 +86,10 @@ func (s source) direct(declared abi.Type) bool {
 
 func align(n int) int { return (n + abi.Alignment - 1) &^ (abi.Alignment - 1) }
 
-// planCycle lays out the memory of one cycle.
-func planCycle(b *Binding, rec arrow.RecordBatch, groups []uint32, numOut int) *cycle {
+// layout lays out the memory of one cycle, reusing c's column slice.
+func (c *cycle) layout(b *Binding, rec arrow.RecordBatch, groups []uint32, numOut int) {
 	n := int(rec.NumRows())
-	c := &cycle{numOut: numOut, cols: make([]colLayout, len(b.inputs))}
+	*c = cycle{numOut: numOut, cols: c.cols[:0]}
 	at := align(abi.DescriptorSize(len(b.inputs)))
 	if groups != nil {
 		c.groupsPtr = uint32(at)
@@ -96,14 +97,15 @@ func planCycle(b *Binding, rec arrow.RecordBatch, groups []uint32, numOut int) *
 	}
 	c.outPtr = uint32(at)
 	at = align(at + abi.DescriptorSize(len(b.module.Manifest.Outputs)))
+	c.headerEnd = at
 	place := func(size int) uint32 {
 		p := uint32(at)
 		at = align(at + size)
 		return p
 	}
-	for k, in := range b.inputs {
-		l := &c.cols[k]
-		l.src = newSource(rec.Column(in.index))
+	for _, in := range b.inputs {
+		c.cols = append(c.cols, colLayout{src: newSource(rec.Column(in.index))})
+		l := &c.cols[len(c.cols)-1]
 		l.nulls = l.src.nulls()
 		if l.nulls > 0 {
 			l.validity = place(abi.BitmapLen(n))
@@ -116,7 +118,11 @@ func planCycle(b *Binding, rec arrow.RecordBatch, groups []uint32, numOut int) *
 		l.data = place(l.dataLen)
 	}
 	c.size = at
-	return c
+}
+
+// release drops the references to the record's arrays.
+func (c *cycle) release() {
+	clear(c.cols)
 }
 
 func utf8Len(s source, n int) int {
@@ -137,7 +143,10 @@ func utf8Len(s source, n int) int {
 // write fills buf (the allocation at base) with the descriptors and the
 // input data.
 func (c *cycle) write(buf []byte, base uint32, b *Binding, rec arrow.RecordBatch, groups []uint32) {
-	clear(buf) // null slots and padding hold zeros, not a previous cycle's bytes
+	// Descriptors are zeroed; each buffer is cleared where copyIn does not
+	// overwrite it all, padding included: no byte of a previous cycle is
+	// left in what the host hands over.
+	clear(buf[:c.headerEnd])
 	n := int(rec.NumRows())
 	ptr := func(rel uint32) uint32 {
 		if rel == 0 {
@@ -185,38 +194,62 @@ func writeColumn(d []byte, t abi.Type, validity, data, offsets uint32, dataLen, 
 }
 
 // copyIn copies the column into buf, converting it to t: buffer to buffer
-// when the types match, row by row for dictionaries and widenings.
+// when the types match, row by row for dictionaries and widenings. It
+// clears the bytes it does not write, up to the next buffer.
 func (l *colLayout) copyIn(buf []byte, t abi.Type, n int) {
 	s := l.src
 	if l.nulls > 0 {
-		bm := buf[l.validity : int(l.validity)+abi.BitmapLen(n)]
+		bm := buf[l.validity : int(l.validity)+align(abi.BitmapLen(n))]
 		if s.dict == nil {
-			bitutil.CopyBitmap(s.outer.NullBitmapBytes(), s.outer.Data().Offset(), n, bm, 0)
+			copyBits(bm, s.outer.NullBitmapBytes(), s.outer.Data().Offset(), n)
 		} else {
+			clear(bm)
 			for i := range n {
-				bitutil.SetBitTo(bm, i, s.index(i) >= 0)
+				if s.index(i) >= 0 {
+					bitutil.SetBit(bm, i)
+				}
 			}
 		}
 	}
-	data := buf[l.data : int(l.data)+l.dataLen]
+	data := buf[l.data : int(l.data)+align(l.dataLen)]
 	switch {
 	case t == abi.Utf8:
-		copyUtf8(buf[l.offsets:int(l.offsets)+4*(n+1)], data, s, n)
+		offs := buf[l.offsets : int(l.offsets)+align(4*(n+1))]
+		clear(offs[4*(n+1):])
+		clear(data[l.dataLen:])
+		copyUtf8(offs, data, s, n)
 	case s.direct(t):
 		off := s.values.Data().Offset()
 		src := s.values.Data().Buffers()[1].Bytes()
 		if t == abi.Bool {
-			bitutil.CopyBitmap(src, off, n, data, 0)
+			copyBits(data, src, off, n)
 		} else {
 			w := t.Width()
-			copy(data, src[off*w:(off+n)*w])
+			clear(data[copy(data, src[off*w:(off+n)*w]):])
 		}
 	default:
+		clear(data)
 		for i := range n {
 			if j := s.index(i); j >= 0 {
 				putValue(data, t, i, s.values, j)
 			}
 		}
+	}
+}
+
+// copyBits copies n bits of src from bit offset off to the start of dst and
+// zeroes the rest of dst: bytes at a time when off is a multiple of 8.
+func copyBits(dst, src []byte, off, n int) {
+	if off%8 != 0 {
+		clear(dst)
+		bitutil.CopyBitmap(src, off, n, dst, 0)
+		return
+	}
+	full := n / 8
+	copy(dst, src[off/8:off/8+full])
+	clear(dst[full:])
+	if r := n % 8; r != 0 {
+		dst[full] = src[off/8+full] & byte(1<<r-1)
 	}
 }
 
@@ -232,6 +265,7 @@ func copyUtf8(offsets, data []byte, s source, n int) {
 		return
 	}
 	str := s.values.(*array.String)
+	le.PutUint32(offsets, 0)
 	end := 0
 	for i := range n {
 		if j := s.index(i); j >= 0 {

@@ -24,8 +24,12 @@ type outColumn struct {
 }
 
 // readOutputs checks the output descriptor at ptr and copies its n-row
-// columns into Arrow arrays allocated from alloc. The caller releases them.
-func readOutputs(m api.Memory, ptr uint32, specs []abi.Column, n int, alloc memory.Allocator) ([]arrow.Array, error) {
+// columns into Arrow arrays allocated from alloc, once the total size is
+// known to be within MaxOutputBytes. The caller releases the arrays, which
+// stay valid until the next call.
+func (i *Instance) readOutputs(ptr uint32, n int, alloc memory.Allocator) ([]arrow.Array, error) {
+	m := i.mod.Memory()
+	specs := i.module.Manifest.Outputs
 	desc, ok := m.Read(ptr, uint32(abi.DescriptorSize(len(specs))))
 	if !ok {
 		return nil, fmt.Errorf("output descriptor at %d is outside memory", ptr)
@@ -36,19 +40,60 @@ func readOutputs(m api.Memory, ptr uint32, specs []abi.Column, n int, alloc memo
 	if got := int(le.Uint32(desc[abi.BatchNumColumns:])); got != len(specs) {
 		return nil, fmt.Errorf("output descriptor: num_columns changed to %d, want %d", got, len(specs))
 	}
-	cols := make([]outColumn, len(specs))
+	cols := i.outs[:0]
+	var total int64
 	for j, s := range specs {
 		c, err := checkOutput(m, desc[abi.DescriptorSize(j):], s, n)
 		if err != nil {
 			return nil, fmt.Errorf("output %q: %w", s.Name, err)
 		}
-		cols[j] = c
+		total += c.size()
+		cols = append(cols, c)
 	}
-	arrs := make([]arrow.Array, len(cols))
+	i.outs = cols
+	defer clear(cols) // no view of guest memory is kept past the call
+	if total > i.limits.MaxOutputBytes {
+		return nil, i.limits.outputError(total)
+	}
+	if err := checkUtf8Columns(cols, n); err != nil {
+		return nil, err
+	}
+	arrs := i.arrs[:0]
 	for j := range cols {
-		arrs[j] = cols[j].toArrow(alloc, n)
+		arrs = append(arrs, cols[j].toArrow(alloc, n))
 	}
+	i.arrs = arrs
 	return arrs, nil
+}
+
+// size returns the bytes that copying the column out would produce.
+func (c *outColumn) size() int64 {
+	s := int64(len(c.data))
+	if c.nulls > 0 {
+		s += int64(len(c.validity))
+	}
+	if c.offsets != nil {
+		s += int64(len(c.offsets))
+		first, last := le.Uint32(c.offsets), le.Uint32(c.offsets[len(c.offsets)-4:])
+		if last >= first {
+			s = s - int64(len(c.data)) + int64(last-first)
+		}
+	}
+	return s
+}
+
+// checkUtf8Columns checks the utf8 columns (after the output limit, so
+// that a huge output is not scanned first).
+func checkUtf8Columns(cols []outColumn, n int) error {
+	for j := range cols {
+		if cols[j].spec.Type != abi.Utf8 {
+			continue
+		}
+		if err := cols[j].checkUtf8(n); err != nil {
+			return fmt.Errorf("output %q: %w", cols[j].spec.Name, err)
+		}
+	}
+	return nil
 }
 
 // view returns the n bytes at ptr, or an error naming what when they are
@@ -93,10 +138,8 @@ func checkOutput(m api.Memory, d []byte, s abi.Column, n int) (outColumn, error)
 	if c.offsets, err = view(m, "offsets", offsets, 4*(n+1)); err != nil {
 		return c, err
 	}
-	if c.data, err = view(m, "data", data, dataLen); err != nil {
-		return c, err
-	}
-	return c, c.checkUtf8(n)
+	c.data, err = view(m, "data", data, dataLen)
+	return c, err
 }
 
 // checkUtf8 checks that offsets are non-decreasing and within data, and that

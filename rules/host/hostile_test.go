@@ -8,6 +8,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/rules/host"
 )
 
 // The modules in testdata are written in WAT; the .wasm files next to them
@@ -60,7 +62,7 @@ func TestHostileEval(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			inst, err := m.NewInstance(ctx, nil)
+			inst, err := m.NewInstance(ctx, nil, host.Limits{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,42 +1,72 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/vigie-edu/vigie/rules/abi"
 )
 
 // Instance is one instantiation of a rule module, with its own memory. It
-// is not safe for concurrent use: run one Instance per worker. Close it when
-// done.
+// is not safe for concurrent use: run one Instance per worker (see Pool).
+// Close it when done.
+//
+// An error that leaves the guest unusable (a trap, a limit, an exit, the
+// context ending during a call) does not end the Instance: its next call
+// re-instantiates the module and runs _initialize and vigie_init again,
+// transparently. An error after which the guest is intact (a non-zero
+// return, a failed output check, too much output) keeps the guest.
 type Instance struct {
-	module  *Module
-	mod     api.Module
-	logger  *slog.Logger
-	failMsg string // set by vigie.fail during the current call
+	module *Module
+	name   string // rule name, for errors
+	limits Limits
+	params []byte // JSON given to vigie_init; nil: do not call it
+	logger *slog.Logger
+
+	mod    api.Module // nil when the guest must be (re-)instantiated
+	mem    *linearMemory
+	rand   *rand.ChaCha8
+	fnAlloc api.Function
+	fnEval  api.Function
+	stack  [2]uint64
+
+	failMsg  string // set by vigie.fail during the current call
+	logBytes int64  // logged during the current cycle
+
+	plan  cycle        // reused from batch to batch
+	outs  []outColumn  // idem
+	arrs  []arrow.Array
+	colsB []arrow.Array
 }
 
 // randSeed seeds every instance's WASI random source, so that random
 // numbers are deterministic.
 var randSeed = [32]byte{'v', 'i', 'g', 'i', 'e'}
 
+// errLogLimit stops a guest that logs past MaxLogBytes (panicking from a
+// host function unwinds the guest; wazero returns the panic as an error).
+var errLogLimit = errors.New("log limit")
+
 // NewInstance checks params against the manifest (filling in defaults),
 // instantiates the module in a sandbox (no files, arguments, environment or
 // sockets; fake clocks; deterministic random numbers; stdout and stderr to
-// the log), calls _initialize when exported, then vigie_init with the
-// parameters as JSON.
-func (m *Module) NewInstance(ctx context.Context, params map[string]any) (*Instance, error) {
+// the log) within limits (zero fields take DefaultLimits), calls
+// _initialize when exported, then vigie_init with the parameters as JSON.
+// A module whose memory starts above limits.MemoryPages is refused with an
+// error wrapping ErrLimit.
+func (m *Module) NewInstance(ctx context.Context, params map[string]any, limits Limits) (*Instance, error) {
 	resolved, err := m.Manifest.ResolveParams(params)
 	if err != nil {
 		return nil, err
@@ -45,66 +75,122 @@ func (m *Module) NewInstance(ctx context.Context, params map[string]any) (*Insta
 	if err != nil {
 		return nil, fmt.Errorf("rule %q: encode params: %w", m.Manifest.Name, err)
 	}
-	inst, err := m.instantiate(ctx, m.Manifest.Name)
-	if err != nil {
-		return nil, fmt.Errorf("rule %q: %w", m.Manifest.Name, err)
+	limits = limits.withDefaults()
+	if m.minPages > limits.MemoryPages {
+		return nil, fmt.Errorf("rule %q: memory starts at %d pages: %w", m.Manifest.Name, m.minPages, limits.memoryError())
 	}
-	if err := inst.init(ctx, js); err != nil {
-		_ = inst.Close(ctx)
+	inst := m.newInstance(m.Manifest.Name, limits, js)
+	if err := inst.start(ctx); err != nil {
 		return nil, fmt.Errorf("rule %q: %w", m.Manifest.Name, err)
 	}
 	return inst, nil
 }
 
-// instantiate creates an instance and runs _initialize. name tags log
-// messages ("" while the manifest is not yet known).
-func (m *Module) instantiate(ctx context.Context, name string) (*Instance, error) {
+// newInstance returns an instance that start will instantiate. name tags
+// log messages ("" while the manifest is not yet known).
+func (m *Module) newInstance(name string, limits Limits, params []byte) *Instance {
 	logger := m.rt.logger.With("rule", name, "file", m.Path)
 	if name == "" {
 		logger = m.rt.logger.With("file", m.Path)
 	}
-	inst := &Instance{module: m, logger: logger}
+	if !m.hasInit {
+		params = nil
+	}
+	return &Instance{module: m, name: name, limits: limits, params: params, logger: logger}
+}
+
+// start instantiates the module, runs _initialize and vigie_init.
+func (i *Instance) start(ctx context.Context) error {
+	m := i.module
+	i.mem = &linearMemory{limit: uint64(i.limits.MemoryPages) * pageSize}
+	i.rand = rand.NewChaCha8(randSeed)
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances of one module may coexist
 		WithStartFunctions().
-		WithStdout(logWriter{logger, "stdout"}).
-		WithStderr(logWriter{logger, "stderr"}).
-		WithRandSource(rand.NewChaCha8(randSeed))
-	mod, err := m.rt.rt.InstantiateModule(inst.context(ctx), m.compiled, cfg)
+		WithStdout(logWriter{i, "stdout"}).
+		WithStderr(logWriter{i, "stderr"}).
+		WithRandSource(i.rand)
+	ictx := experimental.WithMemoryAllocator(i.context(ctx), experimental.MemoryAllocatorFunc(
+		func(_, _ uint64) experimental.LinearMemory { return i.mem }))
+	mod, err := m.rt.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("instantiate: %w", err)
+		if i.mem.denied {
+			return fmt.Errorf("instantiate: %w", i.limits.memoryError())
+		}
+		return fmt.Errorf("instantiate: %w", err)
 	}
-	inst.mod = mod
-	if mod.ExportedFunction(abi.ExportInitialize) != nil {
-		if _, err := inst.call(ctx, abi.ExportInitialize); err != nil {
-			_ = mod.Close(ctx)
-			return nil, err
+	i.mod = mod
+	i.fnAlloc = mod.ExportedFunction(abi.ExportAlloc)
+	i.fnEval = mod.ExportedFunction(abi.ExportEval)
+	if f := mod.ExportedFunction(abi.ExportInitialize); f != nil {
+		if _, err := i.call(ctx, f, abi.ExportInitialize); err != nil {
+			i.discard(ctx)
+			return err
 		}
 	}
-	return inst, nil
+	if i.params != nil {
+		if err := i.init(ctx); err != nil {
+			i.discard(ctx)
+			return err
+		}
+	}
+	return nil
 }
 
-// init calls vigie_init, when exported, with the parameters JSON.
-func (i *Instance) init(ctx context.Context, params []byte) error {
-	if !i.module.hasInit {
-		return nil
-	}
-	ptr, err := i.alloc(ctx, uint32(len(params)))
+// init calls vigie_init with the parameters JSON.
+func (i *Instance) init(ctx context.Context) error {
+	ptr, err := i.alloc(ctx, uint32(len(i.params)))
 	if err != nil {
 		return err
 	}
-	if !i.mod.Memory().Write(ptr, params) {
+	if !i.mod.Memory().Write(ptr, i.params) {
 		return fmt.Errorf("%s returned %d, outside memory", abi.ExportAlloc, ptr)
 	}
-	_, err = i.call(ctx, abi.ExportInit, uint64(ptr), uint64(len(params)))
+	_, err = i.call(ctx, i.mod.ExportedFunction(abi.ExportInit), abi.ExportInit, uint64(ptr), uint64(len(i.params)))
 	return err
 }
 
-// Close releases the instance's memory.
-func (i *Instance) Close(ctx context.Context) error { return i.mod.Close(ctx) }
+// ready re-instantiates the guest when an earlier error left it unusable.
+func (i *Instance) ready(ctx context.Context) error {
+	if i.mod != nil {
+		return nil
+	}
+	if err := i.start(ctx); err != nil {
+		return fmt.Errorf("re-instantiate after an error: %w", err)
+	}
+	i.logger.Debug("rule re-instantiated after an error")
+	return nil
+}
 
-// MemorySize returns the size of the instance's linear memory in bytes.
-func (i *Instance) MemorySize() uint32 { return i.mod.Memory().Size() }
+// discard closes the guest; the next call re-instantiates it.
+func (i *Instance) discard(ctx context.Context) {
+	if i.mod != nil {
+		_ = i.mod.Close(ctx)
+		i.mod = nil
+	}
+}
+
+// Close releases the instance's memory.
+func (i *Instance) Close(ctx context.Context) error {
+	if i.mod == nil {
+		return nil
+	}
+	err := i.mod.Close(ctx)
+	i.mod = nil
+	return err
+}
+
+// MemorySize returns the size of the instance's linear memory in bytes (0
+// while it awaits re-instantiation).
+func (i *Instance) MemorySize() uint32 {
+	if i.mod == nil {
+		return 0
+	}
+	return i.mod.Memory().Size()
+}
+
+// Limits returns the instance's limits, defaults filled in.
+func (i *Instance) Limits() Limits { return i.limits }
 
 type instanceKey struct{}
 
@@ -113,45 +199,80 @@ func (i *Instance) context(ctx context.Context) context.Context {
 	return context.WithValue(ctx, instanceKey{}, i)
 }
 
-// call calls an exported function. A trap, a panic or, for functions that
-// return a status, a non-zero status become an error that carries the
-// message the guest set with vigie.fail.
-func (i *Instance) call(ctx context.Context, name string, args ...uint64) (res uint64, err error) {
-	f := i.mod.ExportedFunction(name)
+// call calls an exported function within the time limit. A trap, a panic,
+// a limit or, for functions that return a status, a non-zero status become
+// an error that carries the message the guest set with vigie.fail. Any
+// error but a non-zero status discards the guest.
+func (i *Instance) call(ctx context.Context, f api.Function, name string, args ...uint64) (res uint64, err error) {
 	if f == nil {
 		return 0, fmt.Errorf("missing export %q", name)
 	}
 	i.failMsg = ""
+	i.mem.denied = false
+	stack := i.stack[:]
+	copy(stack, args)
+	cctx, cancel := context.WithTimeout(i.context(ctx), i.limits.Timeout)
+	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%s: panic: %v", name, r)
+			i.discard(ctx)
 		}
 	}()
-	out, err := f.Call(i.context(ctx), args...)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
+	if err := f.CallWithStack(cctx, stack); err != nil {
+		err = i.callError(ctx, cctx, name, err)
+		i.discard(ctx)
+		return 0, err
 	}
-	if len(out) == 0 {
+	if len(f.Definition().ResultTypes()) == 0 {
 		return 0, nil
 	}
-	if (name == abi.ExportEval || name == abi.ExportInit) && uint32(out[0]) != 0 {
+	if (name == abi.ExportEval || name == abi.ExportInit) && uint32(stack[0]) != 0 {
 		msg := i.failMsg
 		if msg == "" {
 			msg = "no message"
 		}
-		return 0, fmt.Errorf("%s returned %d: %s", name, int32(out[0]), msg)
+		return 0, fmt.Errorf("%s returned %d: %s", name, int32(stack[0]), msg)
 	}
-	return out[0], nil
+	return stack[0], nil
+}
+
+// callError explains why a call failed: a limit, the caller's context, an
+// exit or a trap (first line only; the wasm stack trace goes to the debug
+// log).
+func (i *Instance) callError(ctx, cctx context.Context, name string, err error) error {
+	var exit *sys.ExitError
+	switch {
+	case errors.Is(err, errLogLimit):
+		return fmt.Errorf("%s: %w", name, i.limits.logError())
+	case i.mem.denied:
+		return fmt.Errorf("%s: %w", name, i.limits.memoryError())
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: %w", name, ctx.Err())
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded && cctx.Err() != nil:
+		return fmt.Errorf("%s: %w", name, i.limits.timeError())
+	}
+	msg := err.Error()
+	if first, rest, ok := strings.Cut(msg, "\n"); ok {
+		i.logger.Debug("rule trapped", "call", name, "error", msg)
+		msg = first
+		_ = rest
+	}
+	return fmt.Errorf("%s: %s", name, msg)
 }
 
 // alloc calls vigie_alloc.
 func (i *Instance) alloc(ctx context.Context, size uint32) (uint32, error) {
-	p, err := i.call(ctx, abi.ExportAlloc, uint64(size))
+	p, err := i.call(ctx, i.fnAlloc, abi.ExportAlloc, uint64(size))
 	if err != nil {
 		return 0, err
 	}
 	ptr := uint32(p)
 	if ptr == 0 || ptr%abi.Alignment != 0 {
+		if ptr == 0 && i.mem.denied {
+			i.discard(ctx)
+			return 0, fmt.Errorf("%s(%d): %w", abi.ExportAlloc, size, i.limits.memoryError())
+		}
 		return 0, fmt.Errorf("%s(%d) returned %d", abi.ExportAlloc, size, ptr)
 	}
 	if _, ok := i.mod.Memory().Read(ptr, size); !ok {
@@ -160,53 +281,130 @@ func (i *Instance) alloc(ctx context.Context, size uint32) (uint32, error) {
 	return ptr, nil
 }
 
-// ErrGroupNotSupported is returned by EvalMap for group rules, which the
-// host does not run yet.
-var ErrGroupNotSupported = errors.New("group rules are not supported yet")
+// ErrWrongKind is returned by EvalMap for a group rule and by EvalGroup for
+// a map rule.
+var ErrWrongKind = errors.New("wrong kind of rule for this call")
 
 // EvalMap evaluates one batch with a map rule: it copies the bound inputs of
 // rec into the instance, calls vigie_eval, checks the outputs and returns a
-// new record made of rec's columns followed by the outputs, allocated from
-// mem. The caller owns the result and must Release it; rec is not released.
-// A failing rule (non-zero return, trap, invalid output) is an error of
-// that batch.
+// new record made of rec's columns followed by the outputs (and the
+// provenance columns when the binding asks for them), allocated from mem;
+// its schema is b.OutputSchema(). The caller owns the result and must
+// Release it; rec is not released. A failing rule (non-zero return, trap,
+// limit, invalid output) is an error of that batch.
 func (i *Instance) EvalMap(ctx context.Context, b *Binding, rec arrow.RecordBatch, mem memory.Allocator) (arrow.RecordBatch, error) {
-	name := i.module.Manifest.Name
-	if i.module.Manifest.Kind != abi.KindMap {
-		return nil, fmt.Errorf("rule %q: %w", name, ErrGroupNotSupported)
+	if err := i.check(b, rec, abi.KindMap); err != nil {
+		return nil, err
 	}
-	if b.module != i.module {
-		return nil, fmt.Errorf("rule %q: binding is for another module (%s)", name, b.module.Path)
-	}
-	if !rec.Schema().Equal(b.upstream) {
-		return nil, fmt.Errorf("rule %q: record schema differs from the bound schema", name)
-	}
-	outs, err := i.eval(ctx, b, rec, nil, int(rec.NumRows()), mem)
+	n := int(rec.NumRows())
+	outs, err := i.eval(ctx, b, rec, nil, n, mem)
 	if err != nil {
-		return nil, fmt.Errorf("rule %q: %w", name, err)
+		return nil, fmt.Errorf("rule %q: %w", i.name, err)
 	}
-	cols := append(rec.Columns()[:len(rec.Columns()):len(rec.Columns())], outs...)
+	cols := append(append(i.colsB[:0], rec.Columns()...), outs...)
+	cols = b.appendProvenance(cols, n, mem)
 	res := arrowRecord(b.output, cols, rec.NumRows())
-	for _, a := range outs {
+	for _, a := range cols[len(rec.Columns()):] {
 		a.Release()
 	}
+	clear(cols)
+	i.colsB = cols[:0]
 	return res, nil
+}
+
+// EvalGroup evaluates one batch with a group rule. The rows of rec are
+// grouped contiguously: group g is rows offsets[g] to offsets[g+1]
+// (offsets has num_groups+1 entries, the first 0, the last rec.NumRows(),
+// non-decreasing; empty groups are allowed). It returns one row per group
+// holding ONLY the rule's outputs (and the provenance columns when the
+// binding asks for them), with schema b.OutputSchema(): the engine
+// prepends the group key columns itself (b.GroupOutputSchema gives the
+// schema of the result). The caller owns the result and must Release it.
+func (i *Instance) EvalGroup(ctx context.Context, b *Binding, rec arrow.RecordBatch, offsets []uint32, mem memory.Allocator) (arrow.RecordBatch, error) {
+	if err := i.check(b, rec, abi.KindGroup); err != nil {
+		return nil, err
+	}
+	if err := checkGroupOffsets(offsets, rec.NumRows()); err != nil {
+		return nil, fmt.Errorf("rule %q: %w", i.name, err)
+	}
+	numGroups := len(offsets) - 1
+	outs, err := i.eval(ctx, b, rec, offsets, numGroups, mem)
+	if err != nil {
+		return nil, fmt.Errorf("rule %q: %w", i.name, err)
+	}
+	cols := b.appendProvenance(append(i.colsB[:0], outs...), numGroups, mem)
+	res := arrowRecord(b.output, cols, int64(numGroups))
+	for _, a := range cols {
+		a.Release()
+	}
+	clear(cols)
+	i.colsB = cols[:0]
+	return res, nil
+}
+
+func checkGroupOffsets(offsets []uint32, numRows int64) error {
+	if len(offsets) == 0 {
+		return errors.New("group offsets: empty, want num_groups+1 entries")
+	}
+	if offsets[0] != 0 {
+		return fmt.Errorf("group offsets: first is %d, want 0", offsets[0])
+	}
+	if last := offsets[len(offsets)-1]; int64(last) != numRows {
+		return fmt.Errorf("group offsets: last is %d, want num_rows %d", last, numRows)
+	}
+	for g := 1; g < len(offsets); g++ {
+		if offsets[g] < offsets[g-1] {
+			return fmt.Errorf("group offsets: entry %d (%d) is below entry %d (%d)", g, offsets[g], g-1, offsets[g-1])
+		}
+	}
+	return nil
+}
+
+// check refuses a binding of another module, a record of another schema
+// and a call for the wrong kind of rule.
+func (i *Instance) check(b *Binding, rec arrow.RecordBatch, kind string) error {
+	if k := i.module.Manifest.Kind; k != kind {
+		return fmt.Errorf("rule %q: it is a %s rule: %w", i.name, k, ErrWrongKind)
+	}
+	if b.module != i.module {
+		return fmt.Errorf("rule %q: binding is for another module (%s)", i.name, b.module.Path)
+	}
+	if !rec.Schema().Equal(b.upstream) {
+		return fmt.Errorf("rule %q: record schema differs from the bound schema", i.name)
+	}
+	return nil
 }
 
 // eval runs one cycle: copy in, vigie_eval, check and copy out numOut rows
 // per output. groups are the group offsets (nil for a map rule).
 func (i *Instance) eval(ctx context.Context, b *Binding, rec arrow.RecordBatch, groups []uint32, numOut int, mem memory.Allocator) ([]arrow.Array, error) {
-	plan := planCycle(b, rec, groups, numOut)
+	if err := i.ready(ctx); err != nil {
+		return nil, err
+	}
+	i.logBytes = 0
+	i.rand.Seed(randSeed) // every cycle draws the same numbers, whatever the instance's past
+	plan := &i.plan
+	plan.layout(b, rec, groups, numOut)
 	base, err := i.alloc(ctx, uint32(plan.size))
 	if err != nil {
 		return nil, err
 	}
 	buf, _ := i.mod.Memory().Read(base, uint32(plan.size))
 	plan.write(buf, base, b, rec, groups)
-	if _, err := i.call(ctx, abi.ExportEval, uint64(base+plan.inPtr), uint64(base+plan.outPtr)); err != nil {
+	plan.release()
+	if _, err := i.call(ctx, i.fnEval, abi.ExportEval, uint64(base+plan.inPtr), uint64(base+plan.outPtr)); err != nil {
 		return nil, err
 	}
-	return readOutputs(i.mod.Memory(), base+plan.outPtr, i.module.Manifest.Outputs, numOut, mem)
+	return i.readOutputs(base+plan.outPtr, numOut, mem)
+}
+
+// logged counts n bytes of log against the cycle's limit; past it, it
+// stops the guest.
+func (i *Instance) logged(n int) {
+	i.logBytes += int64(n)
+	if i.logBytes > i.limits.MaxLogBytes {
+		panic(errLogLimit)
+	}
 }
 
 // hostLog implements vigie.log.
@@ -215,6 +413,7 @@ func hostLog(ctx context.Context, m api.Module, level, ptr, n uint32) {
 	if i == nil {
 		return
 	}
+	i.logged(int(n))
 	msg, ok := m.Memory().Read(ptr, n)
 	if !ok {
 		i.logger.Warn("vigie.log: message outside memory", "ptr", ptr, "len", n)
@@ -238,22 +437,26 @@ func hostFail(ctx context.Context, m api.Module, ptr, n uint32) {
 	if i == nil {
 		return
 	}
-	msg, ok := m.Memory().Read(ptr, n)
+	msg, ok := m.Memory().Read(ptr, min(n, maxFailBytes))
 	if !ok {
 		i.failMsg = fmt.Sprintf("(vigie.fail message at %d, %d bytes, is outside memory)", ptr, n)
 		return
 	}
-	i.failMsg = string(msg)
+	i.failMsg = strings.ToValidUTF8(string(msg), "\uFFFD")
 }
 
-// logWriter sends a module's stdout or stderr to the logger, one message per
-// write.
+// maxFailBytes caps the message of vigie.fail.
+const maxFailBytes = 4 << 10
+
+// logWriter sends an instance's stdout or stderr to its logger, one message
+// per write, counted against MaxLogBytes.
 type logWriter struct {
-	logger *slog.Logger
+	i      *Instance
 	stream string
 }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	w.logger.Info(string(bytes.TrimRight(p, "\n")), "stream", w.stream)
+	w.i.logged(len(p))
+	w.i.logger.Info(strings.TrimRight(string(p), "\n"), "stream", w.stream)
 	return len(p), nil
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -38,21 +39,37 @@ type Option func(*options)
 
 type options struct {
 	cacheDir    string
+	cacheDirSet bool
 	logger      *slog.Logger
 	memoryPages uint32
 }
 
-// WithCacheDir sets the directory of the compilation cache. The default is
-// os.UserCacheDir()/vigie/wazero; when the directory is unusable the cache
-// is kept in memory.
-func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
+// CacheDirEnv names the environment variable that overrides the default
+// directory of the compilation cache.
+const CacheDirEnv = "VIGIE_CACHE_DIR"
+
+// WithCacheDir sets the directory of the compilation cache, "" for a cache
+// kept in memory only. Without this option the directory is
+// $VIGIE_CACHE_DIR when set, else os.UserCacheDir()/vigie/wazero. When the
+// directory is unusable the cache is kept in memory.
+//
+// The cache is wazero's: it stores machine code compiled from a module
+// under a key that wazero derives from the module's bytes (a SHA-256 of
+// them) and wazero's version, so a changed file or an upgraded wazero
+// compiles afresh, and several runtimes, processes or versions may share
+// one directory.
+func WithCacheDir(dir string) Option {
+	return func(o *options) { o.cacheDir, o.cacheDirSet = dir, true }
+}
 
 // WithLogger sets the logger that receives the rules' log messages,
 // stdout and stderr. The default discards them.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithMemoryLimitPages caps the linear memory of every instance, in 64 KiB
-// pages (the default is wazero's, 65536 pages: 4 GiB).
+// WithMemoryLimitPages caps the linear memory of every instance of the
+// runtime, in 64 KiB pages (the default is wazero's, 65536 pages: 4 GiB).
+// It is a ceiling above the per-instance Limits.MemoryPages, which is the
+// limit to use.
 func WithMemoryLimitPages(pages uint32) Option {
 	return func(o *options) { o.memoryPages = pages }
 }
@@ -61,11 +78,11 @@ func WithMemoryLimitPages(pages uint32) Option {
 // sandboxed WASI.
 func NewRuntime(ctx context.Context, opts ...Option) (*Runtime, error) {
 	o := options{logger: slog.New(slog.DiscardHandler)}
-	if dir, err := os.UserCacheDir(); err == nil {
-		o.cacheDir = filepath.Join(dir, "vigie", "wazero")
-	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if !o.cacheDirSet {
+		o.cacheDir = defaultCacheDir()
 	}
 	var cache wazero.CompilationCache
 	if o.cacheDir != "" {
@@ -89,6 +106,18 @@ func NewRuntime(ctx context.Context, opts ...Option) (*Runtime, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// defaultCacheDir returns $VIGIE_CACHE_DIR, else
+// os.UserCacheDir()/vigie/wazero, else "" (memory only).
+func defaultCacheDir() string {
+	if dir := os.Getenv(CacheDirEnv); dir != "" {
+		return dir
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "vigie", "wazero")
+	}
+	return ""
 }
 
 func (r *Runtime) instantiateHostModules(ctx context.Context) error {
@@ -122,17 +151,37 @@ type Module struct {
 	rt       *Runtime
 	compiled wazero.CompiledModule
 	hasInit  bool
+	minPages uint32 // initial size of the memory
+}
+
+// LoadOption configures Load.
+type LoadOption func(*loadOptions)
+
+type loadOptions struct{ expectSHA256 string }
+
+// ExpectSHA256 pins the module: Load refuses a file whose SHA-256 (hex,
+// case-insensitive) is not sum, naming the file, the expected and the
+// actual hash. An empty sum pins nothing.
+func ExpectSHA256(sum string) LoadOption {
+	return func(o *loadOptions) { o.expectSHA256 = strings.ToLower(strings.TrimSpace(sum)) }
 }
 
 // Load reads, compiles and checks a rule file: its imports, its exports and
-// their signatures, its ABI version and its manifest. Errors name the file
-// and the reason.
-func (r *Runtime) Load(ctx context.Context, path string) (*Module, error) {
+// their signatures, its ABI version and its manifest (and its hash, with
+// ExpectSHA256). Errors name the file and the reason.
+func (r *Runtime) Load(ctx context.Context, path string, opts ...LoadOption) (*Module, error) {
+	var o loadOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load rule: %w", err)
 	}
 	sum := sha256.Sum256(wasm)
+	if actual := hex.EncodeToString(sum[:]); o.expectSHA256 != "" && actual != o.expectSHA256 {
+		return nil, fmt.Errorf("rule %s: sha256 mismatch: expected %s, actual %s", path, o.expectSHA256, actual)
+	}
 	compiled, err := r.rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("rule %s: compile: %w", path, err)
@@ -237,24 +286,29 @@ func (m *Module) check(ctx context.Context) error {
 		}
 	}
 	_, m.hasInit = exports[abi.ExportInit]
+	m.minPages = m.compiled.ExportedMemories()[abi.ExportMemory].Min()
 
-	inst, err := m.instantiate(ctx, "")
-	if err != nil {
+	// The manifest is read from an instance within the default limits,
+	// whatever its memory's initial size.
+	limits := DefaultLimits()
+	limits.MemoryPages = max(limits.MemoryPages, m.minPages)
+	inst := m.newInstance("", limits, nil)
+	if err := inst.start(ctx); err != nil {
 		return err
 	}
-	defer inst.mod.Close(ctx)
+	defer inst.Close(ctx)
 	return m.readManifest(ctx, inst)
 }
 
 func (m *Module) readManifest(ctx context.Context, inst *Instance) error {
-	v, err := inst.call(ctx, abi.ExportABIVersion)
+	v, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportABIVersion), abi.ExportABIVersion)
 	if err != nil {
 		return err
 	}
 	if v := uint32(v); v != abi.Version {
 		return fmt.Errorf("abi version %d, want %d", v, abi.Version)
 	}
-	pl, err := inst.call(ctx, abi.ExportManifest)
+	pl, err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportManifest), abi.ExportManifest)
 	if err != nil {
 		return err
 	}

@@ -150,7 +150,7 @@ func runCase(ctx context.Context, m *host.Module, c *Case, mem memory.Allocator)
 	if err != nil {
 		return nil, err
 	}
-	inst, err := m.NewInstance(ctx, c.Params)
+	inst, err := m.NewInstance(ctx, c.Params, host.DefaultLimits())
 	if err != nil {
 		return nil, expectedError(c, err)
 	}
