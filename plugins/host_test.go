@@ -50,14 +50,14 @@ func (pidSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 	rec := array.NewRecordBatch(pidSchema, []arrow.Array{col}, 1)
 	defer rec.Release()
 	fmt.Fprintln(os.Stderr, "pid source says hello on stderr")
-	return out.Emit(ctx, rec)
+	return out.Emit(ctx, rec, nil)
 }
 
 func testRegistry() *protocol.Registry { return protocol.NewRegistry(pidSource{}) }
 
 type pids struct{ got []int64 }
 
-func (p *pids) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+func (p *pids) Emit(ctx context.Context, rec arrow.RecordBatch, _ protocol.Position) error {
 	p.got = append(p.got, rec.Column(0).(*array.Int64).Value(0))
 	return nil
 }

@@ -2,6 +2,7 @@ package csv
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -262,22 +263,63 @@ func checkDeclared(path string, names []string, declared map[string]string) erro
 // open opens the file and returns a CSV reader over it, past any byte order
 // mark.
 func (p *plan) open() (*os.File, *csv.Reader, error) {
+	f, r, _, err := p.openAt(0)
+	return f, r, err
+}
+
+// position is where a read stands: the byte offset of the next record.
+type position struct {
+	Offset int64 `json:"offset"`
+}
+
+// openAt opens the file at byte offset off (0: the start, past any byte
+// order mark) and returns the CSV reader and the offset its InputOffset
+// counts from.
+func (p *plan) openAt(off int64) (*os.File, *csv.Reader, int64, error) {
 	f, err := os.Open(p.path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, fmt.Errorf("csv file %s: %w", p.path, protocol.ErrNotFound)
+			return nil, nil, 0, fmt.Errorf("csv file %s: %w", p.path, protocol.ErrNotFound)
 		}
-		return nil, nil, fmt.Errorf("open csv file: %w", err)
+		return nil, nil, 0, fmt.Errorf("open csv file: %w", err)
+	}
+	if off > 0 {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			f.Close()
+			return nil, nil, 0, fmt.Errorf("resume %s at offset %d: %w", p.path, off, err)
+		}
 	}
 	br := bufio.NewReaderSize(f, 64<<10)
-	if bom, _ := br.Peek(3); string(bom) == "\ufeff" {
+	if bom, _ := br.Peek(3); off == 0 && string(bom) == "\ufeff" {
 		br.Discard(3)
+		off = 3
 	}
 	r := csv.NewReader(br)
 	r.Comma = p.comma
 	r.FieldsPerRecord = -1 // checked here, to report it as a dead letter
 	r.ReuseRecord = true
-	return f, r, nil
+	return f, r, off, nil
+}
+
+// linesBefore counts the lines wholly before byte offset off, so that
+// lines reported after a resume are lines of the file.
+func (p *plan) linesBefore(off int64) (int, error) {
+	f, err := os.Open(p.path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 256<<10)
+	n, left := 0, off
+	for left > 0 {
+		k, err := f.Read(buf[:min(int64(len(buf)), left)])
+		n += bytes.Count(buf[:k], []byte{'\n'})
+		left -= int64(k)
+		if err != nil {
+			return 0, fmt.Errorf("resume %s: offset %d is past the end: %w", p.path, off, protocol.ErrConfig)
+		}
+	}
+	return n, nil
 }
 
 func isParseError(err error) bool {
@@ -285,22 +327,35 @@ func isParseError(err error) bool {
 	return errors.As(err, &pe)
 }
 
-// Read emits the file's rows in batches of at most cfg.BatchRows rows.
-// Dead letters are sent in groups, each group before the batch that follows
-// the rows it replaces, so that an acknowledged batch never leaves a bad row
-// before it unreported.
+// Read emits the file's rows in batches of at most cfg.BatchRows rows, each
+// with the byte offset of the next record as its position; with
+// cfg.Resume, it reads from that offset. Dead letters are sent in groups,
+// each group before the batch that follows the rows it replaces, so that an
+// acknowledged batch never leaves a bad row before it unreported; dead
+// letters after the last batch come with an empty batch that carries the
+// final position.
 func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
 	p, err := newPlan(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	f, r, err := p.open()
+	var from position
+	if cfg.Resume != nil {
+		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
+			return err
+		}
+	}
+	f, r, base, err := p.openAt(from.Offset)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	rd := &reading{plan: p, r: r, out: out, vals: make([]value, len(p.types))}
-	if p.header {
+	if from.Offset > 0 {
+		if rd.lineBase, err = p.linesBefore(from.Offset); err != nil {
+			return err
+		}
+	} else if p.header {
 		if _, err := r.Read(); err != nil {
 			return fmt.Errorf("%s: %w", p.path, err)
 		}
@@ -312,13 +367,18 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 		if err := rd.sendDead(ctx); err != nil {
 			return err
 		}
-		if rows == 0 {
+		if rows == 0 && !rd.deadSent {
 			return nil
 		}
+		rd.deadSent = false
 		rec := b.NewRecordBatch()
 		defer rec.Release()
 		rows = 0
-		return out.Emit(ctx, rec)
+		pos, err := protocol.NewPosition(position{Offset: base + r.InputOffset()})
+		if err != nil {
+			return err
+		}
+		return out.Emit(ctx, rec, pos)
 	}
 	for n := 0; ; n++ {
 		if n%1024 == 0 {
@@ -351,10 +411,12 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 // reading is the state of one Read.
 type reading struct {
 	*plan
-	r    *csv.Reader
-	out  protocol.Emitter
-	vals []value // the current row, parsed
-	dead []protocol.DeadLetter
+	lineBase int  // lines before where the reader started
+	deadSent bool // dead letters sent since the last position
+	r        *csv.Reader
+	out      protocol.Emitter
+	vals     []value // the current row, parsed
+	dead     []protocol.DeadLetter
 }
 
 // next reads and parses the next row into vals. It returns false for a bad
@@ -400,6 +462,7 @@ type badRow struct {
 
 // bad applies the on_error policy to a bad row.
 func (rd *reading) bad(ctx context.Context, b badRow) error {
+	b.line += rd.lineBase
 	switch rd.onError {
 	case onErrorSkip:
 		return nil
@@ -447,5 +510,6 @@ func (rd *reading) sendDead(ctx context.Context) error {
 	}
 	err := rd.out.DeadLetter(ctx, rd.dead)
 	rd.dead = nil
+	rd.deadSent = true
 	return err
 }

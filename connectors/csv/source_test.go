@@ -26,7 +26,7 @@ type collector struct {
 
 var errStop = errors.New("stop")
 
-func (c *collector) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+func (c *collector) Emit(ctx context.Context, rec arrow.RecordBatch, _ protocol.Position) error {
 	c.events = append(c.events, "batch")
 	c.batches = append(c.batches, int(rec.NumRows()))
 	for i := 0; i < int(rec.NumRows()); i++ {

@@ -18,13 +18,24 @@ import (
 // server built with NewServer). The connectors it returns implement Source
 // and Sink, so the engine uses remote and in-process connectors alike.
 type Client struct {
-	fc flight.FlightServiceClient
+	fc      flight.FlightServiceClient
+	version int
 }
 
-// NewClient returns a client over an established gRPC connection.
+// NewClient returns a client over an established gRPC connection to a
+// server speaking the current protocol Version.
 func NewClient(conn grpc.ClientConnInterface) *Client {
-	return &Client{fc: flight.NewFlightServiceClient(conn)}
+	return newClient(conn, Version)
 }
+
+func newClient(conn grpc.ClientConnInterface, version int) *Client {
+	return &Client{fc: flight.NewFlightServiceClient(conn), version: version}
+}
+
+// Version returns the protocol version spoken with the server. Version 1
+// servers send no positions and cannot flush: their sources cannot resume
+// and their sinks are durable only at Close.
+func (c *Client) Version() int { return c.version }
 
 func (c *Client) action(ctx context.Context, typ string, body any) ([]byte, error) {
 	var raw []byte
@@ -129,13 +140,39 @@ func (s *remoteSource) Read(ctx context.Context, cfg Config, mem memory.Allocato
 		return fromStatus(err)
 	}
 	defer rdr.Release()
+	// The slices of one batch are held until its last slice arrives, so
+	// that a crash never leaves part of a batch delivered.
+	var pending []arrow.RecordBatch
+	defer func() {
+		for _, p := range pending {
+			p.Release()
+		}
+	}()
 	for rdr.Next() {
-		if err := out.Emit(ctx, rdr.RecordBatch()); err != nil {
+		rec := rdr.RecordBatch()
+		if mr.last.More {
+			rec.Retain()
+			pending = append(pending, rec)
+			continue
+		}
+		for len(pending) > 0 {
+			p := pending[0]
+			pending = pending[1:]
+			err := out.Emit(ctx, p, nil)
+			p.Release()
+			if err != nil {
+				return err
+			}
+		}
+		if err := out.Emit(ctx, rec, mr.last.Position); err != nil {
 			return err
 		}
 	}
 	if err := rdr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return fromStatus(err)
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("source stream ended inside a batch: %w", ErrTemporary)
 	}
 	return nil
 }
@@ -167,18 +204,27 @@ func (s *remoteSink) Open(ctx context.Context, cfg Config, schema *arrow.Schema)
 	}
 	w := flight.NewRecordWriter(stream, ipc.WithSchema(schema))
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: raw})
-	return &remoteWriter{stream: stream, w: w, cancel: cancel}, nil
+	return &remoteWriter{stream: stream, w: w, cancel: cancel, version: s.c.version}, nil
 }
 
 type remoteWriter struct {
-	stream flight.FlightService_DoPutClient
-	w      *flight.Writer
-	cancel context.CancelFunc
-	rows   int64
+	stream  flight.FlightService_DoPutClient
+	w       *flight.Writer
+	cancel  context.CancelFunc
+	version int
+	rows    int64
+	seq     int64    // last flush request
+	durable int64    // rows acknowledged durable by the last flush
+	pos     Position // position of the last flush
 }
 
+var (
+	_ Writer  = (*remoteWriter)(nil)
+	_ Flusher = (*remoteWriter)(nil)
+)
+
 func (w *remoteWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
-	if err := writeChunked(w.w, rec); err != nil {
+	if err := writeChunked(w.w, rec, false, nil); err != nil {
 		// The server ended the call; its status says why.
 		if errors.Is(err, io.EOF) {
 			return w.finish()
@@ -187,6 +233,50 @@ func (w *remoteWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	}
 	w.rows += rec.NumRows()
 	return nil
+}
+
+// Flush asks the sink to make what it received durable and waits for its
+// acknowledgement. Version 1 servers cannot flush: it returns a nil
+// position, meaning durable only at Close.
+func (w *remoteWriter) Flush(ctx context.Context) (Position, error) {
+	if w.version < 2 {
+		return nil, nil
+	}
+	if w.rows == w.durable {
+		return w.pos, nil // nothing new (and before any data, no schema sent yet)
+	}
+	w.seq++
+	b, err := json.Marshal(appMetadata{Flush: w.seq})
+	if err != nil {
+		return nil, err
+	}
+	if err := w.w.WriteMetadata(b); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, w.finish()
+		}
+		return nil, fromStatus(err)
+	}
+	for {
+		res, err := w.stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("sink ended the stream without acknowledging flush %d: %w", w.seq, ErrTemporary)
+		}
+		if err != nil {
+			return nil, fromStatus(err)
+		}
+		var meta appMetadata
+		if err := json.Unmarshal(res.GetAppMetadata(), &meta); err != nil {
+			return nil, fmt.Errorf("decode acknowledgement: %w", err)
+		}
+		if meta.Ack != w.seq {
+			continue
+		}
+		if meta.Rows != w.rows {
+			return nil, fmt.Errorf("sink acknowledged %d durable rows, %d were sent", meta.Rows, w.rows)
+		}
+		w.durable, w.pos = w.rows, meta.Position
+		return w.pos, nil
+	}
 }
 
 // finish waits for the server's verdict after it stopped reading.
@@ -203,6 +293,9 @@ func (w *remoteWriter) finish() error {
 		var meta appMetadata
 		if err := json.Unmarshal(res.GetAppMetadata(), &meta); err != nil {
 			return fmt.Errorf("decode acknowledgement: %w", err)
+		}
+		if meta.Ack != 0 {
+			continue // a flush acknowledgement nobody waited for
 		}
 		if meta.Rows != w.rows {
 			return fmt.Errorf("sink acknowledged %d rows, %d were sent", meta.Rows, w.rows)

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -12,7 +13,36 @@ import (
 
 // Version is the version of this protocol. It is negotiated with go-plugin's
 // VersionedPlugins: a host and a plugin talk only if they share a version.
-const Version = 1
+// Version 2 added source positions, Config.Resume and sink flushes with
+// acknowledgements; plugins built with this package still serve version 1
+// to older hosts (no positions, one final acknowledgement).
+const Version = 2
+
+// Position is a connector's own bookmark, opaque to the engine and encoded
+// as JSON by the connector. A source attaches one to every batch it emits:
+// reading again with Config.Resume set to it yields exactly the rows after
+// that batch. A sink returns one from Flusher.Flush: opening it again with
+// Config.Resume set to it continues the output as if exactly the rows
+// written before the flush had been written. nil means no position.
+type Position = json.RawMessage
+
+// NewPosition encodes v (a struct, a number) as a Position.
+func NewPosition(v any) (Position, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode position: %w", err)
+	}
+	return b, nil
+}
+
+// DecodePosition decodes p into v. A position that does not decode is a
+// configuration error (a resume position from another connector, say).
+func DecodePosition(p Position, v any) error {
+	if err := json.Unmarshal(p, v); err != nil {
+		return fmt.Errorf("decode resume position %s: %v: %w", p, err, ErrConfig)
+	}
+	return nil
+}
 
 // Connector is anything with a Spec: a Source or a Sink.
 type Connector interface {
@@ -31,6 +61,10 @@ type Config struct {
 	BatchRows int `json:"batch_rows"`
 	// Options are the checked options.
 	Options map[string]any `json:"options"`
+	// Resume, when set, is a Position the same connector returned for the
+	// same options: a source reads what follows it, a sink continues the
+	// output it describes. Nil starts from the beginning.
+	Resume Position `json:"resume,omitempty"`
 }
 
 // String returns option name, which Check guarantees is a string or absent.
@@ -133,10 +167,14 @@ func (d DeadLetter) String() string {
 // consumer is busy (backpressure) and return an error when the read must
 // stop (the run was cancelled or failed); the source then returns it.
 type Emitter interface {
-	// Emit hands a batch downstream. The batch is borrowed: Emit retains
-	// what it keeps, and the caller still releases rec afterwards.
-	Emit(ctx context.Context, rec arrow.RecordBatch) error
-	// DeadLetter reports rows that could not be read.
+	// Emit hands a batch downstream with the source's position after it
+	// (see Position; nil if the source cannot resume). The batch is
+	// borrowed: Emit retains what it keeps, and the caller still releases
+	// rec afterwards. Once Emit returned nil the batch is delivered: after
+	// a crash the engine resumes the read from pos.
+	Emit(ctx context.Context, rec arrow.RecordBatch, pos Position) error
+	// DeadLetter reports rows that could not be read. Dead letters sent
+	// before a batch are covered by that batch's position.
 	DeadLetter(ctx context.Context, rows []DeadLetter) error
 }
 
@@ -150,7 +188,8 @@ type Source interface {
 	// It is called before any data moves, to validate the pipeline.
 	Schema(ctx context.Context, cfg Config) (*arrow.Schema, error)
 	// Read emits every batch of the input in order and returns nil at its
-	// end. Batches are allocated from mem and respect cfg.BatchRows.
+	// end; with cfg.Resume set, only the batches after that position.
+	// Batches are allocated from mem and respect cfg.BatchRows.
 	Read(ctx context.Context, cfg Config, mem memory.Allocator, out Emitter) error
 }
 
@@ -176,6 +215,19 @@ type Writer interface {
 	// Abort discards what it can of an unfinished write and frees
 	// resources. Called instead of Close when the run fails.
 	Abort(ctx context.Context) error
+}
+
+// Flusher is implemented by Writers that can make their progress durable
+// before Close. After Flush returned nil, every row written so far
+// survives a crash of the connector's process, and Sink.Open with
+// Config.Resume set to the returned position continues the output as if
+// exactly those rows had been written (the rows written since are
+// discarded). The engine calls Flush periodically and replays, after a
+// crash, only the batches written after the last flush. A Writer that is
+// not a Flusher (or returns a nil position) is durable only at Close: after
+// a crash the engine starts its output over and replays every batch.
+type Flusher interface {
+	Flush(ctx context.Context) (Position, error)
 }
 
 // Registry is an immutable set of connectors by name.

@@ -29,24 +29,35 @@ type GRPCPlugin struct {
 	Registry *Registry
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+	// Version is the protocol version this plugin set speaks (0: Version).
+	Version int
+}
+
+func (p *GRPCPlugin) version() int {
+	if p.Version == 0 {
+		return Version
+	}
+	return p.Version
 }
 
 // GRPCServer registers the Flight service.
 func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	flight.RegisterFlightServiceServer(s, NewServer(p.Registry, memory.NewGoAllocator(), p.Logger))
+	flight.RegisterFlightServiceServer(s, newServer(p.Registry, memory.NewGoAllocator(), p.Logger, p.version()))
 	return nil
 }
 
 // GRPCClient returns a *Client.
 func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return NewClient(conn), nil
+	return newClient(conn, p.version()), nil
 }
 
 // VersionedPlugins is the plugin set per protocol version, for both
 // plugin.ServeConfig and plugin.ClientConfig. reg is nil on the host side.
+// Both sides offer versions 1 and 2; go-plugin picks the highest common.
 func VersionedPlugins(reg *Registry, log *slog.Logger) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		Version: {PluginName: &GRPCPlugin{Registry: reg, Logger: log}},
+		1:       {PluginName: &GRPCPlugin{Registry: reg, Logger: log, Version: 1}},
+		Version: {PluginName: &GRPCPlugin{Registry: reg, Logger: log, Version: Version}},
 	}
 }
 

@@ -39,7 +39,13 @@ func (seqSource) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema
 
 func (seqSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
 	rows := cfg.Int("rows")
-	for start := int64(0); start < rows; start += int64(cfg.BatchRows) {
+	var from struct{ Next int64 }
+	if cfg.Resume != nil {
+		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
+			return err
+		}
+	}
+	for start := from.Next; start < rows; start += int64(cfg.BatchRows) {
 		end := min(rows, start+int64(cfg.BatchRows))
 		nb := array.NewInt64Builder(mem)
 		lb := array.NewStringBuilder(mem)
@@ -57,7 +63,8 @@ func (seqSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 		rec := array.NewRecordBatch(seqSchema, []arrow.Array{n, l}, end-start)
 		n.Release()
 		l.Release()
-		err := out.Emit(ctx, rec)
+		pos, _ := protocol.NewPosition(struct{ Next int64 }{end})
+		err := out.Emit(ctx, rec, pos)
 		rec.Release()
 		if err != nil {
 			return err
@@ -126,14 +133,16 @@ func (w *memWriter) Abort(ctx context.Context) error { return nil }
 
 // collect is an Emitter that keeps everything.
 type collect struct {
-	rows    []int64
-	labels  []string
-	batches int
-	dead    []protocol.DeadLetter
+	rows      []int64
+	labels    []string
+	batches   int
+	positions []string // "" for a batch without position
+	dead      []protocol.DeadLetter
 }
 
-func (c *collect) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+func (c *collect) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
 	c.batches++
+	c.positions = append(c.positions, string(pos))
 	n := rec.Column(0).(*array.Int64)
 	l := rec.Column(1).(*array.String)
 	for i := range n.Len() {
@@ -230,6 +239,16 @@ func TestSourceOverGRPC(t *testing.T) {
 		if got.batches < 5 {
 			t.Errorf("a ~20 MB batch crossed in %d messages; want slices under %d bytes", got.batches, protocol.MessageTargetBytes)
 		}
+		// Only the last slice of a batch carries its position.
+		for i, p := range got.positions {
+			want := ""
+			if i == len(got.positions)-1 {
+				want = `{"Next":1048576}`
+			}
+			if p != want {
+				t.Fatalf("slice %d of %d: position %q, want %q", i, len(got.positions), p, want)
+			}
+		}
 	})
 
 	t.Run("errors keep their kind", func(t *testing.T) {
@@ -303,7 +322,7 @@ type sinkEmitter struct {
 	w   protocol.Writer
 }
 
-func (e *sinkEmitter) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+func (e *sinkEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, _ protocol.Position) error {
 	return e.w.Write(ctx, rec)
 }
 func (e *sinkEmitter) DeadLetter(context.Context, []protocol.DeadLetter) error {
@@ -327,5 +346,170 @@ func TestSpecCheck(t *testing.T) {
 	if !strings.Contains(oes[0].Error(), `"dead_leters": unknown option (did you mean "dead_letters"?)`) ||
 		!strings.Contains(oes[1].Error(), `"rows": expected an integer, got a float`) {
 		t.Errorf("errors = %v", err)
+	}
+}
+
+func TestPositionsAndResumeOverGRPC(t *testing.T) {
+	c := connectGRPC(t, protocol.NewRegistry(seqSource{}))
+	src := source(t, c)
+	ctx := context.Background()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := protocol.Config{Connector: "seq", BatchRows: 4, Options: map[string]any{"rows": int64(10)}}
+	all := &collect{}
+	if err := src.Read(ctx, cfg, mem, all); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{`{"Next":4}`, `{"Next":8}`, `{"Next":10}`}; fmt.Sprint(all.positions) != fmt.Sprint(want) {
+		t.Fatalf("positions = %v, want %v", all.positions, want)
+	}
+	for i, pos := range all.positions {
+		cfg.Resume = protocol.Position(pos)
+		rest := &collect{}
+		if err := src.Read(ctx, cfg, mem, rest); err != nil {
+			t.Fatal(err)
+		}
+		want := all.rows[min(10, 4*(i+1)):]
+		if fmt.Sprint(rest.rows) != fmt.Sprint(want) {
+			t.Errorf("resume from %s: rows %v, want %v", pos, rest.rows, want)
+		}
+	}
+	cfg.Resume = protocol.Position(`"nonsense"`)
+	if err := src.Read(ctx, cfg, mem, &collect{}); !errors.Is(err, protocol.ErrConfig) || !strings.Contains(err.Error(), "resume position") {
+		t.Errorf("bad position: err = %v", err)
+	}
+}
+
+// flushSink is a sink whose writers are Flushers returning the number of
+// rows written as their position, and resume from it.
+type flushSink struct {
+	mu   sync.Mutex
+	rows map[string][]int64
+}
+
+func (s *flushSink) Spec() protocol.Spec {
+	return protocol.Spec{Name: "flush", Kind: protocol.KindSink, Version: "1", Doc: "test sink"}
+}
+func (s *flushSink) Validate(context.Context, protocol.Config) error { return nil }
+func (s *flushSink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
+	w := &flushWriter{s: s, stage: cfg.Stage}
+	if cfg.Resume != nil {
+		var n int
+		if err := protocol.DecodePosition(cfg.Resume, &n); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		w.rows = append([]int64(nil), s.rows[cfg.Stage][:n]...)
+		s.mu.Unlock()
+	}
+	return w, nil
+}
+
+type flushWriter struct {
+	s     *flushSink
+	stage string
+	rows  []int64
+}
+
+func (w *flushWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	w.rows = append(w.rows, rec.Column(0).(*array.Int64).Int64Values()...)
+	return nil
+}
+func (w *flushWriter) Flush(ctx context.Context) (protocol.Position, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	w.s.rows[w.stage] = append([]int64(nil), w.rows...)
+	return protocol.NewPosition(len(w.rows))
+}
+func (w *flushWriter) Close(ctx context.Context) error { _, err := w.Flush(ctx); return err }
+func (w *flushWriter) Abort(ctx context.Context) error { return nil }
+
+func TestSinkFlushAcknowledgesOverGRPC(t *testing.T) {
+	snkImpl := &flushSink{rows: map[string][]int64{}}
+	c := connectGRPC(t, protocol.NewRegistry(seqSource{}, snkImpl))
+	src := source(t, c)
+	ctx := context.Background()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	conn, err := c.Connector(ctx, "flush")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snk := conn.(protocol.Sink)
+	w, err := snk.Open(ctx, protocol.Config{Connector: "flush", Stage: "a"}, seqSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := w.(protocol.Flusher)
+	if pos, err := f.Flush(ctx); err != nil || pos != nil {
+		t.Fatalf("flush before any data: %s, %v", pos, err)
+	}
+	e := &sinkEmitter{ctx: ctx, w: w}
+	if err := src.Read(ctx, protocol.Config{Connector: "seq", BatchRows: 3, Options: map[string]any{"rows": int64(7)}}, mem, e); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := f.Flush(ctx)
+	if err != nil || string(pos) != "7" {
+		t.Fatalf("flush: %s, %v", pos, err)
+	}
+	// More rows, never flushed: a crash (here an abort) loses them, and a
+	// writer opened at pos continues after row 7.
+	if err := src.Read(ctx, protocol.Config{Connector: "seq", BatchRows: 3, Options: map[string]any{"rows": int64(2)}}, mem, e); err != nil {
+		t.Fatal(err)
+	}
+	w.Abort(ctx)
+	w, err = snk.Open(ctx, protocol.Config{Connector: "flush", Stage: "a", Resume: pos}, seqSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.w = w
+	if err := src.Read(ctx, protocol.Config{Connector: "seq", BatchRows: 3, Options: map[string]any{"rows": int64(10)}, Resume: protocol.Position(`{"Next":7}`)}, mem, e); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(snkImpl.rows["a"]); got != "[0 1 2 3 4 5 6 7 8 9]" {
+		t.Errorf("rows = %s", got)
+	}
+}
+
+func TestVersion1PeersHaveNoPositions(t *testing.T) {
+	snkImpl := &flushSink{rows: map[string][]int64{}}
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		protocol.PluginName: &protocol.GRPCPlugin{Registry: protocol.NewRegistry(seqSource{}, snkImpl), Version: 1},
+	})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(protocol.PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*protocol.Client)
+	if c.Version() != 1 {
+		t.Fatalf("version = %d", c.Version())
+	}
+	ctx := context.Background()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	got := &collect{}
+	if err := source(t, c).Read(ctx, protocol.Config{Connector: "seq", BatchRows: 4, Options: map[string]any{"rows": int64(6)}}, mem, got); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got.positions) != "[ ]" || len(got.rows) != 6 {
+		t.Errorf("positions %q, rows %v", got.positions, got.rows)
+	}
+	conn, _ := c.Connector(ctx, "flush")
+	w, err := conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "flush", Stage: "v1"}, seqSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := source(t, c).Read(ctx, protocol.Config{Connector: "seq", BatchRows: 4, Options: map[string]any{"rows": int64(6)}}, mem, &sinkEmitter{ctx: ctx, w: w}); err != nil {
+		t.Fatal(err)
+	}
+	if pos, err := w.(protocol.Flusher).Flush(ctx); pos != nil || err != nil {
+		t.Errorf("version 1 flush = %s, %v; want nil, nil", pos, err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -19,18 +19,23 @@ import (
 // It is what runs inside a plugin process; tests may also run it in-process.
 type Server struct {
 	flight.BaseFlightServer
-	reg *Registry
-	mem memory.Allocator
-	log *slog.Logger
+	reg     *Registry
+	mem     memory.Allocator
+	log     *slog.Logger
+	version int
 }
 
-// NewServer returns a Flight server for reg. Batches read by sources are
-// allocated from mem.
+// NewServer returns a Flight server for reg speaking the current protocol
+// Version. Batches read by sources are allocated from mem.
 func NewServer(reg *Registry, mem memory.Allocator, log *slog.Logger) *Server {
+	return newServer(reg, mem, log, Version)
+}
+
+func newServer(reg *Registry, mem memory.Allocator, log *slog.Logger, version int) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{reg: reg, mem: mem, log: log}
+	return &Server{reg: reg, mem: mem, log: log, version: version}
 }
 
 // prepare decodes a request, finds its connector and checks its options.
@@ -138,7 +143,10 @@ func (s *Server) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer
 	if err != nil {
 		return toStatus(err)
 	}
-	e := &streamEmitter{stream: stream, mem: s.mem}
+	if s.version < 2 {
+		cfg.Resume = nil
+	}
+	e := &streamEmitter{stream: stream, mem: s.mem, tagged: s.version >= 2}
 	defer e.close()
 	if err := src.Read(ctx, cfg, s.mem, e); err != nil {
 		return toStatus(err)
@@ -159,13 +167,14 @@ type streamEmitter struct {
 	stream flight.FlightService_DoGetServer
 	mem    memory.Allocator
 	w      *flight.Writer
+	tagged bool // version 2: slices and positions in app_metadata
 }
 
 func (e *streamEmitter) start(schema *arrow.Schema) {
 	e.w = flight.NewRecordWriter(e.stream, ipc.WithSchema(schema), ipc.WithAllocator(e.mem))
 }
 
-func (e *streamEmitter) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+func (e *streamEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos Position) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -174,7 +183,14 @@ func (e *streamEmitter) Emit(ctx context.Context, rec arrow.RecordBatch) error {
 	if e.w == nil {
 		e.start(rec.Schema())
 	}
-	return writeChunked(e.w, rec)
+	var last []byte
+	if e.tagged && pos != nil {
+		var err error
+		if last, err = json.Marshal(appMetadata{Position: pos}); err != nil {
+			return fmt.Errorf("encode position: %w", err)
+		}
+	}
+	return writeChunked(e.w, rec, e.tagged, last)
 }
 
 func (e *streamEmitter) DeadLetter(ctx context.Context, rows []DeadLetter) error {
@@ -196,11 +212,35 @@ func (e *streamEmitter) close() {
 	}
 }
 
-// DoPut runs a sink over the batches of the stream. The final PutResult is
-// sent only after the sink's Close succeeded: it acknowledges durable rows.
+// DoPut runs a sink over the batches of the stream. A flush request (a
+// message without Arrow data whose app_metadata carries Flush) flushes the
+// writer and is answered by a PutResult acknowledging the rows made durable
+// and the position to resume from. The final PutResult is sent only after
+// the sink's Close succeeded.
 func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 	ctx := stream.Context()
+	var (
+		w    Writer
+		rows int64
+	)
 	mr := &messageReader{recv: stream.Recv, refs: 1}
+	mr.onMeta = func(m appMetadata) error {
+		if m.Flush == 0 {
+			return nil
+		}
+		var pos Position
+		if f, ok := w.(Flusher); ok && w != nil {
+			var err error
+			if pos, err = f.Flush(ctx); err != nil {
+				return fmt.Errorf("flush: %w", err)
+			}
+		}
+		b, err := json.Marshal(appMetadata{Ack: m.Flush, Position: pos, Rows: rows})
+		if err != nil {
+			return err
+		}
+		return stream.Send(&flight.PutResult{AppMetadata: b})
+	}
 	rdr, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(s.mem))
 	if err != nil {
 		return toStatus(fmt.Errorf("read schema: %w", err))
@@ -213,11 +253,13 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 	if err != nil {
 		return toStatus(err)
 	}
-	w, err := snk.Open(ctx, cfg, rdr.Schema())
+	if s.version < 2 {
+		cfg.Resume = nil
+	}
+	w, err = snk.Open(ctx, cfg, rdr.Schema())
 	if err != nil {
 		return toStatus(err)
 	}
-	var rows int64
 	for rdr.Next() {
 		rec := rdr.RecordBatch()
 		if err := w.Write(ctx, rec); err != nil {
@@ -233,6 +275,6 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 	if err := w.Close(ctx); err != nil {
 		return toStatus(err)
 	}
-	b, _ := json.Marshal(appMetadata{Rows: rows})
+	b, _ := json.Marshal(appMetadata{Final: true, Rows: rows})
 	return stream.Send(&flight.PutResult{AppMetadata: b})
 }

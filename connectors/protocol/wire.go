@@ -29,11 +29,25 @@ const (
 
 // appMetadata is the JSON carried in FlightData.app_metadata and
 // PutResult.app_metadata.
+//
+// Source (DoGet, server to host): a batch sliced into several messages
+// carries More on every slice but the last; the last carries the source's
+// Position after the batch. DeadLetters travel on messages without Arrow
+// data. The host delivers a batch only when its last slice arrived, so a
+// crash never leaves half a batch delivered.
+//
+// Sink (DoPut): the host sends Flush (a sequence number, on a message
+// without Arrow data); the server flushes the writer and answers with a
+// PutResult carrying Ack (that number), Position and Rows (durable so
+// far). After Close, the final PutResult carries Final and Rows.
 type appMetadata struct {
-	// DeadLetters travel on messages that carry no Arrow data.
 	DeadLetters []DeadLetter `json:"dead_letters,omitempty"`
-	// Rows is, in a sink's final PutResult, the number of rows made durable.
-	Rows int64 `json:"rows,omitempty"`
+	More        bool         `json:"more,omitempty"`
+	Position    Position     `json:"position,omitempty"`
+	Flush       int64        `json:"flush,omitempty"`
+	Ack         int64        `json:"ack,omitempty"`
+	Final       bool         `json:"final,omitempty"`
+	Rows        int64        `json:"rows,omitempty"`
 }
 
 func encodeConfig(cfg Config) ([]byte, error) {
@@ -75,18 +89,28 @@ func dataBytes(d arrow.ArrayData) int64 {
 	return n
 }
 
+// moreMetadata marks a slice that is not the last of its batch.
+var moreMetadata = []byte(`{"more":true}`)
+
 // writeChunked writes rec as one or more slices, each under
-// MessageTargetBytes when rows allow it.
-func writeChunked(w *flight.Writer, rec arrow.RecordBatch) error {
+// MessageTargetBytes when rows allow it. With tagged set, every slice but
+// the last carries moreMetadata and the last carries last (which may be
+// nil); without, no slice carries metadata (protocol version 1).
+func writeChunked(w *flight.Writer, rec arrow.RecordBatch, tagged bool, last []byte) error {
 	rows := rec.NumRows()
 	size := batchBytes(rec)
 	if size <= MessageTargetBytes || rows <= 1 {
-		return w.Write(rec)
+		return w.WriteWithAppMetadata(rec, last)
 	}
 	per := max(1, rows*MessageTargetBytes/size)
 	for off := int64(0); off < rows; off += per {
-		part := rec.NewSlice(off, min(off+per, rows))
-		err := w.Write(part)
+		end := min(off+per, rows)
+		meta := last
+		if end < rows && tagged {
+			meta = moreMetadata
+		}
+		part := rec.NewSlice(off, end)
+		err := w.WriteWithAppMetadata(part, meta)
 		part.Release()
 		if err != nil {
 			return err
@@ -96,13 +120,15 @@ func writeChunked(w *flight.Writer, rec arrow.RecordBatch) error {
 }
 
 // messageReader feeds the Arrow IPC messages of a FlightData stream to an
-// ipc.Reader and hands metadata-only messages to onMeta.
+// ipc.Reader and hands metadata-only messages to onMeta. The metadata of
+// the last data message returned is in last.
 type messageReader struct {
 	recv   func() (*flight.FlightData, error)
 	onMeta func(appMetadata) error
 	descr  *flight.FlightDescriptor
 	msg    *ipc.Message
 	refs   int64
+	last   appMetadata
 }
 
 func (m *messageReader) Message() (*ipc.Message, error) {
@@ -114,18 +140,21 @@ func (m *messageReader) Message() (*ipc.Message, error) {
 		if fd.FlightDescriptor != nil {
 			m.descr = fd.FlightDescriptor
 		}
-		if len(fd.AppMetadata) > 0 && m.onMeta != nil {
-			var meta appMetadata
+		var meta appMetadata
+		if len(fd.AppMetadata) > 0 {
 			if err := json.Unmarshal(fd.AppMetadata, &meta); err != nil {
 				return nil, fmt.Errorf("decode app_metadata: %w", err)
 			}
-			if err := m.onMeta(meta); err != nil {
-				return nil, err
-			}
 		}
 		if len(fd.DataHeader) == 0 {
+			if len(fd.AppMetadata) > 0 && m.onMeta != nil {
+				if err := m.onMeta(meta); err != nil {
+					return nil, err
+				}
+			}
 			continue
 		}
+		m.last = meta
 		if m.msg != nil {
 			m.msg.Release()
 		}

@@ -29,7 +29,7 @@ type emitter struct {
 	out *stream.Outbox
 }
 
-func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
 	rec.Retain() // Emit borrows; Send takes ownership of one reference
 	return e.out.Send(ctx, rec)
 }
