@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -186,13 +187,21 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 		mod.Close(ctx)
 		return stageError(r.Pos, key, err)
 	}
-	inst, err := mod.NewInstance(ctx, r.Params, host.DefaultLimits())
-	if err != nil {
-		mod.Close(ctx)
-		return stageError(r.Pos, key+".params", err)
+	stage := &ruleStage{cfg: r, mod: mod, binding: binding, mem: p.env.Mem}
+	workers := r.Workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	for range workers {
+		inst, err := mod.NewInstance(ctx, r.Params, host.DefaultLimits())
+		if err != nil {
+			stage.close(ctx)
+			return stageError(r.Pos, key+".params", err)
+		}
+		stage.insts = append(stage.insts, inst)
 	}
 	p.schemas[r.Name] = binding.OutputSchema()
-	p.rules[r.Name] = &ruleStage{cfg: r, mod: mod, inst: inst, binding: binding, mem: p.env.Mem}
+	p.rules[r.Name] = stage
 	return nil
 }
 
@@ -263,7 +272,6 @@ func (p *Plan) DeadLetterPath() string { return p.cfg.DeadLetter }
 // Env.Connectors and are closed by its owner.
 func (p *Plan) Close(ctx context.Context) {
 	for _, r := range p.rules {
-		r.inst.Close(ctx)
-		r.mod.Close(ctx)
+		r.close(ctx)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/connectors/builtin"
@@ -210,3 +211,59 @@ func TestCancelMidRunReleasesEverything(t *testing.T) {
 		t.Fatal("run did not stop")
 	}
 }
+
+func TestBisectionDeadLettersOnlyPoisonRows(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	wasm := hosttest.BuildGoRule(t, filepath.Join("testdata", "poison"))
+	rule := fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\nworkers = 3\n", wasm)
+	got := &collectSink{}
+	cfg := setup(t, 2000, rule, "connector = \"collect\"\n")
+	plan := prepare(t, cfg, mem, map[string]protocol.Connector{"collect": got})
+	defer plan.Close(context.Background())
+	sum, err := plan.Run(context.Background(), pipeline.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// x = i % 5: every fifth row is poison.
+	if sum.DeadLettered() != 400 {
+		t.Errorf("dead-lettered %d rows, want 400: %s", sum.DeadLettered(), sum.Line())
+	}
+	want := []string{}
+	for i := range 2000 {
+		if i%5 != 4 {
+			want = append(want, fmt.Sprintf("S%05d:%d", i, i%5))
+		}
+	}
+	if strings.Join(got.rows, " ") != strings.Join(want, " ") {
+		t.Errorf("good rows lost, duplicated or out of order: got %d rows, want %d", len(got.rows), len(want))
+	}
+	b, err := os.ReadFile(cfg.DeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "x is 4 at row 0") || !strings.Contains(string(b), `""student_id"":""S00004""`) {
+		t.Errorf("dead letters lack the error or the row:\n%.500s", b)
+	}
+}
+
+// collectSink keeps "student_id:y" of every row it is given, in order.
+type collectSink struct{ rows []string }
+
+func (s *collectSink) Spec() protocol.Spec {
+	return protocol.Spec{Name: "collect", Kind: protocol.KindSink, Version: "1", Doc: "test"}
+}
+func (s *collectSink) Validate(context.Context, protocol.Config) error { return nil }
+func (s *collectSink) Open(context.Context, protocol.Config, *arrow.Schema) (protocol.Writer, error) {
+	return s, nil
+}
+func (s *collectSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	ids := rec.Column(rec.Schema().FieldIndices("student_id")[0]).(*array.String)
+	ys := rec.Column(rec.Schema().FieldIndices("y")[0]).(*array.Int32)
+	for i := range ids.Len() {
+		s.rows = append(s.rows, fmt.Sprintf("%s:%d", ids.Value(i), ys.Value(i)))
+	}
+	return nil
+}
+func (s *collectSink) Close(context.Context) error { return nil }
+func (s *collectSink) Abort(context.Context) error { return nil }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -17,59 +18,162 @@ import (
 	"github.com/vigie-edu/vigie/rules/host"
 )
 
-// ruleStage runs a map rule on every batch.
+// ruleStage runs a map rule on every batch, on several instances at once,
+// and emits the results in input order.
+//
+// When the rule fails on a batch and the policy is dead_letter, the stage
+// finds the failing rows by bisecting the batch: only they are
+// dead-lettered, the rest of the batch goes on.
 type ruleStage struct {
 	cfg     *config.Rule
 	mod     *host.Module
-	inst    *host.Instance
+	insts   []*host.Instance // one per worker; an instance is never shared
 	binding *host.Binding
 	mem     memory.Allocator
 }
 
+// outcome is what one batch became: output batches in order, and rows
+// dead-lettered with their error.
+type outcome struct {
+	outs []arrow.RecordBatch
+	dead []stream.DeadLetter
+	err  error
+}
+
+func (o *outcome) release() {
+	for _, r := range o.outs {
+		r.Release()
+	}
+	o.outs = nil
+}
+
 func (r *ruleStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox, out *stream.Outbox) error {
-	for {
-		rec, err := in.Recv(ctx)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		res, err := r.inst.EvalMap(ctx, r.binding, rec, r.mem)
-		if err != nil {
-			err = r.reject(ctx, st, rec, err)
-			rec.Release()
-			if err != nil {
-				return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	type job struct {
+		rec arrow.RecordBatch
+		res chan *outcome
+	}
+	jobs := make(chan job)
+	// order holds each batch's result channel in input order; its capacity
+	// bounds the batches in flight in the stage.
+	order := make(chan chan *outcome, 2*len(r.insts))
+
+	var wg sync.WaitGroup
+	for _, inst := range r.insts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				o := &outcome{}
+				r.eval(ctx, inst, j.rec, o)
+				j.rec.Release()
+				j.res <- o
 			}
-			continue
+		}()
+	}
+
+	// The dispatcher reads the input and hands out jobs.
+	var readErr error
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for {
+			rec, err := in.Recv(ctx)
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr = err
+				}
+				return
+			}
+			res := make(chan *outcome, 1)
+			select {
+			case order <- res:
+			case <-ctx.Done():
+				rec.Release()
+				readErr = ctx.Err()
+				return
+			}
+			select {
+			case jobs <- job{rec: rec, res: res}:
+			case <-ctx.Done():
+				rec.Release()
+				res <- &outcome{err: ctx.Err()}
+				readErr = ctx.Err()
+				return
+			}
 		}
-		rec.Release()
-		if err := out.Send(ctx, res); err != nil {
-			return err
+	}()
+
+	// The collector, here, emits results in input order.
+	var err error
+	for res := range order {
+		o := <-res
+		if err == nil {
+			err = o.err
 		}
+		if err == nil && len(o.dead) > 0 {
+			st.Log.Warn("rule failed on rows; dead-lettered", "rows", len(o.dead), "error", o.dead[0].Reason)
+			err = st.DeadLetter(o.dead...)
+		}
+		for _, rec := range o.outs {
+			if err == nil {
+				err = out.Send(ctx, rec) // takes ownership
+			} else {
+				rec.Release()
+			}
+		}
+		if err != nil {
+			cancel() // stop the dispatcher and workers; keep draining order
+		}
+	}
+	wg.Wait()
+	if err == nil {
+		err = readErr
+	}
+	return err
+}
+
+// eval evaluates rec, bisecting it on failure when the policy allows.
+func (r *ruleStage) eval(ctx context.Context, inst *host.Instance, rec arrow.RecordBatch, o *outcome) {
+	res, err := inst.EvalMap(ctx, r.binding, rec, r.mem)
+	if err == nil {
+		o.outs = append(o.outs, res)
+		return
+	}
+	if ctx.Err() != nil {
+		o.err = ctx.Err()
+		return
+	}
+	if r.cfg.OnError == config.OnErrorFail {
+		o.err = fmt.Errorf("rule %s: %w", r.mod.Manifest.Name, err)
+		return
+	}
+	if rec.NumRows() == 1 {
+		rows, jerr := rowsAsJSON(rec)
+		if jerr != nil {
+			o.err = jerr
+			return
+		}
+		o.dead = append(o.dead, stream.DeadLetter{Origin: r.origin(), Reason: err.Error(), Raw: rows[0]})
+		return
+	}
+	half := rec.NumRows() / 2
+	for _, part := range []arrow.RecordBatch{rec.NewSlice(0, half), rec.NewSlice(half, rec.NumRows())} {
+		if o.err == nil {
+			r.eval(ctx, inst, part, o)
+		}
+		part.Release()
+	}
+	if o.err != nil {
+		o.release()
 	}
 }
 
-// reject applies the rule's error policy to a batch that failed.
-func (r *ruleStage) reject(ctx context.Context, st *stream.Stage, rec arrow.RecordBatch, cause error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if r.cfg.OnError == config.OnErrorFail {
-		return fmt.Errorf("rule %s: %w", r.mod.Manifest.Name, cause)
-	}
-	rows, err := rowsAsJSON(rec)
-	if err != nil {
-		return err
-	}
-	origin := fmt.Sprintf("rule %s %s (sha256 %s)", r.mod.Manifest.Name, r.mod.Manifest.Version, r.mod.SHA256)
-	dls := make([]stream.DeadLetter, len(rows))
-	for i, raw := range rows {
-		dls[i] = stream.DeadLetter{Origin: origin, Reason: cause.Error(), Raw: raw}
-	}
-	st.Log.Warn("rule failed on a batch; rows dead-lettered", "rows", len(rows), "error", cause)
-	return st.DeadLetter(dls...)
+// origin names the rule in dead letters: name, version and module hash.
+func (r *ruleStage) origin() string {
+	return fmt.Sprintf("rule %s %s (sha256 %s)", r.mod.Manifest.Name, r.mod.Manifest.Version, r.mod.SHA256)
 }
 
 // rowsAsJSON renders each row of rec as a JSON object.
@@ -79,4 +183,11 @@ func rowsAsJSON(rec arrow.RecordBatch) ([]string, error) {
 		return nil, fmt.Errorf("render rejected rows: %w", err)
 	}
 	return strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n"), nil
+}
+
+func (r *ruleStage) close(ctx context.Context) {
+	for _, inst := range r.insts {
+		inst.Close(ctx)
+	}
+	r.mod.Close(ctx)
 }
