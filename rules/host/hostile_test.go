@@ -2,8 +2,10 @@ package host_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -13,7 +15,9 @@ import (
 )
 
 // The modules in testdata are written in WAT; the .wasm files next to them
-// are committed (built with wat2wasm) so that tests do not need wabt.
+// are committed (built with wat2wasm) so that tests do not need wabt. Each
+// hostile module behaves (y = x, s = "") unless the first x of a batch is
+// negative.
 
 func TestLoadRefuses(t *testing.T) {
 	tests := []struct {
@@ -36,15 +40,31 @@ func TestLoadRefuses(t *testing.T) {
 	}
 }
 
+// hostileLimits are small so that the tests run fast.
+var hostileLimits = host.Limits{
+	MemoryPages:    64, // 4 MiB
+	Timeout:        200 * time.Millisecond,
+	MaxOutputBytes: 64 << 10,
+	MaxLogBytes:    4 << 10,
+}
+
 func TestHostileEval(t *testing.T) {
 	tests := []struct {
-		file string
-		want string
+		file    string
+		bad     []int32 // the batch that misbehaves
+		want    string
+		isLimit bool
 	}{
-		{"testdata/fail.wasm", `rule "hostile": vigie_eval returned 7: bad batch: x is negative`},
-		{"testdata/out_of_bounds.wasm", `rule "hostile": output "s": data at 4294967040 (16 bytes) is outside memory (131072 bytes)`},
-		{"testdata/bad_utf8.wasm", `rule "hostile": output "s": row 0 is not valid UTF-8`},
-		{"testdata/trap.wasm", `rule "hostile": vigie_eval: wasm error: unreachable`},
+		{"fail", []int32{-1}, `rule "hostile": vigie_eval returned 7: bad batch: x is negative`, false},
+		{"out_of_bounds", []int32{-1}, `rule "hostile": output "s": data at 4294967040 (16 bytes) is outside memory (131072 bytes)`, false},
+		{"bad_utf8", []int32{-1}, `rule "hostile": output "s": row 0 is not valid UTF-8`, false},
+		{"trap", []int32{-1}, `rule "hostile": vigie_eval: wasm error: unreachable`, false},
+		{"loop", []int32{-1}, `rule "hostile": vigie_eval: limit exceeded: time limit of 200ms per call`, true},
+		{"memory_bomb", []int32{-1}, `rule "hostile": vigie_eval: limit exceeded: memory limit of 64 pages (4 MiB)`, true},
+		{"memory_bomb", make([]int32, 2<<20), // 8 MiB of input: vigie_alloc cannot grow memory enough
+			`rule "hostile": vigie_alloc(8388712): limit exceeded: memory limit of 64 pages (4 MiB)`, true},
+		{"huge_output", []int32{-1}, `rule "hostile": limit exceeded: output limit of 65536 bytes per batch (the rule produced 100012 bytes)`, true},
+		{"log_flood", []int32{-1}, `rule "hostile": vigie_eval: limit exceeded: log limit of 4096 bytes per batch`, true},
 	}
 	ctx := context.Background()
 	rt := newRuntime(t)
@@ -52,31 +72,102 @@ func TestHostileEval(t *testing.T) {
 		t.Run(tt.file, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			m, err := rt.Load(ctx, tt.file)
+			m, err := rt.Load(ctx, "testdata/"+tt.file+".wasm")
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec := int32Record(mem, "x", 42)
-			defer rec.Release()
-			b, err := m.Bind(rec.Schema())
+			defer m.Close(ctx)
+			good := int32Record(mem, "x", 1, 2, 3)
+			defer good.Release()
+			bad := int32Record(mem, "x", tt.bad...)
+			defer bad.Release()
+			b, err := m.Bind(good.Schema())
 			if err != nil {
 				t.Fatal(err)
 			}
-			inst, err := m.NewInstance(ctx, nil, host.Limits{})
+			inst, err := m.NewInstance(ctx, nil, hostileLimits)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer inst.Close(ctx)
-			out, err := inst.EvalMap(ctx, b, rec, mem)
-			if err == nil {
-				out.Release()
-				t.Fatal("EvalMap succeeded")
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			evalGood(t, inst, b, good, mem)
+			for range 2 { // the instance recovers, more than once
+				start := time.Now()
+				out, err := inst.EvalMap(ctx, b, bad, mem)
+				if err == nil {
+					out.Release()
+					t.Fatal("EvalMap succeeded")
+				}
+				if !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+				}
+				if got := errors.Is(err, host.ErrLimit); got != tt.isLimit {
+					t.Errorf("errors.Is(err, ErrLimit) = %v, want %v", got, tt.isLimit)
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Errorf("the failing batch took %s", d)
+				}
+				evalGood(t, inst, b, good, mem)
 			}
 		})
 	}
+}
+
+// evalGood evaluates rec (x = 1, 2, 3) and checks that y = x.
+func evalGood(t *testing.T, inst *host.Instance, b *host.Binding, rec arrow.RecordBatch, mem memory.Allocator) {
+	t.Helper()
+	out, err := inst.EvalMap(context.Background(), b, rec, mem)
+	if err != nil {
+		t.Fatalf("good batch: %v", err)
+	}
+	defer out.Release()
+	y := out.Column(out.Schema().FieldIndices("y")[0]).(*array.Int32)
+	if got := y.Int32Values(); len(got) != 3 || got[0] != 1 || got[2] != 3 {
+		t.Fatalf("good batch: y = %v, want [1 2 3]", got)
+	}
+}
+
+func TestMemoryLimitBelowModuleMinimum(t *testing.T) {
+	ctx := context.Background()
+	m, err := newRuntime(t).Load(ctx, "testdata/fail.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.NewInstance(ctx, nil, host.Limits{MemoryPages: 1})
+	want := `rule "hostile": memory starts at 2 pages: limit exceeded: memory limit of 1 pages (64 KiB)`
+	if err == nil || err.Error() != want || !errors.Is(err, host.ErrLimit) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+}
+
+func TestCancelledContext(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	m, err := newRuntime(t).Load(ctx, "testdata/loop.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := m.NewInstance(ctx, nil, host.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	bad := int32Record(mem, "x", -1)
+	defer bad.Release()
+	good := int32Record(mem, "x", 1, 2, 3)
+	defer good.Release()
+	b, err := m.Bind(bad.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_, err = inst.EvalMap(cctx, b, bad, mem)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, host.ErrLimit) {
+		t.Fatalf("err = %v, want the caller's context.DeadlineExceeded, not a limit", err)
+	}
+	evalGood(t, inst, b, good, mem)
 }
 
 // int32Record returns a one-column record.

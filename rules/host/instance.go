@@ -35,18 +35,18 @@ type Instance struct {
 	params []byte // JSON given to vigie_init; nil: do not call it
 	logger *slog.Logger
 
-	mod    api.Module // nil when the guest must be (re-)instantiated
-	mem    *linearMemory
-	rand   *rand.ChaCha8
+	mod     api.Module // nil when the guest must be (re-)instantiated
+	mem     *linearMemory
+	rand    *rand.ChaCha8
 	fnAlloc api.Function
 	fnEval  api.Function
-	stack  [2]uint64
+	stack   [2]uint64
 
 	failMsg  string // set by vigie.fail during the current call
 	logBytes int64  // logged during the current cycle
 
-	plan  cycle        // reused from batch to batch
-	outs  []outColumn  // idem
+	plan  cycle       // reused from batch to batch
+	outs  []outColumn // idem
 	arrs  []arrow.Array
 	colsB []arrow.Array
 }
