@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"unsafe"
 
 	"github.com/vigie-edu/vigie/rules/abi"
 )
@@ -38,9 +39,10 @@ func (c *column) isNull(row int) bool {
 // their order, already converted to their declared types. It is valid only
 // during the Eval call.
 type Input struct {
-	n     int
-	cols  []column
-	specs []abi.Column
+	n      int
+	cols   []column
+	specs  []abi.Column
+	groups []byte // group rule: num_groups+1 little-endian u32 row offsets
 }
 
 func readInput(m memory, ptr uint32, specs []abi.Column) (*Input, error) {
@@ -49,6 +51,10 @@ func readInput(m memory, ptr uint32, specs []abi.Column) (*Input, error) {
 		return nil, fmt.Errorf("input: %w", err)
 	}
 	in := &Input{n: n, cols: make([]column, len(specs)), specs: specs}
+	h := m.bytes(ptr, abi.BatchHeaderSize)
+	if g, p := le.Uint32(h[abi.BatchNumGroups:]), le.Uint32(h[abi.BatchGroupOffsets:]); p != 0 {
+		in.groups = m.bytes(p, 4*(g+1))
+	}
 	for i, s := range specs {
 		d := cols[i*abi.ColumnSize:]
 		c := column{typ: abi.Type(le.Uint32(d[abi.ColType:])), n: n}
@@ -83,6 +89,25 @@ func readBatch(m memory, ptr uint32, numCols int) (int, []byte, error) {
 
 // Len returns the number of rows.
 func (in *Input) Len() int { return in.n }
+
+// NumGroups returns the number of groups of a group rule's input (the
+// number of output rows), 0 for a map rule.
+func (in *Input) NumGroups() int {
+	if in.groups == nil {
+		return 0
+	}
+	return len(in.groups)/4 - 1
+}
+
+// GroupBounds returns the rows of group g: start (included) to end
+// (excluded). The rows of a group are contiguous, in the order the
+// pipeline declares; a group may be empty.
+func (in *Input) GroupBounds(g int) (start, end int) {
+	if g < 0 || g >= in.NumGroups() {
+		panic(fmt.Sprintf("group %d does not exist (the batch has %d groups)", g, in.NumGroups()))
+	}
+	return int(le.Uint32(in.groups[4*g:])), int(le.Uint32(in.groups[4*g+4:]))
+}
 
 // Index returns the position of the input called name, or -1.
 func (in *Input) Index(name string) int {
@@ -120,6 +145,27 @@ func (c Column[T]) IsNull(row int) bool { return c.c.isNull(row) }
 
 // Value returns the value at row; for a null row it is meaningless.
 func (c Column[T]) Value(row int) T { return c.get(c.c, row) }
+
+// HasNulls reports whether any row is null.
+func (c Column[T]) HasNulls() bool { return c.c.validity != nil }
+
+// Values returns the column's values as a slice that aliases the batch,
+// the fastest way to read them (no call per row); the values of null rows
+// are meaningless. It panics for bool and utf8 columns. Do not modify it.
+func (c Column[T]) Values() []T { return values[T](c.c) }
+
+// values views c's data as n values of T (little-endian, as wasm and the
+// ABI are; buffers are 8-byte aligned).
+func values[T any](c *column) []T {
+	var zero T
+	if w := int(unsafe.Sizeof(zero)); c.typ.Width() == 0 || w != c.typ.Width() {
+		panic(fmt.Sprintf("Values: a %s column has no %d-byte values", c.typ, w))
+	}
+	if c.n == 0 || len(c.data) < c.n*c.typ.Width() {
+		return nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(c.data))), c.n)
+}
 
 func getBool(c *column, row int) bool   { return c.data[row/8]&(1<<(row%8)) != 0 }
 func getInt32(c *column, row int) int32 { return int32(le.Uint32(c.data[4*row:])) }
@@ -256,7 +302,8 @@ func (o *Output) finish(m memory) error {
 	return nil
 }
 
-// Len returns the number of output rows.
+// Len returns the number of output rows: the input's rows for a map rule,
+// its groups for a group rule.
 func (o *Output) Len() int { return o.n }
 
 // Index returns the position of the output called name, or -1.
@@ -306,6 +353,27 @@ func (c OutColumn[T]) Set(row int, v T) {
 
 // SetNull sets row to null.
 func (c OutColumn[T]) SetNull(row int) { c.c.setValid(row, false) }
+
+// Values returns the column's values as a writable slice over the output
+// buffer, the fastest way to write them (no call per row). Writing a value
+// does not make its row valid: call SetValid or SetAllValid. It panics for
+// bool columns.
+func (c OutColumn[T]) Values() []T { return values[T](&c.c.column) }
+
+// SetValid marks row valid, keeping its value.
+func (c OutColumn[T]) SetValid(row int) { c.c.setValid(row, true) }
+
+// SetAllValid marks every row valid, keeping their values; SetNull may
+// then null some of them.
+func (c OutColumn[T]) SetAllValid() {
+	v := c.c.validity
+	for i := range v {
+		v[i] = 0xff
+	}
+	if r := c.c.n % 8; r != 0 {
+		v[len(v)-1] = byte(1<<r - 1)
+	}
+}
 
 func putBool(c *column, row int, v bool) {
 	if v {

@@ -2,6 +2,7 @@ package vigie
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -177,5 +178,103 @@ func TestArena(t *testing.T) {
 			t.Errorf("cycle %d: %d chunks, want 1 after a reset", cycle, len(a.chunks))
 		}
 		a.reset()
+	}
+}
+
+const groupManifest = `{"abi":1,"name":"mean_score","version":"1","kind":"group",
+ "inputs":[{"name":"score","type":"float64"}],
+ "outputs":[{"name":"mean","type":"float64"},{"name":"n","type":"int32"}]}`
+
+// meanScore is an example group rule: the mean of the non-null scores of
+// each group (null when there are none) and their count.
+func meanScore(in *Input, out *Output) error {
+	score := in.Float64(0)
+	vals := score.Values()
+	mean, count := out.Float64(0), out.Int32(1)
+	for g := range in.NumGroups() {
+		start, end := in.GroupBounds(g)
+		sum, n := 0.0, int32(0)
+		for r := start; r < end; r++ {
+			if !score.IsNull(r) {
+				sum += vals[r]
+				n++
+			}
+		}
+		count.Set(g, n)
+		if n > 0 {
+			mean.Set(g, sum/float64(n))
+		}
+	}
+	return nil
+}
+
+func TestGroupEval(t *testing.T) {
+	g, err := newGuest(Rule{Manifest: groupManifest, Eval: meanScore})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newFakeMem()
+	// 5 rows in 3 groups: [10, 20], [], [null, 4, 8].
+	scores := make([]byte, 40)
+	for i, v := range []float64{10, 20, 0, 4, 8} {
+		le.PutUint64(scores[8*i:], math.Float64bits(v))
+	}
+	data, valid := m.put(scores), m.put([]byte{0b11011})
+	groups := m.put([]byte{0, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0})
+	in := m.batch(5, []abi.Type{abi.Float64}, [][5]uint32{{valid, data, 0, 40, 1}})
+	le.PutUint32(m.buf[in+abi.BatchNumGroups:], 3)
+	le.PutUint32(m.buf[in+abi.BatchGroupOffsets:], groups)
+	out := m.batch(3, []abi.Type{abi.Float64, abi.Int32}, nil)
+	if err := g.eval(m, in, out); err != nil {
+		t.Fatal(err)
+	}
+	col := func(j int, field int) uint32 { return m.u32(out + uint32(abi.DescriptorSize(j)+field)) }
+	means := &column{typ: abi.Float64, n: 3, data: m.bytes(col(0, abi.ColData), 24)}
+	if got := values[float64](means); got[0] != 15 || got[2] != 6 {
+		t.Errorf("means = %v, want [15 _ 6]", got)
+	}
+	if v := m.bytes(col(0, abi.ColValidity), 1)[0] & 7; v != 0b101 || col(0, abi.ColNullCount) != 1 {
+		t.Errorf("mean validity %03b nulls %d, want 101 and 1", v, col(0, abi.ColNullCount))
+	}
+	counts := &column{typ: abi.Int32, n: 3, data: m.bytes(col(1, abi.ColData), 12)}
+	if got := values[int32](counts); got[0] != 2 || got[1] != 0 || got[2] != 2 {
+		t.Errorf("counts = %v, want [2 0 2]", got)
+	}
+	if col(1, abi.ColValidity) != 0 || col(1, abi.ColNullCount) != 0 {
+		t.Errorf("counts have nulls")
+	}
+}
+
+func TestValuesAndSetAllValid(t *testing.T) {
+	g, err := newGuest(Rule{Manifest: testManifest, Eval: func(in *Input, out *Output) error {
+		half := out.Float64(0)
+		hv := half.Values()
+		for r, x := range in.Int32(0).Values() {
+			hv[r] = float64(x) / 2
+		}
+		half.SetAllValid()
+		half.SetNull(1)
+		defer func() { _ = recover() }()
+		in.Utf8(1).Values() // panics: no fixed-width values
+		t.Error("Values of a utf8 column did not panic")
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newFakeMem()
+	xs := m.put([]byte{4, 0, 0, 0, 6, 0, 0, 0, 9, 0, 0, 0})
+	in := m.batch(3, []abi.Type{abi.Int32, abi.Utf8}, [][5]uint32{{0, xs, 0, 12, 0}, {0, 0, m.put(make([]byte, 16)), 0, 0}})
+	out := m.batch(3, []abi.Type{abi.Float64, abi.Utf8}, nil)
+	if err := g.eval(m, in, out); err != nil {
+		t.Fatal(err)
+	}
+	col := func(j int, field int) uint32 { return m.u32(out + uint32(abi.DescriptorSize(j)+field)) }
+	half := &column{typ: abi.Float64, n: 3, data: m.bytes(col(0, abi.ColData), 24)}
+	if got := values[float64](half); got[0] != 2 || got[2] != 4.5 {
+		t.Errorf("half = %v", got)
+	}
+	if v := m.bytes(col(0, abi.ColValidity), 1)[0]; v != 0b101 || col(0, abi.ColNullCount) != 1 {
+		t.Errorf("half validity %08b nulls %d, want 00000101 and 1", v, col(0, abi.ColNullCount))
 	}
 }
