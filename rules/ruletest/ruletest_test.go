@@ -156,7 +156,7 @@ flag = [true]
 // TestEchoAllTypes runs the host's all-types echo rule: every type, with
 // nulls, and the string forms of timestamps and dates.
 func TestEchoAllTypes(t *testing.T) {
-	s, err := ruletest.Load("testdata/echo.cases.toml")
+	s, err := ruletest.Load("../conformance/types.cases.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
