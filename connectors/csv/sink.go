@@ -36,7 +36,9 @@ file. Values are written as: bool true/false, date32 yyyy-mm-dd, timestamps
 "yyyy-mm-dd hh:mm:ss[.fraction]" with Z for UTC, floats in the shortest exact
 form, nulls as the "null" option (by default "", the same as an empty
 string). Only flat (non-nested) columns are supported. The source of the same
-format is "csv"; see also the "parquet" sink.`,
+format is "csv"; see also the "parquet" sink. Flushes sync the temporary
+file, and a restarted plugin truncates it to the last flush and goes on, so
+a crash loses nothing acknowledged and duplicates nothing.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "CSV file to write (replaced if it exists)"},
 		delimiterOption,
@@ -76,12 +78,23 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema)
 				SinkName, f.Name, f.Type, protocol.ErrConfig)
 		}
 	}
-	file, err := atomicfile.Create(cfg.String(optPath))
+	var from sinkPosition
+	if cfg.Resume != nil {
+		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
+			return nil, err
+		}
+	}
+	var file *atomicfile.File
+	if from.Temp != "" {
+		file, err = atomicfile.Resume(cfg.String(optPath), from.Temp, from.Size)
+	} else {
+		file, err = atomicfile.Create(cfg.String(optPath))
+	}
 	if err != nil {
 		return nil, err
 	}
 	w := &sinkWriter{file: file, buf: bufio.NewWriterSize(file, 256<<10)}
-	if cfg.Bool(optHeader) {
+	if cfg.Bool(optHeader) && from.Temp == "" {
 		hw := csv.NewWriter(w.buf)
 		hw.Comma = comma
 		names := make([]string, schema.NumFields())
@@ -132,6 +145,29 @@ func (w *sinkWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
 		return fmt.Errorf("write %s: %w", w.file.Path(), err)
 	}
 	return nil
+}
+
+// sinkPosition is what a flush made durable: the temporary file and its
+// size.
+type sinkPosition struct {
+	Temp string `json:"temp"`
+	Size int64  `json:"size"`
+}
+
+var _ protocol.Flusher = (*sinkWriter)(nil)
+
+// Flush writes what is buffered, syncs the temporary file and returns its
+// name and size: Open with that position truncates the file there and goes
+// on writing.
+func (w *sinkWriter) Flush(ctx context.Context) (protocol.Position, error) {
+	if err := errors.Join(w.csv.Flush(), w.buf.Flush()); err != nil {
+		return nil, fmt.Errorf("write %s: %w", w.file.Path(), err)
+	}
+	size, err := w.file.Checkpoint()
+	if err != nil {
+		return nil, err
+	}
+	return protocol.NewPosition(sinkPosition{Temp: w.file.Name(), Size: size})
 }
 
 // Close flushes the file and renames it into place.

@@ -53,8 +53,11 @@ Arrow schema (and its metadata) stored in the file so that Arrow readers get
 back exactly the types written. Rows are gathered into row groups of
 row_group_rows rows whatever the batch size. The file is written under a
 temporary name in the same folder and renamed into place on success, so a
-failed run leaves the previous file (or none), never half a file. See also
-the "csv_file" sink and the "csv" source.`,
+failed run leaves the previous file (or none), never half a file. The
+file is durable only when complete (a Parquet footer describes every row
+group): if the plugin crashes the engine starts the file over and replays
+every batch, which it keeps until the file is closed. See also the
+"csv_file" sink and the "csv" source.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "Parquet file to write (replaced if it exists)"},
 		{Name: optCompression, Type: protocol.TypeString, Default: "zstd",

@@ -3,7 +3,9 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -11,6 +13,44 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/stream"
 )
+
+// Recovery from connector failures. A connector call that fails with
+// protocol.ErrTemporary (a plugin process that died or stopped answering
+// fails that way, and plugins.Host starts a new one on the next call) is
+// retried with exponential backoff: a source from the position of the last
+// batch delivered downstream, a sink from its last flush with the batches
+// written since replayed.
+const (
+	// maxAttempts bounds the retries of one stage over a run.
+	maxAttempts = 10
+	// firstBackoff doubles at each retry, up to maxBackoff.
+	firstBackoff = 50 * time.Millisecond
+	maxBackoff   = 5 * time.Second
+	// defaultFlushBytes is how much a sink receives between flushes.
+	defaultFlushBytes = 32 << 20
+	// defaultReplayBytes bounds the batches a sink stage keeps for replay
+	// beyond its last flush. A sink that cannot flush (parquet: durable
+	// only when complete) beyond that cannot be recovered after a crash.
+	defaultReplayBytes = 512 << 20
+)
+
+// retry waits before attempt (1-based) and reports whether err may be
+// retried.
+func retry(ctx context.Context, st *stream.Stage, err error, attempt int) bool {
+	if !errors.Is(err, protocol.ErrTemporary) || ctx.Err() != nil || attempt > maxAttempts {
+		return false
+	}
+	wait := min(maxBackoff, firstBackoff<<(attempt-1))
+	st.Log.Warn("connector failed, retrying", "stage", st.Name, "attempt", attempt, "backoff", wait, "err", err)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // sourceStage runs a source connector.
 type sourceStage struct {
@@ -20,18 +60,45 @@ type sourceStage struct {
 }
 
 func (s *sourceStage) Run(ctx context.Context, st *stream.Stage, out *stream.Outbox) error {
-	return s.src.Read(ctx, s.cfg, s.mem, &emitter{st: st, out: out})
+	e := &emitter{st: st, out: out, pos: s.cfg.Resume}
+	for attempt := 1; ; attempt++ {
+		cfg := s.cfg
+		cfg.Resume = e.pos
+		err := s.src.Read(ctx, cfg, s.mem, e)
+		if err == nil {
+			return nil
+		}
+		if e.unpositioned > 0 {
+			return fmt.Errorf("%w (cannot resume: %d batches were delivered without a position)", err, e.unpositioned)
+		}
+		if !retry(ctx, st, err, attempt) {
+			return err
+		}
+	}
 }
 
-// emitter adapts a stage's outbox to protocol.Emitter.
+// emitter adapts a stage's outbox to protocol.Emitter and remembers the
+// position of the last batch delivered.
 type emitter struct {
 	st  *stream.Stage
 	out *stream.Outbox
+	// pos is the position after the last batch delivered; unpositioned
+	// counts the batches delivered since without a position.
+	pos          protocol.Position
+	unpositioned int
 }
 
 func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
 	rec.Retain() // Emit borrows; Send takes ownership of one reference
-	return e.out.Send(ctx, rec)
+	if err := e.out.Send(ctx, rec); err != nil {
+		return err
+	}
+	if pos != nil {
+		e.pos, e.unpositioned = pos, 0
+	} else {
+		e.unpositioned++
+	}
+	return nil
 }
 
 func (e *emitter) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) error {
@@ -47,21 +114,79 @@ type sinkStage struct {
 	snk    protocol.Sink
 	cfg    protocol.Config
 	schema *arrow.Schema
+	// flushBytes and replayBytes override defaultFlushBytes and
+	// defaultReplayBytes when set (tests).
+	flushBytes, replayBytes int64
 }
 
-func (s *sinkStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox) (err error) {
-	w, err := s.snk.Open(ctx, s.cfg, s.schema)
+// sinkRun is the state of a sink stage across the attempts of one run.
+type sinkRun struct {
+	resume   protocol.Position   // of the last flush that returned one
+	replay   []arrow.RecordBatch // written since that flush
+	size     int64               // bytes in replay
+	lost     bool                // replay overflowed: a crash cannot be recovered
+	noFlush  bool                // the writer cannot resume: stop asking it to flush
+	rows     int64               // rows received
+	unflushd int64               // bytes written since the last flush
+}
+
+func (r *sinkRun) release() {
+	for _, rec := range r.replay {
+		rec.Release()
+	}
+	r.replay, r.size = nil, 0
+}
+
+func (s *sinkStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox) error {
+	r := &sinkRun{resume: s.cfg.Resume}
+	defer r.release()
+	for attempt := 1; ; attempt++ {
+		err := s.attempt(ctx, st, in, r)
+		if err == nil {
+			st.Stats.RowsOut.Add(r.rows)
+			return nil
+		}
+		if r.lost && errors.Is(err, protocol.ErrTemporary) {
+			return fmt.Errorf("%w (cannot recover: more than %d MiB written since the sink last made its output durable)", err, s.limit()>>20)
+		}
+		if !retry(ctx, st, err, attempt) {
+			return err
+		}
+	}
+}
+
+func (s *sinkStage) limit() int64 {
+	if s.replayBytes > 0 {
+		return s.replayBytes
+	}
+	return defaultReplayBytes
+}
+
+// attempt opens the sink (from the last flush), replays what was written
+// since, then writes the rest of the input and closes the sink.
+func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.Inbox, r *sinkRun) (err error) {
+	cfg := s.cfg
+	cfg.Resume = r.resume
+	w, err := s.snk.Open(ctx, cfg, s.schema)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			// The run failed: leave nothing half-written. Abort gets its own
-			// context since ctx is likely cancelled already.
+			// Leave nothing half-written. Abort gets its own context since
+			// ctx is likely cancelled already.
 			w.Abort(context.WithoutCancel(ctx))
 		}
 	}()
-	var rows int64
+	for _, rec := range r.replay {
+		if err := w.Write(ctx, rec); err != nil {
+			return err
+		}
+	}
+	flushBytes := s.flushBytes
+	if flushBytes <= 0 {
+		flushBytes = defaultFlushBytes
+	}
 	for {
 		rec, err := in.Recv(ctx)
 		if errors.Is(err, io.EOF) {
@@ -70,16 +195,75 @@ func (s *sinkStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox)
 		if err != nil {
 			return err
 		}
-		err = w.Write(ctx, rec)
-		rows += rec.NumRows()
-		rec.Release()
+		r.rows += rec.NumRows()
+		size := recordBytes(rec)
+		if r.lost {
+			err = w.Write(ctx, rec)
+			rec.Release()
+		} else {
+			r.replay = append(r.replay, rec) // owns rec's reference now
+			r.size += size
+			err = w.Write(ctx, rec)
+		}
 		if err != nil {
 			return err
 		}
+		if r.unflushd += size; r.unflushd >= flushBytes && !r.noFlush {
+			if err := s.flush(ctx, w, r); err != nil {
+				return err
+			}
+		}
+		if !r.lost && r.size > s.limit() {
+			st.Log.Warn("sink stage keeps no more batches for replay; a crash of its plugin will fail the run",
+				"stage", st.Name, "limit_mib", s.limit()>>20)
+			r.lost = true
+			r.release()
+		}
 	}
-	if err := w.Close(ctx); err != nil {
+	return w.Close(ctx)
+}
+
+// flush asks the writer to make what it has durable; with a position back,
+// the batches kept for replay are no longer needed.
+func (s *sinkStage) flush(ctx context.Context, w protocol.Writer, r *sinkRun) error {
+	r.unflushd = 0
+	f, ok := w.(protocol.Flusher)
+	if !ok {
+		r.noFlush = true
+		return nil
+	}
+	pos, err := f.Flush(ctx)
+	if err != nil {
 		return err
 	}
-	st.Stats.RowsOut.Add(rows)
+	if pos == nil {
+		r.noFlush = true
+		return nil
+	}
+	r.resume = pos
+	r.release()
+	r.lost = false
 	return nil
+}
+
+// recordBytes estimates the bytes of Arrow data behind rec.
+func recordBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, col := range rec.Columns() {
+		n += dataBytes(col.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	return n
 }

@@ -7,8 +7,10 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Mode is the permission of a committed file.
@@ -106,4 +108,41 @@ func syncDir(dir string) {
 	}
 	d.Sync()
 	d.Close()
+}
+
+// Resume reopens tmp, the temporary file of an earlier Create for path
+// whose writer stopped (its process died), keeps its first size bytes and
+// positions the file at their end, so that writing continues as if nothing
+// had been written after them. tmp must be a temporary file of path (same
+// folder, name from Create): a position cannot point elsewhere.
+func Resume(path, tmp string, size int64) (*File, error) {
+	if filepath.Dir(tmp) != filepath.Dir(path) || !strings.HasPrefix(filepath.Base(tmp), "."+filepath.Base(path)+".tmp-") {
+		return nil, fmt.Errorf("resume %s: %s is not one of its temporary files", path, tmp)
+	}
+	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", path, err)
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("resume %s: %w", path, err)
+	}
+	if _, err := f.Seek(size, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("resume %s: %w", path, err)
+	}
+	return &File{File: f, path: path}, nil
+}
+
+// Checkpoint makes everything written so far durable and returns the size
+// of the file, which Resume takes.
+func (f *File) Checkpoint() (int64, error) {
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("sync %s: %w", f.Name(), err)
+	}
+	off, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, fmt.Errorf("sync %s: %w", f.Name(), err)
+	}
+	return off, nil
 }
