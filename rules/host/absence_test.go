@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newRuntime(t *testing.T) *host.Runtime {
+func newRuntime(t testing.TB) *host.Runtime {
 	t.Helper()
 	ctx := context.Background()
 	rt, err := host.NewRuntime(ctx, host.WithCacheDir(cacheDir))
