@@ -13,6 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/vigie-edu/vigie/connectors/csv"
+	"github.com/vigie-edu/vigie/connectors/parquet"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/plugins"
 )
@@ -27,6 +29,21 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
+}
+
+// serveCommand re-executes the test binary as a plugin serving
+// testRegistry, as vigie re-executes itself.
+func serveCommand(t *testing.T) func() *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() *exec.Cmd {
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), serveEnv+"=1")
+		return cmd
+	}
 }
 
 type pidSource struct{}
@@ -53,7 +70,11 @@ func (pidSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 	return out.Emit(ctx, rec, nil)
 }
 
-func testRegistry() *protocol.Registry { return protocol.NewRegistry(pidSource{}) }
+// testRegistry is what the test binary serves as a plugin: test
+// connectors and the built-ins.
+func testRegistry() *protocol.Registry {
+	return protocol.NewRegistry(pidSource{}, envSource{}, logSource{}, csv.Source{}, csv.Sink{}, parquet.Sink{})
+}
 
 type pids struct{ got []int64 }
 

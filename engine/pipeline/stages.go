@@ -26,8 +26,10 @@ const (
 	// firstBackoff doubles at each retry, up to maxBackoff.
 	firstBackoff = 50 * time.Millisecond
 	maxBackoff   = 5 * time.Second
-	// defaultFlushBytes is how much a sink receives between flushes.
+	// A sink is flushed every flushBatches batches or defaultFlushBytes
+	// bytes, whichever comes first: what a crash makes the engine replay.
 	defaultFlushBytes = 32 << 20
+	flushBatches      = 64
 	// defaultReplayBytes bounds the batches a sink stage keeps for replay
 	// beyond its last flush. A sink that cannot flush (parquet: durable
 	// only when complete) beyond that cannot be recovered after a crash.
@@ -128,6 +130,7 @@ type sinkRun struct {
 	noFlush  bool                // the writer cannot resume: stop asking it to flush
 	rows     int64               // rows received
 	unflushd int64               // bytes written since the last flush
+	batches  int                 // batches written since the last flush
 }
 
 func (r *sinkRun) release() {
@@ -208,7 +211,8 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		if err != nil {
 			return err
 		}
-		if r.unflushd += size; r.unflushd >= flushBytes && !r.noFlush {
+		r.unflushd += size
+		if r.batches++; (r.unflushd >= flushBytes || r.batches >= flushBatches) && !r.noFlush {
 			if err := s.flush(ctx, w, r); err != nil {
 				return err
 			}
@@ -226,7 +230,7 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 // flush asks the writer to make what it has durable; with a position back,
 // the batches kept for replay are no longer needed.
 func (s *sinkStage) flush(ctx context.Context, w protocol.Writer, r *sinkRun) error {
-	r.unflushd = 0
+	r.unflushd, r.batches = 0, 0
 	f, ok := w.(protocol.Flusher)
 	if !ok {
 		r.noFlush = true
