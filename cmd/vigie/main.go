@@ -55,6 +55,7 @@ commands:
   run [FILE]        run a pipeline (default: pipeline.toml)
   validate [FILE]   check a pipeline: keys, connectors and their options,
                     rule modules, rule inputs against upstream schemas
+  rule COMMAND      tools for rule authors: new, inspect, test, bench
   version           print the version
 
 run "vigie <command> -h" for a command's flags.
@@ -75,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "rule":
+		return cmdRule(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "vigie %s (connector protocol %d, rule ABI 1)\n", version, protocol.Version)
 		return exitOK
