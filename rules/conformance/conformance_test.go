@@ -51,6 +51,7 @@ func absenceGuests() []guest {
 	return []guest{
 		{"go/absence", func(t *testing.T) string { return hosttest.BuildGoRule(t, goAbsenceDir) }},
 		{"c/absence", func(t *testing.T) string { return buildC(t, "absence") }},
+		{"assemblyscript/absence", func(t *testing.T) string { return buildAS(t, "absence") }},
 	}
 }
 
@@ -59,6 +60,7 @@ func echoGuests() []guest {
 		{"go/echo", func(t *testing.T) string { return hosttest.BuildGoRule(t, goEchoDir) }},
 		{"wat/echo", func(t *testing.T) string { return buildWAT(t, "echo") }},
 		{"c/echo", func(t *testing.T) string { return buildC(t, "echo") }},
+		{"assemblyscript/echo", func(t *testing.T) string { return buildAS(t, "echo") }},
 	}
 }
 
