@@ -170,14 +170,33 @@ func cmdRuleNew(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "vigie rule new: the %s SDK comes from a vigie checkout and none was found (%s): pass --sdk PATH\n", *lang, how)
 			return exitFailed
 		}
+		need := filepath.Join(root, "rules", "sdk", "c", "build.sh")
+		if *lang == "assemblyscript" {
+			need = filepath.Join(root, asSDKFile)
+			v.AssemblyScript = assemblyScriptVersion(root)
+		}
+		if _, err := os.Stat(need); err != nil {
+			fmt.Fprintf(stderr, "vigie rule new: the %s SDK is missing from %s: %v\n", *lang, root, err)
+			return exitFailed
+		}
+	default:
+		fmt.Fprintf(stderr, "vigie rule new: unknown language %q (want one of %s)\n", *lang, strings.Join(scaffold.Languages, ", "))
+		return exitUsage
 	}
 	files, err := scaffold.Generate(*lang, absDir, v)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
-		if strings.Contains(err.Error(), "unknown language") {
-			return exitUsage
-		}
 		return exitFailed
+	}
+	if *lang == "assemblyscript" {
+		// The SDK is one file, copied into the project.
+		const dst = "assembly/vigie.ts"
+		if err := copyRegular(filepath.Join(root, asSDKFile), filepath.Join(absDir, filepath.FromSlash(dst))); err != nil {
+			fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
+			return exitFailed
+		}
+		files = append(files, dst)
+		sort.Strings(files)
 	}
 	fmt.Fprintf(stdout, "created %s rule %q in %s\n", *lang, name, *dir)
 	for _, f := range files {
@@ -197,6 +216,33 @@ func cmdRuleNew(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "  vigie rule test %s.wasm CASES.toml\n  vigie rule inspect %s.wasm\n", name, name)
 	return exitOK
+}
+
+// asSDKFile is the AssemblyScript SDK, relative to a vigie checkout.
+var asSDKFile = filepath.Join("rules", "sdk", "assemblyscript", "assembly", "vigie.ts")
+
+// assemblyScriptVersion returns the assemblyscript version the SDK of the
+// checkout at root is built with.
+func assemblyScriptVersion(root string) string {
+	var pkg struct {
+		DevDependencies map[string]string `json:"devDependencies"`
+	}
+	b, err := os.ReadFile(filepath.Join(root, "rules", "sdk", "assemblyscript", "package.json"))
+	if err == nil && json.Unmarshal(b, &pkg) == nil && pkg.DevDependencies["assemblyscript"] != "" {
+		return pkg.DevDependencies["assemblyscript"]
+	}
+	return "0.28.20"
+}
+
+func copyRegular(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
 }
 
 // isReleaseVersion reports whether v names a published version of the

@@ -44,6 +44,9 @@ type Vars struct {
 	SDK string
 	// GoVersion is the go directive of go.mod ("1.26").
 	GoVersion string
+	// AssemblyScript is the version of the assemblyscript npm package
+	// (AssemblyScript only).
+	AssemblyScript string
 }
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
