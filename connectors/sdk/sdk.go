@@ -1,0 +1,157 @@
+// Package sdk is what a third party needs to write a Vigie connector: a
+// source or a sink in its own executable, found by the engine in a plugin
+// directory.
+//
+// A source declares its options once, in a protocol.Spec (types, defaults,
+// docs: they serve validation, `vigie plugins describe` and the generated
+// reference), and two functions: Schema says what it will emit, Read emits
+// batches with a position after each. The executable's main calls Serve:
+//
+//	func main() {
+//		sdk.Serve(sdk.NewSource(spec, schema, read))
+//	}
+//
+// and is installed as vigie-connector-NAME in the pipeline's plugins_dir,
+// $VIGIE_PLUGIN_DIR or ./plugins. examples/connectors/roster is a complete
+// source in about 80 lines.
+//
+// Positions make crashes harmless: Read receives the position of the last
+// batch the engine got (Resume) and must emit exactly the rows after it. A
+// sink is a protocol.Sink whose Writer also implements protocol.Flusher if
+// it can make its output durable before Close; see protocol.Sink.
+//
+// Test a connector with connectors/conformance, which checks all of this.
+package sdk
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
+)
+
+// DefaultBatchRows is the batch size a Reader uses when the engine sets none.
+const DefaultBatchRows = 8192
+
+// Serve runs the plugin process serving connectors until the engine stops
+// it. Call it from main; it does not return. Anything written to stderr or
+// logged with slog.Default reaches the engine's log, tagged with the
+// connector's name.
+func Serve(connectors ...protocol.Connector) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(log)
+	protocol.Serve(protocol.NewRegistry(connectors...), log)
+}
+
+// SchemaFunc returns the schema a source emits for cfg.
+type SchemaFunc func(ctx context.Context, cfg protocol.Config) (*arrow.Schema, error)
+
+// ReadFunc reads a source's input and emits it through r.
+type ReadFunc func(ctx context.Context, cfg protocol.Config, r *Reader) error
+
+// NewSource returns a source made of spec (its Kind is set to source),
+// schema and read. Options are checked against spec, defaults filled in,
+// before schema and read see them.
+func NewSource(spec protocol.Spec, schema SchemaFunc, read ReadFunc) protocol.Source {
+	spec.Kind = protocol.KindSource
+	return &source{spec: spec, schema: schema, read: read}
+}
+
+type source struct {
+	spec   protocol.Spec
+	schema SchemaFunc
+	read   ReadFunc
+}
+
+func (s *source) Spec() protocol.Spec { return s.spec }
+
+func (s *source) check(cfg protocol.Config) (protocol.Config, error) {
+	opts, err := s.spec.Check(cfg.Options)
+	cfg.Options = opts
+	return cfg, err
+}
+
+func (s *source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema, error) {
+	cfg, err := s.check(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.schema(ctx, cfg)
+}
+
+func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
+	cfg, err := s.check(cfg)
+	if err != nil {
+		return err
+	}
+	schema, err := s.schema(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	r := &Reader{cfg: cfg, out: out, rows: cfg.BatchRows, b: array.NewRecordBuilder(mem, schema)}
+	if r.rows <= 0 {
+		r.rows = DefaultBatchRows
+	}
+	defer r.b.Release()
+	return s.read(ctx, cfg, r)
+}
+
+// Reader is what a ReadFunc fills: append a row's values to the Builder's
+// fields, and call Next after each row with the position after it. Not
+// safe for concurrent use.
+type Reader struct {
+	cfg  protocol.Config
+	out  protocol.Emitter
+	b    *array.RecordBuilder
+	rows int
+	n    int
+}
+
+// Resume decodes the position to resume from into v and reports whether
+// there is one; without one, read from the beginning.
+func (r *Reader) Resume(v any) (bool, error) {
+	if r.cfg.Resume == nil {
+		return false, nil
+	}
+	return true, protocol.DecodePosition(r.cfg.Resume, v)
+}
+
+// Builder is where the current row's values go, one field per column.
+func (r *Reader) Builder() *array.RecordBuilder { return r.b }
+
+// Next ends the current row; pos is the position after it (anything that
+// encodes to JSON, given back by Resume). When the batch is full, it is
+// emitted with pos.
+func (r *Reader) Next(ctx context.Context, pos any) error {
+	if r.n++; r.n < r.rows {
+		return nil
+	}
+	return r.Flush(ctx, pos)
+}
+
+// Flush emits the rows appended so far, if any, with pos. Call it at the
+// end of the input.
+func (r *Reader) Flush(ctx context.Context, pos any) error {
+	if r.n == 0 {
+		return nil
+	}
+	p, err := protocol.NewPosition(pos)
+	if err != nil {
+		return err
+	}
+	rec := r.b.NewRecordBatch()
+	defer rec.Release()
+	r.n = 0
+	return r.out.Emit(ctx, rec, p)
+}
+
+// DeadLetter reports rows that could not be read. Send them before the
+// Next that ends the batch they belong to.
+func (r *Reader) DeadLetter(ctx context.Context, rows ...protocol.DeadLetter) error {
+	return r.out.DeadLetter(ctx, rows)
+}
