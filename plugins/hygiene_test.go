@@ -32,7 +32,9 @@ func (envSource) Spec() protocol.Spec {
 		Options: []protocol.Option{{Name: "name", Type: protocol.TypeString, Required: true, Doc: "variable"}}}
 }
 
-func (envSource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) { return envSchema, nil }
+func (envSource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) {
+	return envSchema, nil
+}
 
 func (envSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
 	v, ok := os.LookupEnv(cfg.String("name"))
@@ -58,7 +60,9 @@ func (logSource) Spec() protocol.Spec {
 		Options: []protocol.Option{{Name: "fail", Type: protocol.TypeString, Default: "", Doc: "config, not_found, temporary"}}}
 }
 
-func (logSource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) { return envSchema, nil }
+func (logSource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) {
+	return envSchema, nil
+}
 
 func (logSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
 	fmt.Fprintln(os.Stderr, "plain line on stderr")

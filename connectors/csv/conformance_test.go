@@ -9,8 +9,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
-	vcsv "github.com/vigie-edu/vigie/connectors/csv"
 	"github.com/vigie-edu/vigie/connectors/conformance"
+	vcsv "github.com/vigie-edu/vigie/connectors/csv"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
