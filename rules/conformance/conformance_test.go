@@ -52,6 +52,7 @@ func absenceGuests() []guest {
 		{"go/absence", func(t *testing.T) string { return hosttest.BuildGoRule(t, goAbsenceDir) }},
 		{"c/absence", func(t *testing.T) string { return buildC(t, "absence") }},
 		{"assemblyscript/absence", func(t *testing.T) string { return buildAS(t, "absence") }},
+		{"rust/absence", func(t *testing.T) string { return buildRust(t, "absence") }},
 	}
 }
 
@@ -208,5 +209,22 @@ func buildAS(t *testing.T, name string) string {
 			return err
 		}
 		return run(dir, node, "build.mjs", "examples/"+name+".ts", abs)
+	})
+}
+
+// buildRust builds rules/sdk/rust/examples/NAME.rs with the SDK's build.sh
+// (Debian's rustc and its wasm32 standard library).
+func buildRust(t *testing.T, name string) string {
+	needTool(t, "/usr/bin/rustc", "apt-get install rustc libstd-rust-dev-wasm32")
+	if _, err := os.Stat("/usr/lib/rustlib/wasm32-unknown-unknown"); err != nil {
+		msg := "no wasm32 standard library for /usr/bin/rustc: apt-get install libstd-rust-dev-wasm32"
+		if os.Getenv(requireEnvVar) == "1" {
+			t.Fatalf("%s (%s=1)", msg, requireEnvVar)
+		}
+		t.Skip(msg)
+	}
+	dir := filepath.Join(sdkDir, "rust")
+	return buildOnce(t, "rust/"+name, func(out string) error {
+		return run(dir, "sh", "build.sh", out, "examples/"+name+".rs")
 	})
 }
