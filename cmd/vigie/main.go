@@ -76,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "plugins":
+		return cmdPlugins(args[1:], stdout, stderr)
 	case "rule":
 		return cmdRule(args[1:], stdout, stderr)
 	case "version":
