@@ -174,8 +174,12 @@ func (c *outColumn) toArrow(alloc memory.Allocator, n int) arrow.Array {
 		offsets := memory.NewResizableBuffer(alloc)
 		offsets.Resize(4 * (n + 1))
 		dst := offsets.Bytes()
-		for i := range n + 1 {
-			le.PutUint32(dst[4*i:], le.Uint32(c.offsets[4*i:])-first)
+		if first == 0 {
+			copy(dst, c.offsets)
+		} else {
+			for i := range n + 1 {
+				le.PutUint32(dst[4*i:], le.Uint32(c.offsets[4*i:])-first)
+			}
 		}
 		buffers = append(buffers[:1], offsets, newBuffer(alloc, c.data[first:le.Uint32(c.offsets[4*n:])]))
 	} else {

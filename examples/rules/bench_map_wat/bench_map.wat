@@ -45,7 +45,211 @@
     (local.set $s (call $alloc (i32.shl (local.get $n) (i32.const 3))))
     (local.set $f (call $alloc (local.get $nb)))
     (if (i32.or (i32.eqz (local.get $s)) (i32.eqz (local.get $f))) (then (global.set $evaluated (i32.const 1)) (return (i32.const 1))))
-    ;; the loop: one row per iteration, one flag byte every 8 rows
+    ;; the main loop: 32 rows per iteration, unrolled (wazero checks for
+    ;; termination at every loop iteration, an indirect call: fewer, longer
+    ;; iterations amortise it), four flag bytes at a time
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -32)) (i32.const 3)))
+    (block $done32
+      (loop $rows32
+        (br_if $done32 (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $bits (i32.const 0))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=0 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=0 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=0 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=0 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 0))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=8 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=8 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=8 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=8 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 1))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=16 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=16 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=16 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=16 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 2))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=24 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=24 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=24 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=24 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 3))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=32 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=32 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=32 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=32 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 4))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=40 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=40 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=40 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=40 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 5))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=48 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=48 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=48 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=48 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 6))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=56 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=56 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=56 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=56 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 7))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=64 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=64 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=64 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=64 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 8))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=72 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=72 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=72 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=72 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 9))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=80 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=80 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=80 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=80 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 10))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=88 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=88 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=88 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=88 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 11))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=96 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=96 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=96 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=96 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 12))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=104 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=104 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=104 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=104 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 13))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=112 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=112 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=112 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=112 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 14))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=120 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=120 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=120 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=120 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 15))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=128 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=128 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=128 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=128 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 16))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=136 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=136 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=136 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=136 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 17))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=144 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=144 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=144 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=144 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 18))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=152 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=152 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=152 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=152 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 19))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=160 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=160 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=160 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=160 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 20))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=168 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=168 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=168 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=168 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 21))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=176 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=176 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=176 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=176 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 22))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=184 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=184 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=184 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=184 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 23))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=192 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=192 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=192 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=192 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 24))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=200 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=200 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=200 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=200 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 25))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=208 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=208 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=208 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=208 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 26))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=216 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=216 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=216 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=216 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 27))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=224 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=224 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=224 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=224 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 28))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=232 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=232 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=232 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=232 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 29))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=240 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=240 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=240 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=240 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 30))))
+        (local.set $v (f64.add (f64.add
+            (f64.mul (f64.load offset=248 (i32.add (local.get $a) (local.get $i))) (f64.const 0.5))
+            (f64.mul (f64.load offset=248 (i32.add (local.get $b) (local.get $i))) (f64.const 0.3)))
+            (f64.mul (f64.load offset=248 (i32.add (local.get $c) (local.get $i))) (f64.const 0.2))))
+        (f64.store offset=248 (i32.add (local.get $s) (local.get $i)) (local.get $v))
+        (local.set $bits (i32.or (local.get $bits) (i32.shl (f64.gt (local.get $v) (f64.const 0.5)) (i32.const 31))))
+        (i32.store (i32.add (local.get $f) (i32.shr_u (local.get $i) (i32.const 6))) (local.get $bits))
+        (local.set $i (i32.add (local.get $i) (i32.const 256)))
+        (br $rows32)))
+    ;; the last n % 32 rows, one per iteration, one flag byte every 8 rows
+    (local.set $bits (i32.const 0))
     (local.set $end (i32.shl (local.get $n) (i32.const 3)))
     (block $done
       (loop $row
