@@ -20,8 +20,15 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/stream"
+	"github.com/vigie-edu/vigie/rules/abi"
 	"github.com/vigie-edu/vigie/rules/host"
 )
+
+// ruleRunner is a map or group rule stage.
+type ruleRunner interface {
+	stream.Transform
+	close(ctx context.Context)
+}
 
 // Connectors hands out connectors by name (plugins.Host does).
 type Connectors interface {
@@ -43,7 +50,7 @@ type Plan struct {
 	env     Env
 	schemas map[string]*arrow.Schema
 	sources map[string]*sourceStage
-	rules   map[string]*ruleStage
+	rules   map[string]ruleRunner
 	sinks   map[string]*sinkStage
 }
 
@@ -70,7 +77,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		env:     env,
 		schemas: map[string]*arrow.Schema{},
 		sources: map[string]*sourceStage{},
-		rules:   map[string]*ruleStage{},
+		rules:   map[string]ruleRunner{},
 		sinks:   map[string]*sinkStage{},
 	}
 	var errs config.Errors
@@ -178,30 +185,65 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 	if upstream == nil {
 		return nil // the input failed to prepare; its own error says why
 	}
-	mod, err := p.env.Rules.Load(ctx, r.Module)
+	mod, err := p.env.Rules.Load(ctx, r.Module, host.ExpectSHA256(r.SHA256))
 	if err != nil {
 		return stageError(r.Pos, key+".module", err)
 	}
-	binding, err := mod.Bind(upstream)
+	var opts []host.BindOption
+	if r.ProvenanceColumns {
+		opts = append(opts, host.WithProvenanceColumns(true))
+	}
+	binding, err := mod.Bind(upstream, opts...)
 	if err != nil {
 		mod.Close(ctx)
 		return stageError(r.Pos, key, err)
 	}
 	stage := &ruleStage{cfg: r, mod: mod, binding: binding, mem: p.env.Mem}
+	schema := binding.OutputSchema()
+	var group *groupStage
+	switch {
+	case mod.Manifest.Kind == abi.KindGroup:
+		if len(r.GroupBy) == 0 {
+			mod.Close(ctx)
+			return stageError(r.Pos, key+".group_by", fmt.Errorf("rule %s is a group rule: group_by must name its key columns", mod.Manifest.Name))
+		}
+		group, err = newGroupStage(stage, p.cfg.BatchRows)
+		if err != nil {
+			mod.Close(ctx)
+			return stageError(r.Pos, key+".group_by", err)
+		}
+		schema = group.schema
+	case len(r.GroupBy) > 0:
+		mod.Close(ctx)
+		return stageError(r.Pos, key+".group_by", fmt.Errorf("rule %s is a map rule: group_by applies to group rules only", mod.Manifest.Name))
+	}
 	workers := r.Workers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	if group != nil {
+		workers = 1 // groups are evaluated in one sequence for now
+	}
+	limits := host.Limits{
+		MemoryPages:    uint32(r.Limits.MemoryPages),
+		Timeout:        r.Limits.Timeout,
+		MaxOutputBytes: r.Limits.MaxOutputBytes,
+		MaxLogBytes:    r.Limits.MaxLogBytes,
+	}
 	for range workers {
-		inst, err := mod.NewInstance(ctx, r.Params, host.DefaultLimits())
+		inst, err := mod.NewInstance(ctx, r.Params, limits)
 		if err != nil {
 			stage.close(ctx)
 			return stageError(r.Pos, key+".params", err)
 		}
 		stage.insts = append(stage.insts, inst)
 	}
-	p.schemas[r.Name] = binding.OutputSchema()
-	p.rules[r.Name] = stage
+	p.schemas[r.Name] = schema
+	if group != nil {
+		p.rules[r.Name] = group
+	} else {
+		p.rules[r.Name] = stage
+	}
 	return nil
 }
 

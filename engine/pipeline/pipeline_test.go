@@ -56,11 +56,17 @@ func (s *blockingSink) Abort(context.Context) error { return nil }
 // setup writes a CSV of n attendance rows and a pipeline using it.
 func setup(t *testing.T, n int, rule, sink string) *config.Pipeline {
 	t.Helper()
+	return setupX(t, n, rule, sink, func(i int) int { return i % 5 })
+}
+
+// setupX is setup with column x computed by x.
+func setupX(t *testing.T, n int, rule, sink string, x func(i int) int) *config.Pipeline {
+	t.Helper()
 	dir := t.TempDir()
 	var b strings.Builder
 	b.WriteString("student_id,half_days,absent_half_days,x\n")
 	for i := range n {
-		fmt.Fprintf(&b, "S%05d,40,%d,%d\n", i, i%12, i%5)
+		fmt.Fprintf(&b, "S%05d,40,%d,%d\n", i, i%12, x(i))
 	}
 	if err := os.WriteFile(filepath.Join(dir, "att.csv"), []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -96,6 +102,10 @@ func absenceRule(t *testing.T) string {
 	return fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\n", wasm)
 }
 
+// negative makes every row poison for the fail.wasm test rule, which fails
+// a batch whose first x is negative.
+func negative(i int) int { return -1 - i%5 }
+
 func failRule(policy string) string {
 	abs, _ := filepath.Abs(filepath.Join("..", "..", "rules", "host", "testdata", "fail.wasm"))
 	return fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\non_error = %q\n", abs, policy)
@@ -106,16 +116,22 @@ const parquetSink = "connector = \"parquet\"\n[sink.options]\npath = \"out/r.par
 func prepare(t *testing.T, cfg *config.Pipeline, mem memory.Allocator, extra map[string]protocol.Connector) *pipeline.Plan {
 	t.Helper()
 	ctx := context.Background()
+	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{extra}, Rules: newRuntime(t), Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+func newRuntime(t *testing.T) *host.Runtime {
+	t.Helper()
+	ctx := context.Background()
 	rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rt.Close(ctx) })
-	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{extra}, Rules: rt, Mem: mem})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return plan
+	return rt
 }
 
 func TestRunCountsAndNoLeak(t *testing.T) {
@@ -145,7 +161,7 @@ func TestRunCountsAndNoLeak(t *testing.T) {
 func TestRuleErrorDeadLettersTheBatch(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	cfg := setup(t, 1500, failRule("dead_letter"), parquetSink)
+	cfg := setupX(t, 1500, failRule("dead_letter"), parquetSink, negative)
 	plan := prepare(t, cfg, mem, nil)
 	defer plan.Close(context.Background())
 	sum, err := plan.Run(context.Background(), pipeline.RunOptions{})
@@ -173,7 +189,7 @@ func TestRuleErrorDeadLettersTheBatch(t *testing.T) {
 func TestRuleErrorFailsTheRun(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	cfg := setup(t, 1500, failRule("fail"), parquetSink)
+	cfg := setupX(t, 1500, failRule("fail"), parquetSink, negative)
 	plan := prepare(t, cfg, mem, nil)
 	defer plan.Close(context.Background())
 	_, err := plan.Run(context.Background(), pipeline.RunOptions{})

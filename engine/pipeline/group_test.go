@@ -1,0 +1,141 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/engine/config"
+	"github.com/vigie-edu/vigie/engine/pipeline"
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
+)
+
+// groupRows keeps "student:first:last:n" of every output row.
+type groupRows struct{ rows []string }
+
+func (s *groupRows) Spec() protocol.Spec {
+	return protocol.Spec{Name: "groups", Kind: protocol.KindSink, Version: "1", Doc: "test"}
+}
+func (s *groupRows) Validate(context.Context, protocol.Config) error { return nil }
+func (s *groupRows) Open(_ context.Context, _ protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
+	if got := fieldList(schema); got != "student_id first last n" {
+		return nil, fmt.Errorf("group output schema is %q", got)
+	}
+	return s, nil
+}
+func (s *groupRows) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	id := rec.Column(0).(*array.String)
+	f, l, n := rec.Column(1).(*array.Int32), rec.Column(2).(*array.Int32), rec.Column(3).(*array.Int32)
+	for i := range id.Len() {
+		s.rows = append(s.rows, fmt.Sprintf("%s:%d:%d:%d", id.Value(i), f.Value(i), l.Value(i), n.Value(i)))
+	}
+	return nil
+}
+func (s *groupRows) Close(context.Context) error { return nil }
+func (s *groupRows) Abort(context.Context) error { return nil }
+
+func fieldList(s *arrow.Schema) string {
+	names := []string{}
+	for _, f := range s.Fields() {
+		names = append(names, f.Name)
+	}
+	return strings.Join(names, " ")
+}
+
+func TestGroupRuleOrdersGroupsAndIsolatesPoison(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+
+	// 40 students with 1..10 months each, rows shuffled; x = month number,
+	// except student S019 whose rows carry the poison value.
+	type row struct {
+		id    string
+		month int
+	}
+	var rows []row
+	want := []string{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for s := range 40 {
+		months := 1 + s%10
+		for m := range months {
+			rows = append(rows, row{fmt.Sprintf("S%03d", s), m + 1})
+		}
+		if s != 19 {
+			want = append(want, fmt.Sprintf("S%03d:1:%d:%d", s, months, months))
+		}
+	}
+	rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+	var b strings.Builder
+	b.WriteString("student_id,month,x\n")
+	for _, r := range rows {
+		x := r.month
+		if r.id == "S019" {
+			x = -1
+		}
+		fmt.Fprintf(&b, "%s,2025-%02d,%d\n", r.id, r.month, x)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "marks.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wasm := hosttest.BuildGoRule(t, filepath.Join("testdata", "trend"))
+	toml := fmt.Sprintf(`
+[pipeline]
+name = "g"
+batch_rows = 7
+
+[[source]]
+name = "marks"
+connector = "csv"
+[source.options]
+path = "marks.csv"
+columns = { x = "int32" }
+
+[[rule]]
+name = "trend"
+input = "marks"
+module = %q
+group_by = ["student_id"]
+order_by = "month"
+
+[[sink]]
+name = "out"
+input = "trend"
+connector = "groups"
+`, wasm)
+	cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(toml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &groupRows{}
+	plan := prepare(t, cfg, mem, map[string]protocol.Connector{"groups": got})
+	defer plan.Close(context.Background())
+	sum, err := plan.Run(context.Background(), pipeline.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got.rows, " ") != strings.Join(want, " ") {
+		t.Errorf("groups:\n got %v\nwant %v", got.rows, want)
+	}
+	if sum.DeadLettered() != 10 { // S019 has 10 rows
+		t.Errorf("dead-lettered %d rows, want the poison group's 10", sum.DeadLettered())
+	}
+}
+
+func TestGroupByOnMapRuleIsRefused(t *testing.T) {
+	cfg := setup(t, 10, absenceRule(t)+"group_by = [\"student_id\"]\n", parquetSink)
+	ctx := context.Background()
+	_, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{}, Rules: newRuntime(t)})
+	if err == nil || !strings.Contains(err.Error(), "rule[0].group_by: rule absence is a map rule: group_by applies to group rules only") {
+		t.Errorf("err = %v", err)
+	}
+}
