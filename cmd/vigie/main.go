@@ -56,6 +56,7 @@ commands:
   validate [FILE]   check a pipeline: keys, connectors and their options,
                     rule modules, rule inputs against upstream schemas
   rule COMMAND      tools for rule authors: new, inspect, test, bench
+  gen [flags]       write a synthetic academy with ground truth (vigie gen -h)
   version           print the version
 
 run "vigie <command> -h" for a command's flags.
@@ -76,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "gen":
+		return cmdGen(args[1:], stdout, stderr)
 	case "plugins":
 		return cmdPlugins(args[1:], stdout, stderr)
 	case "rule":
