@@ -1,0 +1,422 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
+)
+
+// repoRoot is the root of this checkout, from the package directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// absenceWasm builds the example absence rule and returns its path.
+func absenceWasm(t *testing.T) string {
+	t.Helper()
+	return hosttest.BuildGoRule(t, filepath.Join(repoRoot(t), "examples", "rules", "absence"))
+}
+
+func TestRuleUsage(t *testing.T) {
+	_, stderr, code := runVigie(t, t.TempDir(), "rule")
+	if code != exitUsage || !strings.Contains(stderr, "inspect") {
+		t.Errorf("vigie rule: exit %d, stderr:\n%s", code, stderr)
+	}
+	_, stderr, code = runVigie(t, t.TempDir(), "rule", "frobnicate")
+	if code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("vigie rule frobnicate: exit %d, stderr:\n%s", code, stderr)
+	}
+	_, stderr, code = runVigie(t, t.TempDir(), "rule", "test", "only-one-arg.wasm")
+	if code != exitUsage {
+		t.Errorf("vigie rule test with one argument: exit %d, want %d; stderr:\n%s", code, exitUsage, stderr)
+	}
+}
+
+func TestRuleInspectAbsence(t *testing.T) {
+	wasm := absenceWasm(t)
+	b, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	stdout, stderr, code := runVigie(t, t.TempDir(), "rule", "inspect", wasm)
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"sha256  " + hex.EncodeToString(sum[:]),
+		"(" + strconv.Itoa(len(b)) + " bytes)",
+		"name         absence\n",
+		"version      1.0.0\n",
+		"kind         map\n",
+		"absent_half_days     int32",
+		"half_days            int32",
+		"absence_rate         float64",
+		"reason               utf8",
+		"threshold            float64      default 0.1",
+		"vigie.fail",
+		"wasi_snapshot_preview1.",
+		"vigie_eval                                    (i32, i32) -> (i32)",
+		"✓ imports only vigie.log, vigie.fail and wasi_snapshot_preview1.*",
+		"✓ exports vigie_manifest () -> (i64)",
+		"✓ vigie_abi_version returns 1",
+		"✓ manifest valid",
+		"✓ loads in the Vigie host",
+		"conforms to the rule ABI",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "✗") {
+		t.Errorf("a check failed:\n%s", stdout)
+	}
+
+	stdout, _, code = runVigie(t, t.TempDir(), "rule", "inspect", "--json", wasm)
+	var r struct {
+		SHA256   string `json:"sha256"`
+		Size     int    `json:"size"`
+		Conforms bool   `json:"conforms"`
+		Manifest struct {
+			Name   string `json:"name"`
+			Params []struct {
+				Name    string  `json:"name"`
+				Default float64 `json:"default"`
+			} `json:"params"`
+		} `json:"manifest"`
+		Exports []struct{ Name, Signature string } `json:"exports"`
+		Checks  []struct{ Name, Status string }    `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout)
+	}
+	if code != exitOK || !r.Conforms || r.SHA256 != hex.EncodeToString(sum[:]) || r.Size != len(b) ||
+		r.Manifest.Name != "absence" || len(r.Manifest.Params) != 1 || r.Manifest.Params[0].Default != 0.1 {
+		t.Errorf("--json: exit %d, %+v", code, r)
+	}
+	exports := map[string]string{}
+	for _, e := range r.Exports {
+		exports[e.Name] = e.Signature
+	}
+	if exports["vigie_alloc"] != "(i32) -> (i32)" || exports["vigie_manifest"] != "() -> (i64)" {
+		t.Errorf("--json exports: %v", exports)
+	}
+	if len(r.Checks) < 10 {
+		t.Errorf("--json: only %d checks", len(r.Checks))
+	}
+}
+
+func TestRuleInspectForbiddenImport(t *testing.T) {
+	wasm := filepath.Join(repoRoot(t), "rules", "host", "testdata", "forbidden_import.wasm")
+	stdout, stderr, code := runVigie(t, t.TempDir(), "rule", "inspect", wasm)
+	if code != exitFailed {
+		t.Errorf("exit %d, want %d", code, exitFailed)
+	}
+	for _, want := range []string{
+		`✗ imports only vigie.log, vigie.fail and wasi_snapshot_preview1.*: forbidden import "env.now"`,
+		`✗ loads in the Vigie host`,
+		"env.now                                       () -> (i64)",
+		"does NOT conform",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q\nstdout:\n%s\nstderr:\n%s", want, stdout, stderr)
+		}
+	}
+
+	stdout, _, code = runVigie(t, t.TempDir(), "rule", "inspect", wasm, "--json")
+	var r struct {
+		Conforms bool
+		Imports  []struct{ Module, Name string }
+		Checks   []struct{ Name, Status, Detail string }
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout)
+	}
+	if code != exitFailed || r.Conforms {
+		t.Errorf("--json: exit %d, conforms %v", code, r.Conforms)
+	}
+	named := false
+	for _, c := range r.Checks {
+		if c.Status == "fail" && strings.Contains(c.Detail, "env.now") {
+			named = true
+		}
+	}
+	if !named {
+		t.Errorf("--json: no failing check names env.now: %+v", r.Checks)
+	}
+}
+
+// TestRuleInspectOtherHostileModules checks that every module the host
+// refuses is reported as not conforming, with a reason.
+func TestRuleInspectOtherHostileModules(t *testing.T) {
+	for file, reason := range map[string]string{
+		"abi2.wasm":           "✗ vigie_abi_version returns 1: returns 2",
+		"not-wasm.wasm":       "✗ valid WebAssembly module",
+		"no_eval_export.wasm": `✗ exports vigie_eval (i32, i32) -> (i32): missing`,
+	} {
+		t.Run(file, func(t *testing.T) {
+			path := filepath.Join(repoRoot(t), "rules", "host", "testdata", file)
+			switch file {
+			case "not-wasm.wasm":
+				path = filepath.Join(t.TempDir(), file)
+				if err := os.WriteFile(path, []byte("\x00asm but not really"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case "no_eval_export.wasm":
+				wat := filepath.Join(repoRoot(t), "rules", "host", "testdata", "forbidden_import.wat")
+				path = watReplacing(t, wat, `(func (export "vigie_eval")`, `(func`)
+			}
+			stdout, _, code := runVigie(t, t.TempDir(), "rule", "inspect", path)
+			if code != exitFailed || !strings.Contains(stdout, reason) {
+				t.Errorf("exit %d, want 1 and %q in:\n%s", code, reason, stdout)
+			}
+		})
+	}
+}
+
+// watReplacing compiles the WAT file at path with old replaced by new,
+// with wat2wasm; it skips the test when wat2wasm is missing.
+func watReplacing(t *testing.T, path, old, new string) string {
+	t.Helper()
+	if _, err := exec.LookPath("wat2wasm"); err != nil {
+		t.Skip("wat2wasm not found (apt-get install wabt)")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s lacks %q", path, old)
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "m.wat")
+	if err := os.WriteFile(src, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "m.wasm")
+	if b, err := exec.Command("wat2wasm", src, "-o", out).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm: %v\n%s", err, b)
+	}
+	return out
+}
+
+func TestRuleTestGoldenCases(t *testing.T) {
+	wasm := absenceWasm(t)
+	cases := filepath.Join(repoRoot(t), "rules", "conformance", "absence.cases.toml")
+	stdout, stderr, code := runVigie(t, t.TempDir(), "rule", "test", wasm, cases)
+	if code != exitOK || !strings.Contains(stdout, "8 passed, 0 failed") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+
+	// A wrong expected value: exit 1, and the diff names the row, the
+	// column, the expected and the actual value.
+	dir := t.TempDir()
+	wrong := filepath.Join(dir, "CASES.toml")
+	if err := os.WriteFile(wrong, []byte(`
+[[case]]
+name = "right"
+[case.input]
+absent_half_days = [4]
+half_days = [40]
+[case.expect]
+absence_rate = [0.1]
+
+[[case]]
+name = "wrong rate on the second row"
+[case.input]
+absent_half_days = [4, 7, "null"]
+half_days = [40, 40, 40]
+[case.expect]
+absence_rate = [0.1, 0.2, "null"]
+flag = [true, true, "null"]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = runVigie(t, dir, "rule", "test", wasm, "CASES.toml")
+	if code != exitFailed {
+		t.Errorf("exit %d, want %d", code, exitFailed)
+	}
+	diffLine := regexp.MustCompile(`(?m)^\s+1\s+absence_rate\s+0\.2\s+0\.175\s*$`)
+	for _, want := range []string{"ok   CASES.toml:2 right", "FAIL CASES.toml:10 wrong rate on the second row", "1 passed, 1 failed"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s\nstderr:\n%s", want, stdout, stderr)
+		}
+	}
+	if !diffLine.MatchString(stdout) || !regexp.MustCompile(`row\s+column\s+expected\s+got`).MatchString(stdout) {
+		t.Errorf("no diff line for row 1, absence_rate, expected 0.2, got 0.175:\n%s", stdout)
+	}
+	if strings.Contains(stdout, " 0 absence_rate") || strings.Contains(stdout, "flag ") {
+		t.Errorf("the diff lists values that match:\n%s", stdout)
+	}
+
+	// A cases file that does not parse: exit 1 with the file and line.
+	if err := os.WriteFile(wrong, []byte("[[case]]\nname = \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = runVigie(t, dir, "rule", "test", wasm, "CASES.toml")
+	if code != exitFailed || !strings.Contains(stderr, "CASES.toml:2") {
+		t.Errorf("broken cases file: exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestRuleBench(t *testing.T) {
+	wasm := absenceWasm(t)
+	stdout, stderr, code := runVigie(t, t.TempDir(), "rule", "bench", wasm,
+		"--rows", "40000", "--batch-rows", "8192", "--param", "threshold=0.2")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	m := regexp.MustCompile(`(?m)^(\d+) rows/s$`).FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("no rows/s figure:\n%s", stdout)
+	}
+	if n, _ := strconv.Atoi(m[1]); n <= 0 {
+		t.Errorf("rows/s = %s", m[1])
+	}
+	for _, want := range []string{"40960 rows in 5 batches", "MB/s in", "absent_half_days int32, half_days int32"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	// A parameter the rule refuses fails the bench.
+	_, stderr, code = runVigie(t, t.TempDir(), "rule", "bench", wasm, "--rows", "10", "--param", "threshold=7")
+	if code != exitFailed || !strings.Contains(stderr, "not between 0 and 1") {
+		t.Errorf("threshold=7: exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+// TestRuleNewGo scaffolds a Go rule outside the repository, builds it as
+// generated and runs its own golden cases.
+func TestRuleNewGo(t *testing.T) {
+	root := t.TempDir()
+	stdout, stderr, code := runVigie(t, root, "rule", "new", "--lang", "go", "late_score")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	dir := filepath.Join(root, "late_score")
+	gomod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "replace github.com/vigie-edu/vigie => " + repoRoot(t); !strings.Contains(string(gomod), want) {
+		t.Errorf("go.mod lacks %q:\n%s", want, gomod)
+	}
+	build(t, dir, "go", "generate")
+	checkScaffold(t, dir, "late_score")
+
+	// The project directory must be new or empty; names are checked.
+	_, stderr, code = runVigie(t, root, "rule", "new", "late_score")
+	if code != exitFailed || !strings.Contains(stderr, "not empty") {
+		t.Errorf("second new: exit %d, stderr:\n%s", code, stderr)
+	}
+	_, stderr, code = runVigie(t, root, "rule", "new", "Late-Score")
+	if code != exitUsage || !strings.Contains(stderr, "invalid rule name") {
+		t.Errorf("bad name: exit %d, stderr:\n%s", code, stderr)
+	}
+	_, stderr, code = runVigie(t, root, "rule", "new", "--lang", "cobol", "x")
+	if code != exitUsage || !strings.Contains(stderr, "unknown language") {
+		t.Errorf("bad language: exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestRuleNewC(t *testing.T) {
+	needTool(t, "clang", "apt-get install clang lld")
+	needTool(t, "wasm-ld", "apt-get install lld")
+	root := t.TempDir()
+	dir := filepath.Join(root, "proj")
+	stdout, stderr, code := runVigie(t, root, "rule", "new", "--lang", "c", "c_score", "--dir", dir)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	build(t, dir, "./build.sh")
+	checkScaffold(t, dir, "c_score")
+}
+
+func TestRuleNewAssemblyScript(t *testing.T) {
+	needTool(t, "npm", "apt-get install nodejs npm")
+	root := t.TempDir()
+	stdout, stderr, code := runVigie(t, root, "rule", "new", "as_score", "--lang", "assemblyscript")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	dir := filepath.Join(root, "as_score")
+	// npm fetches the compiler: without the registry, the toolchain is
+	// missing.
+	cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--prefer-offline")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if os.Getenv("VIGIE_REQUIRE_TOOLCHAINS") == "1" {
+			t.Fatalf("npm install: %v\n%s", err, out)
+		}
+		t.Skipf("npm install (needs the npm registry or its cache): %v\n%s", err, out)
+	}
+	build(t, dir, "npm", "run", "build")
+	checkScaffold(t, dir, "as_score")
+}
+
+// needTool skips the test when tool is missing, unless
+// VIGIE_REQUIRE_TOOLCHAINS=1, when it fails.
+func needTool(t *testing.T, tool, install string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err == nil {
+		return
+	}
+	if os.Getenv("VIGIE_REQUIRE_TOOLCHAINS") == "1" {
+		t.Fatalf("%s not found (%s) and VIGIE_REQUIRE_TOOLCHAINS=1", tool, install)
+	}
+	t.Skipf("%s not found: %s", tool, install)
+}
+
+func build(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
+}
+
+// checkScaffold runs a built scaffold through vigie rule test and inspect,
+// then breaks one expected value and checks that the test fails.
+func checkScaffold(t *testing.T, dir, name string) {
+	t.Helper()
+	wasm := name + ".wasm"
+	stdout, stderr, code := runVigie(t, dir, "rule", "test", wasm, "CASES.toml")
+	if code != exitOK || !strings.Contains(stdout, "2 passed, 0 failed") {
+		t.Fatalf("rule test: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = runVigie(t, dir, "rule", "inspect", wasm)
+	if code != exitOK || !strings.Contains(stdout, "name         "+name+"\n") {
+		t.Fatalf("rule inspect: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	cases := filepath.Join(dir, "CASES.toml")
+	b, err := os.ReadFile(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(b), "score = [5.0, 1.5]", "score = [5.0, 1.25]", 1)
+	if broken == string(b) {
+		t.Fatal("CASES.toml has no line to break")
+	}
+	if err := os.WriteFile(cases, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, code = runVigie(t, dir, "rule", "test", wasm, "CASES.toml")
+	if code != exitFailed || !regexp.MustCompile(`(?m)^\s+1\s+score\s+1\.25\s+1\.5\s*$`).MatchString(stdout) {
+		t.Errorf("broken case: exit %d\n%s", code, stdout)
+	}
+}
