@@ -201,3 +201,20 @@ func unwrap(err error) error {
 		err = u.Unwrap()
 	}
 }
+
+func TestGroupRule(t *testing.T) {
+	s, err := ruletest.Load("testdata/meanscore.cases.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	module := hosttest.BuildGoRule(t, "../host/testdata/meanscore")
+	r := run(t, module, s)
+	if !r.Passed() {
+		t.Fatalf("report:\n%s", r)
+	}
+	s.Cases[0].Expect["n"][0] = int64(3) // break it: the runner must see it
+	r = run(t, module, s)
+	if r.Passed() || len(r.Cases[0].Diffs) != 1 || r.Cases[0].Diffs[0] != (ruletest.Diff{Row: 0, Column: "n", Expected: "3", Got: "2"}) {
+		t.Fatalf("broken case not reported:\n%s", r)
+	}
+}
