@@ -308,6 +308,7 @@ func (i *Instance) EvalMap(ctx context.Context, b *Binding, rec arrow.RecordBatc
 		a.Release()
 	}
 	clear(cols)
+	clear(outs)
 	i.colsB = cols[:0]
 	return res, nil
 }
@@ -338,6 +339,7 @@ func (i *Instance) EvalGroup(ctx context.Context, b *Binding, rec arrow.RecordBa
 		a.Release()
 	}
 	clear(cols)
+	clear(outs)
 	i.colsB = cols[:0]
 	return res, nil
 }
