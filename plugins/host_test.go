@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"testing"
 
@@ -25,6 +26,12 @@ const serveEnv = "VIGIE_PLUGINS_TEST_SERVE"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(serveEnv) == "1" {
+		if path := os.Getenv("VIGIE_PLUGINS_TEST_CPUPROFILE"); path != "" {
+			f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+			if err == nil && pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
 		protocol.Serve(testRegistry(), nil)
 		return
 	}
@@ -33,7 +40,7 @@ func TestMain(m *testing.M) {
 
 // serveCommand re-executes the test binary as a plugin serving
 // testRegistry, as vigie re-executes itself.
-func serveCommand(t *testing.T) func() *exec.Cmd {
+func serveCommand(t testing.TB) func() *exec.Cmd {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -73,7 +80,7 @@ func (pidSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 // testRegistry is what the test binary serves as a plugin: test
 // connectors and the built-ins.
 func testRegistry() *protocol.Registry {
-	return protocol.NewRegistry(pidSource{}, envSource{}, logSource{}, csv.Source{}, csv.Sink{}, parquet.Sink{})
+	return protocol.NewRegistry(pidSource{}, envSource{}, logSource{}, blobSource{}, csv.Source{}, csv.Sink{}, parquet.Sink{})
 }
 
 type pids struct{ got []int64 }

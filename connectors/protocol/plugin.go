@@ -3,11 +3,13 @@ package protocol
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Handshake is the go-plugin handshake of every Vigie connector plugin. Its
@@ -61,20 +63,46 @@ func VersionedPlugins(reg *Registry, log *slog.Logger) map[int]plugin.PluginSet 
 	}
 }
 
+// Transport tuning. Flow-control windows of 64 MiB (a stream, the
+// connection) let a source run ahead of a busy engine by a few batches
+// instead of one 64 KiB window at a time; 1 MiB socket buffers cut system
+// calls. Keepalive pings every KeepaliveTime detect a plugin process that
+// stopped answering (stopped, swapped out, deadlocked in a cgo call): after
+// KeepaliveTimeout without an answer the connection breaks, the calls in
+// flight fail as ErrTemporary and the plugin is restarted.
+const (
+	windowBytes      = 64 << 20
+	socketBuffer     = 1 << 20
+	KeepaliveTime    = 10 * time.Second // grpc-go's minimum for clients
+	KeepaliveTimeout = 5 * time.Second
+)
+
 // GRPCServerOptions are the options a plugin's gRPC server runs with.
 func GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.InitialWindowSize(windowBytes),
+		grpc.InitialConnWindowSize(windowBytes),
+		grpc.WriteBufferSize(socketBuffer),
+		grpc.ReadBufferSize(socketBuffer),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveTime / 2, PermitWithoutStream: true}),
 	}
 }
 
 // GRPCDialOptions are the options the host dials a plugin with.
 func GRPCDialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(
-		grpc.MaxCallRecvMsgSize(MaxMessageBytes),
-		grpc.MaxCallSendMsgSize(MaxMessageBytes),
-	)}
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+			grpc.MaxCallSendMsgSize(MaxMessageBytes),
+		),
+		grpc.WithInitialWindowSize(windowBytes),
+		grpc.WithInitialConnWindowSize(windowBytes),
+		grpc.WithWriteBufferSize(socketBuffer),
+		grpc.WithReadBufferSize(socketBuffer),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
+	}
 }
 
 // Serve runs a plugin process serving reg's connectors until the host
