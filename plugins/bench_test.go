@@ -36,7 +36,9 @@ func (blobSource) Spec() protocol.Spec {
 	}}
 }
 
-func (blobSource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) { return blobSchema, nil }
+func (blobSource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) {
+	return blobSchema, nil
+}
 
 func blobBatch(mem memory.Allocator, rows int) arrow.RecordBatch {
 	b := array.NewRecordBuilder(mem, blobSchema)
