@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,8 +16,6 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
-var files = []string{"students.csv", "attendance.csv", "attendance_dirty.csv", "grades.csv"}
-
 // The committed files are what the generator writes: it is deterministic
 // and they are up to date.
 func TestCommittedFilesUpToDate(t *testing.T) {
@@ -24,23 +23,36 @@ func TestCommittedFilesUpToDate(t *testing.T) {
 	if err := generate(dir); err != nil {
 		t.Fatal(err)
 	}
-	total := 0
-	for _, name := range files {
-		got, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
+	total, n := 0, 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		committed, err := os.ReadFile(filepath.Join("..", name))
+		rel, _ := filepath.Rel(dir, path)
+		got, err := os.ReadFile(path)
 		if err != nil {
-			t.Fatal(err)
+			return err
+		}
+		committed, err := os.ReadFile(filepath.Join("..", rel))
+		if err != nil {
+			t.Errorf("%s: %v: run go run ./examples/data/gen", rel, err)
+			return nil
 		}
 		if !bytes.Equal(got, committed) {
-			t.Errorf("%s differs from the generator's output: run go run ./examples/data/gen", name)
+			t.Errorf("%s differs from the generator's output: run go run ./examples/data/gen", rel)
 		}
 		total += len(got)
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if total > 1<<20 {
-		t.Errorf("example data is %d bytes, want less than 1 MiB", total)
+	if n < 20 {
+		t.Errorf("generator wrote %d files, want the CSV tables and the bundle", n)
+	}
+	if total > 2<<20 {
+		t.Errorf("example data is %d bytes, want less than 2 MiB", total)
 	}
 }
 
@@ -50,7 +62,7 @@ type counter struct {
 	dead []protocol.DeadLetter
 }
 
-func (c *counter) Emit(ctx context.Context, rec arrow.RecordBatch) error {
+func (c *counter) Emit(ctx context.Context, rec arrow.RecordBatch, _ protocol.Position) error {
 	c.rows += int(rec.NumRows())
 	return nil
 }
@@ -85,9 +97,9 @@ func TestCleanFilesRead(t *testing.T) {
 		rows   int
 		schema string
 	}{
-		{"students.csv", 590, "student_id:utf8 school_id:utf8 class_id:utf8 level:utf8 birth_year:int64"},
-		{"attendance.csv", 5900, "student_id:utf8 class_id:utf8 month:utf8 half_days:int32 absent_half_days:int32 unjustified_half_days:int32"},
-		{"grades.csv", 10620, "student_id:utf8 subject:utf8 period:utf8 mark:float64"},
+		{"students.csv", 600, "student_id:utf8 school_id:utf8 class_id:utf8 level:utf8 birth_year:int64"},
+		{"attendance.csv", 6544, "student_id:utf8 class_id:utf8 month:utf8 half_days:int32 absent_half_days:int32 unjustified_half_days:int32"},
+		{"grades.csv", 10716, "student_id:utf8 subject:utf8 period:utf8 mark:float64 status:utf8"},
 	} {
 		var columns map[string]any
 		if tt.name == "attendance.csv" {
