@@ -25,8 +25,18 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 	s := score.Values()
 	nulls := ca.HasNulls() || cb.HasNulls() || cc.HasNulls()
 	b, c = b[:len(a)], c[:len(a)] // one bounds check for the loop
+	if !nulls {
+		for r := range a {
+			s[r] = 0.5*a[r] + 0.3*b[r] + 0.2*c[r]
+		}
+		score.SetAllValid()
+		for r, v := range s {
+			flag.Set(r, v > 0.5)
+		}
+		return nil
+	}
 	for r := range a {
-		if nulls && (ca.IsNull(r) || cb.IsNull(r) || cc.IsNull(r)) {
+		if ca.IsNull(r) || cb.IsNull(r) || cc.IsNull(r) {
 			continue // both outputs stay null
 		}
 		v := 0.5*a[r] + 0.3*b[r] + 0.2*c[r]

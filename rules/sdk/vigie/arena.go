@@ -19,6 +19,15 @@ const minChunk = 64 << 10
 
 // alloc returns n zeroed bytes, 8-byte aligned.
 func (a *arena) alloc(n int) []byte {
+	b := a.allocRaw(n)
+	clear(b)
+	return b
+}
+
+// allocRaw returns n bytes, 8-byte aligned, holding whatever an earlier
+// cycle left there: for memory that the caller overwrites whole (the host
+// writes every byte it asks for).
+func (a *arena) allocRaw(n int) []byte {
 	size := (n + abi.Alignment - 1) &^ (abi.Alignment - 1)
 	for ; a.cur < len(a.chunks); a.cur, a.off = a.cur+1, 0 {
 		if b := a.take(size); b != nil {
@@ -41,7 +50,6 @@ func (a *arena) take(size int) []byte {
 	}
 	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c))), 8*len(c))[a.off : a.off+size]
 	a.off += size
-	clear(b)
 	return b
 }
 
