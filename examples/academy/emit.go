@@ -265,9 +265,14 @@ func (k *worker) pronoteNote(sub Subject, per int, status string, mark, scaleDra
 
 func (k *worker) groundTruth() {
 	w, st := k.w, &k.st
-	start := ""
+	start, end := "", ""
 	if st.drifts {
 		start = w.slotDay[st.driftSlot]
+		if st.driftEnd < len(w.cal.Slots) {
+			end = w.slotDay[st.driftEnd]
+		} else {
+			end = day(w.cal.Last)
+		}
 	}
 	noise := ""
 	for i, n := range st.noise {
@@ -279,7 +284,7 @@ func (k *worker) groundTruth() {
 		}
 		noise += n
 	}
-	k.batches[4].s(st.id).s(st.school).s(st.track.String()).b(st.drifts).s(start).s(signalNames(st.signals)).
+	k.batches[4].s(st.id).s(st.school).s(st.track.String()).b(st.drifts).s(start).s(end).s(signalNames(st.signals)).
 		s(st.outcome).s(w.exitDate(st)).s(noise).end()
 }
 

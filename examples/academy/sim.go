@@ -260,7 +260,7 @@ func (w *world) newStudent(r *rand.Rand, i int, st *student) {
 		}
 		if st.signals&SigPlatform != 0 {
 			wk := w.cal.Slots[st.driftSlot].Week
-			if st.activity*float64(wk) < 8 || st.exitSlot < n && w.cal.Slots[st.exitSlot].Week-wk < 4 {
+			if st.activity*float64(wk) < 12 || st.exitSlot < n && w.cal.Slots[st.exitSlot].Week-wk < 4 {
 				st.signals &^= SigPlatform
 			}
 		}

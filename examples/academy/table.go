@@ -85,7 +85,7 @@ var (
 	}}
 	GroundTruthTable = &Table{Name: "ground_truth", Columns: []Column{
 		{Name: "student_id"}, {Name: "school_id"}, {Name: "track"}, {Name: "drifts", Kind: Bool},
-		{Name: "drift_start", Null: true}, {Name: "signals", Null: true}, {Name: "outcome"}, {Name: "outcome_date", Null: true},
+		{Name: "drift_start", Null: true}, {Name: "drift_end", Null: true}, {Name: "signals", Null: true}, {Name: "outcome"}, {Name: "outcome_date", Null: true},
 		{Name: "noise", Null: true},
 	}}
 	tables = []*Table{StudentsTable, AttendanceTable, AbsencesTable, GradesTable, GroundTruthTable}

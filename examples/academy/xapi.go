@@ -38,7 +38,7 @@ func (k *worker) xapi() {
 			lambda = 0
 		}
 		if wk >= driftWeek && wk < endWeek {
-			lambda *= 0.1
+			lambda *= 0.05
 		}
 		n := poisson(r, lambda)
 		for range n {
