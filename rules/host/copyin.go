@@ -212,6 +212,15 @@ func (l *colLayout) copyIn(buf []byte, t abi.Type, n int) {
 		}
 	}
 	data := buf[l.data : int(l.data)+align(l.dataLen)]
+	if n == 0 {
+		// An empty array may have no buffers at all: write zeros (for
+		// utf8, the single offset 0).
+		clear(data)
+		if t == abi.Utf8 {
+			clear(buf[l.offsets : int(l.offsets)+align(4)])
+		}
+		return
+	}
 	switch {
 	case t == abi.Utf8:
 		offs := buf[l.offsets : int(l.offsets)+align(4*(n+1))]
