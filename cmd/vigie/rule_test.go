@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -419,4 +420,120 @@ func checkScaffold(t *testing.T, dir, name string) {
 	if code != exitFailed || !regexp.MustCompile(`(?m)^\s+1\s+score\s+1\.25\s+1\.5\s*$`).MatchString(stdout) {
 		t.Errorf("broken case: exit %d\n%s", code, stdout)
 	}
+}
+
+// TestRuleAuthorsGuide runs every command of docs/rule-authors.md, in
+// order, in a copy of the default pipeline's workspace, with the vigie of
+// this test on PATH. Markers before a code block: <!-- setup --> (skipped:
+// the test builds vigie and the absence rule itself), <!-- file: PATH -->
+// (the block is written to PATH), <!-- exit: N --> (the block's last
+// command must exit with N), <!-- needs: TOOL --> (run only when TOOL is
+// installed; with npm, a failure skips unless VIGIE_REQUIRE_TOOLCHAINS=1).
+func TestRuleAuthorsGuide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a rule and the default pipeline")
+	}
+	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "rule-authors.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, n := guideScript(t, string(doc))
+	if n < 10 {
+		t.Fatalf("only %d commands found in the guide", n)
+	}
+	dir := workspace(t)
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(vigie(t))+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the guide's commands failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"2 passed, 0 failed",             // the scaffold as generated
+		"3 passed, 0 failed",             // the edited rule
+		"1     unjustified_rate     0.2", // the broken copy's diff
+		"unjustified.wasm conforms to the rule ABI",
+		`pipeline "absence_demo" is valid`,
+		"unjustified_alert: type=bool",
+		"unjustified_rate,unjustified_alert",
+		" rows/s",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "VIGIE_GUIDE_NEEDS_FAILED") {
+		if os.Getenv("VIGIE_REQUIRE_TOOLCHAINS") == "1" {
+			t.Errorf("a block for another language failed:\n%s", out)
+		} else {
+			t.Logf("a block for another language failed (toolchain or registry missing):\n%s", out)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "out", "unjustified.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := os.ReadFile(filepath.Join(dir, "out", "absence.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, want := strings.Count(string(b), "\n"), strings.Count(string(a), "\n")
+	if lines != want || lines < 100 || !strings.Contains(string(b), ",true\n") {
+		t.Errorf("out/unjustified.csv: %d lines (out/absence.csv: %d), or no alert", lines, want)
+	}
+}
+
+// guideScript turns the guide's code blocks into one bash script and
+// returns it with the number of commands and files it holds.
+func guideScript(t *testing.T, doc string) (string, int) {
+	t.Helper()
+	marker := regexp.MustCompile(`^<!-- (setup|file|exit|needs)(?:: (\S+))? -->$`)
+	var b strings.Builder
+	b.WriteString("set -eu\n")
+	n := 0
+	var kind, arg string
+	lines := strings.Split(doc, "\n")
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		if m := marker.FindStringSubmatch(line); m != nil {
+			kind, arg = m[1], m[2]
+			continue
+		}
+		lang, ok := strings.CutPrefix(line, "```")
+		if !ok || lang == "" {
+			continue
+		}
+		var body []string
+		for i++; i < len(lines) && lines[i] != "```"; i++ {
+			body = append(body, lines[i])
+		}
+		text := strings.Join(body, "\n")
+		switch {
+		case kind == "setup" || lang == "text":
+		case kind == "file":
+			fmt.Fprintf(&b, "cat > %s <<'VIGIE_GUIDE_EOF'\n%s\nVIGIE_GUIDE_EOF\n", arg, text)
+			n++
+		case lang != "sh":
+			t.Fatalf("docs/rule-authors.md:%d: a %s block without <!-- file: PATH -->", i+1, lang)
+		case kind == "exit":
+			fmt.Fprintf(&b, "set +e\n%s\nrc=$?\nset -e\n[ \"$rc\" = %s ] || { echo \"exit status $rc, want %s\"; exit 99; }\n", text, arg, arg)
+			n += len(body)
+		case kind == "needs":
+			if _, err := exec.LookPath(arg); err != nil {
+				if os.Getenv("VIGIE_REQUIRE_TOOLCHAINS") == "1" {
+					t.Fatalf("%s not found and VIGIE_REQUIRE_TOOLCHAINS=1", arg)
+				}
+				t.Logf("%s not found: skipping the block at docs/rule-authors.md:%d", arg, i+1)
+				break
+			}
+			fmt.Fprintf(&b, "if ! ( set -e\n%s\n); then echo VIGIE_GUIDE_NEEDS_FAILED %s; fi\n", text, arg)
+			n += len(body)
+		default:
+			b.WriteString(text + "\n")
+			n += len(body)
+		}
+		kind, arg = "", ""
+	}
+	return b.String(), n
 }
