@@ -33,6 +33,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -267,6 +268,15 @@ func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 		return p.conn, nil
 	}
 	if p.client != nil {
+		if p.broken {
+			// A stopped process would make go-plugin's graceful shutdown
+			// wait on a connection that never answers: kill it first.
+			if rc := p.client.ReattachConfig(); rc != nil && rc.Pid > 0 {
+				if proc, err := os.FindProcess(rc.Pid); err == nil {
+					proc.Kill()
+				}
+			}
+		}
 		p.client.Kill()
 		if p.restarts >= p.h.opts.MaxRestarts {
 			return nil, fmt.Errorf("plugin %q: restarted %d times already, giving up", p.name, p.restarts)
@@ -325,7 +335,7 @@ func (p *process) check(err error) error {
 	if p.client == nil || p.closed {
 		return err
 	}
-	if !p.client.Exited() && p.rpc != nil && p.rpc.Ping() == nil {
+	if !p.client.Exited() && p.rpc != nil && ping(p.rpc, pingTimeout) == nil {
 		return err // the plugin is alive: the error is the connector's
 	}
 	p.broken = true
@@ -335,6 +345,23 @@ func (p *process) check(err error) error {
 	}
 	p.log.Warn("plugin process stopped", "pid", pid, "err", err)
 	return protocol.WithKind(fmt.Errorf("plugin %q (pid %d) stopped: %w", p.name, pid, err), protocol.ErrTemporary)
+}
+
+// pingTimeout bounds the liveness check of a plugin whose call failed: a
+// stopped process accepts connections but never answers.
+const pingTimeout = 2 * time.Second
+
+// ping checks that the plugin answers within timeout. go-plugin's Ping
+// takes no context; a ping that times out finishes in the background.
+func ping(rpc plugin.ClientProtocol, timeout time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- rpc.Ping() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("no answer to a ping within %s", timeout)
+	}
 }
 
 func (p *process) close() {

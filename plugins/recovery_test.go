@@ -180,3 +180,90 @@ func checkParquetIDs(t *testing.T, path string, rows int) {
 		}
 	}
 }
+
+// TestStoppedPluginIsDetectedAndReplaced SIGSTOPs the sink's plugin
+// process mid-run: it does not die, it stops answering. gRPC keepalive
+// breaks its connection, the engine restarts it and replays, and the
+// output is still exact.
+func TestStoppedPluginIsDetectedAndReplaced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for keepalive to notice a stopped process (about 15 s)")
+	}
+	const rows = 50_000
+	dir := t.TempDir()
+	var in strings.Builder
+	in.WriteString("id,name\n")
+	for i := range rows {
+		fmt.Fprintf(&in, "%d,student %d\n", i, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "in.csv"), []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	toml := `
+[pipeline]
+name = "stop"
+batch_rows = 100
+
+[[source]]
+name = "in"
+connector = "csv"
+[source.options]
+path = "in.csv"
+columns = { id = "int64", name = "utf8" }
+
+[[sink]]
+name = "out"
+input = "in"
+connector = "csv_file"
+[sink.options]
+path = "out.csv"
+`
+	if err := os.WriteFile(filepath.Join(dir, "pipeline.toml"), []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(filepath.Join(dir, "pipeline.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	h := plugins.NewHost(plugins.Options{Builtins: testRegistry(), BuiltinCommand: serveCommand(t)})
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: h, Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close(ctx)
+	var stopped int
+	for _, p := range h.Processes() {
+		if p.Name == "csv_file" {
+			stopped = p.Pid
+		}
+	}
+	if stopped == 0 {
+		t.Fatal("no csv_file plugin process")
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		syscall.Kill(stopped, syscall.SIGSTOP)
+	}()
+	start := time.Now()
+	if _, err := plan.Run(ctx, pipeline.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("run with a stopped sink plugin took %s", time.Since(start).Round(time.Millisecond))
+	for _, p := range h.Processes() {
+		if p.Pid == stopped {
+			t.Errorf("the stopped process %d is still the sink's", stopped)
+		}
+	}
+	out, err := os.ReadFile(filepath.Join(dir, "out.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != in.String() {
+		t.Errorf("out.csv differs from the input (%d bytes, want %d)", len(out), in.Len())
+	}
+}
