@@ -434,7 +434,7 @@ func TestXAPIStatements(t *testing.T) {
 				Completion *bool
 				Duration   string
 			}
-			Context struct{ Registration, Platform string }
+			Context   struct{ Registration, Platform string }
 			Timestamp string
 		}
 		d := json.NewDecoder(strings.NewReader(l))
