@@ -193,6 +193,9 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 	if r.ProvenanceColumns {
 		opts = append(opts, host.WithProvenanceColumns(true))
 	}
+	if len(r.Replace) > 0 {
+		opts = append(opts, host.WithReplace(r.Replace...))
+	}
 	binding, err := mod.Bind(upstream, opts...)
 	if err != nil {
 		mod.Close(ctx)

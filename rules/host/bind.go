@@ -36,6 +36,9 @@ type Binding struct {
 	outputs  []arrow.Field // the rule's outputs, then the provenance columns
 	meta     *arrow.Metadata
 	prov     provenance
+	// keep lists the upstream columns a map result carries, in order: all
+	// of them but those an output replaces.
+	keep []int
 }
 
 // BindOption configures Bind.
@@ -44,6 +47,16 @@ type BindOption func(*bindOptions)
 type bindOptions struct {
 	provColumns bool
 	provDict    bool
+	replace     []string
+}
+
+// WithReplace lets the named map-rule outputs replace the upstream columns
+// of the same name (the output takes the place of the upstream column at
+// the end of the record). Without it such a clash is refused. Naming a
+// column that is not an output clashing with an upstream column is an
+// error, so a typo does not go unnoticed.
+func WithReplace(columns ...string) BindOption {
+	return func(o *bindOptions) { o.replace = append(o.replace, columns...) }
 }
 
 // WithProvenanceColumns makes every result carry three more columns after
@@ -146,12 +159,30 @@ func (m *Module) Bind(upstream *arrow.Schema, opts ...BindOption) (*Binding, err
 		b.output = arrow.NewSchema(b.outputs, b.meta)
 		return b, nil
 	}
+	replaced := map[string]bool{}
+	for _, name := range o.replace {
+		isOut := false
+		for _, f := range b.outputs {
+			isOut = isOut || f.Name == name
+		}
+		if !isOut || !upstream.HasField(name) {
+			return nil, fmt.Errorf("rule %q: cannot replace %q: it must be both an output of the rule and an upstream column", man.Name, name)
+		}
+		replaced[name] = true
+	}
 	for _, f := range b.outputs {
-		if upstream.HasField(f.Name) {
-			return nil, fmt.Errorf("rule %q: output column %q clashes with an upstream column", man.Name, f.Name)
+		if upstream.HasField(f.Name) && !replaced[f.Name] {
+			return nil, fmt.Errorf("rule %q: output column %q clashes with an upstream column (list it in the rule's replace key to replace it)", man.Name, f.Name)
 		}
 	}
-	fields := append(append([]arrow.Field(nil), upstream.Fields()...), b.outputs...)
+	var fields []arrow.Field
+	for i, f := range upstream.Fields() {
+		if !replaced[f.Name] {
+			b.keep = append(b.keep, i)
+			fields = append(fields, f)
+		}
+	}
+	fields = append(fields, b.outputs...)
 	b.output = arrow.NewSchema(fields, b.meta)
 	return b, nil
 }

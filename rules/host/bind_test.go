@@ -81,7 +81,7 @@ func TestBind(t *testing.T) {
 		{"missing", echoSchema("d", nil),
 			`rule "echo": input column "d" not found upstream (available: b, i, l, f, s, ts)`},
 		{"clash", echoSchema("", nil, arrow.Field{Name: "s_out", Type: arrow.BinaryTypes.String}),
-			`rule "echo": output column "s_out" clashes with an upstream column`},
+			`rule "echo": output column "s_out" clashes with an upstream column (list it in the rule's replace key to replace it)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

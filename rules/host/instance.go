@@ -301,10 +301,15 @@ func (i *Instance) EvalMap(ctx context.Context, b *Binding, rec arrow.RecordBatc
 	if err != nil {
 		return nil, fmt.Errorf("rule %q: %w", i.name, err)
 	}
-	cols := append(append(i.colsB[:0], rec.Columns()...), outs...)
+	cols := i.colsB[:0]
+	for _, k := range b.keep {
+		cols = append(cols, rec.Column(k))
+	}
+	kept := len(cols)
+	cols = append(cols, outs...)
 	cols = b.appendProvenance(cols, n, mem)
 	res := arrowRecord(b.output, cols, rec.NumRows())
-	for _, a := range cols[len(rec.Columns()):] {
+	for _, a := range cols[kept:] {
 		a.Release()
 	}
 	clear(cols)
