@@ -63,6 +63,8 @@ type Pipeline struct {
 	PluginsDir string // absolute path of third-party plugins, "" when unset
 	Sources    []*Source
 	Rules      []*Rule
+	Joins      []*Join
+	Unions     []*Union
 	Sinks      []*Sink
 	Pos        Pos // the [pipeline] header
 }
@@ -109,6 +111,37 @@ type Rule struct {
 	Params   map[string]any
 	Pos      Pos            // the [[rule]] header
 	ParamPos map[string]Pos // line of each top-level key of Params
+}
+
+// Join is a [[join]] table: it enriches each row of its input with the
+// columns of the matching row of a dimension, a stage read whole first (a
+// roster, a calendar).
+type Join struct {
+	Name      string
+	Input     string   // the stage whose rows are enriched
+	Dimension string   // the stage looked up
+	On        []string // key columns, same names on both sides
+	// Columns of the dimension to add; nil adds every non-key column.
+	Columns []string
+	// How is JoinLeft (unmatched rows keep nulls) or JoinInner
+	// (unmatched rows go to the dead letters).
+	How string
+	Pos Pos // the [[join]] header
+}
+
+// Values of a join's how key.
+const (
+	JoinLeft  = "left"
+	JoinInner = "inner"
+)
+
+// Union is a [[union]] table: the rows of several stages in one stream.
+// Columns are matched by name; a column missing from an input is null in
+// its rows.
+type Union struct {
+	Name   string
+	Inputs []string
+	Pos    Pos // the [[union]] header
 }
 
 // Limits bound what one rule instance may use. Zero means the default.
@@ -229,6 +262,8 @@ func topFields() []field {
 		{"pipeline", kTable, false}, // required; reported by document
 		{"source", kTables, false},
 		{"rule", kTables, false},
+		{"join", kTables, false},
+		{"union", kTables, false},
 		{"sink", kTables, false},
 	}
 }
@@ -264,6 +299,24 @@ func ruleFields() []field {
 		{"group_by", kStrings, false},
 		{"order_by", kString, false},
 		{"limits", kTable, false},
+	}
+}
+
+func joinFields() []field {
+	return []field{
+		{"name", kString, true},
+		{"input", kString, true},
+		{"dimension", kString, true},
+		{"on", kStrings, true},
+		{"columns", kStrings, false},
+		{"how", kString, false},
+	}
+}
+
+func unionFields() []field {
+	return []field{
+		{"name", kString, true},
+		{"inputs", kStrings, true},
 	}
 }
 
@@ -497,6 +550,14 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 	for i, m := range rules {
 		p.Rules = append(p.Rules, c.rule(p, indexKey("rule", i), m))
 	}
+	joins, _ := asTables(top["join"])
+	for i, m := range joins {
+		p.Joins = append(p.Joins, c.join(indexKey("join", i), m))
+	}
+	unions, _ := asTables(top["union"])
+	for i, m := range unions {
+		p.Unions = append(p.Unions, c.union(indexKey("union", i), m))
+	}
 	sinks, _ := asTables(top["sink"])
 	for i, m := range sinks {
 		p.Sinks = append(p.Sinks, c.sink(indexKey("sink", i), m))
@@ -639,6 +700,37 @@ func (c *checker) limits(path string, m map[string]any) Limits {
 		l.Timeout = d
 	}
 	return l
+}
+
+func (c *checker) join(path string, m map[string]any) *Join {
+	j := &Join{Pos: c.at(path), How: JoinLeft}
+	v := c.fields(path, j.Pos, m, joinFields())
+	j.Name = c.stageName(path, v["name"])
+	j.Input = c.nonEmpty(path+".input", v["input"])
+	j.Dimension = c.nonEmpty(path+".dimension", v["dimension"])
+	j.On = c.strings(v["on"])
+	if _, ok := v["on"]; ok && len(j.On) == 0 {
+		c.fail(c.at(path+".on"), path+".on", "must name at least one key column")
+	}
+	j.Columns = c.strings(v["columns"])
+	if how, ok := v["how"].(string); ok {
+		if how != JoinLeft && how != JoinInner {
+			c.fail(c.at(path+".how"), path+".how", "invalid value %q: allowed values are %q and %q", how, JoinLeft, JoinInner)
+		}
+		j.How = how
+	}
+	return j
+}
+
+func (c *checker) union(path string, m map[string]any) *Union {
+	u := &Union{Pos: c.at(path)}
+	v := c.fields(path, u.Pos, m, unionFields())
+	u.Name = c.stageName(path, v["name"])
+	u.Inputs = c.strings(v["inputs"])
+	if _, ok := v["inputs"]; ok && len(u.Inputs) < 2 {
+		c.fail(c.at(path+".inputs"), path+".inputs", "a union needs at least two inputs")
+	}
+	return u
 }
 
 func (c *checker) sink(path string, m map[string]any) *Sink {

@@ -334,7 +334,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "unknown quoted top-level key",
 			toml: "\"my key\" = 1\n" + head + src + sink,
-			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, sink`,
+			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, join, union, sink`,
 		},
 		{
 			name: "wrong type string for integer",
@@ -431,7 +431,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "duplicate sink name defined before source",
 			toml: head + "[[sink]]\nname = \"attendance\"\ninput = \"attendance\"\nconnector = \"csv\"\n" + src,
-			want: "pipeline.toml:5: sink[0].input: stage \"attendance\" is a sink, which has no output: an input must be a source or a rule\n" +
+			want: "pipeline.toml:5: sink[0].input: stage \"attendance\" is a sink, which has no output: an input must be a source, a rule, a join or a union\n" +
 				"pipeline.toml:8: source[0].name: duplicate stage name \"attendance\" (first defined by sink[0] at pipeline.toml:4)",
 		},
 		{
@@ -447,12 +447,12 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "sink input is a sink",
 			toml: head + src + sink + "[[sink]]\nname = \"again\"\ninput = \"flags\"\nconnector = \"csv\"\n",
-			want: `pipeline.toml:12: sink[1].input: stage "flags" is a sink, which has no output: an input must be a source or a rule`,
+			want: `pipeline.toml:12: sink[1].input: stage "flags" is a sink, which has no output: an input must be a source, a rule, a join or a union`,
 		},
 		{
 			name: "rule input is a sink",
 			toml: head + src + sink + "[[rule]]\nname = \"r\"\ninput = \"flags\"\nmodule = \"m.wasm\"\n",
-			want: `pipeline.toml:12: rule[0].input: stage "flags" is a sink, which has no output: an input must be a source or a rule`,
+			want: `pipeline.toml:12: rule[0].input: stage "flags" is a sink, which has no output: an input must be a source, a rule, a join or a union`,
 		},
 		{
 			name: "cycle of two rules",
@@ -640,6 +640,65 @@ max_log_bytes = 4096
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("pipeline.toml", []byte(head+src+ruleHead+tc.lines+"\n"+sink))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("err = %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestJoinAndUnion(t *testing.T) {
+	const students = "[[source]]\nname = \"students\"\nconnector = \"csv\"\n" // lines 6-8
+	good := head + src + students + `[[union]]
+name = "timeline"
+inputs = ["attendance", "students"]
+[[join]]
+name = "enriched"
+input = "timeline"
+dimension = "students"
+on = ["student_id"]
+columns = ["class_id"]
+how = "inner"
+[[sink]]
+name = "out"
+input = "enriched"
+connector = "parquet"
+`
+	p, err := Parse("pipeline.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := p.Join("enriched")
+	if j == nil || j.Input != "timeline" || j.Dimension != "students" || j.How != JoinInner || strings.Join(j.On, ",") != "student_id" || strings.Join(j.Columns, ",") != "class_id" {
+		t.Errorf("join = %+v", j)
+	}
+	if got := strings.Join(p.Inputs("enriched"), ","); got != "timeline,students" {
+		t.Errorf("Inputs(enriched) = %s", got)
+	}
+	if got := strings.Join(p.Order(), ","); got != "attendance,students,timeline,enriched,out" {
+		t.Errorf("Order = %s", got)
+	}
+	if got := strings.Join(p.Consumers("students"), ","); got != "enriched,timeline" {
+		t.Errorf("Consumers(students) = %s", got)
+	}
+	if p.Kind("timeline") != KindUnion || p.Kind("enriched") != KindJoin {
+		t.Errorf("kinds %v %v", p.Kind("timeline"), p.Kind("enriched"))
+	}
+
+	for _, tc := range []struct{ name, body, want string }{
+		{"union of one", "[[union]]\nname = \"u\"\ninputs = [\"attendance\"]\n" + sink,
+			`pipeline.toml:8: union[0].inputs: a union needs at least two inputs`},
+		{"union input unknown", "[[union]]\nname = \"u\"\ninputs = [\"attendance\", \"atendance\"]\n" + sink,
+			`pipeline.toml:8: union[0].inputs: unknown stage "atendance" (did you mean "attendance"?)`},
+		{"join without on", "[[join]]\nname = \"j\"\ninput = \"attendance\"\ndimension = \"attendance\"\n" + sink,
+			`pipeline.toml:6: join[0].on: missing required key`},
+		{"join bad how", "[[join]]\nname = \"j\"\ninput = \"attendance\"\ndimension = \"attendance\"\non = [\"id\"]\nhow = \"outer\"\n" + sink,
+			`pipeline.toml:11: join[0].how: invalid value "outer": allowed values are "left" and "inner"`},
+		{"cycle through a union", ruleHead[:len(ruleHead)-len("input = \"attendance\"\nmodule = \"r.wasm\"\n")] + "input = \"u\"\nmodule = \"r.wasm\"\n[[union]]\nname = \"u\"\ninputs = [\"attendance\", \"r\"]\n" + sink,
+			`pipeline.toml:8: rule[0].input: cycle among stages: r -> u -> r`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("pipeline.toml", []byte(head+src+tc.body))
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("err = %v\nwant %s", err, tc.want)
 			}

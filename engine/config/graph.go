@@ -15,9 +15,11 @@ const (
 	KindSource
 	KindRule
 	KindSink
+	KindJoin
+	KindUnion
 )
 
-// String returns "source", "rule", "sink" or "none".
+// String returns "source", "rule", "join", "union", "sink" or "none".
 func (k Kind) String() string {
 	switch k {
 	case KindSource:
@@ -26,6 +28,10 @@ func (k Kind) String() string {
 		return "rule"
 	case KindSink:
 		return "sink"
+	case KindJoin:
+		return "join"
+	case KindUnion:
+		return "union"
 	default:
 		return "none"
 	}
@@ -33,136 +39,187 @@ func (k Kind) String() string {
 
 // Kind returns the kind of the stage called name, or KindNone.
 func (p *Pipeline) Kind(name string) Kind {
-	switch {
-	case p.Source(name) != nil:
-		return KindSource
-	case p.Rule(name) != nil:
-		return KindRule
-	case p.Sink(name) != nil:
-		return KindSink
+	if st, ok := p.stage(name); ok {
+		return st.kind
 	}
 	return KindNone
 }
 
 // Source returns the source called name, or nil.
 func (p *Pipeline) Source(name string) *Source {
-	for _, s := range p.Sources {
-		if s.Name == name {
-			return s
-		}
-	}
-	return nil
+	return find(p.Sources, name, func(s *Source) string { return s.Name })
 }
 
 // Rule returns the rule called name, or nil.
 func (p *Pipeline) Rule(name string) *Rule {
-	for _, r := range p.Rules {
-		if r.Name == name {
-			return r
-		}
-	}
-	return nil
+	return find(p.Rules, name, func(r *Rule) string { return r.Name })
+}
+
+// Join returns the join called name, or nil.
+func (p *Pipeline) Join(name string) *Join {
+	return find(p.Joins, name, func(j *Join) string { return j.Name })
+}
+
+// Union returns the union called name, or nil.
+func (p *Pipeline) Union(name string) *Union {
+	return find(p.Unions, name, func(u *Union) string { return u.Name })
 }
 
 // Sink returns the sink called name, or nil.
 func (p *Pipeline) Sink(name string) *Sink {
-	for _, s := range p.Sinks {
-		if s.Name == name {
-			return s
+	return find(p.Sinks, name, func(s *Sink) string { return s.Name })
+}
+
+func find[T any](list []*T, name string, nameOf func(*T) string) *T {
+	for _, x := range list {
+		if nameOf(x) == name {
+			return x
 		}
 	}
 	return nil
 }
 
-// Inputs returns the names of the stages that the stage called name reads:
-// none for a source or an unknown name, one for a rule or a sink in format
-// version 1.
-func (p *Pipeline) Inputs(name string) []string {
-	if r := p.Rule(name); r != nil {
-		return []string{r.Input}
-	}
-	if s := p.Sink(name); s != nil {
-		return []string{s.Input}
-	}
-	return nil
+// edge is one input of a stage: the key that names it and the stage named.
+type edge struct {
+	key  string // key path, such as "rule[0].input" or "union[1].inputs"
+	from string
 }
 
-// Consumers returns the names of the rules and then the sinks that read the
-// stage called name, each group in file order. A stage may have no
-// consumer, or several: each receives every batch.
+// stage is any stage, for walking the graph.
+type stage struct {
+	name   string
+	kind   Kind
+	index  int    // in its list
+	path   string // "rule[0]"
+	inputs []edge
+}
+
+// stages lists every stage: sources, rules, joins, unions, then sinks, each
+// in file order.
+func (p *Pipeline) stages() []stage {
+	var out []stage
+	for i, s := range p.Sources {
+		out = append(out, stage{name: s.Name, kind: KindSource, index: i, path: indexKey("source", i)})
+	}
+	for i, r := range p.Rules {
+		path := indexKey("rule", i)
+		out = append(out, stage{r.Name, KindRule, i, path, []edge{{path + ".input", r.Input}}})
+	}
+	for i, j := range p.Joins {
+		path := indexKey("join", i)
+		out = append(out, stage{j.Name, KindJoin, i, path, []edge{{path + ".input", j.Input}, {path + ".dimension", j.Dimension}}})
+	}
+	for i, u := range p.Unions {
+		path := indexKey("union", i)
+		st := stage{name: u.Name, kind: KindUnion, index: i, path: path}
+		for _, in := range u.Inputs {
+			st.inputs = append(st.inputs, edge{path + ".inputs", in})
+		}
+		out = append(out, st)
+	}
+	for i, s := range p.Sinks {
+		path := indexKey("sink", i)
+		out = append(out, stage{s.Name, KindSink, i, path, []edge{{path + ".input", s.Input}}})
+	}
+	return out
+}
+
+func (p *Pipeline) stage(name string) (stage, bool) {
+	for _, st := range p.stages() {
+		if st.name == name {
+			return st, true
+		}
+	}
+	return stage{}, false
+}
+
+// Inputs returns the names of the stages that the stage called name reads,
+// in the order its keys give them: none for a source or an unknown name,
+// one for a rule or a sink, the input then the dimension for a join, every
+// input for a union.
+func (p *Pipeline) Inputs(name string) []string {
+	st, _ := p.stage(name)
+	var out []string
+	for _, e := range st.inputs {
+		out = append(out, e.from)
+	}
+	return out
+}
+
+// Consumers returns the names of the stages that read the stage called
+// name: rules, joins, unions, then sinks, each in file order. A stage may
+// have no consumer, or several: each receives every batch.
 func (p *Pipeline) Consumers(name string) []string {
 	var out []string
-	for _, r := range p.Rules {
-		if r.Input == name {
-			out = append(out, r.Name)
-		}
-	}
-	for _, s := range p.Sinks {
-		if s.Input == name {
-			out = append(out, s.Name)
+	for _, st := range p.stages() {
+		for _, e := range st.inputs {
+			if e.from == name {
+				out = append(out, st.name)
+				break
+			}
 		}
 	}
 	return out
 }
 
 // Order returns every stage name in a topological order: the sources in
-// file order, then the rules, each after the rule it reads and otherwise in
-// file order, then the sinks in file order. Starting stages in reverse of
-// this order starts every consumer before its producer.
+// file order, then the rules, joins and unions, each after the stages it
+// reads and otherwise in file order, then the sinks in file order. Starting
+// stages in reverse of this order starts every consumer before its
+// producer.
 func (p *Pipeline) Order() []string {
-	out := make([]string, 0, len(p.Sources)+len(p.Rules)+len(p.Sinks))
-	for _, s := range p.Sources {
-		out = append(out, s.Name)
+	all := p.stages()
+	by := make(map[string]stage, len(all))
+	var out []string
+	for _, st := range all {
+		if _, dup := by[st.name]; !dup {
+			by[st.name] = st
+		}
+		if st.kind == KindSource {
+			out = append(out, st.name)
+		}
 	}
-	done := make(map[string]bool, len(p.Rules))
-	var visit func(r *Rule)
-	visit = func(r *Rule) {
-		if done[r.Name] {
+	done := map[string]bool{}
+	var visit func(st stage)
+	visit = func(st stage) {
+		if done[st.name] {
 			return
 		}
-		done[r.Name] = true // before the input: stops on a cycle
-		if in := p.Rule(r.Input); in != nil {
-			visit(in)
+		done[st.name] = true // before the inputs: stops on a cycle
+		for _, e := range st.inputs {
+			if in, ok := by[e.from]; ok && in.kind != KindSource && in.kind != KindSink {
+				visit(in)
+			}
 		}
-		out = append(out, r.Name)
+		out = append(out, st.name)
 	}
-	for _, r := range p.Rules {
-		visit(r)
+	for _, st := range all {
+		if st.kind != KindSource && st.kind != KindSink {
+			visit(st)
+		}
 	}
-	for _, s := range p.Sinks {
-		out = append(out, s.Name)
+	for _, st := range all {
+		if st.kind == KindSink {
+			out = append(out, st.name)
+		}
 	}
 	return out
 }
 
 // stageRef is where a stage name was first defined.
 type stageRef struct {
-	kind  Kind
-	index int    // in Sources, Rules or Sinks
-	path  string // "source[0]"
-	pos   Pos    // of its name key
+	stage
+	pos Pos // of its name key
 }
 
 // graph checks stage names and the edges between stages: duplicates,
-// dangling inputs, inputs that are sinks, cycles among rules.
+// dangling inputs, inputs that are sinks, cycles.
 func (c *checker) graph(p *Pipeline) {
 	var all []stageRef
-	var names []string
-	add := func(k Kind, i int, name string) {
-		if name != "" {
-			path := indexKey(strings.ToLower(k.String()), i)
-			all = append(all, stageRef{k, i, path, c.at(path + ".name")})
-			names = append(names, name)
+	for _, st := range p.stages() {
+		if st.name != "" {
+			all = append(all, stageRef{st, c.at(st.path + ".name")})
 		}
-	}
-	for i, s := range p.Sources {
-		add(KindSource, i, s.Name)
-	}
-	for i, r := range p.Rules {
-		add(KindRule, i, r.Name)
-	}
-	for i, s := range p.Sinks {
-		add(KindSink, i, s.Name)
 	}
 	// The first definition is the first in the file, whatever its kind.
 	idx := make([]int, len(all))
@@ -171,86 +228,111 @@ func (c *checker) graph(p *Pipeline) {
 	}
 	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(all[a].pos.Line, all[b].pos.Line) })
 	stages := map[string]stageRef{}
-	var producers []string // sources and rules: candidates for inputs
+	var producers []string // candidates for inputs: every stage but sinks
 	for _, i := range idx {
-		ref, name := all[i], names[i]
-		if first, dup := stages[name]; dup {
+		ref := all[i]
+		if first, dup := stages[ref.name]; dup {
 			c.fail(ref.pos, ref.path+".name", "duplicate stage name %q (first defined by %s at %s)",
-				name, first.path, first.pos)
+				ref.name, first.path, first.pos)
 			continue
 		}
-		stages[name] = ref
+		stages[ref.name] = ref
 		if ref.kind != KindSink {
-			producers = append(producers, name)
+			producers = append(producers, ref.name)
 		}
 	}
-
-	input := func(path, self, in string) {
-		if in == "" {
-			return
+	for _, st := range p.stages() {
+		for _, e := range st.inputs {
+			if e.from == "" {
+				continue
+			}
+			ref, ok := stages[e.from]
+			switch {
+			case !ok && c.partial:
+				// It may name the stage that could not be read.
+			case !ok:
+				cands := slices.DeleteFunc(slices.Clone(producers), func(s string) bool { return s == st.name })
+				c.fail(c.at(e.key), e.key, "unknown stage %q%s", e.from, didYouMean(e.from, cands))
+			case ref.kind == KindSink:
+				c.fail(c.at(e.key), e.key, "stage %q is a sink, which has no output: an input must be a source, a rule, a join or a union", e.from)
+			}
 		}
-		key := path + ".input"
-		ref, ok := stages[in]
-		switch {
-		case !ok && c.partial:
-			// It may name the stage that could not be read.
-		case !ok:
-			cands := slices.DeleteFunc(slices.Clone(producers), func(s string) bool { return s == self })
-			c.fail(c.at(key), key, "unknown stage %q%s", in, didYouMean(in, cands))
-		case ref.kind == KindSink:
-			c.fail(c.at(key), key, "stage %q is a sink, which has no output: an input must be a source or a rule", in)
-		}
-	}
-	for i, r := range p.Rules {
-		input(indexKey("rule", i), r.Name, r.Input)
-	}
-	for i, s := range p.Sinks {
-		input(indexKey("sink", i), s.Name, s.Input)
 	}
 	c.cycles(p, stages)
 }
 
-// cycles reports each cycle among rules once, at the input of the rule of
-// the cycle that comes first in the file.
+// cycles reports each cycle once, at the input (of the cycle's stage that
+// comes first in the file) that closes it.
 func (c *checker) cycles(p *Pipeline, stages map[string]stageRef) {
-	first := map[string]int{} // rule name -> index of the rule it names
-	for name, ref := range stages {
-		if ref.kind == KindRule {
-			first[name] = ref.index
-		}
-	}
 	const (
 		unseen = iota
 		onPath
 		done
 	)
-	state := make([]int, len(p.Rules))
-	for i := range p.Rules {
-		var path []int
-		j := i
-		for j >= 0 && state[j] == unseen {
-			state[j] = onPath
-			path = append(path, j)
-			next, ok := first[p.Rules[j].Input]
-			if !ok {
-				next = -1
+	state := map[string]int{}
+	var path []stageRef
+	var pathKeys []string // pathKeys[i]: the key by which path[i] reads path[i+1]
+	reported := map[string]bool{}
+	var visit func(ref stageRef)
+	visit = func(ref stageRef) {
+		state[ref.name] = onPath
+		path = append(path, ref)
+		for _, e := range ref.inputs {
+			in, ok := stages[e.from]
+			if !ok || in.kind == KindSink || in.kind == KindSource {
+				continue
 			}
-			j = next
-		}
-		if j >= 0 && state[j] == onPath {
-			cyc := path[slices.Index(path, j):] // each reads the next one
-			m := slices.Index(cyc, slices.Min(cyc))
-			cyc = slices.Concat(cyc[m:], cyc[:m])
-			// Name the cycle in the direction data flows: reverse of reads.
-			names := []string{p.Rules[cyc[0]].Name}
-			for k := len(cyc) - 1; k >= 0; k-- {
-				names = append(names, p.Rules[cyc[k]].Name)
+			pathKeys = append(pathKeys, e.key)
+			switch state[in.name] {
+			case unseen:
+				visit(in)
+			case onPath:
+				start := slices.IndexFunc(path, func(r stageRef) bool { return r.name == in.name })
+				c.reportCycle(path[start:], pathKeys[start:], reported)
 			}
-			key := indexKey("rule", cyc[0]) + ".input"
-			c.fail(c.at(key), key, "cycle among rules: %s", strings.Join(names, " -> "))
+			pathKeys = pathKeys[:len(pathKeys)-1]
 		}
-		for _, x := range path {
-			state[x] = done
+		path = path[:len(path)-1]
+		state[ref.name] = done
+	}
+	for _, st := range p.stages() {
+		if ref, ok := stages[st.name]; ok && ref.path == st.path && state[st.name] == unseen && st.kind != KindSource && st.kind != KindSink {
+			visit(ref)
 		}
 	}
+}
+
+// reportCycle reports the cycle cyc, in which cyc[i] reads cyc[i+1] by
+// key keys[i] and the last reads the first.
+func (c *checker) reportCycle(cyc []stageRef, keys []string, reported map[string]bool) {
+	// Start at the stage first in the file.
+	m := 0
+	for i, r := range cyc {
+		if r.pos.Line < cyc[m].pos.Line {
+			m = i
+		}
+	}
+	cyc = slices.Concat(cyc[m:], cyc[:m])
+	keys = slices.Concat(keys[m:], keys[:m])
+	members := make([]string, len(cyc))
+	allRules := true
+	for i, r := range cyc {
+		members[i] = r.name
+		allRules = allRules && r.kind == KindRule
+	}
+	id := strings.Join(slices.Sorted(slices.Values(members)), ",")
+	if reported[id] {
+		return
+	}
+	reported[id] = true
+	// Name the cycle in the direction data flows: reverse of reads.
+	names := []string{cyc[0].name}
+	for k := len(cyc) - 1; k >= 0; k-- {
+		names = append(names, cyc[k].name)
+	}
+	what := "stages"
+	if allRules {
+		what = "rules"
+	}
+	c.fail(c.at(keys[0]), keys[0], "cycle among %s: %s", what, strings.Join(names, " -> "))
 }
