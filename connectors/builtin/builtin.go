@@ -11,5 +11,7 @@ import (
 // Registry returns the built-in connectors: the "csv" source and the
 // "csv_file" and "parquet" sinks.
 func Registry() *protocol.Registry {
-	return protocol.NewRegistry(csv.Source{}, csv.Sink{}, parquet.Sink{})
+	return protocol.NewRegistry(csv.Source{}, csv.Sink{}, parquet.Sink{},
+		parquet.Source{},
+	)
 }
