@@ -46,6 +46,20 @@ type Transform interface {
 	Run(ctx context.Context, st *Stage, in *Inbox, out *Outbox) error
 }
 
+// Merge is a stage with several inputs and outputs: ins are in the order
+// given to AddMerge. It must read every input to its end.
+type Merge interface {
+	Run(ctx context.Context, st *Stage, ins []*Inbox, out *Outbox) error
+}
+
+// MergeFunc adapts a function to a Merge.
+type MergeFunc func(ctx context.Context, st *Stage, ins []*Inbox, out *Outbox) error
+
+// Run calls f.
+func (f MergeFunc) Run(ctx context.Context, st *Stage, ins []*Inbox, out *Outbox) error {
+	return f(ctx, st, ins, out)
+}
+
 // Sink is a stage with one input and no output.
 type Sink interface {
 	Run(ctx context.Context, st *Stage, in *Inbox) error
@@ -202,12 +216,13 @@ func (o *Outbox) Send(ctx context.Context, rec arrow.RecordBatch) error {
 type node struct {
 	name    string
 	kind    Kind
-	input   string
+	inputs  []string
 	src     Source
 	xf      Transform
+	merge   Merge
 	snk     Sink
 	stats   Stats
-	in      *Inbox
+	ins     []*Inbox
 	out     *Outbox
 	started time.Time
 }
@@ -228,13 +243,13 @@ func (g *Graph) add(n *node) error {
 	if _, dup := g.by[n.name]; dup {
 		return fmt.Errorf("duplicate stage %q", n.name)
 	}
-	if n.kind != KindSource {
-		up, ok := g.by[n.input]
+	for _, input := range n.inputs {
+		up, ok := g.by[input]
 		if !ok {
-			return fmt.Errorf("stage %q: unknown input %q (add stages in topological order)", n.name, n.input)
+			return fmt.Errorf("stage %q: unknown input %q (add stages in topological order)", n.name, input)
 		}
 		if up.kind == KindSink {
-			return fmt.Errorf("stage %q: input %q is a sink", n.name, n.input)
+			return fmt.Errorf("stage %q: input %q is a sink", n.name, input)
 		}
 	}
 	g.nodes = append(g.nodes, n)
@@ -249,12 +264,20 @@ func (g *Graph) AddSource(name string, s Source) error {
 
 // AddTransform adds a stage reading the output of input.
 func (g *Graph) AddTransform(name, input string, t Transform) error {
-	return g.add(&node{name: name, kind: KindTransform, input: input, xf: t})
+	return g.add(&node{name: name, kind: KindTransform, inputs: []string{input}, xf: t})
+}
+
+// AddMerge adds a stage reading the outputs of several stages.
+func (g *Graph) AddMerge(name string, inputs []string, m Merge) error {
+	if len(inputs) == 0 {
+		return fmt.Errorf("stage %q: a merge needs inputs", name)
+	}
+	return g.add(&node{name: name, kind: KindTransform, inputs: inputs, merge: m})
 }
 
 // AddSink adds a sink reading the output of input.
 func (g *Graph) AddSink(name, input string, s Sink) error {
-	return g.add(&node{name: name, kind: KindSink, input: input, snk: s})
+	return g.add(&node{name: name, kind: KindSink, inputs: []string{input}, snk: s})
 }
 
 // RunOptions tune a run.
@@ -286,10 +309,11 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
 	// Wire the channels: one per edge, owned by the engine.
 	for _, n := range g.nodes {
 		n.out = &Outbox{stats: &n.stats}
-		if n.kind != KindSource {
-			n.in = &Inbox{ch: make(chan arrow.RecordBatch, opts.Buffer), stats: &n.stats}
-			up := g.by[n.input]
-			up.out.edges = append(up.out.edges, n.in.ch)
+		for _, input := range n.inputs {
+			in := &Inbox{ch: make(chan arrow.RecordBatch, opts.Buffer), stats: &n.stats}
+			n.ins = append(n.ins, in)
+			up := g.by[input]
+			up.out.edges = append(up.out.edges, in.ch)
 		}
 	}
 
@@ -333,9 +357,14 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
 			if err := g.runNode(runCtx, srcCtx, &stopped, n, st); err != nil {
 				fail(fmt.Errorf("stage %q: %w", n.name, err))
 			}
-			if n.in != nil {
-				n.in.drain()
+			// Drain concurrently: an input left unread must not block
+			// the producer of another.
+			var dw sync.WaitGroup
+			for _, in := range n.ins {
+				dw.Add(1)
+				go func() { defer dw.Done(); in.drain() }()
 			}
+			dw.Wait()
 		}()
 	}
 	wg.Wait()
@@ -366,12 +395,20 @@ func (g *Graph) runNode(runCtx, srcCtx context.Context, stopped *atomic.Bool, n 
 		}
 		return err
 	case KindTransform:
-		err = n.xf.Run(runCtx, st, n.in, n.out)
+		if n.merge != nil {
+			err = n.merge.Run(runCtx, st, n.ins, n.out)
+		} else {
+			err = n.xf.Run(runCtx, st, n.ins[0], n.out)
+		}
 	case KindSink:
-		err = n.snk.Run(runCtx, st, n.in)
+		err = n.snk.Run(runCtx, st, n.ins[0])
 	}
-	if err == nil && !n.in.eof && runCtx.Err() == nil {
-		return errors.New("stage returned before its input ended")
+	if err == nil && runCtx.Err() == nil {
+		for i, in := range n.ins {
+			if !in.eof {
+				return fmt.Errorf("stage returned before its input %q ended", n.inputs[i])
+			}
+		}
 	}
 	return err
 }

@@ -275,7 +275,7 @@ func TestStageReturningEarlyIsAnError(t *testing.T) {
 		return nil
 	})))
 	_, err := g.Run(context.Background(), RunOptions{})
-	if err == nil || !strings.Contains(err.Error(), `stage "lazy": stage returned before its input ended`) {
+	if err == nil || !strings.Contains(err.Error(), `stage "lazy": stage returned before its input "src" ended`) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -349,5 +349,57 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMergeReadsSeveralInputs(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+
+	// Both inputs come from one producer: a merge that read them one after
+	// the other would deadlock once the second edge's buffer is full.
+	merge := MergeFunc(func(ctx context.Context, st *Stage, ins []*Inbox, out *Outbox) error {
+		errs := make(chan error, len(ins))
+		for _, in := range ins {
+			go func() {
+				for {
+					rec, err := in.Recv(ctx)
+					if err == io.EOF {
+						errs <- nil
+						return
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					if err := out.Send(ctx, rec); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		for range ins {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	g := NewGraph("t")
+	sink := &collector{}
+	must(t, g.AddSource("src", counter(mem, 50, 10)))
+	must(t, g.AddTransform("mid", "src", passThrough))
+	must(t, g.AddMerge("both", []string{"src", "mid"}, merge))
+	must(t, g.AddSink("out", "both", sink))
+	sum, err := g.Run(context.Background(), RunOptions{Buffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(sink.got()); got != 1000 {
+		t.Errorf("merge delivered %d rows, want 1000", got)
+	}
+	if st, _ := sum.Stage("both"); st.RowsIn != 1000 {
+		t.Errorf("merge summary %+v", st)
 	}
 }
