@@ -2,16 +2,15 @@ package csv
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -37,10 +36,23 @@ const (
 
 // Source option names.
 const (
-	optColumns    = "columns"
-	optInferRows  = "infer_rows"
-	optNullValues = "null_values"
-	optOnError    = "on_error"
+	optColumns         = "columns"
+	optInferRows       = "infer_rows"
+	optNullValues      = "null_values"
+	optOnError         = "on_error"
+	optRename          = "rename"
+	optEncoding        = "encoding"
+	optDecimal         = "decimal"
+	optDateFormat      = "date_format"
+	optTimestampFormat = "timestamp_format"
+	optTimezone        = "timezone"
+	optLazyQuotes      = "lazy_quotes"
+)
+
+// Values of the delimiter and decimal options that ask for detection.
+const (
+	delimiterAuto = "auto"
+	decimalAuto   = "auto"
 )
 
 // Source is the CSV source, registered as "csv". It is stateless and safe for
@@ -52,28 +64,59 @@ var _ protocol.Source = Source{}
 var sourceSpec = protocol.Spec{
 	Name:    SourceName,
 	Kind:    protocol.KindSource,
-	Version: "1.0.0",
-	Doc: `Connector "csv" (source): reads one CSV file into typed Arrow batches.
-Columns are named by the header line (or column_1, column_2, ... without one).
-Types come from the "columns" option, else are inferred from the first
-infer_rows rows: int64 if every value is an integer, float64 if every value
-is a number, bool if every value is true or false, date32 if every value is
-yyyy-mm-dd, utf8 otherwise; numbers written with a leading zero ("0750")
-stay text. Every column is nullable; null_values are read as nulls. A row
-with the wrong number of fields, a value that does not parse as its column's
-type or a malformed quote goes, per on_error, to the dead-letter output
-(with file, line, column and reason), is skipped, or fails the read. A dead
-letter's line is where the faulty field starts, or where the record starts
-for a row-level fault; lines count the breaks inside quoted fields.
-A UTF-8 byte order mark is ignored. Sinks of the same family: "csv_file", "parquet".`,
+	Version: "1.1.0",
+	Doc: `Connector "csv" (source): reads CSV files into typed Arrow batches.
+path is a file or a glob ("exports/*.csv", "exports/**/*.csv.gz"): the files
+are read one after the other in sorted order, and must all have the header
+of the first (columns may come in another order). Files starting with the
+gzip magic number are gunzipped. The encoding is detected per file unless
+set: a byte order mark says UTF-8 or UTF-16, valid UTF-8 is UTF-8, anything
+else Windows-1252 (what Excel writes in France; it is ISO-8859-1 plus
+€, œ, ’ and the like). The delimiter is detected unless set: among , ; tab
+and |, the one that splits the first lines of the first file into the same
+number of fields; quotes follow RFC 4180 ("" inside a quoted field), or are
+lenient with lazy_quotes. Columns are named by the header line (or column_1,
+column_2, ... without one), then renamed by "rename". Types come from the
+"columns" option, else are inferred from the first infer_rows rows: int64 if
+every value is an integer, float64 if every value is a number, bool if every
+value is true or false, date32 if every value is a date in date_format
+(yyyy-mm-dd by default), timestamp_us if timestamp_format is set and every
+value matches it, utf8 otherwise; numbers written with a leading zero
+("0750") stay text. With decimal = "auto", a file not delimited by commas
+whose sampled numbers are written 12,5 (and none 12.5) has a decimal comma.
+Every column is nullable; null_values are read as nulls. A row with the
+wrong number of fields, a value that does not parse as its column's type,
+text that is not valid UTF-8 or a malformed quote goes, per on_error, to the
+dead-letter output (with file, line, column and reason), is skipped, or
+fails the read. A dead letter's line is where the faulty field starts, or
+where the record starts for a row-level fault; lines count the breaks inside
+quoted fields. Positions name the file and the offset in its decoded text.
+Sinks of the same family: "csv_file", "parquet".`,
 	Options: []protocol.Option{
-		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "CSV file to read"},
-		delimiterOption,
-		{Name: optHeader, Type: protocol.TypeBool, Default: true, Doc: "the first line names the columns"},
+		{Name: optPath, Type: protocol.TypePath, Required: true,
+			Doc: `CSV file to read, or a glob of files read in sorted order ("exports/*.csv", "**" for any folders); .gz files are gunzipped`},
+		{Name: optDelimiter, Type: protocol.TypeString, Default: delimiterAuto,
+			Doc: `field separator, one character ("\t" or the two characters \t for a tab), or "auto" to detect it among , ; tab and |`},
+		{Name: optHeader, Type: protocol.TypeBool, Default: true, Doc: "the first line of each file names the columns"},
+		{Name: optRename, Type: protocol.TypeStringMap,
+			Doc: `header name -> column name, e.g. { "Nom" = "last_name" }; "columns" may use either name`},
 		{Name: optColumns, Type: protocol.TypeStringMap,
 			Doc: "column name -> type (utf8, int32, int64, float64, bool, date32, timestamp_us); declared types win over inference"},
-		{Name: optInferRows, Type: protocol.TypeInt, Default: int64(1000), Doc: "rows sampled to infer the types of undeclared columns"},
-		{Name: optNullValues, Type: protocol.TypeStringList, Default: []string{"", "NA", "NULL"}, Doc: "field values read as null"},
+		{Name: optInferRows, Type: protocol.TypeInt, Default: int64(1000), Doc: "rows sampled to infer the types of undeclared columns (and the decimal mark)"},
+		{Name: optNullValues, Type: protocol.TypeStringList, Default: []string{"", "NA", "NULL"}, Doc: `field values read as null (add "?" for OULAD, "-" or "N.A." for some exports)`},
+		{Name: optEncoding, Type: protocol.TypeString, Default: encAuto,
+			Enum: []string{encAuto, encUTF8, encWindows1252, encISO88591, encUTF16},
+			Doc:  "text encoding of the files; auto: a byte order mark, else UTF-8 if valid, else Windows-1252 (decided per file on its first 64 KiB)"},
+		{Name: optDecimal, Type: protocol.TypeString, Default: decimalAuto, Enum: []string{decimalAuto, ".", ","},
+			Doc: `decimal mark of float64 values; with ",", 12,5 reads as 12.5 (12.5 still does; 1.234,5 does not). auto: "," when the file is not comma-delimited and sampled numbers look like 12,5`},
+		{Name: optDateFormat, Type: protocol.TypeString, Default: "yyyy-mm-dd",
+			Doc: `format of date32 values: a pattern (dd/mm/yyyy; days and months may have one digit), a strftime format (%d/%m/%Y) or a Go layout (02/01/2006)`},
+		{Name: optTimestampFormat, Type: protocol.TypeString,
+			Doc: `format of timestamp_us values (dd/mm/yyyy HH:mm:ss, %d/%m/%Y %H:%M:%S or a Go layout); unset: ISO 8601 (2025-09-01T08:30:00Z, 2025-09-01 08:30:00, with or without zone and fraction). When set, timestamps are also inferred`},
+		{Name: optTimezone, Type: protocol.TypeString, Default: "UTC",
+			Doc: `IANA time zone of timestamps written without an offset, e.g. "Europe/Paris"`},
+		{Name: optLazyQuotes, Type: protocol.TypeBool, Default: false,
+			Doc: `accept a quote inside an unquoted field (5"3) and a stray quote in a quoted one, as some exports write them`},
 		{Name: optOnError, Type: protocol.TypeString, Default: onErrorDeadLetter,
 			Enum: []string{onErrorDeadLetter, onErrorSkip, onErrorFail},
 			Doc:  "what to do with a bad row: send it to the dead-letter output, skip it, or fail the read"},
@@ -92,36 +135,38 @@ func (s Source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema,
 	return p.schema, nil
 }
 
-// plan is what a read needs to know before reading data: checked options and
-// the output schema.
+// plan is what a read needs to know before reading data: checked options,
+// the files and the output schema.
 type plan struct {
-	path      string
-	comma     rune
-	header    bool
-	nulls     map[string]bool
-	onError   string
-	batchRows int
-	schema    *arrow.Schema
-	types     []colType
+	files      []string
+	comma      rune
+	lazyQuotes bool
+	header     bool
+	encoding   string
+	rename     map[string]string
+	nulls      map[string]bool
+	onError    string
+	batchRows  int
+	formats    *formats
+	schema     *arrow.Schema
+	types      []colType
 }
 
-// newPlan checks cfg and reads the header and the inference sample.
+// newPlan checks cfg, lists the files, checks their headers and reads the
+// inference sample.
 func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	cfg, err := checked(sourceSpec, cfg)
 	if err != nil {
 		return nil, err
 	}
-	comma, err := delimiter(cfg)
-	if err != nil {
-		return nil, err
-	}
 	p := &plan{
-		path:      cfg.String(optPath),
-		comma:     comma,
-		header:    cfg.Bool(optHeader),
-		nulls:     make(map[string]bool),
-		onError:   cfg.String(optOnError),
-		batchRows: cfg.BatchRows,
+		lazyQuotes: cfg.Bool(optLazyQuotes),
+		header:     cfg.Bool(optHeader),
+		encoding:   cfg.String(optEncoding),
+		rename:     cfg.StringMap(optRename),
+		nulls:      make(map[string]bool),
+		onError:    cfg.String(optOnError),
+		batchRows:  cfg.BatchRows,
 	}
 	if p.batchRows <= 0 {
 		p.batchRows = DefaultBatchRows
@@ -129,55 +174,132 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	for _, n := range cfg.StringList(optNullValues) {
 		p.nulls[n] = true
 	}
-	declared := cfg.StringMap(optColumns)
-	for col, typ := range declared {
+	if p.formats, err = newFormats(cfg.String(optDateFormat), cfg.String(optTimestampFormat), cfg.String(optTimezone)); err != nil {
+		return nil, err
+	}
+	inferTimestamps := cfg.String(optTimestampFormat) != ""
+	if cfg.String(optDelimiter) != delimiterAuto {
+		if p.comma, err = delimiter(cfg); err != nil {
+			return nil, err
+		}
+	}
+	for col, typ := range cfg.StringMap(optColumns) {
 		if _, err := lookupType(col, typ); err != nil {
 			return nil, fmt.Errorf("connector %q: option %q: %w", SourceName, optColumns, err)
 		}
 	}
-
-	f, r, err := p.open()
-	if err != nil {
+	if p.files, err = listFiles(cfg.String(optPath)); err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	first, err := r.Read()
+	if p.comma == 0 {
+		if p.comma, err = p.sniff(); err != nil {
+			return nil, err
+		}
+	}
+
+	// The first file with a header names the columns.
+	var (
+		in    *input
+		r     *csv.Reader
+		first []string
+		fi    int
+	)
+	for fi = range p.files {
+		if in, r, err = p.open(fi); err != nil {
+			return nil, err
+		}
+		first, err = r.Read()
+		if err != io.EOF {
+			break
+		}
+		in.Close()
+	}
 	if err == io.EOF {
-		return nil, fmt.Errorf("%s: empty file, expected at least a header line", p.path)
+		return nil, fmt.Errorf("%s: empty file, expected at least a header line: %w", p.files[0], protocol.ErrConfig)
 	}
+	defer func() {
+		if in != nil {
+			in.Close()
+		}
+	}()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p.path, err)
+		return nil, fmt.Errorf("%s: header: %w", p.files[fi], err)
 	}
-	names, err := p.columnNames(first)
+	names, err := p.columnNames(p.files[fi], first)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDeclared(p.path, names, declared); err != nil {
+	declared, err := p.declared(cfg.StringMap(optColumns), first, names)
+	if err != nil {
 		return nil, err
+	}
+	for _, other := range p.files[fi+1:] {
+		if _, err := p.headerMap(other, names); err != nil {
+			return nil, err
+		}
 	}
 
+	// Two inferences run side by side when the decimal mark is to be
+	// detected; the sample decides which one holds.
+	decimal := cfg.String(optDecimal)
+	comma := *p.formats
+	comma.decimalComma = true
+	dot := *p.formats
+	dot.decimalComma = false
 	infer := make([]*inference, len(names))
+	var inferComma []*inference
+	if decimal == decimalAuto && p.comma != ',' {
+		inferComma = make([]*inference, len(names))
+	}
 	inferRows := int64(0)
 	for i, n := range names {
-		if _, ok := declared[n]; !ok {
-			infer[i] = newInference()
-			inferRows = cfg.Int(optInferRows)
+		if _, ok := declared[n]; ok {
+			continue
 		}
+		f := &dot
+		if decimal == "," {
+			f = &comma
+		}
+		infer[i] = newInference(f, inferTimestamps)
+		if inferComma != nil {
+			inferComma[i] = newInference(&comma, inferTimestamps)
+		}
+		inferRows = cfg.Int(optInferRows)
 	}
+	commaNums, dotNums := 0, 0
+	var fmap []int // the file's field index of each column
+	nfields := len(names)
 	sample := func(rec []string) {
-		if len(rec) != len(names) {
+		if len(rec) != nfields {
 			return // a bad row: Read will report it
 		}
-		for i, s := range rec {
-			if infer[i] != nil && !p.nulls[s] {
+		for i := range names {
+			s := rec[i]
+			if fmap != nil {
+				s = rec[fmap[i]]
+			}
+			if p.nulls[s] {
+				continue
+			}
+			switch looksDecimal(s) {
+			case ',':
+				commaNums++
+			case '.':
+				dotNums++
+			}
+			if infer[i] != nil {
 				infer[i].add(s)
+			}
+			if inferComma != nil && inferComma[i] != nil {
+				inferComma[i].add(s)
 			}
 		}
 	}
 	if !p.header {
 		sample(first)
 	}
-	for n := p.sampled(); n < inferRows; n++ {
+	n := p.sampled()
+	for n < inferRows {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -185,17 +307,37 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		}
 		rec, err := r.Read()
 		if err == io.EOF {
-			break
+			// Go on sampling in the next file.
+			in.Close()
+			in = nil
+			if fi++; fi == len(p.files) {
+				break
+			}
+			if in, r, err = p.open(fi); err != nil {
+				return nil, err
+			}
+			if fmap, nfields, err = p.skipHeader(in, r, names); err != nil {
+				return nil, err
+			}
+			continue
 		}
+		n++
 		if err != nil {
 			if isParseError(err) {
 				continue
 			}
-			return nil, fmt.Errorf("%s: %w", p.path, err)
+			return nil, fmt.Errorf("%s: %w", p.files[fi], err)
 		}
 		sample(rec)
 	}
 
+	p.formats = &dot
+	if decimal == "," || (inferComma != nil && commaNums > 0 && dotNums == 0) {
+		p.formats = &comma
+		if inferComma != nil {
+			infer = inferComma
+		}
+	}
 	fields := make([]arrow.Field, len(names))
 	p.types = make([]colType, len(names))
 	for i, n := range names {
@@ -210,6 +352,36 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	return p, nil
 }
 
+// looksDecimal returns ',' for a number like 12,5, '.' for one like 12.5,
+// 0 otherwise.
+func looksDecimal(s string) byte {
+	s = strings.TrimLeft(strings.TrimSpace(s), "+-")
+	i := strings.IndexAny(s, ".,")
+	if i <= 0 || i == len(s)-1 {
+		return 0
+	}
+	for j := 0; j < len(s); j++ {
+		if j != i && (s[j] < '0' || s[j] > '9') {
+			return 0
+		}
+	}
+	return s[i]
+}
+
+// sniff detects the delimiter on the first file.
+func (p *plan) sniff() (rune, error) {
+	in, err := openInput(p.files[0], p.encoding)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	head, err := in.text.Peek(sniffBytes)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		return 0, fmt.Errorf("read %s: %w", p.files[0], err)
+	}
+	return sniffDelimiter(head, err == io.EOF), nil
+}
+
 // sampled returns how many inference rows the first record counts for.
 func (p *plan) sampled() int64 {
 	if p.header {
@@ -218,38 +390,58 @@ func (p *plan) sampled() int64 {
 	return 1
 }
 
-// columnNames names the columns from the first record.
-func (p *plan) columnNames(first []string) ([]string, error) {
+// columnNames names the columns from the first record, renamed.
+func (p *plan) columnNames(path string, first []string) ([]string, error) {
 	names := make([]string, len(first))
 	seen := make(map[string]int, len(first))
+	orig := make([]string, len(first))
 	for i, s := range first {
-		name := strings.TrimSpace(s)
+		name := strings.ToValidUTF8(strings.TrimSpace(s), "\uFFFD")
 		if !p.header || name == "" {
 			name = fmt.Sprintf("column_%d", i+1)
 		}
+		orig[i] = name
+		if to, ok := p.rename[name]; ok {
+			name = to
+		}
 		if j, dup := seen[name]; dup {
 			return nil, fmt.Errorf("%s:1: column %q appears twice in the header (columns %d and %d): %w",
-				p.path, name, j+1, i+1, protocol.ErrConfig)
+				path, name, j+1, i+1, protocol.ErrConfig)
 		}
 		seen[name] = i
 		names[i] = name
 	}
-	return names, nil
-}
-
-// checkDeclared reports declared columns that the file does not have.
-func checkDeclared(path string, names []string, declared map[string]string) error {
 	var errs []error
-	cols := make([]string, 0, len(declared))
-	for c := range declared {
-		cols = append(cols, c)
-	}
-	sort.Strings(cols)
-	for _, c := range cols {
-		if slices.Contains(names, c) {
+	for _, from := range sortedKeys(p.rename) {
+		if slices.Contains(orig, from) {
 			continue
 		}
-		msg := fmt.Sprintf("%s: declared column %q is not in the file", path, c)
+		msg := fmt.Sprintf("option %q: %s:1: header has no column %q to rename", optRename, path, from)
+		if near := protocol.Nearest(from, orig); near != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", near)
+		} else {
+			msg += " (header: " + strings.Join(orig, ", ") + ")"
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", msg, protocol.ErrConfig))
+	}
+	return names, errors.Join(errs...)
+}
+
+// declared returns the declared column types by column name; a declared
+// column may be named as in the header before its rename.
+func (p *plan) declared(cols map[string]string, header, names []string) (map[string]string, error) {
+	out := make(map[string]string, len(cols))
+	var errs []error
+	for _, c := range sortedKeys(cols) {
+		if slices.Contains(names, c) {
+			out[c] = cols[c]
+			continue
+		}
+		if to, ok := p.rename[c]; ok && slices.Contains(names, to) {
+			out[to] = cols[c]
+			continue
+		}
+		msg := fmt.Sprintf("%s: declared column %q is not in the file", p.files[0], c)
 		if near := protocol.Nearest(c, names); near != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", near)
 		} else {
@@ -257,69 +449,96 @@ func checkDeclared(path string, names []string, declared map[string]string) erro
 		}
 		errs = append(errs, fmt.Errorf("option %q: %s: %w", optColumns, msg, protocol.ErrConfig))
 	}
-	return errors.Join(errs...)
+	return out, errors.Join(errs...)
 }
 
-// open opens the file and returns a CSV reader over it, past any byte order
-// mark.
-func (p *plan) open() (*os.File, *csv.Reader, error) {
-	f, r, _, err := p.openAt(0)
-	return f, r, err
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
-// position is where a read stands: the byte offset of the next record.
-type position struct {
-	Offset int64 `json:"offset"`
-}
-
-// openAt opens the file at byte offset off (0: the start, past any byte
-// order mark) and returns the CSV reader and the offset its InputOffset
-// counts from.
-func (p *plan) openAt(off int64) (*os.File, *csv.Reader, int64, error) {
-	f, err := os.Open(p.path)
+// headerMap reads the header of file path and maps the columns to its
+// fields (nil: the same order). Without a header, fields are positional.
+func (p *plan) headerMap(path string, names []string) ([]int, error) {
+	if !p.header {
+		return nil, nil
+	}
+	in, err := openInput(path, p.encoding)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, 0, fmt.Errorf("csv file %s: %w", p.path, protocol.ErrNotFound)
+		return nil, err
+	}
+	defer in.Close()
+	fmap, _, err := p.skipHeader(in, p.reader(in), names)
+	return fmap, err
+}
+
+// skipHeader reads the header of a file other than the first and maps the
+// columns to its fields; it returns the mapping (nil: same order) and the
+// number of fields a row must have. An empty file has no rows.
+func (p *plan) skipHeader(in *input, r *csv.Reader, names []string) ([]int, int, error) {
+	if !p.header {
+		return nil, len(names), nil
+	}
+	rec, err := r.Read()
+	if err == io.EOF {
+		return nil, len(names), nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: header: %w", in.path, err)
+	}
+	got, err := p.columnNames(in.path, rec)
+	if err != nil {
+		return nil, 0, err
+	}
+	if slices.Equal(got, names) {
+		return nil, len(names), nil
+	}
+	fmap := make([]int, len(names))
+	var missing []string
+	for i, n := range names {
+		j := slices.Index(got, n)
+		if j < 0 {
+			missing = append(missing, n)
 		}
-		return nil, nil, 0, fmt.Errorf("open csv file: %w", err)
+		fmap[i] = j
 	}
-	if off > 0 {
-		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			f.Close()
-			return nil, nil, 0, fmt.Errorf("resume %s at offset %d: %w", p.path, off, err)
-		}
+	if len(missing) > 0 || len(got) != len(names) {
+		return nil, 0, fmt.Errorf("%s:1: header does not match the first file's %s: it has columns %s, expected %s: %w",
+			in.path, p.files[0], strings.Join(got, ", "), strings.Join(names, ", "), protocol.ErrConfig)
 	}
-	br := bufio.NewReaderSize(f, 64<<10)
-	if bom, _ := br.Peek(3); off == 0 && string(bom) == "\ufeff" {
-		br.Discard(3)
-		off = 3
+	return fmap, len(names), nil
+}
+
+// open opens file i and returns a CSV reader over its text.
+func (p *plan) open(i int) (*input, *csv.Reader, error) {
+	in, err := openInput(p.files[i], p.encoding)
+	if err != nil {
+		return nil, nil, err
 	}
-	r := csv.NewReader(br)
+	return in, p.reader(in), nil
+}
+
+// reader returns a CSV reader over in's text as it stands.
+func (p *plan) reader(in *input) *csv.Reader {
+	r := csv.NewReader(in.text)
 	r.Comma = p.comma
+	r.LazyQuotes = p.lazyQuotes
 	r.FieldsPerRecord = -1 // checked here, to report it as a dead letter
 	r.ReuseRecord = true
-	return f, r, off, nil
+	return r
 }
 
-// linesBefore counts the lines wholly before byte offset off, so that
-// lines reported after a resume are lines of the file.
-func (p *plan) linesBefore(off int64) (int, error) {
-	f, err := os.Open(p.path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	buf := make([]byte, 256<<10)
-	n, left := 0, off
-	for left > 0 {
-		k, err := f.Read(buf[:min(int64(len(buf)), left)])
-		n += bytes.Count(buf[:k], []byte{'\n'})
-		left -= int64(k)
-		if err != nil {
-			return 0, fmt.Errorf("resume %s: offset %d is past the end: %w", p.path, off, protocol.ErrConfig)
-		}
-	}
-	return n, nil
+// position is where a read stands: the file and the byte offset of the next
+// record in its decoded text (past any byte order mark, gunzipped, in
+// UTF-8).
+type position struct {
+	File   int    `json:"file,omitempty"`
+	Path   string `json:"path,omitempty"`
+	Offset int64  `json:"offset"`
 }
 
 func isParseError(err error) bool {
@@ -327,9 +546,9 @@ func isParseError(err error) bool {
 	return errors.As(err, &pe)
 }
 
-// Read emits the file's rows in batches of at most cfg.BatchRows rows, each
-// with the byte offset of the next record as its position; with
-// cfg.Resume, it reads from that offset. Dead letters are sent in groups,
+// Read emits the rows of the files in batches of at most cfg.BatchRows
+// rows, each with the position of the next record as its position; with
+// cfg.Resume, it reads from that position. Dead letters are sent in groups,
 // each group before the batch that follows the rows it replaces, so that an
 // acknowledged batch never leaves a bad row before it unreported; dead
 // letters after the last batch come with an empty batch that carries the
@@ -344,22 +563,18 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
 			return err
 		}
-	}
-	f, r, base, err := p.openAt(from.Offset)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	rd := &reading{plan: p, r: r, out: out, vals: make([]value, len(p.types))}
-	if from.Offset > 0 {
-		if rd.lineBase, err = p.linesBefore(from.Offset); err != nil {
-			return err
+		if from.Path != "" {
+			if from.File = slices.Index(p.files, from.Path); from.File < 0 {
+				return fmt.Errorf("resume at %s: the file no longer matches option %q (%d files match): %w",
+					from.Path, optPath, len(p.files), protocol.ErrConfig)
+			}
 		}
-	} else if p.header {
-		if _, err := r.Read(); err != nil {
-			return fmt.Errorf("%s: %w", p.path, err)
+		if from.File < 0 || from.File >= len(p.files) {
+			return fmt.Errorf("resume at file %d: only %d files match option %q: %w", from.File, len(p.files), optPath, protocol.ErrConfig)
 		}
 	}
+	rd := &reading{plan: p, out: out, vals: make([]value, len(p.types))}
+	defer rd.close()
 	b := newBuilder(mem, p.schema, p.batchRows)
 	defer b.Release()
 	rows := 0
@@ -374,35 +589,47 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 		rec := b.NewRecordBatch()
 		defer rec.Release()
 		rows = 0
-		pos, err := protocol.NewPosition(position{Offset: base + r.InputOffset()})
+		pos, err := protocol.NewPosition(rd.position())
 		if err != nil {
 			return err
 		}
 		return out.Emit(ctx, rec, pos)
 	}
-	for n := 0; ; n++ {
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+	for fi := from.File; fi < len(p.files); fi++ {
+		off := int64(0)
+		if fi == from.File {
+			off = from.Offset
 		}
-		ok, err := rd.next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+		if err := rd.openFile(fi, off); err != nil {
 			return err
 		}
-		if !ok {
-			continue
-		}
-		for i := range rd.vals {
-			appendValue(b.Field(i), &rd.vals[i])
-		}
-		if rows++; rows == p.batchRows {
-			if err := flush(); err != nil {
+		for n := 0; ; n++ {
+			if n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			ok, err := rd.next(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
 				return err
 			}
+			if !ok {
+				continue
+			}
+			for i := range rd.vals {
+				appendValue(b.Field(i), &rd.vals[i])
+			}
+			if rows++; rows == p.batchRows {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if fi < len(p.files)-1 {
+			rd.close()
 		}
 	}
 	return flush()
@@ -411,12 +638,66 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 // reading is the state of one Read.
 type reading struct {
 	*plan
-	lineBase int  // lines before where the reader started
-	deadSent bool // dead letters sent since the last position
+	fi       int    // the file being read
+	in       *input // its text
+	base     int64  // the offset in that text where r started
+	lineBase int    // lines before where r started
+	fmap     []int  // the file's field of each column, nil: the same order
+	nfields  int    // fields a row of the file must have
+	deadSent bool   // dead letters sent since the last position
 	r        *csv.Reader
 	out      protocol.Emitter
 	vals     []value // the current row, parsed
 	dead     []protocol.DeadLetter
+}
+
+// openFile opens file fi at offset off of its text (0: the start, before
+// the header).
+func (rd *reading) openFile(fi int, off int64) error {
+	rd.fi, rd.base, rd.lineBase = fi, off, 0
+	path := rd.files[fi]
+	names := make([]string, rd.schema.NumFields())
+	for i, f := range rd.schema.Fields() {
+		names[i] = f.Name
+	}
+	var err error
+	if off > 0 {
+		// The header is behind: read it from a second look at the file.
+		if rd.fmap, err = rd.headerMap(path, names); err != nil {
+			return err
+		}
+		rd.nfields = len(names)
+	}
+	if rd.in, err = openInput(path, rd.encoding); err != nil {
+		return err
+	}
+	if off > 0 {
+		if rd.lineBase, err = rd.in.skip(off); err != nil {
+			return err
+		}
+	}
+	rd.r = rd.reader(rd.in)
+	if off == 0 {
+		rd.fmap, rd.nfields, err = rd.skipHeader(rd.in, rd.r, names)
+	}
+	return err
+}
+
+// position returns where the read stands.
+func (rd *reading) position() position {
+	pos := position{File: rd.fi, Path: rd.files[rd.fi], Offset: rd.base}
+	if rd.r != nil {
+		pos.Offset += rd.r.InputOffset()
+	}
+	return pos
+}
+
+// close closes the file being read, if any; position still works after.
+func (rd *reading) close() {
+	if rd.in != nil {
+		rd.in.Close()
+		rd.in = nil
+	}
 }
 
 // next reads and parses the next row into vals. It returns false for a bad
@@ -432,22 +713,35 @@ func (rd *reading) next(ctx context.Context) (bool, error) {
 		return false, rd.bad(ctx, badRow{line: pe.StartLine, col: pe.Column, reason: pe.Err.Error()})
 	}
 	if err != nil {
-		return false, fmt.Errorf("read %s: %w", rd.path, err)
+		return false, fmt.Errorf("read %s: %w", rd.files[rd.fi], err)
 	}
 	line, _ := rd.r.FieldPos(0)
-	if len(rec) != len(rd.types) {
+	if len(rec) != rd.nfields {
 		return false, rd.bad(ctx, badRow{line: line, raw: rec,
-			reason: fmt.Sprintf("expected %d fields, got %d", len(rd.types), len(rec))})
+			reason: fmt.Sprintf("expected %d fields, got %d", rd.nfields, len(rec))})
 	}
-	for i, s := range rec {
+	checkUTF8 := rd.in.encoding == encUTF8
+	for i := range rd.vals {
+		j := i
+		if rd.fmap != nil {
+			j = rd.fmap[i]
+		}
+		s := rec[j]
 		v := &rd.vals[i]
 		*v = value{null: rd.nulls[s]}
-		if v.null || rd.types[i].parse(s, v) {
+		reason := ""
+		switch {
+		case v.null:
 			continue
+		case checkUTF8 && !utf8.ValidString(s):
+			reason = fmt.Sprintf("invalid UTF-8 in %q (is the file in Windows-1252? set option %q)", s, optEncoding)
+		case rd.types[i].parse(rd.formats, s, v):
+			continue
+		default:
+			reason = fmt.Sprintf("expected %s, got %q", rd.types[i].name, s)
 		}
-		l, c := rd.r.FieldPos(i)
-		return false, rd.bad(ctx, badRow{line: l, col: c, column: rd.schema.Field(i).Name, raw: rec,
-			reason: fmt.Sprintf("expected %s, got %q", rd.types[i].name, s)})
+		l, c := rd.r.FieldPos(j)
+		return false, rd.bad(ctx, badRow{line: l, col: c, column: rd.schema.Field(i).Name, raw: rec, reason: reason})
 	}
 	return true, nil
 }
@@ -463,11 +757,12 @@ type badRow struct {
 // bad applies the on_error policy to a bad row.
 func (rd *reading) bad(ctx context.Context, b badRow) error {
 	b.line += rd.lineBase
+	path := rd.files[rd.fi]
 	switch rd.onError {
 	case onErrorSkip:
 		return nil
 	case onErrorFail:
-		pos := fmt.Sprintf("%s:%d", rd.path, b.line)
+		pos := fmt.Sprintf("%s:%d", path, b.line)
 		if b.col > 0 {
 			pos += fmt.Sprintf(":%d", b.col)
 		}
@@ -477,11 +772,11 @@ func (rd *reading) bad(ctx context.Context, b badRow) error {
 		return fmt.Errorf("%s: %s (on_error = %q)", pos, b.reason, onErrorFail)
 	}
 	rd.dead = append(rd.dead, protocol.DeadLetter{
-		Origin: rd.path,
+		Origin: path,
 		Line:   int64(b.line),
 		Column: b.column,
 		Reason: b.reason,
-		Raw:    rd.encode(b.raw),
+		Raw:    strings.ToValidUTF8(rd.encode(b.raw), "\uFFFD"),
 	})
 	if len(rd.dead) >= deadLetterBatch {
 		return rd.sendDead(ctx)

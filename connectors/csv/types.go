@@ -29,8 +29,8 @@ type value struct {
 type colType struct {
 	name  string
 	arrow arrow.DataType
-	// parse reads s (never a null marker) into v.
-	parse func(s string, v *value) bool
+	// parse reads s (never a null marker) into v, with the read's formats.
+	parse func(f *formats, s string, v *value) bool
 }
 
 // Column type names accepted in the `columns` option.
@@ -44,32 +44,49 @@ const (
 	typeTimestampUS = "timestamp_us"
 )
 
-// timestampLayouts are the forms a timestamp_us field may take. A time
-// without a zone is UTC. The second form is what the csv_file sink writes.
-var timestampLayouts = []string{
+// isoTimestampLayouts are the forms a timestamp_us field may take when no
+// timestamp_format is set. A time without a zone is in the `timezone`
+// option's zone (UTC by default). The second form is what the csv_file sink
+// writes.
+var isoTimestampLayouts = []string{
 	time.RFC3339Nano,
 	"2006-01-02 15:04:05.999999999Z07:00",
 	"2006-01-02T15:04:05.999999999",
 	"2006-01-02 15:04:05.999999999",
 }
 
+// formats says how the values of one read are written: the decimal mark,
+// the date and timestamp layouts (Go layouts) and the zone of timestamps
+// written without one.
+type formats struct {
+	decimalComma bool
+	dateLayout   string
+	tsLayouts    []string
+	loc          *time.Location
+}
+
+// defaultFormats are ISO 8601 dates and timestamps, a decimal point, UTC.
+func defaultFormats() *formats {
+	return &formats{dateLayout: time.DateOnly, tsLayouts: isoTimestampLayouts, loc: time.UTC}
+}
+
 var colTypes = map[string]colType{
-	typeUTF8: {typeUTF8, arrow.BinaryTypes.String, func(s string, v *value) bool {
+	typeUTF8: {typeUTF8, arrow.BinaryTypes.String, func(_ *formats, s string, v *value) bool {
 		v.s = s
 		return true
 	}},
-	typeInt32: {typeInt32, arrow.PrimitiveTypes.Int32, func(s string, v *value) bool {
+	typeInt32: {typeInt32, arrow.PrimitiveTypes.Int32, func(_ *formats, s string, v *value) bool {
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
 		v.i = n
 		return err == nil
 	}},
-	typeInt64: {typeInt64, arrow.PrimitiveTypes.Int64, func(s string, v *value) bool {
+	typeInt64: {typeInt64, arrow.PrimitiveTypes.Int64, func(_ *formats, s string, v *value) bool {
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		v.i = n
 		return err == nil
 	}},
 	typeFloat64: {typeFloat64, arrow.PrimitiveTypes.Float64, parseFloat},
-	typeBool: {typeBool, arrow.FixedWidthTypes.Boolean, func(s string, v *value) bool {
+	typeBool: {typeBool, arrow.FixedWidthTypes.Boolean, func(_ *formats, s string, v *value) bool {
 		s = strings.TrimSpace(s)
 		switch {
 		case strings.EqualFold(s, "true"):
@@ -81,15 +98,15 @@ var colTypes = map[string]colType{
 		}
 		return true
 	}},
-	typeDate32: {typeDate32, arrow.FixedWidthTypes.Date32, func(s string, v *value) bool {
-		t, err := time.Parse(time.DateOnly, strings.TrimSpace(s))
+	typeDate32: {typeDate32, arrow.FixedWidthTypes.Date32, func(f *formats, s string, v *value) bool {
+		t, err := time.Parse(f.dateLayout, strings.TrimSpace(s))
 		v.i = int64(arrow.Date32FromTime(t))
 		return err == nil
 	}},
-	typeTimestampUS: {typeTimestampUS, arrow.FixedWidthTypes.Timestamp_us, func(s string, v *value) bool {
+	typeTimestampUS: {typeTimestampUS, arrow.FixedWidthTypes.Timestamp_us, func(f *formats, s string, v *value) bool {
 		s = strings.TrimSpace(s)
-		for _, layout := range timestampLayouts {
-			if t, err := time.Parse(layout, s); err == nil {
+		for _, layout := range f.tsLayouts {
+			if t, err := time.ParseInLocation(layout, s, f.loc); err == nil {
 				v.i = t.UnixMicro()
 				return true
 			}
@@ -99,15 +116,22 @@ var colTypes = map[string]colType{
 }
 
 // parseFloat accepts decimal numbers only: no NaN, infinities or hex floats,
-// which would make words like "nan" or "inf" look like numbers.
-func parseFloat(s string, v *value) bool {
+// which would make words like "nan" or "inf" look like numbers. With a
+// decimal comma, "12,5" reads as 12.5 (and "12.5" still does).
+func parseFloat(f *formats, s string, v *value) bool {
 	s = strings.TrimSpace(s)
 	if strings.ContainsAny(s, "xXnNiIpP_") {
 		return false
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	v.f = f
-	return err == nil && !math.IsInf(f, 0)
+	if f.decimalComma && strings.IndexByte(s, ',') >= 0 {
+		if strings.IndexByte(s, '.') >= 0 {
+			return false // "1.234,5": thousands separators are not read
+		}
+		s = strings.Replace(s, ",", ".", 1)
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	v.f = n
+	return err == nil && !math.IsInf(n, 0)
 }
 
 // typeNames lists the type names accepted in the `columns` option.
@@ -141,12 +165,19 @@ var inferOrder = []string{typeInt64, typeFloat64, typeBool, typeDate32}
 
 // inference narrows down the type of one column as samples arrive.
 type inference struct {
+	f          *formats
 	candidates []string // still possible, in inferOrder
 	seen       bool     // a non-null sample was seen
 }
 
-func newInference() *inference {
-	return &inference{candidates: append([]string(nil), inferOrder...)}
+// newInference starts inferring with formats f; with inferTimestamps,
+// timestamp_us is a candidate after date32.
+func newInference(f *formats, inferTimestamps bool) *inference {
+	in := &inference{f: f, candidates: append([]string(nil), inferOrder...)}
+	if inferTimestamps {
+		in.candidates = append(in.candidates, typeTimestampUS)
+	}
+	return in
 }
 
 // add drops the candidates that cannot hold s.
@@ -158,7 +189,7 @@ func (in *inference) add(s string) {
 		if (name == typeInt64 || name == typeFloat64) && hasLeadingZero(s) {
 			continue // an identifier or a postal code, not a number
 		}
-		if colTypes[name].parse(s, &v) {
+		if colTypes[name].parse(in.f, s, &v) {
 			kept = append(kept, name)
 		}
 	}
