@@ -52,6 +52,7 @@ type Plan struct {
 	sources map[string]*sourceStage
 	rules   map[string]ruleRunner
 	sinks   map[string]*sinkStage
+	merges  map[string]stream.Merge
 }
 
 // Schema returns the schema of the batches the named stage emits (for a
@@ -79,6 +80,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		sources: map[string]*sourceStage{},
 		rules:   map[string]ruleRunner{},
 		sinks:   map[string]*sinkStage{},
+		merges:  map[string]stream.Merge{},
 	}
 	var errs config.Errors
 	for _, name := range cfg.Order() {
@@ -90,6 +92,10 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 			err = p.prepareRule(ctx, cfg.Rule(name))
 		case config.KindSink:
 			err = p.prepareSink(ctx, cfg.Sink(name))
+		case config.KindJoin:
+			err = p.prepareJoin(cfg.Join(name))
+		case config.KindUnion:
+			err = p.prepareUnion(cfg.Union(name))
 		}
 		var ce config.Errors
 		switch {
@@ -250,6 +256,38 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 	return nil
 }
 
+func (p *Plan) prepareJoin(j *config.Join) error {
+	key := fmt.Sprintf("join[%d]", index(p.cfg.Joins, j))
+	in, dim := p.schemas[j.Input], p.schemas[j.Dimension]
+	if in == nil || dim == nil {
+		return nil // an input failed to prepare; its own error says why
+	}
+	stage, err := newJoinStage(j, in, dim, p.env.Mem)
+	if err != nil {
+		return stageError(j.Pos, key, err)
+	}
+	p.schemas[j.Name] = stage.schema
+	p.merges[j.Name] = stage
+	return nil
+}
+
+func (p *Plan) prepareUnion(u *config.Union) error {
+	key := fmt.Sprintf("union[%d]", index(p.cfg.Unions, u))
+	schemas := make([]*arrow.Schema, len(u.Inputs))
+	for i, in := range u.Inputs {
+		if schemas[i] = p.schemas[in]; schemas[i] == nil {
+			return nil // an input failed to prepare; its own error says why
+		}
+	}
+	schema, err := unionSchema(u.Inputs, schemas)
+	if err != nil {
+		return stageError(u.Pos, key, err)
+	}
+	p.schemas[u.Name] = schema
+	p.merges[u.Name] = &unionStage{schema: schema, mem: p.env.Mem}
+	return nil
+}
+
 func (p *Plan) prepareSink(ctx context.Context, s *config.Sink) error {
 	key := fmt.Sprintf("sink[%d]", index(p.cfg.Sinks, s))
 	c, err := p.env.Connectors.Connector(ctx, s.Connector)
@@ -296,6 +334,8 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 			err = g.AddTransform(name, p.cfg.Rule(name).Input, p.rules[name])
 		case config.KindSink:
 			err = g.AddSink(name, p.cfg.Sink(name).Input, p.sinks[name])
+		case config.KindJoin, config.KindUnion:
+			err = g.AddMerge(name, p.cfg.Inputs(name), p.merges[name])
 		}
 		if err != nil {
 			return nil, err
