@@ -42,8 +42,6 @@ func gzipped(t *testing.T, s string) []byte {
 	return b.Bytes()
 }
 
-
-
 func cp1252(t *testing.T, s string) []byte {
 	t.Helper()
 	b, err := charmap.Windows1252.NewEncoder().Bytes([]byte(s))
