@@ -1,0 +1,424 @@
+// Package jsonl holds the built-in JSON Lines source "jsonl", which reads
+// files of one JSON object per line into Arrow batches of a declared
+// schema, with dead letters for lines that do not fit it. Its line reader
+// (Lines, OpenFile, Files) serves the other line-oriented sources too.
+package jsonl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
+)
+
+// SourceName is the registry name of the JSON Lines source.
+const SourceName = "jsonl"
+
+// DefaultBatchRows is the batch size used when Config.BatchRows is not set.
+const DefaultBatchRows = 8192
+
+// deadLetterBatch is the most dead letters held before they are sent.
+const deadLetterBatch = 1000
+
+// maxRaw is the most bytes of a line kept in a dead letter.
+const maxRaw = 64 << 10
+
+// on_error policies.
+const (
+	onErrorDeadLetter = "dead_letter"
+	onErrorSkip       = "skip"
+	onErrorFail       = "fail"
+)
+
+// Option names.
+const (
+	optPath    = "path"
+	optColumns = "columns"
+	optOrder   = "order"
+	optStrict  = "strict"
+	optOnError = "on_error"
+)
+
+// Source is the JSON Lines source, registered as "jsonl". It is stateless
+// and safe for concurrent use.
+type Source struct{}
+
+var _ protocol.Source = Source{}
+
+var sourceSpec = protocol.Spec{
+	Name:    SourceName,
+	Kind:    protocol.KindSource,
+	Version: "1.0.0",
+	Doc: `Connector "jsonl" (source): reads JSON Lines files (one JSON object per
+line; gzip-compressed files are recognised by their content) into Arrow
+batches of the declared columns. A column named with dots ("actor.name")
+reads a nested field when the object has no key of that exact name. Types
+are strict: a utf8 column takes a JSON string, int32/int64 an integral
+number, float64 a number, bool true or false, date32 a string yyyy-mm-dd,
+timestamp_us an ISO 8601 string; null or a missing field is a null. A line
+that is not a JSON object, or a field of the wrong type, goes per on_error
+to the dead-letter output (with file, line, field and reason), is skipped,
+or fails the read. Fields not declared are ignored, or with strict = true
+make their line a dead letter. Blank lines are ignored. path may be a glob,
+read in lexical order.`,
+	Options: []protocol.Option{
+		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "JSON Lines file to read (plain or gzip), or a glob of files"},
+		{Name: optColumns, Type: protocol.TypeStringMap, Required: true,
+			Doc: "column name (or dotted path) -> type: utf8, int32, int64, float64, bool, date32, timestamp_us"},
+		{Name: optOrder, Type: protocol.TypeStringList, Doc: "order of the columns in the output (default: by name); must list every declared column"},
+		{Name: optStrict, Type: protocol.TypeBool, Default: false, Doc: "a line with a field that is not declared is a bad line"},
+		{Name: optOnError, Type: protocol.TypeString, Default: onErrorDeadLetter,
+			Enum: []string{onErrorDeadLetter, onErrorSkip, onErrorFail},
+			Doc:  "what to do with a bad line: send it to the dead-letter output, skip it, or fail the read"},
+	},
+}
+
+// Spec describes the connector and its options.
+func (Source) Spec() protocol.Spec { return sourceSpec }
+
+// column is one declared column.
+type column struct {
+	name string
+	typ  colType
+	path []string // the dotted path, when name has dots
+}
+
+// plan is a checked configuration.
+type plan struct {
+	files     []string
+	cols      []column
+	top       map[string]bool // top-level keys that declared columns read
+	strict    bool
+	onError   string
+	batchRows int
+	schema    *arrow.Schema
+}
+
+func newPlan(cfg protocol.Config) (*plan, error) {
+	p, err := columnsPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if p.files, err = Files(SourceName, optPath, cfg.String(optPath)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// columnsPlan checks cfg and builds the plan but for its files.
+func columnsPlan(cfg protocol.Config) (*plan, error) {
+	opts, err := sourceSpec.Check(cfg.Options)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Options = opts
+	declared := cfg.StringMap(optColumns)
+	if len(declared) == 0 {
+		return nil, fmt.Errorf("connector %q: option %q: declare at least one column: %w", SourceName, optColumns, protocol.ErrConfig)
+	}
+	names := make([]string, 0, len(declared))
+	for n := range declared {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if order := cfg.StringList(optOrder); order != nil {
+		sorted := slices.Clone(order)
+		sort.Strings(sorted)
+		if !slices.Equal(sorted, names) {
+			return nil, fmt.Errorf("connector %q: option %q: %q must list each declared column once (%s): %w",
+				SourceName, optOrder, order, strings.Join(names, ", "), protocol.ErrConfig)
+		}
+		names = order
+	}
+	p := &plan{
+		strict:    cfg.Bool(optStrict),
+		onError:   cfg.String(optOnError),
+		batchRows: cfg.BatchRows,
+		top:       map[string]bool{},
+	}
+	if p.batchRows <= 0 {
+		p.batchRows = DefaultBatchRows
+	}
+	fields := make([]arrow.Field, len(names))
+	for i, n := range names {
+		t, err := lookupType(n, declared[n])
+		if err != nil {
+			return nil, fmt.Errorf("connector %q: option %q: %w", SourceName, optColumns, err)
+		}
+		c := column{name: n, typ: t}
+		p.top[n] = true
+		if strings.Contains(n, ".") {
+			c.path = strings.Split(n, ".")
+			p.top[c.path[0]] = true
+		}
+		p.cols = append(p.cols, c)
+		fields[i] = arrow.Field{Name: n, Type: t.arrow, Nullable: true}
+	}
+	p.schema = arrow.NewSchema(fields, nil)
+	return p, nil
+}
+
+// Schema returns the declared schema.
+func (Source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema, error) {
+	p, err := newPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p.schema, nil
+}
+
+// position is where a read stands: the next line of file number File
+// (named Path) starts at byte Offset (of the uncompressed stream) and is
+// line Line+1.
+type position struct {
+	File   int    `json:"file"`
+	Path   string `json:"path"`
+	Line   int64  `json:"line"`
+	Offset int64  `json:"offset"`
+}
+
+// Read emits the files' lines in batches of at most cfg.BatchRows rows,
+// each with the position after it. Dead letters are sent before the batch
+// that follows them; those after the last batch come with an empty batch
+// that carries the final position.
+func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
+	p, err := newPlan(cfg)
+	if err != nil {
+		return err
+	}
+	var from position
+	if cfg.Resume != nil {
+		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
+			return err
+		}
+		if from.File < 0 || from.File >= len(p.files) || p.files[from.File] != from.Path {
+			return fmt.Errorf("connector %q: resume position %s names a file that %q no longer matches at that place: %w",
+				SourceName, cfg.Resume, cfg.String(optPath), protocol.ErrConfig)
+		}
+	}
+	d := newDecoder(p, mem, out)
+	defer d.release()
+	for fi := from.File; fi < len(p.files); fi++ {
+		pos := position{File: fi, Path: p.files[fi]}
+		if fi == from.File {
+			pos.Line, pos.Offset = from.Line, from.Offset
+		}
+		f, err := OpenFile(pos.Path, pos.Line, pos.Offset)
+		if err != nil {
+			return err
+		}
+		err = d.read(ctx, f.Lines, pos)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return d.flush(ctx)
+}
+
+// decoder turns lines into rows. It keeps its builder across files, so a
+// batch may hold the end of one file and the start of the next.
+type decoder struct {
+	*plan
+	out      protocol.Emitter
+	b        *array.RecordBuilder
+	vals     []value
+	rows     int
+	dead     []protocol.DeadLetter
+	deadSent bool
+	pos      position // after the last line decoded
+}
+
+func newDecoder(p *plan, mem memory.Allocator, out protocol.Emitter) *decoder {
+	b := array.NewRecordBuilder(mem, p.schema)
+	b.Reserve(p.batchRows)
+	return &decoder{plan: p, out: out, b: b, vals: make([]value, len(p.cols))}
+}
+
+func (d *decoder) release() { d.b.Release() }
+
+// read decodes the lines of one file.
+func (d *decoder) read(ctx context.Context, lines *Lines, pos position) error {
+	d.pos = pos
+	for n := 0; ; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		line, err := lines.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s near line %d: %w", pos.Path, lines.Line+1, err)
+		}
+		d.pos.Line, d.pos.Offset = lines.Line, lines.Offset
+		ok, err := d.decode(ctx, line, lines.Line, lines.Long)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		for i := range d.vals {
+			appendValue(d.b.Field(i), &d.vals[i])
+		}
+		if d.rows++; d.rows == d.batchRows {
+			if err := d.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// decode decodes one line into vals. It returns false for a line that is
+// blank or was dealt with as a bad line.
+func (d *decoder) decode(ctx context.Context, line []byte, n int64, long bool) (bool, error) {
+	trimmed := bytes.TrimSpace(line)
+	if len(trimmed) == 0 && !long {
+		return false, nil
+	}
+	if long {
+		return false, d.bad(ctx, n, "", fmt.Sprintf("line longer than %d bytes", MaxLineBytes), line)
+	}
+	if trimmed[0] != '{' {
+		if !json.Valid(trimmed) {
+			return false, d.bad(ctx, n, "", "not JSON: "+jsonError(trimmed), line)
+		}
+		return false, d.bad(ctx, n, "", "expected a JSON object, got "+describe(trimmed), line)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &obj); err != nil {
+		return false, d.bad(ctx, n, "", "not JSON: "+jsonError(trimmed), line)
+	}
+	if d.strict {
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			if !d.top[k] {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) > 0 {
+			sort.Strings(keys)
+			return false, d.bad(ctx, n, keys[0], "field is not declared (strict = true)", line)
+		}
+	}
+	for i, c := range d.cols {
+		raw, err := lookup(obj, c)
+		v := &d.vals[i]
+		*v = value{}
+		if err != "" {
+			return false, d.bad(ctx, n, c.name, err, line)
+		}
+		if raw == nil || string(raw) == "null" {
+			v.null = true
+			continue
+		}
+		if !c.typ.decode(raw, v) {
+			return false, d.bad(ctx, n, c.name, fmt.Sprintf("expected %s (%s), got %s", c.typ.name, c.typ.want, describe(raw)), line)
+		}
+	}
+	return true, nil
+}
+
+// lookup returns the raw value of column c in obj, nil if absent, or what
+// is wrong with the path.
+func lookup(obj map[string]json.RawMessage, c column) (json.RawMessage, string) {
+	if raw, ok := obj[c.name]; ok || c.path == nil {
+		return raw, ""
+	}
+	cur := obj
+	for i, seg := range c.path {
+		raw, ok := cur[seg]
+		if !ok || string(raw) == "null" {
+			return nil, ""
+		}
+		if i == len(c.path)-1 {
+			return raw, ""
+		}
+		if raw[0] != '{' {
+			return nil, fmt.Sprintf("expected %q to be an object, got %s", strings.Join(c.path[:i+1], "."), describe(raw))
+		}
+		cur = nil
+		if err := json.Unmarshal(raw, &cur); err != nil {
+			return nil, "not JSON: " + err.Error()
+		}
+	}
+	return nil, ""
+}
+
+// jsonError says where and why a line is not JSON.
+func jsonError(b []byte) string {
+	var v any
+	err := json.Unmarshal(b, &v)
+	if err == nil {
+		return "unexpected content"
+	}
+	if se, ok := err.(*json.SyntaxError); ok {
+		return fmt.Sprintf("%s at byte %d", strings.TrimPrefix(se.Error(), "json: "), se.Offset)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// bad applies the on_error policy to a bad line.
+func (d *decoder) bad(ctx context.Context, line int64, field, reason string, raw []byte) error {
+	switch d.onError {
+	case onErrorSkip:
+		return nil
+	case onErrorFail:
+		at := fmt.Sprintf("%s:%d", d.pos.Path, line)
+		if field != "" {
+			at += fmt.Sprintf(": field %q", field)
+		}
+		return fmt.Errorf("%s: %s (on_error = %q)", at, reason, onErrorFail)
+	}
+	if len(raw) > maxRaw {
+		raw = raw[:maxRaw]
+	}
+	d.dead = append(d.dead, protocol.DeadLetter{Origin: d.pos.Path, Line: line, Column: field, Reason: reason, Raw: string(raw)})
+	if len(d.dead) >= deadLetterBatch {
+		return d.sendDead(ctx)
+	}
+	return nil
+}
+
+func (d *decoder) sendDead(ctx context.Context) error {
+	if len(d.dead) == 0 {
+		return nil
+	}
+	err := d.out.DeadLetter(ctx, d.dead)
+	d.dead = nil
+	d.deadSent = true
+	return err
+}
+
+// flush emits the rows held, or an empty batch if only dead letters were
+// sent since the last position.
+func (d *decoder) flush(ctx context.Context) error {
+	if err := d.sendDead(ctx); err != nil {
+		return err
+	}
+	if d.rows == 0 && !d.deadSent {
+		return nil
+	}
+	d.deadSent = false
+	rec := d.b.NewRecordBatch()
+	defer rec.Release()
+	d.rows = 0
+	pos, err := protocol.NewPosition(d.pos)
+	if err != nil {
+		return err
+	}
+	return d.out.Emit(ctx, rec, pos)
+}
