@@ -108,6 +108,10 @@ func TestFrenchFormats(t *testing.T) {
 				"columns": map[string]any{"mark": "float64", "Nom": "utf8"}},
 			"last_name:utf8 mark:float64 Absences:int64", [][]string{{"A", "12", "3"}}},
 		{"lazy quotes", []byte("a;b\n5\"3;x\n"), map[string]any{"lazy_quotes": true}, "a:utf8 b:utf8", [][]string{{"5\"3", "x"}}},
+		{"declared bools", []byte("a;b;c\n1;oui;yes\n0;NON;false\n"),
+			map[string]any{"columns": map[string]any{"a": "bool", "b": "bool", "c": "bool"}},
+			"a:bool b:bool c:bool", [][]string{{"true", "true", "true"}, {"false", "false", "false"}}},
+		{"0/1 inferred as integers, not bools", []byte("a\n1\n0\n"), nil, "a:int64", [][]string{{"1"}, {"0"}}},
 		{"null markers", []byte("a;b\n?;1\n2;?\n"), map[string]any{"null_values": []any{"?"}},
 			"a:int64 b:int64", [][]string{{"∅", "1"}, {"2", "∅"}}},
 	}

@@ -89,9 +89,9 @@ var colTypes = map[string]colType{
 	typeBool: {typeBool, arrow.FixedWidthTypes.Boolean, func(_ *formats, s string, v *value) bool {
 		s = strings.TrimSpace(s)
 		switch {
-		case strings.EqualFold(s, "true"):
+		case strings.EqualFold(s, "true"), s == "1", strings.EqualFold(s, "yes"), strings.EqualFold(s, "oui"):
 			v.i = 1
-		case strings.EqualFold(s, "false"):
+		case strings.EqualFold(s, "false"), s == "0", strings.EqualFold(s, "no"), strings.EqualFold(s, "non"):
 			v.i = 0
 		default:
 			return false
@@ -189,6 +189,9 @@ func (in *inference) add(s string) {
 		if (name == typeInt64 || name == typeFloat64) && hasLeadingZero(s) {
 			continue // an identifier or a postal code, not a number
 		}
+		if name == typeBool && !isTrueFalse(s) {
+			continue // 0/1 and yes/no are bools only when declared so
+		}
 		if colTypes[name].parse(in.f, s, &v) {
 			kept = append(kept, name)
 		}
@@ -202,6 +205,12 @@ func (in *inference) result() colType {
 		return colTypes[typeUTF8]
 	}
 	return colTypes[in.candidates[0]]
+}
+
+// isTrueFalse reports whether s is true or false in any case.
+func isTrueFalse(s string) bool {
+	s = strings.TrimSpace(s)
+	return strings.EqualFold(s, "true") || strings.EqualFold(s, "false")
 }
 
 // hasLeadingZero reports a number written with a superfluous leading zero,

@@ -1,0 +1,121 @@
+package pipelines_test
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// csvxSandbox copies the pipeline file examples/pipelines/<toml> and the
+// trees it reads (paths relative to examples/, such as "realdata") into a
+// test folder with the same layout, so that the pipeline's out/ lands in
+// the test folder; it returns the copied pipeline file.
+func csvxSandbox(t *testing.T, toml string, trees ...string) string {
+	t.Helper()
+	root := t.TempDir()
+	copyFile := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tree := range trees {
+		src := filepath.Join("..", tree)
+		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel("..", path)
+			if err != nil {
+				return err
+			}
+			copyFile(path, filepath.Join(root, rel))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := filepath.Join(root, "pipelines", toml)
+	copyFile(toml, dst)
+	return dst
+}
+
+// csvxTable is a Parquet file read back: its schema and every column's
+// values as text, nulls as "∅".
+type csvxTable struct {
+	schema *arrow.Schema
+	cols   map[string][]string
+	nulls  map[string]int
+}
+
+func (tb *csvxTable) rows() int {
+	for _, c := range tb.cols {
+		return len(c)
+	}
+	return 0
+}
+
+// typeOf returns the Arrow type of column name.
+func (tb *csvxTable) typeOf(t *testing.T, name string) string {
+	t.Helper()
+	i := tb.schema.FieldIndices(name)
+	if len(i) != 1 {
+		t.Fatalf("no column %q in %s", name, tb.schema)
+	}
+	return tb.schema.Field(i[0]).Type.String()
+}
+
+// csvxReadParquet reads a Parquet file with a checked allocator.
+func csvxReadParquet(t *testing.T, path string) *csvxTable {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rdr, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Close()
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	out := &csvxTable{schema: tbl.Schema(), cols: map[string][]string{}, nulls: map[string]int{}}
+	tr := array.NewTableReader(tbl, 1<<16)
+	defer tr.Release()
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		for c, col := range rec.Columns() {
+			name := rec.ColumnName(c)
+			for i := 0; i < col.Len(); i++ {
+				v := "∅"
+				if col.IsNull(i) {
+					out.nulls[name]++
+				} else {
+					v = col.ValueStr(i)
+				}
+				out.cols[name] = append(out.cols[name], v)
+			}
+		}
+	}
+	return out
+}
