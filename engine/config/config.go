@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +62,11 @@ type Pipeline struct {
 	BatchRows  int    // rows per batch, 1..MaxBatchRows
 	DeadLetter string // absolute path of the dead letter output
 	PluginsDir string // absolute path of third-party plugins, "" when unset
+	// StateDir holds the keyed state that rules with keep_state keep
+	// between runs; absolute, "" when unset.
+	StateDir string
+	// StateMemoryMB bounds the memory of the state store (default 256).
+	StateMemoryMB int
 	Sources    []*Source
 	Rules      []*Rule
 	Joins      []*Join
@@ -104,6 +110,17 @@ type Rule struct {
 	// column that orders rows within a group ("" keeps arrival order).
 	GroupBy []string
 	OrderBy string
+	// KeepState keeps each key's rows (its timeline) in the pipeline's
+	// state_dir between runs, so that data can arrive run after run.
+	KeepState bool
+	// Retention drops rows older than the newest order_by value minus
+	// this; 0 keeps everything.
+	Retention time.Duration
+	// MaxRowsPerKey keeps only each key's newest rows; 0 keeps all.
+	MaxRowsPerKey int
+	// Rescore is RescoreAll (every key is evaluated at each run) or
+	// RescoreTouched (only keys that received rows in this run).
+	Rescore string
 	// Limits override the engine's defaults; zero fields keep them.
 	Limits Limits
 	// Params is the free-form [rule.params] table, never nil, with the
@@ -274,6 +291,8 @@ func pipelineFields() []field {
 		{"batch_rows", kInteger, false},
 		{"dead_letter", kString, false},
 		{"plugins_dir", kString, false},
+		{"state_dir", kString, false},
+		{"state_memory_mb", kInteger, false},
 	}
 }
 
@@ -298,6 +317,10 @@ func ruleFields() []field {
 		{"provenance_columns", kBool, false},
 		{"group_by", kStrings, false},
 		{"order_by", kString, false},
+		{"keep_state", kBool, false},
+		{"retention", kString, false},
+		{"max_rows_per_key", kInteger, false},
+		{"rescore", kString, false},
 		{"limits", kTable, false},
 	}
 }
@@ -592,6 +615,16 @@ func (c *checker) pipeline(p *Pipeline, m map[string]any) {
 	if pd, ok := v["plugins_dir"]; ok {
 		p.PluginsDir = p.Resolve(c.nonEmpty("pipeline.plugins_dir", pd))
 	}
+	if sd, ok := v["state_dir"]; ok {
+		p.StateDir = p.Resolve(c.nonEmpty("pipeline.state_dir", sd))
+	}
+	p.StateMemoryMB = 256
+	if n, ok := v["state_memory_mb"].(int64); ok {
+		if n < 8 || n > 1<<20 {
+			c.fail(c.at("pipeline.state_memory_mb"), "pipeline.state_memory_mb", "must be between 8 and 1048576, got %d", n)
+		}
+		p.StateMemoryMB = int(n)
+	}
 }
 
 // freeForm returns a free-form table (options, params) and the line of each
@@ -653,7 +686,56 @@ func (c *checker) rule(p *Pipeline, path string, m map[string]any) *Rule {
 	if lm, ok := v["limits"].(map[string]any); ok {
 		r.Limits = c.limits(path+".limits", lm)
 	}
+	r.KeepState, _ = v["keep_state"].(bool)
+	if r.KeepState && r.OrderBy == "" {
+		c.fail(c.at(path+".keep_state"), path+".keep_state", "keep_state needs group_by and order_by (the event time that orders each key's rows)")
+	}
+	if r.KeepState && p.StateDir == "" {
+		c.fail(c.at(path+".keep_state"), path+".keep_state", "keep_state needs [pipeline] state_dir, the folder where state is kept")
+	}
+	if s, ok := v["retention"].(string); ok {
+		d, err := parseRetention(s)
+		switch {
+		case err != nil || d <= 0:
+			c.fail(c.at(path+".retention"), path+".retention", "expected a positive duration such as \"180d\", \"6w\" or \"72h\", got %q", s)
+		case r.OrderBy == "":
+			c.fail(c.at(path+".retention"), path+".retention", "retention needs order_by, the event time it counts from")
+		}
+		r.Retention = d
+	}
+	if n, ok := v["max_rows_per_key"].(int64); ok {
+		if n <= 0 || len(r.GroupBy) == 0 {
+			c.fail(c.at(path+".max_rows_per_key"), path+".max_rows_per_key", "must be positive and needs group_by, got %d", n)
+		}
+		r.MaxRowsPerKey = int(n)
+	}
+	r.Rescore = RescoreAll
+	if rs, ok := v["rescore"].(string); ok {
+		if rs != RescoreAll && rs != RescoreTouched {
+			c.fail(c.at(path+".rescore"), path+".rescore", "invalid value %q: allowed values are %q and %q", rs, RescoreAll, RescoreTouched)
+		}
+		r.Rescore = rs
+	}
 	return r
+}
+
+// Values of a rule's rescore key.
+const (
+	RescoreAll     = "all"
+	RescoreTouched = "touched"
+)
+
+// parseRetention reads a duration, accepting days ("180d") and weeks
+// ("6w") besides Go's units.
+func parseRetention(s string) (time.Duration, error) {
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			if v, err := strconv.Atoi(n); err == nil {
+				return time.Duration(v) * unit, nil
+			}
+		}
+	}
+	return time.ParseDuration(s)
 }
 
 // MaxWorkers bounds a rule's workers key.

@@ -314,7 +314,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "unknown key without suggestion",
 			toml: head + "colour = \"blue\"\n" + src + sink,
-			want: `pipeline.toml:3: pipeline.colour: unknown key; allowed keys: name, batch_rows, dead_letter, plugins_dir`,
+			want: `pipeline.toml:3: pipeline.colour: unknown key; allowed keys: name, batch_rows, dead_letter, plugins_dir, state_dir, state_memory_mb`,
 		},
 		{
 			name: "unknown key transposed letters",
@@ -699,6 +699,36 @@ connector = "parquet"
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("pipeline.toml", []byte(head+src+tc.body))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("err = %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestStateKeys(t *testing.T) {
+	stateHead := "[pipeline]\nname = \"demo\"\nstate_dir = \"state\"\n" // lines 1-3, src 4-6, rule 7-10
+	good := stateHead + src + ruleHead + "group_by = [\"student_id\"]\norder_by = \"date\"\nkeep_state = true\nretention = \"26w\"\nmax_rows_per_key = 500\nrescore = \"touched\"\n" + sink
+	p, err := Parse("/x/pipeline.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Rules[0]
+	if p.StateDir != "/x/state" || p.StateMemoryMB != 256 || !r.KeepState || r.Retention != 26*7*24*time.Hour || r.MaxRowsPerKey != 500 || r.Rescore != RescoreTouched {
+		t.Errorf("state_dir %q, rule %+v", p.StateDir, r)
+	}
+	for _, tc := range []struct{ name, head, lines, want string }{
+		{"keep_state without state_dir", head, "group_by = [\"s\"]\norder_by = \"d\"\nkeep_state = true",
+			`pipeline.toml:12: rule[0].keep_state: keep_state needs [pipeline] state_dir, the folder where state is kept`},
+		{"keep_state without order_by", stateHead, "group_by = [\"s\"]\nkeep_state = true",
+			`pipeline.toml:12: rule[0].keep_state: keep_state needs group_by and order_by (the event time that orders each key's rows)`},
+		{"bad retention", stateHead, "group_by = [\"s\"]\norder_by = \"d\"\nretention = \"a term\"",
+			`pipeline.toml:13: rule[0].retention: expected a positive duration such as "180d", "6w" or "72h", got "a term"`},
+		{"bad rescore", stateHead, "rescore = \"some\"",
+			`pipeline.toml:11: rule[0].rescore: invalid value "some": allowed values are "all" and "touched"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("pipeline.toml", []byte(tc.head+src+ruleHead+tc.lines+"\n"+sink))
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("err = %v\nwant %s", err, tc.want)
 			}

@@ -1,40 +1,46 @@
 package pipeline
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 
 	"github.com/vigie-edu/vigie/engine/config"
+	"github.com/vigie-edu/vigie/engine/state"
 	"github.com/vigie-edu/vigie/engine/stream"
 )
 
-// groupStage runs a group rule: it gathers its whole input, orders it by
-// the key columns and then order_by, and evaluates whole groups at a time,
-// at most batch_rows rows per call (a larger group goes alone). Each output
-// row is the group's key columns followed by the rule's outputs.
+// groupStage runs a group rule. Its input goes into a keyed store (the
+// timelines: each key's rows in order_by order, see engine/state); once
+// the input has ended, the stage walks the keys in order and evaluates
+// whole groups at a time, about batch_rows rows per call (a larger group
+// goes alone). Each output row is the group's key columns followed by the
+// rule's outputs.
 //
-// It holds its input in memory: fine for a term's worth of a district's
-// data; keyed state with a memory budget comes with the state store.
+// Only the columns the rule needs (keys, order_by, its inputs) are kept.
+// With keep_state the store is the pipeline's state_dir and timelines
+// persist between runs; otherwise a temporary store is used for the run.
+// Either way memory stays bounded by the store's budget and batch_rows.
 type groupStage struct {
 	*ruleStage
-	schema    *arrow.Schema
-	keys      []int // key column indices in the upstream schema
-	order     int   // order_by column index, -1 for arrival order
+	schema    *arrow.Schema // output: keys then outputs
+	project   []int         // upstream columns kept, in upstream order
+	keys      []int         // key columns, in the projected schema
+	order     int           // order_by column in the projected schema, -1 for arrival order
+	stored    *arrow.Schema // projected schema
 	batchRows int
+	store     func() (*state.Store, bool, error) // the store, and whether it is shared
+	memBytes  int64
 }
 
 func newGroupStage(r *ruleStage, batchRows int) (*groupStage, error) {
 	up := r.binding.Upstream()
 	g := &groupStage{ruleStage: r, order: -1, batchRows: batchRows}
-	var keyFields []arrow.Field
 	col := func(name, what string) (int, error) {
 		idx := up.FieldIndices(name)
 		if len(idx) != 1 {
@@ -45,22 +51,57 @@ func newGroupStage(r *ruleStage, batchRows int) (*groupStage, error) {
 		}
 		return idx[0], nil
 	}
+	keep := map[int]bool{}
+	var keyIdx []int
+	var keyFields []arrow.Field
 	for _, k := range r.cfg.GroupBy {
 		i, err := col(k, "group_by")
 		if err != nil {
 			return nil, err
 		}
-		g.keys = append(g.keys, i)
+		keyIdx = append(keyIdx, i)
 		keyFields = append(keyFields, up.Field(i))
+		keep[i] = true
 	}
+	orderIdx := -1
 	if r.cfg.OrderBy != "" {
 		i, err := col(r.cfg.OrderBy, "order_by")
 		if err != nil {
 			return nil, err
 		}
-		g.order = i
+		orderIdx = i
+		keep[i] = true
 	}
-	schema, err := r.binding.GroupOutputSchema(keyFields)
+	for _, in := range r.mod.Manifest.Inputs {
+		keep[up.FieldIndices(in.Name)[0]] = true // Bind checked it exists
+	}
+	at := map[int]int{}
+	var fields []arrow.Field
+	for i, f := range up.Fields() {
+		if keep[i] {
+			if !state.Supported(f.Type) {
+				return nil, fmt.Errorf("column %q has type %s, which a group rule's timeline cannot hold", f.Name, f.Type)
+			}
+			at[i] = len(g.project)
+			g.project = append(g.project, i)
+			fields = append(fields, f)
+		}
+	}
+	md := up.Metadata()
+	g.stored = arrow.NewSchema(fields, &md)
+	for _, i := range keyIdx {
+		g.keys = append(g.keys, at[i])
+	}
+	if orderIdx >= 0 {
+		g.order = at[orderIdx]
+	}
+	// The rule sees the timeline's columns: bind it to them.
+	binding, err := r.mod.Bind(g.stored)
+	if err != nil {
+		return nil, err
+	}
+	r.binding = binding
+	schema, err := binding.GroupOutputSchema(keyFields)
 	if err != nil {
 		return nil, err
 	}
@@ -84,64 +125,25 @@ func orderable(t arrow.DataType) bool {
 	return false
 }
 
-// comparator returns a three-way comparison of two rows of a column, nulls
-// first.
-func comparator(a arrow.Array) func(i, j int) int {
-	nulls := func(i, j int) (int, bool) {
-		in, jn := a.IsNull(i), a.IsNull(j)
-		switch {
-		case in && jn:
-			return 0, true
-		case in:
-			return -1, true
-		case jn:
-			return 1, true
-		}
-		return 0, false
-	}
-	var values func(i, j int) int
-	switch a := a.(type) {
-	case *array.String:
-		values = func(i, j int) int { return cmp.Compare(a.Value(i), a.Value(j)) }
-	case *array.Int32:
-		values = func(i, j int) int { return cmp.Compare(a.Value(i), a.Value(j)) }
-	case *array.Int64:
-		values = func(i, j int) int { return cmp.Compare(a.Value(i), a.Value(j)) }
-	case *array.Date32:
-		values = func(i, j int) int { return cmp.Compare(a.Value(i), a.Value(j)) }
-	case *array.Timestamp:
-		values = func(i, j int) int { return cmp.Compare(a.Value(i), a.Value(j)) }
-	case *array.Float64:
-		values = func(i, j int) int { return cmp.Compare(a.Value(i), a.Value(j)) }
-	case *array.Boolean:
-		values = func(i, j int) int {
-			x, y := a.Value(i), a.Value(j)
-			switch {
-			case x == y:
-				return 0
-			case !x:
-				return -1
-			}
-			return 1
-		}
-	default:
-		panic(fmt.Sprintf("comparator: unsupported type %s", a.DataType()))
-	}
-	return func(i, j int) int {
-		if c, ok := nulls(i, j); ok {
-			return c
-		}
-		return values(i, j)
-	}
-}
-
 func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox, out *stream.Outbox) error {
-	var recs []arrow.RecordBatch
-	defer func() {
-		for _, r := range recs {
-			r.Release()
-		}
-	}()
+	store, shared, err := g.store()
+	if err != nil {
+		return err
+	}
+	if !shared {
+		defer store.Close()
+	}
+	tl, err := store.Timelines(state.Spec{
+		Stage:         g.cfg.Name,
+		Schema:        g.stored,
+		Keys:          g.keys,
+		Order:         g.order,
+		Retention:     g.cfg.Retention,
+		MaxRowsPerKey: g.cfg.MaxRowsPerKey,
+	})
+	if err != nil {
+		return err
+	}
 	for {
 		rec, err := in.Recv(ctx)
 		if errors.Is(err, io.EOF) {
@@ -150,46 +152,21 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 		if err != nil {
 			return err
 		}
-		recs = append(recs, rec)
-	}
-	if len(recs) == 0 {
-		return nil
-	}
-	all, err := g.sorted(ctx, recs)
-	if err != nil {
-		return err
-	}
-	defer all.Release()
-	for _, r := range recs {
-		r.Release()
-	}
-	recs = nil
-
-	// Group bounds over the sorted rows.
-	n := int(all.NumRows())
-	keyCmp := make([]func(i, j int) int, len(g.keys))
-	for k, c := range g.keys {
-		keyCmp[k] = comparator(all.Column(c))
-	}
-	starts := []int{0}
-	for i := 1; i < n; i++ {
-		for _, c := range keyCmp {
-			if c(i-1, i) != 0 {
-				starts = append(starts, i)
-				break
-			}
+		err = g.append(tl, rec)
+		rec.Release()
+		if err != nil {
+			return err
 		}
 	}
-	starts = append(starts, n) // sentinel
-
-	// Evaluate whole groups, about batch_rows rows at a time.
-	for first := 0; first < len(starts)-1; {
-		last := first + 1
-		for last < len(starts)-1 && starts[last+1]-starts[first] <= g.batchRows {
-			last++
+	if shared {
+		if err := tl.Flush(); err != nil {
+			return fmt.Errorf("keep state: %w", err)
 		}
+	}
+	opts := state.ScanOptions{BatchRows: g.batchRows, TouchedOnly: g.cfg.Rescore == config.RescoreTouched}
+	return tl.Scan(ctx, g.mem, opts, func(rec arrow.RecordBatch, starts []int) error {
 		o := &outcome{}
-		g.evalGroups(ctx, all, starts[first:last+1], o)
+		g.evalGroups(ctx, rec, starts, o)
 		if o.err != nil {
 			o.release()
 			return o.err
@@ -201,82 +178,28 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 				return err
 			}
 		}
-		for i, rec := range o.outs {
-			if err := out.Send(ctx, rec); err != nil {
+		for i, res := range o.outs {
+			if err := out.Send(ctx, res); err != nil {
 				(&outcome{outs: o.outs[i+1:]}).release()
 				return err
 			}
 		}
-		first = last
-	}
-	return nil
+		return nil
+	})
 }
 
-// sorted concatenates recs and orders the rows by key, then order_by; the
-// sort is stable, so equal rows keep their arrival order.
-func (g *groupStage) sorted(ctx context.Context, recs []arrow.RecordBatch) (arrow.RecordBatch, error) {
-	schema := recs[0].Schema()
-	cols := make([]arrow.Array, schema.NumFields())
-	defer func() {
-		for _, c := range cols {
-			if c != nil {
-				c.Release()
-			}
-		}
-	}()
-	parts := make([]arrow.Array, len(recs))
-	for c := range cols {
-		for i, r := range recs {
-			parts[i] = r.Column(c)
-		}
-		col, err := array.Concatenate(parts, g.mem)
-		if err != nil {
-			return nil, fmt.Errorf("gather input: %w", err)
-		}
-		cols[c] = col
+// append stores the kept columns of rec.
+func (g *groupStage) append(tl *state.Timelines, rec arrow.RecordBatch) error {
+	cols := make([]arrow.Array, len(g.project))
+	for k, i := range g.project {
+		cols[k] = rec.Column(i)
 	}
-	n := cols[0].Len()
-	by := make([]func(i, j int) int, 0, len(g.keys)+1)
-	for _, k := range g.keys {
-		by = append(by, comparator(cols[k]))
+	proj := array.NewRecordBatch(g.stored, cols, rec.NumRows())
+	defer proj.Release()
+	if err := tl.Append(proj); err != nil {
+		return fmt.Errorf("keep rows: %w", err)
 	}
-	if g.order >= 0 {
-		by = append(by, comparator(cols[g.order]))
-	}
-	perm := make([]int32, n)
-	for i := range perm {
-		perm[i] = int32(i)
-	}
-	slices.SortStableFunc(perm, func(a, b int32) int {
-		for _, c := range by {
-			if r := c(int(a), int(b)); r != 0 {
-				return r
-			}
-		}
-		return 0
-	})
-	ib := array.NewInt32Builder(g.mem)
-	ib.AppendValues(perm, nil)
-	idx := ib.NewArray()
-	ib.Release()
-	defer idx.Release()
-	cctx := compute.WithAllocator(ctx, g.mem)
-	taken := make([]arrow.Array, len(cols))
-	for c, col := range cols {
-		t, err := compute.TakeArray(cctx, col, idx)
-		if err != nil {
-			for _, t := range taken[:c] {
-				t.Release()
-			}
-			return nil, fmt.Errorf("order input: %w", err)
-		}
-		taken[c] = t
-	}
-	rec := array.NewRecordBatch(schema, taken, int64(n))
-	for _, t := range taken {
-		t.Release()
-	}
-	return rec, nil
+	return nil
 }
 
 // evalGroups evaluates the groups whose bounds are starts (absolute rows

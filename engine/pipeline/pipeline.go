@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
+	"github.com/vigie-edu/vigie/engine/state"
 	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/rules/abi"
 	"github.com/vigie-edu/vigie/rules/host"
@@ -53,6 +55,33 @@ type Plan struct {
 	rules   map[string]ruleRunner
 	sinks   map[string]*sinkStage
 	merges  map[string]stream.Merge
+
+	stateMu sync.Mutex
+	state   *state.Store // the shared store of state_dir, opened on first use
+}
+
+// stateStore returns how a group stage gets its store: the pipeline's
+// state_dir, shared and kept, or a temporary one of its own.
+func (p *Plan) stateStore(keep bool) func() (*state.Store, bool, error) {
+	opts := state.Options{MemoryBytes: int64(p.cfg.StateMemoryMB) << 20}
+	if !keep {
+		return func() (*state.Store, bool, error) {
+			s, err := state.OpenTemp(opts)
+			return s, false, err
+		}
+	}
+	return func() (*state.Store, bool, error) {
+		p.stateMu.Lock()
+		defer p.stateMu.Unlock()
+		if p.state == nil {
+			s, err := state.Open(p.cfg.StateDir, opts)
+			if err != nil {
+				return nil, false, err
+			}
+			p.state = s
+		}
+		return p.state, true, nil
+	}
 }
 
 // Schema returns the schema of the batches the named stage emits (for a
@@ -221,6 +250,7 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 			mod.Close(ctx)
 			return stageError(r.Pos, key+".group_by", err)
 		}
+		group.store = p.stateStore(r.KeepState)
 		schema = group.schema
 	case len(r.GroupBy) > 0:
 		mod.Close(ctx)
@@ -358,5 +388,9 @@ func (p *Plan) DeadLetterPath() string { return p.cfg.DeadLetter }
 func (p *Plan) Close(ctx context.Context) {
 	for _, r := range p.rules {
 		r.close(ctx)
+	}
+	if p.state != nil {
+		p.state.Close()
+		p.state = nil
 	}
 }

@@ -163,6 +163,11 @@ func (in *Inbox) Recv(ctx context.Context) (arrow.RecordBatch, error) {
 	select {
 	case rec, ok := <-in.ch:
 		if !ok {
+			// An upstream stage that failed cancels the run before its
+			// outputs close: its end is not a clean end of input.
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			in.eof = true
 			return nil, io.EOF
 		}

@@ -403,3 +403,37 @@ func TestMergeReadsSeveralInputs(t *testing.T) {
 		t.Errorf("merge summary %+v", st)
 	}
 }
+
+func TestFailedUpstreamIsNotACleanEnd(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	// Repeat: the race between "upstream closed" and "run cancelled" must
+	// always resolve as cancelled.
+	for range 200 {
+		var sawEOF atomic.Bool
+		g := NewGraph("t")
+		must(t, g.AddSource("src", counter(mem, 1, 1)))
+		must(t, g.AddTransform("bad", "src", TransformFunc(func(ctx context.Context, st *Stage, in *Inbox, out *Outbox) error {
+			for {
+				rec, err := in.Recv(ctx)
+				if err != nil {
+					return errors.New("broken")
+				}
+				rec.Release()
+			}
+		})))
+		must(t, g.AddSink("out", "bad", SinkFunc(func(ctx context.Context, st *Stage, in *Inbox) error {
+			_, err := in.Recv(ctx)
+			if err == io.EOF {
+				sawEOF.Store(true)
+			}
+			return err
+		})))
+		if _, err := g.Run(context.Background(), RunOptions{}); err == nil {
+			t.Fatal("run succeeded")
+		}
+		if sawEOF.Load() {
+			t.Fatal("the sink saw a clean end of input from a failed stage")
+		}
+	}
+}
