@@ -67,12 +67,12 @@ type Pipeline struct {
 	StateDir string
 	// StateMemoryMB bounds the memory of the state store (default 256).
 	StateMemoryMB int
-	Sources    []*Source
-	Rules      []*Rule
-	Joins      []*Join
-	Unions     []*Union
-	Sinks      []*Sink
-	Pos        Pos // the [pipeline] header
+	Sources       []*Source
+	Rules         []*Rule
+	Joins         []*Join
+	Unions        []*Union
+	Sinks         []*Sink
+	Pos           Pos // the [pipeline] header
 }
 
 // Source is a [[source]] table: a connector that reads data.

@@ -12,8 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"sync"
 	"sort"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
