@@ -139,3 +139,72 @@ func TestGroupByOnMapRuleIsRefused(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestGroupStateAcrossRuns(t *testing.T) {
+	dir := t.TempDir()
+	wasm := hosttest.BuildGoRule(t, filepath.Join("testdata", "trend"))
+	pipelineFile := func(rescore string) string {
+		return fmt.Sprintf(`
+[pipeline]
+name = "weekly"
+state_dir = "state"
+
+[[source]]
+name = "marks"
+connector = "csv"
+[source.options]
+path = "week.csv"
+columns = { x = "int32", date = "date32" }
+
+[[rule]]
+name = "trend"
+input = "marks"
+module = %q
+group_by = ["student_id"]
+order_by = "date"
+keep_state = true
+retention = "60d"
+rescore = %q
+
+[[sink]]
+name = "out"
+input = "trend"
+connector = "groups"
+`, wasm, rescore)
+	}
+	run := func(week, rescore string) []string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "week.csv"), []byte("student_id,date,x\n"+week), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		defer mem.AssertSize(t, 0)
+		cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(pipelineFile(rescore)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &groupRows{}
+		plan := prepare(t, cfg, mem, map[string]protocol.Connector{"groups": got})
+		defer plan.Close(context.Background())
+		if _, err := plan.Run(context.Background(), pipeline.RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return got.rows
+	}
+	week1 := "A,2025-09-01,1\nA,2025-09-03,2\nB,2025-09-02,10\n"
+	week2 := "A,2025-09-10,3\nC,2025-09-09,7\n"
+	if got := strings.Join(run(week1, "all"), " "); got != "A:1:2:2 B:10:10:1" {
+		t.Fatalf("week 1: %s", got)
+	}
+	if got := strings.Join(run(week2, "touched"), " "); got != "A:1:3:3 C:7:7:1" {
+		t.Fatalf("week 2, touched keys only: %s", got)
+	}
+	// Rerunning a week already kept changes nothing.
+	if got := strings.Join(run(week2, "all"), " "); got != "A:1:3:3 B:10:10:1 C:7:7:1" {
+		t.Fatalf("rerun of week 2: %s", got)
+	}
+	// Two months later, retention (60 days) forgets September.
+	if got := strings.Join(run("A,2025-11-20,4\n", "all"), " "); got != "A:4:4:1" {
+		t.Fatalf("after retention: %s", got)
+	}
+}

@@ -268,8 +268,9 @@ func (t *Timelines) cutoff() (int64, bool) {
 
 // ScanOptions tune Scan.
 type ScanOptions struct {
-	// TouchedOnly visits only keys that received rows since the last scan
-	// (which it then forgets); otherwise every key is visited.
+	// TouchedOnly visits only keys that received rows since the last scan;
+	// otherwise every key is visited. Either way the visited keys are no
+	// longer "touched" afterwards.
 	TouchedOnly bool
 	// BatchRows is the most rows per call of fn, except that one key's
 	// rows are never split (default 65536).
@@ -432,6 +433,11 @@ func (t *Timelines) Scan(ctx context.Context, mem memory.Allocator, opts ScanOpt
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	if !opts.TouchedOnly { // every key was visited: none is pending
+		if err := del.DeleteRange(t.touch, upperBound(t.touch), nil); err != nil {
+			return err
+		}
 	}
 	return del.Commit(pebble.Sync)
 }
