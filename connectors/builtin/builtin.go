@@ -4,8 +4,10 @@ package builtin
 
 import (
 	"github.com/vigie-edu/vigie/connectors/csv"
+	"github.com/vigie-edu/vigie/connectors/jsonl"
 	"github.com/vigie-edu/vigie/connectors/parquet"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/xapi"
 )
 
 // Registry returns the built-in connectors: the "csv" source and the
@@ -13,5 +15,7 @@ import (
 func Registry() *protocol.Registry {
 	return protocol.NewRegistry(csv.Source{}, csv.Sink{}, parquet.Sink{},
 		parquet.Source{},
+		jsonl.Source{},
+		xapi.FileSource{}, xapi.HTTPSource{},
 	)
 }
