@@ -57,6 +57,7 @@ commands:
                     rule modules, rule inputs against upstream schemas
   rule COMMAND      tools for rule authors: new, inspect, test, bench
   gen [flags]       write a synthetic academy with ground truth (vigie gen -h)
+  eval [flags]      measure early-warning quality against ground truth or a label (vigie eval -h)
   version           print the version
 
 run "vigie <command> -h" for a command's flags.
@@ -79,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "gen":
 		return cmdGen(args[1:], stdout, stderr)
+	case "eval":
+		return cmdEval(args[1:], stdout, stderr)
 	case "plugins":
 		return cmdPlugins(args[1:], stdout, stderr)
 	case "rule":

@@ -1,0 +1,213 @@
+// Package indicators is the logic of Vigie's default early-warning rule
+// pack: per-student indicators of attendance, course performance and
+// platform engagement, a composite risk in [0,1] with reason codes and a
+// readable reason, and the alert policy (hysteresis, one open alert per
+// student and reason, ids stable across reruns).
+//
+// It uses only the standard library so that the rules of examples/rules
+// (compiled with GOOS=wasip1 GOARCH=wasm) can share it, and it compiles
+// natively for its tests. Everything is computed causally: the state of a
+// student at day d depends only on the events dated up to d, so one run over
+// a term or a year gives, for every day, what a run on that day would have
+// given, and a rerun on the same data gives the same alerts.
+package indicators
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Param describes one parameter of the pack, as it appears in a rule
+// manifest.
+type Param struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"` // float64, int32 or utf8
+	Default     any    `json:"default"`
+	Description string `json:"description"`
+}
+
+// Params are the parameters of the timeline rule (early_warning), in
+// manifest order. Config.Set accepts each of them.
+var Params = []Param{
+	// Calendar.
+	{"no_school", "utf8", DefaultNoSchool, "days without lessons besides weekends, comma-separated: yyyy-mm-dd or yyyy-mm-dd/yyyy-mm-dd ranges (default: 2025-2026, zone C)"},
+	{"half_days_week", "utf8", "2,2,1,2,2,0,0", "school half-days on Monday..Sunday (French timetable: no lessons on Wednesday afternoon)"},
+	{"term_ends", "utf8", DefaultTermEnds, "last day of each term (T1,T2,T3), comma-separated yyyy-mm-dd: term marks become known on that day"},
+	{"as_of", "utf8", "", "day of the report, yyyy-mm-dd (default: the last term end); the timeline is replayed day by day up to it"},
+	// Attendance.
+	{"window_days", "int32", 28, "length of the recent window, in days, of the attendance and platform indicators"},
+	{"chronic_rate", "float64", 0.10, "ABS_RATE: share of school half-days missed (justified or not) over the window from which absence is chronic"},
+	{"unjustified_days", "int32", 30, "ABS_UNJ: length in days of the 'month' of unjustified absences"},
+	{"unjustified_min", "int32", 4, "ABS_UNJ: unjustified half-days over unjustified_days from which it is reported (4, the French reporting threshold)"},
+	{"trend_factor", "float64", 3.0, "ABS_TREND: unjustified half-days over the window at least this many times the student's own usual rate"},
+	{"trend_min", "int32", 6, "ABS_TREND: and at least this many unjustified half-days over the window"},
+	{"baseline_min_days", "int32", 28, "days of history needed before the window for a baseline (ABS_TREND, PLATFORM_DROP)"},
+	// Course performance.
+	{"low_average", "float64", 8.0, "MARK_LOW: average of the last term (all subjects, /20) below which it is raised"},
+	{"fall_points", "float64", 4.0, "MARK_FALL: fall of the average between two consecutive terms, in points /20, from which it is raised"},
+	{"core_subjects", "utf8", "maths,francais", "CORE_FAIL: core subjects, comma-separated"},
+	{"core_fail_mark", "float64", 8.0, "CORE_FAIL: a core subject's term average below this fails"},
+	{"core_fail_count", "int32", 2, "CORE_FAIL: failed core subjects in the last term from which it is raised"},
+	{"missing_min", "int32", 2, "MISSING: marks missing (absent from the test, not graded) in the last term from which it is raised"},
+	// Engagement.
+	{"drop_ratio", "float64", 0.25, "PLATFORM_DROP: sessions over the window at most this share of what the student's own baseline predicts"},
+	{"drop_min_expected", "float64", 3.0, "PLATFORM_DROP: only when the baseline predicts at least this many sessions over the window"},
+	{"inactive_days", "int32", 35, "INACTIVE: days without platform activity from which it is raised"},
+	{"inactive_min_sessions", "int32", 6, "INACTIVE: only for students with at least this many sessions before"},
+	// Composite risk: 1 - prod(1 - weight * severity), severity 0.5 at the threshold up to 1.
+	{"w_abs_rate", "float64", 0.25, "weight of ABS_RATE in the risk"},
+	{"w_abs_unj", "float64", 0.30, "weight of ABS_UNJ in the risk"},
+	{"w_abs_trend", "float64", 0.80, "weight of ABS_TREND in the risk"},
+	{"w_mark_low", "float64", 0.20, "weight of MARK_LOW in the risk"},
+	{"w_mark_fall", "float64", 0.60, "weight of MARK_FALL in the risk"},
+	{"w_core_fail", "float64", 0.20, "weight of CORE_FAIL in the risk"},
+	{"w_missing", "float64", 0.20, "weight of MISSING in the risk"},
+	{"w_platform_drop", "float64", 0.50, "weight of PLATFORM_DROP in the risk"},
+	{"w_inactive", "float64", 0.30, "weight of INACTIVE in the risk"},
+	// Alerts.
+	{"raise_at", "float64", 0.50, "an alert opens when the risk reaches this level (level 'alert')"},
+	{"clear_below", "float64", 0.30, "an open alert clears when the risk falls below this level (hysteresis); from it up to raise_at the level is 'watch'"},
+	{"clear_days", "int32", 14, "an open alert also clears when its own indicator has been off for this many days"},
+}
+
+// DefaultNoSchool are the weekdays without lessons of 2025-2026 in zone C
+// (holidays and public holidays), as in examples/data/calendar.csv.
+const DefaultNoSchool = "2025-10-20/2025-10-31,2025-11-11,2025-12-22/2026-01-02,2026-02-23/2026-03-06," +
+	"2026-04-06,2026-04-20/2026-05-01,2026-05-08,2026-05-14/2026-05-15,2026-05-25,2026-07-04/2026-08-31"
+
+// DefaultTermEnds are the ends of the trimesters of 2025-2026.
+const DefaultTermEnds = "2025-11-30,2026-03-15,2026-07-03"
+
+// ParamsJSON returns params as the JSON array of a manifest's "params".
+func ParamsJSON(params []Param) string {
+	b, err := json.MarshalIndent(params, "  ", "  ")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// Getter reads a parameter of the given type (float64, int32 or utf8) with
+// its default filled in: the SDK's vigie.Params does that.
+type Getter interface {
+	Float64(name string) float64
+	Int64(name string) int64
+	String(name string) string
+}
+
+// Load fills a Config from a Getter over the params of the manifest.
+func Load(g Getter, params []Param) (*Config, error) {
+	c := DefaultConfig()
+	for _, p := range params {
+		var v any
+		switch p.Type {
+		case "float64":
+			v = g.Float64(p.Name)
+		case "int32", "int64":
+			v = float64(g.Int64(p.Name))
+		default:
+			v = g.String(p.Name)
+		}
+		if err := c.Set(p.Name, v); err != nil {
+			return nil, err
+		}
+	}
+	return c, c.check()
+}
+
+// DefaultConfig returns the configuration of the defaults of Params.
+func DefaultConfig() *Config {
+	c := &Config{}
+	for _, p := range Params {
+		v := p.Default
+		if i, ok := v.(int); ok {
+			v = float64(i)
+		}
+		if err := c.Set(p.Name, v); err != nil {
+			panic(err)
+		}
+	}
+	return c
+}
+
+// Set sets the parameter name to v (a float64 for numbers, a string for
+// utf8 parameters).
+func (c *Config) Set(name string, v any) error {
+	f, isNum := v.(float64)
+	s, _ := v.(string)
+	num := map[string]*float64{
+		"chronic_rate": &c.ChronicRate, "trend_factor": &c.TrendFactor, "low_average": &c.LowAverage,
+		"fall_points": &c.FallPoints, "core_fail_mark": &c.CoreFailMark, "drop_ratio": &c.DropRatio,
+		"drop_min_expected": &c.DropMinExpected, "raise_at": &c.RaiseAt, "clear_below": &c.ClearBelow,
+	}
+	ints := map[string]*int{
+		"window_days": &c.WindowDays, "unjustified_days": &c.UnjustifiedDays, "unjustified_min": &c.UnjustifiedMin,
+		"trend_min": &c.TrendMin, "baseline_min_days": &c.BaselineMinDays, "core_fail_count": &c.CoreFailCount,
+		"missing_min": &c.MissingMin, "inactive_days": &c.InactiveDays, "inactive_min_sessions": &c.InactiveMinSessions,
+		"clear_days": &c.ClearDays,
+	}
+	if strings.HasPrefix(name, "w_") {
+		code := strings.ToUpper(strings.TrimPrefix(name, "w_"))
+		for i, k := range Codes {
+			if k == code && isNum {
+				c.Weights[i] = f
+				return nil
+			}
+		}
+	}
+	if p, ok := num[name]; ok && isNum {
+		*p = f
+		return nil
+	}
+	if p, ok := ints[name]; ok && isNum {
+		*p = int(f)
+		return nil
+	}
+	var err error
+	switch name {
+	case "no_school":
+		c.NoSchool, err = parseDaySet(s)
+	case "half_days_week":
+		c.HalfDaysWeek, err = parseWeek(s)
+	case "term_ends":
+		c.TermEnds, err = parseDays(s)
+	case "as_of":
+		c.AsOf = -1
+		if s != "" {
+			c.AsOf, err = ParseDay(s)
+		}
+	case "core_subjects":
+		c.CoreSubjects = nil
+		for _, x := range strings.Split(s, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				c.CoreSubjects = append(c.CoreSubjects, x)
+			}
+		}
+	default:
+		return fmt.Errorf("unknown parameter %q or wrong type %T", name, v)
+	}
+	if err != nil {
+		return fmt.Errorf("param %q: %w", name, err)
+	}
+	return nil
+}
+
+func (c *Config) check() error {
+	switch {
+	case c.WindowDays < 7 || c.WindowDays > 366:
+		return fmt.Errorf("window_days %d is not between 7 and 366", c.WindowDays)
+	case c.UnjustifiedDays < 1 || c.UnjustifiedDays > 366:
+		return fmt.Errorf("unjustified_days %d is not between 1 and 366", c.UnjustifiedDays)
+	case c.ClearBelow < 0 || c.RaiseAt > 1 || c.ClearBelow > c.RaiseAt:
+		return fmt.Errorf("need 0 <= clear_below (%v) <= raise_at (%v) <= 1", c.ClearBelow, c.RaiseAt)
+	case len(c.TermEnds) == 0:
+		return fmt.Errorf("term_ends is empty")
+	}
+	for i, w := range c.Weights {
+		if w < 0 || w > 1 {
+			return fmt.Errorf("w_%s %v is not between 0 and 1", strings.ToLower(Codes[i]), w)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,521 @@
+package indicators
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Reason codes, in the order of Config.Weights.
+const (
+	AbsRate = iota
+	AbsUnj
+	AbsTrend
+	MarkLow
+	MarkFall
+	CoreFail
+	Missing
+	PlatformDrop
+	Inactive
+	numCodes
+)
+
+// Codes are the reason codes of the indicators.
+var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE"}
+
+// Config holds the parameters (see Params for their meaning).
+type Config struct {
+	NoSchool     map[int32]bool
+	HalfDaysWeek [7]int // Monday..Sunday
+	TermEnds     []int32
+	AsOf         int32 // -1: the last term end
+
+	WindowDays, UnjustifiedDays, UnjustifiedMin, TrendMin, BaselineMinDays int
+	ChronicRate, TrendFactor                                               float64
+
+	LowAverage, FallPoints, CoreFailMark float64
+	CoreSubjects                         []string
+	CoreFailCount, MissingMin            int
+
+	DropRatio, DropMinExpected        float64
+	InactiveDays, InactiveMinSessions int
+
+	Weights             [numCodes]float64
+	RaiseAt, ClearBelow float64
+	ClearDays           int
+}
+
+// Kind is the kind of a timeline event.
+type Kind uint8
+
+// Kinds of events.
+const (
+	Absence  Kind = iota // one absent half-day
+	Mark                 // one mark of a subject and term
+	Activity             // one platform session
+)
+
+// Event is one row of a student's timeline.
+type Event struct {
+	Kind Kind
+	Day  int32 // days since 1970-01-01 (date32); for marks, filled from the term
+	// Absence.
+	Justified    bool
+	CorrectedDay int32 // > 0: a later record justifies the half-day from this day
+	// Mark.
+	Term    int // 0-based
+	Subject string
+	Mark    float64 // /20; NaN when missing
+}
+
+// Alert is one alert of a student for one reason.
+type Alert struct {
+	ID     string
+	Code   string
+	Opened int32 // day
+	Closed int32 // day, or -1 while open
+}
+
+// Result is a student's state on the report day, and the alerts of the run.
+type Result struct {
+	Risk       float64
+	Level      string // "ok", "watch" or "alert"
+	Codes      []string
+	Reason     string
+	Alerts     []Alert // every alert opened, in order
+	FirstAlert int32   // day of the first alert, -1 when none
+	MaxRisk    float64
+}
+
+// Open returns the alerts still open on the report day.
+func (r *Result) Open() []Alert {
+	var o []Alert
+	for _, a := range r.Alerts {
+		if a.Closed < 0 {
+			o = append(o, a)
+		}
+	}
+	return o
+}
+
+// AlertID is the id of an alert: a hash of the student, the reason code and
+// the day the alert opened, so that a rerun on the same data gives the same
+// id.
+func AlertID(student, code string, opened int32) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\x00%s\x00%d", student, code, opened)
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// indicator is the state of one indicator on one day.
+type indicator struct {
+	severity float64 // 0 when off, 0.5 at the threshold up to 1
+	text     string
+}
+
+// sev is the severity of a value v that passed threshold t by going up:
+// 0.5 at t, 1 at 2t and above.
+func sev(v, t float64) float64 {
+	if t <= 0 {
+		return 1
+	}
+	return math.Min(1, 0.5+0.5*(v-t)/t)
+}
+
+// Evaluate replays a student's timeline day by day, up to the report day,
+// and returns its state on that day and every alert opened on the way.
+// events may be in any order; Evaluate sorts them.
+func (c *Config) Evaluate(student string, events []Event) Result {
+	res := Result{FirstAlert: -1, Level: "ok"}
+	if len(events) == 0 {
+		return res
+	}
+	for i := range events {
+		if events[i].Kind == Mark {
+			t := min(events[i].Term, len(c.TermEnds)-1)
+			events[i].Day = c.TermEnds[max(t, 0)]
+		}
+	}
+	slices.SortStableFunc(events, func(a, b Event) int { return int(a.Day - b.Day) })
+	end := c.AsOf
+	if end < 0 {
+		end = c.TermEnds[len(c.TermEnds)-1]
+	}
+	start := events[0].Day
+	if start > end {
+		return res
+	}
+	n := int(end-start) + 1
+	// Per-day counts, offsets from start; prefix sums p[i] = sum of days < i.
+	school := make([]int32, n+1)
+	absAll := make([]int32, n+1)
+	unj := make([]int32, n+1)
+	sess := make([]int32, n+1)
+	type corr struct{ day, known int32 }
+	var corrections []corr
+	var marks []Event
+	for _, e := range events {
+		i := int(e.Day - start)
+		if i < 0 || i >= n {
+			continue
+		}
+		switch e.Kind {
+		case Absence:
+			absAll[i+1]++
+			if !e.Justified {
+				unj[i+1]++
+				if e.CorrectedDay > 0 {
+					corrections = append(corrections, corr{e.Day, e.CorrectedDay})
+				}
+			}
+		case Activity:
+			sess[i+1]++
+		case Mark:
+			marks = append(marks, e)
+		}
+	}
+	for i := 0; i < n; i++ {
+		d := start + int32(i)
+		if !c.NoSchool[d] {
+			school[i+1] = int32(c.HalfDaysWeek[weekday(d)])
+		}
+		school[i+1] += school[i]
+		absAll[i+1] += absAll[i]
+		unj[i+1] += unj[i]
+		sess[i+1] += sess[i]
+	}
+	sum := func(p []int32, from, to int) int32 { // days [from, to], clamped
+		from, to = max(from, 0), min(to, n-1)
+		if to < from {
+			return 0
+		}
+		return p[to+1] - p[from]
+	}
+	unjAt := func(i, from, to int) int32 { // unjustified over [from,to] as known on day i
+		u := sum(unj, from, to)
+		for _, k := range corrections {
+			if j := int(k.day - start); j >= from && j <= to && int(k.known-start) <= i {
+				u--
+			}
+		}
+		return u
+	}
+	terms := c.termAverages(marks)
+	firstSess := -1
+	for i := 0; i < n; i++ {
+		if sess[i+1] > sess[i] {
+			firstSess = i
+			break
+		}
+	}
+
+	W := c.WindowDays
+	var ind [numCodes]indicator
+	open := [numCodes]int{} // index+1 in res.Alerts of the open alert
+	off := [numCodes]int{}  // days the indicator of an open alert has been off
+	lastSess := -1
+	var risk float64
+	for i := 0; i < n; i++ {
+		d := start + int32(i)
+		if sess[i+1] > sess[i] {
+			lastSess = i
+		}
+		ind = [numCodes]indicator{}
+		from := i - W + 1
+		// Attendance.
+		if hd := sum(school, from, i); hd >= 9 && i >= W-1 {
+			a := float64(sum(absAll, from, i)) / float64(hd)
+			if a >= c.ChronicRate {
+				ind[AbsRate] = indicator{sev(a, c.ChronicRate), fmt.Sprintf("absences %s %% over %s", pct(a), span(W))}
+			}
+		}
+		if u := unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
+			ind[AbsUnj] = indicator{sev(float64(u), float64(c.UnjustifiedMin)),
+				fmt.Sprintf("%d unjustified half-days over %s", u, span(c.UnjustifiedDays))}
+		}
+		if from > c.BaselineMinDays {
+			recent := float64(unjAt(i, from, i))
+			baseHD := float64(sum(school, 0, from-1))
+			if baseHD > 0 && recent >= float64(c.TrendMin) {
+				usual := float64(unjAt(i, 0, from-1)) / baseHD * float64(sum(school, from, i))
+				if recent >= c.TrendFactor*math.Max(usual, 1) {
+					ind[AbsTrend] = indicator{sev(recent, c.TrendFactor*math.Max(usual, 1)),
+						fmt.Sprintf("unjustified absences rising: %d over %s, usually %s", int(recent), span(W), num1(usual))}
+				}
+			}
+		}
+		// Course performance: the last term whose marks are known.
+		c.markIndicators(&ind, terms, d)
+		// Engagement.
+		if firstSess >= 0 && from > firstSess+c.BaselineMinDays {
+			baseDays := float64(from - firstSess)
+			expected := float64(sum(sess, firstSess, from-1)) / baseDays * float64(W)
+			got := float64(sum(sess, from, i))
+			if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
+				ind[PlatformDrop] = indicator{math.Min(1, 0.5+0.5*(1-got/expected)),
+					fmt.Sprintf("platform sessions %d over %s, usually %s", int(got), span(W), num1(expected))}
+			}
+		}
+		if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(sess[lastSess+1]) >= c.InactiveMinSessions {
+			ind[Inactive] = indicator{sev(float64(i-lastSess), float64(c.InactiveDays)),
+				fmt.Sprintf("no platform activity for %d days", i-lastSess)}
+		}
+		// Risk.
+		q := 1.0
+		for k := range ind {
+			q *= 1 - c.Weights[k]*ind[k].severity
+		}
+		risk = 1 - q
+		res.MaxRisk = math.Max(res.MaxRisk, risk)
+		// Alerts.
+		for k := range ind {
+			if open[k] > 0 {
+				if ind[k].severity == 0 {
+					off[k]++
+				} else {
+					off[k] = 0
+				}
+				if risk < c.ClearBelow || off[k] >= c.ClearDays {
+					res.Alerts[open[k]-1].Closed = d
+					open[k] = 0
+				}
+				continue
+			}
+			if risk >= c.RaiseAt && ind[k].severity > 0 && c.Weights[k] > 0 {
+				res.Alerts = append(res.Alerts, Alert{ID: AlertID(student, Codes[k], d), Code: Codes[k], Opened: d, Closed: -1})
+				open[k], off[k] = len(res.Alerts), 0
+				if res.FirstAlert < 0 {
+					res.FirstAlert = d
+				}
+			}
+		}
+	}
+	res.Risk = risk
+	anyOpen := false
+	for k := range open {
+		anyOpen = anyOpen || open[k] > 0
+	}
+	switch {
+	case risk >= c.RaiseAt || anyOpen:
+		res.Level = "alert"
+	case risk >= c.ClearBelow:
+		res.Level = "watch"
+	}
+	// Reasons on the report day, strongest first.
+	order := make([]int, 0, numCodes)
+	for k := range ind {
+		if ind[k].severity > 0 && c.Weights[k] > 0 {
+			order = append(order, k)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		x, y := c.Weights[a]*ind[a].severity, c.Weights[b]*ind[b].severity
+		switch {
+		case x > y:
+			return -1
+		case x < y:
+			return 1
+		}
+		return 0
+	})
+	texts := make([]string, len(order))
+	for j, k := range order {
+		res.Codes = append(res.Codes, Codes[k])
+		texts[j] = ind[k].text
+	}
+	res.Reason = strings.Join(texts, "; ")
+	return res
+}
+
+// termAvg is a term's averages: overall, per subject, and missing marks.
+type termAvg struct {
+	known    bool
+	overall  float64
+	subjects map[string]float64
+	missing  int
+}
+
+func (c *Config) termAverages(marks []Event) []termAvg {
+	terms := make([]termAvg, len(c.TermEnds))
+	type acc struct {
+		sum float64
+		n   int
+	}
+	subj := make([]map[string]*acc, len(terms))
+	for _, m := range marks {
+		t := min(max(m.Term, 0), len(terms)-1)
+		terms[t].known = true
+		if math.IsNaN(m.Mark) {
+			terms[t].missing++
+			continue
+		}
+		if subj[t] == nil {
+			subj[t] = map[string]*acc{}
+		}
+		a := subj[t][m.Subject]
+		if a == nil {
+			a = &acc{}
+			subj[t][m.Subject] = a
+		}
+		a.sum += m.Mark
+		a.n++
+	}
+	for t := range terms {
+		if len(subj[t]) == 0 {
+			terms[t].overall = math.NaN()
+			continue
+		}
+		terms[t].subjects = map[string]float64{}
+		var s float64
+		for k, a := range subj[t] {
+			terms[t].subjects[k] = a.sum / float64(a.n)
+			s += a.sum / float64(a.n)
+		}
+		terms[t].overall = s / float64(len(subj[t]))
+	}
+	return terms
+}
+
+func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, d int32) {
+	last := -1
+	for t := range terms {
+		if terms[t].known && c.TermEnds[t] <= d {
+			last = t
+		}
+	}
+	if last < 0 {
+		return
+	}
+	cur := terms[last]
+	if !math.IsNaN(cur.overall) && cur.overall < c.LowAverage {
+		ind[MarkLow] = indicator{math.Min(1, 0.5+2*(c.LowAverage-cur.overall)/math.Max(c.LowAverage, 1)),
+			fmt.Sprintf("average %s in T%d", num1(cur.overall), last+1)}
+	}
+	if last > 0 && terms[last-1].known && !math.IsNaN(cur.overall) && !math.IsNaN(terms[last-1].overall) {
+		prev := terms[last-1]
+		if fall := prev.overall - cur.overall; fall >= c.FallPoints {
+			// Name the subject that fell most.
+			best, bestFall := "", 0.0
+			for _, k := range sortedKeys(cur.subjects) {
+				if p, ok := prev.subjects[k]; ok && p-cur.subjects[k] > bestFall {
+					best, bestFall = k, p-cur.subjects[k]
+				}
+			}
+			text := fmt.Sprintf("average %s → %s (T%d → T%d)", num1(prev.overall), num1(cur.overall), last, last+1)
+			if best != "" {
+				text += fmt.Sprintf(", %s %s → %s", best, num1(prev.subjects[best]), num1(cur.subjects[best]))
+			}
+			ind[MarkFall] = indicator{sev(fall, c.FallPoints), text}
+		}
+	}
+	var failed []string
+	for _, s := range c.CoreSubjects {
+		if a, ok := cur.subjects[s]; ok && a < c.CoreFailMark {
+			failed = append(failed, s+" "+num1(a))
+		}
+	}
+	if len(failed) >= c.CoreFailCount && len(failed) > 0 {
+		ind[CoreFail] = indicator{sev(float64(len(failed)), float64(max(c.CoreFailCount, 1))),
+			"failing " + strings.Join(failed, ", ")}
+	}
+	if cur.missing >= c.MissingMin && c.MissingMin > 0 {
+		ind[Missing] = indicator{sev(float64(cur.missing), float64(c.MissingMin)),
+			fmt.Sprintf("%d marks missing in T%d", cur.missing, last+1)}
+	}
+}
+
+func sortedKeys(m map[string]float64) []string {
+	k := make([]string, 0, len(m))
+	for s := range m {
+		k = append(k, s)
+	}
+	slices.Sort(k)
+	return k
+}
+
+func pct(x float64) string  { return strconv.FormatFloat(100*x, 'f', 0, 64) }
+func num1(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
+
+func span(days int) string {
+	if days%7 == 0 {
+		return fmt.Sprintf("%d weeks", days/7)
+	}
+	return fmt.Sprintf("%d days", days)
+}
+
+// weekday is 0 for Monday .. 6 for Sunday; day 0 (1970-01-01) was a Thursday.
+func weekday(d int32) int { return int(((d+3)%7 + 7) % 7) }
+
+// ParseDay parses yyyy-mm-dd into days since 1970-01-01.
+func ParseDay(s string) (int32, error) {
+	t, err := time.Parse("2006-01-02", strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("invalid date %q (want yyyy-mm-dd)", s)
+	}
+	return int32(t.Unix() / 86400), nil
+}
+
+// FormatDay formats days since 1970-01-01 as yyyy-mm-dd.
+func FormatDay(d int32) string { return time.Unix(int64(d)*86400, 0).UTC().Format("2006-01-02") }
+
+func parseDays(s string) ([]int32, error) {
+	var out []int32
+	for _, f := range strings.Split(s, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		d, err := ParseDay(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func parseDaySet(s string) (map[int32]bool, error) {
+	set := map[int32]bool{}
+	for _, f := range strings.Split(s, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		a, b, isRange := strings.Cut(f, "/")
+		from, err := ParseDay(a)
+		if err != nil {
+			return nil, err
+		}
+		to := from
+		if isRange {
+			if to, err = ParseDay(b); err != nil {
+				return nil, err
+			}
+		}
+		if to < from || to-from > 400 {
+			return nil, fmt.Errorf("invalid range %q", f)
+		}
+		for d := from; d <= to; d++ {
+			set[d] = true
+		}
+	}
+	return set, nil
+}
+
+func parseWeek(s string) ([7]int, error) {
+	var w [7]int
+	f := strings.Split(s, ",")
+	if len(f) != 7 {
+		return w, fmt.Errorf("want 7 comma-separated numbers, Monday to Sunday, got %q", s)
+	}
+	for i, x := range f {
+		v, err := strconv.Atoi(strings.TrimSpace(x))
+		if err != nil || v < 0 || v > 2 {
+			return w, fmt.Errorf("half-days %q is not 0, 1 or 2", x)
+		}
+		w[i] = v
+	}
+	return w, nil
+}
