@@ -5,7 +5,9 @@ package builtin
 import (
 	"github.com/vigie-edu/vigie/connectors/csv"
 	"github.com/vigie-edu/vigie/connectors/jsonl"
+	"github.com/vigie-edu/vigie/connectors/oneroster"
 	"github.com/vigie-edu/vigie/connectors/parquet"
+	"github.com/vigie-edu/vigie/connectors/pronote"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/connectors/xapi"
 )
@@ -17,5 +19,6 @@ func Registry() *protocol.Registry {
 		parquet.Source{},
 		jsonl.Source{},
 		xapi.FileSource{}, xapi.HTTPSource{},
+		pronote.Source{}, oneroster.Source{},
 	)
 }
