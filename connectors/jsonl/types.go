@@ -105,7 +105,7 @@ var colTypes = map[string]colType{
 			}
 		}
 		return false
-	}, "an ISO 8601 timestamp as a string (2025-09-01T08:30:00Z)"},
+	}, "an ISO 8601 timestamp string like 2025-09-01T08:30:00Z"},
 }
 
 func jsonString(raw []byte, s *string) bool {
