@@ -50,7 +50,9 @@ func (quietLogger) Fatalf(format string, args ...any) {
 }
 
 // Open opens (creating if needed) the store in dir.
-func Open(dir string, opts Options) (*Store, error) {
+func Open(dir string, opts Options) (*Store, error) { return open(dir, opts, false) }
+
+func open(dir string, opts Options, temp bool) (*Store, error) {
 	if opts.MemoryBytes <= 0 {
 		opts.MemoryBytes = 256 << 20
 	}
@@ -63,11 +65,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		Cache:        cache,
 		MemTableSize: uint64(max(4<<20, opts.MemoryBytes/8)),
 		Logger:       quietLogger{},
+		// A temporary store dies with the run: no write-ahead log.
+		DisableWAL: temp,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open state in %s: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir}, nil
+	return &Store{db: db, dir: dir, temp: temp}, nil
 }
 
 // OpenTemp opens a store in a new temporary folder, removed by Close.
@@ -76,13 +80,21 @@ func OpenTemp(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := Open(dir, opts)
+	s, err := open(dir, opts, true)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s.temp = true
 	return s, nil
+}
+
+// writeOpts is how commits that must survive a crash are written: synced,
+// except in a temporary store, which has no log to sync.
+func (s *Store) writeOpts() *pebble.WriteOptions {
+	if s.temp {
+		return pebble.NoSync
+	}
+	return pebble.Sync
 }
 
 // Close closes the store (and removes a temporary one).
@@ -145,7 +157,7 @@ func (s *Store) Timelines(spec Spec) (*Timelines, error) {
 	old, closer, err := s.db.Get(t.metaKey("schema"))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
-		if err := s.db.Set(t.metaKey("schema"), []byte(fp), pebble.Sync); err != nil {
+		if err := s.db.Set(t.metaKey("schema"), []byte(fp), s.writeOpts()); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -194,7 +206,7 @@ func (t *Timelines) Append(rec arrow.RecordBatch) error {
 	for k, c := range t.spec.Keys {
 		keyCols[k] = cols[c]
 	}
-	var key, val []byte
+	var key, val, lastGroup []byte
 	h := fnv.New64a()
 	for i := range int(rec.NumRows()) {
 		key = append(key[:0], t.prefix...)
@@ -222,9 +234,12 @@ func (t *Timelines) Append(rec arrow.RecordBatch) error {
 		if err := b.Set(key, val, nil); err != nil {
 			return err
 		}
-		touchKey := append(append([]byte(nil), t.touch...), key[len(t.prefix):groupEnd]...)
-		if err := b.Set(touchKey, nil, nil); err != nil {
-			return err
+		if group := key[len(t.prefix):groupEnd]; !bytes.Equal(group, lastGroup) {
+			lastGroup = append(lastGroup[:0], group...)
+			touchKey := append(append([]byte(nil), t.touch...), group...)
+			if err := b.Set(touchKey, nil, nil); err != nil {
+				return err
+			}
 		}
 	}
 	if t.marked {
@@ -322,32 +337,21 @@ func (t *Timelines) Scan(ctx context.Context, mem memory.Allocator, opts ScanOpt
 	defer del.Close()
 	cut, hasCut := t.cutoff()
 
-	// visit reads one group's rows (keys under prefix) into the builders.
-	var pending [][]byte // rows of the current group, to apply the row cap
-	var pendingKeys [][]byte
-	visitGroup := func(it *pebble.Iterator) error {
-		pending, pendingKeys = pending[:0], pendingKeys[:0]
-		for ; it.Valid(); it.Next() {
-			k := it.Key()
-			if hasCut {
-				rest := k[len(t.prefix):]
-				g, err := t.groupLen(rest)
-				if err != nil {
-					return err
-				}
-				if o := rest[g:]; len(o) >= 9 && o[0] == 1 && orderedInt64(o[1:9]) < cut {
-					if err := del.Delete(k, nil); err != nil {
-						return err
-					}
-					continue
-				}
+	// The current group's rows are gathered in pending (the row cap needs
+	// to know how many there are), then decoded into the builders.
+	var pending, pendingKeys [][]byte
+	addRow := func(k, v []byte, rest []byte, g int) error {
+		if hasCut {
+			if o := rest[g:]; len(o) >= 9 && o[0] == 1 && orderedInt64(o[1:9]) < cut {
+				return del.Delete(k, nil)
 			}
-			pending = append(pending, append([]byte(nil), it.Value()...))
-			pendingKeys = append(pendingKeys, append([]byte(nil), k...))
 		}
-		if err := it.Error(); err != nil {
-			return err
-		}
+		pending = append(pending, append([]byte(nil), v...))
+		pendingKeys = append(pendingKeys, append([]byte(nil), k...))
+		return nil
+	}
+	endGroup := func() error {
+		defer func() { pending, pendingKeys = pending[:0], pendingKeys[:0] }()
 		if m := t.spec.MaxRowsPerKey; m > 0 && len(pending) > m {
 			for _, k := range pendingKeys[:len(pending)-m] {
 				if err := del.Delete(k, nil); err != nil {
@@ -373,63 +377,68 @@ func (t *Timelines) Scan(ctx context.Context, mem memory.Allocator, opts ScanOpt
 		rows += len(pending)
 		return nil
 	}
-
-	groupIter := func(groupKey []byte) (*pebble.Iterator, error) {
-		lo := append(append([]byte(nil), t.prefix...), groupKey...)
-		return t.s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: upperBound(lo)})
-	}
-
-	// Walk the group keys: from the touched set, or from the rows.
-	var keysIt *pebble.Iterator
-	var err error
-	if opts.TouchedOnly {
-		keysIt, err = t.s.db.NewIter(&pebble.IterOptions{LowerBound: t.touch, UpperBound: upperBound(t.touch)})
-	} else {
-		keysIt, err = t.s.db.NewIter(&pebble.IterOptions{LowerBound: t.prefix, UpperBound: upperBound(t.prefix)})
-	}
-	if err != nil {
-		return err
-	}
-	defer keysIt.Close()
-	var last []byte
-	for valid := keysIt.First(); valid; {
-		if err := ctx.Err(); err != nil {
+	// scanRange feeds the rows between lo and hi to the groups.
+	scanRange := func(lo, hi []byte) error {
+		it, err := t.s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
 			return err
 		}
-		var group []byte
-		if opts.TouchedOnly {
-			group = append([]byte(nil), keysIt.Key()[len(t.touch):]...)
-			if err := del.Delete(keysIt.Key(), nil); err != nil {
-				return err
+		defer it.Close()
+		var cur []byte
+		n := 0
+		for it.First(); it.Valid(); it.Next() {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 			}
-			valid = keysIt.Next()
-		} else {
-			rest := keysIt.Key()[len(t.prefix):]
+			k := it.Key()
+			rest := k[len(t.prefix):]
 			g, err := t.groupLen(rest)
 			if err != nil {
 				return err
 			}
-			group = append([]byte(nil), rest[:g]...)
-			// Skip to the next group.
-			valid = keysIt.SeekGE(upperBound(append(append([]byte(nil), t.prefix...), group...)))
+			if cur != nil && !bytes.Equal(rest[:g], cur) {
+				if err := endGroup(); err != nil {
+					return err
+				}
+			}
+			cur = append(cur[:0], rest[:g]...)
+			if err := addRow(k, it.Value(), rest, g); err != nil {
+				return err
+			}
 		}
-		if bytes.Equal(group, last) {
-			continue
-		}
-		last = group
-		it, err := groupIter(group)
-		if err != nil {
+		if err := it.Error(); err != nil {
 			return err
 		}
-		it.First()
-		err = visitGroup(it)
-		it.Close()
-		if err != nil {
-			return err
-		}
+		return endGroup()
 	}
-	if err := keysIt.Error(); err != nil {
-		return err
+
+	if !opts.TouchedOnly {
+		if err := scanRange(t.prefix, upperBound(t.prefix)); err != nil {
+			return err
+		}
+	} else {
+		keysIt, err := t.s.db.NewIter(&pebble.IterOptions{LowerBound: t.touch, UpperBound: upperBound(t.touch)})
+		if err != nil {
+			return err
+		}
+		defer keysIt.Close()
+		for keysIt.First(); keysIt.Valid(); keysIt.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			lo := append(append([]byte(nil), t.prefix...), keysIt.Key()[len(t.touch):]...)
+			if err := del.Delete(keysIt.Key(), nil); err != nil {
+				return err
+			}
+			if err := scanRange(lo, upperBound(lo)); err != nil {
+				return err
+			}
+		}
+		if err := keysIt.Error(); err != nil {
+			return err
+		}
 	}
 	if err := flush(); err != nil {
 		return err
@@ -439,7 +448,7 @@ func (t *Timelines) Scan(ctx context.Context, mem memory.Allocator, opts ScanOpt
 			return err
 		}
 	}
-	return del.Commit(pebble.Sync)
+	return del.Commit(t.s.writeOpts())
 }
 
 // Flush makes everything appended durable.
