@@ -446,7 +446,9 @@ func days(t time.Time) int64 {
 	return d
 }
 
-func isNaNOrInf(f float64) bool { return f != f || f > 1.7976931348623157e308 || f < -1.7976931348623157e308 }
+func isNaNOrInf(f float64) bool {
+	return f != f || f > 1.7976931348623157e308 || f < -1.7976931348623157e308
+}
 
 // timeLayouts are the date and time forms accepted, in UTC when they have
 // no zone.
