@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -429,7 +430,7 @@ func parseValue(k kind, s string) (cell, bool) {
 		return cell{}, false
 	case kFloat:
 		f, err := strconv.ParseFloat(s, 64)
-		return cell{f: f}, err == nil && !isNaNOrInf(f)
+		return cell{f: f}, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
 	case kYear:
 		y, err := strconv.Atoi(s)
 		return cell{i: int64(y)}, err == nil && y >= 0 && y <= 9999
@@ -444,10 +445,6 @@ func days(t time.Time) int64 {
 		d--
 	}
 	return d
-}
-
-func isNaNOrInf(f float64) bool {
-	return f != f || f > 1.7976931348623157e308 || f < -1.7976931348623157e308
 }
 
 // timeLayouts are the date and time forms accepted, in UTC when they have
