@@ -40,34 +40,36 @@ var Params = []Param{
 	{"chronic_rate", "float64", 0.10, "ABS_RATE: share of school half-days missed (justified or not) over the window from which absence is chronic"},
 	{"unjustified_days", "int32", 30, "ABS_UNJ: length in days of the 'month' of unjustified absences"},
 	{"unjustified_min", "int32", 4, "ABS_UNJ: unjustified half-days over unjustified_days from which it is reported (4, the French reporting threshold)"},
+	{"trend_days", "int32", 56, "ABS_TREND: length in days of the recent window compared with the student's own usual rate"},
 	{"trend_factor", "float64", 3.0, "ABS_TREND: unjustified half-days over the window at least this many times the student's own usual rate"},
-	{"trend_min", "int32", 6, "ABS_TREND: and at least this many unjustified half-days over the window"},
+	{"trend_min", "int32", 10, "ABS_TREND: and at least this many unjustified half-days over trend_days"},
 	{"baseline_min_days", "int32", 28, "days of history needed before the window for a baseline (ABS_TREND, PLATFORM_DROP)"},
 	// Course performance.
 	{"low_average", "float64", 8.0, "MARK_LOW: average of the last term (all subjects, /20) below which it is raised"},
-	{"fall_points", "float64", 4.0, "MARK_FALL: fall of the average between two consecutive terms, in points /20, from which it is raised"},
+	{"fall_points", "float64", 5.0, "MARK_FALL: fall of the average between two consecutive terms, in points /20, from which it is raised"},
 	{"core_subjects", "utf8", "maths,francais", "CORE_FAIL: core subjects, comma-separated"},
 	{"core_fail_mark", "float64", 8.0, "CORE_FAIL: a core subject's term average below this fails"},
 	{"core_fail_count", "int32", 2, "CORE_FAIL: failed core subjects in the last term from which it is raised"},
 	{"missing_min", "int32", 2, "MISSING: marks missing (absent from the test, not graded) in the last term from which it is raised"},
 	// Engagement.
-	{"drop_ratio", "float64", 0.25, "PLATFORM_DROP: sessions over the window at most this share of what the student's own baseline predicts"},
-	{"drop_min_expected", "float64", 3.0, "PLATFORM_DROP: only when the baseline predicts at least this many sessions over the window"},
-	{"inactive_days", "int32", 35, "INACTIVE: days without platform activity from which it is raised"},
+	{"drop_ratio", "float64", 0.10, "PLATFORM_DROP: sessions over the window at most this share of what the student's own baseline predicts"},
+	{"drop_min_expected", "float64", 5.0, "PLATFORM_DROP: only when the baseline predicts at least this many sessions over the window"},
+	{"inactive_days", "int32", 42, "INACTIVE: days without platform activity from which it is raised"},
 	{"inactive_min_sessions", "int32", 6, "INACTIVE: only for students with at least this many sessions before"},
 	// Composite risk: 1 - prod(1 - weight * severity), severity 0.5 at the threshold up to 1.
-	{"w_abs_rate", "float64", 0.25, "weight of ABS_RATE in the risk"},
-	{"w_abs_unj", "float64", 0.30, "weight of ABS_UNJ in the risk"},
-	{"w_abs_trend", "float64", 0.80, "weight of ABS_TREND in the risk"},
+	{"w_abs_rate", "float64", 0.15, "weight of ABS_RATE in the risk"},
+	{"w_abs_unj", "float64", 0.25, "weight of ABS_UNJ in the risk"},
+	{"w_abs_trend", "float64", 0.70, "weight of ABS_TREND in the risk"},
 	{"w_mark_low", "float64", 0.20, "weight of MARK_LOW in the risk"},
 	{"w_mark_fall", "float64", 0.60, "weight of MARK_FALL in the risk"},
 	{"w_core_fail", "float64", 0.20, "weight of CORE_FAIL in the risk"},
 	{"w_missing", "float64", 0.20, "weight of MISSING in the risk"},
-	{"w_platform_drop", "float64", 0.50, "weight of PLATFORM_DROP in the risk"},
-	{"w_inactive", "float64", 0.30, "weight of INACTIVE in the risk"},
+	{"w_platform_drop", "float64", 0.40, "weight of PLATFORM_DROP in the risk"},
+	{"w_inactive", "float64", 0.25, "weight of INACTIVE in the risk"},
 	// Alerts.
 	{"raise_at", "float64", 0.50, "an alert opens when the risk reaches this level (level 'alert')"},
 	{"clear_below", "float64", 0.30, "an open alert clears when the risk falls below this level (hysteresis); from it up to raise_at the level is 'watch'"},
+	{"alert_share", "float64", 0.5, "when the risk reaches raise_at, an alert opens for each reason whose part of the risk is at least this share of the largest part"},
 	{"clear_days", "int32", 14, "an open alert also clears when its own indicator has been off for this many days"},
 }
 
@@ -139,11 +141,11 @@ func (c *Config) Set(name string, v any) error {
 	num := map[string]*float64{
 		"chronic_rate": &c.ChronicRate, "trend_factor": &c.TrendFactor, "low_average": &c.LowAverage,
 		"fall_points": &c.FallPoints, "core_fail_mark": &c.CoreFailMark, "drop_ratio": &c.DropRatio,
-		"drop_min_expected": &c.DropMinExpected, "raise_at": &c.RaiseAt, "clear_below": &c.ClearBelow,
+		"drop_min_expected": &c.DropMinExpected, "raise_at": &c.RaiseAt, "alert_share": &c.AlertShare, "clear_below": &c.ClearBelow,
 	}
 	ints := map[string]*int{
 		"window_days": &c.WindowDays, "unjustified_days": &c.UnjustifiedDays, "unjustified_min": &c.UnjustifiedMin,
-		"trend_min": &c.TrendMin, "baseline_min_days": &c.BaselineMinDays, "core_fail_count": &c.CoreFailCount,
+		"trend_min": &c.TrendMin, "trend_days": &c.TrendDays, "baseline_min_days": &c.BaselineMinDays, "core_fail_count": &c.CoreFailCount,
 		"missing_min": &c.MissingMin, "inactive_days": &c.InactiveDays, "inactive_min_sessions": &c.InactiveMinSessions,
 		"clear_days": &c.ClearDays,
 	}
@@ -197,6 +199,8 @@ func (c *Config) check() error {
 	switch {
 	case c.WindowDays < 7 || c.WindowDays > 366:
 		return fmt.Errorf("window_days %d is not between 7 and 366", c.WindowDays)
+	case c.TrendDays < 7 || c.TrendDays > 366:
+		return fmt.Errorf("trend_days %d is not between 7 and 366", c.TrendDays)
 	case c.UnjustifiedDays < 1 || c.UnjustifiedDays > 366:
 		return fmt.Errorf("unjustified_days %d is not between 1 and 366", c.UnjustifiedDays)
 	case c.ClearBelow < 0 || c.RaiseAt > 1 || c.ClearBelow > c.RaiseAt:

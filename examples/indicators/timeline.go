@@ -34,8 +34,8 @@ type Config struct {
 	TermEnds     []int32
 	AsOf         int32 // -1: the last term end
 
-	WindowDays, UnjustifiedDays, UnjustifiedMin, TrendMin, BaselineMinDays int
-	ChronicRate, TrendFactor                                               float64
+	WindowDays, UnjustifiedDays, UnjustifiedMin, TrendMin, TrendDays, BaselineMinDays int
+	ChronicRate, TrendFactor                                                          float64
 
 	LowAverage, FallPoints, CoreFailMark float64
 	CoreSubjects                         []string
@@ -44,9 +44,9 @@ type Config struct {
 	DropRatio, DropMinExpected        float64
 	InactiveDays, InactiveMinSessions int
 
-	Weights             [numCodes]float64
-	RaiseAt, ClearBelow float64
-	ClearDays           int
+	Weights                         [numCodes]float64
+	RaiseAt, ClearBelow, AlertShare float64
+	ClearDays                       int
 }
 
 // Kind is the kind of a timeline event.
@@ -237,14 +237,14 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			ind[AbsUnj] = indicator{sev(float64(u), float64(c.UnjustifiedMin)),
 				fmt.Sprintf("%d unjustified half-days over %s", u, span(c.UnjustifiedDays))}
 		}
-		if from > c.BaselineMinDays {
-			recent := float64(unjAt(i, from, i))
-			baseHD := float64(sum(school, 0, from-1))
+		if tf := i - c.TrendDays + 1; tf > c.BaselineMinDays {
+			recent := float64(unjAt(i, tf, i))
+			baseHD := float64(sum(school, 0, tf-1))
 			if baseHD > 0 && recent >= float64(c.TrendMin) {
-				usual := float64(unjAt(i, 0, from-1)) / baseHD * float64(sum(school, from, i))
+				usual := float64(unjAt(i, 0, tf-1)) / baseHD * float64(sum(school, tf, i))
 				if recent >= c.TrendFactor*math.Max(usual, 1) {
 					ind[AbsTrend] = indicator{sev(recent, c.TrendFactor*math.Max(usual, 1)),
-						fmt.Sprintf("unjustified absences rising: %d over %s, usually %s", int(recent), span(W), num1(usual))}
+						fmt.Sprintf("unjustified absences rising: %d over %s, usually %s", int(recent), span(c.TrendDays), num1(usual))}
 				}
 			}
 		}
@@ -272,6 +272,10 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		risk = 1 - q
 		res.MaxRisk = math.Max(res.MaxRisk, risk)
 		// Alerts.
+		top := 0.0
+		for k := range ind {
+			top = math.Max(top, c.Weights[k]*ind[k].severity)
+		}
 		for k := range ind {
 			if open[k] > 0 {
 				if ind[k].severity == 0 {
@@ -285,7 +289,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				}
 				continue
 			}
-			if risk >= c.RaiseAt && ind[k].severity > 0 && c.Weights[k] > 0 {
+			if part := c.Weights[k] * ind[k].severity; risk >= c.RaiseAt && part > 0 && part >= c.AlertShare*top {
 				res.Alerts = append(res.Alerts, Alert{ID: AlertID(student, Codes[k], d), Code: Codes[k], Opened: d, Closed: -1})
 				open[k], off[k] = len(res.Alerts), 0
 				if res.FirstAlert < 0 {

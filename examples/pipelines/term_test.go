@@ -1,0 +1,119 @@
+package pipelines_test
+
+import (
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
+)
+
+// termCopy writes a copy of term.toml in a temp dir with the rule module
+// built there and the data paths made absolute, and returns its path.
+func termCopy(t *testing.T) (toml, dir string) {
+	t.Helper()
+	wasm := hosttest.BuildGoRule(t, "../rules/early_warning")
+	src, err := os.ReadFile("term.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	here, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(src)
+	for _, r := range [][2]string{
+		{`"../rules/early_warning/early_warning.wasm"`, `"` + filepath.ToSlash(wasm) + `"`},
+		{`"../data/`, `"` + filepath.ToSlash(filepath.Join(here, "..", "data")) + `/`},
+		{`"../indicators/`, `"` + filepath.ToSlash(filepath.Join(here, "..", "indicators")) + `/`},
+	} {
+		if !strings.Contains(s, r[0]) {
+			t.Fatalf("term.toml has no %s", r[0])
+		}
+		s = strings.ReplaceAll(s, r[0], r[1])
+	}
+	dir = t.TempDir()
+	toml = filepath.Join(dir, "term.toml")
+	if err := os.WriteFile(toml, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return toml, dir
+}
+
+func readAlerts(t *testing.T, path string) (map[string]int, [][]string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := map[string]int{}
+	for i, n := range rows[0] {
+		h[n] = i
+	}
+	return h, rows[1:]
+}
+
+// TestTerm runs the default early-warning pipeline over the example
+// academy: every student gets a row, alerts come out with reasons, and a
+// second run on the same data gives the same alert ids.
+func TestTerm(t *testing.T) {
+	toml, dir := termCopy(t)
+	pipelinetest.Run(t, toml)
+	h, rows := readAlerts(t, filepath.Join(dir, "out", "term_alerts.csv"))
+	if len(rows) != 600 {
+		t.Fatalf("%d rows, want one per student of examples/data (600)", len(rows))
+	}
+	for _, c := range []string{"student_id", "risk", "alert_level", "reason_codes", "reason", "open_alerts", "first_alert", "alert_history", "class_id"} {
+		if _, ok := h[c]; !ok {
+			t.Fatalf("no column %q", c)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "term_alerts.parquet")); err != nil {
+		t.Fatal(err)
+	}
+	alerted, withReason := 0, 0
+	for _, r := range rows {
+		if r[h["first_alert"]] == "" {
+			if r[h["alert_history"]] != "" {
+				t.Errorf("%s: alert history %q but no first alert", r[h["student_id"]], r[h["alert_history"]])
+			}
+			continue
+		}
+		alerted++
+		if r[h["alert_level"]] == "alert" && (r[h["reason"]] == "" || r[h["reason_codes"]] == "") {
+			t.Errorf("%s: level alert without a reason: %q", r[h["student_id"]], r)
+		}
+		if r[h["reason"]] != "" {
+			withReason++
+		}
+		for _, a := range strings.Split(r[h["open_alerts"]], ";") {
+			if a != "" && len(strings.Split(a, ":")) != 3 {
+				t.Errorf("%s: open alert %q is not id:CODE:date", r[h["student_id"]], a)
+			}
+		}
+	}
+	if alerted == 0 || withReason == 0 || alerted > len(rows)/2 {
+		t.Fatalf("%d students alerted (%d with a reason today) of %d: want some, not most", alerted, withReason, len(rows))
+	}
+
+	// A rerun on the same data: the same alert ids.
+	pipelinetest.Run(t, toml)
+	h2, rows2 := readAlerts(t, filepath.Join(dir, "out", "term_alerts.csv"))
+	if len(rows2) != len(rows) {
+		t.Fatalf("rerun: %d rows, want %d", len(rows2), len(rows))
+	}
+	for i := range rows {
+		a, b := rows[i][h["alert_history"]], rows2[i][h2["alert_history"]]
+		if a != b {
+			t.Errorf("rerun: %s: alert history %q, then %q", rows[i][h["student_id"]], a, b)
+		}
+	}
+}
