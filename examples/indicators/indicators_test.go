@@ -1,0 +1,115 @@
+package indicators
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func day(t *testing.T, s string) int32 {
+	t.Helper()
+	d, err := ParseDay(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// truant has unjustified absences every school day of two weeks of
+// January after a quiet autumn, then none.
+func truant(t *testing.T) []Event {
+	var ev []Event
+	for d := day(t, "2025-09-01"); d < day(t, "2025-12-19"); d += 7 {
+		ev = append(ev, Event{Kind: Absence, Day: d, Justified: true}) // a justified Monday a week
+	}
+	for d := day(t, "2026-01-05"); d < day(t, "2026-01-17"); d++ {
+		if w := weekday(d); w < 5 {
+			ev = append(ev, Event{Kind: Absence, Day: d}, Event{Kind: Absence, Day: d})
+		}
+	}
+	return ev
+}
+
+func TestEvaluateAlertsAndHysteresis(t *testing.T) {
+	c := DefaultConfig()
+	res := c.Evaluate("S1", truant(t))
+	if len(res.Alerts) == 0 || res.FirstAlert < day(t, "2026-01-05") || res.FirstAlert > day(t, "2026-01-17") {
+		t.Fatalf("alerts %+v, first %s: want an alert in the two weeks of absences", res.Alerts, FormatDay(res.FirstAlert))
+	}
+	seen := map[string]bool{}
+	for _, a := range res.Alerts {
+		if a.Closed < 0 {
+			t.Errorf("alert %+v still open in July after months without absences", a)
+		}
+		if a.ID != AlertID("S1", a.Code, a.Opened) {
+			t.Errorf("alert id %s is not the hash of student, code and day", a.ID)
+		}
+		key := a.Code + FormatDay(a.Opened)
+		if seen[key] {
+			t.Errorf("two alerts for %s", key)
+		}
+		seen[key] = true
+	}
+	if res.Level != "ok" || res.Risk != 0 {
+		t.Errorf("level %s risk %v in July, want ok 0", res.Level, res.Risk)
+	}
+	// Causality: the report of 2026-01-16 gives the same first alert and
+	// a reason about absences.
+	c.AsOf = day(t, "2026-01-16")
+	mid := c.Evaluate("S1", truant(t))
+	if mid.FirstAlert != res.FirstAlert || mid.Level != "alert" || !strings.Contains(mid.Reason, "unjustified") {
+		t.Errorf("as of 2026-01-16: first %d level %s reason %q; full run first %d", mid.FirstAlert, mid.Level, mid.Reason, res.FirstAlert)
+	}
+	// Deterministic: a rerun (events in another order) gives the same ids.
+	ev := truant(t)
+	for i, j := 0, len(ev)-1; i < j; i, j = i+1, j-1 {
+		ev[i], ev[j] = ev[j], ev[i]
+	}
+	c.AsOf = -1
+	again := c.Evaluate("S1", ev)
+	if len(again.Alerts) != len(res.Alerts) || again.Alerts[0].ID != res.Alerts[0].ID {
+		t.Errorf("rerun alerts %+v, want %+v", again.Alerts, res.Alerts)
+	}
+}
+
+func TestEvaluateMarksFall(t *testing.T) {
+	c := DefaultConfig()
+	var ev []Event
+	for _, s := range []string{"maths", "francais", "anglais"} {
+		ev = append(ev, Event{Kind: Mark, Term: 0, Subject: s, Mark: 12}, Event{Kind: Mark, Term: 1, Subject: s, Mark: 5})
+	}
+	ev = append(ev, Event{Kind: Mark, Term: 1, Subject: "svt", Mark: math.NaN()})
+	c.AsOf = day(t, "2026-03-20")
+	res := c.Evaluate("S2", ev)
+	if !strings.Contains(res.Reason, "12.0 → 5.0") || !strings.Contains(strings.Join(res.Codes, ";"), "MARK_FALL") {
+		t.Errorf("codes %v reason %q: want MARK_FALL 12.0 → 5.0", res.Codes, res.Reason)
+	}
+	c.AsOf = day(t, "2026-03-14") // before T2's marks are known
+	if res := c.Evaluate("S2", ev); res.Risk != 0 {
+		t.Errorf("risk %v before the term's marks are known", res.Risk)
+	}
+}
+
+func TestParams(t *testing.T) {
+	c := DefaultConfig()
+	for _, bad := range []struct {
+		name string
+		v    any
+	}{{"no_school", "2025-13-01"}, {"half_days_week", "2,2,1"}, {"term_ends", "x"}, {"nope", 1.0}} {
+		if err := c.Set(bad.name, bad.v); err == nil {
+			t.Errorf("Set(%s, %v): no error", bad.name, bad.v)
+		}
+	}
+	c = DefaultConfig()
+	c.ClearBelow, c.RaiseAt = 0.6, 0.5
+	if err := c.check(); err == nil {
+		t.Error("clear_below above raise_at accepted")
+	}
+	if !strings.Contains(ParamsJSON(Params), `"raise_at"`) {
+		t.Error("ParamsJSON lacks raise_at")
+	}
+	r, codes, _ := DefaultConfig().Score(Snapshot{Averages: []float64{12, 4}, AbsentRate: math.NaN()})
+	if r <= 0 || len(codes) == 0 {
+		t.Errorf("snapshot 12 → 4: risk %v codes %v", r, codes)
+	}
+}
