@@ -12,8 +12,9 @@ import (
 	"github.com/vigie-edu/vigie/connectors/xapi"
 )
 
-// Registry returns the built-in connectors: the "csv" source and the
-// "csv_file" and "parquet" sinks.
+// Registry returns the built-in connectors: sources csv, parquet_file,
+// jsonl, xapi (files), xapi_http (an xAPI endpoint), pronote and oneroster;
+// sinks csv_file and parquet.
 func Registry() *protocol.Registry {
 	return protocol.NewRegistry(csv.Source{}, csv.Sink{}, parquet.Sink{},
 		parquet.Source{},
