@@ -40,7 +40,7 @@ func openBundle(p string) (*bundle, error) {
 	st, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("oneroster bundle %s: %w", p, protocol.ErrNotFound)
+			return nil, protocol.WithKind(fmt.Errorf("oneroster bundle %s: no such folder or zip archive", p), protocol.ErrNotFound)
 		}
 		return nil, fmt.Errorf("oneroster bundle: %w", err)
 	}
@@ -134,7 +134,7 @@ func (b *bundle) origin(name string) string {
 func (b *bundle) open(file string) (io.ReadCloser, *csv.Reader, string, error) {
 	name, ok := b.files[strings.ToLower(file)]
 	if !ok {
-		return nil, nil, "", fmt.Errorf("oneroster bundle %s: no %s: %w", b.path, file, protocol.ErrNotFound)
+		return nil, nil, "", protocol.WithKind(fmt.Errorf("oneroster bundle %s: no file %s", b.path, file), protocol.ErrNotFound)
 	}
 	f, err := b.fsys.Open(path.Join(b.dir, name))
 	if err != nil {

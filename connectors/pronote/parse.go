@@ -149,7 +149,11 @@ func parseDate(s string) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return t.Unix() / 86400, true
+	d := t.Unix() / 86400
+	if t.Unix()%86400 < 0 {
+		d--
+	}
+	return d, true
 }
 
 func parseDay(s string) (time.Time, bool) {

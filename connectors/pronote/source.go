@@ -240,7 +240,7 @@ func newPlan(cfg protocol.Config) (*plan, error) {
 		return nil, configErr("option %q: bad glob %q: %v", optPath, path, err)
 	}
 	if len(p.files) == 0 {
-		return nil, fmt.Errorf("pronote export %s: no such file: %w", path, protocol.ErrNotFound)
+		return nil, protocol.WithKind(fmt.Errorf("pronote export %s: no such file", path), protocol.ErrNotFound)
 	}
 	return p, nil
 }
@@ -322,7 +322,7 @@ func (p *plan) open(path string) (*fileReader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("pronote export %s: %w", path, protocol.ErrNotFound)
+			return nil, protocol.WithKind(fmt.Errorf("pronote export %s: no such file", path), protocol.ErrNotFound)
 		}
 		return nil, fmt.Errorf("open pronote export: %w", err)
 	}
