@@ -90,11 +90,12 @@ func openInput(path, enc string) (*input, error) {
 		in.gz = gz
 		raw = bufio.NewReaderSize(gz, sniffBytes)
 	}
-	head, err := raw.Peek(sniffBytes)
-	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+	head, err := peekFirst(raw)
+	if err != nil {
 		in.Close()
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	whole := len(head) < sniffBytes && raw.Buffered() == len(head) && atEOF(raw)
 	var text io.Reader = raw
 	switch {
 	case (enc == encAuto || enc == encUTF8) && bytes.HasPrefix(head, []byte("\ufeff")):
@@ -106,7 +107,7 @@ func openInput(path, enc string) (*input, error) {
 		in.encoding = encUTF16 // no byte order mark: little endian, as Windows writes it
 	case enc == encAuto:
 		in.encoding = encWindows1252
-		if validUTF8Prefix(head, err == io.EOF) {
+		if validUTF8Prefix(head, whole) {
 			in.encoding = encUTF8
 		}
 	default:
@@ -122,6 +123,28 @@ func openInput(path, enc string) (*input, error) {
 	}
 	in.text = bufio.NewReaderSize(text, 64<<10)
 	return in, nil
+}
+
+// peekFirst returns what the first read of b gives (up to its size),
+// without consuming it. It does not wait for more: a named pipe or a slow
+// stream is sniffed on what has arrived.
+func peekFirst(b *bufio.Reader) ([]byte, error) {
+	if _, err := b.Peek(1); err != nil && err != io.EOF {
+		return nil, err
+	}
+	head, _ := b.Peek(b.Buffered())
+	return head, nil
+}
+
+// atEOF reports whether b has nothing more to give than what it holds,
+// trying one more read only when its buffer has room.
+func atEOF(b *bufio.Reader) bool {
+	n := b.Buffered()
+	if n >= b.Size() {
+		return false
+	}
+	_, err := b.Peek(n + 1)
+	return err == io.EOF
 }
 
 // validUTF8Prefix reports whether b is valid UTF-8, allowing a rune cut at

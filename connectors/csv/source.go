@@ -1,7 +1,6 @@
 package csv
 
 import (
-	"bufio"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -191,11 +190,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	if p.files, err = listFiles(cfg.String(optPath)); err != nil {
 		return nil, err
 	}
-	if p.comma == 0 {
-		if p.comma, err = p.sniff(); err != nil {
-			return nil, err
-		}
-	}
+	sniff := p.comma == 0
 
 	// The first file with a header names the columns.
 	var (
@@ -205,9 +200,19 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		fi    int
 	)
 	for fi = range p.files {
-		if in, r, err = p.open(fi); err != nil {
+		if in, err = openInput(p.files[fi], p.encoding); err != nil {
 			return nil, err
 		}
+		if sniff {
+			// On the same open as the header: a named pipe can be read once.
+			head, err := peekFirst(in.text)
+			if err != nil {
+				in.Close()
+				return nil, fmt.Errorf("read %s: %w", p.files[fi], err)
+			}
+			p.comma = sniffDelimiter(head, len(head) < in.text.Size() && atEOF(in.text))
+		}
+		r = p.reader(in)
 		first, err = r.Read()
 		if err != io.EOF {
 			break
@@ -366,20 +371,6 @@ func looksDecimal(s string) byte {
 		}
 	}
 	return s[i]
-}
-
-// sniff detects the delimiter on the first file.
-func (p *plan) sniff() (rune, error) {
-	in, err := openInput(p.files[0], p.encoding)
-	if err != nil {
-		return 0, err
-	}
-	defer in.Close()
-	head, err := in.text.Peek(sniffBytes)
-	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
-		return 0, fmt.Errorf("read %s: %w", p.files[0], err)
-	}
-	return sniffDelimiter(head, err == io.EOF), nil
 }
 
 // sampled returns how many inference rows the first record counts for.
@@ -677,7 +668,17 @@ func (rd *reading) openFile(fi int, off int64) error {
 		}
 	}
 	rd.r = rd.reader(rd.in)
-	if off == 0 {
+	switch {
+	case off == 0 && fi == 0:
+		// The first file named the columns: skip its header unchecked, as
+		// the plan read it (a named pipe may not give the same one twice).
+		rd.fmap, rd.nfields = nil, len(names)
+		if rd.header {
+			if _, err := rd.r.Read(); err != nil && err != io.EOF {
+				return fmt.Errorf("%s: header: %w", path, err)
+			}
+		}
+	case off == 0:
 		rd.fmap, rd.nfields, err = rd.skipHeader(rd.in, rd.r, names)
 	}
 	return err
