@@ -11,32 +11,31 @@ import (
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
-// termCopy writes a copy of term.toml in a temp dir with the rule module
-// built there and the data paths made absolute, and returns its path.
-func termCopy(t *testing.T) (toml, dir string) {
+// ewPipeline writes a copy of the pipeline file name in a temp dir, with
+// the named rules of examples/rules built there and every other "../"
+// path made absolute, and returns its path and folder.
+func ewPipeline(t *testing.T, name string, rules ...string) (toml, dir string) {
 	t.Helper()
-	wasm := hosttest.BuildGoRule(t, "../rules/early_warning")
-	src, err := os.ReadFile("term.toml")
+	src, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	here, err := filepath.Abs(".")
+	examples, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(src)
-	for _, r := range [][2]string{
-		{`"../rules/early_warning/early_warning.wasm"`, `"` + filepath.ToSlash(wasm) + `"`},
-		{`"../data/`, `"` + filepath.ToSlash(filepath.Join(here, "..", "data")) + `/`},
-		{`"../indicators/`, `"` + filepath.ToSlash(filepath.Join(here, "..", "indicators")) + `/`},
-	} {
-		if !strings.Contains(s, r[0]) {
-			t.Fatalf("term.toml has no %s", r[0])
+	for _, r := range rules {
+		wasm := hosttest.BuildGoRule(t, filepath.Join("..", "rules", r))
+		old := `"../rules/` + r + `/` + r + `.wasm"`
+		if !strings.Contains(s, old) {
+			t.Fatalf("%s has no module %s", name, old)
 		}
-		s = strings.ReplaceAll(s, r[0], r[1])
+		s = strings.ReplaceAll(s, old, `"`+filepath.ToSlash(wasm)+`"`)
 	}
+	s = strings.ReplaceAll(s, `"../`, `"`+filepath.ToSlash(examples)+`/`)
 	dir = t.TempDir()
-	toml = filepath.Join(dir, "term.toml")
+	toml = filepath.Join(dir, name)
 	if err := os.WriteFile(toml, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +64,7 @@ func readAlerts(t *testing.T, path string) (map[string]int, [][]string) {
 // academy: every student gets a row, alerts come out with reasons, and a
 // second run on the same data gives the same alert ids.
 func TestTerm(t *testing.T) {
-	toml, dir := termCopy(t)
+	toml, dir := ewPipeline(t, "term.toml", "early_warning")
 	pipelinetest.Run(t, toml)
 	h, rows := readAlerts(t, filepath.Join(dir, "out", "term_alerts.csv"))
 	if len(rows) != 600 {
