@@ -219,8 +219,10 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	off := [numCodes]int{}  // days the indicator of an open alert has been off
 	lastSess := -1
 	var risk float64
+	markTerm, markInd := -1, [numCodes]indicator{}
 	for i := 0; i < n; i++ {
 		d := start + int32(i)
+		final := i == n-1 // reasons are written for the report day only
 		if sess[i+1] > sess[i] {
 			lastSess = i
 		}
@@ -230,12 +232,12 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		if hd := sum(school, from, i); hd >= 9 && i >= W-1 {
 			a := float64(sum(absAll, from, i)) / float64(hd)
 			if a >= c.ChronicRate {
-				ind[AbsRate] = indicator{sev(a, c.ChronicRate), fmt.Sprintf("absences %s %% over %s", pct(a), span(W))}
+				ind[AbsRate] = indicator{sev(a, c.ChronicRate), say(final, "absences %s %% over %s", pct(a), span(W))}
 			}
 		}
 		if u := unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
 			ind[AbsUnj] = indicator{sev(float64(u), float64(c.UnjustifiedMin)),
-				fmt.Sprintf("%d unjustified half-days over %s", u, span(c.UnjustifiedDays))}
+				say(final, "%d unjustified half-days over %s", u, span(c.UnjustifiedDays))}
 		}
 		if tf := i - c.TrendDays + 1; tf > c.BaselineMinDays {
 			recent := float64(unjAt(i, tf, i))
@@ -244,12 +246,18 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				usual := float64(unjAt(i, 0, tf-1)) / baseHD * float64(sum(school, tf, i))
 				if recent >= c.TrendFactor*math.Max(usual, 1) {
 					ind[AbsTrend] = indicator{sev(recent, c.TrendFactor*math.Max(usual, 1)),
-						fmt.Sprintf("unjustified absences rising: %d over %s, usually %s", int(recent), span(c.TrendDays), num1(usual))}
+						say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), span(c.TrendDays), num1(usual))}
 				}
 			}
 		}
 		// Course performance: the last term whose marks are known.
-		c.markIndicators(&ind, terms, d)
+		if lt := c.lastTerm(terms, d); lt != markTerm {
+			markTerm, markInd = lt, [numCodes]indicator{}
+			c.markIndicators(&markInd, terms, lt)
+		}
+		for _, k := range []int{MarkLow, MarkFall, CoreFail, Missing} {
+			ind[k] = markInd[k]
+		}
 		// Engagement.
 		if firstSess >= 0 && from > firstSess+c.BaselineMinDays {
 			baseDays := float64(from - firstSess)
@@ -257,12 +265,12 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			got := float64(sum(sess, from, i))
 			if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
 				ind[PlatformDrop] = indicator{math.Min(1, 0.5+0.5*(1-got/expected)),
-					fmt.Sprintf("platform sessions %d over %s, usually %s", int(got), span(W), num1(expected))}
+					say(final, "platform sessions %d over %s, usually %s", int(got), span(W), num1(expected))}
 			}
 		}
 		if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(sess[lastSess+1]) >= c.InactiveMinSessions {
 			ind[Inactive] = indicator{sev(float64(i-lastSess), float64(c.InactiveDays)),
-				fmt.Sprintf("no platform activity for %d days", i-lastSess)}
+				say(final, "no platform activity for %d days", i-lastSess)}
 		}
 		// Risk.
 		q := 1.0
@@ -384,13 +392,18 @@ func (c *Config) termAverages(marks []Event) []termAvg {
 	return terms
 }
 
-func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, d int32) {
+// lastTerm is the last term whose marks are known on day d, or -1.
+func (c *Config) lastTerm(terms []termAvg, d int32) int {
 	last := -1
 	for t := range terms {
 		if terms[t].known && c.TermEnds[t] <= d {
 			last = t
 		}
 	}
+	return last
+}
+
+func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last int) {
 	if last < 0 {
 		return
 	}
@@ -439,6 +452,14 @@ func sortedKeys(m map[string]float64) []string {
 	}
 	slices.Sort(k)
 	return k
+}
+
+// say formats a reason when on (the report day), and is free otherwise.
+func say(on bool, format string, a ...any) string {
+	if !on {
+		return ""
+	}
+	return fmt.Sprintf(format, a...)
 }
 
 func pct(x float64) string  { return strconv.FormatFloat(100*x, 'f', 0, 64) }
