@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -41,9 +42,10 @@ func TestPluginsListAndDescribe(t *testing.T) {
 	if code := run([]string{"plugins", "list"}, &out, &errb); code != exitOK {
 		t.Fatalf("list: exit %d: %s", code, errb.String())
 	}
-	for _, want := range []string{"csv       source", "parquet   sink", "roster    source  1.0.0    " + dir} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("list lacks %q:\n%s", want, out.String())
+	// Columns are aligned to the longest name: match any run of spaces.
+	for _, want := range []string{`(?m)^csv +source +\S+ +built-in`, `(?m)^parquet +sink `, `(?m)^roster +source +1\.0\.0 +` + regexp.QuoteMeta(dir)} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("list lacks %s:\n%s", want, out.String())
 		}
 	}
 
