@@ -202,14 +202,14 @@ func (s *remoteSink) Open(ctx context.Context, cfg Config, schema *arrow.Schema)
 		cancel()
 		return nil, fromStatus(err)
 	}
-	w := flight.NewRecordWriter(stream, ipc.WithSchema(schema))
+	w := newBatchWriter(stream, schema)
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: raw})
 	return &remoteWriter{stream: stream, w: w, cancel: cancel, version: s.c.version}, nil
 }
 
 type remoteWriter struct {
 	stream  flight.FlightService_DoPutClient
-	w       *flight.Writer
+	w       *batchWriter
 	cancel  context.CancelFunc
 	version int
 	rows    int64

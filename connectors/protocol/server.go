@@ -166,12 +166,12 @@ type streamEmitter struct {
 	mu     sync.Mutex
 	stream flight.FlightService_DoGetServer
 	mem    memory.Allocator
-	w      *flight.Writer
+	w      *batchWriter
 	tagged bool // version 2: slices and positions in app_metadata
 }
 
 func (e *streamEmitter) start(schema *arrow.Schema) {
-	e.w = flight.NewRecordWriter(e.stream, ipc.WithSchema(schema), ipc.WithAllocator(e.mem))
+	e.w = newBatchWriter(e.stream, schema)
 }
 
 func (e *streamEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos Position) error {

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
@@ -96,7 +97,7 @@ var moreMetadata = []byte(`{"more":true}`)
 // MessageTargetBytes when rows allow it. With tagged set, every slice but
 // the last carries moreMetadata and the last carries last (which may be
 // nil); without, no slice carries metadata (protocol version 1).
-func writeChunked(w *flight.Writer, rec arrow.RecordBatch, tagged bool, last []byte) error {
+func writeChunked(w *batchWriter, rec arrow.RecordBatch, tagged bool, last []byte) error {
 	rows := rec.NumRows()
 	size := batchBytes(rec)
 	if size <= MessageTargetBytes || rows <= 1 {
@@ -172,3 +173,75 @@ func (m *messageReader) Release() {
 		m.msg = nil
 	}
 }
+
+// batchWriter writes record batches to a Flight stream (DoGet server side,
+// DoPut client side) as flight.Writer does, except that the Arrow buffers
+// are handed to gRPC as they are instead of being copied into one body
+// (see flightCodec). The batch being written is retained until gRPC has
+// written its buffers out. Temporary buffers the IPC writer makes (rebased
+// offsets of sliced arrays) come from the Go allocator, so they stay valid
+// for as long as gRPC holds them.
+type batchWriter struct {
+	w  *ipc.Writer
+	pw *payloadWriter
+}
+
+type msgSender interface {
+	SendMsg(any) error
+}
+
+type payloadWriter struct {
+	s     msgSender
+	descr *flight.FlightDescriptor
+	meta  []byte
+	rec   arrow.RecordBatch
+	body  bodyParts
+}
+
+func newBatchWriter(s msgSender, schema *arrow.Schema) *batchWriter {
+	pw := &payloadWriter{s: s}
+	return &batchWriter{w: ipc.NewWriterWithPayloadWriter(pw, ipc.WithSchema(schema), ipc.WithAllocator(memory.DefaultAllocator)), pw: pw}
+}
+
+func (p *payloadWriter) Start() error { return nil }
+func (p *payloadWriter) Close() error { return nil }
+
+func (p *payloadWriter) WritePayload(payload ipc.Payload) error {
+	m := payload.Meta()
+	defer m.Release()
+	p.body.parts, p.body.n = p.body.parts[:0], 0
+	if err := payload.SerializeBody(&p.body); err != nil {
+		return err
+	}
+	out := &outData{descr: p.descr, header: m.Bytes(), meta: p.meta, body: p.body.parts, bodySize: p.body.n}
+	if rec := p.rec; rec != nil && p.body.n > 0 {
+		rec.Retain()
+		var once sync.Once
+		out.release = func() { once.Do(rec.Release) }
+	}
+	p.descr = nil
+	err := p.s.SendMsg(out)
+	if !out.marshaled && out.release != nil {
+		out.release() // gRPC never took the buffers
+	}
+	clear(p.body.parts) // drop references to the batch's memory
+	return err
+}
+
+// SetFlightDescriptor sets the descriptor of the next message.
+func (w *batchWriter) SetFlightDescriptor(d *flight.FlightDescriptor) { w.pw.descr = d }
+
+// WriteWithAppMetadata writes rec with meta in app_metadata.
+func (w *batchWriter) WriteWithAppMetadata(rec arrow.RecordBatch, meta []byte) error {
+	w.pw.rec, w.pw.meta = rec, meta
+	defer func() { w.pw.rec, w.pw.meta = nil, nil }()
+	return w.w.Write(rec)
+}
+
+// WriteMetadata sends a message carrying only app_metadata.
+func (w *batchWriter) WriteMetadata(meta []byte) error {
+	return w.pw.s.SendMsg(&flight.FlightData{AppMetadata: meta})
+}
+
+// Close writes the end-of-stream marker.
+func (w *batchWriter) Close() error { return w.w.Close() }
