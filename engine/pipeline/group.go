@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -13,6 +14,7 @@ import (
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/state"
 	"github.com/vigie-edu/vigie/engine/stream"
+	"github.com/vigie-edu/vigie/rules/host"
 )
 
 // groupStage runs a group rule. Its input goes into a keyed store (the
@@ -164,27 +166,16 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 		}
 	}
 	opts := state.ScanOptions{BatchRows: g.batchRows, TouchedOnly: g.cfg.Rescore == config.RescoreTouched}
-	return tl.Scan(ctx, g.mem, opts, func(rec arrow.RecordBatch, starts []int) error {
-		o := &outcome{}
-		g.evalGroups(ctx, rec, starts, o)
-		if o.err != nil {
-			o.release()
-			return o.err
-		}
-		if len(o.dead) > 0 {
-			st.Log.Warn("group rule failed on groups; their rows are dead-lettered", "rows", len(o.dead), "error", o.dead[0].Reason)
-			if err := st.DeadLetter(o.dead...); err != nil {
-				o.release()
-				return err
+	return g.ordered(ctx, st, out, func(ctx context.Context, submit submitFunc) error {
+		return tl.Scan(ctx, g.mem, opts, func(rec arrow.RecordBatch, starts []int) error {
+			rec.Retain() // Scan releases rec when this returns; the work may run later
+			starts = slices.Clone(starts)
+			work := func(inst *host.Instance, o *outcome) {
+				g.evalGroups(ctx, inst, rec, starts, o)
+				rec.Release()
 			}
-		}
-		for i, res := range o.outs {
-			if err := out.Send(ctx, res); err != nil {
-				(&outcome{outs: o.outs[i+1:]}).release()
-				return err
-			}
-		}
-		return nil
+			return submit(work, rec.Release)
+		})
 	})
 }
 
@@ -205,7 +196,7 @@ func (g *groupStage) append(tl *state.Timelines, rec arrow.RecordBatch) error {
 // evalGroups evaluates the groups whose bounds are starts (absolute rows
 // of all, last entry the end), bisecting over groups when the rule fails
 // and the policy allows it.
-func (g *groupStage) evalGroups(ctx context.Context, all arrow.RecordBatch, starts []int, o *outcome) {
+func (g *groupStage) evalGroups(ctx context.Context, inst *host.Instance, all arrow.RecordBatch, starts []int, o *outcome) {
 	lo, hi := starts[0], starts[len(starts)-1]
 	part := all.NewSlice(int64(lo), int64(hi))
 	defer part.Release()
@@ -213,7 +204,7 @@ func (g *groupStage) evalGroups(ctx context.Context, all arrow.RecordBatch, star
 	for i, s := range starts {
 		offsets[i] = uint32(s - lo)
 	}
-	res, err := g.insts[0].EvalGroup(ctx, g.binding, part, offsets, g.mem)
+	res, err := inst.EvalGroup(ctx, g.binding, part, offsets, g.mem)
 	if err == nil {
 		rec, kerr := g.withKeys(ctx, part, offsets, res)
 		res.Release()
@@ -240,9 +231,9 @@ func (g *groupStage) evalGroups(ctx context.Context, all arrow.RecordBatch, star
 		}
 	default:
 		mid := len(starts) / 2
-		g.evalGroups(ctx, all, starts[:mid+1], o)
+		g.evalGroups(ctx, inst, all, starts[:mid+1], o)
 		if o.err == nil {
-			g.evalGroups(ctx, all, starts[mid:], o)
+			g.evalGroups(ctx, inst, all, starts[mid:], o)
 		}
 	}
 }

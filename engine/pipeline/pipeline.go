@@ -260,9 +260,6 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if group != nil {
-		workers = 1 // groups are evaluated in one sequence for now
-	}
 	limits := host.Limits{
 		MemoryPages:    uint32(r.Limits.MemoryPages),
 		Timeout:        r.Limits.Timeout,

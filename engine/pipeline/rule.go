@@ -48,16 +48,45 @@ func (o *outcome) release() {
 }
 
 func (r *ruleStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox, out *stream.Outbox) error {
+	return r.ordered(ctx, st, out, func(ctx context.Context, submit submitFunc) error {
+		for {
+			rec, err := in.Recv(ctx)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			work := func(inst *host.Instance, o *outcome) {
+				r.eval(ctx, inst, rec, o)
+				rec.Release()
+			}
+			if err := submit(work, rec.Release); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// submitFunc queues work for the next free instance; drop is called
+// instead when the work will not run (the run is ending).
+type submitFunc func(work func(inst *host.Instance, o *outcome), drop func()) error
+
+// ordered runs the work that feed submits on the stage's instances,
+// several at once, and emits each outcome (dead letters, then output
+// batches) in submission order. The first error stops the feed and the
+// workers; outcomes already computed are released.
+func (r *ruleStage) ordered(ctx context.Context, st *stream.Stage, out *stream.Outbox, feed func(ctx context.Context, submit submitFunc) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	type job struct {
-		rec arrow.RecordBatch
-		res chan *outcome
+		work func(*host.Instance, *outcome)
+		res  chan *outcome
 	}
 	jobs := make(chan job)
-	// order holds each batch's result channel in input order; its capacity
-	// bounds the batches in flight in the stage.
+	// order holds each job's result channel in submission order; its
+	// capacity bounds the work in flight in the stage.
 	order := make(chan chan *outcome, 2*len(r.insts))
 
 	var wg sync.WaitGroup
@@ -67,46 +96,37 @@ func (r *ruleStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox,
 			defer wg.Done()
 			for j := range jobs {
 				o := &outcome{}
-				r.eval(ctx, inst, j.rec, o)
-				j.rec.Release()
+				j.work(inst, o)
 				j.res <- o
 			}
 		}()
 	}
 
-	// The dispatcher reads the input and hands out jobs.
-	var readErr error
+	submit := func(work func(*host.Instance, *outcome), drop func()) error {
+		res := make(chan *outcome, 1)
+		select {
+		case order <- res:
+		case <-ctx.Done():
+			drop()
+			return ctx.Err()
+		}
+		select {
+		case jobs <- job{work: work, res: res}:
+			return nil
+		case <-ctx.Done():
+			drop()
+			res <- &outcome{err: ctx.Err()}
+			return ctx.Err()
+		}
+	}
+	var feedErr error
 	go func() {
 		defer close(order)
 		defer close(jobs)
-		for {
-			rec, err := in.Recv(ctx)
-			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					readErr = err
-				}
-				return
-			}
-			res := make(chan *outcome, 1)
-			select {
-			case order <- res:
-			case <-ctx.Done():
-				rec.Release()
-				readErr = ctx.Err()
-				return
-			}
-			select {
-			case jobs <- job{rec: rec, res: res}:
-			case <-ctx.Done():
-				rec.Release()
-				res <- &outcome{err: ctx.Err()}
-				readErr = ctx.Err()
-				return
-			}
-		}
+		feedErr = feed(ctx, submit)
 	}()
 
-	// The collector, here, emits results in input order.
+	// Emit in submission order.
 	var err error
 	for res := range order {
 		o := <-res
@@ -114,7 +134,7 @@ func (r *ruleStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox,
 			err = o.err
 		}
 		if err == nil && len(o.dead) > 0 {
-			st.Log.Warn("rule failed on rows; dead-lettered", "rows", len(o.dead), "error", o.dead[0].Reason)
+			st.Log.Warn("rule failed; rows dead-lettered", "rows", len(o.dead), "error", o.dead[0].Reason)
 			err = st.DeadLetter(o.dead...)
 		}
 		for _, rec := range o.outs {
@@ -125,12 +145,12 @@ func (r *ruleStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox,
 			}
 		}
 		if err != nil {
-			cancel() // stop the dispatcher and workers; keep draining order
+			cancel() // stop the feed and the workers; keep draining order
 		}
 	}
 	wg.Wait()
 	if err == nil {
-		err = readErr
+		err = feedErr
 	}
 	return err
 }
