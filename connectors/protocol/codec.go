@@ -3,7 +3,9 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -133,7 +135,7 @@ func marshalFlightData(m *flight.FlightData) (mem.BufferSlice, error) {
 	unknown := m.ProtoReflect().GetUnknown()
 	size := prefixSize(descr, hasDescr, m.DataHeader, m.AppMetadata, len(m.DataBody)) + len(m.DataBody) + len(unknown)
 	var buf *[]byte
-	pool := mem.DefaultBufferPool()
+	pool := bufferPool
 	if mem.IsBelowBufferPoolingThreshold(size) {
 		b := make([]byte, 0, size)
 		buf = &b
@@ -282,14 +284,16 @@ func unmarshalFlightData(b []byte, m *flight.FlightData) error {
 			b = b[n+vn:]
 			continue
 		}
-		if num < protowire.MinValidNumber {
+		if !num.IsValid() {
 			return errInvalidWire
 		}
 		vn := protowire.ConsumeFieldValue(num, typ, b[n:])
 		if vn < 0 {
 			return fmt.Errorf("%w: %v", errInvalidWire, protowire.ParseError(vn))
 		}
-		unknown = append(unknown, field[:n+vn]...)
+		// The tag is re-encoded minimally, as proto.Unmarshal does.
+		unknown = protowire.AppendTag(unknown, num, typ)
+		unknown = append(unknown, field[n:n+vn]...)
 		b = b[n+vn:]
 	}
 	if len(unknown) > 0 {
@@ -311,4 +315,41 @@ func (p *bodyParts) Write(b []byte) (int, error) {
 		p.n += len(b)
 	}
 	return len(b), nil
+}
+
+// dirtyPool is the gRPC buffer pool of our connections: like gRPC's
+// default pool, but it does not zero the buffers it hands out again (every
+// user, the transport reading a frame or a codec marshalling, overwrites
+// what it asked for). gRPC's default pool clears each reused buffer, which
+// cost about 6 % of the host's CPU receiving Arrow data.
+type dirtyPool struct {
+	classes [dirtyMaxClass + 1]sync.Pool
+}
+
+const dirtyMaxClass = 24 // 16 MiB; larger buffers are allocated each time
+
+var bufferPool mem.BufferPool = &dirtyPool{}
+
+func (p *dirtyPool) Get(size int) *[]byte {
+	c := bits.Len(uint(size - 1))
+	if size <= 0 || c > dirtyMaxClass {
+		b := make([]byte, size)
+		return &b
+	}
+	if v, ok := p.classes[c].Get().(*[]byte); ok {
+		*v = (*v)[:size]
+		return v
+	}
+	b := make([]byte, size, 1<<c)
+	return &b
+}
+
+func (p *dirtyPool) Put(b *[]byte) {
+	n := cap(*b)
+	if n == 0 || n&(n-1) != 0 {
+		return
+	}
+	if c := bits.Len(uint(n - 1)); c <= dirtyMaxClass {
+		p.classes[c].Put(b)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -86,6 +87,7 @@ func GRPCServerOptions() []grpc.ServerOption {
 		grpc.InitialConnWindowSize(windowBytes),
 		grpc.WriteBufferSize(socketBuffer),
 		grpc.ReadBufferSize(socketBuffer),
+		experimental.BufferPool(bufferPool),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveTime / 2, PermitWithoutStream: true}),
 	}
 }
@@ -101,6 +103,7 @@ func GRPCDialOptions() []grpc.DialOption {
 		grpc.WithInitialConnWindowSize(windowBytes),
 		grpc.WithWriteBufferSize(socketBuffer),
 		grpc.WithReadBufferSize(socketBuffer),
+		experimental.WithBufferPool(bufferPool),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
 	}
 }
