@@ -123,32 +123,3 @@ func TestParentPath(t *testing.T) {
 		}
 	}
 }
-
-func TestSuggest(t *testing.T) {
-	keys := []string{"name", "connector", "options"}
-	for word, want := range map[string]string{
-		"conector":  "connector",
-		"connecter": "connector",
-		"conenctor": "connector",
-		"Name":      "name",
-		"nmae":      "name",
-		"option":    "options",
-		"colour":    "",
-		"n":         "",
-		"name":      "",
-	} {
-		if got := closest(word, keys); got != want {
-			t.Errorf("closest(%q) = %q, want %q", word, got, want)
-		}
-	}
-	for _, tt := range []struct {
-		a, b string
-		d    int
-	}{
-		{"", "", 0}, {"abc", "", 3}, {"ab", "ba", 1}, {"kitten", "sitting", 3}, {"élève", "eleve", 2},
-	} {
-		if got := distance(tt.a, tt.b); got != tt.d {
-			t.Errorf("distance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.d)
-		}
-	}
-}

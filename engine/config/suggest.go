@@ -1,59 +1,8 @@
 package config
 
-import "strings"
-
-// closest returns the candidate nearest to word, if it is near enough to be
-// a likely typo, or "".
-func closest(word string, candidates []string) string {
-	best, bestD := "", -1
-	for _, c := range candidates {
-		if c == word {
-			continue
-		}
-		limit := min(1+len([]rune(c))/5, 3)
-		if n := len([]rune(word)) - len([]rune(c)); n > limit || -n > limit {
-			continue
-		}
-		d := distance(strings.ToLower(word), strings.ToLower(c))
-		if d <= limit && (bestD < 0 || d < bestD) {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
+import "github.com/vigie-edu/vigie/internal/suggest"
 
 // didYouMean returns ` (did you mean "x"?)` or "".
 func didYouMean(word string, candidates []string) string {
-	if c := closest(word, candidates); c != "" {
-		return ` (did you mean "` + c + `"?)`
-	}
-	return ""
-}
-
-// distance is the optimal string alignment distance between a and b: the
-// Levenshtein distance where swapping two adjacent runes counts as one edit.
-func distance(a, b string) int {
-	x, y := []rune(a), []rune(b)
-	// d[i][j] is the distance between x[:i] and y[:j].
-	d := make([][]int, len(x)+1)
-	for i := range d {
-		d[i] = make([]int, len(y)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(x); i++ {
-		for j := 1; j <= len(y); j++ {
-			cost := 1
-			if x[i-1] == y[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(x)][len(y)]
+	return suggest.DidYouMean(word, candidates)
 }

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vigie-edu/vigie/internal/suggest"
 	"math"
 	"sort"
-	"strings"
 )
 
 // Kinds of rule.
@@ -251,12 +251,11 @@ func describe(v any) string {
 // suggest returns ` (did you mean "x"?)` for the closest parameter name, or
 // "" when none is close.
 func (m *Manifest) suggest(name string) string {
-	best, bestD := "", 3 // at most two edits away
-	for _, p := range m.Params {
-		if d := editDistance(strings.ToLower(name), strings.ToLower(p.Name)); d < bestD {
-			best, bestD = p.Name, d
-		}
+	names := make([]string, len(m.Params))
+	for i, p := range m.Params {
+		names[i] = p.Name
 	}
+	best := suggest.Closest(name, names)
 	if best == "" {
 		if len(m.Params) == 0 {
 			return " (the rule takes no params)"
@@ -264,25 +263,4 @@ func (m *Manifest) suggest(name string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
