@@ -9,6 +9,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"io"
 	"math"
 	"strconv"
@@ -248,11 +249,10 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	if err != nil {
 		return err
 	}
-	bt := newBatcher(mem, p.schema, p.batchRows, out)
-	defer bt.release()
-	bt.lastPos = from
+	bt := batch.New(mem, p.schema, p.batchRows, out, from)
+	defer bt.Release()
 	rd := &reading{plan: p, origin: origin, idx: idx, width: width, targets: targets, seen: map[string]int{},
-		row: make([]cell, len(p.cols))}
+		row: make([]batch.Cell, len(p.cols))}
 	for n := 1; ; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -287,11 +287,11 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 			}
 			continue
 		}
-		if err := bt.record(ctx, [][]cell{rd.row}, pos); err != nil {
+		if err := bt.Record(ctx, [][]batch.Cell{rd.row}, pos); err != nil {
 			return err
 		}
 	}
-	return bt.flush(ctx)
+	return bt.Flush(ctx)
 }
 
 // reading is the state of one Read.
@@ -302,7 +302,7 @@ type reading struct {
 	width   int
 	targets []map[string]struct{}
 	seen    map[string]int // sourcedId -> line, for duplicates
-	row     []cell
+	row     []batch.Cell
 }
 
 // parse reads rec into rd.row. A bad row returns the offending column, the
@@ -345,15 +345,15 @@ func (rd *reading) parse(r *csv.Reader, rec []string, line int) (string, string,
 		if deleting {
 			continue
 		}
-		if v.null && c.required {
+		if v.Null && c.required {
 			return c.name, fmt.Sprintf("empty %s, which OneRoster requires", c.name), at(i)
 		}
-		if rd.targets[i] == nil || v.null {
+		if rd.targets[i] == nil || v.Null {
 			continue
 		}
-		refs := []string{v.s}
+		refs := []string{v.S}
 		if c.list {
-			refs = strings.Split(v.s, ",")
+			refs = strings.Split(v.S, ",")
 		}
 		for _, ref := range refs {
 			ref = strings.TrimSpace(ref)
@@ -372,10 +372,10 @@ func (rd *reading) parse(r *csv.Reader, rec []string, line int) (string, string,
 }
 
 // bad applies the on_error policy to a bad record.
-func (rd *reading) bad(ctx context.Context, bt *batcher, pos position, line, col int, rec []string, column, reason string) error {
+func (rd *reading) bad(ctx context.Context, bt *batch.Batcher, pos position, line, col int, rec []string, column, reason string) error {
 	switch rd.onError {
 	case onErrorSkip:
-		bt.skipped(pos)
+		bt.Skipped(pos)
 		return nil
 	case onErrorFail:
 		at := fmt.Sprintf("%s:%d", rd.origin, line)
@@ -387,7 +387,7 @@ func (rd *reading) bad(ctx context.Context, bt *batcher, pos position, line, col
 		}
 		return fmt.Errorf("%s: %s (on_error = %q)", at, reason, onErrorFail)
 	}
-	return bt.deadLetter(ctx, protocol.DeadLetter{Origin: rd.origin, Line: int64(line), Column: column, Reason: reason, Raw: encode(rec)}, pos)
+	return bt.DeadLetter(ctx, protocol.DeadLetter{Origin: rd.origin, Line: int64(line), Column: column, Reason: reason, Raw: encode(rec)}, pos)
 }
 
 // encode writes a record back as one CSV line, for a dead letter's Raw.
@@ -403,39 +403,39 @@ func encode(rec []string) string {
 }
 
 // parseValue reads one field; an empty field is null.
-func parseValue(k kind, s string) (cell, bool) {
+func parseValue(k kind, s string) (batch.Cell, bool) {
 	if k != kString {
 		s = strings.TrimSpace(s)
 	}
 	if s == "" {
-		return cell{null: true}, true
+		return batch.Cell{Null: true}, true
 	}
 	switch k {
 	case kDate:
 		t, ok := parseTime(s)
 		if !ok {
-			return cell{}, false
+			return batch.Cell{}, false
 		}
-		return cell{i: days(t)}, true
+		return batch.Cell{I: days(t)}, true
 	case kDateTime:
 		t, ok := parseTime(s)
-		return cell{i: t.UnixMicro()}, ok
+		return batch.Cell{I: t.UnixMicro()}, ok
 	case kBool:
 		switch strings.ToLower(s) {
 		case "true", "1":
-			return cell{b: true}, true
+			return batch.Cell{B: true}, true
 		case "false", "0":
-			return cell{b: false}, true
+			return batch.Cell{B: false}, true
 		}
-		return cell{}, false
+		return batch.Cell{}, false
 	case kFloat:
 		f, err := strconv.ParseFloat(s, 64)
-		return cell{f: f}, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
+		return batch.Cell{F: f}, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
 	case kYear:
 		y, err := strconv.Atoi(s)
-		return cell{i: int64(y)}, err == nil && y >= 0 && y <= 9999
+		return batch.Cell{I: int64(y)}, err == nil && y >= 0 && y <= 9999
 	}
-	return cell{s: s}, true
+	return batch.Cell{S: s}, true
 }
 
 // days is t's date as days since 1970-01-01 (floored before 1970).

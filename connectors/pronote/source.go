@@ -12,6 +12,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"io"
 	"os"
 	"path/filepath"
@@ -79,7 +80,7 @@ dd/mm/yyyy (or d/m/yy, yyyy-mm-dd). Marks: "Abs", "Disp", "N.Not", "Inap",
 "NR" and their variants give a null mark and a mark_status (absent, exempt,
 not_graded, unfit, not_submitted; "missing" for an empty cell, "ok"
 otherwise); marks on another scale (Barème 10 or 40, or "15/40" in the
-cell) are normalised to "scale" (/20) in mark, the original in raw_mark and
+batch.Cell) are normalised to "scale" (/20) in mark, the original in raw_mark and
 scale. Absences: one row per half-day (AM/PM; "Journée" gives two),
 justified from Oui/Non (or "Non justifié" in the reason), recorded_at in
 "timezone" converted to UTC. A row with the wrong field count, an
@@ -293,9 +294,8 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 			return fmt.Errorf("resume position %s is outside the %d files of %s: %w", cfg.Resume, len(p.files), Name, protocol.ErrConfig)
 		}
 	}
-	bt := newBatcher(mem, p.schema, p.batchRows, out)
-	defer bt.release()
-	bt.lastPos = from
+	bt := batch.New(mem, p.schema, p.batchRows, out, from)
+	defer bt.Release()
 	for i := from.File; i < len(p.files); i++ {
 		skip := 0
 		if i == from.File {
@@ -305,7 +305,7 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 			return err
 		}
 	}
-	return bt.flush(ctx)
+	return bt.Flush(ctx)
 }
 
 // fileReader reads the records of one file.
@@ -425,7 +425,7 @@ type badField struct {
 	reason string
 }
 
-func (p *plan) readFile(ctx context.Context, i, skip int, bt *batcher) error {
+func (p *plan) readFile(ctx context.Context, i, skip int, bt *batch.Batcher) error {
 	fr, err := p.open(p.files[i])
 	if err != nil {
 		return err
@@ -465,7 +465,7 @@ func (p *plan) readFile(ctx context.Context, i, skip int, bt *batcher) error {
 		}
 		line, _ := fr.r.FieldPos(0)
 		if blank(rec) {
-			bt.skipped(pos)
+			bt.Skipped(pos)
 			continue
 		}
 		if n := len(rec); n != len(fr.cols) && !(n == len(fr.cols)+1 && trim(rec[n-1]) == "") {
@@ -493,7 +493,7 @@ func (p *plan) readFile(ctx context.Context, i, skip int, bt *batcher) error {
 			}
 			continue
 		}
-		if err := bt.record(ctx, rows, pos); err != nil {
+		if err := bt.Record(ctx, rows, pos); err != nil {
 			return err
 		}
 	}
@@ -509,10 +509,10 @@ func blank(rec []string) bool {
 }
 
 // bad applies the on_error policy to a bad record.
-func (fr *fileReader) bad(ctx context.Context, bt *batcher, pos position, line, col int, rec []string, b badField) error {
+func (fr *fileReader) bad(ctx context.Context, bt *batch.Batcher, pos position, line, col int, rec []string, b badField) error {
 	switch fr.onError {
 	case onErrorSkip:
-		bt.skipped(pos)
+		bt.Skipped(pos)
 		return nil
 	case onErrorFail:
 		at := fmt.Sprintf("%s:%d", fr.path, line)
@@ -524,7 +524,7 @@ func (fr *fileReader) bad(ctx context.Context, bt *batcher, pos position, line, 
 		}
 		return fmt.Errorf("%s: %s (on_error = %q)", at, b.reason, onErrorFail)
 	}
-	return bt.deadLetter(ctx, protocol.DeadLetter{
+	return bt.DeadLetter(ctx, protocol.DeadLetter{
 		Origin: fr.path, Line: int64(line), Column: b.column, Reason: b.reason, Raw: fr.encode(rec),
 	}, pos)
 }
@@ -565,27 +565,27 @@ const (
 	rRecorded
 )
 
-func (fr *fileReader) person(get func(int) string) ([]cell, *badField) {
+func (fr *fileReader) person(get func(int) string) ([]batch.Cell, *badField) {
 	id := get(rStudent)
 	if id == "" {
 		return nil, &badField{col: rStudent, column: "student_id", reason: "empty student id, expected the student's identifier"}
 	}
-	return []cell{str(id), str(get(rLast)), str(get(rFirst)), str(get(rClass))}, nil
+	return []batch.Cell{batch.Str(id), batch.Str(get(rLast)), batch.Str(get(rFirst)), batch.Str(get(rClass))}, nil
 }
 
-func (fr *fileReader) notes(get func(int) string) ([][]cell, *badField) {
+func (fr *fileReader) notes(get func(int) string) ([][]batch.Cell, *badField) {
 	row, bf := fr.person(get)
 	if bf != nil {
 		return nil, bf
 	}
-	row = append(row, str(get(rSubject)), str(get(rPeriod)))
-	date := cell{null: true}
+	row = append(row, batch.Str(get(rSubject)), batch.Str(get(rPeriod)))
+	date := batch.Cell{Null: true}
 	if s := get(rDate); s != "" {
 		d, ok := parseDate(s)
 		if !ok {
 			return nil, &badField{col: rDate, column: "date", reason: fmt.Sprintf("expected a date dd/mm/yyyy, got %q", s)}
 		}
-		date = cell{i: d}
+		date = batch.Cell{I: d}
 	}
 	m, err := parseMark(get(rNote))
 	if err != nil {
@@ -606,27 +606,27 @@ func (fr *fileReader) notes(get func(int) string) ([][]cell, *badField) {
 	if m.scale > 0 {
 		scale = m.scale
 	}
-	markCell, rawCell := cell{null: true}, cell{null: true}
+	markCell, rawCell := batch.Cell{Null: true}, batch.Cell{Null: true}
 	if m.status == statusOK {
 		if m.raw > scale {
 			return nil, &badField{col: rNote, column: "mark",
 				reason: fmt.Sprintf("mark %v is above its scale /%v", m.raw, scale)}
 		}
-		markCell, rawCell = cell{f: round4(m.raw / scale * fr.scale)}, cell{f: m.raw}
+		markCell, rawCell = batch.Cell{F: round4(m.raw / scale * fr.scale)}, batch.Cell{F: m.raw}
 	}
-	coef := cell{null: true}
+	coef := batch.Cell{Null: true}
 	if s := get(rCoef); s != "" {
 		v, ok := parseNumber(s)
 		if !ok || v < 0 {
 			return nil, &badField{col: rCoef, column: "coefficient", reason: fmt.Sprintf("expected a coefficient such as \"1\" or \"0,5\", got %q", s)}
 		}
-		coef = cell{f: v}
+		coef = batch.Cell{F: v}
 	}
-	row = append(row, date, markCell, cell{s: m.status}, rawCell, cell{f: scale}, coef, str(get(rComment)))
-	return [][]cell{row}, nil
+	row = append(row, date, markCell, batch.Cell{S: m.status}, rawCell, batch.Cell{F: scale}, coef, batch.Str(get(rComment)))
+	return [][]batch.Cell{row}, nil
 }
 
-func (fr *fileReader) absences(get func(int) string) ([][]cell, *badField) {
+func (fr *fileReader) absences(get func(int) string) ([][]batch.Cell, *badField) {
 	row, bf := fr.person(get)
 	if bf != nil {
 		return nil, bf
@@ -642,27 +642,27 @@ func (fr *fileReader) absences(get func(int) string) ([][]cell, *badField) {
 			reason: fmt.Sprintf("expected a half-day (Matin, Après-midi or Journée), got %q", get(rHalf))}
 	}
 	reason := get(rReason)
-	just := cell{null: true}
+	just := batch.Cell{Null: true}
 	if s := get(rJustified); s != "" {
 		v, ok := parseBool(s)
 		if !ok {
 			return nil, &badField{col: rJustified, column: "justified", reason: fmt.Sprintf("expected Oui or Non, got %q", s)}
 		}
-		just = cell{b: v}
+		just = batch.Cell{B: v}
 	} else if strings.Contains(fold(reason), "non justifi") {
-		just = cell{b: false}
+		just = batch.Cell{B: false}
 	}
-	rec := cell{null: true}
+	rec := batch.Cell{Null: true}
 	if s := get(rRecorded); s != "" {
 		ts, ok := parseTimestamp(s, fr.loc)
 		if !ok {
 			return nil, &badField{col: rRecorded, column: "recorded_at", reason: fmt.Sprintf("expected a time dd/mm/yyyy HH:MM, got %q", s)}
 		}
-		rec = cell{i: ts}
+		rec = batch.Cell{I: ts}
 	}
-	rows := make([][]cell, len(halves))
+	rows := make([][]batch.Cell, len(halves))
 	for i, h := range halves {
-		rows[i] = append(slices.Clone(row), cell{i: d}, cell{s: h}, just, str(reason), rec)
+		rows[i] = append(slices.Clone(row), batch.Cell{I: d}, batch.Cell{S: h}, just, batch.Str(reason), rec)
 	}
 	return rows, nil
 }

@@ -1,0 +1,148 @@
+// Package batch turns parsed records into Arrow batches for the
+// connectors that parse text formats cell by cell (OneRoster, Pronote):
+// a record's cells are held until the whole record has parsed, so a bad
+// record leaves the builders untouched and goes to the dead letters.
+package batch
+
+import (
+	"context"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
+)
+
+// Cell is one output value, held until the whole record has parsed so that
+// a bad record leaves the builders untouched.
+type Cell struct {
+	Null bool
+	S    string
+	F    float64
+	I    int64 // int32, date32 days, timestamp microseconds
+	B    bool
+}
+
+// Str is a string cell, null when s is empty.
+func Str(s string) Cell {
+	if s == "" {
+		return Cell{Null: true}
+	}
+	return Cell{S: s}
+}
+
+// deadLetterBatch is the most dead letters held before they are sent.
+const deadLetterBatch = 1000
+
+// Batcher turns records into batches of at most max rows, each emitted with
+// the position after its last record, and sends dead letters before the
+// batch whose position covers them.
+type Batcher struct {
+	out      protocol.Emitter
+	b        *array.RecordBuilder
+	max      int
+	rows     int
+	lastPos  any
+	dead     []protocol.DeadLetter
+	deadSent bool // dead letters sent since the last emitted batch
+}
+
+// New returns a Batcher emitting to out batches of at most max rows (8192
+// when max <= 0), starting at position from (what a batch covering only
+// dead letters reports before any record). Release it when done.
+func New(mem memory.Allocator, schema *arrow.Schema, max int, out protocol.Emitter, from any) *Batcher {
+	if max <= 0 {
+		max = 8192
+	}
+	return &Batcher{out: out, b: array.NewRecordBuilder(mem, schema), max: max, lastPos: from}
+}
+
+// Release frees the builders.
+func (bt *Batcher) Release() { bt.b.Release() }
+
+// Record adds the rows of one input record (a record may give several rows,
+// never split across batches); pos is the position after it.
+func (bt *Batcher) Record(ctx context.Context, rows [][]Cell, pos any) error {
+	if bt.rows > 0 && bt.rows+len(rows) > bt.max {
+		if err := bt.Flush(ctx); err != nil {
+			return err
+		}
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			appendCell(bt.b.Field(i), c)
+		}
+		bt.rows++
+	}
+	bt.lastPos = pos
+	if bt.rows >= bt.max {
+		return bt.Flush(ctx)
+	}
+	return nil
+}
+
+// DeadLetter records a dead letter for the record that ends at pos.
+func (bt *Batcher) DeadLetter(ctx context.Context, d protocol.DeadLetter, pos any) error {
+	bt.dead = append(bt.dead, d)
+	bt.lastPos = pos
+	if len(bt.dead) >= deadLetterBatch {
+		return bt.sendDead(ctx)
+	}
+	return nil
+}
+
+// Skipped records a record that gave nothing (a blank line).
+func (bt *Batcher) Skipped(pos any) { bt.lastPos = pos }
+
+func (bt *Batcher) sendDead(ctx context.Context) error {
+	if len(bt.dead) == 0 {
+		return nil
+	}
+	err := bt.out.DeadLetter(ctx, bt.dead)
+	bt.dead = nil
+	bt.deadSent = true
+	return err
+}
+
+// Flush emits the rows held with the last position. A batch with no rows is
+// emitted only to cover dead letters sent since the last batch.
+func (bt *Batcher) Flush(ctx context.Context) error {
+	if err := bt.sendDead(ctx); err != nil {
+		return err
+	}
+	if bt.rows == 0 && !bt.deadSent {
+		return nil
+	}
+	p, err := protocol.NewPosition(bt.lastPos)
+	if err != nil {
+		return err
+	}
+	rec := bt.b.NewRecordBatch()
+	defer rec.Release()
+	bt.rows, bt.deadSent = 0, false
+	return bt.out.Emit(ctx, rec, p)
+}
+
+func appendCell(b array.Builder, c Cell) {
+	if c.Null {
+		b.AppendNull()
+		return
+	}
+	switch b := b.(type) {
+	case *array.StringBuilder:
+		b.Append(c.S)
+	case *array.Float64Builder:
+		b.Append(c.F)
+	case *array.Date32Builder:
+		b.Append(arrow.Date32(c.I))
+	case *array.TimestampBuilder:
+		b.Append(arrow.Timestamp(c.I))
+	case *array.BooleanBuilder:
+		b.Append(c.B)
+	case *array.Int32Builder:
+		b.Append(int32(c.I))
+	default:
+		panic("batch: no appender for " + b.Type().String())
+	}
+}
