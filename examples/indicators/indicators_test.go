@@ -113,3 +113,27 @@ func TestParams(t *testing.T) {
 		t.Errorf("snapshot 12 → 4: risk %v codes %v", r, codes)
 	}
 }
+
+// TestRaiseDaysAndStreak: raise_days delays an alert until the risk has
+// held; ABS_STREAK, off by default, fires on weeks in a row of unjustified
+// absences.
+func TestRaiseDaysAndStreak(t *testing.T) {
+	c := DefaultConfig()
+	base := c.Evaluate("S1", truant(t))
+	c.RaiseDays = 3
+	held := c.Evaluate("S1", truant(t))
+	if base.FirstAlert < 0 || held.FirstAlert < base.FirstAlert+2 {
+		t.Errorf("first alert %s with raise_days 3, %s with 1: want 2 days later or more",
+			FormatDay(held.FirstAlert), FormatDay(base.FirstAlert))
+	}
+	c = DefaultConfig()
+	for k := range c.Weights {
+		c.Weights[k] = 0
+	}
+	c.Weights[AbsStreak], c.StreakWeeks = 1, 2
+	c.AsOf = day(t, "2026-01-16")
+	res := c.Evaluate("S1", truant(t))
+	if len(res.Alerts) == 0 || res.Alerts[0].Code != "ABS_STREAK" || !strings.Contains(res.Reason, "weeks in a row") {
+		t.Errorf("streak: alerts %+v, reason %q", res.Alerts, res.Reason)
+	}
+}

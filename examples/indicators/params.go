@@ -44,6 +44,8 @@ var Params = []Param{
 	{"trend_factor", "float64", 3.0, "ABS_TREND: unjustified half-days over the window at least this many times the student's own usual rate"},
 	{"trend_min", "int32", 10, "ABS_TREND: and at least this many unjustified half-days over trend_days"},
 	{"baseline_min_days", "int32", 28, "days of history needed before the window for a baseline (ABS_TREND, PLATFORM_DROP)"},
+	{"streak_weeks", "int32", 0, "ABS_STREAK: consecutive school weeks (holiday weeks skipped) with at least one unjustified half-day from which it is raised (0: off)"},
+	{"streak_min_half_days", "int32", 0, "ABS_STREAK: and at least this many unjustified half-days over those weeks"},
 	// Course performance.
 	{"low_average", "float64", 8.0, "MARK_LOW: average of the last term (all subjects, /20) below which it is raised"},
 	{"fall_points", "float64", 5.0, "MARK_FALL: fall of the average between two consecutive terms, in points /20, from which it is raised"},
@@ -58,18 +60,21 @@ var Params = []Param{
 	{"inactive_min_sessions", "int32", 6, "INACTIVE: only for students with at least this many sessions before"},
 	// Composite risk: 1 - prod(1 - weight * severity), severity 0.5 at the threshold up to 1.
 	{"w_abs_rate", "float64", 0.15, "weight of ABS_RATE in the risk"},
-	{"w_abs_unj", "float64", 0.25, "weight of ABS_UNJ in the risk"},
-	{"w_abs_trend", "float64", 0.70, "weight of ABS_TREND in the risk"},
+	{"w_abs_unj", "float64", 0.15, "weight of ABS_UNJ in the risk"},
+	{"w_abs_trend", "float64", 0.80, "weight of ABS_TREND in the risk"},
 	{"w_mark_low", "float64", 0.10, "weight of MARK_LOW in the risk"},
-	{"w_mark_fall", "float64", 0.60, "weight of MARK_FALL in the risk"},
+	{"w_mark_fall", "float64", 0.45, "weight of MARK_FALL in the risk"},
 	{"w_core_fail", "float64", 0.10, "weight of CORE_FAIL in the risk"},
 	{"w_missing", "float64", 0.20, "weight of MISSING in the risk"},
-	{"w_platform_drop", "float64", 0.40, "weight of PLATFORM_DROP in the risk"},
-	{"w_inactive", "float64", 0.25, "weight of INACTIVE in the risk"},
+	{"w_platform_drop", "float64", 0.30, "weight of PLATFORM_DROP in the risk"},
+	{"w_inactive", "float64", 0.15, "weight of INACTIVE in the risk"},
+	{"w_abs_streak", "float64", 0.0, "weight of ABS_STREAK in the risk"},
+	{"w_combo", "float64", 0.0, "extra part of the risk when indicators of two or more families (attendance, marks, platform) are on together"},
 	// Alerts.
 	{"raise_at", "float64", 0.50, "an alert opens when the risk reaches this level (level 'alert')"},
 	{"clear_below", "float64", 0.30, "an open alert clears when the risk falls below this level (hysteresis); from it up to raise_at the level is 'watch'"},
 	{"alert_share", "float64", 0.5, "when the risk reaches raise_at, an alert opens for each reason whose part of the risk is at least this share of the largest part"},
+	{"raise_days", "int32", 1, "an alert opens only when the risk has been at least raise_at this many days in a row (persistence)"},
 	{"clear_days", "int32", 14, "an open alert also clears when its own indicator has been off for this many days"},
 }
 
@@ -141,13 +146,14 @@ func (c *Config) Set(name string, v any) error {
 	num := map[string]*float64{
 		"chronic_rate": &c.ChronicRate, "trend_factor": &c.TrendFactor, "low_average": &c.LowAverage,
 		"fall_points": &c.FallPoints, "core_fail_mark": &c.CoreFailMark, "drop_ratio": &c.DropRatio,
-		"drop_min_expected": &c.DropMinExpected, "raise_at": &c.RaiseAt, "alert_share": &c.AlertShare, "clear_below": &c.ClearBelow,
+		"drop_min_expected": &c.DropMinExpected, "raise_at": &c.RaiseAt, "w_combo": &c.Combo, "alert_share": &c.AlertShare, "clear_below": &c.ClearBelow,
 	}
 	ints := map[string]*int{
 		"window_days": &c.WindowDays, "unjustified_days": &c.UnjustifiedDays, "unjustified_min": &c.UnjustifiedMin,
 		"trend_min": &c.TrendMin, "trend_days": &c.TrendDays, "baseline_min_days": &c.BaselineMinDays, "core_fail_count": &c.CoreFailCount,
 		"missing_min": &c.MissingMin, "inactive_days": &c.InactiveDays, "inactive_min_sessions": &c.InactiveMinSessions,
-		"clear_days": &c.ClearDays,
+		"clear_days": &c.ClearDays, "raise_days": &c.RaiseDays, "streak_weeks": &c.StreakWeeks,
+		"streak_min_half_days": &c.StreakMinHalfDays,
 	}
 	if strings.HasPrefix(name, "w_") {
 		code := strings.ToUpper(strings.TrimPrefix(name, "w_"))

@@ -21,11 +21,12 @@ const (
 	Missing
 	PlatformDrop
 	Inactive
+	AbsStreak
 	numCodes
 )
 
 // Codes are the reason codes of the indicators.
-var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE"}
+var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE", "ABS_STREAK"}
 
 // Config holds the parameters (see Params for their meaning).
 type Config struct {
@@ -44,9 +45,11 @@ type Config struct {
 	DropRatio, DropMinExpected        float64
 	InactiveDays, InactiveMinSessions int
 
-	Weights                         [numCodes]float64
-	RaiseAt, ClearBelow, AlertShare float64
-	ClearDays                       int
+	StreakWeeks, StreakMinHalfDays int
+
+	Weights                                [numCodes]float64
+	RaiseAt, ClearBelow, AlertShare, Combo float64
+	ClearDays, RaiseDays                   int
 }
 
 // Kind is the kind of a timeline event.
@@ -216,6 +219,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	W := c.WindowDays
 	var ind [numCodes]indicator
 	open := [numCodes]int{} // index+1 in res.Alerts of the open alert
+	above := 0              // consecutive days with risk >= raise_at
 	off := [numCodes]int{}  // days the indicator of an open alert has been off
 	lastSess := -1
 	var risk float64
@@ -250,6 +254,31 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				}
 			}
 		}
+		if c.StreakWeeks > 0 {
+			// Consecutive school weeks (7-day blocks ending today, holiday
+			// weeks skipped) with an unjustified half-day.
+			streak, total := 0, int32(0)
+			for b, seen := 0, 0; seen < 3*c.StreakWeeks && b < 40; b++ {
+				hi := i - 7*b
+				if hi-6 < 0 {
+					break
+				}
+				if sum(school, hi-6, hi) < 3 {
+					continue
+				}
+				seen++
+				u := unjAt(i, hi-6, hi)
+				if u == 0 {
+					break
+				}
+				streak++
+				total += u
+			}
+			if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
+				ind[AbsStreak] = indicator{sev(float64(streak), float64(c.StreakWeeks)),
+					say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)}
+			}
+		}
 		// Course performance: the last term whose marks are known.
 		if lt := c.lastTerm(terms, d); lt != markTerm {
 			markTerm, markInd = lt, [numCodes]indicator{}
@@ -274,11 +303,23 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		}
 		// Risk.
 		q := 1.0
+		var fam [3]bool // attendance, marks, engagement
 		for k := range ind {
 			q *= 1 - c.Weights[k]*ind[k].severity
+			if ind[k].severity > 0 && c.Weights[k] > 0 {
+				fam[family(k)] = true
+			}
+		}
+		if nf := b2i(fam[0]) + b2i(fam[1]) + b2i(fam[2]); nf >= 2 {
+			q *= 1 - c.Combo
 		}
 		risk = 1 - q
 		res.MaxRisk = math.Max(res.MaxRisk, risk)
+		if risk >= c.RaiseAt {
+			above++
+		} else {
+			above = 0
+		}
 		// Alerts.
 		top := 0.0
 		for k := range ind {
@@ -297,7 +338,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				}
 				continue
 			}
-			if part := c.Weights[k] * ind[k].severity; risk >= c.RaiseAt && part > 0 && part >= c.AlertShare*top {
+			if part := c.Weights[k] * ind[k].severity; risk >= c.RaiseAt && above >= max(c.RaiseDays, 1) && part > 0 && part >= c.AlertShare*top {
 				res.Alerts = append(res.Alerts, Alert{ID: AlertID(student, Codes[k], d), Code: Codes[k], Opened: d, Closed: -1})
 				open[k], off[k] = len(res.Alerts), 0
 				if res.FirstAlert < 0 {
@@ -341,6 +382,24 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	}
 	res.Reason = strings.Join(texts, "; ")
 	return res
+}
+
+// family is 0 for attendance, 1 for course performance, 2 for engagement.
+func family(k int) int {
+	switch k {
+	case AbsRate, AbsUnj, AbsTrend, AbsStreak:
+		return 0
+	case MarkLow, MarkFall, CoreFail, Missing:
+		return 1
+	}
+	return 2
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // termAvg is a term's averages: overall, per subject, and missing marks.

@@ -1,0 +1,317 @@
+// Command tune is a fast harness for tuning the early-warning pack on an
+// academy written by vigie gen: it reads absences.csv, grades.csv,
+// activity.csv (student_id,date, one row per platform session, see
+// docs/indicators.md) and ground_truth.csv, runs indicators.Config.Evaluate
+// natively on each student (what the early_warning rule does inside the
+// pipeline) and counts quality as `vigie eval --alerts` does. It is for
+// tuning only: report figures from the real pipeline and `vigie eval`.
+//
+//	go run ./examples/indicators/tune --dir /dev/shm/ac1 --students 20000 --set raise_at=0.6,w_abs_trend=0.8
+//
+// --grid runs several settings separated by ';' over the same data.
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/gob"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/vigie-edu/vigie/examples/indicators"
+)
+
+type student struct {
+	ID     string
+	Events []indicators.Event
+	// Ground truth.
+	Drifts           bool
+	TrueFrom, TrueTo int32
+	Dropout          bool
+	Out              int32
+	Signals          string
+}
+
+func main() {
+	dir := flag.String("dir", "", "academy folder (vigie gen --format csv,xapi, plus activity.csv)")
+	n := flag.Int("students", 20000, "first N students")
+	set := flag.String("set", "", "params, k=v,k=v")
+	grid := flag.String("grid", "", "several --set values separated by ';'")
+	miss := flag.Bool("miss", false, "print a breakdown of missed dropouts and false alerts")
+	flag.Parse()
+	studs, err := load(*dir, *n)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sets := []string{*set}
+	if *grid != "" {
+		sets = strings.Split(*grid, ";")
+	}
+	for _, s := range sets {
+		c := indicators.DefaultConfig()
+		for _, kv := range strings.Split(s, ",") {
+			if kv = strings.TrimSpace(kv); kv == "" {
+				continue
+			}
+			k, v, _ := strings.Cut(kv, "=")
+			var val any = v
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				val = f
+			}
+			if err := c.Set(k, val); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
+		fmt.Printf("%-60s %s\n", s, run(c, studs, *miss))
+	}
+}
+
+func run(c *indicators.Config, studs []student, miss bool) string {
+	res := make([]indicators.Result, len(studs))
+	var wg sync.WaitGroup
+	w := runtime.GOMAXPROCS(0)
+	for k := range w {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := []indicators.Event{}
+			for i := k; i < len(studs); i += w {
+				ev = append(ev[:0], studs[i].Events...)
+				res[i] = c.Evaluate(studs[i].ID, ev)
+			}
+		}()
+	}
+	wg.Wait()
+	var drifters, dropouts, alerted, alertedTrue, recall, recallDr, opened, falseA int
+	var leads []float64
+	missBy, falseBy := map[string]int{}, map[string]int{}
+	for i, s := range studs {
+		firstTrue := int32(-1)
+		for _, a := range res[i].Alerts {
+			opened++
+			if s.Drifts && a.Opened >= s.TrueFrom && a.Opened < s.TrueTo {
+				if firstTrue < 0 {
+					firstTrue = a.Opened
+				}
+			} else {
+				falseA++
+				falseBy[a.Code]++
+			}
+		}
+		if s.Drifts {
+			drifters++
+		}
+		if s.Dropout {
+			dropouts++
+		}
+		if len(res[i].Alerts) > 0 {
+			alerted++
+		}
+		if firstTrue >= 0 {
+			alertedTrue++
+			recallDr++
+			if s.Dropout {
+				recall++
+				leads = append(leads, float64(s.Out-firstTrue))
+			}
+		} else if s.Dropout {
+			missBy[s.Signals]++
+		}
+	}
+	slices.Sort(leads)
+	med := math.NaN()
+	if len(leads) > 0 {
+		med = leads[len(leads)/2]
+		if len(leads)%2 == 0 {
+			med = (leads[len(leads)/2-1] + leads[len(leads)/2]) / 2
+		}
+	}
+	out := fmt.Sprintf("P %.3f R %.3f Rdr %.3f lead %3.0f false/1k/mo %.2f (alerted %d, dropouts %d, drifters %d)",
+		float64(alertedTrue)/float64(max(alerted, 1)), float64(recall)/float64(max(dropouts, 1)),
+		float64(recallDr)/float64(max(drifters, 1)), med, float64(falseA)*1000/float64(len(studs))/10, alerted, dropouts, drifters)
+	if miss {
+		out += fmt.Sprintf("\n  missed dropouts by signals: %v\n  false alerts by code: %v", missBy, falseBy)
+	}
+	return out
+}
+
+// load reads the academy, caching the parsed students in dir/tune.gob.
+func load(dir string, n int) ([]student, error) {
+	cache := filepath.Join(dir, "tune.gob")
+	var studs []student
+	if f, err := os.Open(cache); err == nil {
+		defer f.Close()
+		if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&studs); err == nil && len(studs) >= n {
+			return studs[:n], nil
+		}
+	}
+	studs, err := parse(dir)
+	if err != nil {
+		return nil, err
+	}
+	if f, err := os.Create(cache); err == nil {
+		bw := bufio.NewWriter(f)
+		if err := gob.NewEncoder(bw).Encode(studs); err == nil {
+			bw.Flush()
+		}
+		f.Close()
+	}
+	return studs[:min(n, len(studs))], nil
+}
+
+func readCSV(path string, fn func(col map[string]int, r []string) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cr := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+	cr.ReuseRecord = true
+	h, err := cr.Read()
+	if err != nil {
+		return err
+	}
+	col := map[string]int{}
+	for i, x := range h {
+		col[x] = i
+	}
+	for {
+		r, err := cr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(col, r); err != nil {
+			return err
+		}
+	}
+}
+
+func atoi(s string) int {
+	i, _ := strconv.Atoi(strings.TrimPrefix(s, "S"))
+	return i
+}
+
+// parse reads the files as the early_warning rule reads the pipeline's
+// timeline (see examples/rules/early_warning/main.go).
+func parse(dir string) ([]student, error) {
+	var studs []student
+	idx := map[string]int{}
+	err := readCSV(filepath.Join(dir, "ground_truth.csv"), func(c map[string]int, r []string) error {
+		s := student{ID: r[c["student_id"]], Drifts: r[c["drifts"]] == "true", Dropout: r[c["outcome"]] == "dropout",
+			TrueFrom: math.MaxInt32, TrueTo: math.MinInt32, Out: math.MaxInt32, Signals: r[c["signals"]]}
+		if s.Drifts {
+			s.TrueFrom, _ = indicators.ParseDay(r[c["drift_start"]])
+			s.TrueTo = math.MaxInt32
+			if e := r[c["drift_end"]]; e != "" {
+				d, _ := indicators.ParseDay(e)
+				s.TrueTo = d + 30
+			}
+		}
+		if s.Dropout {
+			s.Out, _ = indicators.ParseDay(r[c["outcome_date"]])
+			s.TrueTo = min(s.TrueTo, s.Out)
+		}
+		idx[s.ID] = len(studs)
+		studs = append(studs, s)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	type key struct {
+		s  int
+		hd int64
+	}
+	corrected := map[key]int32{}
+	type absRow struct {
+		s         int
+		day       int32
+		hd        int64
+		justified bool
+	}
+	var abs []absRow
+	err = readCSV(filepath.Join(dir, "absences.csv"), func(c map[string]int, r []string) error {
+		s, ok := idx[r[c["student_id"]]]
+		if !ok {
+			return nil
+		}
+		d, err := indicators.ParseDay(r[c["date"]])
+		if err != nil {
+			return err
+		}
+		hd := int64(d) * 2
+		if r[c["half"]] == "PM" {
+			hd++
+		}
+		if r[c["corrects"]] != "" {
+			rd, err := indicators.ParseDay(r[c["recorded_at"]][:10])
+			if err == nil {
+				corrected[key{s, hd}] = rd
+			}
+			return nil
+		}
+		abs = append(abs, absRow{s, d, hd, r[c["justified"]] == "true"})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range abs {
+		e := indicators.Event{Kind: indicators.Absence, Day: a.day, Justified: a.justified}
+		if d, ok := corrected[key{a.s, a.hd}]; ok {
+			e.CorrectedDay = d
+		}
+		studs[a.s].Events = append(studs[a.s].Events, e)
+	}
+	err = readCSV(filepath.Join(dir, "grades.csv"), func(c map[string]int, r []string) error {
+		s, ok := idx[r[c["student_id"]]]
+		if !ok {
+			return nil
+		}
+		p := strings.TrimPrefix(strings.ToUpper(r[c["period"]]), "T")
+		if len(p) != 1 {
+			return nil
+		}
+		e := indicators.Event{Kind: indicators.Mark, Term: int(p[0] - '1'), Subject: r[c["subject"]], Mark: math.NaN()}
+		switch st := r[c["status"]]; {
+		case (st == "ok" || st == "") && r[c["mark"]] != "":
+			e.Mark, _ = strconv.ParseFloat(r[c["mark"]], 64)
+		case st == "absent" || st == "not_graded" || st == "missing":
+		default:
+			return nil
+		}
+		studs[s].Events = append(studs[s].Events, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = readCSV(filepath.Join(dir, "activity.csv"), func(c map[string]int, r []string) error {
+		s, ok := idx[r[0]]
+		if !ok {
+			return nil
+		}
+		d, err := indicators.ParseDay(r[1])
+		if err != nil {
+			return err
+		}
+		studs[s].Events = append(studs[s].Events, indicators.Event{Kind: indicators.Activity, Day: d})
+		return nil
+	})
+	_ = atoi
+	return studs, err
+}
