@@ -18,6 +18,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
+	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/rules/host"
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
@@ -283,3 +284,60 @@ func (s *collectSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 }
 func (s *collectSink) Close(context.Context) error { return nil }
 func (s *collectSink) Abort(context.Context) error { return nil }
+
+// hostileRule is a rule stage running a module of rules/host/testdata with
+// the given extra keys.
+func hostileRule(name, extra string) string {
+	abs, _ := filepath.Abs(filepath.Join("..", "..", "rules", "host", "testdata", name+".wasm"))
+	return fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\nworkers = 1\n%s\n", abs, extra)
+}
+
+func TestRuleLimitsFromPipelineFile(t *testing.T) {
+	for _, tc := range []struct {
+		module, limits, want string
+	}{
+		{"loop", "[rule.limits]\ntimeout = \"100ms\"", "time limit of 100ms per call"},
+		{"memory_bomb", "[rule.limits]\nmemory_pages = 64", "memory limit"},
+	} {
+		t.Run(tc.module, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			// Rows 0-3 are poison (x < 0), the rest behave: the engine must
+			// stop each poison evaluation at the limit, dead-letter those
+			// rows and keep the others.
+			cfg := setupX(t, 10, hostileRule(tc.module, tc.limits), parquetSink, func(i int) int {
+				if i < 4 {
+					return -1
+				}
+				return i
+			})
+			plan := prepare(t, cfg, mem, nil)
+			defer plan.Close(context.Background())
+			done := make(chan struct{})
+			var sum *stream.Summary
+			var err error
+			go func() {
+				defer close(done)
+				sum, err = plan.Run(context.Background(), pipeline.RunOptions{})
+			}()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Minute):
+				t.Fatal("a rule past its limit hung the run")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.DeadLettered() != 4 {
+				t.Errorf("dead-lettered %d rows, want the 4 poison rows: %s", sum.DeadLettered(), sum.Line())
+			}
+			if st, _ := sum.Stage("out"); st.RowsOut != 6 {
+				t.Errorf("sink wrote %d rows, want 6", st.RowsOut)
+			}
+			b, rerr := os.ReadFile(cfg.DeadLetter)
+			if rerr != nil || !strings.Contains(string(b), tc.want) {
+				t.Errorf("dead letters lack %q: %v\n%.400s", tc.want, rerr, b)
+			}
+		})
+	}
+}
