@@ -56,6 +56,7 @@ commands:
   validate [FILE]   check a pipeline: keys, connectors and their options,
                     rule modules, rule inputs against upstream schemas
   rule COMMAND      tools for rule authors: new, inspect, test, bench
+  plugins COMMAND   connectors, built-in and third-party: list, describe, docs
   gen [flags]       write a synthetic academy with ground truth (vigie gen -h)
   eval [flags]      measure early-warning quality against ground truth or a label (vigie eval -h)
   version           print the version
