@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/vigie-edu/vigie/connectors/protocol"
 	"io"
 	"log/slog"
 	"os"
@@ -926,7 +927,7 @@ func cmdRuleBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
 		return exitFailed
 	}
-	inBytes := recordBytes(rec)
+	inBytes := protocol.BatchBytes(rec)
 	var done, batches, outBytes int64
 	var worst time.Duration
 	deadline := time.Duration(*seconds * float64(time.Second))
@@ -971,30 +972,11 @@ func columnList(cols []abi.Column) string {
 	return strings.Join(s, ", ")
 }
 
-// recordBytes returns the bytes of the buffers of rec's columns.
-func recordBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	for _, c := range rec.Columns() {
-		n += arrayBytes(c)
-	}
-	return n
-}
-
 // outputBytes returns the bytes of out's columns from index from on.
 func outputBytes(out arrow.RecordBatch, from int) int64 {
 	var n int64
 	for _, c := range out.Columns()[max(from, 0):] {
-		n += arrayBytes(c)
-	}
-	return n
-}
-
-func arrayBytes(a arrow.Array) int64 {
-	var n int64
-	for _, b := range a.Data().Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
+		n += protocol.ArrayBytes(c)
 	}
 	return n
 }

@@ -67,15 +67,18 @@ func decodeConfig(b []byte) (Config, error) {
 	return cfg, nil
 }
 
-// batchBytes estimates the bytes of Arrow data behind rec. Sliced arrays
+// BatchBytes estimates the bytes of Arrow data behind rec. Sliced arrays
 // count their whole buffers, which errs on the safe side.
-func batchBytes(rec arrow.RecordBatch) int64 {
+func BatchBytes(rec arrow.RecordBatch) int64 {
 	var n int64
 	for _, col := range rec.Columns() {
 		n += dataBytes(col.Data())
 	}
 	return n
 }
+
+// ArrayBytes is BatchBytes for one array.
+func ArrayBytes(a arrow.Array) int64 { return dataBytes(a.Data()) }
 
 func dataBytes(d arrow.ArrayData) int64 {
 	var n int64
@@ -99,7 +102,7 @@ var moreMetadata = []byte(`{"more":true}`)
 // nil); without, no slice carries metadata (protocol version 1).
 func writeChunked(w *batchWriter, rec arrow.RecordBatch, tagged bool, last []byte) error {
 	rows := rec.NumRows()
-	size := batchBytes(rec)
+	size := BatchBytes(rec)
 	if size <= MessageTargetBytes || rows <= 1 {
 		return w.WriteWithAppMetadata(rec, last)
 	}

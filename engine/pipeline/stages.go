@@ -199,7 +199,7 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 			return err
 		}
 		r.rows += rec.NumRows()
-		size := recordBytes(rec)
+		size := protocol.BatchBytes(rec)
 		if r.lost {
 			err = w.Write(ctx, rec)
 			rec.Release()
@@ -250,24 +250,3 @@ func (s *sinkStage) flush(ctx context.Context, w protocol.Writer, r *sinkRun) er
 	return nil
 }
 
-// recordBytes estimates the bytes of Arrow data behind rec.
-func recordBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	for _, col := range rec.Columns() {
-		n += dataBytes(col.Data())
-	}
-	return n
-}
-
-func dataBytes(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
-	}
-	for _, c := range d.Children() {
-		n += dataBytes(c)
-	}
-	return n
-}
