@@ -80,7 +80,7 @@ dd/mm/yyyy (or d/m/yy, yyyy-mm-dd). Marks: "Abs", "Disp", "N.Not", "Inap",
 "NR" and their variants give a null mark and a mark_status (absent, exempt,
 not_graded, unfit, not_submitted; "missing" for an empty cell, "ok"
 otherwise); marks on another scale (Barème 10 or 40, or "15/40" in the
-batch.Cell) are normalised to "scale" (/20) in mark, the original in raw_mark and
+cell) are normalised to "scale" (/20) in mark, the original in raw_mark and
 scale. Absences: one row per half-day (AM/PM; "Journée" gives two),
 justified from Oui/Non (or "Non justifié" in the reason), recorded_at in
 "timezone" converted to UTC. A row with the wrong field count, an
