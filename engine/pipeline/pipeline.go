@@ -362,7 +362,7 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 		case config.KindSink:
 			err = g.AddSink(name, p.cfg.Sink(name).Input, p.sinks[name])
 		case config.KindJoin, config.KindUnion:
-			err = g.AddMerge(name, p.cfg.Inputs(name), p.merges[name])
+			err = g.AddMerge(name, stream.Kind(p.cfg.Kind(name).String()), p.cfg.Inputs(name), p.merges[name])
 		}
 		if err != nil {
 			return nil, err

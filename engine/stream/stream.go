@@ -272,12 +272,16 @@ func (g *Graph) AddTransform(name, input string, t Transform) error {
 	return g.add(&node{name: name, kind: KindTransform, inputs: []string{input}, xf: t})
 }
 
-// AddMerge adds a stage reading the outputs of several stages.
-func (g *Graph) AddMerge(name string, inputs []string, m Merge) error {
+// AddMerge adds a stage reading the outputs of several stages. kind names
+// it in summaries ("join", "union"...).
+func (g *Graph) AddMerge(name string, kind Kind, inputs []string, m Merge) error {
 	if len(inputs) == 0 {
 		return fmt.Errorf("stage %q: a merge needs inputs", name)
 	}
-	return g.add(&node{name: name, kind: KindTransform, inputs: inputs, merge: m})
+	if kind == KindSource || kind == KindTransform || kind == KindSink || kind == "" {
+		return fmt.Errorf("stage %q: a merge needs a kind of its own, not %q", name, kind)
+	}
+	return g.add(&node{name: name, kind: kind, inputs: inputs, merge: m})
 }
 
 // AddSink adds a sink reading the output of input.
@@ -400,13 +404,11 @@ func (g *Graph) runNode(runCtx, srcCtx context.Context, stopped *atomic.Bool, n 
 		}
 		return err
 	case KindTransform:
-		if n.merge != nil {
-			err = n.merge.Run(runCtx, st, n.ins, n.out)
-		} else {
-			err = n.xf.Run(runCtx, st, n.ins[0], n.out)
-		}
+		err = n.xf.Run(runCtx, st, n.ins[0], n.out)
 	case KindSink:
 		err = n.snk.Run(runCtx, st, n.ins[0])
+	default: // a merge, named by its own kind
+		err = n.merge.Run(runCtx, st, n.ins, n.out)
 	}
 	if err == nil && runCtx.Err() == nil {
 		for i, in := range n.ins {

@@ -390,7 +390,7 @@ func TestMergeReadsSeveralInputs(t *testing.T) {
 	sink := &collector{}
 	must(t, g.AddSource("src", counter(mem, 50, 10)))
 	must(t, g.AddTransform("mid", "src", passThrough))
-	must(t, g.AddMerge("both", []string{"src", "mid"}, merge))
+	must(t, g.AddMerge("both", "union", []string{"src", "mid"}, merge))
 	must(t, g.AddSink("out", "both", sink))
 	sum, err := g.Run(context.Background(), RunOptions{Buffer: 1})
 	if err != nil {
@@ -399,7 +399,7 @@ func TestMergeReadsSeveralInputs(t *testing.T) {
 	if got := len(sink.got()); got != 1000 {
 		t.Errorf("merge delivered %d rows, want 1000", got)
 	}
-	if st, _ := sum.Stage("both"); st.RowsIn != 1000 {
+	if st, _ := sum.Stage("both"); st.RowsIn != 1000 || st.Kind != "union" {
 		t.Errorf("merge summary %+v", st)
 	}
 }
