@@ -249,4 +249,3 @@ func (s *sinkStage) flush(ctx context.Context, w protocol.Writer, r *sinkRun) er
 	r.lost = false
 	return nil
 }
-
