@@ -40,12 +40,16 @@ var Params = []Param{
 	{"chronic_rate", "float64", 0.10, "ABS_RATE: share of school half-days missed (justified or not) over the window from which absence is chronic"},
 	{"unjustified_days", "int32", 30, "ABS_UNJ: length in days of the 'month' of unjustified absences"},
 	{"unjustified_min", "int32", 4, "ABS_UNJ: unjustified half-days over unjustified_days from which it is reported (4, the French reporting threshold)"},
-	{"trend_days", "int32", 56, "ABS_TREND: length in days of the recent window compared with the student's own usual rate"},
+	{"trend_days", "int32", 49, "ABS_TREND: length in days of the recent window compared with the student's own usual rate"},
 	{"trend_factor", "float64", 3.0, "ABS_TREND: unjustified half-days over the window at least this many times the student's own usual rate"},
-	{"trend_min", "int32", 10, "ABS_TREND: and at least this many unjustified half-days over trend_days"},
+	{"trend_min", "int32", 9, "ABS_TREND: and at least this many unjustified half-days over trend_days"},
 	{"baseline_min_days", "int32", 28, "days of history needed before the window for a baseline (ABS_TREND, PLATFORM_DROP)"},
 	{"streak_weeks", "int32", 0, "ABS_STREAK: consecutive school weeks (holiday weeks skipped) with at least one unjustified half-day from which it is raised (0: off)"},
 	{"streak_min_half_days", "int32", 0, "ABS_STREAK: and at least this many unjustified half-days over those weeks"},
+	{"cusum_min", "float64", 0.0, "ABS_CUSUM: CUSUM score (log-likelihood ratio of a drift against the student's usual rate of unjustified half-days) from which it is raised (0: off)"},
+	{"cusum_rate", "float64", 0.15, "ABS_CUSUM: rate of unjustified half-days of a drift (per school half-day)"},
+	{"cusum_prior_rate", "float64", 0.01, "ABS_CUSUM: usual rate of unjustified half-days assumed before the student's own history counts"},
+	{"cusum_prior_half_days", "float64", 100, "ABS_CUSUM: weight of cusum_prior_rate, in school half-days, against the student's own history"},
 	// Course performance.
 	{"low_average", "float64", 8.0, "MARK_LOW: average of the last term (all subjects, /20) below which it is raised"},
 	{"fall_points", "float64", 5.0, "MARK_FALL: fall of the average between two consecutive terms, in points /20, from which it is raised"},
@@ -60,7 +64,7 @@ var Params = []Param{
 	{"inactive_min_sessions", "int32", 6, "INACTIVE: only for students with at least this many sessions before"},
 	// Composite risk: 1 - prod(1 - weight * severity), severity 0.5 at the threshold up to 1.
 	{"w_abs_rate", "float64", 0.15, "weight of ABS_RATE in the risk"},
-	{"w_abs_unj", "float64", 0.15, "weight of ABS_UNJ in the risk"},
+	{"w_abs_unj", "float64", 0.10, "weight of ABS_UNJ in the risk"},
 	{"w_abs_trend", "float64", 0.80, "weight of ABS_TREND in the risk"},
 	{"w_mark_low", "float64", 0.10, "weight of MARK_LOW in the risk"},
 	{"w_mark_fall", "float64", 0.45, "weight of MARK_FALL in the risk"},
@@ -69,6 +73,7 @@ var Params = []Param{
 	{"w_platform_drop", "float64", 0.30, "weight of PLATFORM_DROP in the risk"},
 	{"w_inactive", "float64", 0.15, "weight of INACTIVE in the risk"},
 	{"w_abs_streak", "float64", 0.0, "weight of ABS_STREAK in the risk"},
+	{"w_abs_cusum", "float64", 0.0, "weight of ABS_CUSUM in the risk"},
 	{"w_combo", "float64", 0.0, "extra part of the risk when indicators of two or more families (attendance, marks, platform) are on together"},
 	// Alerts.
 	{"raise_at", "float64", 0.50, "an alert opens when the risk reaches this level (level 'alert')"},
@@ -146,7 +151,8 @@ func (c *Config) Set(name string, v any) error {
 	num := map[string]*float64{
 		"chronic_rate": &c.ChronicRate, "trend_factor": &c.TrendFactor, "low_average": &c.LowAverage,
 		"fall_points": &c.FallPoints, "core_fail_mark": &c.CoreFailMark, "drop_ratio": &c.DropRatio,
-		"drop_min_expected": &c.DropMinExpected, "raise_at": &c.RaiseAt, "w_combo": &c.Combo, "alert_share": &c.AlertShare, "clear_below": &c.ClearBelow,
+		"drop_min_expected": &c.DropMinExpected, "raise_at": &c.RaiseAt, "w_combo": &c.Combo, "cusum_min": &c.CusumMin, "cusum_rate": &c.CusumRate,
+		"cusum_prior_rate": &c.CusumPriorRate, "cusum_prior_half_days": &c.CusumPriorHalfDays, "alert_share": &c.AlertShare, "clear_below": &c.ClearBelow,
 	}
 	ints := map[string]*int{
 		"window_days": &c.WindowDays, "unjustified_days": &c.UnjustifiedDays, "unjustified_min": &c.UnjustifiedMin,

@@ -22,11 +22,12 @@ const (
 	PlatformDrop
 	Inactive
 	AbsStreak
+	AbsCusum
 	numCodes
 )
 
 // Codes are the reason codes of the indicators.
-var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE", "ABS_STREAK"}
+var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE", "ABS_STREAK", "ABS_CUSUM"}
 
 // Config holds the parameters (see Params for their meaning).
 type Config struct {
@@ -45,7 +46,8 @@ type Config struct {
 	DropRatio, DropMinExpected        float64
 	InactiveDays, InactiveMinSessions int
 
-	StreakWeeks, StreakMinHalfDays int
+	StreakWeeks, StreakMinHalfDays                          int
+	CusumRate, CusumPriorRate, CusumPriorHalfDays, CusumMin float64
 
 	Weights                                [numCodes]float64
 	RaiseAt, ClearBelow, AlertShare, Combo float64
@@ -220,6 +222,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	var ind [numCodes]indicator
 	open := [numCodes]int{} // index+1 in res.Alerts of the open alert
 	above := 0              // consecutive days with risk >= raise_at
+	cusum := 0.0            // ABS_CUSUM statistic
 	off := [numCodes]int{}  // days the indicator of an open alert has been off
 	lastSess := -1
 	var risk float64
@@ -277,6 +280,27 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
 				ind[AbsStreak] = indicator{sev(float64(streak), float64(c.StreakWeeks)),
 					say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)}
+			}
+		}
+		if c.CusumMin > 0 {
+			// Log-likelihood ratio, per school half-day, of a drift's rate
+			// of unjustified absences (cusum_rate) against the student's
+			// own usual rate before the trend window (shrunk toward
+			// cusum_prior_rate), accumulated as a CUSUM.
+			if h := sum(school, i, i); h > 0 {
+				tf := i - c.TrendDays
+				u0, h0 := 0.0, 0.0
+				if tf >= 0 {
+					u0, h0 = float64(unjAt(i, 0, tf)), float64(sum(school, 0, tf))
+				}
+				l0 := (c.CusumPriorRate*c.CusumPriorHalfDays + u0) / (c.CusumPriorHalfDays + h0)
+				l1 := math.Max(c.CusumRate, 1.5*l0)
+				x := float64(sum(unj, i, i))
+				cusum = math.Max(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
+			}
+			if cusum >= c.CusumMin {
+				ind[AbsCusum] = indicator{sev(cusum, c.CusumMin),
+					say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))}
 			}
 		}
 		// Course performance: the last term whose marks are known.
@@ -387,7 +411,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 // family is 0 for attendance, 1 for course performance, 2 for engagement.
 func family(k int) int {
 	switch k {
-	case AbsRate, AbsUnj, AbsTrend, AbsStreak:
+	case AbsRate, AbsUnj, AbsTrend, AbsStreak, AbsCusum:
 		return 0
 	case MarkLow, MarkFall, CoreFail, Missing:
 		return 1

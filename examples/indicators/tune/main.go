@@ -39,6 +39,7 @@ type student struct {
 	Dropout          bool
 	Out              int32
 	Signals          string
+	Track            string
 }
 
 func main() {
@@ -96,6 +97,8 @@ func run(c *indicators.Config, studs []student, miss bool) string {
 	var drifters, dropouts, alerted, alertedTrue, recall, recallDr, opened, falseA int
 	var leads []float64
 	missBy, falseBy := map[string]int{}, map[string]int{}
+	type tr struct{ alerted, alertedTrue, dropouts, recall int }
+	byTrack := map[string]*tr{}
 	for i, s := range studs {
 		firstTrue := int32(-1)
 		for _, a := range res[i].Alerts {
@@ -107,6 +110,23 @@ func run(c *indicators.Config, studs []student, miss bool) string {
 			} else {
 				falseA++
 				falseBy[a.Code]++
+			}
+		}
+		t := byTrack[s.Track]
+		if t == nil {
+			t = &tr{}
+			byTrack[s.Track] = t
+		}
+		if len(res[i].Alerts) > 0 {
+			t.alerted++
+			if firstTrue >= 0 {
+				t.alertedTrue++
+			}
+		}
+		if s.Dropout {
+			t.dropouts++
+			if firstTrue >= 0 {
+				t.recall++
 			}
 		}
 		if s.Drifts {
@@ -142,6 +162,12 @@ func run(c *indicators.Config, studs []student, miss bool) string {
 		float64(recallDr)/float64(max(drifters, 1)), med, float64(falseA)*1000/float64(len(studs))/10, alerted, dropouts, drifters)
 	if miss {
 		out += fmt.Sprintf("\n  missed dropouts by signals: %v\n  false alerts by code: %v", missBy, falseBy)
+		for _, k := range []string{"college", "lgt", "lp"} {
+			if t := byTrack[k]; t != nil {
+				out += fmt.Sprintf("\n  %-8s precision %.3f (%d alerted), recall %.3f (%d dropouts)", k,
+					float64(t.alertedTrue)/float64(max(t.alerted, 1)), t.alerted, float64(t.recall)/float64(max(t.dropouts, 1)), t.dropouts)
+			}
+		}
 	}
 	return out
 }
@@ -212,7 +238,7 @@ func parse(dir string) ([]student, error) {
 	idx := map[string]int{}
 	err := readCSV(filepath.Join(dir, "ground_truth.csv"), func(c map[string]int, r []string) error {
 		s := student{ID: r[c["student_id"]], Drifts: r[c["drifts"]] == "true", Dropout: r[c["outcome"]] == "dropout",
-			TrueFrom: math.MaxInt32, TrueTo: math.MinInt32, Out: math.MaxInt32, Signals: r[c["signals"]]}
+			TrueFrom: math.MaxInt32, TrueTo: math.MinInt32, Out: math.MaxInt32, Signals: r[c["signals"]], Track: r[c["track"]]}
 		if s.Drifts {
 			s.TrueFrom, _ = indicators.ParseDay(r[c["drift_start"]])
 			s.TrueTo = math.MaxInt32
