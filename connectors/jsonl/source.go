@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"io"
 	"slices"
 	"sort"
@@ -27,8 +28,6 @@ const SourceName = "jsonl"
 // DefaultBatchRows is the batch size used when Config.BatchRows is not set.
 const DefaultBatchRows = 8192
 
-// deadLetterBatch is the most dead letters held before they are sent.
-const deadLetterBatch = 1000
 
 // maxRaw is the most bytes of a line kept in a dead letter.
 const maxRaw = 64 << 10
@@ -230,19 +229,18 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 // batch may hold the end of one file and the start of the next.
 type decoder struct {
 	*plan
-	out      protocol.Emitter
-	b        *array.RecordBuilder
-	vals     []value
-	rows     int
-	dead     []protocol.DeadLetter
-	deadSent bool
-	pos      position // after the last line decoded
+	out  protocol.Emitter
+	b    *array.RecordBuilder
+	vals []value
+	rows int
+	dead *batch.Out
+	pos  position // after the last line decoded
 }
 
 func newDecoder(p *plan, mem memory.Allocator, out protocol.Emitter) *decoder {
 	b := array.NewRecordBuilder(mem, p.schema)
 	b.Reserve(p.batchRows)
-	return &decoder{plan: p, out: out, b: b, vals: make([]value, len(p.cols))}
+	return &decoder{plan: p, out: out, dead: batch.NewOut(out), b: b, vals: make([]value, len(p.cols))}
 }
 
 func (d *decoder) release() { d.b.Release() }
@@ -386,39 +384,11 @@ func (d *decoder) bad(ctx context.Context, line int64, field, reason string, raw
 	if len(raw) > maxRaw {
 		raw = raw[:maxRaw]
 	}
-	d.dead = append(d.dead, protocol.DeadLetter{Origin: d.pos.Path, Line: line, Column: field, Reason: reason, Raw: string(raw)})
-	if len(d.dead) >= deadLetterBatch {
-		return d.sendDead(ctx)
-	}
-	return nil
+	return d.dead.DeadLetter(ctx, protocol.DeadLetter{Origin: d.pos.Path, Line: line, Column: field, Reason: reason, Raw: string(raw)})
 }
 
-func (d *decoder) sendDead(ctx context.Context) error {
-	if len(d.dead) == 0 {
-		return nil
-	}
-	err := d.out.DeadLetter(ctx, d.dead)
-	d.dead = nil
-	d.deadSent = true
-	return err
-}
-
-// flush emits the rows held, or an empty batch if only dead letters were
-// sent since the last position.
 func (d *decoder) flush(ctx context.Context) error {
-	if err := d.sendDead(ctx); err != nil {
-		return err
-	}
-	if d.rows == 0 && !d.deadSent {
-		return nil
-	}
-	d.deadSent = false
-	rec := d.b.NewRecordBatch()
-	defer rec.Release()
+	rows := d.rows
 	d.rows = 0
-	pos, err := protocol.NewPosition(d.pos)
-	if err != nil {
-		return err
-	}
-	return d.out.Emit(ctx, rec, pos)
+	return d.dead.Emit(ctx, d.b, rows, d.pos)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"io"
 	"os"
 	"strings"
@@ -26,10 +27,7 @@ const SourceName = "xapi"
 // DefaultBatchRows is the batch size used when Config.BatchRows is not set.
 const DefaultBatchRows = 8192
 
-const (
-	deadLetterBatch = 1000
-	maxRaw          = 64 << 10
-)
+const maxRaw = 64 << 10
 
 // Option names.
 const (
@@ -186,18 +184,17 @@ func (p *filePlan) isJSON(path string) bool {
 // decoder turns statements into rows.
 type decoder struct {
 	*filePlan
-	out      protocol.Emitter
-	b        *array.RecordBuilder
-	rows     int
-	dead     []protocol.DeadLetter
-	deadSent bool
-	pos      filePosition
+	out  protocol.Emitter
+	b    *array.RecordBuilder
+	rows int
+	dead *batch.Out
+	pos  filePosition
 }
 
 func newDecoder(p *filePlan, mem memory.Allocator, out protocol.Emitter) *decoder {
 	b := array.NewRecordBuilder(mem, p.schema)
 	b.Reserve(min(p.batchRows, 1<<16))
-	return &decoder{filePlan: p, out: out, b: b}
+	return &decoder{filePlan: p, out: out, dead: batch.NewOut(out), b: b}
 }
 
 func (d *decoder) release() { d.b.Release() }
@@ -383,37 +380,11 @@ func (d *decoder) bad(ctx context.Context, line int64, prop, reason string, raw 
 	if len(raw) > maxRaw {
 		raw = raw[:maxRaw]
 	}
-	d.dead = append(d.dead, protocol.DeadLetter{Origin: d.pos.Path, Line: line, Column: prop, Reason: reason, Raw: string(raw)})
-	if len(d.dead) >= deadLetterBatch {
-		return d.sendDead(ctx)
-	}
-	return nil
-}
-
-func (d *decoder) sendDead(ctx context.Context) error {
-	if len(d.dead) == 0 {
-		return nil
-	}
-	err := d.out.DeadLetter(ctx, d.dead)
-	d.dead = nil
-	d.deadSent = true
-	return err
+	return d.dead.DeadLetter(ctx, protocol.DeadLetter{Origin: d.pos.Path, Line: line, Column: prop, Reason: reason, Raw: string(raw)})
 }
 
 func (d *decoder) flush(ctx context.Context) error {
-	if err := d.sendDead(ctx); err != nil {
-		return err
-	}
-	if d.rows == 0 && !d.deadSent {
-		return nil
-	}
-	d.deadSent = false
-	rec := d.b.NewRecordBatch()
-	defer rec.Release()
+	rows := d.rows
 	d.rows = 0
-	pos, err := protocol.NewPosition(d.pos)
-	if err != nil {
-		return err
-	}
-	return d.out.Emit(ctx, rec, pos)
+	return d.dead.Emit(ctx, d.b, rows, d.pos)
 }

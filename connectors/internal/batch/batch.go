@@ -35,17 +35,67 @@ func Str(s string) Cell {
 // deadLetterBatch is the most dead letters held before they are sent.
 const deadLetterBatch = 1000
 
+// Out sends a source's dead letters and batches in the order the protocol
+// needs: dead letters are held (up to a thousand) and always sent before
+// the batch whose position covers them, so a resumed read neither loses
+// nor repeats them. A batch with no rows is emitted only to carry the
+// position past dead letters sent since the last batch.
+type Out struct {
+	out      protocol.Emitter
+	dead     []protocol.DeadLetter
+	deadSent bool // dead letters sent since the last emitted batch
+}
+
+// NewOut returns an Out emitting to out.
+func NewOut(out protocol.Emitter) *Out { return &Out{out: out} }
+
+// DeadLetter holds d, sending the held dead letters when there are many.
+func (o *Out) DeadLetter(ctx context.Context, d protocol.DeadLetter) error {
+	o.dead = append(o.dead, d)
+	if len(o.dead) >= deadLetterBatch {
+		return o.sendDead(ctx)
+	}
+	return nil
+}
+
+func (o *Out) sendDead(ctx context.Context) error {
+	if len(o.dead) == 0 {
+		return nil
+	}
+	err := o.out.DeadLetter(ctx, o.dead)
+	o.dead = nil
+	o.deadSent = true
+	return err
+}
+
+// Emit sends the held dead letters, then the rows in b (rows of them) as
+// one batch at position pos (any JSON-encodable value).
+func (o *Out) Emit(ctx context.Context, b *array.RecordBuilder, rows int, pos any) error {
+	if err := o.sendDead(ctx); err != nil {
+		return err
+	}
+	if rows == 0 && !o.deadSent {
+		return nil
+	}
+	p, err := protocol.NewPosition(pos)
+	if err != nil {
+		return err
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	o.deadSent = false
+	return o.out.Emit(ctx, rec, p)
+}
+
 // Batcher turns records into batches of at most max rows, each emitted with
 // the position after its last record, and sends dead letters before the
 // batch whose position covers them.
 type Batcher struct {
-	out      protocol.Emitter
-	b        *array.RecordBuilder
-	max      int
-	rows     int
-	lastPos  any
-	dead     []protocol.DeadLetter
-	deadSent bool // dead letters sent since the last emitted batch
+	*Out
+	b       *array.RecordBuilder
+	max     int
+	rows    int
+	lastPos any
 }
 
 // New returns a Batcher emitting to out batches of at most max rows (8192
@@ -55,7 +105,7 @@ func New(mem memory.Allocator, schema *arrow.Schema, max int, out protocol.Emitt
 	if max <= 0 {
 		max = 8192
 	}
-	return &Batcher{out: out, b: array.NewRecordBuilder(mem, schema), max: max, lastPos: from}
+	return &Batcher{Out: NewOut(out), b: array.NewRecordBuilder(mem, schema), max: max, lastPos: from}
 }
 
 // Release frees the builders.
@@ -84,44 +134,18 @@ func (bt *Batcher) Record(ctx context.Context, rows [][]Cell, pos any) error {
 
 // DeadLetter records a dead letter for the record that ends at pos.
 func (bt *Batcher) DeadLetter(ctx context.Context, d protocol.DeadLetter, pos any) error {
-	bt.dead = append(bt.dead, d)
 	bt.lastPos = pos
-	if len(bt.dead) >= deadLetterBatch {
-		return bt.sendDead(ctx)
-	}
-	return nil
+	return bt.Out.DeadLetter(ctx, d)
 }
 
 // Skipped records a record that gave nothing (a blank line).
 func (bt *Batcher) Skipped(pos any) { bt.lastPos = pos }
 
-func (bt *Batcher) sendDead(ctx context.Context) error {
-	if len(bt.dead) == 0 {
-		return nil
-	}
-	err := bt.out.DeadLetter(ctx, bt.dead)
-	bt.dead = nil
-	bt.deadSent = true
-	return err
-}
-
-// Flush emits the rows held with the last position. A batch with no rows is
-// emitted only to cover dead letters sent since the last batch.
+// Flush emits the rows held with the last position (see Out.Emit).
 func (bt *Batcher) Flush(ctx context.Context) error {
-	if err := bt.sendDead(ctx); err != nil {
-		return err
-	}
-	if bt.rows == 0 && !bt.deadSent {
-		return nil
-	}
-	p, err := protocol.NewPosition(bt.lastPos)
-	if err != nil {
-		return err
-	}
-	rec := bt.b.NewRecordBatch()
-	defer rec.Release()
-	bt.rows, bt.deadSent = 0, false
-	return bt.out.Emit(ctx, rec, p)
+	rows := bt.rows
+	bt.rows = 0
+	return bt.Out.Emit(ctx, bt.b, rows, bt.lastPos)
 }
 
 func appendCell(b array.Builder, c Cell) {
