@@ -28,7 +28,6 @@ const SourceName = "jsonl"
 // DefaultBatchRows is the batch size used when Config.BatchRows is not set.
 const DefaultBatchRows = 8192
 
-
 // maxRaw is the most bytes of a line kept in a dead letter.
 const maxRaw = 64 << 10
 
