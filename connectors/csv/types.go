@@ -2,8 +2,8 @@ package csv
 
 import (
 	"fmt"
+	"github.com/vigie-edu/vigie/connectors/internal/coltypes"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -11,8 +11,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-
-	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // A value is one parsed CSV field, held until the whole row has parsed so
@@ -134,29 +132,10 @@ func parseFloat(f *formats, s string, v *value) bool {
 	return err == nil && !math.IsInf(n, 0)
 }
 
-// typeNames lists the type names accepted in the `columns` option.
-func typeNames() []string {
-	names := make([]string, 0, len(colTypes))
-	for n := range colTypes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 // lookupType returns the column type called name, or an error wrapping
 // protocol.ErrConfig that suggests the closest name.
 func lookupType(column, name string) (colType, error) {
-	if t, ok := colTypes[name]; ok {
-		return t, nil
-	}
-	msg := fmt.Sprintf("column %q: unknown type %q", column, name)
-	if near := protocol.Nearest(name, typeNames()); near != "" {
-		msg += fmt.Sprintf(" (did you mean %q?)", near)
-	} else {
-		msg += " (known: " + strings.Join(typeNames(), ", ") + ")"
-	}
-	return colType{}, fmt.Errorf("%s: %w", msg, protocol.ErrConfig)
+	return coltypes.Lookup(colTypes, column, name)
 }
 
 // inferOrder is the order in which inference tries types: the first that

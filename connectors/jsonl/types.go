@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/vigie-edu/vigie/connectors/internal/coltypes"
 	"math"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-
-	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // A value is one decoded field, held until the whole line has decoded so
@@ -164,26 +161,10 @@ func describe(raw []byte) string {
 	return kind + " " + string(raw)
 }
 
-func typeNames() []string {
-	names := make([]string, 0, len(colTypes))
-	for n := range colTypes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
+// lookupType returns the column type called name, or an error wrapping
+// protocol.ErrConfig that suggests the closest name.
 func lookupType(column, name string) (colType, error) {
-	if t, ok := colTypes[name]; ok {
-		return t, nil
-	}
-	msg := fmt.Sprintf("column %q: unknown type %q", column, name)
-	if near := protocol.Nearest(name, typeNames()); near != "" {
-		msg += fmt.Sprintf(" (did you mean %q?)", near)
-	} else {
-		msg += " (known: " + strings.Join(typeNames(), ", ") + ")"
-	}
-	return colType{}, fmt.Errorf("%s: %w", msg, protocol.ErrConfig)
+	return coltypes.Lookup(colTypes, column, name)
 }
 
 // appendValue appends v to b, which was made for the column's type.
