@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"io"
 	"slices"
 	"sort"
@@ -611,7 +612,7 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 				continue
 			}
 			for i := range rd.vals {
-				appendValue(b.Field(i), &rd.vals[i])
+				batch.Append(b.Field(i), rd.vals[i])
 			}
 			if rows++; rows == p.batchRows {
 				if err := flush(); err != nil {
@@ -729,10 +730,10 @@ func (rd *reading) next(ctx context.Context) (bool, error) {
 		}
 		s := rec[j]
 		v := &rd.vals[i]
-		*v = value{null: rd.nulls[s]}
+		*v = value{Null: rd.nulls[s]}
 		reason := ""
 		switch {
-		case v.null:
+		case v.Null:
 			continue
 		case checkUTF8 && !utf8.ValidString(s):
 			reason = fmt.Sprintf("invalid UTF-8 in %q (is the file in Windows-1252? set option %q)", s, optEncoding)

@@ -1,7 +1,7 @@
 package csv
 
 import (
-	"fmt"
+	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"github.com/vigie-edu/vigie/connectors/internal/coltypes"
 	"math"
 	"strconv"
@@ -15,12 +15,7 @@ import (
 
 // A value is one parsed CSV field, held until the whole row has parsed so
 // that a bad field leaves the builders untouched.
-type value struct {
-	null bool
-	i    int64
-	f    float64
-	s    string
-}
+type value = batch.Cell
 
 // A colType is a column type that the source can declare or infer: its name
 // in the `columns` option, its Arrow type and how a field parses into it.
@@ -70,17 +65,17 @@ func defaultFormats() *formats {
 
 var colTypes = map[string]colType{
 	typeUTF8: {typeUTF8, arrow.BinaryTypes.String, func(_ *formats, s string, v *value) bool {
-		v.s = s
+		v.S = s
 		return true
 	}},
 	typeInt32: {typeInt32, arrow.PrimitiveTypes.Int32, func(_ *formats, s string, v *value) bool {
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
-		v.i = n
+		v.I = n
 		return err == nil
 	}},
 	typeInt64: {typeInt64, arrow.PrimitiveTypes.Int64, func(_ *formats, s string, v *value) bool {
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-		v.i = n
+		v.I = n
 		return err == nil
 	}},
 	typeFloat64: {typeFloat64, arrow.PrimitiveTypes.Float64, parseFloat},
@@ -88,9 +83,9 @@ var colTypes = map[string]colType{
 		s = strings.TrimSpace(s)
 		switch {
 		case strings.EqualFold(s, "true"), s == "1", strings.EqualFold(s, "yes"), strings.EqualFold(s, "oui"):
-			v.i = 1
+			v.B = true
 		case strings.EqualFold(s, "false"), s == "0", strings.EqualFold(s, "no"), strings.EqualFold(s, "non"):
-			v.i = 0
+			v.B = false
 		default:
 			return false
 		}
@@ -98,14 +93,14 @@ var colTypes = map[string]colType{
 	}},
 	typeDate32: {typeDate32, arrow.FixedWidthTypes.Date32, func(f *formats, s string, v *value) bool {
 		t, err := time.Parse(f.dateLayout, strings.TrimSpace(s))
-		v.i = int64(arrow.Date32FromTime(t))
+		v.I = int64(arrow.Date32FromTime(t))
 		return err == nil
 	}},
 	typeTimestampUS: {typeTimestampUS, arrow.FixedWidthTypes.Timestamp_us, func(f *formats, s string, v *value) bool {
 		s = strings.TrimSpace(s)
 		for _, layout := range f.tsLayouts {
 			if t, err := time.ParseInLocation(layout, s, f.loc); err == nil {
-				v.i = t.UnixMicro()
+				v.I = t.UnixMicro()
 				return true
 			}
 		}
@@ -128,7 +123,7 @@ func parseFloat(f *formats, s string, v *value) bool {
 		s = strings.Replace(s, ",", ".", 1)
 	}
 	n, err := strconv.ParseFloat(s, 64)
-	v.f = n
+	v.F = n
 	return err == nil && !math.IsInf(n, 0)
 }
 
@@ -197,32 +192,6 @@ func isTrueFalse(s string) bool {
 func hasLeadingZero(s string) bool {
 	s = strings.TrimLeft(strings.TrimSpace(s), "+-")
 	return len(s) > 1 && s[0] == '0' && s[1] >= '0' && s[1] <= '9'
-}
-
-// appendValue appends v to b, which was made for the column's type.
-func appendValue(b array.Builder, v *value) {
-	if v.null {
-		b.AppendNull()
-		return
-	}
-	switch b := b.(type) {
-	case *array.StringBuilder:
-		b.Append(v.s)
-	case *array.Int32Builder:
-		b.Append(int32(v.i))
-	case *array.Int64Builder:
-		b.Append(v.i)
-	case *array.Float64Builder:
-		b.Append(v.f)
-	case *array.BooleanBuilder:
-		b.Append(v.i != 0)
-	case *array.Date32Builder:
-		b.Append(arrow.Date32(v.i))
-	case *array.TimestampBuilder:
-		b.Append(arrow.Timestamp(v.i))
-	default:
-		panic(fmt.Sprintf("csv: no append for %T", b))
-	}
 }
 
 // newBuilder returns a record builder for schema with room for n rows.

@@ -269,7 +269,7 @@ func (d *decoder) read(ctx context.Context, lines *Lines, pos position) error {
 			continue
 		}
 		for i := range d.vals {
-			appendValue(d.b.Field(i), &d.vals[i])
+			batch.Append(d.b.Field(i), d.vals[i])
 		}
 		if d.rows++; d.rows == d.batchRows {
 			if err := d.flush(ctx); err != nil {
@@ -319,7 +319,7 @@ func (d *decoder) decode(ctx context.Context, line []byte, n int64, long bool) (
 			return false, d.bad(ctx, n, c.name, err, line)
 		}
 		if raw == nil || string(raw) == "null" {
-			v.null = true
+			v.Null = true
 			continue
 		}
 		if !c.typ.decode(raw, v) {

@@ -3,24 +3,18 @@ package jsonl
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
+	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"github.com/vigie-edu/vigie/connectors/internal/coltypes"
 	"math"
 	"strconv"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
 // A value is one decoded field, held until the whole line has decoded so
 // that a bad field leaves the builders untouched.
-type value struct {
-	null bool
-	i    int64
-	f    float64
-	s    string
-}
+type value = batch.Cell
 
 // A colType is a type that the `columns` option can declare: its Arrow
 // type and how a JSON value (never null) decodes into it. decode returns
@@ -54,28 +48,28 @@ var timestampLayouts = []string{
 
 var colTypes = map[string]colType{
 	typeUTF8: {typeUTF8, arrow.BinaryTypes.String, func(raw []byte, v *value) bool {
-		return jsonString(raw, &v.s)
+		return jsonString(raw, &v.S)
 	}, "a JSON string"},
 	typeInt32: {typeInt32, arrow.PrimitiveTypes.Int32, func(raw []byte, v *value) bool {
-		return jsonInt(raw, 32, &v.i)
+		return jsonInt(raw, 32, &v.I)
 	}, "an integer from -2147483648 to 2147483647"},
 	typeInt64: {typeInt64, arrow.PrimitiveTypes.Int64, func(raw []byte, v *value) bool {
-		return jsonInt(raw, 64, &v.i)
+		return jsonInt(raw, 64, &v.I)
 	}, "an integer"},
 	typeFloat64: {typeFloat64, arrow.PrimitiveTypes.Float64, func(raw []byte, v *value) bool {
 		if !isNumber(raw) {
 			return false
 		}
 		f, err := strconv.ParseFloat(string(raw), 64)
-		v.f = f
+		v.F = f
 		return err == nil && !math.IsInf(f, 0)
 	}, "a JSON number"},
 	typeBool: {typeBool, arrow.FixedWidthTypes.Boolean, func(raw []byte, v *value) bool {
 		switch string(raw) {
 		case "true":
-			v.i = 1
+			v.B = true
 		case "false":
-			v.i = 0
+			v.B = false
 		default:
 			return false
 		}
@@ -87,7 +81,7 @@ var colTypes = map[string]colType{
 			return false
 		}
 		t, err := time.Parse(time.DateOnly, s)
-		v.i = int64(arrow.Date32FromTime(t))
+		v.I = int64(arrow.Date32FromTime(t))
 		return err == nil
 	}, `a date as a string "yyyy-mm-dd"`},
 	typeTimestampUS: {typeTimestampUS, arrow.FixedWidthTypes.Timestamp_us, func(raw []byte, v *value) bool {
@@ -97,7 +91,7 @@ var colTypes = map[string]colType{
 		}
 		for _, layout := range timestampLayouts {
 			if t, err := time.Parse(layout, s); err == nil {
-				v.i = t.UnixMicro()
+				v.I = t.UnixMicro()
 				return true
 			}
 		}
@@ -165,30 +159,4 @@ func describe(raw []byte) string {
 // protocol.ErrConfig that suggests the closest name.
 func lookupType(column, name string) (colType, error) {
 	return coltypes.Lookup(colTypes, column, name)
-}
-
-// appendValue appends v to b, which was made for the column's type.
-func appendValue(b array.Builder, v *value) {
-	if v.null {
-		b.AppendNull()
-		return
-	}
-	switch b := b.(type) {
-	case *array.StringBuilder:
-		b.Append(v.s)
-	case *array.Int32Builder:
-		b.Append(int32(v.i))
-	case *array.Int64Builder:
-		b.Append(v.i)
-	case *array.Float64Builder:
-		b.Append(v.f)
-	case *array.BooleanBuilder:
-		b.Append(v.i != 0)
-	case *array.Date32Builder:
-		b.Append(arrow.Date32(v.i))
-	case *array.TimestampBuilder:
-		b.Append(arrow.Timestamp(v.i))
-	default:
-		panic(fmt.Sprintf("jsonl: no append for %T", b))
-	}
 }

@@ -20,7 +20,7 @@ type Cell struct {
 	Null bool
 	S    string
 	F    float64
-	I    int64 // int32, date32 days, timestamp microseconds
+	I    int64 // int32, int64, date32 days, timestamp microseconds
 	B    bool
 }
 
@@ -121,7 +121,7 @@ func (bt *Batcher) Record(ctx context.Context, rows [][]Cell, pos any) error {
 	}
 	for _, r := range rows {
 		for i, c := range r {
-			appendCell(bt.b.Field(i), c)
+			Append(bt.b.Field(i), c)
 		}
 		bt.rows++
 	}
@@ -148,7 +148,8 @@ func (bt *Batcher) Flush(ctx context.Context) error {
 	return bt.Out.Emit(ctx, bt.b, rows, bt.lastPos)
 }
 
-func appendCell(b array.Builder, c Cell) {
+// Append appends c to b, which was made for the cell's column type.
+func Append(b array.Builder, c Cell) {
 	if c.Null {
 		b.AppendNull()
 		return
@@ -166,6 +167,8 @@ func appendCell(b array.Builder, c Cell) {
 		b.Append(c.B)
 	case *array.Int32Builder:
 		b.Append(int32(c.I))
+	case *array.Int64Builder:
+		b.Append(c.I)
 	default:
 		panic("batch: no appender for " + b.Type().String())
 	}
