@@ -14,7 +14,7 @@ import (
 // TestCSVFrenchExport reads two terms of marks exported the French way
 // (see csv_french_export.toml) and checks every value and dead letter.
 func TestCSVFrenchExport(t *testing.T) {
-	toml := csvxSandbox(t, "csv_french_export.toml", "pipelines/testdata/csv")
+	toml := sandbox(t, "csv_french_export.toml", "pipelines/testdata/csv")
 	dir := filepath.Dir(toml)
 	sum := pipelinetest.Run(t, toml)
 	st, _ := sum.Stage("marks")

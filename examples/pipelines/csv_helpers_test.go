@@ -2,9 +2,6 @@ package pipelines_test
 
 import (
 	"context"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -13,47 +10,6 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
-
-// csvxSandbox copies the pipeline file examples/pipelines/<toml> and the
-// trees it reads (paths relative to examples/, such as "realdata") into a
-// test folder with the same layout, so that the pipeline's out/ lands in
-// the test folder; it returns the copied pipeline file.
-func csvxSandbox(t *testing.T, toml string, trees ...string) string {
-	t.Helper()
-	root := t.TempDir()
-	copyFile := func(from, to string) {
-		b, err := os.ReadFile(from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(to, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, tree := range trees {
-		src := filepath.Join("..", tree)
-		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			rel, err := filepath.Rel("..", path)
-			if err != nil {
-				return err
-			}
-			copyFile(path, filepath.Join(root, rel))
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	dst := filepath.Join(root, "pipelines", toml)
-	copyFile(toml, dst)
-	return dst
-}
 
 // csvxTable is a Parquet file read back: its schema and every column's
 // values as text, nulls as "∅".

@@ -10,14 +10,14 @@ import (
 // TestJSONL reads JSON Lines (plain and gzip) with a declared schema
 // (jsonl.toml) and checks the Parquet written and every dead letter.
 func TestJSONL(t *testing.T) {
-	toml := pjxSandbox(t, "jsonl.toml", "pipelines/testdata/jsonl")
+	toml := sandbox(t, "jsonl.toml", "pipelines/testdata/jsonl")
 	dir := filepath.Dir(toml)
 	sum := pipelinetest.Run(t, toml)
 	st, _ := sum.Stage("activity")
 	if st.RowsOut != 6 || st.DeadLettered != 4 {
 		t.Errorf("activity: %d rows, %d dead letters; want 6 and 4", st.RowsOut, st.DeadLettered)
 	}
-	names, rows := pjxReadParquet(t, filepath.Join(dir, "out", "jsonl_activity.parquet"))
+	names, rows := readParquet(t, filepath.Join(dir, "out", "jsonl_activity.parquet"))
 	wantNames := "event_id:int64\nstudent.id:utf8\nstudent.class:utf8\nkind:utf8\nat:timestamp[us, tz=UTC]\nduration_s:float64\nok:bool\nday:date32"
 	if pjxJoin(names) != wantNames {
 		t.Errorf("schema:\n%s\nwant\n%s", pjxJoin(names), wantNames)

@@ -2,62 +2,19 @@ package pipelines_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/csv"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-
-	"github.com/vigie-edu/vigie/connectors/conformance"
 	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
 )
-
-// onerosterParquet reads a Parquet output: its fields (name:type) and rows.
-func onerosterParquet(t *testing.T, path string) ([]string, []string) {
-	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	rdr, err := file.OpenParquetFile(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdr.Close()
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 1024}, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rr.Release()
-	var fields, rows []string
-	for _, f := range rr.Schema().Fields() {
-		fields = append(fields, f.Name+":"+f.Type.String())
-	}
-	for rr.Next() {
-		rows = append(rows, conformance.Rows(rr.RecordBatch())...)
-	}
-	return fields, rows
-}
 
 // onerosterCSV reads a CSV output, the header left out, rows joined by "|".
 func onerosterCSV(t *testing.T, path string) []string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readCSV(t, path)
 	var out []string
 	for _, r := range recs[1:] {
 		out = append(out, strings.Join(r, "|"))
@@ -89,18 +46,18 @@ func TestOneRoster(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "dead_letter.csv")); !os.IsNotExist(err) {
 		t.Errorf("a dead-letter file was written: %v", err)
 	}
-	fields, rows := onerosterParquet(t, filepath.Join(out, "results.parquet"))
+	fields, rows := readParquet(t, filepath.Join(out, "results.parquet"))
 	if want := "sourcedId:utf8 status:utf8 dateLastModified:timestamp[us, tz=UTC] lineItemSourcedId:utf8 studentSourcedId:utf8 scoreStatus:utf8 score:float64 scoreDate:date32 comment:utf8"; strings.Join(fields, " ") != want {
 		t.Errorf("results schema:\n got %s\nwant %s", strings.Join(fields, " "), want)
 	}
 	if want := "RS-S0001-maths-T1|active|2025-08-29T00:00:00Z|LI-0751020B-6eA-maths-T1|S0001|fully graded|16.5|2025-11-23|(null)"; rows[0] != want {
 		t.Errorf("first result:\n got %s\nwant %s", rows[0], want)
 	}
-	fields, rows = onerosterParquet(t, filepath.Join(out, "users.parquet"))
+	fields, rows = readParquet(t, filepath.Join(out, "users.parquet"))
 	if fields[3] != "enabledUser:bool" || len(fields) != 23 || !strings.HasPrefix(rows[0], "P0751020B-maths-1|active|2025-08-29T00:00:00Z|true|p0751020b-maths-1|") {
 		t.Errorf("users: %v\n%s", fields, rows[0])
 	}
-	fields, _ = onerosterParquet(t, filepath.Join(out, "academicSessions.parquet"))
+	fields, _ = readParquet(t, filepath.Join(out, "academicSessions.parquet"))
 	if fields[5] != "startDate:date32" || fields[8] != "schoolYear:int32" {
 		t.Errorf("academicSessions: %v", fields)
 	}
@@ -146,7 +103,7 @@ func TestOneRosterFixtures(t *testing.T) {
 	}
 	wd, _ := os.Getwd()
 	var dead []string
-	for _, r := range onerosterCSVRecords(t, filepath.Join(out, "dead_letter.csv"))[1:] {
+	for _, r := range readCSV(t, filepath.Join(out, "dead_letter.csv"))[1:] {
 		origin, _ := filepath.Rel(wd, r[1])
 		dead = append(dead, strings.Join([]string{r[0], filepath.ToSlash(origin), r[2], r[3], r[4]}, "|"))
 	}
@@ -171,18 +128,4 @@ func TestOneRosterFixtures(t *testing.T) {
 	if !slices.Equal(dead, want) {
 		t.Errorf("dead letters:\n%s\nwant\n%s", strings.Join(dead, "\n"), strings.Join(want, "\n"))
 	}
-}
-
-func onerosterCSVRecords(t *testing.T, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
 }

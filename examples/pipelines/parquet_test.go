@@ -11,7 +11,7 @@ import (
 // TestParquet reads two Parquet files through a glob with a projection
 // (parquet.toml) and checks the CSV written.
 func TestParquet(t *testing.T) {
-	toml := pjxSandbox(t, "parquet.toml", "pipelines/testdata/parquet")
+	toml := sandbox(t, "parquet.toml", "pipelines/testdata/parquet")
 	sum := pipelinetest.Run(t, toml)
 	st, _ := sum.Stage("marks")
 	// 12 students x 3 subjects x 2 terms, in row groups of 10 read in
@@ -20,7 +20,7 @@ func TestParquet(t *testing.T) {
 	if st.RowsOut != 72 || st.DeadLettered != 0 || st.Batches != 14 {
 		t.Errorf("marks: %d rows, %d dead letters, %d batches; want 72, 0, 14", st.RowsOut, st.DeadLettered, st.Batches)
 	}
-	recs := pjxReadCSV(t, filepath.Join(filepath.Dir(toml), "out", "parquet_marks.csv"))
+	recs := readCSV(t, filepath.Join(filepath.Dir(toml), "out", "parquet_marks.csv"))
 	if got := strings.Join(recs[0], ","); got != "student_id,period,mark" {
 		t.Errorf("header %s: the projection is not applied", got)
 	}

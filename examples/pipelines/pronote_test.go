@@ -1,7 +1,6 @@
 package pipelines_test
 
 import (
-	"encoding/csv"
 	"maps"
 	"os"
 	"path/filepath"
@@ -15,16 +14,7 @@ import (
 // pronoteCSV reads a CSV output of pronote.toml.
 func pronoteCSV(t *testing.T, name string) [][]string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("out", "pronote", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
+	return readCSV(t, filepath.Join("out", "pronote", name))
 }
 
 // TestPronote runs pronote.toml and checks its rows, values and dead

@@ -11,7 +11,7 @@ import (
 // means missing, and checks row counts, types and that every "?" became a
 // null (and nothing else did).
 func TestRealdataOULAD(t *testing.T) {
-	toml := csvxSandbox(t, "realdata_oulad.toml", "realdata/oulad")
+	toml := sandbox(t, "realdata_oulad.toml", "realdata/oulad")
 	dir := filepath.Dir(toml)
 	sum := pipelinetest.Run(t, toml)
 	for _, tt := range []struct {

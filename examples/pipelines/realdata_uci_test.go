@@ -11,7 +11,7 @@ import (
 // TestRealdataUCI reads both UCI Student Performance files (395 maths and
 // 649 Portuguese students) through one glob and checks types and values.
 func TestRealdataUCI(t *testing.T) {
-	toml := csvxSandbox(t, "realdata_uci.toml", "realdata/uci-student-performance")
+	toml := sandbox(t, "realdata_uci.toml", "realdata/uci-student-performance")
 	sum := pipelinetest.Run(t, toml)
 	st, _ := sum.Stage("students")
 	if st.RowsOut != 395+649 || st.DeadLettered != 0 {

@@ -4,81 +4,17 @@ package pipelines_test
 // xapi_http_test.go (prefix pjx: the package is shared).
 
 import (
-	"context"
-	"encoding/csv"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-
-	"github.com/vigie-edu/vigie/connectors/conformance"
 )
-
-// pjxSandbox copies examples/pipelines/<toml> and the trees it reads
-// (paths relative to examples/) into a test folder with the same layout,
-// so that the pipeline's out/ lands there; it returns the copied file.
-func pjxSandbox(t *testing.T, toml string, trees ...string) string {
-	t.Helper()
-	root := t.TempDir()
-	copyFile := func(from, to string) {
-		b, err := os.ReadFile(from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(to, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, tree := range trees {
-		err := filepath.WalkDir(filepath.Join("..", tree), func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			rel, err := filepath.Rel("..", path)
-			if err != nil {
-				return err
-			}
-			copyFile(path, filepath.Join(root, rel))
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	dst := filepath.Join(root, "pipelines", toml)
-	copyFile(toml, dst)
-	return dst
-}
-
-// pjxReadCSV returns the records of a CSV file, header first.
-func pjxReadCSV(t *testing.T, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
-}
 
 // pjxDeadLetters returns the dead-letter file's rows as
 // "origin:line: column: reason", origin relative to the pipeline's folder.
 func pjxDeadLetters(t *testing.T, path, dir string) []string {
 	t.Helper()
 	var out []string
-	for _, r := range pjxReadCSV(t, path)[1:] { // stage, origin, line, column, reason, raw
+	for _, r := range readCSV(t, path)[1:] { // stage, origin, line, column, reason, raw
 		origin, err := filepath.Rel(dir, r[1])
 		if err != nil {
 			origin = r[1]
@@ -90,37 +26,6 @@ func pjxDeadLetters(t *testing.T, path, dir string) []string {
 		out = append(out, s+r[4])
 	}
 	return out
-}
-
-// pjxReadParquet returns the column names and the rows of a Parquet file,
-// rendered by conformance.Row.
-func pjxReadParquet(t *testing.T, path string) ([]string, []string) {
-	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	rdr, err := file.OpenParquetFile(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdr.Close()
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 1024}, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rr.Release()
-	var names []string
-	for _, f := range rr.Schema().Fields() {
-		names = append(names, f.Name+":"+f.Type.String())
-	}
-	var rows []string
-	for rr.Next() {
-		rows = append(rows, conformance.Rows(rr.RecordBatch())...)
-	}
-	return names, rows
 }
 
 func pjxJoin(l []string) string { return strings.Join(l, "\n") }

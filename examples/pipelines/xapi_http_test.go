@@ -32,7 +32,7 @@ func (r pjxRegistry) Connector(_ context.Context, name string) (protocol.Connect
 // specification's examples with an ordinary HTTP client, stops the run
 // gracefully and checks the CSV written.
 func TestXAPIEndpoint(t *testing.T) {
-	toml := pjxSandbox(t, "xapi_http.toml", "pipelines/testdata/xapi")
+	toml := sandbox(t, "xapi_http.toml", "pipelines/testdata/xapi")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestXAPIEndpoint(t *testing.T) {
 	if st.RowsOut != 3 {
 		t.Errorf("statements: %d rows out, want 3", st.RowsOut)
 	}
-	recs := pjxReadCSV(t, filepath.Join(filepath.Dir(toml), "out", "xapi_statements.csv"))
+	recs := readCSV(t, filepath.Join(filepath.Dir(toml), "out", "xapi_statements.csv"))
 	if len(recs) != 4 {
 		t.Fatalf("%d records in the CSV", len(recs))
 	}

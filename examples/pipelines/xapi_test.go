@@ -13,7 +13,7 @@ import (
 // TestXAPIFiles reads the bundle's xAPI JSON Lines and the specification's
 // examples (xapi.toml) and checks the flattened rows and the dead letter.
 func TestXAPIFiles(t *testing.T) {
-	toml := pjxSandbox(t, "xapi.toml", "pipelines/testdata/xapi", "data/bundle/xapi")
+	toml := sandbox(t, "xapi.toml", "pipelines/testdata/xapi", "data/bundle/xapi")
 	dir := filepath.Dir(toml)
 	sum := pipelinetest.Run(t, toml)
 	ent, _ := sum.Stage("ent_activity")
@@ -29,7 +29,7 @@ func TestXAPIFiles(t *testing.T) {
 		t.Errorf("spec_examples: %d rows, %d dead letters; want 2 and 1", spec.RowsOut, spec.DeadLettered)
 	}
 
-	names, rows := pjxReadParquet(t, filepath.Join(dir, "out", "xapi_ent_activity.parquet"))
+	names, rows := readParquet(t, filepath.Join(dir, "out", "xapi_ent_activity.parquet"))
 	if len(names) != 20 || names[8] != "timestamp:timestamp[us, tz=UTC]" || names[16] != "result_duration_us:int64" {
 		t.Errorf("schema: %v", names)
 	}
@@ -50,7 +50,7 @@ func TestXAPIFiles(t *testing.T) {
 		t.Error("no statement of the bundle has a scaled score")
 	}
 
-	recs := pjxReadCSV(t, filepath.Join(dir, "out", "xapi_spec_examples.csv"))
+	recs := readCSV(t, filepath.Join(dir, "out", "xapi_spec_examples.csv"))
 	if len(recs) != 3 || recs[0][20] != "statement" {
 		t.Fatalf("spec examples: %d records, header %v", len(recs), recs[0])
 	}
