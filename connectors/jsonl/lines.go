@@ -36,6 +36,17 @@ func Files(connector, option, pattern string) ([]string, error) {
 	return files, nil
 }
 
+// CheckResume checks that a resume position's file (number file, named
+// path) is still at that place among files, the expansion of the option's
+// pattern: a glob that now matches other files cannot be resumed.
+func CheckResume(connector, option, pattern string, resume protocol.Position, files []string, file int, path string) error {
+	if file < 0 || file >= len(files) || files[file] != path {
+		return fmt.Errorf("connector %q: resume position %s names a file that %q no longer matches at that place: %w",
+			connector, resume, pattern, protocol.ErrConfig)
+	}
+	return nil
+}
+
 // Lines reads the lines of a text stream and counts them, with the byte
 // offset after each (in the uncompressed stream). Not safe for concurrent
 // use.

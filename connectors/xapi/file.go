@@ -150,9 +150,8 @@ func (FileSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allo
 		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
 			return err
 		}
-		if from.File < 0 || from.File >= len(p.files) || p.files[from.File] != from.Path {
-			return fmt.Errorf("connector %q: resume position %s names a file that %q no longer matches at that place: %w",
-				SourceName, cfg.Resume, cfg.String(optPath), protocol.ErrConfig)
+		if err := jsonl.CheckResume(SourceName, optPath, cfg.String(optPath), cfg.Resume, p.files, from.File, from.Path); err != nil {
+			return err
 		}
 	}
 	d := newDecoder(p, mem, out)
