@@ -407,6 +407,47 @@ void vigie__bad_row(vigie__out *o, uint32_t row) {
   sdk_error();
 }
 
+/* ---- groups ------------------------------------------------------------------ */
+
+static void group_error(const vigie_input *in, uint32_t g, const char *what) {
+  vigie_text *e = vigie_error();
+  vigie_text_append_cstr(e, "group ");
+  vigie_text_append_int(e, g);
+  vigie_text_append_cstr(e, what);
+  vigie_text_append_int(e, vigie_groups(in));
+  vigie_text_append_cstr(e, " groups)");
+  sdk_error();
+}
+
+uint32_t vigie_group_start(const vigie_input *in, uint32_t g) {
+  if (!in->group_offsets || g > vigie_groups(in)) {
+    group_error(in, g, " does not exist (the batch has ");
+    return 0;
+  }
+  uint32_t s = ((const uint32_t *)(uintptr_t)in->group_offsets)[g];
+  if (s > in->num_rows) {
+    group_error(in, g, " starts past the last row (the batch has ");
+    return 0;
+  }
+  return s;
+}
+
+vigie_group vigie_group_bounds(const vigie_input *in, uint32_t g) {
+  vigie_group r = {0, 0};
+  if (g >= vigie_groups(in)) {
+    group_error(in, g, " does not exist (the batch has ");
+    return r;
+  }
+  const uint32_t *off = (const uint32_t *)(uintptr_t)in->group_offsets;
+  if (off[g] > off[g + 1] || off[g + 1] > in->num_rows) {
+    group_error(in, g, " has offsets out of order or past the last row (the batch has ");
+    return r;
+  }
+  r.start = off[g];
+  r.end = off[g + 1];
+  return r;
+}
+
 /* utf8: offsets of rows [next_row, row] become the current end (nulls). */
 static void utf8_fill(vigie__out *o, uint32_t row) {
   for (; o->next_row < row; o->next_row++) o->offsets[o->next_row + 1] = (int32_t)o->text.len;
@@ -439,6 +480,7 @@ void vigie_set_utf8(vigie_utf8_out *c, uint32_t row, const char *p, uint32_t n) 
 
 /* Prepares the output columns: all rows null, zeroed values. */
 static bool open_outputs(vigie_output *out, vigie_input *desc) {
+  out->num_rows = desc->num_rows;
   out->num_columns = desc->num_columns;
   out->cols = vigie_arena_alloc(sizeof(vigie__out) * desc->num_columns);
   if (!out->cols && desc->num_columns) return false;
@@ -525,8 +567,8 @@ EXPORT("vigie_eval") int32_t vigie_eval(uint32_t input, uint32_t output) {
   vigie_input *in = (vigie_input *)(uintptr_t)input;
   vigie_input *od = (vigie_input *)(uintptr_t)output;
   vigie_output out;
-  if (od->num_rows != in->num_rows && in->num_groups == 0) {
-    vigie_fail("output rows differ from input rows");
+  if (od->num_rows != (in->group_offsets ? in->num_groups : in->num_rows)) {
+    vigie_fail(in->group_offsets ? "output rows differ from input groups" : "output rows differ from input rows");
     return finish_call(1);
   }
   if (!open_outputs(&out, od)) {

@@ -19,6 +19,9 @@
  * column of the wrong type (or index) makes the evaluation fail with a
  * message and reads as all null.
  *
+ * Group rules: vigie_groups(in) groups, one output row each;
+ * vigie_group_bounds(in, g) gives the rows [start, end) of group g.
+ *
  * Outputs: vigie_output_<type>(out, index); every output row starts null;
  * vigie_set_<type>(col, row, value) sets a row (any order for fixed-width
  * and bool columns). utf8 rows are written in non-decreasing row order,
@@ -126,12 +129,25 @@ static inline bool vigie__bit(const uint8_t *bm, uint32_t i) {
 
 /* Number of rows of the input batch. */
 static inline uint32_t vigie_rows(const vigie_input *in) { return in->num_rows; }
-/* Number of groups (group rules) and the bounds of group g: rows
- * [vigie_group_start(in, g), vigie_group_start(in, g + 1)). */
-static inline uint32_t vigie_groups(const vigie_input *in) { return in->num_groups; }
-static inline uint32_t vigie_group_start(const vigie_input *in, uint32_t g) {
-  return ((const uint32_t *)(uintptr_t)in->group_offsets)[g];
+
+/* ---- groups (group rules) ------------------------------------------------------ */
+
+/* The rows of one group: [start, end). A group may be empty. */
+typedef struct { uint32_t start, end; } vigie_group;
+
+/* Number of groups of a group rule's input, which is the number of output
+ * rows; 0 for a map rule. */
+static inline uint32_t vigie_groups(const vigie_input *in) {
+  return in->group_offsets ? in->num_groups : 0;
 }
+/* The rows of group g (0 <= g < vigie_groups(in)), contiguous, in the order
+ * the pipeline declares. A g out of range (or group offsets that are not
+ * within the batch) makes the evaluation fail with a message and gives an
+ * empty group. */
+vigie_group vigie_group_bounds(const vigie_input *in, uint32_t g);
+/* First row of group g, for 0 <= g <= vigie_groups(in) (g = vigie_groups(in)
+ * gives vigie_rows(in)); checked as vigie_group_bounds. */
+uint32_t vigie_group_start(const vigie_input *in, uint32_t g);
 
 /* Resolves an input column; on a wrong type or index it records an error
  * and returns NULL (the column then reads as all null). */
@@ -214,9 +230,13 @@ typedef struct {
 } vigie__out;
 
 struct vigie_output {
-  uint32_t num_columns;
+  uint32_t num_rows, num_columns;
   vigie__out *cols;
 };
+
+/* Number of output rows: vigie_rows(in) for a map rule, vigie_groups(in)
+ * for a group rule (output row g is group g). */
+static inline uint32_t vigie_output_rows(const vigie_output *out) { return out->num_rows; }
 
 vigie__out *vigie__output(vigie_output *out, uint32_t index, vigie_type t);
 void vigie__bad_row(vigie__out *o, uint32_t row);

@@ -121,6 +121,10 @@ pub fn eval(r: &Rule, input: u32, output: u32) -> i32 {
     let input = Input { ptr: input as *const u32 };
     let mut out = Output::open(output as *mut u32);
     INPUT_ERROR.with(|e| *e.borrow_mut() = None);
+    let (want, what) = if input.word(3) != 0 { (input.num_groups(), "groups") } else { (input.rows(), "rows") };
+    if out.rows() != want {
+        return finish(Err(format!("output rows differ from input {}", what)));
+    }
     let res = (r.eval)(&input, &mut out)
         .and_then(|_| INPUT_ERROR.with(|e| e.borrow_mut().take()).map_or(Ok(()), Err))
         .and_then(|_| out.error.take().map_or(Ok(()), Err));
@@ -206,9 +210,38 @@ pub struct Input {
 impl Input {
     fn word(&self, i: usize) -> u32 { unsafe { *self.ptr.add(i) } }
     pub fn rows(&self) -> usize { self.word(0) as usize }
-    pub fn num_groups(&self) -> usize { self.word(2) as usize }
-    /// First row of group g: group g is rows group_start(g)..group_start(g+1).
-    pub fn group_start(&self, g: usize) -> usize { unsafe { *(self.word(3) as *const u32).add(g) as usize } }
+    /// Number of groups of a group rule's input, which is the number of
+    /// output rows; 0 for a map rule.
+    pub fn num_groups(&self) -> usize { if self.word(3) == 0 { 0 } else { self.word(2) as usize } }
+    /// The rows of group g (0 <= g < num_groups()), contiguous, in the
+    /// order the pipeline declares; a group may be empty. A g out of range
+    /// gives an empty range and fails the evaluation.
+    pub fn group(&self, g: usize) -> std::ops::Range<usize> {
+        if g >= self.num_groups() {
+            self.bad_group(g);
+            return 0..0;
+        }
+        let (s, e) = (self.offset(g), self.offset(g + 1));
+        if s > e || e > self.rows() {
+            self.bad_group(g);
+            return 0..0;
+        }
+        s..e
+    }
+    /// First row of group g, for 0 <= g <= num_groups() (group_start of
+    /// num_groups() is rows()); checked as group.
+    pub fn group_start(&self, g: usize) -> usize {
+        if self.word(3) == 0 || g > self.num_groups() || self.offset(g) > self.rows() {
+            self.bad_group(g);
+            return 0;
+        }
+        self.offset(g)
+    }
+    fn offset(&self, g: usize) -> usize { unsafe { *(self.word(3) as *const u32).add(g) as usize } }
+    fn bad_group(&self, g: usize) {
+        let msg = format!("group {} does not exist or is past the last row (the batch has {} groups)", g, self.num_groups());
+        INPUT_ERROR.with(|e| *e.borrow_mut() = Some(msg));
+    }
     fn column<T>(&self, i: usize, t: u32) -> Column<T> {
         let bad = Column { validity: std::ptr::null(), data: std::ptr::null(), offsets: std::ptr::null(), bad: true, _t: std::marker::PhantomData };
         if i >= self.word(1) as usize {

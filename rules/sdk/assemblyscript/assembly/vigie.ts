@@ -432,9 +432,30 @@ export class Input {
   cols: StaticArray<Column> = new StaticArray<Column>(0);
 
   get rows(): i32 { return <i32>load<u32>(this.ptr); }
-  get numGroups(): i32 { return <i32>load<u32>(this.ptr, 8); }
-  /** First row of group g; group g is rows [groupStart(g), groupStart(g+1)). */
-  groupStart(g: i32): i32 { return <i32>load<u32>(load<u32>(this.ptr, 12) + (<usize>g << 2)); }
+
+  /** Number of groups of a group rule's input, which is the number of
+   * output rows; 0 for a map rule. */
+  get numGroups(): i32 { return load<u32>(this.ptr, 12) ? <i32>load<u32>(this.ptr, 8) : 0; }
+  /** First row of group g (0 <= g <= numGroups; groupStart(numGroups) is
+   * rows). Group g is rows [groupStart(g), groupEnd(g)), contiguous, in
+   * the order the pipeline declares; it may be empty. A g out of range
+   * fails the evaluation with a message and gives 0. */
+  groupStart(g: i32): i32 {
+    if (g < 0 || g > this.numGroups) return this.badGroup(g);
+    const s = load<u32>(<usize>load<u32>(this.ptr, 12) + (<usize>g << 2));
+    return s <= load<u32>(this.ptr) ? <i32>s : this.badGroup(g);
+  }
+  /** End (excluded) of group g, 0 <= g < numGroups: groupStart(g + 1). */
+  groupEnd(g: i32): i32 {
+    if (g < 0 || g >= this.numGroups) return this.badGroup(g);
+    return this.groupStart(g + 1);
+  }
+  private badGroup(g: i32): i32 {
+    error().append("group ").appendInt(g).append(" does not exist or is past the last row (the batch has ")
+      .appendInt(this.numGroups).append(" groups)");
+    sdkError();
+    return 0;
+  }
 
   column(i: i32, t: u32): Column {
     const n = <i32>load<u32>(this.ptr, 4);
@@ -552,6 +573,10 @@ export class Utf8Out extends OutColumn {
 export class Output {
   ptr: usize = 0;
   cols: StaticArray<OutColumn> = new StaticArray<OutColumn>(0);
+
+  /** Number of output rows: input.rows for a map rule, input.numGroups for
+   * a group rule (output row g is group g). */
+  get rows(): i32 { return <i32>load<u32>(this.ptr); }
 
   column(i: i32, t: u32): OutColumn {
     if (i < 0 || i >= this.cols.length || unchecked(this.cols[i]).type != t) {
@@ -680,6 +705,10 @@ export function vigie_eval(input: u32, output: u32): i32 {
   theOutput.open(output);
   const f = evalFn;
   if (!f) { fail("no rule registered"); return finishCall(1); }
+  if (theOutput.rows != (load<u32>(input, 12) ? theInput.numGroups : theInput.rows)) {
+    fail("output rows differ from input " + (load<u32>(input, 12) ? "groups" : "rows"));
+    return finishCall(1);
+  }
   const rc = f(theInput, theOutput);
   if (rc == 0 && !failed) theOutput.close();
   return finishCall(rc);

@@ -1,0 +1,98 @@
+package conformance
+
+import (
+	"context"
+	"sort"
+	"testing"
+
+	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/rules/ruletest"
+)
+
+const (
+	groupCases   = "group.cases.toml"
+	goGroupDir   = "../sdk/vigie/examples/group_stats"
+	goMutantsDir = "testdata/group_stats_mutants"
+	groupRule    = "group_stats"
+)
+
+// groupGuests are the ports of the group rule group_stats, one per SDK.
+func groupGuests() []guest {
+	return []guest{
+		{"go/" + groupRule, func(t *testing.T) string { return hosttest.BuildGoRule(t, goGroupDir) }},
+		{"c/" + groupRule, func(t *testing.T) string { return buildC(t, groupRule) }},
+		{"assemblyscript/" + groupRule, func(t *testing.T) string { return buildAS(t, groupRule) }},
+		{"rust/" + groupRule, func(t *testing.T) string { return buildRust(t, groupRule) }},
+	}
+}
+
+func TestGroup(t *testing.T) {
+	for _, g := range groupGuests() {
+		t.Run(g.name, func(t *testing.T) { runCases(t, g.build(t), groupCases) })
+	}
+}
+
+// mutants are the bugs of testdata/group_stats_mutants (its parameter
+// "mutant"); keep the two lists in step.
+var mutants = []string{
+	"rows_count_non_null",
+	"zero_sum_not_null",
+	"nan_as_null",
+	"empty_label_as_null",
+	"first_label",
+	"last_row_label",
+	"drop_last_row",
+	"even_groups",
+	"skip_empty_groups",
+	"sum_backwards",
+	"rows_per_batch",
+	"label_of_other_group",
+}
+
+// TestGroupCasesCatchMutants runs group.cases.toml against group_stats
+// with deliberate bugs: each must fail at least one case on a wrong value
+// (a diff, not an error), and the rule without a bug must pass them all.
+func TestGroupCasesCatchMutants(t *testing.T) {
+	module := hosttest.BuildGoRule(t, goMutantsDir)
+	ctx := context.Background()
+	rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	for _, m := range append([]string{""}, mutants...) {
+		s, err := ruletest.Load(groupCases)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range s.Cases {
+			s.Cases[i].Params = map[string]any{"mutant": m}
+		}
+		r, err := ruletest.Run(ctx, rt, module, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m == "" {
+			if !r.Passed() {
+				t.Fatalf("the rule without a bug fails:\n%s", r)
+			}
+			continue
+		}
+		var caught []string
+		for _, c := range r.Cases {
+			if c.Err != "" {
+				t.Errorf("mutant %s: case %q: %s", m, c.Name, c.Err)
+			}
+			if len(c.Diffs) > 0 {
+				caught = append(caught, c.Name)
+			}
+		}
+		sort.Strings(caught)
+		if len(caught) == 0 {
+			t.Errorf("mutant %s passes every case of %s", m, groupCases)
+		} else {
+			t.Logf("mutant %s: caught by %d cases, e.g. %q", m, len(caught), caught[0])
+		}
+	}
+}
