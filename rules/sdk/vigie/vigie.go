@@ -15,6 +15,11 @@
 //
 //	func main() {}
 //
+// A group rule ("kind": "group") gets whole groups: Input.NumGroups groups,
+// group g being rows Input.GroupBounds(g), and writes output row g for
+// group g (Output.Len is the number of groups). examples/group_stats is one,
+// ported to every SDK (rules/conformance/group.cases.toml).
+//
 // The package provides the ABI exports (vigie_abi_version, vigie_manifest,
 // vigie_alloc, vigie_init, vigie_eval) itself: //go:wasmexport works from a
 // non-main package, so importing the SDK is enough. Memory handed to the host
