@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -21,12 +25,13 @@ import (
 //	score = 0.5*a + 0.3*b + 0.2*c; flag = score > 0.5; null where an input is.
 const (
 	benchWAT   = "../../examples/rules/bench_map_wat/bench_map.wasm"
+	benchC     = "../../examples/rules/bench_map_c/bench_map.wasm"
 	benchGoDir = "../../examples/rules/bench_map"
 	benchRows  = 64 << 10
 )
 
 // benchRecord returns n rows of a, b, c in [0, 1); every nullEvery-th row
-// of b is null (0: no nulls).
+// of b is null, and of c every (nullEvery+2)-th from row 1 (0: no nulls).
 func benchRecord(mem memory.Allocator, n, nullEvery int) arrow.RecordBatch {
 	rng := rand.New(rand.NewPCG(1, 2))
 	schema := arrow.NewSchema([]arrow.Field{
@@ -38,7 +43,7 @@ func benchRecord(mem memory.Allocator, n, nullEvery int) arrow.RecordBatch {
 	for k := range cols {
 		bld := array.NewFloat64Builder(mem)
 		for i := range n {
-			if k == 1 && nullEvery > 0 && i%nullEvery == 0 {
+			if nullEvery > 0 && (k == 1 && i%nullEvery == 0 || k == 2 && i%(nullEvery+2) == 1) {
 				bld.AppendNull()
 				continue
 			}
@@ -112,7 +117,7 @@ func b2u8(b bool) byte {
 func TestBenchRules(t *testing.T) {
 	ctx := context.Background()
 	rt := newRuntime(t)
-	for name, path := range map[string]string{"wat": benchWAT, "go": hosttest.BuildGoRule(t, benchGoDir)} {
+	for name, path := range map[string]string{"wat": benchWAT, "c_simd": benchC, "c_simd_source": buildBenchC(t), "go": hosttest.BuildGoRule(t, benchGoDir)} {
 		for _, nullEvery := range []int{0, 3} {
 			t.Run(fmt.Sprintf("%s/nulls every %d", name, nullEvery), func(t *testing.T) {
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -159,6 +164,27 @@ func TestBenchRules(t *testing.T) {
 	}
 }
 
+// buildBenchC compiles bench_map.c as its header says, so that the
+// committed bench_map.wasm is known to come from the committed source
+// (skipped without clang unless VIGIE_REQUIRE_TOOLCHAINS=1).
+func buildBenchC(t *testing.T) string {
+	if _, err := exec.LookPath("clang"); err != nil {
+		if os.Getenv("VIGIE_REQUIRE_TOOLCHAINS") == "1" {
+			t.Fatal("clang not found (apt-get install clang lld) and VIGIE_REQUIRE_TOOLCHAINS=1")
+		}
+		t.Log("clang not found: bench_map.c not rebuilt")
+		return benchC
+	}
+	out := filepath.Join(t.TempDir(), "bench_map.wasm")
+	cmd := exec.Command("clang", "--target=wasm32", "-O2", "-msimd128", "-nostdlib", "-ffreestanding",
+		"-Wall", "-Wextra", "-Werror", "-Wl,--no-entry", "-Wl,--strip-all", "-o", out,
+		strings.TrimSuffix(benchC, ".wasm")+".c")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, b)
+	}
+	return out
+}
+
 // reportRows reports rows per second and sets the bytes processed per op
 // (the input columns).
 func reportRows(b *testing.B, rows int, bytesPerOp int64) {
@@ -186,6 +212,7 @@ func BenchmarkMapNative(b *testing.B) {
 func BenchmarkMapWasm(b *testing.B) {
 	for _, tc := range []struct{ name, path string }{
 		{"wat", benchWAT},
+		{"c_simd", benchC},
 		{"go", hosttest.BuildGoRule(b, benchGoDir)},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/vigie-edu/vigie/rules/abi"
 )
@@ -41,6 +41,13 @@ type Instance struct {
 	fnAlloc api.Function
 	fnEval  api.Function
 	stack   [2]uint64
+
+	// interrupt is the guest's interrupt flag (interrupt.go); irqMu orders
+	// setting it (time limit, caller's context) with the end of a call.
+	interrupt api.MutableGlobal
+	irqMu     sync.Mutex
+	irqArmed  bool // a call is running: the flag may be set
+	irqFired  bool // the flag was set during this call
 
 	failMsg  string // set by vigie.fail during the current call
 	logBytes int64  // logged during the current cycle
@@ -122,6 +129,13 @@ func (i *Instance) start(ctx context.Context) error {
 	i.mod = mod
 	i.fnAlloc = mod.ExportedFunction(abi.ExportAlloc)
 	i.fnEval = mod.ExportedFunction(abi.ExportEval)
+	irq, ok := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+	if !ok {
+		_ = mod.Close(ctx)
+		i.mod = nil
+		return errors.New("instantiate: the interrupt global is missing")
+	}
+	i.interrupt = irq
 	if f := mod.ExportedFunction(abi.ExportInitialize); f != nil {
 		if _, err := i.call(ctx, f, abi.ExportInitialize); err != nil {
 			i.discard(ctx)
@@ -213,6 +227,23 @@ func (i *Instance) call(ctx context.Context, f api.Function, name string, args .
 	copy(stack, args)
 	cctx, cancel := context.WithTimeout(i.context(ctx), i.limits.Timeout)
 	defer cancel()
+	// Past the time limit or when the caller gives up, raise the guest's
+	// interrupt flag: it traps at its next loop iteration.
+	i.irqMu.Lock()
+	i.irqArmed, i.irqFired = true, false
+	i.irqMu.Unlock()
+	stop := context.AfterFunc(cctx, i.raiseInterrupt)
+	fired := false
+	defer func() {
+		stop()
+		i.irqMu.Lock()
+		i.irqArmed = false
+		fired = i.irqFired
+		i.irqMu.Unlock()
+		if fired && i.mod != nil {
+			i.interrupt.Set(0) // raised as the call returned: lower it
+		}
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%s: panic: %v", name, r)
@@ -220,7 +251,11 @@ func (i *Instance) call(ctx context.Context, f api.Function, name string, args .
 		}
 	}()
 	if err := f.CallWithStack(cctx, stack); err != nil {
-		err = i.callError(ctx, cctx, name, err)
+		i.irqMu.Lock()
+		i.irqArmed = false
+		fired = i.irqFired
+		i.irqMu.Unlock()
+		err = i.callError(ctx, cctx, name, err, fired)
 		i.discard(ctx)
 		return 0, err
 	}
@@ -240,8 +275,7 @@ func (i *Instance) call(ctx context.Context, f api.Function, name string, args .
 // callError explains why a call failed: a limit, the caller's context, an
 // exit or a trap (first line only; the wasm stack trace goes to the debug
 // log).
-func (i *Instance) callError(ctx, cctx context.Context, name string, err error) error {
-	var exit *sys.ExitError
+func (i *Instance) callError(ctx, cctx context.Context, name string, err error, interrupted bool) error {
 	switch {
 	case errors.Is(err, errLogLimit):
 		return fmt.Errorf("%s: %w", name, i.limits.logError())
@@ -249,7 +283,7 @@ func (i *Instance) callError(ctx, cctx context.Context, name string, err error) 
 		return fmt.Errorf("%s: %w", name, i.limits.memoryError())
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", name, ctx.Err())
-	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded && cctx.Err() != nil:
+	case interrupted && cctx.Err() != nil:
 		return fmt.Errorf("%s: %w", name, i.limits.timeError())
 	}
 	msg := err.Error()
@@ -259,6 +293,16 @@ func (i *Instance) callError(ctx, cctx context.Context, name string, err error) 
 		_ = rest
 	}
 	return fmt.Errorf("%s: %s", name, msg)
+}
+
+// raiseInterrupt sets the guest's interrupt flag if a call is running.
+func (i *Instance) raiseInterrupt() {
+	i.irqMu.Lock()
+	defer i.irqMu.Unlock()
+	if i.irqArmed {
+		i.interrupt.Set(1)
+		i.irqFired = true
+	}
 }
 
 // alloc calls vigie_alloc.

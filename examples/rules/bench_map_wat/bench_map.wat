@@ -45,8 +45,8 @@
     (local.set $s (call $alloc (i32.shl (local.get $n) (i32.const 3))))
     (local.set $f (call $alloc (local.get $nb)))
     (if (i32.or (i32.eqz (local.get $s)) (i32.eqz (local.get $f))) (then (global.set $evaluated (i32.const 1)) (return (i32.const 1))))
-    ;; the main loop: 32 rows per iteration, unrolled (wazero checks for
-    ;; termination at every loop iteration, an indirect call: fewer, longer
+    ;; the main loop: 32 rows per iteration, unrolled (the host checks its
+    ;; interrupt flag at every loop iteration: fewer, longer
     ;; iterations amortise it), four flag bytes at a time
     (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -32)) (i32.const 3)))
     (block $done32

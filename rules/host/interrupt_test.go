@@ -1,0 +1,276 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// wasmModule assembles a module from (id, body) sections.
+func wasmModule(sections ...[]byte) []byte {
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	for _, s := range sections {
+		m = append(m, s[0])
+		m = binary.AppendUvarint(m, uint64(len(s)-1))
+		m = append(m, s[1:]...)
+	}
+	return m
+}
+
+func sec(id byte, body ...byte) []byte { return append([]byte{id}, body...) }
+
+// codeBody returns a function body (no locals) as a code section entry.
+func codeBody(instrs ...byte) []byte {
+	body := append([]byte{0}, instrs...)
+	return append(binary.AppendUvarint(nil, uint64(len(body))), body...)
+}
+
+// spin is a module exporting "spin" (a loop that never ends by itself)
+// and "once" (the same loop, left after one iteration), with neither a
+// global nor an export section of its own when bare is true.
+func spin(bare bool) []byte {
+	types := sec(1, 1, 0x60, 0, 0) // () -> ()
+	funcs := sec(3, 2, 0, 0)
+	loop := codeBody(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b)             // loop br 0 end
+	once := codeBody(0x03, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x0b, 0x0b) // loop (br_if 0 (i32.const 0)) end
+	code := sec(10, append(append([]byte{2}, loop...), once...)...)
+	if bare {
+		return wasmModule(types, funcs, code)
+	}
+	// one global of its own, exports "spin" and "once"
+	globals := sec(6, 1, 0x7f, 0x00, 0x41, 0x07, 0x0b)
+	var exports []byte
+	exports = append(exports, 2)
+	exports = appendName(exports, "spin")
+	exports = append(exports, 0x00, 0x00)
+	exports = appendName(exports, "once")
+	exports = append(exports, 0x00, 0x01)
+	return wasmModule(types, funcs, globals, sec(7, exports...), code)
+}
+
+func instantiate(t *testing.T, wasm []byte) (api.Module, api.MutableGlobal) {
+	t.Helper()
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { _ = rt.Close(ctx) })
+	out, err := instrument(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.Instantiate(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+	if !ok {
+		t.Fatalf("no mutable global %q", InterruptGlobal)
+	}
+	if g.Get() != 0 {
+		t.Fatalf("interrupt flag starts at %d", g.Get())
+	}
+	return mod, g
+}
+
+func TestInstrumentInterruptsLoops(t *testing.T) {
+	for _, bare := range []bool{false, true} {
+		mod, irq := instantiate(t, spin(bare))
+		if bare {
+			continue // nothing to call: the sections were added in order
+		}
+		ctx := context.Background()
+		if _, err := mod.ExportedFunction("once").Call(ctx); err != nil {
+			t.Fatalf("once: %v", err)
+		}
+		// The module's own global keeps its index and value.
+		if g := mod.ExportedGlobal(InterruptGlobal); g == nil {
+			t.Fatal("no interrupt global")
+		}
+		time.AfterFunc(50*time.Millisecond, func() { irq.Set(1) })
+		done := make(chan error, 1)
+		go func() { _, err := mod.ExportedFunction("spin").Call(ctx); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "unreachable") {
+				t.Fatalf("spin: %v, want a trap", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("spin was not interrupted")
+		}
+	}
+}
+
+func TestInstrumentRefuses(t *testing.T) {
+	good := spin(false)
+	var reserved []byte
+	reserved = append(reserved, 1)
+	reserved = appendName(reserved, InterruptGlobal)
+	reserved = append(reserved, 0x00, 0x00)
+	for name, tc := range map[string]struct {
+		wasm []byte
+		want string
+	}{
+		"text":      {[]byte("(module)"), "not a WebAssembly 1.0 binary module"},
+		"truncated": {good[:len(good)-3], "unexpected end"},
+		"exception": {wasmModule(sec(1, 1, 0x60, 0, 0), sec(3, 1, 0), sec(10, append([]byte{1}, codeBody(0x06, 0x40, 0x0b, 0x0b)...)...)),
+			"instruction 0x06 at byte 1: unknown or unsupported opcode"},
+		"reserved": {wasmModule(sec(1, 1, 0x60, 0, 0), sec(3, 1, 0), sec(7, reserved...), sec(10, append([]byte{1}, codeBody(0x0b)...)...)),
+			`exports "__vigie_interrupt", a name the host reserves`},
+	} {
+		if _, err := instrument(tc.wasm); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to contain %q", name, err, tc.want)
+		}
+	}
+}
+
+// corpus returns the committed rule modules of the repository.
+func corpus(t testing.TB) map[string][]byte {
+	files := map[string][]byte{}
+	for _, glob := range []string{"testdata/*.wasm", "../../examples/rules/*/*.wasm", "../sdk/wat/*/*.wasm"} {
+		paths, _ := filepath.Glob(glob)
+		for _, p := range paths {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[p] = b
+		}
+	}
+	if len(files) < 10 {
+		t.Fatalf("only %d modules found", len(files))
+	}
+	return files
+}
+
+// TestInstrumentCorpus: every committed module instruments into a module
+// that wazero accepts, with the same functions, and instrumenting is
+// deterministic.
+func TestInstrumentCorpus(t *testing.T) {
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	for path, wasm := range corpus(t) {
+		orig, err := rt.CompileModule(ctx, wasm)
+		if err != nil {
+			continue // a deliberately broken test module
+		}
+		out, err := instrument(wasm)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		again, _ := instrument(wasm)
+		if !bytes.Equal(out, again) {
+			t.Errorf("%s: instrumenting twice gave two results", path)
+		}
+		inst, err := rt.CompileModule(ctx, out)
+		if err != nil {
+			t.Errorf("%s: instrumented module refused: %v", path, err)
+			continue
+		}
+		if len(inst.ExportedFunctions()) != len(orig.ExportedFunctions()) || len(inst.ImportedFunctions()) != len(orig.ImportedFunctions()) {
+			t.Errorf("%s: functions changed", path)
+		}
+	}
+}
+
+func FuzzInstrument(f *testing.F) {
+	for _, wasm := range corpus(f) {
+		f.Add(wasm)
+	}
+	f.Add(spin(true))
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		out, err := instrument(wasm) // never panics
+		if _, cerr := rt.CompileModule(ctx, wasm); cerr != nil || err != nil {
+			return
+		}
+		if _, err := rt.CompileModule(ctx, out); err != nil {
+			t.Fatalf("wazero accepts the module but not its instrumented form: %v", err)
+		}
+	})
+}
+
+// TestInterruptRace runs calls whose time limit expires around the moment
+// they return: each either succeeds or fails with the time limit, and the
+// flag never stays raised for the next call.
+func TestInterruptRace(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rt, err := NewRuntime(ctx, WithCacheDir(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m, err := rt.Load(ctx, "../../examples/rules/bench_map_c/bench_map.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1M rows: a call takes milliseconds, the scale of the timers' precision
+	rec := floatRecord(mem, 1<<20)
+	defer rec.Release()
+	b, err := m.Bind(rec.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := m.NewInstance(ctx, nil, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	var ok, limited int
+	for k := range 200 {
+		inst.limits.Timeout = time.Duration(100+k*40) * time.Microsecond
+		out, err := inst.EvalMap(ctx, b, rec, mem)
+		switch {
+		case err == nil:
+			ok++
+			out.Release()
+		case errors.Is(err, ErrLimit):
+			limited++
+		default:
+			t.Fatalf("call %d: %v", k, err)
+		}
+		inst.limits.Timeout = time.Minute
+		out, err = inst.EvalMap(ctx, b, rec, mem)
+		if err != nil {
+			t.Fatalf("call %d after a limit raced the end of a call: %v", k, err)
+		}
+		out.Release()
+	}
+	if limited == 0 {
+		t.Errorf("no call hit its time limit (%d succeeded): the race was not exercised", ok)
+	}
+	t.Logf("%d calls within the limit, %d past it", ok, limited)
+}
+
+func floatRecord(mem memory.Allocator, n int) arrow.RecordBatch {
+	var cols []arrow.Array
+	var fields []arrow.Field
+	for _, name := range []string{"a", "b", "c"} {
+		bld := array.NewFloat64Builder(mem)
+		for i := range n {
+			bld.Append(float64(i%100) / 100)
+		}
+		col := bld.NewArray()
+		bld.Release()
+		defer col.Release()
+		cols = append(cols, col)
+		fields = append(fields, arrow.Field{Name: name, Type: arrow.PrimitiveTypes.Float64})
+	}
+	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(n))
+}
