@@ -40,6 +40,10 @@ type student struct {
 	Out              int32
 	Signals          string
 	Track            string
+	// Half-days (day*2, +1 for PM) of the absences as first recorded:
+	// unjustified (a later correction does not change them) and justified.
+	// The oracle of ceiling.go reads them.
+	Unj, Jus []int32
 }
 
 func main() {
@@ -48,11 +52,19 @@ func main() {
 	set := flag.String("set", "", "params, k=v,k=v")
 	grid := flag.String("grid", "", "several --set values separated by ';'")
 	miss := flag.Bool("miss", false, "print a breakdown of missed dropouts and false alerts")
+	oracle := flag.Bool("ceiling", false, "run the oracle of the generator's absences (ceiling.go) instead of the pack")
 	flag.Parse()
 	studs, err := load(*dir, *n)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if *oracle {
+		if err := ceiling(studs, *miss); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
 	}
 	sets := []string{*set}
 	if *grid != "" {
@@ -94,6 +106,25 @@ func run(c *indicators.Config, studs []student, miss bool) string {
 		}()
 	}
 	wg.Wait()
+	return count(studs, res, miss).String()
+}
+
+// quality is what `vigie eval --alerts` reports, counted from each
+// student's alerts.
+type quality struct {
+	Precision, Recall, RecallDrifters, Lead, False float64
+	Alerted, Dropouts, Drifters                    int
+	detail                                         string
+}
+
+func (q quality) String() string {
+	return fmt.Sprintf("P %.3f R %.3f Rdr %.3f lead %3.0f false/1k/mo %.2f (alerted %d, dropouts %d, drifters %d)",
+		q.Precision, q.Recall, q.RecallDrifters, q.Lead, q.False, q.Alerted, q.Dropouts, q.Drifters) + q.detail
+}
+
+// count counts quality as `vigie eval --alerts` does: res[i] holds the
+// alerts of studs[i]. The oracle of ceiling.go counts with it too.
+func count(studs []student, res []indicators.Result, miss bool) quality {
 	var drifters, dropouts, alerted, alertedTrue, recall, recallDr, opened, falseA int
 	var leads []float64
 	missBy, falseBy := map[string]int{}, map[string]int{}
@@ -157,9 +188,10 @@ func run(c *indicators.Config, studs []student, miss bool) string {
 			med = (leads[len(leads)/2-1] + leads[len(leads)/2]) / 2
 		}
 	}
-	out := fmt.Sprintf("P %.3f R %.3f Rdr %.3f lead %3.0f false/1k/mo %.2f (alerted %d, dropouts %d, drifters %d)",
-		float64(alertedTrue)/float64(max(alerted, 1)), float64(recall)/float64(max(dropouts, 1)),
-		float64(recallDr)/float64(max(drifters, 1)), med, float64(falseA)*1000/float64(len(studs))/10, alerted, dropouts, drifters)
+	q := quality{Precision: float64(alertedTrue) / float64(max(alerted, 1)), Recall: float64(recall) / float64(max(dropouts, 1)),
+		RecallDrifters: float64(recallDr) / float64(max(drifters, 1)), Lead: med, False: float64(falseA) * 1000 / float64(len(studs)) / 10,
+		Alerted: alerted, Dropouts: dropouts, Drifters: drifters}
+	out := ""
 	if miss {
 		out += fmt.Sprintf("\n  missed dropouts by signals: %v\n  false alerts by code: %v", missBy, falseBy)
 		for _, k := range []string{"college", "lgt", "lp"} {
@@ -169,12 +201,13 @@ func run(c *indicators.Config, studs []student, miss bool) string {
 			}
 		}
 	}
-	return out
+	q.detail = out
+	return q
 }
 
-// load reads the academy, caching the parsed students in dir/tune.gob.
+// load reads the academy, caching the parsed students in dir/tune2.gob.
 func load(dir string, n int) ([]student, error) {
-	cache := filepath.Join(dir, "tune.gob")
+	cache := filepath.Join(dir, "tune2.gob")
 	var studs []student
 	if f, err := os.Open(cache); err == nil {
 		defer f.Close()
@@ -297,6 +330,11 @@ func parse(dir string) ([]student, error) {
 		return nil, err
 	}
 	for _, a := range abs {
+		if a.justified {
+			studs[a.s].Jus = append(studs[a.s].Jus, int32(a.hd))
+		} else {
+			studs[a.s].Unj = append(studs[a.s].Unj, int32(a.hd))
+		}
 		e := indicators.Event{Kind: indicators.Absence, Day: a.day, Justified: a.justified}
 		if d, ok := corrected[key{a.s, a.hd}]; ok {
 			e.CorrectedDay = d

@@ -1,0 +1,518 @@
+package main
+
+// The oracle of --ceiling: a detector that knows how `vigie gen` makes
+// absences (examples/academy/sim.go, with the default profile) and sees
+// only what a rule sees. For each student and school day it computes the
+// posterior probability that a drift has started, from the absences
+// recorded up to that day, and alerts the first day it crosses p*. It is
+// (approximately) the Bayes-optimal detector for the generator's
+// absences, so its curve bounds what any rule can do with them.
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/vigie-edu/vigie/examples/academy"
+	"github.com/vigie-edu/vigie/examples/indicators"
+)
+
+// The generator's constants (sim.go) the profile does not hold.
+const (
+	sporadicRate = 0.003 // unjustified half-days outside episodes and drifts
+	rampSlots    = 80    // a drift's rate reaches its full value after this many school half-days
+	driftPeak    = 0.25  // its full rate, times the severity
+	episodeMin   = 4     // an episode is 4 unjustified half-days, plus one more with chance episodeMore each
+	episodeMore  = 0.6
+	truancySigma = 1.0 // log-normal spread of the truancy propensity
+	truancyCap   = 0.95
+	maxEpisode   = 160 // the episode sizes summed over
+)
+
+// oracle holds the generator's model on one school calendar; read-only
+// once built.
+type oracle struct {
+	n        int           // school half-days (slots)
+	slot     map[int32]int // half-day key (day*2, +1 for PM) -> slot
+	dayFirst []int         // first slot of each school day, then n
+	day      []int32       // date of each school day (days since 1970)
+	month    []int         // month of each slot
+	mFirst   []int         // first slot of each month, then n
+	onset    []int         // school days a drift may start on
+	onsetW   []float64     // their prior chances (sum 1)
+	sev, v   []float64     // severity grid; chance of an episode in a drift month
+	u        [3][]float64  // truancy grid per track (college, lgt, lp)
+	logUW    []float64     // log of its weights
+	rho      [3]float64    // drift rate per track
+	piAbs    float64       // share of drifters whose drift shows in absences
+	present  float64       // 1 - the mean justified rate
+	w        [][][]float64 // w[n][no][j]: see episodeW
+	// Per severity and lag (slot - onset slot): log chance of an
+	// unjustified and of a present half-day, and 1/chance unjustified.
+	lp1, lp0, rinv [][]float64
+	lq1, lq0, rq   float64 // the same outside a drift
+}
+
+func binom(n, k int) float64 {
+	if k < 0 || k > n {
+		return 0
+	}
+	a, _ := math.Lgamma(float64(n + 1))
+	b, _ := math.Lgamma(float64(k + 1))
+	c, _ := math.Lgamma(float64(n - k + 1))
+	return math.Exp(a - b - c)
+}
+
+// episodeW is the chance, for an episode placed uniformly over a window of
+// nn half-days of which the first no are observed, that the episode's
+// half-days among the observed ones are one given set of j half-days:
+// sum over k of P(k) C(nn-no, k-j) / C(nn, k), with the episode size
+// capped at the window.
+func episodeW(nn, no, j int) float64 {
+	var s float64
+	for k := episodeMin; k <= maxEpisode; k++ {
+		pk := (1 - episodeMore) * math.Pow(episodeMore, float64(k-episodeMin))
+		kk := min(k, nn)
+		s += pk * binom(nn-no, kk-j) / binom(nn, kk)
+	}
+	return s
+}
+
+func newOracle(p academy.Profile, year int, zone string) (*oracle, error) {
+	cal, err := academy.NewCalendar(year, zone)
+	if err != nil {
+		return nil, err
+	}
+	o := &oracle{n: len(cal.Slots), slot: map[int32]int{}, piAbs: 0.85, present: 1 - p.JustifiedRate}
+	epoch := func(t time.Time) int32 { return int32(t.Unix() / 86400) }
+	o.mFirst = make([]int, len(cal.Months)+1)
+	for i := range o.mFirst {
+		o.mFirst[i] = -1
+	}
+	for i, s := range cal.Slots {
+		d := epoch(s.Date)
+		o.slot[d*2+int32(s.Half)] = i
+		if i == 0 || cal.Slots[i-1].Day != s.Day {
+			o.dayFirst = append(o.dayFirst, i)
+			o.day = append(o.day, d)
+		}
+		o.month = append(o.month, s.Month)
+		if o.mFirst[s.Month] < 0 {
+			o.mFirst[s.Month] = i
+		}
+	}
+	o.dayFirst = append(o.dayFirst, o.n)
+	o.mFirst[len(cal.Months)] = o.n
+	for i := len(cal.Months) - 1; i >= 0; i-- {
+		if o.mFirst[i] < 0 {
+			o.mFirst[i] = o.mFirst[i+1]
+		}
+	}
+	slotAt := func(t time.Time) int {
+		for i, s := range cal.Slots {
+			if !s.Date.Before(t) {
+				return i
+			}
+		}
+		return o.n
+	}
+	// A drift starts on a slot drawn uniformly from [Nov 1, Mar 15); the
+	// oracle starts it on the first slot of that school day.
+	lo := slotAt(time.Date(year, time.November, 1, 0, 0, 0, 0, time.UTC))
+	hi := slotAt(time.Date(year+1, time.March, 15, 0, 0, 0, 0, time.UTC))
+	for d := range o.day {
+		a, b := max(o.dayFirst[d], lo), min(o.dayFirst[d+1], hi)
+		if b > a {
+			o.onset = append(o.onset, d)
+			o.onsetW = append(o.onsetW, float64(b-a)/float64(hi-lo))
+		}
+	}
+	for k := range 4 {
+		s := 0.6 + 0.4*(float64(k)+0.5)/4
+		o.sev = append(o.sev, s)
+		o.v = append(o.v, 0.55+0.4*s)
+	}
+	// Truancy: base rate of the track (newWorld) times a log-normal of mean 1.
+	var zs []float64
+	var ws float64
+	for z := -4.0; z <= 4.5+1e-9; z += 0.25 {
+		zs = append(zs, z)
+		ws += math.Exp(-z * z / 2)
+	}
+	for _, z := range zs {
+		o.logUW = append(o.logUW, -z*z/2-math.Log(ws))
+	}
+	for t := academy.College; t <= academy.LP; t++ {
+		extra := p.DriftRate.Of(t) * p.SignalAbsences * 0.30 * 0.85
+		base := math.Max(0, (p.Unjustified4.Of(t)-extra)/(1-p.DriftRate.Of(t)+1e-9)) / 0.97
+		for _, z := range zs {
+			o.u[t] = append(o.u[t], math.Min(truancyCap, base*math.Exp(truancySigma*z-truancySigma*truancySigma/2)))
+		}
+		o.rho[t] = p.DriftRate.Of(t)
+	}
+	maxN := 0
+	for m := 0; m+1 < len(o.mFirst); m++ {
+		maxN = max(maxN, o.mFirst[m+1]-o.mFirst[m])
+	}
+	o.w = make([][][]float64, maxN+1)
+	for nn := 1; nn <= maxN; nn++ {
+		o.w[nn] = make([][]float64, nn+1)
+		for no := 0; no <= nn; no++ {
+			o.w[nn][no] = make([]float64, no+1)
+			for j := 0; j <= no; j++ {
+				o.w[nn][no][j] = episodeW(nn, no, j)
+			}
+		}
+	}
+	o.lq1, o.lq0, o.rq = math.Log(sporadicRate), math.Log(o.present-sporadicRate), 1/sporadicRate
+	for _, s := range o.sev {
+		var l1, l0, r []float64
+		for lag := 0; lag <= o.n; lag++ {
+			pu := sporadicRate + s*driftPeak*math.Min(1, float64(lag)/rampSlots)
+			l1 = append(l1, math.Log(pu))
+			l0 = append(l0, math.Log(o.present-pu))
+			r = append(r, 1/pu)
+		}
+		o.lp1, o.lp0, o.rinv = append(o.lp1, l1), append(o.lp0, l0), append(o.rinv, r)
+	}
+	return o, nil
+}
+
+func trackIndex(t string) int {
+	switch t {
+	case "lgt":
+		return 1
+	case "lp":
+		return 2
+	}
+	return 0
+}
+
+// hyp is one drift hypothesis (onset, severity) once its onset has passed.
+type hyp struct {
+	d0, m0, k int
+	logW      float64   // log prior
+	acc       float64   // log-likelihood of its finished months from the onset on
+	f         float64   // this month: log-likelihood of the half-days outside an episode
+	e         []float64 // elementary symmetric sums of 1/p over the unjustified half-days of the window
+	a0, nobs  int       // this month's episode window starts at a0; observed half-days in it
+}
+
+// addR adds a root r to the elementary symmetric sums e.
+func addR(e []float64, r float64) []float64 {
+	e = append(e, 0)
+	for j := len(e) - 1; j >= 1; j-- {
+		e[j] += r * e[j-1]
+	}
+	return e
+}
+
+// monthFactor is the log of the chance of this month's observed half-days
+// beyond the sporadic ones: no episode (1-v), or an episode (v) that covers
+// some of the unjustified ones.
+func monthFactor(v float64, e, w []float64) float64 {
+	var x float64
+	for j, ej := range e {
+		x += ej * w[j]
+	}
+	return math.Log(1 - v + v*x)
+}
+
+func logSumExp(xs []float64) float64 {
+	m := math.Inf(-1)
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	if math.IsInf(m, -1) {
+		return m
+	}
+	var s float64
+	for _, x := range xs {
+		s += math.Exp(x - m)
+	}
+	return m + math.Log(s)
+}
+
+// oracleWork is one goroutine's scratch space.
+type oracleWork struct {
+	unj, jus []bool
+	hyps     []hyp
+	buf      []float64
+	prefix   []float64
+	q        []float64
+}
+
+// posterior fills post[d] with the posterior chance, given the absences
+// recorded up to school day d, that the student's drift has started by d.
+// unj and jus are half-day keys (day*2, +1 for PM). It stops after the
+// first day the posterior reaches stop (the rest of post is left NaN), and,
+// unless all is set, does not compute it before the first unjustified
+// half-day (left NaN).
+func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, stop float64, all bool, post []float64) {
+	if len(wk.unj) != o.n {
+		wk.unj, wk.jus = make([]bool, o.n), make([]bool, o.n)
+	}
+	clear(wk.unj)
+	clear(wk.jus)
+	for _, h := range unj {
+		if s, ok := o.slot[h]; ok {
+			wk.unj[s] = true
+		}
+	}
+	for _, h := range jus {
+		if s, ok := o.slot[h]; ok && !wk.unj[s] {
+			wk.jus[s] = true
+		}
+	}
+	for i := range post {
+		post[i] = math.NaN()
+	}
+	us, rho, pi := o.u[track], o.rho[track], o.piAbs
+	ng := len(us)
+	if cap(wk.prefix) < ng {
+		wk.prefix = make([]float64, ng)
+	}
+	prefix := wk.prefix[:ng]
+	clear(prefix)
+	wk.q = wk.q[:0]
+	for range len(o.mFirst) {
+		wk.q = append(wk.q, 0)
+	}
+	hyps := wk.hyps[:0]
+	// The month under way, without a drift.
+	mc := o.month[0]
+	wk.q[mc] = logSumExp(o.logUW)
+	var f0 float64
+	e0 := []float64{1}
+	nobs0 := 0
+	// Before the first unjustified half-day the posterior is at most the
+	// share of drifters without the absence signal (rho*(1-piAbs), below
+	// 0.02 on every track; TestOracleNoAbsences checks it): it is not
+	// computed there.
+	from := len(o.day)
+	if len(unj) > 0 {
+		first := unj[0]
+		for _, h := range unj {
+			first = min(first, h)
+		}
+		for d, day := range o.day {
+			if day >= first/2 {
+				from = d
+				break
+			}
+		}
+	}
+	if all {
+		from = 0
+	}
+	next := 0 // next onset to activate
+	var massBefore float64
+	for d := range o.day {
+		a := o.dayFirst[d]
+		if m := o.month[a]; m != mc {
+			nn := o.mFirst[mc+1] - o.mFirst[mc]
+			w := o.w[nn][nobs0]
+			var x float64
+			for j, ej := range e0 {
+				x += ej * w[j]
+			}
+			for g, u := range us {
+				prefix[g] += f0 + math.Log(1-u+u*x)
+			}
+			for i := range hyps {
+				h := &hyps[i]
+				nh := o.mFirst[mc+1] - h.a0
+				h.acc += h.f + monthFactor(o.v[h.k], h.e, o.w[nh][h.nobs])
+				h.f, h.e, h.a0, h.nobs = 0, append(h.e[:0], 1), o.mFirst[m], 0
+			}
+			mc = m
+			wk.buf = wk.buf[:0]
+			for g := range us {
+				wk.buf = append(wk.buf, o.logUW[g]+prefix[g])
+			}
+			wk.q[mc] = logSumExp(wk.buf)
+			f0, e0, nobs0 = 0, append(e0[:0], 1), 0
+		}
+		// Drifts starting today: the month so far had no episode.
+		for next < len(o.onset) && o.onset[next] == d {
+			for k := range o.sev {
+				var e []float64
+				if len(hyps) < cap(hyps) {
+					e = hyps[:len(hyps)+1][len(hyps)].e[:0]
+				}
+				hyps = append(hyps, hyp{d0: a, m0: mc, k: k, logW: math.Log(rho * pi * o.onsetW[next] / float64(len(o.sev))),
+					f: f0, e: append(e, 1), a0: a})
+			}
+			massBefore += o.onsetW[next]
+			next++
+		}
+		for s := a; s < o.dayFirst[d+1]; s++ {
+			nobs0++
+			switch {
+			case wk.unj[s]:
+				f0 += o.lq1
+				e0 = addR(e0, o.rq)
+			case !wk.jus[s]:
+				f0 += o.lq0
+			}
+			for i := range hyps {
+				h := &hyps[i]
+				h.nobs++
+				lag := s - h.d0
+				switch {
+				case wk.unj[s]:
+					h.f += o.lp1[h.k][lag]
+					h.e = addR(h.e, o.rinv[h.k][lag])
+				case !wk.jus[s]:
+					h.f += o.lp0[h.k][lag]
+				}
+			}
+		}
+		if d < from {
+			continue
+		}
+		// Posterior, relative to the no-drift likelihood.
+		nn := o.mFirst[mc+1] - o.mFirst[mc]
+		w := o.w[nn][nobs0]
+		var x float64
+		for j, ej := range e0 {
+			x += ej * w[j]
+		}
+		wk.buf = wk.buf[:0]
+		for g, u := range us {
+			wk.buf = append(wk.buf, o.logUW[g]+prefix[g]+f0+math.Log(1-u+u*x))
+		}
+		l0 := logSumExp(wk.buf)
+		// Onsets later this month (no episode yet this month) and later.
+		var curAfter, later float64
+		for i := next; i < len(o.onset); i++ {
+			if o.month[o.dayFirst[o.onset[i]]] == mc {
+				curAfter += o.onsetW[i]
+			} else {
+				later += o.onsetW[i]
+			}
+		}
+		wk.buf = wk.buf[:0]
+		for i := range hyps {
+			h := &hyps[i]
+			wk.buf = append(wk.buf, h.logW+wk.q[h.m0]+h.acc+h.f+monthFactor(o.v[h.k], h.e, o.w[o.mFirst[mc+1]-h.a0][h.nobs])-l0)
+		}
+		started := math.Exp(logSumExp(wk.buf))
+		notYet := rho * pi * (curAfter*math.Exp(wk.q[mc]+f0-l0) + later)
+		num := started + rho*(1-pi)*massBefore
+		z := (1 - rho*pi) + notYet + started
+		post[d] = num / z
+		if post[d] >= stop {
+			break
+		}
+	}
+	wk.hyps = hyps
+}
+
+// path is a student's posterior from school day from on (NaN where not
+// computed; after the posterior reaches the stop value it is taken to stay
+// there).
+type path struct {
+	from int
+	p    []float32
+}
+
+// oracleAlerts fills res with the oracle's alerts at threshold p: an alert
+// opens the first day the posterior reaches p; with rearm, it closes when
+// the posterior falls below p/2 and the next crossing opens another.
+func oracleAlerts(o *oracle, res []indicators.Result, paths []path, p float64, rearm bool) []indicators.Result {
+	for i, pa := range paths {
+		res[i].Alerts = res[i].Alerts[:0]
+		open := false
+		for k, x := range pa.p {
+			switch {
+			case math.IsNaN(float64(x)):
+			case !open && float64(x) >= p:
+				res[i].Alerts = append(res[i].Alerts, indicators.Alert{Code: "ORACLE", Opened: o.day[pa.from+k], Closed: -1})
+				open = true
+			case open && float64(x) < p/2 && rearm:
+				open = false
+			}
+			if open && !rearm {
+				break
+			}
+		}
+	}
+	return res
+}
+
+// ceiling runs the oracle over every student and prints its curve,
+// counted as `vigie eval` counts (count).
+func ceiling(studs []student, miss bool) error {
+	o, err := newOracle(academy.DefaultProfile(), 2025, "C")
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	nd := len(o.day)
+	paths := make([]path, len(studs))
+	var wg sync.WaitGroup
+	nw := runtime.GOMAXPROCS(0)
+	for k := range nw {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wk := &oracleWork{}
+			post := make([]float64, nd)
+			for i := k; i < len(studs); i += nw {
+				s := &studs[i]
+				o.posterior(wk, trackIndex(s.Track), s.Unj, s.Jus, 0.999, false, post)
+				from, to := nd, 0
+				for d, p := range post {
+					if !math.IsNaN(p) {
+						from, to = min(from, d), d+1
+					}
+				}
+				if to > from {
+					paths[i].from = from
+					for _, p := range post[from:to] {
+						paths[i].p = append(paths[i].p, float32(p))
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("oracle posterior over %d students in %s\n", len(studs), time.Since(start).Round(time.Second))
+	res := make([]indicators.Result, len(studs))
+	for _, rearm := range []bool{false, true} {
+		alertAt := func(p float64) quality { return count(studs, oracleAlerts(o, res, paths, p, rearm), false) }
+		if rearm {
+			fmt.Println("\nalerts re-armed when the posterior falls below p*/2:")
+		} else {
+			fmt.Println("one alert per student, the first day the posterior reaches p*:")
+		}
+		fmt.Printf("%-7s %-7s %-9s %-6s %-6s %s\n", "p*", "recall", "precision", "lead", "false", "alerted")
+		for _, p := range []float64{0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99} {
+			q := alertAt(p)
+			fmt.Printf("%-7.2f %-7.3f %-9.3f %-6.0f %-6.2f %d\n", p, q.Recall, q.Precision, q.Lead, q.False, q.Alerted)
+		}
+		// The best precision at recall >= 0.85, and the best recall at
+		// precision >= 0.6, over a fine sweep.
+		var atR, atP quality
+		var pR, pP float64
+		for i := 1; i < 200; i++ {
+			p := 0.05 + 0.95*float64(i)/200
+			q := alertAt(p)
+			if q.Recall >= 0.85 && q.Precision > atR.Precision {
+				atR, pR = q, p
+			}
+			if q.Precision >= 0.6 && q.Recall > atP.Recall {
+				atP, pP = q, p
+			}
+		}
+		fmt.Printf("best precision at recall >= 0.85: p* %.3f  %s\n", pR, atR)
+		fmt.Printf("best recall at precision >= 0.6:  p* %.3f  %s\n", pP, atP)
+	}
+	if miss {
+		fmt.Printf("p* 0.5: %s\n", count(studs, oracleAlerts(o, res, paths, 0.5, false), true))
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/vigie-edu/vigie/examples/academy"
+)
+
+func testOracle(t *testing.T) *oracle {
+	t.Helper()
+	o, err := newOracle(academy.DefaultProfile(), 2025, "C")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func key(t *testing.T, o *oracle, date string, pm bool) int32 {
+	t.Helper()
+	d, err := time.Parse("2006-01-02", date)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := int32(d.Unix()/86400) * 2
+	if pm {
+		k++
+	}
+	if _, ok := o.slot[k]; !ok {
+		t.Fatalf("%s is not a school half-day", date)
+	}
+	return k
+}
+
+// schoolHalfDays returns the keys of the school half-days from one date to
+// another (inclusive), every step-th.
+func schoolHalfDays(o *oracle, from, to string, step int) []int32 {
+	a, _ := time.Parse("2006-01-02", from)
+	b, _ := time.Parse("2006-01-02", to)
+	var ks []int32
+	for s := range o.n {
+		d := int64(o.day[dayOfSlot(o, s)])
+		if d >= a.Unix()/86400 && d <= b.Unix()/86400 && s%step == 0 {
+			ks = append(ks, int32(d)*2+int32(s-o.dayFirst[dayOfSlot(o, s)]))
+		}
+	}
+	return ks
+}
+
+func dayOfSlot(o *oracle, s int) int {
+	for d := range o.day {
+		if o.dayFirst[d+1] > s {
+			return d
+		}
+	}
+	return -1
+}
+
+func oracleRun(o *oracle, track int, unj []int32) []float64 {
+	post := make([]float64, len(o.day))
+	o.posterior(&oracleWork{}, track, unj, nil, 2, true, post)
+	return post
+}
+
+func dayIndex(t *testing.T, o *oracle, date string) int {
+	k := key(t, o, date, false)
+	for d, x := range o.day {
+		if x == k/2 {
+			return d
+		}
+	}
+	t.Fatalf("no day %s", date)
+	return 0
+}
+
+// The episode sizes' chances over a fully observed window sum to 1.
+func TestEpisodeW(t *testing.T) {
+	o := testOracle(t)
+	for nn := 1; nn < len(o.w); nn++ {
+		var s float64
+		for j := 0; j <= nn; j++ {
+			s += binom(nn, j) * o.w[nn][nn][j]
+		}
+		if math.Abs(s-1) > 1e-9 {
+			t.Errorf("window %d: chances sum to %v", nn, s)
+		}
+	}
+}
+
+// A student without any unjustified absence stays below the smallest p*
+// the ceiling reports (the oracle skips the days before the first one).
+func TestOracleNoAbsences(t *testing.T) {
+	o := testOracle(t)
+	for track := range 3 {
+		for d, p := range oracleRun(o, track, nil) {
+			if !(p >= 0 && p < 0.02) {
+				t.Fatalf("track %d, day %d: posterior %v without absences", track, d, p)
+			}
+		}
+	}
+}
+
+// A drift as the generator makes it: an episode of 5 unjustified
+// half-days in December, then one half-day in four from January, is near
+// certain by the end of March; nothing before it is.
+func TestOracleClearDrift(t *testing.T) {
+	o := testOracle(t)
+	unj := []int32{key(t, o, "2025-12-02", false), key(t, o, "2025-12-04", true), key(t, o, "2025-12-08", false),
+		key(t, o, "2025-12-11", true), key(t, o, "2025-12-15", false)}
+	unj = append(unj, schoolHalfDays(o, "2026-01-05", "2026-06-30", 4)...)
+	post := oracleRun(o, 1, unj)
+	if p := post[dayIndex(t, o, "2025-11-28")]; p > 0.02 {
+		t.Errorf("posterior %v before any absence", p)
+	}
+	if p := post[dayIndex(t, o, "2026-01-09")]; p > 0.5 {
+		t.Errorf("posterior %v after one episode", p)
+	}
+	if p := post[dayIndex(t, o, "2026-03-24")]; p < 0.98 {
+		t.Errorf("posterior %v after eleven weeks of a drift", p)
+	}
+}
+
+// One more unjustified half-day raises the posterior that day; absences
+// after a day do not change it (no look-ahead).
+func TestOracleMonotoneCausal(t *testing.T) {
+	o := testOracle(t)
+	base := []int32{key(t, o, "2026-01-12", false), key(t, o, "2026-01-13", true), key(t, o, "2026-01-15", false),
+		key(t, o, "2026-01-16", false), key(t, o, "2026-01-19", true)}
+	more := append(append([]int32{}, base...), key(t, o, "2026-01-20", false))
+	later := append(append([]int32{}, more...), key(t, o, "2026-02-02", false), key(t, o, "2026-02-03", false))
+	p0, p1, p2 := oracleRun(o, 2, base), oracleRun(o, 2, more), oracleRun(o, 2, later)
+	d := dayIndex(t, o, "2026-01-20")
+	if !(p1[d] > p0[d]) {
+		t.Errorf("posterior %v with one more unjustified half-day, %v without", p1[d], p0[d])
+	}
+	for i := range dayIndex(t, o, "2026-02-02") {
+		if p1[i] != p2[i] {
+			t.Fatalf("day %d: posterior %v changed to %v by later absences", i, p1[i], p2[i])
+		}
+	}
+	if e := dayIndex(t, o, "2026-02-03"); !(p2[e] > p1[e]) {
+		t.Errorf("posterior %v with two more later, %v without", p2[e], p1[e])
+	}
+	if p0[d] < 0.01 || p0[d] > 0.9 {
+		t.Logf("posterior of a 5 half-day episode in an LP: %v", p0[d])
+	}
+}
