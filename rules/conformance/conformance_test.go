@@ -183,26 +183,27 @@ func buildWAT(t *testing.T, name string) string {
 
 // buildC builds rules/sdk/c/examples/NAME/NAME.c with the SDK's build.sh.
 func buildC(t *testing.T, name string) string {
+	return buildCFile(t, "c/"+name, filepath.Join(sdkDir, "c", "examples", name), name+".c")
+}
+
+// buildCFile builds dir/file (dir from this folder) with the C SDK's
+// build.sh, run in dir.
+func buildCFile(t *testing.T, key, dir, file string) string {
 	needTool(t, "clang", "apt-get install clang lld")
 	needTool(t, "wasm-ld", "apt-get install clang lld")
-	dir := filepath.Join(sdkDir, "c", "examples", name)
-	return buildOnce(t, "c/"+name, func(out string) error {
-		return run(dir, "sh", "../../build.sh", out, name+".c")
+	script, err := filepath.Abs(filepath.Join(sdkDir, "c", "build.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buildOnce(t, key, func(out string) error {
+		return run(dir, "sh", script, out, file)
 	})
 }
 
 // buildAS builds rules/sdk/assemblyscript/examples/NAME.ts with the SDK's
 // build script (npm ci first: node_modules/.bin/asc).
 func buildAS(t *testing.T, name string) string {
-	node := needTool(t, "node", "apt-get install nodejs npm")
-	dir := filepath.Join(sdkDir, "assemblyscript")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "assemblyscript")); err != nil {
-		msg := "assemblyscript not installed: (cd rules/sdk/assemblyscript && npm ci)"
-		if os.Getenv(requireEnvVar) == "1" {
-			t.Fatalf("%s (%s=1)", msg, requireEnvVar)
-		}
-		t.Skip(msg)
-	}
+	node, dir := needAS(t)
 	return buildOnce(t, "assemblyscript/"+name, func(out string) error {
 		abs, err := filepath.Abs(out)
 		if err != nil {
@@ -212,9 +213,63 @@ func buildAS(t *testing.T, name string) string {
 	})
 }
 
+// buildASFile builds the AssemblyScript rule src (a path from this folder)
+// with the SDK's build script, as examples/FILE.ts of a temporary folder
+// that holds a copy of the SDK's assembly/vigie.ts: build.mjs names the
+// SDK's abort function by its path from the working directory, so src
+// imports "../assembly/vigie" as the examples do.
+func buildASFile(t *testing.T, key, src string) string {
+	node, sdk := needAS(t)
+	return buildOnce(t, key, func(out string) error {
+		tmp := t.TempDir()
+		for from, to := range map[string]string{
+			filepath.Join(sdk, "assembly", "vigie.ts"): filepath.Join(tmp, "assembly", "vigie.ts"),
+			src: filepath.Join(tmp, "examples", filepath.Base(src)),
+		} {
+			b, err := os.ReadFile(from)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(to, b, 0o644); err != nil {
+				return err
+			}
+		}
+		script, err := filepath.Abs(filepath.Join(sdk, "build.mjs"))
+		if err != nil {
+			return err
+		}
+		return run(tmp, node, script, "examples/"+filepath.Base(src), out)
+	})
+}
+
+// needAS returns node and the AssemblyScript SDK's folder, or skips the
+// test (fails it when VIGIE_REQUIRE_TOOLCHAINS=1).
+func needAS(t *testing.T) (node, dir string) {
+	t.Helper()
+	node = needTool(t, "node", "apt-get install nodejs npm")
+	dir = filepath.Join(sdkDir, "assemblyscript")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "assemblyscript")); err != nil {
+		msg := "assemblyscript not installed: (cd rules/sdk/assemblyscript && npm ci)"
+		if os.Getenv(requireEnvVar) == "1" {
+			t.Fatalf("%s (%s=1)", msg, requireEnvVar)
+		}
+		t.Skip(msg)
+	}
+	return node, dir
+}
+
 // buildRust builds rules/sdk/rust/examples/NAME.rs with the SDK's build.sh
 // (Debian's rustc and its wasm32 standard library).
 func buildRust(t *testing.T, name string) string {
+	return buildRustFile(t, "rust/"+name, "examples/"+name+".rs")
+}
+
+// buildRustFile builds file (a path from rules/sdk/rust) with the Rust
+// SDK's build.sh.
+func buildRustFile(t *testing.T, key, file string) string {
 	needTool(t, "/usr/bin/rustc", "apt-get install rustc libstd-rust-dev-wasm32")
 	if _, err := os.Stat("/usr/lib/rustlib/wasm32-unknown-unknown"); err != nil {
 		msg := "no wasm32 standard library for /usr/bin/rustc: apt-get install libstd-rust-dev-wasm32"
@@ -224,7 +279,7 @@ func buildRust(t *testing.T, name string) string {
 		t.Skip(msg)
 	}
 	dir := filepath.Join(sdkDir, "rust")
-	return buildOnce(t, "rust/"+name, func(out string) error {
-		return run(dir, "sh", "build.sh", out, "examples/"+name+".rs")
+	return buildOnce(t, key, func(out string) error {
+		return run(dir, "sh", "build.sh", out, file)
 	})
 }

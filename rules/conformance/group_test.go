@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"path/filepath"
 	"sort"
 	"testing"
 
@@ -14,6 +15,7 @@ const (
 	groupCases   = "group.cases.toml"
 	goGroupDir   = "../sdk/vigie/examples/group_stats"
 	goMutantsDir = "testdata/group_stats_mutants"
+	pastEndDir   = "testdata/group_past_end"
 	groupRule    = "group_stats"
 )
 
@@ -94,5 +96,25 @@ func TestGroupCasesCatchMutants(t *testing.T) {
 		} else {
 			t.Logf("mutant %s: caught by %d cases, e.g. %q", m, len(caught), caught[0])
 		}
+	}
+}
+
+// TestGroupPastEnd runs, in each SDK, a group rule that asks for the
+// bounds of the group after the last: the SDK's accessor must fail the
+// batch with a message naming the group (testdata/group_past_end).
+func TestGroupPastEnd(t *testing.T) {
+	const name = "group_past_end"
+	cases := filepath.Join(pastEndDir, name+".cases.toml")
+	for _, g := range []guest{
+		{"go/" + name, func(t *testing.T) string { return hosttest.BuildGoRule(t, filepath.Join(pastEndDir, "go")) }},
+		{"c/" + name, func(t *testing.T) string { return buildCFile(t, "testdata/c/"+name, pastEndDir, name+".c") }},
+		{"assemblyscript/" + name, func(t *testing.T) string {
+			return buildASFile(t, "testdata/assemblyscript/"+name, filepath.Join(pastEndDir, name+".ts"))
+		}},
+		{"rust/" + name, func(t *testing.T) string {
+			return buildRustFile(t, "testdata/rust/"+name, filepath.Join("..", "..", "conformance", pastEndDir, name+".rs"))
+		}},
+	} {
+		t.Run(g.name, func(t *testing.T) { runCases(t, g.build(t), cases) })
 	}
 }
