@@ -30,9 +30,21 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 			s[r] = 0.5*a[r] + 0.3*b[r] + 0.2*c[r]
 		}
 		score.SetAllValid()
+		// the flags, eight rows a byte, with no call per row
+		bits := flag.Bits()
+		var acc byte
 		for r, v := range s {
-			flag.Set(r, v > 0.5)
+			if v > 0.5 {
+				acc |= 1 << (r & 7)
+			}
+			if r&7 == 7 {
+				bits[r>>3], acc = acc, 0
+			}
 		}
+		if len(s)&7 != 0 {
+			bits[len(s)>>3] = acc
+		}
+		flag.SetAllValid()
 		return nil
 	}
 	for r := range a {

@@ -360,6 +360,18 @@ func (c OutColumn[T]) SetNull(row int) { c.c.setValid(row, false) }
 // bool columns.
 func (c OutColumn[T]) Values() []T { return values[T](&c.c.column) }
 
+// Bits returns a bool column's values as its bitmap, writable, the fastest
+// way to write them (no call per row): row r is bit r%8 of byte r/8, least
+// significant first, and every bit starts at 0 (false). Writing a bit does
+// not make its row valid: call SetValid or SetAllValid. It panics for
+// other types.
+func (c OutColumn[T]) Bits() []byte {
+	if c.c.typ != abi.Bool {
+		panic(fmt.Sprintf("Bits: a %s column is not bool", c.c.typ))
+	}
+	return c.c.data[:(c.c.n+7)/8]
+}
+
 // SetValid marks row valid, keeping its value.
 func (c OutColumn[T]) SetValid(row int) { c.c.setValid(row, true) }
 

@@ -278,3 +278,43 @@ func TestValuesAndSetAllValid(t *testing.T) {
 		t.Errorf("half validity %08b nulls %d, want 00000101 and 1", v, col(0, abi.ColNullCount))
 	}
 }
+
+func TestBits(t *testing.T) {
+	const manifest = `{"abi": 1, "name": "bits", "version": "1.0.0", "kind": "map",
+	  "inputs": [{"name": "x", "type": "int32"}], "outputs": [{"name": "even", "type": "bool"}, {"name": "half", "type": "float64"}]}`
+	g, err := newGuest(Rule{Manifest: manifest, Eval: func(in *Input, out *Output) error {
+		even := out.Bool(0)
+		bits := even.Bits()
+		for r, x := range in.Int32(0).Values() {
+			if x%2 == 0 {
+				bits[r/8] |= 1 << (r % 8)
+			}
+		}
+		even.SetAllValid()
+		even.SetNull(9)
+		defer func() { _ = recover() }()
+		out.Float64(1).Bits() // panics: not bool
+		t.Error("Bits of a float64 column did not panic")
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newFakeMem()
+	var xs []byte
+	for x := range 10 {
+		xs = append(xs, byte(x), 0, 0, 0)
+	}
+	in := m.batch(10, []abi.Type{abi.Int32}, [][5]uint32{{0, m.put(xs), 0, 40, 0}})
+	out := m.batch(10, []abi.Type{abi.Bool, abi.Float64}, nil)
+	if err := g.eval(m, in, out); err != nil {
+		t.Fatal(err)
+	}
+	col := func(j int, field int) uint32 { return m.u32(out + uint32(abi.DescriptorSize(j)+field)) }
+	if got := m.bytes(col(0, abi.ColData), 2); got[0] != 0b01010101 || got[1] != 0b01 {
+		t.Errorf("even bits = %08b %08b, want 01010101 00000001", got[0], got[1])
+	}
+	if v := m.bytes(col(0, abi.ColValidity), 2); v[0] != 0xff || v[1] != 0b01 || col(0, abi.ColNullCount) != 1 {
+		t.Errorf("even validity %08b %08b nulls %d, want 11111111 00000001 and 1", v[0], v[1], col(0, abi.ColNullCount))
+	}
+}
