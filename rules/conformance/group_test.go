@@ -19,13 +19,15 @@ const (
 	groupRule    = "group_stats"
 )
 
-// groupGuests are the ports of the group rule group_stats, one per SDK.
+// groupGuests are the ports of the group rule group_stats, one per SDK,
+// and one in WAT written from the ABI alone.
 func groupGuests() []guest {
 	return []guest{
 		{"go/" + groupRule, func(t *testing.T) string { return hosttest.BuildGoRule(t, goGroupDir) }},
 		{"c/" + groupRule, func(t *testing.T) string { return buildC(t, groupRule) }},
 		{"assemblyscript/" + groupRule, func(t *testing.T) string { return buildAS(t, groupRule) }},
 		{"rust/" + groupRule, func(t *testing.T) string { return buildRust(t, groupRule) }},
+		{"wat/" + groupRule, func(t *testing.T) string { return buildWAT(t, groupRule) }},
 	}
 }
 
