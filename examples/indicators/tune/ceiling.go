@@ -46,7 +46,15 @@ type oracle struct {
 	u        [3][]float64  // truancy grid per track (college, lgt, lp)
 	logUW    []float64     // log of its weights
 	rho      [3]float64    // drift rate per track
-	piAbs    float64       // share of drifters whose drift shows in absences
+	// Signals of a drift (newStudent): absences with chance 0.75, marks 0.6
+	// when the drift can lower a term shown before the year ends (aff: it
+	// starts 30 days or more before the end of T2), the platform pKeep;
+	// with none, absences. pA[i] is the chance of the absence signal for
+	// onset i, pM[a][aff] of the marks signal given the absence one (a).
+	aff      []bool
+	pA       []float64
+	pM       [2][2]float64
+	marksDay int           // first school day the T2 marks are known
 	present  float64       // 1 - the mean justified rate
 	w        [][][]float64 // w[n][no][j]: see episodeW
 	// Per severity and lag (slot - onset slot): log chance of an
@@ -85,7 +93,7 @@ func newOracle(p academy.Profile, year int, zone string) (*oracle, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &oracle{n: len(cal.Slots), slot: map[int32]int{}, piAbs: 0.85, present: 1 - p.JustifiedRate}
+	o := &oracle{n: len(cal.Slots), slot: map[int32]int{}, present: 1 - p.JustifiedRate}
 	epoch := func(t time.Time) int32 { return int32(t.Unix() / 86400) }
 	o.mFirst = make([]int, len(cal.Months)+1)
 	for i := range o.mFirst {
@@ -122,13 +130,33 @@ func newOracle(p academy.Profile, year int, zone string) (*oracle, error) {
 	// oracle starts it on the first slot of that school day.
 	lo := slotAt(time.Date(year, time.November, 1, 0, 0, 0, 0, time.UTC))
 	hi := slotAt(time.Date(year+1, time.March, 15, 0, 0, 0, 0, time.UTC))
+	// The platform signal is kept for about 1 drifter in 10 (it needs an
+	// active student and 4 weeks before the exit; 9.9 % and 9.2 % of the
+	// drifters of seeds 1 and 2).
+	const pKeep = 0.1
+	pa, pm, pp := p.SignalAbsences, p.SignalMarks, pKeep
+	t2 := cal.Periods[1].Last
+	o.marksDay = len(o.day)
 	for d := range o.day {
 		a, b := max(o.dayFirst[d], lo), min(o.dayFirst[d+1], hi)
 		if b > a {
 			o.onset = append(o.onset, d)
 			o.onsetW = append(o.onsetW, float64(b-a)/float64(hi-lo))
+			aff := t2.After(cal.Slots[o.dayFirst[d]].Date.AddDate(0, 0, 30))
+			o.aff = append(o.aff, aff)
+			if aff { // absences, or none of marks and platform
+				o.pA = append(o.pA, pa+(1-pa)*(1-pm)*(1-pp))
+			} else {
+				o.pA = append(o.pA, pa+(1-pa)*(1-pp))
+			}
+		}
+		if o.marksDay == len(o.day) && !cal.Slots[o.dayFirst[d]].Date.Before(t2) {
+			o.marksDay = d
 		}
 	}
+	// Marks given absences (a = 1) or not (a = 0), for an affected onset.
+	o.pM[1][1] = pa * pm / (pa + (1-pa)*(1-pm)*(1-pp))
+	o.pM[0][1] = pm / (pm + (1-pm)*pp)
 	for k := range 4 {
 		s := 0.6 + 0.4*(float64(k)+0.5)/4
 		o.sev = append(o.sev, s)
@@ -190,9 +218,74 @@ func trackIndex(t string) int {
 	return 0
 }
 
+// marksLogRatio is the log of the chance of a student's T1 and T2 marks
+// (pairs, one per subject marked in both) if the drift lowers the T2 marks
+// (by 5 to 8 points, all subjects) against if it does not; either way a
+// bad term (3 to 5 points, all subjects) may lower T1 or T2. The change of
+// a subject's mark has a spread of 1.6*sqrt(2) (the noise of two marks;
+// the student's level cancels out). A mark of 2 or less may be a typo
+// (decimal slip: the mark rounded, /10), with chance typoRate; its
+// rounded value counts then (a mass 10 times that of a mark's 0.1 step).
+func marksLogRatio(pairs [][2]float64) float64 {
+	if len(pairs) == 0 {
+		return 0
+	}
+	const sd, typoRate = 1.6 * math.Sqrt2, 0.002
+	g := func(x float64) float64 { z := x / sd; return math.Exp(-z*z/2) / (sd * math.Sqrt(2*math.Pi)) }
+	logLik := func(mu float64) float64 {
+		var l float64
+		for _, m := range pairs {
+			p := (1 - 2*typoRate) * g(m[1]-m[0]-mu)
+			if m[1] <= 2 {
+				p += typoRate * 10 * g(10*m[1]-m[0]-mu)
+			}
+			if m[0] <= 2 {
+				p += typoRate * 10 * g(m[1]-10*m[0]-mu)
+			}
+			l += math.Log(p + 1e-300)
+		}
+		return l
+	}
+	// The term effects (T2 - T1): no bad term in T1 or T2 (0.92), a bad T1
+	// (0.04), a bad T2 (0.04).
+	mix := func(shift float64) float64 {
+		ls := []float64{math.Log(0.92) + logLik(shift)}
+		for k := range 5 {
+			bd := 3 + 2*(float64(k)+0.5)/5
+			ls = append(ls, math.Log(0.04/5)+logLik(shift+bd), math.Log(0.04/5)+logLik(shift-bd))
+		}
+		return logSumExp(ls)
+	}
+	var ls []float64
+	for k := range 5 {
+		ls = append(ls, math.Log(0.2)+mix(-(5+3*(float64(k)+0.5)/5)))
+	}
+	return logSumExp(ls) - mix(0)
+}
+
+// marksPairs returns the T1 and T2 marks of each subject marked in both.
+func marksPairs(ev []indicators.Event) [][2]float64 {
+	t1 := map[string]float64{}
+	for _, e := range ev {
+		if e.Kind == indicators.Mark && e.Term == 0 && !math.IsNaN(e.Mark) {
+			t1[e.Subject] = e.Mark
+		}
+	}
+	var ps [][2]float64
+	for _, e := range ev {
+		if e.Kind == indicators.Mark && e.Term == 1 && !math.IsNaN(e.Mark) {
+			if m, ok := t1[e.Subject]; ok {
+				ps = append(ps, [2]float64{m, e.Mark})
+			}
+		}
+	}
+	return ps
+}
+
 // hyp is one drift hypothesis (onset, severity) once its onset has passed.
 type hyp struct {
 	d0, m0, k int
+	aff       bool
 	logW      float64   // log prior
 	acc       float64   // log-likelihood of its finished months from the onset on
 	f         float64   // this month: log-likelihood of the half-days outside an episode
@@ -245,12 +338,14 @@ type oracleWork struct {
 }
 
 // posterior fills post[d] with the posterior chance, given the absences
-// recorded up to school day d, that the student's drift has started by d.
-// unj and jus are half-day keys (day*2, +1 for PM). It stops after the
-// first day the posterior reaches stop (the rest of post is left NaN), and,
-// unless all is set, does not compute it before the first unjustified
-// half-day (left NaN).
-func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, stop float64, all bool, post []float64) {
+// recorded up to school day d (and the marks, from the day the T2 marks are
+// known), that the student's drift has started by d. unj and jus are
+// half-day keys (day*2, +1 for PM); marks the T1 and T2 marks of each
+// subject (marksPairs; nil: marks unused). It stops after the first day
+// the posterior reaches stop (the rest of post is left NaN), and, unless
+// all is set, does not compute it before the first unjustified half-day
+// or the marks (left NaN).
+func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, marks [][2]float64, stop float64, all bool, post []float64) {
 	if len(wk.unj) != o.n {
 		wk.unj, wk.jus = make([]bool, o.n), make([]bool, o.n)
 	}
@@ -269,7 +364,9 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, stop flo
 	for i := range post {
 		post[i] = math.NaN()
 	}
-	us, rho, pi := o.u[track], o.rho[track], o.piAbs
+	us, rho := o.u[track], o.rho[track]
+	// The marks' likelihood ratio, drift against none, from the T2 marks on.
+	ratio := math.Exp(marksLogRatio(marks))
 	ng := len(us)
 	if cap(wk.prefix) < ng {
 		wk.prefix = make([]float64, ng)
@@ -304,11 +401,14 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, stop flo
 			}
 		}
 	}
+	if len(marks) > 0 {
+		from = min(from, o.marksDay)
+	}
 	if all {
 		from = 0
 	}
-	next := 0 // next onset to activate
-	var massBefore float64
+	next := 0                       // next onset to activate
+	var a0Before, a0BeforeM float64 // chance of an onset so far without the absence signal; with the marks one
 	for d := range o.day {
 		a := o.dayFirst[d]
 		if m := o.month[a]; m != mc {
@@ -342,10 +442,14 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, stop flo
 				if len(hyps) < cap(hyps) {
 					e = hyps[:len(hyps)+1][len(hyps)].e[:0]
 				}
-				hyps = append(hyps, hyp{d0: a, m0: mc, k: k, logW: math.Log(rho * pi * o.onsetW[next] / float64(len(o.sev))),
+				hyps = append(hyps, hyp{d0: a, m0: mc, k: k, aff: o.aff[next], logW: math.Log(rho * o.pA[next] * o.onsetW[next] / float64(len(o.sev))),
 					f: f0, e: append(e, 1), a0: a})
 			}
-			massBefore += o.onsetW[next]
+			w0 := o.onsetW[next] * (1 - o.pA[next])
+			a0Before += w0
+			if o.aff[next] {
+				a0BeforeM += w0 * o.pM[0][1]
+			}
 			next++
 		}
 		for s := a; s < o.dayFirst[d+1]; s++ {
@@ -386,23 +490,36 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, stop flo
 		}
 		l0 := logSumExp(wk.buf)
 		// Onsets later this month (no episode yet this month) and later.
-		var curAfter, later float64
+		var curAfter, later, a0After float64
 		for i := next; i < len(o.onset); i++ {
 			if o.month[o.dayFirst[o.onset[i]]] == mc {
-				curAfter += o.onsetW[i]
+				curAfter += o.onsetW[i] * o.pA[i]
 			} else {
-				later += o.onsetW[i]
+				later += o.onsetW[i] * o.pA[i]
 			}
+			a0After += o.onsetW[i] * (1 - o.pA[i])
+		}
+		// The marks: known from marksDay, they change the weight of the
+		// affected onsets: with the marks signal (ratio) or without (1).
+		var m1 float64
+		m0 := a0Before
+		if d >= o.marksDay {
+			m1 = math.Log(o.pM[1][1]*ratio + 1 - o.pM[1][1])
+			m0 += a0BeforeM * (ratio - 1)
 		}
 		wk.buf = wk.buf[:0]
 		for i := range hyps {
 			h := &hyps[i]
-			wk.buf = append(wk.buf, h.logW+wk.q[h.m0]+h.acc+h.f+monthFactor(o.v[h.k], h.e, o.w[o.mFirst[mc+1]-h.a0][h.nobs])-l0)
+			x := h.logW + wk.q[h.m0] + h.acc + h.f + monthFactor(o.v[h.k], h.e, o.w[o.mFirst[mc+1]-h.a0][h.nobs]) - l0
+			if h.aff {
+				x += m1
+			}
+			wk.buf = append(wk.buf, x)
 		}
 		started := math.Exp(logSumExp(wk.buf))
-		notYet := rho * pi * (curAfter*math.Exp(wk.q[mc]+f0-l0) + later)
-		num := started + rho*(1-pi)*massBefore
-		z := (1 - rho*pi) + notYet + started
+		notYet := rho * (curAfter*math.Exp(wk.q[mc]+f0-l0) + later + a0After)
+		num := started + rho*m0
+		z := (1 - rho) + notYet + num
 		post[d] = num / z
 		if post[d] >= stop {
 			break
@@ -445,7 +562,7 @@ func oracleAlerts(o *oracle, res []indicators.Result, paths []path, p float64, r
 
 // ceiling runs the oracle over every student and prints its curve,
 // counted as `vigie eval` counts (count).
-func ceiling(studs []student, miss bool) error {
+func ceiling(studs []student, marks, miss bool) error {
 	o, err := newOracle(academy.DefaultProfile(), 2025, "C")
 	if err != nil {
 		return err
@@ -463,7 +580,11 @@ func ceiling(studs []student, miss bool) error {
 			post := make([]float64, nd)
 			for i := k; i < len(studs); i += nw {
 				s := &studs[i]
-				o.posterior(wk, trackIndex(s.Track), s.Unj, s.Jus, 0.999, false, post)
+				var pairs [][2]float64
+				if marks {
+					pairs = marksPairs(s.Events)
+				}
+				o.posterior(wk, trackIndex(s.Track), s.Unj, s.Jus, pairs, 0.999, false, post)
 				from, to := nd, 0
 				for d, p := range post {
 					if !math.IsNaN(p) {

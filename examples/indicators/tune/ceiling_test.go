@@ -57,10 +57,35 @@ func dayOfSlot(o *oracle, s int) int {
 	return -1
 }
 
-func oracleRun(o *oracle, track int, unj []int32) []float64 {
+func oracleRun(o *oracle, track int, unj []int32) []float64 { return oracleMarks(o, track, unj, nil) }
+
+func oracleMarks(o *oracle, track int, unj []int32, marks [][2]float64) []float64 {
 	post := make([]float64, len(o.day))
-	o.posterior(&oracleWork{}, track, unj, nil, 2, true, post)
+	o.posterior(&oracleWork{}, track, unj, nil, marks, 2, true, post)
 	return post
+}
+
+// T2 marks 8 points below T1 in every subject, and no absence: a drift
+// (marks only) from the day the T2 marks are known; the same marks as T1,
+// or a T2 mark that is a typo, stay below 0.02.
+func TestOracleMarks(t *testing.T) {
+	o := testOracle(t)
+	var fall, same, typo [][2]float64
+	for k := range 9 {
+		m := 10 + float64(k%4)
+		fall = append(fall, [2]float64{m, m - 8})
+		same = append(same, [2]float64{m, m + 0.3*float64(k%3-1)})
+		typo = append(typo, [2]float64{m, m + 0.3*float64(k%3-1)})
+	}
+	typo[0][1] = 1.0 // 10 typed 1.0
+	d := o.marksDay
+	pf, ps, pt := oracleMarks(o, 2, nil, fall), oracleMarks(o, 2, nil, same), oracleMarks(o, 2, nil, typo)
+	if pf[d-1] > 0.02 || pf[d] < 0.5 {
+		t.Errorf("marks 8 points down: posterior %v the day before the T2 marks, %v on the day", pf[d-1], pf[d])
+	}
+	if ps[d] > 0.02 || pt[d] > 0.02 {
+		t.Errorf("posterior %v with the same marks, %v with a typo", ps[d], pt[d])
+	}
 }
 
 func dayIndex(t *testing.T, o *oracle, date string) int {

@@ -53,6 +53,7 @@ func main() {
 	grid := flag.String("grid", "", "several --set values separated by ';'")
 	miss := flag.Bool("miss", false, "print a breakdown of missed dropouts and false alerts")
 	oracle := flag.Bool("ceiling", false, "run the oracle of the generator's absences (ceiling.go) instead of the pack")
+	marks := flag.Bool("marks", false, "with --ceiling: the oracle reads the T1 and T2 marks too")
 	flag.Parse()
 	studs, err := load(*dir, *n)
 	if err != nil {
@@ -60,7 +61,7 @@ func main() {
 		os.Exit(1)
 	}
 	if *oracle {
-		if err := ceiling(studs, *miss); err != nil {
+		if err := ceiling(studs, *marks, *miss); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
