@@ -2,9 +2,14 @@ package conformance
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sort"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/rules/host"
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
@@ -119,4 +124,105 @@ func TestGroupPastEnd(t *testing.T) {
 	} {
 		t.Run(g.name, func(t *testing.T) { runCases(t, g.build(t), cases) })
 	}
+}
+
+// TestGroupArenaSteady runs 150 batches of 4096 rows in groups of varying
+// sizes (so a varying number of groups, and of output rows) through one
+// instance of each compiled port of group_stats, and checks that the
+// instance's memory stops growing, as TestArenaSteady does for map rules.
+func TestGroupArenaSteady(t *testing.T) {
+	for _, g := range groupGuests()[1:] { // the Go SDK's arena has its own test in rules/host
+		t.Run(g.name, func(t *testing.T) {
+			ctx := context.Background()
+			rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rt.Close(ctx)
+			m, err := rt.Load(ctx, g.build(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			const n = 4096
+			rec := groupBatch(mem, n)
+			defer rec.Release()
+			b, err := m.Bind(rec.Schema())
+			if err != nil {
+				t.Fatal(err)
+			}
+			inst, err := m.NewInstance(ctx, nil, host.DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Close(ctx)
+			var after20 uint32
+			for i := range 150 {
+				size := 1 + i%7 // rows per group: 1 to 7, so 586 to 4096 groups
+				offsets := []uint32{0}
+				for end := size; ; end += size {
+					if end >= n {
+						offsets = append(offsets, n)
+						break
+					}
+					offsets = append(offsets, uint32(end))
+				}
+				out, err := inst.EvalGroup(ctx, b, rec, offsets, mem)
+				if err != nil {
+					t.Fatalf("batch %d: %v", i, err)
+				}
+				if int(out.NumRows()) != len(offsets)-1 {
+					t.Fatalf("batch %d: %d rows, want %d", i, out.NumRows(), len(offsets)-1)
+				}
+				// Group 1 is rows size to 2*size-1.
+				want := "null"
+				for r := 2*size - 1; r >= size; r-- {
+					if r%3 != 2 {
+						want = fmt.Sprintf("r%d", r)
+						break
+					}
+				}
+				got := "null"
+				if labels := out.Column(2).(*array.String); labels.IsValid(1) {
+					got = labels.Value(1)
+				}
+				if got != want {
+					t.Errorf("batch %d: last_label of group 1 %q, want %q", i, got, want)
+				}
+				out.Release()
+				if i == 19 {
+					after20 = inst.MemorySize()
+				}
+			}
+			if got := inst.MemorySize(); got != after20 {
+				t.Errorf("memory grew from %d bytes after 20 batches to %d after 150", after20, got)
+			}
+			t.Logf("memory %d bytes", inst.MemorySize())
+		})
+	}
+}
+
+// groupBatch returns n rows of group_stats' inputs: score = row (null
+// every 4th row), label "r<row>" (null when row%3 == 2).
+func groupBatch(mem memory.Allocator, n int) arrow.RecordBatch {
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "score", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "label", Type: arrow.BinaryTypes.String, Nullable: true},
+	}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	for i := range n {
+		if i%4 == 3 {
+			b.Field(0).AppendNull()
+		} else {
+			b.Field(0).(*array.Float64Builder).Append(float64(i))
+		}
+		if i%3 == 2 {
+			b.Field(1).AppendNull()
+		} else {
+			b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("r%d", i))
+		}
+	}
+	return b.NewRecordBatch()
 }
