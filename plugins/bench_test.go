@@ -122,6 +122,7 @@ func BenchmarkArrowBoundary(b *testing.B) {
 			cfg := protocol.Config{Connector: "blob", BatchRows: rows, Options: map[string]any{"rows": int64(rows), "batches": int64(batches)}}
 			b.SetBytes(size * batches)
 			b.ResetTimer()
+			stats0 := protocol.ReceivedStats()
 			cpu0 := cpuTime()
 			for b.Loop() {
 				d := &discard{}
@@ -136,6 +137,14 @@ func BenchmarkArrowBoundary(b *testing.B) {
 			// process) per byte says more than wall time.
 			if cpu := (cpuTime() - cpu0).Seconds(); cpu > 0 {
 				b.ReportMetric(float64(size*batches)*float64(b.N)/1e6/cpu, "host-MB/cpu-s")
+			}
+			// Share of the Arrow bytes that came through the shared
+			// memory ring rather than inline in gRPC messages.
+			if st := protocol.ReceivedStats(); mode == "subprocess" {
+				ring, inline := st.RingBytes-stats0.RingBytes, st.InlineBytes-stats0.InlineBytes
+				if ring+inline > 0 {
+					b.ReportMetric(100*float64(ring)/float64(ring+inline), "%ring")
+				}
 			}
 		})
 	}

@@ -250,6 +250,7 @@ type process struct {
 	mu       sync.Mutex
 	client   *plugin.Client
 	rpc      plugin.ClientProtocol
+	pc       *protocol.Client
 	conn     protocol.Connector
 	broken   bool
 	closed   bool
@@ -278,6 +279,10 @@ func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 			}
 		}
 		p.client.Kill()
+		if p.pc != nil {
+			p.pc.Close()
+			p.pc = nil
+		}
 		if p.restarts >= p.h.opts.MaxRestarts {
 			return nil, fmt.Errorf("plugin %q: restarted %d times already, giving up", p.name, p.restarts)
 		}
@@ -315,6 +320,7 @@ func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 	if !ok {
 		return nil, fmt.Errorf("plugin %q: unexpected client type %T", p.name, raw)
 	}
+	p.pc = pc
 	c, err := pc.Connector(ctx, p.name)
 	if err != nil {
 		return nil, err
@@ -370,6 +376,10 @@ func (p *process) close() {
 	p.closed = true
 	if p.client != nil {
 		p.client.Kill()
+	}
+	if p.pc != nil {
+		p.pc.Close()
+		p.pc = nil
 	}
 }
 

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // Client talks to the connectors served by one plugin process (or any Flight
@@ -20,6 +22,7 @@ import (
 type Client struct {
 	fc      flight.FlightServiceClient
 	version int
+	rings   ringPool
 }
 
 // NewClient returns a client over an established gRPC connection to a
@@ -31,6 +34,10 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 func newClient(conn grpc.ClientConnInterface, version int) *Client {
 	return &Client{fc: flight.NewFlightServiceClient(conn), version: version}
 }
+
+// Close releases the shared memory kept for streams with the server. The
+// client still works after, with every Arrow body inline.
+func (c *Client) Close() { c.rings.close() }
 
 // Version returns the protocol version spoken with the server. Version 1
 // servers send no positions and cannot flush: their sources cannot resume
@@ -122,11 +129,53 @@ func (s *remoteSource) Read(ctx context.Context, cfg Config, mem memory.Allocato
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := s.c.fc.DoGet(ctx, &flight.Ticket{Ticket: raw})
+	// Offer a shared memory ring for the Arrow bodies. The server maps
+	// (and unlinks) it before it sends anything and says so in its
+	// response header; a server without the capability ignores the offer.
+	// Either way the file is removed when the first message or the end
+	// of the call arrives.
+	var rr *ringReader
+	callCtx := ctx
+	r := s.c.rings.get()
+	if r != nil {
+		rr = &ringReader{r: r}
+		callCtx = metadata.AppendToOutgoingContext(ctx, ringMetadataKey, r.name)
+	}
+	stream, err := s.c.fc.DoGet(callCtx, &flight.Ticket{Ticket: raw})
 	if err != nil {
+		if r != nil {
+			s.c.rings.put(r, false)
+		}
 		return fromStatus(err)
 	}
-	mr := &messageReader{recv: stream.Recv, refs: 1, onMeta: func(m appMetadata) error {
+	recv := stream.Recv
+	if r != nil {
+		first, accepted, ended := true, false, false
+		// Only this goroutine reads the mapping; it is kept for the next
+		// stream only if the server's handler is over (it no longer
+		// writes there).
+		defer func() { s.c.rings.put(r, accepted && ended) }()
+		recv = func() (*flight.FlightData, error) {
+			fd, err := stream.Recv()
+			if first {
+				first = false
+				r.unlink()
+				if md, herr := stream.Header(); herr == nil && err == nil {
+					switch v := md.Get(ringMetadataKey); {
+					case len(v) == 0:
+						s.c.rings.unsupported.Store(true) // an older peer
+					case v[0] == "1":
+						accepted = true
+					}
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				ended = true
+			}
+			return fd, err
+		}
+	}
+	mr := &messageReader{recv: recv, ring: rr, mem: mem, refs: 1, onMeta: func(m appMetadata) error {
 		if len(m.DeadLetters) == 0 {
 			return nil
 		}
@@ -197,14 +246,45 @@ func (s *remoteSink) Open(ctx context.Context, cfg Config, schema *arrow.Schema)
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := s.c.fc.DoPut(ctx)
+	// Offer a shared memory ring, as Read does. Here the host writes:
+	// it must not use the ring before the server said it mapped it, and
+	// must not wait for that answer (a server without the capability
+	// sends its header only when it first answers).
+	callCtx := ctx
+	r := s.c.rings.get()
+	if r != nil {
+		callCtx = metadata.AppendToOutgoingContext(ctx, ringMetadataKey, r.name)
+	}
+	stream, err := s.c.fc.DoPut(callCtx)
 	if err != nil {
 		cancel()
+		if r != nil {
+			s.c.rings.put(r, false)
+		}
 		return nil, fromStatus(err)
 	}
 	w := newBatchWriter(stream, schema)
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: raw})
-	return &remoteWriter{stream: stream, w: w, cancel: cancel, version: s.c.version}, nil
+	rw := &remoteWriter{stream: stream, w: w, cancel: cancel, version: s.c.version}
+	if r != nil {
+		rw.ring, rw.pool, rw.header = r, &s.c.rings, make(chan struct{})
+		w.pw.ring, w.pw.ringOK, w.pw.noRetain = &ringWriter{r: r}, &rw.accepted, true
+		go func() {
+			defer close(rw.header)
+			md, err := stream.Header()
+			r.unlink()
+			if err != nil {
+				return
+			}
+			switch v := md.Get(ringMetadataKey); {
+			case len(v) == 0:
+				s.c.rings.unsupported.Store(true) // an older peer
+			case v[0] == "1":
+				rw.accepted.Store(true)
+			}
+		}()
+	}
+	return rw, nil
 }
 
 type remoteWriter struct {
@@ -216,6 +296,24 @@ type remoteWriter struct {
 	seq     int64    // last flush request
 	durable int64    // rows acknowledged durable by the last flush
 	pos     Position // position of the last flush
+
+	// The shared memory ring offered, if any: used once accepted, given
+	// back to pool when the call is over (kept if it ended cleanly).
+	ring     *ring
+	pool     *ringPool
+	accepted atomic.Bool
+	header   chan struct{} // closed when the server's answer is in
+	ended    bool          // the server's handler returned without error
+}
+
+// done gives the ring back once the call is over.
+func (w *remoteWriter) done() {
+	if w.ring == nil {
+		return
+	}
+	<-w.header // the call is over, so Header has returned
+	w.pool.put(w.ring, w.ended && w.accepted.Load())
+	w.ring = nil
 }
 
 var (
@@ -281,6 +379,7 @@ func (w *remoteWriter) Flush(ctx context.Context) (Position, error) {
 
 // finish waits for the server's verdict after it stopped reading.
 func (w *remoteWriter) finish() error {
+	defer w.done()
 	defer w.cancel()
 	for {
 		res, err := w.stream.Recv()
@@ -300,6 +399,12 @@ func (w *remoteWriter) finish() error {
 		if meta.Rows != w.rows {
 			return fmt.Errorf("sink acknowledged %d rows, %d were sent", meta.Rows, w.rows)
 		}
+		if w.ring != nil {
+			// The handler returned once the status follows: the ring
+			// may serve another call.
+			_, err := w.stream.Recv()
+			w.ended = errors.Is(err, io.EOF)
+		}
 		return nil
 	}
 }
@@ -307,10 +412,12 @@ func (w *remoteWriter) finish() error {
 func (w *remoteWriter) Close(ctx context.Context) error {
 	if err := w.w.Close(); err != nil && !errors.Is(err, io.EOF) {
 		w.cancel()
+		w.done()
 		return fromStatus(err)
 	}
 	if err := w.stream.CloseSend(); err != nil {
 		w.cancel()
+		w.done()
 		return fromStatus(err)
 	}
 	return w.finish()
@@ -318,5 +425,6 @@ func (w *remoteWriter) Close(ctx context.Context) error {
 
 func (w *remoteWriter) Abort(ctx context.Context) error {
 	w.cancel()
+	w.done()
 	return nil
 }

@@ -195,7 +195,11 @@ func (m *outData) marshal() (mem.BufferSlice, error) {
 		}
 		return nil, err
 	}
-	small := make([]byte, 0, prefixSize(descr, hasDescr, m.header, m.meta, m.bodySize)+256)
+	size := prefixSize(descr, hasDescr, m.header, m.meta, m.bodySize) + 256
+	if m.release == nil {
+		size += m.bodySize // copied whole
+	}
+	small := make([]byte, 0, size)
 	small = appendPrefix(small, descr, hasDescr, m.header, m.meta)
 	if m.bodySize > 0 {
 		small = protowire.AppendTag(small, fdBody, protowire.BytesType)

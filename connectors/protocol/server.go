@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/grpc/metadata"
 )
 
 // Server serves the connectors of a Registry as an Arrow Flight service.
@@ -23,6 +24,7 @@ type Server struct {
 	mem     memory.Allocator
 	log     *slog.Logger
 	version int
+	rings   ringCache // the shared memory rings hosts offered
 }
 
 // NewServer returns a Flight server for reg speaking the current protocol
@@ -147,6 +149,23 @@ func (s *Server) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer
 		cfg.Resume = nil
 	}
 	e := &streamEmitter{stream: stream, mem: s.mem, tagged: s.version >= 2}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(ringMetadataKey); len(v) == 1 {
+			// The host offers a shared memory ring for the Arrow bodies.
+			r, err := s.rings.acquire(v[0])
+			answer := "1"
+			if err != nil {
+				s.log.Debug("shared memory ring not used, Arrow bodies go inline", "err", err)
+				answer = "0"
+			} else {
+				defer s.rings.release(r) // after e.close: nothing writes there then
+				e.ring = &ringWriter{r: r}
+			}
+			if err := stream.SetHeader(metadata.Pairs(ringMetadataKey, answer)); err != nil {
+				return toStatus(err)
+			}
+		}
+	}
 	defer e.close()
 	if err := src.Read(ctx, cfg, s.mem, e); err != nil {
 		return toStatus(err)
@@ -167,11 +186,13 @@ type streamEmitter struct {
 	stream flight.FlightService_DoGetServer
 	mem    memory.Allocator
 	w      *batchWriter
-	tagged bool // version 2: slices and positions in app_metadata
+	tagged bool        // version 2: slices and positions in app_metadata
+	ring   *ringWriter // the host's shared memory ring, if it offered one
 }
 
 func (e *streamEmitter) start(schema *arrow.Schema) {
 	e.w = newBatchWriter(e.stream, schema)
+	e.w.pw.ring = e.ring
 }
 
 func (e *streamEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos Position) error {
@@ -223,7 +244,25 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 		w    Writer
 		rows int64
 	)
-	mr := &messageReader{recv: stream.Recv, refs: 1}
+	mr := &messageReader{recv: stream.Recv, refs: 1, mem: s.mem}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(ringMetadataKey); len(v) == 1 {
+			// The host offers a shared memory ring for the Arrow bodies;
+			// it uses it once it has our answer.
+			r, err := s.rings.acquire(v[0])
+			answer := "1"
+			if err != nil {
+				s.log.Debug("shared memory ring not used, Arrow bodies go inline", "err", err)
+				answer = "0"
+			} else {
+				defer s.rings.release(r) // after the last read
+				mr.ring = &ringReader{r: r}
+			}
+			if err := stream.SendHeader(metadata.Pairs(ringMetadataKey, answer)); err != nil {
+				return toStatus(err)
+			}
+		}
+	}
 	mr.onMeta = func(m appMetadata) error {
 		if m.Flush == 0 {
 			return nil

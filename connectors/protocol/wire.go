@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
@@ -37,6 +38,9 @@ const (
 // data. The host delivers a batch only when its last slice arrived, so a
 // crash never leaves half a batch delivered.
 //
+// A body written to the shared memory ring (see ring.go) travels as an
+// empty data_body and Ring, its place in the ring.
+//
 // Sink (DoPut): the host sends Flush (a sequence number, on a message
 // without Arrow data); the server flushes the writer and answers with a
 // PutResult carrying Ack (that number), Position and Rows (durable so
@@ -49,6 +53,7 @@ type appMetadata struct {
 	Ack         int64        `json:"ack,omitempty"`
 	Final       bool         `json:"final,omitempty"`
 	Rows        int64        `json:"rows,omitempty"`
+	Ring        *ringRef     `json:"ring,omitempty"`
 }
 
 func encodeConfig(cfg Config) ([]byte, error) {
@@ -133,6 +138,10 @@ type messageReader struct {
 	msg    *ipc.Message
 	refs   int64
 	last   appMetadata
+	// ring, if set, is the shared memory ring bodies may come through;
+	// they are copied out into buffers from mem.
+	ring *ringReader
+	mem  memory.Allocator
 }
 
 func (m *messageReader) Message() (*ipc.Message, error) {
@@ -158,13 +167,48 @@ func (m *messageReader) Message() (*ipc.Message, error) {
 			}
 			continue
 		}
+		body, err := m.body(fd, meta.Ring)
+		if err != nil {
+			return nil, err
+		}
+		meta.Ring = nil
 		m.last = meta
 		if m.msg != nil {
 			m.msg.Release()
 		}
-		m.msg = ipc.NewMessage(memory.NewBufferBytes(fd.DataHeader), memory.NewBufferBytes(fd.DataBody))
+		m.msg = ipc.NewMessage(memory.NewBufferBytes(fd.DataHeader), body)
+		body.Release() // the message holds it
 		return m.msg, nil
 	}
+}
+
+// body returns the Arrow body of fd: its data_body, or the bytes ref
+// points to in the ring, copied out.
+func (m *messageReader) body(fd *flight.FlightData, ref *ringRef) (*memory.Buffer, error) {
+	if ref == nil {
+		if n := len(fd.DataBody); n > 0 {
+			stats.inlineBodies.Add(1)
+			stats.inlineBytes.Add(int64(n))
+		}
+		return memory.NewBufferBytes(fd.DataBody), nil
+	}
+	if m.ring == nil {
+		return nil, fmt.Errorf("message refers to a shared memory ring, none was negotiated")
+	}
+	if len(fd.DataBody) > 0 {
+		return nil, fmt.Errorf("message has both a data_body and a shared memory ring reference")
+	}
+	mem := m.mem
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	buf, err := m.ring.read(ref.Off, ref.Len, mem)
+	if err != nil {
+		return nil, err
+	}
+	stats.ringBodies.Add(1)
+	stats.ringBytes.Add(int64(ref.Len))
+	return buf, nil
 }
 
 func (m *messageReader) Retain() { m.refs++ }
@@ -199,6 +243,13 @@ type payloadWriter struct {
 	meta  []byte
 	rec   arrow.RecordBatch
 	body  bodyParts
+	ring  *ringWriter // bodies go there when it has room
+	// ringOK, if set, says when ring may be used (the peer accepted it).
+	ringOK *atomic.Bool
+	// noRetain copies inline bodies instead of handing gRPC the batch's
+	// buffers: gRPC does not free the buffers of a stream whose
+	// connection died, which kept such batches retained for ever.
+	noRetain bool
 }
 
 func newBatchWriter(s msgSender, schema *arrow.Schema) *batchWriter {
@@ -216,8 +267,16 @@ func (p *payloadWriter) WritePayload(payload ipc.Payload) error {
 	if err := payload.SerializeBody(&p.body); err != nil {
 		return err
 	}
+	if p.ring != nil && p.body.n > 0 && (p.ringOK == nil || p.ringOK.Load()) {
+		if off, ok := p.ring.write(p.body.parts, p.body.n); ok {
+			clear(p.body.parts)
+			fd := &flight.FlightData{FlightDescriptor: p.descr, DataHeader: m.Bytes(), AppMetadata: appendRingRef(p.meta, off, p.body.n)}
+			p.descr = nil
+			return p.s.SendMsg(fd)
+		}
+	}
 	out := &outData{descr: p.descr, header: m.Bytes(), meta: p.meta, body: p.body.parts, bodySize: p.body.n}
-	if rec := p.rec; rec != nil && p.body.n > 0 {
+	if rec := p.rec; rec != nil && p.body.n > 0 && !p.noRetain {
 		rec.Retain()
 		var once sync.Once
 		out.release = func() { once.Do(rec.Release) }

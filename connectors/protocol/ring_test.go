@@ -1,0 +1,456 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/hashicorp/go-plugin"
+)
+
+func skipWithoutRings(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("shared memory rings are Linux only")
+	}
+}
+
+// ringPair is a ring created in a test directory and opened again, as the
+// host and a plugin do.
+func ringPair(t *testing.T, capacity int) (w *ringWriter, rd *ringReader) {
+	t.Helper()
+	skipWithoutRings(t)
+	dir := t.TempDir()
+	host, err := createRing(dir, capacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := openRing(host.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+		t.Errorf("files left once both sides mapped the ring: %v", left)
+	}
+	t.Cleanup(func() { host.close(); peer.close() })
+	return &ringWriter{r: peer}, &ringReader{r: host}
+}
+
+func body(n int, seed byte) [][]byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i)
+	}
+	// Two parts, as SerializeBody writes a buffer and its padding.
+	return [][]byte{b[:n/2], b[n/2:]}
+}
+
+func TestRingWrapAroundAndFull(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	w, rd := ringPair(t, 4096)
+
+	// Bodies of 1000 bytes: four fit (at 0, 1024, 2048, 3072 after
+	// alignment); the fifth does not until the consumer reads.
+	var offs []uint64
+	for i := range 4 {
+		off, ok := w.write(body(1000, byte(i)), 1000)
+		if !ok {
+			t.Fatalf("body %d did not fit", i)
+		}
+		offs = append(offs, off)
+	}
+	if _, ok := w.write(body(1000, 9), 1000); ok {
+		t.Fatal("a full ring took a fifth body (it should go inline)")
+	}
+	for i, off := range offs[:2] {
+		buf, err := rd.read(off, 1000, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := bytes.Join(body(1000, byte(i)), nil); !bytes.Equal(buf.Bytes(), want) {
+			t.Errorf("body %d differs", i)
+		}
+		buf.Release()
+	}
+	// 2000 bytes do not fit between 4096 and the end: the producer skips
+	// to the start, where the first two bodies were read.
+	off, ok := w.write(body(2000, 7), 2000)
+	if !ok {
+		t.Fatal("wrapped body did not fit")
+	}
+	if off != 4096 {
+		t.Errorf("wrapped body at %d, want 4096", off)
+	}
+	for i, off := range offs[2:] {
+		buf, err := rd.read(off, 1000, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := bytes.Join(body(1000, byte(i+2)), nil); !bytes.Equal(buf.Bytes(), want) {
+			t.Errorf("body %d differs", i+2)
+		}
+		buf.Release()
+	}
+	buf, err := rd.read(off, 2000, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := bytes.Join(body(2000, 7), nil); !bytes.Equal(buf.Bytes(), want) {
+		t.Error("wrapped body differs")
+	}
+	buf.Release()
+	// Bodies larger than the ring always go inline.
+	if _, ok := w.write(body(8192, 1), 8192); ok {
+		t.Error("a body larger than the ring was taken")
+	}
+}
+
+// Bodies whose sizes are not multiples of the alignment leave the head
+// unaligned; the producer's rounded tail may then pass head+capacity by
+// less than the alignment, which is not a misbehaving consumer.
+func TestRingUnalignedBodiesKeepTheRing(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	w, rd := ringPair(t, 4096)
+	type pending struct {
+		off, n uint64
+		seed   byte
+	}
+	var queue []pending
+	sizes := []int{1000, 3000, 1000, 999, 2047, 8, 4096, 1500}
+	written := 0
+	for i := range 400 {
+		n := sizes[i%len(sizes)]
+		if off, ok := w.write(body(n, byte(i)), n); ok {
+			queue = append(queue, pending{off, uint64(n), byte(i)})
+			written++
+		}
+		// The consumer lags by up to two bodies.
+		for len(queue) > 2 || (len(queue) > 0 && i%3 == 0) {
+			p := queue[0]
+			queue = queue[1:]
+			buf, err := rd.read(p.off, p.n, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf.Bytes(), bytes.Join(body(int(p.n), p.seed), nil)) {
+				t.Fatalf("body at %d differs", p.off)
+			}
+			buf.Release()
+		}
+	}
+	if written < 200 {
+		t.Errorf("only %d of 400 bodies went through the ring", written)
+	}
+	if w.off {
+		t.Error("the producer gave up on a well-behaved consumer")
+	}
+}
+
+func TestRingRejectsBadOffsets(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	w, rd := ringPair(t, 4096)
+	off, ok := w.write(body(1000, 1), 1000)
+	if !ok || off != 0 {
+		t.Fatalf("write = %d, %v", off, ok)
+	}
+	for _, c := range []struct {
+		name   string
+		off, n uint64
+		want   string
+	}{
+		{"empty", 0, 0, "length 0 out of range"},
+		{"longer than the ring", 0, 1 << 40, "out of range"},
+		{"past the end", 4000, 1000, "crosses the end"},
+		{"huge offset", 1<<64 - 8, 8, "offset"},
+		{"not written yet", 1024, 1000, "not yet published"},
+		{"overflowing length", 0, 1<<64 - 1, "out of range"},
+	} {
+		if _, err := rd.read(c.off, c.n, mem); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+	}
+	buf, err := rd.read(0, 1000, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf.Release()
+	// Read already: going back is refused.
+	if _, err := rd.read(0, 1000, mem); err == nil || !strings.Contains(err.Error(), "offset 0 out of range") {
+		t.Errorf("reading again: %v", err)
+	}
+}
+
+func TestRingTruncatedByThePeerIsAnError(t *testing.T) {
+	skipWithoutRings(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	host, err := createRing(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.close()
+	// A hostile peer truncates the file it was given.
+	if err := os.Truncate(host.name, 0); err != nil {
+		t.Fatal(err)
+	}
+	rd := &ringReader{r: host}
+	if _, err := rd.read(0, 64, mem); err == nil || !strings.Contains(err.Error(), "shared memory ring") {
+		t.Errorf("read of a truncated ring: %v", err)
+	}
+}
+
+// fakeStream feeds messages to a messageReader.
+func fakeStream(msgs ...*flight.FlightData) func() (*flight.FlightData, error) {
+	return func() (*flight.FlightData, error) {
+		if len(msgs) == 0 {
+			return nil, errors.New("end")
+		}
+		m := msgs[0]
+		msgs = msgs[1:]
+		return m, nil
+	}
+}
+
+func TestMessageReaderChecksRingReferences(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	header := []byte{1, 2, 3, 4}
+	for _, c := range []struct {
+		name string
+		ring bool
+		fd   *flight.FlightData
+		want string
+	}{
+		{"no ring negotiated", false, &flight.FlightData{DataHeader: header, AppMetadata: []byte(`{"ring":{"off":0,"len":8}}`)}, "none was negotiated"},
+		{"body and ring", true, &flight.FlightData{DataHeader: header, DataBody: []byte{1}, AppMetadata: []byte(`{"ring":{"off":0,"len":8}}`)}, "both"},
+		{"out of range", true, &flight.FlightData{DataHeader: header, AppMetadata: []byte(`{"ring":{"off":99999999,"len":8}}`)}, "out of range"},
+		{"negative", true, &flight.FlightData{DataHeader: header, AppMetadata: []byte(`{"ring":{"off":-1,"len":8}}`)}, "app_metadata"},
+	} {
+		mr := &messageReader{recv: fakeStream(c.fd), refs: 1, mem: mem}
+		if c.ring {
+			_, rd := ringPair(t, 4096)
+			mr.ring = rd
+		}
+		if _, err := mr.Message(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+		mr.Release()
+	}
+}
+
+func TestAppendRingRef(t *testing.T) {
+	for meta, want := range map[string]string{
+		"":                     `{"ring":{"off":64,"len":8}}`,
+		"{}":                   `{"ring":{"off":64,"len":8}}`,
+		`{"more":true}`:        `{"ring":{"off":64,"len":8},"more":true}`,
+		`{"position":{"a":1}}`: `{"ring":{"off":64,"len":8},"position":{"a":1}}`,
+	} {
+		if got := string(appendRingRef([]byte(meta), 64, 8)); got != want {
+			t.Errorf("appendRingRef(%q) = %s, want %s", meta, got, want)
+		}
+	}
+}
+
+// bigSource emits "batches" batches of about 1 MiB, each with distinct
+// values.
+type bigSource struct{}
+
+var bigSchema = arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+
+func (bigSource) Spec() Spec {
+	return Spec{Name: "big", Kind: KindSource, Version: "1", Doc: "test source", Options: []Option{
+		{Name: "batches", Type: TypeInt, Default: int64(4), Doc: "batches"},
+	}}
+}
+
+func (bigSource) Schema(context.Context, Config) (*arrow.Schema, error) { return bigSchema, nil }
+
+const bigRows = 1 << 17
+
+func (bigSource) Read(ctx context.Context, cfg Config, mem memory.Allocator, out Emitter) error {
+	for i := range cfg.Int("batches") {
+		b := array.NewInt64Builder(mem)
+		for j := range int64(bigRows) {
+			b.Append(i*bigRows + j)
+		}
+		col := b.NewArray()
+		b.Release()
+		rec := array.NewRecordBatch(bigSchema, []arrow.Array{col}, bigRows)
+		col.Release()
+		pos, _ := NewPosition(i + 1)
+		err := out.Emit(ctx, rec, pos)
+		rec.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type sumEmitter struct {
+	rows, sum int64
+	positions int
+	recs      []arrow.RecordBatch
+}
+
+func (e *sumEmitter) Emit(_ context.Context, rec arrow.RecordBatch, pos Position) error {
+	e.rows += rec.NumRows()
+	for _, v := range rec.Column(0).(*array.Int64).Int64Values() {
+		e.sum += v
+	}
+	if pos != nil {
+		e.positions++
+	}
+	rec.Retain() // batches outlive the call
+	e.recs = append(e.recs, rec)
+	return nil
+}
+
+func (e *sumEmitter) DeadLetter(context.Context, []DeadLetter) error { return nil }
+
+func TestSourceBodiesGoThroughTheRing(t *testing.T) {
+	skipWithoutRings(t)
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		PluginName: &GRPCPlugin{Registry: NewRegistry(bigSource{})},
+	})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*Client)
+	defer c.Close()
+	conn, err := c.Connector(context.Background(), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	const batches = 40 // 40 MiB: more than the ring holds at once
+	for run := range 3 {
+		before := ReceivedStats()
+		e := &sumEmitter{}
+		if err := conn.(Source).Read(context.Background(), Config{Connector: "big", Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
+			t.Fatal(err)
+		}
+		n := int64(batches * bigRows)
+		if e.rows != n || e.sum != n*(n-1)/2 || e.positions != batches {
+			t.Errorf("run %d: rows %d, sum %d, positions %d", run, e.rows, e.sum, e.positions)
+		}
+		// The batches are still valid after the stream (and the ring)
+		// moved on.
+		var sum int64
+		for _, rec := range e.recs {
+			for _, v := range rec.Column(0).(*array.Int64).Int64Values() {
+				sum += v
+			}
+			rec.Release()
+		}
+		if sum != e.sum {
+			t.Errorf("run %d: batches changed after delivery", run)
+		}
+		after := ReceivedStats()
+		t.Logf("run %d: ring %d bodies %d bytes, inline %d bodies", run, after.RingBodies-before.RingBodies, after.RingBytes-before.RingBytes, after.InlineBodies-before.InlineBodies)
+		if after.RingBodies == before.RingBodies {
+			t.Errorf("run %d: no body came through the ring", run)
+		}
+	}
+}
+
+// sumSink adds up what it is given.
+type sumSink struct {
+	rows, sum atomic.Int64
+}
+
+func (s *sumSink) Spec() Spec {
+	return Spec{Name: "sum", Kind: KindSink, Version: "1", Doc: "test sink"}
+}
+func (s *sumSink) Validate(context.Context, Config) error { return nil }
+func (s *sumSink) Open(context.Context, Config, *arrow.Schema) (Writer, error) {
+	return &sumWriter{s: s}, nil
+}
+
+type sumWriter struct{ s *sumSink }
+
+func (w *sumWriter) Write(_ context.Context, rec arrow.RecordBatch) error {
+	w.s.rows.Add(rec.NumRows())
+	for _, v := range rec.Column(0).(*array.Int64).Int64Values() {
+		w.s.sum.Add(v)
+	}
+	return nil
+}
+func (w *sumWriter) Close(context.Context) error { return nil }
+func (w *sumWriter) Abort(context.Context) error { return nil }
+
+func TestSinkBodiesGoThroughTheRing(t *testing.T) {
+	skipWithoutRings(t)
+	snk := &sumSink{}
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		PluginName: &GRPCPlugin{Registry: NewRegistry(bigSource{}, snk)},
+	})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*Client)
+	defer c.Close()
+	ctx := context.Background()
+	conn, err := c.Connector(ctx, "sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	const batches = 40
+	for run := range 3 {
+		snk.rows.Store(0)
+		snk.sum.Store(0)
+		before := ReceivedStats()
+		w, err := conn.(Sink).Open(ctx, Config{Connector: "sum"}, bigSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &sinkWriterEmitter{w: w}
+		if err := (bigSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.(Flusher).Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n := int64(batches * bigRows)
+		if snk.rows.Load() != n || snk.sum.Load() != n*(n-1)/2 {
+			t.Errorf("run %d: rows %d, sum %d", run, snk.rows.Load(), snk.sum.Load())
+		}
+		after := ReceivedStats()
+		t.Logf("run %d: ring %d bodies, inline %d bodies", run, after.RingBodies-before.RingBodies, after.InlineBodies-before.InlineBodies)
+		// The first batches may go inline, before the server's answer.
+		if after.RingBodies-before.RingBodies < batches/2 {
+			t.Errorf("run %d: only %d bodies came through the ring", run, after.RingBodies-before.RingBodies)
+		}
+	}
+}
+
+type sinkWriterEmitter struct{ w Writer }
+
+func (e *sinkWriterEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, _ Position) error {
+	return e.w.Write(ctx, rec)
+}
+func (e *sinkWriterEmitter) DeadLetter(context.Context, []DeadLetter) error { return nil }
