@@ -21,6 +21,12 @@
 //	absence_rate = [0.1, "null", "null"]
 //	flag = [true, "null", "null"]
 //
+// A group rule's case must give groups: the sizes of its groups, in row
+// order, adding up to the rows of the inputs (a size may be 0: an empty
+// group; groups = [] with no rows is a batch without groups). Each
+// expected column then has one value per group. A map rule's case must not
+// give groups. rules/conformance/group.cases.toml is an example.
+//
 // Column types come from the module's manifest. Every input column of the
 // manifest must be given, all with the same number of rows; expect may
 // name a subset of the outputs (each listed column is compared in full).

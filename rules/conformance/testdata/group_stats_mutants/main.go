@@ -92,14 +92,14 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 		}
 		rows.Set(o, n)
 
-		s, any := 0.0, false
+		s, seen := 0.0, false
 		add := func(r int) {
 			v := score.Value(r)
 			if score.IsNull(r) || (mutant == "nan_as_null" && math.IsNaN(v)) {
 				return
 			}
 			s += v
-			any = true
+			seen = true
 		}
 		if mutant == "sum_backwards" {
 			for r := end - 1; r >= start; r-- {
@@ -110,7 +110,7 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 				add(r)
 			}
 		}
-		if any || mutant == "zero_sum_not_null" {
+		if seen || mutant == "zero_sum_not_null" {
 			sum.Set(o, s)
 		}
 

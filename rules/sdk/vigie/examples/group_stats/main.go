@@ -49,14 +49,14 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 	for g := range in.NumGroups() {
 		start, end := in.GroupBounds(g)
 		rows.Set(g, int32(end-start))
-		s, any := 0.0, false
+		s, seen := 0.0, false
 		for r := start; r < end; r++ {
 			if !score.IsNull(r) {
 				s += score.Value(r)
-				any = true
+				seen = true
 			}
 		}
-		if any {
+		if seen {
 			sum.Set(g, s) // else null: every output row starts null
 		}
 		for r := end - 1; r >= start; r-- {
