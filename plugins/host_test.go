@@ -35,6 +35,10 @@ func TestMain(m *testing.M) {
 		protocol.Serve(testRegistry(), nil)
 		return
 	}
+	if os.Getenv(hostEnv) == "1" {
+		runTestHost()
+		return
+	}
 	os.Exit(m.Run())
 }
 

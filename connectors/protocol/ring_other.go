@@ -2,7 +2,10 @@
 
 package protocol
 
-import "errors"
+import (
+	"errors"
+	"os"
+)
 
 // Shared memory rings are implemented on Linux only; elsewhere every body
 // goes inline.
@@ -11,3 +14,5 @@ var errNoRing = errors.New("shared memory rings are not supported on this system
 func createRing(string, int) (*ring, error) { return nil, errNoRing }
 func openRing(string) (*ring, error)        { return nil, errNoRing }
 func munmap([]byte)                         {}
+
+func ringDir() string { return os.TempDir() }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 func skipWithoutRings(t *testing.T) {
@@ -454,3 +457,75 @@ func (e *sinkWriterEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, _ P
 	return e.w.Write(ctx, rec)
 }
 func (e *sinkWriterEmitter) DeadLetter(context.Context, []DeadLetter) error { return nil }
+
+// oldServer is a server from before the ring: it never sees the offer.
+type oldServer struct{ *Server }
+
+type noMetadataStream struct {
+	flight.FlightService_DoGetServer
+}
+
+func (s noMetadataStream) Context() context.Context {
+	return metadata.NewIncomingContext(s.FlightService_DoGetServer.Context(), metadata.MD{})
+}
+
+func (s oldServer) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	return s.Server.DoGet(t, noMetadataStream{stream})
+}
+
+type oldPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	reg *Registry
+}
+
+func (p *oldPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	flight.RegisterFlightServiceServer(s, oldServer{newServer(p.reg, memory.NewGoAllocator(), nil, Version)})
+	return nil
+}
+
+func (p *oldPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return newClient(conn, Version), nil
+}
+
+func TestPeerWithoutRingsGetsEverythingInline(t *testing.T) {
+	skipWithoutRings(t)
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		PluginName: &oldPlugin{reg: NewRegistry(bigSource{})},
+	})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*Client)
+	defer c.Close()
+	conn, err := c.Connector(context.Background(), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	for run := range 2 {
+		before := ReceivedStats()
+		e := &sumEmitter{}
+		if err := conn.(Source).Read(context.Background(), Config{Connector: "big", Options: map[string]any{"batches": int64(3)}}, mem, e); err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range e.recs {
+			rec.Release()
+		}
+		if n := int64(3 * bigRows); e.rows != n || e.sum != n*(n-1)/2 {
+			t.Errorf("run %d: rows %d, sum %d", run, e.rows, e.sum)
+		}
+		after := ReceivedStats()
+		if after.RingBodies != before.RingBodies || after.InlineBodies-before.InlineBodies != 3 {
+			t.Errorf("run %d: %d bodies through the ring, %d inline; want 0, 3", run, after.RingBodies-before.RingBodies, after.InlineBodies-before.InlineBodies)
+		}
+	}
+	if !c.rings.unsupported.Load() {
+		t.Error("the client still offers rings to a peer that ignored the offer")
+	}
+	if left, _ := filepath.Glob(filepath.Join(ringDir(), ringPrefix+strconv.Itoa(os.Getpid())+"-*")); len(left) != 0 {
+		t.Errorf("ring files left: %v", left)
+	}
+}
