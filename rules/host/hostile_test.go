@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
 // The modules in testdata are written in WAT; the .wasm files next to them
@@ -179,4 +180,43 @@ func int32Record(mem memory.Allocator, name string, vals ...int32) arrow.RecordB
 	defer col.Release()
 	schema := arrow.NewSchema([]arrow.Field{{Name: name, Type: arrow.PrimitiveTypes.Int32}}, nil)
 	return array.NewRecordBatch(schema, []arrow.Array{col}, int64(len(vals)))
+}
+
+// TestGoRuleInterrupted: a Go SDK rule stuck in a busy loop (Go's own
+// runtime in the guest) is stopped at its time limit like a WAT one, and
+// the instance works again afterwards.
+func TestGoRuleInterrupted(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	m, err := newRuntime(t).Load(ctx, hosttest.BuildGoRule(t, "testdata/spin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := m.NewInstance(ctx, nil, host.Limits{Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	bad := int32Record(mem, "x", 1, -1)
+	defer bad.Release()
+	good := int32Record(mem, "x", 1, 2, 3)
+	defer good.Release()
+	b, err := m.Bind(bad.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = inst.EvalMap(ctx, b, bad, mem)
+	if !errors.Is(err, host.ErrLimit) || !strings.Contains(err.Error(), "time limit of 300ms") {
+		t.Fatalf("err = %v, want the time limit", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("stopped after %s", d)
+	}
+	out, err := inst.EvalMap(ctx, b, good, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Release()
 }
