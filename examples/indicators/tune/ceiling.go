@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,9 +55,16 @@ type oracle struct {
 	aff      []bool
 	pA       []float64
 	pM       [2][2]float64
-	marksDay int           // first school day the T2 marks are known
-	present  float64       // 1 - the mean justified rate
-	w        [][][]float64 // w[n][no][j]: see episodeW
+	marksDay int // first school day the T2 marks are known
+	// open[track][i][d]: the chance that an alert on school day d is true
+	// (vigie eval) for a drift of onset i: before the exit of a dropout,
+	// before the end + 30 days of a drift that recovers. With window set
+	// the posterior is that of a drift started and still open to a true
+	// alert; without, of a drift started.
+	open    [3][][]float64
+	window  bool
+	present float64       // 1 - the mean justified rate
+	w       [][][]float64 // w[n][no][j]: see episodeW
 	// Per severity and lag (slot - onset slot): log chance of an
 	// unjustified and of a present half-day, and 1/chance unjustified.
 	lp1, lp0, rinv [][]float64
@@ -194,6 +202,50 @@ func newOracle(p academy.Profile, year int, zone string) (*oracle, error) {
 			}
 		}
 	}
+	// Exit (dropouts: 28 to 111 days after the onset, at most at slot
+	// n-40) and end (the others: 42 to 83 days) as sim.go draws them.
+	firstOn := func(t time.Time) int { // first slot on or after t
+		for i, s := range cal.Slots {
+			if !s.Date.Before(t) {
+				return i
+			}
+		}
+		return o.n
+	}
+	lastDay := epoch(cal.Last)
+	for t := academy.College; t <= academy.LP; t++ {
+		pd := p.DropoutGivenDrift.Of(t)
+		for _, od := range o.onset {
+			day0 := cal.Slots[o.dayFirst[od]].Date
+			var exits, ends []int32
+			for delay := 28; delay < 28+84; delay++ {
+				exits = append(exits, epoch(cal.Slots[min(firstOn(day0.AddDate(0, 0, delay)), o.n-40)].Date))
+			}
+			for l := 42; l < 84; l++ {
+				e := lastDay
+				if s := firstOn(day0.AddDate(0, 0, l)); s < o.n {
+					e = epoch(cal.Slots[s].Date)
+				}
+				ends = append(ends, e+30)
+			}
+			row := make([]float64, len(o.day))
+			for d, day := range o.day {
+				var a, b float64
+				for _, x := range exits {
+					if x > day {
+						a++
+					}
+				}
+				for _, x := range ends {
+					if x > day {
+						b++
+					}
+				}
+				row[d] = pd*a/float64(len(exits)) + (1-pd)*b/float64(len(ends))
+			}
+			o.open[t] = append(o.open[t], row)
+		}
+	}
 	o.lq1, o.lq0, o.rq = math.Log(sporadicRate), math.Log(o.present-sporadicRate), 1/sporadicRate
 	for _, s := range o.sev {
 		var l1, l0, r []float64
@@ -285,12 +337,27 @@ func marksPairs(ev []indicators.Event) [][2]float64 {
 // hyp is one drift hypothesis (onset, severity) once its onset has passed.
 type hyp struct {
 	d0, m0, k int
+	i         int // onset index
 	aff       bool
 	logW      float64   // log prior
 	acc       float64   // log-likelihood of its finished months from the onset on
 	f         float64   // this month: log-likelihood of the half-days outside an episode
 	e         []float64 // elementary symmetric sums of 1/p over the unjustified half-days of the window
 	a0, nobs  int       // this month's episode window starts at a0; observed half-days in it
+}
+
+// An episode's half-day is recorded as a late arrival (retard) with chance
+// 0.15, else as an unjustified absence (injustifie); a sporadic or drift
+// half-day always as an unjustified absence.
+var lateEp, injEp = math.Log(0.15), 0.85
+
+// shift multiplies the polynomial of coefficients e by x: a half-day that
+// must belong to the episode.
+func shift(e []float64) []float64 {
+	e = append(e, 0)
+	copy(e[1:], e[:len(e)-1])
+	e[0] = 0
+	return e
 }
 
 // addR adds a root r to the elementary symmetric sums e.
@@ -330,30 +397,44 @@ func logSumExp(xs []float64) float64 {
 
 // oracleWork is one goroutine's scratch space.
 type oracleWork struct {
-	unj, jus []bool
-	hyps     []hyp
-	buf      []float64
-	prefix   []float64
-	q        []float64
+	unj, late, jus []bool
+	hyps           []hyp
+	buf, buf2      []float64
+	prefix         []float64
+	q              []float64
+}
+
+// observed is what the oracle reads of a student: half-day keys (day*2, +1
+// for PM) of the unjustified absences as first recorded, of those among
+// them recorded as late arrivals (retard), of the justified ones, and the
+// T1 and T2 marks of each subject (marksPairs; nil: marks unused).
+type observed struct {
+	Unj, Late, Jus []int32
+	Marks          [][2]float64
 }
 
 // posterior fills post[d] with the posterior chance, given the absences
 // recorded up to school day d (and the marks, from the day the T2 marks are
-// known), that the student's drift has started by d. unj and jus are
-// half-day keys (day*2, +1 for PM); marks the T1 and T2 marks of each
-// subject (marksPairs; nil: marks unused). It stops after the first day
+// known), that the student's drift has started by d. It stops after the first day
 // the posterior reaches stop (the rest of post is left NaN), and, unless
 // all is set, does not compute it before the first unjustified half-day
 // or the marks (left NaN).
-func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, marks [][2]float64, stop float64, all bool, post []float64) {
+func (o *oracle) posterior(wk *oracleWork, track int, ob observed, stop float64, all bool, post []float64) {
+	unj, jus, marks := ob.Unj, ob.Jus, ob.Marks
 	if len(wk.unj) != o.n {
-		wk.unj, wk.jus = make([]bool, o.n), make([]bool, o.n)
+		wk.unj, wk.late, wk.jus = make([]bool, o.n), make([]bool, o.n), make([]bool, o.n)
 	}
 	clear(wk.unj)
+	clear(wk.late)
 	clear(wk.jus)
 	for _, h := range unj {
 		if s, ok := o.slot[h]; ok {
 			wk.unj[s] = true
+		}
+	}
+	for _, h := range ob.Late {
+		if s, ok := o.slot[h]; ok && wk.unj[s] {
+			wk.late[s] = true
 		}
 	}
 	for _, h := range jus {
@@ -382,6 +463,7 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, marks []
 	mc := o.month[0]
 	wk.q[mc] = logSumExp(o.logUW)
 	var f0 float64
+	lateMonth := false // a late arrival this month: an episode before any onset today
 	e0 := []float64{1}
 	nobs0 := 0
 	// Before the first unjustified half-day the posterior is at most the
@@ -433,7 +515,7 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, marks []
 				wk.buf = append(wk.buf, o.logUW[g]+prefix[g])
 			}
 			wk.q[mc] = logSumExp(wk.buf)
-			f0, e0, nobs0 = 0, append(e0[:0], 1), 0
+			f0, e0, nobs0, lateMonth = 0, append(e0[:0], 1), 0, false
 		}
 		// Drifts starting today: the month so far had no episode.
 		for next < len(o.onset) && o.onset[next] == d {
@@ -442,8 +524,11 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, marks []
 				if len(hyps) < cap(hyps) {
 					e = hyps[:len(hyps)+1][len(hyps)].e[:0]
 				}
-				hyps = append(hyps, hyp{d0: a, m0: mc, k: k, aff: o.aff[next], logW: math.Log(rho * o.pA[next] * o.onsetW[next] / float64(len(o.sev))),
-					f: f0, e: append(e, 1), a0: a})
+				lw := math.Log(rho * o.pA[next] * o.onsetW[next] / float64(len(o.sev)))
+				if lateMonth { // the onset month has no episode before the onset
+					lw = math.Inf(-1)
+				}
+				hyps = append(hyps, hyp{d0: a, m0: mc, k: k, i: next, aff: o.aff[next], logW: lw, f: f0, e: append(e, 1), a0: a})
 			}
 			w0 := o.onsetW[next] * (1 - o.pA[next])
 			a0Before += w0
@@ -455,9 +540,13 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, marks []
 		for s := a; s < o.dayFirst[d+1]; s++ {
 			nobs0++
 			switch {
+			case wk.late[s]: // an episode's
+				f0 += lateEp
+				e0 = shift(e0)
+				lateMonth = true
 			case wk.unj[s]:
 				f0 += o.lq1
-				e0 = addR(e0, o.rq)
+				e0 = addR(e0, o.rq*injEp)
 			case !wk.jus[s]:
 				f0 += o.lq0
 			}
@@ -466,9 +555,12 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, marks []
 				h.nobs++
 				lag := s - h.d0
 				switch {
+				case wk.late[s]:
+					h.f += lateEp
+					h.e = shift(h.e)
 				case wk.unj[s]:
 					h.f += o.lp1[h.k][lag]
-					h.e = addR(h.e, o.rinv[h.k][lag])
+					h.e = addR(h.e, o.rinv[h.k][lag]*injEp)
 				case !wk.jus[s]:
 					h.f += o.lp0[h.k][lag]
 				}
@@ -502,12 +594,22 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, marks []
 		// The marks: known from marksDay, they change the weight of the
 		// affected onsets: with the marks signal (ratio) or without (1).
 		var m1 float64
-		m0 := a0Before
+		m0, m0open := a0Before, 0.0
 		if d >= o.marksDay {
 			m1 = math.Log(o.pM[1][1]*ratio + 1 - o.pM[1][1])
 			m0 += a0BeforeM * (ratio - 1)
 		}
-		wk.buf = wk.buf[:0]
+		open := o.open[track]
+		if o.window {
+			for i := range next {
+				w0 := o.onsetW[i] * (1 - o.pA[i])
+				if o.aff[i] && d >= o.marksDay {
+					w0 *= o.pM[0][1]*ratio + 1 - o.pM[0][1]
+				}
+				m0open += w0 * open[i][d]
+			}
+		}
+		wk.buf, wk.buf2 = wk.buf[:0], wk.buf2[:0]
 		for i := range hyps {
 			h := &hyps[i]
 			x := h.logW + wk.q[h.m0] + h.acc + h.f + monthFactor(o.v[h.k], h.e, o.w[o.mFirst[mc+1]-h.a0][h.nobs]) - l0
@@ -515,12 +617,20 @@ func (o *oracle) posterior(wk *oracleWork, track int, unj, jus []int32, marks []
 				x += m1
 			}
 			wk.buf = append(wk.buf, x)
+			if o.window {
+				wk.buf2 = append(wk.buf2, x+math.Log(open[h.i][d]))
+			}
 		}
 		started := math.Exp(logSumExp(wk.buf))
+		if lateMonth {
+			curAfter = 0
+		}
 		notYet := rho * (curAfter*math.Exp(wk.q[mc]+f0-l0) + later + a0After)
-		num := started + rho*m0
-		z := (1 - rho) + notYet + num
-		post[d] = num / z
+		z := (1 - rho) + notYet + started + rho*m0
+		post[d] = (started + rho*m0) / z
+		if o.window {
+			post[d] = (math.Exp(logSumExp(wk.buf2)) + rho*m0open) / z
+		}
 		if post[d] >= stop {
 			break
 		}
@@ -562,11 +672,12 @@ func oracleAlerts(o *oracle, res []indicators.Result, paths []path, p float64, r
 
 // ceiling runs the oracle over every student and prints its curve,
 // counted as `vigie eval` counts (count).
-func ceiling(studs []student, marks, miss bool) error {
+func ceiling(studs []student, marks, window, miss bool) error {
 	o, err := newOracle(academy.DefaultProfile(), 2025, "C")
 	if err != nil {
 		return err
 	}
+	o.window = window
 	start := time.Now()
 	nd := len(o.day)
 	paths := make([]path, len(studs))
@@ -580,11 +691,11 @@ func ceiling(studs []student, marks, miss bool) error {
 			post := make([]float64, nd)
 			for i := k; i < len(studs); i += nw {
 				s := &studs[i]
-				var pairs [][2]float64
+				ob := observed{Unj: s.Unj, Late: s.Late, Jus: s.Jus}
 				if marks {
-					pairs = marksPairs(s.Events)
+					ob.Marks = marksPairs(s.Events)
 				}
-				o.posterior(wk, trackIndex(s.Track), s.Unj, s.Jus, pairs, 0.999, false, post)
+				o.posterior(wk, trackIndex(s.Track), ob, 0.999, false, post)
 				from, to := nd, 0
 				for d, p := range post {
 					if !math.IsNaN(p) {
@@ -602,6 +713,8 @@ func ceiling(studs []student, marks, miss bool) error {
 	}
 	wg.Wait()
 	fmt.Printf("oracle posterior over %d students in %s\n", len(studs), time.Since(start).Round(time.Second))
+	calibration(o, studs, paths)
+	evidence(o, studs)
 	res := make([]indicators.Result, len(studs))
 	for _, rearm := range []bool{false, true} {
 		alertAt := func(p float64) quality { return count(studs, oracleAlerts(o, res, paths, p, rearm), false) }
@@ -636,4 +749,79 @@ func ceiling(studs []student, marks, miss bool) error {
 		fmt.Printf("p* 0.5: %s\n", count(studs, oracleAlerts(o, res, paths, 0.5, false), true))
 	}
 	return nil
+}
+
+// calibration prints, over every student and school day the posterior was
+// computed, the share of drifts started by that day (with window: and for
+// which an alert that day would be true) per band of the posterior: for a
+// right likelihood it matches the mean posterior.
+func calibration(o *oracle, studs []student, paths []path) {
+	bands := []float64{0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0001}
+	n := make([]int, len(bands)-1)
+	sum, started := make([]float64, len(n)), make([]int, len(n))
+	for i, pa := range paths {
+		for k, x := range pa.p {
+			if math.IsNaN(float64(x)) {
+				continue
+			}
+			b := 0
+			for b+1 < len(n) && float64(x) >= bands[b+1] {
+				b++
+			}
+			n[b]++
+			sum[b] += float64(x)
+			day, st := o.day[pa.from+k], &studs[i]
+			if st.Drifts && day >= st.TrueFrom && (!o.window || day < st.TrueTo) {
+				started[b]++
+			}
+		}
+	}
+	fmt.Println("calibration (student-days): posterior band, days, mean posterior, share with the event")
+	for b := range n {
+		if n[b] > 0 {
+			fmt.Printf("  [%.2f, %.2f)  %9d  %.3f  %.3f\n", bands[b], min(1, bands[b+1]), n[b], sum[b]/float64(n[b]), float64(started[b])/float64(n[b]))
+		}
+	}
+}
+
+// evidence prints what the dropouts' data show before they leave: the
+// signals of their drift (ground truth) that can show before the exit day,
+// and the unjustified half-days recorded from the drift's start to the
+// exit.
+func evidence(o *oracle, studs []student) {
+	t2 := o.day[o.marksDay]
+	var drop, abs, marks, plat, any int
+	var unjBy [6]int // 0..4, 5+
+	for _, s := range studs {
+		if !s.Dropout {
+			continue
+		}
+		drop++
+		a := strings.Contains(s.Signals, "absences")
+		m := strings.Contains(s.Signals, "marks") && s.Out > t2
+		p := strings.Contains(s.Signals, "platform")
+		if a {
+			abs++
+			k := 0
+			for _, h := range s.Unj {
+				if d := h / 2; d >= s.TrueFrom && d < s.Out {
+					k++
+				}
+			}
+			unjBy[min(k, 5)]++
+		}
+		if m {
+			marks++
+		}
+		if p {
+			plat++
+		}
+		if a || m || p {
+			any++
+		}
+	}
+	fmt.Printf("dropouts %d: absence signal %d (%.3f), marks signal and still there when the T2 marks are known %d, platform signal %d; any of them %d (%.3f)\n",
+		drop, abs, float64(abs)/float64(drop), marks, plat, any, float64(any)/float64(drop))
+	fmt.Printf("  with the absence signal, unjustified half-days from the drift's start to the exit: 0: %d, 1: %d, 2: %d, 3: %d, 4: %d, 5+: %d\n",
+		unjBy[0], unjBy[1], unjBy[2], unjBy[3], unjBy[4], unjBy[5])
 }

@@ -42,8 +42,9 @@ type student struct {
 	Track            string
 	// Half-days (day*2, +1 for PM) of the absences as first recorded:
 	// unjustified (a later correction does not change them) and justified.
+	// Late lists the unjustified ones recorded as late arrivals (retard).
 	// The oracle of ceiling.go reads them.
-	Unj, Jus []int32
+	Unj, Late, Jus []int32
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	miss := flag.Bool("miss", false, "print a breakdown of missed dropouts and false alerts")
 	oracle := flag.Bool("ceiling", false, "run the oracle of the generator's absences (ceiling.go) instead of the pack")
 	marks := flag.Bool("marks", false, "with --ceiling: the oracle reads the T1 and T2 marks too")
+	window := flag.Bool("window", false, "with --ceiling: threshold the posterior of a drift an alert would be true for (started, not yet left or ended 30 days ago), not of a drift started")
 	flag.Parse()
 	studs, err := load(*dir, *n)
 	if err != nil {
@@ -61,7 +63,7 @@ func main() {
 		os.Exit(1)
 	}
 	if *oracle {
-		if err := ceiling(studs, *marks, *miss); err != nil {
+		if err := ceiling(studs, *marks, *window, *miss); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -206,9 +208,9 @@ func count(studs []student, res []indicators.Result, miss bool) quality {
 	return q
 }
 
-// load reads the academy, caching the parsed students in dir/tune2.gob.
+// load reads the academy, caching the parsed students in dir/tune3.gob.
 func load(dir string, n int) ([]student, error) {
-	cache := filepath.Join(dir, "tune2.gob")
+	cache := filepath.Join(dir, "tune3.gob")
 	var studs []student
 	if f, err := os.Open(cache); err == nil {
 		defer f.Close()
@@ -302,6 +304,7 @@ func parse(dir string) ([]student, error) {
 		day       int32
 		hd        int64
 		justified bool
+		late      bool
 	}
 	var abs []absRow
 	err = readCSV(filepath.Join(dir, "absences.csv"), func(c map[string]int, r []string) error {
@@ -324,7 +327,7 @@ func parse(dir string) ([]student, error) {
 			}
 			return nil
 		}
-		abs = append(abs, absRow{s, d, hd, r[c["justified"]] == "true"})
+		abs = append(abs, absRow{s, d, hd, r[c["justified"]] == "true", r[c["reason"]] == "retard"})
 		return nil
 	})
 	if err != nil {
@@ -335,6 +338,9 @@ func parse(dir string) ([]student, error) {
 			studs[a.s].Jus = append(studs[a.s].Jus, int32(a.hd))
 		} else {
 			studs[a.s].Unj = append(studs[a.s].Unj, int32(a.hd))
+			if a.late {
+				studs[a.s].Late = append(studs[a.s].Late, int32(a.hd))
+			}
 		}
 		e := indicators.Event{Kind: indicators.Absence, Day: a.day, Justified: a.justified}
 		if d, ok := corrected[key{a.s, a.hd}]; ok {
