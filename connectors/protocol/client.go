@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -22,7 +23,7 @@ import (
 type Client struct {
 	fc      flight.FlightServiceClient
 	version int
-	rings   ringPool
+	rings   *ringPool
 }
 
 // NewClient returns a client over an established gRPC connection to a
@@ -32,7 +33,10 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 }
 
 func newClient(conn grpc.ClientConnInterface, version int) *Client {
-	return &Client{fc: flight.NewFlightServiceClient(conn), version: version}
+	c := &Client{fc: flight.NewFlightServiceClient(conn), version: version, rings: &ringPool{}}
+	// Unmap the kept rings of a client dropped without Close (tests).
+	runtime.AddCleanup(c, (*ringPool).close, c.rings)
+	return c
 }
 
 // Close releases the shared memory kept for streams with the server. The
@@ -267,7 +271,7 @@ func (s *remoteSink) Open(ctx context.Context, cfg Config, schema *arrow.Schema)
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: raw})
 	rw := &remoteWriter{stream: stream, w: w, cancel: cancel, version: s.c.version}
 	if r != nil {
-		rw.ring, rw.pool, rw.header = r, &s.c.rings, make(chan struct{})
+		rw.ring, rw.pool, rw.header = r, s.c.rings, make(chan struct{})
 		w.pw.ring, w.pw.ringOK, w.pw.noRetain = &ringWriter{r: r}, &rw.accepted, true
 		go func() {
 			defer close(rw.header)

@@ -51,8 +51,9 @@ const (
 	hdrHead  = 128 // written by the consumer only
 )
 
-// RingBytes is the data capacity of the ring of one stream.
-var RingBytes = 32 << 20
+// ringBytes is the data capacity of the ring of one stream: a few of the
+// slices batches are cut into (MessageTargetBytes).
+var ringBytes = 32 << 20
 
 // ring is one mapping of a ring file.
 type ring struct {

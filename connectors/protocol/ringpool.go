@@ -52,7 +52,7 @@ func (p *ringPool) get() *ring {
 		return r
 	}
 	p.mu.Unlock()
-	r, err := createRing("", RingBytes)
+	r, err := createRing("", ringBytes)
 	if err != nil {
 		debugLog("shared memory ring not offered, Arrow bodies go inline", "err", err)
 		return nil

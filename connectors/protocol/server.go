@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -24,7 +25,7 @@ type Server struct {
 	mem     memory.Allocator
 	log     *slog.Logger
 	version int
-	rings   ringCache // the shared memory rings hosts offered
+	rings   *ringCache // the shared memory rings hosts offered
 }
 
 // NewServer returns a Flight server for reg speaking the current protocol
@@ -37,7 +38,10 @@ func newServer(reg *Registry, mem memory.Allocator, log *slog.Logger, version in
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{reg: reg, mem: mem, log: log, version: version}
+	s := &Server{reg: reg, mem: mem, log: log, version: version, rings: &ringCache{}}
+	// Unmap the rings of a server dropped (tests; a plugin process exits).
+	runtime.AddCleanup(s, (*ringCache).close, s.rings)
+	return s
 }
 
 // prepare decodes a request, finds its connector and checks its options.
