@@ -27,6 +27,7 @@ const (
 	driftPeak    = 0.25  // its full rate, times the severity
 	episodeMin   = 4     // an episode is 4 unjustified half-days, plus one more with chance episodeMore each
 	episodeMore  = 0.6
+	shortEpisode = 0.003
 	truancySigma = 1.0 // log-normal spread of the truancy propensity
 	truancyCap   = 0.95
 	maxEpisode   = 160 // the episode sizes summed over
@@ -86,10 +87,17 @@ func binom(n, k int) float64 {
 // half-days among the observed ones are one given set of j half-days:
 // sum over k of P(k) C(nn-no, k-j) / C(nn, k), with the episode size
 // capped at the window.
+//
+// An episode placed in a month the student leaves, or over a sick week,
+// can have fewer than 4 half-days: sizes 1 to 3 get a small chance
+// (shortEpisode each).
 func episodeW(nn, no, j int) float64 {
 	var s float64
-	for k := episodeMin; k <= maxEpisode; k++ {
-		pk := (1 - episodeMore) * math.Pow(episodeMore, float64(k-episodeMin))
+	for k := 1; k <= maxEpisode; k++ {
+		pk := shortEpisode
+		if k >= episodeMin {
+			pk = (1 - 3*shortEpisode) * (1 - episodeMore) * math.Pow(episodeMore, float64(k-episodeMin))
+		}
 		kk := min(k, nn)
 		s += pk * binom(nn-no, kk-j) / binom(nn, kk)
 	}
@@ -370,14 +378,15 @@ func addR(e []float64, r float64) []float64 {
 }
 
 // monthFactor is the log of the chance of this month's observed half-days
-// beyond the sporadic ones: no episode (1-v), or an episode (v) that covers
-// some of the unjustified ones.
+// beyond the sporadic ones: no episode (1-v; impossible after a late
+// arrival, e[0] = 0), or an episode (v) that covers some of the
+// unjustified ones.
 func monthFactor(v float64, e, w []float64) float64 {
 	var x float64
 	for j, ej := range e {
 		x += ej * w[j]
 	}
-	return math.Log(1 - v + v*x)
+	return math.Log((1-v)*e[0] + v*x)
 }
 
 func logSumExp(xs []float64) float64 {
@@ -501,7 +510,7 @@ func (o *oracle) posterior(wk *oracleWork, track int, ob observed, stop float64,
 				x += ej * w[j]
 			}
 			for g, u := range us {
-				prefix[g] += f0 + math.Log(1-u+u*x)
+				prefix[g] += f0 + math.Log((1-u)*e0[0]+u*x)
 			}
 			for i := range hyps {
 				h := &hyps[i]
@@ -578,7 +587,7 @@ func (o *oracle) posterior(wk *oracleWork, track int, ob observed, stop float64,
 		}
 		wk.buf = wk.buf[:0]
 		for g, u := range us {
-			wk.buf = append(wk.buf, o.logUW[g]+prefix[g]+f0+math.Log(1-u+u*x))
+			wk.buf = append(wk.buf, o.logUW[g]+prefix[g]+f0+math.Log((1-u)*e0[0]+u*x))
 		}
 		l0 := logSumExp(wk.buf)
 		// Onsets later this month (no episode yet this month) and later.
