@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -117,7 +116,12 @@ func b2u8(b bool) byte {
 func TestBenchRules(t *testing.T) {
 	ctx := context.Background()
 	rt := newRuntime(t)
-	for name, path := range map[string]string{"wat": benchWAT, "c_simd": benchC, "c_simd_source": buildBenchC(t), "go": hosttest.BuildGoRule(t, benchGoDir)} {
+	rules := benchRules(t)
+	if raw, _ := buildBenchC(t); raw != "" {
+		rules = append(rules, struct{ name, path string }{"c_simd_source", raw})
+	}
+	for _, r := range rules {
+		name, path := r.name, r.path
 		for _, nullEvery := range []int{0, 3} {
 			t.Run(fmt.Sprintf("%s/nulls every %d", name, nullEvery), func(t *testing.T) {
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -165,24 +169,41 @@ func TestBenchRules(t *testing.T) {
 }
 
 // buildBenchC compiles bench_map.c as its header says, so that the
-// committed bench_map.wasm is known to come from the committed source
-// (skipped without clang unless VIGIE_REQUIRE_TOOLCHAINS=1).
-func buildBenchC(t *testing.T) string {
+// committed bench_map.wasm is known to come from the committed source, and
+// bench_map_sdk.c with the C SDK. Without clang it returns "" for both
+// (or fails when VIGIE_REQUIRE_TOOLCHAINS=1).
+func buildBenchC(t testing.TB) (raw, sdk string) {
 	if _, err := exec.LookPath("clang"); err != nil {
 		if os.Getenv("VIGIE_REQUIRE_TOOLCHAINS") == "1" {
 			t.Fatal("clang not found (apt-get install clang lld) and VIGIE_REQUIRE_TOOLCHAINS=1")
 		}
-		t.Log("clang not found: bench_map.c not rebuilt")
-		return benchC
+		t.Log("clang not found: bench_map.c and bench_map_sdk.c not built")
+		return "", ""
 	}
-	out := filepath.Join(t.TempDir(), "bench_map.wasm")
-	cmd := exec.Command("clang", "--target=wasm32", "-O2", "-msimd128", "-nostdlib", "-ffreestanding",
-		"-Wall", "-Wextra", "-Werror", "-Wl,--no-entry", "-Wl,--strip-all", "-o", out,
-		strings.TrimSuffix(benchC, ".wasm")+".c")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", cmd, err, b)
+	dir, src := t.TempDir(), filepath.Dir(benchC)
+	raw, sdk = filepath.Join(dir, "bench_map.wasm"), filepath.Join(dir, "bench_map_sdk.wasm")
+	for _, cmd := range []*exec.Cmd{
+		exec.Command("clang", "--target=wasm32", "-O2", "-msimd128", "-nostdlib", "-ffreestanding",
+			"-Wall", "-Wextra", "-Werror", "-Wl,--no-entry", "-Wl,--strip-all", "-o", raw,
+			filepath.Join(src, "bench_map.c")),
+		exec.Command("../sdk/c/build.sh", sdk, filepath.Join(src, "bench_map_sdk.c"), "-msimd128"),
+	} {
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, b)
+		}
 	}
-	return out
+	return raw, sdk
+}
+
+// benchRules returns the wasm forms of the benchmark rule: hand-written
+// WAT, C with SIMD (committed binary), C with SIMD and the C SDK (when
+// clang is there) and Go with the SDK.
+func benchRules(t testing.TB) []struct{ name, path string } {
+	rules := []struct{ name, path string }{{"wat", benchWAT}, {"c_simd", benchC}}
+	if _, sdk := buildBenchC(t); sdk != "" {
+		rules = append(rules, struct{ name, path string }{"c_sdk_simd", sdk})
+	}
+	return append(rules, struct{ name, path string }{"go", hosttest.BuildGoRule(t, benchGoDir)})
 }
 
 // reportRows reports rows per second and sets the bytes processed per op
@@ -210,11 +231,7 @@ func BenchmarkMapNative(b *testing.B) {
 }
 
 func BenchmarkMapWasm(b *testing.B) {
-	for _, tc := range []struct{ name, path string }{
-		{"wat", benchWAT},
-		{"c_simd", benchC},
-		{"go", hosttest.BuildGoRule(b, benchGoDir)},
-	} {
+	for _, tc := range benchRules(b) {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
 			mem := memory.NewGoAllocator()

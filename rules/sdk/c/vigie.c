@@ -508,15 +508,37 @@ static bool open_outputs(vigie_output *out, vigie_input *desc) {
   return true;
 }
 
+void vigie__set_all_valid(vigie__out *o) {
+  if (!o) return; /* already reported by vigie__output */
+  if (o->type == VIGIE_UTF8) {
+    vigie_text_append_cstr(vigie_error(), "vigie_set_all_valid: a utf8 output's rows become valid as they are written");
+    sdk_error();
+    return;
+  }
+  uint32_t full = o->n >> 3;
+  for (uint32_t i = 0; i < full; i++) o->validity[i] = 0xff;
+  if (o->n & 7) o->validity[full] = (uint8_t)((1u << (o->n & 7)) - 1);
+}
+
+void vigie__set_null(vigie__out *o, uint32_t row) {
+  if (!o || row >= o->n) {
+    vigie__bad_row(o, row);
+    return;
+  }
+  o->validity[row >> 3] &= (uint8_t)~(1u << (row & 7));
+}
+
 /* Writes the output descriptors. */
 static void close_outputs(vigie_output *out) {
   for (uint32_t i = 0; i < out->num_columns; i++) {
     vigie__out *o = &out->cols[i];
     vigie__column *d = o->desc;
-    uint32_t n = o->n, nulls = 0;
-    for (uint32_t r = 0; r < n; r++) nulls += !vigie__bit(o->validity, r);
-    d->validity = (uint32_t)(uintptr_t)o->validity;
-    d->null_count = nulls;
+    uint32_t n = o->n, valid = 0, r = 0;
+    for (; r + 8 <= n; r += 8) valid += (uint32_t)__builtin_popcount(o->validity[r >> 3]);
+    for (; r < n; r++) valid += vigie__bit(o->validity, r);
+    /* no bitmap when every row is valid: the host has less to copy */
+    d->validity = valid == n ? 0 : (uint32_t)(uintptr_t)o->validity;
+    d->null_count = n - valid;
     switch (o->type) {
       case VIGIE_BOOL: d->data = (uint32_t)(uintptr_t)o->data; d->data_len = (n + 7) / 8; break;
       case VIGIE_INT32: case VIGIE_DATE32: d->data = (uint32_t)(uintptr_t)o->data; d->data_len = 4 * n; break;

@@ -254,6 +254,11 @@ static inline bool vigie__settable(vigie__out *o, uint32_t row) {
   }                                                                               \
   static inline void vigie_set_##name(vigie_##name##_out *c, uint32_t row, ctype v) { \
     if (vigie__settable(&c->o, row)) ((ctype *)c->o.data)[row] = v;              \
+  }                                                                               \
+  /* The column's values (zeroed), to write in bulk; rows stay null until       \
+   * vigie_set_valid / vigie_set_all_valid. NULL for a bad column. */            \
+  static inline ctype *vigie_##name##_values(vigie_##name##_out *c) {             \
+    return c ? (ctype *)c->o.data : 0;                                            \
   }
 
 VIGIE__OUTPUT(int32, int32_t, VIGIE_INT32)
@@ -271,6 +276,22 @@ static inline void vigie_set_bool(vigie_bool_out *c, uint32_t row, bool v) {
   uint8_t m = (uint8_t)(1u << (row & 7));
   if (v) c->o.data[row >> 3] |= m; else c->o.data[row >> 3] &= (uint8_t)~m;
 }
+
+/* A bool column's bitmap (zeroed: all false), to write in bulk: row r is
+ * bit r & 7 of byte r >> 3. Rows stay null until vigie_set_valid /
+ * vigie_set_all_valid. NULL for a bad column. */
+static inline uint8_t *vigie_bool_bits(vigie_bool_out *c) { return c ? c->o.data : 0; }
+
+/* Validity of fixed-width and bool outputs written in bulk: c is any
+ * vigie_<type>_out. vigie_set_all_valid makes every row valid (then
+ * vigie_set_null may null some); vigie_validity returns the bitmap itself,
+ * to AND inputs' validity into. */
+void vigie__set_all_valid(vigie__out *o);
+#define vigie_set_all_valid(c) vigie__set_all_valid(&(c)->o)
+#define vigie_set_valid(c, row) ((void)vigie__settable(&(c)->o, (row)))
+#define vigie_set_null(c, row) vigie__set_null(&(c)->o, (row))
+#define vigie_validity(c) ((c) ? (c)->o.validity : (uint8_t *)0)
+void vigie__set_null(vigie__out *o, uint32_t row);
 
 typedef struct { vigie__out o; } vigie_utf8_out;
 static inline vigie_utf8_out *vigie_output_utf8(vigie_output *out, uint32_t index) {
