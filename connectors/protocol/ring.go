@@ -109,8 +109,9 @@ func (r *ring) close() {
 // ringWriter is the producer side of a ring.
 type ringWriter struct {
 	r    *ring
-	tail uint64
-	off  bool // the consumer misbehaved: everything inline from now on
+	tail uint64 // where the next body may start (aligned)
+	end  uint64 // the end of the last body written
+	off  bool   // the consumer misbehaved: everything inline from now on
 }
 
 // write copies the n bytes of parts into the ring and returns their
@@ -131,8 +132,18 @@ func (w *ringWriter) write(parts [][]byte, n int) (uint64, bool) {
 			return
 		}
 		off = w.tail
-		if pos := off % w.r.cap; pos+size > w.r.cap {
+		switch pos := off % w.r.cap; {
+		case pos+size > w.r.cap:
 			off += w.r.cap - pos // skip to the start: bodies never wrap
+		case head == w.end && pos >= max(size+ringAlign, w.r.cap/4):
+			// The consumer has read everything: start again at the
+			// start, where the pages are mapped and warm. A consumer
+			// that keeps up then touches a quarter of the ring, not all
+			// of it. Until it reads this body the skipped space counts
+			// as used, so the start is taken only when that leaves room
+			// (pos >= size+ringAlign keeps the body within cap of head;
+			// pos >= cap/4 leaves a quarter of the ring for the next).
+			off += w.r.cap - pos
 		}
 		if off+size-head > w.r.cap {
 			return // full
@@ -141,7 +152,8 @@ func (w *ringWriter) write(parts [][]byte, n int) (uint64, bool) {
 		for _, p := range parts {
 			dst = dst[copy(dst, p):]
 		}
-		w.tail = (off + size + ringAlign - 1) &^ (ringAlign - 1)
+		w.end = off + size
+		w.tail = (w.end + ringAlign - 1) &^ (ringAlign - 1)
 		atomic.StoreUint64(w.r.word(hdrTail), off+size)
 		ok = true
 	})

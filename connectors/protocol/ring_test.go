@@ -161,6 +161,31 @@ func TestRingUnalignedBodiesKeepTheRing(t *testing.T) {
 	}
 }
 
+// A consumer that keeps up gets every body in the first quarter of the
+// ring, so most pages of the mapping are never touched.
+func TestRingStartsOverWhenEmpty(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	w, rd := ringPair(t, 1<<20)
+	var highest uint64
+	for i := range 1000 {
+		n := 1000 + i%7*100
+		off, ok := w.write(body(n, byte(i)), n)
+		if !ok {
+			t.Fatalf("body %d did not fit", i)
+		}
+		highest = max(highest, off%(1<<20)+uint64(n))
+		buf, err := rd.read(off, uint64(n), mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Release()
+	}
+	if highest > 1<<18+1600 {
+		t.Errorf("bodies reached offset %d of the ring, want them in the first quarter", highest)
+	}
+}
+
 func TestRingRejectsBadOffsets(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
