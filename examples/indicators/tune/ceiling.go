@@ -48,15 +48,16 @@ type oracle struct {
 	u        [3][]float64  // truancy grid per track (college, lgt, lp)
 	logUW    []float64     // log of its weights
 	rho      [3]float64    // drift rate per track
-	// Signals of a drift (newStudent): absences with chance 0.75, marks 0.6
+	// Signals of a drift (newStudent): absences with chance pa, marks pm
 	// when the drift can lower a term shown before the year ends (aff: it
-	// starts 30 days or more before the end of T2), the platform pKeep;
-	// with none, absences. pA[i] is the chance of the absence signal for
-	// onset i, pM[a][aff] of the marks signal given the absence one (a).
-	aff      []bool
-	pA       []float64
-	pM       [2][2]float64
-	marksDay int // first school day the T2 marks are known
+	// starts 30 days or more before the end of T2), the platform (see
+	// platform.go); with none, absences.
+	aff       []bool
+	pa, pm    float64
+	onsetWeek []int // school week of each onset
+	weeks     []int // the onset weeks
+	pl        *platform
+	marksDay  int // first school day the T2 marks are known
 	// open[track][i][d]: the chance that an alert on school day d is true
 	// (vigie eval) for a drift of onset i: before the exit of a dropout,
 	// before the end + 30 days of a drift that recovers. With window set
@@ -146,11 +147,7 @@ func newOracle(p academy.Profile, year int, zone string) (*oracle, error) {
 	// oracle starts it on the first slot of that school day.
 	lo := slotAt(time.Date(year, time.November, 1, 0, 0, 0, 0, time.UTC))
 	hi := slotAt(time.Date(year+1, time.March, 15, 0, 0, 0, 0, time.UTC))
-	// The platform signal is kept for about 1 drifter in 10 (it needs an
-	// active student and 4 weeks before the exit; 9.9 % and 9.2 % of the
-	// drifters of seeds 1 and 2).
-	const pKeep = 0.1
-	pa, pm, pp := p.SignalAbsences, p.SignalMarks, pKeep
+	o.pa, o.pm = p.SignalAbsences, p.SignalMarks
 	t2 := cal.Periods[1].Last
 	o.marksDay = len(o.day)
 	for d := range o.day {
@@ -160,19 +157,16 @@ func newOracle(p academy.Profile, year int, zone string) (*oracle, error) {
 			o.onsetW = append(o.onsetW, float64(b-a)/float64(hi-lo))
 			aff := t2.After(cal.Slots[o.dayFirst[d]].Date.AddDate(0, 0, 30))
 			o.aff = append(o.aff, aff)
-			if aff { // absences, or none of marks and platform
-				o.pA = append(o.pA, pa+(1-pa)*(1-pm)*(1-pp))
-			} else {
-				o.pA = append(o.pA, pa+(1-pa)*(1-pp))
+			o.onsetWeek = append(o.onsetWeek, cal.Slots[o.dayFirst[d]].Week)
+			if n := len(o.weeks); n == 0 || o.weeks[n-1] != cal.Slots[o.dayFirst[d]].Week {
+				o.weeks = append(o.weeks, cal.Slots[o.dayFirst[d]].Week)
 			}
 		}
 		if o.marksDay == len(o.day) && !cal.Slots[o.dayFirst[d]].Date.Before(t2) {
 			o.marksDay = d
 		}
 	}
-	// Marks given absences (a = 1) or not (a = 0), for an affected onset.
-	o.pM[1][1] = pa * pm / (pa + (1-pa)*(1-pm)*(1-pp))
-	o.pM[0][1] = pm / (pm + (1-pm)*pp)
+	o.pl = newPlatform(p, cal, o)
 	for k := range 4 {
 		s := 0.6 + 0.4*(float64(k)+0.5)/4
 		o.sev = append(o.sev, s)
@@ -409,6 +403,8 @@ type oracleWork struct {
 	unj, late, jus []bool
 	hyps           []hyp
 	buf, buf2      []float64
+	mult1, mult0   []float64
+	plat           platState
 	prefix         []float64
 	q              []float64
 }
@@ -416,10 +412,12 @@ type oracleWork struct {
 // observed is what the oracle reads of a student: half-day keys (day*2, +1
 // for PM) of the unjustified absences as first recorded, of those among
 // them recorded as late arrivals (retard), of the justified ones, and the
-// T1 and T2 marks of each subject (marksPairs; nil: marks unused).
+// T1 and T2 marks of each subject (marksPairs; nil: marks unused), the
+// dates of the platform sessions.
 type observed struct {
 	Unj, Late, Jus []int32
 	Marks          [][2]float64
+	Sessions       []int32 // dates of the platform sessions (nil: platform unused)
 }
 
 // posterior fills post[d] with the posterior chance, given the absences
@@ -498,8 +496,16 @@ func (o *oracle) posterior(wk *oracleWork, track int, ob observed, stop float64,
 	if all {
 		from = 0
 	}
-	next := 0                       // next onset to activate
-	var a0Before, a0BeforeM float64 // chance of an onset so far without the absence signal; with the marks one
+	if ob.Sessions != nil {
+		from = 0 // the platform alone can raise the posterior
+		o.pl.reset(&wk.plat, ob.Sessions)
+	} else {
+		o.pl.prior(&wk.plat)
+	}
+	if len(wk.mult1) != len(o.onset) {
+		wk.mult1, wk.mult0 = make([]float64, len(o.onset)), make([]float64, len(o.onset))
+	}
+	next := 0 // next onset to activate
 	for d := range o.day {
 		a := o.dayFirst[d]
 		if m := o.month[a]; m != mc {
@@ -533,16 +539,11 @@ func (o *oracle) posterior(wk *oracleWork, track int, ob observed, stop float64,
 				if len(hyps) < cap(hyps) {
 					e = hyps[:len(hyps)+1][len(hyps)].e[:0]
 				}
-				lw := math.Log(rho * o.pA[next] * o.onsetW[next] / float64(len(o.sev)))
+				lw := math.Log(rho * o.onsetW[next] / float64(len(o.sev)))
 				if lateMonth { // the onset month has no episode before the onset
 					lw = math.Inf(-1)
 				}
 				hyps = append(hyps, hyp{d0: a, m0: mc, k: k, i: next, aff: o.aff[next], logW: lw, f: f0, e: append(e, 1), a0: a})
-			}
-			w0 := o.onsetW[next] * (1 - o.pA[next])
-			a0Before += w0
-			if o.aff[next] {
-				a0BeforeM += w0 * o.pM[0][1]
 			}
 			next++
 		}
@@ -590,41 +591,49 @@ func (o *oracle) posterior(wk *oracleWork, track int, ob observed, stop float64,
 			wk.buf = append(wk.buf, o.logUW[g]+prefix[g]+f0+math.Log((1-u)*e0[0]+u*x))
 		}
 		l0 := logSumExp(wk.buf)
+		// The signals of a drift of onset i, given the marks (known from
+		// marksDay) and the platform sessions of the weeks read: weight of
+		// the absence signal (mult1) and of none (mult0).
+		if ob.Sessions != nil {
+			o.pl.update(&wk.plat, o.pl.complete[d], o.weeks)
+		}
+		lm := 1.0
+		if d >= o.marksDay {
+			lm = ratio
+		}
+		pa, ps := o.pa, &wk.plat
+		for i := range o.onset {
+			m := 0.0
+			if o.aff[i] {
+				m = o.pm
+			}
+			lp1, lp0 := ps.lp1[o.onsetWeek[i]], ps.stay-ps.lc[o.onsetWeek[i]]
+			// Platform signal kept: absences with chance pa; not kept:
+			// absences also when the marks do not show.
+			wk.mult1[i] = lp1*pa*(m*lm+1-m) + lp0*(pa*m*lm+1-m)
+			wk.mult0[i] = lp1*(1-pa)*(m*lm+1-m) + lp0*(1-pa)*m*lm
+		}
 		// Onsets later this month (no episode yet this month) and later.
 		var curAfter, later, a0After float64
 		for i := next; i < len(o.onset); i++ {
 			if o.month[o.dayFirst[o.onset[i]]] == mc {
-				curAfter += o.onsetW[i] * o.pA[i]
+				curAfter += o.onsetW[i] * wk.mult1[i]
 			} else {
-				later += o.onsetW[i] * o.pA[i]
+				later += o.onsetW[i] * wk.mult1[i]
 			}
-			a0After += o.onsetW[i] * (1 - o.pA[i])
+			a0After += o.onsetW[i] * wk.mult0[i]
 		}
-		// The marks: known from marksDay, they change the weight of the
-		// affected onsets: with the marks signal (ratio) or without (1).
-		var m1 float64
-		m0, m0open := a0Before, 0.0
-		if d >= o.marksDay {
-			m1 = math.Log(o.pM[1][1]*ratio + 1 - o.pM[1][1])
-			m0 += a0BeforeM * (ratio - 1)
-		}
+		var m0, m0open float64
 		open := o.open[track]
-		if o.window {
-			for i := range next {
-				w0 := o.onsetW[i] * (1 - o.pA[i])
-				if o.aff[i] && d >= o.marksDay {
-					w0 *= o.pM[0][1]*ratio + 1 - o.pM[0][1]
-				}
-				m0open += w0 * open[i][d]
-			}
+		for i := range next {
+			m0 += o.onsetW[i] * wk.mult0[i]
+			m0open += o.onsetW[i] * wk.mult0[i] * open[i][d]
 		}
 		wk.buf, wk.buf2 = wk.buf[:0], wk.buf2[:0]
 		for i := range hyps {
 			h := &hyps[i]
 			x := h.logW + wk.q[h.m0] + h.acc + h.f + monthFactor(o.v[h.k], h.e, o.w[o.mFirst[mc+1]-h.a0][h.nobs]) - l0
-			if h.aff {
-				x += m1
-			}
+			x += math.Log(wk.mult1[h.i])
 			wk.buf = append(wk.buf, x)
 			if o.window {
 				wk.buf2 = append(wk.buf2, x+math.Log(open[h.i][d]))
@@ -635,6 +644,8 @@ func (o *oracle) posterior(wk *oracleWork, track int, ob observed, stop float64,
 			curAfter = 0
 		}
 		notYet := rho * (curAfter*math.Exp(wk.q[mc]+f0-l0) + later + a0After)
+		// A student who does not drift: 1 (the platform's likelihoods are
+		// relative to this one).
 		z := (1 - rho) + notYet + started + rho*m0
 		post[d] = (started + rho*m0) / z
 		if o.window {
@@ -681,7 +692,7 @@ func oracleAlerts(o *oracle, res []indicators.Result, paths []path, p float64, r
 
 // ceiling runs the oracle over every student and prints its curve,
 // counted as `vigie eval` counts (count).
-func ceiling(studs []student, marks, window, miss bool) error {
+func ceiling(studs []student, marks, platform, window, miss bool) error {
 	o, err := newOracle(academy.DefaultProfile(), 2025, "C")
 	if err != nil {
 		return err
@@ -703,6 +714,14 @@ func ceiling(studs []student, marks, window, miss bool) error {
 				ob := observed{Unj: s.Unj, Late: s.Late, Jus: s.Jus}
 				if marks {
 					ob.Marks = marksPairs(s.Events)
+				}
+				if platform {
+					ob.Sessions = []int32{}
+					for _, e := range s.Events {
+						if e.Kind == indicators.Activity {
+							ob.Sessions = append(ob.Sessions, e.Day)
+						}
+					}
 				}
 				o.posterior(wk, trackIndex(s.Track), ob, 0.999, false, post)
 				from, to := nd, 0

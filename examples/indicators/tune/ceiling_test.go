@@ -171,3 +171,38 @@ func TestOracleMonotoneCausal(t *testing.T) {
 		t.Logf("posterior of a 5 half-day episode in an LP: %v", p0[d])
 	}
 }
+
+// sessions returns one platform session a school day from one date to
+// another, skipping the weeks from skipFrom to skipTo.
+func sessions(o *oracle, from, to, skipFrom, skipTo string) []int32 {
+	p := func(s string) int32 { t, _ := time.Parse("2006-01-02", s); return int32(t.Unix() / 86400) }
+	var ds []int32
+	for _, d := range o.day {
+		if d >= p(from) && d <= p(to) && (d < p(skipFrom) || d > p(skipTo)) {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// An active student (a session every school day) who stops in January
+// for good becomes a possible drift (without absences, a transfer
+// explains it better); one who stops for three weeks and comes back (a
+// lull) does not.
+func TestOraclePlatform(t *testing.T) {
+	o := testOracle(t)
+	run := func(ses []int32) []float64 {
+		post := make([]float64, len(o.day))
+		o.posterior(&oracleWork{}, 1, observed{Sessions: ses}, 2, true, post)
+		return post
+	}
+	stop := run(sessions(o, "2025-09-01", "2026-07-03", "2026-01-05", "2026-07-03"))
+	lull := run(sessions(o, "2025-09-01", "2026-07-03", "2026-01-05", "2026-01-23"))
+	if p := stop[dayIndex(t, o, "2025-12-19")]; p > 0.02 {
+		t.Errorf("posterior %v before the silence", p)
+	}
+	d := dayIndex(t, o, "2026-03-27")
+	if stop[d] < 0.02 || stop[d] < 10*lull[d] || lull[d] > 0.01 {
+		t.Errorf("posterior %v after 9 school weeks without a session, %v after a lull of 3 weeks", stop[d], lull[d])
+	}
+}

@@ -55,6 +55,7 @@ func main() {
 	miss := flag.Bool("miss", false, "print a breakdown of missed dropouts and false alerts")
 	oracle := flag.Bool("ceiling", false, "run the oracle of the generator's absences (ceiling.go) instead of the pack")
 	marks := flag.Bool("marks", false, "with --ceiling: the oracle reads the T1 and T2 marks too")
+	platform := flag.Bool("platform", false, "with --ceiling: the oracle reads the platform sessions too")
 	window := flag.Bool("window", false, "with --ceiling: threshold the posterior of a drift an alert would be true for (started, not yet left or ended 30 days ago), not of a drift started")
 	flag.Parse()
 	studs, err := load(*dir, *n)
@@ -63,7 +64,7 @@ func main() {
 		os.Exit(1)
 	}
 	if *oracle {
-		if err := ceiling(studs, *marks, *window, *miss); err != nil {
+		if err := ceiling(studs, *marks, *platform, *window, *miss); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
