@@ -235,9 +235,12 @@ func (h *Host) Close() {
 	procs := h.procs
 	h.procs = nil
 	h.mu.Unlock()
+	// In parallel: each waits for its process to exit.
+	var wg sync.WaitGroup
 	for _, p := range procs {
-		p.close()
+		wg.Go(p.close)
 	}
+	wg.Wait()
 }
 
 // process is the plugin process of one stage, started again when it died.
