@@ -235,12 +235,9 @@ func (h *Host) Close() {
 	procs := h.procs
 	h.procs = nil
 	h.mu.Unlock()
-	// In parallel: each waits for its process to exit.
-	var wg sync.WaitGroup
 	for _, p := range procs {
-		wg.Go(p.close)
+		p.close()
 	}
-	wg.Wait()
 }
 
 // process is the plugin process of one stage, started again when it died.
