@@ -29,7 +29,7 @@ type ringPool struct {
 	free   []*ring
 	closed bool
 	// unsupported is set when the peer ignored an offer (it has no ring
-	// support): no more offers are made.
+	// support) or no ring could be created here: no more offers are made.
 	unsupported atomic.Bool
 }
 
@@ -54,6 +54,9 @@ func (p *ringPool) get() *ring {
 	p.mu.Unlock()
 	r, err := createRing("", ringBytes)
 	if err != nil {
+		// Not supported here, or /dev/shm and the temp dir are unusable:
+		// not worth trying again for every call.
+		p.unsupported.Store(true)
 		debugLog("shared memory ring not offered, Arrow bodies go inline", "err", err)
 		return nil
 	}
