@@ -271,10 +271,15 @@ func (s *remoteSink) Open(ctx context.Context, cfg Config, schema *arrow.Schema)
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: raw})
 	rw := &remoteWriter{stream: stream, w: w, cancel: cancel, version: s.c.version}
 	if r != nil {
-		rw.ring, rw.pool, rw.header = r, s.c.rings, make(chan struct{})
-		w.pw.ring, w.pw.ringOK, w.pw.noRetain = &ringWriter{r: r}, &rw.accepted, true
-		go func() {
-			defer close(rw.header)
+		accepted, header := new(atomic.Bool), make(chan struct{})
+		rw.accepted = accepted
+		rw.ring, rw.pool, rw.header = r, s.c.rings, header
+		w.pw.ring, w.pw.ringOK, w.pw.noRetain = &ringWriter{r: r}, accepted, true
+		// A writer dropped without Close or Abort (a simulated crash)
+		// unmaps its ring when collected; done cancels this.
+		rw.cleanup = runtime.AddCleanup(rw, (*ring).close, r)
+		go func() { // must not refer to rw, or it is never collected
+			defer close(header)
 			md, err := stream.Header()
 			r.unlink()
 			if err != nil {
@@ -284,7 +289,7 @@ func (s *remoteSink) Open(ctx context.Context, cfg Config, schema *arrow.Schema)
 			case len(v) == 0:
 				s.c.rings.unsupported.Store(true) // an older peer
 			case v[0] == "1":
-				rw.accepted.Store(true)
+				accepted.Store(true)
 			}
 		}()
 	}
@@ -305,9 +310,10 @@ type remoteWriter struct {
 	// back to pool when the call is over (kept if it ended cleanly).
 	ring     *ring
 	pool     *ringPool
-	accepted atomic.Bool
+	accepted *atomic.Bool
 	header   chan struct{} // closed when the server's answer is in
 	ended    bool          // the server's handler returned without error
+	cleanup  runtime.Cleanup
 }
 
 // done gives the ring back once the call is over.
@@ -316,6 +322,7 @@ func (w *remoteWriter) done() {
 		return
 	}
 	<-w.header // the call is over, so Header has returned
+	w.cleanup.Stop()
 	w.pool.put(w.ring, w.ended && w.accepted.Load())
 	w.ring = nil
 }

@@ -65,6 +65,8 @@ type ring struct {
 
 	mu   sync.Mutex
 	path string // the file, until unlinked (creator side)
+
+	unmapped atomic.Bool // tests
 }
 
 func (r *ring) word(off int) *uint64 { return (*uint64)(unsafe.Pointer(&r.mem[off])) }
@@ -103,6 +105,7 @@ func (r *ring) close() {
 	if r.mem != nil {
 		munmap(r.mem)
 		r.mem, r.data = nil, nil
+		r.unmapped.Store(true)
 	}
 }
 

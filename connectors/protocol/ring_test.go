@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -498,6 +499,18 @@ func (s oldServer) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServ
 	return s.Server.DoGet(t, noMetadataStream{stream})
 }
 
+type noMetadataPutStream struct {
+	flight.FlightService_DoPutServer
+}
+
+func (s noMetadataPutStream) Context() context.Context {
+	return metadata.NewIncomingContext(s.FlightService_DoPutServer.Context(), metadata.MD{})
+}
+
+func (s oldServer) DoPut(stream flight.FlightService_DoPutServer) error {
+	return s.Server.DoPut(noMetadataPutStream{stream})
+}
+
 type oldPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	reg *Registry
@@ -553,4 +566,102 @@ func TestPeerWithoutRingsGetsEverythingInline(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(ringDir(), ringPrefix+strconv.Itoa(os.Getpid())+"-*")); len(left) != 0 {
 		t.Errorf("ring files left: %v", left)
 	}
+}
+
+func TestSinkWithoutRingsGetsEverythingInline(t *testing.T) {
+	skipWithoutRings(t)
+	snk := &sumSink{}
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		PluginName: &oldPlugin{reg: NewRegistry(snk)},
+	})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*Client)
+	defer c.Close()
+	ctx := context.Background()
+	conn, err := c.Connector(ctx, "sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	for run := range 2 {
+		snk.rows.Store(0)
+		snk.sum.Store(0)
+		before := ReceivedStats()
+		w, err := conn.(Sink).Open(ctx, Config{Connector: "sum"}, bigSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &sinkWriterEmitter{w: w}
+		if err := (bigSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(3)}}, mem, e); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.(Flusher).Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := int64(3 * bigRows); snk.rows.Load() != n || snk.sum.Load() != n*(n-1)/2 {
+			t.Errorf("run %d: rows %d, sum %d", run, snk.rows.Load(), snk.sum.Load())
+		}
+		if after := ReceivedStats(); after.RingBodies != before.RingBodies {
+			t.Errorf("run %d: %d bodies through the ring, want none", run, after.RingBodies-before.RingBodies)
+		}
+	}
+	if !c.rings.unsupported.Load() {
+		t.Error("the client still offers rings to a peer that ignored the offer")
+	}
+}
+
+// A sink writer dropped without Close or Abort (as the conformance suite
+// simulates a crash) unmaps its ring once collected.
+func TestAbandonedWriterUnmapsItsRing(t *testing.T) {
+	skipWithoutRings(t)
+	snk := &sumSink{}
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		PluginName: &GRPCPlugin{Registry: NewRegistry(snk)},
+	})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*Client)
+	defer c.Close()
+	ctx := context.Background()
+	conn, err := c.Connector(ctx, "sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	r := func() *ring {
+		w, err := conn.(Sink).Open(ctx, Config{Connector: "sum"}, bigSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := (bigSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(2)}}, mem, &sinkWriterEmitter{w: w}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.(Flusher).Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return w.(*remoteWriter).ring
+	}()
+	if r == nil || r.unmapped.Load() {
+		t.Fatal("no ring in use")
+	}
+	for range 100 {
+		runtime.GC()
+		if r.unmapped.Load() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Error("the ring of a dropped writer is still mapped")
 }
