@@ -16,4 +16,10 @@
 // no gRPC message exceeds the transport's limits whatever batch_rows is.
 // Messages that carry only app_metadata (no Arrow data) carry dead-letter
 // rows and, later, positions; see wire.go.
+//
+// Between Vigie processes on Linux, the Arrow bodies of DoGet and DoPut go
+// through a shared memory ring the host offers in the call's gRPC metadata
+// ("vigie-ring"); the FlightData messages still carry everything else.
+// Peers without the capability ignore the offer and get every body inline;
+// see ring.go.
 package protocol
