@@ -665,3 +665,57 @@ func TestAbandonedWriterUnmapsItsRing(t *testing.T) {
 	}
 	t.Error("the ring of a dropped writer is still mapped")
 }
+
+// slowEmitter is a consumer that lags: it waits before taking the first
+// batch, so that the producer fills the ring meanwhile.
+type slowEmitter struct {
+	sumEmitter
+	wait time.Duration
+}
+
+func (e *slowEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos Position) error {
+	if e.rows == 0 {
+		time.Sleep(e.wait)
+	}
+	return e.sumEmitter.Emit(ctx, rec, pos)
+}
+
+func TestFullRingSendsInline(t *testing.T) {
+	skipWithoutRings(t)
+	defer func(n int) { ringBytes = n }(ringBytes)
+	ringBytes = 4 << 20 // four of bigSource's 1 MiB bodies
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		PluginName: &GRPCPlugin{Registry: NewRegistry(bigSource{})},
+	})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*Client)
+	defer c.Close()
+	conn, err := c.Connector(context.Background(), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	const batches = 16
+	before := ReceivedStats()
+	e := &slowEmitter{wait: 300 * time.Millisecond}
+	if err := conn.(Source).Read(context.Background(), Config{Connector: "big", Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range e.recs {
+		rec.Release()
+	}
+	if n := int64(batches * bigRows); e.rows != n || e.sum != n*(n-1)/2 || e.positions != batches {
+		t.Errorf("rows %d, sum %d, positions %d", e.rows, e.sum, e.positions)
+	}
+	after := ReceivedStats()
+	ring, inline := after.RingBodies-before.RingBodies, after.InlineBodies-before.InlineBodies
+	t.Logf("%d bodies through the ring, %d inline", ring, inline)
+	if ring == 0 || inline == 0 || ring+inline != batches {
+		t.Errorf("%d bodies through the ring and %d inline, want both, %d in all", ring, inline, batches)
+	}
+}
