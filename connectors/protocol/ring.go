@@ -15,16 +15,18 @@ import (
 
 // Arrow bodies through shared memory, metadata through gRPC.
 //
-// The receiving side of a stream (the host, for a DoGet) creates a ring: a
-// file in /dev/shm (else os.TempDir()), mode 0600, mapped by both
-// processes, and names it in the call's gRPC metadata (ringMetadataKey).
-// A peer that knows the capability opens it, unlinks it and writes each
-// Arrow body into the ring; the FlightData it sends carries the data
-// header and app_metadata {"ring":{"off":…,"len":…}} with an empty body.
-// The receiver copies the body out once, into its own allocator's memory
-// (batches outlive calls; nothing points into the ring), then advances its
-// head. When the ring is full the message goes inline, as before; a peer
-// without the capability ignores the metadata and everything is inline.
+// The host creates a ring for a DoGet or a DoPut: a file in /dev/shm
+// (else os.TempDir()), mode 0600, mapped by both processes, and names it in
+// the call's gRPC metadata (ringMetadataKey). A plugin that knows the
+// capability maps it, unlinks it and says so in its response header. The
+// writer (the plugin for a DoGet; the host for a DoPut, once it has that
+// answer) puts each Arrow body into the ring; the FlightData it sends
+// carries the data header and app_metadata {"ring":{"off":…,"len":…}}
+// with an empty body. The reader copies the body out once, into its own
+// allocator's memory (batches outlive calls; nothing points into the
+// ring), then advances its head. When the ring is full the message goes
+// inline, as before; a peer without the capability ignores the metadata
+// and everything is inline. Rings are kept for later calls (ringpool.go).
 //
 // Layout: a header page (magic, capacity, the producer's tail, the
 // consumer's head, monotonic byte counts updated with sync/atomic), then
@@ -41,7 +43,8 @@ const (
 	ringHeaderBytes = 4096
 	ringAlign       = 64
 	ringPrefix      = "vigie-ring-"
-	// ringMetadataKey is the gRPC metadata of a DoGet naming the ring.
+	// ringMetadataKey is the gRPC metadata naming the ring (request) and
+	// saying whether it is used ("1") or not ("0") (response header).
 	ringMetadataKey = "vigie-ring"
 	maxRingBytes    = 1 << 30
 
