@@ -473,10 +473,10 @@ func (o *oracle) posterior(wk *oracleWork, track int, ob observed, stop float64,
 	lateMonth := false // a late arrival this month: an episode before any onset today
 	e0 := []float64{1}
 	nobs0 := 0
-	// Before the first unjustified half-day the posterior is at most the
-	// share of drifters without the absence signal (rho*(1-piAbs), below
-	// 0.02 on every track; TestOracleNoAbsences checks it): it is not
-	// computed there.
+	// Before the first unjustified half-day (and without marks or
+	// sessions read) the posterior is at most the share of drifters
+	// without the absence signal, below 0.02 on every track
+	// (TestOracleNoAbsences checks it): it is not computed there.
 	from := len(o.day)
 	if len(unj) > 0 {
 		first := unj[0]

@@ -9,6 +9,12 @@
 //	go run ./examples/indicators/tune --dir /dev/shm/ac1 --students 20000 --set raise_at=0.6,w_abs_trend=0.8
 //
 // --grid runs several settings separated by ';' over the same data.
+//
+// --ceiling runs instead the oracle of ceiling.go, the detector that knows
+// the generator's model (--marks, --platform: it reads those too), and
+// prints its curve, counted the same way:
+//
+//	go run ./examples/indicators/tune --dir /dev/shm/ac2 --students 100000 --ceiling --marks --platform
 package main
 
 import (
