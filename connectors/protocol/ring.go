@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/internal/arrowmem"
 )
 
 // Arrow bodies through shared memory, metadata through gRPC.
@@ -193,7 +195,7 @@ func (rd *ringReader) read(off, n uint64, mem memory.Allocator) (*memory.Buffer,
 		if tail := atomic.LoadUint64(rd.r.word(hdrTail)); off+n > tail {
 			return
 		}
-		buf = copyBody(mem, rd.r.data[off%c:][:n])
+		buf = arrowmem.Copy(mem, rd.r.data[off%c:][:n])
 		rd.head = off + n
 		atomic.StoreUint64(rd.r.word(hdrHead), rd.head)
 	})
@@ -207,24 +209,6 @@ func (rd *ringReader) read(off, n uint64, mem memory.Allocator) (*memory.Buffer,
 		return nil, fmt.Errorf("shared memory ring: body [%d, +%d) not yet published", off, n)
 	}
 	return buf, nil
-}
-
-// copyBody copies src into a buffer from mem. For Go allocators, whose
-// memory the GC reclaims and whose Free does nothing, the copy goes into
-// memory that is not zeroed first (as the codec does for inline bodies);
-// other allocators (checked, C) are asked for the buffer.
-func copyBody(mem memory.Allocator, src []byte) *memory.Buffer {
-	if _, ok := mem.(*memory.GoAllocator); ok {
-		var sb strings.Builder
-		sb.Grow(len(src))
-		sb.Write(src)
-		s := sb.String()
-		return memory.NewBufferBytes(unsafe.Slice(unsafe.StringData(s), len(s)))
-	}
-	buf := memory.NewResizableBuffer(mem)
-	buf.Resize(len(src))
-	copy(buf.Bytes(), src)
-	return buf
 }
 
 // appendRingRef returns meta (a JSON object or nothing) with the ring

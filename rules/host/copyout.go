@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/vigie-edu/vigie/internal/arrowmem"
 	"github.com/vigie-edu/vigie/rules/abi"
 )
 
@@ -166,7 +167,7 @@ func (c *outColumn) checkUtf8(n int) error {
 func (c *outColumn) toArrow(alloc memory.Allocator, n int) arrow.Array {
 	var validity *memory.Buffer
 	if c.nulls > 0 {
-		validity = newBuffer(alloc, c.validity)
+		validity = arrowmem.Copy(alloc, c.validity)
 	}
 	buffers := []*memory.Buffer{validity, nil}
 	if c.spec.Type == abi.Utf8 {
@@ -181,9 +182,9 @@ func (c *outColumn) toArrow(alloc memory.Allocator, n int) arrow.Array {
 				le.PutUint32(dst[4*i:], le.Uint32(c.offsets[4*i:])-first)
 			}
 		}
-		buffers = append(buffers[:1], offsets, newBuffer(alloc, c.data[first:le.Uint32(c.offsets[4*n:])]))
+		buffers = append(buffers[:1], offsets, arrowmem.Copy(alloc, c.data[first:le.Uint32(c.offsets[4*n:])]))
 	} else {
-		buffers[1] = newBuffer(alloc, c.data)
+		buffers[1] = arrowmem.Copy(alloc, c.data)
 	}
 	data := array.NewData(ArrowType(c.spec.Type), n, buffers, nil, c.nulls, 0)
 	for _, b := range buffers {
@@ -193,12 +194,4 @@ func (c *outColumn) toArrow(alloc memory.Allocator, n int) arrow.Array {
 	}
 	defer data.Release()
 	return array.MakeFromData(data)
-}
-
-// newBuffer copies b into a buffer from alloc.
-func newBuffer(alloc memory.Allocator, b []byte) *memory.Buffer {
-	buf := memory.NewResizableBuffer(alloc)
-	buf.Resize(len(b))
-	copy(buf.Bytes(), b)
-	return buf
 }
