@@ -3,7 +3,9 @@ package host_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,4 +221,56 @@ func TestGoRuleInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Release()
+}
+
+// TestInterruptDuringGC: a guest that spins while the garbage collector
+// stops the world must not hang the process. Compiled guest code cannot be
+// preempted; the loop check leaves it for Go every few thousand iterations
+// so that the collection, and then the timer that interrupts the guest,
+// can run. Without that, this test hangs.
+func TestInterruptDuringGC(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	m, err := newRuntime(t).Load(ctx, "testdata/loop.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := int32Record(mem, "x", -1)
+	defer bad.Release()
+	b, err := m.Bind(bad.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+			}
+		}
+	}()
+	for range 3 { // both workers of a 2-core machine, more on a larger one
+		var wg sync.WaitGroup
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				inst, err := m.NewInstance(ctx, nil, host.Limits{Timeout: 100 * time.Millisecond})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer inst.Close(ctx)
+				if _, err := inst.EvalMap(ctx, b, bad, mem); !errors.Is(err, host.ErrLimit) {
+					t.Errorf("err = %v, want the time limit", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
 }

@@ -42,9 +42,11 @@ type Instance struct {
 	fnEval  api.Function
 	stack   [2]uint64
 
-	// interrupt is the guest's interrupt flag (interrupt.go); irqMu orders
-	// setting it (time limit, caller's context) with the end of a call.
+	// interrupt and budget are the guest's interrupt flag and budget of
+	// checks (interrupt.go); irqMu orders raising the flag (time limit,
+	// caller's context) with the end of a call.
 	interrupt api.MutableGlobal
+	budget    api.MutableGlobal
 	irqMu     sync.Mutex
 	irqArmed  bool // a call is running: the flag may be set
 	irqFired  bool // the flag was set during this call
@@ -129,13 +131,14 @@ func (i *Instance) start(ctx context.Context) error {
 	i.mod = mod
 	i.fnAlloc = mod.ExportedFunction(abi.ExportAlloc)
 	i.fnEval = mod.ExportedFunction(abi.ExportEval)
-	irq, ok := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
-	if !ok {
+	irq, ok1 := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+	budget, ok2 := mod.ExportedGlobal(BudgetGlobal).(api.MutableGlobal)
+	if !ok1 || !ok2 {
 		_ = mod.Close(ctx)
 		i.mod = nil
-		return errors.New("instantiate: the interrupt global is missing")
+		return errors.New("instantiate: the interrupt globals are missing")
 	}
-	i.interrupt = irq
+	i.interrupt, i.budget = irq, budget
 	if f := mod.ExportedFunction(abi.ExportInitialize); f != nil {
 		if _, err := i.call(ctx, f, abi.ExportInitialize); err != nil {
 			i.discard(ctx)
@@ -301,6 +304,7 @@ func (i *Instance) raiseInterrupt() {
 	defer i.irqMu.Unlock()
 	if i.irqArmed {
 		i.interrupt.Set(1)
+		i.budget.Set(0) // the next check takes the slow path
 		i.irqFired = true
 	}
 }

@@ -14,29 +14,49 @@ import (
 // every loop iteration: about 30 ns each, and the call spills every live
 // register, which costs most in the tight vector loops rules are made of
 // (a SIMD rule ran 2.4 times slower with it). Instead, before compiling, the
-// host adds to each rule one mutable i32 global, exported as
-// InterruptGlobal, and at the head of every loop the instructions
+// host adds to each rule two mutable i32 globals, an interrupt flag and a
+// budget of iterations (exported as InterruptGlobal and BudgetGlobal), and
+// at the start of every function and the head of every loop:
 //
-//	global.get $interrupt  if  unreachable  end
+//	budget -= 1
+//	if budget <= 0 {
+//	    budget = checkEvery
+//	    memory.grow 0 (drop)          ;; a trip through Go
+//	    if interrupt { unreachable }  ;; trap
+//	}
 //
-// a load, a test and a branch that is never taken. To stop a call (its time
-// limit, or the caller's context), the host sets the global to 1 from
-// another goroutine: the guest traps at its next loop iteration. Code
-// without loops ends by itself, and recursion ends at the stack limit. This
-// is the technique of wasmtime's epoch interruption.
+// On the fast path that is a load, a subtraction, a store and a branch
+// never taken. To stop a call (its time limit, or the caller's context),
+// the host sets the flag and zeroes the budget from another goroutine: the
+// guest traps at its next check.
 //
-// The rewrite keeps every index (the global comes after the module's own),
+// The trip through Go (wazero runs memory.grow in Go, even to grow by 0)
+// matters as much as the flag: compiled guest code cannot be preempted by
+// the Go scheduler, so a guest that never left it would hold its P through
+// a garbage collection's stop-the-world, and the goroutine that must raise
+// the flag could never run: the process would hang. Leaving every
+// checkEvery iterations bounds that wait.
+//
+// The rewrite keeps every index (the globals come after the module's own),
 // so the module's behaviour is unchanged; its sha256 (pinning, provenance)
 // is the hash of the file as written.
 
-// InterruptGlobal is the name under which the instrumented module exports
-// its interrupt flag; a rule may not export that name itself.
-const InterruptGlobal = "__vigie_interrupt"
+// InterruptGlobal and BudgetGlobal are the names under which the
+// instrumented module exports its interrupt flag and its budget; a rule
+// may not export them itself.
+const (
+	InterruptGlobal = "__vigie_interrupt"
+	BudgetGlobal    = "__vigie_budget"
+)
+
+// checkEvery is the number of checks between two trips through Go.
+const checkEvery = 1 << 14
 
 // Section ids (WebAssembly core spec, 5.5).
 const (
 	secCustom    = 0
 	secImport    = 2
+	secMemory    = 5
 	secGlobal    = 6
 	secExport    = 7
 	secStart     = 8
@@ -78,12 +98,18 @@ func instrument(wasm []byte) ([]byte, error) {
 		secs = append(secs, section{id, body})
 	}
 
-	importedGlobals, definedGlobals := 0, 0
+	importedGlobals, definedGlobals, memories := 0, 0, 0
 	for _, s := range secs {
 		var err error
 		switch s.id {
 		case secImport:
-			importedGlobals, err = countImportedGlobals(s.body)
+			var m int
+			importedGlobals, m, err = countImports(s.body)
+			memories += m
+		case secMemory:
+			r := &reader{b: s.body}
+			memories += int(r.u32())
+			err = r.err
 		case secGlobal:
 			r := &reader{b: s.body}
 			definedGlobals, err = int(r.u32()), r.err
@@ -94,14 +120,20 @@ func instrument(wasm []byte) ([]byte, error) {
 			return nil, fmt.Errorf("section %d: %w", s.id, err)
 		}
 	}
-	global := uint32(importedGlobals + definedGlobals)
+	irq := uint32(importedGlobals + definedGlobals)
+	budget := irq + 1
 
-	// The new global: (mut i32) initialised with i32.const 0.
-	globalEntry := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b}
-	var exportEntry []byte
-	exportEntry = appendName(exportEntry, InterruptGlobal)
-	exportEntry = append(exportEntry, 0x03) // global
-	exportEntry = binary.AppendUvarint(exportEntry, uint64(global))
+	// The new globals: (mut i32) 0, and (mut i32) checkEvery.
+	globalEntries := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41}
+	globalEntries = appendSLEB(globalEntries, checkEvery)
+	globalEntries = append(globalEntries, 0x0b)
+	var exportEntries []byte
+	for k, name := range []string{InterruptGlobal, BudgetGlobal} {
+		exportEntries = appendName(exportEntries, name)
+		exportEntries = append(exportEntries, 0x03) // global
+		exportEntries = binary.AppendUvarint(exportEntries, uint64(irq)+uint64(k))
+	}
+	check := checkCode(irq, budget, memories > 0)
 
 	out := append([]byte(nil), wasm[:8]...)
 	put := func(id byte, body []byte) {
@@ -128,20 +160,20 @@ func instrument(wasm []byte) ([]byte, error) {
 	addedGlobal, addedExport := haveGlobal, haveExport
 	for _, s := range secs {
 		if !addedGlobal && after(s.id, secExport, secStart, secElement, secDataCount, secCode, secData) {
-			put(secGlobal, append([]byte{1}, globalEntry...))
+			put(secGlobal, append([]byte{2}, globalEntries...))
 			addedGlobal = true
 		}
 		if !addedExport && after(s.id, secStart, secElement, secDataCount, secCode, secData) {
-			put(secExport, append([]byte{1}, exportEntry...))
+			put(secExport, append([]byte{2}, exportEntries...))
 			addedExport = true
 		}
 		switch s.id {
 		case secGlobal:
-			put(s.id, appendVecEntry(s.body, globalEntry))
+			put(s.id, appendVecEntries(s.body, 2, globalEntries))
 		case secExport:
-			put(s.id, appendVecEntry(s.body, exportEntry))
+			put(s.id, appendVecEntries(s.body, 2, exportEntries))
 		case secCode:
-			body, err := instrumentCode(s.body, global)
+			body, err := instrumentCode(s.body, check)
 			if err != nil {
 				return nil, err
 			}
@@ -151,21 +183,54 @@ func instrument(wasm []byte) ([]byte, error) {
 		}
 	}
 	if !addedGlobal {
-		put(secGlobal, append([]byte{1}, globalEntry...))
+		put(secGlobal, append([]byte{2}, globalEntries...))
 	}
 	if !addedExport {
-		put(secExport, append([]byte{1}, exportEntry...))
+		put(secExport, append([]byte{2}, exportEntries...))
 	}
 	return out, nil
 }
 
-// appendVecEntry returns a vector section body with one more entry.
-func appendVecEntry(body, entry []byte) []byte {
+// appendVecEntries returns a vector section body with n more entries.
+func appendVecEntries(body []byte, n int, entries []byte) []byte {
 	r := &reader{b: body}
-	n := r.u32()
-	out := binary.AppendUvarint(nil, uint64(n)+1)
+	count := r.u32()
+	out := binary.AppendUvarint(nil, uint64(count)+uint64(n))
 	out = append(out, body[r.pos:]...)
-	return append(out, entry...)
+	return append(out, entries...)
+}
+
+// appendSLEB appends v as a signed LEB128 number.
+func appendSLEB(b []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// checkCode returns the check inserted at function starts and loop heads
+// (see above); without a memory there is no trip through Go (such a
+// module is not a rule: it cannot export "memory").
+func checkCode(irq, budget uint32, memory bool) []byte {
+	g := func(op byte, idx uint32) []byte { return binary.AppendUvarint([]byte{op}, uint64(idx)) }
+	var c []byte
+	c = append(c, g(0x23, budget)...)           // global.get $budget
+	c = append(c, 0x41, 0x01, 0x6b)             // i32.const 1, i32.sub
+	c = append(c, g(0x24, budget)...)           // global.set $budget
+	c = append(c, g(0x23, budget)...)           // global.get $budget
+	c = append(c, 0x41, 0x00, 0x4c, 0x04, 0x40) // i32.const 0, i32.le_s, if
+	c = appendSLEB(append(c, 0x41), checkEvery) // i32.const checkEvery
+	c = append(c, g(0x24, budget)...)           // global.set $budget
+	if memory {
+		c = append(c, 0x41, 0x00, 0x40, 0x00, 0x1a) // i32.const 0, memory.grow 0, drop
+	}
+	c = append(c, g(0x23, irq)...)        // global.get $interrupt
+	c = append(c, 0x04, 0x40, 0x00, 0x0b) // if unreachable end
+	return append(c, 0x0b)                // end
 }
 
 func appendName(b []byte, s string) []byte {
@@ -173,10 +238,10 @@ func appendName(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func countImportedGlobals(body []byte) (int, error) {
+// countImports returns the numbers of imported globals and memories.
+func countImports(body []byte) (globals, memories int, err error) {
 	r := &reader{b: body}
 	n := int(r.u32())
-	globals := 0
 	for range n {
 		r.name()
 		r.name()
@@ -188,25 +253,26 @@ func countImportedGlobals(body []byte) (int, error) {
 			r.limits()
 		case 0x02: // memory: limits
 			r.limits()
+			memories++
 		case 0x03: // global: value type, mutability
 			r.byte()
 			r.byte()
 			globals++
 		default:
-			return 0, fmt.Errorf("import of unknown kind 0x%02x", kind)
+			return 0, 0, fmt.Errorf("import of unknown kind 0x%02x", kind)
 		}
 		if r.err != nil {
-			return 0, r.err
+			return 0, 0, r.err
 		}
 	}
-	return globals, r.err
+	return globals, memories, r.err
 }
 
 func checkExports(body []byte) error {
 	r := &reader{b: body}
 	n := int(r.u32())
 	for range n {
-		if name := r.name(); name == InterruptGlobal {
+		if name := r.name(); name == InterruptGlobal || name == BudgetGlobal {
 			return fmt.Errorf("the module exports %q, a name the host reserves", name)
 		}
 		r.byte()
@@ -215,13 +281,9 @@ func checkExports(body []byte) error {
 	return r.err
 }
 
-// instrumentCode rewrites the code section: after every loop's block type,
-// the interrupt check.
-func instrumentCode(body []byte, global uint32) ([]byte, error) {
-	check := []byte{0x23} // global.get
-	check = binary.AppendUvarint(check, uint64(global))
-	check = append(check, 0x04, 0x40, 0x00, 0x0b) // if (empty) unreachable end
-
+// instrumentCode rewrites the code section: check at the start of every
+// function and after every loop's block type.
+func instrumentCode(body []byte, check []byte) ([]byte, error) {
 	r := &reader{b: body}
 	n := int(r.u32())
 	out := binary.AppendUvarint(make([]byte, 0, len(body)+len(body)/8), uint64(n))
@@ -246,8 +308,8 @@ func instrumentCode(body []byte, global uint32) ([]byte, error) {
 	return out, nil
 }
 
-// instrumentBody appends to out the function body code with check after
-// every loop header.
+// instrumentBody appends to out the function body code with check at its
+// start and after every loop header.
 func instrumentBody(out, code, check []byte) ([]byte, error) {
 	r := &reader{b: code}
 	groups := int(r.u32())
@@ -258,7 +320,9 @@ func instrumentBody(out, code, check []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("locals: %w", r.err)
 	}
-	from := 0 // code[from:r.pos] is not yet copied
+	out = append(out, code[:r.pos]...)
+	out = append(out, check...)
+	from := r.pos // code[from:r.pos] is not yet copied
 	for r.pos < len(code) && r.err == nil {
 		at := r.pos
 		op := r.byte()

@@ -80,6 +80,9 @@ func instantiate(t *testing.T, wasm []byte) (api.Module, api.MutableGlobal) {
 	if g.Get() != 0 {
 		t.Fatalf("interrupt flag starts at %d", g.Get())
 	}
+	if b, ok := mod.ExportedGlobal(BudgetGlobal).(api.MutableGlobal); !ok || b.Get() != checkEvery {
+		t.Fatalf("budget global %v", b)
+	}
 	return mod, g
 }
 
