@@ -68,11 +68,12 @@ type Options struct {
 }
 
 // AllowedEnv reports whether the environment variable called name is
-// passed to plugin processes: PATH, HOME, TMPDIR, LANG, LC_*, TZ and
-// VIGIE_*. Nothing else (credentials, tokens) reaches a plugin.
+// passed to plugin processes: PATH, HOME, TMPDIR, LANG, LC_*, TZ, the Go
+// runtime's GOGC and GOMEMLIMIT (to tune plugins' memory) and VIGIE_*.
+// Nothing else (credentials, tokens) reaches a plugin.
 func AllowedEnv(name string) bool {
 	switch name {
-	case "PATH", "HOME", "TMPDIR", "LANG", "TZ":
+	case "PATH", "HOME", "TMPDIR", "LANG", "TZ", "GOGC", "GOMEMLIMIT":
 		return true
 	}
 	return strings.HasPrefix(name, "LC_") || strings.HasPrefix(name, "VIGIE_")

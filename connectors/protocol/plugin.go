@@ -3,6 +3,8 @@ package protocol
 import (
 	"context"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
@@ -108,9 +110,20 @@ func GRPCDialOptions() []grpc.DialOption {
 	}
 }
 
+// PluginGCPercent is the garbage collector's target (GOGC) in plugin
+// processes when GOGC is not set: a plugin holds little live data (the
+// batches in flight) and allocates as fast as it reads or writes, so at
+// Go's default of 100 it collects far more often than the engine does
+// for the same work. At 400 a CSV -> Parquet run through two plugins took
+// as long as in-process (2M rows: 1.13-1.19 s against 1.10-1.22 s; at 100,
+// 1.29-1.37 s), for a heap of at most five times the live data.
+const PluginGCPercent = 400
+
 // Serve runs a plugin process serving reg's connectors until the host
-// kills it. Call it from main; it does not return.
+// kills it. Call it from main; it does not return. Unless GOGC is set in
+// its environment, the process collects garbage at PluginGCPercent.
 func Serve(reg *Registry, log *slog.Logger) {
+	tuneGC(os.Getenv("GOGC"))
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: VersionedPlugins(reg, log),
@@ -118,4 +131,11 @@ func Serve(reg *Registry, log *slog.Logger) {
 			return plugin.DefaultGRPCServer(append(opts, GRPCServerOptions()...))
 		},
 	})
+}
+
+// tuneGC sets PluginGCPercent unless gogc (the GOGC variable) is set.
+func tuneGC(gogc string) {
+	if gogc == "" {
+		debug.SetGCPercent(PluginGCPercent)
+	}
 }
