@@ -353,20 +353,7 @@ func (e *sumEmitter) DeadLetter(context.Context, []DeadLetter) error { return ni
 
 func TestSourceBodiesGoThroughTheRing(t *testing.T) {
 	skipWithoutRings(t)
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &GRPCPlugin{Registry: NewRegistry(bigSource{})},
-	})
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := raw.(*Client)
-	defer c.Close()
-	conn, err := c.Connector(context.Background(), "big")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(bigSource{})}, "big")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	const batches = 40 // 40 MiB: more than the ring holds at once
@@ -428,21 +415,8 @@ func (w *sumWriter) Abort(context.Context) error { return nil }
 func TestSinkBodiesGoThroughTheRing(t *testing.T) {
 	skipWithoutRings(t)
 	snk := &sumSink{}
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &GRPCPlugin{Registry: NewRegistry(bigSource{}, snk)},
-	})
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := raw.(*Client)
-	defer c.Close()
 	ctx := context.Background()
-	conn, err := c.Connector(ctx, "sum")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(bigSource{}, snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	const batches = 40
@@ -527,20 +501,7 @@ func (p *oldPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *gr
 
 func TestPeerWithoutRingsGetsEverythingInline(t *testing.T) {
 	skipWithoutRings(t)
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &oldPlugin{reg: NewRegistry(bigSource{})},
-	})
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := raw.(*Client)
-	defer c.Close()
-	conn, err := c.Connector(context.Background(), "big")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, conn := dialPlugin(t, &oldPlugin{reg: NewRegistry(bigSource{})}, "big")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	for run := range 2 {
@@ -571,21 +532,8 @@ func TestPeerWithoutRingsGetsEverythingInline(t *testing.T) {
 func TestSinkWithoutRingsGetsEverythingInline(t *testing.T) {
 	skipWithoutRings(t)
 	snk := &sumSink{}
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &oldPlugin{reg: NewRegistry(snk)},
-	})
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := raw.(*Client)
-	defer c.Close()
 	ctx := context.Background()
-	conn, err := c.Connector(ctx, "sum")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, conn := dialPlugin(t, &oldPlugin{reg: NewRegistry(snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	for run := range 2 {
@@ -623,21 +571,8 @@ func TestSinkWithoutRingsGetsEverythingInline(t *testing.T) {
 func TestAbandonedWriterUnmapsItsRing(t *testing.T) {
 	skipWithoutRings(t)
 	snk := &sumSink{}
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &GRPCPlugin{Registry: NewRegistry(snk)},
-	})
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := raw.(*Client)
-	defer c.Close()
 	ctx := context.Background()
-	conn, err := c.Connector(ctx, "sum")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	r := func() *ring {
@@ -684,20 +619,7 @@ func TestFullRingSendsInline(t *testing.T) {
 	skipWithoutRings(t)
 	defer func(n int) { ringBytes = n }(ringBytes)
 	ringBytes = 4 << 20 // four of bigSource's 1 MiB bodies
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &GRPCPlugin{Registry: NewRegistry(bigSource{})},
-	})
-	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := raw.(*Client)
-	defer c.Close()
-	conn, err := c.Connector(context.Background(), "big")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(bigSource{})}, "big")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	const batches = 16
@@ -718,4 +640,23 @@ func TestFullRingSendsInline(t *testing.T) {
 	if ring == 0 || inline == 0 || ring+inline != batches {
 		t.Errorf("%d bodies through the ring and %d inline, want both, %d in all", ring, inline, batches)
 	}
+}
+
+// dialPlugin serves p over a real gRPC connection, in-process, and returns
+// the client (closed at the end of the test) and its connector name.
+func dialPlugin(t *testing.T, p plugin.Plugin, name string) (*Client, Connector) {
+	t.Helper()
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: p})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*Client)
+	t.Cleanup(func() { c.Close() })
+	conn, err := c.Connector(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, conn
 }
