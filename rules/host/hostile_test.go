@@ -216,11 +216,7 @@ func TestGoRuleInterrupted(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("stopped after %s", d)
 	}
-	out, err := inst.EvalMap(ctx, b, good, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out.Release()
+	evalGood(t, inst, b, good, mem)
 }
 
 // TestInterruptDuringGC: a guest that spins while the garbage collector

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -66,7 +67,8 @@ const (
 	secDataCount = 12
 )
 
-// instrument returns wasm with the interrupt global and the loop checks.
+// instrument returns wasm with the interrupt and budget globals and the
+// checks at function starts and loop heads.
 // It reads the module's structure only as far as it must and refuses what
 // it does not understand (wazero would refuse it too: the features it
 // enables are the WebAssembly 2.0 ones).
@@ -99,6 +101,7 @@ func instrument(wasm []byte) ([]byte, error) {
 	}
 
 	importedGlobals, definedGlobals, memories := 0, 0, 0
+	var haveGlobal, haveExport bool
 	for _, s := range secs {
 		var err error
 		switch s.id {
@@ -112,9 +115,9 @@ func instrument(wasm []byte) ([]byte, error) {
 			err = r.err
 		case secGlobal:
 			r := &reader{b: s.body}
-			definedGlobals, err = int(r.u32()), r.err
+			definedGlobals, err, haveGlobal = int(r.u32()), r.err, true
 		case secExport:
-			err = checkExports(s.body)
+			err, haveExport = checkExports(s.body), true
 		}
 		if err != nil {
 			return nil, fmt.Errorf("section %d: %w", s.id, err)
@@ -144,26 +147,13 @@ func instrument(wasm []byte) ([]byte, error) {
 	// Sections must keep their order: a missing global section goes before
 	// the first of export, start, element, data count, code, data; a
 	// missing export section before the first of the rest.
-	after := func(id byte, ids ...byte) bool {
-		for _, x := range ids {
-			if id == x {
-				return true
-			}
-		}
-		return false
-	}
-	var haveGlobal, haveExport bool
-	for _, s := range secs {
-		haveGlobal = haveGlobal || s.id == secGlobal
-		haveExport = haveExport || s.id == secExport
-	}
 	addedGlobal, addedExport := haveGlobal, haveExport
 	for _, s := range secs {
-		if !addedGlobal && after(s.id, secExport, secStart, secElement, secDataCount, secCode, secData) {
+		if !addedGlobal && slices.Contains([]byte{secExport, secStart, secElement, secDataCount, secCode, secData}, s.id) {
 			put(secGlobal, append([]byte{2}, globalEntries...))
 			addedGlobal = true
 		}
-		if !addedExport && after(s.id, secStart, secElement, secDataCount, secCode, secData) {
+		if !addedExport && slices.Contains([]byte{secStart, secElement, secDataCount, secCode, secData}, s.id) {
 			put(secExport, append([]byte{2}, exportEntries...))
 			addedExport = true
 		}

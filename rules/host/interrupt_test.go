@@ -37,9 +37,10 @@ func codeBody(instrs ...byte) []byte {
 	return append(binary.AppendUvarint(nil, uint64(len(body))), body...)
 }
 
-// spin is a module exporting "spin" (a loop that never ends by itself)
-// and "once" (the same loop, left after one iteration), with neither a
-// global nor an export section of its own when bare is true.
+// spin is a module exporting "spin" (a loop that never ends by itself),
+// "once" (the same loop, left after one iteration) and its own global
+// "own" (7); when bare is true it has neither a global nor an export
+// section of its own.
 func spin(bare bool) []byte {
 	types := sec(1, 1, 0x60, 0, 0) // () -> ()
 	funcs := sec(3, 2, 0, 0)
@@ -52,11 +53,13 @@ func spin(bare bool) []byte {
 	// one global of its own, exports "spin" and "once"
 	globals := sec(6, 1, 0x7f, 0x00, 0x41, 0x07, 0x0b)
 	var exports []byte
-	exports = append(exports, 2)
+	exports = append(exports, 3)
 	exports = appendName(exports, "spin")
 	exports = append(exports, 0x00, 0x00)
 	exports = appendName(exports, "once")
 	exports = append(exports, 0x00, 0x01)
+	exports = appendName(exports, "own")
+	exports = append(exports, 0x03, 0x00) // global 0
 	return wasmModule(types, funcs, globals, sec(7, exports...), code)
 }
 
@@ -97,8 +100,8 @@ func TestInstrumentInterruptsLoops(t *testing.T) {
 			t.Fatalf("once: %v", err)
 		}
 		// The module's own global keeps its index and value.
-		if g := mod.ExportedGlobal(InterruptGlobal); g == nil {
-			t.Fatal("no interrupt global")
+		if g := mod.ExportedGlobal("own"); g == nil || g.Get() != 7 {
+			t.Fatalf("the module's own global: %v", g)
 		}
 		time.AfterFunc(50*time.Millisecond, func() { irq.Set(1) })
 		done := make(chan error, 1)
