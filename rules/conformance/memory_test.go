@@ -42,8 +42,7 @@ func TestArenaSteady(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer inst.Close(ctx)
-			var after20 uint32
-			for i := range 150 {
+			checkSteadyMemory(t, inst, func(i int) {
 				n := int64(4096)
 				if i < 10 {
 					n = int64(1 + i*400) // growing batches first
@@ -54,23 +53,34 @@ func TestArenaSteady(t *testing.T) {
 				if err != nil {
 					t.Fatalf("batch %d: %v", i, err)
 				}
+				defer out.Release()
 				if i == 1 || i == 149 {
 					reason := out.Column(int(out.NumCols()) - 1).(*array.String)
 					if want := "absent 1 of 7 half-days (14.3 %) >= 5 % threshold"; reason.Value(1) != want {
 						t.Errorf("batch %d: reason %q, want %q", i, reason.Value(1), want)
 					}
 				}
-				out.Release()
-				if i == 19 {
-					after20 = inst.MemorySize()
-				}
-			}
-			if got := inst.MemorySize(); got != after20 {
-				t.Errorf("memory grew from %d bytes after 20 batches to %d after 150", after20, got)
-			}
-			t.Logf("memory %d bytes", inst.MemorySize())
+			})
 		})
 	}
+}
+
+// checkSteadyMemory evaluates 150 batches (batch(i) evaluates, checks
+// and releases batch i) and fails when the instance's memory grew after
+// the 20th.
+func checkSteadyMemory(t *testing.T, inst *host.Instance, batch func(i int)) {
+	t.Helper()
+	var after20 uint32
+	for i := range 150 {
+		batch(i)
+		if i == 19 {
+			after20 = inst.MemorySize()
+		}
+	}
+	if got := inst.MemorySize(); got != after20 {
+		t.Errorf("memory grew from %d bytes after 20 batches to %d after 150", after20, got)
+	}
+	t.Logf("memory %d bytes", inst.MemorySize())
 }
 
 // absenceBatch returns n rows: absent = row % 7, half_days = 7 (every
