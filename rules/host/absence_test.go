@@ -42,6 +42,21 @@ func newRuntime(t testing.TB) *host.Runtime {
 	return rt
 }
 
+// bindInstance binds m to schema and instantiates it with params and
+// limits; the caller closes the instance.
+func bindInstance(tb testing.TB, m *host.Module, schema *arrow.Schema, params map[string]any, limits host.Limits) (*host.Binding, *host.Instance) {
+	tb.Helper()
+	b, err := m.Bind(schema)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	inst, err := m.NewInstance(context.Background(), params, limits)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b, inst
+}
+
 func loadAbsence(t *testing.T, rt *host.Runtime) *host.Module {
 	t.Helper()
 	m, err := rt.Load(context.Background(), hosttest.BuildGoRule(t, absenceDir))
@@ -176,14 +191,7 @@ func TestAbsence(t *testing.T) {
 	}
 	rec := absenceRecord(mem, absenceRows)
 	defer rec.Release()
-	b, err := m.Bind(rec.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := m.NewInstance(ctx, nil, host.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, inst := bindInstance(t, m, rec.Schema(), nil, host.Limits{})
 	defer inst.Close(ctx)
 
 	out, err := inst.EvalMap(ctx, b, rec, mem)
@@ -211,14 +219,7 @@ func TestAbsenceThresholdParam(t *testing.T) {
 	m := loadAbsence(t, newRuntime(t))
 	rec := absenceRecord(mem, absenceRows[:2])
 	defer rec.Release()
-	b, err := m.Bind(rec.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := m.NewInstance(ctx, map[string]any{"threshold": 0.2}, host.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, inst := bindInstance(t, m, rec.Schema(), map[string]any{"threshold": 0.2}, host.Limits{})
 	defer inst.Close(ctx)
 	out, err := inst.EvalMap(ctx, b, rec, mem)
 	if err != nil {
@@ -255,14 +256,7 @@ func TestAbsenceSlicedAndRepeated(t *testing.T) {
 	}
 	full := absenceRecord(mem, rows)
 	defer full.Release()
-	b, err := m.Bind(full.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := m.NewInstance(ctx, nil, host.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, inst := bindInstance(t, m, full.Schema(), nil, host.Limits{})
 	defer inst.Close(ctx)
 
 	var sizes []uint32

@@ -132,14 +132,7 @@ func TestBenchRules(t *testing.T) {
 				}
 				rec := benchRecord(mem, 1003, nullEvery)
 				defer rec.Release()
-				b, err := m.Bind(rec.Schema())
-				if err != nil {
-					t.Fatal(err)
-				}
-				inst, err := m.NewInstance(ctx, nil, host.Limits{})
-				if err != nil {
-					t.Fatal(err)
-				}
+				b, inst := bindInstance(t, m, rec.Schema(), nil, host.Limits{})
 				defer inst.Close(ctx)
 				for range 2 {
 					out, err := inst.EvalMap(ctx, b, rec, mem)
@@ -241,14 +234,7 @@ func BenchmarkMapWasm(b *testing.B) {
 			}
 			rec := benchRecord(mem, benchRows, 0)
 			defer rec.Release()
-			bind, err := m.Bind(rec.Schema())
-			if err != nil {
-				b.Fatal(err)
-			}
-			inst, err := m.NewInstance(ctx, nil, host.Limits{})
-			if err != nil {
-				b.Fatal(err)
-			}
+			bind, inst := bindInstance(b, m, rec.Schema(), nil, host.Limits{})
 			defer inst.Close(ctx)
 			for b.Loop() {
 				out, err := inst.EvalMap(ctx, bind, rec, mem)
@@ -282,14 +268,7 @@ func BenchmarkGroupWasm(b *testing.B) {
 	}
 	rec := scoreRecord(mem, keys, scores)
 	defer rec.Release()
-	bind, err := m.Bind(rec.Schema())
-	if err != nil {
-		b.Fatal(err)
-	}
-	inst, err := m.NewInstance(ctx, nil, host.Limits{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	bind, inst := bindInstance(b, m, rec.Schema(), nil, host.Limits{})
 	defer inst.Close(ctx)
 	for b.Loop() {
 		out, err := inst.EvalGroup(ctx, bind, rec, offsets, mem)

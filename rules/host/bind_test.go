@@ -151,14 +151,7 @@ func recordFromJSON(t *testing.T, mem memory.Allocator, schema *arrow.Schema, js
 func runEcho(t *testing.T, m *host.Module, mem memory.Allocator, rec, want arrow.RecordBatch, off, n int64) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := m.Bind(rec.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := m.NewInstance(ctx, nil, host.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, inst := bindInstance(t, m, rec.Schema(), nil, host.Limits{})
 	defer inst.Close(ctx)
 	for range 3 { // several cycles on one instance
 		in := rec.NewSlice(off, off+n)

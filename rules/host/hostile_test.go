@@ -84,14 +84,7 @@ func TestHostileEval(t *testing.T) {
 			defer good.Release()
 			bad := int32Record(mem, "x", tt.bad...)
 			defer bad.Release()
-			b, err := m.Bind(good.Schema())
-			if err != nil {
-				t.Fatal(err)
-			}
-			inst, err := m.NewInstance(ctx, nil, hostileLimits)
-			if err != nil {
-				t.Fatal(err)
-			}
+			b, inst := bindInstance(t, m, good.Schema(), nil, hostileLimits)
 			defer inst.Close(ctx)
 			evalGood(t, inst, b, good, mem)
 			for range 2 { // the instance recovers, more than once
