@@ -4,11 +4,10 @@
  * A rule is one C file that includes this header, defines its manifest with
  * VIGIE_MANIFEST and the function vigie_rule_eval (and, when it has
  * parameters, vigie_rule_init), and is compiled with vigie.c for wasm32,
- * freestanding (see build.sh):
+ * freestanding, by build.sh (README.md gives the commands it runs, with and
+ * without binaryen's wasm-opt):
  *
- *   clang --target=wasm32 -O2 -nostdlib -ffreestanding -mbulk-memory \
- *     -I rules/sdk/c -Wl,--no-entry -Wl,--strip-all \
- *     -o rule.wasm rule.c rules/sdk/c/vigie.c
+ *   sh rules/sdk/c/build.sh rule.wasm rule.c
  *
  * The SDK owns the five ABI exports, the memory (a bump arena from
  * __heap_base, reset at the start of each evaluation cycle) and the batch
