@@ -2,10 +2,16 @@ package main
 
 // vigie rule: tools for rule authors.
 //
-//	vigie rule new --lang go|assemblyscript|c NAME [--dir DIR] [--sdk PATH]
+//	vigie rule new --lang go|assemblyscript|c [--kind map|group] NAME [--dir DIR] [--sdk PATH]
 //	vigie rule inspect [--json] FILE.wasm
 //	vigie rule test FILE.wasm CASES.toml
 //	vigie rule bench FILE.wasm [--rows N] [--batch-rows N] [--seconds S]
+//
+// `rule new` writes a project that builds as generated and passes its own
+// CASES.toml: a map rule (one output row per input row) by default, or with
+// --kind group a group rule (one output row per group of rows of a key of
+// the pipeline's group_by: the count and mean of the non-null marks of each
+// group). Its templates are in rules/scaffold.
 
 import (
 	"context"
@@ -22,6 +28,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,8 +53,9 @@ func ruleUsage(w io.Writer) {
 	fmt.Fprint(w, `usage: vigie rule <command> [arguments]
 
 commands:
-  new --lang go|assemblyscript|c NAME [--dir DIR] [--sdk PATH]
-                      scaffold a rule project that builds as generated
+  new --lang go|assemblyscript|c [--kind map|group] NAME [--dir DIR] [--sdk PATH]
+                      scaffold a rule project (map or group rule) that
+                      builds and passes its golden cases as generated
   inspect [--json] FILE.wasm
                       print a module's manifest, imports, exports, size,
                       sha256 and conformance checks (exit 1: not conforming)
@@ -120,8 +128,9 @@ func ruleRuntime(ctx context.Context, stderr io.Writer) (*host.Runtime, error) {
 // ---------------------------------------------------------------- new
 
 func cmdRuleNew(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("new", "--lang go|assemblyscript|c NAME [--dir DIR] [--sdk PATH]", stderr)
+	fs := newFlagSet("new", "--lang go|assemblyscript|c [--kind map|group] NAME [--dir DIR] [--sdk PATH]", stderr)
 	lang := fs.String("lang", "go", "language of the rule: "+strings.Join(scaffold.Languages, ", "))
+	kind := fs.String("kind", "map", "kind of rule: map (one output row per input row) or group (one output row per group of rows of a key of the pipeline's group_by)")
 	dir := fs.String("dir", "", "directory of the new project (default: ./NAME); must not exist or be empty")
 	sdk := fs.String("sdk", "", "vigie checkout whose SDKs the project uses (default: the checkout around the project, else the one this binary was built from)")
 	pos, err := parseInterspersed(fs, args)
@@ -135,6 +144,10 @@ func cmdRuleNew(args []string, stdout, stderr io.Writer) int {
 	name := pos[0]
 	if err := scaffold.CheckName(name); err != nil {
 		fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
+		return exitUsage
+	}
+	if !slices.Contains(scaffold.Kinds, *kind) {
+		fmt.Fprintf(stderr, "vigie rule new: unknown kind %q (want one of %s)\n", *kind, strings.Join(scaffold.Kinds, ", "))
 		return exitUsage
 	}
 	if *dir == "" {
@@ -184,7 +197,7 @@ func cmdRuleNew(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vigie rule new: unknown language %q (want one of %s)\n", *lang, strings.Join(scaffold.Languages, ", "))
 		return exitUsage
 	}
-	files, err := scaffold.Generate(*lang, absDir, v)
+	files, err := scaffold.Generate(*lang, *kind, absDir, v)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
 		return exitFailed
@@ -199,7 +212,7 @@ func cmdRuleNew(args []string, stdout, stderr io.Writer) int {
 		files = append(files, dst)
 		sort.Strings(files)
 	}
-	fmt.Fprintf(stdout, "created %s rule %q in %s\n", *lang, name, *dir)
+	fmt.Fprintf(stdout, "created %s %s rule %q in %s\n", *lang, *kind, name, *dir)
 	for _, f := range files {
 		fmt.Fprintf(stdout, "  %s\n", f)
 	}

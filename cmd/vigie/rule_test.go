@@ -2,9 +2,11 @@ package main
 
 import (
 	"crypto/sha256"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -317,7 +319,7 @@ func TestRuleNewGo(t *testing.T) {
 		t.Errorf("go.mod lacks %q:\n%s", want, gomod)
 	}
 	build(t, dir, "go", "generate")
-	checkScaffold(t, dir, "late_score")
+	checkScaffold(t, dir, "late_score", "map")
 
 	// The project directory must be new or empty; names are checked.
 	_, stderr, code = runVigie(t, root, "rule", "new", "late_score")
@@ -344,7 +346,7 @@ func TestRuleNewC(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	build(t, dir, "./build.sh")
-	checkScaffold(t, dir, "c_score")
+	checkScaffold(t, dir, "c_score", "map")
 }
 
 func TestRuleNewAssemblyScript(t *testing.T) {
@@ -355,8 +357,16 @@ func TestRuleNewAssemblyScript(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	dir := filepath.Join(root, "as_score")
-	// npm fetches the compiler: without the registry, the toolchain is
-	// missing.
+	npmInstall(t, dir)
+	build(t, dir, "npm", "run", "build")
+	checkScaffold(t, dir, "as_score", "map")
+}
+
+// npmInstall runs npm install in dir. npm fetches the compiler: without
+// the registry (or its cache) the toolchain is missing, and the test
+// skips, unless VIGIE_REQUIRE_TOOLCHAINS=1.
+func npmInstall(t *testing.T, dir string) {
+	t.Helper()
 	cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--prefer-offline")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -365,8 +375,163 @@ func TestRuleNewAssemblyScript(t *testing.T) {
 		}
 		t.Skipf("npm install (needs the npm registry or its cache): %v\n%s", err, out)
 	}
-	build(t, dir, "npm", "run", "build")
-	checkScaffold(t, dir, "as_score")
+}
+
+// TestRuleNewGroup scaffolds a group rule in every language, builds it as
+// generated with the real toolchain (skipped when missing, as for map
+// rules) and runs its own golden cases, which have nulls and several
+// groups. The Go one also runs the pipeline of its README on the example
+// academy's marks.
+func TestRuleNewGroup(t *testing.T) {
+	for _, tc := range []struct {
+		lang, name string
+		tools      [][2]string // tool, how to install it
+		build      func(t *testing.T, dir string)
+	}{
+		{"go", "go_marks", nil, func(t *testing.T, dir string) { build(t, dir, "go", "generate") }},
+		{"c", "c_marks", [][2]string{{"clang", "apt-get install clang lld"}, {"wasm-ld", "apt-get install lld"}},
+			func(t *testing.T, dir string) { build(t, dir, "./build.sh") }},
+		{"assemblyscript", "as_marks", [][2]string{{"npm", "apt-get install nodejs npm"}},
+			func(t *testing.T, dir string) {
+				npmInstall(t, dir)
+				build(t, dir, "npm", "run", "build")
+			}},
+	} {
+		t.Run(tc.lang, func(t *testing.T) {
+			for _, tool := range tc.tools {
+				needTool(t, tool[0], tool[1])
+			}
+			root := t.TempDir()
+			dir := filepath.Join(root, tc.name)
+			stdout, stderr, code := runVigie(t, root, "rule", "new", "--kind", "group", "--lang", tc.lang, tc.name)
+			if code != exitOK || !strings.Contains(stdout, "created "+tc.lang+" group rule") {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			}
+			tc.build(t, dir)
+			checkScaffold(t, dir, tc.name, "group")
+			if tc.lang == "go" {
+				checkGroupPipeline(t, dir, tc.name)
+			}
+		})
+	}
+}
+
+// checkGroupPipeline runs the pipeline of the README of the group scaffold
+// in dir (with a CSV sink) on examples/data/grades.csv and compares its
+// output with the count and mean of every student's non-null marks.
+func checkGroupPipeline(t *testing.T, dir, name string) {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const indent = "       "
+	_, block, ok := strings.Cut(string(readme), indent+"[[source]]\n")
+	block, _, ok2 := strings.Cut(block, indent+"vigie validate")
+	if !ok || !ok2 {
+		t.Fatalf("README.md has no pipeline:\n%s", readme)
+	}
+	grades := filepath.Join(repoRoot(t), "examples", "data", "grades.csv")
+	toml := "[[source]]\n" + strings.ReplaceAll(block, "\n"+indent, "\n")
+	toml = strings.Replace(toml, `"examples/data/grades.csv"`, strconv.Quote(grades), 1)
+	toml = strings.Replace(toml, `"path/to/`+name+`.wasm"`, strconv.Quote(filepath.Join(dir, name+".wasm")), 1)
+	toml = "[pipeline]\nname = \"marks\"\n\n" + toml + `
+[[sink]]
+name = "marks_csv"
+input = "` + name + `"
+connector = "csv_file"
+[sink.options]
+path = "out/marks.csv"
+`
+	if err := os.WriteFile(filepath.Join(dir, "pipeline.toml"), []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if stdout, stderr, code := runVigie(t, dir, "run"); code != exitOK {
+		t.Fatalf("vigie run: exit %d\npipeline.toml:\n%s\nstdout:\n%s\nstderr:\n%s", code, toml, stdout, stderr)
+	}
+	got := readCSV(t, filepath.Join(dir, "out", "marks.csv"))
+	if len(got) == 0 || strings.Join(got[0], ",") != "student_id,marks,mean_mark" {
+		t.Fatalf("out/marks.csv: header %v", got[:min(len(got), 1)])
+	}
+	// What the rule must give, computed here from the same file.
+	type stats struct {
+		n   int
+		sum float64
+	}
+	want := map[string]*stats{}
+	for i, rec := range readCSV(t, grades) {
+		if i == 0 {
+			continue
+		}
+		st := want[rec[0]]
+		if st == nil {
+			st = &stats{}
+			want[rec[0]] = st
+		}
+		if rec[3] == "" { // student_id,subject,period,mark,status
+			continue
+		}
+		m, err := strconv.ParseFloat(rec[3], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.n++
+		st.sum += m
+	}
+	if len(got)-1 != len(want) {
+		t.Errorf("out/marks.csv: %d students, want %d", len(got)-1, len(want))
+	}
+	var few int
+	for _, rec := range got[1:] {
+		st := want[rec[0]]
+		if st == nil {
+			t.Errorf("out/marks.csv: unknown student %q", rec[0])
+			continue
+		}
+		mean, ok := st.sum/float64(st.n), true
+		if st.n < 10 { // min_marks in the README: no mean
+			few++
+			ok = rec[2] == ""
+		} else if got, err := strconv.ParseFloat(rec[2], 64); err != nil || math.Abs(got-mean) > 1e-12 {
+			ok = false
+		}
+		if rec[1] != strconv.Itoa(st.n) || !ok {
+			t.Errorf("out/marks.csv: %v, want %d marks, mean %v (null below 10 marks)", rec, st.n, mean)
+		}
+	}
+	if few == 0 {
+		t.Error("no student has fewer than 10 marks: the null means are not checked")
+	}
+	t.Logf("%d students, %d with fewer than 10 marks", len(got)-1, few)
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return recs
+}
+
+func TestRuleNewKindFlag(t *testing.T) {
+	root := t.TempDir()
+	_, stderr, code := runVigie(t, root, "rule", "new", "--kind", "bogus", "x")
+	if code != exitUsage || !strings.Contains(stderr, `unknown kind "bogus" (want one of map, group)`) {
+		t.Errorf("--kind bogus: exit %d, stderr:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(root, "x")); !os.IsNotExist(err) {
+		t.Errorf("--kind bogus created the project directory (stat: %v)", err)
+	}
+	_, stderr, code = runVigie(t, root, "rule", "new", "-h")
+	if code != exitUsage || !strings.Contains(stderr, "[--kind map|group]") || !strings.Contains(stderr, "-kind string") {
+		t.Errorf("rule new -h: exit %d, stderr:\n%s", code, stderr)
+	}
 }
 
 // needTool skips the test when tool is missing, unless
@@ -391,17 +556,32 @@ func build(t *testing.T, dir string, args ...string) {
 	}
 }
 
-// checkScaffold runs a built scaffold through vigie rule test and inspect,
-// then breaks one expected value and checks that the test fails.
-func checkScaffold(t *testing.T, dir, name string) {
+// scaffoldCases is what checkScaffold expects of the golden cases of the
+// scaffold of each kind: the summary line, an expected value to break,
+// and the diff that the broken value must give.
+var scaffoldCases = map[string]struct {
+	passed, line, broken string
+	diff                 *regexp.Regexp
+}{
+	"map": {"2 passed, 0 failed", "score = [5.0, 1.5]", "score = [5.0, 1.25]",
+		regexp.MustCompile(`(?m)^\s+1\s+score\s+1\.25\s+1\.5\s*$`)},
+	"group": {"3 passed, 0 failed", `mean_mark = [12.0, "null", 10.25]`, `mean_mark = [12.0, "null", 10.5]`,
+		regexp.MustCompile(`(?m)^\s+2\s+mean_mark\s+10\.5\s+10\.25\s*$`)},
+}
+
+// checkScaffold runs a built scaffold of a rule of kind through vigie rule
+// test and inspect, then breaks one expected value and checks that the
+// test fails.
+func checkScaffold(t *testing.T, dir, name, kind string) {
 	t.Helper()
+	want := scaffoldCases[kind]
 	wasm := name + ".wasm"
 	stdout, stderr, code := runVigie(t, dir, "rule", "test", wasm, "CASES.toml")
-	if code != exitOK || !strings.Contains(stdout, "2 passed, 0 failed") {
+	if code != exitOK || !strings.Contains(stdout, want.passed) {
 		t.Fatalf("rule test: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	stdout, stderr, code = runVigie(t, dir, "rule", "inspect", wasm)
-	if code != exitOK || !strings.Contains(stdout, "name         "+name+"\n") {
+	if code != exitOK || !strings.Contains(stdout, "name         "+name+"\n") || !strings.Contains(stdout, "kind         "+kind+"\n") {
 		t.Fatalf("rule inspect: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	cases := filepath.Join(dir, "CASES.toml")
@@ -409,15 +589,15 @@ func checkScaffold(t *testing.T, dir, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := strings.Replace(string(b), "score = [5.0, 1.5]", "score = [5.0, 1.25]", 1)
+	broken := strings.Replace(string(b), want.line, want.broken, 1)
 	if broken == string(b) {
-		t.Fatal("CASES.toml has no line to break")
+		t.Fatalf("CASES.toml has no line %q to break", want.line)
 	}
 	if err := os.WriteFile(cases, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	stdout, _, code = runVigie(t, dir, "rule", "test", wasm, "CASES.toml")
-	if code != exitFailed || !regexp.MustCompile(`(?m)^\s+1\s+score\s+1\.25\s+1\.5\s*$`).MatchString(stdout) {
+	if code != exitFailed || !want.diff.MatchString(stdout) {
 		t.Errorf("broken case: exit %d\n%s", code, stdout)
 	}
 }
@@ -452,6 +632,7 @@ func TestRuleAuthorsGuide(t *testing.T) {
 	for _, want := range []string{
 		"2 passed, 0 failed",             // the scaffold as generated
 		"3 passed, 0 failed",             // the edited rule
+		"min_marks parameter",            // the group scaffold's cases
 		"1     unjustified_rate     0.2", // the broken copy's diff
 		"unjustified.wasm conforms to the rule ABI",
 		`pipeline "absence_demo" is valid`,

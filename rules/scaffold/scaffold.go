@@ -1,12 +1,18 @@
-// Package scaffold holds the project templates of `vigie rule new`: one
-// directory per language (go, assemblyscript, c), embedded in the vigie
-// binary.
+// Package scaffold holds the project templates of `vigie rule new`, embedded
+// in the vigie binary: one directory per language (go, assemblyscript, c)
+// for a map rule, and group/<language> for a group rule.
 //
-// Every file of a language directory is copied into the new project. A file
+// Every file of a language directory is copied into the new project. A
+// group project is the map project of its language with the files of
+// group/<language> in place of those of the same name (so the files that
+// do not depend on the kind, such as go.mod, build.sh, package.json and
+// dot_gitignore, exist once): a group directory must replace every file
+// that is specific to map rules (the code, CASES.toml, README.md). A file
 // whose name ends in ".tmpl" is a text/template: it is executed with Vars
 // and written without the suffix. "__name__" in a file name is replaced by
-// the rule's name, and a "dot_" prefix by "." (dot_gitignore: .gitignore). Templates end in ".tmpl" also so that the Go tool never
-// sees a go.mod or a .go file of a template as part of this module.
+// the rule's name, and a "dot_" prefix by "." (dot_gitignore: .gitignore).
+// Templates end in ".tmpl" also so that the Go tool never sees a go.mod or
+// a .go file of a template as part of this module.
 package scaffold
 
 import (
@@ -18,17 +24,22 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"text/template"
 )
 
-//go:embed all:go all:assemblyscript all:c
+//go:embed all:go all:assemblyscript all:c all:group
 var files embed.FS
 
 // Languages lists the languages that have a template, in the order shown to
 // users.
 var Languages = []string{"go", "assemblyscript", "c"}
+
+// Kinds lists the kinds of rule that have a template (the manifest's
+// "kind"), the default first.
+var Kinds = []string{"map", "group"}
 
 // Vars are the values the templates see.
 type Vars struct {
@@ -62,32 +73,51 @@ func CheckName(name string) error {
 	return nil
 }
 
-// Files returns the names of the files that Generate writes for lang,
-// relative to the project directory, sorted.
-func Files(lang, name string) ([]string, error) {
-	root, err := langRoot(lang)
+// Files returns the names of the files that Generate writes for lang and
+// kind, relative to the project directory, sorted.
+func Files(lang, kind, name string) ([]string, error) {
+	src, err := sources(lang, kind)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	err = fs.WalkDir(files, root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == ".keep" {
-			return err
-		}
-		out = append(out, target(strings.TrimPrefix(p, root+"/"), name))
-		return nil
-	})
+	for rel := range src {
+		out = append(out, target(rel, name))
+	}
 	sort.Strings(out)
-	return out, err
+	return out, nil
 }
 
-func langRoot(lang string) (string, error) {
-	for _, l := range Languages {
-		if l == lang {
-			return l, nil
+// sources maps every template file of a project of lang and kind, by its
+// name relative to the project (before target renames it), to its path in
+// files: the language directory, then for a group rule group/<lang> over
+// it.
+func sources(lang, kind string) (map[string]string, error) {
+	if !slices.Contains(Languages, lang) {
+		return nil, fmt.Errorf("unknown language %q (want one of %s)", lang, strings.Join(Languages, ", "))
+	}
+	roots := []string{lang}
+	switch kind {
+	case "map":
+	case "group":
+		roots = append(roots, "group/"+lang)
+	default:
+		return nil, fmt.Errorf("unknown kind %q (want one of %s)", kind, strings.Join(Kinds, ", "))
+	}
+	src := map[string]string{}
+	for _, root := range roots {
+		err := fs.WalkDir(files, root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Name() == ".keep" {
+				return err
+			}
+			src[strings.TrimPrefix(p, root+"/")] = p
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
-	return "", fmt.Errorf("unknown language %q (want one of %s)", lang, strings.Join(Languages, ", "))
+	return src, nil
 }
 
 // target returns the name in the project of the template file rel.
@@ -100,13 +130,14 @@ func target(rel, name string) string {
 	return dir + strings.TrimSuffix(base, ".tmpl")
 }
 
-// Generate writes the project of lang into dir, which must not exist or be
-// empty. It returns the files written, relative to dir.
-func Generate(lang, dir string, v Vars) ([]string, error) {
+// Generate writes the project of a rule of lang and kind into dir, which
+// must not exist or be empty. It returns the files written, relative to
+// dir.
+func Generate(lang, kind, dir string, v Vars) ([]string, error) {
 	if err := CheckName(v.Name); err != nil {
 		return nil, err
 	}
-	root, err := langRoot(lang)
+	src, err := sources(lang, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -119,35 +150,30 @@ func Generate(lang, dir string, v Vars) ([]string, error) {
 		mode os.FileMode
 	}
 	var out []file
-	err = fs.WalkDir(files, root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == ".keep" {
-			return err
-		}
+	for rel, p := range src {
 		data, err := files.ReadFile(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if strings.HasSuffix(p, ".tmpl") {
 			t, err := template.New(path.Base(p)).Option("missingkey=error").Parse(string(data))
 			if err != nil {
-				return fmt.Errorf("template %s: %w", p, err)
+				return nil, fmt.Errorf("template %s: %w", p, err)
 			}
 			var b bytes.Buffer
 			if err := t.Execute(&b, v); err != nil {
-				return fmt.Errorf("template %s: %w", p, err)
+				return nil, fmt.Errorf("template %s: %w", p, err)
 			}
 			data = b.Bytes()
 		}
+		name := target(rel, v.Name)
 		mode := os.FileMode(0o644)
-		if strings.HasSuffix(target(p, v.Name), ".sh") {
+		if strings.HasSuffix(name, ".sh") {
 			mode = 0o755
 		}
-		out = append(out, file{target(strings.TrimPrefix(p, root+"/"), v.Name), data, mode})
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		out = append(out, file{name, data, mode})
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
 	var names []string
 	for _, f := range out {
 		full := filepath.Join(dir, filepath.FromSlash(f.rel))
@@ -159,6 +185,5 @@ func Generate(lang, dir string, v Vars) ([]string, error) {
 		}
 		names = append(names, f.rel)
 	}
-	sort.Strings(names)
 	return names, nil
 }
