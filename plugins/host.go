@@ -230,15 +230,18 @@ func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd) (p
 	return nil, fmt.Errorf("plugin %q: connector of unknown kind %q", name, c.Spec().Kind)
 }
 
-// Close kills every plugin process started by the host.
+// Close stops every plugin process started by the host, side by side, and
+// returns when they are all gone.
 func (h *Host) Close() {
 	h.mu.Lock()
 	procs := h.procs
 	h.procs = nil
 	h.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, p := range procs {
-		p.close()
+		wg.Go(p.close)
 	}
+	wg.Wait()
 }
 
 // process is the plugin process of one stage, started again when it died.

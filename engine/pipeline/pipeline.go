@@ -32,7 +32,9 @@ type ruleRunner interface {
 	close(ctx context.Context)
 }
 
-// Connectors hands out connectors by name (plugins.Host does).
+// Connectors hands out connectors by name (plugins.Host does). Connector
+// is called concurrently: Prepare starts the connectors of every source and
+// sink at once (with plugins, each is a process to start).
 type Connectors interface {
 	Connector(ctx context.Context, name string) (protocol.Connector, error)
 }
@@ -55,6 +57,7 @@ type Plan struct {
 	rules   map[string]ruleRunner
 	sinks   map[string]*sinkStage
 	merges  map[string]stream.Merge
+	started map[string]startedConnector // by stage name, during Prepare
 
 	stateMu sync.Mutex
 	state   *state.Store // the shared store of state_dir, opened on first use
@@ -111,6 +114,8 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		sinks:   map[string]*sinkStage{},
 		merges:  map[string]stream.Merge{},
 	}
+	p.startConnectors(ctx)
+	defer func() { p.started = nil }()
 	var errs config.Errors
 	for _, name := range cfg.Order() {
 		var err error
@@ -140,6 +145,44 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		return nil, errs
 	}
 	return p, nil
+}
+
+// startedConnector is the outcome of asking Connectors for one stage's
+// connector.
+type startedConnector struct {
+	c   protocol.Connector
+	err error
+}
+
+// startConnectors asks for the connector of every source and sink at once:
+// plugin processes start side by side instead of one after the other.
+func (p *Plan) startConnectors(ctx context.Context) {
+	p.started = map[string]startedConnector{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := func(stage, name string) {
+		wg.Go(func() {
+			c, err := p.env.Connectors.Connector(ctx, name)
+			mu.Lock()
+			p.started[stage] = startedConnector{c, err}
+			mu.Unlock()
+		})
+	}
+	for _, s := range p.cfg.Sources {
+		start(s.Name, s.Connector)
+	}
+	for _, s := range p.cfg.Sinks {
+		start(s.Name, s.Connector)
+	}
+	wg.Wait()
+}
+
+// connector returns the connector started for a stage.
+func (p *Plan) connector(ctx context.Context, stage, name string) (protocol.Connector, error) {
+	if r, ok := p.started[stage]; ok {
+		return r.c, r.err
+	}
+	return p.env.Connectors.Connector(ctx, name)
 }
 
 // connectorConfig checks options against the connector's spec, resolves
@@ -193,7 +236,7 @@ func index[T any](list []*T, item *T) int {
 
 func (p *Plan) prepareSource(ctx context.Context, s *config.Source) error {
 	key := fmt.Sprintf("source[%d]", index(p.cfg.Sources, s))
-	c, err := p.env.Connectors.Connector(ctx, s.Connector)
+	c, err := p.connector(ctx, s.Name, s.Connector)
 	if err != nil {
 		return stageError(s.Pos, key+".connector", err)
 	}
@@ -317,7 +360,7 @@ func (p *Plan) prepareUnion(u *config.Union) error {
 
 func (p *Plan) prepareSink(ctx context.Context, s *config.Sink) error {
 	key := fmt.Sprintf("sink[%d]", index(p.cfg.Sinks, s))
-	c, err := p.env.Connectors.Connector(ctx, s.Connector)
+	c, err := p.connector(ctx, s.Name, s.Connector)
 	if err != nil {
 		return stageError(s.Pos, key+".connector", err)
 	}

@@ -341,3 +341,40 @@ func TestRuleLimitsFromPipelineFile(t *testing.T) {
 		})
 	}
 }
+
+// meetingConnectors hands out the built-ins, but each call waits until
+// every expected call has started (or fails after a while): it only
+// succeeds when Prepare asks for the connectors side by side.
+type meetingConnectors struct {
+	arrived chan struct{}
+	want    int
+}
+
+func (c meetingConnectors) Connector(ctx context.Context, name string) (protocol.Connector, error) {
+	c.arrived <- struct{}{}
+	deadline := time.After(5 * time.Second)
+	for len(c.arrived) < c.want {
+		select {
+		case <-deadline:
+			return nil, fmt.Errorf("connector %q asked for alone: %d of %d calls started", name, len(c.arrived), c.want)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return builtin.Registry().Get(name)
+}
+
+// TestPrepareStartsConnectorsTogether checks that Prepare asks for the
+// source's and the sink's connectors at once (plugin processes then start
+// side by side), and that their errors still point at their stages.
+func TestPrepareStartsConnectorsTogether(t *testing.T) {
+	ctx := context.Background()
+	cfg := setup(t, 10, "[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = \"none.wasm\"\n", parquetSink)
+	_, err := pipeline.Prepare(ctx, cfg, pipeline.Env{
+		Connectors: meetingConnectors{arrived: make(chan struct{}, 2), want: 2},
+		Rules:      newRuntime(t),
+	})
+	// The rule's module does not exist: that is the only error expected.
+	if err == nil || !strings.Contains(err.Error(), "rule[0].module") || strings.Contains(err.Error(), "asked for alone") {
+		t.Fatalf("got %v, want only the rule's module error", err)
+	}
+}
