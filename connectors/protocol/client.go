@@ -165,12 +165,7 @@ func (s *remoteSource) Read(ctx context.Context, cfg Config, mem memory.Allocato
 				first = false
 				r.unlink()
 				if md, herr := stream.Header(); herr == nil && err == nil {
-					switch v := md.Get(ringMetadataKey); {
-					case len(v) == 0:
-						s.c.rings.unsupported.Store(true) // an older peer
-					case v[0] == "1":
-						accepted = true
-					}
+					accepted = s.c.rings.answered(md.Get(ringMetadataKey))
 				}
 			}
 			if errors.Is(err, io.EOF) {
@@ -285,12 +280,7 @@ func (s *remoteSink) Open(ctx context.Context, cfg Config, schema *arrow.Schema)
 			if err != nil {
 				return
 			}
-			switch v := md.Get(ringMetadataKey); {
-			case len(v) == 0:
-				s.c.rings.unsupported.Store(true) // an older peer
-			case v[0] == "1":
-				accepted.Store(true)
-			}
+			accepted.Store(s.c.rings.answered(md.Get(ringMetadataKey)))
 		}()
 	}
 	return rw, nil

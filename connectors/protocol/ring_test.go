@@ -660,3 +660,35 @@ func dialPlugin(t *testing.T, p plugin.Plugin, name string) (*Client, Connector)
 	}
 	return c, conn
 }
+
+// TestPeerThatDeclinesIsOfferedNoMoreRings: a peer that cannot map our
+// rings (another /dev/shm) answers "0" to every offer; after maxDeclines
+// in a row it is offered none, while a passing decline is forgiven.
+func TestPeerThatDeclinesIsOfferedNoMoreRings(t *testing.T) {
+	p := &ringPool{}
+	for range maxDeclines - 1 {
+		if p.answered([]string{"0"}) {
+			t.Fatal("a decline counted as accepted")
+		}
+	}
+	if !p.answered([]string{"1"}) || p.unsupported.Load() {
+		t.Fatal("an accepted offer after declines: want accepted, offers going on")
+	}
+	for i := range maxDeclines {
+		if p.unsupported.Load() {
+			t.Fatalf("offers stopped after %d declines in a row, want %d", i, maxDeclines)
+		}
+		p.answered([]string{"0"})
+	}
+	if !p.unsupported.Load() {
+		t.Fatalf("still offering after %d declines in a row", maxDeclines)
+	}
+	if r := p.get(); r != nil {
+		r.close()
+		t.Fatal("get returned a ring after the peer declined them")
+	}
+	old := &ringPool{}
+	if old.answered(nil) || !old.unsupported.Load() {
+		t.Fatal("a peer that ignores the offer (no answer) must get no more offers")
+	}
+}

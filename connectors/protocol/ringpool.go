@@ -29,8 +29,35 @@ type ringPool struct {
 	free   []*ring
 	closed bool
 	// unsupported is set when the peer ignored an offer (it has no ring
-	// support) or no ring could be created here: no more offers are made.
+	// support), declined maxDeclines offers in a row (it cannot map our
+	// rings: another /dev/shm, a sandbox) or no ring could be created
+	// here: no more offers are made.
 	unsupported atomic.Bool
+	declines    atomic.Int32 // in a row
+}
+
+// maxDeclines is how many offers in a row a peer may decline before it is
+// offered no more rings: one decline may be passing (a ring still in use),
+// a run of them is not, and each offer is a ring file created for
+// nothing.
+const maxDeclines = 3
+
+// answered records the peer's answer to an offer (the ringMetadataKey
+// values of its response header) and reports whether it uses the ring.
+func (p *ringPool) answered(v []string) bool {
+	switch {
+	case len(v) == 0:
+		p.unsupported.Store(true) // an older peer
+	case v[0] == "1":
+		p.declines.Store(0)
+		return true
+	default:
+		if p.declines.Add(1) >= maxDeclines {
+			p.unsupported.Store(true)
+			debugLog("peer declined shared memory rings", "times", maxDeclines)
+		}
+	}
+	return false
 }
 
 // get returns a ring ready for a new stream, or nil (then everything goes
