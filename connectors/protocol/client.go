@@ -263,13 +263,18 @@ func (s *remoteSink) Open(ctx context.Context, cfg Config, schema *arrow.Schema)
 		return nil, fromStatus(err)
 	}
 	w := newBatchWriter(stream, schema)
+	// Inline bodies are copied, with a ring or without: gRPC never frees
+	// the buffers it holds when the connection dies (a plugin killed
+	// mid-write), and the batch would stay retained for ever
+	// (TestDeadConnectionRetainsNoSinkBatch).
+	w.pw.noRetain = true
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: raw})
 	rw := &remoteWriter{stream: stream, w: w, cancel: cancel, version: s.c.version}
 	if r != nil {
 		accepted, header := new(atomic.Bool), make(chan struct{})
 		rw.accepted = accepted
 		rw.ring, rw.pool, rw.header = r, s.c.rings, header
-		w.pw.ring, w.pw.ringOK, w.pw.noRetain = &ringWriter{r: r}, accepted, true
+		w.pw.ring, w.pw.ringOK = &ringWriter{r: r}, accepted
 		// A writer dropped without Close or Abort (a simulated crash)
 		// unmaps its ring when collected; done cancels this.
 		rw.cleanup = runtime.AddCleanup(rw, (*ring).close, r)
