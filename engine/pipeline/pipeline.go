@@ -57,7 +57,6 @@ type Plan struct {
 	rules   map[string]ruleRunner
 	sinks   map[string]*sinkStage
 	merges  map[string]stream.Merge
-	started map[string]startedConnector // by stage name, during Prepare
 
 	stateMu sync.Mutex
 	state   *state.Store // the shared store of state_dir, opened on first use
@@ -114,18 +113,17 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		sinks:   map[string]*sinkStage{},
 		merges:  map[string]stream.Merge{},
 	}
-	p.startConnectors(ctx)
-	defer func() { p.started = nil }()
+	conns := p.startConnectors(ctx)
 	var errs config.Errors
 	for _, name := range cfg.Order() {
 		var err error
 		switch cfg.Kind(name) {
 		case config.KindSource:
-			err = p.prepareSource(ctx, cfg.Source(name))
+			err = p.prepareSource(ctx, cfg.Source(name), conns[name])
 		case config.KindRule:
 			err = p.prepareRule(ctx, cfg.Rule(name))
 		case config.KindSink:
-			err = p.prepareSink(ctx, cfg.Sink(name))
+			err = p.prepareSink(ctx, cfg.Sink(name), conns[name])
 		case config.KindJoin:
 			err = p.prepareJoin(cfg.Join(name))
 		case config.KindUnion:
@@ -154,17 +152,18 @@ type startedConnector struct {
 	err error
 }
 
-// startConnectors asks for the connector of every source and sink at once:
-// plugin processes start side by side instead of one after the other.
-func (p *Plan) startConnectors(ctx context.Context) {
-	p.started = map[string]startedConnector{}
+// startConnectors asks for the connector of every source and sink at once
+// (plugin processes start side by side instead of one after the other) and
+// returns them by stage name.
+func (p *Plan) startConnectors(ctx context.Context) map[string]startedConnector {
+	started := map[string]startedConnector{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	start := func(stage, name string) {
 		wg.Go(func() {
 			c, err := p.env.Connectors.Connector(ctx, name)
 			mu.Lock()
-			p.started[stage] = startedConnector{c, err}
+			started[stage] = startedConnector{c, err}
 			mu.Unlock()
 		})
 	}
@@ -175,14 +174,7 @@ func (p *Plan) startConnectors(ctx context.Context) {
 		start(s.Name, s.Connector)
 	}
 	wg.Wait()
-}
-
-// connector returns the connector started for a stage.
-func (p *Plan) connector(ctx context.Context, stage, name string) (protocol.Connector, error) {
-	if r, ok := p.started[stage]; ok {
-		return r.c, r.err
-	}
-	return p.env.Connectors.Connector(ctx, name)
+	return started
 }
 
 // connectorConfig checks options against the connector's spec, resolves
@@ -234,9 +226,9 @@ func index[T any](list []*T, item *T) int {
 	return -1
 }
 
-func (p *Plan) prepareSource(ctx context.Context, s *config.Source) error {
+func (p *Plan) prepareSource(ctx context.Context, s *config.Source, started startedConnector) error {
 	key := fmt.Sprintf("source[%d]", index(p.cfg.Sources, s))
-	c, err := p.connector(ctx, s.Name, s.Connector)
+	c, err := started.c, started.err
 	if err != nil {
 		return stageError(s.Pos, key+".connector", err)
 	}
@@ -358,9 +350,9 @@ func (p *Plan) prepareUnion(u *config.Union) error {
 	return nil
 }
 
-func (p *Plan) prepareSink(ctx context.Context, s *config.Sink) error {
+func (p *Plan) prepareSink(ctx context.Context, s *config.Sink, started startedConnector) error {
 	key := fmt.Sprintf("sink[%d]", index(p.cfg.Sinks, s))
-	c, err := p.connector(ctx, s.Name, s.Connector)
+	c, err := started.c, started.err
 	if err != nil {
 		return stageError(s.Pos, key+".connector", err)
 	}
