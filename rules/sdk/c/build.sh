@@ -19,7 +19,7 @@ fi
 # fold constant offsets into loads and stores (x + 16, then load: load
 # offset=16), which lets the runtime check bounds once for several
 # accesses; it holds because wasm-ld places data at 1024 and up.
+trap 'rm -f "$out.tmp"' EXIT
 "${CC:-clang}" -o "$out.tmp" "$@"
 wasm-opt -O3 --low-memory-unused --strip-debug --strip-producers --strip-target-features \
   "$out.tmp" -o "$out"
-rm -f "$out.tmp"
