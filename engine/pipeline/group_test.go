@@ -134,7 +134,7 @@ connector = "groups"
 func TestGroupByOnMapRuleIsRefused(t *testing.T) {
 	cfg := setup(t, 10, absenceRule(t)+"group_by = [\"student_id\"]\n", parquetSink)
 	ctx := context.Background()
-	_, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{}, Rules: newRuntime(t)})
+	_, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{}, Rules: hosttest.NewRuntime(t)})
 	if err == nil || !strings.Contains(err.Error(), "rule[0].group_by: rule absence is a map rule: group_by applies to group rules only") {
 		t.Errorf("err = %v", err)
 	}

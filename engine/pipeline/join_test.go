@@ -14,6 +14,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
 // textRows keeps every row as "col=value ..." text, and the schema.
@@ -64,7 +65,7 @@ func runText(t *testing.T, dir, toml string) (*textRows, string, error) {
 	}
 	got := &textRows{}
 	ctx := context.Background()
-	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{map[string]protocol.Connector{"text": got}}, Rules: newRuntime(t), Mem: mem})
+	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{map[string]protocol.Connector{"text": got}}, Rules: hosttest.NewRuntime(t), Mem: mem})
 	if err != nil {
 		return nil, "", err
 	}

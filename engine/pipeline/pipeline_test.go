@@ -19,7 +19,6 @@ import (
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/stream"
-	"github.com/vigie-edu/vigie/rules/host"
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
@@ -117,22 +116,11 @@ const parquetSink = "connector = \"parquet\"\n[sink.options]\npath = \"out/r.par
 func prepare(t *testing.T, cfg *config.Pipeline, mem memory.Allocator, extra map[string]protocol.Connector) *pipeline.Plan {
 	t.Helper()
 	ctx := context.Background()
-	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{extra}, Rules: newRuntime(t), Mem: mem})
+	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{extra}, Rules: hosttest.NewRuntime(t), Mem: mem})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return plan
-}
-
-func newRuntime(t *testing.T) *host.Runtime {
-	t.Helper()
-	ctx := context.Background()
-	rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close(ctx) })
-	return rt
 }
 
 func TestRunCountsAndNoLeak(t *testing.T) {
@@ -371,7 +359,7 @@ func TestPrepareStartsConnectorsTogether(t *testing.T) {
 	cfg := setup(t, 10, "[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = \"none.wasm\"\n", parquetSink)
 	_, err := pipeline.Prepare(ctx, cfg, pipeline.Env{
 		Connectors: meetingConnectors{arrived: make(chan struct{}, 2), want: 2},
-		Rules:      newRuntime(t),
+		Rules:      hosttest.NewRuntime(t),
 	})
 	// The rule's module does not exist: that is the only error expected.
 	if err == nil || !strings.Contains(err.Error(), "rule[0].module") || strings.Contains(err.Error(), "asked for alone") {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
 	"github.com/vigie-edu/vigie/rules/ruletest"
 )
@@ -97,11 +96,7 @@ func runCases(t *testing.T, module, cases string) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
+	rt := hosttest.NewRuntime(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	r, err := ruletest.Run(ctx, rt, module, s, ruletest.WithAllocator(mem))

@@ -65,11 +65,7 @@ var mutants = []string{
 func TestGroupCasesCatchMutants(t *testing.T) {
 	module := hosttest.BuildGoRule(t, goMutantsDir)
 	ctx := context.Background()
-	rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
+	rt := hosttest.NewRuntime(t)
 	for _, m := range append([]string{""}, mutants...) {
 		s, err := ruletest.Load(groupCases)
 		if err != nil {
@@ -134,11 +130,7 @@ func TestGroupArenaSteady(t *testing.T) {
 	for _, g := range groupGuests()[1:] { // the Go SDK's arena has its own test in rules/host
 		t.Run(g.name, func(t *testing.T) {
 			ctx := context.Background()
-			rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rt.Close(ctx)
+			rt := hosttest.NewRuntime(t)
 			m, err := rt.Load(ctx, g.build(t))
 			if err != nil {
 				t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
 	"github.com/vigie-edu/vigie/rules/ruletest"
 )
 
@@ -20,11 +21,7 @@ func TestArenaSteady(t *testing.T) {
 	for _, g := range absenceGuests()[1:] {
 		t.Run(g.name, func(t *testing.T) {
 			ctx := context.Background()
-			rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rt.Close(ctx)
+			rt := hosttest.NewRuntime(t)
 			m, err := rt.Load(ctx, g.build(t))
 			if err != nil {
 				t.Fatal(err)
@@ -115,11 +112,7 @@ func TestEmptyBatch(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			module := g.build(t)
 			ctx := context.Background()
-			rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rt.Close(ctx)
+			rt := hosttest.NewRuntime(t)
 			r, err := ruletest.Run(ctx, rt, module, s)
 			if err != nil {
 				t.Fatal(err)

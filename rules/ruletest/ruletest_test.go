@@ -9,7 +9,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
 	"github.com/vigie-edu/vigie/rules/ruletest"
 )
@@ -20,22 +19,11 @@ const (
 	echoDir      = "../host/testdata/echo"
 )
 
-func newRuntime(t *testing.T) *host.Runtime {
-	t.Helper()
-	ctx := context.Background()
-	rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rt.Close(ctx) })
-	return rt
-}
-
 func run(t *testing.T, module string, s *ruletest.Suite) *ruletest.Report {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	r, err := ruletest.Run(context.Background(), newRuntime(t), module, s, ruletest.WithAllocator(mem))
+	r, err := ruletest.Run(context.Background(), hosttest.NewRuntime(t), module, s, ruletest.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}

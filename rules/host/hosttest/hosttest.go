@@ -1,5 +1,6 @@
 // Package hosttest holds test helpers for packages that run rules: it builds
-// Go rules (written with rules/sdk/vigie) to WebAssembly.
+// Go rules (written with rules/sdk/vigie) to WebAssembly and makes rule
+// runtimes with a temporary compilation cache.
 package hosttest
 
 import (

@@ -1,0 +1,22 @@
+package hosttest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/vigie-edu/vigie/rules/host"
+)
+
+// NewRuntime returns a rule runtime whose compilation cache is in
+// t.TempDir(), closed when the test ends. It fails the test when the
+// runtime cannot be made.
+func NewRuntime(t testing.TB) *host.Runtime {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := host.NewRuntime(ctx, host.WithCacheDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close(ctx) })
+	return rt
+}
