@@ -388,34 +388,47 @@ func TestSourceBodiesGoThroughTheRing(t *testing.T) {
 	}
 }
 
-// sumSink adds up what it is given.
+// writeSink is a test sink, and its own writer, that hands every batch to
+// write.
+type writeSink struct {
+	name  string
+	write func(context.Context, arrow.RecordBatch) error
+}
+
+func (s *writeSink) Spec() Spec {
+	return Spec{Name: s.name, Kind: KindSink, Version: "1", Doc: "test sink"}
+}
+func (s *writeSink) Validate(context.Context, Config) error { return nil }
+func (s *writeSink) Open(context.Context, Config, *arrow.Schema) (Writer, error) {
+	return s, nil
+}
+func (s *writeSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	return s.write(ctx, rec)
+}
+func (s *writeSink) Close(context.Context) error { return nil }
+func (s *writeSink) Abort(context.Context) error { return nil }
+
+// sumSink ("sum") adds up what it is given.
 type sumSink struct {
+	writeSink
 	rows, sum atomic.Int64
 }
 
-func (s *sumSink) Spec() Spec {
-	return Spec{Name: "sum", Kind: KindSink, Version: "1", Doc: "test sink"}
+func newSumSink() *sumSink {
+	s := &sumSink{}
+	s.writeSink = writeSink{name: "sum", write: func(_ context.Context, rec arrow.RecordBatch) error {
+		s.rows.Add(rec.NumRows())
+		for _, v := range rec.Column(0).(*array.Int64).Int64Values() {
+			s.sum.Add(v)
+		}
+		return nil
+	}}
+	return s
 }
-func (s *sumSink) Validate(context.Context, Config) error { return nil }
-func (s *sumSink) Open(context.Context, Config, *arrow.Schema) (Writer, error) {
-	return &sumWriter{s: s}, nil
-}
-
-type sumWriter struct{ s *sumSink }
-
-func (w *sumWriter) Write(_ context.Context, rec arrow.RecordBatch) error {
-	w.s.rows.Add(rec.NumRows())
-	for _, v := range rec.Column(0).(*array.Int64).Int64Values() {
-		w.s.sum.Add(v)
-	}
-	return nil
-}
-func (w *sumWriter) Close(context.Context) error { return nil }
-func (w *sumWriter) Abort(context.Context) error { return nil }
 
 func TestSinkBodiesGoThroughTheRing(t *testing.T) {
 	skipWithoutRings(t)
-	snk := &sumSink{}
+	snk := newSumSink()
 	ctx := context.Background()
 	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(bigSource{}, snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -532,7 +545,7 @@ func TestPeerWithoutRingsGetsEverythingInline(t *testing.T) {
 
 func TestSinkWithoutRingsGetsEverythingInline(t *testing.T) {
 	skipWithoutRings(t)
-	snk := &sumSink{}
+	snk := newSumSink()
 	ctx := context.Background()
 	c, conn := dialPlugin(t, &oldPlugin{reg: NewRegistry(snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -571,7 +584,7 @@ func TestSinkWithoutRingsGetsEverythingInline(t *testing.T) {
 // simulates a crash) unmaps its ring once collected.
 func TestAbandonedWriterUnmapsItsRing(t *testing.T) {
 	skipWithoutRings(t)
-	snk := &sumSink{}
+	snk := newSumSink()
 	ctx := context.Background()
 	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -694,42 +707,36 @@ func TestPeerThatDeclinesIsOfferedNoMoreRings(t *testing.T) {
 	}
 }
 
-// stuckSink takes its first batch, then blocks in Write until released.
+// stuckSink ("stuck") takes its first batch, then blocks in Write until
+// released.
 type stuckSink struct {
+	writeSink
 	got     chan struct{}
 	release chan struct{}
 	once    sync.Once
 }
 
-func (s *stuckSink) Spec() Spec {
-	return Spec{Name: "stuck", Kind: KindSink, Version: "1", Doc: "test sink"}
+func newStuckSink() *stuckSink {
+	s := &stuckSink{got: make(chan struct{}), release: make(chan struct{})}
+	s.writeSink = writeSink{name: "stuck", write: func(ctx context.Context, _ arrow.RecordBatch) error {
+		s.once.Do(func() { close(s.got) })
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+		}
+		return nil
+	}}
+	return s
 }
-func (s *stuckSink) Validate(context.Context, Config) error { return nil }
-func (s *stuckSink) Open(context.Context, Config, *arrow.Schema) (Writer, error) {
-	return &stuckWriter{s: s}, nil
-}
-
-type stuckWriter struct{ s *stuckSink }
-
-func (w *stuckWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
-	w.s.once.Do(func() { close(w.s.got) })
-	select {
-	case <-w.s.release:
-	case <-ctx.Done():
-	}
-	return nil
-}
-func (w *stuckWriter) Close(context.Context) error { return nil }
-func (w *stuckWriter) Abort(context.Context) error { return nil }
 
 // TestDeadConnectionRetainsNoSinkBatch: a batch written inline (a plugin
 // without rings) is handed to gRPC without a copy and stays retained until
 // gRPC wrote it; when the connection dies while the plugin is stuck and the
 // write waits, it must be released all the same.
 func TestDeadConnectionRetainsNoSinkBatch(t *testing.T) {
-	snk := &stuckSink{got: make(chan struct{}), release: make(chan struct{})}
+	snk := newStuckSink()
 	defer close(snk.release)
-	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &oldPlugin{reg: NewRegistry(snk, &sumSink{})}})
+	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &oldPlugin{reg: NewRegistry(snk, newSumSink())}})
 	defer client.Close()
 	raw, err := client.Dispense(PluginName)
 	if err != nil {
