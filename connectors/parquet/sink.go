@@ -6,10 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vigie-edu/vigie/connectors/builtin/atomicfile"
@@ -53,11 +56,14 @@ Arrow schema (and its metadata) stored in the file so that Arrow readers get
 back exactly the types written. Rows are gathered into row groups of
 row_group_rows rows whatever the batch size. The file is written under a
 temporary name in the same folder and renamed into place on success, so a
-failed run leaves the previous file (or none), never half a file. The
-file is durable only when complete (a Parquet footer describes every row
-group): if the plugin crashes the engine starts the file over and replays
-every batch, which it keeps until the file is closed. See also the
-"csv_file" sink and the "csv" source.`,
+failed run leaves the previous file (or none), never half a file. Each
+flush of the engine ends the current row group and writes a footer after
+it, so the file written so far is complete and synced: after a crash of
+the plugin the file is started again from there (its rows are copied into
+a new temporary file) and the engine replays only the batches written
+since. Columns that are lists, structs or maps are the exception: such a
+file is durable only when complete, and the engine keeps every batch until
+it is. See also the "csv_file" sink and the "csv" source.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "Parquet file to write (replaced if it exists)"},
 		{Name: optCompression, Type: protocol.TypeString, Default: "zstd",
@@ -99,30 +105,144 @@ func (Sink) Validate(ctx context.Context, cfg protocol.Config) error {
 	return atomicfile.PrepareDir(path)
 }
 
-// Open starts writing a Parquet file of the given schema.
+// Open starts writing a Parquet file of the given schema, or, with
+// cfg.Resume set to a position Flush returned, a new one that starts with
+// the rows that flush made durable.
 func (Sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
 	path, props, err := options(cfg)
 	if err != nil {
 		return nil, err
 	}
+	var from position
+	if cfg.Resume != nil {
+		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
+			return nil, err
+		}
+	}
 	file, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	buf := bufio.NewWriterSize(file, 1<<20)
-	fw, err := pqarrow.NewFileWriter(schema, buf, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	w := &writer{file: file, props: props}
+	w.buf = bufio.NewWriterSize(&w.out, 1<<20)
+	w.out.w = file
+	if flatSchema(schema) {
+		w.flat, err = newFlatWriter(schema, w.buf, props)
+	} else {
+		w.pq, err = pqarrow.NewFileWriter(schema, w.buf, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	}
 	if err != nil {
 		file.Abort()
 		return nil, fmt.Errorf("connector %q: schema cannot be written to Parquet: %v: %w", SinkName, err, protocol.ErrConfig)
 	}
-	return &writer{file: file, buf: buf, pq: fw}, nil
+	if from.Temp != "" {
+		if err := w.recover(ctx, path, from, schema); err != nil {
+			w.Abort(ctx)
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// position is what a flush made durable: the first size bytes of the
+// temporary file temp form a Parquet file of rows rows. Prior is the
+// temporary file that writer started from after a crash, if any: it is
+// kept until a later writer resumes from temp (or the output is
+// committed), since until the engine has this position it may resume from
+// the one before.
+type position struct {
+	Temp  string `json:"temp"`
+	Size  int64  `json:"size"`
+	Rows  int64  `json:"rows"`
+	Prior string `json:"prior,omitempty"`
 }
 
 // writer writes one Parquet file.
 type writer struct {
-	file *atomicfile.File
-	buf  *bufio.Writer
-	pq   *pqarrow.FileWriter
+	file  *atomicfile.File
+	out   countingWriter
+	buf   *bufio.Writer
+	props *parquet.WriterProperties
+	flat  *flatWriter         // flat schemas: durable at each Flush
+	pq    *pqarrow.FileWriter // other schemas: durable when complete
+	rows  int64
+	prior string // the temporary file recovered from (position.Prior)
+}
+
+// countingWriter counts the bytes written to the file.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// recover copies into w the rows that the flush at pos made durable. The
+// Parquet format cannot be appended to in place (its footer describes the
+// row groups before it), so the rows are read back and written again.
+func (w *writer) recover(ctx context.Context, path string, pos position, schema *arrow.Schema) error {
+	if pos.Prior != "" {
+		// The engine resumes from pos: the file before it is garbage.
+		if old, err := atomicfile.Resume(path, pos.Prior, 0); err == nil {
+			old.Abort()
+		}
+	}
+	old, err := atomicfile.Resume(path, pos.Temp, pos.Size)
+	if err != nil {
+		return protocol.WithKind(err, protocol.ErrConfig)
+	}
+	defer old.Close()
+	rdr, err := file.NewParquetReader(old.File)
+	if err != nil {
+		return fmt.Errorf("resume %s from %s: %w", path, pos.Temp, err)
+	}
+	defer rdr.Close()
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		return fmt.Errorf("resume %s from %s: %w", path, pos.Temp, err)
+	}
+	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	if err != nil {
+		return fmt.Errorf("resume %s from %s: %w", path, pos.Temp, err)
+	}
+	defer rr.Release()
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		if !sameColumns(rec.Schema(), schema) {
+			return fmt.Errorf("resume %s from %s: its schema %s is not the one to write, %s: %w",
+				path, pos.Temp, rec.Schema(), schema, protocol.ErrConfig)
+		}
+		if err := w.Write(ctx, rec); err != nil {
+			return err
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return fmt.Errorf("resume %s from %s: %w", path, pos.Temp, err)
+	}
+	if w.rows != pos.Rows {
+		return fmt.Errorf("resume %s from %s: %d rows there, the flush made %d durable", path, pos.Temp, w.rows, pos.Rows)
+	}
+	w.prior = pos.Temp
+	return nil
+}
+
+// sameColumns reports whether a and b have the same column names, types
+// and nullability (metadata aside: the Parquet reader adds its own).
+func sameColumns(a, b *arrow.Schema) bool {
+	if a.NumFields() != b.NumFields() {
+		return false
+	}
+	for i, f := range a.Fields() {
+		g := b.Field(i)
+		if f.Name != g.Name || !arrow.TypeEqual(f.Type, g.Type) || f.Nullable != g.Nullable {
+			return false
+		}
+	}
+	return true
 }
 
 // Write adds the batch's rows to the current row group.
@@ -130,24 +250,76 @@ func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := w.pq.WriteBuffered(rec); err != nil {
+	var err error
+	if w.flat != nil {
+		err = w.flat.write(rec)
+	} else {
+		err = w.pq.WriteBuffered(rec)
+	}
+	if err != nil {
 		return fmt.Errorf("write %s: %w", w.file.Path(), err)
 	}
+	w.rows += rec.NumRows()
 	return nil
 }
 
-// Close writes the last row group and the footer and renames the file into
-// place.
+var _ protocol.Flusher = (*writer)(nil)
+
+// Flush ends the current row group, writes a footer after it and syncs the
+// temporary file: what is written so far is a complete Parquet file. The
+// file goes on with the next row groups and ends with a footer describing
+// all of them. For a schema with nested columns it returns no position:
+// such a file is durable only when complete.
+func (w *writer) Flush(ctx context.Context) (protocol.Position, error) {
+	if w.flat == nil {
+		return nil, nil
+	}
+	if err := errors.Join(w.flat.flush(), w.buf.Flush()); err != nil {
+		return nil, fmt.Errorf("write %s: %w", w.file.Path(), err)
+	}
+	if _, err := w.file.Checkpoint(); err != nil {
+		return nil, err
+	}
+	return protocol.NewPosition(position{Temp: w.file.Name(), Size: w.out.n, Rows: w.rows, Prior: w.prior})
+}
+
+// Close writes the last row group and the footer, renames the file into
+// place and removes the file it was recovered from.
 func (w *writer) Close(ctx context.Context) error {
-	if err := errors.Join(w.pq.Close(), w.buf.Flush()); err != nil {
+	var err error
+	if w.flat != nil {
+		err = w.flat.close()
+	} else {
+		err = w.pq.Close()
+	}
+	if err := errors.Join(err, w.buf.Flush()); err != nil {
 		w.file.Abort()
 		return fmt.Errorf("write %s: %w", w.file.Path(), err)
 	}
-	return w.file.Commit()
+	if err := w.file.Commit(); err != nil {
+		return err
+	}
+	w.removePrior()
+	return nil
 }
 
-// Abort removes the temporary file.
+// Abort removes the temporary file. The one it was recovered from stays:
+// the engine may resume from it again.
 func (w *writer) Abort(ctx context.Context) error {
-	w.pq.Close() // frees buffered pages; its output goes nowhere that stays
+	if w.flat != nil {
+		w.flat.close() // frees buffered pages; its output goes nowhere that stays
+	} else {
+		w.pq.Close()
+	}
 	return w.file.Abort()
+}
+
+// removePrior removes the temporary file this writer was recovered from.
+func (w *writer) removePrior() {
+	if w.prior == "" {
+		return
+	}
+	if old, err := atomicfile.Resume(w.file.Path(), w.prior, 0); err == nil {
+		old.Abort()
+	}
 }

@@ -123,7 +123,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tbl.Release()
-			if !sameFields(tbl.Schema(), schema) {
+			if !sameColumns(tbl.Schema(), schema) {
 				t.Errorf("schema read back:\n%s\nwant\n%s", tbl.Schema(), schema)
 			}
 			// ReadTable drops schema metadata (arrow-go keeps SchemaMeta
@@ -140,21 +140,6 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
-}
-
-// sameFields compares names, types and nullability; the reader adds field
-// metadata (PARQUET:field_id) of its own.
-func sameFields(a, b *arrow.Schema) bool {
-	if a.NumFields() != b.NumFields() {
-		return false
-	}
-	for i, f := range a.Fields() {
-		g := b.Field(i)
-		if f.Name != g.Name || !arrow.TypeEqual(f.Type, g.Type) || f.Nullable != g.Nullable {
-			return false
-		}
-	}
-	return true
 }
 
 // tableRows returns tbl's rows as text, nulls as "∅".

@@ -1,0 +1,293 @@
+package parquet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
+)
+
+// readRows reads a Parquet file's rows as text, and its row groups' sizes.
+func readRows(t *testing.T, path string) ([][]string, []int64) {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	var groups []int64
+	for i := range pf.NumRowGroups() {
+		groups = append(groups, pf.MetaData().RowGroup(i).NumRows())
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	return tableRows(tbl), groups
+}
+
+// flushPos flushes w and decodes the position it returns.
+func flushPos(t *testing.T, w protocol.Writer) (protocol.Position, position) {
+	t.Helper()
+	raw, err := w.(protocol.Flusher).Flush(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p position
+	if err := protocol.DecodePosition(raw, &p); err != nil {
+		t.Fatalf("flush of a flat schema returned %s: %v", raw, err)
+	}
+	return raw, p
+}
+
+// A flush leaves a temporary file that is a complete Parquet file of the
+// rows written so far; the file then goes on and ends with every row.
+func TestFlushLeavesACompleteFile(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	path := filepath.Join(t.TempDir(), "t.parquet")
+	w := open(t, config(path, map[string]any{"row_group_rows": 2}))
+	write(t, mem, w, batches[:2]) // 3 rows
+	_, p := flushPos(t, w)
+	if p.Rows != 3 {
+		t.Errorf("position rows = %d, want 3", p.Rows)
+	}
+	if fi, err := os.Stat(p.Temp); err != nil || fi.Size() != p.Size {
+		t.Fatalf("temporary file: %v, size %v, position says %d", err, fi, p.Size)
+	}
+	rows, groups := readRows(t, p.Temp)
+	if !reflect.DeepEqual(rows, wantRows[:3]) {
+		t.Errorf("rows at the flush = %q\nwant %q", rows, wantRows[:3])
+	}
+	// The flush ends the row group of the third row.
+	if !reflect.DeepEqual(groups, []int64{2, 1}) {
+		t.Errorf("row groups at the flush = %v, want [2 1]", groups)
+	}
+	// A second flush with nothing new written changes nothing.
+	if _, p2 := flushPos(t, w); p2 != p {
+		t.Errorf("flush with nothing written: %+v, then %+v", p, p2)
+	}
+	write(t, mem, w, batches[2:])
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rows, groups = readRows(t, path)
+	if !reflect.DeepEqual(rows, wantRows) {
+		t.Errorf("rows = %q\nwant %q", rows, wantRows)
+	}
+	if !reflect.DeepEqual(groups, []int64{2, 1, 1}) {
+		t.Errorf("row groups = %v, want [2 1 1]", groups)
+	}
+	assertNames(t, filepath.Dir(path), "t.parquet")
+}
+
+// Crashes after flushes, one after the other: each writer starts from the
+// last flush, rows written after it are dropped (the engine replays them),
+// and no temporary file is left once the output is committed.
+func TestResumeAfterCrashes(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.parquet")
+	cfg := config(path, map[string]any{"row_group_rows": 2})
+
+	w1 := open(t, cfg)
+	write(t, mem, w1, batches[:1]) // rows 0, 1
+	raw1, p1 := flushPos(t, w1)
+	write(t, mem, w1, batches[1:2]) // row 2: lost in the crash
+	// w1's process dies: no Close, no Abort.
+
+	cfg.Resume = raw1
+	w2, err := Sink{}.Open(ctx, cfg, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, mem, w2, batches[1:2]) // replayed by the engine
+	raw2, p2 := flushPos(t, w2)
+	if p2.Temp == p1.Temp || p2.Prior != p1.Temp || p2.Rows != 3 {
+		t.Errorf("position after the first recovery: %+v (first: %+v)", p2, p1)
+	}
+	write(t, mem, w2, batches[2:]) // row 3: lost in the second crash
+	// A third writer may start from the first flush again (the engine did
+	// not get the second position): it still can.
+	cfg.Resume = raw1
+	w3, err := Sink{}.Open(ctx, cfg, schema)
+	if err != nil {
+		t.Fatalf("open from the first flush again: %v", err)
+	}
+	w3.Abort(ctx)
+
+	cfg.Resume = raw2
+	w4, err := Sink{}.Open(ctx, cfg, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p1.Temp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the file of the first flush is still there after resuming from the second: %v", err)
+	}
+	write(t, mem, w4, batches[2:])
+	if err := w4.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := readRows(t, path)
+	if !reflect.DeepEqual(rows, wantRows) {
+		t.Errorf("rows = %q\nwant %q", rows, wantRows)
+	}
+	// The dead writers' files: w1's went when w4 resumed from w2's flush,
+	// w2's when w4 committed.
+	assertNames(t, dir, "t.parquet")
+	for _, w := range []protocol.Writer{w1, w2} {
+		w.Abort(ctx) // frees what the "dead" writers held (an in-process test only)
+	}
+}
+
+// Resume positions name files of this output only.
+func TestResumeRefusesOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.parquet")
+	other := filepath.Join(dir, "precious.parquet")
+	if err := os.WriteFile(other, []byte("PAR1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, pos := range []string{
+		`{"temp":"` + other + `","size":4,"rows":0}`,
+		`{"temp":"` + filepath.Join(dir, ".t.parquet.tmp-1") + `","size":4,"rows":0,"prior":"` + other + `"}`,
+		`"not an object"`,
+	} {
+		cfg := config(path, nil)
+		cfg.Resume = protocol.Position(pos)
+		if _, err := (Sink{}).Open(context.Background(), cfg, schema); err == nil {
+			t.Errorf("resume from %s: no error", pos)
+		}
+	}
+	if b, err := os.ReadFile(other); err != nil || string(b) != "PAR1" {
+		t.Errorf("%s was touched: %q, %v", other, b, err)
+	}
+}
+
+// Nested columns go through pqarrow's writer: no position, the engine
+// replays everything after a crash.
+func TestNestedSchemaIsDurableWhenComplete(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	nested := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "marks", Type: arrow.ListOf(arrow.PrimitiveTypes.Float64), Nullable: true},
+	}, nil)
+	path := filepath.Join(t.TempDir(), "n.parquet")
+	w, err := Sink{}.Open(context.Background(), config(path, nil), nested)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := array.RecordFromJSON(mem, nested, strings.NewReader(`[{"id": 1, "marks": [12.5, 14]}, {"id": 2, "marks": null}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Release()
+	if err := w.Write(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if pos, err := w.(protocol.Flusher).Flush(context.Background()); pos != nil || err != nil {
+		t.Errorf("Flush = %s, %v; want no position", pos, err)
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := readRows(t, path); !reflect.DeepEqual(rows, [][]string{{"1", "[12.5,14]"}, {"2", "∅"}}) {
+		t.Errorf("rows = %q", rows)
+	}
+}
+
+// The flat writer writes what pqarrow's FileWriter writes, for the types
+// the flat path takes: required and optional columns, dictionaries, nulls
+// everywhere or nowhere, batches cut across row groups.
+func TestFlatWriterMatchesPqarrow(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	sc := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "name", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "class", Type: &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}, Nullable: true},
+		{Name: "mark", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "absent", Type: arrow.FixedWidthTypes.Boolean},
+		{Name: "none", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
+	}, nil)
+	jsons := []string{
+		`[{"id": 1, "name": "Ada", "class": "6A", "mark": 12.5, "absent": false, "none": null},
+		  {"id": 2, "name": null, "class": "6B", "mark": null, "absent": true, "none": null},
+		  {"id": 3, "name": "Bob", "class": null, "mark": 9, "absent": false, "none": null}]`,
+		`[{"id": 4, "name": "Chloé", "class": "6A", "mark": 15, "absent": true, "none": null}]`,
+		`[{"id": 5, "name": "", "class": "6B", "mark": 0, "absent": false, "none": null},
+		  {"id": 6, "name": "Eve", "class": "6A", "mark": -1, "absent": true, "none": null},
+		  {"id": 7, "name": "Fay", "class": null, "mark": 20, "absent": false, "none": null},
+		  {"id": 8, "name": null, "class": "6C", "mark": null, "absent": true, "none": null},
+		  {"id": 9, "name": "Gus", "class": "6C", "mark": 11, "absent": false, "none": null}]`,
+	}
+	var recs []arrow.RecordBatch
+	for _, js := range jsons {
+		rec, _, err := array.RecordFromJSON(mem, sc, strings.NewReader(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rec.Release()
+		recs = append(recs, rec)
+	}
+	props := parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(4))
+	files := map[string]*bytes.Buffer{"flat": {}, "pqarrow": {}}
+	fw, err := newFlatWriter(sc, files["flat"], props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := pqarrow.NewFileWriter(sc, files["pqarrow"], props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		if err := fw.write(rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := pw.WriteBuffered(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(fw.close(), pw.Close()); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][][]string{}
+	groups := map[string][]int64{}
+	dir := t.TempDir()
+	for name, buf := range files {
+		p := filepath.Join(dir, name+".parquet")
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got[name], groups[name] = readRows(t, p)
+	}
+	if !reflect.DeepEqual(got["flat"], got["pqarrow"]) || len(got["flat"]) != 9 {
+		t.Errorf("rows:\n flat    %q\n pqarrow %q", got["flat"], got["pqarrow"])
+	}
+	if !reflect.DeepEqual(groups["flat"], []int64{4, 4, 1}) || !reflect.DeepEqual(groups["flat"], groups["pqarrow"]) {
+		t.Errorf("row groups: flat %v, pqarrow %v, want [4 4 1]", groups["flat"], groups["pqarrow"])
+	}
+}
