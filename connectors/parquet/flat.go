@@ -53,6 +53,7 @@ type flatWriter struct {
 	ctx      context.Context // pqarrow's write context
 	nullable []bool          // per column: optional in Parquet
 	def      []int16         // definition levels, reused
+	ones     []int16         // all ones: the levels of a column without nulls
 }
 
 func newFlatWriter(schema *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (*flatWriter, error) {
@@ -132,16 +133,29 @@ func (w *flatWriter) column(i int, col arrow.Array, off, n int64) error {
 
 // levels returns the definition levels of an optional column's rows.
 func (w *flatWriter) levels(a arrow.Array) []int16 {
-	w.def = w.def[:0]
-	nulls := a.NullN()
-	for j := range a.Len() {
-		if nulls == 0 || a.IsValid(j) {
-			w.def = append(w.def, 1)
-		} else {
-			w.def = append(w.def, 0)
+	n := a.Len()
+	if a.NullN() == 0 {
+		// All present: a prefix of a slice of ones, kept across calls
+		// (the writer only reads it).
+		if len(w.ones) < n {
+			w.ones = make([]int16, n)
+			for j := range w.ones {
+				w.ones[j] = 1
+			}
+		}
+		return w.ones[:n]
+	}
+	if cap(w.def) < n {
+		w.def = make([]int16, n)
+	}
+	def := w.def[:n]
+	for j := range def {
+		def[j] = 0
+		if a.IsValid(j) {
+			def[j] = 1
 		}
 	}
-	return w.def
+	return def
 }
 
 // flush ends the open row group and writes a footer for every row group

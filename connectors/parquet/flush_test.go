@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -289,5 +291,78 @@ func TestFlatWriterMatchesPqarrow(t *testing.T) {
 	}
 	if !reflect.DeepEqual(groups["flat"], []int64{4, 4, 1}) || !reflect.DeepEqual(groups["flat"], groups["pqarrow"]) {
 		t.Errorf("row groups: flat %v, pqarrow %v, want [4 4 1]", groups["flat"], groups["pqarrow"])
+	}
+}
+
+// BenchmarkSinkWrite writes 1M rows (the shape of an attendance export:
+// a student id, a date, two counts and a score, all nullable as the csv
+// source makes them) in batches of 64K rows through the flat writer and
+// through pqarrow's FileWriter, to memory.
+func BenchmarkSinkWrite(b *testing.B) {
+	const rows, batchRows = 1 << 20, 64 << 10
+	sc := arrow.NewSchema([]arrow.Field{
+		{Name: "student_id", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "date", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
+		{Name: "half_days", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "absent_half_days", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "score", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	}, nil)
+	mem := memory.NewGoAllocator()
+	var recs []arrow.RecordBatch
+	for off := 0; off < rows; off += batchRows {
+		bld := array.NewRecordBuilder(mem, sc)
+		for i := off; i < off+batchRows; i++ {
+			bld.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("S%06d", i%5000))
+			bld.Field(1).(*array.Date32Builder).Append(arrow.Date32(20000 + i%120))
+			bld.Field(2).(*array.Int64Builder).Append(2)
+			bld.Field(3).(*array.Int64Builder).Append(int64(i % 3))
+			if i%50 == 0 {
+				bld.Field(4).AppendNull()
+			} else {
+				bld.Field(4).(*array.Float64Builder).Append(float64(i%200) / 10)
+			}
+		}
+		recs = append(recs, bld.NewRecordBatch())
+		bld.Release()
+	}
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	props := parquet.NewWriterProperties(parquet.WithCompression(codecs["zstd"]), parquet.WithMaxRowGroupLength(DefaultRowGroupRows))
+	for _, impl := range []string{"flat", "pqarrow"} {
+		b.Run(impl, func(b *testing.B) {
+			b.SetBytes(int64(rows))
+			for b.Loop() {
+				if impl == "flat" {
+					w, err := newFlatWriter(sc, io.Discard, props)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, r := range recs {
+						if err := w.write(r); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := w.close(); err != nil {
+						b.Fatal(err)
+					}
+				} else {
+					w, err := pqarrow.NewFileWriter(sc, io.Discard, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, r := range recs {
+						if err := w.WriteBuffered(r); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := w.Close(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }
