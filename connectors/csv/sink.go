@@ -38,7 +38,8 @@ form, nulls as the "null" option (by default "", the same as an empty
 string). Only flat (non-nested) columns are supported. The source of the same
 format is "csv"; see also the "parquet" sink. Flushes sync the temporary
 file, and a restarted plugin truncates it to the last flush and goes on, so
-a crash loses nothing acknowledged and duplicates nothing.`,
+a crash loses nothing acknowledged and duplicates nothing. Temporary files
+of killed plugins are removed by the stage's next writer or on success.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "CSV file to write (replaced if it exists)"},
 		delimiterOption,
@@ -84,11 +85,15 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema)
 			return nil, err
 		}
 	}
+	// What earlier writers of this stage left, other than the file resumed
+	// from, is garbage: their processes died before committing.
+	path, owner := cfg.String(optPath), atomicfile.Owner(cfg.Pipeline, cfg.Stage)
+	atomicfile.Sweep(path, owner, from.Temp)
 	var file *atomicfile.File
 	if from.Temp != "" {
-		file, err = atomicfile.Resume(cfg.String(optPath), from.Temp, from.Size)
+		file, err = atomicfile.Resume(path, owner, from.Temp, from.Size)
 	} else {
-		file, err = atomicfile.Create(cfg.String(optPath))
+		file, err = atomicfile.Create(path, owner)
 	}
 	if err != nil {
 		return nil, err

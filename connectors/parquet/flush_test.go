@@ -103,64 +103,65 @@ func TestFlushLeavesACompleteFile(t *testing.T) {
 	assertNames(t, filepath.Dir(path), "t.parquet")
 }
 
-// Crashes after flushes, one after the other: each writer starts from the
-// last flush, rows written after it are dropped (the engine replays them),
-// and no temporary file is left once the output is committed.
+// Crashes after flushes, one after the other: each writer starts from a
+// flush, rows written after it are dropped (the engine replays them), and
+// no temporary file is left once the output is committed. The engine
+// resumes from the last position it got: the second writer's (last), or
+// the first's when the second died before its flush reached the engine.
 func TestResumeAfterCrashes(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "t.parquet")
-	cfg := config(path, map[string]any{"row_group_rows": 2})
+	for _, from := range []string{"last", "first"} {
+		t.Run("from the "+from+" flush", func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			ctx := context.Background()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "t.parquet")
+			cfg := config(path, map[string]any{"row_group_rows": 2})
+			cfg.Pipeline, cfg.Stage = "p", "out" // the owner of the temporary files
 
-	w1 := open(t, cfg)
-	write(t, mem, w1, batches[:1]) // rows 0, 1
-	raw1, p1 := flushPos(t, w1)
-	write(t, mem, w1, batches[1:2]) // row 2: lost in the crash
-	// w1's process dies: no Close, no Abort.
+			w1 := open(t, cfg)
+			write(t, mem, w1, batches[:1]) // rows 0, 1
+			raw1, p1 := flushPos(t, w1)
+			write(t, mem, w1, batches[1:2]) // row 2: lost in the crash
+			// w1's process dies: no Close, no Abort.
 
-	cfg.Resume = raw1
-	w2, err := Sink{}.Open(ctx, cfg, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, mem, w2, batches[1:2]) // replayed by the engine
-	raw2, p2 := flushPos(t, w2)
-	if p2.Temp == p1.Temp || p2.Prior != p1.Temp || p2.Rows != 3 {
-		t.Errorf("position after the first recovery: %+v (first: %+v)", p2, p1)
-	}
-	write(t, mem, w2, batches[2:]) // row 3: lost in the second crash
-	// A third writer may start from the first flush again (the engine did
-	// not get the second position): it still can.
-	cfg.Resume = raw1
-	w3, err := Sink{}.Open(ctx, cfg, schema)
-	if err != nil {
-		t.Fatalf("open from the first flush again: %v", err)
-	}
-	w3.Abort(ctx)
+			cfg.Resume = raw1
+			w2, err := Sink{}.Open(ctx, cfg, schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(t, mem, w2, batches[1:2]) // replayed by the engine
+			raw2, p2 := flushPos(t, w2)
+			if p2.Temp == p1.Temp || p2.Rows != 3 {
+				t.Errorf("position after the first recovery: %+v (first: %+v)", p2, p1)
+			}
+			write(t, mem, w2, batches[2:]) // row 3: lost in the second crash
 
-	cfg.Resume = raw2
-	w4, err := Sink{}.Open(ctx, cfg, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p1.Temp); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the file of the first flush is still there after resuming from the second: %v", err)
-	}
-	write(t, mem, w4, batches[2:])
-	if err := w4.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rows, _ := readRows(t, path)
-	if !reflect.DeepEqual(rows, wantRows) {
-		t.Errorf("rows = %q\nwant %q", rows, wantRows)
-	}
-	// The dead writers' files: w1's went when w4 resumed from w2's flush,
-	// w2's when w4 committed.
-	assertNames(t, dir, "t.parquet")
-	for _, w := range []protocol.Writer{w1, w2} {
-		w.Abort(ctx) // frees what the "dead" writers held (an in-process test only)
+			resume, replay, garbage := raw2, batches[2:], p1.Temp
+			if from == "first" {
+				resume, replay, garbage = raw1, batches[1:], p2.Temp
+			}
+			cfg.Resume = resume
+			w3, err := Sink{}.Open(ctx, cfg, schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(garbage); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s is still there after resuming from %s: %v", garbage, resume, err)
+			}
+			write(t, mem, w3, replay)
+			if err := w3.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rows, _ := readRows(t, path)
+			if !reflect.DeepEqual(rows, wantRows) {
+				t.Errorf("rows = %q\nwant %q", rows, wantRows)
+			}
+			assertNames(t, dir, "t.parquet")
+			for _, w := range []protocol.Writer{w1, w2} {
+				w.Abort(ctx) // frees what the "dead" writers held (an in-process test only)
+			}
+		})
 	}
 }
 
@@ -172,19 +173,27 @@ func TestResumeRefusesOtherFiles(t *testing.T) {
 	if err := os.WriteFile(other, []byte("PAR1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A temporary file of this output, but another stage's.
+	theirs := filepath.Join(dir, ".t.parquet.tmp-p.other-1")
+	if err := os.WriteFile(theirs, []byte("PAR1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, pos := range []string{
 		`{"temp":"` + other + `","size":4,"rows":0}`,
-		`{"temp":"` + filepath.Join(dir, ".t.parquet.tmp-1") + `","size":4,"rows":0,"prior":"` + other + `"}`,
+		`{"temp":"` + theirs + `","size":4,"rows":0}`,
 		`"not an object"`,
 	} {
 		cfg := config(path, nil)
+		cfg.Pipeline, cfg.Stage = "p", "out"
 		cfg.Resume = protocol.Position(pos)
 		if _, err := (Sink{}).Open(context.Background(), cfg, schema); err == nil {
 			t.Errorf("resume from %s: no error", pos)
 		}
 	}
-	if b, err := os.ReadFile(other); err != nil || string(b) != "PAR1" {
-		t.Errorf("%s was touched: %q, %v", other, b, err)
+	for _, f := range []string{other, theirs} {
+		if b, err := os.ReadFile(f); err != nil || string(b) != "PAR1" {
+			t.Errorf("%s was touched: %q, %v", f, b, err)
+		}
 	}
 }
 

@@ -61,9 +61,10 @@ flush of the engine ends the current row group and writes a footer after
 it, so the file written so far is complete and synced: after a crash of
 the plugin the file is started again from there (its rows are copied into
 a new temporary file) and the engine replays only the batches written
-since. Columns that are lists, structs or maps are the exception: such a
-file is durable only when complete, and the engine keeps every batch until
-it is. See also the "csv_file" sink and the "csv" source.`,
+since; temporary files of killed plugins are removed by the stage's next
+writer or on success. Columns that are lists, structs or maps are the
+exception: such a file is durable only when complete, and the engine keeps
+every batch until it is. See also the "csv_file" sink and the "csv" source.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "Parquet file to write (replaced if it exists)"},
 		{Name: optCompression, Type: protocol.TypeString, Default: "zstd",
@@ -119,7 +120,11 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema)
 			return nil, err
 		}
 	}
-	file, err := atomicfile.Create(path)
+	// What earlier writers of this stage left, other than the file resumed
+	// from, is garbage: their processes died before committing.
+	owner := atomicfile.Owner(cfg.Pipeline, cfg.Stage)
+	atomicfile.Sweep(path, owner, from.Temp)
+	file, err := atomicfile.Create(path, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +141,7 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema)
 		return nil, fmt.Errorf("connector %q: schema cannot be written to Parquet: %v: %w", SinkName, err, protocol.ErrConfig)
 	}
 	if from.Temp != "" {
-		if err := w.recover(ctx, path, from, schema); err != nil {
+		if err := w.recover(ctx, path, owner, from, schema); err != nil {
 			w.Abort(ctx)
 			return nil, err
 		}
@@ -145,16 +150,11 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema)
 }
 
 // position is what a flush made durable: the first size bytes of the
-// temporary file temp form a Parquet file of rows rows. Prior is the
-// temporary file that writer started from after a crash, if any: it is
-// kept until a later writer resumes from temp (or the output is
-// committed), since until the engine has this position it may resume from
-// the one before.
+// temporary file temp form a Parquet file of rows rows.
 type position struct {
-	Temp  string `json:"temp"`
-	Size  int64  `json:"size"`
-	Rows  int64  `json:"rows"`
-	Prior string `json:"prior,omitempty"`
+	Temp string `json:"temp"`
+	Size int64  `json:"size"`
+	Rows int64  `json:"rows"`
 }
 
 // writer writes one Parquet file.
@@ -166,7 +166,6 @@ type writer struct {
 	flat  *flatWriter         // flat schemas: durable at each Flush
 	pq    *pqarrow.FileWriter // other schemas: durable when complete
 	rows  int64
-	prior string // the temporary file recovered from (position.Prior)
 }
 
 // countingWriter counts the bytes written to the file.
@@ -183,15 +182,12 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // recover copies into w the rows that the flush at pos made durable. The
 // Parquet format cannot be appended to in place (its footer describes the
-// row groups before it), so the rows are read back and written again.
-func (w *writer) recover(ctx context.Context, path string, pos position, schema *arrow.Schema) error {
-	if pos.Prior != "" {
-		// The engine resumes from pos: the file before it is garbage.
-		if old, err := atomicfile.Resume(path, pos.Prior, 0); err == nil {
-			old.Abort()
-		}
-	}
-	old, err := atomicfile.Resume(path, pos.Temp, pos.Size)
+// row groups before it), so the rows are read back and written again. The
+// file read stays until the output is committed or a later writer resumes
+// from a flush of this one (both sweep it): until the engine has such a
+// position it may resume from pos again.
+func (w *writer) recover(ctx context.Context, path, owner string, pos position, schema *arrow.Schema) error {
+	old, err := atomicfile.Resume(path, owner, pos.Temp, pos.Size)
 	if err != nil {
 		return protocol.WithKind(err, protocol.ErrConfig)
 	}
@@ -226,7 +222,6 @@ func (w *writer) recover(ctx context.Context, path string, pos position, schema 
 	if w.rows != pos.Rows {
 		return fmt.Errorf("resume %s from %s: %d rows there, the flush made %d durable", path, pos.Temp, w.rows, pos.Rows)
 	}
-	w.prior = pos.Temp
 	return nil
 }
 
@@ -280,11 +275,11 @@ func (w *writer) Flush(ctx context.Context) (protocol.Position, error) {
 	if _, err := w.file.Checkpoint(); err != nil {
 		return nil, err
 	}
-	return protocol.NewPosition(position{Temp: w.file.Name(), Size: w.out.n, Rows: w.rows, Prior: w.prior})
+	return protocol.NewPosition(position{Temp: w.file.Name(), Size: w.out.n, Rows: w.rows})
 }
 
-// Close writes the last row group and the footer, renames the file into
-// place and removes the file it was recovered from.
+// Close writes the last row group and the footer and renames the file into
+// place (which sweeps the files of this stage's dead writers).
 func (w *writer) Close(ctx context.Context) error {
 	var err error
 	if w.flat != nil {
@@ -296,11 +291,7 @@ func (w *writer) Close(ctx context.Context) error {
 		w.file.Abort()
 		return fmt.Errorf("write %s: %w", w.file.Path(), err)
 	}
-	if err := w.file.Commit(); err != nil {
-		return err
-	}
-	w.removePrior()
-	return nil
+	return w.file.Commit()
 }
 
 // Abort removes the temporary file. The one it was recovered from stays:
@@ -312,14 +303,4 @@ func (w *writer) Abort(ctx context.Context) error {
 		w.pq.Close()
 	}
 	return w.file.Abort()
-}
-
-// removePrior removes the temporary file this writer was recovered from.
-func (w *writer) removePrior() {
-	if w.prior == "" {
-		return
-	}
-	if old, err := atomicfile.Resume(w.file.Path(), w.prior, 0); err == nil {
-		old.Abort()
-	}
 }

@@ -39,21 +39,75 @@ func PrepareDir(path string) error {
 // exactly once; further calls to either are no-ops.
 type File struct {
 	*os.File
-	path string
-	done bool
+	path  string
+	owner string
+	done  bool
+}
+
+// Owner names the writer of an output across the processes that take
+// turns writing it (a sink stage whose plugin crashed and was started
+// again): the pipeline and the stage, reduced to letters, digits, '_' and
+// '.'. It is part of the temporary files' names, so that one of them can
+// tell which leftovers are its own (Sweep). Empty when both are.
+func Owner(pipeline, stage string) string {
+	if pipeline == "" && stage == "" {
+		return ""
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, pipeline+"."+stage)
+}
+
+// tempPrefix is the start of the names of path's temporary files, of
+// owner's when owner is set.
+func tempPrefix(path, owner string) string {
+	p := "." + filepath.Base(path) + ".tmp-"
+	if owner != "" {
+		p += owner + "-"
+	}
+	return p
 }
 
 // Create starts writing path: it creates the folder if needed and a
-// temporary file next to path.
-func Create(path string) (*File, error) {
+// temporary file next to path, named after owner (see Owner; may be
+// empty).
+func Create(path, owner string) (*File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create folder for %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix(path, owner)+"*")
 	if err != nil {
 		return nil, fmt.Errorf("create temporary file for %s: %w", path, err)
 	}
-	return &File{File: f, path: path}, nil
+	return &File{File: f, path: path, owner: owner}, nil
+}
+
+// Sweep removes owner's temporary files for path except keep: those of
+// its writers that died (a process killed before it committed leaves its
+// file behind). A writer calls it when it starts, keeping only the file
+// it resumes from, if any; Commit calls it too. Nothing happens without an
+// owner: files of other writers are never touched.
+func Sweep(path, owner, keep string) {
+	if owner == "" {
+		return
+	}
+	prefix := tempPrefix(path, owner)
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" {
+			continue // another owner's, or not a temporary file
+		}
+		if name := filepath.Join(filepath.Dir(path), e.Name()); name != keep {
+			os.Remove(name)
+		}
+	}
 }
 
 // Path returns the destination path.
@@ -81,6 +135,7 @@ func (f *File) Commit() error {
 		return fmt.Errorf("commit %s: %w", f.path, err)
 	}
 	syncDir(filepath.Dir(f.path))
+	Sweep(f.path, f.owner, "")
 	return nil
 }
 
@@ -113,10 +168,11 @@ func syncDir(dir string) {
 // Resume reopens tmp, the temporary file of an earlier Create for path
 // whose writer stopped (its process died), keeps its first size bytes and
 // positions the file at their end, so that writing continues as if nothing
-// had been written after them. tmp must be a temporary file of path (same
-// folder, name from Create): a position cannot point elsewhere.
-func Resume(path, tmp string, size int64) (*File, error) {
-	if filepath.Dir(tmp) != filepath.Dir(path) || !strings.HasPrefix(filepath.Base(tmp), "."+filepath.Base(path)+".tmp-") {
+// had been written after them. tmp must be a temporary file of path
+// created for owner (same folder, name from Create): a position cannot
+// point elsewhere.
+func Resume(path, owner, tmp string, size int64) (*File, error) {
+	if filepath.Dir(tmp) != filepath.Dir(path) || !strings.HasPrefix(filepath.Base(tmp), tempPrefix(path, owner)) {
 		return nil, fmt.Errorf("resume %s: %s is not one of its temporary files", path, tmp)
 	}
 	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
@@ -131,7 +187,7 @@ func Resume(path, tmp string, size int64) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("resume %s: %w", path, err)
 	}
-	return &File{File: f, path: path}, nil
+	return &File{File: f, path: path, owner: owner}, nil
 }
 
 // Checkpoint makes everything written so far durable and returns the size

@@ -3,6 +3,8 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"testing"
 )
 
@@ -12,7 +14,7 @@ func TestCommitAndAbort(t *testing.T) {
 	if err := PrepareDir(path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Create(path)
+	f, err := Create(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +31,7 @@ func TestCommitAndAbort(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != "hello" {
 		t.Errorf("content = %q", b)
 	}
-	g, err := Create(path)
+	g, err := Create(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,5 +48,59 @@ func TestCommitAndAbort(t *testing.T) {
 	}
 	if err := PrepareDir(dir); err == nil {
 		t.Error("PrepareDir accepted a folder as the output file")
+	}
+}
+
+// Sweep removes the leftovers of its owner's dead writers, nothing else:
+// not the file kept, not other owners' or other outputs' files, not files
+// that only look alike.
+func TestSweep(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.csv")
+	if got := Owner("absence demo", "out/csv"); got != "absence_demo.out_csv" {
+		t.Errorf("Owner = %q", got)
+	}
+	mine := Owner("p", "out")
+	var files []string
+	for _, owner := range []string{mine, mine, mine, Owner("p", "out_2"), Owner("q", "out"), ""} {
+		f, err := Create(path, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		files = append(files, filepath.Base(f.Name()))
+	}
+	other, err := Create(filepath.Join(dir, "other.csv"), mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	lookalike := ".out.csv.tmp-" + mine + "-12x"
+	os.WriteFile(filepath.Join(dir, lookalike), nil, 0o644)
+
+	Sweep(path, "", "") // no owner: nothing
+	Sweep(path, mine, filepath.Join(dir, files[1]))
+	want := append([]string{files[1]}, files[3:]...)
+	want = append(want, filepath.Base(other.Name()), lookalike)
+	sort.Strings(want)
+	var got []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after Sweep:\n got %q\nwant %q", got, want)
+	}
+	// A resume position must name a file of the same owner.
+	if _, err := Resume(path, Owner("q", "out"), filepath.Join(dir, files[1]), 0); err == nil {
+		t.Error("Resume accepted another owner's file")
+	}
+	if f, err := Resume(path, mine, filepath.Join(dir, files[1]), 0); err != nil {
+		t.Error(err)
+	} else if err := f.Commit(); err != nil { // sweeps too: nothing of mine left
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, files[1])); !os.IsNotExist(err) {
+		t.Errorf("resumed file still there after Commit: %v", err)
 	}
 }
