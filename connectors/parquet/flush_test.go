@@ -340,36 +340,38 @@ func BenchmarkSinkWrite(b *testing.B) {
 		}
 	}()
 	props := parquet.NewWriterProperties(parquet.WithCompression(codecs["zstd"]), parquet.WithMaxRowGroupLength(DefaultRowGroupRows))
+	// Each writer as a write and a close function.
+	writers := map[string]func() (func(arrow.RecordBatch) error, func() error, error){
+		"flat": func() (func(arrow.RecordBatch) error, func() error, error) {
+			w, err := newFlatWriter(sc, io.Discard, props)
+			if err != nil {
+				return nil, nil, err
+			}
+			return w.write, w.close, nil
+		},
+		"pqarrow": func() (func(arrow.RecordBatch) error, func() error, error) {
+			w, err := pqarrow.NewFileWriter(sc, io.Discard, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+			if err != nil {
+				return nil, nil, err
+			}
+			return w.WriteBuffered, w.Close, nil
+		},
+	}
 	for _, impl := range []string{"flat", "pqarrow"} {
 		b.Run(impl, func(b *testing.B) {
 			b.SetBytes(int64(rows))
 			for b.Loop() {
-				if impl == "flat" {
-					w, err := newFlatWriter(sc, io.Discard, props)
-					if err != nil {
+				write, finish, err := writers[impl]()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, r := range recs {
+					if err := write(r); err != nil {
 						b.Fatal(err)
 					}
-					for _, r := range recs {
-						if err := w.write(r); err != nil {
-							b.Fatal(err)
-						}
-					}
-					if err := w.close(); err != nil {
-						b.Fatal(err)
-					}
-				} else {
-					w, err := pqarrow.NewFileWriter(sc, io.Discard, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-					if err != nil {
-						b.Fatal(err)
-					}
-					for _, r := range recs {
-						if err := w.WriteBuffered(r); err != nil {
-							b.Fatal(err)
-						}
-					}
-					if err := w.Close(); err != nil {
-						b.Fatal(err)
-					}
+				}
+				if err := finish(); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
