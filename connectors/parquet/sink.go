@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -128,13 +127,13 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema)
 	if err != nil {
 		return nil, err
 	}
-	w := &writer{file: file, props: props}
-	w.buf = bufio.NewWriterSize(&w.out, 1<<20)
-	w.out.w = file
+	w := &writer{file: file, buf: bufio.NewWriterSize(file, 1<<20)}
 	if flatSchema(schema) {
-		w.flat, err = newFlatWriter(schema, w.buf, props)
+		w.enc, err = newFlatWriter(schema, w.buf, props)
 	} else {
-		w.pq, err = pqarrow.NewFileWriter(schema, w.buf, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+		var fw *pqarrow.FileWriter
+		fw, err = pqarrow.NewFileWriter(schema, w.buf, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+		w.enc = pqarrowWriter{fw}
 	}
 	if err != nil {
 		file.Abort()
@@ -159,26 +158,26 @@ type position struct {
 
 // writer writes one Parquet file.
 type writer struct {
-	file  *atomicfile.File
-	out   countingWriter
-	buf   *bufio.Writer
-	props *parquet.WriterProperties
-	flat  *flatWriter         // flat schemas: durable at each Flush
-	pq    *pqarrow.FileWriter // other schemas: durable when complete
-	rows  int64
+	file *atomicfile.File
+	buf  *bufio.Writer
+	enc  encoder
+	rows int64
 }
 
-// countingWriter counts the bytes written to the file.
-type countingWriter struct {
-	w io.Writer
-	n int64
+// encoder turns batches into the Parquet bytes of the file: a flatWriter
+// (flat schemas, durable at each Flush) or pqarrow's FileWriter (nested
+// ones, durable when complete).
+type encoder interface {
+	write(rec arrow.RecordBatch) error
+	// close writes what is left and the footer.
+	close() error
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
+// pqarrowWriter is pqarrow's FileWriter as an encoder.
+type pqarrowWriter struct{ fw *pqarrow.FileWriter }
+
+func (p pqarrowWriter) write(rec arrow.RecordBatch) error { return p.fw.WriteBuffered(rec) }
+func (p pqarrowWriter) close() error                      { return p.fw.Close() }
 
 // recover copies into w the rows that the flush at pos made durable. The
 // Parquet format cannot be appended to in place (its footer describes the
@@ -245,13 +244,7 @@ func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var err error
-	if w.flat != nil {
-		err = w.flat.write(rec)
-	} else {
-		err = w.pq.WriteBuffered(rec)
-	}
-	if err != nil {
+	if err := w.enc.write(rec); err != nil {
 		return fmt.Errorf("write %s: %w", w.file.Path(), err)
 	}
 	w.rows += rec.NumRows()
@@ -266,28 +259,24 @@ var _ protocol.Flusher = (*writer)(nil)
 // all of them. For a schema with nested columns it returns no position:
 // such a file is durable only when complete.
 func (w *writer) Flush(ctx context.Context) (protocol.Position, error) {
-	if w.flat == nil {
+	flat, ok := w.enc.(*flatWriter)
+	if !ok {
 		return nil, nil
 	}
-	if err := errors.Join(w.flat.flush(), w.buf.Flush()); err != nil {
+	if err := errors.Join(flat.flush(), w.buf.Flush()); err != nil {
 		return nil, fmt.Errorf("write %s: %w", w.file.Path(), err)
 	}
-	if _, err := w.file.Checkpoint(); err != nil {
+	size, err := w.file.Checkpoint()
+	if err != nil {
 		return nil, err
 	}
-	return protocol.NewPosition(position{Temp: w.file.Name(), Size: w.out.n, Rows: w.rows})
+	return protocol.NewPosition(position{Temp: w.file.Name(), Size: size, Rows: w.rows})
 }
 
 // Close writes the last row group and the footer and renames the file into
 // place (which sweeps the files of this stage's dead writers).
 func (w *writer) Close(ctx context.Context) error {
-	var err error
-	if w.flat != nil {
-		err = w.flat.close()
-	} else {
-		err = w.pq.Close()
-	}
-	if err := errors.Join(err, w.buf.Flush()); err != nil {
+	if err := errors.Join(w.enc.close(), w.buf.Flush()); err != nil {
 		w.file.Abort()
 		return fmt.Errorf("write %s: %w", w.file.Path(), err)
 	}
@@ -297,10 +286,6 @@ func (w *writer) Close(ctx context.Context) error {
 // Abort removes the temporary file. The one it was recovered from stays:
 // the engine may resume from it again.
 func (w *writer) Abort(ctx context.Context) error {
-	if w.flat != nil {
-		w.flat.close() // frees buffered pages; its output goes nowhere that stays
-	} else {
-		w.pq.Close()
-	}
+	w.enc.close() // frees buffered pages; its output goes nowhere that stays
 	return w.file.Abort()
 }
