@@ -69,7 +69,7 @@ every batch until it is. See also the "csv_file" sink and the "csv" source.`,
 		{Name: optCompression, Type: protocol.TypeString, Default: "zstd",
 			Enum: []string{"zstd", "snappy", "gzip", "none"}, Doc: "compression codec of the column chunks"},
 		{Name: optRowGroupRows, Type: protocol.TypeInt, Default: int64(DefaultRowGroupRows),
-			Doc: "rows per row group; a row group is buffered in memory until complete"},
+			Doc: "rows per row group; a row group is buffered in memory until complete or the engine flushes (every 32 MiB or 64 batches), which ends it early"},
 	},
 }
 
