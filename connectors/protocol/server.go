@@ -142,6 +142,32 @@ func (s *Server) GetSchema(ctx context.Context, d *flight.FlightDescriptor) (*fl
 	return &flight.SchemaResult{Schema: flight.SerializeSchema(schema, s.mem)}, nil
 }
 
+// acceptRing maps the shared memory ring the host offers for the Arrow
+// bodies of this call (gRPC metadata ringMetadataKey), if it offers one,
+// and answers in the response header whether it is used. It returns nil
+// when there is no offer or the ring cannot be used: the bodies then go
+// inline. The caller releases a returned ring when the call is done.
+func (s *Server) acceptRing(ctx context.Context, header func(metadata.MD) error) (*ring, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	v := md.Get(ringMetadataKey)
+	if len(v) != 1 {
+		return nil, nil
+	}
+	r, err := s.rings.acquire(v[0])
+	answer := "1"
+	if err != nil {
+		s.log.Debug("shared memory ring not used, Arrow bodies go inline", "err", err)
+		r, answer = nil, "0"
+	}
+	if err := header(metadata.Pairs(ringMetadataKey, answer)); err != nil {
+		if r != nil {
+			s.rings.release(r)
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
 // DoGet runs a source and streams what it reads.
 func (s *Server) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
 	ctx := stream.Context()
@@ -153,22 +179,13 @@ func (s *Server) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer
 		cfg.Resume = nil
 	}
 	e := &streamEmitter{stream: stream, mem: s.mem, tagged: s.version >= 2}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(ringMetadataKey); len(v) == 1 {
-			// The host offers a shared memory ring for the Arrow bodies.
-			r, err := s.rings.acquire(v[0])
-			answer := "1"
-			if err != nil {
-				s.log.Debug("shared memory ring not used, Arrow bodies go inline", "err", err)
-				answer = "0"
-			} else {
-				defer s.rings.release(r) // after e.close: nothing writes there then
-				e.ring = &ringWriter{r: r}
-			}
-			if err := stream.SetHeader(metadata.Pairs(ringMetadataKey, answer)); err != nil {
-				return toStatus(err)
-			}
-		}
+	r, err := s.acceptRing(ctx, stream.SetHeader)
+	if err != nil {
+		return toStatus(err)
+	}
+	if r != nil {
+		defer s.rings.release(r) // after e.close: nothing writes there then
+		e.ring = &ringWriter{r: r}
 	}
 	defer e.close()
 	if err := src.Read(ctx, cfg, s.mem, e); err != nil {
@@ -249,23 +266,14 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 		rows int64
 	)
 	mr := &messageReader{recv: stream.Recv, refs: 1, mem: s.mem}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(ringMetadataKey); len(v) == 1 {
-			// The host offers a shared memory ring for the Arrow bodies;
-			// it uses it once it has our answer.
-			r, err := s.rings.acquire(v[0])
-			answer := "1"
-			if err != nil {
-				s.log.Debug("shared memory ring not used, Arrow bodies go inline", "err", err)
-				answer = "0"
-			} else {
-				defer s.rings.release(r) // after the last read
-				mr.ring = &ringReader{r: r}
-			}
-			if err := stream.SendHeader(metadata.Pairs(ringMetadataKey, answer)); err != nil {
-				return toStatus(err)
-			}
-		}
+	// The host writes into the ring once it has our answer.
+	r, err := s.acceptRing(ctx, stream.SendHeader)
+	if err != nil {
+		return toStatus(err)
+	}
+	if r != nil {
+		defer s.rings.release(r) // after the last read
+		mr.ring = &ringReader{r: r}
 	}
 	mr.onMeta = func(m appMetadata) error {
 		if m.Flush == 0 {
