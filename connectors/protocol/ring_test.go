@@ -429,39 +429,45 @@ func newSumSink() *sumSink {
 func TestSinkBodiesGoThroughTheRing(t *testing.T) {
 	skipWithoutRings(t)
 	snk := newSumSink()
-	ctx := context.Background()
 	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(bigSource{}, snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	const batches = 40
 	for run := range 3 {
-		snk.rows.Store(0)
-		snk.sum.Store(0)
 		before := ReceivedStats()
-		w, err := conn.(Sink).Open(ctx, Config{Connector: "sum"}, bigSchema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := &sinkWriterEmitter{w: w}
-		if err := (bigSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.(Flusher).Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		n := int64(batches * bigRows)
-		if snk.rows.Load() != n || snk.sum.Load() != n*(n-1)/2 {
-			t.Errorf("run %d: rows %d, sum %d", run, snk.rows.Load(), snk.sum.Load())
-		}
+		writeBig(t, conn, snk, mem, batches)
 		after := ReceivedStats()
 		t.Logf("run %d: ring %d bodies, inline %d bodies", run, after.RingBodies-before.RingBodies, after.InlineBodies-before.InlineBodies)
 		// The first batches may go inline, before the server's answer.
 		if after.RingBodies-before.RingBodies < batches/2 {
 			t.Errorf("run %d: only %d bodies came through the ring", run, after.RingBodies-before.RingBodies)
 		}
+	}
+}
+
+// writeBig writes batches of bigSource to the "sum" sink through conn
+// (Open, the batches, a flush, Close) and checks what the sink received.
+func writeBig(t *testing.T, conn Connector, snk *sumSink, mem memory.Allocator, batches int) {
+	t.Helper()
+	ctx := context.Background()
+	snk.rows.Store(0)
+	snk.sum.Store(0)
+	w, err := conn.(Sink).Open(ctx, Config{Connector: "sum"}, bigSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &sinkWriterEmitter{w: w}
+	if err := (bigSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.(Flusher).Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := int64(batches * bigRows); snk.rows.Load() != n || snk.sum.Load() != n*(n-1)/2 {
+		t.Errorf("rows %d, sum %d; want %d rows", snk.rows.Load(), snk.sum.Load(), n)
 	}
 }
 
@@ -546,31 +552,12 @@ func TestPeerWithoutRingsGetsEverythingInline(t *testing.T) {
 func TestSinkWithoutRingsGetsEverythingInline(t *testing.T) {
 	skipWithoutRings(t)
 	snk := newSumSink()
-	ctx := context.Background()
 	c, conn := dialPlugin(t, &oldPlugin{reg: NewRegistry(snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	for run := range 2 {
-		snk.rows.Store(0)
-		snk.sum.Store(0)
 		before := ReceivedStats()
-		w, err := conn.(Sink).Open(ctx, Config{Connector: "sum"}, bigSchema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := &sinkWriterEmitter{w: w}
-		if err := (bigSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(3)}}, mem, e); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.(Flusher).Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if n := int64(3 * bigRows); snk.rows.Load() != n || snk.sum.Load() != n*(n-1)/2 {
-			t.Errorf("run %d: rows %d, sum %d", run, snk.rows.Load(), snk.sum.Load())
-		}
+		writeBig(t, conn, snk, mem, 3)
 		if after := ReceivedStats(); after.RingBodies != before.RingBodies {
 			t.Errorf("run %d: %d bodies through the ring, want none", run, after.RingBodies-before.RingBodies)
 		}
