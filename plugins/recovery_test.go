@@ -14,11 +14,10 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
+	"github.com/vigie-edu/vigie/internal/parquettest"
 	"github.com/vigie-edu/vigie/plugins"
 )
 
@@ -154,22 +153,7 @@ row_group_rows = 20000
 // checkParquetIDs checks that the id column holds 0..rows-1 in order.
 func checkParquetIDs(t *testing.T, path string, rows int) {
 	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	rdr, err := file.OpenParquetFile(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdr.Close()
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := fr.ReadTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tbl.Release()
+	tbl := parquettest.Read(t, path)
 	if tbl.NumRows() != int64(rows) {
 		t.Fatalf("parquet has %d rows, want %d", tbl.NumRows(), rows)
 	}

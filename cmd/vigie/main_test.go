@@ -18,10 +18,9 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/vigie-edu/vigie/internal/parquettest"
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
@@ -155,17 +154,7 @@ func TestDefaultPipelineEndToEnd(t *testing.T) {
 	t.Log("\n" + stdout)
 
 	// Parquet: every row, in order, with the rule's values.
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	rdr, err := file.OpenParquetFile(filepath.Join(dir, "out", "absence.parquet"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdr.Close()
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fr := parquettest.Open(t, filepath.Join(dir, "out", "absence.parquet"))
 	tbl, err := fr.ReadTable(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -6,13 +6,11 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vigie-edu/vigie/connectors/conformance"
 	"github.com/vigie-edu/vigie/connectors/parquet"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/parquettest"
 )
 
 func TestSinkConformance(t *testing.T) {
@@ -31,18 +29,7 @@ func TestSinkConformance(t *testing.T) {
 			`[{"id": 4, "name": "Chloé", "day": "2026-01-05"}, {"id": 5, "name": "Dan", "day": "2026-01-06"}, {"id": 6, "name": "Eve", "day": null}]`,
 		},
 		ReadBack: func(t *testing.T) []string {
-			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-			defer mem.AssertSize(t, 0)
-			rdr, err := file.OpenParquetFile(path, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rdr.Close()
-			fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 1000}, mem)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rr, err := fr.GetRecordReader(context.Background(), nil, nil)
+			rr, err := parquettest.Open(t, path).GetRecordReader(context.Background(), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,29 +16,20 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/parquettest"
 )
 
 // readRows reads a Parquet file's rows as text, and its row groups' sizes.
 func readRows(t *testing.T, path string) ([][]string, []int64) {
 	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	pf, err := file.OpenParquetFile(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pf.Close()
+	fr := parquettest.Open(t, path)
+	md := fr.ParquetReader().MetaData()
 	var groups []int64
-	for i := range pf.NumRowGroups() {
-		groups = append(groups, pf.MetaData().RowGroup(i).NumRows())
-	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, mem)
-	if err != nil {
-		t.Fatal(err)
+	for i := range md.NumRowGroups() {
+		groups = append(groups, md.RowGroup(i).NumRows())
 	}
 	tbl, err := fr.ReadTable(context.Background())
 	if err != nil {

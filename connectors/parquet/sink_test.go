@@ -13,10 +13,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/parquettest"
 )
 
 var schema = arrow.NewSchema([]arrow.Field{
@@ -96,11 +95,8 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			pf, err := file.OpenParquetFile(path, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pf.Close()
+			fr := parquettest.Open(t, path)
+			pf := fr.ParquetReader()
 			// Batches of 2, 1 and 1 rows gather into groups of 2.
 			if n := pf.NumRowGroups(); n != 2 {
 				t.Errorf("row groups = %d, want 2", n)
@@ -113,10 +109,6 @@ func TestRoundTrip(t *testing.T) {
 			}
 			if cc.Compression() != wantCodec {
 				t.Errorf("compression = %v, want %v", cc.Compression(), wantCodec)
-			}
-			fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, mem)
-			if err != nil {
-				t.Fatal(err)
 			}
 			tbl, err := fr.ReadTable(context.Background())
 			if err != nil {

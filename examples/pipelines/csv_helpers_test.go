@@ -1,14 +1,11 @@
 package pipelines_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/vigie-edu/vigie/internal/parquettest"
 )
 
 // csvxTable is a Parquet file read back: its schema and every column's
@@ -39,22 +36,7 @@ func (tb *csvxTable) typeOf(t *testing.T, name string) string {
 // csvxReadParquet reads a Parquet file with a checked allocator.
 func csvxReadParquet(t *testing.T, path string) *csvxTable {
 	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	rdr, err := file.OpenParquetFile(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdr.Close()
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := fr.ReadTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tbl.Release()
+	tbl := parquettest.Read(t, path)
 	out := &csvxTable{schema: tbl.Schema(), cols: map[string][]string{}, nulls: map[string]int{}}
 	tr := array.NewTableReader(tbl, 1<<16)
 	defer tr.Release()

@@ -8,11 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-
 	"github.com/vigie-edu/vigie/connectors/conformance"
+	"github.com/vigie-edu/vigie/internal/parquettest"
 )
 
 // Helpers shared by the tests of the example pipelines.
@@ -75,18 +72,7 @@ func readCSV(t *testing.T, path string) [][]string {
 // rendered by conformance.Row.
 func readParquet(t *testing.T, path string) ([]string, []string) {
 	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	rdr, err := file.OpenParquetFile(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdr.Close()
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 1024}, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
+	rr, err := parquettest.Open(t, path).GetRecordReader(context.Background(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
