@@ -17,7 +17,7 @@ import (
 
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
-	"github.com/vigie-edu/vigie/internal/parquettest"
+	"github.com/vigie-edu/vigie/internal/readback"
 	"github.com/vigie-edu/vigie/plugins"
 )
 
@@ -153,7 +153,7 @@ row_group_rows = 20000
 // checkParquetIDs checks that the id column holds 0..rows-1 in order.
 func checkParquetIDs(t *testing.T, path string, rows int) {
 	t.Helper()
-	tbl := parquettest.Read(t, path)
+	tbl := readback.Parquet(t, path)
 	if tbl.NumRows() != int64(rows) {
 		t.Fatalf("parquet has %d rows, want %d", tbl.NumRows(), rows)
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,7 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet/file"
 
-	"github.com/vigie-edu/vigie/internal/parquettest"
+	"github.com/vigie-edu/vigie/internal/readback"
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
@@ -107,22 +106,12 @@ type attendance struct {
 
 func readAttendance(t *testing.T, path string) []attendance {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := map[string]int{}
-	for i, h := range recs[0] {
-		col[h] = i
-	}
+	recs := readback.CSV(t, path)
+	col := readback.Columns(recs[0])
 	var out []attendance
 	for _, r := range recs[1:] {
 		a := attendance{student: r[col["student_id"]], month: r[col["month"]]}
+		var err error
 		a.halfDays, err = strconv.Atoi(r[col["half_days"]])
 		a.halfNull = err != nil
 		a.absent, err = strconv.Atoi(r[col["absent_half_days"]])
@@ -154,7 +143,7 @@ func TestDefaultPipelineEndToEnd(t *testing.T) {
 	t.Log("\n" + stdout)
 
 	// Parquet: every row, in order, with the rule's values.
-	fr := parquettest.Open(t, filepath.Join(dir, "out", "absence.parquet"))
+	fr := readback.OpenParquet(t, filepath.Join(dir, "out", "absence.parquet"))
 	tbl, err := fr.ReadTable(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -249,15 +238,7 @@ func TestDirtyInputIsDeadLettered(t *testing.T) {
 	if m == nil || m[2] == "0" {
 		t.Fatalf("no dead letters counted:\n%s", stdout)
 	}
-	f, err := os.Open(filepath.Join(dir, "out", "dead_letter.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readback.CSV(t, filepath.Join(dir, "out", "dead_letter.csv"))
 	if strconv.Itoa(len(recs)-1) != m[2] {
 		t.Errorf("dead letter file has %d rows, summary says %s", len(recs)-1, m[2])
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigie-edu/vigie/internal/readback"
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
@@ -449,7 +449,7 @@ path = "out/marks.csv"
 	if stdout, stderr, code := runVigie(t, dir, "run"); code != exitOK {
 		t.Fatalf("vigie run: exit %d\npipeline.toml:\n%s\nstdout:\n%s\nstderr:\n%s", code, toml, stdout, stderr)
 	}
-	got := readCSV(t, filepath.Join(dir, "out", "marks.csv"))
+	got := readback.CSV(t, filepath.Join(dir, "out", "marks.csv"))
 	if len(got) == 0 || strings.Join(got[0], ",") != "student_id,marks,mean_mark" {
 		t.Fatalf("out/marks.csv: header %v", got[:min(len(got), 1)])
 	}
@@ -459,7 +459,7 @@ path = "out/marks.csv"
 		sum float64
 	}
 	want := map[string]*stats{}
-	for i, rec := range readCSV(t, grades) {
+	for i, rec := range readback.CSV(t, grades) {
 		if i == 0 {
 			continue
 		}
@@ -503,20 +503,6 @@ path = "out/marks.csv"
 		t.Error("no student has fewer than 10 marks: the null means are not checked")
 	}
 	t.Logf("%d students, %d with fewer than 10 marks", len(got)-1, few)
-}
-
-func readCSV(t *testing.T, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return recs
 }
 
 func TestRuleNewKindFlag(t *testing.T) {

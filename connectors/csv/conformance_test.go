@@ -1,7 +1,6 @@
 package csv_test
 
 import (
-	"encoding/csv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/conformance"
 	vcsv "github.com/vigie-edu/vigie/connectors/csv"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 func TestSourceConformance(t *testing.T) {
@@ -57,15 +57,7 @@ func TestSinkConformance(t *testing.T) {
 			`[{"id": 6, "name": "Eve"}]`,
 		},
 		ReadBack: func(t *testing.T) []string {
-			f, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			recs, err := csv.NewReader(f).ReadAll()
-			if err != nil {
-				t.Fatal(err)
-			}
+			recs := readback.CSV(t, path)
 			if len(recs) == 0 || strings.Join(recs[0], ",") != "id,name" {
 				t.Fatalf("header = %v", recs)
 			}

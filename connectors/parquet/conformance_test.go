@@ -10,7 +10,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/conformance"
 	"github.com/vigie-edu/vigie/connectors/parquet"
 	"github.com/vigie-edu/vigie/connectors/protocol"
-	"github.com/vigie-edu/vigie/internal/parquettest"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 func TestSinkConformance(t *testing.T) {
@@ -29,7 +29,7 @@ func TestSinkConformance(t *testing.T) {
 			`[{"id": 4, "name": "Chloé", "day": "2026-01-05"}, {"id": 5, "name": "Dan", "day": "2026-01-06"}, {"id": 6, "name": "Eve", "day": null}]`,
 		},
 		ReadBack: func(t *testing.T) []string {
-			rr, err := parquettest.Open(t, path).GetRecordReader(context.Background(), nil, nil)
+			rr, err := readback.OpenParquet(t, path).GetRecordReader(context.Background(), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,13 +19,13 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
-	"github.com/vigie-edu/vigie/internal/parquettest"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 // readRows reads a Parquet file's rows as text, and its row groups' sizes.
 func readRows(t *testing.T, path string) ([][]string, []int64) {
 	t.Helper()
-	fr := parquettest.Open(t, path)
+	fr := readback.OpenParquet(t, path)
 	md := fr.ParquetReader().MetaData()
 	var groups []int64
 	for i := range md.NumRowGroups() {

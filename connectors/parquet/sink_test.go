@@ -15,7 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
-	"github.com/vigie-edu/vigie/internal/parquettest"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 var schema = arrow.NewSchema([]arrow.Field{
@@ -95,7 +95,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			fr := parquettest.Open(t, path)
+			fr := readback.OpenParquet(t, path)
 			pf := fr.ParquetReader()
 			// Batches of 2, 1 and 1 rows gather into groups of 2.
 			if n := pf.NumRowGroups(); n != 2 {

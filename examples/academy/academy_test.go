@@ -3,7 +3,6 @@ package academy
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigie-edu/vigie/internal/readback"
 	"golang.org/x/text/encoding/charmap"
 )
 
@@ -130,19 +130,8 @@ func TestCalendar(t *testing.T) {
 
 func readCSV(t *testing.T, path string) (map[string]int, [][]string) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := map[string]int{}
-	for i, h := range recs[0] {
-		col[h] = i
-	}
+	recs := readback.CSV(t, path)
+	col := readback.Columns(recs[0])
 	return col, recs[1:]
 }
 

@@ -1,14 +1,13 @@
 package pipelines_test
 
 import (
-	"encoding/csv"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 // TestCSVFrenchExport reads two terms of marks exported the French way
@@ -47,15 +46,7 @@ func TestCSVFrenchExport(t *testing.T) {
 
 	// Each dead letter names its file, line and column, and says what was
 	// expected.
-	f, err := os.Open(filepath.Join(dir, "out", "dead_letter.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readback.CSV(t, filepath.Join(dir, "out", "dead_letter.csv"))
 	var got []string
 	for _, r := range recs[1:] { // stage, origin, line, column, reason, raw
 		got = append(got, strings.Join([]string{filepath.Base(r[1]), r[2], r[3], r[4]}, "|"))

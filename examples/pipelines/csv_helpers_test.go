@@ -5,7 +5,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/vigie-edu/vigie/internal/parquettest"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 // csvxTable is a Parquet file read back: its schema and every column's
@@ -36,7 +36,7 @@ func (tb *csvxTable) typeOf(t *testing.T, name string) string {
 // csvxReadParquet reads a Parquet file with a checked allocator.
 func csvxReadParquet(t *testing.T, path string) *csvxTable {
 	t.Helper()
-	tbl := parquettest.Read(t, path)
+	tbl := readback.Parquet(t, path)
 	out := &csvxTable{schema: tbl.Schema(), cols: map[string][]string{}, nulls: map[string]int{}}
 	tr := array.NewTableReader(tbl, 1<<16)
 	defer tr.Release()

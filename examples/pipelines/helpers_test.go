@@ -2,14 +2,13 @@ package pipelines_test
 
 import (
 	"context"
-	"encoding/csv"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/vigie-edu/vigie/connectors/conformance"
-	"github.com/vigie-edu/vigie/internal/parquettest"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 // Helpers shared by the tests of the example pipelines.
@@ -53,26 +52,11 @@ func sandbox(t *testing.T, toml string, trees ...string) string {
 	return dst
 }
 
-// readCSV returns the records of a CSV file, header first.
-func readCSV(t *testing.T, path string) [][]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
-}
-
 // readParquet returns the column names and the rows of a Parquet file,
 // rendered by conformance.Row.
 func readParquet(t *testing.T, path string) ([]string, []string) {
 	t.Helper()
-	rr, err := parquettest.Open(t, path).GetRecordReader(context.Background(), nil, nil)
+	rr, err := readback.OpenParquet(t, path).GetRecordReader(context.Background(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 // onerosterCSV reads a CSV output, the header left out, rows joined by "|".
 func onerosterCSV(t *testing.T, path string) []string {
 	t.Helper()
-	recs := readCSV(t, path)
+	recs := readback.CSV(t, path)
 	var out []string
 	for _, r := range recs[1:] {
 		out = append(out, strings.Join(r, "|"))
@@ -103,7 +104,7 @@ func TestOneRosterFixtures(t *testing.T) {
 	}
 	wd, _ := os.Getwd()
 	var dead []string
-	for _, r := range readCSV(t, filepath.Join(out, "dead_letter.csv"))[1:] {
+	for _, r := range readback.CSV(t, filepath.Join(out, "dead_letter.csv"))[1:] {
 		origin, _ := filepath.Rel(wd, r[1])
 		dead = append(dead, strings.Join([]string{r[0], filepath.ToSlash(origin), r[2], r[3], r[4]}, "|"))
 	}

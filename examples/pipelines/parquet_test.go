@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 // TestParquet reads two Parquet files through a glob with a projection
@@ -20,7 +21,7 @@ func TestParquet(t *testing.T) {
 	if st.RowsOut != 72 || st.DeadLettered != 0 || st.Batches != 14 {
 		t.Errorf("marks: %d rows, %d dead letters, %d batches; want 72, 0, 14", st.RowsOut, st.DeadLettered, st.Batches)
 	}
-	recs := readCSV(t, filepath.Join(filepath.Dir(toml), "out", "parquet_marks.csv"))
+	recs := readback.CSV(t, filepath.Join(filepath.Dir(toml), "out", "parquet_marks.csv"))
 	if got := strings.Join(recs[0], ","); got != "student_id,period,mark" {
 		t.Errorf("header %s: the projection is not applied", got)
 	}

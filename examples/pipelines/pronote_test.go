@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 // pronoteCSV reads a CSV output of pronote.toml.
 func pronoteCSV(t *testing.T, name string) [][]string {
 	t.Helper()
-	return readCSV(t, filepath.Join("out", "pronote", name))
+	return readback.CSV(t, filepath.Join("out", "pronote", name))
 }
 
 // TestPronote runs pronote.toml and checks its rows, values and dead

@@ -1,13 +1,13 @@
 package pipelines_test
 
 import (
-	"encoding/csv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
+	"github.com/vigie-edu/vigie/internal/readback"
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
@@ -44,19 +44,8 @@ func ewPipeline(t *testing.T, name string, rules ...string) (toml, dir string) {
 
 func readAlerts(t *testing.T, path string) (map[string]int, [][]string) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := map[string]int{}
-	for i, n := range rows[0] {
-		h[n] = i
-	}
+	rows := readback.CSV(t, path)
+	h := readback.Columns(rows[0])
 	return h, rows[1:]
 }
 

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 // pjxDeadLetters returns the dead-letter file's rows as
@@ -14,7 +16,7 @@ import (
 func pjxDeadLetters(t *testing.T, path, dir string) []string {
 	t.Helper()
 	var out []string
-	for _, r := range readCSV(t, path)[1:] { // stage, origin, line, column, reason, raw
+	for _, r := range readback.CSV(t, path)[1:] { // stage, origin, line, column, reason, raw
 		origin, err := filepath.Rel(dir, r[1])
 		if err != nil {
 			origin = r[1]

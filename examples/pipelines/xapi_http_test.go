@@ -19,6 +19,7 @@ import (
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/stream"
+	"github.com/vigie-edu/vigie/internal/readback"
 	"github.com/vigie-edu/vigie/rules/host"
 )
 
@@ -132,7 +133,7 @@ func TestXAPIEndpoint(t *testing.T) {
 	if st.RowsOut != 3 {
 		t.Errorf("statements: %d rows out, want 3", st.RowsOut)
 	}
-	recs := readCSV(t, filepath.Join(filepath.Dir(toml), "out", "xapi_statements.csv"))
+	recs := readback.CSV(t, filepath.Join(filepath.Dir(toml), "out", "xapi_statements.csv"))
 	if len(recs) != 4 {
 		t.Fatalf("%d records in the CSV", len(recs))
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
+	"github.com/vigie-edu/vigie/internal/readback"
 )
 
 // TestXAPIFiles reads the bundle's xAPI JSON Lines and the specification's
@@ -50,7 +51,7 @@ func TestXAPIFiles(t *testing.T) {
 		t.Error("no statement of the bundle has a scaled score")
 	}
 
-	recs := readCSV(t, filepath.Join(dir, "out", "xapi_spec_examples.csv"))
+	recs := readback.CSV(t, filepath.Join(dir, "out", "xapi_spec_examples.csv"))
 	if len(recs) != 3 || recs[0][20] != "statement" {
 		t.Fatalf("spec examples: %d records, header %v", len(recs), recs[0])
 	}
