@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -19,14 +18,26 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/spf13/cobra"
 )
 
-// cmdEval measures the quality of early-warning outputs: against the
-// synthetic academy's ground truth (--alerts, --truth), or as a binary
-// classifier of a label (--scores, --label).
-func cmdEval(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vigie eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// newEvalCmd is `vigie eval`: it measures the quality of early-warning
+// outputs, against the synthetic academy's ground truth (--alerts,
+// --truth), or as a binary classifier of a label (--scores, --label).
+func newEvalCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "eval --alerts FILE --truth ground_truth.csv | --scores FILE --label EXPR",
+		Short: "Measure early-warning quality against ground truth or a label",
+		Long: `Academy mode (--alerts, --truth): precision, recall, median lead time and
+false alerts per 1,000 students per month of an early_warning output
+against vigie gen's ground truth. Binary mode (--scores, --label): ROC-AUC,
+precision, recall and accuracy of a score against a label (the real-data
+evaluations of docs/indicators.md).`,
+		Example: `  vigie eval --alerts examples/pipelines/out/term_xapi_alerts.parquet --truth academy/ground_truth.csv
+  vigie eval --scores examples/pipelines/out/uci_risk.csv --label 'G3<10'`,
+		Args: cobra.NoArgs,
+	}
+	fs := cmd.Flags()
 	alerts := fs.String("alerts", "", "alerts output of the early_warning rule (Parquet or CSV): student_id, first_alert, alert_history")
 	truth := fs.String("truth", "", "ground_truth.csv (or .parquet) of vigie gen")
 	months := fs.Float64("months", 10, "months of school the run covers, for false alerts per 1,000 students per month")
@@ -37,42 +48,31 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 	exclude := fs.String("exclude", "", `binary mode: rows to leave out, same syntax as --label`)
 	threshold := fs.Float64("threshold", 0.5, "binary mode: score from which a row is predicted positive")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: vigie eval --alerts FILE --truth ground_truth.csv [flags]
-       vigie eval --scores FILE --label EXPR [--score COL] [--threshold X] [flags]
+	cmd.RunE = do(func(*cobra.Command, []string) int {
+		var (
+			res any
+			err error
+		)
+		switch {
+		case *alerts != "" && *truth != "" && *scores == "":
+			res, err = evalAcademy(*alerts, *truth, *months, *grace)
+		case *scores != "" && *label != "" && *alerts == "":
+			res, err = evalBinary(*scores, *scoreCol, *label, *exclude, *threshold)
+		default:
+			fmt.Fprintln(stderr, "vigie eval: give --alerts and --truth, or --scores and --label")
+			return exitUsage
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "vigie eval: %v\n", err)
+			return exitFailed
+		}
+		return printEval(res, *asJSON, stdout, stderr)
+	})
+	return cmd
+}
 
-Academy mode: precision, recall, median lead time and false alerts per 1,000
-students per month of an early_warning output against vigie gen's ground
-truth. Binary mode: ROC-AUC, precision, recall and accuracy of a score
-against a label (the real-data evaluations of docs/indicators.md).
-`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	var (
-		res any
-		err error
-	)
-	switch {
-	case fs.NArg() > 0:
-		fs.Usage()
-		return exitUsage
-	case *alerts != "" && *truth != "" && *scores == "":
-		res, err = evalAcademy(*alerts, *truth, *months, *grace)
-	case *scores != "" && *label != "" && *alerts == "":
-		res, err = evalBinary(*scores, *scoreCol, *label, *exclude, *threshold)
-	default:
-		fmt.Fprintln(stderr, "vigie eval: give --alerts and --truth, or --scores and --label")
-		fs.Usage()
-		return exitUsage
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie eval: %v\n", err)
-		return exitFailed
-	}
-	if *asJSON {
+func printEval(res any, asJSON bool, stdout, stderr io.Writer) int {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {

@@ -2,22 +2,30 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/vigie-edu/vigie/examples/academy"
 )
 
-// cmdGen writes a synthetic academy: a OneRoster bundle, marks, half-day
-// absences, xAPI statements, Pronote-style exports and the ground truth of
-// who drifts toward dropout (examples/academy).
-func cmdGen(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vigie gen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// newGenCmd is `vigie gen`: it writes a synthetic academy, a OneRoster
+// bundle, marks, half-day absences, xAPI statements, Pronote-style exports
+// and the ground truth of who drifts toward dropout (examples/academy).
+func newGenCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "gen",
+		Short: "Write a synthetic academy with ground truth",
+		Long: `Write a synthetic academy: a OneRoster bundle, marks, half-day absences,
+xAPI statements, Pronote-style exports and the ground truth of who drifts
+toward dropout (examples/academy). The same seed writes the same bytes.`,
+		Args: cobra.NoArgs,
+	}
+	fs := cmd.Flags()
 	students := fs.Int("students", 1000, "number of students")
 	schools := fs.Int("schools", 0, "number of schools (0: one per 600 students, at least 3)")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed writes the same bytes")
@@ -27,35 +35,35 @@ func cmdGen(args []string, stdout, stderr io.Writer) int {
 	formats := fs.String("format", strings.Join(academy.AllFormats, ","), "comma-separated outputs: "+strings.Join(academy.AllFormats, ", "))
 	profile := fs.String("profile", "", "rates file (JSON or TOML) over the defaults, see examples/academy/README.md")
 	workers := fs.Int("workers", 0, "generating goroutines (0: GOMAXPROCS); the output does not depend on it")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vigie gen [flags]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
-	}
+	_ = cmd.RegisterFlagCompletionFunc("zone", cobra.FixedCompletions([]string{"A", "B", "C"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RunE = do(func(*cobra.Command, []string) int {
+		return cmdGen(academy.Options{Dir: *out, Students: *students, Schools: *schools, Seed: *seed,
+			Year: *year, Zone: *zone, Workers: *workers}, *formats, *profile, stdout, stderr)
+	})
+	return cmd
+}
+
+// cmdGen generates the academy of o with the comma-separated formats and
+// the rates of the profile file, if any.
+func cmdGen(o academy.Options, formats, profile string, stdout, stderr io.Writer) int {
 	p := academy.DefaultProfile()
-	if *profile != "" {
+	if profile != "" {
 		var err error
-		if p, err = academy.LoadProfile(*profile); err != nil {
+		if p, err = academy.LoadProfile(profile); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailed
 		}
 	}
 	var fmts []string
-	for _, f := range strings.Split(*formats, ",") {
+	for _, f := range strings.Split(formats, ",") {
 		if f = strings.TrimSpace(f); f != "" {
 			fmts = append(fmts, f)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := academy.Generate(ctx, academy.Options{Dir: *out, Students: *students, Schools: *schools, Seed: *seed,
-		Year: *year, Zone: *zone, Formats: fmts, Profile: p, Workers: *workers})
+	o.Formats, o.Profile = fmts, p
+	res, err := academy.Generate(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigie gen: %v\n", err)
 		if ctx.Err() != nil {

@@ -1,17 +1,19 @@
 // Command vigie runs Vigie pipelines.
 //
-//	vigie run [FILE]        run a pipeline (default pipeline.toml)
+//	vigie run [FILE]        run a pipeline (default pipeline.toml: the early-warning job)
 //	vigie validate [FILE]   check a pipeline without moving data
+//	vigie help [COMMAND]    usage of a command; every command also takes -h, --help
+//	vigie completion SHELL  completion script for bash, zsh, fish or powershell
 //	vigie version
 //
-// The binary also serves its built-in connectors as go-plugin processes
-// when it re-executes itself with the hidden "__connectors" subcommand.
+// The command line is built with cobra (cli.go). The binary also serves its
+// built-in connectors as go-plugin processes when it re-executes itself with
+// the hidden "__connectors" subcommand.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +22,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/vigie-edu/vigie/connectors/builtin"
 	"github.com/vigie-edu/vigie/connectors/protocol"
@@ -36,6 +41,9 @@ var version = "dev"
 // serveCommand is the hidden subcommand that serves the built-in connectors.
 const serveCommand = "__connectors"
 
+// defaultPipeline is the pipeline run and validate use without a FILE.
+const defaultPipeline = "pipeline.toml"
+
 // Exit codes.
 const (
 	exitOK          = 0
@@ -48,55 +56,19 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: vigie <command> [arguments]
-
-commands:
-  run [FILE]        run a pipeline (default: pipeline.toml)
-  validate [FILE]   check a pipeline: keys, connectors and their options,
-                    rule modules, rule inputs against upstream schemas
-  rule COMMAND      tools for rule authors: new, inspect, test, bench
-  plugins COMMAND   connectors, built-in and third-party: list, describe, docs
-  gen [flags]       write a synthetic academy with ground truth (vigie gen -h)
-  eval [flags]      measure early-warning quality against ground truth or a label (vigie eval -h)
-  version           print the version
-
-run "vigie <command> -h" for a command's flags.
-`)
-}
-
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case serveCommand:
+	// Plugins re-execute the binary with serveCommand: answered before the
+	// command line is parsed, so nothing of cobra runs in a plugin process.
+	if len(args) > 0 && args[0] == serveCommand {
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		protocol.Serve(builtin.Registry(), log)
 		return exitOK
-	case "run":
-		return cmdRun(args[1:], stdout, stderr)
-	case "validate":
-		return cmdValidate(args[1:], stdout, stderr)
-	case "gen":
-		return cmdGen(args[1:], stdout, stderr)
-	case "eval":
-		return cmdEval(args[1:], stdout, stderr)
-	case "plugins":
-		return cmdPlugins(args[1:], stdout, stderr)
-	case "rule":
-		return cmdRule(args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintf(stdout, "vigie %s (connector protocol %d, rule ABI 1)\n", version, protocol.Version)
-		return exitOK
-	case "help", "-h", "-help", "--help":
-		usage(stdout)
-		return exitOK
 	}
-	fmt.Fprintf(stderr, "vigie: unknown command %q\n", args[0])
-	usage(stderr)
-	return exitUsage
+	return execute(newRoot(stdout, stderr), args, stderr)
+}
+
+func versionLine() string {
+	return fmt.Sprintf("vigie %s (connector protocol %d, rule ABI 1)\n", version, protocol.Version)
 }
 
 // common holds the flags shared by run and validate.
@@ -105,33 +77,33 @@ type common struct {
 	logLevel  string
 }
 
-func (c *common) register(fs *flag.FlagSet) {
+func (c *common) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.inProcess, "in-process", false, "serve built-in connectors inside the engine process instead of plugin processes (debugging, benchmarks)")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 }
 
-func parseArgs(name string, args []string, stderr io.Writer) (*common, string, bool) {
+// newPipelineCmd is run or validate: flags of common, an optional FILE.
+func newPipelineCmd(use, short, long string, body func(c *common, file string) int) *cobra.Command {
 	c := &common{}
-	fs := flag.NewFlagSet("vigie "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vigie %s [flags] [FILE]\n", name)
-		fs.PrintDefaults()
+	cmd := &cobra.Command{
+		Use:   use + " [FILE]",
+		Short: short,
+		Long:  long,
+		Args:  cobra.MaximumNArgs(1),
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return []string{"toml"}, cobra.ShellCompDirectiveFilterFileExt
+		},
+		RunE: do(func(_ *cobra.Command, args []string) int {
+			file := defaultPipeline
+			if len(args) == 1 {
+				file = args[0]
+			}
+			return body(c, file)
+		}),
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, "", false
-	}
-	file := "pipeline.toml"
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		file = fs.Arg(0)
-	default:
-		fs.Usage()
-		return nil, "", false
-	}
-	return c, file, true
+	c.register(cmd.Flags())
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
 }
 
 // engine is what a command needs to prepare a pipeline.
@@ -154,7 +126,7 @@ func (e *engine) close(ctx context.Context) {
 func (c *common) open(ctx context.Context, file string, stderr io.Writer) (*engine, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
+		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg, err := config.Load(file)
@@ -195,11 +167,7 @@ func (e *engine) prepare(ctx context.Context) (*pipeline.Plan, error) {
 	return pipeline.Prepare(ctx, e.cfg, pipeline.Env{Connectors: e.host, Rules: e.rules, Log: e.log})
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	c, file, ok := parseArgs("validate", args, stderr)
-	if !ok {
-		return exitUsage
-	}
+func cmdValidate(c *common, file string, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	e, err := c.open(ctx, file, stderr)
 	if err != nil {
@@ -220,11 +188,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdRun(args []string, stdout, stderr io.Writer) int {
-	c, file, ok := parseArgs("run", args, stderr)
-	if !ok {
-		return exitUsage
-	}
+func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 	// The first SIGINT or SIGTERM stops the sources and lets the sinks
 	// flush; a second one cancels everything.
 	ctx, cancel := context.WithCancel(context.Background())

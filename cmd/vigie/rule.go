@@ -19,9 +19,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"github.com/vigie-edu/vigie/connectors/protocol"
 	"io"
 	"log/slog"
 	"os"
@@ -36,9 +34,12 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/spf13/cobra"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 
 	"github.com/vigie-edu/vigie/rules/abi"
 	"github.com/vigie-edu/vigie/rules/host"
@@ -49,73 +50,23 @@ import (
 // vigieModule is the module path of this repository, which holds the Go SDK.
 const vigieModule = "github.com/vigie-edu/vigie"
 
-func ruleUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: vigie rule <command> [arguments]
-
-commands:
-  new --lang go|assemblyscript|c [--kind map|group] NAME [--dir DIR] [--sdk PATH]
-                      scaffold a rule project (map or group rule) that
-                      builds and passes its golden cases as generated
-  inspect [--json] FILE.wasm
-                      print a module's manifest, imports, exports, size,
-                      sha256 and conformance checks (exit 1: not conforming)
-  test FILE.wasm CASES.toml
-                      run golden cases (exit 1 and a diff on a mismatch)
-  bench FILE.wasm [--rows N] [--batch-rows N] [--seconds S] [--param K=V]
-                      measure rows/s on generated input matching the manifest
-
-run "vigie rule <command> -h" for a command's flags.
-`)
+// newRuleCmd is `vigie rule new|inspect|test|bench`.
+func newRuleCmd(stdout, stderr io.Writer) *cobra.Command {
+	return newGroupCmd("rule", "Tools for rule authors: new, inspect, test, bench",
+		`Tools for rule authors: scaffold a rule project, inspect a module's
+manifest and conformance, run golden cases, measure rows/s.`,
+		newRuleNewCmd(stdout, stderr), newRuleInspectCmd(stdout, stderr),
+		newRuleTestCmd(stdout, stderr), newRuleBenchCmd(stdout, stderr))
 }
 
-func cmdRule(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		ruleUsage(stderr)
-		return exitUsage
-	}
-	switch args[0] {
-	case "new":
-		return cmdRuleNew(args[1:], stdout, stderr)
-	case "inspect":
-		return cmdRuleInspect(args[1:], stdout, stderr)
-	case "test":
-		return cmdRuleTest(args[1:], stdout, stderr)
-	case "bench":
-		return cmdRuleBench(args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		ruleUsage(stdout)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "vigie rule: unknown command %q\n", args[0])
-	ruleUsage(stderr)
-	return exitUsage
-}
-
-// parseInterspersed parses args with fs, allowing flags after positional
-// arguments ("new NAME --lang go"), and returns the positional arguments.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+// fileExt completes the i-th argument with files of the i-th extension.
+func fileExt(exts ...string) cobra.CompletionFunc {
+	return func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) >= len(exts) {
+			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+		return []string{exts[len(args)]}, cobra.ShellCompDirectiveFilterFileExt
 	}
-}
-
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("vigie rule "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: vigie rule %s %s\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
 }
 
 // ruleRuntime returns a rule runtime whose rule logs go to stderr at warn
@@ -127,109 +78,118 @@ func ruleRuntime(ctx context.Context, stderr io.Writer) (*host.Runtime, error) {
 
 // ---------------------------------------------------------------- new
 
-func cmdRuleNew(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("new", "--lang go|assemblyscript|c [--kind map|group] NAME [--dir DIR] [--sdk PATH]", stderr)
+func newRuleNewCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "new NAME",
+		Short: "Scaffold a rule project that builds and passes its golden cases as generated",
+		Long: `Scaffold a rule project: a map rule (one output row per input row) by
+default, or with --kind group a group rule (one output row per group of rows
+of a key of the pipeline's group_by). It builds as generated and passes its
+own CASES.toml.`,
+		Example: "  vigie rule new --lang go late_score\n  vigie rule new --lang c --kind group mean_mark --dir rules/mean_mark",
+		Args:    cobra.ExactArgs(1),
+	}
+	fs := cmd.Flags()
 	lang := fs.String("lang", "go", "language of the rule: "+strings.Join(scaffold.Languages, ", "))
 	kind := fs.String("kind", "map", "kind of rule: map (one output row per input row) or group (one output row per group of rows of a key of the pipeline's group_by)")
 	dir := fs.String("dir", "", "directory of the new project (default: ./NAME); must not exist or be empty")
 	sdk := fs.String("sdk", "", "vigie checkout whose SDKs the project uses (default: the checkout around the project, else the one this binary was built from)")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	name := pos[0]
-	if err := scaffold.CheckName(name); err != nil {
-		fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
-		return exitUsage
-	}
-	if !slices.Contains(scaffold.Kinds, *kind) {
-		fmt.Fprintf(stderr, "vigie rule new: unknown kind %q (want one of %s)\n", *kind, strings.Join(scaffold.Kinds, ", "))
-		return exitUsage
-	}
-	if *dir == "" {
-		*dir = name
-	}
-	absDir, err := filepath.Abs(*dir)
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
-		return exitFailed
-	}
-	v := scaffold.Vars{Name: name, Module: vigieModule, Require: "v0.0.0-00010101000000-000000000000", GoVersion: "1.24"}
-	root, how := findSDK(*sdk, absDir)
-	if *sdk != "" && root == "" {
-		fmt.Fprintf(stderr, "vigie rule new: --sdk %s: %s\n", *sdk, how)
-		return exitFailed
-	}
-	v.SDK = root
-	if root != "" {
-		if gv := goDirective(filepath.Join(root, "go.mod")); gv != "" {
-			v.GoVersion = gv
+	_ = cmd.RegisterFlagCompletionFunc("lang", cobra.FixedCompletions(scaffold.Languages, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions(scaffold.Kinds, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagDirname("dir")
+	_ = cmd.MarkFlagDirname("sdk")
+	cmd.RunE = do(func(_ *cobra.Command, pos []string) int {
+		name := pos[0]
+		if err := scaffold.CheckName(name); err != nil {
+			fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
+			return exitUsage
 		}
-	}
-	switch *lang {
-	case "go":
-		if root == "" {
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == vigieModule && isReleaseVersion(bi.Main.Version) {
-				v.Require = bi.Main.Version
-			} else {
-				fmt.Fprintf(stderr, "vigie rule new: warning: no vigie checkout found (%s); go.mod requires %s %s, which only builds once published: pass --sdk PATH to use a checkout\n", how, vigieModule, v.Require)
-			}
+		if !slices.Contains(scaffold.Kinds, *kind) {
+			fmt.Fprintf(stderr, "vigie rule new: unknown kind %q (want one of %s)\n", *kind, strings.Join(scaffold.Kinds, ", "))
+			return exitUsage
 		}
-	case "assemblyscript", "c":
-		if root == "" {
-			fmt.Fprintf(stderr, "vigie rule new: the %s SDK comes from a vigie checkout and none was found (%s): pass --sdk PATH\n", *lang, how)
-			return exitFailed
+		if *dir == "" {
+			*dir = name
 		}
-		need := filepath.Join(root, "rules", "sdk", "c", "build.sh")
-		if *lang == "assemblyscript" {
-			need = filepath.Join(root, asSDKFile)
-			v.AssemblyScript = assemblyScriptVersion(root)
-		}
-		if _, err := os.Stat(need); err != nil {
-			fmt.Fprintf(stderr, "vigie rule new: the %s SDK is missing from %s: %v\n", *lang, root, err)
-			return exitFailed
-		}
-	default:
-		fmt.Fprintf(stderr, "vigie rule new: unknown language %q (want one of %s)\n", *lang, strings.Join(scaffold.Languages, ", "))
-		return exitUsage
-	}
-	files, err := scaffold.Generate(*lang, *kind, absDir, v)
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
-		return exitFailed
-	}
-	if *lang == "assemblyscript" {
-		// The SDK is one file, copied into the project.
-		const dst = "assembly/vigie.ts"
-		if err := copyRegular(filepath.Join(root, asSDKFile), filepath.Join(absDir, filepath.FromSlash(dst))); err != nil {
+		absDir, err := filepath.Abs(*dir)
+		if err != nil {
 			fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
 			return exitFailed
 		}
-		files = append(files, dst)
-		sort.Strings(files)
-	}
-	fmt.Fprintf(stdout, "created %s %s rule %q in %s\n", *lang, *kind, name, *dir)
-	for _, f := range files {
-		fmt.Fprintf(stdout, "  %s\n", f)
-	}
-	if root != "" {
-		fmt.Fprintf(stdout, "SDK: %s (%s)\n", root, how)
-	}
-	fmt.Fprintf(stdout, "\nnext:\n  cd %s\n", *dir)
-	switch *lang {
-	case "go":
-		fmt.Fprintf(stdout, "  go generate\n")
-	case "assemblyscript":
-		fmt.Fprintf(stdout, "  npm install && npm run build\n")
-	case "c":
-		fmt.Fprintf(stdout, "  ./build.sh\n")
-	}
-	fmt.Fprintf(stdout, "  vigie rule test %s.wasm CASES.toml\n  vigie rule inspect %s.wasm\n", name, name)
-	return exitOK
+		v := scaffold.Vars{Name: name, Module: vigieModule, Require: "v0.0.0-00010101000000-000000000000", GoVersion: "1.24"}
+		root, how := findSDK(*sdk, absDir)
+		if *sdk != "" && root == "" {
+			fmt.Fprintf(stderr, "vigie rule new: --sdk %s: %s\n", *sdk, how)
+			return exitFailed
+		}
+		v.SDK = root
+		if root != "" {
+			if gv := goDirective(filepath.Join(root, "go.mod")); gv != "" {
+				v.GoVersion = gv
+			}
+		}
+		switch *lang {
+		case "go":
+			if root == "" {
+				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == vigieModule && isReleaseVersion(bi.Main.Version) {
+					v.Require = bi.Main.Version
+				} else {
+					fmt.Fprintf(stderr, "vigie rule new: warning: no vigie checkout found (%s); go.mod requires %s %s, which only builds once published: pass --sdk PATH to use a checkout\n", how, vigieModule, v.Require)
+				}
+			}
+		case "assemblyscript", "c":
+			if root == "" {
+				fmt.Fprintf(stderr, "vigie rule new: the %s SDK comes from a vigie checkout and none was found (%s): pass --sdk PATH\n", *lang, how)
+				return exitFailed
+			}
+			need := filepath.Join(root, "rules", "sdk", "c", "build.sh")
+			if *lang == "assemblyscript" {
+				need = filepath.Join(root, asSDKFile)
+				v.AssemblyScript = assemblyScriptVersion(root)
+			}
+			if _, err := os.Stat(need); err != nil {
+				fmt.Fprintf(stderr, "vigie rule new: the %s SDK is missing from %s: %v\n", *lang, root, err)
+				return exitFailed
+			}
+		default:
+			fmt.Fprintf(stderr, "vigie rule new: unknown language %q (want one of %s)\n", *lang, strings.Join(scaffold.Languages, ", "))
+			return exitUsage
+		}
+		files, err := scaffold.Generate(*lang, *kind, absDir, v)
+		if err != nil {
+			fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
+			return exitFailed
+		}
+		if *lang == "assemblyscript" {
+			// The SDK is one file, copied into the project.
+			const dst = "assembly/vigie.ts"
+			if err := copyRegular(filepath.Join(root, asSDKFile), filepath.Join(absDir, filepath.FromSlash(dst))); err != nil {
+				fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
+				return exitFailed
+			}
+			files = append(files, dst)
+			sort.Strings(files)
+		}
+		fmt.Fprintf(stdout, "created %s %s rule %q in %s\n", *lang, *kind, name, *dir)
+		for _, f := range files {
+			fmt.Fprintf(stdout, "  %s\n", f)
+		}
+		if root != "" {
+			fmt.Fprintf(stdout, "SDK: %s (%s)\n", root, how)
+		}
+		fmt.Fprintf(stdout, "\nnext:\n  cd %s\n", *dir)
+		switch *lang {
+		case "go":
+			fmt.Fprintf(stdout, "  go generate\n")
+		case "assemblyscript":
+			fmt.Fprintf(stdout, "  npm install && npm run build\n")
+		case "c":
+			fmt.Fprintf(stdout, "  ./build.sh\n")
+		}
+		fmt.Fprintf(stdout, "  vigie rule test %s.wasm CASES.toml\n  vigie rule inspect %s.wasm\n", name, name)
+		return exitOK
+	})
+	return cmd
 }
 
 // asSDKFile is the AssemblyScript SDK, relative to a vigie checkout.
@@ -685,38 +645,39 @@ func probe(ctx context.Context, wrt wazero.Runtime, cm wazero.CompiledModule) (u
 	return uint32(v[0]), append([]byte(nil), b...), nil
 }
 
-func cmdRuleInspect(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("inspect", "[--json] FILE.wasm", stderr)
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+func newRuleInspectCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               "inspect FILE.wasm",
+		Short:             "Print a module's manifest, imports, exports, size, sha256 and conformance checks",
+		Long:              "Print a module's manifest, imports, exports, size, sha256 and conformance\nchecks; exit 1 when it does not conform to the rule ABI.",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: fileExt("wasm"),
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	ctx := context.Background()
-	r, err := inspect(ctx, pos[0], stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie rule inspect: %v\n", err)
-		return exitFailed
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(r); err != nil {
+	asJSON := cmd.Flags().Bool("json", false, "print the result as JSON")
+	cmd.RunE = do(func(_ *cobra.Command, pos []string) int {
+		ctx := context.Background()
+		r, err := inspect(ctx, pos[0], stderr)
+		if err != nil {
 			fmt.Fprintf(stderr, "vigie rule inspect: %v\n", err)
 			return exitFailed
 		}
-	} else {
-		printInspection(stdout, r)
-	}
-	if !r.Conforms {
-		return exitFailed
-	}
-	return exitOK
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(r); err != nil {
+				fmt.Fprintf(stderr, "vigie rule inspect: %v\n", err)
+				return exitFailed
+			}
+		} else {
+			printInspection(stdout, r)
+		}
+		if !r.Conforms {
+			return exitFailed
+		}
+		return exitOK
+	})
+	return cmd
 }
 
 func printInspection(w io.Writer, r *inspection) {
@@ -811,38 +772,38 @@ func humanBytes(n int64) string {
 
 // ---------------------------------------------------------------- test
 
-func cmdRuleTest(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("test", "FILE.wasm CASES.toml", stderr)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+func newRuleTestCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               "test FILE.wasm CASES.toml",
+		Short:             "Run golden cases (exit 1 and a diff on a mismatch)",
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: fileExt("wasm", "toml"),
 	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return exitUsage
-	}
-	suite, err := ruletest.Load(pos[1])
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie rule test: %v\n", err)
-		return exitFailed
-	}
-	ctx := context.Background()
-	rt, err := ruleRuntime(ctx, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie rule test: %v\n", err)
-		return exitFailed
-	}
-	defer rt.Close(ctx)
-	rep, err := ruletest.Run(ctx, rt, pos[0], suite)
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie rule test: %v\n", err)
-		return exitFailed
-	}
-	fmt.Fprint(stdout, rep.String())
-	if !rep.Passed() {
-		return exitFailed
-	}
-	return exitOK
+	cmd.RunE = do(func(_ *cobra.Command, pos []string) int {
+		suite, err := ruletest.Load(pos[1])
+		if err != nil {
+			fmt.Fprintf(stderr, "vigie rule test: %v\n", err)
+			return exitFailed
+		}
+		ctx := context.Background()
+		rt, err := ruleRuntime(ctx, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "vigie rule test: %v\n", err)
+			return exitFailed
+		}
+		defer rt.Close(ctx)
+		rep, err := ruletest.Run(ctx, rt, pos[0], suite)
+		if err != nil {
+			fmt.Fprintf(stderr, "vigie rule test: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprint(stdout, rep.String())
+		if !rep.Passed() {
+			return exitFailed
+		}
+		return exitOK
+	})
+	return cmd
 }
 
 // ---------------------------------------------------------------- bench
@@ -852,6 +813,9 @@ func cmdRuleTest(args []string, stdout, stderr io.Writer) int {
 type paramFlags map[string]any
 
 func (p paramFlags) String() string { return "" }
+
+// Type names the value in usage (pflag.Value).
+func (p paramFlags) Type() string { return "NAME=VALUE" }
 
 func (p paramFlags) Set(s string) error {
 	name, val, ok := strings.Cut(s, "=")
@@ -868,8 +832,14 @@ func (p paramFlags) Set(s string) error {
 	return nil
 }
 
-func cmdRuleBench(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("bench", "FILE.wasm [--rows N] [--batch-rows N] [--seconds S] [--param NAME=VALUE]...", stderr)
+func newRuleBenchCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               "bench FILE.wasm",
+		Short:             "Measure rows/s on generated input matching the manifest",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: fileExt("wasm"),
+	}
+	fs := cmd.Flags()
 	rows := fs.Int("rows", 1<<20, "rows to evaluate (the run stops at --rows or --seconds, whichever comes first)")
 	batchRows := fs.Int("batch-rows", 65536, "rows per batch")
 	seconds := fs.Float64("seconds", 10, "longest time to run, in seconds (0: no limit)")
@@ -877,101 +847,100 @@ func cmdRuleBench(args []string, stdout, stderr io.Writer) int {
 	seed := fs.Uint64("seed", 1, "seed of the generated input")
 	params := paramFlags{}
 	fs.Var(params, "param", "rule parameter NAME=VALUE (repeatable; the manifest's defaults fill the others)")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) != 1 || *rows <= 0 || *batchRows <= 0 || *seconds < 0 || *groupRows <= 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	ctx := context.Background()
-	rt, err := ruleRuntime(ctx, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
-		return exitFailed
-	}
-	defer rt.Close(ctx)
-	m, err := rt.Load(ctx, pos[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
-		return exitFailed
-	}
-	defer m.Close(ctx)
-	man := m.Manifest
-	mem := memory.NewGoAllocator()
-	batch := min(*batchRows, *rows)
-	rec := generateInput(mem, man.Inputs, batch, *seed)
-	defer rec.Release()
-	b, err := m.Bind(rec.Schema())
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
-		return exitFailed
-	}
-	inst, err := m.NewInstance(ctx, params, host.DefaultLimits())
-	if err != nil {
-		fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
-		return exitFailed
-	}
-	defer inst.Close(ctx)
-	var offsets []uint32
-	if man.Kind == abi.KindGroup {
-		for r := 0; r < batch; r += *groupRows {
-			offsets = append(offsets, uint32(r))
+	cmd.RunE = do(func(_ *cobra.Command, pos []string) int {
+		if *rows <= 0 || *batchRows <= 0 || *seconds < 0 || *groupRows <= 0 {
+			fmt.Fprintln(stderr, "vigie rule bench: --rows, --batch-rows and --group-rows must be positive, --seconds not negative")
+			return exitUsage
 		}
-		offsets = append(offsets, uint32(batch))
-	}
-	eval := func() (int64, error) {
-		var out arrow.RecordBatch
-		var err error
-		if man.Kind == abi.KindGroup {
-			out, err = inst.EvalGroup(ctx, b, rec, offsets, mem)
-		} else {
-			out, err = inst.EvalMap(ctx, b, rec, mem)
-		}
+		ctx := context.Background()
+		rt, err := ruleRuntime(ctx, stderr)
 		if err != nil {
-			return 0, err
-		}
-		defer out.Release()
-		return outputBytes(out, len(out.Columns())-len(man.Outputs)), nil
-	}
-	// One batch to warm up (first allocations of the guest), not counted.
-	if _, err := eval(); err != nil {
-		fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
-		return exitFailed
-	}
-	inBytes := protocol.BatchBytes(rec)
-	var done, batches, outBytes int64
-	var worst time.Duration
-	deadline := time.Duration(*seconds * float64(time.Second))
-	start := time.Now()
-	for done < int64(*rows) {
-		t := time.Now()
-		n, err := eval()
-		if err != nil {
-			fmt.Fprintf(stderr, "vigie rule bench: batch %d: %v\n", batches, err)
+			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
 			return exitFailed
 		}
-		worst = max(worst, time.Since(t))
-		done += int64(batch)
-		batches++
-		outBytes += n
-		if deadline > 0 && time.Since(start) >= deadline {
-			break
+		defer rt.Close(ctx)
+		m, err := rt.Load(ctx, pos[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
+			return exitFailed
 		}
-	}
-	el := time.Since(start)
-	secs := el.Seconds()
-	fmt.Fprintf(stdout, "rule %q %s (%s, %s), %s\n", man.Name, man.Version, man.Kind, pos[0], m.SHA256[:12])
-	fmt.Fprintf(stdout, "input: %d columns (%s), %d rows per batch, ~5%% nulls, seed %d\n",
-		len(man.Inputs), columnList(man.Inputs), batch, *seed)
-	fmt.Fprintf(stdout, "%d rows in %d batches in %s\n", done, batches, el.Round(time.Millisecond))
-	fmt.Fprintf(stdout, "%.0f rows/s\n", float64(done)/secs)
-	fmt.Fprintf(stdout, "%.1f MB/s in (%.1f MB/s out)\n",
-		float64(inBytes*batches)/secs/1e6, float64(outBytes)/secs/1e6)
-	fmt.Fprintf(stdout, "%.1f ns/row, %s per batch on average, %s at most\n",
-		float64(el.Nanoseconds())/float64(done), (el / time.Duration(batches)).Round(time.Microsecond), worst.Round(time.Microsecond))
-	return exitOK
+		defer m.Close(ctx)
+		man := m.Manifest
+		mem := memory.NewGoAllocator()
+		batch := min(*batchRows, *rows)
+		rec := generateInput(mem, man.Inputs, batch, *seed)
+		defer rec.Release()
+		b, err := m.Bind(rec.Schema())
+		if err != nil {
+			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
+			return exitFailed
+		}
+		inst, err := m.NewInstance(ctx, params, host.DefaultLimits())
+		if err != nil {
+			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
+			return exitFailed
+		}
+		defer inst.Close(ctx)
+		var offsets []uint32
+		if man.Kind == abi.KindGroup {
+			for r := 0; r < batch; r += *groupRows {
+				offsets = append(offsets, uint32(r))
+			}
+			offsets = append(offsets, uint32(batch))
+		}
+		eval := func() (int64, error) {
+			var out arrow.RecordBatch
+			var err error
+			if man.Kind == abi.KindGroup {
+				out, err = inst.EvalGroup(ctx, b, rec, offsets, mem)
+			} else {
+				out, err = inst.EvalMap(ctx, b, rec, mem)
+			}
+			if err != nil {
+				return 0, err
+			}
+			defer out.Release()
+			return outputBytes(out, len(out.Columns())-len(man.Outputs)), nil
+		}
+		// One batch to warm up (first allocations of the guest), not counted.
+		if _, err := eval(); err != nil {
+			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
+			return exitFailed
+		}
+		inBytes := protocol.BatchBytes(rec)
+		var done, batches, outBytes int64
+		var worst time.Duration
+		deadline := time.Duration(*seconds * float64(time.Second))
+		start := time.Now()
+		for done < int64(*rows) {
+			t := time.Now()
+			n, err := eval()
+			if err != nil {
+				fmt.Fprintf(stderr, "vigie rule bench: batch %d: %v\n", batches, err)
+				return exitFailed
+			}
+			worst = max(worst, time.Since(t))
+			done += int64(batch)
+			batches++
+			outBytes += n
+			if deadline > 0 && time.Since(start) >= deadline {
+				break
+			}
+		}
+		el := time.Since(start)
+		secs := el.Seconds()
+		fmt.Fprintf(stdout, "rule %q %s (%s, %s), %s\n", man.Name, man.Version, man.Kind, pos[0], m.SHA256[:12])
+		fmt.Fprintf(stdout, "input: %d columns (%s), %d rows per batch, ~5%% nulls, seed %d\n",
+			len(man.Inputs), columnList(man.Inputs), batch, *seed)
+		fmt.Fprintf(stdout, "%d rows in %d batches in %s\n", done, batches, el.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "%.0f rows/s\n", float64(done)/secs)
+		fmt.Fprintf(stdout, "%.1f MB/s in (%.1f MB/s out)\n",
+			float64(inBytes*batches)/secs/1e6, float64(outBytes)/secs/1e6)
+		fmt.Fprintf(stdout, "%.1f ns/row, %s per batch on average, %s at most\n",
+			float64(el.Nanoseconds())/float64(done), (el / time.Duration(batches)).Round(time.Microsecond), worst.Round(time.Microsecond))
+		return exitOK
+	})
+	return cmd
 }
 
 func columnList(cols []abi.Column) string {
