@@ -38,13 +38,15 @@ func newPluginsCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "describe NAME",
 		Short: "Print a connector's doc and options (types, defaults, docs)",
 		Args:  cobra.ExactArgs(1),
-		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		ValidArgsFunction: func(_ *cobra.Command, args []string, prefix string) ([]string, cobra.ShellCompDirective) {
 			if len(args) > 0 {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
 			var names []string
 			for _, s := range builtin.Registry().Specs() {
-				names = append(names, s.Name+"\t"+summary(s.Doc))
+				if strings.HasPrefix(s.Name, prefix) {
+					names = append(names, s.Name+"\t"+summary(s.Doc))
+				}
 			}
 			return names, cobra.ShellCompDirectiveNoFileComp
 		},

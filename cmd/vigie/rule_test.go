@@ -514,9 +514,9 @@ func TestRuleNewKindFlag(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "x")); !os.IsNotExist(err) {
 		t.Errorf("--kind bogus created the project directory (stat: %v)", err)
 	}
-	_, stderr, code = runVigie(t, root, "rule", "new", "-h")
-	if code != exitUsage || !strings.Contains(stderr, "[--kind map|group]") || !strings.Contains(stderr, "-kind string") {
-		t.Errorf("rule new -h: exit %d, stderr:\n%s", code, stderr)
+	stdout, _, code := runVigie(t, root, "rule", "new", "-h")
+	if code != exitOK || !strings.Contains(stdout, "vigie rule new NAME") || !strings.Contains(stdout, "--kind string") {
+		t.Errorf("rule new -h: exit %d, stdout:\n%s", code, stdout)
 	}
 }
 
