@@ -50,19 +50,65 @@ func vigie(t *testing.T) string {
 	return vigieBin
 }
 
-// workspace copies the default pipeline, its data and the freshly built
-// example rule into a temp dir laid out like the repository.
+// workspace copies the absence demo (examples/pipelines/absence.toml),
+// its data and the freshly built absence rule into a temp dir laid out like
+// the repository, and returns that dir.
 func workspace(t *testing.T) string {
 	t.Helper()
 	root := filepath.Join("..", "..")
 	dir := t.TempDir()
-	copyFile(t, filepath.Join(root, "pipeline.toml"), filepath.Join(dir, "pipeline.toml"))
+	copyFile(t, filepath.Join(root, demoPipeline), filepath.Join(dir, demoPipeline))
 	for _, f := range []string{"attendance.csv", "attendance_dirty.csv"} {
 		copyFile(t, filepath.Join(root, "examples", "data", f), filepath.Join(dir, "examples", "data", f))
 	}
 	wasm := hosttest.BuildGoRule(t, filepath.Join(root, "examples", "rules", "absence"))
 	copyFile(t, wasm, filepath.Join(dir, "examples", "rules", "absence", "absence.wasm"))
 	return dir
+}
+
+// demoPipeline is the absence demo, relative to the repository root.
+const demoPipeline = "examples/pipelines/absence.toml"
+
+// demo returns the folder of the absence demo in a new workspace: its
+// pipeline is absence.toml there, its outputs go to out/ there.
+func demo(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(workspace(t), filepath.Dir(demoPipeline))
+}
+
+// TestDefaultPipelineIsEarlyWarning runs `vigie run` with no FILE in a
+// copy of the repository's default pipeline and what it reads: the
+// early-warning job writes one row per student with alerts and reasons.
+func TestDefaultPipelineIsEarlyWarning(t *testing.T) {
+	root := filepath.Join("..", "..")
+	dir := t.TempDir()
+	for _, f := range []string{"pipeline.toml", "examples/data/students.csv", "examples/data/absences.csv",
+		"examples/data/grades.csv", "examples/indicators/testdata/activity.csv"} {
+		copyFile(t, filepath.Join(root, f), filepath.Join(dir, f))
+	}
+	wasm := hosttest.BuildGoRule(t, filepath.Join(root, "examples", "rules", "early_warning"))
+	copyFile(t, wasm, filepath.Join(dir, "examples", "rules", "early_warning", "early_warning.wasm"))
+	stdout, stderr, code := runVigie(t, dir, "run")
+	if code != exitOK {
+		t.Fatalf("run exited %d:\n%s%s", code, stdout, stderr)
+	}
+	if !regexp.MustCompile(`pipeline "early_warning" ok: \d+ rows read, 0 dead-lettered`).MatchString(stdout) {
+		t.Errorf("no early_warning summary:\n%s", stdout)
+	}
+	rows := readback.CSV(t, filepath.Join(dir, "out", "alerts.csv"))
+	h := readback.Columns(rows[0])
+	if len(rows) != 601 {
+		t.Fatalf("%d rows in out/alerts.csv, want a header and one per student (600)", len(rows))
+	}
+	alerts := 0
+	for _, r := range rows[1:] {
+		if r[h["alert_level"]] == "alert" && r[h["reason"]] != "" {
+			alerts++
+		}
+	}
+	if alerts == 0 {
+		t.Errorf("no student at level alert with a reason")
+	}
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -121,9 +167,9 @@ func readAttendance(t *testing.T, path string) []attendance {
 	return out
 }
 
-func TestDefaultPipelineEndToEnd(t *testing.T) {
-	dir := workspace(t)
-	stdout, stderr, code := runVigie(t, dir, "validate")
+func TestAbsenceDemoEndToEnd(t *testing.T) {
+	dir := demo(t)
+	stdout, stderr, code := runVigie(t, dir, "validate", "absence.toml")
 	if code != 0 {
 		t.Fatalf("validate exited %d:\n%s%s", code, stdout, stderr)
 	}
@@ -131,11 +177,11 @@ func TestDefaultPipelineEndToEnd(t *testing.T) {
 		t.Errorf("validate output:\n%s", stdout)
 	}
 
-	stdout, stderr, code = runVigie(t, dir, "run")
+	stdout, stderr, code = runVigie(t, dir, "run", "absence.toml")
 	if code != 0 {
 		t.Fatalf("run exited %d:\n%s%s", code, stdout, stderr)
 	}
-	want := readAttendance(t, filepath.Join(dir, "examples", "data", "attendance.csv"))
+	want := readAttendance(t, filepath.Join(dir, "..", "data", "attendance.csv"))
 	line := regexp.MustCompile(`pipeline "absence_demo" ok: (\d+) rows read, 0 dead-lettered, .* wall, \d+ rows/s`).FindStringSubmatch(stdout)
 	if line == nil || line[1] != strconv.Itoa(len(want)) {
 		t.Fatalf("summary line missing or wrong (want %d rows):\n%s", len(want), stdout)
@@ -221,16 +267,16 @@ func TestDefaultPipelineEndToEnd(t *testing.T) {
 }
 
 func TestDirtyInputIsDeadLettered(t *testing.T) {
-	dir := workspace(t)
-	cfg, err := os.ReadFile(filepath.Join(dir, "pipeline.toml"))
+	dir := demo(t)
+	cfg, err := os.ReadFile(filepath.Join(dir, "absence.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg = bytes.Replace(cfg, []byte("attendance.csv"), []byte("attendance_dirty.csv"), 1)
-	if err := os.WriteFile(filepath.Join(dir, "pipeline.toml"), cfg, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "absence.toml"), cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, code := runVigie(t, dir, "run")
+	stdout, stderr, code := runVigie(t, dir, "run", "absence.toml")
 	if code != 0 {
 		t.Fatalf("run exited %d:\n%s%s", code, stdout, stderr)
 	}
@@ -251,8 +297,8 @@ func TestDirtyInputIsDeadLettered(t *testing.T) {
 }
 
 func TestValidateRejectsBadPipelines(t *testing.T) {
-	dir := workspace(t)
-	base, err := os.ReadFile(filepath.Join(dir, "pipeline.toml"))
+	dir := demo(t)
+	base, err := os.ReadFile(filepath.Join(dir, "absence.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +308,7 @@ func TestValidateRejectsBadPipelines(t *testing.T) {
 				return i + 1
 			}
 		}
-		t.Fatalf("%q not in pipeline.toml", s)
+		t.Fatalf("%q not in absence.toml", s)
 		return 0
 	}
 	for _, tc := range []struct {
@@ -272,8 +318,8 @@ func TestValidateRejectsBadPipelines(t *testing.T) {
 		{"unknown connector", `connector = "parquet"`, `connector = "parket"`, `bad.toml:%d: sink[0].connector: unknown connector "parket" (did you mean "parquet"?)` + "\n"},
 		{"unknown option", `path = "out/absence.parquet"`, `pth = "out/absence.parquet"`, `bad.toml:%d: sink[0].options.pth: connector "parquet": unknown option (did you mean "path"?)`},
 		{"option of the wrong type", `path = "out/absence.csv"`, `path = 12`, `bad.toml:%d: sink[1].options.path: connector "csv_file": expected a string, got an integer`},
-		{"missing input file", `path = "examples/data/attendance.csv"`, `path = "examples/data/nope.csv"`, `nope.csv`},
-		{"missing rule module", `module = "examples/rules/absence/absence.wasm"`, `module = "examples/rules/absence/nope.wasm"`, `nope.wasm`},
+		{"missing input file", `path = "../data/attendance.csv"`, `path = "../data/nope.csv"`, `nope.csv`},
+		{"missing rule module", `module = "../rules/absence/absence.wasm"`, `module = "../rules/absence/nope.wasm"`, `nope.wasm`},
 		{"rule input of a narrower type", `half_days = "int32"`, `half_days = "float64"`, `half_days`},
 		{"rule input missing upstream", `absent_half_days = "int32",`, ``, `absent_half_days`},
 		{"unknown rule param", `threshold = 0.10`, `treshold = 0.10`, `did you mean "threshold"`},
@@ -281,7 +327,7 @@ func TestValidateRejectsBadPipelines(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !bytes.Contains(base, []byte(tc.from)) {
-				t.Fatalf("%q not in pipeline.toml", tc.from)
+				t.Fatalf("%q not in absence.toml", tc.from)
 			}
 			want := tc.want
 			if strings.Contains(want, "%d") {

@@ -589,7 +589,7 @@ func checkScaffold(t *testing.T, dir, name, kind string) {
 }
 
 // TestRuleAuthorsGuide runs every command of docs/rule-authors.md, in
-// order, in a copy of the default pipeline's workspace, with the vigie of
+// order, in a copy of the absence demo's workspace, with the vigie of
 // this test on PATH. Markers before a code block: <!-- setup --> (skipped:
 // the test builds vigie and the absence rule itself), <!-- file: PATH -->
 // (the block is written to PATH), <!-- exit: N --> (the block's last
@@ -597,7 +597,7 @@ func checkScaffold(t *testing.T, dir, name, kind string) {
 // installed; with npm, a failure skips unless VIGIE_REQUIRE_TOOLCHAINS=1).
 func TestRuleAuthorsGuide(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs a rule and the default pipeline")
+		t.Skip("builds and runs a rule and the absence demo pipeline")
 	}
 	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "rule-authors.md"))
 	if err != nil {
@@ -637,11 +637,11 @@ func TestRuleAuthorsGuide(t *testing.T) {
 			t.Logf("a block for another language failed (toolchain or registry missing):\n%s", out)
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "out", "unjustified.csv"))
+	b, err := os.ReadFile(filepath.Join(dir, "examples", "pipelines", "out", "unjustified.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := os.ReadFile(filepath.Join(dir, "out", "absence.csv"))
+	a, err := os.ReadFile(filepath.Join(dir, "examples", "pipelines", "out", "absence.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,3 +105,39 @@ func TestTerm(t *testing.T) {
 		}
 	}
 }
+
+// TestRootPipelineIsTerm checks that the repository's default pipeline
+// (../../pipeline.toml, what `vigie run` runs with no FILE) is the job
+// TestTerm runs: term.toml with its paths relative to the repository root,
+// its name and its outputs renamed, the same stages, options and params.
+func TestRootPipelineIsTerm(t *testing.T) {
+	root, err := os.ReadFile(filepath.Join("..", "..", "pipeline.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, err := os.ReadFile("term.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.NewReplacer(
+		`name = "early_warning"`+"\n"+`dead_letter = "out/dead_letter.csv"`,
+		`name = "term"`+"\n"+`dead_letter = "out/term.dead_letter.csv"`,
+		`"examples/`, `"../`,
+		`"out/alerts.`, `"out/term_alerts.`,
+	).Replace(string(root))
+	if a, b := tomlBody(got), tomlBody(string(term)); a != b {
+		t.Errorf("pipeline.toml is not term.toml with root paths:\n--- pipeline.toml (paths made relative to examples/pipelines)\n%s\n--- term.toml\n%s", a, b)
+	}
+}
+
+// tomlBody is a pipeline file without its comments and blank lines.
+func tomlBody(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
