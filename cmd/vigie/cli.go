@@ -57,6 +57,8 @@ repository that is the early-warning job on the bundled academy
 		SilenceUsage:  true,
 		Args:          unknownCommand,
 		RunE:          usageError,
+		// It only runs to report a usage error: no "vigie [flags]" line.
+		DisableFlagsInUseLine: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -88,6 +90,26 @@ pipeline.toml.`,
 			Run:   func(*cobra.Command, []string) { fmt.Fprint(stdout, versionLine()) },
 		},
 	)
+	// cobra's help command prints the root's help, exit 0, for a topic it
+	// does not know; vigie's is a usage error with a "did you mean".
+	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = func(_ *cobra.Command, args []string) error {
+				target, rest, err := root.Find(args)
+				if err != nil {
+					return err
+				}
+				if len(rest) > 0 {
+					return unknownCommand(target, rest)
+				}
+				target.InitDefaultHelpFlag()
+				target.InitDefaultVersionFlag()
+				return target.Help()
+			}
+		}
+	}
 	return root
 }
 
@@ -99,6 +121,8 @@ func newGroupCmd(use, short, long string, subs ...*cobra.Command) *cobra.Command
 		Long:  long,
 		Args:  unknownCommand,
 		RunE:  usageError,
+		// It only runs to report a usage error: no "vigie rule [flags]" line.
+		DisableFlagsInUseLine: true,
 	}
 	cmd.AddCommand(subs...)
 	return cmd

@@ -156,6 +156,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "a.toml", "b.toml"}, "accepts at most 1 arg(s), received 2"},
 		{[]string{"gen", "extra"}, `unknown command "extra" for "vigie gen"`},
 		{[]string{"eval"}, "give --alerts and --truth, or --scores and --label"},
+		{[]string{"help", "rnu"}, `unknown command "rnu" for "vigie" (did you mean "run"?)`},
+		{[]string{"help", "rule", "tset"}, `unknown command "tset" for "vigie rule" (did you mean "test"?)`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			stdout, stderr, code := runIn(t, tc.args...)
