@@ -192,9 +192,11 @@ func (s *Server) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer
 		return toStatus(err)
 	}
 	if e.w == nil { // nothing read: the stream still carries the schema
-		schema, err := src.Schema(ctx, cfg)
-		if err != nil {
-			return toStatus(err)
+		schema := cfg.Schema // the host's, not inferred once more
+		if schema == nil {
+			if schema, err = src.Schema(ctx, cfg); err != nil {
+				return toStatus(err)
+			}
 		}
 		e.start(schema)
 	}

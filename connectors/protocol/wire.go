@@ -59,8 +59,19 @@ type appMetadata struct {
 	Ring        *ringRef     `json:"ring,omitempty"`
 }
 
+// wireConfig is a Config as it crosses the boundary: the schema as an
+// Arrow IPC schema message.
+type wireConfig struct {
+	Config
+	Schema []byte `json:"schema,omitempty"`
+}
+
 func encodeConfig(cfg Config) ([]byte, error) {
-	b, err := json.Marshal(cfg)
+	w := wireConfig{Config: cfg}
+	if cfg.Schema != nil {
+		w.Schema = flight.SerializeSchema(cfg.Schema, memory.DefaultAllocator)
+	}
+	b, err := json.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode config of stage %q: %w", cfg.Stage, err)
 	}
@@ -68,11 +79,18 @@ func encodeConfig(cfg Config) ([]byte, error) {
 }
 
 func decodeConfig(b []byte) (Config, error) {
-	var cfg Config
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return cfg, fmt.Errorf("decode request: %v: %w", err, ErrConfig)
+	var w wireConfig
+	if err := json.Unmarshal(b, &w); err != nil {
+		return w.Config, fmt.Errorf("decode request: %v: %w", err, ErrConfig)
 	}
-	return cfg, nil
+	if len(w.Schema) > 0 {
+		schema, err := flight.DeserializeSchema(w.Schema, memory.DefaultAllocator)
+		if err != nil {
+			return w.Config, fmt.Errorf("decode the schema of the request: %v: %w", err, ErrConfig)
+		}
+		w.Config.Schema = schema
+	}
+	return w.Config, nil
 }
 
 // BatchBytes estimates the bytes of Arrow data behind rec. Sliced arrays

@@ -90,9 +90,11 @@ func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 	if err != nil {
 		return err
 	}
-	schema, err := s.schema(ctx, cfg)
-	if err != nil {
-		return err
+	schema := cfg.Schema // the one the engine prepared the stage with
+	if schema == nil {
+		if schema, err = s.schema(ctx, cfg); err != nil {
+			return err
+		}
 	}
 	r := &Reader{cfg: cfg, out: batch.NewOut(out), rows: cfg.BatchRows, b: array.NewRecordBuilder(mem, schema)}
 	if r.rows <= 0 {

@@ -112,3 +112,28 @@ func TestReaderPositionsCoverDeadLetters(t *testing.T) {
 		})
 	}
 }
+
+// TestReaderUsesThePreparedSchema: a ReadFunc's source is not asked its
+// schema again when the engine gives the one it prepared the stage with.
+func TestReaderUsesThePreparedSchema(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	calls := 0
+	spec := protocol.Spec{Name: "one", Version: "1", Doc: "test source"}
+	schema := func(context.Context, protocol.Config) (*arrow.Schema, error) { calls++; return numSchema, nil }
+	read := func(ctx context.Context, cfg protocol.Config, r *sdk.Reader) error {
+		r.Builder().Field(0).(*array.Int64Builder).Append(1)
+		if err := r.Next(ctx, 1); err != nil {
+			return err
+		}
+		return r.Flush(ctx, 1)
+	}
+	got := &events{}
+	cfg := protocol.Config{Connector: "one", Schema: numSchema}
+	if err := sdk.NewSource(spec, schema, read).Read(context.Background(), cfg, mem, got); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 0 || strings.Join(got.log, "; ") != "batch 1 @1" {
+		t.Errorf("schema asked %d times, events %v; want 0, one batch", calls, got.log)
+	}
+}
