@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -132,7 +133,7 @@ var moreMetadata = []byte(`{"more":true}`)
 func writeChunked(w *batchWriter, rec arrow.RecordBatch, tagged bool, last []byte) error {
 	rows := rec.NumRows()
 	size := BatchBytes(rec)
-	if size <= MessageTargetBytes || rows <= 1 || w.pw.ringFits(bodyBound(rec)) {
+	if size <= MessageTargetBytes || rows <= 1 || w.pw.ringWait(bodyBound(rec)) {
 		return w.WriteWithAppMetadata(rec, last)
 	}
 	per := max(1, rows*MessageTargetBytes/size)
@@ -408,10 +409,29 @@ func (p *payloadWriter) WritePayload(payload ipc.Payload) error {
 	return err
 }
 
-// ringFits says whether a body of n bytes would go through the shared
-// memory ring now.
-func (p *payloadWriter) ringFits(n int) bool {
-	return p.ring != nil && (p.ringOK == nil || p.ringOK.Load()) && p.ring.fits(n)
+// maxRingWait bounds how long a batch too big for one gRPC message waits
+// for room in the ring before it is sliced and sent inline.
+const maxRingWait = 20 * time.Millisecond
+
+// ringWait says whether a body of n bytes would go through the shared
+// memory ring now, waiting up to maxRingWait for the reader to free room: the bodies it frees were sent already, so this is the same
+// backpressure a full gRPC window applies, and a whole batch through the
+// ring saves the receiver joining slices sent inline.
+func (p *payloadWriter) ringWait(n int) bool {
+	if p.ring == nil || (p.ringOK != nil && !p.ringOK.Load()) || n > int(p.ring.r.cap) {
+		return false
+	}
+	if p.ring.fits(n) {
+		return true
+	}
+	deadline := time.Now().Add(maxRingWait)
+	for wait := 20 * time.Microsecond; time.Now().Before(deadline); wait = min(2*wait, time.Millisecond) {
+		time.Sleep(wait)
+		if p.ring.fits(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // SetFlightDescriptor sets the descriptor of the next message.
