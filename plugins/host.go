@@ -20,12 +20,11 @@
 package plugins
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -520,44 +519,73 @@ func (l *lineLogger) line(s string) {
 // to slog. go-plugin also echoes the plugin's stderr lines through hclog
 // under the logger named after the executable; those are dropped here,
 // since lineLogger gets them first-hand.
+//
+// The lines are parsed in the Write hclog calls, not by a goroutine at the
+// end of a pipe: nothing would close such a pipe when the plugin is gone
+// (go-plugin keeps its logger), so one goroutine leaked per plugin start
+// (TestNoGoroutineOutlivesPlugin).
 func hclogTo(log *slog.Logger, exe string) hclog.Logger {
-	pr, pw := io.Pipe()
-	echo := "plugin." + exe
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var e map[string]any
-			if json.Unmarshal(sc.Bytes(), &e) != nil {
-				log.Info(sc.Text())
-				continue
-			}
-			if e["@module"] == echo {
-				continue
-			}
-			level := slog.LevelDebug
-			switch e["@level"] {
-			case "error":
-				level = slog.LevelError
-			case "warn":
-				level = slog.LevelWarn
-			case "info":
-				level = slog.LevelInfo
-			}
-			msg, _ := e["@message"].(string)
-			var attrs []any
-			for k, v := range e {
-				if !strings.HasPrefix(k, "@") {
-					attrs = append(attrs, k, v)
-				}
-			}
-			log.Log(context.Background(), level, msg, attrs...)
-		}
-	}()
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "plugin",
-		Output:     pw,
+		Output:     &hclogWriter{log: log, echo: "plugin." + exe},
 		Level:      hclog.Debug,
 		JSONFormat: true,
 	})
+}
+
+// hclogWriter logs each JSON line hclog writes to it, at its level.
+type hclogWriter struct {
+	log  *slog.Logger
+	echo string // the @module of echoed stderr lines, dropped
+	mu   sync.Mutex
+	buf  []byte
+}
+
+func (w *hclogWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.line(w.buf[:i])
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) == 0 {
+		w.buf = nil // do not keep a large line's buffer
+	} else if len(w.buf) > 1<<20 {
+		w.line(w.buf) // no newline in sight: log what came
+		w.buf = nil
+	}
+	return len(b), nil
+}
+
+func (w *hclogWriter) line(b []byte) {
+	var e map[string]any
+	if json.Unmarshal(b, &e) != nil {
+		w.log.Info(string(b))
+		return
+	}
+	if e["@module"] == w.echo {
+		return
+	}
+	level := slog.LevelDebug
+	switch e["@level"] {
+	case "error":
+		level = slog.LevelError
+	case "warn":
+		level = slog.LevelWarn
+	case "info":
+		level = slog.LevelInfo
+	}
+	msg, _ := e["@message"].(string)
+	var attrs []any
+	for k, v := range e {
+		if !strings.HasPrefix(k, "@") {
+			attrs = append(attrs, k, v)
+		}
+	}
+	w.log.Log(context.Background(), level, msg, attrs...)
 }

@@ -84,7 +84,7 @@ func (pidSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 // testRegistry is what the test binary serves as a plugin: test
 // connectors and the built-ins.
 func testRegistry() *protocol.Registry {
-	return protocol.NewRegistry(pidSource{}, envSource{}, logSource{}, blobSource{}, csv.Source{}, csv.Sink{}, parquet.Sink{})
+	return protocol.NewRegistry(pidSource{}, envSource{}, logSource{}, blobSource{}, sizeSink{}, csv.Source{}, csv.Sink{}, parquet.Sink{})
 }
 
 type pids struct{ got []int64 }

@@ -136,6 +136,17 @@ func TestPluginOutputReachesSlogTaggedWithPlugin(t *testing.T) {
 	if plain["level"] != "INFO" {
 		t.Errorf("plain stderr line logged as %v", plain)
 	}
+	// go-plugin's own messages arrive through hclog; its echo of the
+	// plugin's stderr does not (lineLogger logged the line already).
+	h.Close()
+	if exited := out.find(t, "plugin process exited"); exited["level"] != "INFO" {
+		t.Errorf("go-plugin's exit message logged as %v", exited)
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if n := strings.Count(out.buf.String(), "plain line on stderr"); n != 1 {
+		t.Errorf("plain stderr line logged %d times, want once:\n%s", n, out.buf.String())
+	}
 }
 
 func TestSecretEnvironmentDoesNotReachPlugins(t *testing.T) {

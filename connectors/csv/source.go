@@ -24,9 +24,6 @@ const SourceName = "csv"
 // DefaultBatchRows is the batch size used when Config.BatchRows is not set.
 const DefaultBatchRows = 8192
 
-// deadLetterBatch is the most dead letters held before they are sent.
-const deadLetterBatch = 1000
-
 // on_error policies.
 const (
 	onErrorDeadLetter = "dead_letter"
@@ -565,27 +562,17 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 			return fmt.Errorf("resume at file %d: only %d files match option %q: %w", from.File, len(p.files), optPath, protocol.ErrConfig)
 		}
 	}
-	rd := &reading{plan: p, out: out, vals: make([]value, len(p.types))}
+	rd := &reading{plan: p, out: batch.NewOut(out), vals: make([]value, len(p.types))}
 	defer rd.close()
 	b := newBuilder(mem, p.schema, p.batchRows)
 	defer b.Release()
 	rows := 0
+	// Dead letters go just before the batch whose position covers them;
+	// a tail of only bad rows gets an empty batch (batch.Out).
 	flush := func() error {
-		if err := rd.sendDead(ctx); err != nil {
-			return err
-		}
-		if rows == 0 && !rd.deadSent {
-			return nil
-		}
-		rd.deadSent = false
-		rec := b.NewRecordBatch()
-		defer rec.Release()
+		n := rows
 		rows = 0
-		pos, err := protocol.NewPosition(rd.position())
-		if err != nil {
-			return err
-		}
-		return out.Emit(ctx, rec, pos)
+		return rd.out.Emit(ctx, b, n, rd.position())
 	}
 	for fi := from.File; fi < len(p.files); fi++ {
 		off := int64(0)
@@ -636,11 +623,9 @@ type reading struct {
 	lineBase int    // lines before where r started
 	fmap     []int  // the file's field of each column, nil: the same order
 	nfields  int    // fields a row of the file must have
-	deadSent bool   // dead letters sent since the last position
 	r        *csv.Reader
-	out      protocol.Emitter
-	vals     []value // the current row, parsed
-	dead     []protocol.DeadLetter
+	out      *batch.Out // holds dead letters until the batch covering them
+	vals     []value    // the current row, parsed
 }
 
 // openFile opens file fi at offset off of its text (0: the start, before
@@ -773,17 +758,13 @@ func (rd *reading) bad(ctx context.Context, b badRow) error {
 		}
 		return fmt.Errorf("%s: %s (on_error = %q)", pos, b.reason, onErrorFail)
 	}
-	rd.dead = append(rd.dead, protocol.DeadLetter{
+	return rd.out.DeadLetter(ctx, protocol.DeadLetter{
 		Origin: path,
 		Line:   int64(b.line),
 		Column: b.column,
 		Reason: b.reason,
 		Raw:    strings.ToValidUTF8(rd.encode(b.raw), "\uFFFD"),
 	})
-	if len(rd.dead) >= deadLetterBatch {
-		return rd.sendDead(ctx)
-	}
-	return nil
 }
 
 // encode writes fields back as one CSV record (quoted where needed, without
@@ -798,15 +779,4 @@ func (rd *reading) encode(fields []string) string {
 	w.Write(fields)
 	w.Flush()
 	return strings.TrimSuffix(sb.String(), "\n")
-}
-
-// sendDead sends the dead letters held, if any.
-func (rd *reading) sendDead(ctx context.Context) error {
-	if len(rd.dead) == 0 {
-		return nil
-	}
-	err := rd.out.DeadLetter(ctx, rd.dead)
-	rd.dead = nil
-	rd.deadSent = true
-	return err
 }

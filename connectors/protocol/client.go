@@ -189,37 +189,30 @@ func (s *remoteSource) Read(ctx context.Context, cfg Config, mem memory.Allocato
 	}
 	defer rdr.Release()
 	// The slices of one batch are held until its last slice arrives, so
-	// that a crash never leaves part of a batch delivered.
-	var pending []arrow.RecordBatch
-	defer func() {
-		for _, p := range pending {
-			p.Release()
-		}
-	}()
+	// that a crash never leaves part of a batch delivered, and joined
+	// back into the batch the source emitted.
+	j := &sliceJoiner{mem: mem}
+	defer j.release()
 	for rdr.Next() {
 		rec := rdr.RecordBatch()
 		if mr.last.More {
-			rec.Retain()
-			pending = append(pending, rec)
+			j.hold(rec)
 			continue
 		}
-		for len(pending) > 0 {
-			p := pending[0]
-			pending = pending[1:]
-			err := out.Emit(ctx, p, nil)
-			p.Release()
-			if err != nil {
-				return err
-			}
+		whole, err := j.join(rec)
+		if err != nil {
+			return err
 		}
-		if err := out.Emit(ctx, rec, mr.last.Position); err != nil {
+		err = out.Emit(ctx, whole, mr.last.Position)
+		whole.Release()
+		if err != nil {
 			return err
 		}
 	}
 	if err := rdr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return fromStatus(err)
 	}
-	if len(pending) > 0 {
+	if j.held() > 0 {
 		return fmt.Errorf("source stream ended inside a batch: %w", ErrTemporary)
 	}
 	return nil
@@ -328,7 +321,9 @@ var (
 )
 
 func (w *remoteWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
-	if err := writeChunked(w.w, rec, false, nil); err != nil {
+	// Version 2 servers join the slices back (older ones ignore the tags
+	// and write each slice).
+	if err := writeChunked(w.w, rec, w.version >= 2, nil); err != nil {
 		// The server ended the call; its status says why.
 		if errors.Is(err, io.EOF) {
 			return w.finish()

@@ -65,6 +65,13 @@ type Config struct {
 	// same options: a source reads what follows it, a sink continues the
 	// output it describes. Nil starts from the beginning.
 	Resume Position `json:"resume,omitempty"`
+	// Schema, when set on a source's Read, is the schema the engine
+	// prepared the stage with: what Schema returned for the same Config.
+	// Read must emit batches of exactly this schema (the engine checks
+	// it), and a source that infers its schema from its input should use
+	// it rather than infer again. It crosses the plugin boundary as Arrow
+	// IPC (see wire.go).
+	Schema *arrow.Schema `json:"-"`
 }
 
 // String returns option name, which Check guarantees is a string or absent.

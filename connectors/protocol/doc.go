@@ -12,8 +12,10 @@
 //	read a source    DoGet(ticket = request JSON) -> FlightData stream
 //	write a sink     DoPut(first message's descriptor = request JSON)
 //
-// Record batches larger than MaxMessageBytes are sliced before they cross, so
-// no gRPC message exceeds the transport's limits whatever batch_rows is.
+// Record batches whose body goes inline and is larger than
+// MessageTargetBytes are sliced before they cross, so no gRPC message
+// exceeds the transport's limits whatever batch_rows is, and joined back
+// on the other side: a batch keeps its size across the boundary.
 // Messages that carry only app_metadata (no Arrow data) carry dead-letter
 // rows and, later, positions; see wire.go.
 //

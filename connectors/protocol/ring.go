@@ -133,27 +133,11 @@ func (w *ringWriter) write(parts [][]byte, n int) (uint64, bool) {
 	ok := false
 	err := guard(func() {
 		head := atomic.LoadUint64(w.r.word(hdrHead))
-		// tail is off+size rounded up to ringAlign: up to ringAlign-1
-		// past head+cap.
-		if head > w.tail || w.tail-head >= w.r.cap+ringAlign {
+		if !w.sane(head) {
 			w.off = true
 			return
 		}
-		off = w.tail
-		switch pos := off % w.r.cap; {
-		case pos+size > w.r.cap:
-			off += w.r.cap - pos // skip to the start: bodies never wrap
-		case head == w.end && pos >= max(size+ringAlign, w.r.cap/4):
-			// The consumer has read everything: start again at the
-			// start, where the pages are mapped and warm. A consumer
-			// that keeps up then touches a quarter of the ring, not all
-			// of it. Until it reads this body the skipped space counts
-			// as used, so the start is taken only when that leaves room
-			// (pos >= size+ringAlign keeps the body within cap of head;
-			// pos >= cap/4 leaves a quarter of the ring for the next).
-			off += w.r.cap - pos
-		}
-		if off+size-head > w.r.cap {
+		if off, ok = w.place(head, size); !ok {
 			return // full
 		}
 		dst := w.r.data[off%w.r.cap:][:size]
@@ -163,13 +147,59 @@ func (w *ringWriter) write(parts [][]byte, n int) (uint64, bool) {
 		w.end = off + size
 		w.tail = (w.end + ringAlign - 1) &^ (ringAlign - 1)
 		atomic.StoreUint64(w.r.word(hdrTail), off+size)
-		ok = true
 	})
 	if err != nil {
 		w.off = true
 		return 0, false
 	}
 	return off, ok
+}
+
+// fits says whether a body of n bytes would be written now. The consumer
+// only frees space, so a body of at most n bytes written next fits too
+// (writeChunked relies on it to send a batch whole).
+func (w *ringWriter) fits(n int) bool {
+	if w.off || n <= 0 || uint64(n) > w.r.cap {
+		return false
+	}
+	ok := false
+	err := guard(func() {
+		head := atomic.LoadUint64(w.r.word(hdrHead))
+		if w.sane(head) {
+			_, ok = w.place(head, uint64(n))
+		}
+	})
+	return err == nil && ok
+}
+
+// sane says whether the consumer's head is where a consumer can be:
+// tail is off+size rounded up to ringAlign, up to ringAlign-1 past
+// head+cap.
+func (w *ringWriter) sane(head uint64) bool {
+	return head <= w.tail && w.tail-head < w.r.cap+ringAlign
+}
+
+// place returns where a body of size bytes goes with the consumer at head,
+// or false when the ring has no room for it now.
+func (w *ringWriter) place(head, size uint64) (uint64, bool) {
+	off := w.tail
+	switch pos := off % w.r.cap; {
+	case pos+size > w.r.cap:
+		off += w.r.cap - pos // skip to the start: bodies never wrap
+	case head == w.end && pos >= max(size+ringAlign, w.r.cap/4):
+		// The consumer has read everything: start again at the start,
+		// where the pages are mapped and warm. A consumer that keeps up
+		// then touches a quarter of the ring, not all of it. Until it
+		// reads this body the skipped space counts as used, so the start
+		// is taken only when that leaves room (pos >= size+ringAlign
+		// keeps the body within cap of head; pos >= cap/4 leaves a
+		// quarter of the ring for the next).
+		off += w.r.cap - pos
+	}
+	if off+size-head > w.r.cap {
+		return 0, false
+	}
+	return off, true
 }
 
 // ringReader is the consumer side of a ring.

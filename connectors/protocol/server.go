@@ -192,9 +192,11 @@ func (s *Server) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer
 		return toStatus(err)
 	}
 	if e.w == nil { // nothing read: the stream still carries the schema
-		schema, err := src.Schema(ctx, cfg)
-		if err != nil {
-			return toStatus(err)
+		schema := cfg.Schema // the host's, not inferred once more
+		if schema == nil {
+			if schema, err = src.Schema(ctx, cfg); err != nil {
+				return toStatus(err)
+			}
 		}
 		e.start(schema)
 	}
@@ -311,17 +313,33 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 	if err != nil {
 		return toStatus(err)
 	}
+	// A batch the host sliced for gRPC reaches the sink whole.
+	j := &sliceJoiner{mem: s.mem}
+	defer j.release()
 	for rdr.Next() {
 		rec := rdr.RecordBatch()
-		if err := w.Write(ctx, rec); err != nil {
+		if mr.last.More {
+			j.hold(rec)
+			continue
+		}
+		whole, err := j.join(rec)
+		if err == nil {
+			err = w.Write(ctx, whole)
+			rows += whole.NumRows()
+			whole.Release()
+		}
+		if err != nil {
 			_ = w.Abort(ctx)
 			return toStatus(err)
 		}
-		rows += rec.NumRows()
 	}
 	if err := rdr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		_ = w.Abort(ctx)
 		return toStatus(fmt.Errorf("receive batches: %w", err))
+	}
+	if j.held() > 0 {
+		_ = w.Abort(ctx)
+		return toStatus(fmt.Errorf("receive batches: the stream ended inside a batch: %w", ErrTemporary))
 	}
 	if err := w.Close(ctx); err != nil {
 		return toStatus(err)

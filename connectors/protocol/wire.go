@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -35,8 +37,10 @@ const (
 // Source (DoGet, server to host): a batch sliced into several messages
 // carries More on every slice but the last; the last carries the source's
 // Position after the batch. DeadLetters travel on messages without Arrow
-// data. The host delivers a batch only when its last slice arrived, so a
-// crash never leaves half a batch delivered.
+// data. The host joins the slices and delivers the batch only when its last
+// slice arrived, so a crash never leaves half a batch delivered. The host
+// tags the slices of what it writes to a sink (DoPut) the same way, and
+// the server joins them before the sink's Write.
 //
 // A body written to the shared memory ring (see ring.go) travels as an
 // empty data_body and Ring, its place in the ring.
@@ -56,8 +60,19 @@ type appMetadata struct {
 	Ring        *ringRef     `json:"ring,omitempty"`
 }
 
+// wireConfig is a Config as it crosses the boundary: the schema as an
+// Arrow IPC schema message.
+type wireConfig struct {
+	Config
+	Schema []byte `json:"schema,omitempty"`
+}
+
 func encodeConfig(cfg Config) ([]byte, error) {
-	b, err := json.Marshal(cfg)
+	w := wireConfig{Config: cfg}
+	if cfg.Schema != nil {
+		w.Schema = flight.SerializeSchema(cfg.Schema, memory.DefaultAllocator)
+	}
+	b, err := json.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode config of stage %q: %w", cfg.Stage, err)
 	}
@@ -65,11 +80,18 @@ func encodeConfig(cfg Config) ([]byte, error) {
 }
 
 func decodeConfig(b []byte) (Config, error) {
-	var cfg Config
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return cfg, fmt.Errorf("decode request: %v: %w", err, ErrConfig)
+	var w wireConfig
+	if err := json.Unmarshal(b, &w); err != nil {
+		return w.Config, fmt.Errorf("decode request: %v: %w", err, ErrConfig)
 	}
-	return cfg, nil
+	if len(w.Schema) > 0 {
+		schema, err := flight.DeserializeSchema(w.Schema, memory.DefaultAllocator)
+		if err != nil {
+			return w.Config, fmt.Errorf("decode the schema of the request: %v: %w", err, ErrConfig)
+		}
+		w.Config.Schema = schema
+	}
+	return w.Config, nil
 }
 
 // BatchBytes estimates the bytes of Arrow data behind rec. Sliced arrays
@@ -101,14 +123,17 @@ func dataBytes(d arrow.ArrayData) int64 {
 // moreMetadata marks a slice that is not the last of its batch.
 var moreMetadata = []byte(`{"more":true}`)
 
-// writeChunked writes rec as one or more slices, each under
-// MessageTargetBytes when rows allow it. With tagged set, every slice but
-// the last carries moreMetadata and the last carries last (which may be
-// nil); without, no slice carries metadata (protocol version 1).
+// writeChunked writes rec as one message when it goes through the shared
+// memory ring or is small, else as slices each under MessageTargetBytes
+// when rows allow it: only what goes inline in gRPC messages is sliced.
+// With tagged set, every slice but the last carries moreMetadata and the
+// last carries last (which may be nil), and the receiver joins the slices
+// back into one batch (sliceJoiner), so that a batch keeps its size across
+// the boundary; without, no slice carries metadata (protocol version 1).
 func writeChunked(w *batchWriter, rec arrow.RecordBatch, tagged bool, last []byte) error {
 	rows := rec.NumRows()
 	size := BatchBytes(rec)
-	if size <= MessageTargetBytes || rows <= 1 {
+	if size <= MessageTargetBytes || rows <= 1 || w.pw.ringWait(bodyBound(rec)) {
 		return w.WriteWithAppMetadata(rec, last)
 	}
 	per := max(1, rows*MessageTargetBytes/size)
@@ -126,6 +151,100 @@ func writeChunked(w *batchWriter, rec arrow.RecordBatch, tagged bool, last []byt
 		}
 	}
 	return nil
+}
+
+// bodyBound is at least the size of rec's Arrow IPC body: every buffer,
+// padded to 64 bytes, plus room for a validity bitmap the writer rebuilds
+// for a sliced array.
+func bodyBound(rec arrow.RecordBatch) int {
+	var n int
+	var walk func(d arrow.ArrayData)
+	walk = func(d arrow.ArrayData) {
+		for _, b := range d.Buffers() {
+			if b != nil {
+				n += b.Len() + 128
+			}
+		}
+		for _, c := range d.Children() {
+			walk(c)
+		}
+		if d.DataType().ID() == arrow.DICTIONARY {
+			walk(d.Dictionary())
+		}
+	}
+	for _, col := range rec.Columns() {
+		walk(col.Data())
+	}
+	return n
+}
+
+// sliceJoiner puts back together the slices of a batch a peer sent as
+// several messages (writeChunked), so that what a source emits or a sink
+// receives has the size the other side gave it.
+type sliceJoiner struct {
+	mem     memory.Allocator
+	pending []arrow.RecordBatch
+}
+
+// hold keeps rec (borrowed; it is retained) as a slice that is not the last.
+func (j *sliceJoiner) hold(rec arrow.RecordBatch) {
+	rec.Retain()
+	j.pending = append(j.pending, rec)
+}
+
+// join returns the batch whose last slice is rec (borrowed): rec itself
+// when nothing is held, else the held slices and rec concatenated into
+// memory from mem. The caller releases the result.
+func (j *sliceJoiner) join(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	if len(j.pending) == 0 {
+		rec.Retain()
+		return rec, nil
+	}
+	parts := append(j.pending, rec)
+	defer j.release()
+	mem := j.mem
+	if mem == nil {
+		mem = memory.DefaultAllocator // as messageReader.body
+	}
+	schema := rec.Schema()
+	cols := make([]arrow.Array, schema.NumFields())
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	var rows int64
+	for _, p := range parts {
+		if !p.Schema().Equal(schema) {
+			return nil, fmt.Errorf("slices of one batch have different schemas")
+		}
+		rows += p.NumRows()
+	}
+	arrs := make([]arrow.Array, len(parts))
+	for i := range cols {
+		for k, p := range parts {
+			arrs[k] = p.Column(i)
+		}
+		c, err := array.Concatenate(arrs, mem)
+		if err != nil {
+			return nil, fmt.Errorf("join the slices of a batch: column %q: %w", schema.Field(i).Name, err)
+		}
+		cols[i] = c
+	}
+	return array.NewRecordBatch(schema, cols, rows), nil
+}
+
+// held is the number of slices held for a batch not yet complete.
+func (j *sliceJoiner) held() int { return len(j.pending) }
+
+// release drops the slices held.
+func (j *sliceJoiner) release() {
+	for _, p := range j.pending {
+		p.Release()
+	}
+	j.pending = j.pending[:0]
 }
 
 // messageReader feeds the Arrow IPC messages of a FlightData stream to an
@@ -288,6 +407,31 @@ func (p *payloadWriter) WritePayload(payload ipc.Payload) error {
 	}
 	clear(p.body.parts) // drop references to the batch's memory
 	return err
+}
+
+// maxRingWait bounds how long a batch too big for one gRPC message waits
+// for room in the ring before it is sliced and sent inline.
+const maxRingWait = 20 * time.Millisecond
+
+// ringWait says whether a body of n bytes would go through the shared
+// memory ring now, waiting up to maxRingWait for the reader to free room: the bodies it frees were sent already, so this is the same
+// backpressure a full gRPC window applies, and a whole batch through the
+// ring saves the receiver joining slices sent inline.
+func (p *payloadWriter) ringWait(n int) bool {
+	if p.ring == nil || (p.ringOK != nil && !p.ringOK.Load()) || n > int(p.ring.r.cap) {
+		return false
+	}
+	if p.ring.fits(n) {
+		return true
+	}
+	deadline := time.Now().Add(maxRingWait)
+	for wait := 20 * time.Microsecond; time.Now().Before(deadline); wait = min(2*wait, time.Millisecond) {
+		time.Sleep(wait)
+		if p.ring.fits(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // SetFlightDescriptor sets the descriptor of the next message.

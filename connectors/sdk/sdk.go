@@ -32,6 +32,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
@@ -89,16 +90,23 @@ func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 	if err != nil {
 		return err
 	}
-	schema, err := s.schema(ctx, cfg)
-	if err != nil {
-		return err
+	schema := cfg.Schema // the one the engine prepared the stage with
+	if schema == nil {
+		if schema, err = s.schema(ctx, cfg); err != nil {
+			return err
+		}
 	}
-	r := &Reader{cfg: cfg, out: out, rows: cfg.BatchRows, b: array.NewRecordBuilder(mem, schema)}
+	r := &Reader{cfg: cfg, out: batch.NewOut(out), rows: cfg.BatchRows, b: array.NewRecordBuilder(mem, schema)}
 	if r.rows <= 0 {
 		r.rows = DefaultBatchRows
 	}
 	defer r.b.Release()
-	return s.read(ctx, cfg, r)
+	if err := s.read(ctx, cfg, r); err != nil {
+		return err
+	}
+	// A ReadFunc that did not Flush at the end loses no dead letter (they
+	// go without a position covering them, as rows of it would be lost).
+	return r.out.SendDead(ctx)
 }
 
 // Reader is what a ReadFunc fills: append a row's values to the Builder's
@@ -106,7 +114,7 @@ func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 // safe for concurrent use.
 type Reader struct {
 	cfg  protocol.Config
-	out  protocol.Emitter
+	out  *batch.Out // dead letters held until the batch whose position covers them
 	b    *array.RecordBuilder
 	rows int
 	n    int
@@ -134,24 +142,24 @@ func (r *Reader) Next(ctx context.Context, pos any) error {
 	return r.Flush(ctx, pos)
 }
 
-// Flush emits the rows appended so far, if any, with pos. Call it at the
-// end of the input.
+// Flush emits the rows appended so far with pos. Call it at the end of the
+// input. When no row is pending but dead letters were reported since the
+// last batch, it emits an empty batch: pos must cover them too, or a
+// resumed read would report them again.
 func (r *Reader) Flush(ctx context.Context, pos any) error {
-	if r.n == 0 {
-		return nil
-	}
-	p, err := protocol.NewPosition(pos)
-	if err != nil {
-		return err
-	}
-	rec := r.b.NewRecordBatch()
-	defer rec.Release()
+	n := r.n
 	r.n = 0
-	return r.out.Emit(ctx, rec, p)
+	return r.out.Emit(ctx, r.b, n, pos)
 }
 
 // DeadLetter reports rows that could not be read. Send them before the
-// Next that ends the batch they belong to.
+// Next (or Flush) that ends the batch they belong to: they are held and
+// sent just before that batch, whose position covers them.
 func (r *Reader) DeadLetter(ctx context.Context, rows ...protocol.DeadLetter) error {
-	return r.out.DeadLetter(ctx, rows)
+	for _, d := range rows {
+		if err := r.out.DeadLetter(ctx, d); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -245,6 +245,7 @@ func (p *Plan) prepareSource(ctx context.Context, s *config.Source, started star
 		return stageError(s.Pos, key, err)
 	}
 	p.schemas[s.Name] = schema
+	cc.Schema = schema // Read emits it, without inferring it again
 	p.sources[s.Name] = &sourceStage{src: src, cfg: cc, mem: p.env.Mem}
 	return nil
 }

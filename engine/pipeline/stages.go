@@ -62,7 +62,7 @@ type sourceStage struct {
 }
 
 func (s *sourceStage) Run(ctx context.Context, st *stream.Stage, out *stream.Outbox) error {
-	e := &emitter{st: st, out: out, pos: s.cfg.Resume}
+	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema}
 	for attempt := 1; ; attempt++ {
 		cfg := s.cfg
 		cfg.Resume = e.pos
@@ -88,9 +88,16 @@ type emitter struct {
 	// counts the batches delivered since without a position.
 	pos          protocol.Position
 	unpositioned int
+	// schema is the one the stage was prepared with: every batch must
+	// have it, since the stages downstream were bound to it.
+	schema *arrow.Schema
 }
 
 func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
+	if e.schema != nil && !rec.Schema().Equal(e.schema) {
+		return fmt.Errorf("source %q emitted a batch whose schema differs from the one it was prepared with (the input changed since, or the connector infers it differently in Read):\n got: %s\nwant: %s",
+			e.st.Name, rec.Schema(), e.schema)
+	}
 	rec.Retain() // Emit borrows; Send takes ownership of one reference
 	if err := e.out.Send(ctx, rec); err != nil {
 		return err

@@ -58,6 +58,10 @@ func (o *Out) DeadLetter(ctx context.Context, d protocol.DeadLetter) error {
 	return nil
 }
 
+// SendDead sends the dead letters held now, without a batch (at the end
+// of a read that emits none after them).
+func (o *Out) SendDead(ctx context.Context) error { return o.sendDead(ctx) }
+
 func (o *Out) sendDead(ctx context.Context) error {
 	if len(o.dead) == 0 {
 		return nil
