@@ -15,7 +15,7 @@ const (
 	DefaultDeadLetterMaxShare = 0.10
 	// DefaultBisectMaxCalls bounds the rule calls spent on one failing
 	// batch (its first call included).
-	DefaultBisectMaxCalls = 256
+	DefaultBisectMaxCalls = 4096
 	// DefaultBisectMaxTime bounds the wall time spent on one failing
 	// batch; a call that starts within it may still run for the rule's
 	// time limit.

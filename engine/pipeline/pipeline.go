@@ -245,7 +245,7 @@ func (p *Plan) prepareSource(ctx context.Context, s *config.Source, started star
 		return stageError(s.Pos, key, err)
 	}
 	p.schemas[s.Name] = schema
-	p.sources[s.Name] = &sourceStage{src: src, cfg: cc, mem: p.env.Mem}
+	p.sources[s.Name] = &sourceStage{src: src, cfg: cc, mem: p.env.Mem, threshold: s.DeadLetterThreshold}
 	return nil
 }
 
