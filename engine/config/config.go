@@ -67,18 +67,19 @@ type Pipeline struct {
 	StateDir string
 	// StateMemoryMB bounds the memory of the state store (default 256).
 	StateMemoryMB int
-	// DeadLetterThreshold and Bisect are the pipeline-wide failure
-	// handling settings, which rules and sources inherit; StopTimeout
-	// bounds a graceful stop (see docs/pipeline.md, "Failure handling").
-	DeadLetterThreshold Threshold
-	Bisect              Bisect
-	StopTimeout         time.Duration
 	Sources       []*Source
 	Rules         []*Rule
 	Joins         []*Join
 	Unions        []*Union
 	Sinks         []*Sink
 	Pos           Pos // the [pipeline] header
+
+	// DeadLetterThreshold and Bisect are the pipeline-wide failure
+	// handling settings, which rules and sources inherit; StopTimeout
+	// bounds a graceful stop (see docs/pipeline.md, "Failure handling").
+	DeadLetterThreshold Threshold
+	Bisect              Bisect
+	StopTimeout         time.Duration
 }
 
 // Source is a [[source]] table: a connector that reads data.
