@@ -411,10 +411,15 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 		}
 	}
 	dl := newDeadLetterFile(p.cfg.DeadLetter)
-	ctx, late := p.stopDeadline(ctx, opts)
-	sum, err := g.Run(ctx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl})
-	if late() && err != nil {
+	runCtx, late := p.stopDeadline(ctx, opts)
+	sum, err := g.Run(runCtx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl})
+	switch {
+	case late() && err != nil:
 		err = fmt.Errorf("%w: the graceful stop took longer than stop_timeout (%s): the run was cancelled, rule calls interrupted and outputs aborted", stream.ErrInterrupted, p.stopTimeout(opts))
+		sum.Err = err
+	case err != nil && ctx.Err() != nil:
+		// The caller aborted the run: the stages' errors only echo that.
+		err = fmt.Errorf("%w: aborted, rule calls interrupted and outputs aborted: %w", stream.ErrInterrupted, ctx.Err())
 		sum.Err = err
 	}
 	if cerr := dl.Close(); cerr != nil && err == nil {
