@@ -79,7 +79,7 @@ func TestBisectionBudget(t *testing.T) {
 	}
 	// Per batch: calls on rows 0-999, 0-499, 0-249, then the budget is
 	// spent: all 1000 rows carry the budget reason (none was isolated).
-	if n := strings.Count(string(b), "bisection budget of the batch is spent (3 calls"); n != 2000 {
+	if n := strings.Count(string(b), "bisection budget of the batch is spent (calls: 3,"); n != 2000 {
 		t.Errorf("%d dead letters name the spent budget, want 2000:\n%.600s", n, b)
 	}
 }

@@ -198,7 +198,7 @@ func (b *bisection) call(lastErr error) bool {
 		return false
 	}
 	if b.calls > 0 && (b.calls >= b.cfg.MaxCalls || time.Since(b.start) >= b.cfg.MaxTime) {
-		b.stop = fmt.Sprintf("not evaluated: the bisection budget of the batch is spent (%d calls, %s; bisect_max_calls = %d, bisect_max_time = %s); the rule failed with: %v",
+		b.stop = fmt.Sprintf("not evaluated: the bisection budget of the batch is spent (calls: %d, time: %s; bisect_max_calls = %d, bisect_max_time = %s); the rule failed with: %v",
 			b.calls, time.Since(b.start).Round(time.Millisecond), b.cfg.MaxCalls, b.cfg.MaxTime, lastErr)
 		return false
 	}
