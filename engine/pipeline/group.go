@@ -37,7 +37,6 @@ type groupStage struct {
 	stored    *arrow.Schema // projected schema
 	batchRows int
 	store     func() (*state.Store, bool, error) // the store, and whether it is shared
-	memBytes  int64
 }
 
 func newGroupStage(r *ruleStage, batchRows int) (*groupStage, error) {
