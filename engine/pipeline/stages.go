@@ -76,7 +76,9 @@ func (s *sourceStage) Run(ctx context.Context, st *stream.Stage, out *stream.Out
 			return nil
 		}
 		if e.window.tripped {
-			return err // past the dead letter threshold: not a failure to retry
+			// Past the dead letter threshold: not a failure to retry, and
+			// the error the connector returned only wraps that one.
+			return e.window.err(e.who, e.lastReason)
 		}
 		if e.unpositioned > 0 {
 			return fmt.Errorf("%w (cannot resume: %d batches were delivered without a position)", err, e.unpositioned)
