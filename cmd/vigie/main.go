@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 
@@ -190,26 +189,15 @@ func cmdValidate(c *common, file string, stdout, stderr io.Writer) int {
 
 func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 	// The first SIGINT or SIGTERM stops the sources and lets the sinks
-	// flush; a second one cancels everything.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stop := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		n := 0
-		for sig := range sigs {
-			n++
-			if n == 1 {
-				fmt.Fprintf(stderr, "vigie: %s: stopping sources, flushing sinks (again to abort)\n", sig)
-				close(stop)
-				continue
-			}
-			cancel()
-			return
+	// flush, within the pipeline's stop_timeout; a second one aborts.
+	ctx, stop, release := pipeline.OnSignals(context.Background(), func(sig os.Signal, n int) {
+		if n == 1 {
+			fmt.Fprintf(stderr, "vigie: %s: stopping sources, flushing sinks (again to abort)\n", sig)
+		} else {
+			fmt.Fprintf(stderr, "vigie: %s: aborting\n", sig)
 		}
-	}()
+	}, os.Interrupt, syscall.SIGTERM)
+	defer release()
 
 	e, err := c.open(ctx, file, stderr)
 	if err != nil {

@@ -276,7 +276,16 @@ func TestDirtyInputIsDeadLettered(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "absence.toml"), cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A third of its rows are bad: past the default dead letter threshold.
 	stdout, stderr, code := runVigie(t, dir, "run", "absence.toml")
+	if code != 1 || !strings.Contains(stdout, `error: stage "attendance": source connector csv: 4 of the last 12 rows dead-lettered (33.3%), past the dead letter threshold of 10%`) {
+		t.Fatalf("run exited %d, want 1 and the threshold named:\n%s%s", code, stdout, stderr)
+	}
+	cfg = bytes.Replace(cfg, []byte("[pipeline]\n"), []byte("[pipeline]\ndead_letter_max_share = 0.5\n"), 1)
+	if err := os.WriteFile(filepath.Join(dir, "absence.toml"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = runVigie(t, dir, "run", "absence.toml")
 	if code != 0 {
 		t.Fatalf("run exited %d:\n%s%s", code, stdout, stderr)
 	}

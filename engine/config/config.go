@@ -73,6 +73,13 @@ type Pipeline struct {
 	Unions        []*Union
 	Sinks         []*Sink
 	Pos           Pos // the [pipeline] header
+
+	// DeadLetterThreshold and Bisect are the pipeline-wide failure
+	// handling settings, which rules and sources inherit; StopTimeout
+	// bounds a graceful stop (see docs/pipeline.md, "Failure handling").
+	DeadLetterThreshold Threshold
+	Bisect              Bisect
+	StopTimeout         time.Duration
 }
 
 // Source is a [[source]] table: a connector that reads data.
@@ -85,6 +92,8 @@ type Source struct {
 	Options   map[string]any
 	Pos       Pos            // the [[source]] header
 	OptionPos map[string]Pos // line of each top-level key of Options
+	// DeadLetterThreshold applies to the rows the source dead-letters.
+	DeadLetterThreshold Threshold
 }
 
 // Rule is a [[rule]] table: a WebAssembly module applied to the output of
@@ -123,6 +132,10 @@ type Rule struct {
 	Rescore string
 	// Limits override the engine's defaults; zero fields keep them.
 	Limits Limits
+	// DeadLetterThreshold and Bisect bound the rule's failures (with
+	// on_error = "dead_letter"); they default to the pipeline's.
+	DeadLetterThreshold Threshold
+	Bisect              Bisect
 	// Params is the free-form [rule.params] table, never nil, with the
 	// same value types as Source.Options.
 	Params   map[string]any
@@ -247,6 +260,7 @@ const (
 	kTables // array of tables
 	kBool
 	kStrings // array of strings
+	kNumber  // integer or float
 )
 
 func (k kind) String() string {
@@ -261,6 +275,8 @@ func (k kind) String() string {
 		return "boolean"
 	case kStrings:
 		return "array of strings"
+	case kNumber:
+		return "number"
 	default:
 		return "array of tables"
 	}
@@ -293,6 +309,11 @@ func pipelineFields() []field {
 		{"plugins_dir", kString, false},
 		{"state_dir", kString, false},
 		{"state_memory_mb", kInteger, false},
+		{"dead_letter_window", kInteger, false},
+		{"dead_letter_max_share", kNumber, false},
+		{"bisect_max_calls", kInteger, false},
+		{"bisect_max_time", kString, false},
+		{"stop_timeout", kString, false},
 	}
 }
 
@@ -301,6 +322,8 @@ func sourceFields() []field {
 		{"name", kString, true},
 		{"connector", kString, true},
 		{"options", kTable, false},
+		{"dead_letter_window", kInteger, false},
+		{"dead_letter_max_share", kNumber, false},
 	}
 }
 
@@ -322,6 +345,10 @@ func ruleFields() []field {
 		{"max_rows_per_key", kInteger, false},
 		{"rescore", kString, false},
 		{"limits", kTable, false},
+		{"dead_letter_window", kInteger, false},
+		{"dead_letter_max_share", kNumber, false},
+		{"bisect_max_calls", kInteger, false},
+		{"bisect_max_time", kString, false},
 	}
 }
 
@@ -440,6 +467,9 @@ func matches(k kind, v any) bool {
 		return ok
 	case kBool:
 		_, ok := v.(bool)
+		return ok
+	case kNumber:
+		_, ok := number(v)
 		return ok
 	case kStrings:
 		l, ok := v.([]any)
@@ -567,7 +597,7 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 	}
 	srcs, _ := asTables(top["source"])
 	for i, m := range srcs {
-		p.Sources = append(p.Sources, c.source(indexKey("source", i), m))
+		p.Sources = append(p.Sources, c.source(p, indexKey("source", i), m))
 	}
 	rules, _ := asTables(top["rule"])
 	for i, m := range rules {
@@ -625,6 +655,12 @@ func (c *checker) pipeline(p *Pipeline, m map[string]any) {
 		}
 		p.StateMemoryMB = int(n)
 	}
+	p.DeadLetterThreshold = c.threshold("pipeline", v, Threshold{Window: DefaultDeadLetterWindow, MaxShare: DefaultDeadLetterMaxShare})
+	p.Bisect = c.bisect("pipeline", v, Bisect{MaxCalls: DefaultBisectMaxCalls, MaxTime: DefaultBisectMaxTime})
+	p.StopTimeout = DefaultStopTimeout
+	if d, ok := c.duration("pipeline", v, "stop_timeout"); ok {
+		p.StopTimeout = d
+	}
 }
 
 // freeForm returns a free-form table (options, params) and the line of each
@@ -641,9 +677,10 @@ func (c *checker) freeForm(path string, v any) (map[string]any, map[string]Pos) 
 	return m, pos
 }
 
-func (c *checker) source(path string, m map[string]any) *Source {
+func (c *checker) source(p *Pipeline, path string, m map[string]any) *Source {
 	s := &Source{Pos: c.at(path)}
 	v := c.fields(path, s.Pos, m, sourceFields())
+	s.DeadLetterThreshold = c.threshold(path, v, p.DeadLetterThreshold)
 	s.Name = c.stageName(path, v["name"])
 	s.Connector = c.nonEmpty(path+".connector", v["connector"])
 	s.Options, s.OptionPos = c.freeForm(path+".options", v["options"])
@@ -664,6 +701,8 @@ func (c *checker) rule(p *Pipeline, path string, m map[string]any) *Rule {
 		r.OnError = oe
 	}
 	r.Params, r.ParamPos = c.freeForm(path+".params", v["params"])
+	r.DeadLetterThreshold = c.threshold(path, v, p.DeadLetterThreshold)
+	r.Bisect = c.bisect(path, v, p.Bisect)
 	if h, ok := v["sha256"].(string); ok {
 		if !sha256Hex.MatchString(h) {
 			c.fail(c.at(path+".sha256"), path+".sha256", "expected 64 lowercase hexadecimal digits, got %q", h)

@@ -37,7 +37,6 @@ type groupStage struct {
 	stored    *arrow.Schema // projected schema
 	batchRows int
 	store     func() (*state.Store, bool, error) // the store, and whether it is shared
-	memBytes  int64
 }
 
 func newGroupStage(r *ruleStage, batchRows int) (*groupStage, error) {
@@ -171,7 +170,11 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 			rec.Retain() // Scan releases rec when this returns; the work may run later
 			starts = slices.Clone(starts)
 			work := func(inst *host.Instance, o *outcome) {
-				g.evalGroups(ctx, inst, rec, starts, o)
+				o.rows = int64(starts[len(starts)-1] - starts[0])
+				g.evalGroups(ctx, inst, rec, starts, starts[0], newBisection(g.cfg.Bisect), nil, o)
+				if o.err != nil {
+					o.release()
+				}
 				rec.Release()
 			}
 			return submit(work, rec.Release)
@@ -195,11 +198,17 @@ func (g *groupStage) append(tl *state.Timelines, rec arrow.RecordBatch) error {
 
 // evalGroups evaluates the groups whose bounds are starts (absolute rows
 // of all, last entry the end), bisecting over groups when the rule fails
-// and the policy allows it.
-func (g *groupStage) evalGroups(ctx context.Context, inst *host.Instance, all arrow.RecordBatch, starts []int, o *outcome) {
+// and the policy allows it, within the budget b. first is the first row of
+// the outcome (dead letters are indexed from it); lastErr is the error of
+// the groups these were split from.
+func (g *groupStage) evalGroups(ctx context.Context, inst *host.Instance, all arrow.RecordBatch, starts []int, first int, b *bisection, lastErr error, o *outcome) {
 	lo, hi := starts[0], starts[len(starts)-1]
 	part := all.NewSlice(int64(lo), int64(hi))
 	defer part.Release()
+	if !b.call(lastErr) {
+		g.deadLetter(part, int64(lo-first), b.stop, o)
+		return
+	}
 	offsets := make([]uint32, len(starts))
 	for i, s := range starts {
 		offsets[i] = uint32(s - lo)
@@ -221,19 +230,15 @@ func (g *groupStage) evalGroups(ctx context.Context, inst *host.Instance, all ar
 	case g.cfg.OnError == config.OnErrorFail:
 		o.err = fmt.Errorf("rule %s: %w", g.mod.Manifest.Name, err)
 	case len(starts) == 2: // one group: its rows go to the dead letters
-		rows, jerr := rowsAsJSON(part)
-		if jerr != nil {
-			o.err = jerr
-			return
+		if errors.Is(err, host.ErrLimit) {
+			b.failed(1, err)
 		}
-		for _, raw := range rows {
-			o.dead = append(o.dead, stream.DeadLetter{Origin: g.origin(), Reason: err.Error(), Raw: raw})
-		}
+		g.deadLetter(part, int64(lo-first), err.Error(), o)
 	default:
 		mid := len(starts) / 2
-		g.evalGroups(ctx, inst, all, starts[:mid+1], o)
+		g.evalGroups(ctx, inst, all, starts[:mid+1], first, b, err, o)
 		if o.err == nil {
-			g.evalGroups(ctx, inst, all, starts[mid:], o)
+			g.evalGroups(ctx, inst, all, starts[mid:], first, b, err, o)
 		}
 	}
 }

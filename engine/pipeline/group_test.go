@@ -208,3 +208,57 @@ connector = "groups"
 		t.Fatalf("after retention: %s", got)
 	}
 }
+
+// TestGroupRuleDeadLetterThreshold: a group rule that fails on every group
+// stops the run past the dead letter threshold, naming the stage and the
+// rule.
+func TestGroupRuleDeadLetterThreshold(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("student_id,month,x\n")
+	for s := range 50 {
+		for m := range 3 {
+			fmt.Fprintf(&b, "S%03d,2025-%02d,-1\n", s, m+1)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "marks.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wasm := hosttest.BuildGoRule(t, filepath.Join("testdata", "trend"))
+	toml := fmt.Sprintf(`
+[pipeline]
+name = "g"
+batch_rows = 7
+
+[[source]]
+name = "marks"
+connector = "csv"
+[source.options]
+path = "marks.csv"
+columns = { x = "int32" }
+
+[[rule]]
+name = "trend"
+input = "marks"
+module = %q
+group_by = ["student_id"]
+order_by = "month"
+
+[[sink]]
+name = "out"
+input = "trend"
+connector = "groups"
+`, wasm)
+	cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(toml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := prepare(t, cfg, mem, map[string]protocol.Connector{"groups": &groupRows{}})
+	defer plan.Close(context.Background())
+	sum, err := plan.Run(context.Background(), pipeline.RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), `stage "trend": rule `) || !strings.Contains(err.Error(), "150 of the last 150 rows dead-lettered (100.0%)") {
+		t.Fatalf("err = %v (%s)", err, sum.Line())
+	}
+}

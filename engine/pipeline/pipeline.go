@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -246,7 +247,7 @@ func (p *Plan) prepareSource(ctx context.Context, s *config.Source, started star
 	}
 	p.schemas[s.Name] = schema
 	cc.Schema = schema // Read emits it, without inferring it again
-	p.sources[s.Name] = &sourceStage{src: src, cfg: cc, mem: p.env.Mem}
+	p.sources[s.Name] = &sourceStage{src: src, cfg: cc, mem: p.env.Mem, threshold: s.DeadLetterThreshold}
 	return nil
 }
 
@@ -378,7 +379,13 @@ func (p *Plan) prepareSink(ctx context.Context, s *config.Sink, started startedC
 // RunOptions tune Plan.Run.
 type RunOptions struct {
 	// Stop, when closed, stops the sources gracefully (see stream.RunOptions).
+	// What is in flight then has StopTimeout to drain through the rules
+	// and reach the sinks; past it the run is cancelled: rule calls are
+	// interrupted and sinks abort.
 	Stop <-chan struct{}
+	// StopTimeout bounds a graceful stop; zero takes the pipeline's
+	// stop_timeout.
+	StopTimeout time.Duration
 	// Buffer is the capacity in batches of each channel between stages.
 	Buffer int
 }
@@ -405,12 +412,69 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 		}
 	}
 	dl := newDeadLetterFile(p.cfg.DeadLetter)
-	sum, err := g.Run(ctx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl})
+	runCtx, late := p.stopDeadline(ctx, opts)
+	sum, err := g.Run(runCtx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl})
+	switch {
+	case late() && err != nil:
+		err = fmt.Errorf("%w: the graceful stop took longer than stop_timeout (%s): the run was cancelled, rule calls interrupted and outputs aborted", stream.ErrInterrupted, p.stopTimeout(opts))
+		sum.Err = err
+	case err != nil && ctx.Err() != nil:
+		// The caller aborted the run: the stages' errors only echo that.
+		err = fmt.Errorf("%w: aborted, rule calls interrupted and outputs aborted: %w", stream.ErrInterrupted, ctx.Err())
+		sum.Err = err
+	}
 	if cerr := dl.Close(); cerr != nil && err == nil {
 		err = cerr
 		sum.Err = cerr
 	}
 	return sum, err
+}
+
+func (p *Plan) stopTimeout(opts RunOptions) time.Duration {
+	switch {
+	case opts.StopTimeout > 0:
+		return opts.StopTimeout
+	case p.cfg.StopTimeout > 0:
+		return p.cfg.StopTimeout
+	}
+	return config.DefaultStopTimeout
+}
+
+// stopDeadline returns ctx cancelled when a graceful stop (opts.Stop) has
+// not finished within the stop timeout, and a function that reports, once
+// the run is over, whether that happened.
+func (p *Plan) stopDeadline(ctx context.Context, opts RunOptions) (context.Context, func() bool) {
+	if opts.Stop == nil {
+		return ctx, func() bool { return false }
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	errLate := errors.New("stop timeout")
+	over := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-opts.Stop:
+		case <-over:
+			return
+		}
+		p.env.Log.Info("graceful stop: draining", "stop_timeout", p.stopTimeout(opts))
+		t := time.NewTimer(p.stopTimeout(opts))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			p.env.Log.Warn("graceful stop did not finish within stop_timeout: cancelling the run", "stop_timeout", p.stopTimeout(opts))
+			cancel(errLate)
+		case <-over:
+		}
+	}()
+	return ctx, func() bool {
+		close(over)
+		<-done
+		late := errors.Is(context.Cause(ctx), errLate)
+		cancel(nil)
+		return late
+	}
 }
 
 // DeadLetterPath is where the run writes rejected rows.

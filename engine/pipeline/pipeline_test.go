@@ -150,7 +150,7 @@ func TestRunCountsAndNoLeak(t *testing.T) {
 func TestRuleErrorDeadLettersTheBatch(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	cfg := setupX(t, 1500, failRule("dead_letter"), parquetSink, negative)
+	cfg := setupX(t, 1500, failRule("dead_letter")+"dead_letter_max_share = 1.0\n", parquetSink, negative)
 	plan := prepare(t, cfg, mem, nil)
 	defer plan.Close(context.Background())
 	sum, err := plan.Run(context.Background(), pipeline.RunOptions{})
@@ -221,7 +221,8 @@ func TestBisectionDeadLettersOnlyPoisonRows(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	wasm := hosttest.BuildGoRule(t, filepath.Join("testdata", "poison"))
-	rule := fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\nworkers = 3\n", wasm)
+	// One row in five is poison: the threshold is off for this test.
+	rule := fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\nworkers = 3\ndead_letter_max_share = 1.0\n", wasm)
 	got := &collectSink{}
 	cfg := setup(t, 2000, rule, "connector = \"collect\"\n")
 	plan := prepare(t, cfg, mem, map[string]protocol.Connector{"collect": got})
@@ -291,9 +292,10 @@ func TestRuleLimitsFromPipelineFile(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
 			// Rows 0-3 are poison (x < 0), the rest behave: the engine must
-			// stop each poison evaluation at the limit, dead-letter those
-			// rows and keep the others.
-			cfg := setupX(t, 10, hostileRule(tc.module, tc.limits), parquetSink, func(i int) int {
+			// stop each poison evaluation at the limit. Row 0 alone goes
+			// past the limit: the rule is then treated as broken on the
+			// batch and the rest of it is dead-lettered without more calls.
+			cfg := setupX(t, 10, hostileRule(tc.module, "dead_letter_max_share = 1.0\n"+tc.limits), parquetSink, func(i int) int {
 				if i < 4 {
 					return -1
 				}
@@ -316,15 +318,15 @@ func TestRuleLimitsFromPipelineFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sum.DeadLettered() != 4 {
-				t.Errorf("dead-lettered %d rows, want the 4 poison rows: %s", sum.DeadLettered(), sum.Line())
+			if sum.DeadLettered() != 10 {
+				t.Errorf("dead-lettered %d rows, want all 10: %s", sum.DeadLettered(), sum.Line())
 			}
-			if st, _ := sum.Stage("out"); st.RowsOut != 6 {
-				t.Errorf("sink wrote %d rows, want 6", st.RowsOut)
+			if st, _ := sum.Stage("out"); st.RowsOut != 0 {
+				t.Errorf("sink wrote %d rows, want 0", st.RowsOut)
 			}
 			b, rerr := os.ReadFile(cfg.DeadLetter)
-			if rerr != nil || !strings.Contains(string(b), tc.want) {
-				t.Errorf("dead letters lack %q: %v\n%.400s", tc.want, rerr, b)
+			if rerr != nil || !strings.Contains(string(b), tc.want) || strings.Count(string(b), "treated as broken") != 9 {
+				t.Errorf("dead letters lack %q, or 9 rows not evaluated: %v\n%.1000s", tc.want, rerr, b)
 			}
 		})
 	}

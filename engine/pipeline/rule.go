@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -23,7 +24,8 @@ import (
 //
 // When the rule fails on a batch and the policy is dead_letter, the stage
 // finds the failing rows by bisecting the batch: only they are
-// dead-lettered, the rest of the batch goes on.
+// dead-lettered, the rest of the batch goes on. Bisection is bounded (see
+// bisection), and past the dead letter threshold the stage fails.
 type ruleStage struct {
 	cfg     *config.Rule
 	mod     *host.Module
@@ -38,6 +40,10 @@ type outcome struct {
 	outs []arrow.RecordBatch
 	dead []stream.DeadLetter
 	err  error
+	// rows is the number of input rows the outcome accounts for, and
+	// deadAt the index among them of each dead letter, increasing.
+	rows   int64
+	deadAt []int64
 }
 
 func (o *outcome) release() {
@@ -127,6 +133,8 @@ func (r *ruleStage) ordered(ctx context.Context, st *stream.Stage, out *stream.O
 	}()
 
 	// Emit in submission order.
+	window := newDeadLetterWindow(r.cfg.DeadLetterThreshold)
+	lastReason := ""
 	var err error
 	for res := range order {
 		o := <-res
@@ -135,7 +143,11 @@ func (r *ruleStage) ordered(ctx context.Context, st *stream.Stage, out *stream.O
 		}
 		if err == nil && len(o.dead) > 0 {
 			st.Log.Warn("rule failed; rows dead-lettered", "rows", len(o.dead), "error", o.dead[0].Reason)
+			lastReason = o.dead[len(o.dead)-1].Reason
 			err = st.DeadLetter(o.dead...)
+		}
+		if err == nil && window.outcome(o.rows, o.deadAt) {
+			err = window.err(r.origin(), lastReason)
 		}
 		for _, rec := range o.outs {
 			if err == nil {
@@ -152,11 +164,74 @@ func (r *ruleStage) ordered(ctx context.Context, st *stream.Stage, out *stream.O
 	if err == nil {
 		err = feedErr
 	}
+	if err == nil && window.final() {
+		err = window.err(r.origin(), lastReason)
+	}
 	return err
 }
 
-// eval evaluates rec, bisecting it on failure when the policy allows.
+// bisection is the budget of the search for the failing rows of one
+// batch: calls made and time spent so far, the last error, and the reason
+// to stop calling the rule on the rest of the batch once spent (or once
+// one row alone went past a limit: the rule is then treated as broken).
+type bisection struct {
+	cfg   config.Bisect
+	start time.Time
+	calls int
+	stop  string // when set, the remaining rows are dead-lettered with it
+}
+
+func newBisection(cfg config.Bisect) *bisection {
+	if cfg.MaxCalls <= 0 {
+		cfg.MaxCalls = config.DefaultBisectMaxCalls
+	}
+	if cfg.MaxTime <= 0 {
+		cfg.MaxTime = config.DefaultBisectMaxTime
+	}
+	return &bisection{cfg: cfg, start: time.Now()}
+}
+
+// call reports whether the budget allows another call, counting it; when
+// it does not, b.stop says why (lastErr is the batch's latest error).
+func (b *bisection) call(lastErr error) bool {
+	if b.stop != "" {
+		return false
+	}
+	if b.calls > 0 && (b.calls >= b.cfg.MaxCalls || time.Since(b.start) >= b.cfg.MaxTime) {
+		b.stop = fmt.Sprintf("not evaluated: the bisection budget of the batch is spent (calls: %d, time: %s; bisect_max_calls = %d, bisect_max_time = %s); the rule failed with: %v",
+			b.calls, time.Since(b.start).Round(time.Millisecond), b.cfg.MaxCalls, b.cfg.MaxTime, lastErr)
+		return false
+	}
+	b.calls++
+	return true
+}
+
+// failed records the error of a call on rows rows: one row alone past a
+// limit (time, memory, output, log) makes the rule broken for the rest of
+// the batch.
+func (b *bisection) failed(rows int64, err error) {
+	if rows == 1 && errors.Is(err, host.ErrLimit) && b.stop == "" {
+		b.stop = fmt.Sprintf("not evaluated: the rule is treated as broken on this batch, one row alone went past a limit: %v", err)
+	}
+}
+
+// eval evaluates rec, bisecting it on failure when the policy allows,
+// within the stage's bisection budget.
 func (r *ruleStage) eval(ctx context.Context, inst *host.Instance, rec arrow.RecordBatch, o *outcome) {
+	o.rows = rec.NumRows()
+	r.evalPart(ctx, inst, rec, 0, newBisection(r.cfg.Bisect), nil, o)
+	if o.err != nil {
+		o.release()
+	}
+}
+
+// evalPart evaluates rec, rows [off, off+rec.NumRows()) of the batch.
+// lastErr is the error of the part rec was cut from.
+func (r *ruleStage) evalPart(ctx context.Context, inst *host.Instance, rec arrow.RecordBatch, off int64, b *bisection, lastErr error, o *outcome) {
+	if !b.call(lastErr) {
+		r.deadLetter(rec, off, b.stop, o)
+		return
+	}
 	res, err := inst.EvalMap(ctx, r.binding, rec, r.mem)
 	if err == nil {
 		o.outs = append(o.outs, res)
@@ -170,24 +245,31 @@ func (r *ruleStage) eval(ctx context.Context, inst *host.Instance, rec arrow.Rec
 		o.err = fmt.Errorf("rule %s: %w", r.mod.Manifest.Name, err)
 		return
 	}
+	b.failed(rec.NumRows(), err)
 	if rec.NumRows() == 1 {
-		rows, jerr := rowsAsJSON(rec)
-		if jerr != nil {
-			o.err = jerr
-			return
-		}
-		o.dead = append(o.dead, stream.DeadLetter{Origin: r.origin(), Reason: err.Error(), Raw: rows[0]})
+		r.deadLetter(rec, off, err.Error(), o)
 		return
 	}
 	half := rec.NumRows() / 2
-	for _, part := range []arrow.RecordBatch{rec.NewSlice(0, half), rec.NewSlice(half, rec.NumRows())} {
+	for i, part := range []arrow.RecordBatch{rec.NewSlice(0, half), rec.NewSlice(half, rec.NumRows())} {
 		if o.err == nil {
-			r.eval(ctx, inst, part, o)
+			r.evalPart(ctx, inst, part, off+int64(i)*half, b, err, o)
 		}
 		part.Release()
 	}
-	if o.err != nil {
-		o.release()
+}
+
+// deadLetter sends every row of rec, rows [off, ...) of the batch, to the
+// dead letters with reason.
+func (r *ruleStage) deadLetter(rec arrow.RecordBatch, off int64, reason string, o *outcome) {
+	rows, err := rowsAsJSON(rec)
+	if err != nil {
+		o.err = err
+		return
+	}
+	for i, raw := range rows {
+		o.dead = append(o.dead, stream.DeadLetter{Origin: r.origin(), Reason: reason, Raw: raw})
+		o.deadAt = append(o.deadAt, off+int64(i))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/stream"
 )
 
@@ -56,19 +57,28 @@ func retry(ctx context.Context, st *stream.Stage, err error, attempt int) bool {
 
 // sourceStage runs a source connector.
 type sourceStage struct {
-	src protocol.Source
-	cfg protocol.Config
-	mem memory.Allocator
+	src       protocol.Source
+	cfg       protocol.Config
+	mem       memory.Allocator
+	threshold config.Threshold
 }
 
 func (s *sourceStage) Run(ctx context.Context, st *stream.Stage, out *stream.Outbox) error {
-	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema}
+	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema, window: newDeadLetterWindow(s.threshold), who: "source connector " + s.cfg.Connector}
 	for attempt := 1; ; attempt++ {
 		cfg := s.cfg
 		cfg.Resume = e.pos
 		err := s.src.Read(ctx, cfg, s.mem, e)
 		if err == nil {
+			if e.window.final() {
+				return e.window.err(e.who, e.lastReason)
+			}
 			return nil
+		}
+		if e.window.tripped {
+			// Past the dead letter threshold: not a failure to retry, and
+			// the error the connector returned only wraps that one.
+			return e.window.err(e.who, e.lastReason)
 		}
 		if e.unpositioned > 0 {
 			return fmt.Errorf("%w (cannot resume: %d batches were delivered without a position)", err, e.unpositioned)
@@ -91,6 +101,11 @@ type emitter struct {
 	// schema is the one the stage was prepared with: every batch must
 	// have it, since the stages downstream were bound to it.
 	schema *arrow.Schema
+	// window is the source's dead letter threshold; who names the source
+	// in its error.
+	window     *deadLetterWindow
+	who        string
+	lastReason string
 }
 
 func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
@@ -99,9 +114,11 @@ func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.
 			e.st.Name, rec.Schema(), e.schema)
 	}
 	rec.Retain() // Emit borrows; Send takes ownership of one reference
+	n := rec.NumRows()
 	if err := e.out.Send(ctx, rec); err != nil {
 		return err
 	}
+	e.window.ok(n)
 	if pos != nil {
 		e.pos, e.unpositioned = pos, 0
 	} else {
@@ -115,7 +132,16 @@ func (e *emitter) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) er
 	for i, r := range rows {
 		out[i] = stream.DeadLetter{Origin: r.Origin, Line: r.Line, Column: r.Column, Reason: r.Reason, Raw: r.Raw}
 	}
-	return e.st.DeadLetter(out...)
+	if err := e.st.DeadLetter(out...); err != nil {
+		return err
+	}
+	if len(rows) > 0 {
+		e.lastReason = rows[len(rows)-1].Origin + ": " + rows[len(rows)-1].Reason
+	}
+	if e.window.deadLettered(int64(len(rows))) {
+		return e.window.err(e.who, e.lastReason)
+	}
+	return nil
 }
 
 // sinkStage runs a sink connector.

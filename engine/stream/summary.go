@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -79,7 +80,7 @@ func (s *Summary) Status() string {
 	switch {
 	case s.Err == nil:
 		return "ok"
-	case s.Err == ErrInterrupted:
+	case errors.Is(s.Err, ErrInterrupted):
 		return "interrupted"
 	}
 	return "failed"
