@@ -18,8 +18,8 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 	"github.com/vigie-edu/vigie/plugins"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
 // sizeSink ("sizes") appends the row count of every batch it is given to

@@ -30,8 +30,8 @@ import (
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/stream"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 	"github.com/vigie-edu/vigie/plugins"
-	"github.com/vigie-edu/vigie/rules/host"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -110,7 +110,7 @@ type engine struct {
 	cfg   *config.Pipeline
 	log   *slog.Logger
 	host  *plugins.Host
-	rules *host.Runtime
+	rules *wasmhost.Runtime
 }
 
 func (e *engine) close(ctx context.Context) {
@@ -142,7 +142,7 @@ func (c *common) open(ctx context.Context, file string, stderr io.Writer) (*engi
 		opts.BuiltinCommand = func() *exec.Cmd { return exec.Command(self, serveCommand) }
 	}
 	e.host = plugins.NewHost(opts)
-	e.rules, err = host.NewRuntime(ctx, host.WithLogger(log))
+	e.rules, err = wasmhost.NewRuntime(ctx, wasmhost.WithLogger(log))
 	if err != nil {
 		e.close(ctx)
 		return nil, err

@@ -20,7 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/vigie-edu/vigie/internal/readback"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 var (

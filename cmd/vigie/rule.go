@@ -41,8 +41,8 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
 
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 	"github.com/vigie-edu/vigie/rules/abi"
-	"github.com/vigie-edu/vigie/rules/host"
 	"github.com/vigie-edu/vigie/rules/ruletest"
 	"github.com/vigie-edu/vigie/rules/scaffold"
 )
@@ -71,9 +71,9 @@ func fileExt(exts ...string) cobra.CompletionFunc {
 
 // ruleRuntime returns a rule runtime whose rule logs go to stderr at warn
 // level and above.
-func ruleRuntime(ctx context.Context, stderr io.Writer) (*host.Runtime, error) {
+func ruleRuntime(ctx context.Context, stderr io.Writer) (*wasmhost.Runtime, error) {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return host.NewRuntime(ctx, host.WithLogger(log))
+	return wasmhost.NewRuntime(ctx, wasmhost.WithLogger(log))
 }
 
 // ---------------------------------------------------------------- new
@@ -433,10 +433,10 @@ func inspect(ctx context.Context, path string, stderr io.Writer) (*inspection, e
 		}
 	}()
 
-	ctx, cancel := context.WithTimeout(ctx, host.DefaultTimeout)
+	ctx, cancel := context.WithTimeout(ctx, wasmhost.DefaultTimeout)
 	defer cancel()
 	wrt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).WithMemoryLimitPages(host.DefaultMemoryPages))
+		WithCloseOnContextDone(true).WithMemoryLimitPages(wasmhost.DefaultMemoryPages))
 	defer wrt.Close(context.WithoutCancel(ctx))
 	cm, err := wrt.CompileModule(ctx, wasm)
 	if err != nil {
@@ -573,7 +573,7 @@ func inspect(ctx context.Context, path string, stderr io.Writer) (*inspection, e
 			return r, nil
 		}
 	}
-	inst, err := m.NewInstance(ctx, nil, host.DefaultLimits())
+	inst, err := m.NewInstance(ctx, nil, wasmhost.DefaultLimits())
 	if err != nil {
 		add(instCheck, checkFail, err.Error())
 		return r, nil
@@ -875,7 +875,7 @@ func newRuleBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
 			return exitFailed
 		}
-		inst, err := m.NewInstance(ctx, params, host.DefaultLimits())
+		inst, err := m.NewInstance(ctx, params, wasmhost.DefaultLimits())
 		if err != nil {
 			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
 			return exitFailed
@@ -974,7 +974,7 @@ func generateInput(mem memory.Allocator, inputs []abi.Column, n int, seed uint64
 		usPerDay     = 86400 * 1_000_000
 	)
 	for i, in := range inputs {
-		fields[i] = arrow.Field{Name: in.Name, Type: host.ArrowType(in.Type), Nullable: true}
+		fields[i] = arrow.Field{Name: in.Name, Type: wasmhost.ArrowType(in.Type), Nullable: true}
 		bld := array.NewBuilder(mem, fields[i].Type)
 		bld.Reserve(n)
 		for range n {

@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/vigie-edu/vigie/internal/readback"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 // repoRoot is the root of this checkout, from the package directory.
@@ -124,7 +124,7 @@ func TestRuleInspectAbsence(t *testing.T) {
 }
 
 func TestRuleInspectForbiddenImport(t *testing.T) {
-	wasm := filepath.Join(repoRoot(t), "rules", "host", "testdata", "forbidden_import.wasm")
+	wasm := filepath.Join(repoRoot(t), "internal", "wasmhost", "testdata", "forbidden_import.wasm")
 	stdout, stderr, code := runVigie(t, t.TempDir(), "rule", "inspect", wasm)
 	if code != exitFailed {
 		t.Errorf("exit %d, want %d", code, exitFailed)
@@ -172,7 +172,7 @@ func TestRuleInspectOtherHostileModules(t *testing.T) {
 		"no_eval_export.wasm": `✗ exports vigie_eval (i32, i32) -> (i32): missing`,
 	} {
 		t.Run(file, func(t *testing.T) {
-			path := filepath.Join(repoRoot(t), "rules", "host", "testdata", file)
+			path := filepath.Join(repoRoot(t), "internal", "wasmhost", "testdata", file)
 			switch file {
 			case "not-wasm.wasm":
 				path = filepath.Join(t.TempDir(), file)
@@ -180,7 +180,7 @@ func TestRuleInspectOtherHostileModules(t *testing.T) {
 					t.Fatal(err)
 				}
 			case "no_eval_export.wasm":
-				wat := filepath.Join(repoRoot(t), "rules", "host", "testdata", "forbidden_import.wat")
+				wat := filepath.Join(repoRoot(t), "internal", "wasmhost", "testdata", "forbidden_import.wat")
 				path = watReplacing(t, wat, `(func (export "vigie_eval")`, `(func`)
 			}
 			stdout, _, code := runVigie(t, t.TempDir(), "rule", "inspect", path)

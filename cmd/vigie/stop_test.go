@@ -36,7 +36,7 @@ func TestSignalsStopAnEndlessRule(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "in.csv"), []byte(b.String()), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			loop, err := filepath.Abs(filepath.Join("..", "..", "rules", "host", "testdata", "loop.wasm"))
+			loop, err := filepath.Abs(filepath.Join("..", "..", "internal", "wasmhost", "testdata", "loop.wasm"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -22,7 +22,7 @@ import (
 // call up to the default time limit).
 const containmentCeiling = 30 * time.Second
 
-// TestContainment runs each hostile behaviour of rules/host/testdata as a
+// TestContainment runs each hostile behaviour of internal/wasmhost/testdata as a
 // map rule over 2,000 rows, every one of them poison, with default
 // settings (batch size, workers, limits, bisection budget, dead letter
 // threshold). Each run must end within the ceiling, without a panic, with
@@ -85,7 +85,7 @@ func TestContainment(t *testing.T) {
 
 // hostilePipeline writes a CSV of n rows whose x are all negative (poison
 // for every hostile module) and a pipeline with default settings that runs
-// module of rules/host/testdata on it.
+// module of internal/wasmhost/testdata on it.
 func hostilePipeline(t *testing.T, module string, n int) *config.Pipeline {
 	t.Helper()
 	dir := t.TempDir()
@@ -97,7 +97,7 @@ func hostilePipeline(t *testing.T, module string, n int) *config.Pipeline {
 	if err := os.WriteFile(filepath.Join(dir, "in.csv"), []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	wasm, err := filepath.Abs(filepath.Join("..", "..", "rules", "host", "testdata", module+".wasm"))
+	wasm, err := filepath.Abs(filepath.Join("..", "..", "internal", "wasmhost", "testdata", module+".wasm"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/state"
 	"github.com/vigie-edu/vigie/engine/stream"
-	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 )
 
 // groupStage runs a group rule. Its input goes into a keyed store (the
@@ -169,7 +169,7 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 		return tl.Scan(ctx, g.mem, opts, func(rec arrow.RecordBatch, starts []int) error {
 			rec.Retain() // Scan releases rec when this returns; the work may run later
 			starts = slices.Clone(starts)
-			work := func(inst *host.Instance, o *outcome) {
+			work := func(inst *wasmhost.Instance, o *outcome) {
 				o.rows = int64(starts[len(starts)-1] - starts[0])
 				g.evalGroups(ctx, inst, rec, starts, starts[0], newBisection(g.cfg.Bisect), nil, o)
 				if o.err != nil {
@@ -201,7 +201,7 @@ func (g *groupStage) append(tl *state.Timelines, rec arrow.RecordBatch) error {
 // and the policy allows it, within the budget b. first is the first row of
 // the outcome (dead letters are indexed from it); lastErr is the error of
 // the groups these were split from.
-func (g *groupStage) evalGroups(ctx context.Context, inst *host.Instance, all arrow.RecordBatch, starts []int, first int, b *bisection, lastErr error, o *outcome) {
+func (g *groupStage) evalGroups(ctx context.Context, inst *wasmhost.Instance, all arrow.RecordBatch, starts []int, first int, b *bisection, lastErr error, o *outcome) {
 	lo, hi := starts[0], starts[len(starts)-1]
 	part := all.NewSlice(int64(lo), int64(hi))
 	defer part.Release()
@@ -230,7 +230,7 @@ func (g *groupStage) evalGroups(ctx context.Context, inst *host.Instance, all ar
 	case g.cfg.OnError == config.OnErrorFail:
 		o.err = fmt.Errorf("rule %s: %w", g.mod.Manifest.Name, err)
 	case len(starts) == 2: // one group: its rows go to the dead letters
-		if errors.Is(err, host.ErrLimit) {
+		if errors.Is(err, wasmhost.ErrLimit) {
 			b.failed(1, err)
 		}
 		g.deadLetter(part, int64(lo-first), err.Error(), o)

@@ -16,7 +16,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 // groupRows keeps "student:first:last:n" of every output row.

@@ -14,7 +14,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 // textRows keeps every row as "col=value ..." text, and the schema.

@@ -23,8 +23,8 @@ import (
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/state"
 	"github.com/vigie-edu/vigie/engine/stream"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 	"github.com/vigie-edu/vigie/rules/abi"
-	"github.com/vigie-edu/vigie/rules/host"
 )
 
 // ruleRunner is a map or group rule stage.
@@ -43,7 +43,7 @@ type Connectors interface {
 // Env is what a plan runs with. The caller owns and closes its parts.
 type Env struct {
 	Connectors Connectors
-	Rules      *host.Runtime
+	Rules      *wasmhost.Runtime
 	Mem        memory.Allocator
 	Log        *slog.Logger
 }
@@ -257,16 +257,16 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 	if upstream == nil {
 		return nil // the input failed to prepare; its own error says why
 	}
-	mod, err := p.env.Rules.Load(ctx, r.Module, host.ExpectSHA256(r.SHA256))
+	mod, err := p.env.Rules.Load(ctx, r.Module, wasmhost.ExpectSHA256(r.SHA256))
 	if err != nil {
 		return stageError(r.Pos, key+".module", err)
 	}
-	var opts []host.BindOption
+	var opts []wasmhost.BindOption
 	if r.ProvenanceColumns {
-		opts = append(opts, host.WithProvenanceColumns(true))
+		opts = append(opts, wasmhost.WithProvenanceColumns(true))
 	}
 	if len(r.Replace) > 0 {
-		opts = append(opts, host.WithReplace(r.Replace...))
+		opts = append(opts, wasmhost.WithReplace(r.Replace...))
 	}
 	binding, err := mod.Bind(upstream, opts...)
 	if err != nil {
@@ -297,7 +297,7 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	limits := host.Limits{
+	limits := wasmhost.Limits{
 		MemoryPages:    uint32(r.Limits.MemoryPages),
 		Timeout:        r.Limits.Timeout,
 		MaxOutputBytes: r.Limits.MaxOutputBytes,

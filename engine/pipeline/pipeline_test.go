@@ -19,7 +19,7 @@ import (
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/stream"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 // connectors serves the built-ins in-process, plus test connectors.
@@ -107,7 +107,7 @@ func absenceRule(t *testing.T) string {
 func negative(i int) int { return -1 - i%5 }
 
 func failRule(policy string) string {
-	abs, _ := filepath.Abs(filepath.Join("..", "..", "rules", "host", "testdata", "fail.wasm"))
+	abs, _ := filepath.Abs(filepath.Join("..", "..", "internal", "wasmhost", "testdata", "fail.wasm"))
 	return fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\non_error = %q\n", abs, policy)
 }
 
@@ -274,10 +274,10 @@ func (s *collectSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
 func (s *collectSink) Close(context.Context) error { return nil }
 func (s *collectSink) Abort(context.Context) error { return nil }
 
-// hostileRule is a rule stage running a module of rules/host/testdata with
+// hostileRule is a rule stage running a module of internal/wasmhost/testdata with
 // the given extra keys.
 func hostileRule(name, extra string) string {
-	abs, _ := filepath.Abs(filepath.Join("..", "..", "rules", "host", "testdata", name+".wasm"))
+	abs, _ := filepath.Abs(filepath.Join("..", "..", "internal", "wasmhost", "testdata", name+".wasm"))
 	return fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\nworkers = 1\n%s\n", abs, extra)
 }
 

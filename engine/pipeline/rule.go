@@ -16,7 +16,7 @@ import (
 
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/stream"
-	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 )
 
 // ruleStage runs a map rule on every batch, on several instances at once,
@@ -28,9 +28,9 @@ import (
 // bisection), and past the dead letter threshold the stage fails.
 type ruleStage struct {
 	cfg     *config.Rule
-	mod     *host.Module
-	insts   []*host.Instance // one per worker; an instance is never shared
-	binding *host.Binding
+	mod     *wasmhost.Module
+	insts   []*wasmhost.Instance // one per worker; an instance is never shared
+	binding *wasmhost.Binding
 	mem     memory.Allocator
 }
 
@@ -63,7 +63,7 @@ func (r *ruleStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox,
 			if err != nil {
 				return err
 			}
-			work := func(inst *host.Instance, o *outcome) {
+			work := func(inst *wasmhost.Instance, o *outcome) {
 				r.eval(ctx, inst, rec, o)
 				rec.Release()
 			}
@@ -76,7 +76,7 @@ func (r *ruleStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox,
 
 // submitFunc queues work for the next free instance; drop is called
 // instead when the work will not run (the run is ending).
-type submitFunc func(work func(inst *host.Instance, o *outcome), drop func()) error
+type submitFunc func(work func(inst *wasmhost.Instance, o *outcome), drop func()) error
 
 // ordered runs the work that feed submits on the stage's instances,
 // several at once, and emits each outcome (dead letters, then output
@@ -87,7 +87,7 @@ func (r *ruleStage) ordered(ctx context.Context, st *stream.Stage, out *stream.O
 	defer cancel()
 
 	type job struct {
-		work func(*host.Instance, *outcome)
+		work func(*wasmhost.Instance, *outcome)
 		res  chan *outcome
 	}
 	jobs := make(chan job)
@@ -108,7 +108,7 @@ func (r *ruleStage) ordered(ctx context.Context, st *stream.Stage, out *stream.O
 		}()
 	}
 
-	submit := func(work func(*host.Instance, *outcome), drop func()) error {
+	submit := func(work func(*wasmhost.Instance, *outcome), drop func()) error {
 		res := make(chan *outcome, 1)
 		select {
 		case order <- res:
@@ -210,14 +210,14 @@ func (b *bisection) call(lastErr error) bool {
 // limit (time, memory, output, log) makes the rule broken for the rest of
 // the batch.
 func (b *bisection) failed(rows int64, err error) {
-	if rows == 1 && errors.Is(err, host.ErrLimit) && b.stop == "" {
+	if rows == 1 && errors.Is(err, wasmhost.ErrLimit) && b.stop == "" {
 		b.stop = fmt.Sprintf("not evaluated: the rule is treated as broken on this batch, one row alone went past a limit: %v", err)
 	}
 }
 
 // eval evaluates rec, bisecting it on failure when the policy allows,
 // within the stage's bisection budget.
-func (r *ruleStage) eval(ctx context.Context, inst *host.Instance, rec arrow.RecordBatch, o *outcome) {
+func (r *ruleStage) eval(ctx context.Context, inst *wasmhost.Instance, rec arrow.RecordBatch, o *outcome) {
 	o.rows = rec.NumRows()
 	r.evalPart(ctx, inst, rec, 0, newBisection(r.cfg.Bisect), nil, o)
 	if o.err != nil {
@@ -227,7 +227,7 @@ func (r *ruleStage) eval(ctx context.Context, inst *host.Instance, rec arrow.Rec
 
 // evalPart evaluates rec, rows [off, off+rec.NumRows()) of the batch.
 // lastErr is the error of the part rec was cut from.
-func (r *ruleStage) evalPart(ctx context.Context, inst *host.Instance, rec arrow.RecordBatch, off int64, b *bisection, lastErr error, o *outcome) {
+func (r *ruleStage) evalPart(ctx context.Context, inst *wasmhost.Instance, rec arrow.RecordBatch, off int64, b *bisection, lastErr error, o *outcome) {
 	if !b.call(lastErr) {
 		r.deadLetter(rec, off, b.stop, o)
 		return

@@ -8,7 +8,7 @@ import (
 
 	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
 	"github.com/vigie-edu/vigie/internal/readback"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 // ewPipeline writes a copy of the pipeline file name in a temp dir, with

@@ -20,7 +20,7 @@ import (
 	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/internal/readback"
-	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 )
 
 type pjxRegistry struct{ *protocol.Registry }
@@ -57,7 +57,7 @@ func TestXAPIEndpoint(t *testing.T) {
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	rt, err := host.NewRuntime(ctx)
+	rt, err := wasmhost.NewRuntime(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

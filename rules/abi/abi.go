@@ -1,5 +1,5 @@
 // Package abi holds the indicator rule ABI, version 1, shared by the host
-// (rules/host) and guest SDKs (rules/sdk/vigie): the column types, the
+// (internal/wasmhost) and guest SDKs (rules/sdk/vigie): the column types, the
 // manifest, its parameter checking and the batch descriptor layout.
 //
 // The package has no dependencies besides the standard library so that it

@@ -19,7 +19,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 	"github.com/vigie-edu/vigie/rules/ruletest"
 )
 
@@ -35,7 +35,7 @@ const (
 	typesCases    = "types.cases.toml"
 	emptyCases    = "empty.cases.toml"
 	goAbsenceDir  = "../../examples/rules/absence"
-	goEchoDir     = "../host/testdata/echo"
+	goEchoDir     = "../../internal/wasmhost/testdata/echo"
 	watDoubleDir  = "../sdk/wat/double"
 	requireEnvVar = "VIGIE_REQUIRE_TOOLCHAINS"
 )

@@ -11,8 +11,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 	"github.com/vigie-edu/vigie/rules/ruletest"
 )
 
@@ -127,7 +127,7 @@ func TestGroupPastEnd(t *testing.T) {
 // instance of each compiled port of group_stats, and checks that the
 // instance's memory stops growing, as TestArenaSteady does for map rules.
 func TestGroupArenaSteady(t *testing.T) {
-	for _, g := range groupGuests()[1:] { // the Go SDK's arena has its own test in rules/host
+	for _, g := range groupGuests()[1:] { // the Go SDK's arena has its own test in internal/wasmhost
 		t.Run(g.name, func(t *testing.T) {
 			ctx := context.Background()
 			rt := hosttest.NewRuntime(t)
@@ -144,7 +144,7 @@ func TestGroupArenaSteady(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			inst, err := m.NewInstance(ctx, nil, host.DefaultLimits())
+			inst, err := m.NewInstance(ctx, nil, wasmhost.DefaultLimits())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,15 +8,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 	"github.com/vigie-edu/vigie/rules/ruletest"
 )
 
 // TestArenaSteady runs 150 batches of growing then steady size through one
 // instance of the C, AssemblyScript and Rust absence ports and checks that
 // the instance's memory stops growing: each SDK empties its arena when a
-// cycle starts. (The Go SDK has its own test in rules/host.)
+// cycle starts. (The Go SDK has its own test in internal/wasmhost.)
 func TestArenaSteady(t *testing.T) {
 	for _, g := range absenceGuests()[1:] {
 		t.Run(g.name, func(t *testing.T) {
@@ -34,7 +34,7 @@ func TestArenaSteady(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			inst, err := m.NewInstance(ctx, map[string]any{"threshold": 0.05}, host.DefaultLimits())
+			inst, err := m.NewInstance(ctx, map[string]any{"threshold": 0.05}, wasmhost.DefaultLimits())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,7 +65,7 @@ func TestArenaSteady(t *testing.T) {
 // checkSteadyMemory evaluates 150 batches (batch(i) evaluates, checks
 // and releases batch i) and fails when the instance's memory grew after
 // the 20th.
-func checkSteadyMemory(t *testing.T, inst *host.Instance, batch func(i int)) {
+func checkSteadyMemory(t *testing.T, inst *wasmhost.Instance, batch func(i int)) {
 	t.Helper()
 	var after20 uint32
 	for i := range 150 {

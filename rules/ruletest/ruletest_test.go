@@ -9,14 +9,14 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 	"github.com/vigie-edu/vigie/rules/ruletest"
 )
 
 const (
 	absenceDir   = "../../examples/rules/absence"
 	absenceCases = "../conformance/absence.cases.toml"
-	echoDir      = "../host/testdata/echo"
+	echoDir      = "../../internal/wasmhost/testdata/echo"
 )
 
 func run(t *testing.T, module string, s *ruletest.Suite) *ruletest.Report {
@@ -195,7 +195,7 @@ func TestGroupRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	module := hosttest.BuildGoRule(t, "../host/testdata/meanscore")
+	module := hosttest.BuildGoRule(t, "../../internal/wasmhost/testdata/meanscore")
 	r := run(t, module, s)
 	if !r.Passed() {
 		t.Fatalf("report:\n%s", r)

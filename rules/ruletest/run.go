@@ -13,8 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 	"github.com/vigie-edu/vigie/rules/abi"
-	"github.com/vigie-edu/vigie/rules/host"
 )
 
 // Report is the result of running a suite against a module.
@@ -99,7 +99,7 @@ func WithAllocator(mem memory.Allocator) Option { return func(o *runOptions) { o
 // against it, each in a new instance. The error is for a module that does
 // not load; a case that fails, or that does not fit the module's manifest,
 // is reported in the Report.
-func Run(ctx context.Context, rt *host.Runtime, modulePath string, s *Suite, opts ...Option) (*Report, error) {
+func Run(ctx context.Context, rt *wasmhost.Runtime, modulePath string, s *Suite, opts ...Option) (*Report, error) {
 	o := runOptions{mem: memory.DefaultAllocator}
 	for _, opt := range opts {
 		opt(&o)
@@ -124,7 +124,7 @@ func Run(ctx context.Context, rt *host.Runtime, modulePath string, s *Suite, opt
 }
 
 // runCase runs one case in a fresh instance.
-func runCase(ctx context.Context, m *host.Module, c *Case, mem memory.Allocator) ([]Diff, error) {
+func runCase(ctx context.Context, m *wasmhost.Module, c *Case, mem memory.Allocator) ([]Diff, error) {
 	man := m.Manifest
 	group := man.Kind == abi.KindGroup
 	if group && c.Groups == nil {
@@ -148,7 +148,7 @@ func runCase(ctx context.Context, m *host.Module, c *Case, mem memory.Allocator)
 	if err != nil {
 		return nil, err
 	}
-	inst, err := m.NewInstance(ctx, c.Params, host.DefaultLimits())
+	inst, err := m.NewInstance(ctx, c.Params, wasmhost.DefaultLimits())
 	if err != nil {
 		return nil, expectedError(c, err)
 	}
@@ -221,7 +221,7 @@ func buildInput(man *abi.Manifest, c *Case, mem memory.Allocator) (arrow.RecordB
 		if _, ok := c.Input[in.Name]; !ok {
 			return nil, fmt.Errorf("input %q (%s) is missing", in.Name, in.Type)
 		}
-		fields[i] = arrow.Field{Name: in.Name, Type: host.ArrowType(in.Type), Nullable: true}
+		fields[i] = arrow.Field{Name: in.Name, Type: wasmhost.ArrowType(in.Type), Nullable: true}
 	}
 	b := array.NewRecordBuilder(mem, arrow.NewSchema(fields, nil))
 	defer b.Release()

@@ -13,7 +13,7 @@ import (
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/stream"
-	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 )
 
 type registry struct{ *protocol.Registry }
@@ -45,7 +45,7 @@ func RunErr(t testing.TB, path string) (*stream.Summary, error) {
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	rt, err := host.NewRuntime(ctx)
+	rt, err := wasmhost.NewRuntime(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package host_test
+package wasmhost_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 )
 
 func TestReplaceUpstreamColumn(t *testing.T) {
@@ -27,10 +27,10 @@ func TestReplaceUpstreamColumn(t *testing.T) {
 	if _, err := m.Bind(schema); err == nil || !strings.Contains(err.Error(), `output column "flag" clashes with an upstream column`) {
 		t.Fatalf("clash without replace: err = %v", err)
 	}
-	if _, err := m.Bind(schema, host.WithReplace("student_id")); err == nil || !strings.Contains(err.Error(), `cannot replace "student_id"`) {
+	if _, err := m.Bind(schema, wasmhost.WithReplace("student_id")); err == nil || !strings.Contains(err.Error(), `cannot replace "student_id"`) {
 		t.Fatalf("replacing a non-output: err = %v", err)
 	}
-	b, err := m.Bind(schema, host.WithReplace("flag"))
+	b, err := m.Bind(schema, wasmhost.WithReplace("flag"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestReplaceUpstreamColumn(t *testing.T) {
 	rec := recordFromJSON(t, mem, schema, `[{"student_id":"S1","flag":"old","absent_half_days":8,"half_days":40},
 		{"student_id":"S2","flag":null,"absent_half_days":1,"half_days":40}]`)
 	defer rec.Release()
-	inst, err := m.NewInstance(ctx, nil, host.Limits{})
+	inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

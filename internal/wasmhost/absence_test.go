@@ -1,4 +1,4 @@
-package host_test
+package wasmhost_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 const absenceDir = "../../examples/rules/absence"
@@ -31,10 +31,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newRuntime(t testing.TB) *host.Runtime {
+func newRuntime(t testing.TB) *wasmhost.Runtime {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := host.NewRuntime(ctx, host.WithCacheDir(cacheDir))
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.WithCacheDir(cacheDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func newRuntime(t testing.TB) *host.Runtime {
 
 // bindInstance binds m to schema and instantiates it with params and
 // limits; the caller closes the instance.
-func bindInstance(tb testing.TB, m *host.Module, schema *arrow.Schema, params map[string]any, limits host.Limits) (*host.Binding, *host.Instance) {
+func bindInstance(tb testing.TB, m *wasmhost.Module, schema *arrow.Schema, params map[string]any, limits wasmhost.Limits) (*wasmhost.Binding, *wasmhost.Instance) {
 	tb.Helper()
 	b, err := m.Bind(schema)
 	if err != nil {
@@ -57,7 +57,7 @@ func bindInstance(tb testing.TB, m *host.Module, schema *arrow.Schema, params ma
 	return b, inst
 }
 
-func loadAbsence(t *testing.T, rt *host.Runtime) *host.Module {
+func loadAbsence(t *testing.T, rt *wasmhost.Runtime) *wasmhost.Module {
 	t.Helper()
 	m, err := rt.Load(context.Background(), hosttest.BuildGoRule(t, absenceDir))
 	if err != nil {
@@ -191,7 +191,7 @@ func TestAbsence(t *testing.T) {
 	}
 	rec := absenceRecord(mem, absenceRows)
 	defer rec.Release()
-	b, inst := bindInstance(t, m, rec.Schema(), nil, host.Limits{})
+	b, inst := bindInstance(t, m, rec.Schema(), nil, wasmhost.Limits{})
 	defer inst.Close(ctx)
 
 	out, err := inst.EvalMap(ctx, b, rec, mem)
@@ -203,10 +203,10 @@ func TestAbsence(t *testing.T) {
 		t.Errorf("schema %v, want %v", out.Schema(), b.OutputSchema())
 	}
 	md := out.Schema().Metadata()
-	if v, _ := md.GetValue(host.MetaRuleName); v != "absence" {
+	if v, _ := md.GetValue(wasmhost.MetaRuleName); v != "absence" {
 		t.Errorf("metadata %v", md)
 	}
-	if v, _ := md.GetValue(host.MetaRuleSHA256); v != m.SHA256 {
+	if v, _ := md.GetValue(wasmhost.MetaRuleSHA256); v != m.SHA256 {
 		t.Errorf("metadata sha256 %q, want %q", v, m.SHA256)
 	}
 	checkAbsence(t, out, ids(absenceRows), absenceWants)
@@ -219,7 +219,7 @@ func TestAbsenceThresholdParam(t *testing.T) {
 	m := loadAbsence(t, newRuntime(t))
 	rec := absenceRecord(mem, absenceRows[:2])
 	defer rec.Release()
-	b, inst := bindInstance(t, m, rec.Schema(), map[string]any{"threshold": 0.2}, host.Limits{})
+	b, inst := bindInstance(t, m, rec.Schema(), map[string]any{"threshold": 0.2}, wasmhost.Limits{})
 	defer inst.Close(ctx)
 	out, err := inst.EvalMap(ctx, b, rec, mem)
 	if err != nil {
@@ -228,11 +228,11 @@ func TestAbsenceThresholdParam(t *testing.T) {
 	defer out.Release()
 	checkAbsence(t, out, ids(absenceRows[:2]), []want{{0.175, 1, ""}, {0.05, 1, ""}})
 
-	_, err = m.NewInstance(ctx, map[string]any{"threshold": 2}, host.Limits{})
+	_, err = m.NewInstance(ctx, map[string]any{"threshold": 2}, wasmhost.Limits{})
 	if err == nil || !strings.Contains(err.Error(), "vigie_init returned 1: threshold 2 is not between 0 and 1") {
 		t.Errorf("init error %v", err)
 	}
-	_, err = m.NewInstance(ctx, map[string]any{"treshold": 0.2}, host.Limits{})
+	_, err = m.NewInstance(ctx, map[string]any{"treshold": 0.2}, wasmhost.Limits{})
 	if err == nil || !strings.Contains(err.Error(), `did you mean "threshold"?`) {
 		t.Errorf("param error %v", err)
 	}
@@ -256,7 +256,7 @@ func TestAbsenceSlicedAndRepeated(t *testing.T) {
 	}
 	full := absenceRecord(mem, rows)
 	defer full.Release()
-	b, inst := bindInstance(t, m, full.Schema(), nil, host.Limits{})
+	b, inst := bindInstance(t, m, full.Schema(), nil, wasmhost.Limits{})
 	defer inst.Close(ctx)
 
 	var sizes []uint32

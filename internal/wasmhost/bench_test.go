@@ -1,4 +1,4 @@
-package host_test
+package wasmhost_test
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 // The benchmark rule, in three forms: plain Go over Arrow arrays
@@ -132,7 +132,7 @@ func TestBenchRules(t *testing.T) {
 				}
 				rec := benchRecord(mem, 1003, nullEvery)
 				defer rec.Release()
-				b, inst := bindInstance(t, m, rec.Schema(), nil, host.Limits{})
+				b, inst := bindInstance(t, m, rec.Schema(), nil, wasmhost.Limits{})
 				defer inst.Close(ctx)
 				for range 2 {
 					out, err := inst.EvalMap(ctx, b, rec, mem)
@@ -186,7 +186,7 @@ func buildBenchC(t testing.TB) (raw, sdk string) {
 			"-Wall", "-Wextra", "-Werror", "-Wl,--no-entry", "-o", raw, filepath.Join(src, "bench_map.c")),
 		exec.Command("wasm-opt", "-O3", "--low-memory-unused", "--strip-debug", "--strip-producers",
 			"--strip-target-features", raw, "-o", raw),
-		exec.Command("../sdk/c/build.sh", sdk, filepath.Join(src, "bench_map_sdk.c"), "-msimd128"),
+		exec.Command("../../rules/sdk/c/build.sh", sdk, filepath.Join(src, "bench_map_sdk.c"), "-msimd128"),
 	}
 	if err != nil {
 		t.Log("wasm-opt not found: bench_map.c built without it")
@@ -247,7 +247,7 @@ func BenchmarkMapWasm(b *testing.B) {
 			}
 			rec := benchRecord(mem, benchRows, 0)
 			defer rec.Release()
-			bind, inst := bindInstance(b, m, rec.Schema(), nil, host.Limits{})
+			bind, inst := bindInstance(b, m, rec.Schema(), nil, wasmhost.Limits{})
 			defer inst.Close(ctx)
 			for b.Loop() {
 				out, err := inst.EvalMap(ctx, bind, rec, mem)
@@ -281,7 +281,7 @@ func BenchmarkGroupWasm(b *testing.B) {
 	}
 	rec := scoreRecord(mem, keys, scores)
 	defer rec.Release()
-	bind, inst := bindInstance(b, m, rec.Schema(), nil, host.Limits{})
+	bind, inst := bindInstance(b, m, rec.Schema(), nil, wasmhost.Limits{})
 	defer inst.Close(ctx)
 	for b.Loop() {
 		out, err := inst.EvalGroup(ctx, bind, rec, offsets, mem)
@@ -311,7 +311,7 @@ func BenchmarkInstanceStart(b *testing.B) {
 				b.Fatal(err)
 			}
 			for b.Loop() {
-				inst, err := m.NewInstance(ctx, nil, host.Limits{})
+				inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
 				if err != nil {
 					b.Fatal(err)
 				}

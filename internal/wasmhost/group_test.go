@@ -1,4 +1,4 @@
-package host_test
+package wasmhost_test
 
 import (
 	"context"
@@ -10,11 +10,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
-func loadMeanScore(t testing.TB) *host.Module {
+func loadMeanScore(t testing.TB) *wasmhost.Module {
 	t.Helper()
 	m, err := newRuntime(t).Load(context.Background(), hosttest.BuildGoRule(t, "testdata/meanscore"))
 	if err != nil {
@@ -77,7 +77,7 @@ func TestEvalGroup(t *testing.T) {
 		!strings.Contains(err.Error(), `output column "mean" clashes with a group key column`) {
 		t.Errorf("clash err = %v", err)
 	}
-	inst, err := m.NewInstance(ctx, nil, host.Limits{})
+	inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestEvalGroup(t *testing.T) {
 			t.Errorf("offsets %v: err = %v, want %q", tt.offsets, err, tt.want)
 		}
 	}
-	if _, err := inst.EvalMap(ctx, b, rec, mem); !errors.Is(err, host.ErrWrongKind) {
+	if _, err := inst.EvalMap(ctx, b, rec, mem); !errors.Is(err, wasmhost.ErrWrongKind) {
 		t.Errorf("EvalMap of a group rule: err = %v, want ErrWrongKind", err)
 	}
 }

@@ -1,4 +1,4 @@
-package host
+package wasmhost
 
 import (
 	"bytes"
@@ -143,7 +143,7 @@ func TestInstrumentRefuses(t *testing.T) {
 // corpus returns the committed rule modules of the repository.
 func corpus(t testing.TB) map[string][]byte {
 	files := map[string][]byte{}
-	for _, glob := range []string{"testdata/*.wasm", "../../examples/rules/*/*.wasm", "../sdk/wat/*/*.wasm"} {
+	for _, glob := range []string{"testdata/*.wasm", "../../examples/rules/*/*.wasm", "../../rules/sdk/wat/*/*.wasm"} {
 		paths, _ := filepath.Glob(glob)
 		for _, p := range paths {
 			b, err := os.ReadFile(p)

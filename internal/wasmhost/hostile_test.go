@@ -1,4 +1,4 @@
-package host_test
+package wasmhost_test
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 // The modules in testdata are written in WAT; the .wasm files next to them
@@ -44,7 +44,7 @@ func TestLoadRefuses(t *testing.T) {
 }
 
 // hostileLimits are small so that the tests run fast.
-var hostileLimits = host.Limits{
+var hostileLimits = wasmhost.Limits{
 	MemoryPages:    64, // 4 MiB
 	Timeout:        200 * time.Millisecond,
 	MaxOutputBytes: 64 << 10,
@@ -97,7 +97,7 @@ func TestHostileEval(t *testing.T) {
 				if !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 				}
-				if got := errors.Is(err, host.ErrLimit); got != tt.isLimit {
+				if got := errors.Is(err, wasmhost.ErrLimit); got != tt.isLimit {
 					t.Errorf("errors.Is(err, ErrLimit) = %v, want %v", got, tt.isLimit)
 				}
 				if d := time.Since(start); d > 5*time.Second {
@@ -110,7 +110,7 @@ func TestHostileEval(t *testing.T) {
 }
 
 // evalGood evaluates rec (x = 1, 2, 3) and checks that y = x.
-func evalGood(t *testing.T, inst *host.Instance, b *host.Binding, rec arrow.RecordBatch, mem memory.Allocator) {
+func evalGood(t *testing.T, inst *wasmhost.Instance, b *wasmhost.Binding, rec arrow.RecordBatch, mem memory.Allocator) {
 	t.Helper()
 	out, err := inst.EvalMap(context.Background(), b, rec, mem)
 	if err != nil {
@@ -129,9 +129,9 @@ func TestMemoryLimitBelowModuleMinimum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.NewInstance(ctx, nil, host.Limits{MemoryPages: 1})
+	_, err = m.NewInstance(ctx, nil, wasmhost.Limits{MemoryPages: 1})
 	want := `rule "hostile": memory starts at 2 pages: limit exceeded: memory limit of 1 pages (64 KiB)`
-	if err == nil || err.Error() != want || !errors.Is(err, host.ErrLimit) {
+	if err == nil || err.Error() != want || !errors.Is(err, wasmhost.ErrLimit) {
 		t.Fatalf("err = %v, want %q", err, want)
 	}
 }
@@ -144,7 +144,7 @@ func TestCancelledContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, nil, host.Limits{})
+	inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestCancelledContext(t *testing.T) {
 	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	_, err = inst.EvalMap(cctx, b, bad, mem)
-	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, host.ErrLimit) {
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, wasmhost.ErrLimit) {
 		t.Fatalf("err = %v, want the caller's context.DeadlineExceeded, not a limit", err)
 	}
 	evalGood(t, inst, b, good, mem)
@@ -188,7 +188,7 @@ func TestGoRuleInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, nil, host.Limits{Timeout: 300 * time.Millisecond})
+	inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestGoRuleInterrupted(t *testing.T) {
 	}
 	start := time.Now()
 	_, err = inst.EvalMap(ctx, b, bad, mem)
-	if !errors.Is(err, host.ErrLimit) || !strings.Contains(err.Error(), "time limit of 300ms") {
+	if !errors.Is(err, wasmhost.ErrLimit) || !strings.Contains(err.Error(), "time limit of 300ms") {
 		t.Fatalf("err = %v, want the time limit", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
@@ -249,13 +249,13 @@ func TestInterruptDuringGC(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				inst, err := m.NewInstance(ctx, nil, host.Limits{Timeout: 100 * time.Millisecond})
+				inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{Timeout: 100 * time.Millisecond})
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				defer inst.Close(ctx)
-				if _, err := inst.EvalMap(ctx, b, bad, mem); !errors.Is(err, host.ErrLimit) {
+				if _, err := inst.EvalMap(ctx, b, bad, mem); !errors.Is(err, wasmhost.ErrLimit) {
 					t.Errorf("err = %v, want the time limit", err)
 				}
 			}()

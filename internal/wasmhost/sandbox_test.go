@@ -1,4 +1,4 @@
-package host_test
+package wasmhost_test
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
@@ -41,8 +41,8 @@ func TestSandbox(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	ctx := context.Background()
 	var logs syncBuffer
-	rt, err := host.NewRuntime(ctx, host.WithCacheDir(cacheDir),
-		host.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.WithCacheDir(cacheDir),
+		wasmhost.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestSandbox(t *testing.T) {
 	}
 	// run returns the probe's outputs from a fresh instance, twice.
 	run := func() [2]map[string]int64 {
-		inst, err := m.NewInstance(ctx, nil, host.Limits{})
+		inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}

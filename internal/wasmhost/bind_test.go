@@ -1,4 +1,4 @@
-package host_test
+package wasmhost_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
-	"github.com/vigie-edu/vigie/rules/host/hosttest"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 var tsUTC = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
@@ -27,7 +27,7 @@ var echoFields = []arrow.Field{
 	{Name: "d", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
 }
 
-func loadEcho(t *testing.T) *host.Module {
+func loadEcho(t *testing.T) *wasmhost.Module {
 	t.Helper()
 	m, err := newRuntime(t).Load(context.Background(), hosttest.BuildGoRule(t, "testdata/echo"))
 	if err != nil {
@@ -102,7 +102,7 @@ func TestBind(t *testing.T) {
 			if f := out.Field(out.NumFields() - 2); f.Name != "ts_out" || !arrow.TypeEqual(f.Type, tsUTC) || !f.Nullable {
 				t.Errorf("ts_out field %v", f)
 			}
-			if v, ok := out.Metadata().GetValue(host.MetaRuleVersion); !ok || v != "0.1.0" {
+			if v, ok := out.Metadata().GetValue(wasmhost.MetaRuleVersion); !ok || v != "0.1.0" {
 				t.Errorf("metadata %v", out.Metadata())
 			}
 		})
@@ -148,10 +148,10 @@ func recordFromJSON(t *testing.T, mem memory.Allocator, schema *arrow.Schema, js
 
 // runEcho evaluates rec sliced at [off, off+n) and checks that each output
 // equals the matching column of want, sliced the same way.
-func runEcho(t *testing.T, m *host.Module, mem memory.Allocator, rec, want arrow.RecordBatch, off, n int64) {
+func runEcho(t *testing.T, m *wasmhost.Module, mem memory.Allocator, rec, want arrow.RecordBatch, off, n int64) {
 	t.Helper()
 	ctx := context.Background()
-	b, inst := bindInstance(t, m, rec.Schema(), nil, host.Limits{})
+	b, inst := bindInstance(t, m, rec.Schema(), nil, wasmhost.Limits{})
 	defer inst.Close(ctx)
 	for range 3 { // several cycles on one instance
 		in := rec.NewSlice(off, off+n)

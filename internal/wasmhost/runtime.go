@@ -1,4 +1,4 @@
-// Package host runs Vigie indicator rules: WebAssembly modules that follow
+// Package wasmhost runs Vigie indicator rules: WebAssembly modules that follow
 // the rule ABI (rules/abi, rules/ABI.md), on wazero.
 //
 // A Runtime loads and compiles modules (with an on-disk compilation cache);
@@ -6,7 +6,7 @@
 // upstream Arrow schema; an Instance evaluates batches. Several instances of
 // one module may run in parallel, each with its own memory; one Instance is
 // never used by two goroutines at once.
-package host
+package wasmhost
 
 import (
 	"context"

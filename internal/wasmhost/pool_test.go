@@ -1,4 +1,4 @@
-package host_test
+package wasmhost_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 )
 
 // TestPoolHammer has more workers than instances evaluate batches at once,
@@ -24,7 +24,7 @@ func TestPoolHammer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := m.NewPool(ctx, nil, host.Limits{}, 3)
+	pool, err := m.NewPool(ctx, nil, wasmhost.Limits{}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestPoolGetWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := m.NewPool(ctx, nil, host.Limits{}, 1)
+	pool, err := m.NewPool(ctx, nil, wasmhost.Limits{}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestPoolGetWaits(t *testing.T) {
 	if err := pool.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Get(ctx); !errors.Is(err, host.ErrPoolClosed) {
+	if _, err := pool.Get(ctx); !errors.Is(err, wasmhost.ErrPoolClosed) {
 		t.Fatalf("Get after Close: err = %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package host_test
+package wasmhost_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/rules/host"
+	"github.com/vigie-edu/vigie/internal/wasmhost"
 )
 
 func TestExpectSHA256(t *testing.T) {
@@ -20,11 +20,11 @@ func TestExpectSHA256(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rt.Load(ctx, "testdata/fail.wasm", host.ExpectSHA256(strings.ToUpper(m.SHA256))); err != nil {
+	if _, err := rt.Load(ctx, "testdata/fail.wasm", wasmhost.ExpectSHA256(strings.ToUpper(m.SHA256))); err != nil {
 		t.Fatalf("matching hash refused: %v", err)
 	}
 	wrong := strings.Repeat("0", 64)
-	_, err = rt.Load(ctx, "testdata/fail.wasm", host.ExpectSHA256(wrong))
+	_, err = rt.Load(ctx, "testdata/fail.wasm", wasmhost.ExpectSHA256(wrong))
 	want := "rule testdata/fail.wasm: sha256 mismatch: expected " + wrong + ", actual " + m.SHA256
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %q", err, want)
@@ -37,7 +37,7 @@ func TestProvenanceColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, nil, host.Limits{})
+	inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +52,10 @@ func TestProvenanceColumns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if plain.OutputSchema().HasField(host.ColRuleName) {
+			if plain.OutputSchema().HasField(wasmhost.ColRuleName) {
 				t.Error("provenance columns without the option")
 			}
-			b, err := m.Bind(rec.Schema(), host.WithProvenanceColumns(dict))
+			b, err := m.Bind(rec.Schema(), wasmhost.WithProvenanceColumns(dict))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,10 +68,10 @@ func TestProvenanceColumns(t *testing.T) {
 				t.Fatalf("schema %s, want %s", out.Schema(), b.OutputSchema())
 			}
 			md := out.Schema().Metadata()
-			if v, _ := md.GetValue(host.MetaRuleSHA256); v != m.SHA256 {
+			if v, _ := md.GetValue(wasmhost.MetaRuleSHA256); v != m.SHA256 {
 				t.Errorf("metadata sha256 = %q", v)
 			}
-			for name, want := range map[string]string{host.ColRuleName: "hostile", host.ColRuleVersion: "0.0.1", host.ColRuleSHA256: m.SHA256} {
+			for name, want := range map[string]string{wasmhost.ColRuleName: "hostile", wasmhost.ColRuleVersion: "0.0.1", wasmhost.ColRuleSHA256: m.SHA256} {
 				col := out.Column(out.Schema().FieldIndices(name)[0])
 				if dict != (col.DataType().ID() == arrow.DICTIONARY) {
 					t.Errorf("%s is %s", name, col.DataType())
@@ -85,8 +85,8 @@ func TestProvenanceColumns(t *testing.T) {
 		})
 	}
 	// A map rule's provenance column may not shadow an upstream column.
-	schema := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int32}, {Name: host.ColRuleName, Type: arrow.BinaryTypes.String}}, nil)
-	if _, err := m.Bind(schema, host.WithProvenanceColumns(false)); err == nil ||
+	schema := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int32}, {Name: wasmhost.ColRuleName, Type: arrow.BinaryTypes.String}}, nil)
+	if _, err := m.Bind(schema, wasmhost.WithProvenanceColumns(false)); err == nil ||
 		!strings.Contains(err.Error(), `output column "rule_name" clashes with an upstream column`) {
 		t.Errorf("clash err = %v", err)
 	}
@@ -95,8 +95,8 @@ func TestProvenanceColumns(t *testing.T) {
 func TestCacheDirEnv(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	t.Setenv(host.CacheDirEnv, dir)
-	rt, err := host.NewRuntime(ctx)
+	t.Setenv(wasmhost.CacheDirEnv, dir)
+	rt, err := wasmhost.NewRuntime(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +112,6 @@ func TestCacheDirEnv(t *testing.T) {
 		return nil
 	})
 	if files == 0 {
-		t.Errorf("nothing cached in $%s = %s", host.CacheDirEnv, dir)
+		t.Errorf("nothing cached in $%s = %s", wasmhost.CacheDirEnv, dir)
 	}
 }
