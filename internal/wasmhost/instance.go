@@ -16,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 
+	"github.com/vigie-edu/vigie/internal/wasmhost/instrument"
 	"github.com/vigie-edu/vigie/rules/abi"
 )
 
@@ -43,7 +44,7 @@ type Instance struct {
 	stack   [2]uint64
 
 	// interrupt and budget are the guest's interrupt flag and budget of
-	// checks (interrupt.go); irqMu orders raising the flag (time limit,
+	// checks (package instrument); irqMu orders raising the flag (time limit,
 	// caller's context) with the end of a call.
 	interrupt api.MutableGlobal
 	budget    api.MutableGlobal
@@ -131,8 +132,8 @@ func (i *Instance) start(ctx context.Context) error {
 	i.mod = mod
 	i.fnAlloc = mod.ExportedFunction(abi.ExportAlloc)
 	i.fnEval = mod.ExportedFunction(abi.ExportEval)
-	irq, ok1 := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
-	budget, ok2 := mod.ExportedGlobal(BudgetGlobal).(api.MutableGlobal)
+	irq, ok1 := mod.ExportedGlobal(instrument.InterruptGlobal).(api.MutableGlobal)
+	budget, ok2 := mod.ExportedGlobal(instrument.BudgetGlobal).(api.MutableGlobal)
 	if !ok1 || !ok2 {
 		_ = mod.Close(ctx)
 		i.mod = nil

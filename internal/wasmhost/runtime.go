@@ -23,6 +23,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/vigie-edu/vigie/internal/wasmhost/instrument"
 	"github.com/vigie-edu/vigie/rules/abi"
 )
 
@@ -97,7 +98,7 @@ func NewRuntime(ctx context.Context, opts ...Option) (*Runtime, error) {
 		cache = wazero.NewCompilationCache()
 	}
 	// No CloseOnContextDone: calls are interrupted through the global that
-	// instrument adds (interrupt.go), at a fraction of its cost.
+	// instrument.Rewrite adds, at a fraction of its cost.
 	cfg := wazero.NewRuntimeConfig().WithCompilationCache(cache)
 	if o.memoryPages > 0 {
 		cfg = cfg.WithMemoryLimitPages(o.memoryPages)
@@ -184,7 +185,7 @@ func (r *Runtime) Load(ctx context.Context, path string, opts ...LoadOption) (*M
 	if actual := hex.EncodeToString(sum[:]); o.expectSHA256 != "" && actual != o.expectSHA256 {
 		return nil, fmt.Errorf("rule %s: sha256 mismatch: expected %s, actual %s", path, o.expectSHA256, actual)
 	}
-	instrumented, err := instrument(wasm)
+	instrumented, err := instrument.Rewrite(wasm)
 	if err != nil {
 		return nil, fmt.Errorf("rule %s: compile: %w", path, err)
 	}

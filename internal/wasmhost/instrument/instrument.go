@@ -1,4 +1,9 @@
-package wasmhost
+// Package instrument rewrites a WebAssembly module so that a host can
+// interrupt it cheaply: it adds an interrupt flag and a budget of checks
+// (two exported mutable i32 globals) and a check at every function start
+// and loop head. internal/wasmhost rewrites every rule with Rewrite before
+// compiling it, and stops a call by raising the flag.
+package instrument
 
 import (
 	"encoding/binary"
@@ -21,7 +26,7 @@ import (
 //
 //	budget -= 1
 //	if budget <= 0 {
-//	    budget = checkEvery
+//	    budget = CheckEvery
 //	    memory.grow 0 (drop)          ;; a trip through Go
 //	    if interrupt { unreachable }  ;; trap
 //	}
@@ -36,7 +41,7 @@ import (
 // the Go scheduler, so a guest that never left it would hold its P through
 // a garbage collection's stop-the-world, and the goroutine that must raise
 // the flag could never run: the process would hang. Leaving every
-// checkEvery iterations bounds that wait.
+// CheckEvery iterations bounds that wait.
 //
 // The rewrite keeps every index (the globals come after the module's own),
 // so the module's behaviour is unchanged; its sha256 (pinning, provenance)
@@ -50,8 +55,9 @@ const (
 	BudgetGlobal    = "__vigie_budget"
 )
 
-// checkEvery is the number of checks between two trips through Go.
-const checkEvery = 1 << 14
+// CheckEvery is the number of checks between two trips through Go, and
+// the budget the instrumented module starts with.
+const CheckEvery = 1 << 14
 
 // Section ids (WebAssembly core spec, 5.5).
 const (
@@ -67,12 +73,12 @@ const (
 	secDataCount = 12
 )
 
-// instrument returns wasm with the interrupt and budget globals and the
+// Rewrite returns wasm with the interrupt and budget globals and the
 // checks at function starts and loop heads.
 // It reads the module's structure only as far as it must and refuses what
 // it does not understand (wazero would refuse it too: the features it
 // enables are the WebAssembly 2.0 ones).
-func instrument(wasm []byte) ([]byte, error) {
+func Rewrite(wasm []byte) ([]byte, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" || binary.LittleEndian.Uint32(wasm[4:8]) != 1 {
 		return nil, errors.New("not a WebAssembly 1.0 binary module")
 	}
@@ -126,9 +132,9 @@ func instrument(wasm []byte) ([]byte, error) {
 	irq := uint32(importedGlobals + definedGlobals)
 	budget := irq + 1
 
-	// The new globals: (mut i32) 0, and (mut i32) checkEvery.
+	// The new globals: (mut i32) 0, and (mut i32) CheckEvery.
 	globalEntries := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41}
-	globalEntries = appendSLEB(globalEntries, checkEvery)
+	globalEntries = appendSLEB(globalEntries, CheckEvery)
 	globalEntries = append(globalEntries, 0x0b)
 	var exportEntries []byte
 	for k, name := range []string{InterruptGlobal, BudgetGlobal} {
@@ -213,7 +219,7 @@ func checkCode(irq, budget uint32, memory bool) []byte {
 	c = append(c, g(0x24, budget)...)           // global.set $budget
 	c = append(c, g(0x23, budget)...)           // global.get $budget
 	c = append(c, 0x41, 0x00, 0x4c, 0x04, 0x40) // i32.const 0, i32.le_s, if
-	c = appendSLEB(append(c, 0x41), checkEvery) // i32.const checkEvery
+	c = appendSLEB(append(c, 0x41), CheckEvery) // i32.const CheckEvery
 	c = append(c, g(0x24, budget)...)           // global.set $budget
 	if memory {
 		c = append(c, 0x41, 0x00, 0x40, 0x00, 0x1a) // i32.const 0, memory.grow 0, drop

@@ -1,0 +1,210 @@
+package instrument
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// wasmModule assembles a module from (id, body) sections.
+func wasmModule(sections ...[]byte) []byte {
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	for _, s := range sections {
+		m = append(m, s[0])
+		m = binary.AppendUvarint(m, uint64(len(s)-1))
+		m = append(m, s[1:]...)
+	}
+	return m
+}
+
+func sec(id byte, body ...byte) []byte { return append([]byte{id}, body...) }
+
+// codeBody returns a function body (no locals) as a code section entry.
+func codeBody(instrs ...byte) []byte {
+	body := append([]byte{0}, instrs...)
+	return append(binary.AppendUvarint(nil, uint64(len(body))), body...)
+}
+
+// spin is a module exporting "spin" (a loop that never ends by itself),
+// "once" (the same loop, left after one iteration) and its own global
+// "own" (7); when bare is true it has neither a global nor an export
+// section of its own.
+func spin(bare bool) []byte {
+	types := sec(1, 1, 0x60, 0, 0) // () -> ()
+	funcs := sec(3, 2, 0, 0)
+	loop := codeBody(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b)             // loop br 0 end
+	once := codeBody(0x03, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x0b, 0x0b) // loop (br_if 0 (i32.const 0)) end
+	code := sec(10, append(append([]byte{2}, loop...), once...)...)
+	if bare {
+		return wasmModule(types, funcs, code)
+	}
+	// one global of its own, exports "spin" and "once"
+	globals := sec(6, 1, 0x7f, 0x00, 0x41, 0x07, 0x0b)
+	var exports []byte
+	exports = append(exports, 3)
+	exports = appendName(exports, "spin")
+	exports = append(exports, 0x00, 0x00)
+	exports = appendName(exports, "once")
+	exports = append(exports, 0x00, 0x01)
+	exports = appendName(exports, "own")
+	exports = append(exports, 0x03, 0x00) // global 0
+	return wasmModule(types, funcs, globals, sec(7, exports...), code)
+}
+
+func instantiate(t *testing.T, wasm []byte) (api.Module, api.MutableGlobal) {
+	t.Helper()
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { _ = rt.Close(ctx) })
+	out, err := Rewrite(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.Instantiate(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+	if !ok {
+		t.Fatalf("no mutable global %q", InterruptGlobal)
+	}
+	if g.Get() != 0 {
+		t.Fatalf("interrupt flag starts at %d", g.Get())
+	}
+	if b, ok := mod.ExportedGlobal(BudgetGlobal).(api.MutableGlobal); !ok || b.Get() != CheckEvery {
+		t.Fatalf("budget global %v", b)
+	}
+	return mod, g
+}
+
+func TestInstrumentInterruptsLoops(t *testing.T) {
+	for _, bare := range []bool{false, true} {
+		mod, irq := instantiate(t, spin(bare))
+		if bare {
+			continue // nothing to call: the sections were added in order
+		}
+		ctx := context.Background()
+		if _, err := mod.ExportedFunction("once").Call(ctx); err != nil {
+			t.Fatalf("once: %v", err)
+		}
+		// The module's own global keeps its index and value.
+		if g := mod.ExportedGlobal("own"); g == nil || g.Get() != 7 {
+			t.Fatalf("the module's own global: %v", g)
+		}
+		time.AfterFunc(50*time.Millisecond, func() { irq.Set(1) })
+		done := make(chan error, 1)
+		go func() { _, err := mod.ExportedFunction("spin").Call(ctx); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "unreachable") {
+				t.Fatalf("spin: %v, want a trap", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("spin was not interrupted")
+		}
+	}
+}
+
+func TestInstrumentRefuses(t *testing.T) {
+	good := spin(false)
+	var reserved []byte
+	reserved = append(reserved, 1)
+	reserved = appendName(reserved, InterruptGlobal)
+	reserved = append(reserved, 0x00, 0x00)
+	for name, tc := range map[string]struct {
+		wasm []byte
+		want string
+	}{
+		"text":      {[]byte("(module)"), "not a WebAssembly 1.0 binary module"},
+		"truncated": {good[:len(good)-3], "unexpected end"},
+		"exception": {wasmModule(sec(1, 1, 0x60, 0, 0), sec(3, 1, 0), sec(10, append([]byte{1}, codeBody(0x06, 0x40, 0x0b, 0x0b)...)...)),
+			"instruction 0x06 at byte 1: unknown or unsupported opcode"},
+		"reserved": {wasmModule(sec(1, 1, 0x60, 0, 0), sec(3, 1, 0), sec(7, reserved...), sec(10, append([]byte{1}, codeBody(0x0b)...)...)),
+			`exports "__vigie_interrupt", a name the host reserves`},
+	} {
+		if _, err := Rewrite(tc.wasm); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to contain %q", name, err, tc.want)
+		}
+	}
+}
+
+// corpus returns the committed rule modules of the repository.
+func corpus(t testing.TB) map[string][]byte {
+	files := map[string][]byte{}
+	for _, glob := range []string{"../testdata/*.wasm", "../../../examples/rules/*/*.wasm", "../../../rules/sdk/wat/*/*.wasm"} {
+		paths, _ := filepath.Glob(glob)
+		for _, p := range paths {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[p] = b
+		}
+	}
+	if len(files) < 10 {
+		t.Fatalf("only %d modules found", len(files))
+	}
+	return files
+}
+
+// TestInstrumentCorpus: every committed module instruments into a module
+// that wazero accepts, with the same functions, and instrumenting is
+// deterministic.
+func TestInstrumentCorpus(t *testing.T) {
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	for path, wasm := range corpus(t) {
+		orig, err := rt.CompileModule(ctx, wasm)
+		if err != nil {
+			continue // a deliberately broken test module
+		}
+		out, err := Rewrite(wasm)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		again, _ := Rewrite(wasm)
+		if !bytes.Equal(out, again) {
+			t.Errorf("%s: instrumenting twice gave two results", path)
+		}
+		inst, err := rt.CompileModule(ctx, out)
+		if err != nil {
+			t.Errorf("%s: instrumented module refused: %v", path, err)
+			continue
+		}
+		if len(inst.ExportedFunctions()) != len(orig.ExportedFunctions()) || len(inst.ImportedFunctions()) != len(orig.ImportedFunctions()) {
+			t.Errorf("%s: functions changed", path)
+		}
+	}
+}
+
+func FuzzInstrument(f *testing.F) {
+	for _, wasm := range corpus(f) {
+		f.Add(wasm)
+	}
+	f.Add(spin(true))
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		out, err := Rewrite(wasm) // never panics
+		if err != nil {
+			return // refused before wazero sees it
+		}
+		if _, err := rt.CompileModule(ctx, wasm); err != nil {
+			return
+		}
+		if _, err := rt.CompileModule(ctx, out); err != nil {
+			t.Fatalf("wazero accepts the module but not its instrumented form: %v", err)
+		}
+	})
+}
