@@ -21,7 +21,7 @@ import (
 )
 
 // Instance is one instantiation of a rule module, with its own memory. It
-// is not safe for concurrent use: run one Instance per worker (see Pool).
+// is not safe for concurrent use: run one Instance per worker.
 // Close it when done.
 //
 // An error that leaves the guest unusable (a trap, a limit, an exit, the

@@ -2,11 +2,9 @@ package wasmhost_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -14,9 +12,10 @@ import (
 	"github.com/vigie-edu/vigie/internal/wasmhost"
 )
 
-// TestPoolHammer has more workers than instances evaluate batches at once,
-// some of them failing, and checks every result.
-func TestPoolHammer(t *testing.T) {
+// TestInstancesHammer runs one instance per worker of one module, as the
+// engine does, with batches of which some trap (and re-instantiate their
+// instance), and checks every result.
+func TestInstancesHammer(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	ctx := context.Background()
@@ -24,11 +23,6 @@ func TestPoolHammer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := m.NewPool(ctx, nil, wasmhost.Limits{}, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close(ctx)
 	probe := int32Record(mem, "x", 1)
 	b, err := m.Bind(probe.Schema())
 	probe.Release()
@@ -39,6 +33,11 @@ func TestPoolHammer(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*batches)
 	for w := range workers {
+		inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Close(ctx)
 		wg.Go(func() {
 			for k := range batches {
 				x := int32(w*1000 + k)
@@ -46,14 +45,7 @@ func TestPoolHammer(t *testing.T) {
 					x = -x - 1 // traps
 				}
 				rec := int32Record(mem, "x", x, x+1)
-				inst, err := pool.Get(ctx)
-				if err != nil {
-					errs <- err
-					rec.Release()
-					return
-				}
 				out, err := inst.EvalMap(ctx, b, rec, mem)
-				pool.Put(inst)
 				rec.Release()
 				switch {
 				case x < 0 && err == nil:
@@ -75,38 +67,5 @@ func TestPoolHammer(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
-	}
-}
-
-func TestPoolGetWaits(t *testing.T) {
-	ctx := context.Background()
-	m, err := newRuntime(t).Load(ctx, "testdata/fail.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := m.NewPool(ctx, nil, wasmhost.Limits{}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := pool.Get(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	if _, err := pool.Get(wctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Get on a full pool: err = %v, want DeadlineExceeded", err)
-	}
-	pool.Put(inst)
-	again, err := pool.Get(ctx)
-	if err != nil || again != inst {
-		t.Fatalf("Get after Put = %p, %v, want the instance put back", again, err)
-	}
-	pool.Put(again)
-	if err := pool.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Get(ctx); !errors.Is(err, wasmhost.ErrPoolClosed) {
-		t.Fatalf("Get after Close: err = %v", err)
 	}
 }
