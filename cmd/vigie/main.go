@@ -142,7 +142,7 @@ func (c *common) open(ctx context.Context, file string, stderr io.Writer) (*engi
 		opts.BuiltinCommand = func() *exec.Cmd { return exec.Command(self, serveCommand) }
 	}
 	e.host = plugins.NewHost(opts)
-	e.rules, err = wasmhost.NewRuntime(ctx, wasmhost.WithLogger(log))
+	e.rules, err = wasmhost.NewRuntime(ctx, wasmhost.NewRuntimeConfig().WithLogger(log))
 	if err != nil {
 		e.close(ctx)
 		return nil, err

@@ -73,7 +73,7 @@ func fileExt(exts ...string) cobra.CompletionFunc {
 // level and above.
 func ruleRuntime(ctx context.Context, stderr io.Writer) (*wasmhost.Runtime, error) {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return wasmhost.NewRuntime(ctx, wasmhost.WithLogger(log))
+	return wasmhost.NewRuntime(ctx, wasmhost.NewRuntimeConfig().WithLogger(log))
 }
 
 // ---------------------------------------------------------------- new
@@ -558,7 +558,7 @@ func inspect(ctx context.Context, path string, stderr io.Writer) (*inspection, e
 		return nil, err
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
-	m, err := rt.Load(ctx, path)
+	m, err := rt.Load(ctx, path, wasmhost.NewLoadConfig())
 	if err != nil {
 		add("loads in the Vigie host", checkFail, err.Error())
 		return r, nil
@@ -573,7 +573,7 @@ func inspect(ctx context.Context, path string, stderr io.Writer) (*inspection, e
 			return r, nil
 		}
 	}
-	inst, err := m.NewInstance(ctx, nil, wasmhost.DefaultLimits())
+	inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig())
 	if err != nil {
 		add(instCheck, checkFail, err.Error())
 		return r, nil
@@ -859,7 +859,7 @@ func newRuleBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 			return exitFailed
 		}
 		defer rt.Close(ctx)
-		m, err := rt.Load(ctx, pos[0])
+		m, err := rt.Load(ctx, pos[0], wasmhost.NewLoadConfig())
 		if err != nil {
 			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
 			return exitFailed
@@ -870,12 +870,12 @@ func newRuleBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		batch := min(*batchRows, *rows)
 		rec := generateInput(mem, man.Inputs, batch, *seed)
 		defer rec.Release()
-		b, err := m.Bind(rec.Schema())
+		b, err := m.Bind(rec.Schema(), wasmhost.NewBindConfig())
 		if err != nil {
 			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
 			return exitFailed
 		}
-		inst, err := m.NewInstance(ctx, params, wasmhost.DefaultLimits())
+		inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig().WithParams(params))
 		if err != nil {
 			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
 			return exitFailed

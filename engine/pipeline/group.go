@@ -97,7 +97,7 @@ func newGroupStage(r *ruleStage, batchRows int) (*groupStage, error) {
 		g.order = at[orderIdx]
 	}
 	// The rule sees the timeline's columns: bind it to them.
-	binding, err := r.mod.Bind(g.stored)
+	binding, err := r.mod.Bind(g.stored, wasmhost.NewBindConfig())
 	if err != nil {
 		return nil, err
 	}

@@ -257,18 +257,15 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 	if upstream == nil {
 		return nil // the input failed to prepare; its own error says why
 	}
-	mod, err := p.env.Rules.Load(ctx, r.Module, wasmhost.ExpectSHA256(r.SHA256))
+	mod, err := p.env.Rules.Load(ctx, r.Module, wasmhost.NewLoadConfig().WithSHA256(r.SHA256))
 	if err != nil {
 		return stageError(r.Pos, key+".module", err)
 	}
-	var opts []wasmhost.BindOption
+	bind := wasmhost.NewBindConfig().WithReplace(r.Replace...)
 	if r.ProvenanceColumns {
-		opts = append(opts, wasmhost.WithProvenanceColumns(true))
+		bind = bind.WithProvenanceColumns(true)
 	}
-	if len(r.Replace) > 0 {
-		opts = append(opts, wasmhost.WithReplace(r.Replace...))
-	}
-	binding, err := mod.Bind(upstream, opts...)
+	binding, err := mod.Bind(upstream, bind)
 	if err != nil {
 		mod.Close(ctx)
 		return stageError(r.Pos, key, err)
@@ -303,8 +300,9 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 		MaxOutputBytes: r.Limits.MaxOutputBytes,
 		MaxLogBytes:    r.Limits.MaxLogBytes,
 	}
+	instCfg := wasmhost.NewInstanceConfig().WithParams(r.Params).WithLimits(limits)
 	for range workers {
-		inst, err := mod.NewInstance(ctx, r.Params, limits)
+		inst, err := mod.NewInstance(ctx, instCfg)
 		if err != nil {
 			stage.close(ctx)
 			return stageError(r.Pos, key+".params", err)

@@ -57,7 +57,7 @@ func TestXAPIEndpoint(t *testing.T) {
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	rt, err := wasmhost.NewRuntime(ctx)
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.NewRuntimeConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 func newRuntime(t testing.TB) *wasmhost.Runtime {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := wasmhost.NewRuntime(ctx, wasmhost.WithCacheDir(cacheDir))
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.NewRuntimeConfig().WithCacheDir(cacheDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +46,11 @@ func newRuntime(t testing.TB) *wasmhost.Runtime {
 // limits; the caller closes the instance.
 func bindInstance(tb testing.TB, m *wasmhost.Module, schema *arrow.Schema, params map[string]any, limits wasmhost.Limits) (*wasmhost.Binding, *wasmhost.Instance) {
 	tb.Helper()
-	b, err := m.Bind(schema)
+	b, err := m.Bind(schema, wasmhost.NewBindConfig())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	inst, err := m.NewInstance(context.Background(), params, limits)
+	inst, err := m.NewInstance(context.Background(), wasmhost.NewInstanceConfig().WithParams(params).WithLimits(limits))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func bindInstance(tb testing.TB, m *wasmhost.Module, schema *arrow.Schema, param
 
 func loadAbsence(t *testing.T, rt *wasmhost.Runtime) *wasmhost.Module {
 	t.Helper()
-	m, err := rt.Load(context.Background(), hosttest.BuildGoRule(t, absenceDir))
+	m, err := rt.Load(context.Background(), hosttest.BuildGoRule(t, absenceDir), wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,11 +228,11 @@ func TestAbsenceThresholdParam(t *testing.T) {
 	defer out.Release()
 	checkAbsence(t, out, ids(absenceRows[:2]), []want{{0.175, 1, ""}, {0.05, 1, ""}})
 
-	_, err = m.NewInstance(ctx, map[string]any{"threshold": 2}, wasmhost.Limits{})
+	_, err = m.NewInstance(ctx, wasmhost.NewInstanceConfig().WithParams(map[string]any{"threshold": 2}))
 	if err == nil || !strings.Contains(err.Error(), "vigie_init returned 1: threshold 2 is not between 0 and 1") {
 		t.Errorf("init error %v", err)
 	}
-	_, err = m.NewInstance(ctx, map[string]any{"treshold": 0.2}, wasmhost.Limits{})
+	_, err = m.NewInstance(ctx, wasmhost.NewInstanceConfig().WithParams(map[string]any{"treshold": 0.2}))
 	if err == nil || !strings.Contains(err.Error(), `did you mean "threshold"?`) {
 		t.Errorf("param error %v", err)
 	}

@@ -126,7 +126,7 @@ func TestBenchRules(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/nulls every %d", name, nullEvery), func(t *testing.T) {
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 				defer mem.AssertSize(t, 0)
-				m, err := rt.Load(ctx, path)
+				m, err := rt.Load(ctx, path, wasmhost.NewLoadConfig())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -241,7 +241,7 @@ func BenchmarkMapWasm(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
 			mem := memory.NewGoAllocator()
-			m, err := newRuntime(b).Load(ctx, tc.path)
+			m, err := newRuntime(b).Load(ctx, tc.path, wasmhost.NewLoadConfig())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -303,15 +303,15 @@ func BenchmarkInstanceStart(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
 			rt := newRuntime(b)
-			if _, err := rt.Load(ctx, tc.path); err != nil { // warms the cache
+			if _, err := rt.Load(ctx, tc.path, wasmhost.NewLoadConfig()); err != nil { // warms the cache
 				b.Fatal(err)
 			}
-			m, err := rt.Load(ctx, tc.path)
+			m, err := rt.Load(ctx, tc.path, wasmhost.NewLoadConfig())
 			if err != nil {
 				b.Fatal(err)
 			}
 			for b.Loop() {
-				inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
+				inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig())
 				if err != nil {
 					b.Fatal(err)
 				}

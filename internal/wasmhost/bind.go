@@ -19,7 +19,7 @@ const (
 	MetaRuleSHA256  = "vigie.rule.sha256"
 )
 
-// Names of the provenance columns added by WithProvenanceColumns.
+// Names of the provenance columns added by BindConfig.WithProvenanceColumns.
 const (
 	ColRuleName    = "rule_name"
 	ColRuleVersion = "rule_version"
@@ -39,33 +39,6 @@ type Binding struct {
 	// keep lists the upstream columns a map result carries, in order: all
 	// of them but those an output replaces.
 	keep []int
-}
-
-// BindOption configures Bind.
-type BindOption func(*bindOptions)
-
-type bindOptions struct {
-	provColumns bool
-	provDict    bool
-	replace     []string
-}
-
-// WithReplace lets the named map-rule outputs replace the upstream columns
-// of the same name (the output takes the place of the upstream column at
-// the end of the record). Without it such a clash is refused. Naming a
-// column that is not an output clashing with an upstream column is an
-// error, so a typo does not go unnoticed.
-func WithReplace(columns ...string) BindOption {
-	return func(o *bindOptions) { o.replace = append(o.replace, columns...) }
-}
-
-// WithProvenanceColumns makes every result carry three more columns after
-// the outputs: rule_name, rule_version and rule_sha256, the same value on
-// every row; utf8, or dictionary<int32, utf8> when dictionary is true (one
-// value stored per batch instead of one per row). The schema metadata
-// carries the same three values with or without this option.
-func WithProvenanceColumns(dictionary bool) BindOption {
-	return func(o *bindOptions) { o.provColumns, o.provDict = true, dictionary }
 }
 
 // provenance builds the provenance columns of a result.
@@ -109,11 +82,11 @@ func ArrowType(t abi.Type) arrow.DataType {
 // output (or provenance column) named like an upstream column. A group
 // rule's outputs follow the group key columns, not the upstream ones:
 // GroupOutputSchema checks them against the keys.
-func (m *Module) Bind(upstream *arrow.Schema, opts ...BindOption) (*Binding, error) {
-	var o bindOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+//
+// cfg says which outputs may replace upstream columns and whether results
+// carry provenance columns (NewBindConfig for neither).
+func (m *Module) Bind(upstream *arrow.Schema, cfg BindConfig) (*Binding, error) {
+	o := cfg
 	man := m.Manifest
 	b := &Binding{module: m, upstream: upstream}
 	for _, in := range man.Inputs {
@@ -306,7 +279,7 @@ func bindable(declared abi.Type, found arrow.DataType) bool {
 // followed by the rule's outputs (all nullable). For a group rule
 // (EvalGroup): the rule's outputs only, one row per group; the engine
 // prepends the key columns (see GroupOutputSchema). The provenance
-// columns follow when asked for (WithProvenanceColumns); the metadata
+// columns follow when asked for (BindConfig.WithProvenanceColumns); the metadata
 // always holds the rule's name, version and SHA-256.
 func (b *Binding) OutputSchema() *arrow.Schema { return b.output }
 

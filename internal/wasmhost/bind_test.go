@@ -29,7 +29,7 @@ var echoFields = []arrow.Field{
 
 func loadEcho(t *testing.T) *wasmhost.Module {
 	t.Helper()
-	m, err := newRuntime(t).Load(context.Background(), hosttest.BuildGoRule(t, "testdata/echo"))
+	m, err := newRuntime(t).Load(context.Background(), hosttest.BuildGoRule(t, "testdata/echo"), wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestBind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := m.Bind(tt.schema)
+			b, err := m.Bind(tt.schema, wasmhost.NewBindConfig())
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("err = %v\nwant  %s", err, tt.wantErr)

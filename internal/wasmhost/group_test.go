@@ -16,7 +16,7 @@ import (
 
 func loadMeanScore(t testing.TB) *wasmhost.Module {
 	t.Helper()
-	m, err := newRuntime(t).Load(context.Background(), hosttest.BuildGoRule(t, "testdata/meanscore"))
+	m, err := newRuntime(t).Load(context.Background(), hosttest.BuildGoRule(t, "testdata/meanscore"), wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestEvalGroup(t *testing.T) {
 	rec := scoreRecord(mem, []string{"ana", "ana", "bob", "bob", "bob"},
 		[]*float64{f(10), f(20), nil, f(4), f(8)})
 	defer rec.Release()
-	b, err := m.Bind(rec.Schema())
+	b, err := m.Bind(rec.Schema(), wasmhost.NewBindConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestEvalGroup(t *testing.T) {
 		!strings.Contains(err.Error(), `output column "mean" clashes with a group key column`) {
 		t.Errorf("clash err = %v", err)
 	}
-	inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
+	inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,12 +19,12 @@ func TestInstancesHammer(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	ctx := context.Background()
-	m, err := newRuntime(t).Load(ctx, "testdata/trap.wasm")
+	m, err := newRuntime(t).Load(ctx, "testdata/trap.wasm", wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	probe := int32Record(mem, "x", 1)
-	b, err := m.Bind(probe.Schema())
+	b, err := m.Bind(probe.Schema(), wasmhost.NewBindConfig())
 	probe.Release()
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func TestInstancesHammer(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*batches)
 	for w := range workers {
-		inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
+		inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig())
 		if err != nil {
 			t.Fatal(err)
 		}

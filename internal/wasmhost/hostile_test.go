@@ -35,7 +35,7 @@ func TestLoadRefuses(t *testing.T) {
 	rt := newRuntime(t)
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			_, err := rt.Load(context.Background(), tt.file)
+			_, err := rt.Load(context.Background(), tt.file, wasmhost.NewLoadConfig())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
@@ -75,7 +75,7 @@ func TestHostileEval(t *testing.T) {
 		t.Run(tt.file, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			m, err := rt.Load(ctx, "testdata/"+tt.file+".wasm")
+			m, err := rt.Load(ctx, "testdata/"+tt.file+".wasm", wasmhost.NewLoadConfig())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,11 +125,11 @@ func evalGood(t *testing.T, inst *wasmhost.Instance, b *wasmhost.Binding, rec ar
 
 func TestMemoryLimitBelowModuleMinimum(t *testing.T) {
 	ctx := context.Background()
-	m, err := newRuntime(t).Load(ctx, "testdata/fail.wasm")
+	m, err := newRuntime(t).Load(ctx, "testdata/fail.wasm", wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.NewInstance(ctx, nil, wasmhost.Limits{MemoryPages: 1})
+	_, err = m.NewInstance(ctx, wasmhost.NewInstanceConfig().WithLimits(wasmhost.Limits{MemoryPages: 1}))
 	want := `rule "hostile": memory starts at 2 pages: limit exceeded: memory limit of 1 pages (64 KiB)`
 	if err == nil || err.Error() != want || !errors.Is(err, wasmhost.ErrLimit) {
 		t.Fatalf("err = %v, want %q", err, want)
@@ -140,11 +140,11 @@ func TestCancelledContext(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	ctx := context.Background()
-	m, err := newRuntime(t).Load(ctx, "testdata/loop.wasm")
+	m, err := newRuntime(t).Load(ctx, "testdata/loop.wasm", wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
+	inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestCancelledContext(t *testing.T) {
 	defer bad.Release()
 	good := int32Record(mem, "x", 1, 2, 3)
 	defer good.Release()
-	b, err := m.Bind(bad.Schema())
+	b, err := m.Bind(bad.Schema(), wasmhost.NewBindConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,11 +184,11 @@ func TestGoRuleInterrupted(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	ctx := context.Background()
-	m, err := newRuntime(t).Load(ctx, hosttest.BuildGoRule(t, "testdata/spin"))
+	m, err := newRuntime(t).Load(ctx, hosttest.BuildGoRule(t, "testdata/spin"), wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{Timeout: 300 * time.Millisecond})
+	inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig().WithLimits(wasmhost.Limits{Timeout: 300 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestGoRuleInterrupted(t *testing.T) {
 	defer bad.Release()
 	good := int32Record(mem, "x", 1, 2, 3)
 	defer good.Release()
-	b, err := m.Bind(bad.Schema())
+	b, err := m.Bind(bad.Schema(), wasmhost.NewBindConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,13 +221,13 @@ func TestInterruptDuringGC(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	ctx := context.Background()
-	m, err := newRuntime(t).Load(ctx, "testdata/loop.wasm")
+	m, err := newRuntime(t).Load(ctx, "testdata/loop.wasm", wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	bad := int32Record(mem, "x", -1)
 	defer bad.Release()
-	b, err := m.Bind(bad.Schema())
+	b, err := m.Bind(bad.Schema(), wasmhost.NewBindConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestInterruptDuringGC(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{Timeout: 100 * time.Millisecond})
+				inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig().WithLimits(wasmhost.Limits{Timeout: 100 * time.Millisecond}))
 				if err != nil {
 					t.Error(err)
 					return

@@ -69,15 +69,15 @@ var randSeed = [32]byte{'v', 'i', 'g', 'i', 'e'}
 // host function unwinds the guest; wazero returns the panic as an error).
 var errLogLimit = errors.New("log limit")
 
-// NewInstance checks params against the manifest (filling in defaults),
-// instantiates the module in a sandbox (no files, arguments, environment or
-// sockets; fake clocks; deterministic random numbers; stdout and stderr to
-// the log) within limits (zero fields take DefaultLimits), calls
-// _initialize when exported, then vigie_init with the parameters as JSON.
-// A module whose memory starts above limits.MemoryPages is refused with an
-// error wrapping ErrLimit.
-func (m *Module) NewInstance(ctx context.Context, params map[string]any, limits Limits) (*Instance, error) {
-	resolved, err := m.Manifest.ResolveParams(params)
+// NewInstance checks cfg's parameters against the manifest (filling in
+// defaults), instantiates the module in a sandbox (no files, arguments,
+// environment or sockets; fake clocks; deterministic random numbers; stdout
+// and stderr to the log) within cfg's limits (zero fields take
+// DefaultLimits), calls _initialize when exported, then vigie_init with the
+// parameters as JSON. A module whose memory starts above the MemoryPages
+// limit is refused with an error wrapping ErrLimit.
+func (m *Module) NewInstance(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
+	resolved, err := m.Manifest.ResolveParams(cfg.params)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (m *Module) NewInstance(ctx context.Context, params map[string]any, limits 
 	if err != nil {
 		return nil, fmt.Errorf("rule %q: encode params: %w", m.Manifest.Name, err)
 	}
-	limits = limits.withDefaults()
+	limits := cfg.limits.withDefaults()
 	if m.minPages > limits.MemoryPages {
 		return nil, fmt.Errorf("rule %q: memory starts at %d pages: %w", m.Manifest.Name, m.minPages, limits.memoryError())
 	}

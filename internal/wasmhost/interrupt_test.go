@@ -18,23 +18,23 @@ func TestInterruptRace(t *testing.T) {
 	ctx := context.Background()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	rt, err := NewRuntime(ctx, WithCacheDir(""))
+	rt, err := NewRuntime(ctx, NewRuntimeConfig().WithCacheDir(""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	m, err := rt.Load(ctx, "../../examples/rules/bench_map_c/bench_map.wasm")
+	m, err := rt.Load(ctx, "../../examples/rules/bench_map_c/bench_map.wasm", NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// 1M rows: a call takes milliseconds, the scale of the timers' precision
 	rec := floatRecord(mem, 1<<20)
 	defer rec.Release()
-	b, err := m.Bind(rec.Schema())
+	b, err := m.Bind(rec.Schema(), NewBindConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, nil, Limits{})
+	inst, err := m.NewInstance(ctx, NewInstanceConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,15 +16,15 @@ import (
 func TestExpectSHA256(t *testing.T) {
 	ctx := context.Background()
 	rt := newRuntime(t)
-	m, err := rt.Load(ctx, "testdata/fail.wasm")
+	m, err := rt.Load(ctx, "testdata/fail.wasm", wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rt.Load(ctx, "testdata/fail.wasm", wasmhost.ExpectSHA256(strings.ToUpper(m.SHA256))); err != nil {
+	if _, err := rt.Load(ctx, "testdata/fail.wasm", wasmhost.NewLoadConfig().WithSHA256(strings.ToUpper(m.SHA256))); err != nil {
 		t.Fatalf("matching hash refused: %v", err)
 	}
 	wrong := strings.Repeat("0", 64)
-	_, err = rt.Load(ctx, "testdata/fail.wasm", wasmhost.ExpectSHA256(wrong))
+	_, err = rt.Load(ctx, "testdata/fail.wasm", wasmhost.NewLoadConfig().WithSHA256(wrong))
 	want := "rule testdata/fail.wasm: sha256 mismatch: expected " + wrong + ", actual " + m.SHA256
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %q", err, want)
@@ -33,11 +33,11 @@ func TestExpectSHA256(t *testing.T) {
 
 func TestProvenanceColumns(t *testing.T) {
 	ctx := context.Background()
-	m, err := newRuntime(t).Load(ctx, "testdata/fail.wasm")
+	m, err := newRuntime(t).Load(ctx, "testdata/fail.wasm", wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
+	inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,14 +48,14 @@ func TestProvenanceColumns(t *testing.T) {
 			defer mem.AssertSize(t, 0)
 			rec := int32Record(mem, "x", 1, 2, 3)
 			defer rec.Release()
-			plain, err := m.Bind(rec.Schema())
+			plain, err := m.Bind(rec.Schema(), wasmhost.NewBindConfig())
 			if err != nil {
 				t.Fatal(err)
 			}
 			if plain.OutputSchema().HasField(wasmhost.ColRuleName) {
 				t.Error("provenance columns without the option")
 			}
-			b, err := m.Bind(rec.Schema(), wasmhost.WithProvenanceColumns(dict))
+			b, err := m.Bind(rec.Schema(), wasmhost.NewBindConfig().WithProvenanceColumns(dict))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestProvenanceColumns(t *testing.T) {
 	}
 	// A map rule's provenance column may not shadow an upstream column.
 	schema := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int32}, {Name: wasmhost.ColRuleName, Type: arrow.BinaryTypes.String}}, nil)
-	if _, err := m.Bind(schema, wasmhost.WithProvenanceColumns(false)); err == nil ||
+	if _, err := m.Bind(schema, wasmhost.NewBindConfig().WithProvenanceColumns(false)); err == nil ||
 		!strings.Contains(err.Error(), `output column "rule_name" clashes with an upstream column`) {
 		t.Errorf("clash err = %v", err)
 	}
@@ -96,12 +96,12 @@ func TestCacheDirEnv(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	t.Setenv(wasmhost.CacheDirEnv, dir)
-	rt, err := wasmhost.NewRuntime(ctx)
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.NewRuntimeConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	if _, err := rt.Load(ctx, "testdata/fail.wasm"); err != nil {
+	if _, err := rt.Load(ctx, "testdata/fail.wasm", wasmhost.NewLoadConfig()); err != nil {
 		t.Fatal(err)
 	}
 	var files int

@@ -24,13 +24,13 @@ func TestReplaceUpstreamColumn(t *testing.T) {
 		{Name: "half_days", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
 	}, nil)
 
-	if _, err := m.Bind(schema); err == nil || !strings.Contains(err.Error(), `output column "flag" clashes with an upstream column`) {
+	if _, err := m.Bind(schema, wasmhost.NewBindConfig()); err == nil || !strings.Contains(err.Error(), `output column "flag" clashes with an upstream column`) {
 		t.Fatalf("clash without replace: err = %v", err)
 	}
-	if _, err := m.Bind(schema, wasmhost.WithReplace("student_id")); err == nil || !strings.Contains(err.Error(), `cannot replace "student_id"`) {
+	if _, err := m.Bind(schema, wasmhost.NewBindConfig().WithReplace("student_id")); err == nil || !strings.Contains(err.Error(), `cannot replace "student_id"`) {
 		t.Fatalf("replacing a non-output: err = %v", err)
 	}
-	b, err := m.Bind(schema, wasmhost.WithReplace("flag"))
+	b, err := m.Bind(schema, wasmhost.NewBindConfig().WithReplace("flag"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestReplaceUpstreamColumn(t *testing.T) {
 	rec := recordFromJSON(t, mem, schema, `[{"student_id":"S1","flag":"old","absent_half_days":8,"half_days":40},
 		{"student_id":"S2","flag":null,"absent_half_days":1,"half_days":40}]`)
 	defer rec.Release()
-	inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
+	inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -35,52 +34,12 @@ type Runtime struct {
 	logger *slog.Logger
 }
 
-// Option configures a Runtime.
-type Option func(*options)
-
-type options struct {
-	cacheDir    string
-	cacheDirSet bool
-	logger      *slog.Logger
-	memoryPages uint32
-}
-
-// CacheDirEnv names the environment variable that overrides the default
-// directory of the compilation cache.
-const CacheDirEnv = "VIGIE_CACHE_DIR"
-
-// WithCacheDir sets the directory of the compilation cache, "" for a cache
-// kept in memory only. Without this option the directory is
-// $VIGIE_CACHE_DIR when set, else os.UserCacheDir()/vigie/wazero. When the
-// directory is unusable the cache is kept in memory.
-//
-// The cache is wazero's: it stores machine code compiled from a module
-// under a key that wazero derives from the module's bytes (a SHA-256 of
-// them) and wazero's version, so a changed file or an upgraded wazero
-// compiles afresh, and several runtimes, processes or versions may share
-// one directory.
-func WithCacheDir(dir string) Option {
-	return func(o *options) { o.cacheDir, o.cacheDirSet = dir, true }
-}
-
-// WithLogger sets the logger that receives the rules' log messages,
-// stdout and stderr. The default discards them.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithMemoryLimitPages caps the linear memory of every instance of the
-// runtime, in 64 KiB pages (the default is wazero's, 65536 pages: 4 GiB).
-// It is a ceiling above the per-instance Limits.MemoryPages, which is the
-// limit to use.
-func WithMemoryLimitPages(pages uint32) Option {
-	return func(o *options) { o.memoryPages = pages }
-}
-
 // NewRuntime returns a Runtime with the vigie host functions and a
-// sandboxed WASI.
-func NewRuntime(ctx context.Context, opts ...Option) (*Runtime, error) {
-	o := options{logger: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		opt(&o)
+// sandboxed WASI, configured by cfg (NewRuntimeConfig for the defaults).
+func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
+	o := cfg
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
 	}
 	if !o.cacheDirSet {
 		o.cacheDir = defaultCacheDir()
@@ -99,11 +58,11 @@ func NewRuntime(ctx context.Context, opts ...Option) (*Runtime, error) {
 	}
 	// No CloseOnContextDone: calls are interrupted through the global that
 	// instrument.Rewrite adds, at a fraction of its cost.
-	cfg := wazero.NewRuntimeConfig().WithCompilationCache(cache)
+	wcfg := wazero.NewRuntimeConfig().WithCompilationCache(cache)
 	if o.memoryPages > 0 {
-		cfg = cfg.WithMemoryLimitPages(o.memoryPages)
+		wcfg = wcfg.WithMemoryLimitPages(o.memoryPages)
 	}
-	r := &Runtime{rt: wazero.NewRuntimeWithConfig(ctx, cfg), cache: cache, logger: o.logger}
+	r := &Runtime{rt: wazero.NewRuntimeWithConfig(ctx, wcfg), cache: cache, logger: o.logger}
 	if err := r.instantiateHostModules(ctx); err != nil {
 		_ = r.Close(ctx)
 		return nil, err
@@ -157,26 +116,11 @@ type Module struct {
 	minPages uint32 // initial size of the memory
 }
 
-// LoadOption configures Load.
-type LoadOption func(*loadOptions)
-
-type loadOptions struct{ expectSHA256 string }
-
-// ExpectSHA256 pins the module: Load refuses a file whose SHA-256 (hex,
-// case-insensitive) is not sum, naming the file, the expected and the
-// actual hash. An empty sum pins nothing.
-func ExpectSHA256(sum string) LoadOption {
-	return func(o *loadOptions) { o.expectSHA256 = strings.ToLower(strings.TrimSpace(sum)) }
-}
-
 // Load reads, compiles and checks a rule file: its imports, its exports and
 // their signatures, its ABI version and its manifest (and its hash, with
-// ExpectSHA256). Errors name the file and the reason.
-func (r *Runtime) Load(ctx context.Context, path string, opts ...LoadOption) (*Module, error) {
-	var o loadOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+// LoadConfig.WithSHA256). Errors name the file and the reason.
+func (r *Runtime) Load(ctx context.Context, path string, cfg LoadConfig) (*Module, error) {
+	o := cfg
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load rule: %w", err)

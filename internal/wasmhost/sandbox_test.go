@@ -41,25 +41,25 @@ func TestSandbox(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	ctx := context.Background()
 	var logs syncBuffer
-	rt, err := wasmhost.NewRuntime(ctx, wasmhost.WithCacheDir(cacheDir),
-		wasmhost.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.NewRuntimeConfig().WithCacheDir(cacheDir).WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	m, err := rt.Load(ctx, "testdata/sandbox.wasm")
+	m, err := rt.Load(ctx, "testdata/sandbox.wasm", wasmhost.NewLoadConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := int32Record(mem, "x", 1)
 	defer rec.Release()
-	b, err := m.Bind(rec.Schema())
+	b, err := m.Bind(rec.Schema(), wasmhost.NewBindConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// run returns the probe's outputs from a fresh instance, twice.
 	run := func() [2]map[string]int64 {
-		inst, err := m.NewInstance(ctx, nil, wasmhost.Limits{})
+		inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -131,7 +131,7 @@ func TestGroupArenaSteady(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			ctx := context.Background()
 			rt := hosttest.NewRuntime(t)
-			m, err := rt.Load(ctx, g.build(t))
+			m, err := rt.Load(ctx, g.build(t), wasmhost.NewLoadConfig())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,11 +140,11 @@ func TestGroupArenaSteady(t *testing.T) {
 			const n = 4096
 			rec := groupBatch(mem, n)
 			defer rec.Release()
-			b, err := m.Bind(rec.Schema())
+			b, err := m.Bind(rec.Schema(), wasmhost.NewBindConfig())
 			if err != nil {
 				t.Fatal(err)
 			}
-			inst, err := m.NewInstance(ctx, nil, wasmhost.DefaultLimits())
+			inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig())
 			if err != nil {
 				t.Fatal(err)
 			}

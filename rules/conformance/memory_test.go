@@ -22,7 +22,7 @@ func TestArenaSteady(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			ctx := context.Background()
 			rt := hosttest.NewRuntime(t)
-			m, err := rt.Load(ctx, g.build(t))
+			m, err := rt.Load(ctx, g.build(t), wasmhost.NewLoadConfig())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -30,11 +30,11 @@ func TestArenaSteady(t *testing.T) {
 			defer mem.AssertSize(t, 0)
 			rec := absenceBatch(mem, 4096)
 			defer rec.Release()
-			b, err := m.Bind(rec.Schema())
+			b, err := m.Bind(rec.Schema(), wasmhost.NewBindConfig())
 			if err != nil {
 				t.Fatal(err)
 			}
-			inst, err := m.NewInstance(ctx, map[string]any{"threshold": 0.05}, wasmhost.DefaultLimits())
+			inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig().WithParams(map[string]any{"threshold": 0.05}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -104,7 +104,7 @@ func Run(ctx context.Context, rt *wasmhost.Runtime, modulePath string, s *Suite,
 	for _, opt := range opts {
 		opt(&o)
 	}
-	m, err := rt.Load(ctx, modulePath)
+	m, err := rt.Load(ctx, modulePath, wasmhost.NewLoadConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -144,11 +144,11 @@ func runCase(ctx context.Context, m *wasmhost.Module, c *Case, mem memory.Alloca
 		}
 	}
 
-	b, err := m.Bind(rec.Schema())
+	b, err := m.Bind(rec.Schema(), wasmhost.NewBindConfig())
 	if err != nil {
 		return nil, err
 	}
-	inst, err := m.NewInstance(ctx, c.Params, wasmhost.DefaultLimits())
+	inst, err := m.NewInstance(ctx, wasmhost.NewInstanceConfig().WithParams(c.Params))
 	if err != nil {
 		return nil, expectedError(c, err)
 	}

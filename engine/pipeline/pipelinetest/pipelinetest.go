@@ -45,7 +45,7 @@ func RunErr(t testing.TB, path string) (*stream.Summary, error) {
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	rt, err := wasmhost.NewRuntime(ctx)
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.NewRuntimeConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

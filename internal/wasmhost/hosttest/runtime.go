@@ -13,7 +13,7 @@ import (
 func NewRuntime(t testing.TB) *wasmhost.Runtime {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := wasmhost.NewRuntime(ctx, wasmhost.WithCacheDir(t.TempDir()))
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.NewRuntimeConfig().WithCacheDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
