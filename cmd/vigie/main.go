@@ -103,6 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 type common struct {
 	inProcess bool
 	logLevel  string
+	stop      <-chan struct{} // closed when a graceful stop begins (run)
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -162,7 +163,7 @@ func (c *common) open(ctx context.Context, file string, stderr io.Writer) (*engi
 		return nil, err
 	}
 	e := &engine{cfg: cfg, log: log}
-	opts := plugins.Options{Builtins: builtin.Registry(), Logger: log, Dirs: pluginDirs(cfg)}
+	opts := plugins.Options{Builtins: builtin.Registry(), Logger: log, Dirs: pluginDirs(cfg), Stop: c.stop}
 	if !c.inProcess {
 		self, err := os.Executable()
 		if err != nil {
@@ -247,6 +248,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	c.stop = stop
 	e, err := c.open(ctx, file, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
