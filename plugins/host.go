@@ -382,7 +382,9 @@ func (p *process) check(err error) error {
 	}
 	p.log.Warn("plugin process stopped", "pid", pid, "err", err)
 	if p.h.stopping() {
-		return fmt.Errorf("plugin %q (pid %d) stopped during a graceful stop: %w", p.name, pid, err)
+		// %v, not %w: err may carry ErrTemporary (a broken connection),
+		// which would have the engine retry a call that cannot succeed.
+		return fmt.Errorf("plugin %q (pid %d) stopped during a graceful stop: %v", p.name, pid, err)
 	}
 	return protocol.WithKind(fmt.Errorf("plugin %q (pid %d) stopped: %w", p.name, pid, err), protocol.ErrTemporary)
 }
