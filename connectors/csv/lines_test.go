@@ -32,7 +32,6 @@ func unterminatedExport(n int) string {
 	return b.String()
 }
 
-
 // BenchmarkCSVSource reads a 200,000-row school export (one quoted field
 // in ten, some spanning two lines) through the source.
 func BenchmarkCSVSource(b *testing.B) {
