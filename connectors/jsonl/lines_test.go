@@ -16,7 +16,9 @@ import (
 // and text, or blank.
 func TestLineAccounting(t *testing.T) {
 	pieces := []func(i int) string{
-		func(i int) string { return fmt.Sprintf(`{"id": %d, "student": {"id": "S%d"}, "score": %d.5}`, i, i, i%20) },
+		func(i int) string {
+			return fmt.Sprintf(`{"id": %d, "student": {"id": "S%d"}, "score": %d.5}`, i, i, i%20)
+		},
 		func(i int) string { return fmt.Sprintf(`{"id": %d, "student": {"id": "S%d"`, i, i) },
 		func(i int) string { return fmt.Sprintf(`{"id": "x%d"}`, i) },
 		func(i int) string { return "[1, 2]" },
