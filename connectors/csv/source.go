@@ -14,11 +14,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // SourceName is the registry name of the CSV source.
 const SourceName = "csv"
+
+// DefaultMaxRecordLines is the default of option max_record_lines.
+const DefaultMaxRecordLines = csvrec.DefaultMaxLines
 
 // DefaultBatchRows is the batch size used when Config.BatchRows is not set.
 const DefaultBatchRows = 8192
@@ -212,7 +216,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	// The first file with a header names the columns.
 	var (
 		in    *input
-		r     *splitter
+		r     *csvrec.Reader
 		first []string
 		fi    int
 	)
@@ -248,7 +252,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		return nil, err
 	}
 	if p.header {
-		p.headerLines = r.line
+		p.headerLines = r.Line()
 	}
 	names, err := p.columnNames(p.files[fi], first)
 	if err != nil {
@@ -330,7 +334,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 				return nil, err
 			}
 		}
-		rec, err := r.next()
+		rec, err := r.Next()
 		if err == io.EOF {
 			// Go on sampling in the next file.
 			in.Close()
@@ -350,10 +354,10 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", p.files[fi], err)
 		}
-		if rec.malformed != "" {
+		if rec.Malformed != "" {
 			continue
 		}
-		sample(rec.fields)
+		sample(rec.Fields)
 	}
 
 	p.formats = &dot
@@ -490,7 +494,7 @@ func (p *plan) headerMap(path string, names []string) ([]int, error) {
 // skipHeader reads the header of a file other than the first and maps the
 // columns to its fields; it returns the mapping (nil: same order) and the
 // number of fields a row must have. An empty file has no rows.
-func (p *plan) skipHeader(in *input, r *splitter, names []string) ([]int, int, error) {
+func (p *plan) skipHeader(in *input, r *csvrec.Reader, names []string) ([]int, int, error) {
 	if !p.header {
 		return nil, len(names), nil
 	}
@@ -526,27 +530,27 @@ func (p *plan) skipHeader(in *input, r *splitter, names []string) ([]int, int, e
 
 // readHeader returns the fields of the first record of a file, past any
 // empty lines (which count as header lines), io.EOF if it has none.
-func (p *plan) readHeader(in *input, r *splitter) ([]string, error) {
+func (p *plan) readHeader(in *input, r *csvrec.Reader) ([]string, error) {
 	for {
-		rec, err := r.next()
+		rec, err := r.Next()
 		if err == io.EOF {
 			return nil, err
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", in.path, err)
 		}
-		if rec.malformed != "" {
-			return nil, fmt.Errorf("%s:%d:%d: header: %s: %w", in.path, rec.line, rec.col, rec.malformed, protocol.ErrConfig)
+		if rec.Malformed != "" {
+			return nil, fmt.Errorf("%s:%d:%d: header: %s: %w", in.path, rec.Line, rec.Col, rec.Malformed, protocol.ErrConfig)
 		}
-		if len(rec.fields) == 1 && rec.fields[0] == "" && len(content(rec.raw)) == 0 {
+		if len(rec.Fields) == 1 && rec.Fields[0] == "" && len(csvrec.Content(rec.Raw)) == 0 {
 			continue
 		}
-		return slices.Clone(rec.fields), nil
+		return slices.Clone(rec.Fields), nil
 	}
 }
 
 // open opens file i and returns a CSV reader over its text.
-func (p *plan) open(i int) (*input, *splitter, error) {
+func (p *plan) open(i int) (*input, *csvrec.Reader, error) {
 	in, err := openInput(p.files[i], p.encoding)
 	if err != nil {
 		return nil, nil, err
@@ -554,9 +558,9 @@ func (p *plan) open(i int) (*input, *splitter, error) {
 	return in, p.reader(in), nil
 }
 
-// reader returns a record splitter over in's text as it stands.
-func (p *plan) reader(in *input) *splitter {
-	return newSplitter(in.text, p.comma, p.lazyQuotes, p.maxLines)
+// reader returns a record reader over in's text as it stands.
+func (p *plan) reader(in *input) *csvrec.Reader {
+	return csvrec.NewReader(in.text, p.comma, p.lazyQuotes, p.maxLines, optMaxRecordLines)
 }
 
 // position is where a read stands: the file and the byte offset of the next
@@ -667,7 +671,7 @@ type reading struct {
 	fmap     []int  // the file's field of each column, nil: the same order
 	nfields  int    // fields a row of the file must have
 	deadSent bool   // dead letters sent since the last position
-	r        *splitter
+	r        *csvrec.Reader
 	out      protocol.Emitter
 	vals     []value // the current row, parsed
 	dead     []protocol.DeadLetter
@@ -719,7 +723,7 @@ func (rd *reading) openFile(fi int, off int64) error {
 func (rd *reading) position() position {
 	pos := position{File: rd.fi, Path: rd.files[rd.fi], Offset: rd.base}
 	if rd.r != nil {
-		pos.Offset += rd.r.offset
+		pos.Offset += rd.r.InputOffset()
 	}
 	return pos
 }
@@ -736,29 +740,29 @@ func (rd *reading) close() {
 // row that was dealt with (dead letter or skip), an error to stop the read,
 // io.EOF at the end.
 func (rd *reading) next(ctx context.Context) (bool, error) {
-	rec, err := rd.r.next()
+	rec, err := rd.r.Next()
 	if err == io.EOF {
 		return false, err
 	}
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", rd.files[rd.fi], err)
 	}
-	if rec.malformed != "" {
-		return false, rd.bad(ctx, badRow{line: rec.line, col: rec.col, reason: rec.malformed, raw: rec.text()})
+	if rec.Malformed != "" {
+		return false, rd.bad(ctx, badRow{line: rec.Line, col: rec.Col, reason: rec.Malformed, raw: rec.Text()})
 	}
-	if len(rec.fields) != rd.nfields {
-		reason := fmt.Sprintf("expected %d fields, got %d", rd.nfields, len(rec.fields))
+	if len(rec.Fields) != rd.nfields {
+		reason := fmt.Sprintf("expected %d fields, got %d", rd.nfields, len(rec.Fields))
 		switch {
-		case len(content(rec.raw)) == 0:
+		case len(csvrec.Content(rec.Raw)) == 0:
 			reason = fmt.Sprintf("empty line, expected %d fields", rd.nfields)
-		case rec.lines > 1:
+		case rec.Lines > 1:
 			// Most likely a quote that closes too late: the lines after the
 			// first are read again.
 			reason = fmt.Sprintf("expected %d fields, got %d in a record over %d lines (a quote not closed on its line?); "+
-				"reading resumes at line %d", rd.nfields, len(rec.fields), rec.lines, rec.line+1+rd.lineBase)
-			rd.r.cut()
+				"reading resumes at line %d", rd.nfields, len(rec.Fields), rec.Lines, rec.Line+1+rd.lineBase)
+			rd.r.Cut()
 		}
-		return false, rd.bad(ctx, badRow{line: rec.line, reason: reason, raw: rec.text()})
+		return false, rd.bad(ctx, badRow{line: rec.Line, reason: reason, raw: rec.Text()})
 	}
 	checkUTF8 := rd.in.encoding == encUTF8
 	for i := range rd.vals {
@@ -766,7 +770,7 @@ func (rd *reading) next(ctx context.Context) (bool, error) {
 		if rd.fmap != nil {
 			j = rd.fmap[i]
 		}
-		s := rec.fields[j]
+		s := rec.Fields[j]
 		v := &rd.vals[i]
 		*v = value{Null: rd.nulls[s]}
 		reason := ""
@@ -780,8 +784,8 @@ func (rd *reading) next(ctx context.Context) (bool, error) {
 		default:
 			reason = fmt.Sprintf("expected %s, got %q", rd.types[i].name, s)
 		}
-		l, c := rec.fieldPos(j)
-		return false, rd.bad(ctx, badRow{line: rec.line, fieldLine: l, col: c, column: rd.schema.Field(i).Name, raw: rec.text(), reason: reason})
+		l, c := rec.FieldPos(j)
+		return false, rd.bad(ctx, badRow{line: rec.Line, fieldLine: l, col: c, column: rd.schema.Field(i).Name, raw: rec.Text(), reason: reason})
 	}
 	return true, nil
 }
