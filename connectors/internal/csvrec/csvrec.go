@@ -141,6 +141,8 @@ func (s *Reader) Next() (*Record, error) {
 	line := Content(rec.Raw)
 	rl, col := 0, 1 // relative line and byte column of line[0]
 	commaLen := utf8.RuneLen(s.comma)
+	stray := 0 // column of a quote taken as text inside a quoted field (lazy)
+	strayLine := 0
 	malformed := func(c int, why string) {
 		rec.Malformed, rec.Col = why, c
 	}
@@ -227,11 +229,21 @@ parse:
 				break parse
 			case s.lazy:
 				s.fieldBuf = append(s.fieldBuf, '"')
+				if stray == 0 {
+					stray, strayLine = col-1, rl
+				}
 			default:
 				malformed(col-1, csv.ErrQuote.Error())
 				break parse
 			}
 		}
+	}
+	if rec.Malformed == "" && stray > 0 && rec.Lines > 1 {
+		// Lazy quotes let a field that opened by mistake run on until some
+		// quote happens to close it: over several lines, a quote taken as
+		// text is more likely a record's opening quote than a field's.
+		malformed(1, fmt.Sprintf("a quoted field over %d lines holds a stray quote at line %d column %d: taken for a quote that does not close",
+			rec.Lines, rec.Line+strayLine, stray))
 	}
 	if rec.Malformed != "" {
 		rec.Fields = rec.Fields[:0]
