@@ -255,6 +255,17 @@ func TestMalformedRecords(t *testing.T) {
 		rows: [][]string{{"1", "ok"}},
 		dead: []dl{{3, `2,"never`, "does not close before the end of the file"}},
 	}, {
+		name: "lazy quotes: a stray quote in a field over lines",
+		text: "id,name\n1,\"a\n2,b\"c\",x\n3,d\n",
+		opts: map[string]any{"lazy_quotes": true},
+		rows: [][]string{{"3", "d"}},
+		dead: []dl{{2, `1,"a`, "holds a stray quote at line 3 column 4"}, {3, `2,b"c",x`, "expected 2 fields, got 3"}},
+	}, {
+		name: "lazy quotes: a field over lines",
+		text: "id,name\n1,\"a\nb\"\n",
+		opts: map[string]any{"lazy_quotes": true},
+		rows: [][]string{{"1", "a\nb"}},
+	}, {
 		name: "empty line",
 		text: "id,name\n1,a\n\r\n2,b",
 		rows: [][]string{{"1", "a"}, {"2", "b"}},

@@ -99,7 +99,8 @@ record that cannot be split into fields (a quote that never closes, or
 stays open past max_record_lines lines; a quote out of place) or that
 spans several lines and has the wrong number of fields is malformed: its
 first line alone is dead-lettered and reading resumes on the next line, so
-an open quote does not swallow the lines after it. An empty line is a row
+an open quote does not swallow the lines after it; with lazy_quotes, so is
+a field over several lines that holds a stray quote. An empty line is a row
 of one empty field: a row of a one-column file, a dead letter otherwise.
 Positions name the file and the offset in its decoded text.
 Sinks of the same family: "csv_file", "parquet".`,

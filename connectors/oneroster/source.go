@@ -65,8 +65,11 @@ row with a reference to an unknown id (an enrollment for an unknown user or
 class, a result for an unknown lineItem or student, a class for an unknown
 course or school...), an empty required reference, a duplicate sourcedId, a
 value that does not parse or the wrong field count goes, per on_error, to
-the dead-letter output with file, line, column and reason, is skipped, or
-fails the read. References into tables that are absent or delta in the
+the dead-letter output with file, line, column, reason and the record's
+text, is skipped, or fails the read. Records are split by lines: a quote
+that never closes (or stays open over 1000 lines), or a record over several
+lines with the wrong field count, makes its first line alone a dead letter
+and reading resumes on the next. Empty lines are passed over. References into tables that are absent or delta in the
 manifest cannot be checked and are not.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "the bundle: a folder or a .zip holding manifest.csv"},

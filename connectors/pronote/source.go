@@ -85,8 +85,11 @@ scale. Absences: one row per half-day (AM/PM; "Journée" gives two),
 justified from Oui/Non (or "Non justifié" in the reason), recorded_at in
 "timezone" converted to UTC. A row with the wrong field count, an
 unreadable mark, date or flag goes, per on_error, to the dead-letter output
-with file, line, column and reason, is skipped, or fails the read. See
-connectors/pronote/README.md for the assumed layout.`,
+with file, line, column, reason and the record's text, is skipped, or
+fails the read. Records are split by lines: a quote that never closes (or
+a field over several lines with a stray quote, or over 1000 lines) makes
+its line alone a dead letter and reading resumes on the next. Empty lines
+are passed over. See connectors/pronote/README.md for the assumed layout.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "export file, or a glob of files (read in name order)"},
 		{Name: optKind, Type: protocol.TypeString, Required: true, Enum: []string{KindNotes, KindAbsences},
