@@ -233,7 +233,17 @@ parse:
 					stray, strayLine = col-1, rl
 				}
 			default:
-				malformed(col-1, csv.ErrQuote.Error())
+				why, c := csv.ErrQuote.Error(), col-1
+				if rl > 0 {
+					// Reported on the first line, which alone is dead-lettered.
+					why = fmt.Sprintf("quoted field starting at line %d column %d does not close on its line (%s at line %d column %d)",
+						rec.Line+start.line, start.col, why, rec.Line+rl, col-1)
+					c = 1
+					if start.line == 0 {
+						c = start.col
+					}
+				}
+				malformed(c, why)
 				break parse
 			}
 		}
