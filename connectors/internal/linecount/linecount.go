@@ -21,8 +21,8 @@ type Count struct {
 // line of data (one record per line; a line is what ends with \n, or the
 // last bytes without one): each dead letter names a distinct, non-blank
 // line and carries text of it, and rows + dead letters + blank lines =
-// lines. A blank line holds only white space (a byte order mark counts as
-// none on the first line).
+// lines. A blank line holds only white space; data is the text as the
+// line reader gets it (past any byte order mark the source strips).
 func Check(data []byte, rows int64, dead []protocol.DeadLetter) (Count, error) {
 	lines := bytes.Split(data, []byte("\n"))
 	if len(lines[len(lines)-1]) == 0 {
@@ -31,9 +31,6 @@ func Check(data []byte, rows int64, dead []protocol.DeadLetter) (Count, error) {
 	c := Count{Lines: int64(len(lines)), Rows: rows, Dead: int64(len(dead))}
 	blank := make([]bool, len(lines))
 	for i, l := range lines {
-		if i == 0 {
-			l = bytes.TrimPrefix(l, []byte("\ufeff"))
-		}
 		if len(bytes.TrimSpace(l)) == 0 {
 			blank[i] = true
 			c.Blank++
