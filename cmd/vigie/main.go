@@ -74,6 +74,7 @@ func versionLine() string {
 type common struct {
 	inProcess bool
 	logLevel  string
+	stop      <-chan struct{} // closed when a graceful stop begins (run)
 }
 
 func (c *common) register(fs *pflag.FlagSet) {
@@ -133,7 +134,7 @@ func (c *common) open(ctx context.Context, file string, stderr io.Writer) (*engi
 		return nil, err
 	}
 	e := &engine{cfg: cfg, log: log}
-	opts := plugins.Options{Builtins: builtin.Registry(), Logger: log, Dirs: pluginDirs(cfg)}
+	opts := plugins.Options{Builtins: builtin.Registry(), Logger: log, Dirs: pluginDirs(cfg), Stop: c.stop}
 	if !c.inProcess {
 		self, err := os.Executable()
 		if err != nil {
@@ -199,6 +200,7 @@ func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 	}, os.Interrupt, syscall.SIGTERM)
 	defer release()
 
+	c.stop = stop
 	e, err := c.open(ctx, file, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
