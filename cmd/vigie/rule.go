@@ -786,13 +786,14 @@ func newRuleTestCmd(stdout, stderr io.Writer) *cobra.Command {
 			return exitFailed
 		}
 		ctx := context.Background()
-		rt, err := ruleRuntime(ctx, stderr)
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		runner, err := ruletest.NewRunner(ctx, ruletest.NewConfig().WithLogger(log))
 		if err != nil {
 			fmt.Fprintf(stderr, "vigie rule test: %v\n", err)
 			return exitFailed
 		}
-		defer rt.Close(ctx)
-		rep, err := ruletest.Run(ctx, rt, pos[0], suite)
+		defer runner.Close(ctx)
+		rep, err := runner.Run(ctx, pos[0], suite)
 		if err != nil {
 			fmt.Fprintf(stderr, "vigie rule test: %v\n", err)
 			return exitFailed

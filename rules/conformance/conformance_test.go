@@ -89,6 +89,24 @@ func TestModule(t *testing.T) {
 	runCases(t, *moduleFlag, *casesFlag)
 }
 
+// newRunner returns a ruletest.Runner with its compilation cache in
+// t.TempDir() and the allocator mem (nil: the runner's own), closed when
+// the test ends.
+func newRunner(t testing.TB, mem memory.Allocator) *ruletest.Runner {
+	t.Helper()
+	ctx := context.Background()
+	cfg := ruletest.NewConfig().WithCacheDir(t.TempDir())
+	if mem != nil {
+		cfg = cfg.WithAllocator(mem)
+	}
+	r, err := ruletest.NewRunner(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(ctx) })
+	return r
+}
+
 func runCases(t *testing.T, module, cases string) {
 	t.Helper()
 	s, err := ruletest.Load(cases)
@@ -96,10 +114,9 @@ func runCases(t *testing.T, module, cases string) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rt := hosttest.NewRuntime(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	r, err := ruletest.Run(ctx, rt, module, s, ruletest.WithAllocator(mem))
+	r, err := newRunner(t, mem).Run(ctx, module, s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ var mutants = []string{
 func TestGroupCasesCatchMutants(t *testing.T) {
 	module := hosttest.BuildGoRule(t, goMutantsDir)
 	ctx := context.Background()
-	rt := hosttest.NewRuntime(t)
+	runner := newRunner(t, nil)
 	for _, m := range append([]string{""}, mutants...) {
 		s, err := ruletest.Load(groupCases)
 		if err != nil {
@@ -74,7 +74,7 @@ func TestGroupCasesCatchMutants(t *testing.T) {
 		for i := range s.Cases {
 			s.Cases[i].Params = map[string]any{"mutant": m}
 		}
-		r, err := ruletest.Run(ctx, rt, module, s)
+		r, err := runner.Run(ctx, module, s)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -112,8 +112,7 @@ func TestEmptyBatch(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			module := g.build(t)
 			ctx := context.Background()
-			rt := hosttest.NewRuntime(t)
-			r, err := ruletest.Run(ctx, rt, module, s)
+			r, err := newRunner(t, nil).Run(ctx, module, s)
 			if err != nil {
 				t.Fatal(err)
 			}

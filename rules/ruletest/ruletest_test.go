@@ -23,7 +23,13 @@ func run(t *testing.T, module string, s *ruletest.Suite) *ruletest.Report {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	r, err := ruletest.Run(context.Background(), hosttest.NewRuntime(t), module, s, ruletest.WithAllocator(mem))
+	ctx := context.Background()
+	runner, err := ruletest.NewRunner(ctx, ruletest.NewConfig().WithCacheDir(t.TempDir()).WithAllocator(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runner.Close(ctx)
+	r, err := runner.Run(ctx, module, s)
 	if err != nil {
 		t.Fatal(err)
 	}

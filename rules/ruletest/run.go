@@ -3,6 +3,7 @@ package ruletest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"sort"
 	"strconv"
@@ -84,43 +85,92 @@ func (r *Report) String() string {
 	return b.String()
 }
 
-// Option configures Run.
-type Option func(*runOptions)
+// Config configures a Runner. It is immutable, as the rule host's configs
+// are: NewConfig, then With… methods that each return a changed copy. The
+// zero value is NewConfig().
+type Config struct {
+	mem         memory.Allocator
+	logger      *slog.Logger
+	cacheDir    string
+	cacheDirSet bool
+}
 
-type runOptions struct {
+// NewConfig returns the default configuration: a Go allocator of the
+// Runner's own, the rules' logs discarded, and the compilation cache in
+// $VIGIE_CACHE_DIR or os.UserCacheDir()/vigie/wazero.
+func NewConfig() Config { return Config{} }
+
+// WithAllocator sets the Arrow allocator of the input and output records;
+// tests pass a memory.NewCheckedAllocator and check it after Run.
+func (c Config) WithAllocator(mem memory.Allocator) Config {
+	c.mem = mem
+	return c
+}
+
+// WithLogger sets the logger that receives the rules' log messages, stdout
+// and stderr (the default, or nil, discards them).
+func (c Config) WithLogger(l *slog.Logger) Config {
+	c.logger = l
+	return c
+}
+
+// WithCacheDir sets the directory of the compilation cache of compiled
+// modules, "" to keep it in memory only.
+func (c Config) WithCacheDir(dir string) Config {
+	c.cacheDir, c.cacheDirSet = dir, true
+	return c
+}
+
+// Runner runs suites against rule modules, in the sandbox and within the
+// default limits of the engine. It is safe for concurrent use. Close it
+// when done.
+type Runner struct {
+	rt  *wasmhost.Runtime
 	mem memory.Allocator
 }
 
-// WithAllocator sets the Arrow allocator of the input and output records
-// (default memory.DefaultAllocator); tests pass a checked allocator.
-func WithAllocator(mem memory.Allocator) Option { return func(o *runOptions) { o.mem = mem } }
-
-// Run loads the module at modulePath in rt and runs every case of s
-// against it, each in a new instance. The error is for a module that does
-// not load; a case that fails, or that does not fit the module's manifest,
-// is reported in the Report.
-func Run(ctx context.Context, rt *wasmhost.Runtime, modulePath string, s *Suite, opts ...Option) (*Report, error) {
-	o := runOptions{mem: memory.DefaultAllocator}
-	for _, opt := range opts {
-		opt(&o)
+// NewRunner returns a Runner configured by cfg.
+func NewRunner(ctx context.Context, cfg Config) (*Runner, error) {
+	rc := wasmhost.NewRuntimeConfig().WithLogger(cfg.logger)
+	if cfg.cacheDirSet {
+		rc = rc.WithCacheDir(cfg.cacheDir)
 	}
-	m, err := rt.Load(ctx, modulePath, wasmhost.NewLoadConfig())
+	rt, err := wasmhost.NewRuntime(ctx, rc)
+	if err != nil {
+		return nil, fmt.Errorf("rule test runner: %w", err)
+	}
+	mem := cfg.mem
+	if mem == nil {
+		mem = memory.NewGoAllocator()
+	}
+	return &Runner{rt: rt, mem: mem}, nil
+}
+
+// Close releases the compiled modules and the runtime.
+func (r *Runner) Close(ctx context.Context) error { return r.rt.Close(ctx) }
+
+// Run loads the module at modulePath and runs every case of s against it,
+// each in a new instance. The error is for a module that does not load; a
+// case that fails, or that does not fit the module's manifest, is reported
+// in the Report.
+func (r *Runner) Run(ctx context.Context, modulePath string, s *Suite) (*Report, error) {
+	m, err := r.rt.Load(ctx, modulePath, wasmhost.NewLoadConfig())
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close(ctx)
-	r := &Report{Module: modulePath, Rule: m.Manifest.Name, SHA256: m.SHA256, Suite: s.Path}
+	rep := &Report{Module: modulePath, Rule: m.Manifest.Name, SHA256: m.SHA256, Suite: s.Path}
 	for i := range s.Cases {
 		c := &s.Cases[i]
 		res := CaseResult{Name: c.Name, Line: c.Line}
-		res.Diffs, err = runCase(ctx, m, c, o.mem)
+		res.Diffs, err = runCase(ctx, m, c, r.mem)
 		if err != nil {
 			res.Err = err.Error()
 		}
 		res.Pass = err == nil && len(res.Diffs) == 0
-		r.Cases = append(r.Cases, res)
+		rep.Cases = append(rep.Cases, res)
 	}
-	return r, nil
+	return rep, nil
 }
 
 // runCase runs one case in a fresh instance.
