@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/rules/abi"
 )
 
 // runIn runs the command line in-process and returns stdout, stderr and
@@ -177,8 +181,9 @@ func TestUsageErrors(t *testing.T) {
 func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		stdout, _, code := runIn(t, args...)
-		if code != exitOK || !strings.HasPrefix(stdout, "vigie dev (connector protocol") {
-			t.Errorf("%q: exit %d, stdout %q", args, code, stdout)
+		want := fmt.Sprintf("vigie dev (connector protocol %d, rule ABI %d)\n", protocol.Version, abi.Version)
+		if code != exitOK || stdout != want {
+			t.Errorf("%q: exit %d, stdout %q, want %q", args, code, stdout, want)
 		}
 	}
 }

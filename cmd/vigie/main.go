@@ -32,6 +32,7 @@ import (
 	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/internal/wasmhost"
 	"github.com/vigie-edu/vigie/plugins"
+	"github.com/vigie-edu/vigie/rules/abi"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -67,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func versionLine() string {
-	return fmt.Sprintf("vigie %s (connector protocol %d, rule ABI 1)\n", version, protocol.Version)
+	return fmt.Sprintf("vigie %s (connector protocol %d, rule ABI %d)\n", version, protocol.Version, abi.Version)
 }
 
 // common holds the flags shared by run and validate.
