@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -165,7 +166,7 @@ func pluginDirs(cfg *config.Pipeline) []string {
 }
 
 func (e *engine) prepare(ctx context.Context) (*pipeline.Plan, error) {
-	return pipeline.Prepare(ctx, e.cfg, pipeline.Env{Connectors: e.host, Rules: e.rules, Log: e.log})
+	return pipeline.Prepare(ctx, e.cfg, pipeline.Env{Connectors: e.host, Rules: e.rules, Mem: memory.NewGoAllocator(), Log: e.log})
 }
 
 func cmdValidate(c *common, file string, stdout, stderr io.Writer) int {

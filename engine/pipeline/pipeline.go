@@ -44,8 +44,11 @@ type Connectors interface {
 type Env struct {
 	Connectors Connectors
 	Rules      *wasmhost.Runtime
-	Mem        memory.Allocator
-	Log        *slog.Logger
+	// Mem allocates every batch the engine builds (rule results, joins,
+	// groups, sources read in process); tests pass a checked allocator.
+	// Nil: a Go allocator of the plan's own.
+	Mem memory.Allocator
+	Log *slog.Logger
 }
 
 // Plan is a prepared pipeline: connectors started, options checked, rules
@@ -100,7 +103,7 @@ func (p *Plan) Config() *config.Pipeline { return p.cfg }
 // needs closing.
 func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) {
 	if env.Mem == nil {
-		env.Mem = memory.DefaultAllocator
+		env.Mem = memory.NewGoAllocator() // the plan's own, not a global
 	}
 	if env.Log == nil {
 		env.Log = slog.New(slog.DiscardHandler)
