@@ -1,7 +1,7 @@
 package main
 
 // The oracle of --ceiling: a detector that knows how `vigie gen` makes
-// absences (examples/academy/sim.go, with the default profile) and sees
+// absences (synth/academy/sim.go, with the default profile) and sees
 // only what a rule sees. For each student and school day it computes the
 // posterior probability that a drift has started, from the absences
 // recorded up to that day, and alerts the first day it crosses p*. It is
@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigie-edu/vigie/examples/academy"
-	"github.com/vigie-edu/vigie/examples/indicators"
+	"github.com/vigie-edu/vigie/indicators"
+	"github.com/vigie-edu/vigie/synth/academy"
 )
 
 // The generator's constants (sim.go) the profile does not hold.

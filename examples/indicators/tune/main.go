@@ -33,7 +33,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/vigie-edu/vigie/examples/indicators"
+	"github.com/vigie-edu/vigie/indicators"
 )
 
 type student struct {
