@@ -764,7 +764,7 @@ func ceiling(studs []student, marks, platform, window, miss bool) error {
 		fmt.Printf("%-7s %-7s %-9s %-6s %-6s %s\n", "p*", "recall", "precision", "lead", "false", "alerted")
 		for _, p := range []float64{0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99} {
 			q := alertAt(p)
-			fmt.Printf("%-7.2f %-7.3f %-9.3f %-6.0f %-6.2f %d\n", p, q.Recall, q.Precision, q.Lead, q.False, q.Alerted)
+			fmt.Printf("%-7.2f %-7.3f %-9.3f %-6.0f %-6.2f %d\n", p, q.Recall, q.Precision, q.MedianLeadDays, q.FalsePer1000, q.Alerted)
 		}
 		// The best precision at recall >= 0.85, and the best recall at
 		// precision >= 0.6, over a fine sweep.
