@@ -367,48 +367,27 @@ func (c check) mark() string {
 	return "-"
 }
 
-type sig struct{ params, results []api.ValueType }
-
-func (s sig) String() string { return typeList(s.params) + " -> " + typeList(s.results) }
-
-func sigOf(f api.FunctionDefinition) sig { return sig{f.ParamTypes(), f.ResultTypes()} }
-
-func typeList(ts []api.ValueType) string {
-	names := make([]string, len(ts))
-	for i, t := range ts {
-		names[i] = api.ValueTypeName(t)
+// sigOf is a wasm function's signature in the terms of the ABI's table
+// (rules/abi), which the checks below compare against.
+func sigOf(f api.FunctionDefinition) abi.Signature {
+	conv := func(ts []api.ValueType) []abi.ValueType {
+		out := make([]abi.ValueType, len(ts))
+		for i, t := range ts {
+			out[i] = abi.ValueType(t)
+		}
+		return out
 	}
-	return "(" + strings.Join(names, ", ") + ")"
+	return abi.Signature{Params: conv(f.ParamTypes()), Results: conv(f.ResultTypes())}
 }
 
-var (
-	vi32, vi64 = api.ValueTypeI32, api.ValueTypeI64
-
-	// The ABI's exports and imports (rule-abi.md, section 1), in the order
-	// the checks are printed.
-	requiredFuncs = []struct {
-		name string
-		sig  sig
-	}{
-		{abi.ExportABIVersion, sig{nil, []api.ValueType{vi32}}},
-		{abi.ExportManifest, sig{nil, []api.ValueType{vi64}}},
-		{abi.ExportAlloc, sig{[]api.ValueType{vi32}, []api.ValueType{vi32}}},
-		{abi.ExportEval, sig{[]api.ValueType{vi32, vi32}, []api.ValueType{vi32}}},
+// hostFuncs are the ABI's imports by name.
+func hostFuncs() map[string]abi.Signature {
+	m := map[string]abi.Signature{}
+	for _, f := range abi.Imports() {
+		m[f.Name] = f.Signature
 	}
-	optionalFuncs = []struct {
-		name string
-		sig  sig
-	}{
-		{abi.ExportInitialize, sig{nil, nil}},
-		{abi.ExportInit, sig{[]api.ValueType{vi32, vi32}, []api.ValueType{vi32}}},
-	}
-	hostFuncs = map[string]sig{
-		abi.ImportLog:  {[]api.ValueType{vi32, vi32, vi32}, nil},
-		abi.ImportFail: {[]api.ValueType{vi32, vi32}, nil},
-	}
-)
-
-func (s sig) equal(o sig) bool { return s.String() == o.String() }
+	return m
+}
 
 // inspect examines the module at path: a static look at its imports and
 // exports, then, when they allow it, a sandboxed instance that reads its ABI
@@ -447,14 +426,15 @@ func inspect(ctx context.Context, path string, stderr io.Writer) (*inspection, e
 
 	// Imports.
 	var forbidden, badSig []string
+	hosts := hostFuncs()
 	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
 		r.Imports = append(r.Imports, wasmImport{Module: mod, Name: name, Kind: "function", Signature: sigOf(f).String()})
-		want, known := hostFuncs[name]
+		want, known := hosts[name]
 		switch {
 		case mod == abi.WASIModule:
 		case mod == abi.ImportModule && known:
-			if !sigOf(f).equal(want) {
+			if !sigOf(f).Equal(want) {
 				badSig = append(badSig, fmt.Sprintf("%s.%s has signature %s, want %s", mod, name, sigOf(f), want))
 			}
 		default:
@@ -498,25 +478,31 @@ func inspect(ctx context.Context, path string, stderr io.Writer) (*inspection, e
 	} else {
 		add(`exports "memory"`, checkFail, "missing")
 	}
-	for _, e := range requiredFuncs {
-		name := fmt.Sprintf("exports %s %s", e.name, e.sig)
-		f, ok := funcs[e.name]
+	for _, e := range abi.Exports() {
+		if !e.Required {
+			continue
+		}
+		name := fmt.Sprintf("exports %s %s", e.Name, e.Signature)
+		f, ok := funcs[e.Name]
 		switch {
 		case !ok:
 			add(name, checkFail, "missing")
-		case !sigOf(f).equal(e.sig):
+		case !sigOf(f).Equal(e.Signature):
 			add(name, checkFail, "has signature "+sigOf(f).String())
 		default:
 			add(name, checkPass, "")
 		}
 	}
-	for _, e := range optionalFuncs {
-		name := fmt.Sprintf("optional %s %s", e.name, e.sig)
-		f, ok := funcs[e.name]
+	for _, e := range abi.Exports() {
+		if e.Required {
+			continue
+		}
+		name := fmt.Sprintf("optional %s %s", e.Name, e.Signature)
+		f, ok := funcs[e.Name]
 		switch {
 		case !ok:
 			add(name, checkSkip, "not exported")
-		case !sigOf(f).equal(e.sig):
+		case !sigOf(f).Equal(e.Signature):
 			add(name, checkFail, "has signature "+sigOf(f).String())
 		default:
 			add(name, checkPass, "")
