@@ -29,14 +29,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/cobra"
 
-	"github.com/vigie-edu/vigie/connectors/protocol"
-
-	"github.com/vigie-edu/vigie/rules/abi"
+	"github.com/vigie-edu/vigie/rules/bench"
 	"github.com/vigie-edu/vigie/rules/host"
 	"github.com/vigie-edu/vigie/rules/inspect"
 	"github.com/vigie-edu/vigie/rules/ruletest"
@@ -441,182 +436,14 @@ func newRuleBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 			return exitFailed
 		}
 		defer rt.Close(ctx)
-		m, err := rt.Load(ctx, pos[0])
+		res, err := bench.Run(ctx, rt, pos[0], bench.Options{Rows: *rows, BatchRows: *batchRows,
+			Duration: time.Duration(*seconds * float64(time.Second)), GroupRows: *groupRows, Seed: *seed, Params: params})
 		if err != nil {
 			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
 			return exitFailed
 		}
-		defer m.Close(ctx)
-		man := m.Manifest
-		mem := memory.NewGoAllocator()
-		batch := min(*batchRows, *rows)
-		rec := generateInput(mem, man.Inputs, batch, *seed)
-		defer rec.Release()
-		b, err := m.Bind(rec.Schema())
-		if err != nil {
-			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
-			return exitFailed
-		}
-		inst, err := m.NewInstance(ctx, params, host.DefaultLimits())
-		if err != nil {
-			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
-			return exitFailed
-		}
-		defer inst.Close(ctx)
-		var offsets []uint32
-		if man.Kind == abi.KindGroup {
-			for r := 0; r < batch; r += *groupRows {
-				offsets = append(offsets, uint32(r))
-			}
-			offsets = append(offsets, uint32(batch))
-		}
-		eval := func() (int64, error) {
-			var out arrow.RecordBatch
-			var err error
-			if man.Kind == abi.KindGroup {
-				out, err = inst.EvalGroup(ctx, b, rec, offsets, mem)
-			} else {
-				out, err = inst.EvalMap(ctx, b, rec, mem)
-			}
-			if err != nil {
-				return 0, err
-			}
-			defer out.Release()
-			return outputBytes(out, len(out.Columns())-len(man.Outputs)), nil
-		}
-		// One batch to warm up (first allocations of the guest), not counted.
-		if _, err := eval(); err != nil {
-			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
-			return exitFailed
-		}
-		inBytes := protocol.BatchBytes(rec)
-		var done, batches, outBytes int64
-		var worst time.Duration
-		deadline := time.Duration(*seconds * float64(time.Second))
-		start := time.Now()
-		for done < int64(*rows) {
-			t := time.Now()
-			n, err := eval()
-			if err != nil {
-				fmt.Fprintf(stderr, "vigie rule bench: batch %d: %v\n", batches, err)
-				return exitFailed
-			}
-			worst = max(worst, time.Since(t))
-			done += int64(batch)
-			batches++
-			outBytes += n
-			if deadline > 0 && time.Since(start) >= deadline {
-				break
-			}
-		}
-		el := time.Since(start)
-		secs := el.Seconds()
-		fmt.Fprintf(stdout, "rule %q %s (%s, %s), %s\n", man.Name, man.Version, man.Kind, pos[0], m.SHA256[:12])
-		fmt.Fprintf(stdout, "input: %d columns (%s), %d rows per batch, ~5%% nulls, seed %d\n",
-			len(man.Inputs), columnList(man.Inputs), batch, *seed)
-		fmt.Fprintf(stdout, "%d rows in %d batches in %s\n", done, batches, el.Round(time.Millisecond))
-		fmt.Fprintf(stdout, "%.0f rows/s\n", float64(done)/secs)
-		fmt.Fprintf(stdout, "%.1f MB/s in (%.1f MB/s out)\n",
-			float64(inBytes*batches)/secs/1e6, float64(outBytes)/secs/1e6)
-		fmt.Fprintf(stdout, "%.1f ns/row, %s per batch on average, %s at most\n",
-			float64(el.Nanoseconds())/float64(done), (el / time.Duration(batches)).Round(time.Microsecond), worst.Round(time.Microsecond))
+		res.Print(stdout)
 		return exitOK
 	})
 	return cmd
-}
-
-func columnList(cols []abi.Column) string {
-	if len(cols) == 0 {
-		return "none"
-	}
-	s := make([]string, len(cols))
-	for i, c := range cols {
-		s[i] = c.Name + " " + c.Type.String()
-	}
-	return strings.Join(s, ", ")
-}
-
-// outputBytes returns the bytes of out's columns from index from on.
-func outputBytes(out arrow.RecordBatch, from int) int64 {
-	var n int64
-	for _, c := range out.Columns()[max(from, 0):] {
-		n += protocol.ArrayBytes(c)
-	}
-	return n
-}
-
-// generateInput returns n rows of the manifest's inputs, deterministic for
-// a seed, with about 5 % nulls in every column.
-func generateInput(mem memory.Allocator, inputs []abi.Column, n int, seed uint64) arrow.RecordBatch {
-	rng := newSplitMix(seed)
-	fields := make([]arrow.Field, len(inputs))
-	cols := make([]arrow.Array, len(inputs))
-	const (
-		epochDay2024 = 19723 // 2024-01-01
-		usPerDay     = 86400 * 1_000_000
-	)
-	for i, in := range inputs {
-		fields[i] = arrow.Field{Name: in.Name, Type: host.ArrowType(in.Type), Nullable: true}
-		bld := array.NewBuilder(mem, fields[i].Type)
-		bld.Reserve(n)
-		for range n {
-			if rng.next()%20 == 0 {
-				bld.AppendNull()
-				continue
-			}
-			r := rng.next()
-			switch in.Type {
-			case abi.Bool:
-				bld.(*array.BooleanBuilder).Append(r&1 == 1)
-			case abi.Int32:
-				bld.(*array.Int32Builder).Append(int32(r % 1000))
-			case abi.Int64:
-				bld.(*array.Int64Builder).Append(int64(r % 1_000_000))
-			case abi.Float64:
-				bld.(*array.Float64Builder).Append(float64(r>>11) / (1 << 53))
-			case abi.Utf8:
-				bld.(*array.StringBuilder).Append(randomWord(r))
-			case abi.TimestampUS:
-				us := (epochDay2024*86400 + int64(r%(366*86400))) * 1_000_000
-				bld.(*array.TimestampBuilder).Append(arrow.Timestamp(us))
-			case abi.Date32:
-				bld.(*array.Date32Builder).Append(arrow.Date32(epochDay2024 + int32(r%366)))
-			}
-		}
-		cols[i] = bld.NewArray()
-		bld.Release()
-	}
-	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(n))
-	for _, c := range cols {
-		c.Release()
-	}
-	return rec
-}
-
-// randomWord returns a lower-case word of 3 to 12 letters drawn from r.
-func randomWord(r uint64) string {
-	n := 3 + int(r%10)
-	r /= 10
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = 'a' + byte(r%26)
-		r /= 26
-		if r == 0 {
-			r = 0x9e3779b97f4a7c15
-		}
-	}
-	return string(b)
-}
-
-// splitMix is SplitMix64: a small, fast, deterministic generator.
-type splitMix struct{ s uint64 }
-
-func newSplitMix(seed uint64) *splitMix { return &splitMix{seed} }
-
-func (g *splitMix) next() uint64 {
-	g.s += 0x9e3779b97f4a7c15
-	z := g.s
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
 }
