@@ -1,10 +1,12 @@
 package layout_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
-	"os/exec"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -14,55 +16,93 @@ const (
 	examples = module + "/examples"
 )
 
-// pkg is what `go list -json` says of a package, the fields read here.
-type pkg struct {
-	ImportPath   string
-	Imports      []string
-	TestImports  []string
-	XTestImports []string
+// goFile is a Go source file of the module (tests included) and what it
+// imports.
+type goFile struct {
+	Path    string // slash-separated, relative to the module root
+	Imports []string
 }
 
-// listPackages lists the module's packages, with their test imports.
-func listPackages(t *testing.T) []pkg {
+// moduleRoot is the folder of go.mod above the test's folder.
+func moduleRoot(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-e", "-json=ImportPath,Imports,TestImports,XTestImports", module+"/...")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
+		t.Fatal(err)
 	}
-	var pkgs []pkg
-	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
-		var p pkg
-		if err := dec.Decode(&p); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("go list output: %v", err)
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
 		}
-		pkgs = append(pkgs, p)
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's folder")
+		}
+		dir = parent
 	}
-	return pkgs
 }
 
-func isExample(path string) bool { return path == examples || strings.HasPrefix(path, examples+"/") }
+// goFiles parses the imports of every Go file of the module, as the go
+// command would see them (testdata, _ and . folders and node_modules left
+// out). Reading the files in the test, rather than asking `go list`, keeps
+// `go test`'s cache honest: a changed file invalidates the cached result.
+func goFiles(t *testing.T, root string) []goFile {
+	t.Helper()
+	var files []goFile
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != root && (name == "testdata" || name == "node_modules" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		g := goFile{Path: filepath.ToSlash(rel)}
+		for _, imp := range f.Imports {
+			p, err := strconv.Unquote(imp.Path.Value)
+			if err != nil {
+				return err
+			}
+			g.Imports = append(g.Imports, p)
+		}
+		files = append(files, g)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
 
-// importsOfExamples returns, for each package outside examples/, the
-// packages under examples/ it imports (its tests included). A package that
-// reaches examples/ through others imports one directly somewhere, so
-// direct imports are enough.
-func importsOfExamples(pkgs []pkg) map[string][]string {
+func isExample(importPath string) bool {
+	return importPath == examples || strings.HasPrefix(importPath, examples+"/")
+}
+
+// importsOfExamples returns, for each file outside examples/, the packages
+// under examples/ it imports. A package that reaches examples/ through
+// others has a file that imports one directly somewhere, so direct imports
+// are enough.
+func importsOfExamples(files []goFile) map[string][]string {
 	bad := map[string][]string{}
-	for _, p := range pkgs {
-		if isExample(p.ImportPath) {
+	for _, f := range files {
+		if strings.HasPrefix(f.Path, "examples/") {
 			continue
 		}
-		for _, list := range [][]string{p.Imports, p.TestImports, p.XTestImports} {
-			for _, imp := range list {
-				if isExample(imp) {
-					bad[p.ImportPath] = append(bad[p.ImportPath], imp)
-				}
+		for _, imp := range f.Imports {
+			if isExample(imp) {
+				bad[f.Path] = append(bad[f.Path], imp)
 			}
 		}
 	}
@@ -72,38 +112,42 @@ func importsOfExamples(pkgs []pkg) map[string][]string {
 // TestNothingImportsExamples: cmd/ and every product package stand without
 // examples/ (issue 13: product code lives in homes named for it).
 func TestNothingImportsExamples(t *testing.T) {
-	pkgs := listPackages(t)
-	var cmds int
-	for _, p := range pkgs {
-		if strings.HasPrefix(p.ImportPath, module+"/cmd/") {
+	files := goFiles(t, moduleRoot(t))
+	var cmds, ex int
+	for _, f := range files {
+		if strings.HasPrefix(f.Path, "cmd/") {
 			cmds++
 		}
+		if strings.HasPrefix(f.Path, "examples/") {
+			ex++
+		}
 	}
-	if cmds == 0 {
-		t.Fatalf("go list found no package under cmd/ among %d: the check would check nothing", len(pkgs))
+	if cmds == 0 || ex == 0 {
+		t.Fatalf("%d Go files under cmd/ and %d under examples/ among %d: the check would check nothing", cmds, ex, len(files))
 	}
-	for p, imps := range importsOfExamples(pkgs) {
-		t.Errorf("%s imports %s: move what it needs out of examples/", p, strings.Join(imps, ", "))
+	for f, imps := range importsOfExamples(files) {
+		t.Errorf("%s imports %s: move what it needs out of examples/", f, strings.Join(imps, ", "))
 	}
 }
 
-// TestImportsOfExamples checks the check on made-up packages.
+// TestImportsOfExamples checks the check on made-up files.
 func TestImportsOfExamples(t *testing.T) {
 	tests := []struct {
 		name string
-		pkgs []pkg
+		file goFile
 		want int
 	}{
-		{"product imports product", []pkg{{ImportPath: module + "/cmd/vigie", Imports: []string{module + "/academy"}}}, 0},
-		{"example imports product", []pkg{{ImportPath: examples + "/data/gen", Imports: []string{module + "/academy"}}}, 0},
-		{"cmd imports an example", []pkg{{ImportPath: module + "/cmd/vigie", Imports: []string{examples + "/academy"}}}, 1},
-		{"test imports an example", []pkg{{ImportPath: module + "/rules/host", XTestImports: []string{examples + "/rules/absence"}}}, 1},
-		{"examples-like name is not examples", []pkg{{ImportPath: module + "/cmd/vigie", Imports: []string{module + "/examplesx"}}}, 0},
+		{"product imports product", goFile{"cmd/vigie/gen.go", []string{module + "/synth/academy"}}, 0},
+		{"example imports product", goFile{"examples/data/gen/main.go", []string{module + "/synth/academy"}}, 0},
+		{"example imports example", goFile{"examples/pipelines/x_test.go", []string{examples + "/rules/absence"}}, 0},
+		{"cmd imports an example", goFile{"cmd/vigie/gen.go", []string{"fmt", examples + "/academy"}}, 1},
+		{"a test imports an example", goFile{"rules/host/x_test.go", []string{examples + "/rules/absence"}}, 1},
+		{"examples-like name is not examples", goFile{"cmd/vigie/gen.go", []string{module + "/examplesx"}}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := len(importsOfExamples(tt.pkgs)); got != tt.want {
-				t.Errorf("%d packages flagged, want %d", got, tt.want)
+			if got := len(importsOfExamples([]goFile{tt.file})); got != tt.want {
+				t.Errorf("%d files flagged, want %d", got, tt.want)
 			}
 		})
 	}
