@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -39,7 +38,7 @@ import (
 )
 
 // vigieModule is the module path of this repository, which holds the Go SDK.
-const vigieModule = "github.com/vigie-edu/vigie"
+const vigieModule = scaffold.Module
 
 // newRuleCmd is `vigie rule new|inspect|test|bench`.
 func newRuleCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -112,21 +111,21 @@ own CASES.toml.`,
 			return exitFailed
 		}
 		v := scaffold.Vars{Name: name, Module: vigieModule, Require: "v0.0.0-00010101000000-000000000000", GoVersion: "1.24"}
-		root, how := findSDK(*sdk, absDir)
+		root, how := scaffold.FindSDK(*sdk, absDir)
 		if *sdk != "" && root == "" {
 			fmt.Fprintf(stderr, "vigie rule new: --sdk %s: %s\n", *sdk, how)
 			return exitFailed
 		}
 		v.SDK = root
 		if root != "" {
-			if gv := goDirective(filepath.Join(root, "go.mod")); gv != "" {
+			if gv := scaffold.GoDirective(filepath.Join(root, "go.mod")); gv != "" {
 				v.GoVersion = gv
 			}
 		}
 		switch *lang {
 		case "go":
 			if root == "" {
-				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == vigieModule && isReleaseVersion(bi.Main.Version) {
+				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == vigieModule && scaffold.IsReleaseVersion(bi.Main.Version) {
 					v.Require = bi.Main.Version
 				} else {
 					fmt.Fprintf(stderr, "vigie rule new: warning: no vigie checkout found (%s); go.mod requires %s %s, which only builds once published: pass --sdk PATH to use a checkout\n", how, vigieModule, v.Require)
@@ -139,8 +138,8 @@ own CASES.toml.`,
 			}
 			need := filepath.Join(root, "rules", "sdk", "c", "build.sh")
 			if *lang == "assemblyscript" {
-				need = filepath.Join(root, asSDKFile)
-				v.AssemblyScript = assemblyScriptVersion(root)
+				need = filepath.Join(root, scaffold.AssemblyScriptSDK)
+				v.AssemblyScript = scaffold.AssemblyScriptVersion(root)
 			}
 			if _, err := os.Stat(need); err != nil {
 				fmt.Fprintf(stderr, "vigie rule new: the %s SDK is missing from %s: %v\n", *lang, root, err)
@@ -156,9 +155,8 @@ own CASES.toml.`,
 			return exitFailed
 		}
 		if *lang == "assemblyscript" {
-			// The SDK is one file, copied into the project.
-			const dst = "assembly/vigie.ts"
-			if err := copyRegular(filepath.Join(root, asSDKFile), filepath.Join(absDir, filepath.FromSlash(dst))); err != nil {
+			dst, err := scaffold.CopyAssemblyScriptSDK(root, absDir)
+			if err != nil {
 				fmt.Fprintf(stderr, "vigie rule new: %v\n", err)
 				return exitFailed
 			}
@@ -185,129 +183,6 @@ own CASES.toml.`,
 		return exitOK
 	})
 	return cmd
-}
-
-// asSDKFile is the AssemblyScript SDK, relative to a vigie checkout.
-var asSDKFile = filepath.Join("rules", "sdk", "assemblyscript", "assembly", "vigie.ts")
-
-// assemblyScriptVersion returns the assemblyscript version the SDK of the
-// checkout at root is built with.
-func assemblyScriptVersion(root string) string {
-	var pkg struct {
-		DevDependencies map[string]string `json:"devDependencies"`
-	}
-	b, err := os.ReadFile(filepath.Join(root, "rules", "sdk", "assemblyscript", "package.json"))
-	if err == nil && json.Unmarshal(b, &pkg) == nil && pkg.DevDependencies["assemblyscript"] != "" {
-		return pkg.DevDependencies["assemblyscript"]
-	}
-	return "0.28.20"
-}
-
-func copyRegular(from, to string) error {
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(to, b, 0o644)
-}
-
-// isReleaseVersion reports whether v names a published version of the
-// module (not "(devel)", not a local pseudo-version or a dirty build).
-func isReleaseVersion(v string) bool {
-	return strings.HasPrefix(v, "v") && !strings.Contains(v, "+") && !strings.Contains(v, "-0.") &&
-		!strings.HasPrefix(v, "v0.0.0-")
-}
-
-// findSDK returns the root of the vigie checkout that holds the SDKs, and
-// how it was found (or why none was). With flagPath, only that path is
-// tried. Otherwise: the checkout around dir, the one around the working
-// directory, then the one this binary was built from.
-func findSDK(flagPath, dir string) (string, string) {
-	if flagPath != "" {
-		abs, err := filepath.Abs(flagPath)
-		if err != nil {
-			return "", err.Error()
-		}
-		if !isVigieRoot(abs) {
-			return "", fmt.Sprintf("%s is not a vigie checkout (no go.mod of module %s with rules/sdk)", abs, vigieModule)
-		}
-		return abs, "--sdk"
-	}
-	if root := vigieRootAbove(dir); root != "" {
-		return root, "the checkout around the project"
-	}
-	if wd, err := os.Getwd(); err == nil {
-		if root := vigieRootAbove(wd); root != "" {
-			return root, "the checkout around the working directory"
-		}
-	}
-	if root := buildRoot(); root != "" {
-		return root, "the checkout vigie was built from"
-	}
-	return "", "not around the project or the working directory, and vigie was not built from a checkout"
-}
-
-// buildRoot returns the checkout this file was compiled from, when it still
-// exists (the path is empty or relative with -trimpath).
-func buildRoot() string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok || !filepath.IsAbs(file) {
-		return ""
-	}
-	root := filepath.Dir(filepath.Dir(filepath.Dir(file))) // cmd/vigie/rule.go
-	if isVigieRoot(root) {
-		return root
-	}
-	return ""
-}
-
-func vigieRootAbove(dir string) string {
-	for d := dir; ; d = filepath.Dir(d) {
-		if isVigieRoot(d) {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return ""
-		}
-	}
-}
-
-func isVigieRoot(dir string) bool {
-	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-	if err != nil {
-		return false
-	}
-	if modulePath(b) != vigieModule {
-		return false
-	}
-	st, err := os.Stat(filepath.Join(dir, "rules", "sdk"))
-	return err == nil && st.IsDir()
-}
-
-func modulePath(gomod []byte) string {
-	for _, line := range strings.Split(string(gomod), "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "module "); ok {
-			return strings.Trim(strings.TrimSpace(rest), `"`)
-		}
-	}
-	return ""
-}
-
-// goDirective returns the go version of a go.mod ("1.26.0"), or "".
-func goDirective(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "go "); ok {
-			return strings.TrimSpace(rest)
-		}
-	}
-	return ""
 }
 
 // ---------------------------------------------------------------- inspect
