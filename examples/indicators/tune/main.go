@@ -283,6 +283,9 @@ func parse(dir string) ([]student, error) {
 		studs = append(studs, s)
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	type key struct {
 		s  int
 		hd int64
