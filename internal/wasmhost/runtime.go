@@ -145,73 +145,37 @@ func (r *Runtime) Load(ctx context.Context, path string, cfg LoadConfig) (*Modul
 	return m, nil
 }
 
-type signature struct{ params, results []api.ValueType }
-
-var (
-	i32, i64 = api.ValueTypeI32, api.ValueTypeI64
-
-	requiredExports = map[string]signature{
-		abi.ExportABIVersion: {nil, []api.ValueType{i32}},
-		abi.ExportManifest:   {nil, []api.ValueType{i64}},
-		abi.ExportAlloc:      {[]api.ValueType{i32}, []api.ValueType{i32}},
-		abi.ExportEval:       {[]api.ValueType{i32, i32}, []api.ValueType{i32}},
-	}
-	optionalExports = map[string]signature{
-		abi.ExportInitialize: {nil, nil},
-		abi.ExportInit:       {[]api.ValueType{i32, i32}, []api.ValueType{i32}},
-	}
-	allowedImports = map[string]signature{
-		abi.ImportLog:  {[]api.ValueType{i32, i32, i32}, nil},
-		abi.ImportFail: {[]api.ValueType{i32, i32}, nil},
-	}
-)
-
-func (s signature) matches(f api.FunctionDefinition) bool {
-	return equalTypes(s.params, f.ParamTypes()) && equalTypes(s.results, f.ResultTypes())
-}
-
-func (s signature) String() string {
-	return fmt.Sprintf("%s -> %s", typeList(s.params), typeList(s.results))
-}
-
-func equalTypes(a, b []api.ValueType) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+// SignatureOf is a compiled function's signature in the terms of the ABI's
+// table (rules/abi), which Load checks modules against.
+func SignatureOf(f api.FunctionDefinition) abi.Signature {
+	conv := func(ts []api.ValueType) []abi.ValueType {
+		out := make([]abi.ValueType, len(ts))
+		for i, t := range ts {
+			out[i] = abi.ValueType(t) // the same binary encoding
 		}
+		return out
 	}
-	return true
-}
-
-func typeList(ts []api.ValueType) string {
-	s := "("
-	for i, t := range ts {
-		if i > 0 {
-			s += ", "
-		}
-		s += api.ValueTypeName(t)
-	}
-	return s + ")"
+	return abi.Signature{Params: conv(f.ParamTypes()), Results: conv(f.ResultTypes())}
 }
 
 // check verifies the module's shape, then instantiates it once to read its
 // ABI version and manifest.
 func (m *Module) check(ctx context.Context) error {
+	allowed := map[string]abi.Signature{}
+	for _, f := range abi.Imports() {
+		allowed[f.Name] = f.Signature
+	}
 	for _, f := range m.compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
 		if mod == abi.WASIModule {
 			continue
 		}
-		sig, ok := allowedImports[name]
+		want, ok := allowed[name]
 		if mod != abi.ImportModule || !ok {
 			return fmt.Errorf("forbidden import %q (a rule may import only vigie.log, vigie.fail and wasi_snapshot_preview1)", mod+"."+name)
 		}
-		if !sig.matches(f) {
-			return fmt.Errorf("import %q has signature %s, want %s", mod+"."+name,
-				signature{f.ParamTypes(), f.ResultTypes()}, sig)
+		if got := SignatureOf(f); !got.Equal(want) {
+			return fmt.Errorf("import %q has signature %s, want %s", mod+"."+name, got, want)
 		}
 	}
 	for _, mem := range m.compiled.ImportedMemories() {
@@ -222,18 +186,16 @@ func (m *Module) check(ctx context.Context) error {
 		return errors.New(`missing export "memory"`)
 	}
 	exports := m.compiled.ExportedFunctions()
-	for name, sig := range requiredExports {
-		f, ok := exports[name]
+	for _, e := range abi.Exports() { // the required ones first
+		f, ok := exports[e.Name]
 		if !ok {
-			return fmt.Errorf("missing export %q", name)
+			if e.Required {
+				return fmt.Errorf("missing export %q", e.Name)
+			}
+			continue
 		}
-		if !sig.matches(f) {
-			return fmt.Errorf("export %q has signature %s, want %s", name, signature{f.ParamTypes(), f.ResultTypes()}, sig)
-		}
-	}
-	for name, sig := range optionalExports {
-		if f, ok := exports[name]; ok && !sig.matches(f) {
-			return fmt.Errorf("export %q has signature %s, want %s", name, signature{f.ParamTypes(), f.ResultTypes()}, sig)
+		if got := SignatureOf(f); !got.Equal(e.Signature) {
+			return fmt.Errorf("export %q has signature %s, want %s", e.Name, got, e.Signature)
 		}
 	}
 	_, m.hasInit = exports[abi.ExportInit]
