@@ -291,13 +291,23 @@ func (i *Instance) callError(ctx, cctx context.Context, name string, err error, 
 		return fmt.Errorf("%s: %w", name, i.limits.timeError())
 	}
 	msg := err.Error()
-	if first, rest, ok := strings.Cut(msg, "\n"); ok {
+	if first, _, ok := strings.Cut(msg, "\n"); ok {
 		i.logger.Debug("rule trapped", "call", name, "error", msg)
 		msg = first
-		_ = rest
 	}
-	return fmt.Errorf("%s: %s", name, msg)
+	return fmt.Errorf("%s: %w", name, &guestError{msg: msg, err: err})
 }
+
+// guestError is a trap or an exit of the guest: its message is the first
+// line of wazero's (the wasm stack trace goes to the debug log), and it
+// unwraps to wazero's error, so that errors.As finds a *sys.ExitError.
+type guestError struct {
+	msg string
+	err error
+}
+
+func (e *guestError) Error() string { return e.msg }
+func (e *guestError) Unwrap() error { return e.err }
 
 // raiseInterrupt sets the guest's interrupt flag if a call is running.
 func (i *Instance) raiseInterrupt() {

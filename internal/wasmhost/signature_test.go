@@ -3,10 +3,13 @@ package wasmhost_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/vigie-edu/vigie/internal/wasmhost"
 )
@@ -18,6 +21,7 @@ const wI32, wI64 = 0x7f, 0x7e
 type fn struct {
 	module, name    string
 	params, results []byte
+	code            []byte // instructions of an export, before end; nil: return zeros
 }
 
 var goodExports = []fn{
@@ -52,8 +56,8 @@ func assemble(imports, exports []fn) []byte {
 	for i, f := range exports {
 		funcs = append(funcs, typeOf(f))
 		exps = append(exps, append(append(name(f.name), 0x00), binary.AppendUvarint(nil, uint64(len(imports)+i))...))
-		body := []byte{0} // no locals
-		for _, r := range f.results {
+		body := append([]byte{0}, f.code...) // no locals
+		for _, r := range f.results[:len(f.results)*btoi(f.code == nil)] {
 			if r == wI64 {
 				body = append(body, 0x42, 0)
 			} else {
@@ -72,6 +76,13 @@ func assemble(imports, exports []fn) []byte {
 	m = append(m, section(7, vec(exps...))...)
 	m = append(m, section(10, vec(codes...))...)
 	return m
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func bytesOf(b []byte) [][]byte {
@@ -104,14 +115,14 @@ func TestLoadChecksSignatures(t *testing.T) {
 		want             string
 	}{
 		{"conforming shape", nil, goodExports, "abi version 0, want 1"}, // past the shape checks
-		{"vigie imports", []fn{{"vigie", "log", []byte{wI32, wI32, wI32}, nil}, {"vigie", "fail", []byte{wI32, wI32}, nil}}, goodExports,
+		{"vigie imports", []fn{{module: "vigie", name: "log", params: []byte{wI32, wI32, wI32}}, {module: "vigie", name: "fail", params: []byte{wI32, wI32}}}, goodExports,
 			"abi version 0, want 1"},
 		{"missing required export", nil, without("vigie_eval"), `missing export "vigie_eval"`},
 		{"required export", nil, wrongEval, `export "vigie_eval" has signature (i32) -> (i32), want (i32, i32) -> (i32)`},
 		{"optional export", nil, with(fn{name: "vigie_init"}), `export "vigie_init" has signature () -> (), want (i32, i32) -> (i32)`},
-		{"import", []fn{{"vigie", "fail", []byte{wI32}, nil}}, goodExports,
+		{"import", []fn{{module: "vigie", name: "fail", params: []byte{wI32}}}, goodExports,
 			`import "vigie.fail" has signature (i32) -> (), want (i32, i32) -> ()`},
-		{"unknown import", []fn{{"vigie", "clock", nil, []byte{wI64}}}, goodExports, `forbidden import "vigie.clock"`},
+		{"unknown import", []fn{{module: "vigie", name: "clock", results: []byte{wI64}}}, goodExports, `forbidden import "vigie.clock"`},
 	}
 	ctx := context.Background()
 	rt := newRuntime(t)
@@ -130,5 +141,28 @@ func TestLoadChecksSignatures(t *testing.T) {
 				t.Errorf("err = %v, want it to start with %q", err, want)
 			}
 		})
+	}
+}
+
+// TestExitKeepsItsCause: a guest that exits fails its call with the first
+// line of wazero's error, which the error still wraps (errors.As finds
+// the exit code).
+func TestExitKeepsItsCause(t *testing.T) {
+	exit := fn{module: "wasi_snapshot_preview1", name: "proc_exit", params: []byte{wI32}}
+	initialize := fn{name: "_initialize", code: []byte{0x41, 3, 0x10, 0}} // proc_exit(3)
+	path := filepath.Join(t.TempDir(), "exit.wasm")
+	exports := append(append([]fn{}, goodExports...), initialize)
+	if err := os.WriteFile(path, assemble([]fn{exit}, exports), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err := newRuntime(t).Load(ctx, path, wasmhost.NewLoadConfig())
+	want := "rule " + path + ": _initialize: module closed with exit_code(3)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+	var exitErr *sys.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 3 {
+		t.Errorf("errors.As(err, *sys.ExitError) = %v, want exit code 3", exitErr)
 	}
 }
