@@ -251,16 +251,12 @@ func describe(v any) string {
 // suggest returns ` (did you mean "x"?)` for the closest parameter name, or
 // "" when none is close.
 func (m *Manifest) suggest(name string) string {
+	if len(m.Params) == 0 {
+		return " (the rule takes no params)"
+	}
 	names := make([]string, len(m.Params))
 	for i, p := range m.Params {
 		names[i] = p.Name
 	}
-	best := suggest.Closest(name, names)
-	if best == "" {
-		if len(m.Params) == 0 {
-			return " (the rule takes no params)"
-		}
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return suggest.DidYouMean(name, names)
 }

@@ -121,3 +121,39 @@ func TestTypeNames(t *testing.T) {
 		t.Error("ParseType(int8) succeeded")
 	}
 }
+
+// TestUnknownParamMessages checks the whole message of an unknown
+// parameter: with a suggestion, without one, and for a rule without
+// parameters.
+func TestUnknownParamMessages(t *testing.T) {
+	withParams, err := ParseManifest([]byte(goodManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noParams, err := ParseManifest([]byte(`{"abi":1,"name":"bare","kind":"map","outputs":[{"name":"o","type":"bool"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		m     *Manifest
+		param string
+		want  string
+	}{
+		{"near", withParams, "treshold", `rule "absence": unknown param "treshold" (did you mean "threshold"?)`},
+		{"far", withParams, "zzzzzz", `rule "absence": unknown param "zzzzzz"`},
+		{"no params", noParams, "threshold", `rule "bare": unknown param "threshold" (the rule takes no params)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			given := map[string]any{tt.param: 1}
+			if tt.m == withParams {
+				given["label"] = "x"
+			}
+			_, err := tt.m.ResolveParams(given)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
