@@ -3,6 +3,11 @@
 // CASES.toml. The conformance suite (rules/conformance) and the rule
 // authors' tools use it.
 //
+// From Go: Load (or Parse) a suite, make a Runner with
+// NewRunner(ctx, NewConfig()) and call Runner.Run with a module's path;
+// the Report lists every case. `vigie rule test FILE.wasm CASES.toml` does
+// the same from the command line.
+//
 // # File format
 //
 //	tolerance = 1e-12                 # optional default for every case
