@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 )
@@ -57,11 +56,11 @@ func BuildGoRule(t testing.TB, dir string) string {
 	return out
 }
 
-// goTool returns the go command: the one on PATH, else the one of the
-// toolchain that built the tests.
+// goTool returns the go command on PATH ("go test" puts the toolchain's
+// own bin directory first on the PATH of the tests it runs), else "go".
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return "go"
 }
