@@ -32,6 +32,11 @@ type Error struct {
 	Pos Pos
 	Key string
 	Msg string
+	// Err is the error Msg was written from, when there is one (a rule
+	// that does not load, a connector that does not start): Unwrap returns
+	// it, so that errors.Is and errors.As still find its kind
+	// (protocol.ErrConfig, fs.ErrNotExist, a rule's limit error).
+	Err error
 }
 
 // Error returns "file:line: key: message".
@@ -46,6 +51,9 @@ func (e *Error) Error() string {
 	b.WriteString(e.Msg)
 	return b.String()
 }
+
+// Unwrap returns the error the message was written from, or nil.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Errors is every problem found in a pipeline file, sorted by line. [Parse]
 // and [Load] return an Errors value whenever they fail on the content of

@@ -138,7 +138,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		case errors.As(err, &ce):
 			errs = append(errs, ce...)
 		case err != nil:
-			errs = append(errs, &config.Error{Pos: cfg.Pos, Key: name, Msg: err.Error()})
+			errs = append(errs, &config.Error{Pos: cfg.Pos, Key: name, Msg: err.Error(), Err: err})
 		}
 	}
 	if len(errs) > 0 {
@@ -218,7 +218,7 @@ func (p *Plan) connectorConfig(c protocol.Connector, stage, key string, at confi
 
 // stageError is an error of one stage, at the line of its header.
 func stageError(at config.Pos, key string, err error) error {
-	return config.Errors{{Pos: at, Key: key, Msg: err.Error()}}
+	return config.Errors{{Pos: at, Key: key, Msg: err.Error(), Err: err}}
 }
 
 func index[T any](list []*T, item *T) int {
