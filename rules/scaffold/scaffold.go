@@ -9,7 +9,8 @@
 // dot_gitignore, exist once): a group directory must replace every file
 // that is specific to map rules (the code, CASES.toml, README.md). A file
 // whose name ends in ".tmpl" is a text/template: it is executed with Vars
-// and written without the suffix. "__name__" in a file name is replaced by
+// (and the function abiVersion, rules/abi's Version) and written without
+// the suffix. "__name__" in a file name is replaced by
 // the rule's name, and a "dot_" prefix by "." (dot_gitignore: .gitignore).
 // Templates end in ".tmpl" also so that the Go tool never sees a go.mod or
 // a .go file of a template as part of this module.
@@ -28,6 +29,8 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+
+	"github.com/vigie-edu/vigie/rules/abi"
 )
 
 //go:embed all:go all:assemblyscript all:c all:group
@@ -130,6 +133,10 @@ func target(rel, name string) string {
 	return dir + strings.TrimSuffix(base, ".tmpl")
 }
 
+// funcs are the templates' functions: abiVersion is the ABI version the
+// generated manifest declares, rules/abi's, written nowhere else.
+var funcs = template.FuncMap{"abiVersion": func() uint32 { return abi.Version }}
+
 // Generate writes the project of a rule of lang and kind into dir, which
 // must not exist or be empty. It returns the files written, relative to
 // dir.
@@ -156,7 +163,7 @@ func Generate(lang, kind, dir string, v Vars) ([]string, error) {
 			return nil, err
 		}
 		if strings.HasSuffix(p, ".tmpl") {
-			t, err := template.New(path.Base(p)).Option("missingkey=error").Parse(string(data))
+			t, err := template.New(path.Base(p)).Option("missingkey=error").Funcs(funcs).Parse(string(data))
 			if err != nil {
 				return nil, fmt.Errorf("template %s: %w", p, err)
 			}

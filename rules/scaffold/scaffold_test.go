@@ -1,11 +1,14 @@
 package scaffold
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vigie-edu/vigie/rules/abi"
 )
 
 // TestGenerate writes the project of every language and kind, and checks
@@ -54,6 +57,10 @@ func TestGenerate(t *testing.T) {
 			text := all.String()
 			if !strings.Contains(text, `"kind": "`+kind+`"`) && !strings.Contains(text, `\"kind\": \"`+kind+`\"`) {
 				t.Errorf("%s %s: no manifest of kind %s", lang, kind, kind)
+			}
+			abiLine := fmt.Sprintf(`"abi": %d,`, abi.Version)
+			if !strings.Contains(text, abiLine) && !strings.Contains(text, strings.ReplaceAll(abiLine, `"`, `\"`)) {
+				t.Errorf("%s %s: the manifest does not declare ABI %d", lang, kind, abi.Version)
 			}
 			for _, s := range other[kind] {
 				if strings.Contains(text, s) {
