@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/vigie-edu/vigie/connectors/internal/linecount"
@@ -76,22 +75,7 @@ func TestLineAccounting(t *testing.T) {
 	header := "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate\n"
 	r := rand.New(rand.NewPCG(12, 4))
 	for k := range 100 {
-		var b strings.Builder
-		b.WriteString(header)
-		empty := 0
-		for i := range r.IntN(60) {
-			p := good
-			if r.IntN(3) == 0 {
-				p = pieces[r.IntN(len(pieces))]
-			}
-			if p == "\n" {
-				empty++
-				b.WriteString(p)
-				continue
-			}
-			fmt.Fprintf(&b, p, i)
-		}
-		data := b.String()
+		data, blank := linecount.Compose(r, header, good, pieces)
 		t.Run(fmt.Sprint(k), func(t *testing.T) {
 			dir := t.TempDir()
 			for _, name := range []string{"manifest.csv", "users.csv", "classes.csv", "orgs.csv"} {
@@ -108,17 +92,8 @@ func TestLineAccounting(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lines := strings.Count(data, "\n")
-			if err := linecount.CheckSpans(c.dead, lines); err != nil {
-				t.Fatal(err)
-			}
-			rows := 0
-			for _, row := range c.rows {
-				rows += 1 + strings.Count(row, "\n")
-			}
-			if got := 1 + rows + linecount.DeadLines(c.dead) + empty; got != lines {
-				t.Fatalf("%d lines in, 1 header + %d in rows + %d dead-lettered + %d empty = %d\n%s\n%v",
-					lines, rows, linecount.DeadLines(c.dead), empty, got, data, deadStrings(c.dead))
+			if err := linecount.CheckRecords([]byte(data), c.rows, c.dead, blank); err != nil {
+				t.Fatalf("%v\n%s\n%v", err, data, deadStrings(c.dead))
 			}
 		})
 	}

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"golang.org/x/text/encoding/charmap"
@@ -86,22 +85,8 @@ func TestLineAccounting(t *testing.T) {
 	r := rand.New(rand.NewPCG(12, 5))
 	dir := t.TempDir()
 	for k := range 100 {
-		var b strings.Builder
-		b.WriteString("Identifiant;Nom;Prenom;Classe;Matiere;Periode;Date;Note;Bareme;Coefficient\r\n")
-		empty := 0
-		for i := range r.IntN(60) {
-			p := good
-			if r.IntN(3) == 0 {
-				p = pieces[r.IntN(len(pieces))]
-			}
-			if p == "\r\n" {
-				empty++
-				b.WriteString(p)
-				continue
-			}
-			fmt.Fprintf(&b, p, i)
-		}
-		data := "\ufeff" + b.String()
+		data, blank := linecount.Compose(r, "Identifiant;Nom;Prenom;Classe;Matiere;Periode;Date;Note;Bareme;Coefficient\r\n", good, pieces)
+		data = "\ufeff" + data
 		path := filepath.Join(dir, fmt.Sprintf("%d.csv", k))
 		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
@@ -111,18 +96,8 @@ func TestLineAccounting(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lines := linecount.Lines([]byte(data))
-			if err := linecount.CheckSpans(c.dead, lines); err != nil {
-				t.Fatal(err)
-			}
-			rows := 0
-			for _, row := range c.rows {
-				rows += 1 + strings.Count(row, "\n")
-			}
-			if got := 1 + rows + linecount.DeadLines(c.dead) + empty; got != lines {
-				t.Errorf("%d lines in, 1 header + %d in rows + %d dead-lettered + %d empty = %d\n%v",
-					lines, rows, linecount.DeadLines(c.dead), empty, got, c.dead)
-				t.Logf("%q\n%q", data, c.rows)
+			if err := linecount.CheckRecords([]byte(data), c.rows, c.dead, blank); err != nil {
+				t.Fatalf("%v\n%v\n%q\n%q", err, c.dead, data, c.rows)
 			}
 		})
 	}

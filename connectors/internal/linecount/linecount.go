@@ -10,6 +10,7 @@ package linecount
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
@@ -94,6 +95,50 @@ func CheckSpans(dead []protocol.DeadLetter, lines int) error {
 	}
 	if next > int64(lines)+1 {
 		return fmt.Errorf("dead letters go on to line %d, past the %d lines", next-1, lines)
+	}
+	return nil
+}
+
+// Compose makes a test input for a source whose records may take several
+// lines: header, then up to 59 records, each good (a format whose one %d
+// takes the record's index) or, one time in three, one of pieces chosen by
+// r. A piece of white space alone is written as it is and counted in
+// blank.
+func Compose(r *rand.Rand, header, good string, pieces []string) (data string, blank int) {
+	var b strings.Builder
+	b.WriteString(header)
+	for i := range r.IntN(60) {
+		p := good
+		if r.IntN(3) == 0 {
+			p = pieces[r.IntN(len(pieces))]
+		}
+		if strings.TrimSpace(p) == "" {
+			blank++
+			b.WriteString(p)
+			continue
+		}
+		fmt.Fprintf(&b, p, i)
+	}
+	return b.String(), blank
+}
+
+// CheckRecords checks that a source whose records may take several lines
+// accounted for every line of data after its header: the dead letters'
+// spans (CheckSpans), and 1 header + the lines of the rows (1 + the line
+// breaks in each row's text) + the dead letters' lines + blank lines = the
+// lines of data.
+func CheckRecords(data []byte, rows []string, dead []protocol.DeadLetter, blank int) error {
+	lines := Lines(data)
+	if err := CheckSpans(dead, lines); err != nil {
+		return err
+	}
+	inRows := 0
+	for _, row := range rows {
+		inRows += 1 + strings.Count(row, "\n")
+	}
+	if got := 1 + inRows + DeadLines(dead) + blank; got != lines {
+		return fmt.Errorf("%d lines in, 1 header + %d in rows + %d dead-lettered + %d blank = %d",
+			lines, inRows, DeadLines(dead), blank, got)
 	}
 	return nil
 }
