@@ -12,7 +12,8 @@ import (
 // Module returns the absolute path of name.wasm among the test modules of
 // rules/host/testdata (loop, memory_bomb, trap, out_of_bounds, bad_utf8,
 // fail, ...), found beside this package's source so that any test
-// directory can use it. It fails the test when there is no such module.
+// directory can use it. It fails the test when there is no such module
+// (or no source path to find it from, as in a test built with -trimpath).
 func Module(t testing.TB, name string) string {
 	t.Helper()
 	_, here, _, ok := runtime.Caller(0)
