@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"testing"
 
 	"github.com/vigie-edu/vigie/engine/config"
@@ -18,7 +17,7 @@ import (
 // and key of the stage, and still wraps the error it was written from, so
 // that errors.Is finds its kind.
 func TestPrepareErrorsKeepTheirCause(t *testing.T) {
-	trap, _ := filepath.Abs(filepath.Join("..", "..", "internal", "wasmhost", "testdata", "trap.wasm")) // memory starts at 2 pages
+	trap := hosttest.Module(t, "trap") // its memory starts at 2 pages
 	tests := []struct {
 		name, rule, key string
 		kind            error

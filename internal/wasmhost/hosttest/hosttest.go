@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -56,11 +57,14 @@ func BuildGoRule(t testing.TB, dir string) string {
 	return out
 }
 
-// goTool returns the go command on PATH ("go test" puts the toolchain's
-// own bin directory first on the PATH of the tests it runs), else "go".
+// goTool returns the go command: the one on PATH, else the one of the
+// toolchain that built the tests.
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return "go"
+	// A test binary runs where its toolchain built it, so the deprecation's
+	// concern (a binary copied to another machine) does not apply.
+	//lint:ignore SA1019 the GOROOT of the toolchain that built this test binary
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
