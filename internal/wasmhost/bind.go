@@ -86,7 +86,6 @@ func ArrowType(t abi.Type) arrow.DataType {
 // cfg says which outputs may replace upstream columns and whether results
 // carry provenance columns (NewBindConfig for neither).
 func (m *Module) Bind(upstream *arrow.Schema, cfg BindConfig) (*Binding, error) {
-	o := cfg
 	man := m.Manifest
 	b := &Binding{module: m, upstream: upstream}
 	for _, in := range man.Inputs {
@@ -109,10 +108,10 @@ func (m *Module) Bind(upstream *arrow.Schema, cfg BindConfig) (*Binding, error) 
 	for _, out := range man.Outputs {
 		b.outputs = append(b.outputs, arrow.Field{Name: out.Name, Type: ArrowType(out.Type), Nullable: true})
 	}
-	if o.provColumns {
-		b.prov = provenance{values: []string{man.Name, man.Version, m.SHA256}, dict: o.provDict}
+	if cfg.provColumns {
+		b.prov = provenance{values: []string{man.Name, man.Version, m.SHA256}, dict: cfg.provDict}
 		typ := arrow.DataType(arrow.BinaryTypes.String)
-		if o.provDict {
+		if cfg.provDict {
 			typ = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
 		}
 		for _, name := range []string{ColRuleName, ColRuleVersion, ColRuleSHA256} {
@@ -133,7 +132,7 @@ func (m *Module) Bind(upstream *arrow.Schema, cfg BindConfig) (*Binding, error) 
 		return b, nil
 	}
 	replaced := map[string]bool{}
-	for _, name := range o.replace {
+	for _, name := range cfg.replace {
 		isOut := false
 		for _, f := range b.outputs {
 			isOut = isOut || f.Name == name

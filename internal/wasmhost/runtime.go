@@ -37,18 +37,17 @@ type Runtime struct {
 // NewRuntime returns a Runtime with the vigie host functions and a
 // sandboxed WASI, configured by cfg (NewRuntimeConfig for the defaults).
 func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
-	o := cfg
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	if !o.cacheDirSet {
-		o.cacheDir = defaultCacheDir()
+	if !cfg.cacheDirSet {
+		cfg.cacheDir = defaultCacheDir()
 	}
 	var cache wazero.CompilationCache
-	if o.cacheDir != "" {
-		c, err := wazero.NewCompilationCacheWithDir(o.cacheDir)
+	if cfg.cacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.cacheDir)
 		if err != nil {
-			o.logger.Warn("wazero compilation cache unusable, keeping it in memory", "dir", o.cacheDir, "error", err)
+			cfg.logger.Warn("wazero compilation cache unusable, keeping it in memory", "dir", cfg.cacheDir, "error", err)
 		} else {
 			cache = c
 		}
@@ -59,10 +58,10 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	// No CloseOnContextDone: calls are interrupted through the global that
 	// instrument.Rewrite adds, at a fraction of its cost.
 	wcfg := wazero.NewRuntimeConfig().WithCompilationCache(cache)
-	if o.memoryPages > 0 {
-		wcfg = wcfg.WithMemoryLimitPages(o.memoryPages)
+	if cfg.memoryPages > 0 {
+		wcfg = wcfg.WithMemoryLimitPages(cfg.memoryPages)
 	}
-	r := &Runtime{rt: wazero.NewRuntimeWithConfig(ctx, wcfg), cache: cache, logger: o.logger}
+	r := &Runtime{rt: wazero.NewRuntimeWithConfig(ctx, wcfg), cache: cache, logger: cfg.logger}
 	if err := r.instantiateHostModules(ctx); err != nil {
 		_ = r.Close(ctx)
 		return nil, err
@@ -120,14 +119,13 @@ type Module struct {
 // their signatures, its ABI version and its manifest (and its hash, with
 // LoadConfig.WithSHA256). Errors name the file and the reason.
 func (r *Runtime) Load(ctx context.Context, path string, cfg LoadConfig) (*Module, error) {
-	o := cfg
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load rule: %w", err)
 	}
 	sum := sha256.Sum256(wasm)
-	if actual := hex.EncodeToString(sum[:]); o.expectSHA256 != "" && actual != o.expectSHA256 {
-		return nil, fmt.Errorf("rule %s: sha256 mismatch: expected %s, actual %s", path, o.expectSHA256, actual)
+	if actual := hex.EncodeToString(sum[:]); cfg.expectSHA256 != "" && actual != cfg.expectSHA256 {
+		return nil, fmt.Errorf("rule %s: sha256 mismatch: expected %s, actual %s", path, cfg.expectSHA256, actual)
 	}
 	instrumented, err := instrument.Rewrite(wasm)
 	if err != nil {
