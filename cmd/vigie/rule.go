@@ -39,8 +39,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
-	"github.com/vigie-edu/vigie/connectors/protocol"
-
+	"github.com/vigie-edu/vigie/internal/transport"
 	"github.com/vigie-edu/vigie/rules/abi"
 	"github.com/vigie-edu/vigie/rules/host"
 	"github.com/vigie-edu/vigie/rules/ruletest"
@@ -907,7 +906,7 @@ func newRuleBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 			fmt.Fprintf(stderr, "vigie rule bench: %v\n", err)
 			return exitFailed
 		}
-		inBytes := protocol.BatchBytes(rec)
+		inBytes := transport.BatchBytes(rec)
 		var done, batches, outBytes int64
 		var worst time.Duration
 		deadline := time.Duration(*seconds * float64(time.Second))
@@ -958,7 +957,7 @@ func columnList(cols []abi.Column) string {
 func outputBytes(out arrow.RecordBatch, from int) int64 {
 	var n int64
 	for _, c := range out.Columns()[max(from, 0):] {
-		n += protocol.ArrayBytes(c)
+		n += transport.ArrayBytes(c)
 	}
 	return n
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/transport"
 )
 
 // BadCase is options a connector must reject.
@@ -383,14 +384,14 @@ func equal(a, b []string) bool {
 func OverGRPC(t *testing.T, c protocol.Connector) protocol.Connector {
 	t.Helper()
 	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		protocol.PluginName: &protocol.GRPCPlugin{Registry: protocol.NewRegistry(c)},
+		transport.PluginName: &transport.GRPCPlugin{Registry: protocol.NewRegistry(c)},
 	})
 	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(protocol.PluginName)
+	raw, err := client.Dispense(transport.PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := raw.(*protocol.Client).Connector(context.Background(), c.Spec().Name)
+	rc, err := raw.(*transport.Client).Connector(context.Background(), c.Spec().Name)
 	if err != nil {
 		t.Fatal(err)
 	}

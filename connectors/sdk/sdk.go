@@ -34,6 +34,7 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/transport"
 )
 
 // DefaultBatchRows is the batch size a Reader uses when the engine sets none.
@@ -46,7 +47,7 @@ const DefaultBatchRows = 8192
 func Serve(connectors ...protocol.Connector) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
-	protocol.Serve(protocol.NewRegistry(connectors...), log)
+	transport.Serve(protocol.NewRegistry(connectors...), log)
 }
 
 // SchemaFunc returns the schema a source emits for cfg.

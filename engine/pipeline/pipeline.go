@@ -33,7 +33,7 @@ type ruleRunner interface {
 	close(ctx context.Context)
 }
 
-// Connectors hands out connectors by name (plugins.Host does). Connector
+// Connectors hands out connectors by name (pluginhost.Host does). Connector
 // is called concurrently: Prepare starts the connectors of every source and
 // sink at once (with plugins, each is a process to start).
 type Connectors interface {

@@ -13,11 +13,12 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/stream"
+	"github.com/vigie-edu/vigie/internal/transport"
 )
 
 // Recovery from connector failures. A connector call that fails with
 // protocol.ErrTemporary (a plugin process that died or stopped answering
-// fails that way, and plugins.Host starts a new one on the next call) is
+// fails that way, and pluginhost.Host starts a new one on the next call) is
 // retried with exponential backoff: a source from the position of the last
 // batch delivered downstream, a sink from its last flush with the batches
 // written since replayed.
@@ -232,7 +233,7 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 			return err
 		}
 		r.rows += rec.NumRows()
-		size := protocol.BatchBytes(rec)
+		size := transport.BatchBytes(rec)
 		if r.lost {
 			err = w.Write(ctx, rec)
 			rec.Release()

@@ -1,4 +1,4 @@
-package plugins_test
+package pluginhost_test
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
-	"github.com/vigie-edu/vigie/plugins"
+	"github.com/vigie-edu/vigie/internal/pluginhost"
 )
 
 // envSource emits one row: the value of the environment variable named by
@@ -112,7 +112,7 @@ func (r *records) find(t *testing.T, msg string) map[string]any {
 
 func TestPluginOutputReachesSlogTaggedWithPlugin(t *testing.T) {
 	out := &records{}
-	h := plugins.NewHost(plugins.Options{
+	h := pluginhost.NewHost(pluginhost.Options{
 		Builtins:       testRegistry(),
 		BuiltinCommand: serveCommand(t),
 		Logger:         slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo})),
@@ -161,10 +161,10 @@ func TestSecretEnvironmentDoesNotReachPlugins(t *testing.T) {
 	}
 	dir := t.TempDir()
 	script := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q\n", serveEnv, self)
-	if err := os.WriteFile(dir+"/"+plugins.ExternalPrefix+"env", []byte(script), 0o755); err != nil {
+	if err := os.WriteFile(dir+"/"+pluginhost.ExternalPrefix+"env", []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h := plugins.NewHost(plugins.Options{Dirs: []string{dir}})
+	h := pluginhost.NewHost(pluginhost.Options{Dirs: []string{dir}})
 	defer h.Close()
 	for _, tc := range []struct{ name, want string }{
 		{"DATABASE_PASSWORD", "<unset>"},
@@ -200,7 +200,7 @@ func (p *values) Emit(ctx context.Context, rec arrow.RecordBatch, _ protocol.Pos
 func (p *values) DeadLetter(context.Context, []protocol.DeadLetter) error { return nil }
 
 func TestErrorKindsCrossTheProcessBoundary(t *testing.T) {
-	h := plugins.NewHost(plugins.Options{Builtins: testRegistry(), BuiltinCommand: serveCommand(t)})
+	h := pluginhost.NewHost(pluginhost.Options{Builtins: testRegistry(), BuiltinCommand: serveCommand(t)})
 	defer h.Close()
 	c, err := h.Connector(context.Background(), "log")
 	if err != nil {

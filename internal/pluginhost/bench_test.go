@@ -1,4 +1,4 @@
-package plugins_test
+package pluginhost_test
 
 import (
 	"bufio"
@@ -20,7 +20,8 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
-	"github.com/vigie-edu/vigie/plugins"
+	"github.com/vigie-edu/vigie/internal/pluginhost"
+	"github.com/vigie-edu/vigie/internal/transport"
 )
 
 // blobSource emits the same batch (int64, float64 and utf8 columns,
@@ -115,11 +116,11 @@ func BenchmarkArrowBoundary(b *testing.B) {
 		probe.Release()
 		for _, mode := range []string{"in-process", "subprocess"} {
 			b.Run(fmt.Sprintf("rows=%d/%s", rows, mode), func(b *testing.B) {
-				opts := plugins.Options{Builtins: testRegistry()}
+				opts := pluginhost.Options{Builtins: testRegistry()}
 				if mode == "subprocess" {
 					opts.BuiltinCommand = serveCommand(b)
 				}
-				h := plugins.NewHost(opts)
+				h := pluginhost.NewHost(opts)
 				defer h.Close()
 				c, err := h.Connector(context.Background(), "blob")
 				if err != nil {
@@ -129,7 +130,7 @@ func BenchmarkArrowBoundary(b *testing.B) {
 				cfg := protocol.Config{Connector: "blob", BatchRows: rows, Options: map[string]any{"rows": int64(rows), "batches": int64(batches)}}
 				b.SetBytes(size * batches)
 				b.ResetTimer()
-				stats0 := protocol.ReceivedStats()
+				stats0 := transport.ReceivedStats()
 				cpu0 := cpuTime()
 				var received int64
 				for b.Loop() {
@@ -150,7 +151,7 @@ func BenchmarkArrowBoundary(b *testing.B) {
 				}
 				// Share of the Arrow bytes that came through the shared
 				// memory ring rather than inline in gRPC messages.
-				if st := protocol.ReceivedStats(); mode == "subprocess" {
+				if st := transport.ReceivedStats(); mode == "subprocess" {
 					ring, inline := st.RingBytes-stats0.RingBytes, st.InlineBytes-stats0.InlineBytes
 					if ring+inline > 0 {
 						b.ReportMetric(100*float64(ring)/float64(ring+inline), "%ring")
@@ -220,11 +221,11 @@ path = "out.parquet"
 			b.Run(fmt.Sprintf("rows=%d/%s", rows, mode), func(b *testing.B) {
 				b.SetBytes(st.Size())
 				for b.Loop() {
-					opts := plugins.Options{Builtins: builtin.Registry()}
+					opts := pluginhost.Options{Builtins: builtin.Registry()}
 					if mode == "plugins" {
 						opts.BuiltinCommand = serveCommand(b)
 					}
-					h := plugins.NewHost(opts)
+					h := pluginhost.NewHost(opts)
 					ctx := context.Background()
 					plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: h})
 					if err != nil {

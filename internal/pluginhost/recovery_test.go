@@ -1,4 +1,4 @@
-package plugins_test
+package pluginhost_test
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
+	"github.com/vigie-edu/vigie/internal/pluginhost"
 	"github.com/vigie-edu/vigie/internal/readback"
-	"github.com/vigie-edu/vigie/plugins"
 )
 
 // TestSIGKILLedPluginsLoseAndDuplicateNothing runs csv -> (csv_file,
@@ -79,7 +79,7 @@ row_group_rows = 20000
 			}
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			h := plugins.NewHost(plugins.Options{
+			h := pluginhost.NewHost(pluginhost.Options{
 				Builtins:       testRegistry(),
 				BuiltinCommand: serveCommand(t),
 				MaxRestarts:    50,
@@ -214,7 +214,7 @@ path = "out.csv"
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	h := plugins.NewHost(plugins.Options{Builtins: testRegistry(), BuiltinCommand: serveCommand(t)})
+	h := pluginhost.NewHost(pluginhost.Options{Builtins: testRegistry(), BuiltinCommand: serveCommand(t)})
 	defer h.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -1,4 +1,4 @@
-package protocol
+package transport
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/hashicorp/go-plugin"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // wideRows makes a batch of wideSource 8 MiB: more than MessageTargetBytes,
@@ -19,16 +21,18 @@ const wideRows = 1 << 20
 // "tail" rows: batches that must be sliced when they go inline.
 type wideSource struct{}
 
-func (wideSource) Spec() Spec {
-	return Spec{Name: "wide", Kind: KindSource, Version: "1", Doc: "test source", Options: []Option{
-		{Name: "batches", Type: TypeInt, Default: int64(3), Doc: "batches"},
-		{Name: "tail", Type: TypeInt, Default: int64(1000), Doc: "rows of the last batch"},
+func (wideSource) Spec() protocol.Spec {
+	return protocol.Spec{Name: "wide", Kind: protocol.KindSource, Version: "1", Doc: "test source", Options: []protocol.Option{
+		{Name: "batches", Type: protocol.TypeInt, Default: int64(3), Doc: "batches"},
+		{Name: "tail", Type: protocol.TypeInt, Default: int64(1000), Doc: "rows of the last batch"},
 	}}
 }
 
-func (wideSource) Schema(context.Context, Config) (*arrow.Schema, error) { return bigSchema, nil }
+func (wideSource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) {
+	return bigSchema, nil
+}
 
-func (wideSource) Read(ctx context.Context, cfg Config, mem memory.Allocator, out Emitter) error {
+func (wideSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
 	var next int64
 	n := cfg.Int("batches")
 	for i := range n + 1 {
@@ -45,7 +49,7 @@ func (wideSource) Read(ctx context.Context, cfg Config, mem memory.Allocator, ou
 		b.Release()
 		rec := array.NewRecordBatch(bigSchema, []arrow.Array{col}, rows)
 		col.Release()
-		pos, _ := NewPosition(next)
+		pos, _ := protocol.NewPosition(next)
 		err := out.Emit(ctx, rec, pos)
 		rec.Release()
 		if err != nil {
@@ -77,7 +81,7 @@ func (s *sizes) add(rec arrow.RecordBatch) {
 	}
 }
 
-func (s *sizes) Emit(_ context.Context, rec arrow.RecordBatch, pos Position) error {
+func (s *sizes) Emit(_ context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
 	s.add(rec)
 	if pos != nil {
 		s.pos++
@@ -85,7 +89,7 @@ func (s *sizes) Emit(_ context.Context, rec arrow.RecordBatch, pos Position) err
 	return nil
 }
 
-func (s *sizes) DeadLetter(context.Context, []DeadLetter) error { return nil }
+func (s *sizes) DeadLetter(context.Context, []protocol.DeadLetter) error { return nil }
 
 // TestBatchesKeepTheirSizeAcrossTheBoundary: whether the Arrow bodies go
 // through the shared memory ring or inline (sliced under
@@ -95,13 +99,13 @@ func TestBatchesKeepTheirSizeAcrossTheBoundary(t *testing.T) {
 	want := []int64{wideRows, wideRows, wideRows, 1000}
 	for _, tc := range []struct {
 		name     string
-		plugin   func(*Registry) plugin.Plugin
+		plugin   func(*protocol.Registry) plugin.Plugin
 		ringSize int
 		inline   bool // bodies go inline, so big batches are sliced
 	}{
-		{"through the ring", func(r *Registry) plugin.Plugin { return &GRPCPlugin{Registry: r} }, ringBytes, false},
-		{"inline to a peer without rings", func(r *Registry) plugin.Plugin { return &oldPlugin{reg: r} }, ringBytes, true},
-		{"inline when the ring is too small", func(r *Registry) plugin.Plugin { return &GRPCPlugin{Registry: r} }, 4 << 20, true},
+		{"through the ring", func(r *protocol.Registry) plugin.Plugin { return &GRPCPlugin{Registry: r} }, ringBytes, false},
+		{"inline to a peer without rings", func(r *protocol.Registry) plugin.Plugin { return &oldPlugin{reg: r} }, ringBytes, true},
+		{"inline when the ring is too small", func(r *protocol.Registry) plugin.Plugin { return &GRPCPlugin{Registry: r} }, 4 << 20, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !tc.inline {
@@ -114,7 +118,7 @@ func TestBatchesKeepTheirSizeAcrossTheBoundary(t *testing.T) {
 				snk.add(rec)
 				return nil
 			}}
-			reg := NewRegistry(wideSource{}, ws)
+			reg := protocol.NewRegistry(wideSource{}, ws)
 			_, src := dialPlugin(t, tc.plugin(reg), "wide")
 			_, sink := dialPlugin(t, tc.plugin(reg), "sizes")
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
@@ -123,7 +127,7 @@ func TestBatchesKeepTheirSizeAcrossTheBoundary(t *testing.T) {
 
 			before := ReceivedStats()
 			got := &sizes{}
-			if err := src.(Source).Read(ctx, Config{Connector: "wide"}, mem, got); err != nil {
+			if err := src.(protocol.Source).Read(ctx, protocol.Config{Connector: "wide"}, mem, got); err != nil {
 				t.Fatal(err)
 			}
 			after := ReceivedStats()
@@ -139,11 +143,11 @@ func TestBatchesKeepTheirSizeAcrossTheBoundary(t *testing.T) {
 				t.Errorf("source: batches of %v rows (%d out of order, %d positions), want %v", got.rows, got.bad, got.pos, want)
 			}
 
-			w, err := sink.(Sink).Open(ctx, Config{Connector: "sizes"}, bigSchema)
+			w, err := sink.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sizes"}, bigSchema)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := (wideSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(3), "tail": int64(1000)}}, mem, &sinkWriterEmitter{w: w}); err != nil {
+			if err := (wideSource{}).Read(ctx, protocol.Config{Options: map[string]any{"batches": int64(3), "tail": int64(1000)}}, mem, &sinkWriterEmitter{w: w}); err != nil {
 				t.Fatal(err)
 			}
 			if err := w.Close(ctx); err != nil {

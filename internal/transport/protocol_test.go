@@ -1,4 +1,4 @@
-package protocol_test
+package transport_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/transport"
 )
 
 // seqSource emits the integers 0..rows-1 in batches, and one dead letter
@@ -162,20 +163,20 @@ func (c *collect) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) er
 }
 
 // connectGRPC serves a registry over a real gRPC connection, in-process.
-func connectGRPC(t *testing.T, reg *protocol.Registry) *protocol.Client {
+func connectGRPC(t *testing.T, reg *protocol.Registry) *transport.Client {
 	t.Helper()
 	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		protocol.PluginName: &protocol.GRPCPlugin{Registry: reg},
+		transport.PluginName: &transport.GRPCPlugin{Registry: reg},
 	})
 	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(protocol.PluginName)
+	raw, err := client.Dispense(transport.PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return raw.(*protocol.Client)
+	return raw.(*transport.Client)
 }
 
-func source(t *testing.T, c *protocol.Client) protocol.Source {
+func source(t *testing.T, c *transport.Client) protocol.Source {
 	t.Helper()
 	conn, err := c.Connector(context.Background(), "seq")
 	if err != nil {
@@ -320,26 +321,6 @@ func (e *sinkEmitter) DeadLetter(context.Context, []protocol.DeadLetter) error {
 	return nil
 }
 
-func TestSpecCheck(t *testing.T) {
-	spec := seqSource{}.Spec()
-	got, err := spec.Check(map[string]any{"rows": float64(3)}) // as JSON decodes it
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got["rows"] != int64(3) || got["dead_letters"] != false || got["fail"] != "" {
-		t.Errorf("checked options = %#v", got)
-	}
-	_, err = spec.Check(map[string]any{"rows": 1.5, "dead_leters": true})
-	var oes protocol.OptionErrors
-	if !errors.As(err, &oes) || len(oes) != 2 {
-		t.Fatalf("err = %v, want two option errors", err)
-	}
-	if !strings.Contains(oes[0].Error(), `"dead_leters": unknown option (did you mean "dead_letters"?)`) ||
-		!strings.Contains(oes[1].Error(), `"rows": expected an integer, got a float`) {
-		t.Errorf("errors = %v", err)
-	}
-}
-
 func TestPositionsAndResumeOverGRPC(t *testing.T) {
 	c := connectGRPC(t, protocol.NewRegistry(seqSource{}))
 	src := source(t, c)
@@ -468,14 +449,14 @@ func TestSinkFlushAcknowledgesOverGRPC(t *testing.T) {
 func TestVersion1PeersHaveNoPositions(t *testing.T) {
 	snkImpl := &flushSink{rows: map[string][]int64{}}
 	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		protocol.PluginName: &protocol.GRPCPlugin{Registry: protocol.NewRegistry(seqSource{}, snkImpl), Version: 1},
+		transport.PluginName: &transport.GRPCPlugin{Registry: protocol.NewRegistry(seqSource{}, snkImpl), Version: 1},
 	})
 	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(protocol.PluginName)
+	raw, err := client.Dispense(transport.PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := raw.(*protocol.Client)
+	c := raw.(*transport.Client)
 	if c.Version() != 1 {
 		t.Fatalf("version = %d", c.Version())
 	}

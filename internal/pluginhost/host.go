@@ -17,7 +17,7 @@
 // Plugin processes get only an allow-listed environment (AllowedEnv), and
 // their stderr, stdout and go-plugin logs reach the host's slog tagged with
 // the plugin's name.
-package plugins
+package pluginhost
 
 import (
 	"bytes"
@@ -40,6 +40,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/transport"
 )
 
 // ExternalPrefix is the file-name prefix of a third-party connector plugin.
@@ -253,7 +254,7 @@ type process struct {
 	mu       sync.Mutex
 	client   *plugin.Client
 	rpc      plugin.ClientProtocol
-	pc       *protocol.Client
+	pc       *transport.Client
 	conn     protocol.Connector
 	broken   bool
 	closed   bool
@@ -300,12 +301,12 @@ func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 	cmd.Env = filterEnv(cmd.Env)
 	out := &lineLogger{log: p.log}
 	p.client = plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  protocol.Handshake,
-		VersionedPlugins: protocol.VersionedPlugins(nil, nil),
+		HandshakeConfig:  transport.Handshake,
+		VersionedPlugins: transport.VersionedPlugins(nil, nil),
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions:  protocol.GRPCDialOptions(),
+		GRPCDialOptions:  transport.GRPCDialOptions(),
 		Logger:           hclogTo(p.log, filepath.Base(cmd.Path)),
 		Stderr:           out,
 		SyncStderr:       out,
@@ -315,11 +316,11 @@ func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 	if err != nil {
 		return nil, protocol.WithKind(fmt.Errorf("start plugin %q: %w", p.name, err), protocol.ErrTemporary)
 	}
-	raw, err := rpc.Dispense(protocol.PluginName)
+	raw, err := rpc.Dispense(transport.PluginName)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %w", p.name, err)
 	}
-	pc, ok := raw.(*protocol.Client)
+	pc, ok := raw.(*transport.Client)
 	if !ok {
 		return nil, fmt.Errorf("plugin %q: unexpected client type %T", p.name, raw)
 	}

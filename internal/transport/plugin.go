@@ -1,4 +1,4 @@
-package protocol
+package transport
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // Handshake is the go-plugin handshake of every Vigie connector plugin. Its
@@ -31,7 +33,7 @@ const PluginName = "connectors"
 type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	// Registry is what the plugin side serves; nil on the host side.
-	Registry *Registry
+	Registry *protocol.Registry
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Version is the protocol version this plugin set speaks (0: Version).
@@ -40,7 +42,7 @@ type GRPCPlugin struct {
 
 func (p *GRPCPlugin) version() int {
 	if p.Version == 0 {
-		return Version
+		return protocol.Version
 	}
 	return p.Version
 }
@@ -59,10 +61,10 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *g
 // VersionedPlugins is the plugin set per protocol version, for both
 // plugin.ServeConfig and plugin.ClientConfig. reg is nil on the host side.
 // Both sides offer versions 1 and 2; go-plugin picks the highest common.
-func VersionedPlugins(reg *Registry, log *slog.Logger) map[int]plugin.PluginSet {
+func VersionedPlugins(reg *protocol.Registry, log *slog.Logger) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		1:       {PluginName: &GRPCPlugin{Registry: reg, Logger: log, Version: 1}},
-		Version: {PluginName: &GRPCPlugin{Registry: reg, Logger: log, Version: Version}},
+		1:                {PluginName: &GRPCPlugin{Registry: reg, Logger: log, Version: 1}},
+		protocol.Version: {PluginName: &GRPCPlugin{Registry: reg, Logger: log, Version: protocol.Version}},
 	}
 }
 
@@ -122,7 +124,7 @@ const PluginGCPercent = 400
 // Serve runs a plugin process serving reg's connectors until the host
 // kills it. Call it from main; it does not return. Unless GOGC is set in
 // its environment, the process collects garbage at PluginGCPercent.
-func Serve(reg *Registry, log *slog.Logger) {
+func Serve(reg *protocol.Registry, log *slog.Logger) {
 	tuneGC(os.Getenv("GOGC"))
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,

@@ -1,4 +1,4 @@
-package protocol
+package transport
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // Client talks to the connectors served by one plugin process (or any Flight
@@ -29,7 +31,7 @@ type Client struct {
 // NewClient returns a client over an established gRPC connection to a
 // server speaking the current protocol Version.
 func NewClient(conn grpc.ClientConnInterface) *Client {
-	return newClient(conn, Version)
+	return newClient(conn, protocol.Version)
 }
 
 func newClient(conn grpc.ClientConnInterface, version int) *Client {
@@ -74,12 +76,12 @@ func (c *Client) action(ctx context.Context, typ string, body any) ([]byte, erro
 }
 
 // Specs lists the connectors the server offers.
-func (c *Client) Specs(ctx context.Context) ([]Spec, error) {
+func (c *Client) Specs(ctx context.Context) ([]protocol.Spec, error) {
 	b, err := c.action(ctx, actionSpecs, nil)
 	if err != nil {
 		return nil, err
 	}
-	var specs []Spec
+	var specs []protocol.Spec
 	if err := json.Unmarshal(b, &specs); err != nil {
 		return nil, fmt.Errorf("decode specs: %w", err)
 	}
@@ -87,19 +89,19 @@ func (c *Client) Specs(ctx context.Context) ([]Spec, error) {
 }
 
 // Connector returns the connector called name, as a Source or a Sink.
-func (c *Client) Connector(ctx context.Context, name string) (Connector, error) {
+func (c *Client) Connector(ctx context.Context, name string) (protocol.Connector, error) {
 	b, err := c.action(ctx, actionSpec, map[string]string{"connector": name})
 	if err != nil {
 		return nil, err
 	}
-	var spec Spec
+	var spec protocol.Spec
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return nil, fmt.Errorf("decode spec of %q: %w", name, err)
 	}
 	switch spec.Kind {
-	case KindSource:
+	case protocol.KindSource:
 		return &remoteSource{c: c, spec: spec}, nil
-	case KindSink:
+	case protocol.KindSink:
 		return &remoteSink{c: c, spec: spec}, nil
 	}
 	return nil, fmt.Errorf("connector %q has unknown kind %q", name, spec.Kind)
@@ -107,14 +109,14 @@ func (c *Client) Connector(ctx context.Context, name string) (Connector, error) 
 
 type remoteSource struct {
 	c    *Client
-	spec Spec
+	spec protocol.Spec
 }
 
-var _ Source = (*remoteSource)(nil)
+var _ protocol.Source = (*remoteSource)(nil)
 
-func (s *remoteSource) Spec() Spec { return s.spec }
+func (s *remoteSource) Spec() protocol.Spec { return s.spec }
 
-func (s *remoteSource) Schema(ctx context.Context, cfg Config) (*arrow.Schema, error) {
+func (s *remoteSource) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema, error) {
 	raw, err := encodeConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -126,7 +128,7 @@ func (s *remoteSource) Schema(ctx context.Context, cfg Config) (*arrow.Schema, e
 	return flight.DeserializeSchema(res.GetSchema(), memory.DefaultAllocator)
 }
 
-func (s *remoteSource) Read(ctx context.Context, cfg Config, mem memory.Allocator, out Emitter) error {
+func (s *remoteSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
 	raw, err := encodeConfig(cfg)
 	if err != nil {
 		return err
@@ -213,26 +215,26 @@ func (s *remoteSource) Read(ctx context.Context, cfg Config, mem memory.Allocato
 		return fromStatus(err)
 	}
 	if j.held() > 0 {
-		return fmt.Errorf("source stream ended inside a batch: %w", ErrTemporary)
+		return fmt.Errorf("source stream ended inside a batch: %w", protocol.ErrTemporary)
 	}
 	return nil
 }
 
 type remoteSink struct {
 	c    *Client
-	spec Spec
+	spec protocol.Spec
 }
 
-var _ Sink = (*remoteSink)(nil)
+var _ protocol.Sink = (*remoteSink)(nil)
 
-func (s *remoteSink) Spec() Spec { return s.spec }
+func (s *remoteSink) Spec() protocol.Spec { return s.spec }
 
-func (s *remoteSink) Validate(ctx context.Context, cfg Config) error {
+func (s *remoteSink) Validate(ctx context.Context, cfg protocol.Config) error {
 	_, err := s.c.action(ctx, actionValidate, cfg)
 	return err
 }
 
-func (s *remoteSink) Open(ctx context.Context, cfg Config, schema *arrow.Schema) (Writer, error) {
+func (s *remoteSink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
 	raw, err := encodeConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -290,9 +292,9 @@ type remoteWriter struct {
 	cancel  context.CancelFunc
 	version int
 	rows    int64
-	seq     int64    // last flush request
-	durable int64    // rows acknowledged durable by the last flush
-	pos     Position // position of the last flush
+	seq     int64             // last flush request
+	durable int64             // rows acknowledged durable by the last flush
+	pos     protocol.Position // position of the last flush
 
 	// The shared memory ring offered, if any: used once accepted, given
 	// back to pool when the call is over (kept if it ended cleanly).
@@ -316,8 +318,8 @@ func (w *remoteWriter) done() {
 }
 
 var (
-	_ Writer  = (*remoteWriter)(nil)
-	_ Flusher = (*remoteWriter)(nil)
+	_ protocol.Writer  = (*remoteWriter)(nil)
+	_ protocol.Flusher = (*remoteWriter)(nil)
 )
 
 func (w *remoteWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
@@ -337,7 +339,7 @@ func (w *remoteWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
 // Flush asks the sink to make what it received durable and waits for its
 // acknowledgement. Version 1 servers cannot flush: it returns a nil
 // position, meaning durable only at Close.
-func (w *remoteWriter) Flush(ctx context.Context) (Position, error) {
+func (w *remoteWriter) Flush(ctx context.Context) (protocol.Position, error) {
 	if w.version < 2 {
 		return nil, nil
 	}
@@ -358,7 +360,7 @@ func (w *remoteWriter) Flush(ctx context.Context) (Position, error) {
 	for {
 		res, err := w.stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("sink ended the stream without acknowledging flush %d: %w", w.seq, ErrTemporary)
+			return nil, fmt.Errorf("sink ended the stream without acknowledging flush %d: %w", w.seq, protocol.ErrTemporary)
 		}
 		if err != nil {
 			return nil, fromStatus(err)

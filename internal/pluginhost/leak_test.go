@@ -1,4 +1,4 @@
-package plugins_test
+package pluginhost_test
 
 import (
 	"os"
@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/vigie-edu/vigie/plugins"
+	"github.com/vigie-edu/vigie/internal/pluginhost"
 )
 
 // TestNoGoroutineOutlivesPlugin starts and closes plugin processes and
@@ -26,7 +26,7 @@ func TestNoGoroutineOutlivesPlugin(t *testing.T) {
 	// One cycle first, so that goroutines started once per process (gRPC's
 	// resolvers, the runtime's) are counted as there before.
 	cycle := func() {
-		h := plugins.NewHost(plugins.Options{Builtins: testRegistry(), BuiltinCommand: cmd})
+		h := pluginhost.NewHost(pluginhost.Options{Builtins: testRegistry(), BuiltinCommand: cmd})
 		defer h.Close()
 		readPID(t, h)
 		readPID(t, h)

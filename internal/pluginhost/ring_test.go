@@ -1,4 +1,4 @@
-package plugins_test
+package pluginhost_test
 
 import (
 	"bufio"
@@ -19,7 +19,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
-	"github.com/vigie-edu/vigie/plugins"
+	"github.com/vigie-edu/vigie/internal/pluginhost"
+	"github.com/vigie-edu/vigie/internal/transport"
 )
 
 // ringFiles lists the shared memory ring files of process pid, wherever
@@ -67,7 +68,7 @@ func TestArrowBodiesCrossSubprocessThroughSharedMemory(t *testing.T) {
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	h := plugins.NewHost(plugins.Options{Builtins: testRegistry(), BuiltinCommand: serveCommand(t)})
+	h := pluginhost.NewHost(pluginhost.Options{Builtins: testRegistry(), BuiltinCommand: serveCommand(t)})
 	defer h.Close()
 	ctx := context.Background()
 	c, err := h.Connector(ctx, "blob")
@@ -78,7 +79,7 @@ func TestArrowBodiesCrossSubprocessThroughSharedMemory(t *testing.T) {
 	const rows, batches = 16384, 32
 
 	for run := range 2 {
-		before := protocol.ReceivedStats()
+		before := transport.ReceivedStats()
 		var during []string
 		o := &onFirst{f: func() { during = ringFiles(os.Getpid()) }}
 		if err := src.Read(ctx, blobConfig(rows, batches), mem, o); err != nil {
@@ -90,7 +91,7 @@ func TestArrowBodiesCrossSubprocessThroughSharedMemory(t *testing.T) {
 		if len(during) != 0 {
 			t.Errorf("run %d: ring files on disk during the stream: %v", run, during)
 		}
-		after := protocol.ReceivedStats()
+		after := transport.ReceivedStats()
 		ring, inline := after.RingBodies-before.RingBodies, after.InlineBodies-before.InlineBodies
 		t.Logf("run %d: %d bodies through the ring, %d inline", run, ring, inline)
 		if ring == 0 {
@@ -112,12 +113,12 @@ func TestArrowBodiesCrossSubprocessThroughSharedMemory(t *testing.T) {
 		t.Errorf("ring files left after the plugin was killed: %v", left)
 	}
 	// The next call starts a new process and uses a new ring.
-	before := protocol.ReceivedStats()
+	before := transport.ReceivedStats()
 	o = &onFirst{}
 	if err := src.Read(ctx, blobConfig(rows, 4), mem, o); err != nil {
 		t.Fatal(err)
 	}
-	if after := protocol.ReceivedStats(); after.RingBodies == before.RingBodies {
+	if after := transport.ReceivedStats(); after.RingBodies == before.RingBodies {
 		t.Error("no body came through shared memory after the restart")
 	}
 }
@@ -128,7 +129,7 @@ const hostEnv = "VIGIE_PLUGINS_TEST_HOST"
 
 func runTestHost() {
 	self, _ := os.Executable()
-	h := plugins.NewHost(plugins.Options{Builtins: testRegistry(), BuiltinCommand: func() *exec.Cmd {
+	h := pluginhost.NewHost(pluginhost.Options{Builtins: testRegistry(), BuiltinCommand: func() *exec.Cmd {
 		cmd := exec.Command(self)
 		cmd.Env = append(os.Environ(), serveEnv+"=1")
 		return cmd

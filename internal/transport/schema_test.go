@@ -1,4 +1,4 @@
-package protocol
+package transport
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // emptySource reads nothing; it counts its Schema calls (inferences) and
@@ -21,16 +23,16 @@ var emptySchema = arrow.NewSchema([]arrow.Field{
 	{Name: "at", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "Europe/Paris"}, Nullable: true},
 }, nil)
 
-func (s *emptySource) Spec() Spec {
-	return Spec{Name: "empty", Kind: KindSource, Version: "1", Doc: "test source"}
+func (s *emptySource) Spec() protocol.Spec {
+	return protocol.Spec{Name: "empty", Kind: protocol.KindSource, Version: "1", Doc: "test source"}
 }
 
-func (s *emptySource) Schema(context.Context, Config) (*arrow.Schema, error) {
+func (s *emptySource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) {
 	s.inferred.Add(1)
 	return emptySchema, nil
 }
 
-func (s *emptySource) Read(_ context.Context, cfg Config, _ memory.Allocator, _ Emitter) error {
+func (s *emptySource) Read(_ context.Context, cfg protocol.Config, _ memory.Allocator, _ protocol.Emitter) error {
 	if cfg.Schema != nil {
 		s.given.Store(cfg.Schema)
 	}
@@ -42,11 +44,11 @@ func (s *emptySource) Read(_ context.Context, cfg Config, _ memory.Allocator, _ 
 // start the stream.
 func TestPreparedSchemaCrossesTheBoundary(t *testing.T) {
 	src := &emptySource{}
-	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(src)}, "empty")
+	_, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(src)}, "empty")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	got := &sizes{}
-	if err := conn.(Source).Read(context.Background(), Config{Connector: "empty", Schema: emptySchema}, mem, got); err != nil {
+	if err := conn.(protocol.Source).Read(context.Background(), protocol.Config{Connector: "empty", Schema: emptySchema}, mem, got); err != nil {
 		t.Fatal(err)
 	}
 	if len(got.rows) != 0 {

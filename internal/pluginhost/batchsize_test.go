@@ -1,4 +1,4 @@
-package plugins_test
+package pluginhost_test
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
-	"github.com/vigie-edu/vigie/plugins"
+	"github.com/vigie-edu/vigie/internal/pluginhost"
 	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
@@ -73,7 +73,7 @@ func TestPluginRunKeepsBatchSizes(t *testing.T) {
 	if err := errors.Join(w.Flush(), f.Close()); err != nil {
 		t.Fatal(err)
 	}
-	wasm := hosttest.BuildGoRule(t, filepath.Join("..", "examples", "rules", "absence"))
+	wasm := hosttest.BuildGoRule(t, filepath.Join("..", "..", "examples", "rules", "absence"))
 	toml := fmt.Sprintf(`
 [pipeline]
 name = "sizes"
@@ -119,11 +119,11 @@ path = %q
 			for _, name := range []string{"raw.sizes", "out.sizes"} {
 				os.Remove(filepath.Join(dir, name))
 			}
-			opts := plugins.Options{Builtins: testRegistry()}
+			opts := pluginhost.Options{Builtins: testRegistry()}
 			if mode == "plugins" {
 				opts.BuiltinCommand = serveCommand(t)
 			}
-			h := plugins.NewHost(opts)
+			h := pluginhost.NewHost(opts)
 			defer h.Close()
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)

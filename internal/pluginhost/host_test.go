@@ -1,4 +1,4 @@
-package plugins_test
+package pluginhost_test
 
 import (
 	"context"
@@ -17,7 +17,8 @@ import (
 	"github.com/vigie-edu/vigie/connectors/csv"
 	"github.com/vigie-edu/vigie/connectors/parquet"
 	"github.com/vigie-edu/vigie/connectors/protocol"
-	"github.com/vigie-edu/vigie/plugins"
+	"github.com/vigie-edu/vigie/internal/pluginhost"
+	"github.com/vigie-edu/vigie/internal/transport"
 )
 
 // The test binary doubles as a plugin: re-executed with this variable set,
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 				defer pprof.StopCPUProfile()
 			}
 		}
-		protocol.Serve(testRegistry(), nil)
+		transport.Serve(testRegistry(), nil)
 		return
 	}
 	if os.Getenv(hostEnv) == "1" {
@@ -95,7 +96,7 @@ func (p *pids) Emit(ctx context.Context, rec arrow.RecordBatch, _ protocol.Posit
 }
 func (p *pids) DeadLetter(context.Context, []protocol.DeadLetter) error { return nil }
 
-func readPID(t *testing.T, h *plugins.Host) int64 {
+func readPID(t *testing.T, h *pluginhost.Host) int64 {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -118,7 +119,7 @@ func TestBuiltinsInSubprocess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := plugins.NewHost(plugins.Options{
+	h := pluginhost.NewHost(pluginhost.Options{
 		Builtins: testRegistry(),
 		BuiltinCommand: func() *exec.Cmd {
 			cmd := exec.Command(self)
@@ -137,7 +138,7 @@ func TestBuiltinsInSubprocess(t *testing.T) {
 }
 
 func TestBuiltinsInProcess(t *testing.T) {
-	h := plugins.NewHost(plugins.Options{Builtins: testRegistry()})
+	h := pluginhost.NewHost(pluginhost.Options{Builtins: testRegistry()})
 	defer h.Close()
 	if pid := readPID(t, h); pid != int64(os.Getpid()) {
 		t.Fatalf("in-process connector ran in process %d", pid)
@@ -153,10 +154,10 @@ func TestThirdPartyPluginFromDir(t *testing.T) {
 	}
 	dir := t.TempDir()
 	script := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q\n", serveEnv, self)
-	if err := os.WriteFile(dir+"/"+plugins.ExternalPrefix+"pid", []byte(script), 0o755); err != nil {
+	if err := os.WriteFile(dir+"/"+pluginhost.ExternalPrefix+"pid", []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h := plugins.NewHost(plugins.Options{Dirs: []string{t.TempDir(), dir}})
+	h := pluginhost.NewHost(pluginhost.Options{Dirs: []string{t.TempDir(), dir}})
 	defer h.Close()
 	if pid := readPID(t, h); pid == int64(os.Getpid()) {
 		t.Fatal("third-party connector ran in the engine process")

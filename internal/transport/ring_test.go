@@ -1,4 +1,4 @@
-package protocol
+package transport
 
 import (
 	"bytes"
@@ -21,6 +21,8 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 func skipWithoutRings(t *testing.T) {
@@ -301,17 +303,19 @@ type bigSource struct{}
 
 var bigSchema = arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
 
-func (bigSource) Spec() Spec {
-	return Spec{Name: "big", Kind: KindSource, Version: "1", Doc: "test source", Options: []Option{
-		{Name: "batches", Type: TypeInt, Default: int64(4), Doc: "batches"},
+func (bigSource) Spec() protocol.Spec {
+	return protocol.Spec{Name: "big", Kind: protocol.KindSource, Version: "1", Doc: "test source", Options: []protocol.Option{
+		{Name: "batches", Type: protocol.TypeInt, Default: int64(4), Doc: "batches"},
 	}}
 }
 
-func (bigSource) Schema(context.Context, Config) (*arrow.Schema, error) { return bigSchema, nil }
+func (bigSource) Schema(context.Context, protocol.Config) (*arrow.Schema, error) {
+	return bigSchema, nil
+}
 
 const bigRows = 1 << 17
 
-func (bigSource) Read(ctx context.Context, cfg Config, mem memory.Allocator, out Emitter) error {
+func (bigSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
 	for i := range cfg.Int("batches") {
 		b := array.NewInt64Builder(mem)
 		for j := range int64(bigRows) {
@@ -321,7 +325,7 @@ func (bigSource) Read(ctx context.Context, cfg Config, mem memory.Allocator, out
 		b.Release()
 		rec := array.NewRecordBatch(bigSchema, []arrow.Array{col}, bigRows)
 		col.Release()
-		pos, _ := NewPosition(i + 1)
+		pos, _ := protocol.NewPosition(i + 1)
 		err := out.Emit(ctx, rec, pos)
 		rec.Release()
 		if err != nil {
@@ -337,7 +341,7 @@ type sumEmitter struct {
 	recs      []arrow.RecordBatch
 }
 
-func (e *sumEmitter) Emit(_ context.Context, rec arrow.RecordBatch, pos Position) error {
+func (e *sumEmitter) Emit(_ context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
 	e.rows += rec.NumRows()
 	for _, v := range rec.Column(0).(*array.Int64).Int64Values() {
 		e.sum += v
@@ -350,18 +354,18 @@ func (e *sumEmitter) Emit(_ context.Context, rec arrow.RecordBatch, pos Position
 	return nil
 }
 
-func (e *sumEmitter) DeadLetter(context.Context, []DeadLetter) error { return nil }
+func (e *sumEmitter) DeadLetter(context.Context, []protocol.DeadLetter) error { return nil }
 
 func TestSourceBodiesGoThroughTheRing(t *testing.T) {
 	skipWithoutRings(t)
-	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(bigSource{})}, "big")
+	_, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(bigSource{})}, "big")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	const batches = 40 // 40 MiB: more than the ring holds at once
 	for run := range 3 {
 		before := ReceivedStats()
 		e := &sumEmitter{}
-		if err := conn.(Source).Read(context.Background(), Config{Connector: "big", Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
+		if err := conn.(protocol.Source).Read(context.Background(), protocol.Config{Connector: "big", Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
 			t.Fatal(err)
 		}
 		n := int64(batches * bigRows)
@@ -395,11 +399,11 @@ type writeSink struct {
 	write func(context.Context, arrow.RecordBatch) error
 }
 
-func (s *writeSink) Spec() Spec {
-	return Spec{Name: s.name, Kind: KindSink, Version: "1", Doc: "test sink"}
+func (s *writeSink) Spec() protocol.Spec {
+	return protocol.Spec{Name: s.name, Kind: protocol.KindSink, Version: "1", Doc: "test sink"}
 }
-func (s *writeSink) Validate(context.Context, Config) error { return nil }
-func (s *writeSink) Open(context.Context, Config, *arrow.Schema) (Writer, error) {
+func (s *writeSink) Validate(context.Context, protocol.Config) error { return nil }
+func (s *writeSink) Open(context.Context, protocol.Config, *arrow.Schema) (protocol.Writer, error) {
 	return s, nil
 }
 func (s *writeSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
@@ -429,7 +433,7 @@ func newSumSink() *sumSink {
 func TestSinkBodiesGoThroughTheRing(t *testing.T) {
 	skipWithoutRings(t)
 	snk := newSumSink()
-	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(bigSource{}, snk)}, "sum")
+	_, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(bigSource{}, snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	const batches = 40
@@ -447,20 +451,20 @@ func TestSinkBodiesGoThroughTheRing(t *testing.T) {
 
 // writeBig writes batches of bigSource to the "sum" sink through conn
 // (Open, the batches, a flush, Close) and checks what the sink received.
-func writeBig(t *testing.T, conn Connector, snk *sumSink, mem memory.Allocator, batches int) {
+func writeBig(t *testing.T, conn protocol.Connector, snk *sumSink, mem memory.Allocator, batches int) {
 	t.Helper()
 	ctx := context.Background()
 	snk.rows.Store(0)
 	snk.sum.Store(0)
-	w, err := conn.(Sink).Open(ctx, Config{Connector: "sum"}, bigSchema)
+	w, err := conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sum"}, bigSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &sinkWriterEmitter{w: w}
-	if err := (bigSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
+	if err := (bigSource{}).Read(ctx, protocol.Config{Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.(Flusher).Flush(ctx); err != nil {
+	if _, err := w.(protocol.Flusher).Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(ctx); err != nil {
@@ -471,12 +475,12 @@ func writeBig(t *testing.T, conn Connector, snk *sumSink, mem memory.Allocator, 
 	}
 }
 
-type sinkWriterEmitter struct{ w Writer }
+type sinkWriterEmitter struct{ w protocol.Writer }
 
-func (e *sinkWriterEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, _ Position) error {
+func (e *sinkWriterEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, _ protocol.Position) error {
 	return e.w.Write(ctx, rec)
 }
-func (e *sinkWriterEmitter) DeadLetter(context.Context, []DeadLetter) error { return nil }
+func (e *sinkWriterEmitter) DeadLetter(context.Context, []protocol.DeadLetter) error { return nil }
 
 // oldServer is a server from before the ring: it never sees the offer.
 type oldServer struct{ *Server }
@@ -507,27 +511,27 @@ func (s oldServer) DoPut(stream flight.FlightService_DoPutServer) error {
 
 type oldPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	reg *Registry
+	reg *protocol.Registry
 }
 
 func (p *oldPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	flight.RegisterFlightServiceServer(s, oldServer{newServer(p.reg, memory.NewGoAllocator(), nil, Version)})
+	flight.RegisterFlightServiceServer(s, oldServer{newServer(p.reg, memory.NewGoAllocator(), nil, protocol.Version)})
 	return nil
 }
 
 func (p *oldPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return newClient(conn, Version), nil
+	return newClient(conn, protocol.Version), nil
 }
 
 func TestPeerWithoutRingsGetsEverythingInline(t *testing.T) {
 	skipWithoutRings(t)
-	c, conn := dialPlugin(t, &oldPlugin{reg: NewRegistry(bigSource{})}, "big")
+	c, conn := dialPlugin(t, &oldPlugin{reg: protocol.NewRegistry(bigSource{})}, "big")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	for run := range 2 {
 		before := ReceivedStats()
 		e := &sumEmitter{}
-		if err := conn.(Source).Read(context.Background(), Config{Connector: "big", Options: map[string]any{"batches": int64(3)}}, mem, e); err != nil {
+		if err := conn.(protocol.Source).Read(context.Background(), protocol.Config{Connector: "big", Options: map[string]any{"batches": int64(3)}}, mem, e); err != nil {
 			t.Fatal(err)
 		}
 		for _, rec := range e.recs {
@@ -552,7 +556,7 @@ func TestPeerWithoutRingsGetsEverythingInline(t *testing.T) {
 func TestSinkWithoutRingsGetsEverythingInline(t *testing.T) {
 	skipWithoutRings(t)
 	snk := newSumSink()
-	c, conn := dialPlugin(t, &oldPlugin{reg: NewRegistry(snk)}, "sum")
+	c, conn := dialPlugin(t, &oldPlugin{reg: protocol.NewRegistry(snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	for run := range 2 {
@@ -573,18 +577,18 @@ func TestAbandonedWriterUnmapsItsRing(t *testing.T) {
 	skipWithoutRings(t)
 	snk := newSumSink()
 	ctx := context.Background()
-	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(snk)}, "sum")
+	_, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(snk)}, "sum")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	r := func() *ring {
-		w, err := conn.(Sink).Open(ctx, Config{Connector: "sum"}, bigSchema)
+		w, err := conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sum"}, bigSchema)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := (bigSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(2)}}, mem, &sinkWriterEmitter{w: w}); err != nil {
+		if err := (bigSource{}).Read(ctx, protocol.Config{Options: map[string]any{"batches": int64(2)}}, mem, &sinkWriterEmitter{w: w}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.(Flusher).Flush(ctx); err != nil {
+		if _, err := w.(protocol.Flusher).Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
 		return w.(*remoteWriter).ring
@@ -609,7 +613,7 @@ type slowEmitter struct {
 	wait time.Duration
 }
 
-func (e *slowEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos Position) error {
+func (e *slowEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
 	if e.rows == 0 {
 		time.Sleep(e.wait)
 	}
@@ -620,13 +624,13 @@ func TestFullRingSendsInline(t *testing.T) {
 	skipWithoutRings(t)
 	defer func(n int) { ringBytes = n }(ringBytes)
 	ringBytes = 4 << 20 // four of bigSource's 1 MiB bodies
-	_, conn := dialPlugin(t, &GRPCPlugin{Registry: NewRegistry(bigSource{})}, "big")
+	_, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(bigSource{})}, "big")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	const batches = 16
 	before := ReceivedStats()
 	e := &slowEmitter{wait: 300 * time.Millisecond}
-	if err := conn.(Source).Read(context.Background(), Config{Connector: "big", Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
+	if err := conn.(protocol.Source).Read(context.Background(), protocol.Config{Connector: "big", Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
 		t.Fatal(err)
 	}
 	for _, rec := range e.recs {
@@ -645,7 +649,7 @@ func TestFullRingSendsInline(t *testing.T) {
 
 // dialPlugin serves p over a real gRPC connection, in-process, and returns
 // the client (closed at the end of the test) and its connector name.
-func dialPlugin(t *testing.T, p plugin.Plugin, name string) (*Client, Connector) {
+func dialPlugin(t *testing.T, p plugin.Plugin, name string) (*Client, protocol.Connector) {
 	t.Helper()
 	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: p})
 	t.Cleanup(func() { client.Close() })
@@ -723,7 +727,7 @@ func newStuckSink() *stuckSink {
 func TestDeadConnectionRetainsNoSinkBatch(t *testing.T) {
 	snk := newStuckSink()
 	defer close(snk.release)
-	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &oldPlugin{reg: NewRegistry(snk, newSumSink())}})
+	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &oldPlugin{reg: protocol.NewRegistry(snk, newSumSink())}})
 	defer client.Close()
 	raw, err := client.Dispense(PluginName)
 	if err != nil {
@@ -739,11 +743,11 @@ func TestDeadConnectionRetainsNoSinkBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := sum.(Sink).Open(ctx, Config{Connector: "sum"}, bigSchema)
+	w, err := sum.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sum"}, bigSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := (bigSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(1)}}, mem, &sinkWriterEmitter{w: w}); err != nil {
+	if err := (bigSource{}).Read(ctx, protocol.Config{Options: map[string]any{"batches": int64(1)}}, mem, &sinkWriterEmitter{w: w}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(ctx); err != nil {
@@ -756,14 +760,14 @@ func TestDeadConnectionRetainsNoSinkBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err = conn.(Sink).Open(ctx, Config{Connector: "stuck"}, bigSchema)
+	w, err = conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "stuck"}, bigSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() {
 		// Far more than gRPC's windows: the writes stall once they are full.
-		done <- (bigSource{}).Read(ctx, Config{Options: map[string]any{"batches": int64(64)}}, mem, &sinkWriterEmitter{w: w})
+		done <- (bigSource{}).Read(ctx, protocol.Config{Options: map[string]any{"batches": int64(64)}}, mem, &sinkWriterEmitter{w: w})
 	}()
 	<-snk.got
 	time.Sleep(200 * time.Millisecond) // let frames queue up

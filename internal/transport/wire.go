@@ -1,4 +1,4 @@
-package protocol
+package transport
 
 import (
 	"encoding/json"
@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // Transport limits. A batch is sliced so that the Arrow body of one gRPC
@@ -50,24 +52,24 @@ const (
 // PutResult carrying Ack (that number), Position and Rows (durable so
 // far). After Close, the final PutResult carries Final and Rows.
 type appMetadata struct {
-	DeadLetters []DeadLetter `json:"dead_letters,omitempty"`
-	More        bool         `json:"more,omitempty"`
-	Position    Position     `json:"position,omitempty"`
-	Flush       int64        `json:"flush,omitempty"`
-	Ack         int64        `json:"ack,omitempty"`
-	Final       bool         `json:"final,omitempty"`
-	Rows        int64        `json:"rows,omitempty"`
-	Ring        *ringRef     `json:"ring,omitempty"`
+	DeadLetters []protocol.DeadLetter `json:"dead_letters,omitempty"`
+	More        bool                  `json:"more,omitempty"`
+	Position    protocol.Position     `json:"position,omitempty"`
+	Flush       int64                 `json:"flush,omitempty"`
+	Ack         int64                 `json:"ack,omitempty"`
+	Final       bool                  `json:"final,omitempty"`
+	Rows        int64                 `json:"rows,omitempty"`
+	Ring        *ringRef              `json:"ring,omitempty"`
 }
 
 // wireConfig is a Config as it crosses the boundary: the schema as an
 // Arrow IPC schema message.
 type wireConfig struct {
-	Config
+	protocol.Config
 	Schema []byte `json:"schema,omitempty"`
 }
 
-func encodeConfig(cfg Config) ([]byte, error) {
+func encodeConfig(cfg protocol.Config) ([]byte, error) {
 	w := wireConfig{Config: cfg}
 	if cfg.Schema != nil {
 		w.Schema = flight.SerializeSchema(cfg.Schema, memory.DefaultAllocator)
@@ -79,15 +81,15 @@ func encodeConfig(cfg Config) ([]byte, error) {
 	return b, nil
 }
 
-func decodeConfig(b []byte) (Config, error) {
+func decodeConfig(b []byte) (protocol.Config, error) {
 	var w wireConfig
 	if err := json.Unmarshal(b, &w); err != nil {
-		return w.Config, fmt.Errorf("decode request: %v: %w", err, ErrConfig)
+		return w.Config, fmt.Errorf("decode request: %v: %w", err, protocol.ErrConfig)
 	}
 	if len(w.Schema) > 0 {
 		schema, err := flight.DeserializeSchema(w.Schema, memory.DefaultAllocator)
 		if err != nil {
-			return w.Config, fmt.Errorf("decode the schema of the request: %v: %w", err, ErrConfig)
+			return w.Config, fmt.Errorf("decode the schema of the request: %v: %w", err, protocol.ErrConfig)
 		}
 		w.Config.Schema = schema
 	}

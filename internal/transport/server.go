@@ -1,4 +1,4 @@
-package protocol
+package transport
 
 import (
 	"context"
@@ -15,13 +15,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // Server serves the connectors of a Registry as an Arrow Flight service.
 // It is what runs inside a plugin process; tests may also run it in-process.
 type Server struct {
 	flight.BaseFlightServer
-	reg     *Registry
+	reg     *protocol.Registry
 	mem     memory.Allocator
 	log     *slog.Logger
 	version int
@@ -30,11 +32,11 @@ type Server struct {
 
 // NewServer returns a Flight server for reg speaking the current protocol
 // Version. Batches read by sources are allocated from mem.
-func NewServer(reg *Registry, mem memory.Allocator, log *slog.Logger) *Server {
-	return newServer(reg, mem, log, Version)
+func NewServer(reg *protocol.Registry, mem memory.Allocator, log *slog.Logger) *Server {
+	return newServer(reg, mem, log, protocol.Version)
 }
 
-func newServer(reg *Registry, mem memory.Allocator, log *slog.Logger, version int) *Server {
+func newServer(reg *protocol.Registry, mem memory.Allocator, log *slog.Logger, version int) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -45,7 +47,7 @@ func newServer(reg *Registry, mem memory.Allocator, log *slog.Logger, version in
 }
 
 // prepare decodes a request, finds its connector and checks its options.
-func (s *Server) prepare(raw []byte) (Config, Connector, error) {
+func (s *Server) prepare(raw []byte) (protocol.Config, protocol.Connector, error) {
 	cfg, err := decodeConfig(raw)
 	if err != nil {
 		return cfg, nil, err
@@ -62,26 +64,26 @@ func (s *Server) prepare(raw []byte) (Config, Connector, error) {
 	return cfg, c, nil
 }
 
-func (s *Server) source(raw []byte) (Config, Source, error) {
+func (s *Server) source(raw []byte) (protocol.Config, protocol.Source, error) {
 	cfg, c, err := s.prepare(raw)
 	if err != nil {
 		return cfg, nil, err
 	}
-	src, ok := c.(Source)
+	src, ok := c.(protocol.Source)
 	if !ok {
-		return cfg, nil, fmt.Errorf("connector %q is not a source: %w", cfg.Connector, ErrConfig)
+		return cfg, nil, fmt.Errorf("connector %q is not a source: %w", cfg.Connector, protocol.ErrConfig)
 	}
 	return cfg, src, nil
 }
 
-func (s *Server) sink(raw []byte) (Config, Sink, error) {
+func (s *Server) sink(raw []byte) (protocol.Config, protocol.Sink, error) {
 	cfg, c, err := s.prepare(raw)
 	if err != nil {
 		return cfg, nil, err
 	}
-	snk, ok := c.(Sink)
+	snk, ok := c.(protocol.Sink)
 	if !ok {
-		return cfg, nil, fmt.Errorf("connector %q is not a sink: %w", cfg.Connector, ErrConfig)
+		return cfg, nil, fmt.Errorf("connector %q is not a sink: %w", cfg.Connector, protocol.ErrConfig)
 	}
 	return cfg, snk, nil
 }
@@ -97,7 +99,7 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 			Connector string `json:"connector"`
 		}
 		if err := json.Unmarshal(a.Body, &req); err != nil {
-			return toStatus(fmt.Errorf("decode spec request: %v: %w", err, ErrConfig))
+			return toStatus(fmt.Errorf("decode spec request: %v: %w", err, protocol.ErrConfig))
 		}
 		c, err := s.reg.Get(req.Connector)
 		if err != nil {
@@ -110,9 +112,9 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 			return toStatus(err)
 		}
 		switch c := c.(type) {
-		case Sink:
+		case protocol.Sink:
 			err = c.Validate(stream.Context(), cfg)
-		case Source:
+		case protocol.Source:
 			_, err = c.Schema(stream.Context(), cfg)
 		}
 		if err != nil {
@@ -120,7 +122,7 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 		}
 		return nil
 	default:
-		return toStatus(fmt.Errorf("unknown action %q: %w", a.Type, ErrNotFound))
+		return toStatus(fmt.Errorf("unknown action %q: %w", a.Type, protocol.ErrNotFound))
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -218,7 +220,7 @@ func (e *streamEmitter) start(schema *arrow.Schema) {
 	e.w.pw.ring = e.ring
 }
 
-func (e *streamEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos Position) error {
+func (e *streamEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -237,7 +239,7 @@ func (e *streamEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos Pos
 	return writeChunked(e.w, rec, e.tagged, last)
 }
 
-func (e *streamEmitter) DeadLetter(ctx context.Context, rows []DeadLetter) error {
+func (e *streamEmitter) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -264,7 +266,7 @@ func (e *streamEmitter) close() {
 func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 	ctx := stream.Context()
 	var (
-		w    Writer
+		w    protocol.Writer
 		rows int64
 	)
 	mr := &messageReader{recv: stream.Recv, refs: 1, mem: s.mem}
@@ -281,8 +283,8 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 		if m.Flush == 0 {
 			return nil
 		}
-		var pos Position
-		if f, ok := w.(Flusher); ok && w != nil {
+		var pos protocol.Position
+		if f, ok := w.(protocol.Flusher); ok && w != nil {
 			var err error
 			if pos, err = f.Flush(ctx); err != nil {
 				return fmt.Errorf("flush: %w", err)
@@ -300,7 +302,7 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 	}
 	defer rdr.Release()
 	if mr.descr == nil {
-		return toStatus(fmt.Errorf("first message carries no descriptor: %w", ErrConfig))
+		return toStatus(fmt.Errorf("first message carries no descriptor: %w", protocol.ErrConfig))
 	}
 	cfg, snk, err := s.sink(mr.descr.GetCmd())
 	if err != nil {
@@ -339,7 +341,7 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 	}
 	if j.held() > 0 {
 		_ = w.Abort(ctx)
-		return toStatus(fmt.Errorf("receive batches: the stream ended inside a batch: %w", ErrTemporary))
+		return toStatus(fmt.Errorf("receive batches: the stream ended inside a batch: %w", protocol.ErrTemporary))
 	}
 	if err := w.Close(ctx); err != nil {
 		return toStatus(err)
