@@ -75,6 +75,7 @@ func versionLine() string {
 type common struct {
 	inProcess bool
 	logLevel  string
+	stop      <-chan struct{} // closed when a graceful stop begins (run)
 }
 
 func (c *common) register(fs *pflag.FlagSet) {
@@ -134,7 +135,7 @@ func (c *common) open(ctx context.Context, file string, stderr io.Writer) (*engi
 		return nil, err
 	}
 	e := &engine{cfg: cfg, log: log}
-	opts := pluginhost.Options{Builtins: builtin.Registry(), Logger: log, Dirs: pluginDirs(cfg)}
+	opts := pluginhost.Options{Builtins: builtin.Registry(), Logger: log, Dirs: pluginDirs(cfg), Stop: c.stop}
 	if !c.inProcess {
 		self, err := os.Executable()
 		if err != nil {
@@ -200,6 +201,7 @@ func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 	}, os.Interrupt, syscall.SIGTERM)
 	defer release()
 
+	c.stop = stop
 	e, err := c.open(ctx, file, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -2,7 +2,6 @@ package csv
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"github.com/vigie-edu/vigie/connectors/internal/batch"
@@ -15,11 +14,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // SourceName is the registry name of the CSV source.
 const SourceName = "csv"
+
+// DefaultMaxRecordLines is the default of option max_record_lines.
+const DefaultMaxRecordLines = csvrec.DefaultMaxLines
 
 // DefaultBatchRows is the batch size used when Config.BatchRows is not set.
 const DefaultBatchRows = 8192
@@ -44,6 +47,7 @@ const (
 	optTimestampFormat = "timestamp_format"
 	optTimezone        = "timezone"
 	optLazyQuotes      = "lazy_quotes"
+	optMaxRecordLines  = "max_record_lines"
 )
 
 // Values of the delimiter and decimal options that ask for detection.
@@ -84,10 +88,18 @@ whose sampled numbers are written 12,5 (and none 12.5) has a decimal comma.
 Every column is nullable; null_values are read as nulls. A row with the
 wrong number of fields, a value that does not parse as its column's type,
 text that is not valid UTF-8 or a malformed quote goes, per on_error, to the
-dead-letter output (with file, line, column and reason), is skipped, or
-fails the read. A dead letter's line is where the faulty field starts, or
-where the record starts for a row-level fault; lines count the breaks inside
-quoted fields. Positions name the file and the offset in its decoded text.
+dead-letter output (with file, line, column, reason and the record's text
+as in the file), is skipped, or fails the read. Every line of a file ends
+in exactly one of a row, a dead letter or the header: a dead letter's line
+is where its record starts and its text holds all the record's lines. A
+record that cannot be split into fields (a quote that never closes, or
+stays open past max_record_lines lines; a quote out of place) or that
+spans several lines and has the wrong number of fields is malformed: its
+first line alone is dead-lettered and reading resumes on the next line, so
+an open quote does not swallow the lines after it; with lazy_quotes, so is
+a field over several lines that holds a stray quote. An empty line is a row
+of one empty field: a row of a one-column file, a dead letter otherwise.
+Positions name the file and the offset in its decoded text.
 Sinks of the same family: "csv_file", "parquet".`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true,
@@ -114,6 +126,8 @@ Sinks of the same family: "csv_file", "parquet".`,
 			Doc: `IANA time zone of timestamps written without an offset, e.g. "Europe/Paris"`},
 		{Name: optLazyQuotes, Type: protocol.TypeBool, Default: false,
 			Doc: `accept a quote inside an unquoted field (5"3) and a stray quote in a quoted one, as some exports write them`},
+		{Name: optMaxRecordLines, Type: protocol.TypeInt, Default: int64(DefaultMaxRecordLines),
+			Doc: `most lines one record may span (a quoted field with line breaks); a quote still open after that many lines, or at the end of the file, makes the record's first line a dead letter and reading resumes on the line after it`},
 		{Name: optOnError, Type: protocol.TypeString, Default: onErrorDeadLetter,
 			Enum: []string{onErrorDeadLetter, onErrorSkip, onErrorFail},
 			Doc:  "what to do with a bad row: send it to the dead-letter output, skip it, or fail the read"},
@@ -135,18 +149,20 @@ func (s Source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema,
 // plan is what a read needs to know before reading data: checked options,
 // the files and the output schema.
 type plan struct {
-	files      []string
-	comma      rune
-	lazyQuotes bool
-	header     bool
-	encoding   string
-	rename     map[string]string
-	nulls      map[string]bool
-	onError    string
-	batchRows  int
-	formats    *formats
-	schema     *arrow.Schema
-	types      []colType
+	files       []string
+	comma       rune
+	lazyQuotes  bool
+	maxLines    int
+	headerLines int // lines of the first file's header (blank lines before it included)
+	header      bool
+	encoding    string
+	rename      map[string]string
+	nulls       map[string]bool
+	onError     string
+	batchRows   int
+	formats     *formats
+	schema      *arrow.Schema
+	types       []colType
 }
 
 // newPlan checks cfg, lists the files, checks their headers and reads the
@@ -158,6 +174,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	}
 	p := &plan{
 		lazyQuotes: cfg.Bool(optLazyQuotes),
+		maxLines:   int(cfg.Int(optMaxRecordLines)),
 		header:     cfg.Bool(optHeader),
 		encoding:   cfg.String(optEncoding),
 		rename:     cfg.StringMap(optRename),
@@ -180,6 +197,10 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 			return nil, err
 		}
 	}
+	if p.maxLines < 1 {
+		return nil, fmt.Errorf("connector %q: option %q: %d lines: expected 1 or more: %w",
+			SourceName, optMaxRecordLines, p.maxLines, protocol.ErrConfig)
+	}
 	for col, typ := range cfg.StringMap(optColumns) {
 		if _, err := lookupType(col, typ); err != nil {
 			return nil, fmt.Errorf("connector %q: option %q: %w", SourceName, optColumns, err)
@@ -193,7 +214,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	// The first file with a header names the columns.
 	var (
 		in    *input
-		r     *csv.Reader
+		r     *csvrec.Reader
 		first []string
 		fi    int
 	)
@@ -211,7 +232,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 			p.comma = sniffDelimiter(head, len(head) < in.text.Size() && atEOF(in.text))
 		}
 		r = p.reader(in)
-		first, err = r.Read()
+		first, err = p.readHeader(in, r)
 		if err != io.EOF {
 			break
 		}
@@ -226,7 +247,10 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		}
 	}()
 	if err != nil {
-		return nil, fmt.Errorf("%s: header: %w", p.files[fi], err)
+		return nil, err
+	}
+	if p.header {
+		p.headerLines = r.Line()
 	}
 	names, err := p.columnNames(p.files[fi], first)
 	if err != nil {
@@ -308,7 +332,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 				return nil, err
 			}
 		}
-		rec, err := r.Read()
+		rec, err := r.Next()
 		if err == io.EOF {
 			// Go on sampling in the next file.
 			in.Close()
@@ -326,12 +350,12 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		}
 		n++
 		if err != nil {
-			if isParseError(err) {
-				continue
-			}
-			return nil, fmt.Errorf("%s: %w", p.files[fi], err)
+			return nil, fmt.Errorf("read %s: %w", p.files[fi], err)
 		}
-		sample(rec)
+		if rec.Malformed != "" {
+			continue
+		}
+		sample(rec.Fields)
 	}
 
 	p.formats = &dot
@@ -468,16 +492,16 @@ func (p *plan) headerMap(path string, names []string) ([]int, error) {
 // skipHeader reads the header of a file other than the first and maps the
 // columns to its fields; it returns the mapping (nil: same order) and the
 // number of fields a row must have. An empty file has no rows.
-func (p *plan) skipHeader(in *input, r *csv.Reader, names []string) ([]int, int, error) {
+func (p *plan) skipHeader(in *input, r *csvrec.Reader, names []string) ([]int, int, error) {
 	if !p.header {
 		return nil, len(names), nil
 	}
-	rec, err := r.Read()
+	rec, err := p.readHeader(in, r)
 	if err == io.EOF {
 		return nil, len(names), nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: header: %w", in.path, err)
+		return nil, 0, err
 	}
 	got, err := p.columnNames(in.path, rec)
 	if err != nil {
@@ -502,8 +526,29 @@ func (p *plan) skipHeader(in *input, r *csv.Reader, names []string) ([]int, int,
 	return fmap, len(names), nil
 }
 
+// readHeader returns the fields of the first record of a file, past any
+// empty lines (which count as header lines), io.EOF if it has none.
+func (p *plan) readHeader(in *input, r *csvrec.Reader) ([]string, error) {
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return nil, err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", in.path, err)
+		}
+		if rec.Malformed != "" {
+			return nil, fmt.Errorf("%s:%d:%d: header: %s: %w", in.path, rec.Line, rec.Col, rec.Malformed, protocol.ErrConfig)
+		}
+		if len(rec.Fields) == 1 && rec.Fields[0] == "" && len(csvrec.Content(rec.Raw)) == 0 {
+			continue
+		}
+		return slices.Clone(rec.Fields), nil
+	}
+}
+
 // open opens file i and returns a CSV reader over its text.
-func (p *plan) open(i int) (*input, *csv.Reader, error) {
+func (p *plan) open(i int) (*input, *csvrec.Reader, error) {
 	in, err := openInput(p.files[i], p.encoding)
 	if err != nil {
 		return nil, nil, err
@@ -511,14 +556,9 @@ func (p *plan) open(i int) (*input, *csv.Reader, error) {
 	return in, p.reader(in), nil
 }
 
-// reader returns a CSV reader over in's text as it stands.
-func (p *plan) reader(in *input) *csv.Reader {
-	r := csv.NewReader(in.text)
-	r.Comma = p.comma
-	r.LazyQuotes = p.lazyQuotes
-	r.FieldsPerRecord = -1 // checked here, to report it as a dead letter
-	r.ReuseRecord = true
-	return r
+// reader returns a record reader over in's text as it stands.
+func (p *plan) reader(in *input) *csvrec.Reader {
+	return csvrec.NewReader(in.text, p.comma, p.lazyQuotes, p.maxLines, optMaxRecordLines)
 }
 
 // position is where a read stands: the file and the byte offset of the next
@@ -528,11 +568,6 @@ type position struct {
 	File   int    `json:"file,omitempty"`
 	Path   string `json:"path,omitempty"`
 	Offset int64  `json:"offset"`
-}
-
-func isParseError(err error) bool {
-	var pe *csv.ParseError
-	return errors.As(err, &pe)
 }
 
 // Read emits the rows of the files in batches of at most cfg.BatchRows
@@ -623,7 +658,7 @@ type reading struct {
 	lineBase int    // lines before where r started
 	fmap     []int  // the file's field of each column, nil: the same order
 	nfields  int    // fields a row of the file must have
-	r        *csv.Reader
+	r        *csvrec.Reader
 	out      *batch.Out // holds dead letters until the batch covering them
 	vals     []value    // the current row, parsed
 }
@@ -660,8 +695,8 @@ func (rd *reading) openFile(fi int, off int64) error {
 		// the plan read it (a named pipe may not give the same one twice).
 		rd.fmap, rd.nfields = nil, len(names)
 		if rd.header {
-			if _, err := rd.r.Read(); err != nil && err != io.EOF {
-				return fmt.Errorf("%s: header: %w", path, err)
+			if _, err := rd.readHeader(rd.in, rd.r); err != nil && err != io.EOF {
+				return err
 			}
 		}
 	case off == 0:
@@ -691,21 +726,29 @@ func (rd *reading) close() {
 // row that was dealt with (dead letter or skip), an error to stop the read,
 // io.EOF at the end.
 func (rd *reading) next(ctx context.Context) (bool, error) {
-	rec, err := rd.r.Read()
+	rec, err := rd.r.Next()
 	if err == io.EOF {
 		return false, err
-	}
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return false, rd.bad(ctx, badRow{line: pe.StartLine, col: pe.Column, reason: pe.Err.Error()})
 	}
 	if err != nil {
 		return false, fmt.Errorf("read %s: %w", rd.files[rd.fi], err)
 	}
-	line, _ := rd.r.FieldPos(0)
-	if len(rec) != rd.nfields {
-		return false, rd.bad(ctx, badRow{line: line, raw: rec,
-			reason: fmt.Sprintf("expected %d fields, got %d", rd.nfields, len(rec))})
+	if rec.Malformed != "" {
+		return false, rd.bad(ctx, badRow{line: rec.Line, col: rec.Col, reason: rec.Malformed, raw: rec.Text()})
+	}
+	if len(rec.Fields) != rd.nfields {
+		reason := fmt.Sprintf("expected %d fields, got %d", rd.nfields, len(rec.Fields))
+		switch {
+		case len(csvrec.Content(rec.Raw)) == 0:
+			reason = fmt.Sprintf("empty line, expected %d fields", rd.nfields)
+		case rec.Lines > 1:
+			// Most likely a quote that closes too late: the lines after the
+			// first are read again.
+			reason = fmt.Sprintf("expected %d fields, got %d in a record over %d lines (a quote not closed on its line?); "+
+				"reading resumes at line %d", rd.nfields, len(rec.Fields), rec.Lines, rec.Line+1+rd.lineBase)
+			rd.r.Cut()
+		}
+		return false, rd.bad(ctx, badRow{line: rec.Line, reason: reason, raw: rec.Text()})
 	}
 	checkUTF8 := rd.in.encoding == encUTF8
 	for i := range rd.vals {
@@ -713,7 +756,7 @@ func (rd *reading) next(ctx context.Context) (bool, error) {
 		if rd.fmap != nil {
 			j = rd.fmap[i]
 		}
-		s := rec[j]
+		s := rec.Fields[j]
 		v := &rd.vals[i]
 		*v = value{Null: rd.nulls[s]}
 		reason := ""
@@ -727,29 +770,36 @@ func (rd *reading) next(ctx context.Context) (bool, error) {
 		default:
 			reason = fmt.Sprintf("expected %s, got %q", rd.types[i].name, s)
 		}
-		l, c := rd.r.FieldPos(j)
-		return false, rd.bad(ctx, badRow{line: l, col: c, column: rd.schema.Field(i).Name, raw: rec, reason: reason})
+		l, c := rec.FieldPos(j)
+		return false, rd.bad(ctx, badRow{line: rec.Line, fieldLine: l, col: c, column: rd.schema.Field(i).Name, raw: rec.Text(), reason: reason})
 	}
 	return true, nil
 }
 
 // badRow is a row that could not be read.
 type badRow struct {
-	line, col int
+	line      int // where the record starts
+	fieldLine int // where the faulty field starts, 0: line
+	col       int
 	column    string
 	reason    string
-	raw       []string
+	raw       string // the record's text as in the file
 }
 
 // bad applies the on_error policy to a bad row.
 func (rd *reading) bad(ctx context.Context, b badRow) error {
 	b.line += rd.lineBase
+	if b.fieldLine == 0 {
+		b.fieldLine = b.line
+	} else {
+		b.fieldLine += rd.lineBase
+	}
 	path := rd.files[rd.fi]
 	switch rd.onError {
 	case onErrorSkip:
 		return nil
 	case onErrorFail:
-		pos := fmt.Sprintf("%s:%d", path, b.line)
+		pos := fmt.Sprintf("%s:%d", path, b.fieldLine)
 		if b.col > 0 {
 			pos += fmt.Sprintf(":%d", b.col)
 		}
@@ -763,20 +813,6 @@ func (rd *reading) bad(ctx context.Context, b badRow) error {
 		Line:   int64(b.line),
 		Column: b.column,
 		Reason: b.reason,
-		Raw:    strings.ToValidUTF8(rd.encode(b.raw), "\uFFFD"),
+		Raw:    strings.ToValidUTF8(b.raw, "\uFFFD"),
 	})
-}
-
-// encode writes fields back as one CSV record (quoted where needed, without
-// the line end), so that a dead letter's Raw can be repaired and replayed.
-func (rd *reading) encode(fields []string) string {
-	if len(fields) == 0 {
-		return ""
-	}
-	var sb strings.Builder
-	w := csv.NewWriter(&sb)
-	w.Comma = rd.comma
-	w.Write(fields)
-	w.Flush()
-	return strings.TrimSuffix(sb.String(), "\n")
 }

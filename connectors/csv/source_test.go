@@ -53,7 +53,7 @@ func (c *collector) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) 
 }
 
 // writeFile writes content to a file in a test folder and returns its path.
-func writeFile(t *testing.T, content string) string {
+func writeFile(t testing.TB, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "in.csv")
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
@@ -240,7 +240,7 @@ func TestDeadLetters(t *testing.T) {
 	want := []protocol.DeadLetter{
 		{Origin: path, Line: 5, Column: "absent", Reason: `expected int32, got "abc"`, Raw: `3,"Bea, B",abc`},
 		{Origin: path, Line: 6, Reason: "expected 3 fields, got 2", Raw: "4,Cid"},
-		{Origin: path, Line: 8, Reason: "expected 3 fields, got 4", Raw: "6,Eve,5,extra"},
+		{Origin: path, Line: 8, Reason: "expected 3 fields, got 4", Raw: `6,"Eve",5,extra`},
 	}
 	if !reflect.DeepEqual(c.dead, want) {
 		t.Errorf("dead letters:\n%+v\nwant\n%+v", c.dead, want)

@@ -3,7 +3,6 @@ package oneroster
 import (
 	"archive/zip"
 	"bufio"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
@@ -131,7 +131,7 @@ func (b *bundle) origin(name string) string {
 
 // open opens the bundle's file for table (name.csv, any case) as a CSV
 // reader past any byte order mark.
-func (b *bundle) open(file string) (io.ReadCloser, *csv.Reader, string, error) {
+func (b *bundle) open(file string) (io.ReadCloser, *csvrec.Reader, string, error) {
 	name, ok := b.files[strings.ToLower(file)]
 	if !ok {
 		return nil, nil, "", protocol.WithKind(fmt.Errorf("oneroster bundle %s: no file %s", b.path, file), protocol.ErrNotFound)
@@ -144,8 +144,9 @@ func (b *bundle) open(file string) (io.ReadCloser, *csv.Reader, string, error) {
 	if bom, _ := br.Peek(3); string(bom) == "\ufeff" {
 		br.Discard(3)
 	}
-	r := csv.NewReader(br)
-	r.FieldsPerRecord = -1 // checked by the reader, to dead-letter the row
+	// By physical lines: a stray quote costs its line, not the rest of the
+	// file.
+	r := csvrec.NewReader(br, ',', false, 0, "")
 	return f, r, b.origin(name), nil
 }
 
@@ -165,6 +166,9 @@ func (b *bundle) readManifest() error {
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %v: %w", origin, err, protocol.ErrConfig)
+		}
+		if r.Current().IsEmpty() {
+			continue
 		}
 		line, _ := r.FieldPos(0)
 		if len(rec) < 2 {

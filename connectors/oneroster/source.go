@@ -6,7 +6,6 @@ package oneroster
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"github.com/vigie-edu/vigie/connectors/internal/batch"
@@ -19,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
@@ -65,8 +65,11 @@ row with a reference to an unknown id (an enrollment for an unknown user or
 class, a result for an unknown lineItem or student, a class for an unknown
 course or school...), an empty required reference, a duplicate sourcedId, a
 value that does not parse or the wrong field count goes, per on_error, to
-the dead-letter output with file, line, column and reason, is skipped, or
-fails the read. References into tables that are absent or delta in the
+the dead-letter output with file, line, column, reason and the record's
+text, is skipped, or fails the read. Records are split by lines: a quote
+that never closes (or stays open over 1000 lines), or a record over several
+lines with the wrong field count, makes its first line alone a dead letter
+and reading resumes on the next. Empty lines are passed over. References into tables that are absent or delta in the
 manifest cannot be checked and are not.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "the bundle: a folder or a .zip holding manifest.csv"},
@@ -118,8 +121,11 @@ func newPlan(cfg protocol.Config) (*plan, error) {
 
 // header reads the header of the table's file and returns, for each
 // column, its index in the records (-1 if the file does not have it).
-func (p *plan) header(r *csv.Reader, origin string) ([]int, int, error) {
+func (p *plan) header(r *csvrec.Reader, origin string) ([]int, int, error) {
 	rec, err := r.Read()
+	for err == nil && r.Current().IsEmpty() {
+		rec, err = r.Read()
+	}
 	if err == io.EOF {
 		return nil, 0, fmt.Errorf("%s: empty file, expected a header line starting with sourcedId: %w", origin, protocol.ErrConfig)
 	}
@@ -171,8 +177,10 @@ func (p *plan) loadIDs(ctx context.Context, table string) (map[string]struct{}, 
 		return nil, fmt.Errorf("load the sourcedIds of %s to check references: %w", table, err)
 	}
 	defer f.Close()
-	r.ReuseRecord = true
 	head, err := r.Read()
+	for err == nil && r.Current().IsEmpty() {
+		head, err = r.Read()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: expected a header line: %v: %w", origin, err, protocol.ErrConfig)
 	}
@@ -197,7 +205,7 @@ func (p *plan) loadIDs(ctx context.Context, table string) (map[string]struct{}, 
 		if err == io.EOF {
 			return ids, nil
 		}
-		if err == nil && col < len(rec) {
+		if err == nil && col < len(rec) && !r.Current().IsEmpty() {
 			ids[strings.TrimSpace(rec[col])] = struct{}{} // bad rows are the referenced table's own dead letters
 		}
 	}
@@ -263,11 +271,15 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 		if err == io.EOF {
 			break
 		}
+		if err == nil && r.Current().IsEmpty() {
+			n-- // an empty line is not a record (nor a row: no data lost)
+			continue
+		}
 		pos := position{Row: n}
-		var pe *csv.ParseError
+		var pe *csvrec.ParseError
 		if errors.As(err, &pe) {
 			if n > from.Row {
-				if err := rd.bad(ctx, bt, pos, pe.StartLine, pe.Column, nil, "", pe.Err.Error()); err != nil {
+				if err := rd.bad(ctx, bt, pos, pe.StartLine, pe.Column, pe.Raw, "", pe.Err); err != nil {
 					return err
 				}
 			}
@@ -277,12 +289,22 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 			return fmt.Errorf("read %s: %w", origin, err)
 		}
 		line, _ := r.FieldPos(0)
+		cur := r.Current()
+		cut := ""
+		if len(rec) != rd.width && cur.Lines > 1 {
+			// Most likely a quote that closes too late: the lines after
+			// the first are read again as the next records.
+			cut = fmt.Sprintf(" in a record over %d lines (a quote not closed on its line?); reading resumes at line %d",
+				cur.Lines, line+1)
+			r.Cut()
+		}
 		column, reason, fieldCol := rd.parse(r, rec, line)
+		reason += cut
 		if n <= from.Row {
 			continue // read again only to know the sourcedIds before the position
 		}
 		if reason != "" {
-			if err := rd.bad(ctx, bt, pos, line, fieldCol, rec, column, reason); err != nil {
+			if err := rd.bad(ctx, bt, pos, line, fieldCol, cur.Text(), column, reason); err != nil {
 				return err
 			}
 			continue
@@ -307,7 +329,7 @@ type reading struct {
 
 // parse reads rec into rd.row. A bad row returns the offending column, the
 // reason, and the field's column in the line.
-func (rd *reading) parse(r *csv.Reader, rec []string, line int) (string, string, int) {
+func (rd *reading) parse(r *csvrec.Reader, rec []string, line int) (string, string, int) {
 	if len(rec) != rd.width {
 		return "", fmt.Sprintf("expected %d fields as in the header, got %d", rd.width, len(rec)), 0
 	}
@@ -372,7 +394,7 @@ func (rd *reading) parse(r *csv.Reader, rec []string, line int) (string, string,
 }
 
 // bad applies the on_error policy to a bad record.
-func (rd *reading) bad(ctx context.Context, bt *batch.Batcher, pos position, line, col int, rec []string, column, reason string) error {
+func (rd *reading) bad(ctx context.Context, bt *batch.Batcher, pos position, line, col int, raw, column, reason string) error {
 	switch rd.onError {
 	case onErrorSkip:
 		bt.Skipped(pos)
@@ -387,19 +409,8 @@ func (rd *reading) bad(ctx context.Context, bt *batch.Batcher, pos position, lin
 		}
 		return fmt.Errorf("%s: %s (on_error = %q)", at, reason, onErrorFail)
 	}
-	return bt.DeadLetter(ctx, protocol.DeadLetter{Origin: rd.origin, Line: int64(line), Column: column, Reason: reason, Raw: encode(rec)}, pos)
-}
-
-// encode writes a record back as one CSV line, for a dead letter's Raw.
-func encode(rec []string) string {
-	if len(rec) == 0 {
-		return ""
-	}
-	var sb strings.Builder
-	w := csv.NewWriter(&sb)
-	w.Write(rec)
-	w.Flush()
-	return strings.TrimSuffix(sb.String(), "\n")
+	return bt.DeadLetter(ctx, protocol.DeadLetter{Origin: rd.origin, Line: int64(line), Column: column, Reason: reason,
+		Raw: strings.ToValidUTF8(raw, "\uFFFD")}, pos)
 }
 
 // parseValue reads one field; an empty field is null.

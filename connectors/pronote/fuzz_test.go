@@ -2,8 +2,8 @@ package pronote_test
 
 import (
 	"bytes"
-	"encoding/csv"
-	"io"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,32 +12,48 @@ import (
 	"golang.org/x/text/encoding/charmap"
 
 	"github.com/vigie-edu/vigie/connectors/pronote"
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
-// records counts the records of data after its header line, as the source
-// splits them, and how many of them are blank.
-func records(t *testing.T, data []byte) (n, blank int) {
-	t.Helper()
-	var in io.Reader = bytes.NewReader(data)
-	if !bytes.HasPrefix(data, []byte("\ufeff")) {
-		in = charmap.Windows1252.NewDecoder().Reader(in)
-	}
-	r := csv.NewReader(in)
-	r.Comma, r.FieldsPerRecord, r.LazyQuotes = ';', -1, true
-	for i := 0; ; i++ {
-		rec, err := r.Read()
-		if err == io.EOF {
-			return n - 1, blank
-		}
+// lineCount returns the physical lines of data.
+func lineCount(data []byte) int {
+	n := bytes.Count(data, []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
 		n++
-		if err == nil && strings.TrimSpace(strings.Join(rec, "")) == "" && i > 0 {
-			blank++
+	}
+	return n
+}
+
+// deadLines counts the lines the dead letters hold.
+func deadLines(dead []protocol.DeadLetter) int {
+	n := 0
+	for _, d := range dead {
+		n += strings.Count(d.Raw, "\n") + 1
+	}
+	return n
+}
+
+// checkDead checks that every dead letter has a reason and the text of its
+// lines, past the header line, and that their line ranges do not overlap
+// or pass the end of the file.
+func checkDead(t *testing.T, dead []protocol.DeadLetter, lines int) {
+	t.Helper()
+	next := int64(2)
+	for _, d := range dead {
+		if d.Reason == "" || d.Raw == "" || d.Line < next {
+			t.Fatalf("dead letter without a reason or text, or at line %d before %d: %+v", d.Line, next, d)
 		}
+		next = d.Line + int64(strings.Count(d.Raw, "\n")) + 1
+	}
+	if next > int64(lines)+1 {
+		t.Fatalf("dead letters go on to line %d, past the %d lines", next-1, lines)
 	}
 }
 
 // FuzzRead feeds arbitrary exports to both kinds: the source must not
-// panic, and every record after the header must give rows or a dead letter.
+// panic, dead letters carry their lines' text, and rows and dead letters
+// never claim more lines than the file has (TestLineAccounting checks the
+// exact count on generated files).
 func FuzzRead(f *testing.F) {
 	for _, p := range []string{"testdata/notes_variants.csv", "testdata/absences_variants.csv", "testdata/notes_more.csv"} {
 		b, err := os.ReadFile(p)
@@ -66,12 +82,16 @@ func FuzzRead(f *testing.F) {
 			if err != nil {
 				t.Fatalf("%s: %v", kind, err)
 			}
-			n, blank := records(t, data)
-			if kind == "notes" && len(c.rows)+len(c.dead) != n-blank {
-				t.Fatalf("notes: %d records (%d blank), %d rows + %d dead letters", n, blank, len(c.rows), len(c.dead))
+			lines := lineCount(data)
+			checkDead(t, c.dead, lines)
+			// A record gives one row of notes, one or two of absences (a
+			// whole day is two half-days), and takes one line or more.
+			records := len(c.rows)
+			if kind == "absences" {
+				records = (len(c.rows) + 1) / 2
 			}
-			if kind == "absences" && (len(c.rows)+len(c.dead) < n-blank || len(c.rows)+len(c.dead) > 2*(n-blank)) {
-				t.Fatalf("absences: %d records (%d blank), %d rows + %d dead letters", n, blank, len(c.rows), len(c.dead))
+			if used := 1 + records + deadLines(c.dead); used > lines {
+				t.Fatalf("%s: %d rows + %d dead-lettered lines + header = %d > %d lines", kind, len(c.rows), deadLines(c.dead), used, lines)
 			}
 			// And the file alone, header or not: an error, never a panic.
 			os.WriteFile(path, body, 0o644)
@@ -79,4 +99,62 @@ func FuzzRead(f *testing.F) {
 		}
 		_ = pronote.Name
 	})
+}
+
+// TestLineAccounting reads generated notes exports (good rows, quotes that
+// never close or close lines later, quoted line breaks, empty lines, wrong
+// field counts, bad marks): every line is the header, a row (1 + the line
+// breaks in its values), a dead letter (with its text) or empty.
+func TestLineAccounting(t *testing.T) {
+	const good = "S%d;Durand;Zoe;3eB;MATHS;Trimestre 1;05/10/2025;12,5;20;1\r\n"
+	pieces := []string{
+		"S%d;\"Durand;Zoe;3eB;MATHS;Trimestre 1;05/10/2025;12,5;20;1\r\n",
+		"S%d;\"Du\nrand\";Zoe;3eB;MATHS;Trimestre 1;05/10/2025;12,5;20;1\r\n",
+		"S%d;Dur\"and;Zoe;3eB;MATHS;Trimestre 1;05/10/2025;12,5;20;1\r\n",
+		"\r\n",
+		"S%d;Durand\r\n",
+		"S%d;Durand;Zoe;3eB;MATHS;Trimestre 1;05/10/2025;douze;20;1\r\n",
+		"S%d;\"Durand\n;Zoe\";3eB;MATHS;Trimestre 1;05/10/2025;12,5;20;1;x;y\r\n",
+	}
+	r := rand.New(rand.NewPCG(12, 5))
+	dir := t.TempDir()
+	for k := range 100 {
+		var b strings.Builder
+		b.WriteString("Identifiant;Nom;Prenom;Classe;Matiere;Periode;Date;Note;Bareme;Coefficient\r\n")
+		empty := 0
+		for i := range r.IntN(60) {
+			p := good
+			if r.IntN(3) == 0 {
+				p = pieces[r.IntN(len(pieces))]
+			}
+			if p == "\r\n" {
+				empty++
+				b.WriteString(p)
+				continue
+			}
+			fmt.Fprintf(&b, p, i)
+		}
+		data := "\ufeff" + b.String()
+		path := filepath.Join(dir, fmt.Sprintf("%d.csv", k))
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(fmt.Sprint(k), func(t *testing.T) {
+			c, err := read(t, map[string]any{"path": path, "kind": "notes"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := lineCount([]byte(data))
+			checkDead(t, c.dead, lines)
+			rows := 0
+			for _, row := range c.rows {
+				rows += 1 + strings.Count(row, "\n")
+			}
+			if got := 1 + rows + deadLines(c.dead) + empty; got != lines {
+				t.Errorf("%d lines in, 1 header + %d in rows + %d dead-lettered + %d empty = %d\n%v",
+					lines, rows, deadLines(c.dead), empty, got, c.dead)
+				t.Logf("%q\n%q", data, c.rows)
+			}
+		})
+	}
 }

@@ -9,7 +9,6 @@ package pronote
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"github.com/vigie-edu/vigie/connectors/internal/batch"
@@ -26,6 +25,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"golang.org/x/text/encoding/charmap"
 
+	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
@@ -85,8 +85,11 @@ scale. Absences: one row per half-day (AM/PM; "Journée" gives two),
 justified from Oui/Non (or "Non justifié" in the reason), recorded_at in
 "timezone" converted to UTC. A row with the wrong field count, an
 unreadable mark, date or flag goes, per on_error, to the dead-letter output
-with file, line, column and reason, is skipped, or fails the read. See
-connectors/pronote/README.md for the assumed layout.`,
+with file, line, column, reason and the record's text, is skipped, or
+fails the read. Records are split by lines: a quote that never closes (or
+a field over several lines with a stray quote, or over 1000 lines) makes
+its line alone a dead letter and reading resumes on the next. Empty lines
+are passed over. See connectors/pronote/README.md for the assumed layout.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "export file, or a glob of files (read in name order)"},
 		{Name: optKind, Type: protocol.TypeString, Required: true, Enum: []string{KindNotes, KindAbsences},
@@ -313,7 +316,7 @@ type fileReader struct {
 	*plan
 	path string
 	f    *os.File
-	r    *csv.Reader
+	r    *csvrec.Reader
 	n    int      // records read
 	cols []string // the header, as written
 }
@@ -340,17 +343,22 @@ func (p *plan) open(path string) (*fileReader, error) {
 			in = charmap.ISO8859_15.NewDecoder().Reader(br)
 		}
 	}
-	r := csv.NewReader(in)
-	r.Comma = p.comma
-	r.FieldsPerRecord = -1 // checked here, to report it as a dead letter
-	r.LazyQuotes = true    // exports write quotes inside unquoted fields
+	// Exports write quotes inside unquoted fields: lazy quotes. Split by
+	// physical lines, a quote that never closes costs its line, not the
+	// rest of the file.
+	r := csvrec.NewReader(in, p.comma, true, 0, "")
 	return &fileReader{plan: p, path: path, f: f, r: r}, nil
 }
 
 func (fr *fileReader) close() { fr.f.Close() }
 
+// read returns the next record; empty lines are passed over (they hold no
+// data, and encoding/csv, which positions were counted with, skipped them).
 func (fr *fileReader) read() ([]string, error) {
 	rec, err := fr.r.Read()
+	for err == nil && fr.r.Current().IsEmpty() {
+		rec, err = fr.r.Read()
+	}
 	if err != io.EOF {
 		fr.n++
 	}
@@ -453,9 +461,9 @@ func (p *plan) readFile(ctx context.Context, i, skip int, bt *batch.Batcher) err
 		if fr.n <= skip {
 			continue
 		}
-		var pe *csv.ParseError
+		var pe *csvrec.ParseError
 		if errors.As(err, &pe) {
-			if err := fr.bad(ctx, bt, pos, pe.StartLine, pe.Column, nil, badField{col: -1, reason: pe.Err.Error()}); err != nil {
+			if err := fr.bad(ctx, bt, pos, pe.StartLine, pe.Column, pe.Raw, badField{col: -1, reason: pe.Err}); err != nil {
 				return err
 			}
 			continue
@@ -468,9 +476,17 @@ func (p *plan) readFile(ctx context.Context, i, skip int, bt *batch.Batcher) err
 			bt.Skipped(pos)
 			continue
 		}
+		cur := fr.r.Current()
 		if n := len(rec); n != len(fr.cols) && !(n == len(fr.cols)+1 && trim(rec[n-1]) == "") {
-			if err := fr.bad(ctx, bt, pos, line, 0, rec, badField{col: -1,
-				reason: fmt.Sprintf("expected %d fields as in the header, got %d", len(fr.cols), n)}); err != nil {
+			reason := fmt.Sprintf("expected %d fields as in the header, got %d", len(fr.cols), n)
+			if cur.Lines > 1 {
+				// Most likely a quote that closes too late: the lines
+				// after the first are read again as the next records.
+				reason += fmt.Sprintf(" in a record over %d lines (a quote not closed on its line?); reading resumes at line %d",
+					cur.Lines, line+1)
+				fr.r.Cut()
+			}
+			if err := fr.bad(ctx, bt, pos, line, 0, cur.Text(), badField{col: -1, reason: reason}); err != nil {
 				return err
 			}
 			continue
@@ -488,7 +504,7 @@ func (p *plan) readFile(ctx context.Context, i, skip int, bt *batch.Batcher) err
 				line, c = fr.r.FieldPos(idx[bf.col])
 				bf.reason = fmt.Sprintf("%s (column %d, %q)", bf.reason, idx[bf.col]+1, fr.cols[idx[bf.col]])
 			}
-			if err := fr.bad(ctx, bt, pos, line, c, rec, *bf); err != nil {
+			if err := fr.bad(ctx, bt, pos, line, c, cur.Text(), *bf); err != nil {
 				return err
 			}
 			continue
@@ -509,7 +525,7 @@ func blank(rec []string) bool {
 }
 
 // bad applies the on_error policy to a bad record.
-func (fr *fileReader) bad(ctx context.Context, bt *batch.Batcher, pos position, line, col int, rec []string, b badField) error {
+func (fr *fileReader) bad(ctx context.Context, bt *batch.Batcher, pos position, line, col int, raw string, b badField) error {
 	switch fr.onError {
 	case onErrorSkip:
 		bt.Skipped(pos)
@@ -525,21 +541,8 @@ func (fr *fileReader) bad(ctx context.Context, bt *batch.Batcher, pos position, 
 		return fmt.Errorf("%s: %s (on_error = %q)", at, b.reason, onErrorFail)
 	}
 	return bt.DeadLetter(ctx, protocol.DeadLetter{
-		Origin: fr.path, Line: int64(line), Column: b.column, Reason: b.reason, Raw: fr.encode(rec),
+		Origin: fr.path, Line: int64(line), Column: b.column, Reason: b.reason, Raw: strings.ToValidUTF8(raw, "\uFFFD"),
 	}, pos)
-}
-
-// encode writes a record back as one line, for a dead letter's Raw.
-func (fr *fileReader) encode(rec []string) string {
-	if len(rec) == 0 {
-		return ""
-	}
-	var sb strings.Builder
-	w := csv.NewWriter(&sb)
-	w.Comma = fr.comma
-	w.Write(rec)
-	w.Flush()
-	return strings.TrimSuffix(sb.String(), "\n")
 }
 
 // Role indexes, in the order of notesRoles and absencesRoles.

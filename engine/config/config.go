@@ -214,7 +214,7 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 	}
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
-		e := &Error{Pos: Pos{File: file}, Msg: "invalid TOML: " + err.Error()}
+		e := &Error{Pos: Pos{File: file, Line: 1}, Msg: "invalid TOML: " + err.Error()}
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			// Messages of the decoder may start with a capital letter and end
@@ -223,7 +223,7 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 			if msg != "" {
 				msg = strings.ToLower(msg[:1]) + msg[1:]
 			}
-			e.Pos.Line = pe.Position.Line
+			e.Pos.Line = max(pe.Position.Line, 1)
 			e.Msg = "invalid TOML: " + msg
 		}
 		return nil, Errors{e}
@@ -404,6 +404,13 @@ func (c *checker) at(path string) Pos {
 	return Pos{File: c.file, Line: c.loc.line(path)}
 }
 
+// whole is the position of an error about the file as a whole (a missing
+// table, no source): its first line, so that every error reads
+// "file:line: ..." and editors can jump to it.
+func (c *checker) whole() Pos {
+	return Pos{File: c.file, Line: 1}
+}
+
 func (c *checker) fail(pos Pos, key, format string, args ...any) {
 	c.errs = append(c.errs, &Error{Pos: pos, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
@@ -582,7 +589,7 @@ func (c *checker) nonEmpty(path string, v any) string {
 
 // document checks the whole file and fills p.
 func (c *checker) document(p *Pipeline, raw map[string]any) {
-	top := c.fields("", Pos{File: c.file}, raw, topFields())
+	top := c.fields("", c.whole(), raw, topFields())
 	if len(top) < len(raw) {
 		c.partial = true
 	}
@@ -593,7 +600,7 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 		c.pipeline(p, m)
 	}
 	if _, ok := raw["pipeline"]; !ok {
-		c.fail(Pos{File: c.file}, "pipeline", "missing required table [pipeline]")
+		c.fail(c.whole(), "pipeline", "missing required table [pipeline]")
 	}
 	srcs, _ := asTables(top["source"])
 	for i, m := range srcs {
@@ -617,10 +624,10 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 	}
 	// A wrongly typed source or sink key was reported already.
 	if _, ok := raw["source"]; len(srcs) == 0 && (!ok || matches(kTables, raw["source"])) {
-		c.fail(Pos{File: c.file}, "source", "no source: a pipeline needs at least one [[source]]")
+		c.fail(c.whole(), "source", "no source: a pipeline needs at least one [[source]]")
 	}
 	if _, ok := raw["sink"]; len(sinks) == 0 && (!ok || matches(kTables, raw["sink"])) {
-		c.fail(Pos{File: c.file}, "sink", "no sink: a pipeline needs at least one [[sink]]")
+		c.fail(c.whole(), "sink", "no sink: a pipeline needs at least one [[sink]]")
 	}
 	c.graph(p)
 }

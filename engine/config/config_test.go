@@ -389,7 +389,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "missing pipeline table",
 			toml: src + sink,
-			want: `pipeline.toml: pipeline: missing required table [pipeline]`,
+			want: `pipeline.toml:1: pipeline: missing required table [pipeline]`,
 		},
 		{
 			name: "missing source connector",
@@ -472,18 +472,18 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "no source",
 			toml: head + sink,
-			want: "pipeline.toml: source: no source: a pipeline needs at least one [[source]]\n" +
+			want: "pipeline.toml:1: source: no source: a pipeline needs at least one [[source]]\n" +
 				`pipeline.toml:5: sink[0].input: unknown stage "attendance"`,
 		},
 		{
 			name: "no sink",
 			toml: head + src,
-			want: `pipeline.toml: sink: no sink: a pipeline needs at least one [[sink]]`,
+			want: `pipeline.toml:1: sink: no sink: a pipeline needs at least one [[sink]]`,
 		},
 		{
 			name: "empty source array",
 			toml: "source = []\n" + head + sink,
-			want: "pipeline.toml: source: no source: a pipeline needs at least one [[source]]\n" +
+			want: "pipeline.toml:1: source: no source: a pipeline needs at least one [[source]]\n" +
 				`pipeline.toml:6: sink[0].input: unknown stage "attendance"`,
 		},
 		{

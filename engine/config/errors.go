@@ -8,8 +8,10 @@ import (
 )
 
 // Pos is a position in a pipeline file: the file name as given to [Parse] or
-// [Load], and a 1-based line number. Line is 0 when an error concerns the
-// whole file rather than one line of it.
+// [Load], and a 1-based line number. Errors of [Parse] and [Load] always
+// have a line; one that concerns the whole file rather than one line of it
+// (a missing table, no source) is at line 1. A zero Line prints as the file
+// alone.
 type Pos struct {
 	File string
 	Line int

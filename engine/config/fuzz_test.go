@@ -2,12 +2,56 @@ package config
 
 import (
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 )
 
-// FuzzParse checks that Parse never panics, and that it returns either a
-// pipeline or a non-empty Errors whose entries all name the file.
+// positioned is the form of every error of a pipeline file: "file:LINE: ".
+var positioned = regexp.MustCompile(`^fuzz\.toml:[1-9][0-9]*: `)
+
+// repoTOML adds every .toml file of the repository (outside node_modules
+// and fuzz corpora) to the seed corpus: the examples, the test pipelines and
+// the rule manifests, valid and invalid.
+func repoTOML(f *testing.F) {
+	f.Helper()
+	root := filepath.Join("..", "..")
+	n := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == ".git" || d.Name() == "fuzz") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(d.Name(), ".toml") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		f.Add(data)
+		n++
+		return nil
+	})
+	if err != nil {
+		f.Fatalf("seed corpus: %v", err)
+	}
+	if n == 0 {
+		f.Fatal("seed corpus: no .toml file found in the repository")
+	}
+}
+
+// FuzzParse checks that Parse (TOML decoding and every check of the
+// pipeline) never panics, and that it returns either a pipeline or a
+// non-empty Errors whose entries each name the file and a line ("file:LINE:
+// "), so a user can always go to the place of the problem.
 func FuzzParse(f *testing.F) {
+	repoTOML(f)
 	for _, seed := range []string{
 		example,
 		head + src + sink,
@@ -36,6 +80,9 @@ func FuzzParse(f *testing.F) {
 		for _, e := range errs {
 			if e.Pos.File != "fuzz.toml" || e.Msg == "" {
 				t.Fatalf("bad error %#v", e)
+			}
+			if !positioned.MatchString(e.Error()) {
+				t.Fatalf("error without file:line: %q", e.Error())
 			}
 		}
 	})

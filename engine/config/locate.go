@@ -3,6 +3,8 @@ package config
 import (
 	"strconv"
 	"strings"
+
+	"github.com/BurntSushi/toml"
 )
 
 // The TOML decoder tells what a document holds but not where: it has no API
@@ -293,7 +295,7 @@ func (s *scanner) key() (string, bool) {
 			case '"':
 				s.next()
 				raw := string(s.data[start:s.i])
-				if k, err := strconv.Unquote(raw); err == nil {
+				if k, ok := unquoteKey(raw); ok {
 					return k, true
 				}
 				return raw[1 : len(raw)-1], true
@@ -326,6 +328,20 @@ func (s *scanner) key() (string, bool) {
 		}
 		return string(s.data[start:s.i]), true
 	}
+}
+
+// unquoteKey decodes a "basic" quoted key as the TOML decoder does: its
+// escapes (\e, \xHH of TOML 1.1) are not all Go's, so strconv.Unquote
+// would give another key, whose line would then not be found.
+func unquoteKey(raw string) (string, bool) {
+	var m map[string]any
+	if _, err := toml.Decode(raw+" = 0", &m); err != nil || len(m) != 1 {
+		return "", false
+	}
+	for k := range m {
+		return k, true
+	}
+	return "", false
 }
 
 // value scans one value whose key path is path, recording the keys of

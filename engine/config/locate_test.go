@@ -49,6 +49,7 @@ kind = "int"
 x = 1
 sources = [{ name = "i0" },
   { name = "i1" }]
+"esc\e\u00e9" = 7
 `
 	l := locate([]byte(doc))
 	want := map[string]int{
@@ -90,6 +91,8 @@ sources = [{ name = "i0" },
 		`sink."odd name".x`:               44,
 		`sink."odd name".sources[0].name`: 45,
 		`sink."odd name".sources[1].name`: 46,
+		// TOML's escapes, not Go's (\e is ESC).
+		`sink."odd name"."esc\x1bé"`: 47,
 		// Not located: the nearest parent answers.
 		"source[1].options.missing": 31,
 		"nothing":                   0,

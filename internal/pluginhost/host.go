@@ -17,6 +17,14 @@
 // Plugin processes get only an allow-listed environment (AllowedEnv), and
 // their stderr, stdout and go-plugin logs reach the host's slog tagged with
 // the plugin's name.
+//
+// Shutdown belongs to the engine. On Unix a plugin process runs in a
+// process group of its own (the signals a terminal or timeout(1) sends to
+// the engine's group do not reach it) and the plugin side (transport.Serve) ignores SIGINT and
+// SIGTERM while its host lives (systemd signals the whole cgroup); on Linux
+// the kernel kills it if the engine dies, and elsewhere it exits when it
+// finds its parent gone. Once Options.Stop is closed, a plugin process that
+// dies is not restarted.
 package pluginhost
 
 import (
@@ -65,6 +73,11 @@ type Options struct {
 	// MaxRestarts bounds the restarts of one stage's plugin process
 	// (0: DefaultMaxRestarts, negative: none).
 	MaxRestarts int
+	// Stop, when closed, says that a graceful stop has begun: from then on
+	// a plugin process that dies is not restarted, and the failure of a
+	// call it was serving is not marked protocol.ErrTemporary, so the
+	// engine does not retry it. Nil: never.
+	Stop <-chan struct{}
 }
 
 // AllowedEnv reports whether the environment variable called name is
@@ -230,6 +243,16 @@ func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd) (p
 	return nil, fmt.Errorf("plugin %q: connector of unknown kind %q", name, c.Spec().Kind)
 }
 
+// stopping reports whether Options.Stop is closed.
+func (h *Host) stopping() bool {
+	select {
+	case <-h.opts.Stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // Close stops every plugin process started by the host, side by side, and
 // returns when they are all gone.
 func (h *Host) Close() {
@@ -287,6 +310,9 @@ func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 			p.pc.Close()
 			p.pc = nil
 		}
+		if p.h.stopping() {
+			return nil, fmt.Errorf("plugin %q: process stopped during a graceful stop, not restarted", p.name)
+		}
 		if p.restarts >= p.h.opts.MaxRestarts {
 			return nil, fmt.Errorf("plugin %q: restarted %d times already, giving up", p.name, p.restarts)
 		}
@@ -295,6 +321,7 @@ func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 	}
 	p.conn, p.broken = nil, false
 	cmd := p.cmd()
+	detach(cmd)
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
@@ -354,6 +381,11 @@ func (p *process) check(err error) error {
 		pid = rc.Pid
 	}
 	p.log.Warn("plugin process stopped", "pid", pid, "err", err)
+	if p.h.stopping() {
+		// %v, not %w: err may carry ErrTemporary (a broken connection),
+		// which would have the engine retry a call that cannot succeed.
+		return fmt.Errorf("plugin %q (pid %d) stopped during a graceful stop: %v", p.name, pid, err)
+	}
 	return protocol.WithKind(fmt.Errorf("plugin %q (pid %d) stopped: %w", p.name, pid, err), protocol.ErrTemporary)
 }
 

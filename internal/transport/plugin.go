@@ -122,10 +122,18 @@ func GRPCDialOptions() []grpc.DialOption {
 const PluginGCPercent = 400
 
 // Serve runs a plugin process serving reg's connectors until the host
-// kills it. Call it from main; it does not return. Unless GOGC is set in
+// closes it. Call it from main; it does not return. Unless GOGC is set in
 // its environment, the process collects garbage at PluginGCPercent.
+//
+// Shutdown is left to the host: on Unix, SIGINT and SIGTERM are ignored
+// while the host lives, and the process exits when the host dies (see
+// watchHost).
 func Serve(reg *protocol.Registry, log *slog.Logger) {
 	tuneGC(os.Getenv("GOGC"))
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	watchHost(log)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: VersionedPlugins(reg, log),

@@ -1,0 +1,218 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/parquet/file"
+)
+
+// endlessPipeline is a csv -> rule -> parquet pipeline over a fifo that a
+// test feeds for as long as it likes.
+const endlessPipeline = `
+[pipeline]
+name = "endless"
+batch_rows = 100
+
+[[source]]
+name = "attendance"
+connector = "csv"
+[source.options]
+path = "endless.csv"
+columns = { half_days = "int32", absent_half_days = "int32", unjustified_half_days = "int32" }
+
+[[rule]]
+name = "absence"
+input = "attendance"
+module = "examples/rules/absence/absence.wasm"
+
+[[sink]]
+name = "out"
+input = "absence"
+connector = "parquet"
+[sink.options]
+path = "out/endless.parquet"
+`
+
+// startEndless starts "vigie run" on endlessPipeline in a workspace, in a
+// process group of its own (as a shell, timeout(1) or systemd starts it),
+// feeds its source until ctx ends, and returns once its plugin processes
+// are up and rows have flowed for a while.
+func startEndless(ctx context.Context, t *testing.T) (cmd *exec.Cmd, dir string, stdout, stderr *bytes.Buffer) {
+	t.Helper()
+	dir = workspace(t)
+	fifo := filepath.Join(dir, "endless.csv")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no fifo: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "endless.toml"), []byte(endlessPipeline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.CommandContext(ctx, vigie(t), "run", "endless.toml")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Whatever the test did, leave no process behind.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		for _, pid := range vigieProcesses(t, dir) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	// Feed the fifo without ever closing it: the source never ends on its
+	// own. Validation and schema inference open it too, so keep reopening.
+	go func() {
+		for ctx.Err() == nil {
+			w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				return
+			}
+			bw := bufio.NewWriter(w)
+			fmt.Fprintln(bw, "student_id,class_id,month,half_days,absent_half_days,unjustified_half_days")
+			for i := 0; ctx.Err() == nil; i++ {
+				if _, err := fmt.Fprintf(bw, "S%04d,C1,2025-09,40,%d,0\n", i, i%9); err != nil {
+					break
+				}
+				if i%1000 == 999 {
+					if bw.Flush() != nil {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			w.Close()
+		}
+	}()
+	// The engine and its two plugin processes (source, sink).
+	deadline := time.Now().Add(30 * time.Second)
+	for len(vigieProcesses(t, dir)) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin processes never started:\n%s%s", stdout, stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // rows flow
+	return cmd, dir, stdout, stderr
+}
+
+// vigieProcesses lists the processes running the test's vigie binary in
+// dir: the engine and its plugin processes, which inherit its directory.
+func vigieProcesses(t *testing.T, dir string) []int {
+	t.Helper()
+	bin := vigie(t)
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.HasPrefix(cmdline, []byte(bin+"\x00")) {
+			continue
+		}
+		// A zombie has no working directory any more: it is gone but for
+		// its parent's wait.
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err == nil && cwd == dir {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// waitGone waits up to timeout for every vigie process in dir to exit.
+func waitGone(t *testing.T, dir string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		pids := vigieProcesses(t, dir)
+		if len(pids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left behind after %s: %v", timeout, pids)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestGroupSignalStopsGracefully sends SIGTERM or SIGINT to the whole
+// process group of a running engine, as timeout(1), a terminal's Ctrl-C and
+// systemd (KillMode=control-group) do, so that the plugin processes get the
+// signal too: the engine must still stop gracefully (exit 130, the sink's
+// file complete with every row read), log no error, restart no plugin, and
+// leave no process behind.
+func TestGroupSignalStopsGracefully(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd, dir, stdout, stderr := startEndless(ctx, t)
+			if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			cancel()
+			code := -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != exitInterrupted {
+				t.Fatalf("exit code %d (err %v), want %d:\n%s%s", code, err, exitInterrupted, stdout, stderr)
+			}
+			for _, bad := range []string{"level=ERROR", "ERROR", "restarting plugin", "plugin process stopped"} {
+				if strings.Contains(stderr.String(), bad) {
+					t.Errorf("stderr has %q:\n%s", bad, stderr)
+				}
+			}
+			m := regexp.MustCompile(`pipeline "endless" interrupted: (\d+) rows read`).FindStringSubmatch(stdout.String())
+			if m == nil {
+				t.Fatalf("no interrupted summary:\n%s%s", stdout, stderr)
+			}
+			rdr, err := file.OpenParquetFile(filepath.Join(dir, "out", "endless.parquet"), false)
+			if err != nil {
+				t.Fatalf("sink did not commit a readable file: %v\n%s%s", err, stdout, stderr)
+			}
+			defer rdr.Close()
+			if got := strconv.FormatInt(rdr.NumRows(), 10); got != m[1] || got == "0" {
+				t.Errorf("parquet has %s rows, summary read %s:\n%s", got, m[1], stdout)
+			}
+			waitGone(t, dir, 5*time.Second)
+		})
+	}
+}
+
+// TestSIGKILLedEngineLeavesNoPlugin kills the engine alone with SIGKILL,
+// which it cannot handle: its plugin processes must notice and exit rather
+// than live on as orphans.
+func TestSIGKILLedEngineLeavesNoPlugin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd, dir, _, _ := startEndless(ctx, t)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	cancel()
+	waitGone(t, dir, 10*time.Second)
+}

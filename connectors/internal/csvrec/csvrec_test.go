@@ -1,0 +1,64 @@
+package csvrec
+
+import (
+	"bytes"
+	"io"
+	"testing"
+)
+
+// FuzzReader reads any text, strict and lazy, with small and default line
+// limits: the records must tile the input, each starting on the line after
+// the one before, their raw texts adding up to the input byte for byte, and
+// InputOffset and Line must follow.
+//
+//	go test ./connectors/internal/csvrec -run '^$' -fuzz FuzzReader -fuzztime 1m
+func FuzzReader(f *testing.F) {
+	for _, s := range []string{
+		"a,b\n1,2\n", "1,\"x\n2,y\n3,\"z\"\n", "\"a\"\"b\",c\r\n\n\"open\n", "x\"y,\"a\"b\",c\n\"q\nr\"\"s\"\n",
+		"1,\"a\nb\nc\nd\ne\",2\n", "\"\r\n\"\r", "a;b\n\"c;d\"\n",
+	} {
+		f.Add([]byte(s), uint8(0))
+		f.Add([]byte(s), uint8(7))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, opts uint8) {
+		comma := []rune{',', ';', '\t', '€'}[opts&3]
+		r := NewReader(bytes.NewReader(data), comma, opts&4 != 0, int(opts>>3&3), "max_record_lines")
+		var got []byte
+		line := 1
+		for {
+			rec, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Line != line || rec.Lines < 1 || len(rec.Raw) == 0 {
+				t.Fatalf("record at line %d over %d lines (%q), want line %d", rec.Line, rec.Lines, rec.Raw, line)
+			}
+			if rec.Malformed != "" && rec.Lines != 1 {
+				t.Fatalf("malformed record over %d lines: %q", rec.Lines, rec.Raw)
+			}
+			if rec.Malformed == "" && len(rec.Fields) == 0 {
+				t.Fatalf("record without fields: %q", rec.Raw)
+			}
+			if n := bytes.Count(rec.Raw[:len(rec.Raw)-1], []byte{'\n'}) + 1; n != rec.Lines {
+				t.Fatalf("record says %d lines, its text has %d: %q", rec.Lines, n, rec.Raw)
+			}
+			if rec.Lines > 1 && opts&1 == 0 {
+				r.Cut() // as a reader does on a wrong field count
+				if rec.Lines != 1 {
+					t.Fatal("Cut left more than one line")
+				}
+			}
+			got = append(got, rec.Raw...)
+			line += rec.Lines
+			if r.Line() != line-1 || r.InputOffset() != int64(len(got)) {
+				t.Fatalf("Line %d, InputOffset %d; want %d, %d", r.Line(), r.InputOffset(), line-1, len(got))
+			}
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("records put together give %q, want %q", got, data)
+		}
+	})
+}
