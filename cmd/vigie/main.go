@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -61,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// command line is parsed, so nothing of cobra runs in a plugin process.
 	if len(args) > 0 && args[0] == serveCommand {
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		transport.Serve(builtin.Registry(), log)
+		transport.Serve(builtin.Registry(), memory.NewGoAllocator(), log)
 		return exitOK
 	}
 	return execute(newRoot(stdout, stderr), args, stderr)

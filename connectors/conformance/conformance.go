@@ -311,7 +311,7 @@ func TestSink(t *testing.T, snk protocol.Sink, c SinkCase) {
 		if err := snk.Validate(ctx, cfg); err != nil {
 			t.Fatal(err)
 		}
-		w, err := snk.Open(ctx, cfg, c.Schema)
+		w, err := snk.Open(ctx, cfg, mem, c.Schema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +329,7 @@ func TestSink(t *testing.T, snk protocol.Sink, c SinkCase) {
 		recs, want := load(t, mem)
 		defer release(recs)
 		cut := len(recs) / 2
-		w, err := snk.Open(ctx, cfg, c.Schema)
+		w, err := snk.Open(ctx, cfg, mem, c.Schema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -345,7 +345,7 @@ func TestSink(t *testing.T, snk protocol.Sink, c SinkCase) {
 		write(t, w, recs[cut:cut+1])
 		rc := cfg
 		rc.Resume = pos
-		w2, err := snk.Open(ctx, rc, c.Schema)
+		w2, err := snk.Open(ctx, rc, mem, c.Schema)
 		if err != nil {
 			t.Fatalf("open from %s: %v", pos, err)
 		}

@@ -72,7 +72,9 @@ type pqPosition struct {
 	Row      int64  `json:"row"`
 }
 
-func newSourcePlan(ctx context.Context, cfg protocol.Config) (*sourcePlan, error) {
+// newSourcePlan checks cfg and reads the first file's schema, with mem
+// for what reading the footer allocates.
+func newSourcePlan(ctx context.Context, cfg protocol.Config, mem memory.Allocator) (*sourcePlan, error) {
 	opts, err := sourceSpec.Check(cfg.Options)
 	if err != nil {
 		return nil, err
@@ -94,15 +96,12 @@ func newSourcePlan(ctx context.Context, cfg protocol.Config) (*sourcePlan, error
 	if p.batchRows <= 0 {
 		p.batchRows = defaultSourceBatchRows
 	}
-	p.schema, err = p.fileSchema(ctx, mem0, files[0])
+	p.schema, err = p.fileSchema(ctx, mem, files[0])
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
 }
-
-// mem0 is the allocator for schema discovery, which reads no data.
-var mem0 = memory.NewGoAllocator()
 
 // openFile opens one Parquet file for reading with the plan's batch size.
 func (p *sourcePlan) openFile(path string, mem memory.Allocator) (*file.Reader, *pqarrow.FileReader, error) {
@@ -190,7 +189,9 @@ func (p *sourcePlan) projected(ctx context.Context, path string, fr *pqarrow.Fil
 
 // Schema returns the projected schema of the first file.
 func (Source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema, error) {
-	p, err := newSourcePlan(ctx, cfg)
+	// Schema is given no allocator: reading a footer allocates little, and
+	// nothing of it outlives this call.
+	p, err := newSourcePlan(ctx, cfg, memory.NewGoAllocator())
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +201,7 @@ func (Source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema, e
 // Read emits the files' rows, row group by row group, in batches of at most
 // cfg.BatchRows rows, each with the position after it.
 func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
-	p, err := newSourcePlan(ctx, cfg)
+	p, err := newSourcePlan(ctx, cfg, mem)
 	if err != nil {
 		return err
 	}

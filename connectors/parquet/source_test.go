@@ -35,7 +35,7 @@ func writeParquet(t *testing.T, path string, schema *arrow.Schema, rowGroup int6
 	if err := (parquet.Sink{}).Validate(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	w, err := parquet.Sink{}.Open(ctx, cfg, schema)
+	w, err := parquet.Sink{}.Open(ctx, cfg, mem, schema)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -207,7 +207,7 @@ type Sink interface {
 	// created, say) before any data moves.
 	Validate(ctx context.Context, cfg Config) error
 	// Open starts writing batches of the given schema.
-	Open(ctx context.Context, cfg Config, schema *arrow.Schema) (Writer, error)
+	Open(ctx context.Context, cfg Config, mem memory.Allocator, schema *arrow.Schema) (Writer, error)
 }
 
 // Writer writes the batches of one run of a sink. It is used by one

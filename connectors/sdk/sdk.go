@@ -49,7 +49,7 @@ const DefaultBatchRows = 8192
 func Serve(connectors ...protocol.Connector) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
-	transport.Serve(protocol.NewRegistry(connectors...), log)
+	transport.Serve(protocol.NewRegistry(connectors...), memory.NewGoAllocator(), log)
 }
 
 // SchemaFunc returns the schema a source emits for cfg.

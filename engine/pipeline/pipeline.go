@@ -372,7 +372,7 @@ func (p *Plan) prepareSink(ctx context.Context, s *config.Sink, started startedC
 	if upstream := p.schemas[s.Input]; upstream != nil {
 		p.schemas[s.Name] = upstream
 	}
-	p.sinks[s.Name] = &sinkStage{snk: snk, cfg: cc, schema: p.schemas[s.Input]}
+	p.sinks[s.Name] = &sinkStage{snk: snk, cfg: cc, mem: p.env.Mem, schema: p.schemas[s.Input]}
 	return nil
 }
 

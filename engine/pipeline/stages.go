@@ -149,6 +149,7 @@ func (e *emitter) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) er
 type sinkStage struct {
 	snk    protocol.Sink
 	cfg    protocol.Config
+	mem    memory.Allocator
 	schema *arrow.Schema
 	// flushBytes and replayBytes override defaultFlushBytes and
 	// defaultReplayBytes when set (tests).
@@ -204,7 +205,7 @@ func (s *sinkStage) limit() int64 {
 func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.Inbox, r *sinkRun) (err error) {
 	cfg := s.cfg
 	cfg.Resume = r.resume
-	w, err := s.snk.Open(ctx, cfg, s.schema)
+	w, err := s.snk.Open(ctx, cfg, s.mem, s.schema)
 	if err != nil {
 		return err
 	}

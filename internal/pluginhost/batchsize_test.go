@@ -35,7 +35,7 @@ func (sizeSink) Spec() protocol.Spec {
 
 func (sizeSink) Validate(context.Context, protocol.Config) error { return nil }
 
-func (sizeSink) Open(_ context.Context, cfg protocol.Config, _ *arrow.Schema) (protocol.Writer, error) {
+func (sizeSink) Open(_ context.Context, cfg protocol.Config, mem memory.Allocator, _ *arrow.Schema) (protocol.Writer, error) {
 	f, err := os.OpenFile(cfg.String("path"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err

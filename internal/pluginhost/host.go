@@ -329,7 +329,7 @@ func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 	out := &lineLogger{log: p.log}
 	p.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  transport.Handshake,
-		VersionedPlugins: transport.VersionedPlugins(nil, nil),
+		VersionedPlugins: transport.VersionedPlugins(nil, nil, nil),
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -464,12 +464,12 @@ func (s *sink) Validate(ctx context.Context, cfg protocol.Config) error {
 	return s.p.check(c.(protocol.Sink).Validate(ctx, cfg))
 }
 
-func (s *sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
+func (s *sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
 	c, err := s.p.connector(ctx)
 	if err != nil {
 		return nil, err
 	}
-	w, err := c.(protocol.Sink).Open(ctx, cfg, schema)
+	w, err := c.(protocol.Sink).Open(ctx, cfg, mem, schema)
 	if err != nil {
 		return nil, s.p.check(err)
 	}

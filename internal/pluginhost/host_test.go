@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 				defer pprof.StopCPUProfile()
 			}
 		}
-		transport.Serve(testRegistry(), nil)
+		transport.Serve(testRegistry(), memory.NewGoAllocator(), nil)
 		return
 	}
 	if os.Getenv(hostEnv) == "1" {

@@ -13,7 +13,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
-// wideRows makes a batch of wideSource 8 MiB: more than MessageTargetBytes,
+// wideRows makes a batch of wideSource 8 MiB: more than messageTargetBytes,
 // less than the ring.
 const wideRows = 1 << 20
 
@@ -93,7 +93,7 @@ func (s *sizes) DeadLetter(context.Context, []protocol.DeadLetter) error { retur
 
 // TestBatchesKeepTheirSizeAcrossTheBoundary: whether the Arrow bodies go
 // through the shared memory ring or inline (sliced under
-// MessageTargetBytes), a source's batches reach the host, and the host's
+// messageTargetBytes), a source's batches reach the host, and the host's
 // batches reach a sink, with the sizes they had.
 func TestBatchesKeepTheirSizeAcrossTheBoundary(t *testing.T) {
 	want := []int64{wideRows, wideRows, wideRows, 1000}
@@ -143,7 +143,7 @@ func TestBatchesKeepTheirSizeAcrossTheBoundary(t *testing.T) {
 				t.Errorf("source: batches of %v rows (%d out of order, %d positions), want %v", got.rows, got.bad, got.pos, want)
 			}
 
-			w, err := sink.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sizes"}, bigSchema)
+			w, err := sink.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sizes"}, mem, bigSchema)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,18 +20,12 @@ import (
 )
 
 // Client talks to the connectors served by one plugin process (or any Flight
-// server built with NewServer). The connectors it returns implement Source
+// server built with newServer). The connectors it returns implement Source
 // and Sink, so the engine uses remote and in-process connectors alike.
 type Client struct {
 	fc      flight.FlightServiceClient
 	version int
 	rings   *ringPool
-}
-
-// NewClient returns a client over an established gRPC connection to a
-// server speaking the current protocol Version.
-func NewClient(conn grpc.ClientConnInterface) *Client {
-	return newClient(conn, protocol.Version)
 }
 
 func newClient(conn grpc.ClientConnInterface, version int) *Client {
@@ -234,7 +228,7 @@ func (s *remoteSink) Validate(ctx context.Context, cfg protocol.Config) error {
 	return err
 }
 
-func (s *remoteSink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
+func (s *remoteSink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
 	raw, err := encodeConfig(cfg)
 	if err != nil {
 		return nil, err

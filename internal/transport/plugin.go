@@ -34,6 +34,9 @@ type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	// Registry is what the plugin side serves; nil on the host side.
 	Registry *protocol.Registry
+	// Mem allocates the batches the plugin side reads and receives; nil
+	// gives the server a Go allocator of its own.
+	Mem memory.Allocator
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Version is the protocol version this plugin set speaks (0: Version).
@@ -49,7 +52,11 @@ func (p *GRPCPlugin) version() int {
 
 // GRPCServer registers the Flight service.
 func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	flight.RegisterFlightServiceServer(s, newServer(p.Registry, memory.NewGoAllocator(), p.Logger, p.version()))
+	mem := p.Mem
+	if mem == nil {
+		mem = memory.NewGoAllocator()
+	}
+	flight.RegisterFlightServiceServer(s, newServer(p.Registry, mem, p.Logger, p.version()))
 	return nil
 }
 
@@ -59,40 +66,41 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *g
 }
 
 // VersionedPlugins is the plugin set per protocol version, for both
-// plugin.ServeConfig and plugin.ClientConfig. reg is nil on the host side.
-// Both sides offer versions 1 and 2; go-plugin picks the highest common.
-func VersionedPlugins(reg *protocol.Registry, log *slog.Logger) map[int]plugin.PluginSet {
+// plugin.ServeConfig and plugin.ClientConfig. reg and mem are nil on the
+// host side. Both sides offer versions 1 and 2; go-plugin picks the
+// highest common.
+func VersionedPlugins(reg *protocol.Registry, mem memory.Allocator, log *slog.Logger) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		1:                {PluginName: &GRPCPlugin{Registry: reg, Logger: log, Version: 1}},
-		protocol.Version: {PluginName: &GRPCPlugin{Registry: reg, Logger: log, Version: protocol.Version}},
+		1:                {PluginName: &GRPCPlugin{Registry: reg, Mem: mem, Logger: log, Version: 1}},
+		protocol.Version: {PluginName: &GRPCPlugin{Registry: reg, Mem: mem, Logger: log, Version: protocol.Version}},
 	}
 }
 
 // Transport tuning. Flow-control windows of 64 MiB (a stream, the
 // connection) let a source run ahead of a busy engine by a few batches
 // instead of one 64 KiB window at a time; 1 MiB socket buffers cut system
-// calls. Keepalive pings every KeepaliveTime detect a plugin process that
+// calls. Keepalive pings every keepaliveTime detect a plugin process that
 // stopped answering (stopped, swapped out, deadlocked in a cgo call): after
-// KeepaliveTimeout without an answer the connection breaks, the calls in
+// keepaliveTimeout without an answer the connection breaks, the calls in
 // flight fail as ErrTemporary and the plugin is restarted.
 const (
 	windowBytes      = 64 << 20
 	socketBuffer     = 1 << 20
-	KeepaliveTime    = 10 * time.Second // grpc-go's minimum for clients
-	KeepaliveTimeout = 5 * time.Second
+	keepaliveTime    = 10 * time.Second // grpc-go's minimum for clients
+	keepaliveTimeout = 5 * time.Second
 )
 
-// GRPCServerOptions are the options a plugin's gRPC server runs with.
-func GRPCServerOptions() []grpc.ServerOption {
+// grpcServerOptions are the options a plugin's gRPC server runs with.
+func grpcServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.MaxRecvMsgSize(maxMessageBytes),
+		grpc.MaxSendMsgSize(maxMessageBytes),
 		grpc.InitialWindowSize(windowBytes),
 		grpc.InitialConnWindowSize(windowBytes),
 		grpc.WriteBufferSize(socketBuffer),
 		grpc.ReadBufferSize(socketBuffer),
 		experimental.BufferPool(bufferPool),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveTime / 2, PermitWithoutStream: true}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 2, PermitWithoutStream: true}),
 	}
 }
 
@@ -100,35 +108,35 @@ func GRPCServerOptions() []grpc.ServerOption {
 func GRPCDialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(MaxMessageBytes),
-			grpc.MaxCallSendMsgSize(MaxMessageBytes),
+			grpc.MaxCallRecvMsgSize(maxMessageBytes),
+			grpc.MaxCallSendMsgSize(maxMessageBytes),
 		),
 		grpc.WithInitialWindowSize(windowBytes),
 		grpc.WithInitialConnWindowSize(windowBytes),
 		grpc.WithWriteBufferSize(socketBuffer),
 		grpc.WithReadBufferSize(socketBuffer),
 		experimental.WithBufferPool(bufferPool),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout, PermitWithoutStream: true}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true}),
 	}
 }
 
-// PluginGCPercent is the garbage collector's target (GOGC) in plugin
+// pluginGCPercent is the garbage collector's target (GOGC) in plugin
 // processes when GOGC is not set: a plugin holds little live data (the
 // batches in flight) and allocates as fast as it reads or writes, so at
 // Go's default of 100 it collects far more often than the engine does
 // for the same work. A 2M-row CSV -> Parquet run through two plugins took
 // 1.29-1.37 s at 100 and a median of 1.115 s at 400, against 1.045 s
 // in-process; the heap may grow to five times the live data.
-const PluginGCPercent = 400
+const pluginGCPercent = 400
 
-// Serve runs a plugin process serving reg's connectors until the host
-// closes it. Call it from main; it does not return. Unless GOGC is set in
-// its environment, the process collects garbage at PluginGCPercent.
+// Serve runs a plugin process serving reg's connectors, with batches
+// read and received allocated from mem, until the host closes it. Call it
+// from main; it does not return. Unless GOGC is set in its environment, the process collects garbage at pluginGCPercent.
 //
 // Shutdown is left to the host: on Unix, SIGINT and SIGTERM are ignored
 // while the host lives, and the process exits when the host dies (see
 // watchHost).
-func Serve(reg *protocol.Registry, log *slog.Logger) {
+func Serve(reg *protocol.Registry, mem memory.Allocator, log *slog.Logger) {
 	tuneGC(os.Getenv("GOGC"))
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -136,16 +144,16 @@ func Serve(reg *protocol.Registry, log *slog.Logger) {
 	watchHost(log)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
-		VersionedPlugins: VersionedPlugins(reg, log),
+		VersionedPlugins: VersionedPlugins(reg, mem, log),
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return plugin.DefaultGRPCServer(append(opts, GRPCServerOptions()...))
+			return plugin.DefaultGRPCServer(append(opts, grpcServerOptions()...))
 		},
 	})
 }
 
-// tuneGC sets PluginGCPercent unless gogc (the GOGC variable) is set.
+// tuneGC sets pluginGCPercent unless gogc (the GOGC variable) is set.
 func tuneGC(gogc string) {
 	if gogc == "" {
-		debug.SetGCPercent(PluginGCPercent)
+		debug.SetGCPercent(pluginGCPercent)
 	}
 }

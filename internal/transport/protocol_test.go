@@ -101,7 +101,7 @@ func (s *memSink) Spec() protocol.Spec {
 
 func (s *memSink) Validate(ctx context.Context, cfg protocol.Config) error { return nil }
 
-func (s *memSink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
+func (s *memSink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
 	if !schema.Equal(seqSchema) {
 		return nil, fmt.Errorf("unexpected schema %s: %w", schema, protocol.ErrConfig)
 	}
@@ -281,7 +281,7 @@ func TestSourceOverGRPC(t *testing.T) {
 			t.Fatal(err)
 		}
 		snk := conn.(protocol.Sink)
-		w, err := snk.Open(ctx, protocol.Config{Connector: "mem", Stage: "out"}, seqSchema)
+		w, err := snk.Open(ctx, protocol.Config{Connector: "mem", Stage: "out"}, mem, seqSchema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +299,7 @@ func TestSourceOverGRPC(t *testing.T) {
 			t.Fatalf("sink kept %d rows", len(rows))
 		}
 
-		w, err = snk.Open(ctx, protocol.Config{Connector: "mem", Stage: "bad", Options: map[string]any{"fail_on_close": true}}, seqSchema)
+		w, err = snk.Open(ctx, protocol.Config{Connector: "mem", Stage: "bad", Options: map[string]any{"fail_on_close": true}}, mem, seqSchema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,7 +363,7 @@ func (s *flushSink) Spec() protocol.Spec {
 	return protocol.Spec{Name: "flush", Kind: protocol.KindSink, Version: "1", Doc: "test sink"}
 }
 func (s *flushSink) Validate(context.Context, protocol.Config) error { return nil }
-func (s *flushSink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
+func (s *flushSink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
 	w := &flushWriter{s: s, stage: cfg.Stage}
 	if cfg.Resume != nil {
 		var n int
@@ -408,7 +408,7 @@ func TestSinkFlushAcknowledgesOverGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	snk := conn.(protocol.Sink)
-	w, err := snk.Open(ctx, protocol.Config{Connector: "flush", Stage: "a"}, seqSchema)
+	w, err := snk.Open(ctx, protocol.Config{Connector: "flush", Stage: "a"}, mem, seqSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +430,7 @@ func TestSinkFlushAcknowledgesOverGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Abort(ctx)
-	w, err = snk.Open(ctx, protocol.Config{Connector: "flush", Stage: "a", Resume: pos}, seqSchema)
+	w, err = snk.Open(ctx, protocol.Config{Connector: "flush", Stage: "a", Resume: pos}, mem, seqSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +471,7 @@ func TestVersion1PeersHaveNoPositions(t *testing.T) {
 		t.Errorf("positions %q, rows %v", got.positions, got.rows)
 	}
 	conn, _ := c.Connector(ctx, "flush")
-	w, err := conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "flush", Stage: "v1"}, seqSchema)
+	w, err := conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "flush", Stage: "v1"}, mem, seqSchema)
 	if err != nil {
 		t.Fatal(err)
 	}

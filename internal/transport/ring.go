@@ -57,7 +57,7 @@ const (
 )
 
 // ringBytes is the data capacity of the ring of one stream: a few of the
-// slices batches are cut into (MessageTargetBytes).
+// slices batches are cut into (messageTargetBytes).
 var ringBytes = 32 << 20
 
 // ring is one mapping of a ring file.

@@ -403,7 +403,7 @@ func (s *writeSink) Spec() protocol.Spec {
 	return protocol.Spec{Name: s.name, Kind: protocol.KindSink, Version: "1", Doc: "test sink"}
 }
 func (s *writeSink) Validate(context.Context, protocol.Config) error { return nil }
-func (s *writeSink) Open(context.Context, protocol.Config, *arrow.Schema) (protocol.Writer, error) {
+func (s *writeSink) Open(context.Context, protocol.Config, memory.Allocator, *arrow.Schema) (protocol.Writer, error) {
 	return s, nil
 }
 func (s *writeSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
@@ -456,7 +456,7 @@ func writeBig(t *testing.T, conn protocol.Connector, snk *sumSink, mem memory.Al
 	ctx := context.Background()
 	snk.rows.Store(0)
 	snk.sum.Store(0)
-	w, err := conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sum"}, bigSchema)
+	w, err := conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sum"}, mem, bigSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +581,7 @@ func TestAbandonedWriterUnmapsItsRing(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	r := func() *ring {
-		w, err := conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sum"}, bigSchema)
+		w, err := conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sum"}, mem, bigSchema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -743,7 +743,7 @@ func TestDeadConnectionRetainsNoSinkBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := sum.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sum"}, bigSchema)
+	w, err := sum.(protocol.Sink).Open(ctx, protocol.Config{Connector: "sum"}, mem, bigSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -760,7 +760,7 @@ func TestDeadConnectionRetainsNoSinkBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err = conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "stuck"}, bigSchema)
+	w, err = conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "stuck"}, mem, bigSchema)
 	if err != nil {
 		t.Fatal(err)
 	}

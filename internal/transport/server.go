@@ -30,12 +30,6 @@ type Server struct {
 	rings   *ringCache // the shared memory rings hosts offered
 }
 
-// NewServer returns a Flight server for reg speaking the current protocol
-// Version. Batches read by sources are allocated from mem.
-func NewServer(reg *protocol.Registry, mem memory.Allocator, log *slog.Logger) *Server {
-	return newServer(reg, mem, log, protocol.Version)
-}
-
 func newServer(reg *protocol.Registry, mem memory.Allocator, log *slog.Logger, version int) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -311,7 +305,7 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
 	if s.version < 2 {
 		cfg.Resume = nil
 	}
-	w, err = snk.Open(ctx, cfg, rdr.Schema())
+	w, err = snk.Open(ctx, cfg, s.mem, rdr.Schema())
 	if err != nil {
 		return toStatus(err)
 	}

@@ -17,13 +17,13 @@ import (
 )
 
 // Transport limits. A batch is sliced so that the Arrow body of one gRPC
-// message stays under MessageTargetBytes, below gRPC's default 4 MiB limit
+// message stays under messageTargetBytes, below gRPC's default 4 MiB limit
 // (a third-party peer with default settings can still talk to us). Both
-// ends also accept messages up to MaxMessageBytes, for the rare single row
+// ends also accept messages up to maxMessageBytes, for the rare single row
 // larger than the target.
 const (
-	MessageTargetBytes = 3 << 20
-	MaxMessageBytes    = 256 << 20
+	messageTargetBytes = 3 << 20
+	maxMessageBytes    = 256 << 20
 )
 
 // Actions served through Flight's DoAction.
@@ -126,7 +126,7 @@ func dataBytes(d arrow.ArrayData) int64 {
 var moreMetadata = []byte(`{"more":true}`)
 
 // writeChunked writes rec as one message when it goes through the shared
-// memory ring or is small, else as slices each under MessageTargetBytes
+// memory ring or is small, else as slices each under messageTargetBytes
 // when rows allow it: only what goes inline in gRPC messages is sliced.
 // With tagged set, every slice but the last carries moreMetadata and the
 // last carries last (which may be nil), and the receiver joins the slices
@@ -135,10 +135,10 @@ var moreMetadata = []byte(`{"more":true}`)
 func writeChunked(w *batchWriter, rec arrow.RecordBatch, tagged bool, last []byte) error {
 	rows := rec.NumRows()
 	size := BatchBytes(rec)
-	if size <= MessageTargetBytes || rows <= 1 || w.pw.ringWait(bodyBound(rec)) {
+	if size <= messageTargetBytes || rows <= 1 || w.pw.ringWait(bodyBound(rec)) {
 		return w.WriteWithAppMetadata(rec, last)
 	}
-	per := max(1, rows*MessageTargetBytes/size)
+	per := max(1, rows*messageTargetBytes/size)
 	for off := int64(0); off < rows; off += per {
 		end := min(off+per, rows)
 		meta := last
