@@ -39,6 +39,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/internal/transport"
 	"github.com/vigie-edu/vigie/rules/abi"
 	"github.com/vigie-edu/vigie/rules/host"
@@ -840,7 +841,7 @@ func newRuleBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	rows := fs.Int("rows", 1<<20, "rows to evaluate (the run stops at --rows or --seconds, whichever comes first)")
-	batchRows := fs.Int("batch-rows", 65536, "rows per batch")
+	batchRows := fs.Int("batch-rows", protocol.DefaultBatchRows, "rows per batch")
 	seconds := fs.Float64("seconds", 10, "longest time to run, in seconds (0: no limit)")
 	groupRows := fs.Int("group-rows", 16, "rows per group, for a group rule")
 	seed := fs.Uint64("seed", 1, "seed of the generated input")

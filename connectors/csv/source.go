@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"io"
 	"slices"
 	"sort"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/sdk"
 )
 
 // SourceName is the registry name of the CSV source.
@@ -23,9 +23,6 @@ const SourceName = "csv"
 
 // DefaultMaxRecordLines is the default of option max_record_lines.
 const DefaultMaxRecordLines = csvrec.DefaultMaxLines
-
-// DefaultBatchRows is the batch size used when Config.BatchRows is not set.
-const DefaultBatchRows = 8192
 
 // on_error policies.
 const (
@@ -183,7 +180,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		batchRows:  cfg.BatchRows,
 	}
 	if p.batchRows <= 0 {
-		p.batchRows = DefaultBatchRows
+		p.batchRows = protocol.DefaultBatchRows
 	}
 	for _, n := range cfg.StringList(optNullValues) {
 		p.nulls[n] = true
@@ -597,13 +594,13 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 			return fmt.Errorf("resume at file %d: only %d files match option %q: %w", from.File, len(p.files), optPath, protocol.ErrConfig)
 		}
 	}
-	rd := &reading{plan: p, out: batch.NewOut(out), vals: make([]value, len(p.types))}
+	rd := &reading{plan: p, out: sdk.NewOut(out), vals: make([]value, len(p.types))}
 	defer rd.close()
 	b := newBuilder(mem, p.schema, p.batchRows)
 	defer b.Release()
 	rows := 0
 	// Dead letters go just before the batch whose position covers them;
-	// a tail of only bad rows gets an empty batch (batch.Out).
+	// a tail of only bad rows gets an empty batch (sdk.Out).
 	flush := func() error {
 		n := rows
 		rows = 0
@@ -634,7 +631,7 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 				continue
 			}
 			for i := range rd.vals {
-				batch.Append(b.Field(i), rd.vals[i])
+				sdk.Append(b.Field(i), rd.vals[i])
 			}
 			if rows++; rows == p.batchRows {
 				if err := flush(); err != nil {
@@ -659,8 +656,8 @@ type reading struct {
 	fmap     []int  // the file's field of each column, nil: the same order
 	nfields  int    // fields a row of the file must have
 	r        *csvrec.Reader
-	out      *batch.Out // holds dead letters until the batch covering them
-	vals     []value    // the current row, parsed
+	out      *sdk.Out // holds dead letters until the batch covering them
+	vals     []value  // the current row, parsed
 }
 
 // openFile opens file fi at offset off of its text (0: the start, before

@@ -20,9 +20,6 @@ import (
 // SourceName is the registry name of the Parquet source.
 const SourceName = "parquet_file"
 
-// defaultSourceBatchRows is the batch size when Config.BatchRows is not set.
-const defaultSourceBatchRows = 8192
-
 // Source option names (optPath is shared with the sink).
 const optColumns = "columns"
 
@@ -94,7 +91,7 @@ func newSourcePlan(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	slices.Sort(files)
 	p := &sourcePlan{files: files, columns: cfg.StringList(optColumns), batchRows: cfg.BatchRows}
 	if p.batchRows <= 0 {
-		p.batchRows = defaultSourceBatchRows
+		p.batchRows = protocol.DefaultBatchRows
 	}
 	p.schema, err = p.fileSchema(ctx, mem, files[0])
 	if err != nil {

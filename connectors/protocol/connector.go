@@ -18,6 +18,12 @@ import (
 // to older hosts (no positions, one final acknowledgement).
 const Version = 2
 
+// DefaultBatchRows is the batch size of a pipeline whose batch_rows is not
+// set, and the one a source uses when Config.BatchRows is 0 (a caller other
+// than the engine, say). It is defined here, once, for the engine and every
+// connector.
+const DefaultBatchRows = 65536
+
 // Position is a connector's own bookmark, opaque to the engine and encoded
 // as JSON by the connector. A source attaches one to every batch it emits:
 // reading again with Config.Resume set to it yields exactly the rows after
@@ -57,7 +63,8 @@ type Config struct {
 	Stage    string `json:"stage"`
 	// Connector is the connector's name in its registry.
 	Connector string `json:"connector"`
-	// BatchRows is the most rows a source should put in one batch.
+	// BatchRows is the most rows a source should put in one batch; 0 means
+	// DefaultBatchRows.
 	BatchRows int `json:"batch_rows"`
 	// Options are the checked options.
 	Options map[string]any `json:"options"`

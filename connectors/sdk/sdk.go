@@ -32,13 +32,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/internal/transport"
 )
-
-// DefaultBatchRows is the batch size a Reader uses when the engine sets none.
-const DefaultBatchRows = 8192
 
 // Serve runs the plugin process serving connectors until the engine stops
 // it. Call it from main; it does not return. Anything written to stderr or
@@ -99,9 +95,9 @@ func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 			return err
 		}
 	}
-	r := &Reader{cfg: cfg, out: batch.NewOut(out), rows: cfg.BatchRows, b: array.NewRecordBuilder(mem, schema)}
+	r := &Reader{cfg: cfg, out: NewOut(out), rows: cfg.BatchRows, b: array.NewRecordBuilder(mem, schema)}
 	if r.rows <= 0 {
-		r.rows = DefaultBatchRows
+		r.rows = protocol.DefaultBatchRows
 	}
 	defer r.b.Release()
 	if err := s.read(ctx, cfg, r); err != nil {
@@ -117,7 +113,7 @@ func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 // safe for concurrent use.
 type Reader struct {
 	cfg  protocol.Config
-	out  *batch.Out // dead letters held until the batch whose position covers them
+	out  *Out // dead letters held until the batch whose position covers them
 	b    *array.RecordBuilder
 	rows int
 	n    int

@@ -120,7 +120,7 @@ func newHTTPPlan(cfg protocol.Config) (*httpPlan, error) {
 		batchRows:  cfg.BatchRows,
 	}
 	if p.batchRows <= 0 {
-		p.batchRows = DefaultBatchRows
+		p.batchRows = protocol.DefaultBatchRows
 	}
 	if p.flushEvery, err = time.ParseDuration(cfg.String(optFlushInterval)); err != nil || p.flushEvery <= 0 {
 		return nil, bad(optFlushInterval, "expected a positive duration like 1s or 500ms, got %q", cfg.String(optFlushInterval))

@@ -1,4 +1,4 @@
-package batch
+package sdk
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func TestBatcherOrder(t *testing.T) {
 	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}, {Name: "x", Type: arrow.PrimitiveTypes.Float64, Nullable: true}}, nil)
 	out := &log{}
 	ctx := context.Background()
-	bt := New(mem, schema, 2, out, 0)
+	bt := NewBatcher(mem, schema, 2, out, 0)
 	defer bt.Release()
 	must := func(err error) {
 		t.Helper()

@@ -1,8 +1,11 @@
-// Package batch turns parsed records into Arrow batches for the
-// connectors that parse text formats cell by cell (OneRoster, Pronote):
-// a record's cells are held until the whole record has parsed, so a bad
-// record leaves the builders untouched and goes to the dead letters.
-package batch
+package sdk
+
+// Batcher, Out and Cell are the batching helpers every source uses, the
+// built-in ones included: a Batcher turns parsed records into Arrow batches
+// for sources that parse text formats cell by cell (OneRoster, Pronote) and
+// holds a record's cells until the whole record has parsed, so a bad record
+// leaves the builders untouched and goes to the dead letters; Out orders
+// dead letters and batches for any source that builds its own batches.
 
 import (
 	"context"
@@ -102,12 +105,12 @@ type Batcher struct {
 	lastPos any
 }
 
-// New returns a Batcher emitting to out batches of at most max rows (8192
-// when max <= 0), starting at position from (what a batch covering only
+// NewBatcher returns a Batcher emitting to out batches of at most max rows
+// (protocol.DefaultBatchRows when max <= 0), starting at position from (what a batch covering only
 // dead letters reports before any record). Release it when done.
-func New(mem memory.Allocator, schema *arrow.Schema, max int, out protocol.Emitter, from any) *Batcher {
+func NewBatcher(mem memory.Allocator, schema *arrow.Schema, max int, out protocol.Emitter, from any) *Batcher {
 	if max <= 0 {
-		max = 8192
+		max = protocol.DefaultBatchRows
 	}
 	return &Batcher{Out: NewOut(out), b: array.NewRecordBuilder(mem, schema), max: max, lastPos: from}
 }
@@ -174,6 +177,6 @@ func Append(b array.Builder, c Cell) {
 	case *array.Int64Builder:
 		b.Append(c.I)
 	default:
-		panic("batch: no appender for " + b.Type().String())
+		panic("sdk: no appender for " + b.Type().String())
 	}
 }
