@@ -10,19 +10,19 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vigie-edu/vigie/examples/academy"
+	"github.com/vigie-edu/vigie/synth/academy"
 )
 
 // newGenCmd is `vigie gen`: it writes a synthetic academy, a OneRoster
 // bundle, marks, half-day absences, xAPI statements, Pronote-style exports
-// and the ground truth of who drifts toward dropout (examples/academy).
+// and the ground truth of who drifts toward dropout (package synth/academy).
 func newGenCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gen",
 		Short: "Write a synthetic academy with ground truth",
 		Long: `Write a synthetic academy: a OneRoster bundle, marks, half-day absences,
 xAPI statements, Pronote-style exports and the ground truth of who drifts
-toward dropout (examples/academy). The same seed writes the same bytes.`,
+toward dropout (package synth/academy). The same seed writes the same bytes.`,
 		Args: cobra.NoArgs,
 	}
 	fs := cmd.Flags()
@@ -33,7 +33,7 @@ toward dropout (examples/academy). The same seed writes the same bytes.`,
 	zone := fs.String("zone", "C", "holiday zone: A, B or C")
 	out := fs.String("out", "academy", "output folder")
 	formats := fs.String("format", strings.Join(academy.AllFormats, ","), "comma-separated outputs: "+strings.Join(academy.AllFormats, ", "))
-	profile := fs.String("profile", "", "rates file (JSON or TOML) over the defaults, see examples/academy/README.md")
+	profile := fs.String("profile", "", "rates file (JSON or TOML) over the defaults, see synth/academy/README.md")
 	workers := fs.Int("workers", 0, "generating goroutines (0: GOMAXPROCS); the output does not depend on it")
 	_ = cmd.RegisterFlagCompletionFunc("zone", cobra.FixedCompletions([]string{"A", "B", "C"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RunE = do(func(*cobra.Command, []string) int {

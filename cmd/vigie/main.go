@@ -1,11 +1,17 @@
-// Command vigie runs Vigie pipelines.
+// Command vigie runs Vigie pipelines and the tools around them.
 //
 //	vigie run [FILE]        run a pipeline (default pipeline.toml: the early-warning job)
 //	vigie validate [FILE]   check a pipeline without moving data
+//	vigie plugins list|describe|docs   the connectors a pipeline can use
+//	vigie gen               write a synthetic academy with ground truth (synth/academy)
+//	vigie eval              measure early-warning quality (evaluation)
+//	vigie rule new|inspect|test|bench  tools for rule authors (rules/scaffold, rules/inspect, rules/ruletest, rules/bench)
 //	vigie help [COMMAND]    usage of a command; every command also takes -h, --help
 //	vigie completion SHELL  completion script for bash, zsh, fish or powershell
 //	vigie version
 //
+// This package defines the commands and their flags and calls the packages
+// named above; nothing here is imported and nothing here imports examples/.
 // The command line is built with cobra (cli.go). The binary also serves its
 // built-in connectors as go-plugin processes when it re-executes itself with
 // the hidden "__connectors" subcommand.

@@ -83,7 +83,7 @@ func TestDefaultPipelineIsEarlyWarning(t *testing.T) {
 	root := filepath.Join("..", "..")
 	dir := t.TempDir()
 	for _, f := range []string{"pipeline.toml", "examples/data/students.csv", "examples/data/absences.csv",
-		"examples/data/grades.csv", "examples/indicators/testdata/activity.csv"} {
+		"examples/data/grades.csv", "examples/data/activity.csv"} {
 		copyFile(t, filepath.Join(root, f), filepath.Join(dir, f))
 	}
 	wasm := hosttest.BuildGoRule(t, filepath.Join(root, "examples", "rules", "early_warning"))

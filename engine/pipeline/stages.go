@@ -13,7 +13,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/stream"
-	"github.com/vigie-edu/vigie/internal/transport"
+	"github.com/vigie-edu/vigie/internal/arrowmem"
 )
 
 // Recovery from connector failures. A connector call that fails with
@@ -234,7 +234,7 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 			return err
 		}
 		r.rows += rec.NumRows()
-		size := transport.BatchBytes(rec)
+		size := arrowmem.BatchBytes(rec)
 		if r.lost {
 			err = w.Write(ctx, rec)
 			rec.Release()

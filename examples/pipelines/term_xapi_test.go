@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
-	"github.com/vigie-edu/vigie/examples/academy"
+	"github.com/vigie-edu/vigie/synth/academy"
 )
 
 // TestTermXAPI runs term_xapi.toml on the xAPI statements of the example

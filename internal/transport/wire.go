@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/arrowmem"
 )
 
 // Transport limits. A batch is sliced so that the Arrow body of one gRPC
@@ -96,32 +97,6 @@ func decodeConfig(b []byte) (protocol.Config, error) {
 	return w.Config, nil
 }
 
-// BatchBytes estimates the bytes of Arrow data behind rec. Sliced arrays
-// count their whole buffers, which errs on the safe side.
-func BatchBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	for _, col := range rec.Columns() {
-		n += dataBytes(col.Data())
-	}
-	return n
-}
-
-// ArrayBytes is BatchBytes for one array.
-func ArrayBytes(a arrow.Array) int64 { return dataBytes(a.Data()) }
-
-func dataBytes(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
-	}
-	for _, c := range d.Children() {
-		n += dataBytes(c)
-	}
-	return n
-}
-
 // moreMetadata marks a slice that is not the last of its batch.
 var moreMetadata = []byte(`{"more":true}`)
 
@@ -134,7 +109,7 @@ var moreMetadata = []byte(`{"more":true}`)
 // the boundary; without, no slice carries metadata (protocol version 1).
 func writeChunked(w *batchWriter, rec arrow.RecordBatch, tagged bool, last []byte) error {
 	rows := rec.NumRows()
-	size := BatchBytes(rec)
+	size := arrowmem.BatchBytes(rec)
 	if size <= messageTargetBytes || rows <= 1 || w.pw.ringWait(bodyBound(rec)) {
 		return w.WriteWithAppMetadata(rec, last)
 	}

@@ -202,24 +202,29 @@ func (r *Runtime) Load(ctx context.Context, path string, opts ...LoadOption) (*M
 
 type signature struct{ params, results []api.ValueType }
 
+// The ABI's function signatures, from the single table in rules/abi.
 var (
-	i32, i64 = api.ValueTypeI32, api.ValueTypeI64
-
-	requiredExports = map[string]signature{
-		abi.ExportABIVersion: {nil, []api.ValueType{i32}},
-		abi.ExportManifest:   {nil, []api.ValueType{i64}},
-		abi.ExportAlloc:      {[]api.ValueType{i32}, []api.ValueType{i32}},
-		abi.ExportEval:       {[]api.ValueType{i32, i32}, []api.ValueType{i32}},
-	}
-	optionalExports = map[string]signature{
-		abi.ExportInitialize: {nil, nil},
-		abi.ExportInit:       {[]api.ValueType{i32, i32}, []api.ValueType{i32}},
-	}
-	allowedImports = map[string]signature{
-		abi.ImportLog:  {[]api.ValueType{i32, i32, i32}, nil},
-		abi.ImportFail: {[]api.ValueType{i32, i32}, nil},
-	}
+	requiredExports = signatures(abi.Exports(), true)
+	optionalExports = signatures(abi.Exports(), false)
+	allowedImports  = signatures(abi.Imports(), false)
 )
+
+func signatures(fs []abi.Func, required bool) map[string]signature {
+	m := map[string]signature{}
+	for _, f := range fs {
+		if f.Required == required {
+			s := signature{}
+			for _, t := range f.Signature.Params {
+				s.params = append(s.params, api.ValueType(t))
+			}
+			for _, t := range f.Signature.Results {
+				s.results = append(s.results, api.ValueType(t))
+			}
+			m[f.Name] = s
+		}
+	}
+	return m
+}
 
 func (s signature) matches(f api.FunctionDefinition) bool {
 	return equalTypes(s.params, f.ParamTypes()) && equalTypes(s.results, f.ResultTypes())

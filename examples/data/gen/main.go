@@ -1,5 +1,5 @@
 // Command gen writes the synthetic academy of examples/data with the
-// generator of examples/academy (the library behind `vigie gen`), at a small
+// generator of academy (the library behind `vigie gen`), at a small
 // size, plus attendance_dirty.csv, a few rows with deliberate faults for
 // the dead-letter path. The output is deterministic (fixed seed), so the
 // committed files can be regenerated and compared. It is the same as
@@ -23,7 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 
-	"github.com/vigie-edu/vigie/examples/academy"
+	"github.com/vigie-edu/vigie/synth/academy"
 )
 
 func main() {

@@ -1,7 +1,7 @@
 package main
 
 // The oracle of --ceiling: a detector that knows how `vigie gen` makes
-// absences (examples/academy/sim.go, with the default profile) and sees
+// absences (synth/academy/sim.go, with the default profile) and sees
 // only what a rule sees. For each student and school day it computes the
 // posterior probability that a drift has started, from the absences
 // recorded up to that day, and alerts the first day it crosses p*. It is
@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigie-edu/vigie/examples/academy"
-	"github.com/vigie-edu/vigie/examples/indicators"
+	"github.com/vigie-edu/vigie/indicators"
+	"github.com/vigie-edu/vigie/synth/academy"
 )
 
 // The generator's constants (sim.go) the profile does not hold.
@@ -764,7 +764,7 @@ func ceiling(studs []student, marks, platform, window, miss bool) error {
 		fmt.Printf("%-7s %-7s %-9s %-6s %-6s %s\n", "p*", "recall", "precision", "lead", "false", "alerted")
 		for _, p := range []float64{0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99} {
 			q := alertAt(p)
-			fmt.Printf("%-7.2f %-7.3f %-9.3f %-6.0f %-6.2f %d\n", p, q.Recall, q.Precision, q.Lead, q.False, q.Alerted)
+			fmt.Printf("%-7.2f %-7.3f %-9.3f %-6.0f %-6.2f %d\n", p, q.Recall, q.Precision, q.MedianLeadDays, q.FalsePer1000, q.Alerted)
 		}
 		// The best precision at recall >= 0.85, and the best recall at
 		// precision >= 0.6, over a fine sweep.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigie-edu/vigie/examples/academy"
+	"github.com/vigie-edu/vigie/synth/academy"
 )
 
 func testOracle(t *testing.T) *oracle {

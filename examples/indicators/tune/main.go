@@ -3,7 +3,8 @@
 // activity.csv (student_id,date, one row per platform session, see
 // docs/indicators.md) and ground_truth.csv, runs indicators.Config.Evaluate
 // natively on each student (what the early_warning rule does inside the
-// pipeline) and counts quality as `vigie eval --alerts` does. It is for
+// pipeline) and counts quality with `vigie eval --alerts`'s counter
+// (package evaluation). It is for
 // tuning only: report figures from the real pipeline and `vigie eval`.
 //
 //	go run ./examples/indicators/tune --dir /dev/shm/ac1 --students 20000 --set raise_at=0.6,w_abs_trend=0.8
@@ -28,18 +29,29 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/vigie-edu/vigie/examples/indicators"
+	"github.com/vigie-edu/vigie/evaluation"
+	"github.com/vigie-edu/vigie/indicators"
+)
+
+// grace and months are vigie eval's defaults: an alert stays true 30 days
+// after a recovering drift's end; false alerts are per month of a 10-month
+// school year.
+const (
+	grace  = 30
+	months = 10
 )
 
 type student struct {
 	ID     string
 	Events []indicators.Event
-	// Ground truth.
+	// Ground truth, and what the oracle of ceiling.go reads of it: alerts
+	// opened in [TrueFrom, TrueTo) are true (Truth.Window), Out is the
+	// dropout day (MaxInt32 if none).
+	Truth            evaluation.Truth
 	Drifts           bool
 	TrueFrom, TrueTo int32
 	Dropout          bool
@@ -119,46 +131,41 @@ func run(c *indicators.Config, studs []student, miss bool) string {
 	return count(studs, res, miss).String()
 }
 
-// quality is what `vigie eval --alerts` reports, counted from each
-// student's alerts.
+// quality is what `vigie eval --alerts` reports, and the breakdown of
+// --miss.
 type quality struct {
-	Precision, Recall, RecallDrifters, Lead, False float64
-	Alerted, Dropouts, Drifters                    int
-	detail                                         string
+	evaluation.Academy
+	detail string
 }
 
 func (q quality) String() string {
 	return fmt.Sprintf("P %.3f R %.3f Rdr %.3f lead %3.0f false/1k/mo %.2f (alerted %d, dropouts %d, drifters %d)",
-		q.Precision, q.Recall, q.RecallDrifters, q.Lead, q.False, q.Alerted, q.Dropouts, q.Drifters) + q.detail
+		q.Precision, q.Recall, q.RecallDrifters, q.MedianLeadDays, q.FalsePer1000, q.Alerted, q.Dropouts, q.Drifters) + q.detail
 }
 
-// count counts quality as `vigie eval --alerts` does: res[i] holds the
-// alerts of studs[i]. The oracle of ceiling.go counts with it too.
+// count counts quality with vigie eval's counter: res[i] holds the alerts
+// of studs[i]. The oracle of ceiling.go counts with it too.
 func count(studs []student, res []indicators.Result, miss bool) quality {
-	var drifters, dropouts, alerted, alertedTrue, recall, recallDr, opened, falseA int
-	var leads []float64
+	c := evaluation.NewCounter(grace)
 	missBy, falseBy := map[string]int{}, map[string]int{}
 	type tr struct{ alerted, alertedTrue, dropouts, recall int }
 	byTrack := map[string]*tr{}
+	var opened []int
 	for i, s := range studs {
-		firstTrue := int32(-1)
+		opened = opened[:0]
 		for _, a := range res[i].Alerts {
-			opened++
-			if s.Drifts && a.Opened >= s.TrueFrom && a.Opened < s.TrueTo {
-				if firstTrue < 0 {
-					firstTrue = a.Opened
-				}
-			} else {
-				falseA++
+			opened = append(opened, int(a.Opened))
+			if !s.Truth.IsTrue(int(a.Opened), grace) {
 				falseBy[a.Code]++
 			}
 		}
+		firstTrue := c.Add(s.Truth, opened)
 		t := byTrack[s.Track]
 		if t == nil {
 			t = &tr{}
 			byTrack[s.Track] = t
 		}
-		if len(res[i].Alerts) > 0 {
+		if len(opened) > 0 {
 			t.alerted++
 			if firstTrue >= 0 {
 				t.alertedTrue++
@@ -168,56 +175,31 @@ func count(studs []student, res []indicators.Result, miss bool) quality {
 			t.dropouts++
 			if firstTrue >= 0 {
 				t.recall++
+			} else {
+				missBy[s.Signals]++
 			}
 		}
-		if s.Drifts {
-			drifters++
-		}
-		if s.Dropout {
-			dropouts++
-		}
-		if len(res[i].Alerts) > 0 {
-			alerted++
-		}
-		if firstTrue >= 0 {
-			alertedTrue++
-			recallDr++
-			if s.Dropout {
-				recall++
-				leads = append(leads, float64(s.Out-firstTrue))
-			}
-		} else if s.Dropout {
-			missBy[s.Signals]++
-		}
 	}
-	slices.Sort(leads)
-	med := math.NaN()
-	if len(leads) > 0 {
-		med = leads[len(leads)/2]
-		if len(leads)%2 == 0 {
-			med = (leads[len(leads)/2-1] + leads[len(leads)/2]) / 2
-		}
-	}
-	q := quality{Precision: float64(alertedTrue) / float64(max(alerted, 1)), Recall: float64(recall) / float64(max(dropouts, 1)),
-		RecallDrifters: float64(recallDr) / float64(max(drifters, 1)), Lead: med, False: float64(falseA) * 1000 / float64(len(studs)) / 10,
-		Alerted: alerted, Dropouts: dropouts, Drifters: drifters}
-	out := ""
+	q := quality{Academy: *c.Result(months)}
 	if miss {
-		out += fmt.Sprintf("\n  missed dropouts by signals: %v\n  false alerts by code: %v", missBy, falseBy)
+		q.detail += fmt.Sprintf("\n  missed dropouts by signals: %v\n  false alerts by code: %v", missBy, falseBy)
 		for _, k := range []string{"college", "lgt", "lp"} {
 			if t := byTrack[k]; t != nil {
-				out += fmt.Sprintf("\n  %-8s precision %.3f (%d alerted), recall %.3f (%d dropouts)", k,
+				q.detail += fmt.Sprintf("\n  %-8s precision %.3f (%d alerted), recall %.3f (%d dropouts)", k,
 					float64(t.alertedTrue)/float64(max(t.alerted, 1)), t.alerted, float64(t.recall)/float64(max(t.dropouts, 1)), t.dropouts)
 			}
 		}
 	}
-	q.detail = out
 	return q
 }
 
-// load reads the academy, caching the parsed students in dir/tune3.gob.
+// clamp32 narrows a day of Truth.Window (math.MaxInt or MinInt when
+// open-ended) to the int32 days of the oracle.
+func clamp32(d int) int32 { return int32(min(max(d, math.MinInt32), math.MaxInt32)) }
+
+// load reads the academy, caching the parsed students in dir/tune4.gob.
 func load(dir string, n int) ([]student, error) {
-	cache := filepath.Join(dir, "tune3.gob")
+	cache := filepath.Join(dir, "tune4.gob")
 	var studs []student
 	if f, err := os.Open(cache); err == nil {
 		defer f.Close()
@@ -279,20 +261,23 @@ func atoi(s string) int {
 func parse(dir string) ([]student, error) {
 	var studs []student
 	idx := map[string]int{}
+	var header []string
 	err := readCSV(filepath.Join(dir, "ground_truth.csv"), func(c map[string]int, r []string) error {
-		s := student{ID: r[c["student_id"]], Drifts: r[c["drifts"]] == "true", Dropout: r[c["outcome"]] == "dropout",
-			TrueFrom: math.MaxInt32, TrueTo: math.MinInt32, Out: math.MaxInt32, Signals: r[c["signals"]], Track: r[c["track"]]}
-		if s.Drifts {
-			s.TrueFrom, _ = indicators.ParseDay(r[c["drift_start"]])
-			s.TrueTo = math.MaxInt32
-			if e := r[c["drift_end"]]; e != "" {
-				d, _ := indicators.ParseDay(e)
-				s.TrueTo = d + 30
+		if header == nil {
+			header = make([]string, len(r))
+			for name, i := range c {
+				header[i] = name
 			}
 		}
-		if s.Dropout {
-			s.Out, _ = indicators.ParseDay(r[c["outcome_date"]])
-			s.TrueTo = min(s.TrueTo, s.Out)
+		id, t, err := evaluation.ReadTruth(header, r)
+		if err != nil {
+			return err
+		}
+		from, to := t.Window(grace)
+		s := student{ID: id, Truth: t, Drifts: t.Drifts, Dropout: t.Dropout, TrueFrom: clamp32(from), TrueTo: clamp32(to),
+			Out: math.MaxInt32, Signals: r[c["signals"]], Track: r[c["track"]]}
+		if t.Dropout {
+			s.Out = int32(t.DropoutDay)
 		}
 		idx[s.ID] = len(studs)
 		studs = append(studs, s)

@@ -1,7 +1,7 @@
 package main
 
 // The oracle's reading of the platform sessions (--platform): how
-// examples/academy/xapi.go draws them. A student has an activity (sessions
+// synth/academy/xapi.go draws them. A student has an activity (sessions
 // a school week, log-normal), may have a lull (3 to 7 weeks without any,
 // chance 0.15), may leave during the year (transfer, chance 0.02, sessions
 // stop); a drift with the platform signal divides the activity by 20 from
@@ -12,7 +12,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/vigie-edu/vigie/examples/academy"
+	"github.com/vigie-edu/vigie/synth/academy"
 )
 
 const (

@@ -4,7 +4,7 @@
 // attendance, course-performance and engagement indicators day by day, a
 // composite risk in [0,1] with reason codes and a readable reason, and
 // alerts with hysteresis and ids stable across reruns. The logic is in
-// examples/indicators; docs/indicators.md explains it for teachers.
+// package indicators; docs/indicators.md explains it for teachers.
 //
 // Rows are told apart by which columns are set: a row with a period is a
 // mark (its date is the end of the term, see term_ends), a row with a half
@@ -22,7 +22,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/vigie-edu/vigie/examples/indicators"
+	"github.com/vigie-edu/vigie/indicators"
 	"github.com/vigie-edu/vigie/rules/sdk/vigie"
 )
 

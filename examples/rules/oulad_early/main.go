@@ -1,6 +1,6 @@
 // Command oulad_early scores each OULAD registration (Kuzilek, Hlosta and
 // Zdrahal, 2017; CC BY 4.0) with the pack's snapshot risk
-// (examples/indicators, Config.Score) from what is known cutoff_days after
+// (package indicators, Config.Score) from what is known cutoff_days after
 // the module start: assessments due and not submitted (MISSING, late ones
 // count half), and the average score of those submitted (MARK_LOW, scores
 // /100 turned to /20). Its timeline is the union of the registration (with
@@ -14,7 +14,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/vigie-edu/vigie/examples/indicators"
+	"github.com/vigie-edu/vigie/indicators"
 	"github.com/vigie-edu/vigie/rules/sdk/vigie"
 )
 

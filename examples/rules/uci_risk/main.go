@@ -1,6 +1,6 @@
 // Command uci_risk scores the UCI Student Performance data (Cortez and
 // Silva, 2008; CC BY 4.0) with the pack's snapshot risk
-// (examples/indicators, Config.Score): MARK_LOW on G2, MARK_FALL from G1 to
+// (package indicators, Config.Score): MARK_LOW on G2, MARK_FALL from G1 to
 // G2, ABS_RATE on absences over an assumed number of school days. Used by
 // examples/pipelines/eval_uci.toml.
 package main
@@ -11,7 +11,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/vigie-edu/vigie/examples/indicators"
+	"github.com/vigie-edu/vigie/indicators"
 	"github.com/vigie-edu/vigie/rules/sdk/vigie"
 )
 
