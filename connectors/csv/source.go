@@ -16,6 +16,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/connectors/sdk"
+	"github.com/vigie-edu/vigie/internal/suggest"
 )
 
 // SourceName is the registry name of the CSV source.
@@ -426,12 +427,7 @@ func (p *plan) columnNames(path string, first []string) ([]string, error) {
 		if slices.Contains(orig, from) {
 			continue
 		}
-		msg := fmt.Sprintf("option %q: %s:1: header has no column %q to rename", optRename, path, from)
-		if near := protocol.Nearest(from, orig); near != "" {
-			msg += fmt.Sprintf(" (did you mean %q?)", near)
-		} else {
-			msg += " (header: " + strings.Join(orig, ", ") + ")"
-		}
+		msg := fmt.Sprintf("option %q: %s:1: header has no column %q to rename%s", optRename, path, from, suggest.Hint(from, orig, "header"))
 		errs = append(errs, fmt.Errorf("%s: %w", msg, protocol.ErrConfig))
 	}
 	return names, errors.Join(errs...)
@@ -451,12 +447,7 @@ func (p *plan) declared(cols map[string]string, header, names []string) (map[str
 			out[to] = cols[c]
 			continue
 		}
-		msg := fmt.Sprintf("%s: declared column %q is not in the file", p.files[0], c)
-		if near := protocol.Nearest(c, names); near != "" {
-			msg += fmt.Sprintf(" (did you mean %q?)", near)
-		} else {
-			msg += " (columns: " + strings.Join(names, ", ") + ")"
-		}
+		msg := fmt.Sprintf("%s: declared column %q is not in the file%s", p.files[0], c, suggest.Hint(c, names, "columns"))
 		errs = append(errs, fmt.Errorf("option %q: %s: %w", optColumns, msg, protocol.ErrConfig))
 	}
 	return out, errors.Join(errs...)

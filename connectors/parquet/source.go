@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -15,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/suggest"
 )
 
 // SourceName is the registry name of the Parquet source.
@@ -136,12 +136,7 @@ func (p *sourcePlan) leaves(path string, fr *pqarrow.FileReader) ([]int, error) 
 	for _, c := range p.columns {
 		i := slices.Index(names, c)
 		if i < 0 {
-			msg := fmt.Sprintf("%s: column %q is not in the file", path, c)
-			if near := protocol.Nearest(c, names); near != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", near)
-			} else {
-				msg += " (columns: " + strings.Join(names, ", ") + ")"
-			}
+			msg := fmt.Sprintf("%s: column %q is not in the file%s", path, c, suggest.Hint(c, names, "columns"))
 			return nil, fmt.Errorf("connector %q: option %q: %s: %w", SourceName, optColumns, msg, protocol.ErrConfig)
 		}
 		out = appendLeaves(out, fields[i])

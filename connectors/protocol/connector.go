@@ -9,6 +9,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/internal/suggest"
 )
 
 // Version is the version of this protocol. It is negotiated with go-plugin's
@@ -269,10 +271,7 @@ func NewRegistry(cs ...Connector) *Registry {
 func (r *Registry) Get(name string) (Connector, error) {
 	c, ok := r.byName[name]
 	if !ok {
-		msg := fmt.Sprintf("unknown connector %q", name)
-		if near := Nearest(name, r.names); near != "" {
-			msg += fmt.Sprintf(" (did you mean %q?)", near)
-		}
+		msg := fmt.Sprintf("unknown connector %q%s", name, suggest.DidYouMean(name, r.names))
 		return nil, WithKind(errors.New(msg), ErrNotFound)
 	}
 	return c, nil

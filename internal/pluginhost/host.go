@@ -48,6 +48,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/suggest"
 	"github.com/vigie-edu/vigie/internal/transport"
 )
 
@@ -142,8 +143,8 @@ func (h *Host) Connector(ctx context.Context, name string) (protocol.Connector, 
 		known = h.opts.Builtins.Names()
 	}
 	msg := fmt.Sprintf("unknown connector %q", name)
-	if near := protocol.Nearest(name, append(known, h.installedNames()...)); near != "" {
-		msg += fmt.Sprintf(" (did you mean %q?)", near)
+	if s := suggest.DidYouMean(name, append(known, h.installedNames()...)); s != "" {
+		msg += s
 	} else {
 		msg += fmt.Sprintf(" (built-in: %s; no %s%s in %s)", strings.Join(known, ", "), ExternalPrefix, name, strings.Join(h.opts.Dirs, ", "))
 	}
