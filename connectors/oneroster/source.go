@@ -130,7 +130,7 @@ func (p *plan) header(r *csvrec.Reader, origin string) ([]int, int, error) {
 		return nil, 0, fmt.Errorf("%s: empty file, expected a header line starting with sourcedId: %w", origin, protocol.ErrConfig)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %v: %w", origin, err, protocol.ErrConfig)
+		return nil, 0, fmt.Errorf("%s: %w: %w", origin, err, protocol.ErrConfig)
 	}
 	idx := make([]int, len(p.cols))
 	for i, c := range p.cols {
@@ -182,7 +182,7 @@ func (p *plan) loadIDs(ctx context.Context, table string) (map[string]struct{}, 
 		head, err = r.Read()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: expected a header line: %v: %w", origin, err, protocol.ErrConfig)
+		return nil, fmt.Errorf("%s: expected a header line: %w: %w", origin, err, protocol.ErrConfig)
 	}
 	col := -1
 	for i, h := range head {

@@ -139,7 +139,7 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 	}
 	if err != nil {
 		file.Abort()
-		return nil, fmt.Errorf("connector %q: schema cannot be written to Parquet: %v: %w", SinkName, err, protocol.ErrConfig)
+		return nil, fmt.Errorf("connector %q: schema cannot be written to Parquet: %w: %w", SinkName, err, protocol.ErrConfig)
 	}
 	if from.Temp != "" {
 		if err := w.recover(ctx, mem, path, owner, from, schema); err != nil {

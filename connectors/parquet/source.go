@@ -80,7 +80,7 @@ func newSourcePlan(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	pattern := cfg.String(optPath)
 	files, err := filepath.Glob(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("connector %q: option %q: bad glob %q: %v: %w", SourceName, optPath, pattern, err, protocol.ErrConfig)
+		return nil, fmt.Errorf("connector %q: option %q: bad glob %q: %w: %w", SourceName, optPath, pattern, err, protocol.ErrConfig)
 	}
 	if len(files) == 0 {
 		if _, err := os.Stat(pattern); err != nil {
@@ -107,12 +107,12 @@ func (p *sourcePlan) openFile(path string, mem memory.Allocator) (*file.Reader, 
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil, fmt.Errorf("parquet file %s: %w", path, protocol.ErrNotFound)
 		}
-		return nil, nil, fmt.Errorf("parquet file %s: not a readable Parquet file: %v: %w", path, err, protocol.ErrConfig)
+		return nil, nil, fmt.Errorf("parquet file %s: not a readable Parquet file: %w: %w", path, err, protocol.ErrConfig)
 	}
 	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: int64(p.batchRows)}, mem)
 	if err != nil {
 		rdr.Close()
-		return nil, nil, fmt.Errorf("parquet file %s: %v: %w", path, err, protocol.ErrConfig)
+		return nil, nil, fmt.Errorf("parquet file %s: %w: %w", path, err, protocol.ErrConfig)
 	}
 	return rdr, fr, nil
 }
@@ -171,7 +171,7 @@ func (p *sourcePlan) projected(ctx context.Context, path string, fr *pqarrow.Fil
 	}
 	readers, sc, err := fr.GetFieldReaders(ctx, leaves, []int{})
 	if err != nil {
-		return nil, fmt.Errorf("parquet file %s: %v: %w", path, err, protocol.ErrConfig)
+		return nil, fmt.Errorf("parquet file %s: %w: %w", path, err, protocol.ErrConfig)
 	}
 	for _, r := range readers {
 		r.Release()
@@ -261,7 +261,7 @@ func (p *sourcePlan) readRowGroup(ctx context.Context, fr *pqarrow.FileReader, l
 	defer rr.Release()
 	if pos.Row > 0 {
 		if err := rr.SeekToRow(pos.Row); err != nil {
-			return fmt.Errorf("parquet file %s: row group %d: seek to row %d: %v: %w", pos.Path, pos.RowGroup, pos.Row, err, protocol.ErrConfig)
+			return fmt.Errorf("parquet file %s: row group %d: seek to row %d: %w: %w", pos.Path, pos.RowGroup, pos.Row, err, protocol.ErrConfig)
 		}
 	}
 	for rr.Next() {

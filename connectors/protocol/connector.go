@@ -47,7 +47,7 @@ func NewPosition(v any) (Position, error) {
 // configuration error (a resume position from another connector, say).
 func DecodePosition(p Position, v any) error {
 	if err := json.Unmarshal(p, v); err != nil {
-		return fmt.Errorf("decode resume position %s: %v: %w", p, err, ErrConfig)
+		return fmt.Errorf("decode resume position %s: %w: %w", p, err, ErrConfig)
 	}
 	return nil
 }

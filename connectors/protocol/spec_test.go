@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -29,5 +30,16 @@ func TestSpecCheck(t *testing.T) {
 	if !strings.Contains(oes[0].Error(), `"dead_leters": unknown option (did you mean "dead_letters"?)`) ||
 		!strings.Contains(oes[1].Error(), `"rows": expected an integer, got a float`) {
 		t.Errorf("errors = %v", err)
+	}
+}
+
+// TestDecodePositionKeepsCause: a position that does not decode is a
+// configuration error that still carries the decoder's error.
+func TestDecodePositionKeepsCause(t *testing.T) {
+	var v struct{ N int }
+	err := protocol.DecodePosition(protocol.Position(`{"N":`), &v)
+	var syntax *json.SyntaxError
+	if !errors.Is(err, protocol.ErrConfig) || !errors.As(err, &syntax) {
+		t.Errorf("err = %v (%T), want ErrConfig wrapping a *json.SyntaxError", err, err)
 	}
 }

@@ -221,7 +221,7 @@ func (d *decoder) readFile(ctx context.Context, pos filePosition) error {
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("%s: bad gzip header: %v: %w", pos.Path, err, protocol.ErrConfig)
+			return fmt.Errorf("%s: bad gzip header: %w: %w", pos.Path, err, protocol.ErrConfig)
 		}
 		defer gz.Close()
 		r = gz

@@ -215,7 +215,7 @@ func (HTTPSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allo
 	}
 	ln, err := net.Listen("tcp", p.listen)
 	if err != nil {
-		return fmt.Errorf("connector %q: listen on %s: %v: %w", HTTPSourceName, p.listen, err, protocol.ErrConfig)
+		return fmt.Errorf("connector %q: listen on %s: %w: %w", HTTPSourceName, p.listen, err, protocol.ErrConfig)
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 	served := make(chan error, 1)
@@ -288,7 +288,7 @@ func (bt *batcher) flush(ctx context.Context) error {
 func (e *endpoint) openSpool() error {
 	f, err := os.OpenFile(e.spool, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("connector %q: open spool %s: %v: %w", HTTPSourceName, e.spool, err, protocol.ErrConfig)
+		return fmt.Errorf("connector %q: open spool %s: %w: %w", HTTPSourceName, e.spool, err, protocol.ErrConfig)
 	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err == nil && size > 0 {

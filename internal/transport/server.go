@@ -93,7 +93,7 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 			Connector string `json:"connector"`
 		}
 		if err := json.Unmarshal(a.Body, &req); err != nil {
-			return toStatus(fmt.Errorf("decode spec request: %v: %w", err, protocol.ErrConfig))
+			return toStatus(fmt.Errorf("decode spec request: %w: %w", err, protocol.ErrConfig))
 		}
 		c, err := s.reg.Get(req.Connector)
 		if err != nil {

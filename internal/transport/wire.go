@@ -85,12 +85,12 @@ func encodeConfig(cfg protocol.Config) ([]byte, error) {
 func decodeConfig(b []byte) (protocol.Config, error) {
 	var w wireConfig
 	if err := json.Unmarshal(b, &w); err != nil {
-		return w.Config, fmt.Errorf("decode request: %v: %w", err, protocol.ErrConfig)
+		return w.Config, fmt.Errorf("decode request: %w: %w", err, protocol.ErrConfig)
 	}
 	if len(w.Schema) > 0 {
 		schema, err := flight.DeserializeSchema(w.Schema, memory.DefaultAllocator)
 		if err != nil {
-			return w.Config, fmt.Errorf("decode the schema of the request: %v: %w", err, protocol.ErrConfig)
+			return w.Config, fmt.Errorf("decode the schema of the request: %w: %w", err, protocol.ErrConfig)
 		}
 		w.Config.Schema = schema
 	}
