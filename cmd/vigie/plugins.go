@@ -133,7 +133,7 @@ func pluginsDescribe(pipelineFile, name string, stdout, stderr io.Writer) int {
 
 func pluginsDocs(out string, stdout, stderr io.Writer) int {
 	var buf bytes.Buffer
-	if err := protocol.WriteReference(&buf, "Built-in connectors", builtin.Registry().Specs()); err != nil {
+	if err := writeReference(&buf, "Built-in connectors", builtin.Registry().Specs()); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
@@ -190,7 +190,7 @@ func describe(w io.Writer, s protocol.Spec) {
 		if o.Required {
 			attr += ", required"
 		}
-		if d := protocol.DefaultString(o); d != "" {
+		if d := defaultString(o); d != "" {
 			attr += ", default " + strings.Trim(d, "`")
 		}
 		if len(o.Enum) > 0 {

@@ -13,9 +13,9 @@ import (
 	"github.com/vigie-edu/vigie/internal/suggest"
 )
 
-// Version is the version of this protocol. It is negotiated with go-plugin's
-// VersionedPlugins: a host and a plugin talk only if they share a version.
-// Version 2 added source positions, Config.Resume and sink flushes with
+// Version is the version of this contract. A host and a plugin agree on
+// one when the plugin starts and talk only if they share it. Version 2
+// added source positions, Config.Resume and sink flushes with
 // acknowledgements; plugins built with this package still serve version 1
 // to older hosts (no positions, one final acknowledgement).
 const Version = 2
@@ -78,8 +78,7 @@ type Config struct {
 	// prepared the stage with: what Schema returned for the same Config.
 	// Read must emit batches of exactly this schema (the engine checks
 	// it), and a source that infers its schema from its input should use
-	// it rather than infer again. It crosses the plugin boundary as Arrow
-	// IPC (see wire.go).
+	// it rather than infer again. It reaches plugin processes too.
 	Schema *arrow.Schema `json:"-"`
 }
 

@@ -3,8 +3,8 @@ package protocol
 import "errors"
 
 // Error kinds that keep their identity across the process boundary: a
-// connector returns an error wrapping one of them and the engine, on the
-// other side of gRPC, gets an error that errors.Is the same sentinel.
+// connector returns an error wrapping one of them and the engine, in
+// another process, gets an error that errors.Is the same sentinel.
 var (
 	// ErrConfig: the configuration is wrong; retrying will not help.
 	ErrConfig = errors.New("configuration error")
