@@ -19,8 +19,8 @@
 // Close), opening again from the last flush and replaying what followed
 // gives the same output, no row lost or duplicated.
 //
-// OverGRPC serves a connector through the real protocol (Arrow Flight over
-// gRPC, in-process) so that the same checks cover the wire.
+// ThroughPlugin serves a connector through the engine's plugin transport,
+// in-process, so that the same checks cover the boundary.
 package conformance
 
 import (
@@ -378,10 +378,11 @@ func equal(a, b []string) bool {
 	return true
 }
 
-// OverGRPC returns c as the engine sees it through the protocol: served by
-// a Flight server over a real gRPC connection, in-process. The connection
-// is closed when the test ends.
-func OverGRPC(t *testing.T, c protocol.Connector) protocol.Connector {
+// ThroughPlugin returns c as the engine sees a plugin's connector: served
+// and called through the same transport as a plugin process, over a real
+// connection within the test's process. The connection is closed when the
+// test ends.
+func ThroughPlugin(t *testing.T, c protocol.Connector) protocol.Connector {
 	t.Helper()
 	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
 		transport.PluginName: &transport.GRPCPlugin{Registry: protocol.NewRegistry(c)},

@@ -91,7 +91,7 @@ func TestSourceConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Run("in-process", func(t *testing.T) { conformance.TestSource(t, parquet.Source{}, c) })
 			t.Run("over gRPC", func(t *testing.T) {
-				conformance.TestSource(t, conformance.OverGRPC(t, parquet.Source{}).(protocol.Source), c)
+				conformance.TestSource(t, conformance.ThroughPlugin(t, parquet.Source{}).(protocol.Source), c)
 			})
 		})
 	}

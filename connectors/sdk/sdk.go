@@ -20,6 +20,13 @@
 // sink is a protocol.Sink whose Writer also implements protocol.Flusher if
 // it can make its output durable before Close; see protocol.Sink.
 //
+// Sources that build their own batches use the same helpers as the
+// built-in connectors (csv, jsonl, xapi, pronote, oneroster, parquet all
+// do): Batcher turns parsed records (Cells) into batches of at most
+// Config.BatchRows rows, and Out sends dead letters and batches in the
+// order positions need, including the empty batch that covers a tail of
+// dead letters.
+//
 // Test a connector with connectors/conformance, which checks all of this.
 package sdk
 
