@@ -156,19 +156,32 @@ func waitGone(t *testing.T, dir string, timeout time.Duration) {
 	}
 }
 
-// TestGroupSignalStopsGracefully sends SIGTERM or SIGINT to the whole
-// process group of a running engine, as timeout(1), a terminal's Ctrl-C and
-// systemd (KillMode=control-group) do, so that the plugin processes get the
-// signal too: the engine must still stop gracefully (exit 130, the sink's
-// file complete with every row read), log no error, restart no plugin, and
-// leave no process behind.
-func TestGroupSignalStopsGracefully(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		t.Run(sig.String(), func(t *testing.T) {
+// TestSignalStopsGracefully interrupts a running engine with SIGINT, alone
+// (kill -INT), or with SIGTERM or SIGINT to its whole process group, as
+// timeout(1), a terminal's Ctrl-C and systemd (KillMode=control-group) do,
+// so that the plugin processes get the signal too: the engine must still
+// stop gracefully (exit 130, the sink's file complete with every row read:
+// the source's last partial batch is never acknowledged), log no error,
+// restart no plugin, and leave no process behind.
+func TestSignalStopsGracefully(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sig   syscall.Signal
+		group bool // to the process group, else to the engine alone
+	}{
+		{"SIGINT to the engine", syscall.SIGINT, false},
+		{"SIGTERM to the group", syscall.SIGTERM, true},
+		{"SIGINT to the group", syscall.SIGINT, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			cmd, dir, stdout, stderr := startEndless(ctx, t)
-			if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
+			pid := cmd.Process.Pid
+			if tc.group {
+				pid = -pid
+			}
+			if err := syscall.Kill(pid, tc.sig); err != nil {
 				t.Fatal(err)
 			}
 			err := cmd.Wait()

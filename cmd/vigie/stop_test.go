@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
 // TestSignalsStopAnEndlessRule sends real SIGTERMs to vigie run while its
@@ -28,16 +30,7 @@ func TestSignalsStopAnEndlessRule(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			var b strings.Builder
-			b.WriteString("student_id,x\n")
-			for i := range 2000 {
-				fmt.Fprintf(&b, "S%05d,%d\n", i, -1-i)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "in.csv"), []byte(b.String()), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			loop, err := filepath.Abs(filepath.Join("..", "..", "rules", "host", "testdata", "loop.wasm"))
-			if err != nil {
+			if err := os.WriteFile(filepath.Join(dir, "in.csv"), []byte(hosttest.PoisonCSV(2000)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			cfg := fmt.Sprintf(`[pipeline]
@@ -61,7 +54,7 @@ input = "r"
 connector = "parquet"
 [sink.options]
 path = "out/r.parquet"
-`, tc.stopTimeout, loop)
+`, tc.stopTimeout, hosttest.Module(t, "loop"))
 			if err := os.WriteFile(filepath.Join(dir, "loop.toml"), []byte(cfg), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +76,7 @@ path = "out/r.parquet"
 				}
 				time.Sleep(200 * time.Millisecond)
 			}
-			err = cmd.Wait()
+			err := cmd.Wait()
 			took := time.Since(start)
 			t.Logf("%s: exited %v after %s", tc.name, err, took.Round(time.Millisecond))
 			if ctx.Err() != nil {

@@ -6,10 +6,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/internal/linecount"
 )
 
 // FuzzRead feeds an arbitrary enrollments.csv (after a fixed header) to the
@@ -46,42 +45,15 @@ func FuzzRead(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines := bytes.Count(data, []byte("\n"))
-		if data[len(data)-1] != '\n' {
-			lines++
+		lines := linecount.Lines(data)
+		if err := linecount.CheckSpans(c.dead, lines); err != nil {
+			t.Fatal(err)
 		}
-		checkDead(t, c.dead, lines)
 		// Each row and dead letter takes at least one line of its own.
-		if used := 1 + len(c.rows) + deadLines(c.dead); used > lines {
-			t.Fatalf("%d rows + %d dead-lettered lines + header = %d > %d lines", len(c.rows), deadLines(c.dead), used, lines)
+		if used := 1 + len(c.rows) + linecount.DeadLines(c.dead); used > lines {
+			t.Fatalf("%d rows + %d dead-lettered lines + header = %d > %d lines", len(c.rows), linecount.DeadLines(c.dead), used, lines)
 		}
 	})
-}
-
-// deadLines counts the lines the dead letters hold.
-func deadLines(dead []protocol.DeadLetter) int {
-	n := 0
-	for _, d := range dead {
-		n += strings.Count(d.Raw, "\n") + 1
-	}
-	return n
-}
-
-// checkDead checks that every dead letter has a reason and the text of its
-// lines, starting past the header, and that their line ranges do not
-// overlap or pass the end of the file.
-func checkDead(t *testing.T, dead []protocol.DeadLetter, lines int) {
-	t.Helper()
-	next := int64(2)
-	for _, d := range dead {
-		if d.Reason == "" || d.Raw == "" || d.Line < next {
-			t.Fatalf("dead letter without a reason or text, or at line %d before %d: %+v", d.Line, next, d)
-		}
-		next = d.Line + int64(strings.Count(d.Raw, "\n")) + 1
-	}
-	if next > int64(lines)+1 {
-		t.Fatalf("dead letters go on to line %d, past the %d lines", next-1, lines)
-	}
 }
 
 // TestLineAccounting reads generated enrollments.csv files (good rows,
@@ -103,22 +75,7 @@ func TestLineAccounting(t *testing.T) {
 	header := "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate\n"
 	r := rand.New(rand.NewPCG(12, 4))
 	for k := range 100 {
-		var b strings.Builder
-		b.WriteString(header)
-		empty := 0
-		for i := range r.IntN(60) {
-			p := good
-			if r.IntN(3) == 0 {
-				p = pieces[r.IntN(len(pieces))]
-			}
-			if p == "\n" {
-				empty++
-				b.WriteString(p)
-				continue
-			}
-			fmt.Fprintf(&b, p, i)
-		}
-		data := b.String()
+		data, blank := linecount.Compose(r, header, good, pieces)
 		t.Run(fmt.Sprint(k), func(t *testing.T) {
 			dir := t.TempDir()
 			for _, name := range []string{"manifest.csv", "users.csv", "classes.csv", "orgs.csv"} {
@@ -135,15 +92,8 @@ func TestLineAccounting(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lines := strings.Count(data, "\n")
-			checkDead(t, c.dead, lines)
-			rows := 0
-			for _, row := range c.rows {
-				rows += 1 + strings.Count(row, "\n")
-			}
-			if got := 1 + rows + deadLines(c.dead) + empty; got != lines {
-				t.Fatalf("%d lines in, 1 header + %d in rows + %d dead-lettered + %d empty = %d\n%s\n%v",
-					lines, rows, deadLines(c.dead), empty, got, data, deadStrings(c.dead))
+			if err := linecount.CheckRecords([]byte(data), c.rows, c.dead, blank); err != nil {
+				t.Fatalf("%v\n%s\n%v", err, data, deadStrings(c.dead))
 			}
 		})
 	}

@@ -6,49 +6,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"golang.org/x/text/encoding/charmap"
 
+	"github.com/vigie-edu/vigie/connectors/internal/linecount"
 	"github.com/vigie-edu/vigie/connectors/pronote"
-	"github.com/vigie-edu/vigie/connectors/protocol"
 )
-
-// lineCount returns the physical lines of data.
-func lineCount(data []byte) int {
-	n := bytes.Count(data, []byte("\n"))
-	if len(data) > 0 && data[len(data)-1] != '\n' {
-		n++
-	}
-	return n
-}
-
-// deadLines counts the lines the dead letters hold.
-func deadLines(dead []protocol.DeadLetter) int {
-	n := 0
-	for _, d := range dead {
-		n += strings.Count(d.Raw, "\n") + 1
-	}
-	return n
-}
-
-// checkDead checks that every dead letter has a reason and the text of its
-// lines, past the header line, and that their line ranges do not overlap
-// or pass the end of the file.
-func checkDead(t *testing.T, dead []protocol.DeadLetter, lines int) {
-	t.Helper()
-	next := int64(2)
-	for _, d := range dead {
-		if d.Reason == "" || d.Raw == "" || d.Line < next {
-			t.Fatalf("dead letter without a reason or text, or at line %d before %d: %+v", d.Line, next, d)
-		}
-		next = d.Line + int64(strings.Count(d.Raw, "\n")) + 1
-	}
-	if next > int64(lines)+1 {
-		t.Fatalf("dead letters go on to line %d, past the %d lines", next-1, lines)
-	}
-}
 
 // FuzzRead feeds arbitrary exports to both kinds: the source must not
 // panic, dead letters carry their lines' text, and rows and dead letters
@@ -82,16 +46,18 @@ func FuzzRead(f *testing.F) {
 			if err != nil {
 				t.Fatalf("%s: %v", kind, err)
 			}
-			lines := lineCount(data)
-			checkDead(t, c.dead, lines)
+			lines := linecount.Lines(data)
+			if err := linecount.CheckSpans(c.dead, lines); err != nil {
+				t.Fatal(err)
+			}
 			// A record gives one row of notes, one or two of absences (a
 			// whole day is two half-days), and takes one line or more.
 			records := len(c.rows)
 			if kind == "absences" {
 				records = (len(c.rows) + 1) / 2
 			}
-			if used := 1 + records + deadLines(c.dead); used > lines {
-				t.Fatalf("%s: %d rows + %d dead-lettered lines + header = %d > %d lines", kind, len(c.rows), deadLines(c.dead), used, lines)
+			if used := 1 + records + linecount.DeadLines(c.dead); used > lines {
+				t.Fatalf("%s: %d rows + %d dead-lettered lines + header = %d > %d lines", kind, len(c.rows), linecount.DeadLines(c.dead), used, lines)
 			}
 			// And the file alone, header or not: an error, never a panic.
 			os.WriteFile(path, body, 0o644)
@@ -119,22 +85,8 @@ func TestLineAccounting(t *testing.T) {
 	r := rand.New(rand.NewPCG(12, 5))
 	dir := t.TempDir()
 	for k := range 100 {
-		var b strings.Builder
-		b.WriteString("Identifiant;Nom;Prenom;Classe;Matiere;Periode;Date;Note;Bareme;Coefficient\r\n")
-		empty := 0
-		for i := range r.IntN(60) {
-			p := good
-			if r.IntN(3) == 0 {
-				p = pieces[r.IntN(len(pieces))]
-			}
-			if p == "\r\n" {
-				empty++
-				b.WriteString(p)
-				continue
-			}
-			fmt.Fprintf(&b, p, i)
-		}
-		data := "\ufeff" + b.String()
+		data, blank := linecount.Compose(r, "Identifiant;Nom;Prenom;Classe;Matiere;Periode;Date;Note;Bareme;Coefficient\r\n", good, pieces)
+		data = "\ufeff" + data
 		path := filepath.Join(dir, fmt.Sprintf("%d.csv", k))
 		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
@@ -144,16 +96,8 @@ func TestLineAccounting(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lines := lineCount([]byte(data))
-			checkDead(t, c.dead, lines)
-			rows := 0
-			for _, row := range c.rows {
-				rows += 1 + strings.Count(row, "\n")
-			}
-			if got := 1 + rows + deadLines(c.dead) + empty; got != lines {
-				t.Errorf("%d lines in, 1 header + %d in rows + %d dead-lettered + %d empty = %d\n%v",
-					lines, rows, deadLines(c.dead), empty, got, c.dead)
-				t.Logf("%q\n%q", data, c.rows)
+			if err := linecount.CheckRecords([]byte(data), c.rows, c.dead, blank); err != nil {
+				t.Fatalf("%v\n%v\n%q\n%q", err, c.dead, data, c.rows)
 			}
 		})
 	}

@@ -241,12 +241,12 @@ func TestEndpoint(t *testing.T) {
 			}
 		})
 	}
-	rows := waitRows(t, s, 3)
+	waitRows(t, s, 3)
 	time.Sleep(150 * time.Millisecond) // a duplicate would be emitted by now
 	if err := s.stop(); err != context.Canceled {
 		t.Fatalf("stop: %v, want context.Canceled", err)
 	}
-	rows = s.rows.snapshot()
+	rows := s.rows.snapshot()
 	if len(rows) != 3 {
 		t.Fatalf("rows:\n%s", strings.Join(rows, "\n"))
 	}
@@ -299,6 +299,12 @@ func TestEndpointResume(t *testing.T) {
 	}
 	if len(all.rows) != 5 || len(all.pos) != 3 {
 		t.Fatalf("replay: %d rows in %d batches", len(all.rows), len(all.pos))
+	}
+	// The spool keeps the ids the endpoint acknowledged, in order.
+	for i, row := range all.rows {
+		if id := strings.Split(row, "|")[0]; !xapi.IsUUID(id) || !strings.Contains(ids[i], id) {
+			t.Errorf("replayed row %d has id %q, the endpoint acknowledged %s", i, id, ids[i])
+		}
 	}
 	cfg.Resume = protocol.Position(all.pos[0])
 	rest := &syncCollect{got: make(chan struct{}, 1)}

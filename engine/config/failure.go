@@ -43,12 +43,8 @@ type Bisect struct {
 // checked keys v of the table at path, over the inherited values.
 func (c *checker) threshold(path string, v map[string]any, inherit Threshold) Threshold {
 	t := inherit
-	if n, ok := v["dead_letter_window"].(int64); ok {
-		if n < 1 || n > 1<<24 {
-			c.fail(c.at(joinKey(path, "dead_letter_window")), joinKey(path, "dead_letter_window"),
-				"must be between 1 and %d rows, got %d", 1<<24, n)
-		}
-		t.Window = int(n)
+	if n, ok := c.intIn(path, v, "dead_letter_window", 1, 1<<24, " rows"); ok {
+		t.Window = n
 	}
 	if x, ok := number(v["dead_letter_max_share"]); ok {
 		if !(x >= 0 && x <= 1) {
@@ -64,17 +60,26 @@ func (c *checker) threshold(path string, v map[string]any, inherit Threshold) Th
 // v of the table at path, over the inherited values.
 func (c *checker) bisect(path string, v map[string]any, inherit Bisect) Bisect {
 	b := inherit
-	if n, ok := v["bisect_max_calls"].(int64); ok {
-		if n < 1 || n > 1<<20 {
-			c.fail(c.at(joinKey(path, "bisect_max_calls")), joinKey(path, "bisect_max_calls"),
-				"must be between 1 and %d, got %d", 1<<20, n)
-		}
-		b.MaxCalls = int(n)
+	if n, ok := c.intIn(path, v, "bisect_max_calls", 1, 1<<20, ""); ok {
+		b.MaxCalls = n
 	}
 	if d, ok := c.duration(path, v, "bisect_max_time"); ok {
 		b.MaxTime = d
 	}
 	return b
+}
+
+// intIn reads an integer key that must lie between lo and hi; unit
+// follows the bounds in the error (" rows", or "" for a count).
+func (c *checker) intIn(path string, v map[string]any, key string, lo, hi int64, unit string) (int, bool) {
+	n, ok := v[key].(int64)
+	if !ok {
+		return 0, false
+	}
+	if n < lo || n > hi {
+		c.fail(c.at(joinKey(path, key)), joinKey(path, key), "must be between %d and %d%s, got %d", lo, hi, unit, n)
+	}
+	return int(n), true
 }
 
 // duration reads a positive duration key.

@@ -3,8 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/stream"
+	"github.com/vigie-edu/vigie/rules/host/hosttest"
 )
 
 // containmentCeiling is how long a run over a rule that misbehaves on
@@ -88,20 +87,7 @@ func TestContainment(t *testing.T) {
 // module of rules/host/testdata on it.
 func hostilePipeline(t *testing.T, module string, n int) *config.Pipeline {
 	t.Helper()
-	dir := t.TempDir()
-	var b strings.Builder
-	b.WriteString("student_id,x\n")
-	for i := range n {
-		fmt.Fprintf(&b, "S%05d,%d\n", i, -1-i)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "in.csv"), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	wasm, err := filepath.Abs(filepath.Join("..", "..", "rules", "host", "testdata", module+".wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	toml := fmt.Sprintf(`[pipeline]
+	return pipelineIn(t, "in.csv", hosttest.PoisonCSV(n), fmt.Sprintf(`[pipeline]
 name = "hostile"
 
 [[source]]
@@ -122,10 +108,5 @@ input = "r"
 connector = "parquet"
 [sink.options]
 path = "out/r.parquet"
-`, wasm)
-	cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(toml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+`, hosttest.Module(t, module)))
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
 )
 
@@ -97,7 +96,6 @@ func TestSourceDeadLetterThreshold(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			dir := t.TempDir()
 			var b strings.Builder
 			b.WriteString("student_id,x\n")
 			for i := range 200 {
@@ -107,10 +105,7 @@ func TestSourceDeadLetterThreshold(t *testing.T) {
 				}
 				fmt.Fprintf(&b, "S%05d,%s\n", i, x)
 			}
-			if err := os.WriteFile(filepath.Join(dir, "att.csv"), []byte(b.String()), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			toml := fmt.Sprintf(`[pipeline]
+			cfg := pipelineIn(t, "att.csv", b.String(), fmt.Sprintf(`[pipeline]
 name = "t"
 [[source]]
 name = "att"
@@ -124,11 +119,7 @@ input = "att"
 connector = "parquet"
 [sink.options]
 path = "out/att.parquet"
-`, tc.extra)
-			cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(toml))
-			if err != nil {
-				t.Fatal(err)
-			}
+`, tc.extra))
 			plan := prepare(t, cfg, mem, nil)
 			defer plan.Close(context.Background())
 			sum, err := plan.Run(context.Background(), pipeline.RunOptions{})

@@ -51,10 +51,40 @@ func fieldList(s *arrow.Schema) string {
 	return strings.Join(names, " ")
 }
 
+// groupPipeline is a pipeline over marks.csv (student_id, month, x)
+// whose group rule testdata/trend, by student in month order, writes to
+// the "groups" sink in batches of 7 rows.
+func groupPipeline(t *testing.T, marks string) *config.Pipeline {
+	t.Helper()
+	return pipelineIn(t, "marks.csv", marks, fmt.Sprintf(`
+[pipeline]
+name = "g"
+batch_rows = 7
+
+[[source]]
+name = "marks"
+connector = "csv"
+[source.options]
+path = "marks.csv"
+columns = { x = "int32" }
+
+[[rule]]
+name = "trend"
+input = "marks"
+module = %q
+group_by = ["student_id"]
+order_by = "month"
+
+[[sink]]
+name = "out"
+input = "trend"
+connector = "groups"
+`, hosttest.BuildGoRule(t, filepath.Join("testdata", "trend"))))
+}
+
 func TestGroupRuleOrdersGroupsAndIsolatesPoison(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir := t.TempDir()
 
 	// 40 students with 1..10 months each, rows shuffled; x = month number,
 	// except student S019 whose rows carry the poison value.
@@ -84,38 +114,7 @@ func TestGroupRuleOrdersGroupsAndIsolatesPoison(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "%s,2025-%02d,%d\n", r.id, r.month, x)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "marks.csv"), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	wasm := hosttest.BuildGoRule(t, filepath.Join("testdata", "trend"))
-	toml := fmt.Sprintf(`
-[pipeline]
-name = "g"
-batch_rows = 7
-
-[[source]]
-name = "marks"
-connector = "csv"
-[source.options]
-path = "marks.csv"
-columns = { x = "int32" }
-
-[[rule]]
-name = "trend"
-input = "marks"
-module = %q
-group_by = ["student_id"]
-order_by = "month"
-
-[[sink]]
-name = "out"
-input = "trend"
-connector = "groups"
-`, wasm)
-	cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(toml))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := groupPipeline(t, b.String())
 	got := &groupRows{}
 	plan := prepare(t, cfg, mem, map[string]protocol.Connector{"groups": got})
 	defer plan.Close(context.Background())
@@ -215,7 +214,6 @@ connector = "groups"
 func TestGroupRuleDeadLetterThreshold(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir := t.TempDir()
 	var b strings.Builder
 	b.WriteString("student_id,month,x\n")
 	for s := range 50 {
@@ -223,38 +221,7 @@ func TestGroupRuleDeadLetterThreshold(t *testing.T) {
 			fmt.Fprintf(&b, "S%03d,2025-%02d,-1\n", s, m+1)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "marks.csv"), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	wasm := hosttest.BuildGoRule(t, filepath.Join("testdata", "trend"))
-	toml := fmt.Sprintf(`
-[pipeline]
-name = "g"
-batch_rows = 7
-
-[[source]]
-name = "marks"
-connector = "csv"
-[source.options]
-path = "marks.csv"
-columns = { x = "int32" }
-
-[[rule]]
-name = "trend"
-input = "marks"
-module = %q
-group_by = ["student_id"]
-order_by = "month"
-
-[[sink]]
-name = "out"
-input = "trend"
-connector = "groups"
-`, wasm)
-	cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(toml))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := groupPipeline(t, b.String())
 	plan := prepare(t, cfg, mem, map[string]protocol.Connector{"groups": &groupRows{}})
 	defer plan.Close(context.Background())
 	sum, err := plan.Run(context.Background(), pipeline.RunOptions{})

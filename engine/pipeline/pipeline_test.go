@@ -62,16 +62,12 @@ func setup(t *testing.T, n int, rule, sink string) *config.Pipeline {
 // setupX is setup with column x computed by x.
 func setupX(t *testing.T, n int, rule, sink string, x func(i int) int) *config.Pipeline {
 	t.Helper()
-	dir := t.TempDir()
 	var b strings.Builder
 	b.WriteString("student_id,half_days,absent_half_days,x\n")
 	for i := range n {
 		fmt.Fprintf(&b, "S%05d,40,%d,%d\n", i, i%12, x(i))
 	}
-	if err := os.WriteFile(filepath.Join(dir, "att.csv"), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	toml := fmt.Sprintf(`
+	return pipelineIn(t, "att.csv", b.String(), fmt.Sprintf(`
 [pipeline]
 name = "t"
 batch_rows = 1000
@@ -89,7 +85,14 @@ columns = { half_days = "int32", absent_half_days = "int32", x = "int32" }
 name = "out"
 input = "r"
 %s
-`, rule, sink)
+`, rule, sink))
+}
+
+// pipelineIn writes data as the file name in a fresh directory and parses
+// toml as that directory's pipeline.toml.
+func pipelineIn(t *testing.T, name, data, toml string) *config.Pipeline {
+	t.Helper()
+	dir := writeFiles(t, map[string]string{name: data})
 	cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(toml))
 	if err != nil {
 		t.Fatal(err)

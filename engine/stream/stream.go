@@ -219,17 +219,16 @@ func (o *Outbox) Send(ctx context.Context, rec arrow.RecordBatch) error {
 }
 
 type node struct {
-	name    string
-	kind    Kind
-	inputs  []string
-	src     Source
-	xf      Transform
-	merge   Merge
-	snk     Sink
-	stats   Stats
-	ins     []*Inbox
-	out     *Outbox
-	started time.Time
+	name   string
+	kind   Kind
+	inputs []string
+	src    Source
+	xf     Transform
+	merge  Merge
+	snk    Sink
+	stats  Stats
+	ins    []*Inbox
+	out    *Outbox
 }
 
 // Graph is a DAG of stages. Build it with the Add methods, then Run it once.

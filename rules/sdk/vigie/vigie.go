@@ -78,8 +78,6 @@ type guest struct {
 // registered is the module's rule; a module holds exactly one.
 var registered *guest
 
-var errNoRule = errors.New("no rule registered: call vigie.Register from an init function")
-
 // Register registers the module's rule. It must be called exactly once,
 // from an init function. It panics if the manifest is invalid or Eval is
 // nil: the module then fails to load, with the reason in the engine's log.

@@ -3,6 +3,7 @@
 package vigie
 
 import (
+	"errors"
 	"unsafe"
 
 	"github.com/vigie-edu/vigie/rules/abi"
@@ -21,6 +22,8 @@ func hostLog(level Level, msg string) {
 func hostFail(msg string) {
 	vigieFail(unsafe.Pointer(unsafe.StringData(msg)), int32(len(msg)))
 }
+
+var errNoRule = errors.New("no rule registered: call vigie.Register from an init function")
 
 // linear is the module's own linear memory, seen through Go pointers.
 type linear struct{ arena arena }
