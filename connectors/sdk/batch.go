@@ -1,7 +1,7 @@
 package sdk
 
-// Batcher, Out and Cell are the batching helpers every source uses, the
-// built-in ones included: a Batcher turns parsed records into Arrow batches
+// Batcher, Out and Cell are the batching helpers of sources that build
+// their own batches, the built-in ones included: a Batcher turns parsed records into Arrow batches
 // for sources that parse text formats cell by cell (OneRoster, Pronote) and
 // holds a record's cells until the whole record has parsed, so a bad record
 // leaves the builders untouched and goes to the dead letters; Out orders
