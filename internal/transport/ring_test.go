@@ -483,7 +483,7 @@ func (e *sinkWriterEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, _ p
 func (e *sinkWriterEmitter) DeadLetter(context.Context, []protocol.DeadLetter) error { return nil }
 
 // oldServer is a server from before the ring: it never sees the offer.
-type oldServer struct{ *Server }
+type oldServer struct{ *flightServer }
 
 type noMetadataStream struct {
 	flight.FlightService_DoGetServer
@@ -494,7 +494,7 @@ func (s noMetadataStream) Context() context.Context {
 }
 
 func (s oldServer) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
-	return s.Server.DoGet(t, noMetadataStream{stream})
+	return s.flightServer.DoGet(t, noMetadataStream{stream})
 }
 
 type noMetadataPutStream struct {
@@ -506,7 +506,7 @@ func (s noMetadataPutStream) Context() context.Context {
 }
 
 func (s oldServer) DoPut(stream flight.FlightService_DoPutServer) error {
-	return s.Server.DoPut(noMetadataPutStream{stream})
+	return s.flightServer.DoPut(noMetadataPutStream{stream})
 }
 
 type oldPlugin struct {

@@ -11,7 +11,7 @@ import (
 // processes: creating, faulting in and unmapping 32 MiB for every call
 // cost more than the copies it saves on short streams. The host keeps a
 // few rings per plugin connection (ringPool, in Client); the plugin keeps
-// its mappings by name (ringCache, in Server), so a ring it already maps
+// its mappings by name (ringCache, in flightServer), so a ring it already maps
 // is found again after its file was unlinked. A ring goes back to the
 // pool only after a stream that used it ended cleanly (the server's
 // handler returned, so it no longer writes to it); after an error or a

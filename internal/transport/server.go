@@ -19,9 +19,9 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
-// Server serves the connectors of a Registry as an Arrow Flight service.
+// flightServer serves the connectors of a Registry as an Arrow Flight service.
 // It is what runs inside a plugin process; tests may also run it in-process.
-type Server struct {
+type flightServer struct {
 	flight.BaseFlightServer
 	reg     *protocol.Registry
 	mem     memory.Allocator
@@ -30,18 +30,18 @@ type Server struct {
 	rings   *ringCache // the shared memory rings hosts offered
 }
 
-func newServer(reg *protocol.Registry, mem memory.Allocator, log *slog.Logger, version int) *Server {
+func newServer(reg *protocol.Registry, mem memory.Allocator, log *slog.Logger, version int) *flightServer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{reg: reg, mem: mem, log: log, version: version, rings: &ringCache{}}
+	s := &flightServer{reg: reg, mem: mem, log: log, version: version, rings: &ringCache{}}
 	// Unmap the rings of a server dropped (tests; a plugin process exits).
 	runtime.AddCleanup(s, (*ringCache).close, s.rings)
 	return s
 }
 
 // prepare decodes a request, finds its connector and checks its options.
-func (s *Server) prepare(raw []byte) (protocol.Config, protocol.Connector, error) {
+func (s *flightServer) prepare(raw []byte) (protocol.Config, protocol.Connector, error) {
 	cfg, err := decodeConfig(raw)
 	if err != nil {
 		return cfg, nil, err
@@ -58,7 +58,7 @@ func (s *Server) prepare(raw []byte) (protocol.Config, protocol.Connector, error
 	return cfg, c, nil
 }
 
-func (s *Server) source(raw []byte) (protocol.Config, protocol.Source, error) {
+func (s *flightServer) source(raw []byte) (protocol.Config, protocol.Source, error) {
 	cfg, c, err := s.prepare(raw)
 	if err != nil {
 		return cfg, nil, err
@@ -70,7 +70,7 @@ func (s *Server) source(raw []byte) (protocol.Config, protocol.Source, error) {
 	return cfg, src, nil
 }
 
-func (s *Server) sink(raw []byte) (protocol.Config, protocol.Sink, error) {
+func (s *flightServer) sink(raw []byte) (protocol.Config, protocol.Sink, error) {
 	cfg, c, err := s.prepare(raw)
 	if err != nil {
 		return cfg, nil, err
@@ -83,7 +83,7 @@ func (s *Server) sink(raw []byte) (protocol.Config, protocol.Sink, error) {
 }
 
 // DoAction serves spec, specs and validate.
-func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoActionServer) error {
+func (s *flightServer) DoAction(a *flight.Action, stream flight.FlightService_DoActionServer) error {
 	var body any
 	switch a.Type {
 	case actionSpecs:
@@ -126,7 +126,7 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 }
 
 // GetSchema returns a source's schema for the config in the descriptor.
-func (s *Server) GetSchema(ctx context.Context, d *flight.FlightDescriptor) (*flight.SchemaResult, error) {
+func (s *flightServer) GetSchema(ctx context.Context, d *flight.FlightDescriptor) (*flight.SchemaResult, error) {
 	cfg, src, err := s.source(d.GetCmd())
 	if err != nil {
 		return nil, toStatus(err)
@@ -143,7 +143,7 @@ func (s *Server) GetSchema(ctx context.Context, d *flight.FlightDescriptor) (*fl
 // and answers in the response header whether it is used. It returns nil
 // when there is no offer or the ring cannot be used: the bodies then go
 // inline. The caller releases a returned ring when the call is done.
-func (s *Server) acceptRing(ctx context.Context, header func(metadata.MD) error) (*ring, error) {
+func (s *flightServer) acceptRing(ctx context.Context, header func(metadata.MD) error) (*ring, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	v := md.Get(ringMetadataKey)
 	if len(v) != 1 {
@@ -165,7 +165,7 @@ func (s *Server) acceptRing(ctx context.Context, header func(metadata.MD) error)
 }
 
 // DoGet runs a source and streams what it reads.
-func (s *Server) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+func (s *flightServer) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
 	ctx := stream.Context()
 	cfg, src, err := s.source(t.GetTicket())
 	if err != nil {
@@ -257,7 +257,7 @@ func (e *streamEmitter) close() {
 // writer and is answered by a PutResult acknowledging the rows made durable
 // and the position to resume from. The final PutResult is sent only after
 // the sink's Close succeeded.
-func (s *Server) DoPut(stream flight.FlightService_DoPutServer) error {
+func (s *flightServer) DoPut(stream flight.FlightService_DoPutServer) error {
 	ctx := stream.Context()
 	var (
 		w    protocol.Writer
