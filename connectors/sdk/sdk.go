@@ -47,8 +47,8 @@ import (
 // it. Call it from main; it does not return. Anything written to stderr or
 // logged with slog.Default reaches the engine's log, tagged with the
 // connector's name. Stopping the process is the engine's job: it ignores
-// SIGINT and SIGTERM while the engine lives and exits when the engine dies
-// (see transport.Serve).
+// SIGINT and SIGTERM while the engine lives and exits when the engine dies.
+// Batches the connectors read or receive come from a Go allocator.
 func Serve(connectors ...protocol.Connector) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
