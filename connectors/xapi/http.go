@@ -24,6 +24,7 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/jsonl"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/sdk"
 )
 
 // HTTPSourceName is the registry name of the xAPI endpoint source.
@@ -203,7 +204,7 @@ func (HTTPSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allo
 	defer e.spoolF.Close()
 	b := array.NewRecordBuilder(mem, p.schema)
 	defer b.Release()
-	bt := &batcher{b: b, out: out, rows: p.batchRows}
+	bt := &batcher{b: b, out: sdk.NewOut(out), rows: p.batchRows}
 	if err := e.replay(ctx, from, bt); err != nil {
 		return err
 	}
@@ -252,10 +253,12 @@ func (HTTPSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allo
 	}
 }
 
-// batcher gathers rows and emits them every rows rows or on flush.
+// batcher gathers rows and emits them every rows rows or on flush. The
+// endpoint's rows are statements already accepted, so there are no dead
+// letters; sdk.Out emits the batches.
 type batcher struct {
 	b    *array.RecordBuilder
-	out  protocol.Emitter
+	out  *sdk.Out
 	rows int
 	n    int
 	pos  spoolPosition
@@ -270,17 +273,9 @@ func (bt *batcher) add(ctx context.Context, s *statement, raw []byte) error {
 }
 
 func (bt *batcher) flush(ctx context.Context) error {
-	if bt.n == 0 {
-		return nil
-	}
-	rec := bt.b.NewRecordBatch()
-	defer rec.Release()
+	n := bt.n
 	bt.n = 0
-	pos, err := protocol.NewPosition(bt.pos)
-	if err != nil {
-		return err
-	}
-	return bt.out.Emit(ctx, rec, pos)
+	return bt.out.Emit(ctx, bt.b, n, bt.pos) // nothing when n is 0
 }
 
 // openSpool opens (or creates) the spool for appending, dropping a last
