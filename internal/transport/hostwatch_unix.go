@@ -12,7 +12,7 @@ import (
 
 // HostPollInterval is how often a plugin process checks that the host that
 // started it is still its parent. On Linux the host also asks the kernel to
-// kill its plugins when it dies (plugins.Host sets Pdeathsig), so this is
+// kill its plugins when it dies (pluginhost.Host sets Pdeathsig), so this is
 // the portable backstop, and the check for third-party hosts.
 const HostPollInterval = 500 * time.Millisecond
 
