@@ -179,7 +179,6 @@ func TestGroupTransactSession(t *testing.T) {
 		kgo.ConsumeTopics("in"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.TransactionalID("vigie-pipeline"),
 		kgo.DefaultProduceTopic("out"),
 	)
