@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigie-edu/vigie/internal/kafkatest"
 )
@@ -262,5 +265,63 @@ func TestGroupTransactSession(t *testing.T) {
 		if !ok || o.Err != nil || o.At != perPart {
 			t.Errorf("group offset of in/%d: %+v (found %v), want %d", p, o.Offset, ok, perPart)
 		}
+	}
+}
+
+// TestRestartFencesOpenTransaction is an engine killed in the middle of a
+// transaction and started again: the new client, with the same
+// transactional id, loads its producer id (InitProducerID), which aborts
+// the dead one's open transaction. Its records stay invisible, the topic's
+// last stable offset moves past them (a read_committed reader is not
+// blocked behind them) and the dead client can no longer commit.
+func TestRestartFencesOpenTransaction(t *testing.T) {
+	ctx := testCtx(t)
+	c := kafkatest.Start(t, kafkatest.Config{Brokers: 3, Topics: map[string]int32{"out": 1}})
+	// A transaction timeout beyond the test's: only fencing can end the
+	// dead client's transaction in time.
+	dead := c.Client(t, kgo.TransactionalID("vigie-pipeline"), kgo.TransactionTimeout(5*time.Minute))
+	if err := dead.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.ProduceSync(ctx, &kgo.Record{Topic: "out", Value: []byte("from the killed run")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	restarted := c.Client(t, kgo.TransactionalID("vigie-pipeline"))
+	if _, _, err := restarted.ProducerID(ctx); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(ctx, t, restarted, "out", map[int32][]string{0: {"after restart"}}, kgo.TryCommit)
+
+	if got := values(c.ReadCommitted(ctx, t, "out", 1)); !slices.Equal(got, []string{"after restart"}) {
+		t.Errorf("read_committed: %v, want only the restarted run's record", got)
+	}
+	if got := len(c.ReadUncommitted(ctx, t, "out", 2)); got != 2 {
+		t.Fatalf("read_uncommitted: %d records, want 2 (the killed run's is in the log)", got)
+	}
+	if err := dead.EndTransaction(ctx, kgo.TryCommit); err == nil {
+		t.Error("the fenced client committed its transaction")
+	}
+}
+
+// TestFaultInjection: kfake fails the first produce requests with a
+// retriable error; franz-go retries inside the transaction, which commits
+// every record once. This is how the engine's tests inject broker faults.
+func TestFaultInjection(t *testing.T) {
+	ctx := testCtx(t)
+	c := kafkatest.Start(t, kafkatest.Config{Brokers: 3, Topics: map[string]int32{"out": 1}})
+	h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotLeaderForPartition, Count: 2})
+	// A retriable produce error refreshes metadata first: without a short
+	// minimum age each retry would wait the default 5s.
+	cl := c.Client(t, kgo.TransactionalID("vigie-pipeline"), kgo.MetadataMinAge(10*time.Millisecond))
+	produceTxn(ctx, t, cl, "out", map[int32][]string{0: {"a", "b", "c"}}, kgo.TryCommit)
+	if n := h.Hits(); n != 2 {
+		t.Errorf("fault hit %d produce requests, want 2", n)
+	}
+	if got := values(c.ReadCommitted(ctx, t, "out", 3)); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("read_committed: %v, want a b c once each", got)
+	}
+	if got := len(c.ReadUncommitted(ctx, t, "out", 3)); got != 3 {
+		t.Errorf("read_uncommitted: %d records, want 3 (no duplicate from the retries)", got)
 	}
 }
