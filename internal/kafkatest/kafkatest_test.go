@@ -325,3 +325,59 @@ func TestFaultInjection(t *testing.T) {
 		t.Errorf("read_uncommitted: %d records, want 3 (no duplicate from the retries)", got)
 	}
 }
+
+// TestEndCommitsEverythingPolled pins the constraint the engine's
+// checkpoints are designed around (docs/design/streaming.md): End commits
+// the offsets of every record PollFetches returned, whether or not its
+// output was produced. So a source must not poll past a checkpoint's
+// barrier until that checkpoint's End has returned.
+func TestEndCommitsEverythingPolled(t *testing.T) {
+	const n = 20
+	ctx := testCtx(t)
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"in": 1, "out": 1}})
+	in := c.Client(t)
+	for i := range n {
+		if err := in.ProduceSync(ctx, &kgo.Record{Topic: "in", Value: fmt.Appendf(nil, "%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(c.Addrs...),
+		kgo.ConsumerGroup("g"),
+		kgo.ConsumeTopics("in"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.TransactionalID("t"),
+		kgo.DefaultProduceTopic("out"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	var polled []*kgo.Record
+	for len(polled) < n {
+		fs := sess.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatal(err)
+		}
+		polled = append(polled, fs.Records()...)
+	}
+	if err := sess.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	// Only the first record's output: the others are "still in the
+	// pipeline" when the transaction ends.
+	if err := sess.ProduceSync(ctx, &kgo.Record{Value: polled[0].Value}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := sess.End(ctx, kgo.TryCommit); !ok || err != nil {
+		t.Fatalf("End(TryCommit) = %v, %v", ok, err)
+	}
+	offs, err := kadm.NewClient(c.Client(t)).FetchOffsets(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup("in", 0); !ok || o.At != n {
+		t.Errorf("committed offset of in/0: %d (found %v), want %d: every polled record", o.At, ok, n)
+	}
+}
