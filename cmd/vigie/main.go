@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -36,7 +37,8 @@ import (
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/stream"
-	"github.com/vigie-edu/vigie/plugins"
+	"github.com/vigie-edu/vigie/internal/pluginhost"
+	"github.com/vigie-edu/vigie/internal/transport"
 	"github.com/vigie-edu/vigie/rules/host"
 )
 
@@ -66,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// command line is parsed, so nothing of cobra runs in a plugin process.
 	if len(args) > 0 && args[0] == serveCommand {
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		protocol.Serve(builtin.Registry(), log)
+		transport.Serve(builtin.Registry(), memory.NewGoAllocator(), log)
 		return exitOK
 	}
 	return execute(newRoot(stdout, stderr), args, stderr)
@@ -116,7 +118,7 @@ func newPipelineCmd(use, short, long string, body func(c *common, file string) i
 type engine struct {
 	cfg   *config.Pipeline
 	log   *slog.Logger
-	host  *plugins.Host
+	host  *pluginhost.Host
 	rules *host.Runtime
 }
 
@@ -140,7 +142,7 @@ func (c *common) open(ctx context.Context, file string, stderr io.Writer) (*engi
 		return nil, err
 	}
 	e := &engine{cfg: cfg, log: log}
-	opts := plugins.Options{Builtins: builtin.Registry(), Logger: log, Dirs: pluginDirs(cfg), Stop: c.stop}
+	opts := pluginhost.Options{Builtins: builtin.Registry(), Logger: log, Dirs: pluginDirs(cfg), Stop: c.stop}
 	if !c.inProcess {
 		self, err := os.Executable()
 		if err != nil {
@@ -148,7 +150,7 @@ func (c *common) open(ctx context.Context, file string, stderr io.Writer) (*engi
 		}
 		opts.BuiltinCommand = func() *exec.Cmd { return exec.Command(self, serveCommand) }
 	}
-	e.host = plugins.NewHost(opts)
+	e.host = pluginhost.NewHost(opts)
 	e.rules, err = host.NewRuntime(ctx, host.WithLogger(log))
 	if err != nil {
 		e.close(ctx)

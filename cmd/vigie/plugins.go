@@ -16,7 +16,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/builtin"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
-	"github.com/vigie-edu/vigie/plugins"
+	"github.com/vigie-edu/vigie/internal/pluginhost"
 )
 
 // newPluginsCmd is `vigie plugins list|describe|docs`.
@@ -74,14 +74,14 @@ in the pipeline's plugins_dir, $VIGIE_PLUGIN_DIR and ./plugins.`,
 
 // pluginHost returns a host of the built-ins and the third-party plugins
 // in the search directories of the pipeline file.
-func pluginHost(pipelineFile string) (*plugins.Host, []string, error) {
+func pluginHost(pipelineFile string) (*pluginhost.Host, []string, error) {
 	dirs, err := pluginSearchDirs(pipelineFile)
 	if err != nil {
 		return nil, nil, err
 	}
 	// Built-ins are described in-process; third-party plugins are started
 	// to ask for their spec, which the handshake checks.
-	return plugins.NewHost(plugins.Options{Builtins: builtin.Registry(), Dirs: dirs}), dirs, nil
+	return pluginhost.NewHost(pluginhost.Options{Builtins: builtin.Registry(), Dirs: dirs}), dirs, nil
 }
 
 func pluginsList(pipelineFile string, stdout, stderr io.Writer) int {
@@ -133,7 +133,7 @@ func pluginsDescribe(pipelineFile, name string, stdout, stderr io.Writer) int {
 
 func pluginsDocs(out string, stdout, stderr io.Writer) int {
 	var buf bytes.Buffer
-	if err := protocol.WriteReference(&buf, "Built-in connectors", builtin.Registry().Specs()); err != nil {
+	if err := writeReference(&buf, "Built-in connectors", builtin.Registry().Specs()); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
@@ -190,7 +190,7 @@ func describe(w io.Writer, s protocol.Spec) {
 		if o.Required {
 			attr += ", required"
 		}
-		if d := protocol.DefaultString(o); d != "" {
+		if d := defaultString(o); d != "" {
 			attr += ", default " + strings.Trim(d, "`")
 		}
 		if len(o.Enum) > 0 {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/rules/bench"
 	"github.com/vigie-edu/vigie/rules/host"
 	"github.com/vigie-edu/vigie/rules/inspect"
@@ -293,7 +294,7 @@ func newRuleBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	rows := fs.Int("rows", 1<<20, "rows to evaluate (the run stops at --rows or --seconds, whichever comes first)")
-	batchRows := fs.Int("batch-rows", 65536, "rows per batch")
+	batchRows := fs.Int("batch-rows", protocol.DefaultBatchRows, "rows per batch")
 	seconds := fs.Float64("seconds", 10, "longest time to run, in seconds (0: no limit)")
 	groupRows := fs.Int("group-rows", 16, "rows per group, for a group rule")
 	seed := fs.Uint64("seed", 1, "seed of the generated input")

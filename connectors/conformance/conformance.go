@@ -19,8 +19,8 @@
 // Close), opening again from the last flush and replaying what followed
 // gives the same output, no row lost or duplicated.
 //
-// OverGRPC serves a connector through the real protocol (Arrow Flight over
-// gRPC, in-process) so that the same checks cover the wire.
+// ThroughPlugin serves a connector through the engine's plugin transport,
+// in-process, so that the same checks cover the boundary.
 package conformance
 
 import (
@@ -36,6 +36,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/transport"
 )
 
 // BadCase is options a connector must reject.
@@ -310,7 +311,7 @@ func TestSink(t *testing.T, snk protocol.Sink, c SinkCase) {
 		if err := snk.Validate(ctx, cfg); err != nil {
 			t.Fatal(err)
 		}
-		w, err := snk.Open(ctx, cfg, c.Schema)
+		w, err := snk.Open(ctx, cfg, mem, c.Schema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +329,7 @@ func TestSink(t *testing.T, snk protocol.Sink, c SinkCase) {
 		recs, want := load(t, mem)
 		defer release(recs)
 		cut := len(recs) / 2
-		w, err := snk.Open(ctx, cfg, c.Schema)
+		w, err := snk.Open(ctx, cfg, mem, c.Schema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,7 +345,7 @@ func TestSink(t *testing.T, snk protocol.Sink, c SinkCase) {
 		write(t, w, recs[cut:cut+1])
 		rc := cfg
 		rc.Resume = pos
-		w2, err := snk.Open(ctx, rc, c.Schema)
+		w2, err := snk.Open(ctx, rc, mem, c.Schema)
 		if err != nil {
 			t.Fatalf("open from %s: %v", pos, err)
 		}
@@ -377,20 +378,21 @@ func equal(a, b []string) bool {
 	return true
 }
 
-// OverGRPC returns c as the engine sees it through the protocol: served by
-// a Flight server over a real gRPC connection, in-process. The connection
-// is closed when the test ends.
-func OverGRPC(t *testing.T, c protocol.Connector) protocol.Connector {
+// ThroughPlugin returns c as the engine sees a plugin's connector: served
+// and called through the same transport as a plugin process, over a real
+// connection within the test's process. The connection is closed when the
+// test ends.
+func ThroughPlugin(t *testing.T, c protocol.Connector) protocol.Connector {
 	t.Helper()
 	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		protocol.PluginName: &protocol.GRPCPlugin{Registry: protocol.NewRegistry(c)},
+		transport.PluginName: &transport.GRPCPlugin{Registry: protocol.NewRegistry(c)},
 	})
 	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(protocol.PluginName)
+	raw, err := client.Dispense(transport.PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := raw.(*protocol.Client).Connector(context.Background(), c.Spec().Name)
+	rc, err := raw.(*transport.Client).Connector(context.Background(), c.Spec().Name)
 	if err != nil {
 		t.Fatal(err)
 	}

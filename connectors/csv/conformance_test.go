@@ -36,7 +36,7 @@ func TestSourceConformance(t *testing.T) {
 	}
 	t.Run("in-process", func(t *testing.T) { conformance.TestSource(t, vcsv.Source{}, c) })
 	t.Run("over gRPC", func(t *testing.T) {
-		conformance.TestSource(t, conformance.OverGRPC(t, vcsv.Source{}).(protocol.Source), c)
+		conformance.TestSource(t, conformance.ThroughPlugin(t, vcsv.Source{}).(protocol.Source), c)
 	})
 }
 
@@ -77,5 +77,7 @@ func TestSinkConformance(t *testing.T) {
 		},
 	}
 	t.Run("in-process", func(t *testing.T) { conformance.TestSink(t, vcsv.Sink{}, c) })
-	t.Run("over gRPC", func(t *testing.T) { conformance.TestSink(t, conformance.OverGRPC(t, vcsv.Sink{}).(protocol.Sink), c) })
+	t.Run("over gRPC", func(t *testing.T) {
+		conformance.TestSink(t, conformance.ThroughPlugin(t, vcsv.Sink{}).(protocol.Sink), c)
+	})
 }

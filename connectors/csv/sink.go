@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	arrowcsv "github.com/apache/arrow-go/v18/arrow/csv"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/connectors/builtin/atomicfile"
 	"github.com/vigie-edu/vigie/connectors/protocol"
@@ -64,7 +65,7 @@ func (Sink) Validate(ctx context.Context, cfg protocol.Config) error {
 }
 
 // Open starts writing a CSV file of the given schema.
-func (Sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
+func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
 	cfg, err := checked(sinkSpec, cfg)
 	if err != nil {
 		return nil, err

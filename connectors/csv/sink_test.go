@@ -42,7 +42,7 @@ func writeAll(t *testing.T, sink protocol.Sink, cfg protocol.Config, schema *arr
 	if err := sink.Validate(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	w, err := sink.Open(ctx, cfg, schema)
+	w, err := sink.Open(ctx, cfg, mem, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestSinkAtomic(t *testing.T) {
 	defer rec.Release()
 
 	// Abort: the old file stays, no temporary file is left.
-	w, err := Sink{}.Open(ctx, sinkConfig(path, nil), schema)
+	w, err := Sink{}.Open(ctx, sinkConfig(path, nil), mem, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestSinkAtomic(t *testing.T) {
 	assertFolder(t, dir, map[string]string{"out.csv": "old\n"})
 
 	// Close: the old file is replaced only at Close.
-	w, err = Sink{}.Open(ctx, sinkConfig(path, nil), schema)
+	w, err = Sink{}.Open(ctx, sinkConfig(path, nil), mem, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestSinkAtomic(t *testing.T) {
 
 	// Abort on a fresh path leaves nothing.
 	fresh := filepath.Join(dir, "fresh.csv")
-	w, err = Sink{}.Open(ctx, sinkConfig(fresh, nil), schema)
+	w, err = Sink{}.Open(ctx, sinkConfig(fresh, nil), mem, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestSinkRejects(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	nested := arrow.NewSchema([]arrow.Field{{Name: "l", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64)}}, nil)
-	_, err := Sink{}.Open(ctx, sinkConfig(filepath.Join(dir, "x.csv"), nil), nested)
+	_, err := Sink{}.Open(ctx, sinkConfig(filepath.Join(dir, "x.csv"), nil), memory.NewGoAllocator(), nested)
 	if !errors.Is(err, protocol.ErrConfig) {
 		t.Errorf("nested column: err = %v, want ErrConfig", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"io"
 	"slices"
 	"sort"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/sdk"
+	"github.com/vigie-edu/vigie/internal/suggest"
 )
 
 // SourceName is the registry name of the CSV source.
@@ -23,9 +24,6 @@ const SourceName = "csv"
 
 // DefaultMaxRecordLines is the default of option max_record_lines.
 const DefaultMaxRecordLines = csvrec.DefaultMaxLines
-
-// DefaultBatchRows is the batch size used when Config.BatchRows is not set.
-const DefaultBatchRows = 8192
 
 // on_error policies.
 const (
@@ -183,7 +181,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		batchRows:  cfg.BatchRows,
 	}
 	if p.batchRows <= 0 {
-		p.batchRows = DefaultBatchRows
+		p.batchRows = protocol.DefaultBatchRows
 	}
 	for _, n := range cfg.StringList(optNullValues) {
 		p.nulls[n] = true
@@ -429,12 +427,7 @@ func (p *plan) columnNames(path string, first []string) ([]string, error) {
 		if slices.Contains(orig, from) {
 			continue
 		}
-		msg := fmt.Sprintf("option %q: %s:1: header has no column %q to rename", optRename, path, from)
-		if near := protocol.Nearest(from, orig); near != "" {
-			msg += fmt.Sprintf(" (did you mean %q?)", near)
-		} else {
-			msg += " (header: " + strings.Join(orig, ", ") + ")"
-		}
+		msg := fmt.Sprintf("option %q: %s:1: header has no column %q to rename%s", optRename, path, from, suggest.Hint(from, orig, "header"))
 		errs = append(errs, fmt.Errorf("%s: %w", msg, protocol.ErrConfig))
 	}
 	return names, errors.Join(errs...)
@@ -454,12 +447,7 @@ func (p *plan) declared(cols map[string]string, header, names []string) (map[str
 			out[to] = cols[c]
 			continue
 		}
-		msg := fmt.Sprintf("%s: declared column %q is not in the file", p.files[0], c)
-		if near := protocol.Nearest(c, names); near != "" {
-			msg += fmt.Sprintf(" (did you mean %q?)", near)
-		} else {
-			msg += " (columns: " + strings.Join(names, ", ") + ")"
-		}
+		msg := fmt.Sprintf("%s: declared column %q is not in the file%s", p.files[0], c, suggest.Hint(c, names, "columns"))
 		errs = append(errs, fmt.Errorf("option %q: %s: %w", optColumns, msg, protocol.ErrConfig))
 	}
 	return out, errors.Join(errs...)
@@ -597,13 +585,13 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 			return fmt.Errorf("resume at file %d: only %d files match option %q: %w", from.File, len(p.files), optPath, protocol.ErrConfig)
 		}
 	}
-	rd := &reading{plan: p, out: batch.NewOut(out), vals: make([]value, len(p.types))}
+	rd := &reading{plan: p, out: sdk.NewOut(out), vals: make([]value, len(p.types))}
 	defer rd.close()
 	b := newBuilder(mem, p.schema, p.batchRows)
 	defer b.Release()
 	rows := 0
 	// Dead letters go just before the batch whose position covers them;
-	// a tail of only bad rows gets an empty batch (batch.Out).
+	// a tail of only bad rows gets an empty batch (sdk.Out).
 	flush := func() error {
 		n := rows
 		rows = 0
@@ -634,7 +622,7 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 				continue
 			}
 			for i := range rd.vals {
-				batch.Append(b.Field(i), rd.vals[i])
+				sdk.Append(b.Field(i), rd.vals[i])
 			}
 			if rows++; rows == p.batchRows {
 				if err := flush(); err != nil {
@@ -659,8 +647,8 @@ type reading struct {
 	fmap     []int  // the file's field of each column, nil: the same order
 	nfields  int    // fields a row of the file must have
 	r        *csvrec.Reader
-	out      *batch.Out // holds dead letters until the batch covering them
-	vals     []value    // the current row, parsed
+	out      *sdk.Out // holds dead letters until the batch covering them
+	vals     []value  // the current row, parsed
 }
 
 // openFile opens file fi at offset off of its text (0: the start, before

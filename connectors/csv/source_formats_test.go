@@ -238,6 +238,6 @@ func TestGlobConformance(t *testing.T) {
 	}
 	t.Run("in-process", func(t *testing.T) { conformance.TestSource(t, Source{}, c) })
 	t.Run("over gRPC", func(t *testing.T) {
-		conformance.TestSource(t, conformance.OverGRPC(t, Source{}).(protocol.Source), c)
+		conformance.TestSource(t, conformance.ThroughPlugin(t, Source{}).(protocol.Source), c)
 	})
 }

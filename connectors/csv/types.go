@@ -1,8 +1,6 @@
 package csv
 
 import (
-	"github.com/vigie-edu/vigie/connectors/internal/batch"
-	"github.com/vigie-edu/vigie/connectors/internal/coltypes"
 	"math"
 	"strconv"
 	"strings"
@@ -11,11 +9,14 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/internal/coltypes"
+	"github.com/vigie-edu/vigie/connectors/sdk"
 )
 
 // A value is one parsed CSV field, held until the whole row has parsed so
 // that a bad field leaves the builders untouched.
-type value = batch.Cell
+type value = sdk.Cell
 
 // A colType is a column type that the source can declare or infer: its name
 // in the `columns` option, its Arrow type and how a field parses into it.

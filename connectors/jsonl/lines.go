@@ -24,7 +24,7 @@ const MaxLineBytes = 16 << 20
 func Files(connector, option, pattern string) ([]string, error) {
 	files, err := filepath.Glob(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("connector %q: option %q: bad glob %q: %v: %w", connector, option, pattern, err, protocol.ErrConfig)
+		return nil, fmt.Errorf("connector %q: option %q: bad glob %q: %w: %w", connector, option, pattern, err, protocol.ErrConfig)
 	}
 	if len(files) == 0 {
 		if _, err := os.Stat(pattern); err != nil {
@@ -138,13 +138,13 @@ func OpenFile(path string, line, offset int64) (*File, error) {
 	if n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		if out.gz, err = gzip.NewReader(f); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("%s: bad gzip header: %v: %w", path, err, protocol.ErrConfig)
+			return nil, fmt.Errorf("%s: bad gzip header: %w: %w", path, err, protocol.ErrConfig)
 		}
 		r = out.gz
 		if offset > 0 {
 			if _, err := io.CopyN(io.Discard, r, offset); err != nil {
 				out.Close()
-				return nil, fmt.Errorf("resume %s at offset %d: %v: %w", path, offset, err, protocol.ErrConfig)
+				return nil, fmt.Errorf("resume %s at offset %d: %w: %w", path, offset, err, protocol.ErrConfig)
 			}
 		}
 	} else if offset > 0 {

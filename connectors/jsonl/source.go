@@ -9,7 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/vigie-edu/vigie/connectors/internal/batch"
+	"github.com/vigie-edu/vigie/connectors/sdk"
 	"io"
 	"slices"
 	"sort"
@@ -24,9 +24,6 @@ import (
 
 // SourceName is the registry name of the JSON Lines source.
 const SourceName = "jsonl"
-
-// DefaultBatchRows is the batch size used when Config.BatchRows is not set.
-const DefaultBatchRows = 8192
 
 // maxRaw is the most bytes of a line kept in a dead letter.
 const maxRaw = 64 << 10
@@ -145,7 +142,7 @@ func columnsPlan(cfg protocol.Config) (*plan, error) {
 		top:       map[string]bool{},
 	}
 	if p.batchRows <= 0 {
-		p.batchRows = DefaultBatchRows
+		p.batchRows = protocol.DefaultBatchRows
 	}
 	fields := make([]arrow.Field, len(names))
 	for i, n := range names {
@@ -231,14 +228,14 @@ type decoder struct {
 	b    *array.RecordBuilder
 	vals []value
 	rows int
-	dead *batch.Out
+	dead *sdk.Out
 	pos  position // after the last line decoded
 }
 
 func newDecoder(p *plan, mem memory.Allocator, out protocol.Emitter) *decoder {
 	b := array.NewRecordBuilder(mem, p.schema)
 	b.Reserve(p.batchRows)
-	return &decoder{plan: p, out: out, dead: batch.NewOut(out), b: b, vals: make([]value, len(p.cols))}
+	return &decoder{plan: p, out: out, dead: sdk.NewOut(out), b: b, vals: make([]value, len(p.cols))}
 }
 
 func (d *decoder) release() { d.b.Release() }
@@ -268,7 +265,7 @@ func (d *decoder) read(ctx context.Context, lines *Lines, pos position) error {
 			continue
 		}
 		for i := range d.vals {
-			batch.Append(d.b.Field(i), d.vals[i])
+			sdk.Append(d.b.Field(i), d.vals[i])
 		}
 		if d.rows++; d.rows == d.batchRows {
 			if err := d.flush(ctx); err != nil {

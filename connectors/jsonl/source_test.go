@@ -79,7 +79,7 @@ func TestSourceConformance(t *testing.T) {
 	}
 	t.Run("in-process", func(t *testing.T) { conformance.TestSource(t, jsonl.Source{}, c) })
 	t.Run("over gRPC", func(t *testing.T) {
-		conformance.TestSource(t, conformance.OverGRPC(t, jsonl.Source{}).(protocol.Source), c)
+		conformance.TestSource(t, conformance.ThroughPlugin(t, jsonl.Source{}).(protocol.Source), c)
 	})
 }
 

@@ -3,18 +3,19 @@ package jsonl
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/vigie-edu/vigie/connectors/internal/batch"
-	"github.com/vigie-edu/vigie/connectors/internal/coltypes"
 	"math"
 	"strconv"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/vigie-edu/vigie/connectors/internal/coltypes"
+	"github.com/vigie-edu/vigie/connectors/sdk"
 )
 
 // A value is one decoded field, held until the whole line has decoded so
 // that a bad field leaves the builders untouched.
-type value = batch.Cell
+type value = sdk.Cell
 
 // A colType is a type that the `columns` option can declare: its Arrow
 // type and how a JSON value (never null) decodes into it. decode returns

@@ -165,7 +165,7 @@ func (b *bundle) readManifest() error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %v: %w", origin, err, protocol.ErrConfig)
+			return fmt.Errorf("%s: %w: %w", origin, err, protocol.ErrConfig)
 		}
 		if r.Current().IsEmpty() {
 			continue

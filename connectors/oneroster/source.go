@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vigie-edu/vigie/connectors/internal/batch"
+	"github.com/vigie-edu/vigie/connectors/sdk"
 	"io"
 	"math"
 	"strconv"
@@ -130,7 +130,7 @@ func (p *plan) header(r *csvrec.Reader, origin string) ([]int, int, error) {
 		return nil, 0, fmt.Errorf("%s: empty file, expected a header line starting with sourcedId: %w", origin, protocol.ErrConfig)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %v: %w", origin, err, protocol.ErrConfig)
+		return nil, 0, fmt.Errorf("%s: %w: %w", origin, err, protocol.ErrConfig)
 	}
 	idx := make([]int, len(p.cols))
 	for i, c := range p.cols {
@@ -182,7 +182,7 @@ func (p *plan) loadIDs(ctx context.Context, table string) (map[string]struct{}, 
 		head, err = r.Read()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: expected a header line: %v: %w", origin, err, protocol.ErrConfig)
+		return nil, fmt.Errorf("%s: expected a header line: %w: %w", origin, err, protocol.ErrConfig)
 	}
 	col := -1
 	for i, h := range head {
@@ -257,10 +257,10 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	if err != nil {
 		return err
 	}
-	bt := batch.New(mem, p.schema, p.batchRows, out, from)
+	bt := sdk.NewBatcher(mem, p.schema, p.batchRows, out, from)
 	defer bt.Release()
 	rd := &reading{plan: p, origin: origin, idx: idx, width: width, targets: targets, seen: map[string]int{},
-		row: make([]batch.Cell, len(p.cols))}
+		row: make([]sdk.Cell, len(p.cols))}
 	for n := 1; ; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -309,7 +309,7 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 			}
 			continue
 		}
-		if err := bt.Record(ctx, [][]batch.Cell{rd.row}, pos); err != nil {
+		if err := bt.Record(ctx, [][]sdk.Cell{rd.row}, pos); err != nil {
 			return err
 		}
 	}
@@ -324,7 +324,7 @@ type reading struct {
 	width   int
 	targets []map[string]struct{}
 	seen    map[string]int // sourcedId -> line, for duplicates
-	row     []batch.Cell
+	row     []sdk.Cell
 }
 
 // parse reads rec into rd.row. A bad row returns the offending column, the
@@ -394,7 +394,7 @@ func (rd *reading) parse(r *csvrec.Reader, rec []string, line int) (string, stri
 }
 
 // bad applies the on_error policy to a bad record.
-func (rd *reading) bad(ctx context.Context, bt *batch.Batcher, pos position, line, col int, raw, column, reason string) error {
+func (rd *reading) bad(ctx context.Context, bt *sdk.Batcher, pos position, line, col int, raw, column, reason string) error {
 	switch rd.onError {
 	case onErrorSkip:
 		bt.Skipped(pos)
@@ -414,39 +414,39 @@ func (rd *reading) bad(ctx context.Context, bt *batch.Batcher, pos position, lin
 }
 
 // parseValue reads one field; an empty field is null.
-func parseValue(k kind, s string) (batch.Cell, bool) {
+func parseValue(k kind, s string) (sdk.Cell, bool) {
 	if k != kString {
 		s = strings.TrimSpace(s)
 	}
 	if s == "" {
-		return batch.Cell{Null: true}, true
+		return sdk.Cell{Null: true}, true
 	}
 	switch k {
 	case kDate:
 		t, ok := parseTime(s)
 		if !ok {
-			return batch.Cell{}, false
+			return sdk.Cell{}, false
 		}
-		return batch.Cell{I: days(t)}, true
+		return sdk.Cell{I: days(t)}, true
 	case kDateTime:
 		t, ok := parseTime(s)
-		return batch.Cell{I: t.UnixMicro()}, ok
+		return sdk.Cell{I: t.UnixMicro()}, ok
 	case kBool:
 		switch strings.ToLower(s) {
 		case "true", "1":
-			return batch.Cell{B: true}, true
+			return sdk.Cell{B: true}, true
 		case "false", "0":
-			return batch.Cell{B: false}, true
+			return sdk.Cell{B: false}, true
 		}
-		return batch.Cell{}, false
+		return sdk.Cell{}, false
 	case kFloat:
 		f, err := strconv.ParseFloat(s, 64)
-		return batch.Cell{F: f}, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
+		return sdk.Cell{F: f}, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
 	case kYear:
 		y, err := strconv.Atoi(s)
-		return batch.Cell{I: int64(y)}, err == nil && y >= 0 && y <= 9999
+		return sdk.Cell{I: int64(y)}, err == nil && y >= 0 && y <= 9999
 	}
-	return batch.Cell{S: s}, true
+	return sdk.Cell{S: s}, true
 }
 
 // days is t's date as days since 1970-01-01 (floored before 1970).

@@ -110,7 +110,7 @@ func TestConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Run("in-process", func(t *testing.T) { conformance.TestSource(t, oneroster.Source{}, c) })
 			t.Run("over gRPC", func(t *testing.T) {
-				conformance.TestSource(t, conformance.OverGRPC(t, oneroster.Source{}).(protocol.Source), c)
+				conformance.TestSource(t, conformance.ThroughPlugin(t, oneroster.Source{}).(protocol.Source), c)
 			})
 		})
 	}

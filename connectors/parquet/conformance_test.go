@@ -48,6 +48,6 @@ func TestSinkConformance(t *testing.T) {
 	}
 	t.Run("in-process", func(t *testing.T) { conformance.TestSink(t, parquet.Sink{}, c) })
 	t.Run("over gRPC", func(t *testing.T) {
-		conformance.TestSink(t, conformance.OverGRPC(t, parquet.Sink{}).(protocol.Sink), c)
+		conformance.TestSink(t, conformance.ThroughPlugin(t, parquet.Sink{}).(protocol.Sink), c)
 	})
 }

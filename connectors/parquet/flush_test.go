@@ -59,7 +59,7 @@ func TestFlushLeavesACompleteFile(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	path := filepath.Join(t.TempDir(), "t.parquet")
-	w := open(t, config(path, map[string]any{"row_group_rows": 2}))
+	w := open(t, config(path, map[string]any{"row_group_rows": 2}), mem)
 	write(t, mem, w, batches[:2]) // 3 rows
 	_, p := flushPos(t, w)
 	if p.Rows != 3 {
@@ -110,14 +110,14 @@ func TestResumeAfterCrashes(t *testing.T) {
 			cfg := config(path, map[string]any{"row_group_rows": 2})
 			cfg.Pipeline, cfg.Stage = "p", "out" // the owner of the temporary files
 
-			w1 := open(t, cfg)
+			w1 := open(t, cfg, mem)
 			write(t, mem, w1, batches[:1]) // rows 0, 1
 			raw1, p1 := flushPos(t, w1)
 			write(t, mem, w1, batches[1:2]) // row 2: lost in the crash
 			// w1's process dies: no Close, no Abort.
 
 			cfg.Resume = raw1
-			w2, err := Sink{}.Open(ctx, cfg, schema)
+			w2, err := Sink{}.Open(ctx, cfg, mem, schema)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +133,7 @@ func TestResumeAfterCrashes(t *testing.T) {
 				resume, replay, garbage = raw1, batches[1:], p2.Temp
 			}
 			cfg.Resume = resume
-			w3, err := Sink{}.Open(ctx, cfg, schema)
+			w3, err := Sink{}.Open(ctx, cfg, mem, schema)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +177,7 @@ func TestResumeRefusesOtherFiles(t *testing.T) {
 		cfg := config(path, nil)
 		cfg.Pipeline, cfg.Stage = "p", "out"
 		cfg.Resume = protocol.Position(pos)
-		if _, err := (Sink{}).Open(context.Background(), cfg, schema); err == nil {
+		if _, err := (Sink{}).Open(context.Background(), cfg, memory.NewGoAllocator(), schema); err == nil {
 			t.Errorf("resume from %s: no error", pos)
 		}
 	}
@@ -198,7 +198,7 @@ func TestNestedSchemaIsDurableWhenComplete(t *testing.T) {
 		{Name: "marks", Type: arrow.ListOf(arrow.PrimitiveTypes.Float64), Nullable: true},
 	}, nil)
 	path := filepath.Join(t.TempDir(), "n.parquet")
-	w, err := Sink{}.Open(context.Background(), config(path, nil), nested)
+	w, err := Sink{}.Open(context.Background(), config(path, nil), mem, nested)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,8 +76,9 @@ every batch until it is. See also the "csv_file" sink and the "csv" source.`,
 // Spec describes the connector and its options.
 func (Sink) Spec() protocol.Spec { return spec }
 
-// options checks cfg's options and returns the writer properties they ask for.
-func options(cfg protocol.Config) (string, *parquet.WriterProperties, error) {
+// options checks cfg's options and returns the writer properties they ask
+// for, allocating from mem.
+func options(cfg protocol.Config, mem memory.Allocator) (string, *parquet.WriterProperties, error) {
 	opts, err := spec.Check(cfg.Options)
 	if err != nil {
 		return "", nil, err
@@ -92,13 +93,14 @@ func options(cfg protocol.Config) (string, *parquet.WriterProperties, error) {
 		parquet.WithCompression(codecs[cfg.String(optCompression)]),
 		parquet.WithMaxRowGroupLength(rows),
 		parquet.WithCreatedBy("vigie"),
+		parquet.WithAllocator(mem),
 	)
 	return cfg.String(optPath), props, nil
 }
 
 // Validate checks the options and creates the output folder.
 func (Sink) Validate(ctx context.Context, cfg protocol.Config) error {
-	path, _, err := options(cfg)
+	path, _, err := options(cfg, nil) // the properties are not used
 	if err != nil {
 		return err
 	}
@@ -108,8 +110,8 @@ func (Sink) Validate(ctx context.Context, cfg protocol.Config) error {
 // Open starts writing a Parquet file of the given schema, or, with
 // cfg.Resume set to a position Flush returned, a new one that starts with
 // the rows that flush made durable.
-func (Sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
-	path, props, err := options(cfg)
+func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
+	path, props, err := options(cfg, mem)
 	if err != nil {
 		return nil, err
 	}
@@ -137,10 +139,10 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, schema *arrow.Schema)
 	}
 	if err != nil {
 		file.Abort()
-		return nil, fmt.Errorf("connector %q: schema cannot be written to Parquet: %v: %w", SinkName, err, protocol.ErrConfig)
+		return nil, fmt.Errorf("connector %q: schema cannot be written to Parquet: %w: %w", SinkName, err, protocol.ErrConfig)
 	}
 	if from.Temp != "" {
-		if err := w.recover(ctx, path, owner, from, schema); err != nil {
+		if err := w.recover(ctx, mem, path, owner, from, schema); err != nil {
 			w.Abort(ctx)
 			return nil, err
 		}
@@ -185,7 +187,7 @@ func (p pqarrowWriter) close() error                      { return p.fw.Close() 
 // file read stays until the output is committed or a later writer resumes
 // from a flush of this one (both sweep it): until the engine has such a
 // position it may resume from pos again.
-func (w *writer) recover(ctx context.Context, path, owner string, pos position, schema *arrow.Schema) error {
+func (w *writer) recover(ctx context.Context, mem memory.Allocator, path, owner string, pos position, schema *arrow.Schema) error {
 	old, err := atomicfile.Resume(path, owner, pos.Temp, pos.Size)
 	if err != nil {
 		return protocol.WithKind(err, protocol.ErrConfig)
@@ -196,7 +198,7 @@ func (w *writer) recover(ctx context.Context, path, owner string, pos position, 
 		return fmt.Errorf("resume %s from %s: %w", path, pos.Temp, err)
 	}
 	defer rdr.Close()
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, mem)
 	if err != nil {
 		return fmt.Errorf("resume %s from %s: %w", path, pos.Temp, err)
 	}

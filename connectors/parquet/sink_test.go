@@ -54,13 +54,13 @@ func config(path string, opts map[string]any) protocol.Config {
 }
 
 // open opens a sink writer after Validate.
-func open(t *testing.T, cfg protocol.Config) protocol.Writer {
+func open(t *testing.T, cfg protocol.Config, mem memory.Allocator) protocol.Writer {
 	t.Helper()
 	ctx := context.Background()
 	if err := (Sink{}).Validate(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	w, err := Sink{}.Open(ctx, cfg, schema)
+	w, err := Sink{}.Open(ctx, cfg, mem, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestRoundTrip(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
 			path := filepath.Join(t.TempDir(), "out", "t.parquet")
-			w := open(t, config(path, map[string]any{"compression": codec, "row_group_rows": 2}))
+			w := open(t, config(path, map[string]any{"compression": codec, "row_group_rows": 2}), mem)
 			write(t, mem, w, batches)
 			if err := w.Close(context.Background()); err != nil {
 				t.Fatal(err)
@@ -163,14 +163,14 @@ func TestAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "t.parquet")
 
-	w := open(t, config(path, nil))
+	w := open(t, config(path, nil), mem)
 	write(t, mem, w, batches)
 	if err := w.Abort(ctx); err != nil {
 		t.Fatal(err)
 	}
 	assertNames(t, dir)
 
-	w = open(t, config(path, nil))
+	w = open(t, config(path, nil), mem)
 	write(t, mem, w, batches)
 	assertNames(t, dir, "") // only the temporary file, not the output
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -15,13 +14,11 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/suggest"
 )
 
 // SourceName is the registry name of the Parquet source.
 const SourceName = "parquet_file"
-
-// defaultSourceBatchRows is the batch size when Config.BatchRows is not set.
-const defaultSourceBatchRows = 8192
 
 // Source option names (optPath is shared with the sink).
 const optColumns = "columns"
@@ -72,7 +69,9 @@ type pqPosition struct {
 	Row      int64  `json:"row"`
 }
 
-func newSourcePlan(ctx context.Context, cfg protocol.Config) (*sourcePlan, error) {
+// newSourcePlan checks cfg and reads the first file's schema, with mem
+// for what reading the footer allocates.
+func newSourcePlan(ctx context.Context, cfg protocol.Config, mem memory.Allocator) (*sourcePlan, error) {
 	opts, err := sourceSpec.Check(cfg.Options)
 	if err != nil {
 		return nil, err
@@ -81,7 +80,7 @@ func newSourcePlan(ctx context.Context, cfg protocol.Config) (*sourcePlan, error
 	pattern := cfg.String(optPath)
 	files, err := filepath.Glob(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("connector %q: option %q: bad glob %q: %v: %w", SourceName, optPath, pattern, err, protocol.ErrConfig)
+		return nil, fmt.Errorf("connector %q: option %q: bad glob %q: %w: %w", SourceName, optPath, pattern, err, protocol.ErrConfig)
 	}
 	if len(files) == 0 {
 		if _, err := os.Stat(pattern); err != nil {
@@ -92,17 +91,14 @@ func newSourcePlan(ctx context.Context, cfg protocol.Config) (*sourcePlan, error
 	slices.Sort(files)
 	p := &sourcePlan{files: files, columns: cfg.StringList(optColumns), batchRows: cfg.BatchRows}
 	if p.batchRows <= 0 {
-		p.batchRows = defaultSourceBatchRows
+		p.batchRows = protocol.DefaultBatchRows
 	}
-	p.schema, err = p.fileSchema(ctx, mem0, files[0])
+	p.schema, err = p.fileSchema(ctx, mem, files[0])
 	if err != nil {
 		return nil, err
 	}
 	return p, nil
 }
-
-// mem0 is the allocator for schema discovery, which reads no data.
-var mem0 = memory.NewGoAllocator()
 
 // openFile opens one Parquet file for reading with the plan's batch size.
 func (p *sourcePlan) openFile(path string, mem memory.Allocator) (*file.Reader, *pqarrow.FileReader, error) {
@@ -111,12 +107,12 @@ func (p *sourcePlan) openFile(path string, mem memory.Allocator) (*file.Reader, 
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil, fmt.Errorf("parquet file %s: %w", path, protocol.ErrNotFound)
 		}
-		return nil, nil, fmt.Errorf("parquet file %s: not a readable Parquet file: %v: %w", path, err, protocol.ErrConfig)
+		return nil, nil, fmt.Errorf("parquet file %s: not a readable Parquet file: %w: %w", path, err, protocol.ErrConfig)
 	}
 	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: int64(p.batchRows)}, mem)
 	if err != nil {
 		rdr.Close()
-		return nil, nil, fmt.Errorf("parquet file %s: %v: %w", path, err, protocol.ErrConfig)
+		return nil, nil, fmt.Errorf("parquet file %s: %w: %w", path, err, protocol.ErrConfig)
 	}
 	return rdr, fr, nil
 }
@@ -140,12 +136,7 @@ func (p *sourcePlan) leaves(path string, fr *pqarrow.FileReader) ([]int, error) 
 	for _, c := range p.columns {
 		i := slices.Index(names, c)
 		if i < 0 {
-			msg := fmt.Sprintf("%s: column %q is not in the file", path, c)
-			if near := protocol.Nearest(c, names); near != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", near)
-			} else {
-				msg += " (columns: " + strings.Join(names, ", ") + ")"
-			}
+			msg := fmt.Sprintf("%s: column %q is not in the file%s", path, c, suggest.Hint(c, names, "columns"))
 			return nil, fmt.Errorf("connector %q: option %q: %s: %w", SourceName, optColumns, msg, protocol.ErrConfig)
 		}
 		out = appendLeaves(out, fields[i])
@@ -180,7 +171,7 @@ func (p *sourcePlan) projected(ctx context.Context, path string, fr *pqarrow.Fil
 	}
 	readers, sc, err := fr.GetFieldReaders(ctx, leaves, []int{})
 	if err != nil {
-		return nil, fmt.Errorf("parquet file %s: %v: %w", path, err, protocol.ErrConfig)
+		return nil, fmt.Errorf("parquet file %s: %w: %w", path, err, protocol.ErrConfig)
 	}
 	for _, r := range readers {
 		r.Release()
@@ -190,7 +181,9 @@ func (p *sourcePlan) projected(ctx context.Context, path string, fr *pqarrow.Fil
 
 // Schema returns the projected schema of the first file.
 func (Source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema, error) {
-	p, err := newSourcePlan(ctx, cfg)
+	// Schema is given no allocator: reading a footer allocates little, and
+	// nothing of it outlives this call.
+	p, err := newSourcePlan(ctx, cfg, memory.NewGoAllocator())
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +193,7 @@ func (Source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema, e
 // Read emits the files' rows, row group by row group, in batches of at most
 // cfg.BatchRows rows, each with the position after it.
 func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
-	p, err := newSourcePlan(ctx, cfg)
+	p, err := newSourcePlan(ctx, cfg, mem)
 	if err != nil {
 		return err
 	}
@@ -268,7 +261,7 @@ func (p *sourcePlan) readRowGroup(ctx context.Context, fr *pqarrow.FileReader, l
 	defer rr.Release()
 	if pos.Row > 0 {
 		if err := rr.SeekToRow(pos.Row); err != nil {
-			return fmt.Errorf("parquet file %s: row group %d: seek to row %d: %v: %w", pos.Path, pos.RowGroup, pos.Row, err, protocol.ErrConfig)
+			return fmt.Errorf("parquet file %s: row group %d: seek to row %d: %w: %w", pos.Path, pos.RowGroup, pos.Row, err, protocol.ErrConfig)
 		}
 	}
 	for rr.Next() {

@@ -35,7 +35,7 @@ func writeParquet(t *testing.T, path string, schema *arrow.Schema, rowGroup int6
 	if err := (parquet.Sink{}).Validate(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	w, err := parquet.Sink{}.Open(ctx, cfg, schema)
+	w, err := parquet.Sink{}.Open(ctx, cfg, mem, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestSourceConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Run("in-process", func(t *testing.T) { conformance.TestSource(t, parquet.Source{}, c) })
 			t.Run("over gRPC", func(t *testing.T) {
-				conformance.TestSource(t, conformance.OverGRPC(t, parquet.Source{}).(protocol.Source), c)
+				conformance.TestSource(t, conformance.ThroughPlugin(t, parquet.Source{}).(protocol.Source), c)
 			})
 		})
 	}

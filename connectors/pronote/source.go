@@ -11,7 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vigie-edu/vigie/connectors/internal/batch"
+	"github.com/vigie-edu/vigie/connectors/sdk"
 	"io"
 	"os"
 	"path/filepath"
@@ -297,7 +297,7 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 			return fmt.Errorf("resume position %s is outside the %d files of %s: %w", cfg.Resume, len(p.files), Name, protocol.ErrConfig)
 		}
 	}
-	bt := batch.New(mem, p.schema, p.batchRows, out, from)
+	bt := sdk.NewBatcher(mem, p.schema, p.batchRows, out, from)
 	defer bt.Release()
 	for i := from.File; i < len(p.files); i++ {
 		skip := 0
@@ -433,7 +433,7 @@ type badField struct {
 	reason string
 }
 
-func (p *plan) readFile(ctx context.Context, i, skip int, bt *batch.Batcher) error {
+func (p *plan) readFile(ctx context.Context, i, skip int, bt *sdk.Batcher) error {
 	fr, err := p.open(p.files[i])
 	if err != nil {
 		return err
@@ -525,7 +525,7 @@ func blank(rec []string) bool {
 }
 
 // bad applies the on_error policy to a bad record.
-func (fr *fileReader) bad(ctx context.Context, bt *batch.Batcher, pos position, line, col int, raw string, b badField) error {
+func (fr *fileReader) bad(ctx context.Context, bt *sdk.Batcher, pos position, line, col int, raw string, b badField) error {
 	switch fr.onError {
 	case onErrorSkip:
 		bt.Skipped(pos)
@@ -568,27 +568,27 @@ const (
 	rRecorded
 )
 
-func (fr *fileReader) person(get func(int) string) ([]batch.Cell, *badField) {
+func (fr *fileReader) person(get func(int) string) ([]sdk.Cell, *badField) {
 	id := get(rStudent)
 	if id == "" {
 		return nil, &badField{col: rStudent, column: "student_id", reason: "empty student id, expected the student's identifier"}
 	}
-	return []batch.Cell{batch.Str(id), batch.Str(get(rLast)), batch.Str(get(rFirst)), batch.Str(get(rClass))}, nil
+	return []sdk.Cell{sdk.Str(id), sdk.Str(get(rLast)), sdk.Str(get(rFirst)), sdk.Str(get(rClass))}, nil
 }
 
-func (fr *fileReader) notes(get func(int) string) ([][]batch.Cell, *badField) {
+func (fr *fileReader) notes(get func(int) string) ([][]sdk.Cell, *badField) {
 	row, bf := fr.person(get)
 	if bf != nil {
 		return nil, bf
 	}
-	row = append(row, batch.Str(get(rSubject)), batch.Str(get(rPeriod)))
-	date := batch.Cell{Null: true}
+	row = append(row, sdk.Str(get(rSubject)), sdk.Str(get(rPeriod)))
+	date := sdk.Cell{Null: true}
 	if s := get(rDate); s != "" {
 		d, ok := parseDate(s)
 		if !ok {
 			return nil, &badField{col: rDate, column: "date", reason: fmt.Sprintf("expected a date dd/mm/yyyy, got %q", s)}
 		}
-		date = batch.Cell{I: d}
+		date = sdk.Cell{I: d}
 	}
 	m, err := parseMark(get(rNote))
 	if err != nil {
@@ -609,27 +609,27 @@ func (fr *fileReader) notes(get func(int) string) ([][]batch.Cell, *badField) {
 	if m.scale > 0 {
 		scale = m.scale
 	}
-	markCell, rawCell := batch.Cell{Null: true}, batch.Cell{Null: true}
+	markCell, rawCell := sdk.Cell{Null: true}, sdk.Cell{Null: true}
 	if m.status == statusOK {
 		if m.raw > scale {
 			return nil, &badField{col: rNote, column: "mark",
 				reason: fmt.Sprintf("mark %v is above its scale /%v", m.raw, scale)}
 		}
-		markCell, rawCell = batch.Cell{F: round4(m.raw / scale * fr.scale)}, batch.Cell{F: m.raw}
+		markCell, rawCell = sdk.Cell{F: round4(m.raw / scale * fr.scale)}, sdk.Cell{F: m.raw}
 	}
-	coef := batch.Cell{Null: true}
+	coef := sdk.Cell{Null: true}
 	if s := get(rCoef); s != "" {
 		v, ok := parseNumber(s)
 		if !ok || v < 0 {
 			return nil, &badField{col: rCoef, column: "coefficient", reason: fmt.Sprintf("expected a coefficient such as \"1\" or \"0,5\", got %q", s)}
 		}
-		coef = batch.Cell{F: v}
+		coef = sdk.Cell{F: v}
 	}
-	row = append(row, date, markCell, batch.Cell{S: m.status}, rawCell, batch.Cell{F: scale}, coef, batch.Str(get(rComment)))
-	return [][]batch.Cell{row}, nil
+	row = append(row, date, markCell, sdk.Cell{S: m.status}, rawCell, sdk.Cell{F: scale}, coef, sdk.Str(get(rComment)))
+	return [][]sdk.Cell{row}, nil
 }
 
-func (fr *fileReader) absences(get func(int) string) ([][]batch.Cell, *badField) {
+func (fr *fileReader) absences(get func(int) string) ([][]sdk.Cell, *badField) {
 	row, bf := fr.person(get)
 	if bf != nil {
 		return nil, bf
@@ -645,27 +645,27 @@ func (fr *fileReader) absences(get func(int) string) ([][]batch.Cell, *badField)
 			reason: fmt.Sprintf("expected a half-day (Matin, Après-midi or Journée), got %q", get(rHalf))}
 	}
 	reason := get(rReason)
-	just := batch.Cell{Null: true}
+	just := sdk.Cell{Null: true}
 	if s := get(rJustified); s != "" {
 		v, ok := parseBool(s)
 		if !ok {
 			return nil, &badField{col: rJustified, column: "justified", reason: fmt.Sprintf("expected Oui or Non, got %q", s)}
 		}
-		just = batch.Cell{B: v}
+		just = sdk.Cell{B: v}
 	} else if strings.Contains(fold(reason), "non justifi") {
-		just = batch.Cell{B: false}
+		just = sdk.Cell{B: false}
 	}
-	rec := batch.Cell{Null: true}
+	rec := sdk.Cell{Null: true}
 	if s := get(rRecorded); s != "" {
 		ts, ok := parseTimestamp(s, fr.loc)
 		if !ok {
 			return nil, &badField{col: rRecorded, column: "recorded_at", reason: fmt.Sprintf("expected a time dd/mm/yyyy HH:MM, got %q", s)}
 		}
-		rec = batch.Cell{I: ts}
+		rec = sdk.Cell{I: ts}
 	}
-	rows := make([][]batch.Cell, len(halves))
+	rows := make([][]sdk.Cell, len(halves))
 	for i, h := range halves {
-		rows[i] = append(slices.Clone(row), batch.Cell{I: d}, batch.Cell{S: h}, just, batch.Str(reason), rec)
+		rows[i] = append(slices.Clone(row), sdk.Cell{I: d}, sdk.Cell{S: h}, just, sdk.Str(reason), rec)
 	}
 	return rows, nil
 }

@@ -95,7 +95,7 @@ func TestConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Run("in-process", func(t *testing.T) { conformance.TestSource(t, pronote.Source{}, c) })
 			t.Run("over gRPC", func(t *testing.T) {
-				conformance.TestSource(t, conformance.OverGRPC(t, pronote.Source{}).(protocol.Source), c)
+				conformance.TestSource(t, conformance.ThroughPlugin(t, pronote.Source{}).(protocol.Source), c)
 			})
 		})
 	}

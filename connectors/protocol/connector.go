@@ -9,14 +9,22 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/internal/suggest"
 )
 
-// Version is the version of this protocol. It is negotiated with go-plugin's
-// VersionedPlugins: a host and a plugin talk only if they share a version.
-// Version 2 added source positions, Config.Resume and sink flushes with
+// Version is the version of this contract. A host and a plugin agree on
+// one when the plugin starts and talk only if they share it. Version 2
+// added source positions, Config.Resume and sink flushes with
 // acknowledgements; plugins built with this package still serve version 1
 // to older hosts (no positions, one final acknowledgement).
 const Version = 2
+
+// DefaultBatchRows is the batch size of a pipeline whose batch_rows is not
+// set, and the one a source uses when Config.BatchRows is 0 (a caller other
+// than the engine, say). It is defined here, once, for the engine and every
+// connector.
+const DefaultBatchRows = 65536
 
 // Position is a connector's own bookmark, opaque to the engine and encoded
 // as JSON by the connector. A source attaches one to every batch it emits:
@@ -39,7 +47,7 @@ func NewPosition(v any) (Position, error) {
 // configuration error (a resume position from another connector, say).
 func DecodePosition(p Position, v any) error {
 	if err := json.Unmarshal(p, v); err != nil {
-		return fmt.Errorf("decode resume position %s: %v: %w", p, err, ErrConfig)
+		return fmt.Errorf("decode resume position %s: %w: %w", p, err, ErrConfig)
 	}
 	return nil
 }
@@ -57,7 +65,8 @@ type Config struct {
 	Stage    string `json:"stage"`
 	// Connector is the connector's name in its registry.
 	Connector string `json:"connector"`
-	// BatchRows is the most rows a source should put in one batch.
+	// BatchRows is the most rows a source should put in one batch; 0 means
+	// DefaultBatchRows.
 	BatchRows int `json:"batch_rows"`
 	// Options are the checked options.
 	Options map[string]any `json:"options"`
@@ -69,8 +78,7 @@ type Config struct {
 	// prepared the stage with: what Schema returned for the same Config.
 	// Read must emit batches of exactly this schema (the engine checks
 	// it), and a source that infers its schema from its input should use
-	// it rather than infer again. It crosses the plugin boundary as Arrow
-	// IPC (see wire.go).
+	// it rather than infer again. It reaches plugin processes too.
 	Schema *arrow.Schema `json:"-"`
 }
 
@@ -207,7 +215,7 @@ type Sink interface {
 	// created, say) before any data moves.
 	Validate(ctx context.Context, cfg Config) error
 	// Open starts writing batches of the given schema.
-	Open(ctx context.Context, cfg Config, schema *arrow.Schema) (Writer, error)
+	Open(ctx context.Context, cfg Config, mem memory.Allocator, schema *arrow.Schema) (Writer, error)
 }
 
 // Writer writes the batches of one run of a sink. It is used by one
@@ -262,10 +270,7 @@ func NewRegistry(cs ...Connector) *Registry {
 func (r *Registry) Get(name string) (Connector, error) {
 	c, ok := r.byName[name]
 	if !ok {
-		msg := fmt.Sprintf("unknown connector %q", name)
-		if near := Nearest(name, r.names); near != "" {
-			msg += fmt.Sprintf(" (did you mean %q?)", near)
-		}
+		msg := fmt.Sprintf("unknown connector %q%s", name, suggest.DidYouMean(name, r.names))
 		return nil, WithKind(errors.New(msg), ErrNotFound)
 	}
 	return c, nil

@@ -1,27 +1,21 @@
 // Package protocol is the contract between the Vigie engine and its
-// connectors, version 1.
+// connectors, version 2 (see Version).
 //
-// A connector is a Source (it produces Arrow record batches) or a Sink (it
-// consumes them). Connectors implement the small Go interfaces of this
-// package; the same implementation runs in-process (tests, benchmarks) or in
-// its own process under hashicorp/go-plugin, where batches cross the process
-// boundary as Arrow Flight streams over gRPC:
+// A connector is a Source (it reads the outside into Arrow record batches)
+// or a Sink (it writes them out). Both declare their options once, in a
+// Spec; the engine checks a pipeline's options against it (Spec.Check)
+// before any data moves and hands the connector a Config. A source emits
+// every batch with a Position after it, so that a read can resume after a
+// crash; rows it cannot read go to the engine as DeadLetters, never
+// dropped. A sink's Writer may implement Flusher to make its output
+// durable before Close. Errors that must keep their meaning across the
+// process boundary wrap ErrConfig, ErrNotFound or ErrTemporary (WithKind
+// marks an error without changing its text).
 //
-//	spec, validate   DoAction("spec" | "specs" | "validate")
-//	schema           GetSchema(descriptor = request JSON)
-//	read a source    DoGet(ticket = request JSON) -> FlightData stream
-//	write a sink     DoPut(first message's descriptor = request JSON)
-//
-// Record batches whose body goes inline and is larger than
-// MessageTargetBytes are sliced before they cross, so no gRPC message
-// exceeds the transport's limits whatever batch_rows is, and joined back
-// on the other side: a batch keeps its size across the boundary.
-// Messages that carry only app_metadata (no Arrow data) carry dead-letter
-// rows and, later, positions; see wire.go.
-//
-// Between Vigie processes on Linux, the Arrow bodies of DoGet and DoPut go
-// through a shared memory ring the host offers in the call's gRPC metadata
-// ("vigie-ring"); the FlightData messages still carry everything else.
-// Peers without the capability ignore the offer and get every body inline;
-// see ring.go.
+// The same implementation runs in the engine's process or in a plugin
+// process of its own: connectors/sdk serves a Registry from a plugin's
+// main (sdk.Serve) and has the helpers sources are written with;
+// connectors/conformance is the suite every connector runs. How batches
+// cross the process boundary is the engine's business (internal/transport)
+// and not part of this contract.
 package protocol

@@ -2,10 +2,11 @@ package protocol
 
 import (
 	"fmt"
-	"github.com/vigie-edu/vigie/internal/suggest"
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/vigie-edu/vigie/internal/suggest"
 )
 
 // Kind says whether a connector reads (source) or writes (sink).
@@ -119,13 +120,7 @@ func (s Spec) Check(opts map[string]any) (map[string]any, error) {
 			for i, o := range s.Options {
 				known[i] = o.Name
 			}
-			msg := "unknown option"
-			if near := Nearest(k, known); near != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", near)
-			} else if len(known) > 0 {
-				msg += " (known: " + strings.Join(known, ", ") + ")"
-			}
-			bad(k, "%s", msg)
+			bad(k, "unknown option%s", suggest.Hint(k, known, "known"))
 			continue
 		}
 		v, err := coerce(o, opts[k])
@@ -275,7 +270,3 @@ func quoteAll(l []string) []string {
 	}
 	return out
 }
-
-// Nearest returns the candidate closest to s when it is close enough to be
-// a likely typo, or "".
-func Nearest(s string, candidates []string) string { return suggest.Closest(s, candidates) }

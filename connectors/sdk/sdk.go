@@ -20,6 +20,13 @@
 // sink is a protocol.Sink whose Writer also implements protocol.Flusher if
 // it can make its output durable before Close; see protocol.Sink.
 //
+// Sources that build their own batches use the same helpers as the
+// built-in connectors (csv, jsonl, xapi, pronote, oneroster, parquet all
+// do): Batcher turns parsed records (Cells) into batches of at most
+// Config.BatchRows rows, and Out sends dead letters and batches in the
+// order positions need, including the empty batch that covers a tail of
+// dead letters.
+//
 // Test a connector with connectors/conformance, which checks all of this.
 package sdk
 
@@ -32,23 +39,20 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/connectors/internal/batch"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/transport"
 )
-
-// DefaultBatchRows is the batch size a Reader uses when the engine sets none.
-const DefaultBatchRows = 8192
 
 // Serve runs the plugin process serving connectors until the engine stops
 // it. Call it from main; it does not return. Anything written to stderr or
 // logged with slog.Default reaches the engine's log, tagged with the
 // connector's name. Stopping the process is the engine's job: it ignores
-// SIGINT and SIGTERM while the engine lives and exits when the engine dies
-// (see protocol.Serve).
+// SIGINT and SIGTERM while the engine lives and exits when the engine dies.
+// Batches the connectors read or receive come from a Go allocator.
 func Serve(connectors ...protocol.Connector) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	slog.SetDefault(log)
-	protocol.Serve(protocol.NewRegistry(connectors...), log)
+	transport.Serve(protocol.NewRegistry(connectors...), memory.NewGoAllocator(), log)
 }
 
 // SchemaFunc returns the schema a source emits for cfg.
@@ -98,9 +102,9 @@ func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 			return err
 		}
 	}
-	r := &Reader{cfg: cfg, out: batch.NewOut(out), rows: cfg.BatchRows, b: array.NewRecordBuilder(mem, schema)}
+	r := &Reader{cfg: cfg, out: NewOut(out), rows: cfg.BatchRows, b: array.NewRecordBuilder(mem, schema)}
 	if r.rows <= 0 {
-		r.rows = DefaultBatchRows
+		r.rows = protocol.DefaultBatchRows
 	}
 	defer r.b.Release()
 	if err := s.read(ctx, cfg, r); err != nil {
@@ -116,7 +120,7 @@ func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 // safe for concurrent use.
 type Reader struct {
 	cfg  protocol.Config
-	out  *batch.Out // dead letters held until the batch whose position covers them
+	out  *Out // dead letters held until the batch whose position covers them
 	b    *array.RecordBuilder
 	rows int
 	n    int

@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/vigie-edu/vigie/connectors/internal/batch"
+	"github.com/vigie-edu/vigie/connectors/sdk"
 	"io"
 	"os"
 	"strings"
@@ -23,9 +23,6 @@ import (
 
 // SourceName is the registry name of the xAPI file source.
 const SourceName = "xapi"
-
-// DefaultBatchRows is the batch size used when Config.BatchRows is not set.
-const DefaultBatchRows = 8192
 
 const maxRaw = 64 << 10
 
@@ -107,7 +104,7 @@ func newFilePlan(cfg protocol.Config) (*filePlan, error) {
 	cfg.Options = opts
 	p := &filePlan{format: cfg.String(optFormat), raw: cfg.Bool(optRaw), onError: cfg.String(optOnError), batchRows: cfg.BatchRows}
 	if p.batchRows <= 0 {
-		p.batchRows = DefaultBatchRows
+		p.batchRows = protocol.DefaultBatchRows
 	}
 	p.schema = Schema(p.raw)
 	if p.files, err = jsonl.Files(SourceName, optPath, cfg.String(optPath)); err != nil {
@@ -186,14 +183,14 @@ type decoder struct {
 	out  protocol.Emitter
 	b    *array.RecordBuilder
 	rows int
-	dead *batch.Out
+	dead *sdk.Out
 	pos  filePosition
 }
 
 func newDecoder(p *filePlan, mem memory.Allocator, out protocol.Emitter) *decoder {
 	b := array.NewRecordBuilder(mem, p.schema)
 	b.Reserve(min(p.batchRows, 1<<16))
-	return &decoder{filePlan: p, out: out, dead: batch.NewOut(out), b: b}
+	return &decoder{filePlan: p, out: out, dead: sdk.NewOut(out), b: b}
 }
 
 func (d *decoder) release() { d.b.Release() }
@@ -224,7 +221,7 @@ func (d *decoder) readFile(ctx context.Context, pos filePosition) error {
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("%s: bad gzip header: %v: %w", pos.Path, err, protocol.ErrConfig)
+			return fmt.Errorf("%s: bad gzip header: %w: %w", pos.Path, err, protocol.ErrConfig)
 		}
 		defer gz.Close()
 		r = gz

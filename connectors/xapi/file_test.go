@@ -56,7 +56,7 @@ func TestFileSourceConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Run("in-process", func(t *testing.T) { conformance.TestSource(t, xapi.FileSource{}, c) })
 			t.Run("over gRPC", func(t *testing.T) {
-				conformance.TestSource(t, conformance.OverGRPC(t, xapi.FileSource{}).(protocol.Source), c)
+				conformance.TestSource(t, conformance.ThroughPlugin(t, xapi.FileSource{}).(protocol.Source), c)
 			})
 		})
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/jsonl"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/sdk"
 )
 
 // HTTPSourceName is the registry name of the xAPI endpoint source.
@@ -120,7 +121,7 @@ func newHTTPPlan(cfg protocol.Config) (*httpPlan, error) {
 		batchRows:  cfg.BatchRows,
 	}
 	if p.batchRows <= 0 {
-		p.batchRows = DefaultBatchRows
+		p.batchRows = protocol.DefaultBatchRows
 	}
 	if p.flushEvery, err = time.ParseDuration(cfg.String(optFlushInterval)); err != nil || p.flushEvery <= 0 {
 		return nil, bad(optFlushInterval, "expected a positive duration like 1s or 500ms, got %q", cfg.String(optFlushInterval))
@@ -203,7 +204,7 @@ func (HTTPSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allo
 	defer e.spoolF.Close()
 	b := array.NewRecordBuilder(mem, p.schema)
 	defer b.Release()
-	bt := &batcher{b: b, out: out, rows: p.batchRows}
+	bt := &batcher{b: b, out: sdk.NewOut(out), rows: p.batchRows}
 	if err := e.replay(ctx, from, bt); err != nil {
 		return err
 	}
@@ -215,7 +216,7 @@ func (HTTPSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allo
 	}
 	ln, err := net.Listen("tcp", p.listen)
 	if err != nil {
-		return fmt.Errorf("connector %q: listen on %s: %v: %w", HTTPSourceName, p.listen, err, protocol.ErrConfig)
+		return fmt.Errorf("connector %q: listen on %s: %w: %w", HTTPSourceName, p.listen, err, protocol.ErrConfig)
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 	served := make(chan error, 1)
@@ -252,10 +253,12 @@ func (HTTPSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allo
 	}
 }
 
-// batcher gathers rows and emits them every rows rows or on flush.
+// batcher gathers rows and emits them every rows rows or on flush. The
+// endpoint's rows are statements already accepted, so there are no dead
+// letters; sdk.Out emits the batches.
 type batcher struct {
 	b    *array.RecordBuilder
-	out  protocol.Emitter
+	out  *sdk.Out
 	rows int
 	n    int
 	pos  spoolPosition
@@ -270,17 +273,9 @@ func (bt *batcher) add(ctx context.Context, s *statement, raw []byte) error {
 }
 
 func (bt *batcher) flush(ctx context.Context) error {
-	if bt.n == 0 {
-		return nil
-	}
-	rec := bt.b.NewRecordBatch()
-	defer rec.Release()
+	n := bt.n
 	bt.n = 0
-	pos, err := protocol.NewPosition(bt.pos)
-	if err != nil {
-		return err
-	}
-	return bt.out.Emit(ctx, rec, pos)
+	return bt.out.Emit(ctx, bt.b, n, bt.pos) // nothing when n is 0
 }
 
 // openSpool opens (or creates) the spool for appending, dropping a last
@@ -288,7 +283,7 @@ func (bt *batcher) flush(ctx context.Context) error {
 func (e *endpoint) openSpool() error {
 	f, err := os.OpenFile(e.spool, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("connector %q: open spool %s: %v: %w", HTTPSourceName, e.spool, err, protocol.ErrConfig)
+		return fmt.Errorf("connector %q: open spool %s: %w: %w", HTTPSourceName, e.spool, err, protocol.ErrConfig)
 	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err == nil && size > 0 {

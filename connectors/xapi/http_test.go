@@ -346,6 +346,6 @@ func TestEndpointSpoolConformance(t *testing.T) {
 	}
 	t.Run("in-process", func(t *testing.T) { conformance.TestSource(t, xapi.HTTPSource{}, c) })
 	t.Run("over gRPC", func(t *testing.T) {
-		conformance.TestSource(t, conformance.OverGRPC(t, xapi.HTTPSource{}).(protocol.Source), c)
+		conformance.TestSource(t, conformance.ThroughPlugin(t, xapi.HTTPSource{}).(protocol.Source), c)
 	})
 }

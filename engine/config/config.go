@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // Limits and defaults of the [pipeline] table.
@@ -35,8 +37,6 @@ const (
 	// FormatVersion is the only value accepted for the optional top-level
 	// "version" key.
 	FormatVersion = 1
-	// DefaultBatchRows is the batch size when batch_rows is not set.
-	DefaultBatchRows = 65536
 	// MaxBatchRows is the largest accepted batch_rows (1 << 24).
 	MaxBatchRows = 1 << 24
 )
@@ -636,7 +636,7 @@ func (c *checker) pipeline(p *Pipeline, m map[string]any) {
 	p.Pos = c.at("pipeline")
 	v := c.fields("pipeline", p.Pos, m, pipelineFields())
 	p.Name = c.name("pipeline.name", v["name"])
-	p.BatchRows = DefaultBatchRows
+	p.BatchRows = protocol.DefaultBatchRows
 	if n, ok := v["batch_rows"].(int64); ok {
 		if n < 1 || n > MaxBatchRows {
 			c.fail(c.at("pipeline.batch_rows"), "pipeline.batch_rows",

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // The example of docs/pipeline.md.
@@ -123,7 +125,7 @@ func TestParseGood(t *testing.T) {
 			name: "defaults",
 			toml: head + src + sink,
 			check: func(t *testing.T, p *Pipeline) {
-				if p.BatchRows != DefaultBatchRows {
+				if p.BatchRows != protocol.DefaultBatchRows {
 					t.Errorf("BatchRows = %d", p.BatchRows)
 				}
 				if want := filepath.Join(confDir, "out", "demo.dead_letter.csv"); p.DeadLetter != want {

@@ -26,7 +26,7 @@ func (s *groupRows) Spec() protocol.Spec {
 	return protocol.Spec{Name: "groups", Kind: protocol.KindSink, Version: "1", Doc: "test"}
 }
 func (s *groupRows) Validate(context.Context, protocol.Config) error { return nil }
-func (s *groupRows) Open(_ context.Context, _ protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
+func (s *groupRows) Open(_ context.Context, _ protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
 	if got := fieldList(schema); got != "student_id first last n" {
 		return nil, fmt.Errorf("group output schema is %q", got)
 	}

@@ -27,7 +27,7 @@ func (s *textRows) Spec() protocol.Spec {
 	return protocol.Spec{Name: "text", Kind: protocol.KindSink, Version: "1", Doc: "test"}
 }
 func (s *textRows) Validate(context.Context, protocol.Config) error { return nil }
-func (s *textRows) Open(_ context.Context, _ protocol.Config, schema *arrow.Schema) (protocol.Writer, error) {
+func (s *textRows) Open(_ context.Context, _ protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
 	s.schema = schema
 	return s, nil
 }

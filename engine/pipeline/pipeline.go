@@ -33,7 +33,7 @@ type ruleRunner interface {
 	close(ctx context.Context)
 }
 
-// Connectors hands out connectors by name (plugins.Host does). Connector
+// Connectors hands out connectors by name (pluginhost.Host does). Connector
 // is called concurrently: Prepare starts the connectors of every source and
 // sink at once (with plugins, each is a process to start).
 type Connectors interface {
@@ -372,7 +372,7 @@ func (p *Plan) prepareSink(ctx context.Context, s *config.Sink, started startedC
 	if upstream := p.schemas[s.Input]; upstream != nil {
 		p.schemas[s.Name] = upstream
 	}
-	p.sinks[s.Name] = &sinkStage{snk: snk, cfg: cc, schema: p.schemas[s.Input]}
+	p.sinks[s.Name] = &sinkStage{snk: snk, cfg: cc, mem: p.env.Mem, schema: p.schemas[s.Input]}
 	return nil
 }
 

@@ -39,7 +39,7 @@ func (s *blockingSink) Spec() protocol.Spec {
 	return protocol.Spec{Name: "blocking", Kind: protocol.KindSink, Version: "1", Doc: "test"}
 }
 func (s *blockingSink) Validate(context.Context, protocol.Config) error { return nil }
-func (s *blockingSink) Open(context.Context, protocol.Config, *arrow.Schema) (protocol.Writer, error) {
+func (s *blockingSink) Open(context.Context, protocol.Config, memory.Allocator, *arrow.Schema) (protocol.Writer, error) {
 	return s, nil
 }
 func (s *blockingSink) Write(ctx context.Context, rec arrow.RecordBatch) error {
@@ -263,7 +263,7 @@ func (s *collectSink) Spec() protocol.Spec {
 	return protocol.Spec{Name: "collect", Kind: protocol.KindSink, Version: "1", Doc: "test"}
 }
 func (s *collectSink) Validate(context.Context, protocol.Config) error { return nil }
-func (s *collectSink) Open(context.Context, protocol.Config, *arrow.Schema) (protocol.Writer, error) {
+func (s *collectSink) Open(context.Context, protocol.Config, memory.Allocator, *arrow.Schema) (protocol.Writer, error) {
 	return s, nil
 }
 func (s *collectSink) Write(ctx context.Context, rec arrow.RecordBatch) error {

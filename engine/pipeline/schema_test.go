@@ -65,7 +65,7 @@ func (s *countSink) Spec() protocol.Spec {
 	return protocol.Spec{Name: "count", Kind: protocol.KindSink, Version: "1", Doc: "test"}
 }
 func (s *countSink) Validate(context.Context, protocol.Config) error { return nil }
-func (s *countSink) Open(context.Context, protocol.Config, *arrow.Schema) (protocol.Writer, error) {
+func (s *countSink) Open(context.Context, protocol.Config, memory.Allocator, *arrow.Schema) (protocol.Writer, error) {
 	return s, nil
 }
 func (s *countSink) Write(_ context.Context, rec arrow.RecordBatch) error {

@@ -13,11 +13,12 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/stream"
+	"github.com/vigie-edu/vigie/internal/arrowmem"
 )
 
 // Recovery from connector failures. A connector call that fails with
 // protocol.ErrTemporary (a plugin process that died or stopped answering
-// fails that way, and plugins.Host starts a new one on the next call) is
+// fails that way, and pluginhost.Host starts a new one on the next call) is
 // retried with exponential backoff: a source from the position of the last
 // batch delivered downstream, a sink from its last flush with the batches
 // written since replayed.
@@ -148,6 +149,7 @@ func (e *emitter) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) er
 type sinkStage struct {
 	snk    protocol.Sink
 	cfg    protocol.Config
+	mem    memory.Allocator
 	schema *arrow.Schema
 	// flushBytes and replayBytes override defaultFlushBytes and
 	// defaultReplayBytes when set (tests).
@@ -203,7 +205,7 @@ func (s *sinkStage) limit() int64 {
 func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.Inbox, r *sinkRun) (err error) {
 	cfg := s.cfg
 	cfg.Resume = r.resume
-	w, err := s.snk.Open(ctx, cfg, s.schema)
+	w, err := s.snk.Open(ctx, cfg, s.mem, s.schema)
 	if err != nil {
 		return err
 	}
@@ -232,7 +234,7 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 			return err
 		}
 		r.rows += rec.NumRows()
-		size := protocol.BatchBytes(rec)
+		size := arrowmem.BatchBytes(rec)
 		if r.lost {
 			err = w.Write(ctx, rec)
 			rec.Release()

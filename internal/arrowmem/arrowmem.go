@@ -1,10 +1,12 @@
 // Package arrowmem copies bytes into Arrow buffers, the last step of every
-// batch that leaves a rule or crosses the plugin boundary.
+// batch that leaves a rule or crosses the plugin boundary, and estimates
+// the memory behind a batch.
 package arrowmem
 
 import (
 	"bytes"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -22,4 +24,30 @@ func Copy(mem memory.Allocator, src []byte) *memory.Buffer {
 	buf.Resize(len(src))
 	copy(buf.Bytes(), src)
 	return buf
+}
+
+// BatchBytes estimates the bytes of Arrow data behind rec. Sliced arrays
+// count their whole buffers, which errs on the safe side.
+func BatchBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, col := range rec.Columns() {
+		n += dataBytes(col.Data())
+	}
+	return n
+}
+
+// ArrayBytes is BatchBytes for one array.
+func ArrayBytes(a arrow.Array) int64 { return dataBytes(a.Data()) }
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	return n
 }

@@ -4,7 +4,10 @@
 // built for WebAssembly uses it too).
 package suggest
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Closest returns the candidate nearest to word, ignoring case, if it is
 // near enough to be a likely typo (at most one edit per five letters, and
@@ -31,9 +34,23 @@ func Closest(word string, candidates []string) string {
 // "".
 func DidYouMean(word string, candidates []string) string {
 	if c := Closest(word, candidates); c != "" {
-		return ` (did you mean "` + c + `"?)`
+		return " (did you mean " + strconv.Quote(c) + "?)"
 	}
 	return ""
+}
+
+// Hint returns DidYouMean's suggestion or, when no candidate is close
+// enough, ` (LABEL: a, b, c)` listing every candidate; "" when there is
+// none. It is the tail of every "unknown X" message that can name what
+// was meant or what exists.
+func Hint(word string, candidates []string, label string) string {
+	if s := DidYouMean(word, candidates); s != "" {
+		return s
+	}
+	if len(candidates) == 0 {
+		return ""
+	}
+	return " (" + label + ": " + strings.Join(candidates, ", ") + ")"
 }
 
 // Distance is the optimal string alignment distance between a and b: the

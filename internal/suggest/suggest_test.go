@@ -53,3 +53,22 @@ func TestClosestAndDistance(t *testing.T) {
 		}
 	}
 }
+
+func TestHint(t *testing.T) {
+	for _, tc := range []struct {
+		name, word string
+		candidates []string
+		want       string
+	}{
+		{"close", "colum", []string{"column", "row"}, ` (did you mean "column"?)`},
+		{"far lists all", "zzz", []string{"a", "b"}, " (known: a, b)"},
+		{"nothing to list", "zzz", nil, ""},
+		{"quoted as Go quotes", "a\"bc", []string{"a\"bcd"}, ` (did you mean "a\"bcd"?)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Hint(tc.word, tc.candidates, "known"); got != tc.want {
+				t.Errorf("Hint(%q, %q) = %q, want %q", tc.word, tc.candidates, got, tc.want)
+			}
+		})
+	}
+}

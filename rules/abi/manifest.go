@@ -255,12 +255,8 @@ func (m *Manifest) suggest(name string) string {
 	for i, p := range m.Params {
 		names[i] = p.Name
 	}
-	best := suggest.Closest(name, names)
-	if best == "" {
-		if len(m.Params) == 0 {
-			return " (the rule takes no params)"
-		}
-		return ""
+	if len(names) == 0 {
+		return " (the rule takes no params)"
 	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return suggest.DidYouMean(name, names)
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/arrowmem"
 	"github.com/vigie-edu/vigie/rules/abi"
 	"github.com/vigie-edu/vigie/rules/host"
 )
@@ -105,7 +105,7 @@ func Run(ctx context.Context, rt *host.Runtime, path string, o Options) (*Result
 		return nil, err
 	}
 	r := &Result{Path: path, Manifest: man, SHA256: m.SHA256, BatchRows: batch, Seed: o.Seed}
-	inBytes := protocol.BatchBytes(rec)
+	inBytes := arrowmem.BatchBytes(rec)
 	start := time.Now()
 	for r.Rows < int64(o.Rows) {
 		t := time.Now()
@@ -155,7 +155,7 @@ func columnList(cols []abi.Column) string {
 func outputBytes(out arrow.RecordBatch, from int) int64 {
 	var n int64
 	for _, c := range out.Columns()[max(from, 0):] {
-		n += protocol.ArrayBytes(c)
+		n += arrowmem.ArrayBytes(c)
 	}
 	return n
 }

@@ -5,9 +5,9 @@ package coltypes
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/suggest"
 )
 
 // Lookup returns the type called name in types, or an error wrapping
@@ -22,12 +22,7 @@ func Lookup[T any](types map[string]T, column, name string) (T, error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	msg := fmt.Sprintf("column %q: unknown type %q", column, name)
-	if near := protocol.Nearest(name, names); near != "" {
-		msg += fmt.Sprintf(" (did you mean %q?)", near)
-	} else {
-		msg += " (known: " + strings.Join(names, ", ") + ")"
-	}
+	msg := fmt.Sprintf("column %q: unknown type %q%s", column, name, suggest.Hint(name, names, "known"))
 	var zero T
 	return zero, fmt.Errorf("%s: %w", msg, protocol.ErrConfig)
 }

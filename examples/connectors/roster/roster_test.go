@@ -15,14 +15,14 @@ import (
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
-	"github.com/vigie-edu/vigie/plugins"
+	"github.com/vigie-edu/vigie/internal/pluginhost"
 )
 
 // build compiles this example into dir as a third-party plugin.
 func build(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, plugins.ExternalPrefix+"roster"), ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, pluginhost.ExternalPrefix+"roster"), ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -30,7 +30,7 @@ func build(t *testing.T) string {
 }
 
 func TestConformanceAsARealPlugin(t *testing.T) {
-	h := plugins.NewHost(plugins.Options{Dirs: []string{build(t)}})
+	h := pluginhost.NewHost(pluginhost.Options{Dirs: []string{build(t)}})
 	defer h.Close()
 	c, err := h.Connector(context.Background(), "roster")
 	if err != nil {
@@ -83,7 +83,7 @@ path = "students.csv"
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	h := plugins.NewHost(plugins.Options{Builtins: builtin.Registry(), Dirs: []string{cfg.PluginsDir}})
+	h := pluginhost.NewHost(pluginhost.Options{Builtins: builtin.Registry(), Dirs: []string{cfg.PluginsDir}})
 	defer h.Close()
 	ctx := context.Background()
 	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: h, Mem: mem})

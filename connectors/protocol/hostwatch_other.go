@@ -1,9 +1,0 @@
-//go:build !unix
-
-package protocol
-
-import "log/slog"
-
-// watchHost does nothing where there are no Unix signals or process
-// groups; see hostwatch_unix.go.
-func watchHost(*slog.Logger) {}
