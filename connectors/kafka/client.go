@@ -1,7 +1,7 @@
 // Package kafka holds the built-in Kafka connectors: the source "kafka"
 // (topics, optionally in a consumer group, JSON message values decoded
 // into declared columns, Kafka metadata as columns, bad messages to the
-// dead letters with topic, partition and offset) and the sink "kafka"
+// dead letters with topic, partition and offset) and the sink "kafka_topic"
 // (JSON values, a key column as message key, provenance headers, written
 // in transactions). Both use github.com/twmb/franz-go.
 //
