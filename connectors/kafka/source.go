@@ -332,8 +332,9 @@ type reader struct {
 	pos   offsets // next offset of each partition, after what was batched
 	ends  offsets // stop_at_end: where to stop
 	vals  []sdk.Cell
-	first time.Time // when the pending batch got its first row
+	first time.Time // when the first row or dead letter pending arrived
 	rows  int       // rows pending
+	dead  bool      // dead letters pending
 }
 
 // done reports whether stop_at_end has reached every end.
@@ -358,7 +359,8 @@ func (r *reader) run(ctx context.Context) error {
 			return r.flush(ctx)
 		}
 		pctx, cancel := ctx, context.CancelFunc(func() {})
-		if r.rows > 0 {
+		pending := r.rows > 0 || r.dead
+		if pending {
 			pctx, cancel = context.WithDeadline(ctx, r.first.Add(r.maxDelay))
 		}
 		fs := r.cl.PollRecords(pctx, r.batchRows-r.rows)
@@ -378,7 +380,9 @@ func (r *reader) run(ctx context.Context) error {
 				return err
 			}
 		}
-		if r.rows > 0 && (expired || time.Since(r.first) >= r.maxDelay) {
+		// Dead letters wait no longer than rows: a tail of bad messages
+		// is reported, with a position past it, within max_delay.
+		if (r.rows > 0 || r.dead) && (expired || time.Since(r.first) >= r.maxDelay) {
 			if err := r.flush(ctx); err != nil {
 				return err
 			}
@@ -415,6 +419,10 @@ func (r *reader) record(ctx context.Context, rec *kgo.Record) error {
 		if len(v) > maxRaw {
 			v = v[:maxRaw]
 		}
+		if r.rows == 0 && !r.dead {
+			r.first = time.Now()
+		}
+		r.dead = true
 		return r.bt.DeadLetter(ctx, protocol.DeadLetter{
 			Origin: rec.Topic + "/" + strconv.Itoa(int(rec.Partition)),
 			Line:   rec.Offset, Column: field, Reason: reason, Raw: string(v),
@@ -441,7 +449,7 @@ func (r *reader) record(ctx context.Context, rec *kgo.Record) error {
 		}
 		row = append(row, c)
 	}
-	if r.rows == 0 {
+	if r.rows == 0 && !r.dead {
 		r.first = time.Now()
 	}
 	r.rows++
@@ -449,13 +457,13 @@ func (r *reader) record(ctx context.Context, rec *kgo.Record) error {
 		return err
 	}
 	if r.rows >= r.batchRows {
-		r.rows = 0 // the Batcher flushed at batch_rows
+		r.rows, r.dead = 0, false // the Batcher flushed at batch_rows, dead letters first
 	}
 	return nil
 }
 
 func (r *reader) flush(ctx context.Context) error {
-	r.rows = 0
+	r.rows, r.dead = 0, false
 	return r.bt.Flush(ctx)
 }
 

@@ -103,7 +103,9 @@ type collector struct {
 	batches []int
 	dead    []protocol.DeadLetter
 	want    int
-	stop    func()
+	// wantDead, when set, stops on that many dead letters instead.
+	wantDead int
+	stop     func()
 }
 
 func (c *collector) Emit(_ context.Context, rec arrow.RecordBatch, _ protocol.Position) error {
@@ -111,7 +113,7 @@ func (c *collector) Emit(_ context.Context, rec arrow.RecordBatch, _ protocol.Po
 	defer c.mu.Unlock()
 	c.rows = append(c.rows, conformance.Rows(rec)...)
 	c.batches = append(c.batches, int(rec.NumRows()))
-	if c.stop != nil && len(c.rows) >= c.want {
+	if c.stop != nil && c.wantDead == 0 && len(c.rows) >= c.want {
 		c.stop()
 	}
 	return nil
@@ -121,11 +123,19 @@ func (c *collector) DeadLetter(_ context.Context, rows []protocol.DeadLetter) er
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dead = append(c.dead, rows...)
+	if c.stop != nil && c.wantDead > 0 && len(c.dead) >= c.wantDead {
+		c.stop()
+	}
 	return nil
 }
 
 // readUntil runs an unbounded read until it has emitted want rows.
 func readUntil(ctx context.Context, t *testing.T, opts map[string]any, batchRows, want int) *collector {
+	t.Helper()
+	return readUntilCol(ctx, t, opts, batchRows, &collector{want: want})
+}
+
+func readUntilCol(ctx context.Context, t *testing.T, opts map[string]any, batchRows int, col *collector) *collector {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -135,13 +145,13 @@ func readUntil(ctx context.Context, t *testing.T, opts map[string]any, batchRows
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	col := &collector{want: want, stop: cancel}
+	col.stop = cancel
 	err = kafka.Source{}.Read(rctx, protocol.Config{Connector: kafka.SourceName, Stage: "test", BatchRows: batchRows, Options: checked}, mem, col)
 	if ctx.Err() != nil {
-		t.Fatalf("read %d of %d rows before %v", len(col.rows), want, ctx.Err())
+		t.Fatalf("read %d rows (want %d), %d dead letters (want %d) before %v", len(col.rows), col.want, len(col.dead), col.wantDead, ctx.Err())
 	}
 	if err != context.Canceled {
-		t.Fatalf("read returned %v, want context.Canceled after %d rows", err, want)
+		t.Fatalf("read returned %v, want context.Canceled", err)
 	}
 	return col
 }
@@ -171,6 +181,18 @@ func TestSourceDeadLetters(t *testing.T) {
 		if d.Raw != events[w.line] {
 			t.Errorf("dead letter %d: raw %q, want %q", i, d.Raw, events[w.line])
 		}
+	}
+}
+
+// TestSourceDeadTail: bad messages with no good one after them still
+// reach the dead letters within max_delay (not held for a next batch).
+func TestSourceDeadTail(t *testing.T) {
+	ctx := testCtx(t)
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": 1}})
+	produce(ctx, t, c, "events", 0, events[0], events[3], events[5])
+	col := readUntilCol(ctx, t, sourceOptions(c, map[string]any{"max_delay": "20ms"}), 100, &collector{wantDead: 2})
+	if len(col.dead) != 2 || col.dead[1].Line != 2 {
+		t.Errorf("dead letters %+v, want offsets 1 and 2", col.dead)
 	}
 }
 
