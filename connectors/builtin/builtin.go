@@ -5,6 +5,7 @@ package builtin
 import (
 	"github.com/vigie-edu/vigie/connectors/csv"
 	"github.com/vigie-edu/vigie/connectors/jsonl"
+	"github.com/vigie-edu/vigie/connectors/kafka"
 	"github.com/vigie-edu/vigie/connectors/oneroster"
 	"github.com/vigie-edu/vigie/connectors/parquet"
 	"github.com/vigie-edu/vigie/connectors/pronote"
@@ -13,13 +14,14 @@ import (
 )
 
 // Registry returns the built-in connectors: sources csv, parquet_file,
-// jsonl, xapi (files), xapi_http (an xAPI endpoint), pronote and oneroster;
-// sinks csv_file and parquet.
+// jsonl, xapi (files), xapi_http (an xAPI endpoint), pronote, oneroster and
+// kafka; sinks csv_file, parquet and kafka_topic.
 func Registry() *protocol.Registry {
 	return protocol.NewRegistry(csv.Source{}, csv.Sink{}, parquet.Sink{},
 		parquet.Source{},
 		jsonl.Source{},
 		xapi.FileSource{}, xapi.HTTPSource{},
 		pronote.Source{}, oneroster.Source{},
+		kafka.Source{}, kafka.Sink{},
 	)
 }

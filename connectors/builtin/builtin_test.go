@@ -15,8 +15,9 @@ func TestRegistry(t *testing.T) {
 		"csv": protocol.KindSource, "csv_file": protocol.KindSink, "parquet": protocol.KindSink,
 		"parquet_file": protocol.KindSource, "jsonl": protocol.KindSource, "xapi": protocol.KindSource,
 		"xapi_http": protocol.KindSource, "pronote": protocol.KindSource, "oneroster": protocol.KindSource,
+		"kafka": protocol.KindSource, "kafka_topic": protocol.KindSink,
 	}
-	want := []string{"csv", "csv_file", "parquet", "parquet_file", "jsonl", "xapi", "xapi_http", "pronote", "oneroster"}
+	want := []string{"csv", "csv_file", "parquet", "parquet_file", "jsonl", "xapi", "xapi_http", "pronote", "oneroster", "kafka", "kafka_topic"}
 	if got := r.Names(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("names = %v, want %v", got, want)
 	}

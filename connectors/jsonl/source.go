@@ -7,19 +7,16 @@ package jsonl
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"github.com/vigie-edu/vigie/connectors/sdk"
 	"io"
-	"slices"
-	"sort"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/vigie-edu/vigie/connectors/internal/jsonrow"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/sdk"
 )
 
 // SourceName is the registry name of the JSON Lines source.
@@ -38,9 +35,9 @@ const (
 // Option names.
 const (
 	optPath    = "path"
-	optColumns = "columns"
-	optOrder   = "order"
-	optStrict  = "strict"
+	optColumns = jsonrow.OptColumns
+	optOrder   = jsonrow.OptOrder
+	optStrict  = jsonrow.OptStrict
 	optOnError = "on_error"
 )
 
@@ -56,11 +53,7 @@ var sourceSpec = protocol.Spec{
 	Version: "1.0.0",
 	Doc: `Connector "jsonl" (source): reads JSON Lines files (one JSON object per
 line; gzip-compressed files are recognised by their content) into Arrow
-batches of the declared columns. A column named with dots ("actor.name")
-reads a nested field when the object has no key of that exact name. Types
-are strict: a utf8 column takes a JSON string, int32/int64 an integral
-number, float64 a number, bool true or false, date32 a string yyyy-mm-dd,
-timestamp_us an ISO 8601 string; null or a missing field is a null. A line
+batches of the declared columns. ` + jsonrow.TypesDoc + ` A line
 that is not a JSON object, or a field of the wrong type, goes per on_error
 to the dead-letter output (with file, line, field and reason), is skipped,
 or fails the read. Fields not declared are ignored, or with strict = true
@@ -68,9 +61,8 @@ make their line a dead letter. Blank lines are ignored. path may be a glob,
 read in lexical order.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "JSON Lines file to read (plain or gzip), or a glob of files"},
-		{Name: optColumns, Type: protocol.TypeStringMap, Required: true,
-			Doc: "column name (or dotted path) -> type: utf8, int32, int64, float64, bool, date32, timestamp_us"},
-		{Name: optOrder, Type: protocol.TypeStringList, Doc: "order of the columns in the output (default: by name); must list every declared column"},
+		{Name: optColumns, Type: protocol.TypeStringMap, Required: true, Doc: jsonrow.ColumnsDoc},
+		{Name: optOrder, Type: protocol.TypeStringList, Doc: jsonrow.OrderDoc},
 		{Name: optStrict, Type: protocol.TypeBool, Default: false, Doc: "a line with a field that is not declared is a bad line"},
 		{Name: optOnError, Type: protocol.TypeString, Default: onErrorDeadLetter,
 			Enum: []string{onErrorDeadLetter, onErrorSkip, onErrorFail},
@@ -81,19 +73,10 @@ read in lexical order.`,
 // Spec describes the connector and its options.
 func (Source) Spec() protocol.Spec { return sourceSpec }
 
-// column is one declared column.
-type column struct {
-	name string
-	typ  colType
-	path []string // the dotted path, when name has dots
-}
-
 // plan is a checked configuration.
 type plan struct {
 	files     []string
-	cols      []column
-	top       map[string]bool // top-level keys that declared columns read
-	strict    bool
+	cols      *jsonrow.Columns
 	onError   string
 	batchRows int
 	schema    *arrow.Schema
@@ -117,49 +100,19 @@ func columnsPlan(cfg protocol.Config) (*plan, error) {
 		return nil, err
 	}
 	cfg.Options = opts
-	declared := cfg.StringMap(optColumns)
-	if len(declared) == 0 {
-		return nil, fmt.Errorf("connector %q: option %q: declare at least one column: %w", SourceName, optColumns, protocol.ErrConfig)
-	}
-	names := make([]string, 0, len(declared))
-	for n := range declared {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	if order := cfg.StringList(optOrder); order != nil {
-		sorted := slices.Clone(order)
-		sort.Strings(sorted)
-		if !slices.Equal(sorted, names) {
-			return nil, fmt.Errorf("connector %q: option %q: %q must list each declared column once (%s): %w",
-				SourceName, optOrder, order, strings.Join(names, ", "), protocol.ErrConfig)
-		}
-		names = order
+	cols, err := jsonrow.New(SourceName, cfg.StringMap(optColumns), cfg.StringList(optOrder), cfg.Bool(optStrict))
+	if err != nil {
+		return nil, err
 	}
 	p := &plan{
-		strict:    cfg.Bool(optStrict),
+		cols:      cols,
 		onError:   cfg.String(optOnError),
 		batchRows: cfg.BatchRows,
-		top:       map[string]bool{},
+		schema:    arrow.NewSchema(cols.Fields(), nil),
 	}
 	if p.batchRows <= 0 {
 		p.batchRows = protocol.DefaultBatchRows
 	}
-	fields := make([]arrow.Field, len(names))
-	for i, n := range names {
-		t, err := lookupType(n, declared[n])
-		if err != nil {
-			return nil, fmt.Errorf("connector %q: option %q: %w", SourceName, optColumns, err)
-		}
-		c := column{name: n, typ: t}
-		p.top[n] = true
-		if strings.Contains(n, ".") {
-			c.path = strings.Split(n, ".")
-			p.top[c.path[0]] = true
-		}
-		p.cols = append(p.cols, c)
-		fields[i] = arrow.Field{Name: n, Type: t.arrow, Nullable: true}
-	}
-	p.schema = arrow.NewSchema(fields, nil)
 	return p, nil
 }
 
@@ -226,7 +179,7 @@ type decoder struct {
 	*plan
 	out  protocol.Emitter
 	b    *array.RecordBuilder
-	vals []value
+	vals []sdk.Cell
 	rows int
 	dead *sdk.Out
 	pos  position // after the last line decoded
@@ -235,7 +188,7 @@ type decoder struct {
 func newDecoder(p *plan, mem memory.Allocator, out protocol.Emitter) *decoder {
 	b := array.NewRecordBuilder(mem, p.schema)
 	b.Reserve(p.batchRows)
-	return &decoder{plan: p, out: out, dead: sdk.NewOut(out), b: b, vals: make([]value, len(p.cols))}
+	return &decoder{plan: p, out: out, dead: sdk.NewOut(out), b: b, vals: make([]sdk.Cell, p.cols.Len())}
 }
 
 func (d *decoder) release() { d.b.Release() }
@@ -285,83 +238,10 @@ func (d *decoder) decode(ctx context.Context, line []byte, n int64, long bool) (
 	if long {
 		return false, d.bad(ctx, n, "", fmt.Sprintf("line longer than %d bytes", MaxLineBytes), line)
 	}
-	if trimmed[0] != '{' {
-		if !json.Valid(trimmed) {
-			return false, d.bad(ctx, n, "", "not JSON: "+jsonError(trimmed), line)
-		}
-		return false, d.bad(ctx, n, "", "expected a JSON object, got "+describe(trimmed), line)
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &obj); err != nil {
-		return false, d.bad(ctx, n, "", "not JSON: "+jsonError(trimmed), line)
-	}
-	if d.strict {
-		keys := make([]string, 0, len(obj))
-		for k := range obj {
-			if !d.top[k] {
-				keys = append(keys, k)
-			}
-		}
-		if len(keys) > 0 {
-			sort.Strings(keys)
-			return false, d.bad(ctx, n, keys[0], "field is not declared (strict = true)", line)
-		}
-	}
-	for i, c := range d.cols {
-		raw, err := lookup(obj, c)
-		v := &d.vals[i]
-		*v = value{}
-		if err != "" {
-			return false, d.bad(ctx, n, c.name, err, line)
-		}
-		if raw == nil || string(raw) == "null" {
-			v.Null = true
-			continue
-		}
-		if !c.typ.decode(raw, v) {
-			return false, d.bad(ctx, n, c.name, fmt.Sprintf("expected %s (%s), got %s", c.typ.name, c.typ.want, describe(raw)), line)
-		}
+	if field, reason := d.cols.Decode(trimmed, d.vals); reason != "" {
+		return false, d.bad(ctx, n, field, reason, line)
 	}
 	return true, nil
-}
-
-// lookup returns the raw value of column c in obj, nil if absent, or what
-// is wrong with the path.
-func lookup(obj map[string]json.RawMessage, c column) (json.RawMessage, string) {
-	if raw, ok := obj[c.name]; ok || c.path == nil {
-		return raw, ""
-	}
-	cur := obj
-	for i, seg := range c.path {
-		raw, ok := cur[seg]
-		if !ok || string(raw) == "null" {
-			return nil, ""
-		}
-		if i == len(c.path)-1 {
-			return raw, ""
-		}
-		if raw[0] != '{' {
-			return nil, fmt.Sprintf("expected %q to be an object, got %s", strings.Join(c.path[:i+1], "."), describe(raw))
-		}
-		cur = nil
-		if err := json.Unmarshal(raw, &cur); err != nil {
-			return nil, "not JSON: " + err.Error()
-		}
-	}
-	return nil, ""
-}
-
-// jsonError says where and why a line is not JSON.
-func jsonError(b []byte) string {
-	var v any
-	err := json.Unmarshal(b, &v)
-	if err == nil {
-		return "unexpected content"
-	}
-	if se, ok := err.(*json.SyntaxError); ok {
-		return fmt.Sprintf("%s at byte %d", strings.TrimPrefix(se.Error(), "json: "), se.Offset)
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // bad applies the on_error policy to a bad line.

@@ -1,4 +1,4 @@
-package jsonl
+package jsonrow
 
 import (
 	"bytes"
@@ -13,8 +13,8 @@ import (
 	"github.com/vigie-edu/vigie/connectors/sdk"
 )
 
-// A value is one decoded field, held until the whole line has decoded so
-// that a bad field leaves the builders untouched.
+// A value is one decoded field, held until the whole object has decoded
+// so that a bad field leaves the builders untouched.
 type value = sdk.Cell
 
 // A colType is a type that the `columns` option can declare: its Arrow
@@ -131,9 +131,9 @@ func jsonInt(raw []byte, bits int, i *int64) bool {
 	return true
 }
 
-// describe names the JSON type of raw for a message, with the value when
+// Describe names the JSON type of raw for a message, with the value when
 // it is short.
-func describe(raw []byte) string {
+func Describe(raw []byte) string {
 	raw = bytes.TrimSpace(raw)
 	kind := "a value"
 	switch {

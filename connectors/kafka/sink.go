@@ -1,0 +1,268 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
+)
+
+// Sink option names.
+const (
+	optTopic     = "topic"
+	optKeyColumn = "key_column"
+	optTxnID     = "transactional_id"
+)
+
+// Provenance headers every message carries, besides the batch schema's
+// "vigie.*" metadata (the rule's name, version and module sha256).
+const (
+	headerPipeline = "vigie.pipeline"
+	headerStage    = "vigie.stage"
+	metaPrefix     = "vigie."
+)
+
+// Sink is the Kafka sink, registered as "kafka_topic". It is stateless and
+// safe for concurrent use.
+type Sink struct{}
+
+var _ protocol.Sink = Sink{}
+
+var sinkSpec = protocol.Spec{
+	Name:    SinkName,
+	Kind:    protocol.KindSink,
+	Version: "0.1.0",
+	Doc: `Connector "kafka_topic" (sink): writes each row as one message to a Kafka
+topic, its value a JSON object of the row's columns (dates as yyyy-mm-dd,
+timestamps as ISO 8601 strings, nulls as null). The key_column's value is
+the message key, so that the rows of one student go to one partition (Kafka's
+murmur2 partitioning, as the Java client does); without it messages are
+spread. Every message carries the headers vigie.pipeline, vigie.stage and
+the batch's vigie.* metadata (the rule's name, version and module sha256).
+Messages are written in transactions (transactional_id): a flush commits
+what was written since the previous one, and opening the sink again with
+the same id aborts what a crashed writer left uncommitted, so consumers
+reading with read_committed see every row once.`,
+	Options: append([]protocol.Option{
+		{Name: optTopic, Type: protocol.TypeString, Required: true, Doc: "topic to write to"},
+		{Name: optKeyColumn, Type: protocol.TypeString, Doc: "column whose value is the message key (default: no key)"},
+		{Name: optTxnID, Type: protocol.TypeString, Doc: "transactional id (default: vigie.PIPELINE.STAGE); one writer at a time per id"},
+	}, connectionOptions...),
+}
+
+// Spec describes the connector and its options.
+func (Sink) Spec() protocol.Spec { return sinkSpec }
+
+func checkSink(cfg protocol.Config) (protocol.Config, []kgo.Opt, error) {
+	opts, err := sinkSpec.Check(cfg.Options)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.Options = opts
+	if cfg.Connector == "" {
+		cfg.Connector = SinkName
+	}
+	if cfg.String(optTopic) == "" {
+		return cfg, nil, configError(cfg.Connector, optTopic, "name the topic")
+	}
+	conn, err := connection(cfg, os.Getenv)
+	return cfg, conn, err
+}
+
+// Validate checks the options, the TLS files and the SASL environment.
+func (Sink) Validate(ctx context.Context, cfg protocol.Config) error {
+	_, _, err := checkSink(cfg)
+	return err
+}
+
+// sinkPosition is what a flush returns: how many flushes committed.
+type sinkPosition struct {
+	Flushes int64 `json:"flushes"`
+}
+
+// Open starts a transactional producer. Its transactional id fences any
+// earlier writer with the same id, aborting what that one left open.
+func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
+	cfg, conn, err := checkSink(cfg)
+	if err != nil {
+		return nil, err
+	}
+	key := -1
+	if name := cfg.String(optKeyColumn); name != "" {
+		idx := schema.FieldIndices(name)
+		if len(idx) != 1 {
+			return nil, configError(cfg.Connector, optKeyColumn, "no column %q in the input (columns: %s)", name, strings.Join(fieldNames(schema), ", "))
+		}
+		key = idx[0]
+	}
+	var from sinkPosition
+	if cfg.Resume != nil {
+		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
+			return nil, err
+		}
+	}
+	txnID := cfg.String(optTxnID)
+	if txnID == "" {
+		txnID = "vigie." + cfg.Pipeline + "." + cfg.Stage
+	}
+	cl, err := kgo.NewClient(append(conn,
+		kgo.DefaultProduceTopic(cfg.String(optTopic)),
+		kgo.TransactionalID(txnID),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", protocol.WithKind(err, protocol.ErrConfig))
+	}
+	// Loading the producer id is what fences an earlier writer.
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("init transactional producer %q: %w", txnID, protocol.WithKind(err, protocol.ErrTemporary))
+	}
+	w := &writer{cl: cl, key: key, flushes: from.Flushes, headers: provenance(cfg, schema)}
+	if err := cl.BeginTransaction(); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	return w, nil
+}
+
+func fieldNames(s *arrow.Schema) []string {
+	out := make([]string, s.NumFields())
+	for i, f := range s.Fields() {
+		out[i] = f.Name
+	}
+	return out
+}
+
+// provenance returns the headers every message of the run carries.
+func provenance(cfg protocol.Config, schema *arrow.Schema) []kgo.RecordHeader {
+	hs := []kgo.RecordHeader{
+		{Key: headerPipeline, Value: []byte(cfg.Pipeline)},
+		{Key: headerStage, Value: []byte(cfg.Stage)},
+	}
+	md := schema.Metadata()
+	for i, k := range md.Keys() {
+		if strings.HasPrefix(k, metaPrefix) {
+			hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(md.Values()[i])})
+		}
+	}
+	return hs
+}
+
+// writer writes one run of the sink, in transactions.
+type writer struct {
+	cl      *kgo.Client
+	key     int
+	headers []kgo.RecordHeader
+	flushes int64
+
+	mu   sync.Mutex
+	perr error // first produce error since the last flush
+}
+
+var (
+	_ protocol.Writer  = (*writer)(nil)
+	_ protocol.Flusher = (*writer)(nil)
+)
+
+// Write produces one message per row into the open transaction.
+func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	if err := w.produceErr(); err != nil {
+		return err
+	}
+	fields := rec.Schema().Fields()
+	row := make(map[string]any, len(fields))
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for i := range int(rec.NumRows()) {
+		for j, c := range rec.Columns() {
+			row[fields[j].Name] = c.GetOneForMarshal(i)
+		}
+		buf.Reset()
+		if err := enc.Encode(row); err != nil {
+			return fmt.Errorf("encode row %d as JSON: %w", i, err)
+		}
+		r := &kgo.Record{Value: bytes.TrimSuffix(bytes.Clone(buf.Bytes()), []byte("\n")), Headers: w.headers}
+		if w.key >= 0 {
+			if kc := rec.Column(w.key); !kc.IsNull(i) {
+				r.Key = []byte(kc.ValueStr(i))
+			}
+		}
+		w.cl.Produce(ctx, r, w.promise)
+	}
+	return nil
+}
+
+func (w *writer) promise(_ *kgo.Record, err error) {
+	if err == nil {
+		return
+	}
+	w.mu.Lock()
+	if w.perr == nil {
+		w.perr = err
+	}
+	w.mu.Unlock()
+}
+
+func (w *writer) produceErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.perr != nil {
+		return fmt.Errorf("produce: %w", w.perr)
+	}
+	return nil
+}
+
+// Flush commits the transaction holding everything written since the
+// previous flush and begins the next one.
+func (w *writer) Flush(ctx context.Context) (protocol.Position, error) {
+	if err := w.commit(ctx); err != nil {
+		return nil, err
+	}
+	if err := w.cl.BeginTransaction(); err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	return protocol.NewPosition(sinkPosition{Flushes: w.flushes})
+}
+
+func (w *writer) commit(ctx context.Context) error {
+	if err := w.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flush produced messages: %w", err)
+	}
+	if err := w.produceErr(); err != nil {
+		w.cl.EndTransaction(ctx, kgo.TryAbort)
+		return err
+	}
+	if err := w.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit transaction: %w", protocol.WithKind(err, protocol.ErrTemporary))
+	}
+	w.flushes++
+	return nil
+}
+
+// Close commits what was written and closes the producer.
+func (w *writer) Close(ctx context.Context) error {
+	defer w.cl.Close()
+	return w.commit(ctx)
+}
+
+// Abort aborts the open transaction and closes the producer.
+func (w *writer) Abort(ctx context.Context) error {
+	defer w.cl.Close()
+	err := w.cl.AbortBufferedRecords(ctx)
+	if eerr := w.cl.EndTransaction(ctx, kgo.TryAbort); eerr != nil && err == nil {
+		err = eerr
+	}
+	if err != nil {
+		return fmt.Errorf("abort transaction: %w", err)
+	}
+	return nil
+}

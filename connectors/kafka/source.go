@@ -1,0 +1,500 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigie-edu/vigie/connectors/internal/jsonrow"
+	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/sdk"
+)
+
+// Source option names and values.
+const (
+	optTopics     = "topics"
+	optGroup      = "group"
+	optStart      = "start"
+	optMetadata   = "metadata"
+	optStopAtEnd  = "stop_at_end"
+	optMaxDelay   = "max_delay"
+	optIsolation  = "isolation"
+	optOnError    = "on_error"
+	startEarliest = "earliest"
+	startLatest   = "latest"
+	readCommitted = "read_committed"
+	readUncommit  = "read_uncommitted"
+	onErrorDead   = "dead_letter"
+	onErrorSkip   = "skip"
+	onErrorFail   = "fail"
+	// maxRaw is the most bytes of a message value kept in a dead letter.
+	maxRaw = 64 << 10
+	// commitTimeout bounds a group offset commit.
+	commitTimeout = 10 * time.Second
+)
+
+// Metadata columns: what `metadata` may list, and the column each adds
+// after the declared ones.
+var metaColumns = []struct {
+	name, column string
+	typ          arrow.DataType
+}{
+	{"key", "kafka_key", arrow.BinaryTypes.String},
+	{"topic", "kafka_topic", arrow.BinaryTypes.String},
+	{"partition", "kafka_partition", arrow.PrimitiveTypes.Int32},
+	{"offset", "kafka_offset", arrow.PrimitiveTypes.Int64},
+	{"timestamp", "kafka_timestamp", arrow.FixedWidthTypes.Timestamp_us},
+}
+
+func metaNames() []string {
+	var out []string
+	for _, m := range metaColumns {
+		out = append(out, m.name)
+	}
+	return out
+}
+
+// Source is the Kafka source, registered as "kafka". It is stateless and
+// safe for concurrent use.
+type Source struct{}
+
+var _ protocol.Source = Source{}
+
+var sourceSpec = protocol.Spec{
+	Name:    SourceName,
+	Kind:    protocol.KindSource,
+	Version: "0.1.0",
+	Doc: `Connector "kafka" (source): reads Kafka topics, each message value a JSON
+object decoded into the declared columns. ` + jsonrow.TypesDoc + ` metadata
+adds kafka_key (utf8), kafka_topic, kafka_partition, kafka_offset and
+kafka_timestamp (the record's timestamp) after them. A message whose value
+does not fit goes per on_error to the dead-letter output (origin
+topic/partition, line = the offset, with the field and the reason), is
+skipped, or fails the read. Batches leave at batch_rows rows or max_delay
+after their first row. Without group every partition of the topics is read;
+with group the topics are read as a member of that consumer group, which
+commits the offsets of each batch handed to the engine. A batch's position
+is the next offset of every partition read, so the engine resumes exactly
+after it. Reads until stopped, or with stop_at_end up to the end offsets
+the read started with. Transactions: read_committed by default.`,
+	Options: append([]protocol.Option{
+		{Name: optTopics, Type: protocol.TypeStringList, Required: true, Doc: "topics to read"},
+		{Name: optGroup, Type: protocol.TypeString, Doc: "consumer group to read as a member of (default: none, every partition is read)"},
+		{Name: optStart, Type: protocol.TypeString, Default: startEarliest, Enum: []string{startEarliest, startLatest},
+			Doc: "where a partition without a committed offset (or any partition, without group) starts"},
+		{Name: jsonrow.OptColumns, Type: protocol.TypeStringMap, Required: true, Doc: jsonrow.ColumnsDoc},
+		{Name: jsonrow.OptOrder, Type: protocol.TypeStringList, Doc: jsonrow.OrderDoc},
+		{Name: jsonrow.OptStrict, Type: protocol.TypeBool, Default: false, Doc: jsonrow.StrictDoc},
+		{Name: optMetadata, Type: protocol.TypeStringList, Doc: "Kafka metadata to add as columns: any of key, topic, partition, offset, timestamp"},
+		{Name: optOnError, Type: protocol.TypeString, Default: onErrorDead, Enum: []string{onErrorDead, onErrorSkip, onErrorFail},
+			Doc: "what to do with a message whose value does not fit the columns"},
+		{Name: optMaxDelay, Type: protocol.TypeString, Default: "200ms", Doc: "longest a row waits for its batch to fill (a Go duration)"},
+		{Name: optStopAtEnd, Type: protocol.TypeBool, Default: false, Doc: "stop at the end offsets the read started with (without group only)"},
+		{Name: optIsolation, Type: protocol.TypeString, Default: readCommitted, Enum: []string{readCommitted, readUncommit},
+			Doc: "whether records of aborted or open transactions are read"},
+	}, connectionOptions...),
+}
+
+// Spec describes the connector and its options.
+func (Source) Spec() protocol.Spec { return sourceSpec }
+
+// sourcePlan is a checked source configuration.
+type sourcePlan struct {
+	cfg       protocol.Config
+	topics    []string
+	cols      *jsonrow.Columns
+	meta      []int // indices in metaColumns, in output order
+	schema    *arrow.Schema
+	maxDelay  time.Duration
+	batchRows int
+}
+
+func newSourcePlan(cfg protocol.Config) (*sourcePlan, error) {
+	opts, err := sourceSpec.Check(cfg.Options)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Options = opts
+	if cfg.Connector == "" {
+		cfg.Connector = SourceName
+	}
+	cols, err := jsonrow.New(cfg.Connector, cfg.StringMap(jsonrow.OptColumns), cfg.StringList(jsonrow.OptOrder), cfg.Bool(jsonrow.OptStrict))
+	if err != nil {
+		return nil, err
+	}
+	p := &sourcePlan{cfg: cfg, topics: cfg.StringList(optTopics), cols: cols, batchRows: cfg.BatchRows}
+	if len(p.topics) == 0 {
+		return nil, configError(cfg.Connector, optTopics, "name at least one topic")
+	}
+	if p.batchRows <= 0 {
+		p.batchRows = protocol.DefaultBatchRows
+	}
+	if p.maxDelay, err = time.ParseDuration(cfg.String(optMaxDelay)); err != nil || p.maxDelay <= 0 {
+		return nil, configError(cfg.Connector, optMaxDelay, "expected a positive duration such as \"200ms\", got %q", cfg.String(optMaxDelay))
+	}
+	if cfg.Bool(optStopAtEnd) && cfg.String(optGroup) != "" {
+		return nil, configError(cfg.Connector, optStopAtEnd, "cannot be used with group (a member reads only the partitions the group assigns it)")
+	}
+	fields := cols.Fields()
+	for _, m := range cfg.StringList(optMetadata) {
+		i := slices.IndexFunc(metaColumns, func(c struct {
+			name, column string
+			typ          arrow.DataType
+		}) bool {
+			return c.name == m
+		})
+		if i < 0 {
+			return nil, configError(cfg.Connector, optMetadata, "unknown metadata %q: allowed are %v", m, metaNames())
+		}
+		if slices.Contains(p.meta, i) {
+			return nil, configError(cfg.Connector, optMetadata, "%q listed twice", m)
+		}
+		for _, f := range fields {
+			if f.Name == metaColumns[i].column {
+				return nil, configError(cfg.Connector, optMetadata, "column %q is also declared in columns", f.Name)
+			}
+		}
+		p.meta = append(p.meta, i)
+		fields = append(fields, arrow.Field{Name: metaColumns[i].column, Type: metaColumns[i].typ, Nullable: true})
+	}
+	p.schema = arrow.NewSchema(fields, nil)
+	return p, nil
+}
+
+// Schema returns the declared columns and then the metadata columns.
+func (Source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema, error) {
+	p, err := newSourcePlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p.schema, nil
+}
+
+// offsets are the next offset to read of each partition read so far, by
+// topic then partition: a source position.
+type offsets map[string]map[int32]int64
+
+func (o offsets) set(topic string, partition int32, next int64) {
+	ps := o[topic]
+	if ps == nil {
+		ps = map[int32]int64{}
+		o[topic] = ps
+	}
+	ps[partition] = next
+}
+
+// sourcePosition is what a batch's position holds.
+type sourcePosition struct {
+	Offsets offsets `json:"offsets"`
+}
+
+// Read emits the topics' messages in batches (see the spec's doc).
+func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
+	p, err := newSourcePlan(cfg)
+	if err != nil {
+		return err
+	}
+	from := sourcePosition{Offsets: offsets{}}
+	if cfg.Resume != nil {
+		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
+			return err
+		}
+		if from.Offsets == nil {
+			from.Offsets = offsets{}
+		}
+	}
+	conn, err := connection(p.cfg, os.Getenv)
+	if err != nil {
+		return err
+	}
+	r := &reader{sourcePlan: p, pos: from.Offsets}
+	opts := append(conn, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if p.cfg.String(optIsolation) == readUncommit {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
+	}
+	reset := kgo.NewOffset().AtStart()
+	if p.cfg.String(optStart) == startLatest {
+		reset = kgo.NewOffset().AtEnd()
+	}
+	if group := p.cfg.String(optGroup); group != "" {
+		opts = append(opts,
+			kgo.ConsumerGroup(group),
+			kgo.ConsumeTopics(p.topics...),
+			kgo.ConsumeResetOffset(reset),
+			kgo.DisableAutoCommit(),
+			// The engine's position wins over the group's committed
+			// offsets: it is what the engine has received.
+			kgo.AdjustFetchOffsetsFn(func(_ context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+				for t, ps := range assigned {
+					for part := range ps {
+						if next, ok := from.Offsets[t][part]; ok {
+							ps[part] = kgo.NewOffset().At(next).WithEpoch(-1)
+						}
+					}
+				}
+				return assigned, nil
+			}),
+		)
+		r.group = true
+	} else {
+		// Without a group every partition is read, from the position or
+		// the start option; stop_at_end needs the end offsets.
+		admin, err := kgo.NewClient(conn...)
+		if err != nil {
+			return fmt.Errorf("kafka client: %w", err)
+		}
+		ends, err := listEnds(ctx, kadm.NewClient(admin), p)
+		admin.Close()
+		if err != nil {
+			return err
+		}
+		parts := map[string]map[int32]kgo.Offset{}
+		for t, ps := range ends {
+			parts[t] = map[int32]kgo.Offset{}
+			for part := range ps {
+				o := reset
+				if next, ok := from.Offsets[t][part]; ok {
+					o = kgo.NewOffset().At(next)
+				} else if p.cfg.String(optStart) == startLatest {
+					// The end listed, not the one at the client's start:
+					// the position then says exactly where the read began.
+					o = kgo.NewOffset().At(ends[t][part])
+					r.pos.set(t, part, ends[t][part])
+				}
+				parts[t][part] = o
+			}
+		}
+		opts = append(opts, kgo.ConsumePartitions(parts))
+		if p.cfg.Bool(optStopAtEnd) {
+			r.ends = ends
+		}
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", protocol.WithKind(err, protocol.ErrConfig))
+	}
+	defer cl.Close()
+	r.cl = cl
+	r.bt = sdk.NewBatcher(mem, p.schema, p.batchRows, &committer{Emitter: out, r: r}, sourcePosition{Offsets: r.pos})
+	defer r.bt.Release()
+	return r.run(ctx)
+}
+
+// listEnds returns every partition of the topics with its end offset: the
+// last stable offset for read_committed (what can be read now), else the
+// high watermark.
+func listEnds(ctx context.Context, adm *kadm.Client, p *sourcePlan) (offsets, error) {
+	list := adm.ListCommittedOffsets
+	if p.cfg.String(optIsolation) == readUncommit {
+		list = adm.ListEndOffsets
+	}
+	listed, err := list(ctx, p.topics...)
+	if err == nil {
+		for _, t := range p.topics {
+			for _, o := range listed[t] {
+				if errors.Is(o.Err, kerr.UnknownTopicOrPartition) {
+					return nil, fmt.Errorf("connector %q: topic %q does not exist: %w", p.cfg.Connector, t, protocol.ErrNotFound)
+				}
+			}
+		}
+		err = listed.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list partitions of %v: %w", p.topics, protocol.WithKind(err, protocol.ErrTemporary))
+	}
+	ends := offsets{}
+	listed.Each(func(o kadm.ListedOffset) { ends.set(o.Topic, o.Partition, o.Offset) })
+	for _, t := range p.topics {
+		if _, ok := ends[t]; !ok {
+			return nil, fmt.Errorf("connector %q: topic %q does not exist: %w", p.cfg.Connector, t, protocol.ErrNotFound)
+		}
+	}
+	return ends, nil
+}
+
+// reader is one Read's state.
+type reader struct {
+	*sourcePlan
+	cl    *kgo.Client
+	bt    *sdk.Batcher
+	group bool
+	pos   offsets // next offset of each partition, after what was batched
+	ends  offsets // stop_at_end: where to stop
+	vals  []sdk.Cell
+	first time.Time // when the first row or dead letter pending arrived
+	rows  int       // rows pending
+	dead  bool      // dead letters pending
+}
+
+// done reports whether stop_at_end has reached every end.
+func (r *reader) done() bool {
+	if r.ends == nil {
+		return false
+	}
+	for t, ps := range r.ends {
+		for part, end := range ps {
+			if end > 0 && r.pos[t][part] < end {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (r *reader) run(ctx context.Context) error {
+	r.vals = make([]sdk.Cell, r.cols.Len())
+	for {
+		if r.done() {
+			return r.flush(ctx)
+		}
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		pending := r.rows > 0 || r.dead
+		if pending {
+			pctx, cancel = context.WithDeadline(ctx, r.first.Add(r.maxDelay))
+		}
+		fs := r.cl.PollRecords(pctx, r.batchRows-r.rows)
+		expired := pctx.Err() != nil
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for _, fe := range fs.Errors() {
+			if expired && errors.Is(fe.Err, context.DeadlineExceeded) {
+				continue
+			}
+			return fmt.Errorf("read topic %s partition %d: %w", fe.Topic, fe.Partition, protocol.WithKind(fe.Err, protocol.ErrTemporary))
+		}
+		for it := fs.RecordIter(); !it.Done(); {
+			if err := r.record(ctx, it.Next()); err != nil {
+				return err
+			}
+		}
+		// Dead letters wait no longer than rows: a tail of bad messages
+		// is reported, with a position past it, within max_delay.
+		if (r.rows > 0 || r.dead) && (expired || time.Since(r.first) >= r.maxDelay) {
+			if err := r.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// record decodes one record into the pending batch, or the dead letters.
+func (r *reader) record(ctx context.Context, rec *kgo.Record) error {
+	r.pos.set(rec.Topic, rec.Partition, rec.Offset+1)
+	pos := sourcePosition{Offsets: r.pos}
+	if rec.Attrs.IsControl() {
+		r.bt.Skipped(pos)
+		return nil
+	}
+	raw := bytes.TrimSpace(rec.Value)
+	field, reason := "", "empty message value"
+	if len(raw) > 0 {
+		field, reason = r.cols.Decode(raw, r.vals)
+	}
+	if reason != "" {
+		switch r.cfg.String(optOnError) {
+		case onErrorSkip:
+			r.bt.Skipped(pos)
+			return nil
+		case onErrorFail:
+			at := rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + " offset " + strconv.FormatInt(rec.Offset, 10)
+			if field != "" {
+				at += fmt.Sprintf(": field %q", field)
+			}
+			return fmt.Errorf("%s: %s (on_error = %q)", at, reason, onErrorFail)
+		}
+		v := rec.Value
+		if len(v) > maxRaw {
+			v = v[:maxRaw]
+		}
+		if r.rows == 0 && !r.dead {
+			r.first = time.Now()
+		}
+		r.dead = true
+		return r.bt.DeadLetter(ctx, protocol.DeadLetter{
+			Origin: rec.Topic + "/" + strconv.Itoa(int(rec.Partition)),
+			Line:   rec.Offset, Column: field, Reason: reason, Raw: string(v),
+		}, pos)
+	}
+	row := append(make([]sdk.Cell, 0, len(r.vals)+len(r.meta)), r.vals...)
+	for _, m := range r.meta {
+		var c sdk.Cell
+		switch metaColumns[m].name {
+		case "key":
+			if rec.Key == nil {
+				c.Null = true
+			} else {
+				c.S = string(rec.Key)
+			}
+		case "topic":
+			c.S = rec.Topic
+		case "partition":
+			c.I = int64(rec.Partition)
+		case "offset":
+			c.I = rec.Offset
+		case "timestamp":
+			c.I = rec.Timestamp.UnixMicro()
+		}
+		row = append(row, c)
+	}
+	if r.rows == 0 && !r.dead {
+		r.first = time.Now()
+	}
+	r.rows++
+	if err := r.bt.Record(ctx, [][]sdk.Cell{row}, pos); err != nil {
+		return err
+	}
+	if r.rows >= r.batchRows {
+		r.rows, r.dead = 0, false // the Batcher flushed at batch_rows, dead letters first
+	}
+	return nil
+}
+
+func (r *reader) flush(ctx context.Context) error {
+	r.rows, r.dead = 0, false
+	return r.bt.Flush(ctx)
+}
+
+// committer commits a group's offsets once a batch was handed to the
+// engine, so that a new run of the group starts after it.
+type committer struct {
+	protocol.Emitter
+	r *reader
+}
+
+func (c *committer) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
+	if err := c.Emitter.Emit(ctx, rec, pos); err != nil {
+		return err
+	}
+	if !c.r.group {
+		return nil
+	}
+	commit := map[string]map[int32]kgo.EpochOffset{}
+	for t, ps := range c.r.pos {
+		commit[t] = map[int32]kgo.EpochOffset{}
+		for part, next := range ps {
+			commit[t][part] = kgo.EpochOffset{Epoch: -1, Offset: next}
+		}
+	}
+	// Synchronously, so that a run that ends now has its offsets
+	// committed; a failed commit is not fatal (the engine resumes from
+	// positions), a new run of the group then starts earlier.
+	// Not with ctx: a batch delivered just before a stop must still be
+	// committed.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	c.r.cl.CommitOffsetsSync(cctx, commit, nil)
+	return nil
+}

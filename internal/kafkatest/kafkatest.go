@@ -1,0 +1,122 @@
+// Package kafkatest starts an in-process Kafka cluster for tests: franz-go's
+// pkg/kfake, which speaks the Kafka protocol on loopback ports and supports
+// consumer groups, transactions, read_committed, several brokers and fault
+// injection (kfake.Fault, Cluster.ControlKey).
+//
+// A test calls Start, which closes the cluster with t.Cleanup, then talks to
+// it with any Kafka client (Client gives a franz-go one with the seed
+// brokers set, closed the same way).
+package kafkatest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config says what cluster to start. The zero value is one broker and no
+// topics.
+type Config struct {
+	// Brokers is the number of brokers (0: 1).
+	Brokers int
+	// Topics are created before Start returns: name → partitions.
+	Topics map[string]int32
+	// Extra are further kfake options (TLS, SASL users, BrokerConfigs...),
+	// applied after the ones Config implies.
+	Extra []kfake.Opt
+}
+
+// Cluster is a running in-process cluster.
+type Cluster struct {
+	*kfake.Cluster
+	// Addrs are the brokers' host:port, for seed brokers.
+	Addrs []string
+}
+
+// Start starts a cluster for t and closes it when t ends.
+func Start(t testing.TB, cfg Config) *Cluster {
+	t.Helper()
+	n := max(cfg.Brokers, 1)
+	opts := []kfake.Opt{kfake.NumBrokers(n)}
+	// SeedTopics takes one partition count per call: one call per topic,
+	// in a fixed order so a failing test is reproducible.
+	for _, name := range slices.Sorted(maps.Keys(cfg.Topics)) {
+		opts = append(opts, kfake.SeedTopics(cfg.Topics[name], name))
+	}
+	opts = append(opts, cfg.Extra...)
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatalf("start kfake cluster: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return &Cluster{Cluster: c, Addrs: c.ListenAddrs()}
+}
+
+// Client returns a franz-go client seeded with the cluster's brokers, with
+// opts applied after, closed when t ends.
+func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Addrs...)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kafka client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// ReadCommitted reads topic from its start with the read_committed
+// isolation level (what a downstream consumer of an exactly-once pipeline
+// sees) until it has n records, and returns them in the order received
+// (per partition, in offset order). It fails t if ctx ends first or a
+// fetch fails. Records of aborted transactions are never returned; to
+// check that none exist, follow them with committed records in the same
+// partition and read until those.
+func (c *Cluster) ReadCommitted(ctx context.Context, t testing.TB, topic string, n int) []*kgo.Record {
+	t.Helper()
+	return c.read(ctx, t, topic, n, kgo.ReadCommitted())
+}
+
+// ReadUncommitted is ReadCommitted with the read_uncommitted isolation
+// level: records of open and aborted transactions are returned too.
+func (c *Cluster) ReadUncommitted(ctx context.Context, t testing.TB, topic string, n int) []*kgo.Record {
+	t.Helper()
+	return c.read(ctx, t, topic, n, kgo.ReadUncommitted())
+}
+
+func (c *Cluster) read(ctx context.Context, t testing.TB, topic string, n int, level kgo.IsolationLevel) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(c.Addrs...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(level),
+	)
+	if err != nil {
+		t.Fatalf("kafka reader: %v", err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %s: %d of %d records before %v", topic, len(out), n, err)
+		}
+		if err := firstErr(fs); err != nil {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
+func firstErr(fs kgo.Fetches) error {
+	for _, e := range fs.Errors() {
+		return fmt.Errorf("topic %s partition %d: %w", e.Topic, e.Partition, e.Err)
+	}
+	return nil
+}
