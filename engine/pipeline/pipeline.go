@@ -122,15 +122,15 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 	for _, name := range cfg.Order() {
 		var err error
 		switch cfg.Kind(name) {
-		case config.KindSource:
+		case stream.KindSource:
 			err = p.prepareSource(ctx, cfg.Source(name), conns[name])
-		case config.KindRule:
+		case stream.KindRule:
 			err = p.prepareRule(ctx, cfg.Rule(name))
-		case config.KindSink:
+		case stream.KindSink:
 			err = p.prepareSink(ctx, cfg.Sink(name), conns[name])
-		case config.KindJoin:
+		case stream.KindJoin:
 			err = p.prepareJoin(cfg.Join(name))
-		case config.KindUnion:
+		case stream.KindUnion:
 			err = p.prepareUnion(cfg.Union(name))
 		}
 		var ce config.Errors
@@ -399,14 +399,14 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 	for _, name := range p.cfg.Order() {
 		var err error
 		switch p.cfg.Kind(name) {
-		case config.KindSource:
+		case stream.KindSource:
 			err = g.AddSource(name, p.sources[name])
-		case config.KindRule:
+		case stream.KindRule:
 			err = g.AddTransform(name, p.cfg.Rule(name).Input, p.rules[name])
-		case config.KindSink:
+		case stream.KindSink:
 			err = g.AddSink(name, p.cfg.Sink(name).Input, p.sinks[name])
-		case config.KindJoin, config.KindUnion:
-			err = g.AddMerge(name, stream.Kind(p.cfg.Kind(name).String()), p.cfg.Inputs(name), p.merges[name])
+		case stream.KindJoin, stream.KindUnion:
+			err = g.AddMerge(name, p.cfg.Kind(name), p.cfg.Inputs(name), p.merges[name])
 		}
 		if err != nil {
 			return nil, err
