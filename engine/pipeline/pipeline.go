@@ -40,10 +40,17 @@ type Connectors interface {
 	Connector(ctx context.Context, name string) (protocol.Connector, error)
 }
 
+// errNoRuntime is the error of a rule prepared with no Env.Rules.
+var errNoRuntime = errors.New("the engine was given no rule runtime (pipeline.Env.Rules)")
+
 // Env is what a plan runs with. The caller owns and closes its parts.
 type Env struct {
 	Connectors Connectors
-	Rules      *wasmhost.Runtime
+	// Rules loads the rule modules; nil is enough for a pipeline without
+	// rules. Its type is internal (see RATIONALE.md, "Env.Rules stays a
+	// *wasmhost.Runtime"): outside this module, pipelines run without rules
+	// or through cmd/vigie.
+	Rules *wasmhost.Runtime
 	// Mem allocates every batch the engine builds (rule results, joins,
 	// groups, sources read in process); tests pass a checked allocator.
 	// Nil: a Go allocator of the plan's own.
@@ -259,6 +266,9 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 	upstream := p.schemas[r.Input]
 	if upstream == nil {
 		return nil // the input failed to prepare; its own error says why
+	}
+	if p.env.Rules == nil {
+		return stageError(r.Pos, key+".module", errNoRuntime)
 	}
 	mod, err := p.env.Rules.Load(ctx, r.Module, wasmhost.NewLoadConfig().WithSHA256(r.SHA256))
 	if err != nil {
