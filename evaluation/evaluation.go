@@ -207,13 +207,13 @@ func ReadTruth(header, row []string) (id string, t Truth, err error) {
 // alert_history, or first_alert) against vigie gen's ground truth
 // (truthPath), over months of school, grace days after a recovering
 // drift's end. Either file is CSV, or Parquet when its name ends in
-// .parquet.
-func OfAlerts(alertsPath, truthPath string, months float64, grace int) (*Academy, error) {
-	at, err := readTable(alertsPath)
+// .parquet; mem allocates what reading Parquet needs.
+func OfAlerts(mem memory.Allocator, alertsPath, truthPath string, months float64, grace int) (*Academy, error) {
+	at, err := readTable(mem, alertsPath)
 	if err != nil {
 		return nil, err
 	}
-	tt, err := readTable(truthPath)
+	tt, err := readTable(mem, truthPath)
 	if err != nil {
 		return nil, err
 	}
@@ -289,9 +289,10 @@ threshold   %g: precision %.3f, recall %.3f, accuracy %.3f (tp %d, fp %d, fn %d,
 // or Parquet when the name ends in .parquet; a null score counts as 0) as
 // a classifier of label ("COL=A|B" or "COL<NUM", also <=, >, >=), leaving
 // out the rows that match exclude (same syntax; "" leaves none out); a
-// row is predicted positive when its score is at least threshold.
-func OfScores(path, scoreCol, label, exclude string, threshold float64) (*Binary, error) {
-	t, err := readTable(path)
+// row is predicted positive when its score is at least threshold. mem
+// allocates what reading Parquet needs.
+func OfScores(mem memory.Allocator, path, scoreCol, label, exclude string, threshold float64) (*Binary, error) {
+	t, err := readTable(mem, path)
 	if err != nil {
 		return nil, err
 	}
@@ -441,9 +442,9 @@ func (t *table) col(name string) (int, error) {
 
 // readTable reads a CSV file, or a Parquet file when its name ends in
 // .parquet.
-func readTable(path string) (*table, error) {
+func readTable(mem memory.Allocator, path string) (*table, error) {
 	if strings.HasSuffix(path, ".parquet") {
-		return readParquet(path)
+		return readParquet(mem, path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -472,13 +473,13 @@ func readTable(path string) (*table, error) {
 	}
 }
 
-func readParquet(path string) (*table, error) {
+func readParquet(mem memory.Allocator, path string) (*table, error) {
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, memory.DefaultAllocator)
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1 << 16}, mem)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

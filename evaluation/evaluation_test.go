@@ -44,7 +44,7 @@ func writeFile(t *testing.T, name, s string) string {
 
 func TestEvalAcademy(t *testing.T) {
 	truth, alerts := writeFile(t, "gt.csv", evalTruth), writeFile(t, "alerts.csv", evalAlerts)
-	e, err := OfAlerts(alerts, truth, 10, 30)
+	e, err := OfAlerts(memory.NewGoAllocator(), alerts, truth, 10, 30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,24 +71,24 @@ func TestEvalBinary(t *testing.T) {
 	// Scores 0.9 0.8 0.4 0.3 0.1 for labels P N P N N: of 6 pairs
 	// (positive, negative) 5 are ordered right, AUC 5/6.
 	scores := writeFile(t, "s.csv", "risk,G3,final_result\n0.9,5,Fail\n0.8,12,Pass\n0.4,9,Withdrawn\n0.3,15,Pass\n,11,Distinction\n")
-	b, err := OfScores(scores, "risk", "G3<10", "", 0.5)
+	b, err := OfScores(memory.NewGoAllocator(), scores, "risk", "G3<10", "", 0.5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if math.Abs(float64(b.AUC)-5.0/6) > 1e-12 || b.TP != 1 || b.FP != 1 || b.FN != 1 || b.TN != 2 || b.NullScore != 1 {
 		t.Errorf("got %+v", *b)
 	}
-	b, err = OfScores(scores, "risk", "final_result=Withdrawn|Fail", "final_result=Distinction", 0.5)
+	b, err = OfScores(memory.NewGoAllocator(), scores, "risk", "final_result=Withdrawn|Fail", "final_result=Distinction", 0.5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b.Rows != 4 || b.Excluded != 1 || b.Positives != 2 || math.Abs(float64(b.AUC)-0.75) > 1e-12 {
 		t.Errorf("got %+v", *b)
 	}
-	if _, err := OfScores(scores, "risk", "G3~10", "", 0.5); err == nil || !strings.Contains(err.Error(), "want COL=A|B") {
+	if _, err := OfScores(memory.NewGoAllocator(), scores, "risk", "G3~10", "", 0.5); err == nil || !strings.Contains(err.Error(), "want COL=A|B") {
 		t.Errorf("bad label: %v", err)
 	}
-	if _, err := OfScores(scores, "nope", "G3<10", "", 0.5); err == nil || !strings.Contains(err.Error(), `no column "nope"`) {
+	if _, err := OfScores(memory.NewGoAllocator(), scores, "nope", "G3<10", "", 0.5); err == nil || !strings.Contains(err.Error(), `no column "nope"`) {
 		t.Errorf("bad column: %v", err)
 	}
 	if !math.IsNaN(rocAUC([]float64{1, 2}, []bool{true, true})) {
@@ -128,14 +128,14 @@ func TestEvalParquet(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	tb, err := readTable(path)
+	tb, err := readTable(mem, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(tb.rows) != 2 || tb.rows[0][1] != "2025-12-01" || tb.rows[1][1] != "" || tb.rows[0][2] != "a:ABS_TREND:2025-12-01:" {
 		t.Fatalf("read %q %q", tb.header, tb.rows)
 	}
-	e, err := OfAlerts(path, writeFile(t, "gt.csv", evalTruth), 10, 30)
+	e, err := OfAlerts(mem, path, writeFile(t, "gt.csv", evalTruth), 10, 30)
 	if err != nil {
 		t.Fatal(err)
 	}

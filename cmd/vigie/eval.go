@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/cobra"
 
 	"github.com/vigie-edu/vigie/evaluation"
@@ -44,9 +45,9 @@ evaluations of docs/indicators.md).`,
 		)
 		switch {
 		case *alerts != "" && *truth != "" && *scores == "":
-			res, err = evaluation.OfAlerts(*alerts, *truth, *months, *grace)
+			res, err = evaluation.OfAlerts(memory.NewGoAllocator(), *alerts, *truth, *months, *grace)
 		case *scores != "" && *label != "" && *alerts == "":
-			res, err = evaluation.OfScores(*scores, *scoreCol, *label, *exclude, *threshold)
+			res, err = evaluation.OfScores(memory.NewGoAllocator(), *scores, *scoreCol, *label, *exclude, *threshold)
 		default:
 			fmt.Fprintln(stderr, "vigie eval: give --alerts and --truth, or --scores and --label")
 			return exitUsage

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strings"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/cobra"
 
 	"github.com/vigie-edu/vigie/synth/academy"
@@ -38,7 +39,7 @@ toward dropout (package synth/academy). The same seed writes the same bytes.`,
 	_ = cmd.RegisterFlagCompletionFunc("zone", cobra.FixedCompletions([]string{"A", "B", "C"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RunE = do(func(*cobra.Command, []string) int {
 		return cmdGen(academy.Options{Dir: *out, Students: *students, Schools: *schools, Seed: *seed,
-			Year: *year, Zone: *zone, Workers: *workers}, *formats, *profile, stdout, stderr)
+			Year: *year, Zone: *zone, Workers: *workers, Mem: memory.NewGoAllocator()}, *formats, *profile, stdout, stderr)
 	})
 	return cmd
 }

@@ -83,7 +83,9 @@ value is true or false, date32 if every value is a date in date_format
 value matches it, utf8 otherwise; numbers written with a leading zero
 ("0750") stay text. With decimal = "auto", a file not delimited by commas
 whose sampled numbers are written 12,5 (and none 12.5) has a decimal comma.
-Every column is nullable; null_values are read as nulls. A row with the
+Types are inferred when the pipeline is prepared and a run keeps them: a
+file changed since then gives dead letters (or an error if its columns
+changed); only the decimal mark is detected again. Every column is nullable; null_values are read as nulls. A row with the
 wrong number of fields, a value that does not parse as its column's type,
 text that is not valid UTF-8 or a malformed quote goes, per on_error, to the
 dead-letter output (with file, line, column, reason and the record's text
@@ -264,6 +266,17 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		}
 	}
 
+	// Read gets the schema the engine prepared the stage with: the columns
+	// keep its types whatever the sample says now (the file may have
+	// changed since), and the sample only detects the decimal mark, which
+	// the schema does not carry.
+	var given []colType
+	if cfg.Schema != nil {
+		if given, err = schemaTypes(p.files[fi], cfg.Schema, names); err != nil {
+			return nil, err
+		}
+	}
+
 	// Two inferences run side by side when the decimal mark is to be
 	// detected; the sample decides which one holds.
 	decimal := cfg.String(optDecimal)
@@ -281,6 +294,10 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		if _, ok := declared[n]; ok {
 			continue
 		}
+		inferRows = cfg.Int(optInferRows)
+		if given != nil {
+			continue
+		}
 		f := &dot
 		if decimal == "," {
 			f = &comma
@@ -289,7 +306,9 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 		if inferComma != nil {
 			inferComma[i] = newInference(&comma, inferTimestamps)
 		}
-		inferRows = cfg.Int(optInferRows)
+	}
+	if given != nil && inferComma == nil {
+		inferRows = 0 // nothing left to detect
 	}
 	commaNums, dotNums := 0, 0
 	var fmap []int // the file's field index of each column
@@ -363,6 +382,10 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 			infer = inferComma
 		}
 	}
+	if given != nil {
+		p.types, p.schema = given, cfg.Schema
+		return p, nil
+	}
 	fields := make([]arrow.Field, len(names))
 	p.types = make([]colType, len(names))
 	for i, n := range names {
@@ -375,6 +398,39 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	}
 	p.schema = arrow.NewSchema(fields, nil)
 	return p, nil
+}
+
+// schemaTypes returns the column types of schema, a schema this source
+// returned, after checking that its columns are still names, those read
+// from the header of the file at path.
+func schemaTypes(path string, schema *arrow.Schema, names []string) ([]colType, error) {
+	fields := schema.Fields()
+	same := len(fields) == len(names)
+	for i := 0; same && i < len(fields); i++ {
+		same = fields[i].Name == names[i]
+	}
+	if !same {
+		prepared := make([]string, len(fields))
+		for i, f := range fields {
+			prepared[i] = f.Name
+		}
+		return nil, fmt.Errorf("%s: the columns are now %q, the stage was prepared with %q: %w",
+			path, names, prepared, protocol.ErrConfig)
+	}
+	types := make([]colType, len(fields))
+	for i, f := range fields {
+		found := false
+		for _, t := range colTypes {
+			if arrow.TypeEqual(t.arrow, f.Type) {
+				types[i], found = t, true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("column %q: type %s is not one this source reads: %w", f.Name, f.Type, protocol.ErrConfig)
+		}
+	}
+	return types, nil
 }
 
 // looksDecimal returns ',' for a number like 12,5, '.' for one like 12.5,

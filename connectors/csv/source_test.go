@@ -3,6 +3,7 @@ package csv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -306,5 +307,44 @@ func TestCancel(t *testing.T) {
 	err := Source{}.Read(ctx, config(writeFile(t, "n\n1\n"), 0, nil), mem, &collector{})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+// TestReadKeepsThePreparedSchema: Read is given the schema Schema returned
+// at Prepare and keeps it, even when the file's sample would now infer
+// other types; rows that do not fit are dead letters. A file whose
+// columns changed is a configuration error.
+func TestReadKeepsThePreparedSchema(t *testing.T) {
+	path := writeFile(t, "id;score\n1;5\n2;12,5\n")
+	cfg := config(path, 10, map[string]any{"delimiter": ";"})
+	schema, err := Source{}.Schema(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := schema.Field(1).Type; got != arrow.PrimitiveTypes.Float64 {
+		t.Fatalf("score is %s, want float64", got)
+	}
+	// Now the sample says score is text; the decimal mark is still
+	// detected from it (12,5).
+	if err := os.WriteFile(path, []byte("id;score\n1;abc\n2;12,5\n3;7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Schema = schema
+	c, err := read(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.rows); got != "[[2 12.5] [3 7]]" {
+		t.Errorf("rows %s, want [[2 12.5] [3 7]]", got)
+	}
+	if len(c.dead) != 1 || c.dead[0].Column != "score" {
+		t.Errorf("dead letters %+v, want the row of abc", c.dead)
+	}
+
+	if err := os.WriteFile(path, []byte("id;name\n1;abc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(t, cfg); !errors.Is(err, protocol.ErrConfig) || !strings.Contains(err.Error(), "prepared with") {
+		t.Errorf("changed columns: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/engine/stream"
 )
 
 // The example of docs/pipeline.md.
@@ -105,7 +106,7 @@ func TestParseExample(t *testing.T) {
 	if got := p.Consumers("attendance"); !slices.Equal(got, []string{"absence"}) {
 		t.Errorf("Consumers(attendance) = %q", got)
 	}
-	for name, want := range map[string]Kind{"attendance": KindSource, "absence": KindRule, "flags": KindSink, "nope": KindNone} {
+	for name, want := range map[string]stream.Kind{"attendance": stream.KindSource, "absence": stream.KindRule, "flags": stream.KindSink, "nope": ""} {
 		if got := p.Kind(name); got != want {
 			t.Errorf("Kind(%q) = %v, want %v", name, got, want)
 		}
@@ -683,7 +684,7 @@ connector = "parquet"
 	if got := strings.Join(p.Consumers("students"), ","); got != "enriched,timeline" {
 		t.Errorf("Consumers(students) = %s", got)
 	}
-	if p.Kind("timeline") != KindUnion || p.Kind("enriched") != KindJoin {
+	if p.Kind("timeline") != stream.KindUnion || p.Kind("enriched") != stream.KindJoin {
 		t.Errorf("kinds %v %v", p.Kind("timeline"), p.Kind("enriched"))
 	}
 

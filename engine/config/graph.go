@@ -4,45 +4,17 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+
+	"github.com/vigie-edu/vigie/engine/stream"
 )
 
-// Kind is the kind of a stage of a pipeline.
-type Kind int
-
-// The kinds of stage. KindNone is returned for a name that is no stage.
-const (
-	KindNone Kind = iota
-	KindSource
-	KindRule
-	KindSink
-	KindJoin
-	KindUnion
-)
-
-// String returns "source", "rule", "join", "union", "sink" or "none".
-func (k Kind) String() string {
-	switch k {
-	case KindSource:
-		return "source"
-	case KindRule:
-		return "rule"
-	case KindSink:
-		return "sink"
-	case KindJoin:
-		return "join"
-	case KindUnion:
-		return "union"
-	default:
-		return "none"
-	}
-}
-
-// Kind returns the kind of the stage called name, or KindNone.
-func (p *Pipeline) Kind(name string) Kind {
+// Kind returns the kind of the stage called name, or "" if there is no
+// such stage.
+func (p *Pipeline) Kind(name string) stream.Kind {
 	if st, ok := p.stage(name); ok {
 		return st.kind
 	}
-	return KindNone
+	return ""
 }
 
 // Source returns the source called name, or nil.
@@ -88,7 +60,7 @@ type edge struct {
 // stage is any stage, for walking the graph.
 type stage struct {
 	name   string
-	kind   Kind
+	kind   stream.Kind
 	index  int    // in its list
 	path   string // "rule[0]"
 	inputs []edge
@@ -99,19 +71,19 @@ type stage struct {
 func (p *Pipeline) stages() []stage {
 	var out []stage
 	for i, s := range p.Sources {
-		out = append(out, stage{name: s.Name, kind: KindSource, index: i, path: indexKey("source", i)})
+		out = append(out, stage{name: s.Name, kind: stream.KindSource, index: i, path: indexKey("source", i)})
 	}
 	for i, r := range p.Rules {
 		path := indexKey("rule", i)
-		out = append(out, stage{r.Name, KindRule, i, path, []edge{{path + ".input", r.Input}}})
+		out = append(out, stage{r.Name, stream.KindRule, i, path, []edge{{path + ".input", r.Input}}})
 	}
 	for i, j := range p.Joins {
 		path := indexKey("join", i)
-		out = append(out, stage{j.Name, KindJoin, i, path, []edge{{path + ".input", j.Input}, {path + ".dimension", j.Dimension}}})
+		out = append(out, stage{j.Name, stream.KindJoin, i, path, []edge{{path + ".input", j.Input}, {path + ".dimension", j.Dimension}}})
 	}
 	for i, u := range p.Unions {
 		path := indexKey("union", i)
-		st := stage{name: u.Name, kind: KindUnion, index: i, path: path}
+		st := stage{name: u.Name, kind: stream.KindUnion, index: i, path: path}
 		for _, in := range u.Inputs {
 			st.inputs = append(st.inputs, edge{path + ".inputs", in})
 		}
@@ -119,7 +91,7 @@ func (p *Pipeline) stages() []stage {
 	}
 	for i, s := range p.Sinks {
 		path := indexKey("sink", i)
-		out = append(out, stage{s.Name, KindSink, i, path, []edge{{path + ".input", s.Input}}})
+		out = append(out, stage{s.Name, stream.KindSink, i, path, []edge{{path + ".input", s.Input}}})
 	}
 	return out
 }
@@ -175,7 +147,7 @@ func (p *Pipeline) Order() []string {
 		if _, dup := by[st.name]; !dup {
 			by[st.name] = st
 		}
-		if st.kind == KindSource {
+		if st.kind == stream.KindSource {
 			out = append(out, st.name)
 		}
 	}
@@ -187,19 +159,19 @@ func (p *Pipeline) Order() []string {
 		}
 		done[st.name] = true // before the inputs: stops on a cycle
 		for _, e := range st.inputs {
-			if in, ok := by[e.from]; ok && in.kind != KindSource && in.kind != KindSink {
+			if in, ok := by[e.from]; ok && in.kind != stream.KindSource && in.kind != stream.KindSink {
 				visit(in)
 			}
 		}
 		out = append(out, st.name)
 	}
 	for _, st := range all {
-		if st.kind != KindSource && st.kind != KindSink {
+		if st.kind != stream.KindSource && st.kind != stream.KindSink {
 			visit(st)
 		}
 	}
 	for _, st := range all {
-		if st.kind == KindSink {
+		if st.kind == stream.KindSink {
 			out = append(out, st.name)
 		}
 	}
@@ -237,7 +209,7 @@ func (c *checker) graph(p *Pipeline) {
 			continue
 		}
 		stages[ref.name] = ref
-		if ref.kind != KindSink {
+		if ref.kind != stream.KindSink {
 			producers = append(producers, ref.name)
 		}
 	}
@@ -253,7 +225,7 @@ func (c *checker) graph(p *Pipeline) {
 			case !ok:
 				cands := slices.DeleteFunc(slices.Clone(producers), func(s string) bool { return s == st.name })
 				c.fail(c.at(e.key), e.key, "unknown stage %q%s", e.from, didYouMean(e.from, cands))
-			case ref.kind == KindSink:
+			case ref.kind == stream.KindSink:
 				c.fail(c.at(e.key), e.key, "stage %q is a sink, which has no output: an input must be a source, a rule, a join or a union", e.from)
 			}
 		}
@@ -279,7 +251,7 @@ func (c *checker) cycles(p *Pipeline, stages map[string]stageRef) {
 		path = append(path, ref)
 		for _, e := range ref.inputs {
 			in, ok := stages[e.from]
-			if !ok || in.kind == KindSink || in.kind == KindSource {
+			if !ok || in.kind == stream.KindSink || in.kind == stream.KindSource {
 				continue
 			}
 			pathKeys = append(pathKeys, e.key)
@@ -296,7 +268,7 @@ func (c *checker) cycles(p *Pipeline, stages map[string]stageRef) {
 		state[ref.name] = done
 	}
 	for _, st := range p.stages() {
-		if ref, ok := stages[st.name]; ok && ref.path == st.path && state[st.name] == unseen && st.kind != KindSource && st.kind != KindSink {
+		if ref, ok := stages[st.name]; ok && ref.path == st.path && state[st.name] == unseen && st.kind != stream.KindSource && st.kind != stream.KindSink {
 			visit(ref)
 		}
 	}
@@ -318,7 +290,7 @@ func (c *checker) reportCycle(cyc []stageRef, keys []string, reported map[string
 	allRules := true
 	for i, r := range cyc {
 		members[i] = r.name
-		allRules = allRules && r.kind == KindRule
+		allRules = allRules && r.kind == stream.KindRule
 	}
 	id := strings.Join(slices.Sorted(slices.Values(members)), ",")
 	if reported[id] {

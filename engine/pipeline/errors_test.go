@@ -26,6 +26,14 @@ func TestPrepareErrorsKeepTheirCause(t *testing.T) {
 		{"memory limit", fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\n[rule.limits]\nmemory_pages = 1\n", trap),
 			"rule[0].params", wasmhost.ErrLimit},
 	}
+	t.Run("no runtime", func(t *testing.T) {
+		cfg := setup(t, 10, fmt.Sprintf("[[rule]]\nname = \"r\"\ninput = \"att\"\nmodule = %q\n", trap), parquetSink)
+		_, err := pipeline.Prepare(context.Background(), cfg, pipeline.Env{Connectors: connectors{}})
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Key != "rule[0].module" {
+			t.Fatalf("err = %v, want a config error at rule[0].module", err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := setup(t, 10, tt.rule, parquetSink)

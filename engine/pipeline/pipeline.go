@@ -40,10 +40,17 @@ type Connectors interface {
 	Connector(ctx context.Context, name string) (protocol.Connector, error)
 }
 
+// errNoRuntime is the error of a rule prepared with no Env.Rules.
+var errNoRuntime = errors.New("the engine was given no rule runtime (pipeline.Env.Rules)")
+
 // Env is what a plan runs with. The caller owns and closes its parts.
 type Env struct {
 	Connectors Connectors
-	Rules      *wasmhost.Runtime
+	// Rules loads the rule modules; nil is enough for a pipeline without
+	// rules. Its type is internal (see RATIONALE.md, "Env.Rules stays a
+	// *wasmhost.Runtime"): outside this module, pipelines run without rules
+	// or through cmd/vigie.
+	Rules *wasmhost.Runtime
 	// Mem allocates every batch the engine builds (rule results, joins,
 	// groups, sources read in process); tests pass a checked allocator.
 	// Nil: a Go allocator of the plan's own.
@@ -122,15 +129,15 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 	for _, name := range cfg.Order() {
 		var err error
 		switch cfg.Kind(name) {
-		case config.KindSource:
+		case stream.KindSource:
 			err = p.prepareSource(ctx, cfg.Source(name), conns[name])
-		case config.KindRule:
+		case stream.KindRule:
 			err = p.prepareRule(ctx, cfg.Rule(name))
-		case config.KindSink:
+		case stream.KindSink:
 			err = p.prepareSink(ctx, cfg.Sink(name), conns[name])
-		case config.KindJoin:
+		case stream.KindJoin:
 			err = p.prepareJoin(cfg.Join(name))
-		case config.KindUnion:
+		case stream.KindUnion:
 			err = p.prepareUnion(cfg.Union(name))
 		}
 		var ce config.Errors
@@ -259,6 +266,9 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 	upstream := p.schemas[r.Input]
 	if upstream == nil {
 		return nil // the input failed to prepare; its own error says why
+	}
+	if p.env.Rules == nil {
+		return stageError(r.Pos, key+".module", errNoRuntime)
 	}
 	mod, err := p.env.Rules.Load(ctx, r.Module, wasmhost.NewLoadConfig().WithSHA256(r.SHA256))
 	if err != nil {
@@ -399,14 +409,14 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 	for _, name := range p.cfg.Order() {
 		var err error
 		switch p.cfg.Kind(name) {
-		case config.KindSource:
+		case stream.KindSource:
 			err = g.AddSource(name, p.sources[name])
-		case config.KindRule:
+		case stream.KindRule:
 			err = g.AddTransform(name, p.cfg.Rule(name).Input, p.rules[name])
-		case config.KindSink:
+		case stream.KindSink:
 			err = g.AddSink(name, p.cfg.Sink(name).Input, p.sinks[name])
-		case config.KindJoin, config.KindUnion:
-			err = g.AddMerge(name, stream.Kind(p.cfg.Kind(name).String()), p.cfg.Inputs(name), p.merges[name])
+		case stream.KindJoin, stream.KindUnion:
+			err = g.AddMerge(name, p.cfg.Kind(name), p.cfg.Inputs(name), p.merges[name])
 		}
 		if err != nil {
 			return nil, err

@@ -83,14 +83,19 @@ func (f TransformFunc) Run(ctx context.Context, st *Stage, in *Inbox, out *Outbo
 // Run calls f.
 func (f SinkFunc) Run(ctx context.Context, st *Stage, in *Inbox) error { return f(ctx, st, in) }
 
-// Kind of a stage.
+// Kind of a stage. Its value is the word the summary prints and
+// pipeline.toml uses; engine/config describes a pipeline's stages with it
+// too, so that a stage has one kind from the file to the summary.
 type Kind string
 
-// Stage kinds.
+// Stage kinds. A transform (AddTransform) is a rule; joins and unions are
+// merges (AddMerge).
 const (
-	KindSource    Kind = "source"
-	KindTransform Kind = "rule"
-	KindSink      Kind = "sink"
+	KindSource Kind = "source"
+	KindRule   Kind = "rule"
+	KindSink   Kind = "sink"
+	KindJoin   Kind = "join"
+	KindUnion  Kind = "union"
 )
 
 // DeadLetter is a row that a stage could not process, with the reason.
@@ -268,16 +273,16 @@ func (g *Graph) AddSource(name string, s Source) error {
 
 // AddTransform adds a stage reading the output of input.
 func (g *Graph) AddTransform(name, input string, t Transform) error {
-	return g.add(&node{name: name, kind: KindTransform, inputs: []string{input}, xf: t})
+	return g.add(&node{name: name, kind: KindRule, inputs: []string{input}, xf: t})
 }
 
 // AddMerge adds a stage reading the outputs of several stages. kind names
-// it in summaries ("join", "union"...).
+// it in summaries (KindJoin, KindUnion...).
 func (g *Graph) AddMerge(name string, kind Kind, inputs []string, m Merge) error {
 	if len(inputs) == 0 {
 		return fmt.Errorf("stage %q: a merge needs inputs", name)
 	}
-	if kind == KindSource || kind == KindTransform || kind == KindSink || kind == "" {
+	if kind == KindSource || kind == KindRule || kind == KindSink || kind == "" {
 		return fmt.Errorf("stage %q: a merge needs a kind of its own, not %q", name, kind)
 	}
 	return g.add(&node{name: name, kind: kind, inputs: inputs, merge: m})
@@ -402,7 +407,7 @@ func (g *Graph) runNode(runCtx, srcCtx context.Context, stopped *atomic.Bool, n 
 			return nil // graceful stop: the source ended where it was
 		}
 		return err
-	case KindTransform:
+	case KindRule:
 		err = n.xf.Run(runCtx, st, n.ins[0], n.out)
 	case KindSink:
 		err = n.snk.Run(runCtx, st, n.ins[0])

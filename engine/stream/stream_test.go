@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -401,6 +402,14 @@ func TestMergeReadsSeveralInputs(t *testing.T) {
 	}
 	if st, _ := sum.Stage("both"); st.RowsIn != 1000 || st.Kind != "union" {
 		t.Errorf("merge summary %+v", st)
+	}
+	// The kind column is what users read: its words are fixed.
+	var buf strings.Builder
+	sum.Print(&buf)
+	for name, kind := range map[string]string{"src": "source", "mid": "rule", "both": "union", "out": "sink"} {
+		if !regexp.MustCompile(`(?m)^\s*` + name + `\s+` + kind + `\s`).MatchString(buf.String()) {
+			t.Errorf("summary does not print %s as a %s:\n%s", name, kind, buf.String())
+		}
 	}
 }
 

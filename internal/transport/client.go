@@ -111,7 +111,10 @@ var _ protocol.Source = (*remoteSource)(nil)
 func (s *remoteSource) Spec() protocol.Spec { return s.spec }
 
 func (s *remoteSource) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema, error) {
-	raw, err := encodeConfig(cfg)
+	// The contract gives Schema no allocator; the messages it builds and
+	// reads are transient, so one of its own serves.
+	mem := memory.NewGoAllocator()
+	raw, err := encodeConfig(cfg, mem)
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +122,11 @@ func (s *remoteSource) Schema(ctx context.Context, cfg protocol.Config) (*arrow.
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	return flight.DeserializeSchema(res.GetSchema(), memory.DefaultAllocator)
+	return flight.DeserializeSchema(res.GetSchema(), mem)
 }
 
 func (s *remoteSource) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
-	raw, err := encodeConfig(cfg)
+	raw, err := encodeConfig(cfg, mem)
 	if err != nil {
 		return err
 	}
@@ -229,7 +232,7 @@ func (s *remoteSink) Validate(ctx context.Context, cfg protocol.Config) error {
 }
 
 func (s *remoteSink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
-	raw, err := encodeConfig(cfg)
+	raw, err := encodeConfig(cfg, mem)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +254,7 @@ func (s *remoteSink) Open(ctx context.Context, cfg protocol.Config, mem memory.A
 		}
 		return nil, fromStatus(err)
 	}
-	w := newBatchWriter(stream, schema)
+	w := newBatchWriter(stream, schema, mem)
 	// Inline bodies are copied, with a ring or without: gRPC never frees
 	// the buffers it holds when the connection dies (a plugin killed
 	// mid-write), and the batch would stay retained for ever

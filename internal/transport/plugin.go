@@ -130,7 +130,8 @@ func GRPCDialOptions() []grpc.DialOption {
 const pluginGCPercent = 400
 
 // Serve runs a plugin process serving reg's connectors, with batches
-// read and received allocated from mem, until the host closes it. Call it
+// read and received allocated from mem (nil: a Go allocator of its own),
+// until the host closes it. Call it
 // from main; it does not return. Unless GOGC is set in its environment, the process collects garbage at pluginGCPercent.
 //
 // Shutdown is left to the host: on Unix, SIGINT and SIGTERM are ignored

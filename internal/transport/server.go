@@ -34,6 +34,9 @@ func newServer(reg *protocol.Registry, mem memory.Allocator, log *slog.Logger, v
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if mem == nil {
+		mem = memory.NewGoAllocator()
+	}
 	s := &flightServer{reg: reg, mem: mem, log: log, version: version, rings: &ringCache{}}
 	// Unmap the rings of a server dropped (tests; a plugin process exits).
 	runtime.AddCleanup(s, (*ringCache).close, s.rings)
@@ -42,7 +45,7 @@ func newServer(reg *protocol.Registry, mem memory.Allocator, log *slog.Logger, v
 
 // prepare decodes a request, finds its connector and checks its options.
 func (s *flightServer) prepare(raw []byte) (protocol.Config, protocol.Connector, error) {
-	cfg, err := decodeConfig(raw)
+	cfg, err := decodeConfig(raw, s.mem)
 	if err != nil {
 		return cfg, nil, err
 	}
@@ -210,7 +213,7 @@ type streamEmitter struct {
 }
 
 func (e *streamEmitter) start(schema *arrow.Schema) {
-	e.w = newBatchWriter(e.stream, schema)
+	e.w = newBatchWriter(e.stream, schema, e.mem)
 	e.w.pw.ring = e.ring
 }
 

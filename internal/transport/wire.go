@@ -70,10 +70,12 @@ type wireConfig struct {
 	Schema []byte `json:"schema,omitempty"`
 }
 
-func encodeConfig(cfg protocol.Config) ([]byte, error) {
+// encodeConfig serializes cfg; mem allocates the schema message while it
+// is built.
+func encodeConfig(cfg protocol.Config, mem memory.Allocator) ([]byte, error) {
 	w := wireConfig{Config: cfg}
 	if cfg.Schema != nil {
-		w.Schema = flight.SerializeSchema(cfg.Schema, memory.DefaultAllocator)
+		w.Schema = flight.SerializeSchema(cfg.Schema, mem)
 	}
 	b, err := json.Marshal(w)
 	if err != nil {
@@ -82,13 +84,15 @@ func encodeConfig(cfg protocol.Config) ([]byte, error) {
 	return b, nil
 }
 
-func decodeConfig(b []byte) (protocol.Config, error) {
+// decodeConfig reads a config that encodeConfig wrote; mem allocates the
+// schema message while it is read.
+func decodeConfig(b []byte, mem memory.Allocator) (protocol.Config, error) {
 	var w wireConfig
 	if err := json.Unmarshal(b, &w); err != nil {
 		return w.Config, fmt.Errorf("decode request: %w: %w", err, protocol.ErrConfig)
 	}
 	if len(w.Schema) > 0 {
-		schema, err := flight.DeserializeSchema(w.Schema, memory.DefaultAllocator)
+		schema, err := flight.DeserializeSchema(w.Schema, mem)
 		if err != nil {
 			return w.Config, fmt.Errorf("decode the schema of the request: %w: %w", err, protocol.ErrConfig)
 		}
@@ -180,9 +184,6 @@ func (j *sliceJoiner) join(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	parts := append(j.pending, rec)
 	defer j.release()
 	mem := j.mem
-	if mem == nil {
-		mem = memory.DefaultAllocator // as messageReader.body
-	}
 	schema := rec.Schema()
 	cols := make([]arrow.Array, schema.NumFields())
 	defer func() {
@@ -295,9 +296,6 @@ func (m *messageReader) body(fd *flight.FlightData, ref *ringRef) (*memory.Buffe
 		return nil, fmt.Errorf("message has both a data_body and a shared memory ring reference")
 	}
 	mem := m.mem
-	if mem == nil {
-		mem = memory.DefaultAllocator
-	}
 	buf, err := m.ring.read(ref.Off, ref.Len, mem)
 	if err != nil {
 		return nil, err
@@ -348,9 +346,9 @@ type payloadWriter struct {
 	noRetain bool
 }
 
-func newBatchWriter(s msgSender, schema *arrow.Schema) *batchWriter {
+func newBatchWriter(s msgSender, schema *arrow.Schema, mem memory.Allocator) *batchWriter {
 	pw := &payloadWriter{s: s}
-	return &batchWriter{w: ipc.NewWriterWithPayloadWriter(pw, ipc.WithSchema(schema), ipc.WithAllocator(memory.DefaultAllocator)), pw: pw}
+	return &batchWriter{w: ipc.NewWriterWithPayloadWriter(pw, ipc.WithSchema(schema), ipc.WithAllocator(mem)), pw: pw}
 }
 
 func (p *payloadWriter) Start() error { return nil }

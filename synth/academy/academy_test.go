@@ -15,17 +15,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"github.com/vigie-edu/vigie/internal/readback"
 	"golang.org/x/text/encoding/charmap"
 )
 
 func gen(t testing.TB, dir string, students, workers int, formats ...string) *Result {
 	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	res, err := Generate(context.Background(), Options{Dir: dir, Students: students, Seed: 7, Year: 2025, Zone: "C",
-		Formats: formats, Profile: DefaultProfile(), Workers: workers, Chunk: 64})
+		Formats: formats, Profile: DefaultProfile(), Workers: workers, Chunk: 64, Mem: mem})
 	if err != nil {
 		t.Fatal(err)
 	}
+	mem.AssertSize(t, 0) // every Parquet batch released, from the caller's allocator
 	return res
 }
 

@@ -50,6 +50,9 @@ type Options struct {
 	// Chunk is the number of students per unit of work (0: 256). The
 	// output does not depend on it, except for Parquet row groups.
 	Chunk int
+	// Mem allocates the Parquet batches (nil: a Go allocator of the
+	// generation's own).
+	Mem memory.Allocator
 }
 
 func (o *Options) has(f string) bool {
@@ -128,6 +131,9 @@ func Generate(ctx context.Context, opt Options) (*Result, error) {
 	}
 	if opt.Chunk <= 0 {
 		opt.Chunk = 256
+	}
+	if opt.Mem == nil {
+		opt.Mem = memory.NewGoAllocator()
 	}
 	cal, err := NewCalendar(opt.Year, opt.Zone)
 	if err != nil {
@@ -214,7 +220,7 @@ func (g *generation) open() error {
 			}
 			props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy),
 				parquet.WithMaxRowGroupLength(256*1024), parquet.WithCreatedBy("vigie gen"))
-			o.pq, err = pqarrow.NewFileWriter(t.Schema(), o.w, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+			o.pq, err = pqarrow.NewFileWriter(t.Schema(), o.w, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(g.opt.Mem)))
 			if err != nil {
 				return err
 			}
@@ -429,7 +435,7 @@ func (k *worker) fill(c *chunk, g *generation) {
 			k.text[2*i+1] = b.appendJSONL(k.text[2*i+1])
 		}
 		if g.parquet[i] != nil {
-			c.recs[i] = b.record(memory.DefaultAllocator)
+			c.recs[i] = b.record(g.opt.Mem)
 		}
 	}
 	for _, s := range []int{sPNNotes, sPNAbsences} {
