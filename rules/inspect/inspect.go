@@ -115,8 +115,10 @@ func File(ctx context.Context, path string, log *slog.Logger) (*Report, error) {
 		}
 	}()
 
-	ctx, cancel := context.WithTimeout(ctx, wasmhost.DefaultTimeout)
-	defer cancel()
+	// Compiling is not the rule's time: only the probe's calls into the
+	// guest are bounded (by wasmhost.DefaultTimeout, as the host bounds a
+	// call), so that a large module on a loaded machine is not reported as
+	// hanging.
 	wrt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCloseOnContextDone(true).WithMemoryLimitPages(wasmhost.DefaultMemoryPages))
 	defer wrt.Close(context.WithoutCancel(ctx))
@@ -217,7 +219,9 @@ func File(ctx context.Context, path string, log *slog.Logger) (*Report, error) {
 	const versionCheck, manifestCheck = "vigie_abi_version returns 1", "manifest valid"
 	_, hasVersion := funcs[abi.ExportABIVersion]
 	_, hasManifest := funcs[abi.ExportManifest]
-	version, raw, err := probe(ctx, wrt, cm)
+	pctx, cancel := context.WithTimeout(ctx, wasmhost.DefaultTimeout)
+	version, raw, err := probe(pctx, wrt, cm)
+	cancel()
 	switch {
 	case !hasVersion || !hasManifest:
 		add(versionCheck, Skip, "not checked: missing export")
