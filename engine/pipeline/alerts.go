@@ -67,7 +67,7 @@ type announced struct {
 func newAlertsStage(a *config.Alerts, path string, groupBy []string, in *arrow.Schema, mem memory.Allocator) (*alertsStage, error) {
 	s := &alertsStage{cfg: a, mem: mem}
 	var errs config.Errors
-	col := func(key, name string, want ...arrow.Type) int {
+	col := func(key, name string, want ...arrow.DataType) int {
 		at := a.At(key)
 		key = path + "." + key
 		idx := in.FieldIndices(name)
@@ -75,19 +75,23 @@ func newAlertsStage(a *config.Alerts, path string, groupBy []string, in *arrow.S
 			errs = append(errs, &config.Error{Pos: at, Key: key, Msg: fmt.Sprintf("column %q is not in the output of %q (columns: %s)", name, a.Input, fieldList(in))})
 			return -1
 		}
-		if t := in.Field(idx[0]).Type; len(want) > 0 && !slices.Contains(want, t.ID()) {
-			errs = append(errs, &config.Error{Pos: at, Key: key, Msg: fmt.Sprintf("column %q of %q has type %s; expected %v", name, a.Input, t, want)})
+		if t := in.Field(idx[0]).Type; len(want) > 0 && !slices.ContainsFunc(want, func(w arrow.DataType) bool { return arrow.TypeEqual(w, t) }) {
+			names := make([]string, len(want))
+			for i, w := range want {
+				names[i] = w.String()
+			}
+			errs = append(errs, &config.Error{Pos: at, Key: key, Msg: fmt.Sprintf("column %q of %q has type %s; expected %s", name, a.Input, t, strings.Join(names, " or "))})
 		}
 		return idx[0]
 	}
 	for _, k := range groupBy {
 		s.keys = append(s.keys, col("input", k))
 	}
-	s.open = col("open", a.Open, arrow.STRING)
-	s.codes = col("reason_codes", a.ReasonCodes, arrow.STRING)
-	s.reason = col("reason", a.Reason, arrow.STRING)
-	s.risk = col("risk", a.Risk, arrow.FLOAT64, arrow.FLOAT32)
-	s.lvl = col("level", a.Level, arrow.STRING)
+	s.open = col("open", a.Open, arrow.BinaryTypes.String)
+	s.codes = col("reason_codes", a.ReasonCodes, arrow.BinaryTypes.String)
+	s.reason = col("reason", a.Reason, arrow.BinaryTypes.String)
+	s.risk = col("risk", a.Risk, arrow.PrimitiveTypes.Float64, arrow.PrimitiveTypes.Float32)
+	s.lvl = col("level", a.Level, arrow.BinaryTypes.String)
 	for _, u := range a.UpdateOn {
 		s.updateOn = append(s.updateOn, col("update_on", u))
 	}
