@@ -235,7 +235,7 @@ func (c *checker) graph(p *Pipeline) {
 				cands := slices.DeleteFunc(slices.Clone(producers), func(s string) bool { return s == st.name })
 				c.fail(c.at(e.key), e.key, "unknown stage %q%s", e.from, didYouMean(e.from, cands))
 			case ref.kind == stream.KindSink:
-				c.fail(c.at(e.key), e.key, "stage %q is a sink, which has no output: an input must be a source, a rule, a join, a union or an alerts stage", e.from)
+				c.fail(c.at(e.key), e.key, "stage %q is a sink, which has no output: an input must be a source, a rule, a join or a union", e.from)
 			case st.kind == stream.KindAlerts && ref.kind != stream.KindRule:
 				c.fail(c.at(e.key), e.key, "stage %q is a %s: the input of an alerts stage must be a group rule listing open alerts (such as the early-warning pack)", e.from, ref.kind)
 			}
