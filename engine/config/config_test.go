@@ -741,7 +741,7 @@ func TestStateKeys(t *testing.T) {
 
 func TestAlerts(t *testing.T) {
 	stateHead := "[pipeline]\nname = \"demo\"\nstate_dir = \"state\"\n" // lines 1-3, src 4-6, rule 7-10
-	group := ruleHead + "group_by = [\"student_id\"]\n"                    // line 11
+	group := ruleHead + "group_by = [\"student_id\"]\n"                 // line 11
 	good := stateHead + src + group + `[[alerts]]
 name = "changes"
 input = "r"
