@@ -152,6 +152,16 @@ func parseOpen(s string) ([][2]string, error) {
 	return out, nil
 }
 
+// rawRow is row i's key columns and open alerts as JSON, for a dead letter.
+func (s *alertsStage) rawRow(rec arrow.RecordBatch, i int) string {
+	m := map[string]string{}
+	for _, c := range append(slices.Clone(s.keys), s.open) {
+		m[rec.Schema().Field(c).Name] = strAt(rec.Column(c), i)
+	}
+	b, _ := json.Marshal(m) // a map of strings always marshals
+	return string(b)
+}
+
 // keyBytes encodes the key columns of row i.
 func keyBytes(rec arrow.RecordBatch, keys []int, i int) []byte {
 	var b []byte
@@ -223,7 +233,7 @@ func (s *alertsStage) diff(ctx context.Context, st *stream.Stage, vals *state.Va
 		key := keyBytes(rec, s.keys, i)
 		open, err := parseOpen(strAt(openCol, i))
 		if err != nil {
-			if err := st.DeadLetter(stream.DeadLetter{Origin: s.cfg.Input, Column: s.cfg.Open, Reason: err.Error(), Raw: strAt(openCol, i)}); err != nil {
+			if err := st.DeadLetter(stream.DeadLetter{Origin: s.cfg.Input, Column: s.cfg.Open, Reason: err.Error(), Raw: s.rawRow(rec, i)}); err != nil {
 				return nil, err
 			}
 			continue

@@ -71,6 +71,14 @@ func (failingSink) Abort(context.Context) error                    { return nil 
 // "id change student code level risk" per change row.
 func runAlerts(t *testing.T, dir, toml, events string) ([]string, error) {
 	t.Helper()
+	rows, _, err := runAlertsDead(t, dir, toml, events)
+	return rows, err
+}
+
+// runAlertsDead is runAlerts that also returns the rows the run
+// dead-lettered.
+func runAlertsDead(t *testing.T, dir, toml, events string) ([]string, int64, error) {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "events.csv"), []byte("student_id,day,open,codes,level,score\n"+events), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +98,9 @@ func runAlerts(t *testing.T, dir, toml, events string) ([]string, error) {
 		t.Fatal(err)
 	}
 	defer plan.Close(ctx)
-	if _, err := plan.Run(ctx, pipeline.RunOptions{}); err != nil {
-		return nil, err
+	sum, err := plan.Run(ctx, pipeline.RunOptions{})
+	if err != nil {
+		return nil, 0, err
 	}
 	var rows []string
 	for _, r := range got.rows {
@@ -106,7 +115,27 @@ func runAlerts(t *testing.T, dir, toml, events string) ([]string, error) {
 		}
 	}
 	slices.Sort(rows)
-	return rows, nil
+	return rows, sum.DeadLettered(), nil
+}
+
+func TestAlertsStageDeadLettersUnreadableOpenAlerts(t *testing.T) {
+	wasm := hosttest.BuildGoRule(t, filepath.Join("testdata", "lastalerts"))
+	dir := t.TempDir()
+	got, dead, err := runAlertsDead(t, dir, alertsToml(wasm, "", "text"),
+		"S1,2,a1:ABS:2025-01-02,ABS,alert,0.7\nS2,2,no colon here,ABS,alert,0.7\nS3,2,:ABS:2025-01-02,ABS,alert,0.7\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a1 opened S1 ABS alert 0.7"}; !slices.Equal(got, want) || dead != 2 {
+		t.Errorf("got %q and %d dead letters, want %q and 2 (S2, S3)", got, dead, want)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "out", "changes.dead_letter.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `open alert ""no colon here"" is not id:CODE:opening day`) || !strings.Contains(string(b), `""student_id"":""S3""`) {
+		t.Errorf("dead letters:\n%s", b)
+	}
 }
 
 func TestAlertsStageAnnouncesChangesOnce(t *testing.T) {
