@@ -26,10 +26,10 @@ func changeRows(t *testing.T, path string) (map[string]int, [][]string) {
 	return readback.Columns(rows[0]), rows[1:]
 }
 
-// TestAlertChanges runs alert_changes.toml twice over the example academy:
-// the first run announces, as opened, exactly the open alerts of the term
+// TestAlertChanges runs alert_changes.toml over the example academy: the
+// first run announces, as opened, exactly the open alerts of the term
 // job's output (student, id and code); the second, on the same data,
-// announces nothing.
+// announces nothing; a third with raise_at out of reach clears them all.
 func TestAlertChanges(t *testing.T) {
 	term, termDir := ewPipeline(t, "term.toml", "early_warning")
 	pipelinetest.Run(t, term)
@@ -77,5 +77,32 @@ func TestAlertChanges(t *testing.T) {
 	pipelinetest.Run(t, toml)
 	if _, rows := changeRows(t, out); len(rows) != 0 {
 		t.Errorf("identical rerun: %d changes, want none: %q", len(rows), rows)
+	}
+
+	// A run where no risk reaches raise_at any more: every announced alert
+	// is cleared, with its id.
+	b, err := os.ReadFile(toml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	high := strings.Replace(string(b), "raise_at = 0.5", "raise_at = 0.99", 1)
+	if high == string(b) {
+		t.Fatal("alert_changes.toml has no raise_at = 0.5")
+	}
+	if err := os.WriteFile(toml, []byte(high), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Run(t, toml)
+	h, rows = changeRows(t, out)
+	var cleared []string
+	for _, r := range rows {
+		if r[h["change"]] != "cleared" {
+			t.Errorf("raise_at 0.99: change %q, want only cleared: %q", r[h["change"]], r)
+		}
+		cleared = append(cleared, r[h["student_id"]]+" "+r[h["alert_id"]]+" "+r[h["code"]])
+	}
+	slices.Sort(cleared)
+	if !slices.Equal(cleared, want) {
+		t.Errorf("raise_at 0.99: cleared %q, want every alert opened before %q", cleared, want)
 	}
 }
