@@ -71,6 +71,7 @@ type Pipeline struct {
 	Rules         []*Rule
 	Joins         []*Join
 	Unions        []*Union
+	Alerts        []*Alerts
 	Sinks         []*Sink
 	Pos           Pos // the [pipeline] header
 
@@ -172,6 +173,41 @@ type Union struct {
 	Name   string
 	Inputs []string
 	Pos    Pos // the [[union]] header
+}
+
+// Alerts is an [[alerts]] table: it turns the rows of a group rule that
+// lists each key's open alerts (the early-warning pack) into one row per
+// change since the last announced state: opened, updated or cleared. What
+// it announced is kept in the pipeline's state_dir between runs.
+type Alerts struct {
+	Name  string
+	Input string // a group rule
+	// Column names in the input; each defaults to the early-warning
+	// pack's name (the Default* constants).
+	Open, ReasonCodes, Reason, Risk, Level string
+	// UpdateOn lists the columns whose change makes an open alert
+	// "updated"; default reason_codes and alert_level.
+	UpdateOn []string
+	Pos      Pos            // the [[alerts]] header
+	KeyPos   map[string]Pos // line of each key present
+}
+
+// Default column names of an [[alerts]] stage: the early-warning pack's.
+const (
+	DefaultAlertsOpen        = "open_alerts"
+	DefaultAlertsReasonCodes = "reason_codes"
+	DefaultAlertsReason      = "reason"
+	DefaultAlertsRisk        = "risk"
+	DefaultAlertsLevel       = "alert_level"
+)
+
+// At returns the line of key in the table, or the header's when the key
+// is absent.
+func (a *Alerts) At(key string) Pos {
+	if p, ok := a.KeyPos[key]; ok {
+		return p
+	}
+	return a.Pos
 }
 
 // Limits bound what one rule instance may use. Zero means the default.
@@ -297,6 +333,7 @@ func topFields() []field {
 		{"rule", kTables, false},
 		{"join", kTables, false},
 		{"union", kTables, false},
+		{"alerts", kTables, false},
 		{"sink", kTables, false},
 	}
 }
@@ -367,6 +404,19 @@ func unionFields() []field {
 	return []field{
 		{"name", kString, true},
 		{"inputs", kStrings, true},
+	}
+}
+
+func alertsFields() []field {
+	return []field{
+		{"name", kString, true},
+		{"input", kString, true},
+		{"open", kString, false},
+		{"reason_codes", kString, false},
+		{"reason", kString, false},
+		{"risk", kString, false},
+		{"level", kString, false},
+		{"update_on", kStrings, false},
 	}
 }
 
@@ -618,6 +668,10 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 	for i, m := range unions {
 		p.Unions = append(p.Unions, c.union(indexKey("union", i), m))
 	}
+	alerts, _ := asTables(top["alerts"])
+	for i, m := range alerts {
+		p.Alerts = append(p.Alerts, c.alerts(p, indexKey("alerts", i), m))
+	}
 	sinks, _ := asTables(top["sink"])
 	for i, m := range sinks {
 		p.Sinks = append(p.Sinks, c.sink(indexKey("sink", i), m))
@@ -859,6 +913,33 @@ func (c *checker) union(path string, m map[string]any) *Union {
 		c.fail(c.at(path+".inputs"), path+".inputs", "a union needs at least two inputs")
 	}
 	return u
+}
+
+func (c *checker) alerts(p *Pipeline, path string, m map[string]any) *Alerts {
+	a := &Alerts{
+		Pos: c.at(path), KeyPos: map[string]Pos{},
+		Open: DefaultAlertsOpen, ReasonCodes: DefaultAlertsReasonCodes, Reason: DefaultAlertsReason,
+		Risk: DefaultAlertsRisk, Level: DefaultAlertsLevel,
+		UpdateOn: []string{DefaultAlertsReasonCodes, DefaultAlertsLevel},
+	}
+	v := c.fields(path, a.Pos, m, alertsFields())
+	for k := range m {
+		a.KeyPos[k] = c.at(path + "." + k)
+	}
+	a.Name = c.stageName(path, v["name"])
+	a.Input = c.nonEmpty(path+".input", v["input"])
+	for key, dst := range map[string]*string{"open": &a.Open, "reason_codes": &a.ReasonCodes, "reason": &a.Reason, "risk": &a.Risk, "level": &a.Level} {
+		if _, ok := v[key]; ok {
+			*dst = c.nonEmpty(path+"."+key, v[key])
+		}
+	}
+	if _, ok := v["update_on"]; ok {
+		a.UpdateOn = c.strings(v["update_on"])
+	}
+	if p.StateDir == "" {
+		c.fail(a.Pos, path, "an alerts stage keeps the alerts it announced between runs: it needs [pipeline] state_dir")
+	}
+	return a
 }
 
 func (c *checker) sink(path string, m map[string]any) *Sink {

@@ -337,7 +337,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "unknown quoted top-level key",
 			toml: "\"my key\" = 1\n" + head + src + sink,
-			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, join, union, sink`,
+			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, join, union, alerts, sink`,
 		},
 		{
 			name: "wrong type string for integer",
@@ -732,6 +732,62 @@ func TestStateKeys(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("pipeline.toml", []byte(tc.head+src+ruleHead+tc.lines+"\n"+sink))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("err = %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAlerts(t *testing.T) {
+	stateHead := "[pipeline]\nname = \"demo\"\nstate_dir = \"state\"\n" // lines 1-3, src 4-6, rule 7-10
+	group := ruleHead + "group_by = [\"student_id\"]\n"                 // line 11
+	good := stateHead + src + group + `[[alerts]]
+name = "changes"
+input = "r"
+open = "alerts_open"
+update_on = ["alert_level"]
+[[sink]]
+name = "out"
+input = "changes"
+connector = "parquet"
+`
+	p, err := Parse("pipeline.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := p.AlertsStage("changes")
+	if a == nil || a.Input != "r" || a.Open != "alerts_open" || a.ReasonCodes != DefaultAlertsReasonCodes || a.Risk != DefaultAlertsRisk ||
+		a.Reason != DefaultAlertsReason || a.Level != DefaultAlertsLevel || strings.Join(a.UpdateOn, ",") != "alert_level" {
+		t.Errorf("alerts = %+v", a)
+	}
+	if a.At("open").Line != 15 || a.At("risk").Line != 12 {
+		t.Errorf("At(open) = %v, At(risk) = %v (absent: the header)", a.At("open"), a.At("risk"))
+	}
+	if p.Kind("changes") != stream.KindAlerts || strings.Join(p.Order(), ",") != "attendance,r,changes,out" {
+		t.Errorf("kind %v, order %v", p.Kind("changes"), p.Order())
+	}
+	if d, _ := Parse("pipeline.toml", []byte(stateHead+src+group+"[[alerts]]\nname = \"c\"\ninput = \"r\"\n"+sink)); d == nil ||
+		strings.Join(d.Alerts[0].UpdateOn, ",") != "reason_codes,alert_level" || d.Alerts[0].Open != "open_alerts" {
+		t.Errorf("defaults: %+v", d)
+	}
+
+	for _, tc := range []struct{ name, head, body, want string }{
+		{"input a source", stateHead, "[[alerts]]\nname = \"c\"\ninput = \"attendance\"\n",
+			`pipeline.toml:14: alerts[0].input: stage "attendance" is a source: the input of an alerts stage must be a group rule listing open alerts (such as the early-warning pack)`},
+		{"input unknown", stateHead, "[[alerts]]\nname = \"c\"\ninput = \"rr\"\n",
+			`pipeline.toml:14: alerts[0].input: unknown stage "rr" (did you mean "r"?)`},
+		{"no input", stateHead, "[[alerts]]\nname = \"c\"\n",
+			`pipeline.toml:12: alerts[0].input: missing required key`},
+		{"empty column name", stateHead, "[[alerts]]\nname = \"c\"\ninput = \"r\"\nrisk = \"\"\n",
+			`pipeline.toml:15: alerts[0].risk: must not be empty`},
+		{"unknown key", stateHead, "[[alerts]]\nname = \"c\"\ninput = \"r\"\nrisks = \"x\"\n",
+			`pipeline.toml:15: alerts[0].risks: unknown key (did you mean "risk"?)`},
+		{"no state_dir", head, "[[alerts]]\nname = \"c\"\ninput = \"r\"\n",
+			`pipeline.toml:11: alerts[0]: an alerts stage keeps the alerts it announced between runs: it needs [pipeline] state_dir`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("pipeline.toml", []byte(tc.head+src+group+tc.body+sink))
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("err = %v\nwant %s", err, tc.want)
 			}

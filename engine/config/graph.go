@@ -37,6 +37,11 @@ func (p *Pipeline) Union(name string) *Union {
 	return find(p.Unions, name, func(u *Union) string { return u.Name })
 }
 
+// AlertsStage returns the alerts stage called name, or nil.
+func (p *Pipeline) AlertsStage(name string) *Alerts {
+	return find(p.Alerts, name, func(a *Alerts) string { return a.Name })
+}
+
 // Sink returns the sink called name, or nil.
 func (p *Pipeline) Sink(name string) *Sink {
 	return find(p.Sinks, name, func(s *Sink) string { return s.Name })
@@ -88,6 +93,10 @@ func (p *Pipeline) stages() []stage {
 			st.inputs = append(st.inputs, edge{path + ".inputs", in})
 		}
 		out = append(out, st)
+	}
+	for i, a := range p.Alerts {
+		path := indexKey("alerts", i)
+		out = append(out, stage{a.Name, stream.KindAlerts, i, path, []edge{{path + ".input", a.Input}}})
 	}
 	for i, s := range p.Sinks {
 		path := indexKey("sink", i)
@@ -227,6 +236,8 @@ func (c *checker) graph(p *Pipeline) {
 				c.fail(c.at(e.key), e.key, "unknown stage %q%s", e.from, didYouMean(e.from, cands))
 			case ref.kind == stream.KindSink:
 				c.fail(c.at(e.key), e.key, "stage %q is a sink, which has no output: an input must be a source, a rule, a join or a union", e.from)
+			case st.kind == stream.KindAlerts && ref.kind != stream.KindRule:
+				c.fail(c.at(e.key), e.key, "stage %q is a %s: the input of an alerts stage must be a group rule listing open alerts (such as the early-warning pack)", e.from, ref.kind)
 			}
 		}
 	}

@@ -68,6 +68,7 @@ type Plan struct {
 	rules   map[string]ruleRunner
 	sinks   map[string]*sinkStage
 	merges  map[string]stream.Merge
+	alerts  map[string]*alertsStage
 
 	stateMu sync.Mutex
 	state   *state.Store // the shared store of state_dir, opened on first use
@@ -123,6 +124,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		rules:   map[string]ruleRunner{},
 		sinks:   map[string]*sinkStage{},
 		merges:  map[string]stream.Merge{},
+		alerts:  map[string]*alertsStage{},
 	}
 	conns := p.startConnectors(ctx)
 	var errs config.Errors
@@ -139,6 +141,8 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 			err = p.prepareJoin(cfg.Join(name))
 		case stream.KindUnion:
 			err = p.prepareUnion(cfg.Union(name))
+		case stream.KindAlerts:
+			err = p.prepareAlerts(cfg.AlertsStage(name))
 		}
 		var ce config.Errors
 		switch {
@@ -363,6 +367,27 @@ func (p *Plan) prepareUnion(u *config.Union) error {
 	return nil
 }
 
+func (p *Plan) prepareAlerts(a *config.Alerts) error {
+	key := fmt.Sprintf("alerts[%d]", index(p.cfg.Alerts, a))
+	in := p.schemas[a.Input]
+	if in == nil {
+		return nil // the input failed to prepare; its own error says why
+	}
+	r := p.cfg.Rule(a.Input)
+	if _, group := p.rules[a.Input].(*groupStage); r == nil || !group {
+		return config.Errors{{Pos: a.At("input"), Key: key + ".input", Msg: fmt.Sprintf("stage %q is not a group rule: the input of an alerts stage must be a group rule listing open alerts (such as the early-warning pack)", a.Input)}}
+	}
+	stage, err := newAlertsStage(a, key, r.GroupBy, in, p.env.Mem)
+	if err != nil {
+		return err
+	}
+	stage.store = p.stateStore(true)
+	p.schemas[a.Name] = stage.schema
+	p.merges[a.Name] = stage
+	p.alerts[a.Name] = stage
+	return nil
+}
+
 func (p *Plan) prepareSink(ctx context.Context, s *config.Sink, started startedConnector) error {
 	key := fmt.Sprintf("sink[%d]", index(p.cfg.Sinks, s))
 	c, err := started.c, started.err
@@ -415,7 +440,7 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 			err = g.AddTransform(name, p.cfg.Rule(name).Input, p.rules[name])
 		case stream.KindSink:
 			err = g.AddSink(name, p.cfg.Sink(name).Input, p.sinks[name])
-		case stream.KindJoin, stream.KindUnion:
+		case stream.KindJoin, stream.KindUnion, stream.KindAlerts:
 			err = g.AddMerge(name, p.cfg.Kind(name), p.cfg.Inputs(name), p.merges[name])
 		}
 		if err != nil {
@@ -437,6 +462,16 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 	if cerr := dl.Close(); cerr != nil && err == nil {
 		err = cerr
 		sum.Err = cerr
+	}
+	// The sinks have committed (their Run returned nil) only when the
+	// run succeeded: only then is what the alerts stages announced kept.
+	for _, name := range p.cfg.Order() {
+		if a := p.alerts[name]; a != nil {
+			if cerr := a.commit(err == nil); cerr != nil && err == nil {
+				err = cerr
+				sum.Err = cerr
+			}
+		}
 	}
 	return sum, err
 }

@@ -96,6 +96,9 @@ const (
 	KindSink   Kind = "sink"
 	KindJoin   Kind = "join"
 	KindUnion  Kind = "union"
+	// KindAlerts turns a group rule's open alerts into changes (a
+	// transform, like a rule).
+	KindAlerts Kind = "alerts"
 )
 
 // DeadLetter is a row that a stage could not process, with the reason.
