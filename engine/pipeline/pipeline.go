@@ -219,6 +219,7 @@ func (p *Plan) connectorConfig(c protocol.Connector, stage, key string, at confi
 		Stage:     stage,
 		Connector: spec.Name,
 		BatchRows: p.cfg.BatchRows,
+		MaxDelay:  p.cfg.MaxDelay,
 		Options:   checked,
 	}, nil
 }
