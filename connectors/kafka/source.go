@@ -72,9 +72,10 @@ type Source struct{}
 var _ protocol.Source = Source{}
 
 var sourceSpec = protocol.Spec{
-	Name:    SourceName,
-	Kind:    protocol.KindSource,
-	Version: "0.1.0",
+	Name:      SourceName,
+	Kind:      protocol.KindSource,
+	Version:   "0.1.0",
+	Unbounded: true,
 	Doc: `Connector "kafka" (source): reads Kafka topics, each message value a JSON
 object decoded into the declared columns. ` + jsonrow.TypesDoc + ` metadata
 adds kafka_key (utf8), kafka_topic, kafka_partition, kafka_offset and

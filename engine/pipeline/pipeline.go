@@ -68,6 +68,9 @@ type Plan struct {
 	rules   map[string]ruleRunner
 	sinks   map[string]*sinkStage
 	merges  map[string]stream.Merge
+	// unbounded is set when a source does not end at the end of its input:
+	// the run is continuous and sinks flush when idle (sinkStage.idleFlush).
+	unbounded bool
 
 	stateMu sync.Mutex
 	state   *state.Store // the shared store of state_dir, opened on first use
@@ -152,6 +155,11 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pos.Line < errs[j].Pos.Line })
 		p.Close(ctx)
 		return nil, errs
+	}
+	if p.unbounded {
+		for _, s := range p.sinks {
+			s.idleFlush = cfg.MaxDelay
+		}
 	}
 	return p, nil
 }
@@ -259,6 +267,9 @@ func (p *Plan) prepareSource(ctx context.Context, s *config.Source, started star
 	p.schemas[s.Name] = schema
 	cc.Schema = schema // Read emits it, without inferring it again
 	p.sources[s.Name] = &sourceStage{src: src, cfg: cc, mem: p.env.Mem, threshold: s.DeadLetterThreshold}
+	if c.Spec().Unbounded {
+		p.unbounded = true
+	}
 	return nil
 }
 

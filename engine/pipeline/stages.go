@@ -154,6 +154,12 @@ type sinkStage struct {
 	// flushBytes and replayBytes override defaultFlushBytes and
 	// defaultReplayBytes when set (tests).
 	flushBytes, replayBytes int64
+	// idleFlush, in a continuous run (an unbounded source), flushes the
+	// sink once its input has brought nothing for that long since a batch
+	// was written: a transactional sink (Kafka) then commits what arrived
+	// within about max_delay instead of after flushBatches batches. 0 in
+	// a batch run, which flushes as before.
+	idleFlush time.Duration
 }
 
 // sinkRun is the state of a sink stage across the attempts of one run.
@@ -226,9 +232,15 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		flushBytes = defaultFlushBytes
 	}
 	for {
-		rec, err := in.Recv(ctx)
+		rec, err := s.recv(ctx, in, r)
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		if errors.Is(err, errIdle) {
+			if err := s.flush(ctx, w, r); err != nil {
+				return err
+			}
+			continue
 		}
 		if err != nil {
 			return err
@@ -260,6 +272,28 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		}
 	}
 	return w.Close(ctx)
+}
+
+// errIdle is what recv returns when the sink should flush: its input has
+// been idle for idleFlush with batches written since the last flush.
+var errIdle = errors.New("sink input idle")
+
+// recv receives the next batch. In a continuous run with batches written
+// since the last flush, it waits no longer than idleFlush and then
+// returns errIdle.
+func (s *sinkStage) recv(ctx context.Context, in *stream.Inbox, r *sinkRun) (arrow.RecordBatch, error) {
+	if s.idleFlush <= 0 || r.batches == 0 || r.noFlush {
+		return in.Recv(ctx)
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.idleFlush)
+	defer cancel()
+	rec, err := in.Recv(rctx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		// Also when the input closed as the timer fired (Recv reports
+		// rctx's error then): the next recv sees the end of input.
+		return nil, errIdle
+	}
+	return rec, err
 }
 
 // flush asks the writer to make what it has durable; with a position back,
