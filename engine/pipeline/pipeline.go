@@ -69,7 +69,7 @@ type Plan struct {
 	sinks   map[string]*sinkStage
 	merges  map[string]stream.Merge
 	// unbounded is set when a source does not end at the end of its input:
-	// the run is continuous and sinks flush when idle (sinkStage.idleFlush).
+	// the run is continuous and sinks flush every max_delay (sinkStage.flushDelay).
 	unbounded bool
 
 	stateMu sync.Mutex
@@ -158,7 +158,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 	}
 	if p.unbounded {
 		for _, s := range p.sinks {
-			s.idleFlush = cfg.MaxDelay
+			s.flushDelay = cfg.MaxDelay
 		}
 	}
 	return p, nil
