@@ -2,8 +2,10 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -93,8 +95,9 @@ key_column = "student_id"
 }
 
 // TestContinuousRun runs a pipeline whose Kafka source never ends (no
-// stop_at_end) through the engine, with batch_rows far above what arrives,
-// so that only max_delay sends batches on and only the sink's idle flush
+// stop_at_end) through the engine, a map rule (bench_map: score = 0.5a +
+// 0.3b + 0.2c) and a Kafka sink, with batch_rows far above what arrives,
+// so that only max_delay sends batches on and only the sink's timed flush
 // commits them: records produced while it runs must appear in the output
 // topic (read_committed) while it still runs. A graceful stop then drains
 // and returns stream.ErrInterrupted with every row read written; the rows
@@ -120,17 +123,22 @@ connector = "kafka"
 brokers = %s
 topics = ["events"]
 group = "vigie-live"
-columns = { student_id = "utf8", n = "int64" }
+columns = { student_id = "utf8", n = "int64", a = "float64", b = "float64", c = "float64" }
+
+[[rule]]
+name = "score"
+input = "events"
+module = %q
 
 [[sink]]
 name = "out"
-input = "events"
+input = "score"
 connector = "kafka_topic"
 [sink.options]
 brokers = %s
 topic = "out"
 key_column = "student_id"
-`, brokers, brokers)
+`, brokers, mapRule(t), brokers)
 	path := filepath.Join(dir, "pipeline.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
@@ -138,19 +146,19 @@ key_column = "student_id"
 
 	out := c.Client(t, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	seen := map[string]int{} // output value → times read
-	var produced []string    // output values expected, in production order
+	seen := map[int64]int{} // output row n → times read
+	var produced []int64    // n of the rows expected, in production order
 	n := 0
 	// wave produces per records to each partition and returns their
 	// output values.
-	wave := func(per int) []string {
-		var vals []string
+	wave := func(per int) []int64 {
+		var vals []int64
 		for p := range int32(3) {
 			var vs []string
 			for range per {
 				id := fmt.Sprintf("S%d", n%11)
-				vs = append(vs, fmt.Sprintf(`{"student_id": %q, "n": %d}`, id, n))
-				vals = append(vals, fmt.Sprintf(`{"n":%d,"student_id":%q}`, n, id))
+				vs = append(vs, fmt.Sprintf(`{"student_id": %q, "n": %d, "a": 0.5, "b": %g, "c": 1}`, id, n, float64(n%10)/10))
+				vals = append(vals, int64(n))
 				n++
 			}
 			produce(ctx, t, c, "events", p, vs...)
@@ -167,7 +175,21 @@ key_column = "student_id"
 				t.Fatalf("read out: %v", fe.Err)
 			}
 		}
-		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+		fs.EachRecord(func(r *kgo.Record) {
+			var row struct {
+				N       int64
+				B       float64
+				Score   float64
+				Student string `json:"student_id"`
+			}
+			if err := json.Unmarshal(r.Value, &row); err != nil {
+				t.Fatalf("output %s: %v", r.Value, err)
+			}
+			if want := 0.5*0.5 + 0.3*row.B + 0.2*1; math.Abs(row.Score-want) > 1e-9 || row.Student != string(r.Key) {
+				t.Errorf("output %s (key %s): want score %g and the student as key", r.Value, r.Key, want)
+			}
+			seen[row.N]++
+		})
 	}
 	// arrive polls the output until every value is in it, failing if the
 	// run ends or the test's deadline passes first.
@@ -175,7 +197,7 @@ key_column = "student_id"
 		sum *stream.Summary
 		err error
 	}
-	arrive := func(done <-chan result, vals []string) {
+	arrive := func(done <-chan result, vals []int64) {
 		t.Helper()
 		for {
 			missing := 0
@@ -220,7 +242,7 @@ key_column = "student_id"
 			t.Fatalf("stopped run: err %v, want %v", r.err, stream.ErrInterrupted)
 		}
 		// Drained: every row the source handed over was written.
-		if src, snk := r.sum.Stages[0], r.sum.Stages[1]; src.RowsOut != snk.RowsOut || snk.RowsOut == 0 {
+		if src, snk := stage(r.sum, "events"), stage(r.sum, "out"); src.RowsOut != snk.RowsOut || snk.RowsOut == 0 {
 			t.Errorf("summary %+v: rows read and written differ", r.sum.Stages)
 		}
 		return r.sum
@@ -237,9 +259,9 @@ key_column = "student_id"
 	arrive(done, wave(4))
 	sum2 := finish(stop, done)
 
-	total := sum1.Stages[1].RowsOut + sum2.Stages[1].RowsOut
-	if total != int64(len(produced)) {
-		t.Errorf("rows written over both runs: %d + %d, want %d (each record once)", sum1.Stages[1].RowsOut, sum2.Stages[1].RowsOut, len(produced))
+	w1, w2 := stage(sum1, "out").RowsOut, stage(sum2, "out").RowsOut
+	if w1+w2 != int64(len(produced)) {
+		t.Errorf("rows written over both runs: %d + %d, want %d (each record once)", w1, w2, len(produced))
 	}
 	// Both runs' outputs are committed: read to the end and count.
 	for range 3 {
@@ -247,10 +269,31 @@ key_column = "student_id"
 	}
 	for _, v := range produced {
 		if seen[v] != 1 {
-			t.Errorf("record %s is %d times in the output, want once", v, seen[v])
+			t.Errorf("row n=%d is %d times in the output, want once", v, seen[v])
 		}
 	}
 	if len(seen) != len(produced) {
 		t.Errorf("output has %d distinct records, want %d", len(seen), len(produced))
 	}
+}
+
+// stage returns the summary of the stage called name.
+func stage(sum *stream.Summary, name string) stream.StageSummary {
+	for _, st := range sum.Stages {
+		if st.Name == name {
+			return st
+		}
+	}
+	return stream.StageSummary{}
+}
+
+// mapRule returns the absolute path of the prebuilt WAT benchmark map rule
+// (inputs a, b, c; outputs score, flag).
+func mapRule(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", "examples", "rules", "bench_map_wat", "bench_map.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
