@@ -1,14 +1,23 @@
 package kafka_test
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
+	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/internal/kafkatest"
 )
 
@@ -83,4 +92,208 @@ key_column = "student_id"
 	if n := strings.Count(string(dead), "expected utf8"); n != 3 {
 		t.Errorf("dead letters:\n%s\nwant 3 rows saying expected utf8", dead)
 	}
+}
+
+// TestContinuousRun runs a pipeline whose Kafka source never ends (no
+// stop_at_end) through the engine, a map rule (bench_map: score = 0.5a +
+// 0.3b + 0.2c) and a Kafka sink, with batch_rows far above what arrives,
+// so that only max_delay sends batches on and only the sink's timed flush
+// commits them: records produced while it runs must appear in the output
+// topic (read_committed) while it still runs. A graceful stop then drains
+// and returns stream.ErrInterrupted with every row read written; the rows
+// produced just before the stop and not yet handed to the engine are read
+// by the next run of the group, so that over both runs every record
+// produced is in the output exactly once.
+func TestContinuousRun(t *testing.T) {
+	ctx := testCtx(t)
+	c := kafkatest.Start(t, kafkatest.Config{Brokers: 3, Topics: map[string]int32{"events": 3, "out": 3}})
+	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	dir := t.TempDir()
+	toml := fmt.Sprintf(`[pipeline]
+name = "kafka_live"
+batch_rows = 100000
+max_delay = "50ms"
+stop_timeout = "30s"
+dead_letter = "dead.csv"
+
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = %s
+topics = ["events"]
+group = "vigie-live"
+columns = { student_id = "utf8", n = "int64", a = "float64", b = "float64", c = "float64" }
+
+[[rule]]
+name = "score"
+input = "events"
+module = %q
+
+[[sink]]
+name = "out"
+input = "score"
+connector = "kafka_topic"
+[sink.options]
+brokers = %s
+topic = "out"
+key_column = "student_id"
+`, brokers, mapRule(t), brokers)
+	path := filepath.Join(dir, "pipeline.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	out := c.Client(t, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[int64]int{} // output row n → times read
+	var produced []int64    // n of the rows expected, in production order
+	n := 0
+	// wave produces per records to each partition and returns their
+	// output values.
+	wave := func(per int) []int64 {
+		var vals []int64
+		for p := range int32(3) {
+			var vs []string
+			for range per {
+				id := fmt.Sprintf("S%d", n%11)
+				vs = append(vs, fmt.Sprintf(`{"student_id": %q, "n": %d, "a": 0.5, "b": %g, "c": 1}`, id, n, float64(n%10)/10))
+				vals = append(vals, int64(n))
+				n++
+			}
+			produce(ctx, t, c, "events", p, vs...)
+		}
+		produced = append(produced, vals...)
+		return vals
+	}
+	poll := func() {
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		fs := out.PollFetches(pctx)
+		for _, fe := range fs.Errors() {
+			if !errors.Is(fe.Err, context.DeadlineExceeded) {
+				t.Fatalf("read out: %v", fe.Err)
+			}
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var row struct {
+				N       int64
+				B       float64
+				Score   float64
+				Student string `json:"student_id"`
+			}
+			if err := json.Unmarshal(r.Value, &row); err != nil {
+				t.Fatalf("output %s: %v", r.Value, err)
+			}
+			if want := 0.5*0.5 + 0.3*row.B + 0.2*1; math.Abs(row.Score-want) > 1e-9 || row.Student != string(r.Key) {
+				t.Errorf("output %s (key %s): want score %g and the student as key", r.Value, r.Key, want)
+			}
+			seen[row.N]++
+		})
+	}
+	// arrive polls the output until every value is in it, failing if the
+	// run ends or the test's deadline passes first.
+	type result struct {
+		sum *stream.Summary
+		err error
+	}
+	arrive := func(done <-chan result, vals []int64) {
+		t.Helper()
+		for {
+			missing := 0
+			for _, v := range vals {
+				if seen[v] == 0 {
+					missing++
+				}
+			}
+			if missing == 0 {
+				return
+			}
+			select {
+			case r := <-done:
+				t.Fatalf("the run ended (%v) with %d of %d records not in the output", r.err, missing, len(vals))
+			default:
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%d of %d records produced during the run never reached the output", missing, len(vals))
+			}
+			poll()
+		}
+	}
+	start := func() (chan struct{}, <-chan result) {
+		stop := make(chan struct{})
+		done := make(chan result, 1)
+		go func() {
+			sum, err := pipelinetest.RunWith(t, path, pipeline.RunOptions{Stop: stop})
+			done <- result{sum, err}
+		}()
+		return stop, done
+	}
+	finish := func(stop chan struct{}, done <-chan result) *stream.Summary {
+		t.Helper()
+		close(stop)
+		var r result
+		select {
+		case r = <-done:
+		case <-ctx.Done():
+			t.Fatal("the run did not stop")
+		}
+		if !errors.Is(r.err, stream.ErrInterrupted) {
+			t.Fatalf("stopped run: err %v, want %v", r.err, stream.ErrInterrupted)
+		}
+		// Drained: every row the source handed over was written.
+		if src, snk := stage(r.sum, "events"), stage(r.sum, "out"); src.RowsOut != snk.RowsOut || snk.RowsOut == 0 {
+			t.Errorf("summary %+v: rows read and written differ", r.sum.Stages)
+		}
+		return r.sum
+	}
+
+	stop, done := start()
+	arrive(done, wave(5))
+	arrive(done, wave(7))
+	tail := wave(3) // produced just before the stop, not waited for
+	sum1 := finish(stop, done)
+
+	stop, done = start()
+	arrive(done, tail)
+	arrive(done, wave(4))
+	sum2 := finish(stop, done)
+
+	w1, w2 := stage(sum1, "out").RowsOut, stage(sum2, "out").RowsOut
+	if w1+w2 != int64(len(produced)) {
+		t.Errorf("rows written over both runs: %d + %d, want %d (each record once)", w1, w2, len(produced))
+	}
+	// Both runs' outputs are committed: read to the end and count.
+	for range 3 {
+		poll()
+	}
+	for _, v := range produced {
+		if seen[v] != 1 {
+			t.Errorf("row n=%d is %d times in the output, want once", v, seen[v])
+		}
+	}
+	if len(seen) != len(produced) {
+		t.Errorf("output has %d distinct records, want %d", len(seen), len(produced))
+	}
+}
+
+// stage returns the summary of the stage called name.
+func stage(sum *stream.Summary, name string) stream.StageSummary {
+	for _, st := range sum.Stages {
+		if st.Name == name {
+			return st
+		}
+	}
+	return stream.StageSummary{}
+}
+
+// mapRule returns the absolute path of the prebuilt WAT benchmark map rule
+// (inputs a, b, c; outputs score, flag).
+func mapRule(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", "examples", "rules", "bench_map_wat", "bench_map.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

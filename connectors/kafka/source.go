@@ -72,9 +72,10 @@ type Source struct{}
 var _ protocol.Source = Source{}
 
 var sourceSpec = protocol.Spec{
-	Name:    SourceName,
-	Kind:    protocol.KindSource,
-	Version: "0.1.0",
+	Name:      SourceName,
+	Kind:      protocol.KindSource,
+	Version:   "0.1.0",
+	Unbounded: true,
 	Doc: `Connector "kafka" (source): reads Kafka topics, each message value a JSON
 object decoded into the declared columns. ` + jsonrow.TypesDoc + ` metadata
 adds kafka_key (utf8), kafka_topic, kafka_partition, kafka_offset and
@@ -99,7 +100,7 @@ the read started with. Transactions: read_committed by default.`,
 		{Name: optMetadata, Type: protocol.TypeStringList, Doc: "Kafka metadata to add as columns: any of key, topic, partition, offset, timestamp"},
 		{Name: optOnError, Type: protocol.TypeString, Default: onErrorDead, Enum: []string{onErrorDead, onErrorSkip, onErrorFail},
 			Doc: "what to do with a message whose value does not fit the columns"},
-		{Name: optMaxDelay, Type: protocol.TypeString, Default: "200ms", Doc: "longest a row waits for its batch to fill (a Go duration)"},
+		{Name: optMaxDelay, Type: protocol.TypeString, Doc: "longest a row waits for its batch to fill (a Go duration); overrides the pipeline's max_delay for this source"},
 		{Name: optStopAtEnd, Type: protocol.TypeBool, Default: false, Doc: "stop at the end offsets the read started with (without group only)"},
 		{Name: optIsolation, Type: protocol.TypeString, Default: readCommitted, Enum: []string{readCommitted, readUncommit},
 			Doc: "whether records of aborted or open transactions are read"},
@@ -140,8 +141,14 @@ func newSourcePlan(cfg protocol.Config) (*sourcePlan, error) {
 	if p.batchRows <= 0 {
 		p.batchRows = protocol.DefaultBatchRows
 	}
-	if p.maxDelay, err = time.ParseDuration(cfg.String(optMaxDelay)); err != nil || p.maxDelay <= 0 {
-		return nil, configError(cfg.Connector, optMaxDelay, "expected a positive duration such as \"200ms\", got %q", cfg.String(optMaxDelay))
+	p.maxDelay = cfg.MaxDelay
+	if p.maxDelay <= 0 {
+		p.maxDelay = protocol.DefaultMaxDelay
+	}
+	if d := cfg.String(optMaxDelay); d != "" {
+		if p.maxDelay, err = time.ParseDuration(d); err != nil || p.maxDelay <= 0 {
+			return nil, configError(cfg.Connector, optMaxDelay, "expected a positive duration such as \"200ms\", got %q", d)
+		}
 	}
 	if cfg.Bool(optStopAtEnd) && cfg.String(optGroup) != "" {
 		return nil, configError(cfg.Connector, optStopAtEnd, "cannot be used with group (a member reads only the partitions the group assigns it)")
@@ -288,6 +295,7 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	r.cl = cl
 	r.bt = sdk.NewBatcher(mem, p.schema, p.batchRows, &committer{Emitter: out, r: r}, sourcePosition{Offsets: r.pos})
 	defer r.bt.Release()
+	r.bt.SetMaxDelay(p.maxDelay)
 	return r.run(ctx)
 }
 
@@ -332,9 +340,6 @@ type reader struct {
 	pos   offsets // next offset of each partition, after what was batched
 	ends  offsets // stop_at_end: where to stop
 	vals  []sdk.Cell
-	first time.Time // when the first row or dead letter pending arrived
-	rows  int       // rows pending
-	dead  bool      // dead letters pending
 }
 
 // done reports whether stop_at_end has reached every end.
@@ -358,12 +363,14 @@ func (r *reader) run(ctx context.Context) error {
 		if r.done() {
 			return r.flush(ctx)
 		}
+		// A poll waits no longer than the pending batch's due time
+		// (max_delay after its first row or dead letter).
 		pctx, cancel := ctx, context.CancelFunc(func() {})
-		pending := r.rows > 0 || r.dead
+		due, pending := r.bt.Deadline()
 		if pending {
-			pctx, cancel = context.WithDeadline(ctx, r.first.Add(r.maxDelay))
+			pctx, cancel = context.WithDeadline(ctx, due)
 		}
-		fs := r.cl.PollRecords(pctx, r.batchRows-r.rows)
+		fs := r.cl.PollRecords(pctx, r.batchRows-r.bt.Rows())
 		expired := pctx.Err() != nil
 		cancel()
 		if err := ctx.Err(); err != nil {
@@ -382,7 +389,7 @@ func (r *reader) run(ctx context.Context) error {
 		}
 		// Dead letters wait no longer than rows: a tail of bad messages
 		// is reported, with a position past it, within max_delay.
-		if (r.rows > 0 || r.dead) && (expired || time.Since(r.first) >= r.maxDelay) {
+		if due, ok := r.bt.Deadline(); ok && (expired || !time.Now().Before(due)) {
 			if err := r.flush(ctx); err != nil {
 				return err
 			}
@@ -419,10 +426,6 @@ func (r *reader) record(ctx context.Context, rec *kgo.Record) error {
 		if len(v) > maxRaw {
 			v = v[:maxRaw]
 		}
-		if r.rows == 0 && !r.dead {
-			r.first = time.Now()
-		}
-		r.dead = true
 		return r.bt.DeadLetter(ctx, protocol.DeadLetter{
 			Origin: rec.Topic + "/" + strconv.Itoa(int(rec.Partition)),
 			Line:   rec.Offset, Column: field, Reason: reason, Raw: string(v),
@@ -449,23 +452,10 @@ func (r *reader) record(ctx context.Context, rec *kgo.Record) error {
 		}
 		row = append(row, c)
 	}
-	if r.rows == 0 && !r.dead {
-		r.first = time.Now()
-	}
-	r.rows++
-	if err := r.bt.Record(ctx, [][]sdk.Cell{row}, pos); err != nil {
-		return err
-	}
-	if r.rows >= r.batchRows {
-		r.rows, r.dead = 0, false // the Batcher flushed at batch_rows, dead letters first
-	}
-	return nil
+	return r.bt.Record(ctx, [][]sdk.Cell{row}, pos)
 }
 
-func (r *reader) flush(ctx context.Context) error {
-	r.rows, r.dead = 0, false
-	return r.bt.Flush(ctx)
-}
+func (r *reader) flush(ctx context.Context) error { return r.bt.Flush(ctx) }
 
 // committer commits a group's offsets once a batch was handed to the
 // engine, so that a new run of the group starts after it.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -25,6 +26,10 @@ const Version = 2
 // than the engine, say). It is defined here, once, for the engine and every
 // connector.
 const DefaultBatchRows = 65536
+
+// DefaultMaxDelay is the max_delay of a pipeline that does not set it, and
+// the one a source uses when Config.MaxDelay is 0.
+const DefaultMaxDelay = 200 * time.Millisecond
 
 // Position is a connector's own bookmark, opaque to the engine and encoded
 // as JSON by the connector. A source attaches one to every batch it emits:
@@ -68,6 +73,11 @@ type Config struct {
 	// BatchRows is the most rows a source should put in one batch; 0 means
 	// DefaultBatchRows.
 	BatchRows int `json:"batch_rows"`
+	// MaxDelay is the longest a row read by an unbounded source waits for
+	// its batch to fill: a partial batch leaves MaxDelay after its first
+	// row (sdk.Batcher.Due). 0 means DefaultMaxDelay. A source that ends
+	// at the end of a finite input may ignore it.
+	MaxDelay time.Duration `json:"max_delay,omitempty"`
 	// Options are the checked options.
 	Options map[string]any `json:"options"`
 	// Resume, when set, is a Position the same connector returned for the

@@ -52,6 +52,12 @@ type Spec struct {
 	Version string   `json:"version"`
 	Doc     string   `json:"doc"`
 	Options []Option `json:"options"`
+	// Unbounded marks a source whose Read does not return at the end of
+	// its input (Kafka): a pipeline with one runs until it is stopped, and
+	// its sinks flush max_delay after the first batch written since their
+	// last flush, so that what was read reaches the outputs within about
+	// twice max_delay (docs/pipeline.md, "Continuous runs").
+	Unbounded bool `json:"unbounded,omitempty"`
 }
 
 // Option returns the declared option called name.

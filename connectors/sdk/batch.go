@@ -9,6 +9,7 @@ package sdk
 
 import (
 	"context"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -97,12 +98,32 @@ func (o *Out) Emit(ctx context.Context, b *array.RecordBuilder, rows int, pos an
 // Batcher turns records into batches of at most max rows, each emitted with
 // the position after its last record, and sends dead letters before the
 // batch whose position covers them.
+//
+// An unbounded source also bounds how long a row waits: with SetMaxDelay,
+// Due fires max_delay after the first row (or dead letter) of a pending
+// batch, and the source's read loop selects on it and calls Flush:
+//
+//	bt.SetMaxDelay(cfg.MaxDelay)
+//	for {
+//		select {
+//		case rec := <-records:
+//			err = bt.Record(ctx, rowsOf(rec), posAfter(rec))
+//		case <-bt.Due():
+//			err = bt.Flush(ctx)
+//		case <-ctx.Done():
+//			return ctx.Err()
+//		}
+//	}
 type Batcher struct {
 	*Out
-	b       *array.RecordBuilder
-	max     int
-	rows    int
-	lastPos any
+	b        *array.RecordBuilder
+	max      int
+	rows     int
+	lastPos  any
+	maxDelay time.Duration
+	first    time.Time   // when the pending batch got its first row or dead letter
+	pending  bool        // rows or dead letters held since the last Flush
+	timer    *time.Timer // Due's timer, for the pending batch; nil when none
 }
 
 // NewBatcher returns a Batcher emitting to out batches of at most max rows
@@ -116,7 +137,65 @@ func NewBatcher(mem memory.Allocator, schema *arrow.Schema, max int, out protoco
 }
 
 // Release frees the builders.
-func (bt *Batcher) Release() { bt.b.Release() }
+func (bt *Batcher) Release() {
+	bt.stopTimer()
+	bt.b.Release()
+}
+
+// SetMaxDelay sets how long the first row of a pending batch waits before
+// Due fires: d, protocol.DefaultMaxDelay when d is 0, never when d < 0 (a
+// source that reads a finite input and flushes at its end).
+func (bt *Batcher) SetMaxDelay(d time.Duration) {
+	if d == 0 {
+		d = protocol.DefaultMaxDelay
+	}
+	bt.maxDelay = d
+}
+
+// Rows returns the number of rows held for the next batch.
+func (bt *Batcher) Rows() int { return bt.rows }
+
+// Deadline returns when the pending batch is due: max_delay after its
+// first row or dead letter. ok is false when nothing is pending or no max
+// delay was set. A source whose reads take a context (a Kafka poll) bounds
+// them with it.
+func (bt *Batcher) Deadline() (due time.Time, ok bool) {
+	if !bt.pending || bt.maxDelay <= 0 {
+		return time.Time{}, false
+	}
+	return bt.first.Add(bt.maxDelay), true
+}
+
+// Due returns a channel that receives when the pending batch is due (see
+// Deadline); nil, which blocks forever in a select, when nothing is
+// pending or no max delay was set. Call it anew on each turn of the read
+// loop: a Flush ends the timer of the batch it emitted.
+func (bt *Batcher) Due() <-chan time.Time {
+	due, ok := bt.Deadline()
+	if !ok {
+		return nil
+	}
+	if bt.timer == nil {
+		bt.timer = time.NewTimer(time.Until(due))
+	}
+	return bt.timer.C
+}
+
+// touch marks the batch pending, starting its delay with its first row or
+// dead letter.
+func (bt *Batcher) touch() {
+	if !bt.pending {
+		bt.pending = true
+		bt.first = time.Now()
+	}
+}
+
+func (bt *Batcher) stopTimer() {
+	if bt.timer != nil {
+		bt.timer.Stop()
+		bt.timer = nil
+	}
+}
 
 // Record adds the rows of one input record (a record may give several rows,
 // never split across batches); pos is the position after it.
@@ -125,6 +204,9 @@ func (bt *Batcher) Record(ctx context.Context, rows [][]Cell, pos any) error {
 		if err := bt.Flush(ctx); err != nil {
 			return err
 		}
+	}
+	if len(rows) > 0 {
+		bt.touch()
 	}
 	for _, r := range rows {
 		for i, c := range r {
@@ -142,16 +224,20 @@ func (bt *Batcher) Record(ctx context.Context, rows [][]Cell, pos any) error {
 // DeadLetter records a dead letter for the record that ends at pos.
 func (bt *Batcher) DeadLetter(ctx context.Context, d protocol.DeadLetter, pos any) error {
 	bt.lastPos = pos
+	bt.touch()
 	return bt.Out.DeadLetter(ctx, d)
 }
 
 // Skipped records a record that gave nothing (a blank line).
 func (bt *Batcher) Skipped(pos any) { bt.lastPos = pos }
 
-// Flush emits the rows held with the last position (see Out.Emit).
+// Flush emits the rows held with the last position (see Out.Emit) and
+// ends the pending batch's delay.
 func (bt *Batcher) Flush(ctx context.Context) error {
 	rows := bt.rows
 	bt.rows = 0
+	bt.pending = false
+	bt.stopTimer()
 	return bt.Out.Emit(ctx, bt.b, rows, bt.lastPos)
 }
 

@@ -27,6 +27,10 @@
 // order positions need, including the empty batch that covers a tail of
 // dead letters.
 //
+// A source that reads until stopped (a message queue) sets Spec.Unbounded
+// and bounds how long a row waits for its batch by Config.MaxDelay, the
+// pipeline's max_delay: see Reader.Due and Batcher.Due.
+//
 // Test a connector with connectors/conformance, which checks all of this.
 package sdk
 
@@ -34,6 +38,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -102,11 +107,16 @@ func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 			return err
 		}
 	}
-	r := &Reader{cfg: cfg, out: NewOut(out), rows: cfg.BatchRows, b: array.NewRecordBuilder(mem, schema)}
+	r := &Reader{cfg: cfg, out: NewOut(out), rows: cfg.BatchRows, b: array.NewRecordBuilder(mem, schema),
+		maxDelay: cfg.MaxDelay, unbounded: s.spec.Unbounded}
 	if r.rows <= 0 {
 		r.rows = protocol.DefaultBatchRows
 	}
+	if r.maxDelay <= 0 {
+		r.maxDelay = protocol.DefaultMaxDelay
+	}
 	defer r.b.Release()
+	defer r.stopTimer()
 	if err := s.read(ctx, cfg, r); err != nil {
 		return err
 	}
@@ -118,12 +128,61 @@ func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 // Reader is what a ReadFunc fills: append a row's values to the Builder's
 // fields, and call Next after each row with the position after it. Not
 // safe for concurrent use.
+//
+// A source whose Spec is Unbounded (it reads until stopped) also bounds how
+// long a row waits for its batch: Next emits the batch once max_delay
+// (Config.MaxDelay) has passed since its first row, and a ReadFunc that
+// waits for input selects on Due and then calls Flush, so that a quiet
+// input still sends its last rows on:
+//
+//	select {
+//	case m := <-messages:
+//		// append m's values, then r.Next(ctx, m.pos)
+//	case <-r.Due():
+//		err = r.Flush(ctx, last)
+//	case <-ctx.Done():
+//		return ctx.Err()
+//	}
 type Reader struct {
-	cfg  protocol.Config
-	out  *Out // dead letters held until the batch whose position covers them
-	b    *array.RecordBuilder
-	rows int
-	n    int
+	cfg       protocol.Config
+	out       *Out // dead letters held until the batch whose position covers them
+	b         *array.RecordBuilder
+	rows      int
+	n         int
+	maxDelay  time.Duration
+	unbounded bool        // Next flushes by age too
+	first     time.Time   // when the pending batch's first row ended
+	timer     *time.Timer // Due's timer for the pending batch; nil when none
+}
+
+// Deadline returns when the pending batch is due: max_delay after its
+// first row. ok is false when no row is pending.
+func (r *Reader) Deadline() (due time.Time, ok bool) {
+	if r.n == 0 {
+		return time.Time{}, false
+	}
+	return r.first.Add(r.maxDelay), true
+}
+
+// Due returns a channel that receives when the pending batch is due (see
+// Deadline), nil (blocking for ever in a select) when no row is pending.
+// Call it anew on each turn of the read loop; Flush ends the timer.
+func (r *Reader) Due() <-chan time.Time {
+	due, ok := r.Deadline()
+	if !ok {
+		return nil
+	}
+	if r.timer == nil {
+		r.timer = time.NewTimer(time.Until(due))
+	}
+	return r.timer.C
+}
+
+func (r *Reader) stopTimer() {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
 }
 
 // Resume decodes the position to resume from into v and reports whether
@@ -139,10 +198,13 @@ func (r *Reader) Resume(v any) (bool, error) {
 func (r *Reader) Builder() *array.RecordBuilder { return r.b }
 
 // Next ends the current row; pos is the position after it (anything that
-// encodes to JSON, given back by Resume). When the batch is full, it is
-// emitted with pos.
+// encodes to JSON, given back by Resume). When the batch is full, or for an
+// Unbounded source max_delay after its first row, it is emitted with pos.
 func (r *Reader) Next(ctx context.Context, pos any) error {
-	if r.n++; r.n < r.rows {
+	if r.n == 0 {
+		r.first = time.Now()
+	}
+	if r.n++; r.n < r.rows && !(r.unbounded && time.Since(r.first) >= r.maxDelay) {
 		return nil
 	}
 	return r.Flush(ctx, pos)
@@ -155,6 +217,7 @@ func (r *Reader) Next(ctx context.Context, pos any) error {
 func (r *Reader) Flush(ctx context.Context, pos any) error {
 	n := r.n
 	r.n = 0
+	r.stopTimer()
 	return r.out.Emit(ctx, r.b, n, pos)
 }
 

@@ -55,11 +55,14 @@ const (
 // resolves with [Pipeline.Resolve]. A Pipeline is not modified after [Parse]
 // returns it and may be shared across goroutines.
 type Pipeline struct {
-	File       string // absolute path of the pipeline file
-	Dir        string // its folder; relative paths resolve against it
-	Version    int    // format version; always FormatVersion
-	Name       string
-	BatchRows  int    // rows per batch, 1..MaxBatchRows
+	File      string // absolute path of the pipeline file
+	Dir       string // its folder; relative paths resolve against it
+	Version   int    // format version; always FormatVersion
+	Name      string
+	BatchRows int // rows per batch, 1..MaxBatchRows
+	// MaxDelay is the longest a row of an unbounded source waits for its
+	// batch to fill (default protocol.DefaultMaxDelay).
+	MaxDelay   time.Duration
 	DeadLetter string // absolute path of the dead letter output
 	PluginsDir string // absolute path of third-party plugins, "" when unset
 	// StateDir holds the keyed state that rules with keep_state keep
@@ -342,6 +345,7 @@ func pipelineFields() []field {
 	return []field{
 		{"name", kString, true},
 		{"batch_rows", kInteger, false},
+		{"max_delay", kString, false},
 		{"dead_letter", kString, false},
 		{"plugins_dir", kString, false},
 		{"state_dir", kString, false},
@@ -697,6 +701,10 @@ func (c *checker) pipeline(p *Pipeline, m map[string]any) {
 				"must be between 1 and %d, got %d", MaxBatchRows, n)
 		}
 		p.BatchRows = int(n)
+	}
+	p.MaxDelay = protocol.DefaultMaxDelay
+	if d, ok := c.duration("pipeline", v, "max_delay"); ok {
+		p.MaxDelay = d
 	}
 	if dl, ok := v["dead_letter"]; ok {
 		p.DeadLetter = p.Resolve(c.nonEmpty("pipeline.dead_letter", dl))

@@ -21,6 +21,9 @@ func TestFailureSettings(t *testing.T) {
 		if p.StopTimeout != DefaultStopTimeout {
 			t.Errorf("stop timeout = %v", p.StopTimeout)
 		}
+		if p.MaxDelay != 200*time.Millisecond {
+			t.Errorf("max delay = %v, want 200ms", p.MaxDelay)
+		}
 	})
 	t.Run("pipeline-wide, inherited and overridden", func(t *testing.T) {
 		doc := `[pipeline]
@@ -30,6 +33,7 @@ dead_letter_max_share = 0.25
 bisect_max_calls = 32
 bisect_max_time = "2s"
 stop_timeout = "3s"
+max_delay = "50ms"
 [[source]]
 name = "attendance"
 connector = "csv"
@@ -57,6 +61,9 @@ bisect_max_time = "500ms"
 		if p.StopTimeout != 3*time.Second {
 			t.Errorf("stop timeout = %v", p.StopTimeout)
 		}
+		if p.MaxDelay != 50*time.Millisecond {
+			t.Errorf("max delay = %v, want 50ms", p.MaxDelay)
+		}
 	})
 	for _, tc := range []struct{ name, pipeline, rule, want string }{
 		{"share above 1", "dead_letter_max_share = 10", "",
@@ -67,6 +74,12 @@ bisect_max_time = "500ms"
 			`pipeline.toml:3: pipeline.dead_letter_window: must be between 1 and 16777216 rows, got 0`},
 		{"bad stop timeout", `stop_timeout = "soon"`, "",
 			`pipeline.toml:3: pipeline.stop_timeout: expected a duration such as "500ms" or "10s", got "soon"`},
+		{"bad max delay", `max_delay = "soon"`, "",
+			`pipeline.toml:3: pipeline.max_delay: expected a duration such as "500ms" or "10s", got "soon"`},
+		{"zero max delay", `max_delay = "0s"`, "",
+			`pipeline.toml:3: pipeline.max_delay: must be positive, got "0s"`},
+		{"max delay not a string", `max_delay = 200`, "",
+			`pipeline.toml:3: pipeline.max_delay: expected string, got integer`},
 		{"rule calls zero", "", "bisect_max_calls = 0",
 			`pipeline.toml:11: rule[0].bisect_max_calls: must be between 1 and 1048576, got 0`},
 		{"rule negative time", "", `bisect_max_time = "-1s"`,

@@ -69,6 +69,9 @@ type Plan struct {
 	sinks   map[string]*sinkStage
 	merges  map[string]stream.Merge
 	alerts  map[string]*alertsStage
+	// unbounded is set when a source does not end at the end of its input:
+	// the run is continuous and sinks flush every max_delay (sinkStage.flushDelay).
+	unbounded bool
 
 	stateMu sync.Mutex
 	state   *state.Store // the shared store of state_dir, opened on first use
@@ -157,6 +160,11 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		p.Close(ctx)
 		return nil, errs
 	}
+	if p.unbounded {
+		for _, s := range p.sinks {
+			s.flushDelay = cfg.MaxDelay
+		}
+	}
 	return p, nil
 }
 
@@ -223,6 +231,7 @@ func (p *Plan) connectorConfig(c protocol.Connector, stage, key string, at confi
 		Stage:     stage,
 		Connector: spec.Name,
 		BatchRows: p.cfg.BatchRows,
+		MaxDelay:  p.cfg.MaxDelay,
 		Options:   checked,
 	}, nil
 }
@@ -262,6 +271,9 @@ func (p *Plan) prepareSource(ctx context.Context, s *config.Source, started star
 	p.schemas[s.Name] = schema
 	cc.Schema = schema // Read emits it, without inferring it again
 	p.sources[s.Name] = &sourceStage{src: src, cfg: cc, mem: p.env.Mem, threshold: s.DeadLetterThreshold}
+	if c.Spec().Unbounded {
+		p.unbounded = true
+	}
 	return nil
 }
 

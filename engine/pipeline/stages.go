@@ -154,6 +154,12 @@ type sinkStage struct {
 	// flushBytes and replayBytes override defaultFlushBytes and
 	// defaultReplayBytes when set (tests).
 	flushBytes, replayBytes int64
+	// flushDelay, in a continuous run (an unbounded source), flushes the
+	// sink that long after the first batch written since its last flush,
+	// whether more batches arrive or not: a transactional sink (Kafka)
+	// then commits what arrived within about max_delay instead of after
+	// flushBatches batches. 0 in a batch run, which flushes as before.
+	flushDelay time.Duration
 }
 
 // sinkRun is the state of a sink stage across the attempts of one run.
@@ -166,6 +172,7 @@ type sinkRun struct {
 	rows     int64               // rows received
 	unflushd int64               // bytes written since the last flush
 	batches  int                 // batches written since the last flush
+	first    time.Time           // when the first of them was written
 }
 
 func (r *sinkRun) release() {
@@ -226,9 +233,15 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		flushBytes = defaultFlushBytes
 	}
 	for {
-		rec, err := in.Recv(ctx)
+		rec, err := s.recv(ctx, in, r)
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		if errors.Is(err, errDue) {
+			if err := s.flush(ctx, w, r); err != nil {
+				return err
+			}
+			continue
 		}
 		if err != nil {
 			return err
@@ -247,7 +260,10 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 			return err
 		}
 		r.unflushd += size
-		if r.batches++; (r.unflushd >= flushBytes || r.batches >= flushBatches) && !r.noFlush {
+		if r.batches == 0 {
+			r.first = time.Now()
+		}
+		if r.batches++; (r.unflushd >= flushBytes || r.batches >= flushBatches || s.due(r)) && !r.noFlush {
 			if err := s.flush(ctx, w, r); err != nil {
 				return err
 			}
@@ -260,6 +276,33 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		}
 	}
 	return w.Close(ctx)
+}
+
+// errDue is what recv returns when the sink should flush: flushDelay has
+// passed since the first batch written since the last flush.
+var errDue = errors.New("sink flush due")
+
+// due reports whether a continuous run's sink must flush now.
+func (s *sinkStage) due(r *sinkRun) bool {
+	return s.flushDelay > 0 && r.batches > 0 && time.Since(r.first) >= s.flushDelay
+}
+
+// recv receives the next batch. In a continuous run with batches written
+// since the last flush, it waits no longer than their flush is due and
+// then returns errDue.
+func (s *sinkStage) recv(ctx context.Context, in *stream.Inbox, r *sinkRun) (arrow.RecordBatch, error) {
+	if s.flushDelay <= 0 || r.batches == 0 || r.noFlush {
+		return in.Recv(ctx)
+	}
+	rctx, cancel := context.WithDeadline(ctx, r.first.Add(s.flushDelay))
+	defer cancel()
+	rec, err := in.Recv(rctx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		// Also when the input closed as the deadline passed (Recv reports
+		// rctx's error then): the next recv sees the end of input.
+		return nil, errDue
+	}
+	return rec, err
 }
 
 // flush asks the writer to make what it has durable; with a position back,

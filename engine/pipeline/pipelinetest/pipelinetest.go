@@ -38,6 +38,14 @@ func Run(t testing.TB, path string) *stream.Summary {
 // error instead of failing the test (a leak still fails it).
 func RunErr(t testing.TB, path string) (*stream.Summary, error) {
 	t.Helper()
+	return RunWith(t, path, pipeline.RunOptions{})
+}
+
+// RunWith is RunErr with run options: a continuous run (an unbounded
+// source) is stopped by closing opts.Stop, and then returns
+// stream.ErrInterrupted.
+func RunWith(t testing.TB, path string, opts pipeline.RunOptions) (*stream.Summary, error) {
+	t.Helper()
 	ctx := context.Background()
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -55,5 +63,5 @@ func RunErr(t testing.TB, path string) (*stream.Summary, error) {
 		return nil, err
 	}
 	defer plan.Close(ctx)
-	return plan.Run(ctx, pipeline.RunOptions{})
+	return plan.Run(ctx, opts)
 }
