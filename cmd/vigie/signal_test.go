@@ -202,13 +202,18 @@ func TestSignalStopsGracefully(t *testing.T) {
 			if m == nil {
 				t.Fatalf("no interrupted summary:\n%s%s", stdout, stderr)
 			}
-			// The stop may cut the line being read in two: that one
-			// incomplete line is a dead letter, every other row is in the
-			// output.
+			// One run in about twenty under load dead-letters one row; its
+			// cause is not established (the fifo's writer writes whole
+			// lines). Allow it, show it, and require every other row in
+			// the output.
 			read, _ := strconv.ParseInt(m[1], 10, 64)
 			dead, _ := strconv.ParseInt(m[2], 10, 64)
+			if dead > 0 {
+				dl, _ := os.ReadFile(filepath.Join(dir, "out", "endless.dead_letter.csv"))
+				t.Logf("%d rows dead-lettered:\n%s", dead, dl)
+			}
 			if dead > 1 {
-				t.Errorf("%d rows dead-lettered, want at most the one line the stop cut:\n%s", dead, stdout)
+				t.Errorf("%d rows dead-lettered, want at most one:\n%s", dead, stdout)
 			}
 			rdr, err := file.OpenParquetFile(filepath.Join(dir, "out", "endless.parquet"), false)
 			if err != nil {
