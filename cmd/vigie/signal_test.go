@@ -202,9 +202,9 @@ func TestSignalStopsGracefully(t *testing.T) {
 			if m == nil {
 				t.Fatalf("no interrupted summary:\n%s%s", stdout, stderr)
 			}
-			// One run in about twenty under load dead-letters one row; its
-			// cause is not established (the fifo's writer writes whole
-			// lines). Allow it, show it, and require every other row in
+			// One run, in a full suite under load, dead-lettered one row;
+			// its cause is not established (the fifo's writer writes whole
+			// lines). Allow one, show it, and require every other row in
 			// the output.
 			read, _ := strconv.ParseInt(m[1], 10, 64)
 			dead, _ := strconv.ParseInt(m[2], 10, 64)
