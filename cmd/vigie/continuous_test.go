@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -28,34 +26,13 @@ func TestContinuousRunSIGTERM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": 2, "out": 2}})
-	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
 	dir := t.TempDir()
-	toml := fmt.Sprintf(`[pipeline]
-name = "kafka_live"
+	c.WritePipeline(t, filepath.Join(dir, "live.toml"), `name = "kafka_live"
 batch_rows = 100000
 max_delay = "50ms"
-
-[[source]]
-name = "events"
-connector = "kafka"
-[source.options]
-brokers = %s
-topics = ["events"]
-group = "vigie-live"
+`, `group = "vigie-live"
 columns = { student_id = "utf8", n = "int64" }
-
-[[sink]]
-name = "out"
-input = "events"
-connector = "kafka_topic"
-[sink.options]
-brokers = %s
-topic = "out"
-key_column = "student_id"
-`, brokers, brokers)
-	if err := os.WriteFile(filepath.Join(dir, "live.toml"), []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, "", "events")
 	cmd := exec.CommandContext(ctx, vigie(t), "run", "live.toml")
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -74,21 +51,12 @@ key_column = "student_id"
 	go func() { exited <- cmd.Wait() }()
 
 	prod := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	out := c.Client(t, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	out := c.CommittedConsumer(t, "out")
 	seen := map[string]int{}
 	var produced []string
 	n := 0
 	poll := func() {
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		fs := out.PollFetches(pctx)
-		for _, fe := range fs.Errors() {
-			if !errors.Is(fe.Err, context.DeadlineExceeded) {
-				t.Fatalf("read out: %v", fe.Err)
-			}
-		}
-		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+		kafkatest.Poll(ctx, t, out, 500*time.Millisecond, func(r *kgo.Record) { seen[string(r.Value)]++ })
 	}
 	for w := range 3 {
 		var vals []string

@@ -3,9 +3,7 @@ package kafka_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,32 +34,11 @@ func BenchmarkPipelineKafkaToKafka(b *testing.B) {
 		if err := cl.Flush(ctx); err != nil {
 			b.Fatal(err)
 		}
-		brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
 		path := filepath.Join(b.TempDir(), "pipeline.toml")
-		toml := fmt.Sprintf(`[pipeline]
-name = "bench"
-
-[[source]]
-name = "events"
-connector = "kafka"
-[source.options]
-brokers = %s
-topics = ["events"]
-columns = { student_id = "utf8", date = "date32", half = "utf8", justified = "bool" }
+		c.WritePipeline(b, path, `name = "bench"
+`, `columns = { student_id = "utf8", date = "date32", half = "utf8", justified = "bool" }
 stop_at_end = true
-
-[[sink]]
-name = "out"
-input = "events"
-connector = "kafka_topic"
-[sink.options]
-brokers = %s
-topic = "out"
-key_column = "student_id"
-`, brokers, brokers)
-		if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
-			b.Fatal(err)
-		}
+`, "", "events")
 		b.StartTimer()
 		start := time.Now()
 		sum := pipelinetest.Run(b, path)

@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,35 +38,13 @@ func TestPipeline(t *testing.T) {
 		vs = append(vs, `{"student_id": 5}`)
 		produce(ctx, t, c, "events", p, vs...)
 	}
-	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
-	dir := t.TempDir()
-	toml := fmt.Sprintf(`[pipeline]
-name = "kafka_copy"
+	path := filepath.Join(t.TempDir(), "pipeline.toml")
+	c.WritePipeline(t, path, `name = "kafka_copy"
 batch_rows = 16
 dead_letter = "dead.csv"
-
-[[source]]
-name = "events"
-connector = "kafka"
-[source.options]
-brokers = %s
-topics = ["events"]
-columns = { student_id = "utf8", n = "int64" }
+`, `columns = { student_id = "utf8", n = "int64" }
 stop_at_end = true
-
-[[sink]]
-name = "out"
-input = "events"
-connector = "kafka_topic"
-[sink.options]
-brokers = %s
-topic = "out"
-key_column = "student_id"
-`, brokers, brokers)
-	path := filepath.Join(dir, "pipeline.toml")
-	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, "", "events")
 	sum := pipelinetest.Run(t, path)
 	if src, snk := sum.Stages[0], sum.Stages[1]; src.RowsOut != 150 || src.DeadLettered != 3 || snk.RowsOut != 150 {
 		t.Errorf("summary: %+v, want 150 rows from the source, 3 dead letters, 150 rows written", sum.Stages)
@@ -85,7 +62,7 @@ key_column = "student_id"
 	if !slices.Equal(got, want) {
 		t.Errorf("output differs:\n got %q\nwant %q", got, want)
 	}
-	dead, err := os.ReadFile(filepath.Join(dir, "dead.csv"))
+	dead, err := os.ReadFile(filepath.Join(filepath.Dir(path), "dead.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,45 +84,21 @@ key_column = "student_id"
 func TestContinuousRun(t *testing.T) {
 	ctx := testCtx(t)
 	c := kafkatest.Start(t, kafkatest.Config{Brokers: 3, Topics: map[string]int32{"events": 3, "out": 3}})
-	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
-	dir := t.TempDir()
-	toml := fmt.Sprintf(`[pipeline]
-name = "kafka_live"
+	path := filepath.Join(t.TempDir(), "pipeline.toml")
+	c.WritePipeline(t, path, `name = "kafka_live"
 batch_rows = 100000
 max_delay = "50ms"
 stop_timeout = "30s"
 dead_letter = "dead.csv"
-
-[[source]]
-name = "events"
-connector = "kafka"
-[source.options]
-brokers = %s
-topics = ["events"]
-group = "vigie-live"
+`, `group = "vigie-live"
 columns = { student_id = "utf8", n = "int64", a = "float64", b = "float64", c = "float64" }
-
-[[rule]]
+`, fmt.Sprintf(`[[rule]]
 name = "score"
 input = "events"
 module = %q
+`, mapRule(t)), "score")
 
-[[sink]]
-name = "out"
-input = "score"
-connector = "kafka_topic"
-[sink.options]
-brokers = %s
-topic = "out"
-key_column = "student_id"
-`, brokers, mapRule(t), brokers)
-	path := filepath.Join(dir, "pipeline.toml")
-	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	out := c.Client(t, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	out := c.CommittedConsumer(t, "out")
 	seen := map[int64]int{} // output row n → times read
 	var produced []int64    // n of the rows expected, in production order
 	n := 0
@@ -167,15 +120,7 @@ key_column = "student_id"
 		return vals
 	}
 	poll := func() {
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		fs := out.PollFetches(pctx)
-		for _, fe := range fs.Errors() {
-			if !errors.Is(fe.Err, context.DeadlineExceeded) {
-				t.Fatalf("read out: %v", fe.Err)
-			}
-		}
-		fs.EachRecord(func(r *kgo.Record) {
+		kafkatest.Poll(ctx, t, out, 500*time.Millisecond, func(r *kgo.Record) {
 			var row struct {
 				N       int64
 				B       float64

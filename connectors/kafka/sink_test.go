@@ -77,6 +77,44 @@ func readBack(c *kafkatest.Cluster, topic string) func(t *testing.T) []string {
 	}
 }
 
+// sinkWrite checks the sink options raw, opens the Kafka sink with them as
+// stage stage of pipeline, writes rec and closes the sink, failing t on
+// any error; it returns the checked options.
+func sinkWrite(ctx context.Context, t *testing.T, raw map[string]any, pipeline, stage string, mem memory.Allocator, rec arrow.RecordBatch) map[string]any {
+	t.Helper()
+	opts, err := kafka.Sink{}.Spec().Check(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kafka.Sink{}.Open(ctx, protocol.Config{Pipeline: pipeline, Stage: stage, Options: opts}, mem, rec.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return opts
+}
+
+// sourceReadAll checks the source options raw (which should stop at the
+// end), reads with the Kafka source in batches of 10 rows and returns the
+// rows read, failing t on any error.
+func sourceReadAll(ctx context.Context, t *testing.T, raw map[string]any, mem memory.Allocator) []string {
+	t.Helper()
+	opts, err := kafka.Source{}.Spec().Check(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &collector{}
+	if err := (kafka.Source{}).Read(ctx, protocol.Config{Options: opts, BatchRows: 10}, mem, col); err != nil {
+		t.Fatal(err)
+	}
+	return col.rows
+}
+
 func TestSinkConformance(t *testing.T) {
 	c := kafkatest.Start(t, kafkatest.Config{Brokers: 3, Topics: map[string]int32{"alerts": 1, "alerts2": 1}})
 	for _, tc := range []struct {
@@ -125,20 +163,7 @@ func TestSinkKeysAndHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rec.Release()
-	opts, err := kafka.Sink{}.Spec().Check(map[string]any{"brokers": brokerList(c), "topic": "alerts", "key_column": "student_id"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := kafka.Sink{}.Open(ctx, protocol.Config{Pipeline: "live", Stage: "out", Options: opts}, mem, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sinkWrite(ctx, t, map[string]any{"brokers": brokerList(c), "topic": "alerts", "key_column": "student_id"}, "live", "out", mem, rec)
 	partOf := map[string]int32{}
 	for _, r := range c.ReadCommitted(ctx, t, "alerts", 40) {
 		if !bytes.Contains(r.Value, append([]byte(`"student_id":"`), append(r.Key, '"')...)) {
@@ -180,10 +205,6 @@ func TestSASL(t *testing.T) {
 			for k, v := range auth {
 				sinkOpts[k] = v
 			}
-			checked, err := kafka.Sink{}.Spec().Check(sinkOpts)
-			if err != nil {
-				t.Fatal(err)
-			}
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
 			schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
@@ -192,30 +213,13 @@ func TestSASL(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer rec.Release()
-			w, err := kafka.Sink{}.Open(ctx, protocol.Config{Pipeline: "p", Stage: "s", Options: checked}, mem, schema)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Write(ctx, rec); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
+			checked := sinkWrite(ctx, t, sinkOpts, "p", "s", mem, rec)
 			srcOpts := map[string]any{"brokers": brokerList(c), "topics": []any{"events"}, "columns": map[string]any{"id": "int64"}, "stop_at_end": true}
 			for k, v := range auth {
 				srcOpts[k] = v
 			}
-			src, err := kafka.Source{}.Spec().Check(srcOpts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			col := &collector{}
-			if err := (kafka.Source{}).Read(ctx, protocol.Config{Options: src, BatchRows: 10}, mem, col); err != nil {
-				t.Fatal(err)
-			}
-			if strings.Join(col.rows, ",") != "1,2" {
-				t.Errorf("read back %q, want 1,2", col.rows)
+			if rows := sourceReadAll(ctx, t, srcOpts, mem); strings.Join(rows, ",") != "1,2" {
+				t.Errorf("read back %q, want 1,2", rows)
 			}
 
 			t.Setenv("VIGIE_TEST_PASS", "wrong")

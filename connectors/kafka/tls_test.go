@@ -74,30 +74,9 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rec.Release()
-	sinkOpts, err := kafka.Sink{}.Spec().Check(map[string]any{"brokers": brokerList(c), "topic": "events", "tls_ca_file": ca})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := kafka.Sink{}.Open(ctx, protocol.Config{Pipeline: "p", Stage: "s", Options: sinkOpts}, mem, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srcOpts, err := kafka.Source{}.Spec().Check(map[string]any{"brokers": brokerList(c), "topics": []any{"events"}, "columns": map[string]any{"id": "int64"}, "stop_at_end": true, "tls_ca_file": ca})
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := &collector{}
-	if err := (kafka.Source{}).Read(ctx, protocol.Config{Options: srcOpts, BatchRows: 10}, mem, col); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(col.rows, ",") != "7" {
-		t.Errorf("read back %q, want 7", col.rows)
+	sinkWrite(ctx, t, map[string]any{"brokers": brokerList(c), "topic": "events", "tls_ca_file": ca}, "p", "s", mem, rec)
+	if rows := sourceReadAll(ctx, t, map[string]any{"brokers": brokerList(c), "topics": []any{"events"}, "columns": map[string]any{"id": "int64"}, "stop_at_end": true, "tls_ca_file": ca}, mem); strings.Join(rows, ",") != "7" {
+		t.Errorf("read back %q, want 7", rows)
 	}
 
 	untrusted, err := kafka.Source{}.Spec().Check(map[string]any{"brokers": brokerList(c), "topics": []any{"events"}, "columns": map[string]any{"id": "int64"}, "stop_at_end": true, "tls": true})

@@ -10,10 +10,14 @@ package kafkatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -112,6 +116,64 @@ func (c *Cluster) read(ctx context.Context, t testing.TB, topic string, n int, l
 		out = append(out, fs.Records()...)
 	}
 	return out
+}
+
+// CommittedConsumer returns a client (closed when t ends) that consumes
+// topic from its start with the read_committed isolation level, for a test
+// that polls it as records arrive (see Poll).
+func (c *Cluster) CommittedConsumer(t testing.TB, topic string) *kgo.Client {
+	t.Helper()
+	return c.Client(t, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+}
+
+// Poll polls cl once for at most d (bounded by ctx too) and calls each for
+// every record fetched. A fetch error other than the poll's deadline
+// passing fails t.
+func Poll(ctx context.Context, t testing.TB, cl *kgo.Client, d time.Duration, each func(*kgo.Record)) {
+	t.Helper()
+	pctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	fs := cl.PollFetches(pctx)
+	for _, fe := range fs.Errors() {
+		if !errors.Is(fe.Err, context.DeadlineExceeded) {
+			t.Fatalf("read %s: %v", fe.Topic, fe.Err)
+		}
+	}
+	fs.EachRecord(each)
+}
+
+// WritePipeline writes at path a pipeline file that copies topic "events"
+// of the cluster to topic "out": its [pipeline] table holds the lines
+// pipeline; a source "events" (connector kafka) reads topic "events" with
+// the further option lines source; middle (rules, may be empty) follows;
+// a sink "out" (connector kafka_topic) writes the stage input to topic
+// "out" keyed by student_id.
+func (c *Cluster) WritePipeline(t testing.TB, path, pipeline, source, middle, input string) {
+	t.Helper()
+	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	toml := fmt.Sprintf(`[pipeline]
+%s
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = %s
+topics = ["events"]
+%s
+%s
+[[sink]]
+name = "out"
+input = %q
+connector = "kafka_topic"
+[sink.options]
+brokers = %s
+topic = "out"
+key_column = "student_id"
+`, pipeline, brokers, source, middle, input, brokers)
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func firstErr(fs kgo.Fetches) error {
