@@ -159,6 +159,7 @@ func (e *endpoint) attempt(ctx context.Context, m *message) {
 	switch {
 	case err == nil && status >= 200 && status < 300:
 		e.box.ack(m, status, now)
+		e.box.flush() // a kill now must not send it again
 		if e.limit < e.s.concurrency {
 			e.limit++
 		}
