@@ -12,7 +12,7 @@ import (
 
 // lockWait is how long Open waits for another process (a sink of a run
 // being killed) to release the outbox.
-const lockWait = 10 * time.Second
+var lockWait = 10 * time.Second
 
 // lockDir takes the outbox's lock file, so that two sinks never append to
 // one outbox. The lock goes with the process: a killed sink releases it.

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -441,5 +443,134 @@ func TestOutboxKeepsUndelivered(t *testing.T) {
 		if k != 2 {
 			t.Errorf("id %s: %d attempts, want 2 (one down, one acknowledged)", id, k)
 		}
+	}
+}
+
+func TestBodies(t *testing.T) {
+	type event struct {
+		ID        string         `json:"id"`
+		Type      string         `json:"type"`
+		Timestamp string         `json:"timestamp"`
+		Data      map[string]any `json:"data"`
+	}
+	type batch struct {
+		Type      string  `json:"type"`
+		Timestamp string  `json:"timestamp"`
+		Data      []event `json:"data"`
+	}
+	tests := []struct {
+		name  string
+		extra map[string]any
+		check func(t *testing.T, got map[string]string)
+	}{
+		{name: "batched", extra: map[string]any{"batch": int64(4)}, check: func(t *testing.T, got map[string]string) {
+			if len(got) != 3 { // 10 rows in requests of 4, 4, 2
+				t.Fatalf("%d requests, want 3", len(got))
+			}
+			rows := map[string]bool{}
+			for _, body := range got {
+				var b batch
+				if err := json.Unmarshal([]byte(body), &b); err != nil {
+					t.Fatal(err)
+				}
+				if b.Type != "vigie.batch" || b.Timestamp == "" {
+					t.Errorf("batch type %q timestamp %q", b.Type, b.Timestamp)
+				}
+				for _, e := range b.Data {
+					if !strings.HasPrefix(e.ID, "msg_") || e.Type != "alert."+e.Data["change"].(string) {
+						t.Errorf("event id %q type %q", e.ID, e.Type)
+					}
+					rows[e.Data["alert_id"].(string)] = true
+				}
+			}
+			if len(rows) != 10 {
+				t.Errorf("%d rows in the batches, want 10", len(rows))
+			}
+		}},
+		{name: "thin", extra: map[string]any{"thin": true}, check: func(t *testing.T, got map[string]string) {
+			for _, body := range got {
+				var e event
+				json.Unmarshal([]byte(body), &e)
+				var cols []string
+				for k := range e.Data {
+					cols = append(cols, k)
+				}
+				slices.Sort(cols)
+				if want := []string{"alert_id", "change", "code", "reason_codes", "student_id"}; !slices.Equal(cols, want) {
+					t.Errorf("thin columns %v, want %v", cols, want)
+				}
+			}
+		}},
+		{name: "thin columns and event type", extra: map[string]any{"thin": true, "thin_columns": []any{"alert_id"}, "event_type": "school.alert"}, check: func(t *testing.T, got map[string]string) {
+			for _, body := range got {
+				var e event
+				json.Unmarshal([]byte(body), &e)
+				if len(e.Data) != 1 || e.Data["alert_id"] == nil || e.Type != "school.alert" {
+					t.Errorf("body %s", body)
+				}
+			}
+		}},
+		{name: "id column", extra: map[string]any{"id_column": "alert_id"}, check: func(t *testing.T, got map[string]string) {
+			for id, body := range got {
+				var e event
+				json.Unmarshal([]byte(body), &e)
+				if id != e.Data["alert_id"] {
+					t.Errorf("id %q for alert %v", id, e.Data["alert_id"])
+				}
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			rc := newReceiver(t, []string{secretNew}, nil)
+			run(t, options(t, rc.url(), tc.extra), changes(t, mem, 0, 10))
+			got := rc.check()
+			if tc.name != "batched" && len(got) != 10 {
+				t.Fatalf("%d requests, want 10", len(got))
+			}
+			tc.check(t, got)
+		})
+	}
+}
+
+// TestIDsAreStable: the same change gets the same id in another run, a
+// different update of one alert another id.
+func TestIDsAreStable(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ids := func(extra map[string]any, rec arrow.RecordBatch) map[string]string {
+		rc := newReceiver(t, []string{secretNew}, nil)
+		run(t, options(t, rc.url(), extra), rec)
+		out := map[string]string{}
+		for id, body := range rc.check() {
+			var e struct {
+				Data map[string]any `json:"data"`
+			}
+			json.Unmarshal([]byte(body), &e)
+			out[e.Data["alert_id"].(string)+"/"+e.Data["reason_codes"].(string)] = id
+		}
+		return out
+	}
+	a := ids(nil, changes(t, mem, 0, 5))
+	b := ids(nil, changes(t, mem, 0, 5))
+	if !maps.Equal(a, b) || len(a) != 5 {
+		t.Errorf("ids differ between runs:\n%v\n%v", a, b)
+	}
+	// Another value of reason_codes makes another update.
+	rec := changes(t, mem, 0, 1)
+	cols := slices.Clone(rec.Columns())
+	rb := array.NewStringBuilder(mem)
+	rb.Append("GRD")
+	codes := rb.NewArray()
+	rb.Release()
+	cols[4] = codes
+	other := array.NewRecordBatch(changesSchema, cols, 1)
+	codes.Release()
+	rec.Release()
+	c := ids(nil, other)
+	if c["A00000/GRD"] == "" || c["A00000/GRD"] == a["A00000/ABS;GRD"] {
+		t.Errorf("another update of alert A00000 has id %q, the first %q", c["A00000/GRD"], a["A00000/ABS;GRD"])
 	}
 }
