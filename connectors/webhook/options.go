@@ -32,10 +32,10 @@ const (
 	optDedupeWindow = "dedupe_window"
 )
 
-// DefaultSchedule is the delay before each attempt, the first one
+// defaultSchedule is the delay before each attempt, the first one
 // included: the example schedule of the Standard Webhooks spec, cut at
 // eight attempts (about 32 hours).
-var DefaultSchedule = []string{"0s", "5s", "5m", "30m", "2h", "5h", "10h", "10h"}
+var defaultSchedule = []string{"0s", "5s", "5m", "30m", "2h", "5h", "10h", "10h"}
 
 // Defaults of the other options.
 const (
@@ -87,7 +87,7 @@ deliveries, then leaves the rest in the outbox for the next run.`,
 		{Name: optThin, Type: protocol.TypeBool, Default: false, Doc: "send only the thin_columns (ids and reason codes)"},
 		{Name: optThinColumns, Type: protocol.TypeStringList, Doc: "columns of a thin body (default: those of alert_id, change, student_id, code, reason_codes in the input)"},
 		{Name: optEventType, Type: protocol.TypeString, Doc: `the body's "type" (default: "alert." + the change column's value when there is one, else "vigie.row")`},
-		{Name: optSchedule, Type: protocol.TypeStringList, Default: DefaultSchedule, Doc: "delay before each attempt, the first included; its length is the number of attempts"},
+		{Name: optSchedule, Type: protocol.TypeStringList, Default: defaultSchedule, Doc: "delay before each attempt, the first included; its length is the number of attempts"},
 		{Name: optJitter, Type: protocol.TypeFloat, Default: defaultJitter, Doc: "random share added to or taken from each retry delay, 0 to 1"},
 		{Name: optTimeout, Type: protocol.TypeString, Default: "30s", Doc: "timeout of one request"},
 		{Name: optConcurrency, Type: protocol.TypeInt, Default: int64(defaultConcurrency), Doc: "most requests in flight to the endpoint, 1 to 256"},
