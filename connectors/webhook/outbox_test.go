@@ -9,7 +9,9 @@ import (
 
 func TestOutboxReplay(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	msg := func(id string) *message { return &message{id: id, body: []byte(`{"x":"` + id + `"}`), rows: 1, next: now} }
+	msg := func(id string) *message {
+		return &message{id: id, body: []byte(`{"x":"` + id + `"}`), rows: 1, next: now}
+	}
 	tests := []struct {
 		name    string
 		prepare func(t *testing.T, b *outbox) // on a fresh outbox, then closed

@@ -46,7 +46,7 @@ var changesSchema = arrow.NewSchema([]arrow.Field{
 }, nil)
 
 // changes returns n alert changes, alert ids from first on.
-func changes(t *testing.T, mem memory.Allocator, first, n int) arrow.RecordBatch {
+func changes(t testing.TB, mem memory.Allocator, first, n int) arrow.RecordBatch {
 	t.Helper()
 	b := array.NewRecordBuilder(mem, changesSchema)
 	defer b.Release()
