@@ -84,7 +84,14 @@ type outbox struct {
 	offURL  string           // the URL that answered 410, "" if none
 	offWhy  string
 	err     error // first write error; the outbox refuses work after it
+
+	written int64 // bytes appended since the last compaction
+	kept    int64 // bytes the last compaction wrote
 }
+
+// compactAfter is how many bytes a run appends to the log before the
+// log is compacted again (if that also more than doubled it).
+var compactAfter int64 = 32 << 20
 
 // openOutbox opens (creating) the outbox in dir for the endpoint url,
 // replays its log, forgets acknowledgements older than window, drops
@@ -212,6 +219,7 @@ func (b *outbox) compact() error {
 	if err == nil {
 		err = tmp.Sync()
 	}
+	size, _ := tmp.Seek(0, io.SeekCurrent)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -229,8 +237,27 @@ func (b *outbox) compact() error {
 	if err != nil {
 		return fmt.Errorf("open outbox log: %w", err)
 	}
+	if b.f != nil {
+		b.f.Close() // the replaced log, flushed by the caller
+	}
 	b.f, b.w = f, bufio.NewWriterSize(f, 1<<16)
+	b.written, b.kept = 0, size
 	return nil
+}
+
+// maybeCompact compacts the log when a long run made it grow past
+// compactAfter and to more than twice what the last compaction kept.
+func (b *outbox) maybeCompact() error {
+	if b.err != nil || b.written < compactAfter || b.written < 2*b.kept {
+		return b.err
+	}
+	if err := b.flush(); err != nil {
+		return err
+	}
+	if err := b.compact(); err != nil {
+		b.err = err
+	}
+	return b.err
 }
 
 func (m *message) record() record {
@@ -259,6 +286,7 @@ func (b *outbox) append(rec record) {
 		return
 	}
 	b.w.Write(data)
+	b.written += int64(len(data)) + 1
 	if err := b.w.WriteByte('\n'); err != nil {
 		b.err = fmt.Errorf("write outbox log: %w", err)
 	}

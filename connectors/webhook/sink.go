@@ -132,7 +132,10 @@ func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 		}
 		e.enqueueLocked(m)
 	}
-	err = e.box.flush()
+	err = e.box.maybeCompact()
+	if err == nil {
+		err = e.box.flush()
+	}
 	e.mu.Unlock()
 	e.notify()
 	if err != nil {
@@ -144,7 +147,10 @@ func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 // Flush makes every message written so far durable.
 func (w *writer) Flush(ctx context.Context) (protocol.Position, error) {
 	w.e.mu.Lock()
-	err := w.e.box.sync()
+	err := w.e.box.maybeCompact()
+	if err == nil {
+		err = w.e.box.sync()
+	}
 	seq := w.e.box.seq
 	w.e.mu.Unlock()
 	if err != nil {
