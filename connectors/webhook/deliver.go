@@ -152,7 +152,7 @@ func (e *endpoint) attempt(ctx context.Context, m *message) {
 	defer e.mu.Unlock()
 	defer e.notify()
 	e.inflight--
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		return // stopped: not an attempt; the message stays in the outbox
 	}
 	now := e.now()
@@ -167,6 +167,7 @@ func (e *endpoint) attempt(ctx context.Context, m *message) {
 	case e.box.offURL != "":
 		m.status = status
 		e.box.deadLetter(m, "endpoint disabled: "+e.box.offWhy, now)
+		e.box.flush()
 		return
 	case status == http.StatusGone:
 		m.attempts++
