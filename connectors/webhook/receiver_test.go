@@ -170,6 +170,13 @@ func (rc *receiver) counts() (map[string]int, int) {
 	return out, rc.most
 }
 
+// reset forgets every request.
+func (rc *receiver) reset() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.tries, rc.acked, rc.bad, rc.order = map[string][]delivery{}, map[string]int{}, nil, nil
+}
+
 func (rc *receiver) attempts(id string) []delivery {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()

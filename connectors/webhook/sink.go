@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -72,31 +74,59 @@ func (k Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 		}
 		resume = &p.Seq
 	}
-	box, err := openOutbox(s.outbox, s.url, s.dedupeWindow, resume, time.Now())
-	if err != nil {
-		return nil, err
-	}
 	log := k.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("sink", cfg.Stage, "url", s.url)
+	dir, err := filepath.Abs(s.outbox)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	writers.Lock()
+	defer writers.Unlock()
+	if old := writers.byDir[dir]; old != nil {
+		// Only a writer abandoned without Close or Abort (a crash as
+		// an in-process test plays it) can still hold the folder.
+		log.Warn("webhook outbox taken over from an abandoned writer", "outbox", dir)
+		old.shut()
+	}
+	box, err := openOutbox(dir, s.url, s.dedupeWindow, resume, time.Now())
+	if err != nil {
+		return nil, err
+	}
 	if n := len(box.pending); n > 0 {
 		log.Info("webhook outbox holds messages from an earlier run", "pending", n)
 	}
 	e := newEndpoint(s, box, log)
 	e.start()
-	return &writer{s: s, enc: enc, e: e, log: log}, nil
+	w := &writer{s: s, enc: enc, e: e, log: log, dir: dir}
+	writers.byDir[dir] = w
+	return w, nil
 }
+
+// writers are the open writers of this process by outbox folder. A
+// folder's lock (lock_unix.go) keeps other processes out; within one
+// process, a writer opened on the folder of another one takes over from
+// it: the engine only does that after the first one's plugin died, and
+// an in-process test (connectors/conformance) abandons a writer to play a
+// crash.
+var writers = struct {
+	sync.Mutex
+	byDir map[string]*writer
+}{byDir: map[string]*writer{}}
 
 // writer appends each batch's messages to the outbox; the endpoint
 // delivers them.
 type writer struct {
-	s      *settings
-	enc    *encoder
-	e      *endpoint
-	log    *slog.Logger
-	closed bool
+	s   *settings
+	enc *encoder
+	e   *endpoint
+	log *slog.Logger
+	dir string
+
+	once    sync.Once
+	shutErr error
 }
 
 var (
@@ -163,41 +193,48 @@ func (w *writer) Flush(ctx context.Context) (protocol.Position, error) {
 // the pending messages to be delivered, then stops; what is left stays
 // in the outbox for the next run.
 func (w *writer) Close(ctx context.Context) error {
-	if w.closed {
-		return nil
-	}
 	w.e.mu.Lock()
 	err := w.e.box.sync()
 	w.e.mu.Unlock()
 	if err != nil {
-		w.shut()
+		w.release()
 		return fmt.Errorf("webhook outbox: %w", err)
 	}
 	left := w.e.drain(ctx, time.Now().Add(w.s.drainTimeout))
 	if left > 0 {
 		w.log.Warn("webhook messages left in the outbox for the next run", "pending", left, "outbox", w.s.outbox)
 	}
-	return w.shut()
+	return w.release()
 }
 
 // Abort stops delivering at once; the outbox keeps what was written (a
 // rerun writing the same rows does not duplicate them).
 func (w *writer) Abort(ctx context.Context) error {
-	if w.closed {
-		return nil
-	}
-	return w.shut()
+	return w.release()
 }
 
-func (w *writer) shut() error {
-	w.closed = true
-	w.e.stop()
-	w.e.mu.Lock()
-	defer w.e.mu.Unlock()
-	if err := w.e.box.close(); err != nil {
-		return fmt.Errorf("webhook outbox: %w", err)
+// release shuts the writer down and forgets it.
+func (w *writer) release() error {
+	err := w.shut()
+	writers.Lock()
+	if writers.byDir[w.dir] == w {
+		delete(writers.byDir, w.dir)
 	}
-	return nil
+	writers.Unlock()
+	return err
+}
+
+// shut stops the deliveries and closes the outbox, once.
+func (w *writer) shut() error {
+	w.once.Do(func() {
+		w.e.stop()
+		w.e.mu.Lock()
+		defer w.e.mu.Unlock()
+		if err := w.e.box.close(); err != nil {
+			w.shutErr = fmt.Errorf("webhook outbox: %w", err)
+		}
+	})
+	return w.shutErr
 }
 
 // encoder turns rows into messages.
