@@ -173,7 +173,7 @@ func (e *endpoint) attempt(ctx context.Context, m *message) {
 		m.attempts++
 		m.status = status
 		why := fmt.Sprintf("%s answered 410 Gone at %s", e.s.url, now.UTC().Format(time.RFC3339))
-		e.log.Warn("webhook endpoint disabled: remove the outbox's log line \"off\" or change the URL to enable it again", "url", e.s.url)
+		e.log.Warn("webhook endpoint answered 410 Gone: disabled, its changes go to the dead letters; change the URL or remove the \"off\" line of the outbox log to enable it", "outbox", e.s.outbox)
 		e.box.disable(e.s.url, why)
 		e.box.deadLetter(m, "endpoint disabled: "+why, now)
 		for e.queue.Len() > 0 {

@@ -25,8 +25,9 @@ import (
 )
 
 // Sink is the webhook sink. Log receives delivery warnings (an endpoint
-// disabled, messages left in the outbox); nil discards them. It is safe
-// for concurrent use.
+// disabled, messages left in the outbox); nil means slog.Default(), which
+// in a plugin process reaches the engine's log. It is safe for concurrent
+// use.
 type Sink struct {
 	Log *slog.Logger
 }
@@ -76,7 +77,7 @@ func (k Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	}
 	log := k.Log
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = slog.Default()
 	}
 	log = log.With("sink", cfg.Stage, "url", s.url)
 	dir, err := filepath.Abs(s.outbox)

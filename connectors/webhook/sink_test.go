@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -89,7 +90,7 @@ func options(t *testing.T, url string, extra map[string]any) map[string]any {
 func run(t *testing.T, opts map[string]any, recs ...arrow.RecordBatch) {
 	t.Helper()
 	ctx := context.Background()
-	w, err := webhook.Sink{}.Open(ctx, protocol.Config{Pipeline: "p", Stage: "hook", Options: opts}, memory.DefaultAllocator, changesSchema)
+	w, err := webhook.Sink{Log: testLog(t)}.Open(ctx, protocol.Config{Pipeline: "p", Stage: "hook", Options: opts}, memory.DefaultAllocator, changesSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +103,18 @@ func run(t *testing.T, opts map[string]any, recs ...arrow.RecordBatch) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testLog returns a logger writing to the test's log.
+func testLog(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 // deadLetters reads the outbox's dead letters.
