@@ -191,6 +191,7 @@ func (e *endpoint) attempt(ctx context.Context, m *message) {
 	}
 	reason := describe(status, err)
 	if m.attempts >= len(e.s.schedule) {
+		e.log.Warn("webhook change given up, see the outbox's dead letters", "id", m.id, "attempts", m.attempts, "last", reason, "outbox", e.s.outbox)
 		e.box.deadLetter(m, fmt.Sprintf("%d attempts failed, the last with %s", m.attempts, reason), now)
 		e.box.flush()
 		return
