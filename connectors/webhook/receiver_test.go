@@ -176,9 +176,3 @@ func (rc *receiver) reset() {
 	defer rc.mu.Unlock()
 	rc.tries, rc.acked, rc.bad, rc.order = map[string][]delivery{}, map[string]int{}, nil, nil
 }
-
-func (rc *receiver) attempts(id string) []delivery {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]delivery(nil), rc.tries[id]...)
-}
