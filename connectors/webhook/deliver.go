@@ -120,9 +120,19 @@ func (e *endpoint) schedule(ctx context.Context) {
 				break
 			}
 			heap.Pop(&e.queue)
+			body, err := e.box.load(m)
+			if err != nil {
+				// The outbox is broken: the change stays in it, and the
+				// writer's next call reports the error.
+				e.log.Error("webhook outbox", "err", err)
+				if e.box.err == nil {
+					e.box.err = err
+				}
+				continue
+			}
 			e.inflight++
 			e.attempts.Add(1)
-			go e.attempt(ctx, m)
+			go e.attempt(ctx, m, body)
 		}
 		e.mu.Unlock()
 		var tick <-chan time.Time
@@ -145,9 +155,9 @@ func (e *endpoint) enqueueLocked(m *message) {
 }
 
 // attempt sends m once and records the outcome.
-func (e *endpoint) attempt(ctx context.Context, m *message) {
+func (e *endpoint) attempt(ctx context.Context, m *message, body []byte) {
 	defer e.attempts.Done()
-	status, retryAfter, err := e.send(ctx, m)
+	status, retryAfter, err := e.send(ctx, m.id, body)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	defer e.notify()
@@ -235,21 +245,21 @@ func jitter(d time.Duration, share, r float64) time.Duration {
 }
 
 // send makes one signed request; status is 0 when there is no response.
-func (e *endpoint) send(ctx context.Context, m *message) (status int, retryAfter time.Duration, err error) {
+func (e *endpoint) send(ctx context.Context, id string, body []byte) (status int, retryAfter time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, e.s.timeout)
 	defer cancel()
 	ts := e.now().Unix()
-	sig, err := e.s.signer.sign(m.id, ts, m.body)
+	sig, err := e.s.signer.sign(id, ts, body)
 	if err != nil {
 		return 0, 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.s.url, bytes.NewReader(m.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.s.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, err
 	}
 	req.Header.Set("content-type", "application/json")
 	req.Header.Set("user-agent", userAgent)
-	req.Header.Set("webhook-id", m.id)
+	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	req.Header.Set("webhook-signature", sig)
 	resp, err := e.client.Do(req)

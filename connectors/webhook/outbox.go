@@ -24,7 +24,6 @@ const (
 	opAttempt  = "try"  // a failed attempt: attempts, next, status, err
 	opAck      = "ack"  // acknowledged by the receiver (2xx)
 	opDead     = "dead" // dead-lettered (also in dead_letters.jsonl)
-	opDrop     = "drop" // written after the resume position of a crashed run
 	opDisabled = "off"  // the endpoint answered 410 Gone
 	opSeq      = "seq"  // the highest sequence number so far (after a compaction)
 )
@@ -44,11 +43,16 @@ type record struct {
 	URL      string `json:"url,omitempty"`
 }
 
-// message is one request to deliver: one row, or batch rows.
+// message is one request to deliver: one row, or batch rows. Its body
+// is in memory until the outbox appended it, then read back from the log
+// when needed (outbox.load), so that a long backlog costs disk, not
+// memory.
 type message struct {
 	seq      int64
 	id       string
-	body     []byte
+	body     []byte // nil once in the log
+	off      int64  // where its enq line starts in the log
+	n        int    // and its length
 	rows     int
 	attempts int       // attempts made
 	next     time.Time // earliest time of the next attempt
@@ -75,8 +79,10 @@ type deadLetter struct {
 type outbox struct {
 	dir     string
 	lock    *os.File
-	f       *os.File
+	f       *os.File // the log, appending
 	w       *bufio.Writer
+	rf      *os.File // the log, reading bodies back
+	size    int64    // bytes of the log, buffered ones included
 	dead    *os.File
 	seq     int64
 	pending map[string]*message
@@ -94,10 +100,10 @@ type outbox struct {
 var compactAfter int64 = 32 << 20
 
 // openOutbox opens (creating) the outbox in dir for the endpoint url,
-// replays its log, forgets acknowledgements older than window, drops
-// the pending messages written after resume (the sequence number of the
-// crashed run's last flush; nil for a new run), and compacts the log.
-func openOutbox(dir, url string, window time.Duration, resume *int64, now time.Time) (*outbox, error) {
+// replays its log, forgets acknowledgements older than window and
+// compacts the log. Pending messages are kept whatever the engine
+// resumes from: see RATIONALE.md, "Webhook ids come from the change".
+func openOutbox(dir, url string, window time.Duration, now time.Time) (*outbox, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create outbox: %w", err)
 	}
@@ -109,13 +115,6 @@ func openOutbox(dir, url string, window time.Duration, resume *int64, now time.T
 	if err := b.replay(filepath.Join(dir, logFile)); err != nil {
 		lock.Close()
 		return nil, err
-	}
-	if resume != nil {
-		for id, m := range b.pending {
-			if m.seq > *resume {
-				delete(b.pending, id)
-			}
-		}
 	}
 	cut := now.Add(-window).UnixMilli()
 	for id, at := range b.acked {
@@ -149,8 +148,9 @@ func (b *outbox) replay(path string) error {
 	if err != nil {
 		return fmt.Errorf("open outbox log: %w", err)
 	}
-	defer f.Close()
+	b.rf = f // bodies are read from it until the compaction
 	r := bufio.NewReaderSize(f, 1<<16)
+	var off int64
 	for line := 1; ; line++ {
 		text, err := r.ReadBytes('\n')
 		if err == io.EOF {
@@ -168,17 +168,19 @@ func (b *outbox) replay(path string) error {
 			}
 			return fmt.Errorf("outbox log %s:%d: %w", path, line, err)
 		}
-		b.apply(rec)
+		b.apply(rec, off, len(text))
+		off += int64(len(text))
 	}
 }
 
-func (b *outbox) apply(rec record) {
+// apply applies one record, read at off (n bytes) in the log.
+func (b *outbox) apply(rec record, off int64, n int) {
 	if rec.Seq > b.seq {
 		b.seq = rec.Seq
 	}
 	switch rec.Op {
 	case opEnqueue:
-		b.pending[rec.ID] = &message{seq: rec.Seq, id: rec.ID, body: rec.Body, rows: rec.Rows,
+		b.pending[rec.ID] = &message{seq: rec.Seq, id: rec.ID, off: off, n: n, rows: rec.Rows,
 			attempts: rec.Attempts, next: time.UnixMilli(rec.Next), status: rec.Status, err: rec.Err, index: -1}
 	case opAttempt:
 		if m := b.pending[rec.ID]; m != nil {
@@ -187,7 +189,7 @@ func (b *outbox) apply(rec record) {
 	case opAck:
 		delete(b.pending, rec.ID)
 		b.acked[rec.ID] = rec.At
-	case opDead, opDrop:
+	case opDead:
 		delete(b.pending, rec.ID)
 	case opDisabled:
 		b.offURL, b.offWhy = rec.URL, rec.Err
@@ -204,22 +206,41 @@ func (b *outbox) compact() error {
 		return fmt.Errorf("compact outbox: %w", err)
 	}
 	w := bufio.NewWriterSize(tmp, 1<<16)
-	enc := json.NewEncoder(w)
-	enc.Encode(record{Op: opSeq, Seq: b.seq})
+	var size int64
+	put := func(rec record) (int64, int) {
+		line, _ := json.Marshal(rec) // records always encode
+		w.Write(line)
+		w.WriteByte('\n')
+		off := size
+		size += int64(len(line)) + 1
+		return off, len(line) + 1
+	}
+	put(record{Op: opSeq, Seq: b.seq})
 	if b.offURL != "" {
-		enc.Encode(record{Op: opDisabled, URL: b.offURL, Err: b.offWhy})
+		put(record{Op: opDisabled, URL: b.offURL, Err: b.offWhy})
 	}
 	for id, at := range b.acked {
-		enc.Encode(record{Op: opAck, ID: id, At: at})
+		put(record{Op: opAck, ID: id, At: at})
 	}
-	for _, m := range b.sortedPending() {
-		enc.Encode(m.record())
+	pending := b.sortedPending()
+	type place struct {
+		off int64
+		n   int
+	}
+	places := make([]place, len(pending))
+	for i, m := range pending {
+		body, err := b.load(m)
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			return fmt.Errorf("compact outbox: %w", err)
+		}
+		places[i].off, places[i].n = put(m.record(body))
 	}
 	err = w.Flush()
 	if err == nil {
 		err = tmp.Sync()
 	}
-	size, _ := tmp.Seek(0, io.SeekCurrent)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -233,16 +254,52 @@ func (b *outbox) compact() error {
 	if err := syncDir(b.dir); err != nil {
 		return fmt.Errorf("compact outbox: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("open outbox log: %w", err)
+	for i, m := range pending {
+		m.off, m.n, m.body = places[i].off, places[i].n, nil
 	}
 	if b.f != nil {
 		b.f.Close() // the replaced log, flushed by the caller
 	}
-	b.f, b.w = f, bufio.NewWriterSize(f, 1<<16)
-	b.written, b.kept = 0, size
+	if b.rf != nil {
+		b.rf.Close()
+	}
+	b.f, b.rf = nil, nil
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open outbox log: %w", err)
+	}
+	rf, err := os.Open(path)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("open outbox log: %w", err)
+	}
+	b.f, b.rf, b.w = f, rf, bufio.NewWriterSize(f, 1<<16)
+	b.size, b.written, b.kept = size, 0, size
 	return nil
+}
+
+// load returns m's body: in memory, or read back from the log.
+func (b *outbox) load(m *message) ([]byte, error) {
+	if m.body != nil {
+		return m.body, nil
+	}
+	if b.w != nil && b.w.Buffered() > 0 {
+		if err := b.flush(); err != nil {
+			return nil, err
+		}
+	}
+	if b.rf == nil {
+		return nil, fmt.Errorf("body of %s: outbox log closed", m.id)
+	}
+	line := make([]byte, m.n)
+	if _, err := b.rf.ReadAt(line, m.off); err != nil {
+		return nil, fmt.Errorf("read body of %s from the outbox log: %w", m.id, err)
+	}
+	var rec record
+	if err := json.Unmarshal(line, &rec); err != nil || rec.ID != m.id || rec.Op != opEnqueue {
+		return nil, fmt.Errorf("outbox log at byte %d does not hold the body of %s", m.off, m.id)
+	}
+	return rec.Body, nil
 }
 
 // maybeCompact compacts the log when a long run made it grow past
@@ -260,8 +317,8 @@ func (b *outbox) maybeCompact() error {
 	return b.err
 }
 
-func (m *message) record() record {
-	return record{Op: opEnqueue, Seq: m.seq, ID: m.id, Body: m.body, Rows: m.rows,
+func (m *message) record(body []byte) record {
+	return record{Op: opEnqueue, Seq: m.seq, ID: m.id, Body: body, Rows: m.rows,
 		Attempts: m.attempts, Next: m.next.UnixMilli(), Status: m.status, Err: m.err}
 }
 
@@ -276,20 +333,25 @@ func (b *outbox) sortedPending() []*message {
 	return out
 }
 
-func (b *outbox) append(rec record) {
+// append appends rec to the log and returns where its line starts and
+// its length.
+func (b *outbox) append(rec record) (int64, int) {
 	if b.err != nil {
-		return
+		return 0, 0
 	}
 	data, err := json.Marshal(rec)
 	if err != nil {
 		b.err = fmt.Errorf("encode outbox record: %w", err)
-		return
+		return 0, 0
 	}
 	b.w.Write(data)
-	b.written += int64(len(data)) + 1
 	if err := b.w.WriteByte('\n'); err != nil {
 		b.err = fmt.Errorf("write outbox log: %w", err)
 	}
+	off, n := b.size, len(data)+1
+	b.size += int64(n)
+	b.written += int64(n)
+	return off, n
 }
 
 // known reports whether the message id is pending or was acknowledged
@@ -306,7 +368,10 @@ func (b *outbox) enqueue(m *message) {
 	m.seq = b.seq
 	m.index = -1
 	b.pending[m.id] = m
-	b.append(m.record())
+	m.off, m.n = b.append(m.record(m.body))
+	if b.err == nil {
+		m.body = nil // read back from the log when needed
+	}
 }
 
 // attempted records a failed attempt and the time of the next one.
@@ -323,9 +388,13 @@ func (b *outbox) ack(m *message, status int, now time.Time) {
 
 // deadLetter moves m to the dead letters with the reason.
 func (b *outbox) deadLetter(m *message, reason string, now time.Time) {
+	body, err := b.load(m)
+	if err != nil && b.err == nil {
+		b.err = err
+	}
 	delete(b.pending, m.id)
 	if b.err == nil {
-		line, err := json.Marshal(deadLetter{At: now.UTC(), ID: m.id, Rows: m.rows, Attempts: m.attempts, Status: m.status, Reason: reason, Body: string(m.body)})
+		line, err := json.Marshal(deadLetter{At: now.UTC(), ID: m.id, Rows: m.rows, Attempts: m.attempts, Status: m.status, Reason: reason, Body: string(body)})
 		if err == nil {
 			_, err = b.dead.Write(append(line, '\n'))
 		}
@@ -381,6 +450,10 @@ func (b *outbox) close() error {
 		if cerr := b.f.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("close outbox log: %w", cerr)
 		}
+	}
+	if b.rf != nil {
+		b.rf.Close()
+		b.rf = nil
 	}
 	b.lock.Close() // releases the lock
 	return err

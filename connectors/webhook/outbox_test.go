@@ -18,7 +18,6 @@ func TestOutboxReplay(t *testing.T) {
 		name    string
 		prepare func(t *testing.T, b *outbox) // on a fresh outbox, then closed
 		tail    string                        // bytes appended to the log after close
-		resume  *int64
 		later   time.Duration // reopened this long after now
 		pending []string
 		known   []string
@@ -37,12 +36,12 @@ func TestOutboxReplay(t *testing.T) {
 			b.enqueue(msg("b"))
 			b.deadLetter(b.pending["a"], "test", now)
 		}, pending: []string{"b"}, known: []string{"b"}},
-		{name: "resume drops what followed the flush", prepare: func(t *testing.T, b *outbox) {
+		{name: "sequence numbers survive", prepare: func(t *testing.T, b *outbox) {
 			b.enqueue(msg("a")) // seq 1
 			b.enqueue(msg("b")) // seq 2
 			b.ack(b.pending["b"], 200, now)
 			b.enqueue(msg("c")) // seq 3
-		}, resume: ptr(int64(1)), pending: []string{"a"}, known: []string{"a", "b"}},
+		}, pending: []string{"a", "c"}, known: []string{"a", "b", "c"}},
 		{name: "acknowledgements expire", prepare: func(t *testing.T, b *outbox) {
 			b.enqueue(msg("a"))
 			b.ack(b.pending["a"], 200, now)
@@ -57,7 +56,7 @@ func TestOutboxReplay(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "outbox")
-			b, err := openOutbox(dir, "http://x", time.Hour, nil, now)
+			b, err := openOutbox(dir, "http://x", time.Hour, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +74,7 @@ func TestOutboxReplay(t *testing.T) {
 			}
 			// Twice: the compacted log replays to the same state.
 			for range 2 {
-				b, err = openOutbox(dir, "http://x", time.Hour, tc.resume, now.Add(tc.later))
+				b, err = openOutbox(dir, "http://x", time.Hour, now.Add(tc.later))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -83,14 +82,25 @@ func TestOutboxReplay(t *testing.T) {
 					t.Errorf("pending %v, want %v", keys(b.pending), tc.pending)
 				}
 				for _, id := range tc.pending {
-					if b.pending[id] == nil || string(b.pending[id].body) != `{"x":"`+id+`"}` {
-						t.Errorf("pending %s missing or with another body", id)
+					m := b.pending[id]
+					if m == nil {
+						t.Errorf("pending %s missing", id)
+						continue
+					}
+					if m.body != nil {
+						t.Errorf("pending %s holds its body in memory", id)
+					}
+					if body, err := b.load(m); err != nil || string(body) != `{"x":"`+id+`"}` {
+						t.Errorf("pending %s: body %q, %v", id, body, err)
 					}
 				}
 				for _, id := range tc.known {
 					if !b.known(id) {
 						t.Errorf("%s not known", id)
 					}
+				}
+				if tc.name == "sequence numbers survive" && (b.seq != 3 || b.pending["c"].seq != 3) {
+					t.Errorf("seq %d, c's %d; want 3", b.seq, b.pending["c"].seq)
 				}
 				if m := b.pending["a"]; tc.name == "attempt state survives" && (m.attempts != 3 || m.status != 503 || !m.next.Equal(now.Add(time.Minute))) {
 					t.Errorf("attempt state %+v", m)
@@ -106,21 +116,21 @@ func TestOutboxReplay(t *testing.T) {
 func TestOutboxCorruptMiddleLine(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, logFile), []byte("{\"op\":\"seq\",\"seq\":1}\nnot json\n{\"op\":\"seq\",\"seq\":2}\n"), 0o644)
-	if _, err := openOutbox(dir, "http://x", time.Hour, nil, time.Now()); err == nil {
+	if _, err := openOutbox(dir, "http://x", time.Hour, time.Now()); err == nil {
 		t.Fatal("a corrupt line followed by good ones was accepted")
 	}
 }
 
 func TestOutboxLock(t *testing.T) {
 	dir := t.TempDir()
-	b, err := openOutbox(dir, "http://x", time.Hour, nil, time.Now())
+	b, err := openOutbox(dir, "http://x", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.close()
 	defer func(w time.Duration) { lockWait = w }(lockWait)
 	lockWait = 100 * time.Millisecond
-	if _, err := openOutbox(dir, "http://x", time.Hour, nil, time.Now()); err == nil {
+	if _, err := openOutbox(dir, "http://x", time.Hour, time.Now()); err == nil {
 		t.Fatal("two outboxes opened on one folder")
 	}
 }
@@ -162,8 +172,6 @@ func TestJitter(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {
@@ -179,7 +187,7 @@ func TestOutboxCompactsDuringRun(t *testing.T) {
 	compactAfter = 4 << 10
 	dir := t.TempDir()
 	now := time.Now()
-	b, err := openOutbox(dir, "http://x", time.Hour, nil, now)
+	b, err := openOutbox(dir, "http://x", time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +212,7 @@ func TestOutboxCompactsDuringRun(t *testing.T) {
 	if fi.Size() > 100<<10 {
 		t.Errorf("log of %d bytes after compactions", fi.Size())
 	}
-	b, err = openOutbox(dir, "http://x", time.Hour, nil, now)
+	b, err = openOutbox(dir, "http://x", time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,13 +67,14 @@ func (k Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	if err != nil {
 		return nil, err
 	}
-	var resume *int64
 	if cfg.Resume != nil {
+		// The outbox keeps what the crashed writer accepted after its
+		// last flush; the engine's replay of those rows finds their ids
+		// known and skips them.
 		var p position
 		if err := protocol.DecodePosition(cfg.Resume, &p); err != nil {
 			return nil, err
 		}
-		resume = &p.Seq
 	}
 	log := k.Log
 	if log == nil {
@@ -92,7 +93,7 @@ func (k Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 		log.Warn("webhook outbox taken over from an abandoned writer", "outbox", dir)
 		old.shut()
 	}
-	box, err := openOutbox(dir, s.url, s.dedupeWindow, resume, time.Now())
+	box, err := openOutbox(dir, s.url, s.dedupeWindow, time.Now())
 	if err != nil {
 		return nil, err
 	}
