@@ -18,7 +18,7 @@ func TestOutboxReplay(t *testing.T) {
 		name    string
 		prepare func(t *testing.T, b *outbox) // on a fresh outbox, then closed
 		tail    string                        // bytes appended to the log after close
-		later   time.Duration // reopened this long after now
+		later   time.Duration                 // reopened this long after now
 		pending []string
 		known   []string
 	}{
