@@ -306,7 +306,8 @@ func (e *endpoint) drain(ctx context.Context, deadline time.Time) int {
 	for {
 		e.mu.Lock()
 		left := len(e.box.pending)
-		hopeless := e.inflight == 0 && e.queue.Len() > 0 && e.queue[0].next.After(deadline)
+		hopeless := e.inflight == 0 && e.queue.Len() > 0 && e.queue[0].next.After(deadline) ||
+			e.inflight == 0 && e.pause.After(deadline)
 		e.mu.Unlock()
 		if left == 0 || hopeless {
 			return left
