@@ -54,6 +54,9 @@ func newEndpoint(s *settings, box *outbox, log *slog.Logger) *endpoint {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxConnsPerHost = s.concurrency
 	tr.MaxIdleConnsPerHost = s.concurrency
+	if s.tls != nil {
+		tr.TLSClientConfig = s.tls
+	}
 	e := &endpoint{
 		s:   s,
 		log: log,

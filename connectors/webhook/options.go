@@ -1,8 +1,11 @@
 package webhook
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -30,6 +33,9 @@ const (
 	optConcurrency  = "concurrency"
 	optDrainTimeout = "drain_timeout"
 	optDedupeWindow = "dedupe_window"
+	optTLSCA        = "tls_ca_file"
+	optTLSCert      = "tls_cert_file"
+	optTLSKey       = "tls_key_file"
 )
 
 // defaultSchedule is the delay before each attempt, the first one
@@ -93,6 +99,9 @@ deliveries, then leaves the rest in the outbox for the next run.`,
 		{Name: optConcurrency, Type: protocol.TypeInt, Default: int64(defaultConcurrency), Doc: "most requests in flight to the endpoint, 1 to 256"},
 		{Name: optDrainTimeout, Type: protocol.TypeString, Default: "30s", Doc: "how long Close waits for pending deliveries before leaving them in the outbox"},
 		{Name: optDedupeWindow, Type: protocol.TypeString, Default: "168h", Doc: "how long the outbox remembers acknowledged ids, so that a replayed row is not sent again"},
+		{Name: optTLSCA, Type: protocol.TypePath, Doc: "PEM certificates of the authorities that sign the endpoint's certificate (default: the system's)"},
+		{Name: optTLSCert, Type: protocol.TypePath, Doc: "PEM client certificate, for mutual TLS (with tls_key_file)"},
+		{Name: optTLSKey, Type: protocol.TypePath, Doc: "PEM private key of tls_cert_file"},
 	},
 }
 
@@ -115,6 +124,7 @@ type settings struct {
 	drainTimeout time.Duration
 	dedupeWindow time.Duration
 	signer       *signer
+	tls          *tls.Config // nil: Go's defaults
 }
 
 func optionError(opt, format string, args ...any) error {
@@ -192,6 +202,9 @@ func check(cfg protocol.Config, getenv func(string) string) (*settings, error) {
 		}
 		*d.to = v
 	}
+	if s.tls, err = tlsConfig(cfg); err != nil {
+		return nil, err
+	}
 	if s.signer, err = loadSecrets(s.secretEnv, s.secretFile, getenv); err != nil {
 		opt := optSecretEnv
 		if s.secretFile != "" {
@@ -200,4 +213,35 @@ func check(cfg protocol.Config, getenv func(string) string) (*settings, error) {
 		return nil, optionError(opt, "%v", err)
 	}
 	return s, nil
+}
+
+// tlsConfig returns the TLS configuration of the tls_* options, nil when
+// none is given.
+func tlsConfig(cfg protocol.Config) (*tls.Config, error) {
+	ca, cert, key := cfg.String(optTLSCA), cfg.String(optTLSCert), cfg.String(optTLSKey)
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, optionError(optTLSCA, "%v", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, optionError(optTLSCA, "%s holds no PEM certificate", ca)
+		}
+	}
+	if (cert == "") != (key == "") {
+		return nil, optionError(optTLSCert, "tls_cert_file and tls_key_file go together")
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, optionError(optTLSCert, "%v", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
 }

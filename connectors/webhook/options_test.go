@@ -51,6 +51,8 @@ func TestOptions(t *testing.T) {
 		{"empty schedule", base(map[string]any{"secret_env": "HOOK_SECRET", "retry_schedule": []any{}}), "at least one delay"},
 		{"batch too big", base(map[string]any{"secret_env": "HOOK_SECRET", "batch": int64(20000)}), "out of range"},
 		{"bad timeout", base(map[string]any{"secret_env": "HOOK_SECRET", "timeout": "0s"}), "positive duration"},
+		{"CA file without a certificate", base(map[string]any{"secret_env": "HOOK_SECRET", "tls_ca_file": secretFile}), "holds no PEM certificate"},
+		{"client certificate without key", base(map[string]any{"secret_env": "HOOK_SECRET", "tls_cert_file": secretFile}), "go together"},
 		{"id column and columns", base(map[string]any{"secret_env": "HOOK_SECRET", "id_column": "a", "id_columns": []any{"b"}}), "not both"},
 	}
 	for _, tc := range tests {

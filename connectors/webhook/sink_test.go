@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -585,5 +587,31 @@ func TestIDsAreStable(t *testing.T) {
 	c := ids(nil, other)
 	if c["A00000/GRD"] == "" || c["A00000/GRD"] == a["A00000/ABS;GRD"] {
 		t.Errorf("another update of alert A00000 has id %q, the first %q", c["A00000/GRD"], a["A00000/ABS;GRD"])
+	}
+}
+
+// TestTLS: an https endpoint whose certificate a private authority signs
+// is reached with tls_ca_file, and refused without it (the change ends in
+// the dead letters with the certificate error).
+func TestTLS(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rc := newReceiver(t, []string{secretNew}, nil)
+	tlsSrv := httptest.NewTLSServer(rc.srv.Config.Handler)
+	defer tlsSrv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := options(t, tlsSrv.URL+"/hook", map[string]any{"tls_ca_file": ca})
+	run(t, opts, changes(t, mem, 0, 3))
+	if got := rc.check(); len(got) != 3 {
+		t.Fatalf("%d delivered over TLS, want 3", len(got))
+	}
+	opts = options(t, tlsSrv.URL+"/hook", map[string]any{"retry_schedule": []any{"0s"}})
+	run(t, opts, changes(t, mem, 10, 1))
+	dl := deadLetters(t, opts["outbox"].(string))
+	if len(dl) != 1 || !strings.Contains(dl[0]["reason"].(string), "certificate") {
+		t.Errorf("without the CA: dead letters %v, want one certificate error", dl)
 	}
 }
