@@ -221,3 +221,18 @@ func TestOutboxCompactsDuringRun(t *testing.T) {
 		t.Errorf("after replay: %d pending, %d acknowledged, seq %d; want 100, 900, 1000", len(b.pending), len(b.acked), b.seq)
 	}
 }
+
+func TestPlainRemote(t *testing.T) {
+	for url, want := range map[string]bool{
+		"http://ent.example.org/hook": true,
+		"http://10.0.0.5:8080/":       true,
+		"https://ent.example.org/":    false,
+		"http://127.0.0.1:8088/":      false,
+		"http://[::1]:8088/":          false,
+		"http://localhost/":           false,
+	} {
+		if got := plainRemote(url); got != want {
+			t.Errorf("plainRemote(%q) = %v, want %v", url, got, want)
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -81,6 +83,9 @@ func (k Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 		log = slog.Default()
 	}
 	log = log.With("sink", cfg.Stage, "url", s.url)
+	if plainRemote(s.url) {
+		log.Warn("webhook endpoint over plain http: the changes (student data) cross the network unencrypted; use https")
+	}
 	dir, err := filepath.Abs(s.outbox)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
@@ -105,6 +110,21 @@ func (k Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	w := &writer{s: s, enc: enc, e: e, log: log, dir: dir}
 	writers.byDir[dir] = w
 	return w, nil
+}
+
+// plainRemote reports an http (not https) URL to a host other than the
+// loopback.
+func plainRemote(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // writers are the open writers of this process by outbox folder. A
