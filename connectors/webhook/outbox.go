@@ -44,13 +44,13 @@ type record struct {
 }
 
 // message is one request to deliver: one row, or batch rows. Its body
-// is in memory until the outbox appended it, then read back from the log
-// when needed (outbox.load), so that a long backlog costs disk, not
-// memory.
+// stays in memory while the bodies held stay under bodyBudget, and is
+// otherwise read back from the log when needed (outbox.load), so that a
+// long backlog costs disk, not memory.
 type message struct {
 	seq      int64
 	id       string
-	body     []byte // nil once in the log
+	body     []byte // nil when only in the log
 	off      int64  // where its enq line starts in the log
 	n        int    // and its length
 	rows     int
@@ -93,7 +93,12 @@ type outbox struct {
 
 	written int64 // bytes appended since the last compaction
 	kept    int64 // bytes the last compaction wrote
+	inMem   int64 // bytes of the bodies held in memory
 }
+
+// bodyBudget bounds the bytes of pending bodies held in memory; past it,
+// bodies are read back from the log.
+var bodyBudget int64 = 64 << 20
 
 // compactAfter is how many bytes a run appends to the log before the
 // log is compacted again (if that also more than doubled it).
@@ -255,7 +260,7 @@ func (b *outbox) compact() error {
 		return fmt.Errorf("compact outbox: %w", err)
 	}
 	for i, m := range pending {
-		m.off, m.n, m.body = places[i].off, places[i].n, nil
+		m.off, m.n = places[i].off, places[i].n
 	}
 	if b.f != nil {
 		b.f.Close() // the replaced log, flushed by the caller
@@ -369,9 +374,16 @@ func (b *outbox) enqueue(m *message) {
 	m.index = -1
 	b.pending[m.id] = m
 	m.off, m.n = b.append(m.record(m.body))
-	if b.err == nil {
+	if b.err == nil && b.inMem+int64(len(m.body)) > bodyBudget {
 		m.body = nil // read back from the log when needed
 	}
+	b.inMem += int64(len(m.body))
+}
+
+// forget drops m's body from memory.
+func (b *outbox) forget(m *message) {
+	b.inMem -= int64(len(m.body))
+	m.body = nil
 }
 
 // attempted records a failed attempt and the time of the next one.
@@ -382,6 +394,7 @@ func (b *outbox) attempted(m *message) {
 // ack records the receiver's acknowledgement.
 func (b *outbox) ack(m *message, status int, now time.Time) {
 	delete(b.pending, m.id)
+	b.forget(m)
 	b.acked[m.id] = now.UnixMilli()
 	b.append(record{Op: opAck, ID: m.id, Status: status, At: now.UnixMilli()})
 }
@@ -391,6 +404,9 @@ func (b *outbox) deadLetter(m *message, reason string, now time.Time) {
 	body, err := b.load(m)
 	if err != nil && b.err == nil {
 		b.err = err
+	}
+	if b.pending[m.id] == m {
+		b.forget(m)
 	}
 	delete(b.pending, m.id)
 	if b.err == nil {

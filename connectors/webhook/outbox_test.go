@@ -236,3 +236,40 @@ func TestPlainRemote(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboxBodyBudget: past the budget, bodies live in the log only and
+// are read back; acknowledged ones free their share.
+func TestOutboxBodyBudget(t *testing.T) {
+	defer func(n int64) { bodyBudget = n }(bodyBudget)
+	bodyBudget = 25
+	now := time.Now()
+	b, err := openOutbox(t.TempDir(), "http://x", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	var ms []*message
+	for i := range 4 {
+		m := &message{id: fmt.Sprintf("m%d", i), body: []byte(fmt.Sprintf(`{"n":%d,"pad":"xx"}`, i)), rows: 1, next: now} // 18 bytes
+		b.enqueue(m)
+		ms = append(ms, m)
+	}
+	if ms[0].body == nil || ms[1].body != nil || b.inMem != 18 {
+		t.Errorf("in memory: %q, %q, %d bytes; want only the first", ms[0].body, ms[1].body, b.inMem)
+	}
+	for i, m := range ms {
+		body, err := b.load(m)
+		if want := fmt.Sprintf(`{"n":%d,"pad":"xx"}`, i); err != nil || string(body) != want {
+			t.Errorf("body %d: %q, %v; want %q", i, body, err, want)
+		}
+	}
+	b.ack(ms[0], 200, now)
+	if b.inMem != 0 {
+		t.Errorf("%d bytes held after the acknowledgement", b.inMem)
+	}
+	m := &message{id: "m9", body: []byte(`{"n":9,"pad":"xx"}`), rows: 1, next: now}
+	b.enqueue(m)
+	if m.body == nil {
+		t.Error("the freed budget is not used again")
+	}
+}
