@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -96,6 +97,7 @@ func (k Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 		// Only a writer abandoned without Close or Abort (a crash as
 		// an in-process test plays it) can still hold the folder.
 		log.Warn("webhook outbox taken over from an abandoned writer", "outbox", dir)
+		old.taken.Store(true)
 		old.shut()
 	}
 	box, err := openOutbox(dir, s.url, s.dedupeWindow, time.Now())
@@ -149,6 +151,12 @@ type writer struct {
 
 	once    sync.Once
 	shutErr error
+	taken   atomic.Bool // another writer opened the folder
+}
+
+// errTaken is what a writer whose folder another one took returns.
+func (w *writer) errTaken() error {
+	return fmt.Errorf("webhook outbox %s: another writer opened it (two sinks with one outbox folder?)", w.dir)
 }
 
 var (
@@ -162,6 +170,9 @@ var (
 // (pending, or acknowledged within dedupe_window) is skipped. Rows that
 // cannot be sent (a null or bad id) go to the outbox's dead letters.
 func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	if w.taken.Load() {
+		return w.errTaken()
+	}
 	msgs, bad, err := w.enc.messages(rec, time.Now())
 	if err != nil {
 		return err
@@ -198,6 +209,9 @@ func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 
 // Flush makes every message written so far durable.
 func (w *writer) Flush(ctx context.Context) (protocol.Position, error) {
+	if w.taken.Load() {
+		return nil, w.errTaken()
+	}
 	w.e.mu.Lock()
 	err := w.e.box.maybeCompact()
 	if err == nil {
@@ -215,6 +229,9 @@ func (w *writer) Flush(ctx context.Context) (protocol.Position, error) {
 // the pending messages to be delivered, then stops; what is left stays
 // in the outbox for the next run.
 func (w *writer) Close(ctx context.Context) error {
+	if w.taken.Load() {
+		return w.errTaken()
+	}
 	w.e.mu.Lock()
 	err := w.e.box.sync()
 	w.e.mu.Unlock()

@@ -615,3 +615,37 @@ func TestTLS(t *testing.T) {
 		t.Errorf("without the CA: dead letters %v, want one certificate error", dl)
 	}
 }
+
+// TestOutboxTakenOver: a second writer on one outbox folder in one
+// process takes it over; the first one says so instead of writing.
+func TestOutboxTakenOver(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rc := newReceiver(t, []string{secretNew}, nil)
+	opts := options(t, rc.url(), nil)
+	ctx := context.Background()
+	cfg := protocol.Config{Pipeline: "p", Stage: "hook", Options: opts}
+	w1, err := webhook.Sink{Log: testLog(t)}.Open(ctx, cfg, mem, changesSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := webhook.Sink{Log: testLog(t)}.Open(ctx, cfg, mem, changesSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := changes(t, mem, 0, 2)
+	defer rec.Release()
+	if err := w1.Write(ctx, rec); err == nil || !strings.Contains(err.Error(), "another writer opened it") {
+		t.Errorf("first writer's Write: %v", err)
+	}
+	if err := w2.Write(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w1.Abort(ctx)
+	if got := rc.check(); len(got) != 2 {
+		t.Errorf("%d delivered, want 2", len(got))
+	}
+}
