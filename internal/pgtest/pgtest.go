@@ -6,6 +6,10 @@
 // binary, see Main and Shared) ends. No mock: the tests talk to the server
 // the connectors will meet.
 //
+// A test binary that dies without cleaning up (killed, timed out) leaves
+// its cluster running, since pg_ctl detaches the server: the next Start
+// stops and removes the clusters whose test process is gone.
+//
 // initdb and postgres refuse to run as root. When the tests run as root
 // (a CI container), the cluster is created and run as the unprivileged
 // user `nobody` (SysProcAttr.Credential), and its folder is handed to that
@@ -149,7 +153,36 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// ownerFile, in a cluster's folder, holds the pid of the test process that
+// started it.
+const ownerFile = "owner.pid"
+
+// reap stops and removes the clusters of test processes that died without
+// cleaning up (killed, or timed out): pg_ctl starts the server detached, so
+// it outlives them.
+func reap(bin string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "vigie-pg-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue // being set up, or not ours
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue // its owner lives
+		}
+		s := &Server{Dir: dir, Bin: bin, data: filepath.Join(dir, "data"), Port: -1}
+		if fi, err := os.Stat(dir); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 && st.Uid != 0 {
+				s.cred = &syscall.Credential{Uid: st.Uid, Gid: st.Gid}
+			}
+		}
+		s.Close()
+	}
+}
+
 func start(bin string, settings []string) (s *Server, err error) {
+	reap(bin)
 	dir, err := os.MkdirTemp("", "vigie-pg-")
 	if err != nil {
 		return nil, err
@@ -173,6 +206,9 @@ func start(bin string, settings []string) (s *Server, err error) {
 		if err := os.Chown(dir, uid, gid); err != nil {
 			return nil, err
 		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return nil, err
 	}
 	if out, err := s.run("initdb", "-D", s.data, "-U", User, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"); err != nil {
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
@@ -283,7 +319,7 @@ func (s *Server) isDown() bool {
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.down || s.Port == 0 {
+	if s.down {
 		return nil
 	}
 	s.down = true
