@@ -31,7 +31,7 @@ name = "attendance"
 connector = "csv"
 [source.options]
 path = "attendance.csv"
-columns = { id = "int64", student_id = "utf8", day = "date32", absent_half_days = "int16", justified = "bool" }
+columns = { id = "int64", student_id = "utf8", day = "date32", absent_half_days = "int32", justified = "bool" }
 
 [[sink]]
 name = "db"
@@ -100,7 +100,7 @@ func waitRows(t *testing.T, conn *pgx.Conn, done <-chan error, out *bytes.Buffer
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-done:
-			t.Fatalf("the run ended (%v) before the kill: make the input bigger\n%s", err, out)
+			t.Fatalf("the run ended (%v) before the kill (too fast? make the input bigger)\n%s", err, out)
 		default:
 		}
 		var n int
