@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/jackc/pgx/v5"
@@ -23,13 +22,6 @@ func database(t *testing.T) (string, *pgx.Conn) {
 	dsn := pgtest.Shared(t).Database(t)
 	t.Setenv("VIGIE_POSTGRES_DSN", dsn)
 	return dsn, pgtest.Connect(t, dsn)
-}
-
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 func mustExec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {

@@ -92,6 +92,10 @@ func connect(ctx context.Context, cfg protocol.Config) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := pc.RuntimeParams["application_name"]; !ok {
+		// What a DBA sees in pg_stat_activity.
+		pc.RuntimeParams["application_name"] = "vigie " + cfg.Pipeline + "/" + cfg.Stage
+	}
 	conn, err := pgx.ConnectConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL at %s:%d: %w", pc.Host, pc.Port, classify(err))
@@ -114,7 +118,7 @@ func classify(err error) error {
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			strings.HasPrefix(pe.Code, "57P"), // operator intervention: shutdown, crash
+			strings.HasPrefix(pe.Code, "57P"),      // operator intervention: shutdown, crash
 			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
 			pe.Code == "53300": // too many connections
 			return protocol.WithKind(err, protocol.ErrTemporary)

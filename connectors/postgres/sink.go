@@ -368,9 +368,18 @@ func (w *writer) staging(ctx context.Context) error {
 // the writer skips them.
 func (w *writer) resume(ctx context.Context, from protocol.Position) error {
 	pt := w.posTab.Sanitize()
-	if err := w.exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (pipeline text NOT NULL, stage text NOT NULL, target text NOT NULL,
-		flushes bigint NOT NULL, rows bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, stage, target))`, pt)); err != nil {
-		return fmt.Errorf("create positions table %s: %w", pt, err)
+	// Created only when missing: CREATE TABLE IF NOT EXISTS needs the
+	// right to create in the schema even when the table exists.
+	var exists bool
+	if err := w.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pt).Scan(&exists); err != nil {
+		return fmt.Errorf("look up positions table %s: %w", pt, classify(err))
+	}
+	if !exists {
+		ddl := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (pipeline text NOT NULL, stage text NOT NULL, target text NOT NULL,
+			flushes bigint NOT NULL, rows bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, stage, target))`, pt)
+		if err := w.exec(ctx, ddl); err != nil {
+			return fmt.Errorf("create positions table %s: %w", pt, err)
+		}
 	}
 	if from == nil {
 		return nil // a new output: the first flush overwrites any stored position

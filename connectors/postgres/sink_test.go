@@ -3,7 +3,10 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/conformance"
 	"github.com/vigie-edu/vigie/connectors/postgres"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/pgtest"
 )
 
 var gradeSchema = arrow.NewSchema([]arrow.Field{
@@ -304,4 +308,67 @@ func TestServerStoppedMidRun(t *testing.T) {
 		t.Errorf("open with the server down: %v; want a temporary error saying where it connected", err)
 	}
 	t.Logf("error: %v", err)
+}
+
+// TestTLS connects through the connection string's TLS settings to a
+// server that refuses plain TCP connections, and from a dsn_file.
+func TestTLS(t *testing.T) {
+	s := pgtest.StartTLS(t, "fsync=off")
+	verified := s.Database(t)
+	var plain []string // the same without TLS settings
+	for _, kv := range strings.Fields(verified) {
+		if !strings.HasPrefix(kv, "ssl") {
+			plain = append(plain, kv)
+		}
+	}
+	dir := t.TempDir()
+	tests := []struct {
+		name, dsn, wantErr string
+	}{
+		{"verify-full with the CA", verified, ""},
+		{"TLS off", strings.Join(plain, " ") + " sslmode=disable", "no pg_hba.conf entry"},
+		{"another CA", strings.Join(plain, " ") + " sslmode=verify-full sslrootcert=" + otherCA(t, dir), "certificate signed by unknown authority"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "dsn"+strconv.Itoa(i))
+			if err := os.WriteFile(path, []byte(tc.dsn+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			mem := checkedMem(t)
+			w, err := postgres.Sink{}.Open(context.Background(), sinkCfg(map[string]any{"table": "grades", "dsn_file": path}), mem, gradeSchema)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one with %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "password") {
+					t.Errorf("the error shows the connection string: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(t, w, batches(t, mem, gradeSchema, gradeBatches[0])...)
+			if err := w.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// otherCA writes a self-signed CA that did not sign the server's
+// certificate.
+func otherCA(t *testing.T, dir string) string {
+	t.Helper()
+	other := pgtest.StartTLS(t)
+	path := filepath.Join(dir, "other-ca.pem")
+	b, err := os.ReadFile(other.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -95,11 +95,10 @@ func from(cfg protocol.Config) string {
 
 // sourceColumn is a result column and how it reads.
 type sourceColumn struct {
-	name   string
-	oid    uint32
-	typ    string // as format_type spells it
-	arrow  arrow.DataType
-	asText bool // numeric read as float64
+	name  string
+	oid   uint32
+	typ   string // as format_type spells it
+	arrow arrow.DataType
 }
 
 // describe returns the result's columns.
@@ -290,15 +289,15 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 
 // chunkReader reads one chunk per query.
 type chunkReader struct {
-	conn        *pgx.Conn
-	cols        []sourceColumn
-	key         []string
-	chunk       int
-	types       *pgtype.Map
-	b           *array.RecordBuilder
-	what        string
+	conn              *pgx.Conn
+	cols              []sourceColumn
+	key               []string
+	chunk             int
+	types             *pgtype.Map
+	b                 *array.RecordBuilder
+	what              string
 	firstSQL, nextSQL string // SQL of the first chunk and of the ones after a key
-	nKey        int
+	nKey              int
 }
 
 func (r *chunkReader) prepare(cfg protocol.Config) {
@@ -452,7 +451,7 @@ func (r *chunkReader) append(j int, fd pgconn.FieldDescription, raw []byte) erro
 			if err := scan(&ts); err != nil {
 				return err
 			}
-			v = pgtype.Timestamptz{Time: ts.Time, InfinityModifier: ts.InfinityModifier, Valid: ts.Valid}
+			v = pgtype.Timestamptz(ts)
 		} else if err := scan(&v); err != nil {
 			return err
 		}

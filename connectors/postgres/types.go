@@ -105,7 +105,9 @@ func newEncoder(col arrow.Array, oid uint32, name string, m *pgtype.Map) (encode
 		return uint64Encoder(c, name, m), nil
 	case *array.Float32:
 		if oid == pgtype.Float8OID {
-			return func(buf []byte, i int) ([]byte, error) { return appendU64(buf, math.Float64bits(float64(c.Value(i)))), nil }, nil
+			return func(buf []byte, i int) ([]byte, error) {
+				return appendU64(buf, math.Float64bits(float64(c.Value(i)))), nil
+			}, nil
 		}
 		return func(buf []byte, i int) ([]byte, error) { return appendU32(buf, math.Float32bits(c.Value(i))), nil }, nil
 	case *array.Float64:

@@ -57,6 +57,8 @@ type Server struct {
 	Port int
 	// Bin is the folder of the PostgreSQL binaries (psql is there too).
 	Bin string
+	// CAFile is the PEM certificate authority of a StartTLS server.
+	CAFile string
 
 	data  string
 	cred  *syscall.Credential // run the server as this user (root only)
@@ -104,9 +106,27 @@ func Start(t testing.TB, settings ...string) *Server {
 	if err != nil {
 		skipOrFail(t, err)
 	}
-	s, err := start(bin, settings)
+	s, err := start(bin, settings, false)
 	if err != nil {
 		t.Fatalf("start PostgreSQL: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// StartTLS is Start with TLS on: the server presents a certificate for
+// 127.0.0.1 and localhost signed by a certificate authority made for it,
+// whose PEM file is CAFile (connect with sslmode=verify-full
+// sslrootcert=CAFile).
+func StartTLS(t testing.TB, settings ...string) *Server {
+	t.Helper()
+	bin, err := Bin()
+	if err != nil {
+		skipOrFail(t, err)
+	}
+	s, err := start(bin, settings, true)
+	if err != nil {
+		t.Fatalf("start PostgreSQL with TLS: %v", err)
 	}
 	t.Cleanup(s.Close)
 	return s
@@ -133,7 +153,7 @@ func Shared(t testing.TB) *Server {
 	shared.Lock()
 	defer shared.Unlock()
 	if shared.s == nil && shared.err == nil {
-		shared.s, shared.err = start(bin, []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off"})
+		shared.s, shared.err = start(bin, []string{"fsync=off", "synchronous_commit=off", "full_page_writes=off"}, false)
 	}
 	if shared.err != nil {
 		t.Fatalf("start PostgreSQL: %v", shared.err)
@@ -181,7 +201,7 @@ func reap(bin string) {
 	}
 }
 
-func start(bin string, settings []string) (s *Server, err error) {
+func start(bin string, settings []string, withTLS bool) (s *Server, err error) {
 	reap(bin)
 	dir, err := os.MkdirTemp("", "vigie-pg-")
 	if err != nil {
@@ -212,6 +232,13 @@ func start(bin string, settings []string) (s *Server, err error) {
 	}
 	if out, err := s.run("initdb", "-D", s.data, "-U", User, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"); err != nil {
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	if withTLS {
+		tls, err := s.makeCerts()
+		if err != nil {
+			return nil, fmt.Errorf("TLS certificates: %w", err)
+		}
+		settings = append(settings, tls...)
 	}
 	opts := []string{"-h", s.Host, "-k", dir}
 	for _, kv := range settings {
@@ -256,9 +283,14 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// DSN returns the connection string of database db on loopback.
+// DSN returns the connection string of database db on loopback: without
+// TLS, or verifying the server's certificate for a StartTLS server.
 func (s *Server) DSN(db string) string {
-	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", s.Host, s.Port, User, db)
+	tls := "sslmode=disable"
+	if s.CAFile != "" {
+		tls = "sslmode=verify-full sslrootcert=" + s.CAFile
+	}
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s %s", s.Host, s.Port, User, db, tls)
 }
 
 // Database creates a fresh database for t (dropped when t ends) and returns
