@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/conformance"
 	"github.com/vigie-edu/vigie/connectors/postgres"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
 )
 
 func TestSourceConformance(t *testing.T) {
@@ -211,5 +214,51 @@ func TestSourceBadKeys(t *testing.T) {
 				t.Errorf("error %v, want one with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPipelineTableToTable runs a pipeline through the engine: the
+// postgres_query source reads a table in chunks, the postgres sink upserts
+// it into another, twice.
+func TestPipelineTableToTable(t *testing.T) {
+	_, conn := database(t)
+	mustExec(t, conn, `CREATE TABLE students AS SELECT 'S' || lpad(g::text, 7, '0') AS student_id, 'C' || (g % 30) AS class_id,
+		(g % 7 = 0) AS boarder, date '2010-01-01' + g % 1000 AS born FROM generate_series(1, 5000) g`)
+	mustExec(t, conn, "ALTER TABLE students ADD PRIMARY KEY (student_id)")
+	path := filepath.Join(t.TempDir(), "copy.toml")
+	toml := `[pipeline]
+name = "copy"
+batch_rows = 700
+
+[[source]]
+name = "students"
+connector = "postgres_query"
+[source.options]
+table = "students"
+key = ["student_id"]
+
+[[sink]]
+name = "db"
+input = "students"
+connector = "postgres"
+[sink.options]
+table = "roster"
+mode = "upsert"
+key = ["student_id"]
+`
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		sum := pipelinetest.Run(t, path)
+		st, _ := sum.Stage("students")
+		if got := sum.SourceRows(); got != 5000 || st.Batches != 8 {
+			t.Errorf("%d rows read in %d batches, want 5000 in 8 chunks of at most 700", got, st.Batches)
+		}
+	}
+	diff := query(t, conn, "SELECT count(*)::text FROM (SELECT * FROM students EXCEPT SELECT * FROM roster UNION ALL SELECT * FROM roster EXCEPT SELECT * FROM students) d")
+	n := query(t, conn, "SELECT count(*)::text FROM roster")
+	if !slices.Equal(diff, []string{"0"}) || !slices.Equal(n, []string{"5000"}) {
+		t.Errorf("roster holds %s rows, %s differing from students; want the same 5000", n, diff)
 	}
 }
