@@ -42,7 +42,10 @@ func attendanceRow(i int) (string, int32, int16, int16, bool) {
 // and the same rows as CSV with psql's \copy, into two empty tables of one
 // server, and reports both rates and their ratio. Only the sink's Write and
 // Close calls are timed (the batches are built between them), and psql's
-// whole run (it reads the CSV file). Run it alone, once:
+// whole run (it reads the CSV file). It also times `vigie run` of a
+// pipeline reading the same CSV file into a third table (csv source and
+// postgres sink in their plugin processes, the whole process timed), for
+// the rate of the pipeline end to end. Run it alone, once:
 //
 //	go test ./connectors/postgres -run '^$' -bench CopyAttendance -benchtime 1x -timeout 60m
 func BenchmarkCopyAttendance(b *testing.B) {
@@ -57,6 +60,10 @@ func BenchmarkCopyAttendance(b *testing.B) {
 	ctx := context.Background()
 	csvPath := filepath.Join(b.TempDir(), "attendance.csv")
 	writeCSV(b, csvPath, rows)
+	vigieBin := filepath.Join(b.TempDir(), "vigie")
+	if out, err := exec.Command("go", "build", "-o", vigieBin, "github.com/vigie-edu/vigie/cmd/vigie").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
 	const batchRows = 65536
 	mem := memory.NewGoAllocator()
 	for n := range b.N {
@@ -97,13 +104,28 @@ func BenchmarkCopyAttendance(b *testing.B) {
 
 		start = time.Now()
 		psql := exec.Command(filepath.Join(srv.Bin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn,
-			"-c", fmt.Sprintf(`\copy %s FROM '%s' WITH (FORMAT csv)`, psqlTable, csvPath))
+			"-c", fmt.Sprintf(`\copy %s FROM '%s' WITH (FORMAT csv, HEADER true)`, psqlTable, csvPath))
 		if out, err := psql.CombinedOutput(); err != nil {
 			b.Fatalf("psql: %v\n%s", err, out)
 		}
 		psqlTime := time.Since(start)
 
-		for _, tbl := range []string{sinkTable, psqlTable} {
+		// The whole pipeline: vigie run reads the same CSV (csv source,
+		// its own plugin process) into the postgres sink (another).
+		pipeTable := fmt.Sprintf("att_vigie_%d", n)
+		toml := filepath.Join(filepath.Dir(csvPath), pipeTable+".toml")
+		if err := os.WriteFile(toml, fmt.Appendf(nil, vigiePipeline, csvPath, pipeTable), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		run := exec.Command(vigieBin, "run", toml)
+		run.Env = append(os.Environ(), "VIGIE_POSTGRES_DSN="+dsn)
+		if out, err := run.CombinedOutput(); err != nil {
+			b.Fatalf("vigie run: %v\n%s", err, out)
+		}
+		vigieTime := time.Since(start)
+
+		for _, tbl := range []string{sinkTable, psqlTable, pipeTable} {
 			var got int
 			if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+tbl).Scan(&got); err != nil || got != rows {
 				b.Fatalf("%s holds %d rows (%v), want %d", tbl, got, err, rows)
@@ -117,10 +139,34 @@ func BenchmarkCopyAttendance(b *testing.B) {
 		b.ReportMetric(sinkRate, "sink_rows/s")
 		b.ReportMetric(psqlRate, "psql_rows/s")
 		b.ReportMetric(sinkRate/psqlRate, "ratio")
-		b.Logf("%d rows: sink %v (%.0f rows/s), psql \\copy %v (%.0f rows/s), ratio %.2f", rows, sinkTime.Round(time.Millisecond), sinkRate,
-			psqlTime.Round(time.Millisecond), psqlRate, sinkRate/psqlRate)
+		vigieRate := float64(rows) / vigieTime.Seconds()
+		b.ReportMetric(vigieRate, "vigie_run_rows/s")
+		b.ReportMetric(vigieRate/psqlRate, "vigie_run_ratio")
+		b.Logf("%d rows: sink %v (%.0f rows/s), psql \\copy %v (%.0f rows/s), ratio %.2f; vigie run csv -> postgres %v (%.0f rows/s), ratio %.2f",
+			rows, sinkTime.Round(time.Millisecond), sinkRate, psqlTime.Round(time.Millisecond), psqlRate, sinkRate/psqlRate,
+			vigieTime.Round(time.Millisecond), vigieRate, vigieRate/psqlRate)
 	}
 }
+
+// vigiePipeline copies the CSV file %s to table %s; the csv source has no
+// int16, so the counts are integer columns there.
+const vigiePipeline = `[pipeline]
+name = "copy_bench"
+
+[[source]]
+name = "attendance"
+connector = "csv"
+[source.options]
+path = %q
+columns = { student_id = "utf8", day = "date32", half_days = "int32", absent_half_days = "int32", justified = "bool" }
+
+[[sink]]
+name = "db"
+input = "attendance"
+connector = "postgres"
+[sink.options]
+table = %q
+`
 
 func writeCSV(b *testing.B, path string, rows int) {
 	b.Helper()
@@ -129,6 +175,7 @@ func writeCSV(b *testing.B, path string, rows int) {
 		b.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
+	fmt.Fprintln(w, "student_id,day,half_days,absent_half_days,justified")
 	for i := range rows {
 		s, d, h, a, j := attendanceRow(i)
 		fmt.Fprintf(w, "%s,%s,%d,%d,%t\n", s, arrow.Date32(d).FormattedString(), h, a, j)
