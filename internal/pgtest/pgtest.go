@@ -181,7 +181,7 @@ const ownerFile = "owner.pid"
 // cleaning up (killed, or timed out): pg_ctl starts the server detached, so
 // it outlives them.
 func reap(bin string) {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "vigie-pg-*"))
+	dirs, _ := filepath.Glob(filepath.Join(baseDir(), "vigie-pg-*"))
 	for _, dir := range dirs {
 		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
 		if err != nil {
@@ -203,7 +203,7 @@ func reap(bin string) {
 
 func start(bin string, settings []string, withTLS bool) (s *Server, err error) {
 	reap(bin)
-	dir, err := os.MkdirTemp("", "vigie-pg-")
+	dir, err := os.MkdirTemp(baseDir(), "vigie-pg-")
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +261,25 @@ func start(bin string, settings []string, withTLS bool) (s *Server, err error) {
 		}
 	}
 	return s, nil
+}
+
+// baseDir is where clusters' folders go: the temporary folder, or /tmp
+// when running as root and the server's user could not reach it (a
+// TMPDIR under /root).
+func baseDir() string {
+	dir := os.TempDir()
+	if os.Geteuid() != 0 {
+		return dir
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return "/tmp"
+		}
+		if d == filepath.Dir(d) {
+			return dir
+		}
+	}
 }
 
 // run runs one of the server's binaries as the server's user.
