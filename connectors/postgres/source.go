@@ -57,7 +57,7 @@ a file (dsn_file), never from the pipeline file.`,
 		{Name: optTable, Type: protocol.TypeString, Doc: "table to read, optionally schema-qualified (give table or query)"},
 		{Name: optQuery, Type: protocol.TypeString, Doc: "SELECT whose rows to read, without ORDER BY or LIMIT (give table or query)"},
 		{Name: optKey, Type: protocol.TypeStringList, Required: true, Doc: "unique, not null columns the read is ordered and chunked by (the primary key)"},
-		{Name: optChunkRows, Type: protocol.TypeInt, Default: int64(0), Doc: "rows per query and per batch (default: the pipeline's batch_rows)"},
+		{Name: optChunkRows, Type: protocol.TypeInt, Default: int64(0), Doc: "rows per query and per batch, at most the pipeline's batch_rows (default: batch_rows)"},
 		{Name: optNumeric, Type: protocol.TypeString, Default: numericDec, Enum: []string{numericDec, numericFloat},
 			Doc: "numeric(p,s) columns as decimal128(p,s) (exact) or float64"},
 	}, connectionOptions...),
@@ -233,12 +233,14 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	if pos.Key != nil && len(pos.Key) != len(key) {
 		return fmt.Errorf("resume position %s has %d key values, the key has %d columns: %w", cfg.Resume, len(pos.Key), len(key), protocol.ErrConfig)
 	}
-	chunk := int(cfg.Int(optChunkRows))
-	if chunk <= 0 {
-		chunk = cfg.BatchRows
+	batchRows := cfg.BatchRows
+	if batchRows <= 0 {
+		batchRows = protocol.DefaultBatchRows
 	}
-	if chunk <= 0 {
-		chunk = protocol.DefaultBatchRows
+	// A chunk is one batch, and a batch holds at most batch_rows rows.
+	chunk := int(cfg.Int(optChunkRows))
+	if chunk <= 0 || chunk > batchRows {
+		chunk = batchRows
 	}
 	conn, err := connect(ctx, cfg)
 	if err != nil {

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -260,5 +261,30 @@ key = ["student_id"]
 	n := query(t, conn, "SELECT count(*)::text FROM roster")
 	if !slices.Equal(diff, []string{"0"}) || !slices.Equal(n, []string{"5000"}) {
 		t.Errorf("roster holds %s rows, %s differing from students; want the same 5000", n, diff)
+	}
+}
+
+func TestChunkRows(t *testing.T) {
+	_, conn := database(t)
+	mustExec(t, conn, "CREATE TABLE k AS SELECT g AS id FROM generate_series(1, 100) g")
+	tests := []struct {
+		chunk, batch int
+		want         []int
+	}{
+		{chunk: 30, batch: 50, want: []int{30, 30, 30, 10}},
+		{chunk: 80, batch: 50, want: []int{50, 50}}, // a batch holds at most batch_rows
+		{chunk: 0, batch: 40, want: []int{40, 40, 20}},
+		{chunk: 0, batch: 100, want: []int{100}},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("chunk %d batch %d", tc.chunk, tc.batch), func(t *testing.T) {
+			got, _, err := read(t, map[string]any{"table": "k", "key": []any{"id"}, "chunk_rows": int64(tc.chunk)}, tc.batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.sizes, tc.want) {
+				t.Errorf("batches of %v rows, want %v", got.sizes, tc.want)
+			}
+		})
 	}
 }
