@@ -3,12 +3,14 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -17,6 +19,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/conformance"
 	"github.com/vigie-edu/vigie/connectors/postgres"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/engine/pipeline/pipelinetest"
 	"github.com/vigie-edu/vigie/internal/pgtest"
 )
 
@@ -373,4 +376,79 @@ func otherCA(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestServerStoppedEngineError runs a pipeline into a server that stops
+// once the sink has opened: the engine retries the sink (the errors are
+// temporary), then fails the run with an error that says what happened.
+func TestServerStoppedEngineError(t *testing.T) {
+	s := pgtestStart(t)
+	conn := pgtest.Connect(t, os.Getenv("VIGIE_POSTGRES_DSN"))
+	dir := t.TempDir()
+	var csv strings.Builder
+	csv.WriteString("id,name\n")
+	for i := range 1_000_000 {
+		fmt.Fprintf(&csv, "%d,S%07d\n", i, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "in.csv"), []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	toml := filepath.Join(dir, "p.toml")
+	if err := os.WriteFile(toml, []byte(`[pipeline]
+name = "stop"
+batch_rows = 1000
+
+[[source]]
+name = "in"
+connector = "csv"
+[source.options]
+path = "in.csv"
+columns = { id = "int64", name = "utf8" }
+
+[[sink]]
+name = "db"
+input = "in"
+connector = "postgres"
+[sink.options]
+table = "names"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := pipelinetest.RunErr(t, toml)
+		done <- err
+	}()
+	for {
+		var open bool
+		if err := conn.QueryRow(context.Background(), "SELECT to_regclass('names') IS NOT NULL").Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the run ended (%v) before the server stopped", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the run did not end after the server stopped")
+	}
+	if err == nil {
+		t.Fatal("the run succeeded with its server stopped")
+	}
+	for _, want := range []string{`stage "db"`, "PostgreSQL server unreachable or connection lost", "connect to PostgreSQL at 127.0.0.1:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	t.Logf("error: %v", err)
 }
