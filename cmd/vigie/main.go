@@ -224,6 +224,9 @@ func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 	defer plan.Close(context.WithoutCancel(ctx))
 	sum, err := plan.Run(ctx, pipeline.RunOptions{Stop: stop})
 	sum.Print(stdout)
+	if id := plan.KeyID(); id != "" {
+		fmt.Fprintf(stdout, "pseudonyms: key %s%s\n", id, previousKey(plan))
+	}
 	if sum.DeadLettered() > 0 {
 		fmt.Fprintf(stdout, "dead letters: %s\n", plan.DeadLetterPath())
 	}
@@ -234,4 +237,13 @@ func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 		return exitInterrupted
 	}
 	return exitFailed
+}
+
+// previousKey describes the previous pseudonymisation key of a rotation,
+// if one is still used for lookups.
+func previousKey(plan *pipeline.Plan) string {
+	if id := plan.PreviousKeyID(); id != "" {
+		return fmt.Sprintf(" (previous key %s used for lookups until %s)", id, plan.Config().Privacy.PreviousKeyUntil.Format("2006-01-02"))
+	}
+	return ""
 }
