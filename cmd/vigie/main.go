@@ -6,6 +6,8 @@
 //	vigie gen               write a synthetic academy with ground truth (synth/academy)
 //	vigie eval              measure early-warning quality (evaluation)
 //	vigie rule new|inspect|test|bench  tools for rule authors (rules/scaffold, rules/inspect, rules/ruletest, rules/bench)
+//	vigie state export|erase --key K [FILE]  one student's data in the kept state (engine/state)
+//	vigie audit verify [FILE]  check the audit trail's hash chain (engine/audit)
 //	vigie help [COMMAND]    usage of a command; every command also takes -h, --help
 //	vigie completion SHELL  completion script for bash, zsh, fish or powershell
 //	vigie version
@@ -229,6 +231,9 @@ func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 	}
 	if sum.DeadLettered() > 0 {
 		fmt.Fprintf(stdout, "dead letters: %s\n", plan.DeadLetterPath())
+	}
+	if a := plan.Audit(); a.Path != "" {
+		fmt.Fprintf(stdout, "audit: %s entry %d sha256 %s\n", a.Path, a.Seq, a.Hash)
 	}
 	switch {
 	case err == nil:

@@ -82,6 +82,8 @@ type Plan struct {
 	// lookups are the clear values of the sources that re-identifying
 	// sinks look up, by source name.
 	lookups map[string]*privacy.Lookup
+	// audited is where the last run was recorded.
+	audited AuditHead
 }
 
 // stateStore returns how a group stage gets its store: the pipeline's
@@ -508,6 +510,12 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 				sum.Err = cerr
 			}
 		}
+	}
+	head, aerr := p.record(sum, err)
+	p.audited = head
+	if aerr != nil && err == nil {
+		err = aerr
+		sum.Err = aerr
 	}
 	return sum, err
 }

@@ -282,7 +282,7 @@ func scanForLeaks(t *testing.T, dir, delivery, logs string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"out/alerts.parquet", "out/alerts.csv", "out/changes.csv"} {
+	for _, want := range []string{"out/alerts.parquet", "out/alerts.csv", "out/changes.csv", "out/leak.audit.jsonl"} {
 		if !scanned[want] {
 			t.Errorf("%s was not written: the scan would miss it (scanned %v)", want, scanned)
 		}

@@ -1,0 +1,95 @@
+package state
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// TestExportErase keeps timelines of two stages (one keyed by student
+// and subject, one by student) and a value per student, then exports and
+// erases one student: every record of theirs is found, then gone, and
+// nobody else's is touched.
+func TestExportErase(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bySubject := spec()
+	bySubject.Stage, bySubject.Keys = "by_subject", []int{0, 3}
+	for _, sp := range []Spec{spec(), bySubject} {
+		tl, err := s.Timelines(sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := record(mem, []row{{"S01", 20000, 1}, {"S01", 20003, 2}, {"S02", 20000, 3}, {"S011", 20001, 4}})
+		err = tl.Append(rec)
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	vals := s.Values("alerts")
+	for _, k := range []string{"S01", "S02", "S011"} {
+		key := append([]byte{1}, binary.AppendUvarint(nil, uint64(len(k)))...)
+		if err := vals.Set(append(key, k...), []byte("open:"+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := vals.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := s.Export("S01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range got {
+		kinds = append(kinds, r.Stage+"/"+r.Kind)
+		if r.Kind == "timeline" && r.Row["student"] != "S01" {
+			t.Errorf("exported row of another student: %v", r.Row)
+		}
+		if r.Kind == "value" && r.Value != "open:S01" {
+			t.Errorf("exported value %q", r.Value)
+		}
+	}
+	if want := "risk/timeline risk/timeline by_subject/timeline by_subject/timeline alerts/value"; strings.Join(kinds, " ") != want {
+		t.Errorf("exported %s, want %s", strings.Join(kinds, " "), want)
+	}
+	if day := got[0].Row["day"]; day != "2024-10-04" {
+		t.Errorf("day exported as %v (%T)", day, day)
+	}
+
+	n, err := s.Erase("S01")
+	if err != nil || n != 5 {
+		t.Fatalf("Erase = %d, %v; want 5 records", n, err)
+	}
+	if got, err := s.Export("S01"); err != nil || len(got) != 0 {
+		t.Errorf("after erase, export = %v, %v", got, err)
+	}
+	for _, other := range []string{"S02", "S011"} {
+		if got, err := s.Export(other); err != nil || len(got) != 3 {
+			t.Errorf("export %s after erasing S01: %d records, %v; want 3", other, len(got), err)
+		}
+	}
+}
+
+func TestParseFingerprint(t *testing.T) {
+	ts := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+	sc := arrow.NewSchema(append(schema.Fields(), arrow.Field{Name: "at", Type: ts}), nil)
+	fp := fingerprint(Spec{Schema: sc, Keys: []int{0, 3}, Order: 1})
+	got, keys, err := parseFingerprint(fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fingerprint(Spec{Schema: got, Keys: keys, Order: 1}) != fp {
+		t.Errorf("%s read back as %s", fp, got)
+	}
+}
