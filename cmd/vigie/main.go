@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -196,6 +197,9 @@ func cmdValidate(c *common, file string, stdout, stderr io.Writer) int {
 	for _, name := range e.cfg.Order() {
 		fmt.Fprintf(stdout, "  %-8s %-16s %s\n", e.cfg.Kind(name), name, plan.Schema(name))
 	}
+	if e.cfg.Privacy != nil {
+		printPersonalFlows(stdout, plan)
+	}
 	return exitOK
 }
 
@@ -251,4 +255,23 @@ func previousKey(plan *pipeline.Plan) string {
 		return fmt.Sprintf(" (previous key %s used for lookups until %s)", id, plan.Config().Privacy.PreviousKeyUntil.Format("2006-01-02"))
 	}
 	return ""
+}
+
+// printPersonalFlows says which personal columns reach which outputs.
+func printPersonalFlows(w io.Writer, plan *pipeline.Plan) {
+	fmt.Fprintln(w, "personal data ([privacy]):")
+	for _, f := range plan.PersonalFlows() {
+		cols := "none"
+		if len(f.Columns) > 0 {
+			cols = strings.Join(f.Columns, ", ")
+		}
+		fmt.Fprintf(w, "  %-16s %s\n", f.Output, cols)
+	}
+	dl := "raw source rows (any column)"
+	if id := plan.KeyID(); id != "" {
+		dl = "raw source rows withheld, quoted values pseudonymised"
+		fmt.Fprintf(w, "  pseudonymisation key %s%s\n", id, previousKey(plan))
+	}
+	fmt.Fprintf(w, "  %-16s %s: %s\n", "dead letters", plan.DeadLetterPath(), dl)
+	fmt.Fprintf(w, "  %-16s %s\n", "audit log", plan.Config().AuditLog)
 }

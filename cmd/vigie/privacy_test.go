@@ -167,7 +167,13 @@ func TestStateExportErase(t *testing.T) {
 	wasm := hosttest.BuildGoRule(t, filepath.Join("..", "..", "examples", "rules", "early_warning"))
 	dir := t.TempDir()
 	file := subjectWorkspace(t, dir, wasm)
-	out := vigieRun(t, exitOK, "run", "--in-process", file)
+	out := vigieRun(t, exitOK, "validate", "--in-process", file)
+	for _, want := range []string{"personal data ([privacy]):", "risk             student_id (pseudonym)", "changes_csv      student_id (pseudonym)", "raw source rows withheld"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("validate does not say %q:\n%s", want, out)
+		}
+	}
+	out = vigieRun(t, exitOK, "run", "--in-process", file)
 	if !strings.Contains(out, "pseudonyms: key "+key.ID()) || !strings.Contains(out, "audit: ") {
 		t.Errorf("run summary has no key id or audit line:\n%s", out)
 	}

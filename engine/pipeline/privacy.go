@@ -285,3 +285,42 @@ func newLookups(cfg *config.Pipeline, keys *privacy.Keys) map[string]*privacy.Lo
 	}
 	return out
 }
+
+// PersonalFlow says which personal columns ([privacy] personal and
+// pseudonymise) reach one output, and in what form.
+type PersonalFlow struct {
+	Output string // a sink's name
+	// Columns are "name (form)", form being "pseudonym", "clear" or
+	// "clear, re-identified".
+	Columns []string
+}
+
+// PersonalFlows lists, for every sink, the personal columns it writes.
+// Columns are followed by name, as they travel (a rule output that
+// derives from a personal column under another name is not followed).
+func (p *Plan) PersonalFlows() []PersonalFlow {
+	personal := p.cfg.Privacy.PersonalColumns()
+	var out []PersonalFlow
+	for _, s := range p.cfg.Sinks {
+		f := PersonalFlow{Output: s.Name}
+		schema := p.schemas[s.Name]
+		if schema == nil {
+			continue
+		}
+		for _, fld := range schema.Fields() {
+			if !slices.Contains(personal, fld.Name) {
+				continue
+			}
+			form := "clear"
+			if p.keys != nil && slices.Contains(p.cfg.Privacy.Pseudonymise, fld.Name) {
+				form = "pseudonym"
+				if s.Reidentify != nil && s.Reidentify.Column == fld.Name {
+					form = "clear, re-identified"
+				}
+			}
+			f.Columns = append(f.Columns, fld.Name+" ("+form+")")
+		}
+		out = append(out, f)
+	}
+	return out
+}
