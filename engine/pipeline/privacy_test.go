@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/vigie-edu/vigie/engine/config"
 	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
@@ -164,4 +166,102 @@ path = "out/t.csv"
 			t.Errorf("team's output:\n%s", tm)
 		}
 	})
+}
+
+// TestRetention: kept state older than retention.state (by event time,
+// against the wall clock) is gone from the next run; dead letters and
+// outputs last written longer ago than their retention are removed.
+func TestRetention(t *testing.T) {
+	dir := t.TempDir()
+	wasm := hosttest.BuildGoRule(t, filepath.Join("testdata", "trend"))
+	toml := fmt.Sprintf(`
+[pipeline]
+name = "kept"
+state_dir = "state"
+dead_letter = "out/dl.csv"
+
+[privacy]
+retention = { state = "365d", dead_letter = "30d", outputs = "60d" }
+
+[[source]]
+name = "marks"
+connector = "csv"
+[source.options]
+path = "week.csv"
+columns = { x = "int32", date = "date32" }
+
+[[rule]]
+name = "trend"
+input = "marks"
+module = %q
+group_by = ["student_id"]
+order_by = "date"
+keep_state = true
+
+[[sink]]
+name = "out"
+input = "trend"
+connector = "csv_file"
+[sink.options]
+path = "out/trend.csv"
+`, wasm)
+	day := func(ago int) string { return time.Now().AddDate(0, 0, -ago).Format(time.DateOnly) }
+	plan := func(t *testing.T, mem memory.Allocator) *pipeline.Plan {
+		t.Helper()
+		cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(toml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return prepare(t, cfg, mem, nil)
+	}
+	run := func(week string) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "week.csv"), []byte("student_id,date,x\n"+week), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		defer mem.AssertSize(t, 0)
+		p := plan(t, mem)
+		defer p.Close(context.Background())
+		if _, err := p.Run(context.Background(), pipeline.RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "out", "trend.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	// Old is seen 400 and 10 days ago, Gone only 400 days ago; both are
+	// kept by the first run, which reads them.
+	first := run(fmt.Sprintf("Old,%s,1\nOld,%s,2\nGone,%s,5\n", day(400), day(10), day(400)))
+	if !strings.Contains(first, "Gone,") || !strings.Contains(first, "Old,1,2,2") {
+		t.Fatalf("first run:\n%s", first)
+	}
+	// The next run reads one new row; the state past a year is gone.
+	second := run(fmt.Sprintf("New,%s,7\n", day(1)))
+	if strings.Contains(second, "Gone,") || !strings.Contains(second, "Old,2,2,1") || !strings.Contains(second, "New,7,7,1") {
+		t.Errorf("second run, past retention:\n%s", second)
+	}
+
+	// 45 days on, the dead letters (30d) expire, the outputs (60d) not yet;
+	// 90 days on, the outputs too.
+	if err := os.WriteFile(filepath.Join(dir, "out", "dl.csv"), []byte("stage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	p := plan(t, mem)
+	defer p.Close(context.Background())
+	r, err := p.ApplyRetention(context.Background(), time.Now().AddDate(0, 0, 45))
+	if err != nil || len(r.Files) != 1 || filepath.Base(r.Files[0]) != "dl.csv" {
+		t.Fatalf("45 days on: %+v, %v", r, err)
+	}
+	r, err = p.ApplyRetention(context.Background(), time.Now().AddDate(0, 0, 90))
+	if err != nil || len(r.Files) != 1 || filepath.Base(r.Files[0]) != "trend.csv" {
+		t.Fatalf("90 days on: %+v, %v", r, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "trend.csv")); !os.IsNotExist(err) {
+		t.Errorf("expired output still there: %v", err)
+	}
 }

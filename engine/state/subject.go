@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,6 +49,7 @@ type timelineSpec struct {
 	ns     []byte
 	schema *arrow.Schema
 	keys   []int
+	order  int // -1 for arrival order
 }
 
 // timelineSpecs lists the stages that keep timelines.
@@ -64,34 +66,40 @@ func (s *Store) timelineSpecs() ([]timelineSpec, error) {
 		if n <= 0 || string(k[n:]) != "\x00schema" {
 			continue
 		}
-		schema, keys, err := parseFingerprint(string(it.Value()))
+		schema, keys, order, err := parseFingerprint(string(it.Value()))
 		if err != nil {
 			return nil, fmt.Errorf("state of stage %q: %w", stage, err)
 		}
-		out = append(out, timelineSpec{stage: stage, ns: append([]byte(nil), k[:n]...), schema: schema, keys: keys})
+		out = append(out, timelineSpec{stage: stage, ns: append([]byte(nil), k[:n]...), schema: schema, keys: keys, order: order})
 	}
 	return out, it.Error()
 }
 
-// parseFingerprint reads back what fingerprint wrote.
-func parseFingerprint(fp string) (*arrow.Schema, []int, error) {
+// parseFingerprint reads back what fingerprint wrote: the schema, the
+// key columns and the order column.
+func parseFingerprint(fp string) (*arrow.Schema, []int, int, error) {
+	bad := fmt.Errorf("unreadable schema record %q", fp)
 	rest, ok := strings.CutPrefix(fp, "columns=")
 	i := strings.LastIndex(rest, " keys=[")
 	if !ok || i < 0 {
-		return nil, nil, fmt.Errorf("unreadable schema record %q", fp)
+		return nil, nil, 0, bad
 	}
 	cols, tail := rest[:i], rest[i+len(" keys=["):]
 	j := strings.IndexByte(tail, ']')
 	if j < 0 {
-		return nil, nil, fmt.Errorf("unreadable schema record %q", fp)
+		return nil, nil, 0, bad
 	}
 	var keys []int
 	for _, f := range strings.Fields(tail[:j]) {
 		k, err := strconv.Atoi(f)
 		if err != nil {
-			return nil, nil, fmt.Errorf("unreadable schema record %q", fp)
+			return nil, nil, 0, bad
 		}
 		keys = append(keys, k)
+	}
+	order, err := strconv.Atoi(strings.TrimPrefix(tail[j+1:], " order="))
+	if err != nil {
+		return nil, nil, 0, bad
 	}
 	// Columns are "name:type" joined by commas; a timestamp type holds
 	// one too ("timestamp[us, tz=UTC]").
@@ -108,11 +116,14 @@ func parseFingerprint(fp string) (*arrow.Schema, []int, error) {
 		name, ty, _ := strings.Cut(p, ":")
 		t, err := parseType(ty)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
 		fields = append(fields, arrow.Field{Name: name, Type: t, Nullable: true})
 	}
-	return arrow.NewSchema(fields, nil), keys, nil
+	if order >= len(fields) || slices.ContainsFunc(keys, func(k int) bool { return k < 0 || k >= len(fields) }) {
+		return nil, nil, 0, bad
+	}
+	return arrow.NewSchema(fields, nil), keys, order, nil
 }
 
 func parseType(s string) (arrow.DataType, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -85,11 +86,56 @@ func TestParseFingerprint(t *testing.T) {
 	ts := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 	sc := arrow.NewSchema(append(schema.Fields(), arrow.Field{Name: "at", Type: ts}), nil)
 	fp := fingerprint(Spec{Schema: sc, Keys: []int{0, 3}, Order: 1})
-	got, keys, err := parseFingerprint(fp)
+	got, keys, order, err := parseFingerprint(fp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fingerprint(Spec{Schema: got, Keys: keys, Order: 1}) != fp {
+	if fingerprint(Spec{Schema: got, Keys: keys, Order: order}) != fp || order != 1 {
 		t.Errorf("%s read back as %s", fp, got)
+	}
+}
+
+// TestExpire keeps rows on both sides of a cutoff: older rows go, a
+// student with no row left also loses the values kept about them.
+func TestExpire(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tl, err := s.Timelines(spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Days 20000 (2024-10-04) to 20010.
+	rec := record(mem, []row{{"S\x00old", 20000, 1}, {"S\x00old", 20001, 1}, {"S02", 20000, 3}, {"S02", 20010, 4}})
+	err = tl.Append(rec)
+	rec.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := s.Values("alerts")
+	for _, k := range []string{"S\x00old", "S02"} {
+		key := append([]byte{1}, binary.AppendUvarint(nil, uint64(len(k)))...)
+		if err := vals.Set(append(key, k...), []byte("open")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := vals.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := time.Date(2024, 10, 10, 12, 0, 0, 0, time.UTC) // day 20006
+	n, err := s.Expire(cutoff)
+	if err != nil || n != 4 {
+		t.Fatalf("Expire = %d, %v; want 4 (3 rows, 1 value)", n, err)
+	}
+	if got, _ := s.Export("S\x00old"); len(got) != 0 {
+		t.Errorf("expired student still has %v", got)
+	}
+	got, _ := s.Export("S02")
+	if len(got) != 2 || got[0].Row["day"] != "2024-10-14" || got[1].Kind != "value" {
+		t.Errorf("S02 after expiry: %+v", got)
 	}
 }
