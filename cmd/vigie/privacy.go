@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -98,17 +99,18 @@ looked up too), or a pseudonym. Outputs already delivered are not touched.`,
 // subjectKeys returns the state keys of a student given on the command
 // line: a pseudonym as is; a clear identifier made pseudonyms with the
 // pipeline's keys; anything, as is, without pseudonymisation.
-func subjectKeys(cfg *config.Pipeline, k string) ([]string, error) {
+// The key id is returned when a key was used.
+func subjectKeys(cfg *config.Pipeline, k string) ([]string, string, error) {
 	if k == "" {
-		return nil, errors.New("--key must not be empty")
+		return nil, "", errors.New("--key must not be empty")
 	}
 	pr := cfg.Privacy
 	if privacy.IsPseudonym(k) || pr == nil || len(pr.Pseudonymise) == 0 {
-		return []string{k}, nil
+		return []string{k}, "", nil
 	}
 	cur, err := privacy.LoadKey(pr.KeyEnv, pr.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not a pseudonym, and the pseudonymisation key to make it one is not available: %w", k, err)
+		return nil, "", fmt.Errorf("%q is not a pseudonym, and the pseudonymisation key to make it one is not available: %w", k, err)
 	}
 	ks := &privacy.Keys{Current: cur}
 	if (pr.PreviousKeyEnv != "" || pr.PreviousKeyFile != "") && !time.Now().After(pr.PreviousKeyUntil.Add(24*time.Hour)) {
@@ -116,7 +118,7 @@ func subjectKeys(cfg *config.Pipeline, k string) ([]string, error) {
 			ks.Previous = prev
 		}
 	}
-	return ks.Pseudonyms(k), nil
+	return ks.Pseudonyms(k), cur.ID(), nil
 }
 
 // openState opens the state of the pipeline at file.
@@ -127,6 +129,9 @@ func openState(file string) (*config.Pipeline, *state.Store, error) {
 	}
 	if cfg.StateDir == "" {
 		return nil, nil, fmt.Errorf("%s: pipeline %q keeps no state ([pipeline] state_dir)", file, cfg.Name)
+	}
+	if _, err := os.Stat(cfg.StateDir); err != nil {
+		return nil, nil, fmt.Errorf("%s: no state kept yet: %w", file, err)
 	}
 	s, err := state.Open(cfg.StateDir, state.Options{MemoryBytes: 16 << 20})
 	if err != nil {
@@ -142,7 +147,7 @@ func stateExport(file, k string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer s.Close()
-	keys, err := subjectKeys(cfg, k)
+	keys, _, err := subjectKeys(cfg, k)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
@@ -177,7 +182,7 @@ func stateErase(file, k string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer s.Close()
-	keys, err := subjectKeys(cfg, k)
+	keys, keyID, err := subjectKeys(cfg, k)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
@@ -191,7 +196,7 @@ func stateErase(file, k string, stdout, stderr io.Writer) int {
 		}
 		total += n
 		// The trail names the pseudonym, never the clear identifier.
-		if _, _, err := audit.Append(cfg.AuditLog, audit.Entry{Event: audit.EventErase, Pipeline: cfg.Name, PipelineFile: cfg.File, Erased: &audit.Erasure{Key: key, Records: n}}); err != nil {
+		if _, _, err := audit.Append(cfg.AuditLog, audit.Entry{Event: audit.EventErase, Pipeline: cfg.Name, PipelineFile: cfg.File, KeyID: keyID, Erased: &audit.Erasure{Key: key, Records: n}}); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailed
 		}

@@ -257,9 +257,31 @@ func (v *sinkView) reidentify(ctx context.Context, mem memory.Allocator, in *arr
 }
 
 // checkLookups checks, once every stage is prepared, that the source each
-// re-identifying sink looks up pseudonymises something.
+// re-identifying sink looks up pseudonymises something, and that every
+// column [privacy] names exists somewhere: a misspelt identifier column
+// would otherwise travel in clear without a word.
 func (p *Plan) checkLookups() config.Errors {
 	var errs config.Errors
+	if pr := p.cfg.Privacy; pr != nil && len(p.schemas) == len(p.cfg.Order()) {
+		for _, c := range pr.Pseudonymise {
+			found := false
+			for _, s := range p.cfg.Sources {
+				found = found || p.schemas[s.Name] != nil && len(p.schemas[s.Name].FieldIndices(c)) > 0
+			}
+			if !found {
+				errs = append(errs, &config.Error{Pos: pr.Pos, Key: "privacy.pseudonymise", Msg: fmt.Sprintf("no source has a column %q to pseudonymise", c)})
+			}
+		}
+		for _, c := range pr.Personal {
+			found := false
+			for _, sc := range p.schemas {
+				found = found || len(sc.FieldIndices(c)) > 0
+			}
+			if !found {
+				errs = append(errs, &config.Error{Pos: pr.Pos, Key: "privacy.personal", Msg: fmt.Sprintf("no stage has a column %q", c)})
+			}
+		}
+	}
 	for i, s := range p.cfg.Sinks {
 		r := s.Reidentify
 		if r == nil || p.keys == nil {

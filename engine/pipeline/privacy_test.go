@@ -140,6 +140,13 @@ path = "out/t.csv"
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("misspelt columns", func(t *testing.T) {
+		cfg := pipelineIn(t, "g.csv", data, strings.Replace(strings.Replace(base, `pseudonymise = ["student_id"]`, `pseudonymise = ["student_id", "studnet_id"]`, 1), `personal = ["class_id"]`, `personal = ["clas_id"]`, 1))
+		_, err := pipeline.Prepare(context.Background(), cfg, pipeline.Env{Connectors: connectors{}, Rules: hosttest.NewRuntime(t)})
+		if err == nil || !strings.Contains(err.Error(), `privacy.pseudonymise: no source has a column "studnet_id"`) || !strings.Contains(err.Error(), `privacy.personal: no stage has a column "clas_id"`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("flows and outputs", func(t *testing.T) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		defer mem.AssertSize(t, 0)
