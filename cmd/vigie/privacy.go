@@ -135,7 +135,7 @@ func openState(file string) (*config.Pipeline, *state.Store, error) {
 	}
 	s, err := state.Open(cfg.StateDir, state.Options{MemoryBytes: 16 << 20})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w (one process at a time opens a state store: is the pipeline running?)", err)
 	}
 	return cfg, s, nil
 }
