@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +139,22 @@ func TestExpire(t *testing.T) {
 	if len(got) != 2 || got[0].Row["day"] != "2024-10-14" || got[1].Kind != "value" {
 		t.Errorf("S02 after expiry: %+v", got)
 	}
+}
+
+// FuzzParseFingerprint: a schema record read back from disk never makes
+// the reader panic, and what it accepts names columns that exist.
+func FuzzParseFingerprint(f *testing.F) {
+	f.Add(fingerprint(spec()))
+	f.Add("columns=a:timestamp[us, tz=UTC],b:utf8 keys=[1] order=0")
+	f.Add("columns= keys=[] order=-1")
+	f.Fuzz(func(t *testing.T, fp string) {
+		sc, keys, order, err := parseFingerprint(fp)
+		if err != nil {
+			return
+		}
+		n := len(sc.Fields())
+		if order >= n || slices.ContainsFunc(keys, func(k int) bool { return k < 0 || k >= n }) {
+			t.Errorf("%q: keys %v, order %d out of %d columns", fp, keys, order, n)
+		}
+	})
 }
