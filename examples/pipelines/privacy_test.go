@@ -31,112 +31,6 @@ import (
 // file is never chance.
 const clearMark = "ELEVE-S"
 
-// leakPipeline is the early-warning job (pipeline.toml) with
-// pseudonymisation on, kept state, alert changes, every file sink kind it
-// uses, and one declared delivery that re-identifies: the team's list.
-const leakPipeline = `
-[pipeline]
-name = "leak"
-dead_letter = "out/dead_letter.csv"
-state_dir = "out/state"
-
-[privacy]
-pseudonymise = ["student_id", "corrects"]
-personal = ["student_id", "corrects", "class_id", "birth_year"]
-key_env = "VIGIE_LEAK_KEY"
-
-[[source]]
-name = "students"
-connector = "csv"
-[source.options]
-path = "data/students.csv"
-columns = { student_id = "utf8", school_id = "utf8", class_id = "utf8", level = "utf8" }
-
-[[source]]
-name = "absences"
-connector = "csv"
-[source.options]
-path = "data/absences.csv"
-columns = { student_id = "utf8", date = "date32", half = "utf8", justified = "bool", corrects = "utf8", recorded_at = "utf8", reason = "utf8" }
-
-[[source]]
-name = "grades"
-connector = "csv"
-[source.options]
-path = "data/grades.csv"
-columns = { student_id = "utf8", subject = "utf8", period = "utf8", mark = "float64", status = "utf8" }
-
-[[source]]
-name = "activity"
-connector = "csv"
-[source.options]
-path = "data/activity.csv"
-columns = { student_id = "utf8", date = "date32" }
-
-[[union]]
-name = "timeline"
-inputs = ["absences", "grades", "activity"]
-
-[[rule]]
-name = "early_warning"
-input = "timeline"
-module = "RULE"
-group_by = ["student_id"]
-order_by = "date"
-keep_state = true
-[rule.params]
-raise_at = 0.5
-clear_below = 0.3
-
-[[alerts]]
-name = "changes"
-input = "early_warning"
-
-[[join]]
-name = "alerts"
-input = "early_warning"
-dimension = "students"
-on = ["student_id"]
-columns = ["school_id", "class_id", "level"]
-
-[[join]]
-name = "changes_by_class"
-input = "changes"
-dimension = "students"
-on = ["student_id"]
-columns = ["class_id"]
-
-[[sink]]
-name = "alerts_parquet"
-input = "alerts"
-connector = "parquet"
-[sink.options]
-path = "out/alerts.parquet"
-
-[[sink]]
-name = "alerts_csv"
-input = "alerts"
-connector = "csv_file"
-[sink.options]
-path = "out/alerts.csv"
-
-[[sink]]
-name = "changes_csv"
-input = "changes_by_class"
-connector = "csv_file"
-[sink.options]
-path = "out/changes.csv"
-
-[[sink]]
-name = "team_list"
-input = "changes_by_class"
-connector = "csv_file"
-columns = ["student_id", "class_id", "change", "code", "reason"]
-reidentify = { column = "student_id", lookup = "students" }
-[sink.options]
-path = "delivery/team_list.csv"
-`
-
 // hostile rows, appended to the copies of the inputs: each is
 // dead-lettered and each holds a clear identifier, in its own column or
 // in another.
@@ -183,7 +77,7 @@ func runLogged(t *testing.T, path string, log *bytes.Buffer) *stream.Summary {
 }
 
 // TestNoClearIdentifierLeaks is the leak test of docs/privacy.md: the
-// early-warning job runs twice with pseudonymisation on, hostile rows
+// early-warning job with privacy on (private.toml) runs twice with pseudonymisation on, hostile rows
 // dead-lettered, state kept; then every file the runs wrote (Parquet
 // decoded, CSV, dead letters, the audit log, the state store both as raw
 // files and decoded key by key) and the captured logs are searched for a
@@ -205,18 +99,24 @@ func TestNoClearIdentifierLeaks(t *testing.T) {
 		}
 	}
 	wasm := hosttest.BuildGoRule(t, filepath.Join("..", "rules", "early_warning"))
-	toml := filepath.Join(dir, "leak.toml")
-	if err := os.WriteFile(toml, []byte(strings.Replace(leakPipeline, "RULE", filepath.ToSlash(wasm), 1)), 0o644); err != nil {
+	src, err := os.ReadFile("private.toml")
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("VIGIE_LEAK_KEY", strings.Repeat("leak-test-key-", 4))
+	text := strings.Replace(string(src), `"../rules/early_warning/early_warning.wasm"`, `"`+filepath.ToSlash(wasm)+`"`, 1)
+	text = strings.ReplaceAll(text, `"../data/`, `"`+filepath.ToSlash(dir)+`/data/`)
+	toml := filepath.Join(dir, "private.toml")
+	if err := os.WriteFile(toml, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VIGIE_PSEUDONYM_KEY", strings.Repeat("leak-test-key-", 4))
 
 	var logs bytes.Buffer
 	sum := runLogged(t, toml, &logs)
 	if n := sum.DeadLettered(); n != 4 {
 		t.Errorf("%d rows dead-lettered, want the 4 hostile rows", n)
 	}
-	delivery := filepath.Join(dir, "delivery", "team_list.csv")
+	delivery := filepath.Join(dir, "out", "team_list.csv")
 	team := readback.CSV(t, delivery)
 	if len(team) < 2 || strings.Join(team[0], ",") != "student_id,class_id,change,code,reason" {
 		t.Fatalf("team list: %v", team[:min(len(team), 2)])
@@ -226,11 +126,11 @@ func TestNoClearIdentifierLeaks(t *testing.T) {
 			t.Errorf("team list row %v: student_id is not a clear identifier", r)
 		}
 	}
-	alerts := readback.CSV(t, filepath.Join(dir, "out", "alerts.csv"))
+	alerts := readback.CSV(t, filepath.Join(dir, "out", "private_alerts.csv"))
 	if id := alerts[1][readback.Columns(alerts[0])["student_id"]]; !privacy.IsPseudonym(id) {
 		t.Errorf("alerts.csv student_id %q is not a pseudonym", id)
 	}
-	dl, err := os.ReadFile(filepath.Join(dir, "out", "dead_letter.csv"))
+	dl, err := os.ReadFile(filepath.Join(dir, "out", "private.dead_letter.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +156,7 @@ func scanForLeaks(t *testing.T, dir, delivery, logs string) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, path)
-		if strings.HasPrefix(rel, "data"+string(filepath.Separator)) || rel == "leak.toml" || path == delivery {
+		if strings.HasPrefix(rel, "data"+string(filepath.Separator)) || rel == "private.toml" || path == delivery {
 			return nil // the inputs, and the declared delivery
 		}
 		b, err := os.ReadFile(path)
@@ -282,7 +182,7 @@ func scanForLeaks(t *testing.T, dir, delivery, logs string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"out/alerts.parquet", "out/alerts.csv", "out/changes.csv", "out/leak.audit.jsonl"} {
+	for _, want := range []string{"out/private_alerts.parquet", "out/private_alerts.csv", "out/private_changes.csv", "out/private.dead_letter.csv", "out/early_warning_private.audit.jsonl"} {
 		if !scanned[want] {
 			t.Errorf("%s was not written: the scan would miss it (scanned %v)", want, scanned)
 		}
@@ -290,7 +190,7 @@ func scanForLeaks(t *testing.T, dir, delivery, logs string) {
 	if i := strings.Index(logs, clearMark); i >= 0 {
 		t.Errorf("the logs hold a clear identifier: %s", logs[max(0, i-80):min(len(logs), i+40)])
 	}
-	scanState(t, filepath.Join(dir, "out", "state"))
+	scanState(t, filepath.Join(dir, "out", "private.state"))
 }
 
 type quietLogger struct{}
