@@ -114,9 +114,11 @@ func subjectKeys(cfg *config.Pipeline, k string) ([]string, string, error) {
 	}
 	ks := &privacy.Keys{Current: cur}
 	if (pr.PreviousKeyEnv != "" || pr.PreviousKeyFile != "") && !time.Now().After(pr.PreviousKeyUntil.Add(24*time.Hour)) {
-		if prev, err := privacy.LoadKey(pr.PreviousKeyEnv, pr.PreviousKeyFile); err == nil {
-			ks.Previous = prev
+		prev, err := privacy.LoadKey(pr.PreviousKeyEnv, pr.PreviousKeyFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("previous key (until %s): %w", pr.PreviousKeyUntil.Format(time.DateOnly), err)
 		}
+		ks.Previous = prev
 	}
 	return ks.Pseudonyms(k), cur.ID(), nil
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigie-edu/vigie/engine/privacy"
 	"github.com/vigie-edu/vigie/internal/readback"
@@ -256,5 +258,57 @@ func TestAuditVerifyCommand(t *testing.T) {
 	}
 	if out := vigieRun(t, exitFailed, "audit", "verify", "--log", path); !strings.Contains(out, "subject.audit.jsonl:1: edited") {
 		t.Errorf("audit verify of an edited log: %s", out)
+	}
+}
+
+// TestStateExportAfterRotation: after a key rotation, a clear identifier
+// still finds the state kept under the previous key's pseudonym until
+// previous_key_until, and no longer after it.
+func TestStateExportAfterRotation(t *testing.T) {
+	oldSecret, newSecret := strings.Repeat("subject-key-", 4), strings.Repeat("rotated-key-", 4)
+	t.Setenv("VIGIE_SUBJECT_KEY", oldSecret)
+	t.Setenv("VIGIE_SUBJECT_KEY_NEW", newSecret)
+	oldKey, err := privacy.NewKey([]byte(oldSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey, err := privacy.NewKey([]byte(newSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := hosttest.BuildGoRule(t, filepath.Join("..", "..", "examples", "rules", "early_warning"))
+	dir := t.TempDir()
+	file := subjectWorkspace(t, dir, wasm)
+	vigieRun(t, exitOK, "run", "--in-process", file)
+
+	rotate := func(until time.Time) {
+		t.Helper()
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		if strings.Contains(s, "previous_key_until") {
+			s = regexp.MustCompile(`previous_key_until = "[0-9-]+"`).ReplaceAllString(s, `previous_key_until = "`+until.Format(time.DateOnly)+`"`)
+		} else {
+			s = strings.Replace(s, `key_env = "VIGIE_SUBJECT_KEY"`+"\n", `key_env = "VIGIE_SUBJECT_KEY_NEW"`+"\n"+`previous_key_env = "VIGIE_SUBJECT_KEY"`+"\n"+`previous_key_until = "`+until.Format(time.DateOnly)+`"`+"\n", 1)
+		}
+		if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rotate(time.Now().AddDate(0, 0, 30))
+	e := stateExportJSON(t, file, "S0001")
+	if len(e.Keys) != 2 || e.Keys[0] != newKey.Pseudonym("S0001") || e.Keys[1] != oldKey.Pseudonym("S0001") || len(e.Records) == 0 {
+		t.Fatalf("during the rotation: keys %v, %d records", e.Keys, len(e.Records))
+	}
+	out := vigieRun(t, exitOK, "validate", "--in-process", file)
+	if !strings.Contains(out, "pseudonymisation key "+newKey.ID()+" (previous key "+oldKey.ID()+" used for lookups until ") {
+		t.Errorf("validate does not name both keys:\n%s", out)
+	}
+
+	rotate(time.Now().AddDate(0, 0, -2))
+	if e := stateExportJSON(t, file, "S0001"); len(e.Keys) != 1 || len(e.Records) != 0 {
+		t.Errorf("after the rotation: keys %v, %d records", e.Keys, len(e.Records))
 	}
 }
