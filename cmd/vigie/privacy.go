@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigie-edu/vigie/engine/audit"
 	"github.com/vigie-edu/vigie/engine/config"
+	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/privacy"
 	"github.com/vigie-edu/vigie/engine/state"
 )
@@ -104,23 +105,17 @@ func subjectKeys(cfg *config.Pipeline, k string) ([]string, string, error) {
 	if k == "" {
 		return nil, "", errors.New("--key must not be empty")
 	}
-	pr := cfg.Privacy
-	if privacy.IsPseudonym(k) || pr == nil || len(pr.Pseudonymise) == 0 {
+	if privacy.IsPseudonym(k) {
 		return []string{k}, "", nil
 	}
-	cur, err := privacy.LoadKey(pr.KeyEnv, pr.KeyFile)
+	ks, err := pipeline.LoadKeys(cfg, time.Now())
 	if err != nil {
 		return nil, "", fmt.Errorf("%q is not a pseudonym, and the pseudonymisation key to make it one is not available: %w", k, err)
 	}
-	ks := &privacy.Keys{Current: cur}
-	if (pr.PreviousKeyEnv != "" || pr.PreviousKeyFile != "") && !time.Now().After(pr.PreviousKeyUntil.Add(24*time.Hour)) {
-		prev, err := privacy.LoadKey(pr.PreviousKeyEnv, pr.PreviousKeyFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("previous key (until %s): %w", pr.PreviousKeyUntil.Format(time.DateOnly), err)
-		}
-		ks.Previous = prev
+	if ks == nil {
+		return []string{k}, "", nil
 	}
-	return ks.Pseudonyms(k), cur.ID(), nil
+	return ks.Pseudonyms(k), ks.Current.ID(), nil
 }
 
 // openState opens the state of the pipeline at file.

@@ -139,7 +139,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		alerts:  map[string]*alertsStage{},
 	}
 	var errs config.Errors
-	keys, err := loadKeys(cfg, time.Now())
+	keys, err := LoadKeys(cfg, time.Now())
 	if err != nil {
 		errs = append(errs, err.(config.Errors)...)
 	}

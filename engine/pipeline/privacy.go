@@ -23,10 +23,11 @@ import (
 // the row is, for whoever may open the source.
 const withheldRaw = "(withheld: pseudonymisation is on; the row is at origin:line)"
 
-// loadKeys reads the pipeline's pseudonymisation keys, if it has any
-// column to pseudonymise. A previous key past its previous_key_until is
-// not loaded.
-func loadKeys(cfg *config.Pipeline, now time.Time) (*privacy.Keys, error) {
+// LoadKeys reads the pipeline's pseudonymisation keys as of now: nil
+// when it pseudonymises nothing; the previous key only until the end of
+// its previous_key_until day. An unavailable key is a config.Errors at the
+// [privacy] table.
+func LoadKeys(cfg *config.Pipeline, now time.Time) (*privacy.Keys, error) {
 	pr := cfg.Privacy
 	if pr == nil || len(pr.Pseudonymise) == 0 {
 		return nil, nil
@@ -39,6 +40,7 @@ func loadKeys(cfg *config.Pipeline, now time.Time) (*privacy.Keys, error) {
 	if (pr.PreviousKeyEnv != "" || pr.PreviousKeyFile != "") && !now.After(pr.PreviousKeyUntil.Add(24*time.Hour)) {
 		prev, err := privacy.LoadKey(pr.PreviousKeyEnv, pr.PreviousKeyFile)
 		if err != nil {
+			err = fmt.Errorf("previous key (until %s): %w", pr.PreviousKeyUntil.Format(time.DateOnly), err)
 			return nil, config.Errors{{Pos: pr.Pos, Key: "privacy.previous_key", Msg: err.Error(), Err: err}}
 		}
 		ks.Previous = prev
