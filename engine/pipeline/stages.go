@@ -147,15 +147,14 @@ func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.
 func (e *emitter) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) error {
 	out := make([]stream.DeadLetter, len(rows))
 	for i, r := range rows {
-		r = e.scrub(r)
-		rows[i] = r
+		r = e.scrub(r) // before anything (the reason in an error too) sees it
 		out[i] = stream.DeadLetter{Origin: r.Origin, Line: r.Line, Column: r.Column, Reason: r.Reason, Raw: r.Raw}
 	}
 	if err := e.st.DeadLetter(out...); err != nil {
 		return err
 	}
 	if len(rows) > 0 {
-		e.lastReason = rows[len(rows)-1].Origin + ": " + rows[len(rows)-1].Reason
+		e.lastReason = out[len(out)-1].Origin + ": " + out[len(out)-1].Reason
 	}
 	if e.window.deadLettered(int64(len(rows))) {
 		return e.window.err(e.who, e.lastReason)
