@@ -125,6 +125,11 @@ func TestNoClearIdentifierLeaks(t *testing.T) {
 		if !strings.HasPrefix(r[0], clearMark) {
 			t.Errorf("team list row %v: student_id is not a clear identifier", r)
 		}
+		if r[1] == "" {
+			// class_id comes from the roster, joined on the pseudonym:
+			// the same student has the same pseudonym in every source.
+			t.Errorf("team list row %v: no class_id, the join across sources failed", r)
+		}
 	}
 	alerts := readback.CSV(t, filepath.Join(dir, "out", "private_alerts.csv"))
 	if id := alerts[1][readback.Columns(alerts[0])["student_id"]]; !privacy.IsPseudonym(id) {
