@@ -485,12 +485,12 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 			return nil, err
 		}
 	}
-	stopRetention, err := p.retain(ctx)
+	dl := newDeadLetterFile(p.cfg.DeadLetter)
+	stopRetention, err := p.retain(ctx, dl)
 	if err != nil {
 		return &stream.Summary{Pipeline: p.cfg.Name, Err: err}, err
 	}
 	defer stopRetention()
-	dl := newDeadLetterFile(p.cfg.DeadLetter)
 	runCtx, late := p.stopDeadline(ctx, opts)
 	sum, err := g.Run(runCtx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl})
 	switch {

@@ -75,8 +75,9 @@ func (p *Plan) ApplyRetention(ctx context.Context, now time.Time) (Retained, err
 }
 
 // retain applies retention once, then every retentionEvery until the
-// returned function is called (continuous runs only).
-func (p *Plan) retain(ctx context.Context) (stop func(), err error) {
+// returned function is called (continuous runs only), then also to the
+// dead letters the run is writing (dl).
+func (p *Plan) retain(ctx context.Context, dl *deadLetterFile) (stop func(), err error) {
 	r, err := p.ApplyRetention(ctx, time.Now())
 	if err != nil {
 		return func() {}, err
@@ -96,10 +97,19 @@ func (p *Plan) retain(ctx context.Context) (stop func(), err error) {
 		for {
 			select {
 			case <-t.C:
-				r, err := p.ApplyRetention(ctx, time.Now())
+				now := time.Now()
+				r, err := p.ApplyRetention(ctx, now)
 				if err != nil {
 					p.env.Log.Warn("retention failed", "err", err)
 					continue
+				}
+				if ret := p.cfg.Privacy.Retention.DeadLetter; ret > 0 {
+					n, err := dl.expire(now.Add(-ret))
+					if err != nil {
+						p.env.Log.Warn("retention failed", "err", err)
+					} else if n > 0 {
+						p.env.Log.Info("retention: expired dead letters of this run removed", "rows", n)
+					}
 				}
 				if r.StateRecords > 0 || len(r.Files) > 0 {
 					p.env.Log.Info("retention: expired data removed", "state_records", r.StateRecords, "files", r.Files)
