@@ -84,6 +84,7 @@ type common struct {
 	inProcess bool
 	logLevel  string
 	stop      <-chan struct{} // closed when a graceful stop begins (run)
+	obs       observeFlags    // run only: --listen, --progress (observe.go)
 }
 
 func (c *common) register(fs *pflag.FlagSet) {
@@ -111,6 +112,9 @@ func newPipelineCmd(use, short, long string, body func(c *common, file string) i
 		}),
 	}
 	c.register(cmd.Flags())
+	if use == "run" {
+		c.obs.register(cmd.Flags())
+	}
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -222,7 +226,13 @@ func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer plan.Close(context.WithoutCancel(ctx))
-	sum, err := plan.Run(ctx, pipeline.RunOptions{Stop: stop})
+	obs, stopObs, err := c.obs.start(ctx, e, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	sum, err := plan.Run(ctx, pipeline.RunOptions{Stop: stop, Observer: obs})
+	stopObs()
 	sum.Print(stdout)
 	if sum.DeadLettered() > 0 {
 		fmt.Fprintf(stdout, "dead letters: %s\n", plan.DeadLetterPath())
