@@ -83,6 +83,7 @@ pipeline.toml.`,
 		newPluginsCmd(stdout, stderr),
 		newGenCmd(stdout, stderr),
 		newEvalCmd(stdout, stderr),
+		newConsoleCmd(stdout, stderr),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version, the connector protocol and the rule ABI",

@@ -5,6 +5,7 @@
 //	vigie plugins list|describe|docs   the connectors a pipeline can use
 //	vigie gen               write a synthetic academy with ground truth (synth/academy)
 //	vigie eval              measure early-warning quality (evaluation)
+//	vigie console [FILE]    run a pipeline and serve the web console over its outputs (console)
 //	vigie rule new|inspect|test|bench  tools for rule authors (rules/scaffold, rules/inspect, rules/ruletest, rules/bench)
 //	vigie help [COMMAND]    usage of a command; every command also takes -h, --help
 //	vigie completion SHELL  completion script for bash, zsh, fish or powershell
