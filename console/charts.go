@@ -101,7 +101,7 @@ func timelineChart(t Timeline, alerts []AlertSpan) template.HTML {
 			dates = append(dates, a.Cleared)
 		}
 	}
-	const w, h, left, right = 760.0, 300.0, 40.0, 20.0
+	const w, h, left, right = 760.0, 300.0, 64.0, 20.0
 	var s svg
 	s.f(`<svg id="timeline" class="chart" viewBox="0 0 %g %g" role="img" aria-label="timeline">`, w, h)
 	s.f(`<title>Absences, marks and platform activity by week, with alerts</title>`)
@@ -138,11 +138,11 @@ func timelineChart(t Timeline, alerts []AlertSpan) template.HTML {
 	// Lanes: marks 20..110, absences 130..200 (up from 200), activity 200..270.
 	const marksTop, marksBottom, axis = 24.0, 110.0, 200.0
 	s.f(`<text x="4" y="%g" class="tick">marks</text><text x="4" y="%g" class="tick">absent</text><text x="4" y="%g" class="tick">online</text>`,
-		marksTop+8, axis-40, axis+40)
+		(marksTop+marksBottom)/2, axis-20, axis+30)
 	s.f(`<line x1="%g" x2="%g" y1="%g" y2="%g" class="axis"/>`, left, left+pw, axis, axis)
 	for _, v := range []float64{0, 10, 20} {
 		yy := marksBottom - (marksBottom-marksTop)*v/20
-		s.f(`<line x1="%g" x2="%g" y1="%.1f" y2="%.1f" class="grid"/><text x="%g" y="%.1f" class="tick" text-anchor="end">%g</text>`, left, left+pw, yy, yy, left-4, yy+4, v)
+		s.f(`<line x1="%g" x2="%g" y1="%.1f" y2="%.1f" class="grid"/><text x="%g" y="%.1f" class="tick" text-anchor="end">%g</text>`, left, left+pw, yy, yy, left-6, yy+4, v)
 	}
 	for i := range weeks {
 		x := left + float64(i)*bw
@@ -163,8 +163,12 @@ func timelineChart(t Timeline, alerts []AlertSpan) template.HTML {
 	}
 	for _, a := range alerts {
 		x := xOf(a.Opened)
-		s.f(`<line class="opened" x1="%.1f" x2="%.1f" y1="18" y2="%g"><title>alert %s (%s) opened %s</title></line><text x="%.1f" y="14" class="tick opened-label">%s</text>`,
-			x, x, h-10, esc(a.ID), esc(a.Code), esc(a.Opened), x+2, esc(a.Code))
+		lx, anchor := x+2, "start"
+		if x > w-120 {
+			lx, anchor = x-2, "end" // near the right edge: label on the left
+		}
+		s.f(`<line class="opened" x1="%.1f" x2="%.1f" y1="18" y2="%g"><title>alert %s (%s) opened %s</title></line><text x="%.1f" y="14" class="tick opened-label" text-anchor="%s">%s</text>`,
+			x, x, h-10, esc(a.ID), esc(a.Code), esc(a.Opened), lx, anchor, esc(a.Code))
 		if a.Cleared != "" {
 			x := xOf(a.Cleared)
 			s.f(`<line class="cleared" x1="%.1f" x2="%.1f" y1="18" y2="%g"><title>alert %s (%s) cleared %s</title></line>`, x, x, h-10, esc(a.ID), esc(a.Code), esc(a.Cleared))

@@ -73,6 +73,7 @@ func New(opts Options) (*Server, error) {
 		"pct":   func(v float64) string { return fmt.Sprintf("%.1f %%", 100*v) },
 		"risk":  func(v float64) string { return fmt.Sprintf("%.2f", v) },
 		"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+		"dur":   func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 		"split": func(s string) []string { return strings.FieldsFunc(s, func(r rune) bool { return r == ';' }) },
 	}
 	pages, err := fs.Glob(assets, "templates/*.html")
