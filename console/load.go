@@ -375,6 +375,25 @@ func weekdays(d *runData) {
 	}
 }
 
+// Schools lists the schools of the roster (Inputs.Students), sorted.
+func Schools(in Inputs) ([]string, error) {
+	if in.Students == "" {
+		return nil, errors.New("no roster (a CSV source with student_id, school_id, class_id) in the pipeline")
+	}
+	t, err := readTable(in.Students)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range t.rows {
+		if s := t.get(r, "school_id"); s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // Load reads the inputs into the store, replacing what an earlier run put
 // there; recorded actions are kept.
 func Load(ctx context.Context, s Store, in Inputs) error {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"time"
 
@@ -24,8 +23,8 @@ import (
 // demoPassword is the password of every --demo account.
 const demoPassword = "demo"
 
-// consoleHook, when set (tests), is called once the console serves, with
-// its address and a function that stops it.
+// consoleHook, when set (tests), is called once the console serves the
+// run's outputs, with its address and a function that stops it.
 var consoleHook func(addr string, stop func())
 
 type consoleFlags struct {
@@ -99,14 +98,6 @@ func cmdConsole(f *consoleFlags, file string, stdout, stderr io.Writer) int {
 	}
 	defer plan.Close(context.WithoutCancel(ctx))
 	watch := console.NewWatch(e.cfg, e.host.Restarts)
-	if !f.noRun {
-		sum, err := plan.Run(ctx, pipeline.RunOptions{Stop: stop, Observer: watch})
-		watch.Done(sum)
-		sum.Print(stdout)
-		if err != nil {
-			fmt.Fprintln(stderr, "vigie console: the run failed; the console shows what it wrote")
-		}
-	}
 	inputs := console.InputsFrom(e.cfg, func(stage, col string) bool {
 		s := plan.Schema(stage)
 		return s != nil && len(s.FieldIndices(col)) > 0
@@ -125,10 +116,6 @@ func cmdConsole(f *consoleFlags, file string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer store.Close()
-	if err := console.Load(ctx, store, inputs); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
 	var users []console.User
 	if f.users != "" {
 		if users, err = console.LoadUsers(f.users); err != nil {
@@ -137,7 +124,7 @@ func cmdConsole(f *consoleFlags, file string, stdout, stderr io.Writer) int {
 		}
 	}
 	if f.demo {
-		demo, err := demoUsers(ctx, store)
+		demo, err := demoUsers(inputs)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailed
@@ -149,6 +136,9 @@ func cmdConsole(f *consoleFlags, file string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
+	// Serve from the start: the data engineer's page follows the run live
+	// (a continuous run never ends); the other pages show what the store
+	// held until the run's outputs are loaded.
 	hs, err := metrics.Serve(f.listen, f.listenAny, srv, e.log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -162,7 +152,20 @@ func cmdConsole(f *consoleFlags, file string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout)
 	}
-	fmt.Fprintln(stdout, "Ctrl-C stops it.")
+	if !f.noRun {
+		sum, err := plan.Run(ctx, pipeline.RunOptions{Stop: stop, Observer: watch})
+		watch.Done(sum)
+		sum.Print(stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, "vigie console: the run did not complete; loading what it wrote")
+		}
+	}
+	if err := console.Load(ctx, store, inputs); err != nil {
+		fmt.Fprintln(stderr, err)
+		hs.Close(context.WithoutCancel(ctx))
+		return exitFailed
+	}
+	fmt.Fprintln(stdout, "console: outputs loaded. Ctrl-C stops it.")
 	done, quit := make(chan struct{}), make(chan struct{})
 	if consoleHook != nil {
 		go func() {
@@ -184,20 +187,13 @@ func cmdConsole(f *consoleFlags, file string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// demoUsers makes admin, steering and one teacher per school, all with
-// demoPassword.
-func demoUsers(ctx context.Context, store console.Store) ([]console.User, error) {
-	students, err := store.Students(ctx, "")
+// demoUsers makes admin, steering and one teacher per school of the
+// roster, all with demoPassword.
+func demoUsers(in console.Inputs) ([]console.User, error) {
+	schools, err := console.Schools(in)
 	if err != nil {
 		return nil, err
 	}
-	var schools []string
-	for _, s := range students {
-		if !slices.Contains(schools, s.School) {
-			schools = append(schools, s.School)
-		}
-	}
-	slices.Sort(schools)
 	var out []console.User
 	add := func(name string, role console.Role, school string) error {
 		u, err := console.NewUser(name, role, school, demoPassword)
