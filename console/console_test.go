@@ -43,7 +43,7 @@ B2,0,ok,,,,0,
 		Marks:    write("grades.csv", "student_id,subject,period,mark,status\nA1,maths,T1,8.5,ok\nA1,francais,T1,,missing\n"),
 		Activity: write("activity.csv", "student_id,date\nA1,2025-09-03\nB1,2025-09-01\n"),
 		// Two weeks of school: 9 half-days each (Wednesday morning only).
-		Calendar: write("calendar.csv", "date,half_days\n2025-09-01,2\n2025-09-02,2\n2025-09-03,1\n2025-09-04,2\n2025-09-05,2\n2025-09-08,2\n2025-09-09,2\n2025-09-10,1\n2025-09-11,2\n2025-09-12,2\n"),
+		Calendar:    write("calendar.csv", "date,half_days\n2025-09-01,2\n2025-09-02,2\n2025-09-03,1\n2025-09-04,2\n2025-09-05,2\n2025-09-08,2\n2025-09-09,2\n2025-09-10,1\n2025-09-11,2\n2025-09-12,2\n"),
 		DeadLetters: write("dead.csv", "stage,origin,line,column,reason,raw\nabsences,absences.csv,7,date,not a date,\"A1,2025-13-01\"\n"),
 		TermEnds:    "2025-11-30,2026-03-15,2026-07-03",
 	}
