@@ -98,6 +98,16 @@ func (r *Run) Busy(st *stream.Stage, d time.Duration) {
 // /readyz answers 200 while it is, 503 otherwise.
 func (r *Run) SetReady(ready bool) { r.ready.Store(ready) }
 
+// Checkpointer is implemented by observers that track checkpoints
+// (Run, console.Watch). It is the seam for the engine's checkpoints: once
+// a checkpoint is complete, the engine calls Checkpointed on its
+// pipeline.RunOptions.Observer when that Observer implements Checkpointer.
+type Checkpointer interface {
+	Checkpointed(t time.Time)
+}
+
+var _ Checkpointer = (*Run)(nil)
+
 // Checkpointed records that the engine completed a checkpoint at t; the
 // gauge vigie_checkpoint_age_seconds then tells how long ago that was. A
 // run that never checkpoints exposes no such gauge.

@@ -57,6 +57,17 @@ func (m multiObserver) Busy(st *stream.Stage, d time.Duration) {
 	}
 }
 
+// Checkpointed hands a completed checkpoint to the observers that track
+// them (metrics.Run, console.Watch): the engine calls it on its Observer
+// when the Observer has this method (see metrics.Checkpointer).
+func (m multiObserver) Checkpointed(t time.Time) {
+	for _, o := range m {
+		if c, ok := o.(metrics.Checkpointer); ok {
+			c.Checkpointed(t)
+		}
+	}
+}
+
 // start sets up what watches the run; stop ends it once the run is over.
 func (o *observeFlags) start(ctx context.Context, e *engine, stderr io.Writer) (obs stream.Observer, stop func(), err error) {
 	var observers multiObserver

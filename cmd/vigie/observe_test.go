@@ -3,17 +3,21 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
+	"github.com/vigie-edu/vigie/metrics"
 )
 
 // earlyWarning copies the default pipeline, its data and its rule into a
@@ -107,5 +111,31 @@ func TestRunListenRefusesRemote(t *testing.T) {
 	code := run([]string{"run", "--in-process", "--progress", "none", "--listen", "0.0.0.0:0", file}, &stdout, &stderr)
 	if code != exitFailed || !strings.Contains(stderr.String(), "not a loopback address") {
 		t.Errorf("run --listen 0.0.0.0:0 exited %d:\n%s", code, stderr.String())
+	}
+}
+
+func TestMultiObserverCheckpointed(t *testing.T) {
+	m := metrics.New("p")
+	var obs stream.Observer = multiObserver{m, metrics.NewProgress(metrics.ProgressOptions{})}
+	c, ok := obs.(metrics.Checkpointer)
+	if !ok {
+		t.Fatal("the run's observer does not take checkpoints")
+	}
+	c.Checkpointed(time.Now().Add(-2 * time.Minute))
+	srv := httptest.NewServer(m.Handler(""))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fams["vigie_checkpoint_age_seconds"]
+	if f == nil || f.GetMetric()[0].GetGauge().GetValue() < 120 {
+		t.Errorf("checkpoint age: %v", f)
 	}
 }
