@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/parquet/file"
@@ -25,7 +26,7 @@ import (
 // LogEvery. It is a stream.Observer; Start it before the run and Stop it
 // after.
 type Progress struct {
-	total    int64 // rows expected, -1: unknown
+	total    atomic.Int64 // rows expected, -1: unknown
 	tty      bool
 	w        io.Writer
 	log      *slog.Logger
@@ -64,7 +65,18 @@ func NewProgress(opts ProgressOptions) *Progress {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Progress{total: opts.Total, tty: opts.Terminal, w: opts.W, log: opts.Log, logEvery: opts.LogEvery}
+	p := &Progress{tty: opts.Terminal, w: opts.W, log: opts.Log, logEvery: opts.LogEvery}
+	p.total.Store(opts.Total)
+	return p
+}
+
+// SetTotal sets the rows expected, once known (InputRows may take a while
+// on large files: it can run beside the run).
+func (p *Progress) SetTotal(n int64) {
+	if n <= 0 {
+		n = -1
+	}
+	p.total.Store(n)
 }
 
 // Started implements stream.Observer: Progress counts the sources' rows.
@@ -118,23 +130,16 @@ func (p *Progress) Stop() {
 }
 
 func (p *Progress) drawBar() {
-	max := p.total
-	bar := progressbar.NewOptions64(max,
-		progressbar.OptionSetWriter(p.w),
-		progressbar.OptionSetDescription("rows"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("rows"),
-		progressbar.OptionSetPredictTime(max > 0),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionUseANSICodes(true),
-	)
+	max := p.total.Load()
+	bar := p.newBar(max)
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
+		if m := p.total.Load(); m != max {
+			// The total became known: a bar instead of a spinner.
+			bar.Clear()
+			max, bar = m, p.newBar(m)
+		}
 		n := p.Rows()
 		if max > 0 && n >= max {
 			// The total is an estimate (a quoted field over several lines
@@ -151,6 +156,22 @@ func (p *Progress) drawBar() {
 	}
 }
 
+func (p *Progress) newBar(max int64) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription("rows"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("rows"),
+		progressbar.OptionSetPredictTime(max > 0),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionUseANSICodes(true),
+	)
+}
+
 func (p *Progress) logLines() {
 	start := time.Now()
 	t := time.NewTicker(p.logEvery)
@@ -165,11 +186,11 @@ func (p *Progress) logLines() {
 		elapsed := time.Since(start)
 		rate := float64(n) / elapsed.Seconds()
 		attrs := []any{"rows", n, "rows_per_s", int64(rate)}
-		if p.total > 0 {
-			pct := min(99.9, 100*float64(n)/float64(p.total))
+		if total := p.total.Load(); total > 0 {
+			pct := min(99.9, 100*float64(n)/float64(total))
 			attrs = append(attrs, "percent", float64(int(pct*10))/10)
-			if rate > 0 && n < p.total {
-				eta := time.Duration(float64(p.total-n) / rate * float64(time.Second))
+			if rate > 0 && n < total {
+				eta := time.Duration(float64(total-n) / rate * float64(time.Second))
 				attrs = append(attrs, "eta", eta.Round(time.Second))
 			}
 		}
@@ -180,8 +201,9 @@ func (p *Progress) logLines() {
 // InputRows estimates the rows the pipeline's sources will read, from the
 // files they name: a CSV file counts its lines (less the header), a
 // Parquet file the rows in its footer. It reports false when a source
-// reads something else (a glob, a gzipped file, Kafka, a plugin), since
-// the total is then unknown.
+// reads something else (a glob, a gzipped file, a FIFO or other file that
+// is not regular, Kafka, a plugin), since the total is then unknown. It
+// reads every CSV file once: run it beside the run (Progress.SetTotal).
 func InputRows(ctx context.Context, cfg *config.Pipeline) (int64, bool) {
 	var total int64
 	for _, s := range cfg.Sources {
@@ -193,11 +215,14 @@ func InputRows(ctx context.Context, cfg *config.Pipeline) (int64, bool) {
 			return 0, false
 		}
 		path = cfg.Resolve(path)
+		if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+			return 0, false // reading a FIFO would take its rows from the run
+		}
 		var n int64
 		var err error
 		switch {
 		case s.Connector == "csv" && !strings.HasSuffix(path, ".gz"):
-			n, err = csvRows(path, s.Options["header"] != false)
+			n, err = csvRows(ctx, path, s.Options["header"] != false)
 		case s.Connector == "parquet":
 			n, err = parquetRows(path)
 		default:
@@ -211,7 +236,7 @@ func InputRows(ctx context.Context, cfg *config.Pipeline) (int64, bool) {
 	return total, total > 0
 }
 
-func csvRows(path string, header bool) (int64, error) {
+func csvRows(ctx context.Context, path string, header bool) (int64, error) {
 	f, err := os.Open(filepath.Clean(path))
 	if err != nil {
 		return 0, err
@@ -221,6 +246,9 @@ func csvRows(path string, header bool) (int64, error) {
 	var last byte = '\n'
 	buf := make([]byte, 256<<10)
 	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		k, err := f.Read(buf)
 		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
 		if k > 0 {

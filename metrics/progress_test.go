@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +34,9 @@ func TestInputRows(t *testing.T) {
 
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "a.csv"), []byte("x\n1\n2\n3"), 0o644) // no final newline
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.csv"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	file := filepath.Join(dir, "p.toml")
 	for _, tc := range []struct {
 		name, source string
@@ -52,6 +56,10 @@ path = "*.csv"`, 0, false},
 		{"a missing file is unknown", `connector = "csv"
 [source.options]
 path = "b.csv"`, 0, false},
+		// Reading a FIFO would block, and take its rows from the run.
+		{"a fifo is unknown", `connector = "csv"
+[source.options]
+path = "fifo.csv"`, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			os.WriteFile(file, []byte("[pipeline]\nname = \"p\"\n[[source]]\nname = \"s\"\n"+tc.source+"\n[[sink]]\nname = \"o\"\ninput = \"s\"\nconnector = \"csv_file\"\n[sink.options]\npath = \"o.csv\"\n"), 0o644)
@@ -151,4 +159,18 @@ func TestProgressBarUnknownTotal(t *testing.T) {
 	if strings.Contains(out.String(), "%") {
 		t.Errorf("a percentage with an unknown total:\n%q", out.String())
 	}
+}
+
+// TestProgressTotalLater: a bar started without a total (a spinner) shows
+// a percentage once SetTotal gives one.
+func TestProgressTotalLater(t *testing.T) {
+	var out syncBuffer
+	p := metrics.NewProgress(metrics.ProgressOptions{Terminal: true, W: &out})
+	go func() {
+		for !strings.Contains(out.String(), "(40/-") {
+			time.Sleep(10 * time.Millisecond)
+		}
+		p.SetTotal(100)
+	}()
+	runHeld(t, p, &out, " 40% ")
 }

@@ -121,11 +121,24 @@ func (o *observeFlags) start(ctx context.Context, e *engine, stderr io.Writer) (
 	switch mode {
 	case "none":
 	case "bar", "log":
-		total, _ := metrics.InputRows(ctx, e.cfg)
-		p := metrics.NewProgress(metrics.ProgressOptions{Total: total, Terminal: mode == "bar", W: stderr, Log: e.log})
+		p := metrics.NewProgress(metrics.ProgressOptions{Terminal: mode == "bar", W: stderr, Log: e.log})
+		// Counting the input's lines reads it once: beside the run, not
+		// before it.
+		cctx, cancel := context.WithCancel(ctx)
+		counted := make(chan struct{})
+		go func() {
+			defer close(counted)
+			if n, ok := metrics.InputRows(cctx, e.cfg); ok {
+				p.SetTotal(n)
+			}
+		}()
 		p.Start()
 		observers = append(observers, p)
-		stops = append(stops, p.Stop)
+		stops = append(stops, func() {
+			cancel()
+			<-counted
+			p.Stop()
+		})
 	default:
 		stop()
 		return nil, nil, fmt.Errorf("--progress %q: want auto, bar, log or none", o.progress)
