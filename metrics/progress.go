@@ -169,6 +169,10 @@ func (p *Progress) newBar(max int64) *progressbar.ProgressBar {
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionUseANSICodes(true),
+		// No render goroutine of the library's own (for a spinner it
+		// never stops, and its renders race with Clear): drawBar's ticker
+		// renders, from one goroutine.
+		progressbar.OptionSetSpinnerChangeInterval(0),
 	)
 }
 
