@@ -8,14 +8,17 @@ import (
 	"github.com/vigie-edu/vigie/connectors/kafka"
 	"github.com/vigie-edu/vigie/connectors/oneroster"
 	"github.com/vigie-edu/vigie/connectors/parquet"
+	"github.com/vigie-edu/vigie/connectors/postgres"
 	"github.com/vigie-edu/vigie/connectors/pronote"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/webhook"
 	"github.com/vigie-edu/vigie/connectors/xapi"
 )
 
 // Registry returns the built-in connectors: sources csv, parquet_file,
 // jsonl, xapi (files), xapi_http (an xAPI endpoint), pronote, oneroster and
-// kafka; sinks csv_file, parquet and kafka_topic.
+// kafka, postgres_query; sinks csv_file, parquet, kafka_topic, postgres
+// and webhook.
 func Registry() *protocol.Registry {
 	return protocol.NewRegistry(csv.Source{}, csv.Sink{}, parquet.Sink{},
 		parquet.Source{},
@@ -23,5 +26,7 @@ func Registry() *protocol.Registry {
 		xapi.FileSource{}, xapi.HTTPSource{},
 		pronote.Source{}, oneroster.Source{},
 		kafka.Source{}, kafka.Sink{},
+		postgres.Source{}, postgres.Sink{},
+		webhook.Sink{},
 	)
 }
