@@ -85,6 +85,7 @@ pipeline.toml.`,
 		newEvalCmd(stdout, stderr),
 		newAuditCmd(stdout, stderr),
 		newStateCmd(stdout, stderr),
+		newConsoleCmd(stdout, stderr),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version, the connector protocol and the rule ABI",

@@ -5,6 +5,7 @@
 //	vigie plugins list|describe|docs   the connectors a pipeline can use
 //	vigie gen               write a synthetic academy with ground truth (synth/academy)
 //	vigie eval              measure early-warning quality (evaluation)
+//	vigie console [FILE]    run a pipeline and serve the web console over its outputs (console)
 //	vigie rule new|inspect|test|bench  tools for rule authors (rules/scaffold, rules/inspect, rules/ruletest, rules/bench)
 //	vigie state export|erase --key K [FILE]  one student's data in the kept state (engine/state)
 //	vigie audit verify [FILE]  check the audit trail's hash chain (engine/audit)
@@ -87,6 +88,7 @@ type common struct {
 	inProcess bool
 	logLevel  string
 	stop      <-chan struct{} // closed when a graceful stop begins (run)
+	obs       observeFlags    // run only: --listen, --progress (observe.go)
 }
 
 func (c *common) register(fs *pflag.FlagSet) {
@@ -114,6 +116,9 @@ func newPipelineCmd(use, short, long string, body func(c *common, file string) i
 		}),
 	}
 	c.register(cmd.Flags())
+	if use == "run" {
+		c.obs.register(cmd.Flags())
+	}
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -228,7 +233,13 @@ func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer plan.Close(context.WithoutCancel(ctx))
-	sum, err := plan.Run(ctx, pipeline.RunOptions{Stop: stop})
+	obs, stopObs, err := c.obs.start(ctx, e, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	sum, err := plan.Run(ctx, pipeline.RunOptions{Stop: stop, Observer: obs})
+	stopObs()
 	sum.Print(stdout)
 	if id := plan.KeyID(); id != "" {
 		fmt.Fprintf(stdout, "pseudonyms: key %s%s\n", id, previousKey(plan))

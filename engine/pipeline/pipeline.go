@@ -462,6 +462,9 @@ type RunOptions struct {
 	StopTimeout time.Duration
 	// Buffer is the capacity in batches of each channel between stages.
 	Buffer int
+	// Observer, when set, watches the run: metrics, progress (see
+	// stream.Observer).
+	Observer stream.Observer
 }
 
 // Run moves the data. The summary is returned in every case; the error is
@@ -492,7 +495,7 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 	}
 	defer stopRetention()
 	runCtx, late := p.stopDeadline(ctx, opts)
-	sum, err := g.Run(runCtx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl})
+	sum, err := g.Run(runCtx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl, Observer: opts.Observer})
 	switch {
 	case late() && err != nil:
 		err = fmt.Errorf("%w: the graceful stop took longer than stop_timeout (%s): the run was cancelled, rule calls interrupted and outputs aborted", stream.ErrInterrupted, p.stopTimeout(opts))
