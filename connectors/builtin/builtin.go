@@ -10,18 +10,21 @@ import (
 	"github.com/vigie-edu/vigie/connectors/parquet"
 	"github.com/vigie-edu/vigie/connectors/pronote"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/replay"
 	"github.com/vigie-edu/vigie/connectors/xapi"
 )
 
 // Registry returns the built-in connectors: sources csv, parquet_file,
 // jsonl, xapi (files), xapi_http (an xAPI endpoint), pronote, oneroster and
-// kafka; sinks csv_file, parquet and kafka_topic.
+// kafka, and replay (a vigie gen academy played in event time); sinks
+// csv_file, parquet, kafka_topic and jsonl_file.
 func Registry() *protocol.Registry {
 	return protocol.NewRegistry(csv.Source{}, csv.Sink{}, parquet.Sink{},
 		parquet.Source{},
-		jsonl.Source{},
+		jsonl.Source{}, jsonl.Sink{},
 		xapi.FileSource{}, xapi.HTTPSource{},
 		pronote.Source{}, oneroster.Source{},
 		kafka.Source{}, kafka.Sink{},
+		replay.Source{},
 	)
 }
