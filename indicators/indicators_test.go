@@ -175,3 +175,21 @@ func TestAsOfLatest(t *testing.T) {
 		t.Error("as_of latest never differs from the default (the last term end): the test shows nothing")
 	}
 }
+
+// TestEvaluateIsBitForBit: the same timeline gives the same risk to the
+// last bit, call after call (a term average summed in map order did not).
+func TestEvaluateIsBitForBit(t *testing.T) {
+	c := DefaultConfig()
+	var ev []Event
+	subjects := []string{"maths", "francais", "anglais", "svt", "physique", "histoire_geo", "eps", "arts", "techno", "musique"}
+	for i, s := range subjects {
+		ev = append(ev, Event{Kind: Mark, Term: 0, Subject: s, Mark: 11.1 + float64(i)*0.37}, Event{Kind: Mark, Term: 1, Subject: s, Mark: 3.3 + float64(i)*0.71})
+	}
+	c.AsOf = day(t, "2026-03-20")
+	first := c.Evaluate("S9", slices.Clone(ev))
+	for range 200 {
+		if got := c.Evaluate("S9", slices.Clone(ev)); got.Risk != first.Risk || got.Reason != first.Reason {
+			t.Fatalf("risk %v (%q), then %v (%q)", first.Risk, first.Reason, got.Risk, got.Reason)
+		}
+	}
+}

@@ -472,10 +472,14 @@ func (c *Config) termAverages(marks []Event) []termAvg {
 			continue
 		}
 		terms[t].subjects = map[string]float64{}
-		var s float64
 		for k, a := range subj[t] {
 			terms[t].subjects[k] = a.sum / float64(a.n)
-			s += a.sum / float64(a.n)
+		}
+		// Summed in subject order: a map's order would change the last
+		// bit of the average (and of the risk) from one call to the next.
+		var s float64
+		for _, k := range sortedKeys(terms[t].subjects) {
+			s += terms[t].subjects[k]
 		}
 		terms[t].overall = s / float64(len(subj[t]))
 	}

@@ -135,7 +135,7 @@ func (a *Arrivals) Builders(mem memory.Allocator) ([]array.Builder, *arrow.Schem
 	for k, ty := range a.codec.types {
 		bs[k] = array.NewBuilder(mem, ty)
 		f := a.spec.Schema.Field(k)
-		fields[k] = arrow.Field{Name: f.Name, Type: ty, Nullable: true, Metadata: f.Metadata}
+		fields[k] = arrow.Field{Name: f.Name, Type: ty, Nullable: f.Nullable, Metadata: f.Metadata}
 	}
 	md := a.spec.Schema.Metadata()
 	return bs, arrow.NewSchema(fields, &md)
