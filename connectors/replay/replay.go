@@ -71,7 +71,8 @@ absence's event time is its recorded_at, a mark's its term's end at
 statement timestamp. Ties keep file then line order. speed is the event
 time played per wall-clock second ("24h": a day per second); stretches of
 more than an hour without events (nights, weekends, holidays) are
-skipped, not waited for; "max" plays without pacing. With loop the year
+skipped, not waited for; a batch goes out at batch_rows rows or once its
+first row has waited max_delay; "max" plays without pacing. With loop the year
 plays again, shifted by 52 weeks, forever. The source reads until stopped
 (unbounded); without loop it ends after the last event. The academy is
 held in memory (about 200 bytes per event).`,
@@ -201,7 +202,11 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 	if batchRows <= 0 {
 		batchRows = protocol.DefaultBatchRows
 	}
-	p := &player{out: out, mem: mem, batchRows: batchRows, speed: c.speed, now: now, sleep: sleep}
+	maxDelay := cfg.MaxDelay
+	if maxDelay <= 0 {
+		maxDelay = protocol.DefaultMaxDelay
+	}
+	p := &player{out: out, mem: mem, batchRows: batchRows, speed: c.speed, now: now, sleep: sleep, maxDelay: maxDelay}
 	defer p.release()
 	n := len(events)
 	shift := loopShift.Microseconds()
@@ -240,8 +245,11 @@ type player struct {
 	now       func() time.Time
 	sleep     func(context.Context, time.Duration) error
 
-	pos     position // after the last row added
-	started bool
+	maxDelay time.Duration // longest a paced row waits in a pending batch
+
+	pos      position // after the last row added
+	firstDue time.Time // when the first pending row was due
+	started  bool
 	wall    time.Time // wall-clock time of played
 	played  int64     // event time (µs) reached by the pacing
 }
@@ -282,12 +290,19 @@ func (p *player) play(ctx context.Context, e *event, t, offset int64, loop int) 
 		}
 		p.played = t
 		if wait := p.wall.Sub(p.now()); wait > 0 {
-			if err := p.flush(ctx); err != nil { // what is due goes out before the wait
-				return err
+			// The rows pending go out before a wait that would keep the
+			// first of them more than max_delay.
+			if p.rows > 0 && p.wall.Sub(p.firstDue) >= p.maxDelay {
+				if err := p.flush(ctx); err != nil {
+					return err
+				}
 			}
 			if err := p.sleep(ctx, wait); err != nil {
 				return err
 			}
+		}
+		if p.rows == 0 {
+			p.firstDue = p.wall
 		}
 	}
 	if p.b == nil {

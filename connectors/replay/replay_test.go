@@ -43,6 +43,8 @@ type collect struct {
 	pos   []protocol.Position
 	sizes []int
 	dead  int
+	sent  []time.Time // per row, when its batch was emitted (clock)
+	clock func() time.Time
 }
 
 func (c *collect) Emit(_ context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
@@ -50,6 +52,9 @@ func (c *collect) Emit(_ context.Context, rec arrow.RecordBatch, pos protocol.Po
 	for i := range int(rec.NumRows()) {
 		c.rows = append(c.rows, conformance.Row(rec, i))
 		c.times = append(c.times, int64(ts.Value(i)))
+		if c.clock != nil {
+			c.sent = append(c.sent, c.clock())
+		}
 	}
 	c.pos = append(c.pos, pos)
 	c.sizes = append(c.sizes, int(rec.NumRows()))
@@ -63,13 +68,18 @@ func (c *collect) DeadLetter(_ context.Context, d []protocol.DeadLetter) error {
 
 func read(t *testing.T, src replay.Source, opts map[string]any, batch int) *collect {
 	t.Helper()
+	return readClock(t, src, opts, batch, nil)
+}
+
+func readClock(t *testing.T, src replay.Source, opts map[string]any, batch int, clock func() time.Time) *collect {
+	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	checked, err := src.Spec().Check(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &collect{}
+	c := &collect{clock: clock}
 	if err := src.Read(context.Background(), protocol.Config{BatchRows: batch, Options: checked}, mem, c); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +143,7 @@ func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
 func TestPacing(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1e9, 0)}
 	src := replay.Source{Now: clock.Now, Sleep: clock.Sleep}
-	c := read(t, src, map[string]any{"dir": academy, "speed": "24h"}, 1000)
+	c := readClock(t, src, map[string]any{"dir": academy, "speed": "24h"}, 1000, clock.Now)
 	var total time.Duration
 	for _, s := range clock.sleeps {
 		total += s
@@ -152,8 +162,20 @@ func TestPacing(t *testing.T) {
 	if total > span/86400/4 {
 		t.Errorf("slept %s for a span of %s: nights and holidays were waited for", total, span)
 	}
-	if len(c.sizes) < len(clock.sleeps) {
-		t.Errorf("%d batches for %d waits: rows due were not sent before waiting", len(c.sizes), len(clock.sleeps))
+	// No row waits in a batch more than max_delay after it was due, and
+	// rows due close together share a batch.
+	start := time.Unix(1e9, 0)
+	var due time.Duration
+	for i := range c.times {
+		if i > 0 {
+			due += min(time.Duration(c.times[i]-c.times[i-1])*time.Microsecond, replay.MaxGap) / 86400
+		}
+		if late := c.sent[i].Sub(start.Add(due)); late > protocol.DefaultMaxDelay+time.Millisecond {
+			t.Fatalf("row %d sent %s after it was due, max_delay is %s", i, late, protocol.DefaultMaxDelay)
+		}
+	}
+	if len(c.sizes) > len(clock.sleeps)/4 {
+		t.Errorf("%d batches for %d waits: rows are not batched up to max_delay", len(c.sizes), len(clock.sleeps))
 	}
 	if fast := read(t, replay.Source{Now: clock.Now, Sleep: clock.Sleep}, map[string]any{"dir": academy, "speed": "max"}, 1000); !slices.Equal(fast.rows, c.rows) {
 		t.Error("paced and max speed give different rows")
