@@ -247,11 +247,11 @@ type player struct {
 
 	maxDelay time.Duration // longest a paced row waits in a pending batch
 
-	pos      position // after the last row added
+	pos      position  // after the last row added
 	firstDue time.Time // when the first pending row was due
 	started  bool
-	wall    time.Time // wall-clock time of played
-	played  int64     // event time (µs) reached by the pacing
+	wall     time.Time // wall-clock time of played
+	played   int64     // event time (µs) reached by the pacing
 }
 
 // sameAt counts the rows of event time t already seen (sent or skipped).
