@@ -184,9 +184,19 @@ func (a *Arrivals) Load(p uint32, group []byte) ([]Entry, error) {
 }
 
 // Progress returns the latest recorded progress of partition p.
-func (a *Arrivals) Progress(p uint32) (Progress, error) {
-	lo := binary.BigEndian.AppendUint32(append([]byte(nil), a.prog...), p)
-	it, err := a.s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: upperBound(lo)})
+func (a *Arrivals) Progress(p uint32) (Progress, error) { return a.s.progress(a.prog, p) }
+
+// Progress returns the latest recorded progress of partition p of a
+// stage's arrival-versioned timelines: Seq is the last arrival sequence
+// stored, what a checkpoint records as the stage's cut in that partition
+// (and later gives DeleteAbove) when the source has no offsets of its own.
+func (s *Store) Progress(stage string, p uint32) (Progress, error) {
+	return s.progress(append([]byte("p"), namespace(stage)...), p)
+}
+
+func (s *Store) progress(prefix []byte, p uint32) (Progress, error) {
+	lo := binary.BigEndian.AppendUint32(append([]byte(nil), prefix...), p)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: upperBound(lo)})
 	if err != nil {
 		return Progress{}, err
 	}

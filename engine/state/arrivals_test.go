@@ -109,6 +109,9 @@ func TestArrivalsDeleteAbove(t *testing.T) {
 	if pr, _ := a.Progress(7); pr.Seq != 13 {
 		t.Errorf("progress of partition 7: %+v", pr)
 	}
+	if pr, err := s.Progress(sp.Stage, 0); err != nil || pr.Seq != 11 || !pr.Any {
+		t.Errorf("Store.Progress of partition 0: %+v, %v", pr, err)
+	}
 	if got := before(0, 100) + " " + before(7, 100); got != "v10 p7" {
 		t.Errorf("versions after rollback: %s", got)
 	}
