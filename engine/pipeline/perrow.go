@@ -380,7 +380,7 @@ func (g *groupStage) microBatch(ctx context.Context, st *stream.Stage, arr *stat
 		}
 		cur.rows += len(sel)
 		cur.trig = append(cur.trig, t)
-		if cur.rows >= g.batchRows {
+		if cur.rows >= g.batchRows || len(cur.trig) >= maxGroupsPerCall {
 			cur = nil
 		}
 	}
@@ -437,6 +437,12 @@ func (g *groupStage) microBatch(ctx context.Context, st *stream.Stage, arr *stat
 	}
 	return nil
 }
+
+// maxGroupsPerCall bounds the prefixes evaluated in one rule call: a
+// rule that replays each timeline from its start (the early-warning pack)
+// costs per group, not per row, and a call must stay well within the
+// rule's time limit (10 s by default) on a loaded machine.
+const maxGroupsPerCall = 256
 
 // chunk is a part of a micro-batch's prefixes, evaluated in one call.
 type chunk struct {
