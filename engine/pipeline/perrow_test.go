@@ -309,3 +309,61 @@ path = "out.csv"
 		})
 	}
 }
+
+// TestPerRowPartitions: with a partition column, each partition has its
+// own arrival sequence (its offsets) and its own watermark: a partition
+// whose events lag a month behind another's is not late, and each row's
+// result is what its partition alone gives.
+func TestPerRowPartitions(t *testing.T) {
+	rows := perRowEvents()
+	var parts [2][]eventRow
+	var b strings.Builder
+	b.WriteString("student_id,date,x,p,o\n")
+	for _, r := range rows {
+		p := 0
+		if r.id >= "S15" {
+			p = 1
+			r.day = max(0, r.day-40) // 40 days behind partition 0
+		}
+		fmt.Fprintf(&b, "%s,%s,%d,%d,%d\n", r.id, arrow.Date32(20332+r.day).FormattedString(), r.x, p, len(parts[p]))
+		parts[p] = append(parts[p], r)
+	}
+	var want []string
+	lateTotal := 0
+	perPart := [2][]string{}
+	for p := range parts {
+		out, late := expectPerRow(parts[p], 2)
+		perPart[p], lateTotal = out, lateTotal+late
+	}
+	// The expected rows in input order: a row's expected text ends with
+	// "#" and its offset in its partition; late rows have none.
+	byOffset := [2]map[string]string{{}, {}}
+	for p := range perPart {
+		for _, w := range perPart[p] {
+			byOffset[p][w[strings.LastIndex(w, "#"):]] = w
+		}
+	}
+	seen := [2]int{}
+	for _, r := range rows {
+		p := 0
+		if r.id >= "S15" {
+			p = 1
+		}
+		if w, ok := byOffset[p][fmt.Sprintf("#%d", seen[p])]; ok {
+			want = append(want, w)
+		}
+		seen[p]++
+	}
+	dir := writeFiles(t, map[string]string{"events.csv": b.String()})
+	cfg := perRowPipeline(t, dir, 37, "partition_column = \"p\"\noffset_column = \"o\"\nallowed_lateness = \"2d\"\nlate = \"dead_letter\"\n")
+	for _, s := range cfg.Sources {
+		s.Options["columns"] = map[string]any{"x": "int32", "date": "date32", "p": "int32", "o": "int64"}
+	}
+	got, late, _ := runPerRow(t, cfg)
+	if late != int64(lateTotal) {
+		t.Errorf("late rows: %d, want %d (per-partition watermarks)", late, lateTotal)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %d rows, want %d\n got %v\nwant %v", len(got), len(want), got[:min(8, len(got))], want[:min(8, len(want))])
+	}
+}
