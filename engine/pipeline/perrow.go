@@ -360,28 +360,54 @@ func (g *groupStage) microBatch(ctx context.Context, st *stream.Stage, arr *stat
 		trig = append(trig, t)
 	}
 
-	// Build the prefixes before the batch's writes change the store.
-	var chunks []chunk
+	// Build the prefixes and submit them chunk by chunk, so that at most
+	// the chunks the stage's queue holds are in memory. A row's prefix
+	// holds only rows of a lower or equal sequence: the batch's later
+	// rows, already inserted, do not change it.
 	var cur *chunk
+	send := func() error {
+		c := cur
+		cur = nil
+		all := c.record()
+		c.release()
+		starts := append(c.starts, c.rows)
+		trig := c.trig
+		rec.Retain()
+		work := func(inst *wasmhost.Instance, o *outcome) {
+			o.rows = int64(len(trig))
+			g.evalPerRow(ctx, inst, all, rec, starts, trig, 0, newBisection(g.cfg.Bisect), nil, o)
+			if o.err != nil {
+				o.release()
+			}
+			all.Release()
+			rec.Release()
+		}
+		return submit(work, func() { all.Release(); rec.Release() })
+	}
 	for _, t := range trig {
 		if cur == nil {
 			bs, schema := arr.Builders(g.mem)
-			chunks = append(chunks, chunk{bs: bs, schema: schema})
-			cur = &chunks[len(chunks)-1]
+			cur = &chunk{bs: bs, schema: schema}
 		}
 		sel := t.prefix(arr, g.cfg.MaxRowsPerKey)
 		cur.starts = append(cur.starts, cur.rows)
 		for _, e := range sel {
 			if err := arr.Decode(e.Row, cur.bs); err != nil {
-				cur = nil
-				releaseChunks(chunks)
+				cur.release()
 				return fmt.Errorf("rule %s: read state: %w", g.mod.Manifest.Name, err)
 			}
 		}
 		cur.rows += len(sel)
 		cur.trig = append(cur.trig, t)
 		if cur.rows >= g.batchRows || len(cur.trig) >= maxGroupsPerCall {
-			cur = nil
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	if cur != nil {
+		if err := send(); err != nil {
+			return err
 		}
 	}
 
@@ -408,32 +434,7 @@ func (g *groupStage) microBatch(ctx context.Context, st *stream.Stage, arr *stat
 		}
 	}
 	if err := arr.Commit(w); err != nil {
-		releaseChunks(chunks)
 		return fmt.Errorf("rule %s: %w", g.mod.Manifest.Name, err)
-	}
-
-	for i := range chunks {
-		c := &chunks[i]
-		all := c.record()
-		c.release()
-		starts := append(c.starts, c.rows)
-		trig := c.trig
-		rec.Retain()
-		work := func(inst *wasmhost.Instance, o *outcome) {
-			o.rows = int64(len(trig))
-			g.evalPerRow(ctx, inst, all, rec, starts, trig, 0, newBisection(g.cfg.Bisect), nil, o)
-			if o.err != nil {
-				o.release()
-			}
-			all.Release()
-			rec.Release()
-		}
-		if err := submit(work, func() { all.Release(); rec.Release() }); err != nil {
-			for j := i + 1; j < len(chunks); j++ {
-				chunks[j].release()
-			}
-			return err
-		}
 	}
 	return nil
 }
@@ -470,12 +471,6 @@ func (c *chunk) release() {
 		b.Release()
 	}
 	c.bs = nil
-}
-
-func releaseChunks(cs []chunk) {
-	for i := range cs {
-		cs[i].release()
-	}
 }
 
 // deadLetterLate sends a late row to the dead letters.
