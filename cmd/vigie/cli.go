@@ -83,6 +83,8 @@ pipeline.toml.`,
 		newPluginsCmd(stdout, stderr),
 		newGenCmd(stdout, stderr),
 		newEvalCmd(stdout, stderr),
+		newAuditCmd(stdout, stderr),
+		newStateCmd(stdout, stderr),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version, the connector protocol and the rule ABI",

@@ -15,10 +15,11 @@ func TestRegistry(t *testing.T) {
 		"csv": protocol.KindSource, "csv_file": protocol.KindSink, "parquet": protocol.KindSink,
 		"parquet_file": protocol.KindSource, "jsonl": protocol.KindSource, "xapi": protocol.KindSource,
 		"xapi_http": protocol.KindSource, "pronote": protocol.KindSource, "oneroster": protocol.KindSource,
-		"kafka": protocol.KindSource, "kafka_topic": protocol.KindSink, "replay": protocol.KindSource,
-		"jsonl_file": protocol.KindSink,
+		"kafka": protocol.KindSource, "kafka_topic": protocol.KindSink,
+		"postgres_query": protocol.KindSource, "postgres": protocol.KindSink,
+		"webhook": protocol.KindSink, "replay": protocol.KindSource, "jsonl_file": protocol.KindSink,
 	}
-	want := []string{"csv", "csv_file", "parquet", "parquet_file", "jsonl", "jsonl_file", "xapi", "xapi_http", "pronote", "oneroster", "kafka", "kafka_topic", "replay"}
+	want := []string{"csv", "csv_file", "parquet", "parquet_file", "jsonl", "jsonl_file", "xapi", "xapi_http", "pronote", "oneroster", "kafka", "kafka_topic", "postgres_query", "postgres", "webhook", "replay"}
 	if got := r.Names(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("names = %v, want %v", got, want)
 	}

@@ -71,7 +71,7 @@ func (s *Store) Arrivals(spec Spec) (*Arrivals, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns := namespace(spec.Stage)
+	ns := stageNS(spec.Stage)
 	a := &Arrivals{s: s, spec: spec, codec: codec,
 		rows: append([]byte("a"), ns...),
 		prog: append([]byte("p"), ns...),
@@ -96,7 +96,7 @@ func (s *Store) Arrivals(spec Spec) (*Arrivals, error) {
 	return a, nil
 }
 
-func namespace(stage string) []byte {
+func stageNS(stage string) []byte {
 	ns := binary.AppendUvarint(nil, uint64(len(stage)))
 	return append(ns, stage...)
 }
@@ -191,7 +191,7 @@ func (a *Arrivals) Progress(p uint32) (Progress, error) { return a.s.progress(a.
 // stored, what a checkpoint records as the stage's cut in that partition
 // (and later gives DeleteAbove) when the source has no offsets of its own.
 func (s *Store) Progress(stage string, p uint32) (Progress, error) {
-	return s.progress(append([]byte("p"), namespace(stage)...), p)
+	return s.progress(append([]byte("p"), stageNS(stage)...), p)
 }
 
 func (s *Store) progress(prefix []byte, p uint32) (Progress, error) {
@@ -277,7 +277,7 @@ type Versions struct {
 
 // Versions opens the versioned values of a stage.
 func (s *Store) Versions(stage string) *Versions {
-	return &Versions{s: s, prefix: append([]byte("w"), namespace(stage)...)}
+	return &Versions{s: s, prefix: append([]byte("w"), stageNS(stage)...)}
 }
 
 func (v *Versions) keyPrefix(p uint32, key []byte) []byte {
@@ -345,7 +345,7 @@ func (v *Versions) Commit(ws []VersionWrite) error {
 // partition's state. Rows deleted by retention or the row cap after the
 // cut are not restored.
 func (s *Store) DeleteAbove(stage string, p uint32, seq uint64) error {
-	ns := namespace(stage)
+	ns := stageNS(stage)
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, letter := range []string{"a", "p", "w"} {
