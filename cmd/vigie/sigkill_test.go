@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigie-edu/vigie/internal/kafkatest"
+)
+
+// Engine SIGKILL test (issue 14, docs/design/streaming.md section 11).
+// VIGIE_SIGKILL_EVENTS sets the number of events (default
+// sigkillDefaultEvents; the issue's figure is 1000000) and
+// VIGIE_SIGKILL_SEED the seed of the kill times (default: the clock,
+// logged either way).
+const (
+	sigkillDefaultEvents = 200_000
+	sigkillStudents      = 10_000
+	sigkillPartitions    = 12
+)
+
+// TestEngineSIGKILL produces events of 10K students to a 12-partition
+// topic and runs `vigie run` (Kafka source → map rule → Kafka sink, the
+// connectors in plugin processes, checkpoints every 100ms) twice: a
+// reference run without kills, and a run of another pipeline (its own
+// transactional id, checkpoint record and output topic) whose engine
+// process is SIGKILLed 3 to 5 times at random and restarted until it ends
+// by itself. Both outputs, read with read_committed to their end, must
+// hold the same rows in the same order for every student (the key, hence
+// the partition): nothing lost, nothing twice.
+func TestEngineSIGKILL(t *testing.T) {
+	events := sigkillDefaultEvents
+	if s := os.Getenv("VIGIE_SIGKILL_EVENTS"); s != "" {
+		var err error
+		if events, err = strconv.Atoi(s); err != nil || events < sigkillStudents {
+			t.Fatalf("VIGIE_SIGKILL_EVENTS=%q: want a number of at least %d", s, sigkillStudents)
+		}
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("VIGIE_SIGKILL_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("VIGIE_SIGKILL_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("%d events, %d students, seed %d (VIGIE_SIGKILL_SEED=%d to replay the kill times)", events, sigkillStudents, seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 14))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": sigkillPartitions, "ref": sigkillPartitions, "killed": sigkillPartitions}})
+	produceEvents(ctx, t, c, events)
+
+	dir := t.TempDir()
+	rule, err := filepath.Abs(filepath.Join("..", "..", "examples", "rules", "bench_map_wat", "bench_map.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ref", "killed"} {
+		writeSigkillPipeline(t, c, filepath.Join(dir, name+".toml"), name, rule)
+	}
+
+	start := time.Now()
+	if out, code := runToEnd(ctx, t, dir, "ref.toml"); code != 0 {
+		t.Fatalf("reference run: exit %d\n%s", code, out)
+	}
+	t.Logf("reference run: %s", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+
+	// Kill points: 3 to 5 random shares of the output, in increasing
+	// order; each run is killed a random 0-100ms after the output topic's
+	// last stable offsets passed its share, so that every kill falls
+	// while the run makes progress, whatever the machine's speed.
+	kills := 3 + rng.IntN(3)
+	shares := make([]float64, kills)
+	for i := range shares {
+		shares[i] = 0.1 + 0.8*rng.Float64()
+	}
+	slices.Sort(shares)
+	adm := kadm.NewClient(c.Client(t))
+	runs := 0
+	for _, share := range shares {
+		runs++
+		extra := time.Duration(rng.IntN(100)) * time.Millisecond
+		ended, out, code := runKilledAt(ctx, t, dir, "killed.toml", func() bool {
+			return float64(stableOffsets(ctx, t, adm, "killed")) >= share*float64(events)
+		}, extra)
+		if ended {
+			if code != 0 {
+				t.Fatalf("run %d: exit %d\n%s", runs, code, out)
+			}
+			t.Logf("run %d ended by itself before its kill at %.0f%% of the output", runs, 100*share)
+			break
+		}
+		t.Logf("run %d: SIGKILL at %.0f%% of the output (+%s)", runs, 100*share, extra)
+	}
+	if killed := runs; killed == kills {
+		runs++
+		if out, code := runToEnd(ctx, t, dir, "killed.toml"); code != 0 {
+			t.Fatalf("run %d after %d kills: exit %d\n%s", runs, kills, code, out)
+		}
+	}
+	t.Logf("%d runs, %d killed, %s in all", runs, runs-1, time.Since(start).Round(time.Millisecond))
+	if runs-1 < 3 {
+		t.Errorf("only %d of the runs were killed before they ended, want at least 3 (the kill times are too late for this machine)", runs-1)
+	}
+
+	ref, killed := readToEnd(ctx, t, c, "ref"), readToEnd(ctx, t, c, "killed")
+	if n := total(ref); n != events {
+		t.Errorf("reference output: %d rows, want %d", n, events)
+	}
+	if len(ref) != sigkillStudents {
+		t.Errorf("reference output: %d students, want %d", len(ref), sigkillStudents)
+	}
+	diffs := 0
+	for student, want := range ref {
+		got := killed[student]
+		if !slices.Equal(got, want) {
+			if diffs++; diffs <= 5 {
+				t.Errorf("student %s: %d rows after the kills, %d in the reference run; first difference at row %d", student, len(got), len(want), firstDiff(got, want))
+			}
+		}
+	}
+	for student := range killed {
+		if _, ok := ref[student]; !ok {
+			t.Errorf("student %s is in the killed run's output only", student)
+		}
+	}
+	if diffs > 0 {
+		t.Errorf("%d of %d students differ (killed run: %d rows, reference: %d)", diffs, len(ref), total(killed), total(ref))
+	}
+}
+
+func produceEvents(ctx context.Context, t *testing.T, c *kafkatest.Cluster, events int) {
+	t.Helper()
+	cl := c.Client(t, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(1<<20))
+	for i := range events {
+		id := fmt.Sprintf("S%05d", i%sigkillStudents)
+		v := fmt.Sprintf(`{"student_id": %q, "n": %d, "a": %g, "b": %g, "c": %g}`, id, i, float64(i%7)/7, float64(i%10)/10, float64(i%3)/3)
+		cl.Produce(ctx, &kgo.Record{Topic: "events", Key: []byte(id), Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeSigkillPipeline writes a pipeline named name reading "events" to the
+// end offsets it starts with, scoring every row with the map rule, writing
+// to topic name keyed by student.
+func writeSigkillPipeline(t *testing.T, c *kafkatest.Cluster, path, name, rule string) {
+	t.Helper()
+	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	toml := fmt.Sprintf(`[pipeline]
+name = %q
+batch_rows = 8192
+max_delay = "50ms"
+checkpoint_interval = "100ms"
+dead_letter = "%s.dead.csv"
+
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = %s
+topics = ["events"]
+stop_at_end = true
+columns = { student_id = "utf8", n = "int64", a = "float64", b = "float64", c = "float64" }
+
+[[rule]]
+name = "score"
+input = "events"
+module = %q
+
+[[sink]]
+name = "out"
+input = "score"
+connector = "kafka_topic"
+[sink.options]
+brokers = %s
+topic = %q
+key_column = "student_id"
+`, name, name, brokers, rule, brokers, name)
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startVigie starts `vigie run file` in dir, in its own process group.
+func startVigie(ctx context.Context, t *testing.T, dir, file string) (*exec.Cmd, *bytes.Buffer, <-chan int) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, vigie(t), "run", file)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	exited := make(chan int, 1)
+	go func() {
+		err := cmd.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		exited <- code
+	}()
+	return cmd, &out, exited
+}
+
+func runToEnd(ctx context.Context, t *testing.T, dir, file string) (string, int) {
+	t.Helper()
+	_, out, exited := startVigie(ctx, t, dir, file)
+	select {
+	case code := <-exited:
+		return out.String(), code
+	case <-ctx.Done():
+		t.Fatalf("%s did not end:\n%s", file, out)
+		return "", 0
+	}
+}
+
+// runKilledAt runs file and SIGKILLs the engine process (only it: its
+// plugins notice their host is gone) extra after reached reports true,
+// unless it ended before.
+func runKilledAt(ctx context.Context, t *testing.T, dir, file string, reached func() bool, extra time.Duration) (ended bool, out string, code int) {
+	t.Helper()
+	cmd, buf, exited := startVigie(ctx, t, dir, file)
+	for !reached() {
+		select {
+		case code := <-exited:
+			return true, buf.String(), code
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	select {
+	case code := <-exited:
+		return true, buf.String(), code
+	case <-time.After(extra):
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	return false, buf.String(), 0
+}
+
+// stableOffsets is the sum of topic's last stable offsets: rows and
+// transaction markers committed or aborted so far.
+func stableOffsets(ctx context.Context, t *testing.T, adm *kadm.Client, topic string) int64 {
+	t.Helper()
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+// readToEnd reads topic with read_committed up to its last stable
+// offsets and returns each key's values in order.
+func readToEnd(ctx context.Context, t *testing.T, c *kafkatest.Cluster, topic string) map[string][]string {
+	t.Helper()
+	adm := kadm.NewClient(c.Client(t))
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	cl := c.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	out := map[string][]string{}
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %s: %v (%d partitions not read to their end)", topic, err, len(left))
+		}
+		for _, fe := range fs.Errors() {
+			t.Fatalf("read %s: %v", topic, fe.Err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
+			var row struct {
+				Student string `json:"student_id"`
+			}
+			if err := json.Unmarshal(r.Value, &row); err != nil || row.Student != string(r.Key) {
+				t.Fatalf("%s: record %s (key %s): want a row whose student_id is the key (%v)", topic, r.Value, r.Key, err)
+			}
+			out[row.Student] = append(out[row.Student], string(r.Value))
+		})
+	}
+	return out
+}
+
+func total(rows map[string][]string) int {
+	n := 0
+	for _, v := range rows {
+		n += len(v)
+	}
+	return n
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
