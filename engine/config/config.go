@@ -140,6 +140,25 @@ type Rule struct {
 	// Rescore is RescoreAll (every key is evaluated at each run) or
 	// RescoreTouched (only keys that received rows in this run).
 	Rescore string
+	// Emit is EmitAtEnd (one row per key when the input ends) or
+	// EmitPerRow (one row per input row: the rule's result for that row's
+	// key as of that row), for group rules.
+	Emit string
+	// EmitPos is the line of the emit key, or of the header when absent.
+	EmitPos Pos
+	// AllowedLateness is how far behind its partition's newest event time
+	// a row may be before it is late (emit = "per_row"); 0: nothing is
+	// late. Late says what a late row becomes: LateRescore or
+	// LateDeadLetter.
+	AllowedLateness time.Duration
+	Late            string
+	// PartitionColumn and OffsetColumn name the input columns holding a
+	// row's source partition (int32 or int64) and its arrival sequence in
+	// that partition (int64, a Kafka offset); "" when the source has none
+	// (one partition, sequence counted by the stage). Carry lists input
+	// columns copied to each output row (emit = "per_row").
+	PartitionColumn, OffsetColumn string
+	Carry                         []string
 	// Limits override the engine's defaults; zero fields keep them.
 	Limits Limits
 	// DeadLetterThreshold and Bisect bound the rule's failures (with
@@ -392,6 +411,12 @@ func ruleFields() []field {
 		{"retention", kString, false},
 		{"max_rows_per_key", kInteger, false},
 		{"rescore", kString, false},
+		{"emit", kString, false},
+		{"allowed_lateness", kString, false},
+		{"late", kString, false},
+		{"partition_column", kString, false},
+		{"offset_column", kString, false},
+		{"carry", kStrings, false},
 		{"limits", kTable, false},
 		{"dead_letter_window", kInteger, false},
 		{"dead_letter_max_share", kNumber, false},
@@ -835,13 +860,72 @@ func (c *checker) rule(p *Pipeline, path string, m map[string]any) *Rule {
 		}
 		r.Rescore = rs
 	}
+	c.eventTime(path, v, r)
 	return r
+}
+
+// eventTime reads the keys of a group rule in event time (docs/design/streaming.md, sections 3-4).
+func (c *checker) eventTime(path string, v map[string]any, r *Rule) {
+	r.Emit, r.EmitPos = EmitAtEnd, r.Pos
+	if e, ok := v["emit"].(string); ok {
+		r.EmitPos = c.at(path + ".emit")
+		switch {
+		case e != EmitAtEnd && e != EmitPerRow:
+			c.fail(c.at(path+".emit"), path+".emit", "invalid value %q: allowed values are %q and %q", e, EmitAtEnd, EmitPerRow)
+		case e == EmitPerRow && r.OrderBy == "":
+			c.fail(c.at(path+".emit"), path+".emit", "emit = %q needs group_by and order_by (the event time of each key's rows)", e)
+		}
+		r.Emit = e
+	}
+	perRow := func(key string) {
+		if r.Emit != EmitPerRow {
+			c.fail(c.at(path+"."+key), path+"."+key, "%s applies to emit = %q only", key, EmitPerRow)
+		}
+	}
+	if s, ok := v["allowed_lateness"].(string); ok {
+		perRow("allowed_lateness")
+		d, err := parseRetention(s)
+		if err != nil || d < 0 {
+			c.fail(c.at(path+".allowed_lateness"), path+".allowed_lateness", "expected a duration such as \"2d\" or \"36h\", got %q", s)
+		}
+		r.AllowedLateness = d
+	}
+	r.Late = LateRescore
+	if l, ok := v["late"].(string); ok {
+		perRow("late")
+		if l != LateRescore && l != LateDeadLetter {
+			c.fail(c.at(path+".late"), path+".late", "invalid value %q: allowed values are %q and %q", l, LateRescore, LateDeadLetter)
+		}
+		r.Late = l
+	}
+	for key, dst := range map[string]*string{"partition_column": &r.PartitionColumn, "offset_column": &r.OffsetColumn} {
+		if s, ok := v[key].(string); ok {
+			perRow(key)
+			*dst = s
+		}
+	}
+	if _, ok := v["carry"]; ok {
+		perRow("carry")
+		r.Carry = c.strings(v["carry"])
+	}
 }
 
 // Values of a rule's rescore key.
 const (
 	RescoreAll     = "all"
 	RescoreTouched = "touched"
+)
+
+// Values of a group rule's emit key.
+const (
+	EmitAtEnd  = "at_end"
+	EmitPerRow = "per_row"
+)
+
+// Values of a group rule's late key.
+const (
+	LateRescore    = "rescore"
+	LateDeadLetter = "dead_letter"
 )
 
 // parseRetention reads a duration, accepting days ("180d") and weeks

@@ -366,6 +366,10 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 			return stageError(r.Pos, key+".group_by", err)
 		}
 		group.store = p.stateStore(r.KeepState)
+		if err := p.checkEmit(r, key); err != nil {
+			mod.Close(ctx)
+			return err
+		}
 		schema = group.schema
 	case len(r.GroupBy) > 0:
 		mod.Close(ctx)

@@ -120,6 +120,9 @@ type DeadLetterWriter interface {
 // Stats counts what went through a stage. Safe for concurrent use.
 type Stats struct {
 	RowsIn, RowsOut, DeadLettered, BatchesOut atomic.Int64
+	// Late counts the rows a group rule in event time found late (behind
+	// their partition's watermark), rescored or dead-lettered.
+	Late atomic.Int64
 }
 
 // Stage is a running stage's handle on the engine.
