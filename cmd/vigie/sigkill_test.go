@@ -145,7 +145,7 @@ func TestEngineSIGKILL(t *testing.T) {
 	}
 }
 
-func produceEvents(ctx context.Context, t *testing.T, c *kafkatest.Cluster, events int) {
+func produceEvents(ctx context.Context, t testing.TB, c *kafkatest.Cluster, events int) {
 	t.Helper()
 	cl := c.Client(t, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(1<<20))
 	for i := range events {
@@ -165,7 +165,7 @@ func produceEvents(ctx context.Context, t *testing.T, c *kafkatest.Cluster, even
 // writeSigkillPipeline writes a pipeline named name reading "events" to the
 // end offsets it starts with, scoring every row with the map rule, writing
 // to topic name keyed by student.
-func writeSigkillPipeline(t *testing.T, c *kafkatest.Cluster, path, name, rule string) {
+func writeSigkillPipeline(t testing.TB, c *kafkatest.Cluster, path, name, rule string) {
 	t.Helper()
 	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
 	toml := fmt.Sprintf(`[pipeline]
@@ -204,7 +204,7 @@ key_column = "student_id"
 }
 
 // startVigie starts `vigie run file` in dir, in its own process group.
-func startVigie(ctx context.Context, t *testing.T, dir, file string) (*exec.Cmd, *bytes.Buffer, <-chan int) {
+func startVigie(ctx context.Context, t testing.TB, dir, file string) (*exec.Cmd, *bytes.Buffer, <-chan int) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, vigie(t), "run", file)
 	cmd.Dir = dir
@@ -268,7 +268,7 @@ func runKilledAt(ctx context.Context, t *testing.T, dir, file string, reached fu
 
 // stableOffsets is the sum of topic's last stable offsets: rows and
 // transaction markers committed or aborted so far.
-func stableOffsets(ctx context.Context, t *testing.T, adm *kadm.Client, topic string) int64 {
+func stableOffsets(ctx context.Context, t testing.TB, adm *kadm.Client, topic string) int64 {
 	t.Helper()
 	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err == nil {
@@ -345,4 +345,104 @@ func firstDiff(a, b []string) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// BenchmarkRecoveryAfterSIGKILL is figure 4 of issue 14 for the map-rule
+// pipeline of TestEngineSIGKILL (no keyed state): 200K events, a
+// continuous `vigie run` (connectors in plugin processes) SIGKILLed once
+// half of them are in the output, then started again: the time from the
+// new process's start to its first committed checkpoint (the output's
+// last stable offsets move), which covers starting the plugins, fencing
+// the killed run's transaction, reading the last checkpoint record,
+// resuming the source and the first checkpoint.
+//
+//	go test ./cmd/vigie -run '^$' -bench RecoveryAfterSIGKILL -benchtime 3x
+func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
+	const events = 200_000
+	rule, err := filepath.Abs(filepath.Join("..", "..", "examples", "rules", "bench_map_wat", "bench_map.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		c := kafkatest.Start(b, kafkatest.Config{Topics: map[string]int32{"events": sigkillPartitions, "rec": sigkillPartitions}})
+		produceEvents(ctx, b, c, events)
+		dir := b.TempDir()
+		path := filepath.Join(dir, "rec.toml")
+		writeSigkillPipeline(b, c, path, "rec", rule)
+		toml, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Continuous: the run waits for more events instead of ending.
+		if err := os.WriteFile(path, bytes.Replace(toml, []byte("stop_at_end = true\n"), nil, 1), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		adm := kadm.NewClient(c.Client(b))
+		cmd, out, exited := startVigie(ctx, b, dir, "rec.toml")
+		for stableOffsets(ctx, b, adm, "rec") < events/2 {
+			select {
+			case code := <-exited:
+				b.Fatalf("vigie exited %d:\n%s", code, out)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			b.Fatal(err)
+		}
+		<-exited
+		before := lastCheckpoint(ctx, b, c, adm, "rec.checkpoints")
+		b.StartTimer()
+		start := time.Now()
+		cmd, out, exited = startVigie(ctx, b, dir, "rec.toml")
+		for lastCheckpoint(ctx, b, c, adm, "rec.checkpoints") == before {
+			select {
+			case code := <-exited:
+				b.Fatalf("vigie exited %d:\n%s", code, out)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		el := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(float64(el.Milliseconds()), "recovery-ms")
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+		b.StartTimer()
+	}
+}
+
+// lastCheckpoint returns the id of the last checkpoint record committed
+// to topic (read_committed, to its last stable offset), 0 if none.
+func lastCheckpoint(ctx context.Context, b testing.TB, c *kafkatest.Cluster, adm *kadm.Client, topic string) uint64 {
+	b.Helper()
+	end := stableOffsets(ctx, b, adm, topic)
+	if end == 0 {
+		return 0
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	var last uint64
+	for read := int64(0); read < end; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			b.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			read = max(read, r.Offset+1)
+			if r.Attrs.IsControl() {
+				return
+			}
+			var cp struct{ ID uint64 }
+			if err := json.Unmarshal(r.Value, &cp); err != nil {
+				b.Fatalf("checkpoint record %s: %v", r.Value, err)
+			}
+			last = max(last, cp.ID)
+		})
+	}
+	return last
 }
