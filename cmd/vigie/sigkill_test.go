@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigie-edu/vigie/internal/kafkatest"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 // Engine SIGKILL test (issue 14, docs/design/streaming.md section 11).
@@ -31,6 +33,7 @@ const (
 	sigkillDefaultEvents = 200_000
 	sigkillStudents      = 10_000
 	sigkillPartitions    = 12
+	sigkillAlertEvents   = 50_000
 )
 
 // TestEngineSIGKILL produces events of 10K students to a 12-partition
@@ -43,22 +46,7 @@ const (
 // hold the same rows in the same order for every student (the key, hence
 // the partition): nothing lost, nothing twice.
 func TestEngineSIGKILL(t *testing.T) {
-	events := sigkillDefaultEvents
-	if s := os.Getenv("VIGIE_SIGKILL_EVENTS"); s != "" {
-		var err error
-		if events, err = strconv.Atoi(s); err != nil || events < sigkillStudents {
-			t.Fatalf("VIGIE_SIGKILL_EVENTS=%q: want a number of at least %d", s, sigkillStudents)
-		}
-	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("VIGIE_SIGKILL_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("VIGIE_SIGKILL_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("%d events, %d students, seed %d (VIGIE_SIGKILL_SEED=%d to replay the kill times)", events, sigkillStudents, seed, seed)
-	rng := rand.New(rand.NewPCG(seed, 14))
+	events, rng := sigkillParams(t, sigkillDefaultEvents)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -74,50 +62,7 @@ func TestEngineSIGKILL(t *testing.T) {
 		writeSigkillPipeline(t, c, filepath.Join(dir, name+".toml"), name, rule)
 	}
 
-	start := time.Now()
-	if out, code := runToEnd(ctx, t, dir, "ref.toml"); code != 0 {
-		t.Fatalf("reference run: exit %d\n%s", code, out)
-	}
-	t.Logf("reference run: %s", time.Since(start).Round(time.Millisecond))
-	start = time.Now()
-
-	// Kill points: 3 to 5 random shares of the output, in increasing
-	// order; each run is killed a random 0-100ms after the output topic's
-	// last stable offsets passed its share, so that every kill falls
-	// while the run makes progress, whatever the machine's speed.
-	kills := 3 + rng.IntN(3)
-	shares := make([]float64, kills)
-	for i := range shares {
-		shares[i] = 0.1 + 0.8*rng.Float64()
-	}
-	slices.Sort(shares)
-	adm := kadm.NewClient(c.Client(t))
-	runs := 0
-	for _, share := range shares {
-		runs++
-		extra := time.Duration(rng.IntN(100)) * time.Millisecond
-		ended, out, code := runKilledAt(ctx, t, dir, "killed.toml", func() bool {
-			return float64(stableOffsets(ctx, t, adm, "killed")) >= share*float64(events)
-		}, extra)
-		if ended {
-			if code != 0 {
-				t.Fatalf("run %d: exit %d\n%s", runs, code, out)
-			}
-			t.Logf("run %d ended by itself before its kill at %.0f%% of the output", runs, 100*share)
-			break
-		}
-		t.Logf("run %d: SIGKILL at %.0f%% of the output (+%s)", runs, 100*share, extra)
-	}
-	if killed := runs; killed == kills {
-		runs++
-		if out, code := runToEnd(ctx, t, dir, "killed.toml"); code != 0 {
-			t.Fatalf("run %d after %d kills: exit %d\n%s", runs, kills, code, out)
-		}
-	}
-	t.Logf("%d runs, %d killed, %s in all", runs, runs-1, time.Since(start).Round(time.Millisecond))
-	if runs-1 < 3 {
-		t.Errorf("only %d of the runs were killed before they ended, want at least 3 (the kill times are too late for this machine)", runs-1)
-	}
+	killRuns(ctx, t, c, dir, rng)
 
 	ref, killed := readToEnd(ctx, t, c, "ref"), readToEnd(ctx, t, c, "killed")
 	if n := total(ref); n != events {
@@ -126,6 +71,37 @@ func TestEngineSIGKILL(t *testing.T) {
 	if len(ref) != sigkillStudents {
 		t.Errorf("reference output: %d students, want %d", len(ref), sigkillStudents)
 	}
+	sameRows(t, ref, killed)
+}
+
+// sigkillParams returns the number of events (VIGIE_SIGKILL_EVENTS, else
+// def) and the random source of the kill points, seeded from
+// VIGIE_SIGKILL_SEED or the clock (logged).
+func sigkillParams(t *testing.T, def int) (int, *rand.Rand) {
+	t.Helper()
+	events := def
+	if s := os.Getenv("VIGIE_SIGKILL_EVENTS"); s != "" {
+		var err error
+		if events, err = strconv.Atoi(s); err != nil || events < sigkillStudents {
+			t.Fatalf("VIGIE_SIGKILL_EVENTS=%q: want a number of at least %d", s, sigkillStudents)
+		}
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("VIGIE_SIGKILL_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("VIGIE_SIGKILL_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("%d events, %d students, seed %d (VIGIE_SIGKILL_SEED=%d to replay the kill times)", events, sigkillStudents, seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 14))
+	return events, rng
+}
+
+// sameRows fails t unless killed holds, for every key of ref, the same
+// rows in the same order, and no other key.
+func sameRows(t *testing.T, ref, killed map[string][]string) {
+	t.Helper()
 	diffs := 0
 	for student, want := range ref {
 		got := killed[student]
@@ -142,6 +118,63 @@ func TestEngineSIGKILL(t *testing.T) {
 	}
 	if diffs > 0 {
 		t.Errorf("%d of %d students differ (killed run: %d rows, reference: %d)", diffs, len(ref), total(killed), total(ref))
+	}
+}
+
+// killRuns runs ref.toml in dir to its end, then killed.toml, SIGKILLed 3
+// to 5 times at random points of its output and restarted until it ends
+// by itself.
+func killRuns(ctx context.Context, t *testing.T, c *kafkatest.Cluster, dir string, rng *rand.Rand) {
+	t.Helper()
+	start := time.Now()
+	out, code := runToEnd(ctx, t, dir, "ref.toml")
+	if code != 0 {
+		t.Fatalf("reference run: exit %d\n%s", code, out)
+	}
+	t.Logf("reference run: %s\n%s", time.Since(start).Round(time.Millisecond), summaryOf(out))
+	start = time.Now()
+
+	// Kill points: 3 to 5 random shares of the reference output, in
+	// increasing order; each run is killed a random 0-100ms after the
+	// output topic's last stable offsets passed its share, so that every
+	// kill falls while the run makes progress, whatever the machine's
+	// speed.
+	kills := 3 + rng.IntN(3)
+	shares := make([]float64, kills)
+	for i := range shares {
+		shares[i] = 0.1 + 0.8*rng.Float64()
+	}
+	slices.Sort(shares)
+	adm := kadm.NewClient(c.Client(t))
+	refEnd := stableOffsets(ctx, t, adm, "ref")
+	runs, killed, ended := 0, 0, false
+	for _, share := range shares {
+		runs++
+		extra := time.Duration(rng.IntN(100)) * time.Millisecond
+		var out string
+		var code int
+		ended, out, code = runKilledAt(ctx, t, dir, "killed.toml", func() bool {
+			return float64(stableOffsets(ctx, t, adm, "killed")) >= share*float64(refEnd)
+		}, extra)
+		if ended {
+			if code != 0 {
+				t.Fatalf("run %d: exit %d\n%s", runs, code, out)
+			}
+			t.Logf("run %d ended by itself before its kill at %.0f%% of the output", runs, 100*share)
+			break
+		}
+		killed++
+		t.Logf("run %d: SIGKILL at %.0f%% of the output (+%s)", runs, 100*share, extra)
+	}
+	if !ended {
+		runs++
+		if out, code := runToEnd(ctx, t, dir, "killed.toml"); code != 0 {
+			t.Fatalf("run %d after %d kills: exit %d\n%s", runs, killed, code, out)
+		}
+	}
+	t.Logf("%d runs, %d killed, %s in all", runs, killed, time.Since(start).Round(time.Millisecond))
+	if killed < 3 {
+		t.Errorf("only %d of the runs were killed before they ended, want at least 3", killed)
 	}
 }
 
@@ -445,4 +478,147 @@ func lastCheckpoint(ctx context.Context, b testing.TB, c *kafkatest.Cluster, adm
 		})
 	}
 	return last
+}
+
+// TestEngineSIGKILLAlerts is TestEngineSIGKILL through the early-warning
+// group rule with emit = "per_row" (state kept in state_dir, versioned by
+// partition and offset) and the alerts stage: events of 10K students
+// (absent half-days and platform sessions over a school year), the alert
+// changes written to Kafka. After the kills, the alert changes read with
+// read_committed equal the reference run's, row for row per student, and
+// so alert id for alert id. VIGIE_SIGKILL_ALERT_EVENTS sets the number of
+// events (default sigkillAlertEvents).
+func TestEngineSIGKILLAlerts(t *testing.T) {
+	events := sigkillAlertEvents
+	if s := os.Getenv("VIGIE_SIGKILL_ALERT_EVENTS"); s != "" {
+		var err error
+		if events, err = strconv.Atoi(s); err != nil || events < sigkillStudents {
+			t.Fatalf("VIGIE_SIGKILL_ALERT_EVENTS=%q: want a number of at least %d", s, sigkillStudents)
+		}
+	}
+	_, rng := sigkillParams(t, sigkillStudents)
+	t.Logf("%d events through the early-warning rule and the alerts stage", events)
+	rule := hosttest.BuildGoRule(t, filepath.Join("..", "..", "examples", "rules", "early_warning"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": sigkillPartitions, "ref": sigkillPartitions, "killed": sigkillPartitions}})
+	cl := c.Client(t, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(1<<20))
+	day0 := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
+	for i := range events {
+		// One event per student and school day.
+		s, day := i%sigkillStudents, i/sigkillStudents
+		id := fmt.Sprintf("S%05d", s)
+		date := day0.AddDate(0, 0, day+2*(day/5)).Format(time.DateOnly) // no weekends
+		var v string
+		// One student in four misses most days; the others log in to the
+		// platform and miss a half-day now and then.
+		if (s%4 == 0 && day%3 != 2) || (day+s)%11 == 5 {
+			v = fmt.Sprintf(`{"student_id": %q, "date": %q, "half": %q, "justified": %t}`, id, date, []string{"AM", "PM"}[(day+s)%2], (day+s)%9 == 0)
+		} else {
+			v = fmt.Sprintf(`{"student_id": %q, "date": %q}`, id, date)
+		}
+		cl.Produce(ctx, &kgo.Record{Topic: "events", Key: []byte(id), Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	for _, name := range []string{"ref", "killed"} {
+		toml := fmt.Sprintf(`[pipeline]
+name = %[1]q
+batch_rows = 4096
+max_delay = "50ms"
+checkpoint_interval = "100ms"
+dead_letter = "%[1]s.dead.csv"
+state_dir = "%[1]s.state"
+
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = %[2]s
+topics = ["events"]
+stop_at_end = true
+metadata = ["partition", "offset"]
+columns = { student_id = "utf8", date = "date32", half = "utf8", justified = "bool", corrects = "utf8", recorded_at = "utf8", subject = "utf8", period = "utf8", mark = "float64", status = "utf8" }
+
+[[rule]]
+name = "early_warning"
+input = "events"
+module = %[3]q
+group_by = ["student_id"]
+order_by = "date"
+emit = "per_row"
+keep_state = true
+partition_column = "kafka_partition"
+offset_column = "kafka_offset"
+[rule.params]
+as_of = "latest"
+# Unjustified absences alone (ABS_UNJ, weight 0.10) open alerts.
+raise_at = 0.04
+clear_below = 0.02
+
+[[alerts]]
+name = "changes"
+input = "early_warning"
+
+[[sink]]
+name = "out"
+input = "changes"
+connector = "kafka_topic"
+[sink.options]
+brokers = %[2]s
+topic = %[1]q
+key_column = "student_id"
+`, name, brokers, rule)
+		if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(toml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	killRuns(ctx, t, c, dir, rng)
+
+	ref, killed := readToEnd(ctx, t, c, "ref"), readToEnd(ctx, t, c, "killed")
+	ids := func(rows map[string][]string) map[string]bool {
+		out := map[string]bool{}
+		for _, vs := range rows {
+			for _, v := range vs {
+				var row struct {
+					ID string `json:"alert_id"`
+				}
+				if err := json.Unmarshal([]byte(v), &row); err != nil || row.ID == "" {
+					t.Fatalf("alert change %s: no alert_id (%v)", v, err)
+				}
+				out[row.ID] = true
+			}
+		}
+		return out
+	}
+	refIDs, killedIDs := ids(ref), ids(killed)
+	t.Logf("reference: %d alert changes of %d students, %d alert ids", total(ref), len(ref), len(refIDs))
+	if len(refIDs) < 100 {
+		t.Errorf("the reference run announced %d alerts: too few to test anything", len(refIDs))
+	}
+	if !maps.Equal(refIDs, killedIDs) {
+		t.Errorf("alert ids: %d after the kills, %d in the reference run", len(killedIDs), len(refIDs))
+	}
+	sameRows(t, ref, killed)
+}
+
+// summaryOf returns the summary table vigie run prints at the end of out.
+func summaryOf(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, "level=") && strings.TrimSpace(l) != "" {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
