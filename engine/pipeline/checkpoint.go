@@ -117,6 +117,8 @@ type coordinator struct {
 	sinks    []*sinkStage
 	commit   *sinkStage // the commit point, nil: record file
 	file     string     // the record file, without a commit sink ("" : none)
+	// sync makes the keyed state written so far durable (nil: no state).
+	sync func() error
 
 	mu    sync.Mutex // one checkpoint at a time
 	next  uint64
@@ -241,6 +243,11 @@ func (c *coordinator) checkpoint(ctx context.Context) (committed, done bool, err
 			return false, false, nil
 		}
 		data.Sinks[s.cfg.Stage] = pos
+	}
+	if c.sync != nil {
+		if err := c.sync(); err != nil {
+			return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
+		}
 	}
 	raw, err := json.Marshal(data)
 	if err != nil {

@@ -182,6 +182,15 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 // Kafka sink), else a record file in state_dir.
 func (p *Plan) prepareCheckpoints() error {
 	c := &coordinator{interval: p.cfg.CheckpointInterval, log: p.env.Log}
+	c.sync = func() error {
+		p.stateMu.Lock()
+		s := p.state
+		p.stateMu.Unlock()
+		if s == nil {
+			return nil
+		}
+		return s.Sync()
+	}
 	var committers []string
 	for _, name := range p.cfg.Order() {
 		if s := p.sources[name]; s != nil {
