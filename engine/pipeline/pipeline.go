@@ -191,9 +191,26 @@ func (p *Plan) prepareCheckpoints() error {
 		}
 		return s.Sync()
 	}
+	// The sources behind a join's dimension are read whole at every run:
+	// the join keeps their rows in memory, not in a checkpoint. They are
+	// neither held at checkpoints (the join reads its input only once the
+	// dimension ended) nor resumed.
+	dims := map[string]bool{}
+	var behind func(string)
+	behind = func(name string) {
+		if p.cfg.Kind(name) == stream.KindSource {
+			dims[name] = true
+		}
+		for _, in := range p.cfg.Inputs(name) {
+			behind(in)
+		}
+	}
+	for _, j := range p.cfg.Joins {
+		behind(j.Dimension)
+	}
 	var committers []string
 	for _, name := range p.cfg.Order() {
-		if s := p.sources[name]; s != nil {
+		if s := p.sources[name]; s != nil && !dims[name] {
 			s.cfg.Checkpointed = true
 			c.sources = append(c.sources, s)
 		}
