@@ -539,7 +539,7 @@ func lastCheckpoint(ctx context.Context, b testing.TB, c *kafkatest.Cluster, top
 // TestEngineSIGKILLAlerts is TestEngineSIGKILL through the early-warning
 // group rule with emit = "per_row" (state kept in state_dir, versioned by
 // partition and offset) and the alerts stage: events of 10K students
-// (absent half-days and platform sessions over a school year), the alert
+// (one absent half-day or platform session per student and school day), the alert
 // changes written to Kafka. After the kills, the alert changes read with
 // read_committed equal the reference run's, row for row per student, and
 // so alert id for alert id. VIGIE_SIGKILL_ALERT_EVENTS sets the number of
