@@ -321,3 +321,81 @@ on = ["student_id"]
 		t.Errorf("%d distinct rows in the output, want 500", len(seen))
 	}
 }
+
+// TestCheckpointsToFile runs a Kafka → CSV file pipeline twice: without a
+// Kafka sink the checkpoint record is checkpoint.json in state_dir. The
+// second run resumes the source from the recorded offsets and, the first
+// run having ended cleanly (its file put in place), writes a new file:
+// exactly the events produced since, once each.
+func TestCheckpointsToFile(t *testing.T) {
+	ctx := testCtx(t)
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": 2}})
+	dir := t.TempDir()
+	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	toml := fmt.Sprintf(`[pipeline]
+name = "kafka_file"
+batch_rows = 16
+checkpoint_interval = "5ms"
+state_dir = "state"
+
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = %s
+topics = ["events"]
+stop_at_end = true
+columns = { student_id = "utf8", n = "int64" }
+
+[[sink]]
+name = "file"
+input = "events"
+connector = "csv_file"
+[sink.options]
+path = "out.csv"
+`, brokers)
+	path := filepath.Join(dir, "pipeline.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	wave := func(count int) {
+		for p := range int32(2) {
+			var vs []string
+			for range count / 2 {
+				vs = append(vs, fmt.Sprintf(`{"student_id": "S%d", "n": %d}`, n%13, n))
+				n++
+			}
+			produce(ctx, t, c, "events", p, vs...)
+		}
+	}
+	wave(400)
+	pipelinetest.Run(t, path)
+	if _, err := os.Stat(filepath.Join(dir, "state", "checkpoint.json")); err != nil {
+		t.Fatalf("no checkpoint record: %v", err)
+	}
+	wave(200)
+	sum := pipelinetest.Run(t, path)
+	if got := stage(sum, "events").RowsOut; got != 200 {
+		t.Errorf("second run read %d events, want the 200 produced since the first run", got)
+	}
+	out, err := os.ReadFile(filepath.Join(dir, "out.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if lines[0] != "n,student_id" {
+		t.Errorf("header %q", lines[0])
+	}
+	seen := map[int]bool{}
+	for _, l := range lines[1:] {
+		var id, m int
+		if _, err := fmt.Sscanf(l, "%d,S%d", &m, &id); err != nil || m < 400 || m >= 600 || seen[m] {
+			t.Errorf("line %q: want each of the events 400..599 once", l)
+		}
+		seen[m] = true
+	}
+	if len(seen) != 200 {
+		t.Errorf("%d rows, want the 200 events of the second run", len(seen))
+	}
+}

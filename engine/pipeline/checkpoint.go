@@ -185,7 +185,7 @@ func (c *coordinator) run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		_, done, err := c.checkpoint(ctx)
+		_, done, err := c.checkpoint(ctx, nil)
 		if err != nil || done {
 			return err
 		}
@@ -195,7 +195,12 @@ func (c *coordinator) run(ctx context.Context) error {
 // checkpoint takes one checkpoint and reports whether it committed one;
 // done reports that no periodic checkpoint is needed any more (every
 // source ended, or the commit point closed).
-func (c *coordinator) checkpoint(ctx context.Context) (committed, done bool, err error) {
+//
+// ending is the sink whose input ended and that closes after this
+// checkpoint (nil for a periodic one): its position, like a closed
+// sink's, is recorded as none, since a file sink puts its output in place
+// when it closes and the next run writes a new file.
+func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (committed, done bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	start := time.Now()
@@ -242,6 +247,9 @@ func (c *coordinator) checkpoint(ctx context.Context) (committed, done bool, err
 			c.log.Debug("checkpoint skipped: a sink is reopening", "sink", s.cfg.Stage)
 			return false, false, nil
 		}
+		if s == ending || s.closed() {
+			pos = nil
+		}
 		data.Sinks[s.cfg.Stage] = pos
 	}
 	if c.sync != nil {
@@ -280,9 +288,9 @@ func (c *coordinator) checkpoint(ctx context.Context) (committed, done bool, err
 // last takes the checkpoint that covers everything a sink whose input
 // ended wrote, before it closes: retried while another sink is reopening,
 // not needed once the commit point closed.
-func (c *coordinator) last(ctx context.Context) error {
+func (c *coordinator) last(ctx context.Context, s *sinkStage) error {
 	for {
-		committed, _, err := c.checkpoint(ctx)
+		committed, _, err := c.checkpoint(ctx, s)
 		if err != nil || committed {
 			return err
 		}

@@ -382,7 +382,7 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 	if s.cp != nil {
 		// The input ended: the last checkpoint covers all of it.
 		unlock()
-		if err := s.cp.last(ctx); err != nil {
+		if err := s.cp.last(ctx, s); err != nil {
 			return err
 		}
 		lock()
