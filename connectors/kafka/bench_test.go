@@ -106,6 +106,12 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 //	go test ./connectors/kafka -run '^$' -bench KafkaMapRuleExactlyOnce -benchtime 3x
 func BenchmarkKafkaMapRuleExactlyOnce(b *testing.B) {
 	const n = 1_000_000
+	// VIGIE_BENCH_CHECKPOINT_INTERVAL compares intervals ("1h": a single
+	// checkpoint, at the end).
+	interval := "500ms"
+	if s := os.Getenv("VIGIE_BENCH_CHECKPOINT_INTERVAL"); s != "" {
+		interval = s
+	}
 	ctx := context.Background()
 	rule := benchRule(b)
 	for b.Loop() {
@@ -113,13 +119,13 @@ func BenchmarkKafkaMapRuleExactlyOnce(b *testing.B) {
 		c := kafkatest.Start(b, kafkatest.Config{Brokers: 3, Topics: map[string]int32{"events": 12, "out": 12}})
 		benchEvents(ctx, b, c.Client(b, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(1<<20)), n)
 		path := filepath.Join(b.TempDir(), "pipeline.toml")
-		c.WritePipeline(b, path, `name = "bench_eo"
-checkpoint_interval = "500ms"
+		c.WritePipeline(b, path, fmt.Sprintf(`name = "bench_eo"
+checkpoint_interval = %q
 batch_rows = 8192
-`, benchColumns+"stop_at_end = true\n", rule, "score")
+`, interval), benchColumns+"stop_at_end = true\n", rule, "score")
 		b.StartTimer()
 		start := time.Now()
-		sum, cps, err := pipelinetest.RunCheckpoints(b, path, pipeline.RunOptions{})
+		sum, cps, err := pipelinetest.RunCheckpoints(b, path, pipeline.RunOptions{Buffer: benchBuffer()})
 		el := time.Since(start)
 		b.StopTimer()
 		if err != nil {
@@ -232,4 +238,11 @@ max_delay = "50ms"
 		b.ReportMetric(float64(percentile(res.cps.Pauses, 50).Microseconds())/1000, "pause-p50-ms")
 		b.ReportMetric(float64(percentile(res.cps.Pauses, 99).Microseconds())/1000, "pause-p99-ms")
 	}
+}
+
+// benchBuffer is VIGIE_BENCH_BUFFER, the channel capacity in batches (0:
+// the engine's default, 4).
+func benchBuffer() int {
+	n, _ := strconv.Atoi(os.Getenv("VIGIE_BENCH_BUFFER"))
+	return n
 }
