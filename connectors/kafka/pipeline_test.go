@@ -399,3 +399,39 @@ path = "out.csv"
 		t.Errorf("%d rows, want the 200 events of the second run", len(seen))
 	}
 }
+
+// TestCheckpointsOneKafkaSink: a continuous pipeline with two Kafka sinks
+// has no single commit point for its checkpoints; Prepare refuses it,
+// naming the key and both sinks.
+func TestCheckpointsOneKafkaSink(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pipeline.toml")
+	toml := `[pipeline]
+name = "two_sinks"
+
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = ["localhost:1"]
+topics = ["events"]
+columns = { student_id = "utf8" }
+`
+	for _, name := range []string{"a", "b"} {
+		toml += fmt.Sprintf(`
+[[sink]]
+name = %q
+input = "events"
+connector = "kafka_topic"
+[sink.options]
+brokers = ["localhost:1"]
+topic = %q
+`, name, name)
+	}
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pipelinetest.RunErr(t, path)
+	if err == nil || !strings.Contains(err.Error(), "pipeline.checkpoint_interval") || !strings.Contains(err.Error(), `["a" "b"]`) {
+		t.Errorf("err = %v, want a refusal naming checkpoint_interval and both sinks", err)
+	}
+}
