@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
@@ -661,6 +662,28 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 		if err := rd.openFile(fi, off); err != nil {
 			return err
 		}
+		start := rd.base + rd.r.InputOffset()
+		f, size, err := rd.parallelText(start)
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			// Rows of earlier files first: the ranges emit their own batches.
+			if err := flush(); err != nil {
+				f.Close()
+				return err
+			}
+			end, err := rd.readParallel(ctx, mem, f, start, size, rd.lineBase+rd.r.Line(), b)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			rd.base, rd.r = end, nil
+			if fi < len(p.files)-1 {
+				rd.close()
+			}
+			continue
+		}
 		for n := 0; ; n++ {
 			if n%1024 == 0 {
 				if err := ctx.Err(); err != nil {
@@ -677,9 +700,7 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 			if !ok {
 				continue
 			}
-			for i := range rd.vals {
-				sdk.Append(b.Field(i), rd.vals[i])
-			}
+			rd.appendRow(b)
 			if rows++; rows == p.batchRows {
 				if err := flush(); err != nil {
 					return err
@@ -705,6 +726,16 @@ type reading struct {
 	r        *csvrec.Reader
 	out      *sdk.Out // holds dead letters until the batch covering them
 	vals     []value  // the current row, parsed
+	// speculative: a bad row stops the read with errRedo (a range parsed
+	// in parallel, whose line numbers are not known yet).
+	speculative bool
+}
+
+// appendRow appends the row in vals to b.
+func (rd *reading) appendRow(b *array.RecordBuilder) {
+	for i := range rd.vals {
+		sdk.Append(b.Field(i), rd.vals[i])
+	}
 }
 
 // openFile opens file fi at offset off of its text (0: the start, before
@@ -832,6 +863,9 @@ type badRow struct {
 
 // bad applies the on_error policy to a bad row.
 func (rd *reading) bad(ctx context.Context, b badRow) error {
+	if rd.speculative {
+		return errRedo
+	}
 	b.line += rd.lineBase
 	if b.fieldLine == 0 {
 		b.fieldLine = b.line

@@ -74,6 +74,11 @@ func NewReader(r io.Reader, comma rune, lazy bool, maxLines int, option string) 
 	return &Reader{r: br, comma: comma, lazy: lazy, maxLines: maxLines, option: option}
 }
 
+// SetLine sets the physical lines consumed before the next record, for a
+// reader started in the middle of its input: the lines of the records and
+// of their messages then count from there.
+func (s *Reader) SetLine(n int) { s.line = n }
+
 // Line returns the physical lines consumed before the next record.
 func (s *Reader) Line() int { return s.line }
 
