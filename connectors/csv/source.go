@@ -159,6 +159,7 @@ type plan struct {
 	encoding    string
 	rename      map[string]string
 	nulls       map[string]bool
+	nullLens    uint64 // bit n set: a null value is n bytes long (n < 64)
 	onError     string
 	batchRows   int
 	formats     *formats
@@ -188,6 +189,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	}
 	for _, n := range cfg.StringList(optNullValues) {
 		p.nulls[n] = true
+		p.nullLens |= 1 << min(len(n), 63)
 	}
 	if p.formats, err = newFormats(cfg.String(optDateFormat), cfg.String(optTimestampFormat), cfg.String(optTimezone)); err != nil {
 		return nil, err
@@ -729,12 +731,17 @@ type reading struct {
 	// speculative: a bad row stops the read with errRedo (a range parsed
 	// in parallel, whose line numbers are not known yet).
 	speculative bool
+	apps        []func(*value)       // per column: appends a value to appsFor
+	appsFor     *array.RecordBuilder // the builder apps append to
 }
 
 // appendRow appends the row in vals to b.
 func (rd *reading) appendRow(b *array.RecordBuilder) {
+	if rd.apps == nil || rd.appsFor != b {
+		rd.apps, rd.appsFor = appenders(b), b
+	}
 	for i := range rd.vals {
-		sdk.Append(b.Field(i), rd.vals[i])
+		rd.apps[i](&rd.vals[i])
 	}
 }
 
@@ -833,7 +840,7 @@ func (rd *reading) next(ctx context.Context) (bool, error) {
 		}
 		s := rec.Fields[j]
 		v := &rd.vals[i]
-		*v = value{Null: rd.nulls[s]}
+		*v = value{Null: rd.isNull(s)}
 		reason := ""
 		switch {
 		case v.Null:
@@ -849,6 +856,15 @@ func (rd *reading) next(ctx context.Context) (bool, error) {
 		return false, rd.bad(ctx, badRow{line: rec.Line, fieldLine: l, col: c, column: rd.schema.Field(i).Name, raw: rec.Text(), reason: reason})
 	}
 	return true, nil
+}
+
+// isNull reports whether s is one of the null values; most fields are
+// told apart by their length alone, without a map lookup.
+func (p *plan) isNull(s string) bool {
+	if p.nullLens&(1<<min(len(s), 63)) == 0 {
+		return false
+	}
+	return p.nulls[s]
 }
 
 // badRow is a row that could not be read.

@@ -155,7 +155,12 @@ parse:
 	for {
 		if len(line) == 0 || line[0] != '"' {
 			// An unquoted field: up to the next comma or the line end.
-			i := bytes.IndexRune(line, s.comma)
+			var i int
+			if s.comma < utf8.RuneSelf {
+				i = bytes.IndexByte(line, byte(s.comma))
+			} else {
+				i = bytes.IndexRune(line, s.comma)
+			}
 			field := line
 			if i >= 0 {
 				field = field[:i]
