@@ -8,13 +8,22 @@ import (
 )
 
 // TestISODate: the fast yyyy-mm-dd reader agrees with time.Parse on every
-// day from 1600 to 2400, and leaves to it what it does not read itself.
+// day of the years 0-400 and 1600-2400, and leaves to it what it does not read itself.
 func TestISODate(t *testing.T) {
-	for d := time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2400; d = d.AddDate(0, 0, 1) {
-		s := d.Format(time.DateOnly)
-		got, ok := isoDate(s)
-		if !ok || got != arrow.Date32FromTime(d) {
-			t.Fatalf("isoDate(%q) = %d, %v; want %d", s, got, ok, arrow.Date32FromTime(d))
+	if patternLayout("yyyy-mm-dd") != isoPatternLayout {
+		t.Fatalf("the default date format's layout is %q, not %q", patternLayout("yyyy-mm-dd"), isoPatternLayout)
+	}
+	for _, years := range [][2]int{{0, 400}, {1600, 2400}} {
+		for d := time.Date(years[0], 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < years[1]; d = d.AddDate(0, 0, 1) {
+			s := d.Format(time.DateOnly)
+			want, err := time.Parse(isoPatternLayout, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := isoDate(s)
+			if !ok || got != arrow.Date32FromTime(want) {
+				t.Fatalf("isoDate(%q) = %d, %v; want %d", s, got, ok, arrow.Date32FromTime(want))
+			}
 		}
 	}
 	for _, s := range []string{"2025-02-29", "2024-02-30", "1900-02-29", "2025-13-01", "2025-00-10", "2025-04-31",

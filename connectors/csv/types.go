@@ -93,7 +93,7 @@ var colTypes = map[string]colType{
 		return true
 	}},
 	typeDate32: {typeDate32, arrow.FixedWidthTypes.Date32, func(f *formats, s string, v *value) bool {
-		if f.dateLayout == time.DateOnly {
+		if f.dateLayout == time.DateOnly || f.dateLayout == isoPatternLayout {
 			if d, ok := isoDate(s); ok {
 				v.I = int64(d)
 				return true
@@ -208,6 +208,10 @@ func newBuilder(mem memory.Allocator, schema *arrow.Schema, n int) *array.Record
 	return b
 }
 
+// isoPatternLayout is the Go layout of the default date_format,
+// yyyy-mm-dd (months and days of one or two digits).
+const isoPatternLayout = "2006-1-2"
+
 // isoDate reads s written yyyy-mm-dd (the default date format) as days
 // since 1970-01-01, as time.Parse and arrow.Date32FromTime would, without
 // their cost; ok is false for anything else (spaces, other forms, a day
@@ -237,7 +241,11 @@ func isoDate(s string) (arrow.Date32, bool) {
 	if m <= 2 {
 		y--
 	}
-	era := y / 400
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
 	yoe := y - era*400
 	mp := (m + 9) % 12
 	doy := (153*mp+2)/5 + d - 1
