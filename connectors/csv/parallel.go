@@ -201,6 +201,7 @@ func (rd *reading) rangeReader(f *os.File, from, size int64) *reading {
 		vals:    make([]value, len(rd.types)),
 	}
 	w.r = w.reader(&input{text: bufio.NewReaderSize(sr, 256<<10)})
+	w.r.AliasFields() // next copies what it keeps (into the builders)
 	return w
 }
 
