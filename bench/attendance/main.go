@@ -19,6 +19,7 @@
 //
 //	go run ./bench/attendance                 # 10M rows, in $TMPDIR/vigie-bench
 //	go run ./bench/attendance -rows 2000000 -modes plugins,in-process -runs 5
+//	go run ./bench/attendance -baseline /tmp/vigie-main   # before/after, same run
 //
 // Run it on an otherwise idle machine and compare ratios within one run.
 package main
@@ -51,6 +52,7 @@ type options struct {
 	modes          []string
 	runs           int
 	repo           string
+	baseline       string // another vigie binary, run as the modes baseline-plugins and baseline-in-process
 }
 
 func parse(args []string) (options, error) {
@@ -62,6 +64,7 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.threads, "threads", 2, "DuckDB's threads")
 	modes := fs.String("modes", "plugins,in-process,duckdb", "what to run, in order: plugins, in-process, duckdb")
 	fs.IntVar(&o.runs, "runs", 1, "times to run each mode (in turn: a, b, c, a, b, c...)")
+	fs.StringVar(&o.baseline, "baseline", "", "a vigie binary to compare with (say, built from main): adds the modes baseline-plugins and baseline-in-process, run on the same pipeline")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -70,11 +73,17 @@ func parse(args []string) (options, error) {
 	}
 	for _, m := range strings.Split(*modes, ",") {
 		switch m {
-		case "plugins", "in-process", "duckdb":
+		case "plugins", "in-process", "duckdb", "baseline-plugins", "baseline-in-process":
 			o.modes = append(o.modes, m)
 		default:
-			return o, fmt.Errorf("mode %q: expected plugins, in-process or duckdb", m)
+			return o, fmt.Errorf("mode %q: expected plugins, in-process, duckdb, baseline-plugins or baseline-in-process", m)
 		}
+	}
+	if o.baseline != "" && !contains(o.modes, "baseline-plugins") && !contains(o.modes, "baseline-in-process") {
+		o.modes = append([]string{"baseline-plugins", "baseline-in-process"}, o.modes...)
+	}
+	if o.baseline == "" && (contains(o.modes, "baseline-plugins") || contains(o.modes, "baseline-in-process")) {
+		return o, errors.New("the baseline modes need -baseline")
 	}
 	return o, nil
 }
@@ -128,6 +137,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				cmd = exec.CommandContext(ctx, vigie, "run", toml)
 			case "in-process":
 				cmd = exec.CommandContext(ctx, vigie, "run", "--in-process", toml)
+			case "baseline-plugins":
+				cmd = exec.CommandContext(ctx, o.baseline, "run", toml)
+			case "baseline-in-process":
+				cmd = exec.CommandContext(ctx, o.baseline, "run", "--in-process", toml)
 			case "duckdb":
 				if !hasDuck {
 					if i == 0 {
