@@ -279,3 +279,33 @@ func countDeadBefore(events []string, i int) int {
 	}
 	return n
 }
+
+// FuzzParallel: any text after a header reads the same in ranges of any
+// size as sequentially: rows, dead letters, their order.
+//
+//	go test ./connectors/csv -run '^$' -fuzz FuzzParallel -fuzztime 1m
+func FuzzParallel(f *testing.F) {
+	for _, text := range hostile {
+		f.Add([]byte(strings.TrimPrefix(strings.ReplaceAll(text, "\r\n", "\n"), "id,name,n\n")), uint8(5))
+	}
+	f.Add([]byte("1,\"a\n\"\"b\",2\n2,\"x"), uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, size uint8) {
+		text := "id,name,n\n" + string(data)
+		cfg := config(writeFile(t, text), 3, map[string]any{
+			"columns": map[string]any{"id": "int64", "name": "utf8", "n": "int64"}, "max_record_lines": 4})
+		splitInto(t, 0, 0)
+		want, errWant := readTrace(t, cfg)
+		splitInto(t, int64(size%64)+1, 2)
+		got, errGot := readTrace(t, cfg)
+		if fmt.Sprint(errGot) != fmt.Sprint(errWant) {
+			t.Fatalf("error %v, sequentially %v", errGot, errWant)
+		}
+		if !reflect.DeepEqual(got.rows, want.rows) {
+			t.Fatalf("rows\n%q\nsequentially\n%q", got.rows, want.rows)
+		}
+		if !reflect.DeepEqual(got.dead, want.dead) {
+			t.Fatalf("dead letters\n%+v\nsequentially\n%+v", got.dead, want.dead)
+		}
+		checkOrder(t, text, got)
+	})
+}
