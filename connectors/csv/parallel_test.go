@@ -309,3 +309,32 @@ func FuzzParallel(f *testing.F) {
 		checkOrder(t, text, got)
 	})
 }
+
+// TestParallelBOM: a file that starts with a UTF-8 byte order mark reads
+// the same in ranges; positions are offsets in the text after the mark.
+func TestParallelBOM(t *testing.T) {
+	text := "id,name,n\n" + strings.Repeat("1,\"a\nb\",2\n2,c,x\n3,d,4\n", 10)
+	cfg := config(writeFile(t, "\ufeff"+text), 4, map[string]any{"columns": map[string]any{"n": "int64"}})
+	splitInto(t, 0, 0)
+	want, err := readTrace(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int64{1, 7, 16, 50} {
+		splitInto(t, size, 2)
+		got, err := readTrace(t, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.rows, want.rows) || !reflect.DeepEqual(got.dead, want.dead) {
+			t.Fatalf("ranges of %d bytes: %d rows, %d dead letters; sequentially %d, %d", size, len(got.rows), len(got.dead), len(want.rows), len(want.dead))
+		}
+		if len(got.batches) <= len(want.batches) {
+			t.Errorf("ranges of %d bytes: %d batches, sequentially %d: not read in ranges?", size, len(got.batches), len(want.batches))
+		}
+		checkOrder(t, text, got)
+		if got.last.Offset != int64(len(text)) {
+			t.Errorf("ranges of %d bytes: last position %d, want %d", size, got.last.Offset, len(text))
+		}
+	}
+}
