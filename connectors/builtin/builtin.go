@@ -10,12 +10,13 @@ import (
 	"github.com/vigie-edu/vigie/connectors/parquet"
 	"github.com/vigie-edu/vigie/connectors/pronote"
 	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/connectors/webhook"
 	"github.com/vigie-edu/vigie/connectors/xapi"
 )
 
 // Registry returns the built-in connectors: sources csv, parquet_file,
 // jsonl, xapi (files), xapi_http (an xAPI endpoint), pronote, oneroster and
-// kafka; sinks csv_file, parquet and kafka_topic.
+// kafka; sinks csv_file, parquet, kafka_topic and webhook.
 func Registry() *protocol.Registry {
 	return protocol.NewRegistry(csv.Source{}, csv.Sink{}, parquet.Sink{},
 		parquet.Source{},
@@ -23,5 +24,6 @@ func Registry() *protocol.Registry {
 		xapi.FileSource{}, xapi.HTTPSource{},
 		pronote.Source{}, oneroster.Source{},
 		kafka.Source{}, kafka.Sink{},
+		webhook.Sink{},
 	)
 }

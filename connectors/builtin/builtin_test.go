@@ -16,8 +16,9 @@ func TestRegistry(t *testing.T) {
 		"parquet_file": protocol.KindSource, "jsonl": protocol.KindSource, "xapi": protocol.KindSource,
 		"xapi_http": protocol.KindSource, "pronote": protocol.KindSource, "oneroster": protocol.KindSource,
 		"kafka": protocol.KindSource, "kafka_topic": protocol.KindSink,
+		"webhook": protocol.KindSink,
 	}
-	want := []string{"csv", "csv_file", "parquet", "parquet_file", "jsonl", "xapi", "xapi_http", "pronote", "oneroster", "kafka", "kafka_topic"}
+	want := []string{"csv", "csv_file", "parquet", "parquet_file", "jsonl", "xapi", "xapi_http", "pronote", "oneroster", "kafka", "kafka_topic", "webhook"}
 	if got := r.Names(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("names = %v, want %v", got, want)
 	}
