@@ -1,6 +1,8 @@
 package csv
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +40,35 @@ func TestISODate(t *testing.T) {
 	for s, want := range map[string]bool{"2000-02-29": true, "2025-02-29": false, " 2025-01-01 ": true, "2025-1-01": false} {
 		if ok := colTypes[typeDate32].parse(f, s, &v); ok != want {
 			t.Errorf("parse date32 %q: %v, want %v", s, ok, want)
+		}
+	}
+}
+
+// TestFastNumbers: int32, int64 and bool fields read as strconv and the
+// general path read them, fast path or not.
+func TestFastNumbers(t *testing.T) {
+	f := defaultFormats()
+	ints := []string{"0", "7", "007", "42", "-3", "+5", " 12 ", "999999999", "1000000000", "2147483647", "2147483648",
+		"-2147483648", "999999999999999999", "9223372036854775807", "9223372036854775808", "12a", "", " ", "1_000", "0x10", "٣"}
+	for _, s := range ints {
+		for _, c := range []struct {
+			typ  string
+			bits int
+		}{{typeInt32, 32}, {typeInt64, 64}} {
+			want, err := strconv.ParseInt(strings.TrimSpace(s), 10, c.bits)
+			var v value
+			ok := colTypes[c.typ].parse(f, s, &v)
+			if ok != (err == nil) || (ok && v.I != want) {
+				t.Errorf("%s %q: %d, %v; want %d, %v", c.typ, s, v.I, ok, want, err == nil)
+			}
+		}
+	}
+	bools := map[string]any{"true": true, "false": false, "TRUE": true, " false ": false, "1": true, "non": false, "yes": true, "vrai": nil, "": nil}
+	for s, want := range bools {
+		var v value
+		ok := colTypes[typeBool].parse(f, s, &v)
+		if ok != (want != nil) || (ok && v.B != want.(bool)) {
+			t.Errorf("bool %q: %v, %v; want %v", s, v.B, ok, want)
 		}
 	}
 }

@@ -70,17 +70,33 @@ var colTypes = map[string]colType{
 		return true
 	}},
 	typeInt32: {typeInt32, arrow.PrimitiveTypes.Int32, func(_ *formats, s string, v *value) bool {
+		if n, ok := digits(s, 9); ok {
+			v.I = n
+			return true
+		}
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
 		v.I = n
 		return err == nil
 	}},
 	typeInt64: {typeInt64, arrow.PrimitiveTypes.Int64, func(_ *formats, s string, v *value) bool {
+		if n, ok := digits(s, 18); ok {
+			v.I = n
+			return true
+		}
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		v.I = n
 		return err == nil
 	}},
 	typeFloat64: {typeFloat64, arrow.PrimitiveTypes.Float64, parseFloat},
 	typeBool: {typeBool, arrow.FixedWidthTypes.Boolean, func(_ *formats, s string, v *value) bool {
+		switch s { // the usual spellings first, without trimming and folding
+		case "true":
+			v.B = true
+			return true
+		case "false":
+			v.B = false
+			return true
+		}
 		s = strings.TrimSpace(s)
 		switch {
 		case strings.EqualFold(s, "true"), s == "1", strings.EqualFold(s, "yes"), strings.EqualFold(s, "oui"):
@@ -206,6 +222,24 @@ func newBuilder(mem memory.Allocator, schema *arrow.Schema, n int) *array.Record
 	b := array.NewRecordBuilder(mem, schema)
 	b.Reserve(n)
 	return b
+}
+
+// digits reads s as a decimal number when it is 1 to max ASCII digits
+// and nothing else (no sign, no space), which cannot overflow for max up
+// to 18 (9 for int32); ok is false otherwise, and strconv decides.
+func digits(s string, max int) (int64, bool) {
+	if len(s) == 0 || len(s) > max {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // isoPatternLayout is the Go layout of the default date_format,
