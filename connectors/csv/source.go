@@ -64,7 +64,7 @@ var _ protocol.Source = Source{}
 var sourceSpec = protocol.Spec{
 	Name:    SourceName,
 	Kind:    protocol.KindSource,
-	Version: "1.1.0",
+	Version: "1.2.0",
 	Doc: `Connector "csv" (source): reads CSV files into typed Arrow batches.
 path is a file or a glob ("exports/*.csv", "exports/**/*.csv.gz"): the files
 are read one after the other in sorted order, and must all have the header
@@ -101,6 +101,10 @@ an open quote does not swallow the lines after it; with lazy_quotes, so is
 a field over several lines that holds a stray quote. An empty line is a row
 of one empty field: a row of a one-column file, a dead letter otherwise.
 Positions name the file and the offset in its decoded text.
+A plain UTF-8 file with 16 MiB or more to read is parsed in 8 MiB ranges
+on every core, its rows still emitted in file order with the same dead
+letters and lines; each range ends a batch, so batches may hold fewer
+than batch_rows rows.
 Sinks of the same family: "csv_file", "parquet".`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true,
