@@ -8,6 +8,7 @@ import (
 	"github.com/vigie-edu/vigie/connectors/kafka"
 	"github.com/vigie-edu/vigie/connectors/oneroster"
 	"github.com/vigie-edu/vigie/connectors/parquet"
+	"github.com/vigie-edu/vigie/connectors/postgres"
 	"github.com/vigie-edu/vigie/connectors/pronote"
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/connectors/webhook"
@@ -16,7 +17,8 @@ import (
 
 // Registry returns the built-in connectors: sources csv, parquet_file,
 // jsonl, xapi (files), xapi_http (an xAPI endpoint), pronote, oneroster and
-// kafka; sinks csv_file, parquet, kafka_topic and webhook.
+// kafka, postgres_query; sinks csv_file, parquet, kafka_topic, postgres
+// and webhook.
 func Registry() *protocol.Registry {
 	return protocol.NewRegistry(csv.Source{}, csv.Sink{}, parquet.Sink{},
 		parquet.Source{},
@@ -24,6 +26,7 @@ func Registry() *protocol.Registry {
 		xapi.FileSource{}, xapi.HTTPSource{},
 		pronote.Source{}, oneroster.Source{},
 		kafka.Source{}, kafka.Sink{},
+		postgres.Source{}, postgres.Sink{},
 		webhook.Sink{},
 	)
 }

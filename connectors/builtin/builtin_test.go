@@ -16,9 +16,10 @@ func TestRegistry(t *testing.T) {
 		"parquet_file": protocol.KindSource, "jsonl": protocol.KindSource, "xapi": protocol.KindSource,
 		"xapi_http": protocol.KindSource, "pronote": protocol.KindSource, "oneroster": protocol.KindSource,
 		"kafka": protocol.KindSource, "kafka_topic": protocol.KindSink,
+		"postgres_query": protocol.KindSource, "postgres": protocol.KindSink,
 		"webhook": protocol.KindSink,
 	}
-	want := []string{"csv", "csv_file", "parquet", "parquet_file", "jsonl", "xapi", "xapi_http", "pronote", "oneroster", "kafka", "kafka_topic", "webhook"}
+	want := []string{"csv", "csv_file", "parquet", "parquet_file", "jsonl", "xapi", "xapi_http", "pronote", "oneroster", "kafka", "kafka_topic", "postgres_query", "postgres", "webhook"}
 	if got := r.Names(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("names = %v, want %v", got, want)
 	}

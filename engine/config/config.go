@@ -84,6 +84,12 @@ type Pipeline struct {
 	DeadLetterThreshold Threshold
 	Bisect              Bisect
 	StopTimeout         time.Duration
+
+	// Privacy is the [privacy] table, nil when absent (docs/privacy.md).
+	Privacy *Privacy
+	// AuditLog is the append-only log every run is recorded in
+	// (absolute); see engine/audit.
+	AuditLog string
 }
 
 // Source is a [[source]] table: a connector that reads data.
@@ -230,6 +236,11 @@ type Sink struct {
 	Options   map[string]any // free-form [sink.options], never nil
 	Pos       Pos            // the [[sink]] header
 	OptionPos map[string]Pos // line of each top-level key of Options
+	// Columns, when set, are the only columns the sink writes.
+	Columns []string
+	// Reidentify, when set, turns a pseudonymised column back into clear
+	// values for this sink alone.
+	Reidentify *Reidentify
 }
 
 // Load reads and parses the pipeline file at path. Errors in the content of
@@ -338,6 +349,7 @@ func topFields() []field {
 		{"union", kTables, false},
 		{"alerts", kTables, false},
 		{"sink", kTables, false},
+		{"privacy", kTable, false},
 	}
 }
 
@@ -355,6 +367,7 @@ func pipelineFields() []field {
 		{"bisect_max_calls", kInteger, false},
 		{"bisect_max_time", kString, false},
 		{"stop_timeout", kString, false},
+		{"audit_log", kString, false},
 	}
 }
 
@@ -439,6 +452,8 @@ func sinkFields() []field {
 		{"input", kString, true},
 		{"connector", kString, true},
 		{"options", kTable, false},
+		{"columns", kStrings, false},
+		{"reidentify", kTable, false},
 	}
 }
 
@@ -653,6 +668,9 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 	if m, ok := top["pipeline"].(map[string]any); ok {
 		c.pipeline(p, m)
 	}
+	if m, ok := top["privacy"].(map[string]any); ok {
+		c.privacy(p, m)
+	}
 	if _, ok := raw["pipeline"]; !ok {
 		c.fail(c.whole(), "pipeline", "missing required table [pipeline]")
 	}
@@ -688,6 +706,7 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 		c.fail(c.whole(), "sink", "no sink: a pipeline needs at least one [[sink]]")
 	}
 	c.graph(p)
+	c.checkPrivacy(p)
 }
 
 func (c *checker) pipeline(p *Pipeline, m map[string]any) {
@@ -729,6 +748,11 @@ func (c *checker) pipeline(p *Pipeline, m map[string]any) {
 	p.StopTimeout = DefaultStopTimeout
 	if d, ok := c.duration("pipeline", v, "stop_timeout"); ok {
 		p.StopTimeout = d
+	}
+	if al, ok := v["audit_log"]; ok {
+		p.AuditLog = p.Resolve(c.nonEmpty("pipeline.audit_log", al))
+	} else {
+		p.AuditLog = defaultAuditLog(p)
 	}
 }
 
@@ -957,5 +981,6 @@ func (c *checker) sink(path string, m map[string]any) *Sink {
 	s.Input = c.nonEmpty(path+".input", v["input"])
 	s.Connector = c.nonEmpty(path+".connector", v["connector"])
 	s.Options, s.OptionPos = c.freeForm(path+".options", v["options"])
+	c.sinkPrivacy(path, s, v)
 	return s
 }

@@ -317,7 +317,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "unknown key without suggestion",
 			toml: head + "colour = \"blue\"\n" + src + sink,
-			want: `pipeline.toml:3: pipeline.colour: unknown key; allowed keys: name, batch_rows, max_delay, dead_letter, plugins_dir, state_dir, state_memory_mb, dead_letter_window, dead_letter_max_share, bisect_max_calls, bisect_max_time, stop_timeout`,
+			want: `pipeline.toml:3: pipeline.colour: unknown key; allowed keys: name, batch_rows, max_delay, dead_letter, plugins_dir, state_dir, state_memory_mb, dead_letter_window, dead_letter_max_share, bisect_max_calls, bisect_max_time, stop_timeout, audit_log`,
 		},
 		{
 			name: "unknown key transposed letters",
@@ -332,12 +332,12 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "unknown dotted key in second sink",
 			toml: head + src + sink + "[[sink]]\nname = \"b\"\ninput = \"attendance\"\nconnector = \"csv\"\noptions.path = \"b\"\nformat.kind = \"x\"\n",
-			want: `pipeline.toml:15: sink[1].format: unknown table; allowed keys: name, input, connector, options`,
+			want: `pipeline.toml:15: sink[1].format: unknown table; allowed keys: name, input, connector, options, columns, reidentify`,
 		},
 		{
 			name: "unknown quoted top-level key",
 			toml: "\"my key\" = 1\n" + head + src + sink,
-			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, join, union, alerts, sink`,
+			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, join, union, alerts, sink, privacy`,
 		},
 		{
 			name: "wrong type string for integer",

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
+	"github.com/vigie-edu/vigie/engine/privacy"
 	"github.com/vigie-edu/vigie/engine/state"
 	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/internal/wasmhost"
@@ -75,6 +76,14 @@ type Plan struct {
 
 	stateMu sync.Mutex
 	state   *state.Store // the shared store of state_dir, opened on first use
+
+	// keys pseudonymise the identifier columns ([privacy]); nil when none.
+	keys *privacy.Keys
+	// lookups are the clear values of the sources that re-identifying
+	// sinks look up, by source name.
+	lookups map[string]*privacy.Lookup
+	// audited is where the last run was recorded.
+	audited AuditHead
 }
 
 // stateStore returns how a group stage gets its store: the pipeline's
@@ -129,8 +138,13 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		merges:  map[string]stream.Merge{},
 		alerts:  map[string]*alertsStage{},
 	}
-	conns := p.startConnectors(ctx)
 	var errs config.Errors
+	keys, err := LoadKeys(cfg, time.Now())
+	if err != nil {
+		errs = append(errs, err.(config.Errors)...)
+	}
+	p.keys, p.lookups = keys, newLookups(cfg, keys)
+	conns := p.startConnectors(ctx)
 	for _, name := range cfg.Order() {
 		var err error
 		switch cfg.Kind(name) {
@@ -155,6 +169,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 			errs = append(errs, &config.Error{Pos: cfg.Pos, Key: name, Msg: err.Error(), Err: err})
 		}
 	}
+	errs = append(errs, p.checkLookups()...)
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pos.Line < errs[j].Pos.Line })
 		p.Close(ctx)
@@ -268,9 +283,13 @@ func (p *Plan) prepareSource(ctx context.Context, s *config.Source, started star
 	if err != nil {
 		return stageError(s.Pos, key, err)
 	}
-	p.schemas[s.Name] = schema
 	cc.Schema = schema // Read emits it, without inferring it again
-	p.sources[s.Name] = &sourceStage{src: src, cfg: cc, mem: p.env.Mem, threshold: s.DeadLetterThreshold}
+	stage := &sourceStage{src: src, cfg: cc, mem: p.env.Mem, threshold: s.DeadLetterThreshold}
+	if schema, err = p.pseudonymise(s, stage, schema); err != nil {
+		return stageError(s.Pos, key, err)
+	}
+	p.schemas[s.Name] = schema
+	p.sources[s.Name] = stage
 	if c.Spec().Unbounded {
 		p.unbounded = true
 	}
@@ -417,10 +436,17 @@ func (p *Plan) prepareSink(ctx context.Context, s *config.Sink, started startedC
 	if err := snk.Validate(ctx, cc); err != nil {
 		return stageError(s.Pos, key, err)
 	}
+	var view *sinkView
 	if upstream := p.schemas[s.Input]; upstream != nil {
 		p.schemas[s.Name] = upstream
+		if view, err = p.sinkView(s, key, upstream); err != nil {
+			return err
+		}
+		if view != nil {
+			p.schemas[s.Name] = view.schema
+		}
 	}
-	p.sinks[s.Name] = &sinkStage{snk: snk, cfg: cc, mem: p.env.Mem, schema: p.schemas[s.Input]}
+	p.sinks[s.Name] = &sinkStage{snk: snk, cfg: cc, mem: p.env.Mem, schema: p.schemas[s.Name], view: view}
 	return nil
 }
 
@@ -436,6 +462,9 @@ type RunOptions struct {
 	StopTimeout time.Duration
 	// Buffer is the capacity in batches of each channel between stages.
 	Buffer int
+	// Observer, when set, watches the run: metrics, progress (see
+	// stream.Observer).
+	Observer stream.Observer
 }
 
 // Run moves the data. The summary is returned in every case; the error is
@@ -460,8 +489,13 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 		}
 	}
 	dl := newDeadLetterFile(p.cfg.DeadLetter)
+	stopRetention, err := p.retain(ctx, dl)
+	if err != nil {
+		return &stream.Summary{Pipeline: p.cfg.Name, Err: err}, err
+	}
+	defer stopRetention()
 	runCtx, late := p.stopDeadline(ctx, opts)
-	sum, err := g.Run(runCtx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl})
+	sum, err := g.Run(runCtx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl, Observer: opts.Observer})
 	switch {
 	case late() && err != nil:
 		err = fmt.Errorf("%w: the graceful stop took longer than stop_timeout (%s): the run was cancelled, rule calls interrupted and outputs aborted", stream.ErrInterrupted, p.stopTimeout(opts))
@@ -484,6 +518,12 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 				sum.Err = cerr
 			}
 		}
+	}
+	head, aerr := p.record(sum, err)
+	p.audited = head
+	if aerr != nil && err == nil {
+		err = aerr
+		sum.Err = aerr
 	}
 	return sum, err
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
+	"github.com/vigie-edu/vigie/engine/privacy"
 	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/internal/arrowmem"
 )
@@ -62,10 +63,18 @@ type sourceStage struct {
 	cfg       protocol.Config
 	mem       memory.Allocator
 	threshold config.Threshold
+	// pseudo replaces the identifier columns of every batch before it
+	// leaves the stage ([privacy]); nil when there are none. lookup, when
+	// set, is complete once the stage ends.
+	pseudo *privacy.Pseudonymiser
+	lookup *privacy.Lookup
 }
 
 func (s *sourceStage) Run(ctx context.Context, st *stream.Stage, out *stream.Outbox) error {
-	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema, window: newDeadLetterWindow(s.threshold), who: "source connector " + s.cfg.Connector}
+	if s.lookup != nil {
+		defer s.lookup.Done()
+	}
+	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema, window: newDeadLetterWindow(s.threshold), who: "source connector " + s.cfg.Connector, pseudo: s.pseudo, mem: s.mem}
 	for attempt := 1; ; attempt++ {
 		cfg := s.cfg
 		cfg.Resume = e.pos
@@ -107,6 +116,9 @@ type emitter struct {
 	window     *deadLetterWindow
 	who        string
 	lastReason string
+	// pseudo, when set, pseudonymises batches (with mem) and dead letters.
+	pseudo *privacy.Pseudonymiser
+	mem    memory.Allocator
 }
 
 func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
@@ -114,7 +126,11 @@ func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.
 		return fmt.Errorf("source %q emitted a batch whose schema differs from the one it was prepared with (the input changed since, or the connector infers it differently in Read):\n got: %s\nwant: %s",
 			e.st.Name, rec.Schema(), e.schema)
 	}
-	rec.Retain() // Emit borrows; Send takes ownership of one reference
+	// Emit borrows rec; transform returns a reference Send takes.
+	rec, err := e.transform(rec)
+	if err != nil {
+		return fmt.Errorf("source %q: %w", e.st.Name, err)
+	}
 	n := rec.NumRows()
 	if err := e.out.Send(ctx, rec); err != nil {
 		return err
@@ -131,13 +147,14 @@ func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.
 func (e *emitter) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) error {
 	out := make([]stream.DeadLetter, len(rows))
 	for i, r := range rows {
+		r = e.scrub(r) // before anything (the reason in an error too) sees it
 		out[i] = stream.DeadLetter{Origin: r.Origin, Line: r.Line, Column: r.Column, Reason: r.Reason, Raw: r.Raw}
 	}
 	if err := e.st.DeadLetter(out...); err != nil {
 		return err
 	}
 	if len(rows) > 0 {
-		e.lastReason = rows[len(rows)-1].Origin + ": " + rows[len(rows)-1].Reason
+		e.lastReason = out[len(out)-1].Origin + ": " + out[len(out)-1].Reason
 	}
 	if e.window.deadLettered(int64(len(rows))) {
 		return e.window.err(e.who, e.lastReason)
@@ -160,6 +177,9 @@ type sinkStage struct {
 	// then commits what arrived within about max_delay instead of after
 	// flushBatches batches. 0 in a batch run, which flushes as before.
 	flushDelay time.Duration
+	// view keeps the declared columns and re-identifies ([privacy]); nil
+	// writes the input as it is.
+	view *sinkView
 }
 
 // sinkRun is the state of a sink stage across the attempts of one run.
@@ -189,6 +209,9 @@ func (s *sinkStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox)
 		err := s.attempt(ctx, st, in, r)
 		if err == nil {
 			st.Stats.RowsOut.Add(r.rows)
+			if s.view != nil && s.view.unresolved.Load() > 0 {
+				st.Log.Warn("pseudonyms the lookup source does not know were written as they are", "stage", st.Name, "rows", s.view.unresolved.Load())
+			}
 			return nil
 		}
 		if r.lost && errors.Is(err, protocol.ErrTemporary) {
@@ -245,6 +268,11 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		}
 		if err != nil {
 			return err
+		}
+		if s.view != nil {
+			if rec, err = s.view.apply(ctx, s.mem, rec); err != nil {
+				return err
+			}
 		}
 		r.rows += rec.NumRows()
 		size := arrowmem.BatchBytes(rec)

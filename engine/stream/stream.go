@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/vigie-edu/vigie/internal/arrowmem"
 )
 
 // ErrInterrupted is returned by Graph.Run after a graceful stop.
@@ -122,6 +124,25 @@ type Stats struct {
 	RowsIn, RowsOut, DeadLettered, BatchesOut atomic.Int64
 }
 
+// Observer watches a run as it goes (metrics, progress). The engine calls
+// Started once per stage before any data moves, then Batch and Busy from
+// the stages' goroutines, concurrently: an implementation must be safe for
+// concurrent use and quick, since it runs on the data path. The counts of
+// rows, dead letters and batches are not repeated here: they are st.Stats,
+// live for the whole run, which an observer may read at any time.
+type Observer interface {
+	// Started hands over the stage's handle (its name, kind and live Stats).
+	Started(st *Stage)
+	// Batch is called for each batch a stage receives (in) or sends (out,
+	// once whatever the number of consumers), with its size in bytes of
+	// Arrow data (arrowmem.BatchBytes).
+	Batch(st *Stage, in bool, bytes int64)
+	// Busy is the time a stage spent on one batch: for a stage with
+	// inputs, from receiving a batch to asking for the next one; for a
+	// source, from sending a batch to sending the next (reading it).
+	Busy(st *Stage, d time.Duration)
+}
+
 // Stage is a running stage's handle on the engine.
 type Stage struct {
 	Name  string
@@ -163,11 +184,19 @@ type Inbox struct {
 	ch    chan arrow.RecordBatch
 	stats *Stats
 	eof   bool
+	// With an Observer: the stage, and when the last batch was received.
+	obs Observer
+	st  *Stage
+	got time.Time
 }
 
 // Recv returns the next batch, which the caller owns and must release;
 // io.EOF when the input has ended; the context's error when cancelled.
 func (in *Inbox) Recv(ctx context.Context) (arrow.RecordBatch, error) {
+	if in.obs != nil && !in.got.IsZero() {
+		in.obs.Busy(in.st, time.Since(in.got))
+		in.got = time.Time{}
+	}
 	select {
 	case rec, ok := <-in.ch:
 		if !ok {
@@ -180,6 +209,10 @@ func (in *Inbox) Recv(ctx context.Context) (arrow.RecordBatch, error) {
 			return nil, io.EOF
 		}
 		in.stats.RowsIn.Add(rec.NumRows())
+		if in.obs != nil {
+			in.obs.Batch(in.st, true, arrowmem.BatchBytes(rec))
+			in.got = time.Now()
+		}
 		return rec, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -197,6 +230,13 @@ func (in *Inbox) drain() {
 type Outbox struct {
 	edges []chan arrow.RecordBatch
 	stats *Stats
+	// With an Observer: the stage, whether it is a source (Busy is then
+	// measured between sends), and when its last send returned.
+	obs    Observer
+	st     *Stage
+	source bool
+	mu     sync.Mutex
+	sent   time.Time
 }
 
 // Send delivers rec to every consumer, blocking while they are busy. It
@@ -207,6 +247,9 @@ func (o *Outbox) Send(ctx context.Context, rec arrow.RecordBatch) error {
 	if n == 0 || len(o.edges) == 0 {
 		rec.Release()
 		return ctx.Err()
+	}
+	if o.obs != nil {
+		o.observe(rec)
 	}
 	for range len(o.edges) - 1 {
 		rec.Retain()
@@ -224,6 +267,22 @@ func (o *Outbox) Send(ctx context.Context, rec arrow.RecordBatch) error {
 	o.stats.RowsOut.Add(n)
 	o.stats.BatchesOut.Add(1)
 	return nil
+}
+
+// observe reports a batch about to be sent, and for a source the time
+// since its last send.
+func (o *Outbox) observe(rec arrow.RecordBatch) {
+	o.obs.Batch(o.st, false, arrowmem.BatchBytes(rec))
+	if !o.source {
+		return
+	}
+	now := time.Now()
+	o.mu.Lock()
+	if !o.sent.IsZero() {
+		o.obs.Busy(o.st, now.Sub(o.sent))
+	}
+	o.sent = now
+	o.mu.Unlock()
 }
 
 type node struct {
@@ -307,6 +366,8 @@ type RunOptions struct {
 	Log *slog.Logger
 	// DeadLetters receives rejected rows; nil keeps only their count.
 	DeadLetters DeadLetterWriter
+	// Observer, when set, watches the run (see Observer).
+	Observer Observer
 }
 
 // Run runs the graph until every source has ended and every batch has
@@ -323,10 +384,13 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
 	dl := &deadLetters{w: opts.DeadLetters}
 
 	// Wire the channels: one per edge, owned by the engine.
+	stages := make(map[*node]*Stage, len(g.nodes))
 	for _, n := range g.nodes {
-		n.out = &Outbox{stats: &n.stats}
+		st := &Stage{Name: n.name, Kind: n.kind, Log: opts.Log.With("stage", n.name), Stats: &n.stats, dl: dl}
+		stages[n] = st
+		n.out = &Outbox{stats: &n.stats, obs: opts.Observer, st: st, source: n.kind == KindSource}
 		for _, input := range n.inputs {
-			in := &Inbox{ch: make(chan arrow.RecordBatch, opts.Buffer), stats: &n.stats}
+			in := &Inbox{ch: make(chan arrow.RecordBatch, opts.Buffer), stats: &n.stats, obs: opts.Observer, st: st}
 			n.ins = append(n.ins, in)
 			up := g.by[input]
 			up.out.edges = append(up.out.edges, in.ch)
@@ -360,8 +424,13 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
 			cancel(err)
 		})
 	}
+	if opts.Observer != nil {
+		for _, n := range g.nodes {
+			opts.Observer.Started(stages[n])
+		}
+	}
 	for _, n := range g.nodes {
-		st := &Stage{Name: n.name, Kind: n.kind, Log: opts.Log.With("stage", n.name), Stats: &n.stats, dl: dl}
+		st := stages[n]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -226,6 +226,22 @@ func (h *Host) Processes() []Process {
 	return out
 }
 
+// Restarts returns how many times each connector's plugin processes were
+// restarted after dying, by connector name, since the host started
+// (metrics read it).
+func (h *Host) Restarts() map[string]int {
+	h.mu.Lock()
+	procs := append([]*process(nil), h.procs...)
+	h.mu.Unlock()
+	out := map[string]int{}
+	for _, p := range procs {
+		p.mu.Lock()
+		out[p.name] += p.restarts
+		p.mu.Unlock()
+	}
+	return out
+}
+
 func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd) (protocol.Connector, error) {
 	p := &process{h: h, name: name, cmd: cmd, log: h.opts.Logger.With("plugin", name)}
 	h.mu.Lock()
