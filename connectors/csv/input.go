@@ -64,6 +64,7 @@ type input struct {
 	path     string
 	encoding string // the encoding used, after detection
 	text     *bufio.Reader
+	bom      int64 // bytes of the file before its text: a UTF-8 byte order mark
 	f        *os.File
 	gz       *gzip.Reader
 }
@@ -101,6 +102,7 @@ func openInput(path, enc string) (*input, error) {
 	case (enc == encAuto || enc == encUTF8) && bytes.HasPrefix(head, []byte("\ufeff")):
 		raw.Discard(3)
 		in.encoding = encUTF8
+		in.bom = 3
 	case (enc == encAuto || enc == encUTF16) && (bytes.HasPrefix(head, []byte{0xff, 0xfe}) || bytes.HasPrefix(head, []byte{0xfe, 0xff})):
 		in.encoding = encUTF16
 	case enc == encUTF16:

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
@@ -63,7 +64,7 @@ var _ protocol.Source = Source{}
 var sourceSpec = protocol.Spec{
 	Name:    SourceName,
 	Kind:    protocol.KindSource,
-	Version: "1.1.0",
+	Version: "1.2.0",
 	Doc: `Connector "csv" (source): reads CSV files into typed Arrow batches.
 path is a file or a glob ("exports/*.csv", "exports/**/*.csv.gz"): the files
 are read one after the other in sorted order, and must all have the header
@@ -100,6 +101,10 @@ an open quote does not swallow the lines after it; with lazy_quotes, so is
 a field over several lines that holds a stray quote. An empty line is a row
 of one empty field: a row of a one-column file, a dead letter otherwise.
 Positions name the file and the offset in its decoded text.
+A plain UTF-8 file with 16 MiB or more to read is parsed in 8 MiB ranges
+on every core, its rows still emitted in file order with the same dead
+letters and lines; each range ends a batch, so batches may hold fewer
+than batch_rows rows.
 Sinks of the same family: "csv_file", "parquet".`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true,
@@ -158,6 +163,7 @@ type plan struct {
 	encoding    string
 	rename      map[string]string
 	nulls       map[string]bool
+	nullLens    uint64 // bit n set: a null value is n bytes long (n < 64)
 	onError     string
 	batchRows   int
 	formats     *formats
@@ -187,6 +193,7 @@ func newPlan(ctx context.Context, cfg protocol.Config) (*plan, error) {
 	}
 	for _, n := range cfg.StringList(optNullValues) {
 		p.nulls[n] = true
+		p.nullLens |= 1 << min(len(n), 63)
 	}
 	if p.formats, err = newFormats(cfg.String(optDateFormat), cfg.String(optTimestampFormat), cfg.String(optTimezone)); err != nil {
 		return nil, err
@@ -661,6 +668,28 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 		if err := rd.openFile(fi, off); err != nil {
 			return err
 		}
+		start := rd.base + rd.r.InputOffset()
+		f, size, err := rd.parallelText(start)
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			// Rows of earlier files first: the ranges emit their own batches.
+			if err := flush(); err != nil {
+				f.Close()
+				return err
+			}
+			end, err := rd.readParallel(ctx, mem, f, start, size, rd.lineBase+rd.r.Line(), b)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			rd.base, rd.r = end, nil
+			if fi < len(p.files)-1 {
+				rd.close()
+			}
+			continue
+		}
 		for n := 0; ; n++ {
 			if n%1024 == 0 {
 				if err := ctx.Err(); err != nil {
@@ -677,9 +706,7 @@ func (s Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloca
 			if !ok {
 				continue
 			}
-			for i := range rd.vals {
-				sdk.Append(b.Field(i), rd.vals[i])
-			}
+			rd.appendRow(b)
 			if rows++; rows == p.batchRows {
 				if err := flush(); err != nil {
 					return err
@@ -705,6 +732,21 @@ type reading struct {
 	r        *csvrec.Reader
 	out      *sdk.Out // holds dead letters until the batch covering them
 	vals     []value  // the current row, parsed
+	// speculative: a bad row stops the read with errRedo (a range parsed
+	// in parallel, whose line numbers are not known yet).
+	speculative bool
+	apps        []func(*value)       // per column: appends a value to appsFor
+	appsFor     *array.RecordBuilder // the builder apps append to
+}
+
+// appendRow appends the row in vals to b.
+func (rd *reading) appendRow(b *array.RecordBuilder) {
+	if rd.apps == nil || rd.appsFor != b {
+		rd.apps, rd.appsFor = appenders(b), b
+	}
+	for i := range rd.vals {
+		rd.apps[i](&rd.vals[i])
+	}
 }
 
 // openFile opens file fi at offset off of its text (0: the start, before
@@ -802,7 +844,7 @@ func (rd *reading) next(ctx context.Context) (bool, error) {
 		}
 		s := rec.Fields[j]
 		v := &rd.vals[i]
-		*v = value{Null: rd.nulls[s]}
+		*v = value{Null: rd.isNull(s)}
 		reason := ""
 		switch {
 		case v.Null:
@@ -820,6 +862,15 @@ func (rd *reading) next(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// isNull reports whether s is one of the null values; most fields are
+// told apart by their length alone, without a map lookup.
+func (p *plan) isNull(s string) bool {
+	if p.nullLens&(1<<min(len(s), 63)) == 0 {
+		return false
+	}
+	return p.nulls[s]
+}
+
 // badRow is a row that could not be read.
 type badRow struct {
 	line      int // where the record starts
@@ -832,6 +883,9 @@ type badRow struct {
 
 // bad applies the on_error policy to a bad row.
 func (rd *reading) bad(ctx context.Context, b badRow) error {
+	if rd.speculative {
+		return errRedo
+	}
 	b.line += rd.lineBase
 	if b.fieldLine == 0 {
 		b.fieldLine = b.line

@@ -70,17 +70,33 @@ var colTypes = map[string]colType{
 		return true
 	}},
 	typeInt32: {typeInt32, arrow.PrimitiveTypes.Int32, func(_ *formats, s string, v *value) bool {
+		if n, ok := digits(s, 9); ok {
+			v.I = n
+			return true
+		}
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
 		v.I = n
 		return err == nil
 	}},
 	typeInt64: {typeInt64, arrow.PrimitiveTypes.Int64, func(_ *formats, s string, v *value) bool {
+		if n, ok := digits(s, 18); ok {
+			v.I = n
+			return true
+		}
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		v.I = n
 		return err == nil
 	}},
 	typeFloat64: {typeFloat64, arrow.PrimitiveTypes.Float64, parseFloat},
 	typeBool: {typeBool, arrow.FixedWidthTypes.Boolean, func(_ *formats, s string, v *value) bool {
+		switch s { // the usual spellings first, without trimming and folding
+		case "true":
+			v.B = true
+			return true
+		case "false":
+			v.B = false
+			return true
+		}
 		s = strings.TrimSpace(s)
 		switch {
 		case strings.EqualFold(s, "true"), s == "1", strings.EqualFold(s, "yes"), strings.EqualFold(s, "oui"):
@@ -93,6 +109,12 @@ var colTypes = map[string]colType{
 		return true
 	}},
 	typeDate32: {typeDate32, arrow.FixedWidthTypes.Date32, func(f *formats, s string, v *value) bool {
+		if f.dateLayout == time.DateOnly || f.dateLayout == isoPatternLayout {
+			if d, ok := isoDate(s); ok {
+				v.I = int64(d)
+				return true
+			}
+		}
 		t, err := time.Parse(f.dateLayout, strings.TrimSpace(s))
 		v.I = int64(arrow.Date32FromTime(t))
 		return err == nil
@@ -200,4 +222,134 @@ func newBuilder(mem memory.Allocator, schema *arrow.Schema, n int) *array.Record
 	b := array.NewRecordBuilder(mem, schema)
 	b.Reserve(n)
 	return b
+}
+
+// digits reads s as a decimal number when it is 1 to max ASCII digits
+// and nothing else (no sign, no space), which cannot overflow for max up
+// to 18 (9 for int32); ok is false otherwise, and strconv decides.
+func digits(s string, max int) (int64, bool) {
+	if len(s) == 0 || len(s) > max {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// isoPatternLayout is the Go layout of the default date_format,
+// yyyy-mm-dd (months and days of one or two digits).
+const isoPatternLayout = "2006-1-2"
+
+// isoDate reads s written yyyy-mm-dd (the default date format) as days
+// since 1970-01-01, as time.Parse and arrow.Date32FromTime would, without
+// their cost; ok is false for anything else (spaces, other forms, a day
+// that does not exist), which time.Parse then decides.
+func isoDate(s string) (arrow.Date32, bool) {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return 0, false
+	}
+	num := func(s string) (int, bool) {
+		n := 0
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	y, ok1 := num(s[:4])
+	m, ok2 := num(s[5:7])
+	d, ok3 := num(s[8:])
+	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > daysIn(m, y) {
+		return 0, false
+	}
+	// Days from civil (H. Hinnant's algorithm), proleptic Gregorian.
+	if m <= 2 {
+		y--
+	}
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return arrow.Date32(era*146097 + doe - 719468), true
+}
+
+// daysIn returns the days of month m (1-12) of year y.
+func daysIn(m, y int) int {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// appenders returns, per column of b, a function that appends a parsed
+// value to its builder (sdk.Append without its type switch per value).
+func appenders(b *array.RecordBuilder) []func(*value) {
+	apps := make([]func(*value), len(b.Fields()))
+	for i, f := range b.Fields() {
+		switch fb := f.(type) {
+		case *array.StringBuilder:
+			apps[i] = func(v *value) {
+				if v.Null {
+					fb.AppendNull()
+				} else {
+					fb.Append(v.S)
+				}
+			}
+		case *array.Int64Builder:
+			apps[i] = func(v *value) {
+				if v.Null {
+					fb.AppendNull()
+				} else {
+					fb.Append(v.I)
+				}
+			}
+		case *array.Date32Builder:
+			apps[i] = func(v *value) {
+				if v.Null {
+					fb.AppendNull()
+				} else {
+					fb.Append(arrow.Date32(v.I))
+				}
+			}
+		case *array.BooleanBuilder:
+			apps[i] = func(v *value) {
+				if v.Null {
+					fb.AppendNull()
+				} else {
+					fb.Append(v.B)
+				}
+			}
+		case *array.Float64Builder:
+			apps[i] = func(v *value) {
+				if v.Null {
+					fb.AppendNull()
+				} else {
+					fb.Append(v.F)
+				}
+			}
+		default:
+			apps[i] = func(v *value) { sdk.Append(f, *v) }
+		}
+	}
+	return apps
 }

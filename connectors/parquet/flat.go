@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	pqschema "github.com/apache/arrow-go/v18/parquet/schema"
 )
 
 // Durable progress for flat schemas.
@@ -44,8 +46,16 @@ func flatSchema(schema *arrow.Schema) bool {
 
 // flatWriter writes Arrow batches of a flat schema to a Parquet file with
 // the same layout and metadata as pqarrow.FileWriter (the Arrow schema is
-// stored, so readers get back the types written).
+// stored, so readers get back the types written). The Parquet writer is
+// created with the first batch (or at the first flush or close), so that
+// an adaptive writer can choose its encodings from that batch.
 type flatWriter struct {
+	schema   *arrow.Schema
+	out      io.Writer
+	props    *parquet.WriterProperties
+	adaptive []parquet.WriterProperty // when set, props are these plus per-column choices
+	pqSchema *pqschema.Schema
+	kv       metadata.KeyValueMetadata
 	wr       *file.Writer
 	rgw      file.BufferedRowGroupWriter // the open row group, nil after a flush
 	rgRows   int64                       // rows in rgw
@@ -56,6 +66,7 @@ type flatWriter struct {
 	ones     []int16         // all ones: the levels of a column without nulls
 }
 
+// newFlatWriter returns a writer of schema to w with props.
 func newFlatWriter(schema *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (*flatWriter, error) {
 	arrowProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
 	pqSchema, err := pqarrow.ToParquet(schema, props, arrowProps)
@@ -71,25 +82,131 @@ func newFlatWriter(schema *arrow.Schema, w io.Writer, props *parquet.WriterPrope
 		kv.Append(k, md.Values()[i])
 	}
 	kv.Append("ARROW:schema", base64.StdEncoding.EncodeToString(flight.SerializeSchema(schema, props.Allocator())))
-	wr, err := file.NewParquetWriterWithError(w, pqSchema.Root(), file.WithWriterProps(props), file.WithWriteMetadata(kv))
-	if err != nil {
-		return nil, err
-	}
 	nullable := make([]bool, schema.NumFields())
 	for i, f := range schema.Fields() {
 		nullable[i] = f.Nullable
 	}
 	return &flatWriter{
-		wr:       wr,
+		schema:   schema,
+		out:      w,
+		props:    props,
+		pqSchema: pqSchema,
+		kv:       kv,
 		maxRows:  props.MaxRowGroupLength(),
 		ctx:      pqarrow.NewArrowWriteContext(context.Background(), &arrowProps),
 		nullable: nullable,
 	}, nil
 }
 
+// newAdaptiveFlatWriter is newFlatWriter with the properties opts, plus
+// the dictionary choices that the first batch suggests (see dictionaryFor).
+func newAdaptiveFlatWriter(schema *arrow.Schema, w io.Writer, opts []parquet.WriterProperty) (*flatWriter, error) {
+	fw, err := newFlatWriter(schema, w, parquet.NewWriterProperties(opts...))
+	if err != nil {
+		return nil, err
+	}
+	fw.adaptive = opts
+	return fw, nil
+}
+
+// start creates the Parquet writer; first is the first batch, nil if
+// there is none.
+func (w *flatWriter) start(first arrow.RecordBatch) error {
+	if w.wr != nil {
+		return nil
+	}
+	if w.adaptive != nil && first != nil {
+		opts := slices.Clone(w.adaptive)
+		for i, col := range first.Columns() {
+			if dict, ok := dictionaryFor(col); ok {
+				opts = append(opts, parquet.WithDictionaryFor(w.schema.Field(i).Name, dict))
+			}
+		}
+		w.props = parquet.NewWriterProperties(opts...)
+	}
+	wr, err := file.NewParquetWriterWithError(w.out, w.pqSchema.Root(), file.WithWriterProps(w.props), file.WithWriteMetadata(w.kv))
+	if err != nil {
+		return err
+	}
+	w.wr = wr
+	return nil
+}
+
+// dictionarySample is the most rows of a first batch looked at to choose a
+// column's encoding, and dictionaryMinRows the fewest that say anything.
+const (
+	dictionarySample  = 64 << 10
+	dictionaryMinRows = 1024
+)
+
+// dictionaryFor says whether col, the first batch of a column, is worth
+// dictionary encoding: yes when its values repeat (at most half of its
+// values distinct), no when they are mostly distinct (identifiers, timestamps),
+// where a dictionary costs its hashing and grows past its page limit
+// before falling back to plain, leaving a large dictionary page behind.
+// ok is false when there are too few rows to tell, or the type has no
+// dictionary (bool): the writer's default stays, dictionary with its
+// size-based fallback.
+func dictionaryFor(col arrow.Array) (dict, ok bool) {
+	n := min(col.Len(), dictionarySample)
+	valid := n
+	if col.NullN() > 0 {
+		valid = 0
+		for i := 0; i < n; i++ {
+			if col.IsValid(i) {
+				valid++
+			}
+		}
+	}
+	if valid < dictionaryMinRows {
+		return false, false
+	}
+	distinct := 0
+	switch a := col.(type) {
+	case *array.String:
+		seen := make(map[string]struct{}, 1024)
+		for i := 0; i < n && distinct <= valid/2; i++ {
+			if a.IsValid(i) {
+				seen[a.Value(i)] = struct{}{}
+				distinct = len(seen)
+			}
+		}
+	case *array.Boolean:
+		return false, false
+	default:
+		data := col.Data()
+		if len(data.Buffers()) != 2 || data.Buffers()[1] == nil {
+			return false, false
+		}
+		width := 0
+		if fw, isFixed := col.DataType().(arrow.FixedWidthDataType); isFixed {
+			width = fw.BitWidth() / 8
+		}
+		if width == 0 || width > 8 {
+			return false, false
+		}
+		buf := data.Buffers()[1].Bytes()[data.Offset()*width:]
+		seen := make(map[uint64]struct{}, 1024)
+		for i := 0; i < n && distinct <= valid/2; i++ {
+			if col.IsValid(i) {
+				var v uint64
+				for b := 0; b < width; b++ {
+					v |= uint64(buf[i*width+b]) << (8 * b)
+				}
+				seen[v] = struct{}{}
+				distinct = len(seen)
+			}
+		}
+	}
+	return distinct <= valid/2, true
+}
+
 // write adds rec's rows to the open row group, starting a new one each
 // time it holds maxRows rows.
 func (w *flatWriter) write(rec arrow.RecordBatch) error {
+	if err := w.start(rec); err != nil {
+		return err
+	}
 	rows := rec.NumRows()
 	for off := int64(0); off < rows; {
 		if w.rgw == nil || w.rgRows == w.maxRows {
@@ -161,10 +278,18 @@ func (w *flatWriter) levels(a arrow.Array) []int16 {
 // flush ends the open row group and writes a footer for every row group
 // so far: the bytes written up to here form a complete Parquet file.
 func (w *flatWriter) flush() error {
+	if err := w.start(nil); err != nil {
+		return err
+	}
 	w.rgw = nil
 	return w.wr.FlushWithFooter()
 }
 
 // close ends the file (a no-op footer-wise if nothing was written since a
 // flush).
-func (w *flatWriter) close() error { return w.wr.Close() }
+func (w *flatWriter) close() error {
+	if err := w.start(nil); err != nil {
+		return err
+	}
+	return w.wr.Close()
+}

@@ -95,6 +95,25 @@ func (o *Out) Emit(ctx context.Context, b *array.RecordBuilder, rows int, pos an
 	return o.out.Emit(ctx, rec, p)
 }
 
+// EmitBatch sends the held dead letters, then rec as one batch at position
+// pos (any JSON-encodable value), for a source that builds its batches
+// elsewhere (in several goroutines, say). The caller keeps its reference
+// to rec and releases it.
+func (o *Out) EmitBatch(ctx context.Context, rec arrow.RecordBatch, pos any) error {
+	if err := o.sendDead(ctx); err != nil {
+		return err
+	}
+	if rec.NumRows() == 0 && !o.deadSent {
+		return nil
+	}
+	p, err := protocol.NewPosition(pos)
+	if err != nil {
+		return err
+	}
+	o.deadSent = false
+	return o.out.Emit(ctx, rec, p)
+}
+
 // Batcher turns records into batches of at most max rows, each emitted with
 // the position after its last record, and sends dead letters before the
 // batch whose position covers them.

@@ -126,8 +126,13 @@ func GRPCDialOptions() []grpc.DialOption {
 // Go's default of 100 it collects far more often than the engine does
 // for the same work. A 2M-row CSV -> Parquet run through two plugins took
 // 1.29-1.37 s at 100 and a median of 1.115 s at 400, against 1.045 s
-// in-process; the heap may grow to five times the live data.
-const pluginGCPercent = 400
+// in-process. Since the CSV source parses in parallel ranges (issue 18)
+// its live data is larger, and at 400 the plugins of the 10M-row
+// attendance benchmark peaked at 830-900 MB (PSS, all processes) against
+// 630-660 MB at 200 and 570-610 MB at 100, for the same CPU time at 200
+// (4.9-5.1 s) and 5 % more at 100: 200 keeps most of the speed and
+// stays near DuckDB's memory on that job (bench/attendance).
+const pluginGCPercent = 200
 
 // Serve runs a plugin process serving reg's connectors, with batches
 // read and received allocated from mem (nil: a Go allocator of its own),

@@ -14,7 +14,9 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // DefaultMaxLines is the most physical lines one record (a quoted field
@@ -57,7 +59,14 @@ type Reader struct {
 	fieldBuf []byte
 	ends     []int
 	firstLen int // bytes of the current record's first line
+	alias    bool
 }
+
+// AliasFields makes the fields of the records that follow point into the
+// reader's buffer instead of being copied out: they are then valid only
+// until the next call, as the Record is, and must be copied by whoever
+// keeps one. It saves an allocation per record.
+func (s *Reader) AliasFields() { s.alias = true }
 
 // NewReader returns a Reader over r with delimiter comma; lazy accepts
 // quotes out of place as text (encoding/csv's LazyQuotes); maxLines (0:
@@ -73,6 +82,11 @@ func NewReader(r io.Reader, comma rune, lazy bool, maxLines int, option string) 
 	}
 	return &Reader{r: br, comma: comma, lazy: lazy, maxLines: maxLines, option: option}
 }
+
+// SetLine sets the physical lines consumed before the next record, for a
+// reader started in the middle of its input: the lines of the records and
+// of their messages then count from there.
+func (s *Reader) SetLine(n int) { s.line = n }
 
 // Line returns the physical lines consumed before the next record.
 func (s *Reader) Line() int { return s.line }
@@ -139,6 +153,11 @@ func (s *Reader) Next() (*Record, error) {
 	s.firstLen = len(rec.Raw)
 	last := first[len(first)-1] == '\n' // the line has a line end
 	line := Content(rec.Raw)
+	if bytes.IndexByte(line, '"') < 0 {
+		// No quote: the fields are the line cut at each delimiter.
+		s.unquoted(rec, line)
+		return rec, nil
+	}
 	rl, col := 0, 1 // relative line and byte column of line[0]
 	commaLen := utf8.RuneLen(s.comma)
 	stray := 0 // column of a quote taken as text inside a quoted field (lazy)
@@ -150,7 +169,12 @@ parse:
 	for {
 		if len(line) == 0 || line[0] != '"' {
 			// An unquoted field: up to the next comma or the line end.
-			i := bytes.IndexRune(line, s.comma)
+			var i int
+			if s.comma < utf8.RuneSelf {
+				i = bytes.IndexByte(line, byte(s.comma))
+			} else {
+				i = bytes.IndexRune(line, s.comma)
+			}
 			field := line
 			if i >= 0 {
 				field = field[:i]
@@ -270,6 +294,39 @@ parse:
 	s.line += rec.Lines
 	s.offset += int64(len(rec.Raw))
 	return rec, nil
+}
+
+// unquoted splits line, a record's only line with no quote in it.
+func (s *Reader) unquoted(rec *Record, line []byte) {
+	var str string
+	switch {
+	case len(line) == 0:
+	case s.alias:
+		str = unsafe.String(&line[0], len(line))
+	default:
+		str = string(line)
+	}
+	rec.Fields = rec.Fields[:0]
+	commaLen := utf8.RuneLen(s.comma)
+	col := 1
+	for {
+		var i int
+		if s.comma < utf8.RuneSelf {
+			i = strings.IndexByte(str, byte(s.comma))
+		} else {
+			i = strings.IndexRune(str, s.comma)
+		}
+		rec.pos = append(rec.pos, fieldPos{0, col})
+		if i < 0 {
+			rec.Fields = append(rec.Fields, str)
+			break
+		}
+		rec.Fields = append(rec.Fields, str[:i])
+		str = str[i+commaLen:]
+		col += i + commaLen
+	}
+	s.line++
+	s.offset += int64(len(rec.Raw))
 }
 
 // Cut reduces the current record to its first line and gives the lines

@@ -2,7 +2,11 @@ package csvrec
 
 import (
 	"bytes"
+	"encoding/csv"
+	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -61,4 +65,62 @@ func FuzzReader(f *testing.F) {
 			t.Fatalf("records put together give %q, want %q", got, data)
 		}
 	})
+}
+
+// TestUnquotedLines: lines without quotes (split without the quote
+// machinery) give encoding/csv's fields and FieldPos columns, with fields
+// copied or aliased.
+func TestUnquotedLines(t *testing.T) {
+	inputs := []struct {
+		name  string
+		comma rune
+		text  string
+	}{
+		{"comma", ',', "a,b,c\n1,,3\r\n\n,\nlast,line"},
+		{"semicolon", ';', "x;y\né;ü;ß\n"},
+		{"euro sign", '€', "a€b€€c\n1€2\n"},
+		{"tab", '\t', "a\tb\n\t\n"},
+	}
+	for _, in := range inputs {
+		for _, alias := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/alias=%v", in.name, alias), func(t *testing.T) {
+				want := csv.NewReader(strings.NewReader(in.text))
+				want.Comma, want.FieldsPerRecord = in.comma, -1
+				r := NewReader(strings.NewReader(in.text), in.comma, false, 0, "")
+				if alias {
+					r.AliasFields()
+				}
+				var kept [][]string
+				for {
+					rec, err := r.Next()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(Content(rec.Raw)) == 0 {
+						continue // encoding/csv skips empty lines
+					}
+					fields, err := want.Read()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !slices.Equal(rec.Fields, fields) {
+						t.Fatalf("line %d: fields %q, want %q", rec.Line, rec.Fields, fields)
+					}
+					for i := range fields {
+						wl, wc := want.FieldPos(i)
+						if l, c := rec.FieldPos(i); l != wl || c != wc {
+							t.Errorf("line %d field %d at %d:%d, want %d:%d", rec.Line, i, l, c, wl, wc)
+						}
+					}
+					kept = append(kept, slices.Clone(rec.Fields))
+				}
+				if len(kept) == 0 {
+					t.Fatal("no records")
+				}
+			})
+		}
+	}
 }
