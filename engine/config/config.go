@@ -39,6 +39,9 @@ const (
 	FormatVersion = 1
 	// MaxBatchRows is the largest accepted batch_rows (1 << 24).
 	MaxBatchRows = 1 << 24
+	// DefaultCheckpointInterval is the checkpoint_interval of a pipeline
+	// that does not set it.
+	DefaultCheckpointInterval = 500 * time.Millisecond
 )
 
 // Values of a rule's on_error key.
@@ -90,6 +93,9 @@ type Pipeline struct {
 	// AuditLog is the append-only log every run is recorded in
 	// (absolute); see engine/audit.
 	AuditLog string
+	// CheckpointInterval is how often a continuous run (an unbounded
+	// source) records a checkpoint (default DefaultCheckpointInterval).
+	CheckpointInterval time.Duration
 }
 
 // Source is a [[source]] table: a connector that reads data.
@@ -377,6 +383,7 @@ func pipelineFields() []field {
 		{"name", kString, true},
 		{"batch_rows", kInteger, false},
 		{"max_delay", kString, false},
+		{"checkpoint_interval", kString, false},
 		{"dead_letter", kString, false},
 		{"plugins_dir", kString, false},
 		{"state_dir", kString, false},
@@ -749,6 +756,10 @@ func (c *checker) pipeline(p *Pipeline, m map[string]any) {
 	p.MaxDelay = protocol.DefaultMaxDelay
 	if d, ok := c.duration("pipeline", v, "max_delay"); ok {
 		p.MaxDelay = d
+	}
+	p.CheckpointInterval = DefaultCheckpointInterval
+	if d, ok := c.duration("pipeline", v, "checkpoint_interval"); ok {
+		p.CheckpointInterval = d
 	}
 	if dl, ok := v["dead_letter"]; ok {
 		p.DeadLetter = p.Resolve(c.nonEmpty("pipeline.dead_letter", dl))

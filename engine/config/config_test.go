@@ -317,7 +317,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "unknown key without suggestion",
 			toml: head + "colour = \"blue\"\n" + src + sink,
-			want: `pipeline.toml:3: pipeline.colour: unknown key; allowed keys: name, batch_rows, max_delay, dead_letter, plugins_dir, state_dir, state_memory_mb, dead_letter_window, dead_letter_max_share, bisect_max_calls, bisect_max_time, stop_timeout, audit_log`,
+			want: `pipeline.toml:3: pipeline.colour: unknown key; allowed keys: name, batch_rows, max_delay, checkpoint_interval, dead_letter, plugins_dir, state_dir, state_memory_mb, dead_letter_window, dead_letter_max_share, bisect_max_calls, bisect_max_time, stop_timeout, audit_log`,
 		},
 		{
 			name: "unknown key transposed letters",

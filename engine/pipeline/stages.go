@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -68,13 +70,33 @@ type sourceStage struct {
 	// set, is complete once the stage ends.
 	pseudo *privacy.Pseudonymiser
 	lookup *privacy.Lookup
+
+	// gate is held by each Emit and by a checkpoint, which so holds the
+	// source between two Emits; e is the run's emitter (under gate), ended
+	// set once Run returned.
+	gate  sync.Mutex
+	e     *emitter
+	ended atomic.Bool
+}
+
+// position returns the position after the last batch emitted (the resume
+// position before any). The caller holds s.gate.
+func (s *sourceStage) position() protocol.Position {
+	if s.e == nil {
+		return s.cfg.Resume
+	}
+	return s.e.pos
 }
 
 func (s *sourceStage) Run(ctx context.Context, st *stream.Stage, out *stream.Outbox) error {
+	defer s.ended.Store(true)
 	if s.lookup != nil {
 		defer s.lookup.Done()
 	}
-	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema, window: newDeadLetterWindow(s.threshold), who: "source connector " + s.cfg.Connector, pseudo: s.pseudo, mem: s.mem}
+	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema, window: newDeadLetterWindow(s.threshold), who: "source connector " + s.cfg.Connector, pseudo: s.pseudo, mem: s.mem, gate: &s.gate}
+	s.gate.Lock()
+	s.e = e
+	s.gate.Unlock()
 	for attempt := 1; ; attempt++ {
 		cfg := s.cfg
 		cfg.Resume = e.pos
@@ -119,6 +141,9 @@ type emitter struct {
 	// pseudo, when set, pseudonymises batches (with mem) and dead letters.
 	pseudo *privacy.Pseudonymiser
 	mem    memory.Allocator
+	// gate is held while a batch is sent and the position updated (see
+	// sourceStage.gate).
+	gate *sync.Mutex
 }
 
 func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
@@ -126,6 +151,8 @@ func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.
 		return fmt.Errorf("source %q emitted a batch whose schema differs from the one it was prepared with (the input changed since, or the connector infers it differently in Read):\n got: %s\nwant: %s",
 			e.st.Name, rec.Schema(), e.schema)
 	}
+	e.gate.Lock()
+	defer e.gate.Unlock()
 	// Emit borrows rec; transform returns a reference Send takes.
 	rec, err := e.transform(rec)
 	if err != nil {
@@ -180,6 +207,59 @@ type sinkStage struct {
 	// view keeps the declared columns and re-identifies ([privacy]); nil
 	// writes the input as it is.
 	view *sinkView
+	// cp, in a run with checkpoints, is the coordinator: the sink then
+	// flushes only at checkpoints (checkpointFlush, from the coordinator's
+	// goroutine while this one waits for input, under mu) and takes a
+	// last checkpoint when its input ends.
+	cp *coordinator
+	w  *sinkAttempt // under mu: the open writer, nil between attempts
+	mu sync.Mutex
+	// done is set once the sink closed its output, at position last.
+	done atomic.Bool
+	last protocol.Position
+}
+
+// sinkAttempt is the writer of the current attempt and the run's state.
+type sinkAttempt struct {
+	w protocol.Writer
+	r *sinkRun
+}
+
+func (s *sinkStage) closed() bool { return s.done.Load() }
+
+// checkpointFlush makes what the sink wrote durable for a checkpoint:
+// with cp, committing cp with it (the commit point). ok is false when the
+// sink has no open writer (it is reopening after a failure): no
+// checkpoint then. A sink that closed returns its last position.
+func (s *sinkStage) checkpointFlush(ctx context.Context, cp *protocol.Checkpoint) (protocol.Position, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done.Load() {
+		return s.last, true, nil
+	}
+	if s.w == nil {
+		return nil, false, nil
+	}
+	r := s.w.r
+	if cp == nil {
+		if err := s.flush(ctx, s.w.w, r); err != nil {
+			return nil, false, err
+		}
+		return r.resume, true, nil
+	}
+	c, ok := s.w.w.(protocol.Checkpointer)
+	if !ok {
+		return nil, false, fmt.Errorf("connector %q declares checkpoints but its writer cannot record them", s.cfg.Connector)
+	}
+	r.unflushd, r.batches = 0, 0
+	pos, err := c.FlushCheckpoint(ctx, *cp)
+	if err != nil {
+		return nil, false, err
+	}
+	r.resume = pos
+	r.release()
+	r.lost = false
+	return pos, true, nil
 }
 
 // sinkRun is the state of a sink stage across the attempts of one run.
@@ -235,11 +315,31 @@ func (s *sinkStage) limit() int64 {
 func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.Inbox, r *sinkRun) (err error) {
 	cfg := s.cfg
 	cfg.Resume = r.resume
+	s.mu.Lock()
+	locked := true
+	lock := func() {
+		if !locked {
+			s.mu.Lock()
+			locked = true
+		}
+	}
+	unlock := func() {
+		if locked {
+			s.mu.Unlock()
+			locked = false
+		}
+	}
+	defer unlock()
 	w, err := s.snk.Open(ctx, cfg, s.mem, s.schema)
 	if err != nil {
 		return err
 	}
+	if s.cp != nil {
+		s.w = &sinkAttempt{w: w, r: r}
+	}
 	defer func() {
+		lock()
+		s.w = nil
 		if err != nil {
 			// Leave nothing half-written. Abort gets its own context since
 			// ctx is likely cancelled already.
@@ -256,7 +356,11 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		flushBytes = defaultFlushBytes
 	}
 	for {
+		if s.cp != nil {
+			unlock() // a checkpoint may flush while the sink waits
+		}
 		rec, err := s.recv(ctx, in, r)
+		lock()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -291,7 +395,7 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		if r.batches == 0 {
 			r.first = time.Now()
 		}
-		if r.batches++; (r.unflushd >= flushBytes || r.batches >= flushBatches || s.due(r)) && !r.noFlush {
+		if r.batches++; s.cp == nil && (r.unflushd >= flushBytes || r.batches >= flushBatches || s.due(r)) && !r.noFlush {
 			if err := s.flush(ctx, w, r); err != nil {
 				return err
 			}
@@ -303,7 +407,20 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 			r.release()
 		}
 	}
-	return w.Close(ctx)
+	if s.cp != nil {
+		// The input ended: the last checkpoint covers all of it.
+		unlock()
+		if err := s.cp.last(ctx, s); err != nil {
+			return err
+		}
+		lock()
+	}
+	if err := w.Close(ctx); err != nil {
+		return err
+	}
+	s.last = r.resume
+	s.done.Store(true)
+	return nil
 }
 
 // errDue is what recv returns when the sink should flush: flushDelay has

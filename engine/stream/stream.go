@@ -191,7 +191,20 @@ type Inbox struct {
 	obs Observer
 	st  *Stage
 	got time.Time
+	// sent counts the batches sent to the input (before they enter the
+	// channel), done those its stage received and came back from for the
+	// next one; holding is set while the stage has one (see Idle).
+	sent, done atomic.Int64
+	holding    bool
 }
+
+// Idle reports whether every batch sent to this input so far was received
+// by its stage, which then came back to Recv for the next one (or ended).
+// A stage that keeps working on a batch after its next Recv (a pool of
+// workers) must say so itself. Once the stages upstream send nothing more
+// (their own inputs idle, sources paused), Idle stays true: the engine's
+// checkpoints wait for it (engine/pipeline).
+func (in *Inbox) Idle() bool { return in.sent.Load() == in.done.Load() }
 
 // Recv returns the next batch, which the caller owns and must release;
 // io.EOF when the input has ended; the context's error when cancelled.
@@ -199,6 +212,10 @@ func (in *Inbox) Recv(ctx context.Context) (arrow.RecordBatch, error) {
 	if in.obs != nil && !in.got.IsZero() {
 		in.obs.Busy(in.st, time.Since(in.got))
 		in.got = time.Time{}
+	}
+	if in.holding {
+		in.holding = false
+		in.done.Add(1)
 	}
 	select {
 	case rec, ok := <-in.ch:
@@ -216,6 +233,7 @@ func (in *Inbox) Recv(ctx context.Context) (arrow.RecordBatch, error) {
 			in.obs.Batch(in.st, true, arrowmem.BatchBytes(rec))
 			in.got = time.Now()
 		}
+		in.holding = true
 		return rec, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -231,7 +249,7 @@ func (in *Inbox) drain() {
 
 // Outbox is a stage's output, fanned out to every consumer.
 type Outbox struct {
-	edges []chan arrow.RecordBatch
+	edges []*Inbox
 	stats *Stats
 	// With an Observer: the stage, whether it is a source (Busy is then
 	// measured between sends), and when its last send returned.
@@ -257,10 +275,12 @@ func (o *Outbox) Send(ctx context.Context, rec arrow.RecordBatch) error {
 	for range len(o.edges) - 1 {
 		rec.Retain()
 	}
-	for i, ch := range o.edges {
+	for i, in := range o.edges {
+		in.sent.Add(1)
 		select {
-		case ch <- rec:
+		case in.ch <- rec:
 		case <-ctx.Done():
+			in.sent.Add(-1)
 			for range len(o.edges) - i {
 				rec.Release()
 			}
@@ -396,7 +416,7 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
 			in := &Inbox{ch: make(chan arrow.RecordBatch, opts.Buffer), stats: &n.stats, obs: opts.Observer, st: st}
 			n.ins = append(n.ins, in)
 			up := g.by[input]
-			up.out.edges = append(up.out.edges, in.ch)
+			up.out.edges = append(up.out.edges, in)
 		}
 	}
 
@@ -438,8 +458,8 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
 		go func() {
 			defer wg.Done()
 			defer func() {
-				for _, ch := range n.out.edges {
-					close(ch)
+				for _, in := range n.out.edges {
+					close(in.ch)
 				}
 			}()
 			if err := g.runNode(runCtx, srcCtx, &stopped, n, st); err != nil {
