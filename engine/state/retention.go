@@ -9,10 +9,11 @@ import (
 )
 
 // Expire removes, from every stage's timelines ordered by a date or a
-// timestamp, the rows whose event time is before cutoff (wall-clock
+// timestamp (both layouts: emit = "at_end" and the per-row,
+// arrival-versioned timelines of emit = "per_row", in every partition), the rows whose event time is before cutoff (wall-clock
 // retention, unlike Spec.Retention which counts from the newest row
-// seen). A key left with no row in any stage also loses its values (what
-// the alerts stage announced about it). It returns the number of records
+// seen). A key left with no row in any stage also loses its values and
+// versioned values (what the alerts stage announced about it). It returns the number of records
 // removed and is durable when it returns.
 func (s *Store) Expire(cutoff time.Time) (int, error) {
 	specs, err := s.timelineSpecs()
@@ -37,12 +38,21 @@ func (s *Store) Expire(cutoff time.Time) (int, error) {
 			continue
 		}
 		prefix := append([]byte{'r'}, t.ns...)
+		skip := 0 // bytes before the group key
+		if t.arrivals {
+			prefix[0], skip = 'a', 4 // the partition
+		}
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperBound(prefix)})
 		if err != nil {
 			return 0, err
 		}
 		for it.First(); it.Valid(); it.Next() {
 			rest := it.Key()[len(prefix):]
+			if len(rest) < skip {
+				it.Close()
+				return 0, errCorrupt
+			}
+			rest = rest[skip:]
 			g := 0
 			first := ""
 			for i, c := range t.keys {

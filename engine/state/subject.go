@@ -18,7 +18,12 @@ import (
 // person it is about: Export gives everything, Erase removes it. A key is
 // matched against the first key column of each stage's timelines
 // (group_by) and of each stage's values (the alerts stage), so that a
-// student's rows are found in every stage grouped by student first.
+// student's rows are found in every stage grouped by student first. That
+// covers both layouts: the timelines of emit = "at_end" ("r", "t") and
+// the per-row, arrival-versioned ones of emit = "per_row" ("a", in every
+// source partition), the alerts stage's values ("v") and its versions
+// ("w"). The per-partition progress ("p") holds no key: it is not about
+// anyone.
 
 // Record is one thing the store keeps about a key.
 type Record struct {
@@ -30,6 +35,16 @@ type Record struct {
 	Row map[string]any `json:"row,omitempty"`
 	// Value is a recorded value, as text.
 	Value string `json:"value,omitempty"`
+	// Arrival is set for what a stage fed row by row (emit = "per_row")
+	// keeps: the source partition and arrival sequence of the row that
+	// stored the timeline row or changed the value.
+	Arrival *Arrival `json:"arrival,omitempty"`
+}
+
+// Arrival locates a per-row record in its source.
+type Arrival struct {
+	Partition uint32 `json:"partition"`
+	Seq       uint64 `json:"seq"`
 }
 
 // namespace reads a stage namespace (uvarint length, name) at the start
@@ -50,9 +65,12 @@ type timelineSpec struct {
 	schema *arrow.Schema
 	keys   []int
 	order  int // -1 for arrival order
+	// arrivals is set for the arrival-versioned timelines of a stage with
+	// emit = "per_row" (keys "a" | ns | partition | group | order | seq).
+	arrivals bool
 }
 
-// timelineSpecs lists the stages that keep timelines.
+// timelineSpecs lists the stages that keep timelines, of either layout.
 func (s *Store) timelineSpecs() ([]timelineSpec, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("m"), UpperBound: []byte("n")})
 	if err != nil {
@@ -63,14 +81,18 @@ func (s *Store) timelineSpecs() ([]timelineSpec, error) {
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()[1:]
 		stage, n := namespace(k)
-		if n <= 0 || string(k[n:]) != "\x00schema" {
+		if n <= 0 {
+			continue
+		}
+		arrivals := string(k[n:]) == "\x00arrivals-schema"
+		if !arrivals && string(k[n:]) != "\x00schema" {
 			continue
 		}
 		schema, keys, order, err := parseFingerprint(string(it.Value()))
 		if err != nil {
 			return nil, fmt.Errorf("state of stage %q: %w", stage, err)
 		}
-		out = append(out, timelineSpec{stage: stage, ns: append([]byte(nil), k[:n]...), schema: schema, keys: keys, order: order})
+		out = append(out, timelineSpec{stage: stage, ns: append([]byte(nil), k[:n]...), schema: schema, keys: keys, order: order, arrivals: arrivals})
 	}
 	return out, it.Error()
 }
@@ -153,13 +175,18 @@ func parseType(s string) (arrow.DataType, error) {
 	return nil, fmt.Errorf("column type %q cannot be read back", s)
 }
 
-// timelinePrefix is the prefix of the rows of key in the timelines of t
-// whose first key column is a string; nil otherwise.
+// prefix is the prefix of the rows of key in the timelines of t whose
+// first key column is a string; nil otherwise. For arrival-versioned
+// timelines it is the group key's prefix within one partition (the
+// partition comes before it: see scanArrivals).
 func (t timelineSpec) prefix(tag byte, key string) []byte {
 	if len(t.keys) == 0 || t.schema.Field(t.keys[0]).Type.ID() != arrow.STRING {
 		return nil
 	}
-	p := append([]byte{tag}, t.ns...)
+	var p []byte
+	if !t.arrivals {
+		p = append([]byte{tag}, t.ns...)
+	}
 	p = append(p, 1)
 	return appendOrderedString(p, key)
 }
@@ -176,15 +203,22 @@ func valuePrefix(key string) []byte {
 func (s *Store) Export(key string) ([]Record, error) {
 	var out []Record
 	err := s.visit(key, func(stage string, spec *timelineSpec, k, v []byte) error {
+		var at *Arrival
+		if k[0] == 'a' || k[0] == 'w' {
+			// Both end with the arrival sequence; the partition follows
+			// the stage namespace.
+			_, n := namespace(k[1:])
+			at = &Arrival{Partition: binary.BigEndian.Uint32(k[1+n:]), Seq: binary.BigEndian.Uint64(k[len(k)-8:])}
+		}
 		if spec == nil {
-			out = append(out, Record{Stage: stage, Kind: "value", Value: string(v)})
+			out = append(out, Record{Stage: stage, Kind: "value", Value: string(v), Arrival: at})
 			return nil
 		}
 		row, err := decodeRow(spec.schema, v)
 		if err != nil {
 			return err
 		}
-		out = append(out, Record{Stage: stage, Kind: "timeline", Row: row})
+		out = append(out, Record{Stage: stage, Kind: "timeline", Row: row, Arrival: at})
 		return nil
 	})
 	return out, err
@@ -209,6 +243,9 @@ func (s *Store) Erase(key string) (int, error) {
 		return 0, err
 	}
 	for _, t := range specs {
+		if t.arrivals {
+			continue // no touched set: visit found every entry
+		}
 		if p := t.prefix('t', key); p != nil {
 			if err := b.DeleteRange(p, upperBound(p), nil); err != nil {
 				return 0, err
@@ -221,8 +258,8 @@ func (s *Store) Erase(key string) (int, error) {
 	return n, nil
 }
 
-// visit calls fn for every timeline row and value kept about key; spec is
-// nil for a value.
+// visit calls fn for every timeline row and value kept about key, of both
+// layouts; spec is nil for a value.
 func (s *Store) visit(key string, fn func(stage string, spec *timelineSpec, k, v []byte) error) error {
 	specs, err := s.timelineSpecs()
 	if err != nil {
@@ -247,18 +284,81 @@ func (s *Store) visit(key string, fn func(stage string, spec *timelineSpec, k, v
 		if p == nil {
 			continue
 		}
-		if err := scan(p, upperBound(p), func(k, v []byte) error { return fn(t.stage, t, k, v) }); err != nil {
+		each := func(k, v []byte) error { return fn(t.stage, t, k, v) }
+		if t.arrivals {
+			if err := s.scanArrivals(append([]byte{'a'}, t.ns...), p, each); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := scan(p, upperBound(p), each); err != nil {
 			return err
 		}
 	}
 	want := valuePrefix(key)
-	return scan([]byte("v"), []byte("w"), func(k, v []byte) error {
+	err = scan([]byte("v"), []byte("w"), func(k, v []byte) error {
 		stage, n := namespace(k[1:])
 		if n > 0 && bytes.HasPrefix(k[1+n:], want) {
 			return fn(stage, nil, k, v)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// Versioned values: "w" | stage | partition | len(key) key | seq.
+	return scan([]byte("w"), []byte("x"), func(k, v []byte) error {
+		stage, n := namespace(k[1:])
+		rest := k[1+n:]
+		if n <= 0 || len(rest) < 4+8 {
+			return errCorrupt
+		}
+		rest = rest[4 : len(rest)-8]
+		l, w := binary.Uvarint(rest)
+		if w <= 0 || w+int(l) != len(rest) {
+			return errCorrupt
+		}
+		if bytes.HasPrefix(rest[w:], want) {
+			return fn(stage, nil, k, v)
+		}
+		return nil
+	})
+}
+
+// scanArrivals calls each for every arrival-versioned row under base
+// ("a" | stage) whose group key starts with group, in every partition: it
+// seeks to group in each partition in turn, without reading other keys'
+// rows.
+func (s *Store) scanArrivals(base, group []byte, each func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: base, UpperBound: upperBound(base)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for valid := it.First(); valid; {
+		k := it.Key()
+		if len(k) < len(base)+4 {
+			return errCorrupt
+		}
+		want := append(slices.Clip(k[:len(base)+4]), group...)
+		switch {
+		case bytes.HasPrefix(k, want):
+			if err := each(bytes.Clone(k), bytes.Clone(it.Value())); err != nil {
+				return err
+			}
+			valid = it.Next()
+		case bytes.Compare(k, want) < 0:
+			valid = it.SeekGE(want)
+		default: // past the key in this partition: the next partition
+			p := binary.BigEndian.Uint32(k[len(base):])
+			if p == ^uint32(0) {
+				valid = false
+				break
+			}
+			valid = it.SeekGE(binary.BigEndian.AppendUint32(bytes.Clone(base), p+1))
+		}
+	}
+	return it.Error()
 }
 
 // decodeRow decodes one stored row into column values.
