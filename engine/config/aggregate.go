@@ -25,6 +25,10 @@ type Aggregate struct {
 	// Window is WindowDay, WindowWeek (ISO, from Monday) or WindowMonth;
 	// "" when there is no time column.
 	Window string
+	// Timezone, when set, is the IANA zone whose calendar days, weeks and
+	// months the windows follow; "" takes the time column's own zone
+	// (UTC for a date32 or a timestamp without one).
+	Timezone string
 	// AllowedLateness: a window closes once the newest event time seen
 	// minus this passes its end; rows for a closed window are late and
 	// go to the dead letters.
@@ -90,6 +94,7 @@ func aggregateFields() []field {
 		{"group_by", kStrings, false},
 		{"time_column", kString, false},
 		{"window", kString, false},
+		{"timezone", kString, false},
 		{"allowed_lateness", kString, false},
 		{"measures", kStrings, true},
 		{"min_count", kInteger, false},
@@ -153,6 +158,12 @@ func (c *checker) aggregate(path string, m map[string]any) *Aggregate {
 	}
 	if (a.TimeColumn == "") != (a.Window == "") {
 		c.fail(a.Pos, path, "time_column and window go together: set both (windows on event time) or neither (one result for the whole run)")
+	}
+	if tz, ok := v["timezone"].(string); ok {
+		if _, err := time.LoadLocation(tz); err != nil || tz == "" {
+			c.fail(c.at(path+".timezone"), path+".timezone", "%q is not a time zone: expected an IANA name such as \"Europe/Paris\"", tz)
+		}
+		a.Timezone = tz
 	}
 	if s, ok := v["allowed_lateness"].(string); ok {
 		d, err := parseRetention(s)

@@ -130,6 +130,14 @@ func newAggregateStage(cfg *config.Aggregate, path string, in *arrow.Schema, mem
 				bad("time_column", "column %q has type %s; expected date32 or timestamp", cfg.TimeColumn, t)
 			}
 		}
+		if cfg.Timezone != "" {
+			loc, err := time.LoadLocation(cfg.Timezone)
+			if err != nil {
+				bad("timezone", "%q is not a time zone: %v", cfg.Timezone, err)
+			} else {
+				s.timeLoc = loc
+			}
+		}
 		fields = append(fields,
 			arrow.Field{Name: ColWindowStart, Type: arrow.FixedWidthTypes.Date32},
 			arrow.Field{Name: ColWindowEnd, Type: arrow.FixedWidthTypes.Date32})

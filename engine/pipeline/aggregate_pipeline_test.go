@@ -97,3 +97,45 @@ func runTextErr(t *testing.T, dir, toml string) (*textRows, string, error) {
 	}
 	return runText(t, dir, toml)
 }
+
+func TestAggregateTimezone(t *testing.T) {
+	// 01:00 on Monday 14 September in Paris is 23:00 on Sunday in UTC.
+	dir := writeFiles(t, map[string]string{"log.csv": "at,n\n2026-09-14T01:00:00+02:00,1\n"})
+	const toml = `
+[pipeline]
+name = "tz"
+[[source]]
+name = "log"
+connector = "csv"
+[source.options]
+path = "log.csv"
+columns = { at = "timestamp_us", n = "int64" }
+[[aggregate]]
+name = "weekly"
+input = "log"
+time_column = "at"
+window = "week"
+measures = ["n = sum(n)"]
+min_count = 0
+%s
+[[sink]]
+name = "out"
+input = "weekly"
+connector = "text"
+`
+	for _, tc := range []struct{ extra, want string }{
+		{"", "window_start=2026-09-07 window_end=2026-09-14 n=1"},
+		{`timezone = "Europe/Paris"`, "window_start=2026-09-14 window_end=2026-09-21 n=1"},
+	} {
+		got, _, err := runText(t, dir, fmt.Sprintf(toml, tc.extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.rows) != 1 || got.rows[0] != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.extra, got.rows, tc.want)
+		}
+	}
+	if _, _, err := runTextErr(t, dir, fmt.Sprintf(toml, `timezone = "Paris"`)); err == nil || !strings.Contains(err.Error(), "not a time zone") {
+		t.Errorf("bad timezone: %v", err)
+	}
+}
