@@ -32,10 +32,13 @@ const (
 	// FormatEvaluations writes evaluations.csv: 6e and 4e national
 	// evaluation results, per student and domain.
 	FormatEvaluations = "evaluations"
+	// FormatStaff writes teacher_absences.csv: teachers' days of absence
+	// per school, replaced or not.
+	FormatStaff = "staff"
 )
 
 // AllFormats lists every format.
-var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations}
+var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations, FormatStaff}
 
 // Options says what to generate and where.
 type Options struct {
@@ -238,6 +241,16 @@ func (g *generation) open() error {
 			return err
 		}
 		if err := o.write(w.calendarCSV()); err != nil {
+			return err
+		}
+		o.rows--
+	}
+	if opt.has(FormatStaff) {
+		o, err := g.create("teacher_absences.csv")
+		if err != nil {
+			return err
+		}
+		if err := o.write(w.teacherAbsencesCSV()); err != nil {
 			return err
 		}
 		o.rows--
