@@ -78,6 +78,7 @@ type Pipeline struct {
 	Joins         []*Join
 	Unions        []*Union
 	Alerts        []*Alerts
+	Aggregates    []*Aggregate
 	Sinks         []*Sink
 	Pos           Pos // the [pipeline] header
 
@@ -373,6 +374,7 @@ func topFields() []field {
 		{"join", kTables, false},
 		{"union", kTables, false},
 		{"alerts", kTables, false},
+		{"aggregate", kTables, false},
 		{"sink", kTables, false},
 		{"privacy", kTable, false},
 	}
@@ -725,6 +727,10 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 	alerts, _ := asTables(top["alerts"])
 	for i, m := range alerts {
 		p.Alerts = append(p.Alerts, c.alerts(p, indexKey("alerts", i), m))
+	}
+	aggs, _ := asTables(top["aggregate"])
+	for i, m := range aggs {
+		p.Aggregates = append(p.Aggregates, c.aggregate(indexKey("aggregate", i), m))
 	}
 	sinks, _ := asTables(top["sink"])
 	for i, m := range sinks {

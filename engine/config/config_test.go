@@ -337,7 +337,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "unknown quoted top-level key",
 			toml: "\"my key\" = 1\n" + head + src + sink,
-			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, join, union, alerts, sink, privacy`,
+			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, join, union, alerts, aggregate, sink, privacy`,
 		},
 		{
 			name: "wrong type string for integer",

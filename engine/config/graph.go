@@ -37,6 +37,11 @@ func (p *Pipeline) Union(name string) *Union {
 	return find(p.Unions, name, func(u *Union) string { return u.Name })
 }
 
+// AggregateStage returns the aggregate stage called name, or nil.
+func (p *Pipeline) AggregateStage(name string) *Aggregate {
+	return find(p.Aggregates, name, func(a *Aggregate) string { return a.Name })
+}
+
 // AlertsStage returns the alerts stage called name, or nil.
 func (p *Pipeline) AlertsStage(name string) *Alerts {
 	return find(p.Alerts, name, func(a *Alerts) string { return a.Name })
@@ -97,6 +102,10 @@ func (p *Pipeline) stages() []stage {
 	for i, a := range p.Alerts {
 		path := indexKey("alerts", i)
 		out = append(out, stage{a.Name, stream.KindAlerts, i, path, []edge{{path + ".input", a.Input}}})
+	}
+	for i, a := range p.Aggregates {
+		path := indexKey("aggregate", i)
+		out = append(out, stage{a.Name, stream.KindAggregate, i, path, []edge{{path + ".input", a.Input}}})
 	}
 	for i, s := range p.Sinks {
 		path := indexKey("sink", i)

@@ -163,6 +163,8 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 			err = p.prepareUnion(cfg.Union(name))
 		case stream.KindAlerts:
 			err = p.prepareAlerts(cfg.AlertsStage(name))
+		case stream.KindAggregate:
+			err = p.prepareAggregate(cfg.AggregateStage(name))
 		}
 		var ce config.Errors
 		switch {
@@ -181,6 +183,11 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 	if p.unbounded {
 		for _, s := range p.sinks {
 			s.flushDelay = cfg.MaxDelay
+		}
+		for _, m := range p.merges {
+			if a, ok := m.(*aggregateStage); ok {
+				a.continuous = true
+			}
 		}
 		if cfg.CheckpointInterval > 0 {
 			if err := p.prepareCheckpoints(); err != nil {
@@ -501,6 +508,20 @@ func (p *Plan) prepareAlerts(a *config.Alerts) error {
 	return nil
 }
 
+func (p *Plan) prepareAggregate(a *config.Aggregate) error {
+	in := p.schemas[a.Input]
+	if in == nil {
+		return nil // the input failed to prepare; its own error says why
+	}
+	stage, err := newAggregateStage(a, fmt.Sprintf("aggregate[%d]", index(p.cfg.Aggregates, a)), in, p.env.Mem)
+	if err != nil {
+		return err
+	}
+	p.schemas[a.Name] = stage.schema
+	p.merges[a.Name] = stage
+	return nil
+}
+
 func (p *Plan) prepareSink(ctx context.Context, s *config.Sink, started startedConnector) error {
 	key := fmt.Sprintf("sink[%d]", index(p.cfg.Sinks, s))
 	c, err := started.c, started.err
@@ -584,7 +605,7 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 				k = watchedSink{k, w}
 			}
 			err = g.AddSink(name, p.cfg.Sink(name).Input, k)
-		case stream.KindJoin, stream.KindUnion, stream.KindAlerts:
+		case stream.KindJoin, stream.KindUnion, stream.KindAlerts, stream.KindAggregate:
 			m := p.merges[name]
 			if w != nil {
 				m = watchedMerge{m, w}

@@ -101,6 +101,9 @@ const (
 	// KindAlerts turns a group rule's open alerts into changes (a
 	// transform, like a rule).
 	KindAlerts Kind = "alerts"
+	// KindAggregate groups rows into windows and emits one row per key
+	// and closed window (a transform, like a rule).
+	KindAggregate Kind = "aggregate"
 )
 
 // DeadLetter is a row that a stage could not process, with the reason.

@@ -18,7 +18,8 @@ const (
 	sORResults  = sXAPI + 4
 	sPNNotes    = sXAPI + 5
 	sPNAbsences = sXAPI + 6
-	numStreams  = sXAPI + 7
+	sEval       = sXAPI + 7
+	numStreams  = sXAPI + 8
 )
 
 // worker generates students; one per goroutine.
@@ -27,6 +28,8 @@ type worker struct {
 	opt       *Options
 	pcg, xpcg rand.PCG
 	r, xr     *rand.Rand
+	epcg      rand.PCG // national evaluations (evaluations.go)
+	er        *rand.Rand
 	st        student
 	abs, corr []uint8
 	batches   [5]*batch
@@ -37,6 +40,7 @@ type worker struct {
 func newWorker(w *world, opt *Options) *worker {
 	k := &worker{w: w, opt: opt, abs: make([]uint8, len(w.cal.Slots)), corr: make([]uint8, len(w.cal.Slots))}
 	k.r, k.xr = rand.New(&k.pcg), rand.New(&k.xpcg)
+	k.er = rand.New(&k.epcg)
 	for i, t := range tables {
 		k.batches[i] = newBatch(t)
 	}
@@ -63,6 +67,9 @@ func (k *worker) student(i int) {
 		k.xapi()
 	}
 	k.groundTruth()
+	if k.opt.has(FormatEvaluations) {
+		k.evaluations(i)
+	}
 	if k.opt.has(FormatOneRoster) {
 		k.roster()
 	}

@@ -29,10 +29,16 @@ const (
 	FormatOneRoster = "oneroster" // oneroster/*.csv, a OneRoster 1.2 CSV bundle
 	FormatXAPI      = "xapi"      // xapi/statements.jsonl
 	FormatPronote   = "pronote"   // pronote/notes.csv, pronote/absences.csv (Windows-1252, ";")
+	// FormatEvaluations writes evaluations.csv: 6e and 4e national
+	// evaluation results, per student and domain.
+	FormatEvaluations = "evaluations"
+	// FormatStaff writes teacher_absences.csv: teachers' days of absence
+	// per school, replaced or not.
+	FormatStaff = "staff"
 )
 
 // AllFormats lists every format.
-var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote}
+var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations, FormatStaff}
 
 // Options says what to generate and where.
 type Options struct {
@@ -144,6 +150,7 @@ func Generate(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	w := newWorld(opt.Profile, cal, lay, opt.Seed)
+	w.evalDays = w.evaluationDays()
 	g := &generation{opt: &opt, w: w}
 	if err := g.open(); err != nil {
 		g.close()
@@ -237,6 +244,26 @@ func (g *generation) open() error {
 			return err
 		}
 		o.rows--
+	}
+	if opt.has(FormatStaff) {
+		o, err := g.create("teacher_absences.csv")
+		if err != nil {
+			return err
+		}
+		if err := o.write(w.teacherAbsencesCSV()); err != nil {
+			return err
+		}
+		o.rows--
+	}
+	if opt.has(FormatEvaluations) {
+		o, err := g.create("evaluations.csv")
+		if err != nil {
+			return err
+		}
+		if _, err := o.w.WriteString("student_id,school_id,departement,class_id,level,domain,score,group,entered_at\n"); err != nil {
+			return err
+		}
+		g.streams[sEval] = o
 	}
 	if opt.has(FormatXAPI) {
 		o, err := g.create(filepath.Join("xapi", "statements.jsonl"))

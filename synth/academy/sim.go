@@ -82,6 +82,7 @@ type world struct {
 	cal      *Calendar
 	lay      *Layout
 	seed     uint64
+	evalDays []int    // school days of the national evaluations (evaluations.go)
 	slotDay  []string // ISO date of each slot
 	slotDMY  []string // dd/mm/yyyy of each slot
 	months   []string // 2025-09
