@@ -2,6 +2,7 @@ package indicators
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -135,5 +136,60 @@ func TestRaiseDaysAndStreak(t *testing.T) {
 	res := c.Evaluate("S1", truant(t))
 	if len(res.Alerts) == 0 || res.Alerts[0].Code != "ABS_STREAK" || !strings.Contains(res.Reason, "weeks in a row") {
 		t.Errorf("streak: alerts %+v, reason %q", res.Alerts, res.Reason)
+	}
+}
+
+// TestAsOfLatest: as_of = "latest" scores each timeline as of its own
+// newest event day, which is what an explicit as_of of that day gives.
+func TestAsOfLatest(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Set("as_of", "latest"); err != nil {
+		t.Fatal(err)
+	}
+	ev := truant(t)
+	differs := 0
+	for _, upTo := range []string{"2025-11-20", "2026-01-16", "2026-03-02"} {
+		last := day(t, upTo)
+		var prefix []Event
+		newest := int32(-1)
+		for _, e := range ev {
+			if e.Kind != Mark && e.Day <= last {
+				prefix = append(prefix, e)
+				newest = max(newest, e.Day)
+			}
+		}
+		c.AsOf = AsOfLatest
+		got := c.Evaluate("S1", slices.Clone(prefix))
+		c.AsOf = newest
+		want := c.Evaluate("S1", slices.Clone(prefix))
+		c.AsOf = -1
+		atEnd := c.Evaluate("S1", slices.Clone(prefix))
+		if got.Risk != want.Risk || got.Level != want.Level || got.Reason != want.Reason || len(got.Alerts) != len(want.Alerts) {
+			t.Errorf("up to %s: latest gives %v %s %q, as_of %s gives %v %s %q", upTo, got.Risk, got.Level, got.Reason, FormatDay(newest), want.Risk, want.Level, want.Reason)
+		}
+		if got.Risk != atEnd.Risk || got.Reason != atEnd.Reason {
+			differs++
+		}
+	}
+	if differs == 0 {
+		t.Error("as_of latest never differs from the default (the last term end): the test shows nothing")
+	}
+}
+
+// TestEvaluateIsBitForBit: the same timeline gives the same risk to the
+// last bit, call after call (a term average summed in map order did not).
+func TestEvaluateIsBitForBit(t *testing.T) {
+	c := DefaultConfig()
+	var ev []Event
+	subjects := []string{"maths", "francais", "anglais", "svt", "physique", "histoire_geo", "eps", "arts", "techno", "musique"}
+	for i, s := range subjects {
+		ev = append(ev, Event{Kind: Mark, Term: 0, Subject: s, Mark: 11.1 + float64(i)*0.37}, Event{Kind: Mark, Term: 1, Subject: s, Mark: 3.3 + float64(i)*0.71})
+	}
+	c.AsOf = day(t, "2026-03-20")
+	first := c.Evaluate("S9", slices.Clone(ev))
+	for range 200 {
+		if got := c.Evaluate("S9", slices.Clone(ev)); got.Risk != first.Risk || got.Reason != first.Reason {
+			t.Fatalf("risk %v (%q), then %v (%q)", first.Risk, first.Reason, got.Risk, got.Reason)
+		}
 	}
 }

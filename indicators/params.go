@@ -34,7 +34,7 @@ var Params = []Param{
 	{"no_school", "utf8", DefaultNoSchool, "days without lessons besides weekends, comma-separated: yyyy-mm-dd or yyyy-mm-dd/yyyy-mm-dd ranges (default: 2025-2026, zone C)"},
 	{"half_days_week", "utf8", "2,2,1,2,2,0,0", "school half-days on Monday..Sunday (French timetable: no lessons on Wednesday afternoon)"},
 	{"term_ends", "utf8", DefaultTermEnds, "last day of each term (T1,T2,T3), comma-separated yyyy-mm-dd: term marks become known on that day"},
-	{"as_of", "utf8", "", "day of the report, yyyy-mm-dd (default: the last term end); the timeline is replayed day by day up to it"},
+	{"as_of", "utf8", "", "day of the report, yyyy-mm-dd (default: the last term end), or \"latest\": the newest event day of the timeline evaluated (continuous runs, emit = \"per_row\"); the timeline is replayed day by day up to it"},
 	// Attendance.
 	{"window_days", "int32", 28, "length of the recent window, in days, of the attendance and platform indicators"},
 	{"chronic_rate", "float64", 0.10, "ABS_RATE: share of school half-days missed (justified or not) over the window from which absence is chronic"},
@@ -188,7 +188,9 @@ func (c *Config) Set(name string, v any) error {
 		c.TermEnds, err = parseDays(s)
 	case "as_of":
 		c.AsOf = -1
-		if s != "" {
+		if s == "latest" {
+			c.AsOf = AsOfLatest
+		} else if s != "" {
 			c.AsOf, err = ParseDay(s)
 		}
 	case "core_subjects":

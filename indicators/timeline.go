@@ -34,7 +34,7 @@ type Config struct {
 	NoSchool     map[int32]bool
 	HalfDaysWeek [7]int // Monday..Sunday
 	TermEnds     []int32
-	AsOf         int32 // -1: the last term end
+	AsOf         int32 // -1: the last term end; AsOfLatest: the newest event day
 
 	WindowDays, UnjustifiedDays, UnjustifiedMin, TrendMin, TrendDays, BaselineMinDays int
 	ChronicRate, TrendFactor                                                          float64
@@ -53,6 +53,10 @@ type Config struct {
 	RaiseAt, ClearBelow, AlertShare, Combo float64
 	ClearDays, RaiseDays                   int
 }
+
+// AsOfLatest is the AsOf of as_of = "latest": each timeline is scored as
+// of its own newest event day (a mark's day is its term's end).
+const AsOfLatest int32 = -2
 
 // Kind is the kind of a timeline event.
 type Kind uint8
@@ -147,7 +151,10 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	}
 	slices.SortStableFunc(events, func(a, b Event) int { return int(a.Day - b.Day) })
 	end := c.AsOf
-	if end < 0 {
+	switch {
+	case end == AsOfLatest:
+		end = events[len(events)-1].Day // sorted above
+	case end < 0:
 		end = c.TermEnds[len(c.TermEnds)-1]
 	}
 	start := events[0].Day
@@ -465,10 +472,14 @@ func (c *Config) termAverages(marks []Event) []termAvg {
 			continue
 		}
 		terms[t].subjects = map[string]float64{}
-		var s float64
 		for k, a := range subj[t] {
 			terms[t].subjects[k] = a.sum / float64(a.n)
-			s += a.sum / float64(a.n)
+		}
+		// Summed in subject order: a map's order would change the last
+		// bit of the average (and of the risk) from one call to the next.
+		var s float64
+		for _, k := range sortedKeys(terms[t].subjects) {
+			s += terms[t].subjects[k]
 		}
 		terms[t].overall = s / float64(len(subj[t]))
 	}
