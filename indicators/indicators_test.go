@@ -193,3 +193,58 @@ func TestEvaluateIsBitForBit(t *testing.T) {
 		}
 	}
 }
+
+// TestAbsMonths: unjustified absences in two calendar months running raise
+// ABS_MONTHS; the same count inside one month does not, nor does it for a
+// student who already had such months most of the time; use_corrections 0
+// keeps the reason as first recorded.
+func TestAbsMonths(t *testing.T) {
+	unj := func(days ...string) []Event {
+		var ev []Event
+		for _, s := range days {
+			ev = append(ev, Event{Kind: Absence, Day: day(t, s)}, Event{Kind: Absence, Day: day(t, s)})
+		}
+		return ev
+	}
+	c := DefaultConfig()
+	for k := range c.Weights {
+		c.Weights[k] = 0
+	}
+	c.Weights[AbsMonths], c.MonthsMin, c.MonthMinHalfDays = 1, 2, 3
+	c.AsOf = day(t, "2026-02-20")
+	quiet := []Event{{Kind: Absence, Day: day(t, "2025-09-08"), Justified: true}}
+	tests := []struct {
+		name string
+		ev   []Event
+		want bool
+	}{
+		{"two months running", append(unj("2026-01-26", "2026-01-28", "2026-02-03", "2026-02-05"), quiet...), true},
+		{"one month", append(unj("2026-02-02", "2026-02-03", "2026-02-05", "2026-02-06"), quiet...), false},
+		{"usual for the student", append(unj("2025-09-15", "2025-09-17", "2025-10-06", "2025-10-08", "2025-11-03", "2025-11-05",
+			"2025-12-01", "2025-12-03", "2026-01-26", "2026-01-28", "2026-02-03", "2026-02-05"), quiet...), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := c.Evaluate("S1", slices.Clone(tt.ev))
+			got := slices.Contains(res.Codes, "ABS_MONTHS")
+			if got != tt.want {
+				t.Errorf("ABS_MONTHS %v, want %v (codes %v, reason %q)", got, tt.want, res.Codes, res.Reason)
+			}
+			if got && !strings.Contains(res.Reason, "2 months running") {
+				t.Errorf("reason %q", res.Reason)
+			}
+		})
+	}
+	// A correction recorded before the report day justifies a half-day
+	// unless use_corrections is 0.
+	ev := append(unj("2026-01-26", "2026-01-28", "2026-02-03"), quiet...)
+	ev = append(ev, Event{Kind: Absence, Day: day(t, "2026-02-05"), CorrectedDay: day(t, "2026-02-10")},
+		Event{Kind: Absence, Day: day(t, "2026-02-05"), CorrectedDay: day(t, "2026-02-10")})
+	if res := c.Evaluate("S1", slices.Clone(ev)); slices.Contains(res.Codes, "ABS_MONTHS") {
+		t.Errorf("corrected half-days counted: %v", res.Codes)
+	}
+	c.UseCorrections = false
+	if res := c.Evaluate("S1", slices.Clone(ev)); !slices.Contains(res.Codes, "ABS_MONTHS") {
+		t.Errorf("use_corrections 0: codes %v, want ABS_MONTHS", res.Codes)
+	}
+}

@@ -50,6 +50,11 @@ var Params = []Param{
 	{"cusum_rate", "float64", 0.15, "ABS_CUSUM: rate of unjustified half-days of a drift (per school half-day)"},
 	{"cusum_prior_rate", "float64", 0.01, "ABS_CUSUM: usual rate of unjustified half-days assumed before the student's own history counts"},
 	{"cusum_prior_half_days", "float64", 100, "ABS_CUSUM: weight of cusum_prior_rate, in school half-days, against the student's own history"},
+	{"months_min", "int32", 0, "ABS_MONTHS: calendar months, among the last months_span (the current one included), with month_min_half_days unjustified half-days or more, from which it is raised (0: off)"},
+	{"month_min_half_days", "int32", 3, "ABS_MONTHS: unjustified half-days in a calendar month from which the month counts"},
+	{"months_span", "int32", 2, "ABS_MONTHS: calendar months looked at, the current one included"},
+	{"months_usual_max", "float64", 0.2, "ABS_MONTHS: not raised when, before the span, the student already had such months this often (share of the months with 16 school half-days or more; the student's own baseline)"},
+	{"use_corrections", "int32", 1, "1: a late correction justifies the half-day it corrects from the day it is recorded; 0: the unjustified indicators keep the reason as first recorded"},
 	// Course performance.
 	{"low_average", "float64", 8.0, "MARK_LOW: average of the last term (all subjects, /20) below which it is raised"},
 	{"fall_points", "float64", 5.0, "MARK_FALL: fall of the average between two consecutive terms, in points /20, from which it is raised"},
@@ -74,6 +79,7 @@ var Params = []Param{
 	{"w_inactive", "float64", 0.15, "weight of INACTIVE in the risk"},
 	{"w_abs_streak", "float64", 0.0, "weight of ABS_STREAK in the risk"},
 	{"w_abs_cusum", "float64", 0.0, "weight of ABS_CUSUM in the risk"},
+	{"w_abs_months", "float64", 0.0, "weight of ABS_MONTHS in the risk"},
 	{"w_combo", "float64", 0.0, "extra part of the risk when indicators of two or more families (attendance, marks, platform) are on together"},
 	// Alerts.
 	{"raise_at", "float64", 0.50, "an alert opens when the risk reaches this level (level 'alert')"},
@@ -153,13 +159,15 @@ func (c *Config) Set(name string, v any) error {
 		"fall_points": &c.FallPoints, "core_fail_mark": &c.CoreFailMark, "drop_ratio": &c.DropRatio,
 		"drop_min_expected": &c.DropMinExpected, "raise_at": &c.RaiseAt, "w_combo": &c.Combo, "cusum_min": &c.CusumMin, "cusum_rate": &c.CusumRate,
 		"cusum_prior_rate": &c.CusumPriorRate, "cusum_prior_half_days": &c.CusumPriorHalfDays, "alert_share": &c.AlertShare, "clear_below": &c.ClearBelow,
+		"months_usual_max": &c.MonthsUsualMax,
 	}
 	ints := map[string]*int{
 		"window_days": &c.WindowDays, "unjustified_days": &c.UnjustifiedDays, "unjustified_min": &c.UnjustifiedMin,
 		"trend_min": &c.TrendMin, "trend_days": &c.TrendDays, "baseline_min_days": &c.BaselineMinDays, "core_fail_count": &c.CoreFailCount,
 		"missing_min": &c.MissingMin, "inactive_days": &c.InactiveDays, "inactive_min_sessions": &c.InactiveMinSessions,
 		"clear_days": &c.ClearDays, "raise_days": &c.RaiseDays, "streak_weeks": &c.StreakWeeks,
-		"streak_min_half_days": &c.StreakMinHalfDays,
+		"streak_min_half_days": &c.StreakMinHalfDays, "months_min": &c.MonthsMin, "month_min_half_days": &c.MonthMinHalfDays,
+		"months_span": &c.MonthsSpan,
 	}
 	if strings.HasPrefix(name, "w_") {
 		code := strings.ToUpper(strings.TrimPrefix(name, "w_"))
@@ -180,6 +188,8 @@ func (c *Config) Set(name string, v any) error {
 	}
 	var err error
 	switch name {
+	case "use_corrections":
+		c.UseCorrections = f != 0
 	case "no_school":
 		c.NoSchool, err = parseDaySet(s)
 	case "half_days_week":

@@ -23,11 +23,12 @@ const (
 	Inactive
 	AbsStreak
 	AbsCusum
+	AbsMonths
 	numCodes
 )
 
 // Codes are the reason codes of the indicators.
-var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE", "ABS_STREAK", "ABS_CUSUM"}
+var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE", "ABS_STREAK", "ABS_CUSUM", "ABS_MONTHS"}
 
 // Config holds the parameters (see Params for their meaning).
 type Config struct {
@@ -48,6 +49,10 @@ type Config struct {
 
 	StreakWeeks, StreakMinHalfDays                          int
 	CusumRate, CusumPriorRate, CusumPriorHalfDays, CusumMin float64
+
+	MonthsMin, MonthMinHalfDays, MonthsSpan int
+	MonthsUsualMax                          float64
+	UseCorrections                          bool
 
 	Weights                                [numCodes]float64
 	RaiseAt, ClearBelow, AlertShare, Combo float64
@@ -209,12 +214,22 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	}
 	unjAt := func(i, from, to int) int32 { // unjustified over [from,to] as known on day i
 		u := sum(unj, from, to)
+		if !c.UseCorrections {
+			return u
+		}
 		for _, k := range corrections {
 			if j := int(k.day - start); j >= from && j <= to && int(k.known-start) <= i {
 				u--
 			}
 		}
 		return u
+	}
+	// Calendar months: monthStart[i] is the offset of the first day of
+	// day i's month (may be negative).
+	monthStart := make([]int, n)
+	for i := range n {
+		t := time.Unix(int64(start+int32(i))*86400, 0).UTC()
+		monthStart[i] = i - (t.Day() - 1)
 	}
 	terms := c.termAverages(marks)
 	firstSess := -1
@@ -308,6 +323,47 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			if cusum >= c.CusumMin {
 				ind[AbsCusum] = indicator{sev(cusum, c.CusumMin),
 					say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))}
+			}
+		}
+		if c.MonthsMin > 0 {
+			// Calendar months (the current one and the months_span-1
+			// before it) with month_min_half_days unjustified half-days or
+			// more, against the student's own share of such months before:
+			// a truant's episode stays within one month, a drift goes on.
+			hit, total := 0, int32(0)
+			ms := monthStart[i]
+			for m := 0; m < c.MonthsSpan; m++ {
+				me := i
+				if m > 0 {
+					me = ms - 1
+					ms = monthStartOf(start, me)
+				}
+				if u := unjAt(i, ms, me); int(u) >= c.MonthMinHalfDays {
+					hit++
+					total += u
+				}
+			}
+			if hit >= c.MonthsMin {
+				// The student's usual share of such months, before the span.
+				past, pastHit := 0, 0
+				for me := ms - 1; me >= 0; {
+					s0 := monthStartOf(start, me)
+					if sum(school, s0, me) >= 16 {
+						past++
+						if int(unjAt(i, s0, me)) >= c.MonthMinHalfDays {
+							pastHit++
+						}
+					}
+					me = s0 - 1
+				}
+				usual := 0.0
+				if past > 0 {
+					usual = float64(pastHit) / float64(past)
+				}
+				if past < 2 || usual <= c.MonthsUsualMax {
+					ind[AbsMonths] = indicator{sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays)),
+						say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))}
+				}
 			}
 		}
 		// Course performance: the last term whose marks are known.
@@ -418,7 +474,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 // family is 0 for attendance, 1 for course performance, 2 for engagement.
 func family(k int) int {
 	switch k {
-	case AbsRate, AbsUnj, AbsTrend, AbsStreak, AbsCusum:
+	case AbsRate, AbsUnj, AbsTrend, AbsStreak, AbsCusum, AbsMonths:
 		return 0
 	case MarkLow, MarkFall, CoreFail, Missing:
 		return 1
@@ -564,6 +620,13 @@ func span(days int) string {
 		return fmt.Sprintf("%d weeks", days/7)
 	}
 	return fmt.Sprintf("%d days", days)
+}
+
+// monthStartOf is the offset from start of the first day of the month of
+// the day at offset i.
+func monthStartOf(start int32, i int) int {
+	t := time.Unix(int64(start+int32(i))*86400, 0).UTC()
+	return i - (t.Day() - 1)
 }
 
 // weekday is 0 for Monday .. 6 for Sunday; day 0 (1970-01-01) was a Thursday.
