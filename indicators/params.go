@@ -55,6 +55,19 @@ var Params = []Param{
 	{"months_span", "int32", 2, "ABS_MONTHS: calendar months looked at, the current one included"},
 	{"months_usual_max", "float64", 0.2, "ABS_MONTHS: not raised when, before the span, the student already had such months this often (share of the months with 16 school half-days or more; the student's own baseline)"},
 	{"use_corrections", "int32", 1, "1: a late correction justifies the half-day it corrects from the day it is recorded; 0: the unjustified indicators keep the reason as first recorded"},
+	{"drift_min", "float64", 0.0, "ABS_DRIFT: posterior probability that a drift of unjustified absences has started (model in docs/indicators.md) from which it is raised; its severity is that probability (0: off)"},
+	{"drift_prior", "float64", 0.03, "ABS_DRIFT: prior chance that a student drifts during the year"},
+	{"drift_from", "utf8", "2025-11-01", "ABS_DRIFT: first day a drift may start (yyyy-mm-dd)"},
+	{"drift_to", "utf8", "2026-03-15", "ABS_DRIFT: last day a drift may start (yyyy-mm-dd)"},
+	{"history_from", "utf8", "2025-09-01", "ABS_DRIFT: first day of the student's history (the school year's start)"},
+	{"drift_rate", "float64", 0.2, "ABS_DRIFT: a drift's rate of unjustified half-days per school half-day once it has ramped up"},
+	{"drift_ramp_half_days", "float64", 80, "ABS_DRIFT: school half-days a drift's rate takes to ramp up from 0"},
+	{"drift_episode", "float64", 0.85, "ABS_DRIFT: chance of an episode of unjustified absences in each month of a drift"},
+	{"episode_prior", "float64", 0.05, "ABS_DRIFT: usual chance of a month with an episode of unjustified absences (a truant's), before the student's own months count"},
+	{"episode_prior_months", "float64", 4, "ABS_DRIFT: weight of episode_prior, in months, against the student's own months before the onset"},
+	{"episode_min", "int32", 4, "ABS_DRIFT: unjustified half-days of an episode, at least"},
+	{"episode_more", "float64", 0.6, "ABS_DRIFT: chance of each further half-day of an episode"},
+	{"sporadic_rate", "float64", 0.003, "ABS_DRIFT: rate of unjustified half-days outside episodes and drifts, per school half-day"},
 	// Course performance.
 	{"low_average", "float64", 8.0, "MARK_LOW: average of the last term (all subjects, /20) below which it is raised"},
 	{"fall_points", "float64", 5.0, "MARK_FALL: fall of the average between two consecutive terms, in points /20, from which it is raised"},
@@ -80,6 +93,7 @@ var Params = []Param{
 	{"w_abs_streak", "float64", 0.0, "weight of ABS_STREAK in the risk"},
 	{"w_abs_cusum", "float64", 0.0, "weight of ABS_CUSUM in the risk"},
 	{"w_abs_months", "float64", 0.0, "weight of ABS_MONTHS in the risk"},
+	{"w_abs_drift", "float64", 0.0, "weight of ABS_DRIFT in the risk"},
 	{"w_combo", "float64", 0.0, "extra part of the risk when indicators of two or more families (attendance, marks, platform) are on together"},
 	// Alerts.
 	{"raise_at", "float64", 0.50, "an alert opens when the risk reaches this level (level 'alert')"},
@@ -159,7 +173,10 @@ func (c *Config) Set(name string, v any) error {
 		"fall_points": &c.FallPoints, "core_fail_mark": &c.CoreFailMark, "drop_ratio": &c.DropRatio,
 		"drop_min_expected": &c.DropMinExpected, "raise_at": &c.RaiseAt, "w_combo": &c.Combo, "cusum_min": &c.CusumMin, "cusum_rate": &c.CusumRate,
 		"cusum_prior_rate": &c.CusumPriorRate, "cusum_prior_half_days": &c.CusumPriorHalfDays, "alert_share": &c.AlertShare, "clear_below": &c.ClearBelow,
-		"months_usual_max": &c.MonthsUsualMax,
+		"months_usual_max": &c.MonthsUsualMax, "drift_min": &c.DriftMin, "drift_prior": &c.DriftPrior,
+		"drift_rate": &c.DriftRate, "drift_ramp_half_days": &c.DriftRampHalfDays, "drift_episode": &c.DriftEpisode,
+		"episode_prior": &c.EpisodePrior, "episode_prior_months": &c.EpisodePriorMonths, "episode_more": &c.EpisodeMore,
+		"sporadic_rate": &c.SporadicRate,
 	}
 	ints := map[string]*int{
 		"window_days": &c.WindowDays, "unjustified_days": &c.UnjustifiedDays, "unjustified_min": &c.UnjustifiedMin,
@@ -167,7 +184,7 @@ func (c *Config) Set(name string, v any) error {
 		"missing_min": &c.MissingMin, "inactive_days": &c.InactiveDays, "inactive_min_sessions": &c.InactiveMinSessions,
 		"clear_days": &c.ClearDays, "raise_days": &c.RaiseDays, "streak_weeks": &c.StreakWeeks,
 		"streak_min_half_days": &c.StreakMinHalfDays, "months_min": &c.MonthsMin, "month_min_half_days": &c.MonthMinHalfDays,
-		"months_span": &c.MonthsSpan,
+		"months_span": &c.MonthsSpan, "episode_min": &c.EpisodeMin,
 	}
 	if strings.HasPrefix(name, "w_") {
 		code := strings.ToUpper(strings.TrimPrefix(name, "w_"))
@@ -188,6 +205,12 @@ func (c *Config) Set(name string, v any) error {
 	}
 	var err error
 	switch name {
+	case "drift_from":
+		c.DriftFrom, err = ParseDay(s)
+	case "drift_to":
+		c.DriftTo, err = ParseDay(s)
+	case "history_from":
+		c.HistoryFrom, err = ParseDay(s)
 	case "use_corrections":
 		c.UseCorrections = f != 0
 	case "no_school":

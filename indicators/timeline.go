@@ -24,11 +24,12 @@ const (
 	AbsStreak
 	AbsCusum
 	AbsMonths
+	AbsDrift
 	numCodes
 )
 
 // Codes are the reason codes of the indicators.
-var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE", "ABS_STREAK", "ABS_CUSUM", "ABS_MONTHS"}
+var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE", "ABS_STREAK", "ABS_CUSUM", "ABS_MONTHS", "ABS_DRIFT"}
 
 // Config holds the parameters (see Params for their meaning).
 type Config struct {
@@ -53,6 +54,11 @@ type Config struct {
 	MonthsMin, MonthMinHalfDays, MonthsSpan int
 	MonthsUsualMax                          float64
 	UseCorrections                          bool
+
+	DriftMin, DriftPrior, DriftRate, DriftRampHalfDays, DriftEpisode float64
+	EpisodePrior, EpisodePriorMonths, EpisodeMore, SporadicRate      float64
+	EpisodeMin                                                       int
+	DriftFrom, DriftTo, HistoryFrom                                  int32
 
 	Weights                                [numCodes]float64
 	RaiseAt, ClearBelow, AlertShare, Combo float64
@@ -231,6 +237,18 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		t := time.Unix(int64(start+int32(i))*86400, 0).UTC()
 		monthStart[i] = i - (t.Day() - 1)
 	}
+	var drift []float64
+	if c.DriftMin > 0 {
+		// Unjustified half-days as first recorded (a correction is noise
+		// to the model) and school half-days, by day.
+		orig := map[int32]int{}
+		for _, e := range events {
+			if e.Kind == Absence && !e.Justified {
+				orig[e.Day]++
+			}
+		}
+		drift = c.newDriftModel().posteriors(start, n, func(d int32) int { return orig[d] }, c.schoolHalfDays)
+	}
 	terms := c.termAverages(marks)
 	firstSess := -1
 	for i := 0; i < n; i++ {
@@ -366,6 +384,15 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				}
 			}
 		}
+		if drift != nil && drift[i] >= c.DriftMin {
+			var text string
+			if final {
+				cur := unjAt(i, monthStart[i], i)
+				prev := unjAt(i, monthStartOf(start, monthStart[i]-1), monthStart[i]-1)
+				text = fmt.Sprintf("unjustified absences of a drift: %d half-days this month, %d last month (chance of a drift %s %%)", cur, prev, pct(drift[i]))
+			}
+			ind[AbsDrift] = indicator{drift[i], text}
+		}
 		// Course performance: the last term whose marks are known.
 		if lt := c.lastTerm(terms, d); lt != markTerm {
 			markTerm, markInd = lt, [numCodes]indicator{}
@@ -474,7 +501,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 // family is 0 for attendance, 1 for course performance, 2 for engagement.
 func family(k int) int {
 	switch k {
-	case AbsRate, AbsUnj, AbsTrend, AbsStreak, AbsCusum, AbsMonths:
+	case AbsRate, AbsUnj, AbsTrend, AbsStreak, AbsCusum, AbsMonths, AbsDrift:
 		return 0
 	case MarkLow, MarkFall, CoreFail, Missing:
 		return 1
@@ -620,6 +647,14 @@ func span(days int) string {
 		return fmt.Sprintf("%d weeks", days/7)
 	}
 	return fmt.Sprintf("%d days", days)
+}
+
+// schoolHalfDays is the number of school half-days of day d.
+func (c *Config) schoolHalfDays(d int32) int {
+	if c.NoSchool[d] {
+		return 0
+	}
+	return c.HalfDaysWeek[weekday(d)]
 }
 
 // monthStartOf is the offset from start of the first day of the month of

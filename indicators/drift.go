@@ -1,0 +1,203 @@
+package indicators
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// driftModel is the ABS_DRIFT model: the posterior probability, day by
+// day, that a student's drift has started, from the unjustified half-days
+// per calendar month. Without a drift a month has, with the student's own
+// chance of an episode (drift_episode_prior, shrunk toward the student's
+// months before the onset), an episode of episode_min unjustified
+// half-days plus one more with chance episode_more each, placed uniformly
+// in the month, and otherwise sporadic ones (sporadic_rate per school
+// half-day). With a drift started on a candidate onset (each school week
+// from drift_from to drift_to, equally likely), every month from the onset
+// has an episode with chance drift_episode and a rate of unjustified
+// half-days rising from 0 to drift_rate over drift_ramp_half_days school
+// half-days. The prior chance of a drift is drift_prior.
+type driftModel struct {
+	c     *Config
+	thin  [][]float64 // thin[j][x]: chance of x half-days of an episode in the first j/fGrid of its month
+	fGrid int
+}
+
+const driftXMax = 64
+
+// thinTables caches the episode tables by (episode_min, episode_more).
+var thinTables sync.Map
+
+func (c *Config) newDriftModel() *driftModel {
+	m := &driftModel{c: c, fGrid: 40}
+	key := [2]float64{float64(c.EpisodeMin), c.EpisodeMore}
+	if t, ok := thinTables.Load(key); ok {
+		m.thin = t.([][]float64)
+		return m
+	}
+	defer func() { thinTables.Store(key, m.thin) }()
+	kMax := 160
+	pk := make([]float64, kMax+1) // episode size
+	for k := c.EpisodeMin; k <= kMax; k++ {
+		pk[k] = (1 - c.EpisodeMore) * math.Pow(c.EpisodeMore, float64(k-c.EpisodeMin))
+	}
+	m.thin = make([][]float64, m.fGrid+1)
+	for j := range m.thin {
+		f := float64(j) / float64(m.fGrid)
+		m.thin[j] = make([]float64, driftXMax+1)
+		for k := c.EpisodeMin; k <= kMax; k++ {
+			if pk[k] < 1e-15 {
+				continue
+			}
+			for x := 0; x <= min(k, driftXMax); x++ {
+				m.thin[j][x] += pk[k] * binomPMF(k, x, f)
+			}
+		}
+	}
+	return m
+}
+
+func binomPMF(n, k int, p float64) float64 {
+	switch {
+	case p <= 0:
+		if k == 0 {
+			return 1
+		}
+		return 0
+	case p >= 1:
+		if k == n {
+			return 1
+		}
+		return 0
+	}
+	lg := func(x int) float64 { v, _ := math.Lgamma(float64(x + 1)); return v }
+	return math.Exp(lg(n) - lg(k) - lg(n-k) + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
+}
+
+
+// monthLik is the chance of x unjustified half-days so far in a month
+// (share f of its school half-days elapsed): an episode with chance e
+// (thinned to f) plus Poisson(mu) others.
+func (m *driftModel) monthLik(x int, f, e, mu float64) float64 {
+	x = min(x, driftXMax)
+	th := m.thin[min(m.fGrid, max(0, int(math.Round(f*float64(m.fGrid)))))]
+	// Poisson chances of 0..x, by recurrence.
+	py, s := math.Exp(-mu), 0.0
+	for y := 0; y <= x; y++ {
+		if y > 0 {
+			py *= mu / float64(y)
+		}
+		s += py * th[x-y]
+	}
+	return math.Max((1-e)*py+e*s, 1e-300)
+}
+
+// posteriors returns, for each day from start to start+n-1, the posterior
+// probability that a drift has started, from the unjustified half-days
+// unj(day) and school half-days school(day) of each day. It also returns,
+// for the reason, the unjustified half-days of the current and the
+// previous month on each day is not needed: the caller counts them.
+func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) int) []float64 {
+	c := m.c
+	post := make([]float64, n)
+	from := min(c.HistoryFrom, start)
+	end := start + int32(n) - 1
+	// Candidate onsets: the Monday of each school week in [drift_from, drift_to].
+	var onsets []int32
+	for d := c.DriftFrom; d <= c.DriftTo; d++ {
+		if weekday(d) != 0 {
+			continue
+		}
+		h := 0
+		for k := int32(0); k < 5; k++ {
+			h += school(d + k)
+		}
+		if h > 0 {
+			onsets = append(onsets, d)
+		}
+	}
+	K := len(onsets)
+	if K == 0 {
+		return post
+	}
+	monthTotal := func(d int32) (first int32, total int) {
+		t := time.Unix(int64(d)*86400, 0).UTC()
+		first = d - int32(t.Day()-1)
+		last := int32(time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC).Unix()/86400) - 1
+		for x := first; x <= last; x++ {
+			total += school(x)
+		}
+		return first, total
+	}
+	lr := make([]float64, K)  // log-likelihood ratio of the complete months from each onset's month
+	lam := make([]float64, K) // drift's expected half-days so far in the current month, per onset
+	eOn := make([]float64, K) // the student's episode chance as of each onset's month
+	started := make([]bool, K)
+	S := 0 // school half-days since from
+	sOn := make([]int, K)
+	hits, months := 0, 0 // complete months with an episode-sized count, and complete school months
+	mFirst, mTotal := monthTotal(from)
+	x, h := 0, 0 // current month's unjustified and school half-days so far
+	eStudent := func() float64 {
+		return (c.EpisodePrior*c.EpisodePriorMonths + float64(hits)) / (c.EpisodePriorMonths + float64(months))
+	}
+	for d := from; d <= end; d++ {
+		if d-mFirst >= 0 && time.Unix(int64(d)*86400, 0).UTC().Day() == 1 && d != mFirst {
+			// The previous month is complete.
+			if mTotal > 0 {
+				for k := range K {
+					if started[k] {
+						lr[k] += math.Log(m.monthLik(x, 1, c.DriftEpisode, lam[k]+c.SporadicRate*float64(h))) -
+							math.Log(m.monthLik(x, 1, eOn[k], c.SporadicRate*float64(h)))
+					}
+				}
+				if mTotal >= 16 {
+					months++
+					if x >= c.EpisodeMin {
+						hits++
+					}
+				}
+			}
+			mFirst, mTotal = monthTotal(d)
+			x, h = 0, 0
+			clear(lam)
+		}
+		for k, o := range onsets {
+			if o == d {
+				started[k], sOn[k], eOn[k] = true, S, eStudent()
+			}
+		}
+		hd := school(d)
+		if hd > 0 {
+			for k := range K {
+				if started[k] {
+					lam[k] += c.DriftRate * math.Min(1, float64(S-sOn[k])/math.Max(c.DriftRampHalfDays, 1)) * float64(hd)
+				}
+			}
+			S += hd
+			h += hd
+		}
+		x += unj(d)
+		if d < start {
+			continue
+		}
+		f := 1.0
+		if mTotal > 0 {
+			f = float64(h) / float64(mTotal)
+		}
+		num, nOn := 0.0, 0
+		for k := range K {
+			if !started[k] {
+				continue
+			}
+			nOn++
+			l := lr[k] + math.Log(m.monthLik(x, f, c.DriftEpisode, lam[k]+c.SporadicRate*float64(h))) -
+				math.Log(m.monthLik(x, f, eOn[k], c.SporadicRate*float64(h)))
+			num += math.Exp(math.Min(l, 700))
+		}
+		pi := c.DriftPrior / float64(K)
+		post[d-start] = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))
+	}
+	return post
+}
