@@ -248,3 +248,56 @@ func TestAbsMonths(t *testing.T) {
 		t.Errorf("use_corrections 0: codes %v, want ABS_MONTHS", res.Codes)
 	}
 }
+
+// TestAbsDrift: unjustified absences that go on and grow month after
+// month raise ABS_DRIFT; one month's episode of the same size does not, and
+// the posterior of a day does not depend on later events.
+func TestAbsDrift(t *testing.T) {
+	c := DefaultConfig()
+	for k := range c.Weights {
+		c.Weights[k] = 0
+	}
+	c.Weights[AbsDrift], c.DriftMin, c.RaiseAt, c.ClearBelow = 1, 0.7, 0.7, 0.35
+	c.AsOf = day(t, "2026-03-27")
+	quiet := []Event{{Kind: Absence, Day: day(t, "2025-09-08"), Justified: true}}
+	// A drift from January: one half-day a week, then two, then three...
+	var drifter []Event
+	for w, d := 0, day(t, "2026-01-05"); d <= day(t, "2026-03-27"); w, d = w+1, d+7 {
+		for k := 0; k <= min(w/2, 4); k++ {
+			drifter = append(drifter, Event{Kind: Absence, Day: d + int32(k%4)})
+		}
+	}
+	drifter = append(drifter, quiet...)
+	episode := append([]Event{}, quiet...)
+	for _, s := range []string{"2026-03-02", "2026-03-03", "2026-03-05", "2026-03-09", "2026-03-10"} {
+		episode = append(episode, Event{Kind: Absence, Day: day(t, s)})
+	}
+	tests := []struct {
+		name string
+		ev   []Event
+		want bool
+	}{
+		{"drift", drifter, true},
+		{"one month's episode", episode, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := c.Evaluate("S1", slices.Clone(tt.ev))
+			got := slices.Contains(res.Codes, "ABS_DRIFT")
+			if got != tt.want || (len(res.Alerts) > 0) != tt.want {
+				t.Fatalf("ABS_DRIFT %v, alerts %v, want %v (risk %.3f, reason %q)", got, res.Alerts, tt.want, res.Risk, res.Reason)
+			}
+			if got && (res.Risk < 0.7 || !strings.Contains(res.Reason, "this month")) {
+				t.Errorf("risk %.3f reason %q", res.Risk, res.Reason)
+			}
+		})
+	}
+	// Causality: the first alert of the drift is the same when the report
+	// day is that day.
+	full := c.Evaluate("S1", slices.Clone(drifter))
+	c.AsOf = full.FirstAlert
+	cut := c.Evaluate("S1", slices.Clone(drifter))
+	if cut.FirstAlert != full.FirstAlert || cut.Risk < c.RaiseAt {
+		t.Errorf("first alert %s as of it, %s as of March; risk %.3f", FormatDay(cut.FirstAlert), FormatDay(full.FirstAlert), cut.Risk)
+	}
+}
