@@ -75,7 +75,6 @@ func binomPMF(n, k int, p float64) float64 {
 	return math.Exp(lg(n) - lg(k) - lg(n-k) + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
 }
 
-
 // monthLik is the chance of x unjustified half-days so far in a month
 // (share f of its school half-days elapsed): an episode with chance e
 // (thinned to f) plus Poisson(mu) others.

@@ -292,6 +292,21 @@ func TestAbsDrift(t *testing.T) {
 			}
 		})
 	}
+	// The reason names the evidence and the period, in the language of lang.
+	for _, tt := range []struct{ lang, want string }{
+		{"en", " unjustified half-days over 30 days (usually 2.9), 20 this month"},
+		{"fr", " demi-journées d'absence non justifiée en 30 jours (habituellement 2,9), 20 ce mois-ci"},
+	} {
+		if err := c.Set("lang", tt.lang); err != nil {
+			t.Fatal(err)
+		}
+		if res := c.Evaluate("S1", slices.Clone(drifter)); !strings.Contains(res.Reason, tt.want) {
+			t.Errorf("lang %s: reason %q, want it to contain %q", tt.lang, res.Reason, tt.want)
+		}
+	}
+	if err := c.Set("lang", "de"); err == nil {
+		t.Error("lang de accepted")
+	}
 	// Causality: the first alert of the drift is the same when the report
 	// day is that day.
 	full := c.Evaluate("S1", slices.Clone(drifter))

@@ -100,6 +100,9 @@ var Params = []Param{
 	{"clear_below", "float64", 0.30, "an open alert clears when the risk falls below this level (hysteresis); from it up to raise_at the level is 'watch'"},
 	{"alert_share", "float64", 0.5, "when the risk reaches raise_at, an alert opens for each reason whose part of the risk is at least this share of the largest part"},
 	{"raise_days", "int32", 1, "an alert opens only when the risk has been at least raise_at this many days in a row (persistence)"},
+	{"lang", "utf8", "en", "language of the reasons: en (English) or fr (French)"},
+	{"calib_a", "float64", 0.0, "calibration: the chance that a student drifts this year is 1/(1+exp(-(calib_a + calib_b × logit(max_risk)))) (output drift_chance)"},
+	{"calib_b", "float64", 1.0, "calibration: see calib_a (0 and 1: the year's highest risk itself)"},
 	{"clear_days", "int32", 14, "an open alert also clears when its own indicator has been off for this many days"},
 }
 
@@ -176,7 +179,7 @@ func (c *Config) Set(name string, v any) error {
 		"months_usual_max": &c.MonthsUsualMax, "drift_min": &c.DriftMin, "drift_prior": &c.DriftPrior,
 		"drift_rate": &c.DriftRate, "drift_ramp_half_days": &c.DriftRampHalfDays, "drift_episode": &c.DriftEpisode,
 		"episode_prior": &c.EpisodePrior, "episode_prior_months": &c.EpisodePriorMonths, "episode_more": &c.EpisodeMore,
-		"sporadic_rate": &c.SporadicRate,
+		"sporadic_rate": &c.SporadicRate, "calib_a": &c.CalibA, "calib_b": &c.CalibB,
 	}
 	ints := map[string]*int{
 		"window_days": &c.WindowDays, "unjustified_days": &c.UnjustifiedDays, "unjustified_min": &c.UnjustifiedMin,
@@ -205,6 +208,11 @@ func (c *Config) Set(name string, v any) error {
 	}
 	var err error
 	switch name {
+	case "lang":
+		if s != "en" && s != "fr" {
+			return fmt.Errorf("param \"lang\": %q is not en or fr", s)
+		}
+		c.Lang = s
 	case "drift_from":
 		c.DriftFrom, err = ParseDay(s)
 	case "drift_to":

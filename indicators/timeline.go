@@ -63,6 +63,8 @@ type Config struct {
 	Weights                                [numCodes]float64
 	RaiseAt, ClearBelow, AlertShare, Combo float64
 	ClearDays, RaiseDays                   int
+	CalibA, CalibB                         float64
+	Lang                                   string // en or fr
 }
 
 // AsOfLatest is the AsOf of as_of = "latest": each timeline is scored as
@@ -109,6 +111,19 @@ type Result struct {
 	Alerts     []Alert // every alert opened, in order
 	FirstAlert int32   // day of the first alert, -1 when none
 	MaxRisk    float64
+	Chance     float64 // calibrated chance that the student drifts this year, from MaxRisk (calib_a, calib_b)
+}
+
+// Logit is log(p/(1-p)), with p clamped to [1e-4, 1-1e-4].
+func Logit(p float64) float64 {
+	p = math.Min(1-1e-4, math.Max(1e-4, p))
+	return math.Log(p / (1 - p))
+}
+
+// ChanceOf maps a risk to a calibrated chance: 1/(1+exp(-(calib_a +
+// calib_b × logit(risk)))).
+func (c *Config) ChanceOf(risk float64) float64 {
+	return 1 / (1 + math.Exp(-(c.CalibA + c.CalibB*Logit(risk))))
 }
 
 // Open returns the alerts still open on the report day.
@@ -151,6 +166,7 @@ func sev(v, t float64) float64 {
 // events may be in any order; Evaluate sorts them.
 func (c *Config) Evaluate(student string, events []Event) Result {
 	res := Result{FirstAlert: -1, Level: "ok"}
+	res.Chance = c.ChanceOf(0)
 	if len(events) == 0 {
 		return res
 	}
@@ -279,12 +295,12 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		if hd := sum(school, from, i); hd >= 9 && i >= W-1 {
 			a := float64(sum(absAll, from, i)) / float64(hd)
 			if a >= c.ChronicRate {
-				ind[AbsRate] = indicator{sev(a, c.ChronicRate), say(final, "absences %s %% over %s", pct(a), span(W))}
+				ind[AbsRate] = indicator{sev(a, c.ChronicRate), c.say(final, "absences %s %% over %s", pct(a), c.span(W))}
 			}
 		}
 		if u := unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
 			ind[AbsUnj] = indicator{sev(float64(u), float64(c.UnjustifiedMin)),
-				say(final, "%d unjustified half-days over %s", u, span(c.UnjustifiedDays))}
+				c.say(final, "%d unjustified half-days over %s", u, c.span(c.UnjustifiedDays))}
 		}
 		if tf := i - c.TrendDays + 1; tf > c.BaselineMinDays {
 			recent := float64(unjAt(i, tf, i))
@@ -293,7 +309,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				usual := float64(unjAt(i, 0, tf-1)) / baseHD * float64(sum(school, tf, i))
 				if recent >= c.TrendFactor*math.Max(usual, 1) {
 					ind[AbsTrend] = indicator{sev(recent, c.TrendFactor*math.Max(usual, 1)),
-						say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), span(c.TrendDays), num1(usual))}
+						c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))}
 				}
 			}
 		}
@@ -319,7 +335,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			}
 			if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
 				ind[AbsStreak] = indicator{sev(float64(streak), float64(c.StreakWeeks)),
-					say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)}
+					c.say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)}
 			}
 		}
 		if c.CusumMin > 0 {
@@ -340,7 +356,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			}
 			if cusum >= c.CusumMin {
 				ind[AbsCusum] = indicator{sev(cusum, c.CusumMin),
-					say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))}
+					c.say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))}
 			}
 		}
 		if c.MonthsMin > 0 {
@@ -380,16 +396,22 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				}
 				if past < 2 || usual <= c.MonthsUsualMax {
 					ind[AbsMonths] = indicator{sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays)),
-						say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))}
+						c.say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))}
 				}
 			}
 		}
 		if drift != nil && drift[i] >= c.DriftMin {
 			var text string
 			if final {
-				cur := unjAt(i, monthStart[i], i)
-				prev := unjAt(i, monthStartOf(start, monthStart[i]-1), monthStart[i]-1)
-				text = fmt.Sprintf("unjustified absences of a drift: %d half-days this month, %d last month (chance of a drift %s %%)", cur, prev, pct(drift[i]))
+				// The last 30 days, against the student's own rate before.
+				const p = 30
+				recent := unjAt(i, i-p+1, i)
+				usual := 0.0
+				if h := float64(sum(school, 0, i-p)); h > 0 {
+					usual = float64(unjAt(i, 0, i-p)) / h * float64(sum(school, i-p+1, i))
+				}
+				text = c.say(final, "%d unjustified half-days over %s (usually %s), %d this month; chance of a drift %s %%",
+					recent, c.span(p), num1(usual), unjAt(i, monthStart[i], i), pct(drift[i]))
 			}
 			ind[AbsDrift] = indicator{drift[i], text}
 		}
@@ -408,12 +430,12 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			got := float64(sum(sess, from, i))
 			if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
 				ind[PlatformDrop] = indicator{math.Min(1, 0.5+0.5*(1-got/expected)),
-					say(final, "platform sessions %d over %s, usually %s", int(got), span(W), num1(expected))}
+					c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))}
 			}
 		}
 		if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(sess[lastSess+1]) >= c.InactiveMinSessions {
 			ind[Inactive] = indicator{sev(float64(i-lastSess), float64(c.InactiveDays)),
-				say(final, "no platform activity for %d days", i-lastSess)}
+				c.say(final, "no platform activity for %d days", i-lastSess)}
 		}
 		// Risk.
 		q := 1.0
@@ -462,6 +484,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		}
 	}
 	res.Risk = risk
+	res.Chance = c.ChanceOf(res.MaxRisk)
 	anyOpen := false
 	for k := range open {
 		anyOpen = anyOpen || open[k] > 0
@@ -587,7 +610,7 @@ func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last 
 	cur := terms[last]
 	if !math.IsNaN(cur.overall) && cur.overall < c.LowAverage {
 		ind[MarkLow] = indicator{math.Min(1, 0.5+2*(c.LowAverage-cur.overall)/math.Max(c.LowAverage, 1)),
-			fmt.Sprintf("average %s in T%d", num1(cur.overall), last+1)}
+			c.say(true, "average %s in T%d", num1(cur.overall), last+1)}
 	}
 	if last > 0 && terms[last-1].known && !math.IsNaN(cur.overall) && !math.IsNaN(terms[last-1].overall) {
 		prev := terms[last-1]
@@ -599,9 +622,9 @@ func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last 
 					best, bestFall = k, p-cur.subjects[k]
 				}
 			}
-			text := fmt.Sprintf("average %s → %s (T%d → T%d)", num1(prev.overall), num1(cur.overall), last, last+1)
+			text := c.say(true, "average %s → %s (T%d → T%d)", num1(prev.overall), num1(cur.overall), last, last+1)
 			if best != "" {
-				text += fmt.Sprintf(", %s %s → %s", best, num1(prev.subjects[best]), num1(cur.subjects[best]))
+				text += c.say(true, ", %s %s → %s", best, num1(prev.subjects[best]), num1(cur.subjects[best]))
 			}
 			ind[MarkFall] = indicator{sev(fall, c.FallPoints), text}
 		}
@@ -614,11 +637,11 @@ func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last 
 	}
 	if len(failed) >= c.CoreFailCount && len(failed) > 0 {
 		ind[CoreFail] = indicator{sev(float64(len(failed)), float64(max(c.CoreFailCount, 1))),
-			"failing " + strings.Join(failed, ", ")}
+			c.say(true, "failing %s", strings.Join(failed, ", "))}
 	}
 	if cur.missing >= c.MissingMin && c.MissingMin > 0 {
 		ind[Missing] = indicator{sev(float64(cur.missing), float64(c.MissingMin)),
-			fmt.Sprintf("%d marks missing in T%d", cur.missing, last+1)}
+			c.say(true, "%d marks missing in T%d", cur.missing, last+1)}
 	}
 }
 
@@ -631,22 +654,23 @@ func sortedKeys(m map[string]float64) []string {
 	return k
 }
 
-// say formats a reason when on (the report day), and is free otherwise.
-func say(on bool, format string, a ...any) string {
+// say formats a reason in the language of lang when on (the report
+// day), and is free otherwise.
+func (c *Config) say(on bool, format string, a ...any) string {
 	if !on {
 		return ""
 	}
-	return fmt.Sprintf(format, a...)
+	return c.decimals(fmt.Sprintf(c.tr(format), a...))
 }
 
 func pct(x float64) string  { return strconv.FormatFloat(100*x, 'f', 0, 64) }
 func num1(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 
-func span(days int) string {
+func (c *Config) span(days int) string {
 	if days%7 == 0 {
-		return fmt.Sprintf("%d weeks", days/7)
+		return fmt.Sprintf(c.tr("%d weeks"), days/7)
 	}
-	return fmt.Sprintf("%d days", days)
+	return fmt.Sprintf(c.tr("%d days"), days)
 }
 
 // schoolHalfDays is the number of school half-days of day d.
