@@ -131,7 +131,7 @@ func TestRaiseDaysAndStreak(t *testing.T) {
 	for k := range c.Weights {
 		c.Weights[k] = 0
 	}
-	c.Weights[AbsStreak], c.StreakWeeks = 1, 2
+	c.Weights[AbsStreak], c.StreakWeeks, c.RaiseAt = 1, 2, 0.5
 	c.AsOf = day(t, "2026-01-16")
 	res := c.Evaluate("S1", truant(t))
 	if len(res.Alerts) == 0 || res.Alerts[0].Code != "ABS_STREAK" || !strings.Contains(res.Reason, "weeks in a row") {

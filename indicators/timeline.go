@@ -111,13 +111,21 @@ type Result struct {
 	Alerts     []Alert // every alert opened, in order
 	FirstAlert int32   // day of the first alert, -1 when none
 	MaxRisk    float64
-	Chance     float64 // calibrated chance that the student drifts this year, from MaxRisk (calib_a, calib_b)
+	Chance     float64 // calibrated chance that the student drifts this year (calib_a, calib_b), from the year's highest ABS_DRIFT posterior, or MaxRisk when ABS_DRIFT is off
 }
 
 // Logit is log(p/(1-p)), with p clamped to [1e-4, 1-1e-4].
 func Logit(p float64) float64 {
 	p = math.Min(1-1e-4, math.Max(1e-4, p))
 	return math.Log(p / (1 - p))
+}
+
+// Uncalibrated inverts ChanceOf: the score a chance was mapped from.
+func (c *Config) Uncalibrated(chance float64) float64 {
+	if c.CalibB == 0 {
+		return 0
+	}
+	return 1 / (1 + math.Exp(-(Logit(chance)-c.CalibA)/c.CalibB))
 }
 
 // ChanceOf maps a risk to a calibrated chance: 1/(1+exp(-(calib_a +
@@ -485,6 +493,9 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	}
 	res.Risk = risk
 	res.Chance = c.ChanceOf(res.MaxRisk)
+	if drift != nil {
+		res.Chance = c.ChanceOf(slices.Max(drift))
+	}
 	anyOpen := false
 	for k := range open {
 		anyOpen = anyOpen || open[k] > 0

@@ -52,7 +52,7 @@ func calibrationReport(w io.Writer, c *indicators.Config, studs []student) error
 		}
 		brier += (p - y) * (p - y)
 		brierRaw += (res[i].MaxRisk - y) * (res[i].MaxRisk - y)
-		xs[i], ys[i] = indicators.Logit(res[i].MaxRisk), y
+		xs[i], ys[i] = indicators.Logit(c.Uncalibrated(res[i].Chance)), y
 	}
 	n := float64(len(studs))
 	fmt.Fprintf(w, "| chance | students | mean chance | share who drift |\n|---|---|---|---|\n")
@@ -64,7 +64,7 @@ func calibrationReport(w io.Writer, c *indicators.Config, studs []student) error
 		fmt.Fprintf(w, "| %.1f–%.1f | %d | %.3f | %.3f |\n", float64(k)/10, float64(k+1)/10, b.n, b.sum/float64(b.n), float64(b.pos)/float64(b.n))
 	}
 	a, bb := fitLogistic(xs, ys)
-	fmt.Fprintf(w, "\nBrier score %.4f (the year's highest risk itself: %.4f; a constant at the drift rate: %.4f)\n", brier/n, brierRaw/n, baseBrier(ys))
+	fmt.Fprintf(w, "\nBrier score %.4f (the year's highest risk: %.4f; a constant at the drift rate: %.4f)\n", brier/n, brierRaw/n, baseBrier(ys))
 	fmt.Fprintf(w, "logistic fit on this academy: calib_a=%.4f,calib_b=%.4f\n", a, bb)
 	return nil
 }
