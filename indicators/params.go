@@ -15,6 +15,7 @@ package indicators
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -103,6 +104,7 @@ var Params = []Param{
 	{"lang", "utf8", "en", "language of the reasons: en (English) or fr (French)"},
 	{"calib_a", "float64", 0.0, "calibration: the chance that a student drifts this year (output drift_chance) is 1/(1+exp(-(calib_a + calib_b × logit(x)))), x the year's highest ABS_DRIFT posterior (max_risk when ABS_DRIFT is off)"},
 	{"calib_b", "float64", 1.0, "calibration: see calib_a (0 and 1: x itself)"},
+	{"calib_points", "utf8", "", "calibration: an isotonic map x:chance,x:chance,... (x increasing) from the same x, interpolated linearly; when set it replaces calib_a, calib_b (examples/indicators/tune --calibration fits it)"},
 	{"clear_days", "int32", 14, "an open alert also clears when its own indicator has been off for this many days"},
 }
 
@@ -208,6 +210,20 @@ func (c *Config) Set(name string, v any) error {
 	}
 	var err error
 	switch name {
+	case "calib_points":
+		c.CalibPoints = nil
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			a, b, _ := strings.Cut(f, ":")
+			x, err1 := strconv.ParseFloat(a, 64)
+			y, err2 := strconv.ParseFloat(b, 64)
+			if err1 != nil || err2 != nil || (len(c.CalibPoints) > 0 && x <= c.CalibPoints[len(c.CalibPoints)-1][0]) {
+				return fmt.Errorf("param \"calib_points\": %q is not x:chance with x increasing", f)
+			}
+			c.CalibPoints = append(c.CalibPoints, [2]float64{x, y})
+		}
 	case "lang":
 		if s != "en" && s != "fr" {
 			return fmt.Errorf("param \"lang\": %q is not en or fr", s)

@@ -64,7 +64,8 @@ type Config struct {
 	RaiseAt, ClearBelow, AlertShare, Combo float64
 	ClearDays, RaiseDays                   int
 	CalibA, CalibB                         float64
-	Lang                                   string // en or fr
+	CalibPoints                            [][2]float64 // x:y, x increasing
+	Lang                                   string       // en or fr
 }
 
 // AsOfLatest is the AsOf of as_of = "latest": each timeline is scored as
@@ -111,6 +112,7 @@ type Result struct {
 	Alerts     []Alert // every alert opened, in order
 	FirstAlert int32   // day of the first alert, -1 when none
 	MaxRisk    float64
+	Score      float64 // the year's highest ABS_DRIFT posterior, or MaxRisk when ABS_DRIFT is off
 	Chance     float64 // calibrated chance that the student drifts this year (calib_a, calib_b), from the year's highest ABS_DRIFT posterior, or MaxRisk when ABS_DRIFT is off
 }
 
@@ -120,17 +122,22 @@ func Logit(p float64) float64 {
 	return math.Log(p / (1 - p))
 }
 
-// Uncalibrated inverts ChanceOf: the score a chance was mapped from.
-func (c *Config) Uncalibrated(chance float64) float64 {
-	if c.CalibB == 0 {
-		return 0
-	}
-	return 1 / (1 + math.Exp(-(Logit(chance)-c.CalibA)/c.CalibB))
-}
-
-// ChanceOf maps a risk to a calibrated chance: 1/(1+exp(-(calib_a +
-// calib_b × logit(risk)))).
+// ChanceOf maps a risk to a calibrated chance: by linear interpolation
+// between the points of calib_points when set (an isotonic map), else
+// 1/(1+exp(-(calib_a + calib_b × logit(risk)))).
 func (c *Config) ChanceOf(risk float64) float64 {
+	if p := c.CalibPoints; len(p) > 0 {
+		if risk <= p[0][0] {
+			return p[0][1]
+		}
+		for k := 1; k < len(p); k++ {
+			if risk <= p[k][0] {
+				t := (risk - p[k-1][0]) / math.Max(p[k][0]-p[k-1][0], 1e-12)
+				return p[k-1][1] + t*(p[k][1]-p[k-1][1])
+			}
+		}
+		return p[len(p)-1][1]
+	}
 	return 1 / (1 + math.Exp(-(c.CalibA + c.CalibB*Logit(risk))))
 }
 
@@ -492,10 +499,11 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		}
 	}
 	res.Risk = risk
-	res.Chance = c.ChanceOf(res.MaxRisk)
+	res.Score = res.MaxRisk
 	if drift != nil {
-		res.Chance = c.ChanceOf(slices.Max(drift))
+		res.Score = slices.Max(drift)
 	}
+	res.Chance = c.ChanceOf(res.Score)
 	anyOpen := false
 	for k := range open {
 		anyOpen = anyOpen || open[k] > 0

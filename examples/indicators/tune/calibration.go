@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/vigie-edu/vigie/indicators"
@@ -52,7 +53,7 @@ func calibrationReport(w io.Writer, c *indicators.Config, studs []student) error
 		}
 		brier += (p - y) * (p - y)
 		brierRaw += (res[i].MaxRisk - y) * (res[i].MaxRisk - y)
-		xs[i], ys[i] = indicators.Logit(c.Uncalibrated(res[i].Chance)), y
+		xs[i], ys[i] = res[i].Score, y
 	}
 	n := float64(len(studs))
 	fmt.Fprintf(w, "| chance | students | mean chance | share who drift |\n|---|---|---|---|\n")
@@ -63,9 +64,14 @@ func calibrationReport(w io.Writer, c *indicators.Config, studs []student) error
 		}
 		fmt.Fprintf(w, "| %.1f–%.1f | %d | %.3f | %.3f |\n", float64(k)/10, float64(k+1)/10, b.n, b.sum/float64(b.n), float64(b.pos)/float64(b.n))
 	}
-	a, bb := fitLogistic(xs, ys)
+	lx := make([]float64, len(xs))
+	for i, x := range xs {
+		lx[i] = indicators.Logit(x)
+	}
+	a, bb := fitLogistic(lx, ys)
 	fmt.Fprintf(w, "\nBrier score %.4f (the year's highest risk: %.4f; a constant at the drift rate: %.4f)\n", brier/n, brierRaw/n, baseBrier(ys))
 	fmt.Fprintf(w, "logistic fit on this academy: calib_a=%.4f,calib_b=%.4f\n", a, bb)
+	fmt.Fprintf(w, "isotonic fit on this academy: calib_points=%s\n", isotonic(xs, ys))
 	return nil
 }
 
@@ -103,4 +109,38 @@ func fitLogistic(xs, ys []float64) (a, b float64) {
 		}
 	}
 	return a, b
+}
+
+// isotonic fits a monotone map from x to the share of y by pooling
+// adjacent violators over bins of x (edges below), and returns it as
+// calib_points (x:chance at each bin's mean x).
+func isotonic(xs, ys []float64) string {
+	edges := []float64{0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001}
+	type blk struct{ n, sx, sy float64 }
+	bl := make([]blk, len(edges)-1)
+	for i, x := range xs {
+		k := 0
+		for k+1 < len(bl) && x >= edges[k+1] {
+			k++
+		}
+		bl[k].n++
+		bl[k].sx += x
+		bl[k].sy += ys[i]
+	}
+	var st []blk
+	for _, b := range bl {
+		if b.n == 0 {
+			continue
+		}
+		st = append(st, b)
+		for len(st) > 1 && st[len(st)-2].sy/st[len(st)-2].n >= st[len(st)-1].sy/st[len(st)-1].n {
+			a, b := st[len(st)-2], st[len(st)-1]
+			st = append(st[:len(st)-2], blk{a.n + b.n, a.sx + b.sx, a.sy + b.sy})
+		}
+	}
+	var parts []string
+	for _, b := range st {
+		parts = append(parts, fmt.Sprintf("%.3f:%.4f", b.sx/b.n, b.sy/b.n))
+	}
+	return strings.Join(parts, ",")
 }

@@ -66,7 +66,7 @@ type student struct {
 }
 
 func main() {
-	dir := flag.String("dir", "", "academy folder (vigie gen --format csv,xapi, plus activity.csv)")
+	dir := flag.String("dir", "", "academy folder (vigie gen --format csv,xapi, plus activity.csv); several, comma-separated, are counted as one")
 	n := flag.Int("students", 20000, "first N students")
 	set := flag.String("set", "", "params, k=v,k=v")
 	grid := flag.String("grid", "", "several --set values separated by ';'")
@@ -79,10 +79,14 @@ func main() {
 	sweep := flag.String("sweep", "0.3,0.4,0.5,0.6,0.7,0.8,0.9", "with --curve: thresholds (raise_at; drift_min too when ABS_DRIFT is on; clear_below half)")
 	calib := flag.Bool("calibration", false, "print the reliability of the risk by decile and the Brier score (each student's risk on every school day against a drift started)")
 	flag.Parse()
-	studs, err := load(*dir, *n)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	var studs []student
+	for _, d := range strings.Split(*dir, ",") { // several academies: counted as one
+		st, err := load(d, *n)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		studs = append(studs, st...)
 	}
 	if *curve != "" {
 		if err := curves(studs, *set, *sweep, *curve, *oracle, *marks, *platform); err != nil {
