@@ -104,7 +104,7 @@ var Params = []Param{
 	{"lang", "utf8", "en", "language of the reasons: en (English) or fr (French)"},
 	{"calib_a", "float64", 0.0, "calibration: the chance that a student drifts this year (output drift_chance) is 1/(1+exp(-(calib_a + calib_b × logit(x)))), x the year's highest ABS_DRIFT posterior (max_risk when ABS_DRIFT is off)"},
 	{"calib_b", "float64", 1.0, "calibration: see calib_a (0 and 1: x itself)"},
-	{"calib_points", "utf8", "", "calibration: an isotonic map x:chance,x:chance,... (x increasing) from the same x, interpolated linearly; when set it replaces calib_a, calib_b (examples/indicators/tune --calibration fits it)"},
+	{"calib_points", "utf8", DefaultCalibPoints, "calibration: an isotonic map x:chance,x:chance,... (x increasing) from the same x, interpolated linearly; when set it replaces calib_a, calib_b (examples/indicators/tune --calibration fits it)"},
 	{"clear_days", "int32", 14, "an open alert also clears when its own indicator has been off for this many days"},
 }
 
@@ -286,3 +286,9 @@ func (c *Config) check() error {
 	}
 	return nil
 }
+
+// DefaultCalibPoints is the isotonic map of the drift score to the chance
+// of a drift fitted on seeds 1 and 2 of vigie gen (20,000 students each)
+// with the defaults: go run ./examples/indicators/tune --dir
+// /dev/shm/ac1,/dev/shm/ac2 --students 20000 --calibration.
+const DefaultCalibPoints = "0.008:0.0045,0.070:0.0100,0.155:0.0105,0.234:0.0148,0.339:0.0556,0.497:0.1462,0.714:0.1681,0.854:0.2424,0.926:0.4356,0.971:0.6554,0.999:0.9048"
