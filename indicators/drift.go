@@ -120,14 +120,14 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 	if K == 0 {
 		return post
 	}
-	monthTotal := func(d int32) (first int32, total int) {
+	monthTotal := func(d int32) (first, next int32, total int) {
 		t := time.Unix(int64(d)*86400, 0).UTC()
 		first = d - int32(t.Day()-1)
-		last := int32(time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC).Unix()/86400) - 1
-		for x := first; x <= last; x++ {
+		next = int32(time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+		for x := first; x < next; x++ {
 			total += school(x)
 		}
-		return first, total
+		return first, next, total
 	}
 	lr := make([]float64, K)  // log-likelihood ratio of the complete months from each onset's month
 	lam := make([]float64, K) // drift's expected half-days so far in the current month, per onset
@@ -136,13 +136,25 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 	S := 0 // school half-days since from
 	sOn := make([]int, K)
 	hits, months := 0, 0 // complete months with an episode-sized count, and complete school months
-	mFirst, mTotal := monthTotal(from)
+	_, mNext, mTotal := monthTotal(from)
+	// Before the first unjustified half-day every onset's likelihood ratio
+	// is at most 1, so the posterior is at most drift_prior: it is left at
+	// 0 there (below drift_min), and on a day without school nor absence
+	// it is the day before's.
+	first := end + 1
+	for d := from; d <= end; d++ {
+		if unj(d) > 0 {
+			first = d
+			break
+		}
+	}
+	prev := 0.0
 	x, h := 0, 0 // current month's unjustified and school half-days so far
 	eStudent := func() float64 {
 		return (c.EpisodePrior*c.EpisodePriorMonths + float64(hits)) / (c.EpisodePriorMonths + float64(months))
 	}
 	for d := from; d <= end; d++ {
-		if d-mFirst >= 0 && time.Unix(int64(d)*86400, 0).UTC().Day() == 1 && d != mFirst {
+		if d == mNext {
 			// The previous month is complete.
 			if mTotal > 0 {
 				for k := range K {
@@ -158,7 +170,7 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 					}
 				}
 			}
-			mFirst, mTotal = monthTotal(d)
+			_, mNext, mTotal = monthTotal(d)
 			x, h = 0, 0
 			clear(lam)
 		}
@@ -177,8 +189,13 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 			S += hd
 			h += hd
 		}
-		x += unj(d)
+		ud := unj(d)
+		x += ud
 		if d < start {
+			continue
+		}
+		if d < first || (hd == 0 && ud == 0) {
+			post[d-start] = prev
 			continue
 		}
 		f := 1.0
@@ -196,7 +213,8 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 			num += math.Exp(math.Min(l, 700))
 		}
 		pi := c.DriftPrior / float64(K)
-		post[d-start] = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))
+		prev = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))
+		post[d-start] = prev
 	}
 	return post
 }

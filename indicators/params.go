@@ -278,6 +278,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("need 0 <= clear_below (%v) <= raise_at (%v) <= 1", c.ClearBelow, c.RaiseAt)
 	case len(c.TermEnds) == 0:
 		return fmt.Errorf("term_ends is empty")
+	case c.DriftMin > 0 && c.DriftMin <= c.DriftPrior:
+		return fmt.Errorf("drift_min %v is not above drift_prior %v", c.DriftMin, c.DriftPrior)
 	}
 	for i, w := range c.Weights {
 		if w < 0 || w > 1 {
