@@ -37,7 +37,7 @@ func (c *Config) newDriftModel() *driftModel {
 		return m
 	}
 	defer func() { thinTables.Store(key, m.thin) }()
-	kMax := 160
+	kMax := 100 // the chance of a longer episode is below 1e-15 with the defaults
 	pk := make([]float64, kMax+1) // episode size
 	for k := c.EpisodeMin; k <= kMax; k++ {
 		pk[k] = (1 - c.EpisodeMore) * math.Pow(c.EpisodeMore, float64(k-c.EpisodeMin))
@@ -46,34 +46,33 @@ func (c *Config) newDriftModel() *driftModel {
 	for j := range m.thin {
 		f := float64(j) / float64(m.fGrid)
 		m.thin[j] = make([]float64, driftXMax+1)
-		for k := c.EpisodeMin; k <= kMax; k++ {
+		for k := max(c.EpisodeMin, 0); k <= kMax; k++ {
 			if pk[k] < 1e-15 {
 				continue
 			}
+			// Binomial(k, f) chances of 0..min(k, driftXMax), by recurrence.
+			switch {
+			case f == 0:
+				m.thin[j][0] += pk[k]
+				continue
+			case f == 1:
+				if k <= driftXMax {
+					m.thin[j][k] += pk[k]
+				}
+				continue
+			}
+			b := math.Pow(1-f, float64(k))
 			for x := 0; x <= min(k, driftXMax); x++ {
-				m.thin[j][x] += pk[k] * binomPMF(k, x, f)
+				if x > 0 {
+					b *= float64(k-x+1) / float64(x) * f / (1 - f)
+				}
+				m.thin[j][x] += pk[k] * b
 			}
 		}
 	}
 	return m
 }
 
-func binomPMF(n, k int, p float64) float64 {
-	switch {
-	case p <= 0:
-		if k == 0 {
-			return 1
-		}
-		return 0
-	case p >= 1:
-		if k == n {
-			return 1
-		}
-		return 0
-	}
-	lg := func(x int) float64 { v, _ := math.Lgamma(float64(x + 1)); return v }
-	return math.Exp(lg(n) - lg(k) - lg(n-k) + float64(k)*math.Log(p) + float64(n-k)*math.Log1p(-p))
-}
 
 // monthLik is the chance of x unjustified half-days so far in a month
 // (share f of its school half-days elapsed): an episode with chance e
