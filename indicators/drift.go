@@ -37,7 +37,7 @@ func (c *Config) newDriftModel() *driftModel {
 		return m
 	}
 	defer func() { thinTables.Store(key, m.thin) }()
-	kMax := 100 // the chance of a longer episode is below 1e-15 with the defaults
+	kMax := 100                   // the chance of a longer episode is below 1e-15 with the defaults
 	pk := make([]float64, kMax+1) // episode size
 	for k := c.EpisodeMin; k <= kMax; k++ {
 		pk[k] = (1 - c.EpisodeMore) * math.Pow(c.EpisodeMore, float64(k-c.EpisodeMin))
@@ -73,22 +73,25 @@ func (c *Config) newDriftModel() *driftModel {
 	return m
 }
 
-
-// monthLik is the chance of x unjustified half-days so far in a month
-// (share f of its school half-days elapsed): an episode with chance e
-// (thinned to f) plus Poisson(mu) others.
-func (m *driftModel) monthLik(x int, f, e, mu float64) float64 {
+// parts are the two parts of the chance of x unjustified half-days so
+// far in a month (share f of its school half-days elapsed): without an
+// episode, Poisson(mu); with one (thinned to f), plus Poisson(mu) others.
+func (m *driftModel) parts(x int, f, mu float64) (none, episode float64) {
 	x = min(x, driftXMax)
 	th := m.thin[min(m.fGrid, max(0, int(math.Round(f*float64(m.fGrid)))))]
-	// Poisson chances of 0..x, by recurrence.
-	py, s := math.Exp(-mu), 0.0
+	py := math.Exp(-mu) // Poisson chances of 0..x, by recurrence
 	for y := 0; y <= x; y++ {
 		if y > 0 {
 			py *= mu / float64(y)
 		}
-		s += py * th[x-y]
+		episode += py * th[x-y]
 	}
-	return math.Max((1-e)*py+e*s, 1e-300)
+	return py, episode
+}
+
+// mix is the chance of a month with an episode with chance e.
+func mix(none, episode, e float64) float64 {
+	return math.Max((1-e)*none+e*episode, 1e-300)
 }
 
 // posteriors returns, for each day from start to start+n-1, the posterior
@@ -128,9 +131,12 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 		}
 		return first, next, total
 	}
-	lr := make([]float64, K)  // log-likelihood ratio of the complete months from each onset's month
+	lr := make([]float64, K)  // likelihood ratio of the complete months from each onset's month
 	lam := make([]float64, K) // drift's expected half-days so far in the current month, per onset
 	eOn := make([]float64, K) // the student's episode chance as of each onset's month
+	for k := range lr {
+		lr[k] = 1
+	}
 	started := make([]bool, K)
 	S := 0 // school half-days since from
 	sOn := make([]int, K)
@@ -156,10 +162,11 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 		if d == mNext {
 			// The previous month is complete.
 			if mTotal > 0 {
+				a0, b0 := m.parts(x, 1, c.SporadicRate*float64(h))
 				for k := range K {
 					if started[k] {
-						lr[k] += math.Log(m.monthLik(x, 1, c.DriftEpisode, lam[k]+c.SporadicRate*float64(h))) -
-							math.Log(m.monthLik(x, 1, eOn[k], c.SporadicRate*float64(h)))
+						a1, b1 := m.parts(x, 1, lam[k]+c.SporadicRate*float64(h))
+						lr[k] = math.Min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
 					}
 				}
 				if mTotal >= 16 {
@@ -202,14 +209,15 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 			f = float64(h) / float64(mTotal)
 		}
 		num, nOn := 0.0, 0
+		a0, b0 := m.parts(x, f, c.SporadicRate*float64(h))
 		for k := range K {
-			if !started[k] {
+			if !started[k] || lr[k] == 0 {
+				nOn += b2i(started[k])
 				continue
 			}
 			nOn++
-			l := lr[k] + math.Log(m.monthLik(x, f, c.DriftEpisode, lam[k]+c.SporadicRate*float64(h))) -
-				math.Log(m.monthLik(x, f, eOn[k], c.SporadicRate*float64(h)))
-			num += math.Exp(math.Min(l, 700))
+			a1, b1 := m.parts(x, f, lam[k]+c.SporadicRate*float64(h))
+			num += math.Min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
 		}
 		pi := c.DriftPrior / float64(K)
 		prev = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))
