@@ -16,6 +16,15 @@
 // prints its curve, counted the same way:
 //
 //	go run ./examples/indicators/tune --dir /dev/shm/ac2 --students 100000 --ceiling --marks --platform
+//
+// --curve out.svg draws the precision–recall curve of the --set setting
+// over the thresholds of --sweep (with --ceiling, the oracle's beside it)
+// and prints both as tables; --calibration prints the reliability of
+// drift_chance by tenth, the Brier score and the calib_points an isotonic
+// fit on the academy gives (--dir a,b counts several academies as one):
+//
+//	go run ./examples/indicators/tune --dir /dev/shm/ac3 --students 20000 --ceiling --marks --platform --curve pr.svg
+//	go run ./examples/indicators/tune --dir /dev/shm/ac1,/dev/shm/ac2 --students 20000 --calibration
 package main
 
 import (
