@@ -316,3 +316,30 @@ func TestAbsDrift(t *testing.T) {
 		t.Errorf("first alert %s as of it, %s as of March; risk %.3f", FormatDay(cut.FirstAlert), FormatDay(full.FirstAlert), cut.Risk)
 	}
 }
+
+// TestChanceOf: calib_points is interpolated linearly and clamped at its
+// ends; without it calib_a, calib_b map the logit; bad points are refused.
+func TestChanceOf(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Set("calib_points", "0.1:0.01,0.5:0.2,0.9:0.8"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ risk, want float64 }{{0, 0.01}, {0.1, 0.01}, {0.3, 0.105}, {0.7, 0.5}, {1, 0.8}}
+	for _, tt := range tests {
+		if got := c.ChanceOf(tt.risk); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("ChanceOf(%v) = %v, want %v", tt.risk, got, tt.want)
+		}
+	}
+	if err := c.Set("calib_points", ""); err != nil {
+		t.Fatal(err)
+	}
+	c.CalibA, c.CalibB = 0, 1
+	if got := c.ChanceOf(0.3); math.Abs(got-0.3) > 1e-9 {
+		t.Errorf("identity logistic map: %v, want 0.3", got)
+	}
+	for _, bad := range []string{"0.5:0.1,0.4:0.2", "x:1"} {
+		if err := c.Set("calib_points", bad); err == nil {
+			t.Errorf("calib_points %q accepted", bad)
+		}
+	}
+}
