@@ -5,7 +5,10 @@
 //	vigie plugins list|describe|docs   the connectors a pipeline can use
 //	vigie gen               write a synthetic academy with ground truth (synth/academy)
 //	vigie eval              measure early-warning quality (evaluation)
+//	vigie console [FILE]    run a pipeline and serve the web console over its outputs (console)
 //	vigie rule new|inspect|test|bench  tools for rule authors (rules/scaffold, rules/inspect, rules/ruletest, rules/bench)
+//	vigie state export|erase --key K [FILE]  one student's data in the kept state (engine/state)
+//	vigie audit verify [FILE]  check the audit trail's hash chain (engine/audit)
 //	vigie help [COMMAND]    usage of a command; every command also takes -h, --help
 //	vigie completion SHELL  completion script for bash, zsh, fish or powershell
 //	vigie version
@@ -26,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -84,6 +88,7 @@ type common struct {
 	inProcess bool
 	logLevel  string
 	stop      <-chan struct{} // closed when a graceful stop begins (run)
+	obs       observeFlags    // run only: --listen, --progress (observe.go)
 }
 
 func (c *common) register(fs *pflag.FlagSet) {
@@ -111,6 +116,9 @@ func newPipelineCmd(use, short, long string, body func(c *common, file string) i
 		}),
 	}
 	c.register(cmd.Flags())
+	if use == "run" {
+		c.obs.register(cmd.Flags())
+	}
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -194,6 +202,9 @@ func cmdValidate(c *common, file string, stdout, stderr io.Writer) int {
 	for _, name := range e.cfg.Order() {
 		fmt.Fprintf(stdout, "  %-8s %-16s %s\n", e.cfg.Kind(name), name, plan.Schema(name))
 	}
+	if e.cfg.Privacy != nil {
+		printPersonalFlows(stdout, plan)
+	}
 	return exitOK
 }
 
@@ -222,10 +233,22 @@ func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer plan.Close(context.WithoutCancel(ctx))
-	sum, err := plan.Run(ctx, pipeline.RunOptions{Stop: stop})
+	obs, stopObs, err := c.obs.start(ctx, e, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	sum, err := plan.Run(ctx, pipeline.RunOptions{Stop: stop, Observer: obs})
+	stopObs()
 	sum.Print(stdout)
+	if id := plan.KeyID(); id != "" {
+		fmt.Fprintf(stdout, "pseudonyms: key %s%s\n", id, previousKey(plan))
+	}
 	if sum.DeadLettered() > 0 {
 		fmt.Fprintf(stdout, "dead letters: %s\n", plan.DeadLetterPath())
+	}
+	if a := plan.Audit(); a.Path != "" {
+		fmt.Fprintf(stdout, "audit: %s entry %d sha256 %s\n", a.Path, a.Seq, a.Hash)
 	}
 	switch {
 	case err == nil:
@@ -234,4 +257,32 @@ func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 		return exitInterrupted
 	}
 	return exitFailed
+}
+
+// previousKey describes the previous pseudonymisation key of a rotation,
+// if one is still used for lookups.
+func previousKey(plan *pipeline.Plan) string {
+	if id := plan.PreviousKeyID(); id != "" {
+		return fmt.Sprintf(" (previous key %s used for lookups until %s)", id, plan.Config().Privacy.PreviousKeyUntil.Format("2006-01-02"))
+	}
+	return ""
+}
+
+// printPersonalFlows says which personal columns reach which outputs.
+func printPersonalFlows(w io.Writer, plan *pipeline.Plan) {
+	fmt.Fprintln(w, "personal data ([privacy]):")
+	for _, f := range plan.PersonalFlows() {
+		cols := "none"
+		if len(f.Columns) > 0 {
+			cols = strings.Join(f.Columns, ", ")
+		}
+		fmt.Fprintf(w, "  %-16s %s\n", f.Output, cols)
+	}
+	dl := "raw source rows (any column)"
+	if id := plan.KeyID(); id != "" {
+		dl = "raw source rows withheld, quoted values pseudonymised"
+		fmt.Fprintf(w, "  pseudonymisation key %s%s\n", id, previousKey(plan))
+	}
+	fmt.Fprintf(w, "  %-16s %s: %s\n", "dead letters", plan.DeadLetterPath(), dl)
+	fmt.Fprintf(w, "  %-16s %s\n", "audit log", plan.Config().AuditLog)
 }

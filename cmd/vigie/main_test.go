@@ -27,7 +27,7 @@ var (
 )
 
 // vigie builds the vigie binary once per test run.
-func vigie(t *testing.T) string {
+func vigie(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "vigie-bin-")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -197,4 +198,52 @@ func TestPostgresUpsertEngineKilled(t *testing.T) {
 		t.Fatalf("vigie run did not end\n%s", out)
 	}
 	checkTable(t, conn, n)
+}
+
+// TestPostgresQuerySource runs the postgres_query source in its plugin
+// process: a table of every type it reads, in chunks, to a CSV file.
+func TestPostgresQuerySource(t *testing.T) {
+	srv := pgtest.Start(t, "fsync=off")
+	dsn := srv.Database(t)
+	t.Setenv("VIGIE_POSTGRES_DSN", dsn)
+	conn := pgtest.Connect(t, dsn)
+	if _, err := conn.Exec(context.Background(), `CREATE TABLE roster AS SELECT g AS id, 'S' || g AS student_id, (g % 2 = 0) AS boarder,
+		date '2010-01-01' + g AS born, timestamptz '2025-09-01 08:00:00+00' + g * interval '1 hour' AS seen,
+		(g / 8.0)::numeric(6,3) AS score, g::real / 4 AS ratio FROM generate_series(1, 2500) g`); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	toml := `[pipeline]
+name = "roster"
+batch_rows = 1000
+
+[[source]]
+name = "roster"
+connector = "postgres_query"
+[source.options]
+table = "roster"
+key = ["id"]
+
+[[sink]]
+name = "out"
+input = "roster"
+connector = "csv_file"
+[sink.options]
+path = "out/roster.csv"
+`
+	if err := os.WriteFile(filepath.Join(dir, "pg.toml"), []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, done, out := startRun(t, dir)
+	if err := <-done; err != nil {
+		t.Fatalf("vigie run: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "out", "roster.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2501 || lines[0] != "id,student_id,boarder,born,seen,score,ratio" || lines[2500] != "2500,S2500,true,2016-11-05,2025-12-14 12:00:00Z,312.500,625" {
+		t.Errorf("%d lines, header %q, last %q", len(lines), lines[0], lines[len(lines)-1])
+	}
 }

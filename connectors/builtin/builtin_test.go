@@ -17,9 +17,9 @@ func TestRegistry(t *testing.T) {
 		"xapi_http": protocol.KindSource, "pronote": protocol.KindSource, "oneroster": protocol.KindSource,
 		"kafka": protocol.KindSource, "kafka_topic": protocol.KindSink,
 		"postgres_query": protocol.KindSource, "postgres": protocol.KindSink,
-		"webhook": protocol.KindSink,
+		"webhook": protocol.KindSink, "replay": protocol.KindSource, "jsonl_file": protocol.KindSink,
 	}
-	want := []string{"csv", "csv_file", "parquet", "parquet_file", "jsonl", "xapi", "xapi_http", "pronote", "oneroster", "kafka", "kafka_topic", "postgres_query", "postgres", "webhook"}
+	want := []string{"csv", "csv_file", "parquet", "parquet_file", "jsonl", "jsonl_file", "xapi", "xapi_http", "pronote", "oneroster", "kafka", "kafka_topic", "postgres_query", "postgres", "webhook", "replay"}
 	if got := r.Names(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("names = %v, want %v", got, want)
 	}

@@ -242,3 +242,196 @@ func mapRule(t *testing.T) string {
 	}
 	return p
 }
+
+// TestCheckpointsWithDimension runs a Kafka → join (a CSV roster as
+// dimension) → Kafka pipeline twice with checkpoints every millisecond:
+// the dimension's source is read whole at each run (the join keeps it in
+// memory, no checkpoint holds it), so the second run, which resumes the
+// Kafka source from the first run's last checkpoint, still enriches its
+// rows; and a checkpoint taken while the dimension loads does not wait for
+// the join's input (read only after the dimension) forever.
+func TestCheckpointsWithDimension(t *testing.T) {
+	ctx := testCtx(t)
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": 2, "out": 2}})
+	dir := t.TempDir()
+	var roster strings.Builder
+	roster.WriteString("student_id,class_id\n")
+	for i := range 20000 {
+		fmt.Fprintf(&roster, "S%d,C%d\n", i, i%30)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "roster.csv"), []byte(roster.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "pipeline.toml")
+	c.WritePipeline(t, path, `name = "kafka_dim"
+batch_rows = 64
+checkpoint_interval = "1ms"
+`, `columns = { student_id = "utf8", n = "int64" }
+stop_at_end = true
+`, `[[source]]
+name = "roster"
+connector = "csv"
+[source.options]
+path = "roster.csv"
+columns = { student_id = "utf8", class_id = "utf8" }
+
+[[join]]
+name = "enriched"
+input = "events"
+dimension = "roster"
+on = ["student_id"]
+`, "enriched")
+	n := 0
+	wave := func(count int) {
+		var vs []string
+		for range count {
+			vs = append(vs, fmt.Sprintf(`{"student_id": "S%d", "n": %d}`, n*7%20000, n))
+			n++
+		}
+		produce(ctx, t, c, "events", int32(n%2), vs...)
+	}
+	wave(300)
+	pipelinetest.Run(t, path)
+	wave(200)
+	sum := pipelinetest.Run(t, path)
+	if got := stage(sum, "events").RowsOut; got != 200 {
+		t.Errorf("second run read %d events, want the 200 produced since the first run's last checkpoint", got)
+	}
+	seen := map[int]bool{}
+	for _, r := range c.ReadCommitted(ctx, t, "out", 500) {
+		var row struct {
+			N       int
+			Student string  `json:"student_id"`
+			Class   *string `json:"class_id"`
+		}
+		if err := json.Unmarshal(r.Value, &row); err != nil {
+			t.Fatal(err)
+		}
+		var id int
+		fmt.Sscanf(row.Student, "S%d", &id)
+		if row.Class == nil || *row.Class != fmt.Sprintf("C%d", id%30) {
+			t.Errorf("row %s: want class C%d from the roster", r.Value, id%30)
+		}
+		if seen[row.N] {
+			t.Errorf("row n=%d twice", row.N)
+		}
+		seen[row.N] = true
+	}
+	if len(seen) != 500 {
+		t.Errorf("%d distinct rows in the output, want 500", len(seen))
+	}
+}
+
+// TestCheckpointsToFile runs a Kafka → CSV file pipeline twice: without a
+// Kafka sink the checkpoint record is checkpoint.json in state_dir. The
+// second run resumes the source from the recorded offsets and, the first
+// run having ended cleanly (its file put in place), writes a new file:
+// exactly the events produced since, once each.
+func TestCheckpointsToFile(t *testing.T) {
+	ctx := testCtx(t)
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": 2}})
+	dir := t.TempDir()
+	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	toml := fmt.Sprintf(`[pipeline]
+name = "kafka_file"
+batch_rows = 16
+checkpoint_interval = "5ms"
+state_dir = "state"
+
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = %s
+topics = ["events"]
+stop_at_end = true
+columns = { student_id = "utf8", n = "int64" }
+
+[[sink]]
+name = "file"
+input = "events"
+connector = "csv_file"
+[sink.options]
+path = "out.csv"
+`, brokers)
+	path := filepath.Join(dir, "pipeline.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	wave := func(count int) {
+		for p := range int32(2) {
+			var vs []string
+			for range count / 2 {
+				vs = append(vs, fmt.Sprintf(`{"student_id": "S%d", "n": %d}`, n%13, n))
+				n++
+			}
+			produce(ctx, t, c, "events", p, vs...)
+		}
+	}
+	wave(400)
+	pipelinetest.Run(t, path)
+	if _, err := os.Stat(filepath.Join(dir, "state", "checkpoint.json")); err != nil {
+		t.Fatalf("no checkpoint record: %v", err)
+	}
+	wave(200)
+	sum := pipelinetest.Run(t, path)
+	if got := stage(sum, "events").RowsOut; got != 200 {
+		t.Errorf("second run read %d events, want the 200 produced since the first run", got)
+	}
+	out, err := os.ReadFile(filepath.Join(dir, "out.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if lines[0] != "n,student_id" {
+		t.Errorf("header %q", lines[0])
+	}
+	seen := map[int]bool{}
+	for _, l := range lines[1:] {
+		var id, m int
+		if _, err := fmt.Sscanf(l, "%d,S%d", &m, &id); err != nil || m < 400 || m >= 600 || seen[m] {
+			t.Errorf("line %q: want each of the events 400..599 once", l)
+		}
+		seen[m] = true
+	}
+	if len(seen) != 200 {
+		t.Errorf("%d rows, want the 200 events of the second run", len(seen))
+	}
+}
+
+// TestCheckpointsOneKafkaSink: a continuous pipeline with two Kafka sinks
+// has no single commit point for its checkpoints; Prepare refuses it,
+// naming the key and both sinks.
+func TestCheckpointsOneKafkaSink(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pipeline.toml")
+	toml := `[pipeline]
+name = "two_sinks"
+
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = ["localhost:1"]
+topics = ["events"]
+columns = { student_id = "utf8" }
+`
+	for _, name := range []string{"a", "b"} {
+		toml += fmt.Sprintf(`
+[[sink]]
+name = %q
+input = "events"
+connector = "kafka_topic"
+[sink.options]
+brokers = ["localhost:1"]
+topic = %q
+`, name, name)
+	}
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pipelinetest.RunErr(t, path)
+	if err == nil || !strings.Contains(err.Error(), "pipeline.checkpoint_interval") || !strings.Contains(err.Error(), `["a" "b"]`) {
+		t.Errorf("err = %v, want a refusal naming checkpoint_interval and both sinks", err)
+	}
+}

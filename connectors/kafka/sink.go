@@ -21,6 +21,7 @@ const (
 	optTopic     = "topic"
 	optKeyColumn = "key_column"
 	optTxnID     = "transactional_id"
+	optCpTopic   = "checkpoint_topic"
 )
 
 // Provenance headers every message carries, besides the batch schema's
@@ -51,12 +52,19 @@ the batch's vigie.* metadata (the rule's name, version and module sha256).
 Messages are written in transactions (transactional_id): a flush commits
 what was written since the previous one, and opening the sink again with
 the same id aborts what a crashed writer left uncommitted, so consumers
-reading with read_committed see every row once.`,
+reading with read_committed see every row once. In a continuous run the
+sink is the commit point of the engine's checkpoints: it commits only at a
+checkpoint, and the checkpoint record (source positions, checkpoint id) goes
+to checkpoint_topic in the same transaction as the rows; a restarted run
+fences the killed one's transaction and resumes from the last committed
+record.`,
 	Options: append([]protocol.Option{
 		{Name: optTopic, Type: protocol.TypeString, Required: true, Doc: "topic to write to"},
 		{Name: optKeyColumn, Type: protocol.TypeString, Doc: "column whose value is the message key (default: no key)"},
 		{Name: optTxnID, Type: protocol.TypeString, Doc: "transactional id (default: vigie.PIPELINE.STAGE); one writer at a time per id"},
+		{Name: optCpTopic, Type: protocol.TypeString, Doc: "compacted topic of the checkpoint records, keyed by transactional id (default: PIPELINE.checkpoints; created when missing)"},
 	}, connectionOptions...),
+	Checkpoints: true,
 }
 
 // Spec describes the connector and its options.
@@ -110,10 +118,7 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 			return nil, err
 		}
 	}
-	txnID := cfg.String(optTxnID)
-	if txnID == "" {
-		txnID = "vigie." + cfg.Pipeline + "." + cfg.Stage
-	}
+	txnID := transactionalID(cfg)
 	cl, err := kgo.NewClient(append(conn,
 		kgo.DefaultProduceTopic(cfg.String(optTopic)),
 		kgo.TransactionalID(txnID),
@@ -126,12 +131,28 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 		cl.Close()
 		return nil, fmt.Errorf("init transactional producer %q: %w", txnID, protocol.WithKind(err, protocol.ErrTemporary))
 	}
-	w := &writer{cl: cl, key: key, flushes: from.Flushes, headers: provenance(cfg, schema)}
+	w := &writer{cl: cl, key: key, flushes: from.Flushes, headers: provenance(cfg, schema), txnID: txnID, cpTopic: checkpointTopic(cfg)}
 	if err := cl.BeginTransaction(); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	return w, nil
+}
+
+// transactionalID is the sink's transactional id: stable across the runs of
+// a pipeline stage, so that a new run fences the previous one.
+func transactionalID(cfg protocol.Config) string {
+	if id := cfg.String(optTxnID); id != "" {
+		return id
+	}
+	return "vigie." + cfg.Pipeline + "." + cfg.Stage
+}
+
+func checkpointTopic(cfg protocol.Config) string {
+	if t := cfg.String(optCpTopic); t != "" {
+		return t
+	}
+	return cfg.Pipeline + ".checkpoints"
 }
 
 func fieldNames(s *arrow.Schema) []string {
@@ -163,14 +184,17 @@ type writer struct {
 	key     int
 	headers []kgo.RecordHeader
 	flushes int64
+	txnID   string
+	cpTopic string
 
 	mu   sync.Mutex
 	perr error // first produce error since the last flush
 }
 
 var (
-	_ protocol.Writer  = (*writer)(nil)
-	_ protocol.Flusher = (*writer)(nil)
+	_ protocol.Writer       = (*writer)(nil)
+	_ protocol.Flusher      = (*writer)(nil)
+	_ protocol.Checkpointer = (*writer)(nil)
 )
 
 // Write produces one message per row into the open transaction.
@@ -231,6 +255,18 @@ func (w *writer) Flush(ctx context.Context) (protocol.Position, error) {
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
 	return protocol.NewPosition(sinkPosition{Flushes: w.flushes})
+}
+
+// FlushCheckpoint is Flush with cp written to the checkpoint topic in the
+// same transaction as the rows: the record is visible to read_committed
+// readers (LastCheckpoint) exactly when the rows are.
+func (w *writer) FlushCheckpoint(ctx context.Context, cp protocol.Checkpoint) (protocol.Position, error) {
+	v, err := json.Marshal(cp)
+	if err != nil {
+		return nil, fmt.Errorf("encode checkpoint: %w", err)
+	}
+	w.cl.Produce(ctx, &kgo.Record{Topic: w.cpTopic, Key: []byte(w.txnID), Value: v}, w.promise)
+	return w.Flush(ctx)
 }
 
 func (w *writer) commit(ctx context.Context) error {

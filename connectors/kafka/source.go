@@ -85,7 +85,9 @@ topic/partition, line = the offset, with the field and the reason), is
 skipped, or fails the read. Batches leave at batch_rows rows or max_delay
 after their first row. Without group every partition of the topics is read;
 with group the topics are read as a member of that consumer group, which
-commits the offsets of each batch handed to the engine. A batch's position
+commits the offsets of each batch handed to the engine (in a run with
+checkpoints, for lag monitoring only: the engine's checkpoint, not the
+group, says where a restarted run starts). A batch's position
 is the next offset of every partition read, so the engine resumes exactly
 after it. Reads until stopped, or with stop_at_end up to the end offsets
 the read started with. Transactions: read_committed by default.`,
@@ -247,6 +249,11 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 					for part := range ps {
 						if next, ok := from.Offsets[t][part]; ok {
 							ps[part] = kgo.NewOffset().At(next).WithEpoch(-1)
+						} else if cfg.Checkpointed {
+							// The group's offsets may be ahead of the
+							// engine's last checkpoint (they are committed
+							// per batch, for lag monitoring only).
+							ps[part] = reset
 						}
 					}
 				}

@@ -90,6 +90,13 @@ type Config struct {
 	// it), and a source that infers its schema from its input should use
 	// it rather than infer again. It reaches plugin processes too.
 	Schema *arrow.Schema `json:"-"`
+	// Checkpointed is set when the engine records this stage's positions
+	// in checkpoints and resumes from them: Resume is then the whole
+	// truth about where to start, and a source must not start from a
+	// position stored anywhere else (a Kafka consumer group's committed
+	// offsets): a partition absent from Resume starts where the source's
+	// options say, and a sink commits only in Checkpointer calls and Close.
+	Checkpointed bool `json:"checkpointed,omitempty"`
 }
 
 // String returns option name, which Check guarantees is a string or absent.
@@ -253,6 +260,31 @@ type Writer interface {
 // a crash the engine starts its output over and replays every batch.
 type Flusher interface {
 	Flush(ctx context.Context) (Position, error)
+}
+
+// Checkpoint is the engine's record of one consistent cut of a continuous
+// run: its id (increasing over the runs of a pipeline) and what the engine
+// needs to resume from it (source and sink positions), opaque to sinks.
+type Checkpoint struct {
+	ID   uint64          `json:"id"`
+	Data json.RawMessage `json:"data"`
+}
+
+// Checkpointer is implemented by the Writers of sinks whose Spec sets
+// Checkpoints. FlushCheckpoint is Flusher.Flush that also records cp, in
+// one atomic step with every row written so far: after a crash, the
+// connector's CheckpointSink.LastCheckpoint returns cp exactly when those
+// rows are part of the output.
+type Checkpointer interface {
+	FlushCheckpoint(ctx context.Context, cp Checkpoint) (Position, error)
+}
+
+// CheckpointSink is implemented by sinks whose Spec sets Checkpoints.
+// LastCheckpoint fences any earlier writer of the same stage (a crashed
+// run's open output is discarded) and returns the last checkpoint a
+// Checkpointer committed for cfg's pipeline and stage, nil if none.
+type CheckpointSink interface {
+	LastCheckpoint(ctx context.Context, cfg Config) (*Checkpoint, error)
 }
 
 // Registry is an immutable set of connectors by name.

@@ -58,6 +58,12 @@ type Spec struct {
 	// last flush, so that what was read reaches the outputs within about
 	// twice max_delay (docs/pipeline.md, "Continuous runs").
 	Unbounded bool `json:"unbounded,omitempty"`
+	// Checkpoints marks a sink whose writers implement Checkpointer and
+	// whose connector implements CheckpointSink: it commits the engine's
+	// checkpoint records atomically with its output (the Kafka sink, in
+	// one transaction), which makes it the commit point of a continuous
+	// run's checkpoints (docs/design/streaming.md, section 6).
+	Checkpoints bool `json:"checkpoints,omitempty"`
 }
 
 // Option returns the declared option called name.

@@ -39,6 +39,9 @@ const (
 	FormatVersion = 1
 	// MaxBatchRows is the largest accepted batch_rows (1 << 24).
 	MaxBatchRows = 1 << 24
+	// DefaultCheckpointInterval is the checkpoint_interval of a pipeline
+	// that does not set it.
+	DefaultCheckpointInterval = 500 * time.Millisecond
 )
 
 // Values of a rule's on_error key.
@@ -84,6 +87,15 @@ type Pipeline struct {
 	DeadLetterThreshold Threshold
 	Bisect              Bisect
 	StopTimeout         time.Duration
+
+	// Privacy is the [privacy] table, nil when absent (docs/privacy.md).
+	Privacy *Privacy
+	// AuditLog is the append-only log every run is recorded in
+	// (absolute); see engine/audit.
+	AuditLog string
+	// CheckpointInterval is how often a continuous run (an unbounded
+	// source) records a checkpoint (default DefaultCheckpointInterval).
+	CheckpointInterval time.Duration
 }
 
 // Source is a [[source]] table: a connector that reads data.
@@ -134,6 +146,25 @@ type Rule struct {
 	// Rescore is RescoreAll (every key is evaluated at each run) or
 	// RescoreTouched (only keys that received rows in this run).
 	Rescore string
+	// Emit is EmitAtEnd (one row per key when the input ends) or
+	// EmitPerRow (one row per input row: the rule's result for that row's
+	// key as of that row), for group rules.
+	Emit string
+	// EmitPos is the line of the emit key, or of the header when absent.
+	EmitPos Pos
+	// AllowedLateness is how far behind its partition's newest event time
+	// a row may be before it is late (emit = "per_row"); 0: nothing is
+	// late. Late says what a late row becomes: LateRescore or
+	// LateDeadLetter.
+	AllowedLateness time.Duration
+	Late            string
+	// PartitionColumn and OffsetColumn name the input columns holding a
+	// row's source partition (int32 or int64) and its arrival sequence in
+	// that partition (int64, a Kafka offset); "" when the source has none
+	// (one partition, sequence counted by the stage). Carry lists input
+	// columns copied to each output row (emit = "per_row").
+	PartitionColumn, OffsetColumn string
+	Carry                         []string
 	// Limits override the engine's defaults; zero fields keep them.
 	Limits Limits
 	// DeadLetterThreshold and Bisect bound the rule's failures (with
@@ -230,6 +261,11 @@ type Sink struct {
 	Options   map[string]any // free-form [sink.options], never nil
 	Pos       Pos            // the [[sink]] header
 	OptionPos map[string]Pos // line of each top-level key of Options
+	// Columns, when set, are the only columns the sink writes.
+	Columns []string
+	// Reidentify, when set, turns a pseudonymised column back into clear
+	// values for this sink alone.
+	Reidentify *Reidentify
 }
 
 // Load reads and parses the pipeline file at path. Errors in the content of
@@ -338,6 +374,7 @@ func topFields() []field {
 		{"union", kTables, false},
 		{"alerts", kTables, false},
 		{"sink", kTables, false},
+		{"privacy", kTable, false},
 	}
 }
 
@@ -346,6 +383,7 @@ func pipelineFields() []field {
 		{"name", kString, true},
 		{"batch_rows", kInteger, false},
 		{"max_delay", kString, false},
+		{"checkpoint_interval", kString, false},
 		{"dead_letter", kString, false},
 		{"plugins_dir", kString, false},
 		{"state_dir", kString, false},
@@ -355,6 +393,7 @@ func pipelineFields() []field {
 		{"bisect_max_calls", kInteger, false},
 		{"bisect_max_time", kString, false},
 		{"stop_timeout", kString, false},
+		{"audit_log", kString, false},
 	}
 }
 
@@ -385,6 +424,12 @@ func ruleFields() []field {
 		{"retention", kString, false},
 		{"max_rows_per_key", kInteger, false},
 		{"rescore", kString, false},
+		{"emit", kString, false},
+		{"allowed_lateness", kString, false},
+		{"late", kString, false},
+		{"partition_column", kString, false},
+		{"offset_column", kString, false},
+		{"carry", kStrings, false},
 		{"limits", kTable, false},
 		{"dead_letter_window", kInteger, false},
 		{"dead_letter_max_share", kNumber, false},
@@ -439,6 +484,8 @@ func sinkFields() []field {
 		{"input", kString, true},
 		{"connector", kString, true},
 		{"options", kTable, false},
+		{"columns", kStrings, false},
+		{"reidentify", kTable, false},
 	}
 }
 
@@ -653,6 +700,9 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 	if m, ok := top["pipeline"].(map[string]any); ok {
 		c.pipeline(p, m)
 	}
+	if m, ok := top["privacy"].(map[string]any); ok {
+		c.privacy(p, m)
+	}
 	if _, ok := raw["pipeline"]; !ok {
 		c.fail(c.whole(), "pipeline", "missing required table [pipeline]")
 	}
@@ -688,6 +738,7 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 		c.fail(c.whole(), "sink", "no sink: a pipeline needs at least one [[sink]]")
 	}
 	c.graph(p)
+	c.checkPrivacy(p)
 }
 
 func (c *checker) pipeline(p *Pipeline, m map[string]any) {
@@ -705,6 +756,10 @@ func (c *checker) pipeline(p *Pipeline, m map[string]any) {
 	p.MaxDelay = protocol.DefaultMaxDelay
 	if d, ok := c.duration("pipeline", v, "max_delay"); ok {
 		p.MaxDelay = d
+	}
+	p.CheckpointInterval = DefaultCheckpointInterval
+	if d, ok := c.duration("pipeline", v, "checkpoint_interval"); ok {
+		p.CheckpointInterval = d
 	}
 	if dl, ok := v["dead_letter"]; ok {
 		p.DeadLetter = p.Resolve(c.nonEmpty("pipeline.dead_letter", dl))
@@ -729,6 +784,11 @@ func (c *checker) pipeline(p *Pipeline, m map[string]any) {
 	p.StopTimeout = DefaultStopTimeout
 	if d, ok := c.duration("pipeline", v, "stop_timeout"); ok {
 		p.StopTimeout = d
+	}
+	if al, ok := v["audit_log"]; ok {
+		p.AuditLog = p.Resolve(c.nonEmpty("pipeline.audit_log", al))
+	} else {
+		p.AuditLog = defaultAuditLog(p)
 	}
 }
 
@@ -824,13 +884,72 @@ func (c *checker) rule(p *Pipeline, path string, m map[string]any) *Rule {
 		}
 		r.Rescore = rs
 	}
+	c.eventTime(path, v, r)
 	return r
+}
+
+// eventTime reads the keys of a group rule in event time (docs/design/streaming.md, sections 3-4).
+func (c *checker) eventTime(path string, v map[string]any, r *Rule) {
+	r.Emit, r.EmitPos = EmitAtEnd, r.Pos
+	if e, ok := v["emit"].(string); ok {
+		r.EmitPos = c.at(path + ".emit")
+		switch {
+		case e != EmitAtEnd && e != EmitPerRow:
+			c.fail(c.at(path+".emit"), path+".emit", "invalid value %q: allowed values are %q and %q", e, EmitAtEnd, EmitPerRow)
+		case e == EmitPerRow && r.OrderBy == "":
+			c.fail(c.at(path+".emit"), path+".emit", "emit = %q needs group_by and order_by (the event time of each key's rows)", e)
+		}
+		r.Emit = e
+	}
+	perRow := func(key string) {
+		if r.Emit != EmitPerRow {
+			c.fail(c.at(path+"."+key), path+"."+key, "%s applies to emit = %q only", key, EmitPerRow)
+		}
+	}
+	if s, ok := v["allowed_lateness"].(string); ok {
+		perRow("allowed_lateness")
+		d, err := parseRetention(s)
+		if err != nil || d < 0 {
+			c.fail(c.at(path+".allowed_lateness"), path+".allowed_lateness", "expected a duration such as \"2d\" or \"36h\", got %q", s)
+		}
+		r.AllowedLateness = d
+	}
+	r.Late = LateRescore
+	if l, ok := v["late"].(string); ok {
+		perRow("late")
+		if l != LateRescore && l != LateDeadLetter {
+			c.fail(c.at(path+".late"), path+".late", "invalid value %q: allowed values are %q and %q", l, LateRescore, LateDeadLetter)
+		}
+		r.Late = l
+	}
+	for key, dst := range map[string]*string{"partition_column": &r.PartitionColumn, "offset_column": &r.OffsetColumn} {
+		if s, ok := v[key].(string); ok {
+			perRow(key)
+			*dst = s
+		}
+	}
+	if _, ok := v["carry"]; ok {
+		perRow("carry")
+		r.Carry = c.strings(v["carry"])
+	}
 }
 
 // Values of a rule's rescore key.
 const (
 	RescoreAll     = "all"
 	RescoreTouched = "touched"
+)
+
+// Values of a group rule's emit key.
+const (
+	EmitAtEnd  = "at_end"
+	EmitPerRow = "per_row"
+)
+
+// Values of a group rule's late key.
+const (
+	LateRescore    = "rescore"
+	LateDeadLetter = "dead_letter"
 )
 
 // parseRetention reads a duration, accepting days ("180d") and weeks
@@ -957,5 +1076,6 @@ func (c *checker) sink(path string, m map[string]any) *Sink {
 	s.Input = c.nonEmpty(path+".input", v["input"])
 	s.Connector = c.nonEmpty(path+".connector", v["connector"])
 	s.Options, s.OptionPos = c.freeForm(path+".options", v["options"])
+	c.sinkPrivacy(path, s, v)
 	return s
 }

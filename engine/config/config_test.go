@@ -317,7 +317,7 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "unknown key without suggestion",
 			toml: head + "colour = \"blue\"\n" + src + sink,
-			want: `pipeline.toml:3: pipeline.colour: unknown key; allowed keys: name, batch_rows, max_delay, dead_letter, plugins_dir, state_dir, state_memory_mb, dead_letter_window, dead_letter_max_share, bisect_max_calls, bisect_max_time, stop_timeout`,
+			want: `pipeline.toml:3: pipeline.colour: unknown key; allowed keys: name, batch_rows, max_delay, checkpoint_interval, dead_letter, plugins_dir, state_dir, state_memory_mb, dead_letter_window, dead_letter_max_share, bisect_max_calls, bisect_max_time, stop_timeout, audit_log`,
 		},
 		{
 			name: "unknown key transposed letters",
@@ -332,12 +332,12 @@ func TestParseBad(t *testing.T) {
 		{
 			name: "unknown dotted key in second sink",
 			toml: head + src + sink + "[[sink]]\nname = \"b\"\ninput = \"attendance\"\nconnector = \"csv\"\noptions.path = \"b\"\nformat.kind = \"x\"\n",
-			want: `pipeline.toml:15: sink[1].format: unknown table; allowed keys: name, input, connector, options`,
+			want: `pipeline.toml:15: sink[1].format: unknown table; allowed keys: name, input, connector, options, columns, reidentify`,
 		},
 		{
 			name: "unknown quoted top-level key",
 			toml: "\"my key\" = 1\n" + head + src + sink,
-			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, join, union, alerts, sink`,
+			want: `pipeline.toml:1: "my key": unknown key; allowed keys: version, pipeline, source, rule, join, union, alerts, sink, privacy`,
 		},
 		{
 			name: "wrong type string for integer",
@@ -788,6 +788,46 @@ connector = "parquet"
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("pipeline.toml", []byte(tc.head+src+group+tc.body+sink))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("err = %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEventTimeKeys(t *testing.T) {
+	stateHead := "[pipeline]\nname = \"demo\"\nstate_dir = \"state\"\n" // lines 1-3, src 4-6, rule 7-10
+	good := stateHead + src + ruleHead + "group_by = [\"student_id\"]\norder_by = \"date\"\nemit = \"per_row\"\nallowed_lateness = \"2d\"\nlate = \"dead_letter\"\npartition_column = \"p\"\noffset_column = \"o\"\ncarry = [\"o\", \"ts\"]\n" + sink
+	p, err := Parse("/x/pipeline.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Rules[0]
+	if r.Emit != EmitPerRow || r.EmitPos.Line != 13 || r.AllowedLateness != 48*time.Hour || r.Late != LateDeadLetter ||
+		r.PartitionColumn != "p" || r.OffsetColumn != "o" || strings.Join(r.Carry, ",") != "o,ts" {
+		t.Errorf("rule %+v", r)
+	}
+	p, err = Parse("/x/pipeline.toml", []byte(stateHead+src+ruleHead+"group_by = [\"student_id\"]\n"+sink))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := p.Rules[0]; r.Emit != EmitAtEnd || r.Late != LateRescore || r.EmitPos.Line != 7 {
+		t.Errorf("defaults: emit %q at line %d, late %q", r.Emit, r.EmitPos.Line, r.Late)
+	}
+	for _, tc := range []struct{ name, lines, want string }{
+		{"bad emit", "group_by = [\"s\"]\norder_by = \"d\"\nemit = \"each\"",
+			`pipeline.toml:13: rule[0].emit: invalid value "each": allowed values are "at_end" and "per_row"`},
+		{"per_row without order_by", "group_by = [\"s\"]\nemit = \"per_row\"",
+			`pipeline.toml:12: rule[0].emit: emit = "per_row" needs group_by and order_by (the event time of each key's rows)`},
+		{"lateness with at_end", "group_by = [\"s\"]\norder_by = \"d\"\nallowed_lateness = \"1d\"",
+			`pipeline.toml:13: rule[0].allowed_lateness: allowed_lateness applies to emit = "per_row" only`},
+		{"bad late", "group_by = [\"s\"]\norder_by = \"d\"\nemit = \"per_row\"\nlate = \"drop\"",
+			`pipeline.toml:14: rule[0].late: invalid value "drop": allowed values are "rescore" and "dead_letter"`},
+		{"bad lateness", "group_by = [\"s\"]\norder_by = \"d\"\nemit = \"per_row\"\nallowed_lateness = \"soon\"",
+			`pipeline.toml:14: rule[0].allowed_lateness: expected a duration such as "2d" or "36h", got "soon"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("pipeline.toml", []byte(stateHead+src+ruleHead+tc.lines+"\n"+sink))
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("err = %v\nwant %s", err, tc.want)
 			}

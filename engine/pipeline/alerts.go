@@ -51,6 +51,14 @@ type alertsStage struct {
 	updateOn                       []int
 	provenance                     []string // rule name, version, sha256; nil when unknown
 
+	// With a group rule of emit = "per_row" upstream: the input's arrival
+	// partition and sequence columns (what was announced is then versioned
+	// by arrival, state.Versions, and written as it goes), and the columns
+	// carried to the output (event_time, arrival_partition, arrival_seq,
+	// the rule's carry columns); part < 0 otherwise.
+	part, seq int
+	carried   []int
+
 	mu     sync.Mutex
 	values *state.Values // set by Run, committed or discarded by Plan.Run
 }
@@ -65,7 +73,7 @@ type announced struct {
 // newAlertsStage checks the columns a names in in, the output of a group
 // rule keyed by groupBy; path is the table's key path ("alerts[0]").
 func newAlertsStage(a *config.Alerts, path string, groupBy []string, in *arrow.Schema, mem memory.Allocator) (*alertsStage, error) {
-	s := &alertsStage{cfg: a, mem: mem}
+	s := &alertsStage{cfg: a, mem: mem, part: -1, seq: -1}
 	var errs config.Errors
 	col := func(key, name string, want ...arrow.DataType) int {
 		at := a.At(key)
@@ -112,6 +120,14 @@ func newAlertsStage(a *config.Alerts, path string, groupBy []string, in *arrow.S
 		arrow.Field{Name: "risk", Type: in.Field(s.risk).Type, Nullable: true},
 		arrow.Field{Name: "alert_level", Type: arrow.BinaryTypes.String, Nullable: true},
 	)
+	pi, si, ei := in.FieldIndices(ColArrivalPartition), in.FieldIndices(ColArrivalSeq), in.FieldIndices(ColEventTime)
+	if len(pi) == 1 && len(si) == 1 && len(ei) == 1 && in.Field(pi[0]).Type.ID() == arrow.INT32 && in.Field(si[0]).Type.ID() == arrow.INT64 {
+		s.part, s.seq = pi[0], si[0]
+		for c := ei[0]; c < in.NumFields(); c++ {
+			s.carried = append(s.carried, c)
+			fields = append(fields, in.Field(c))
+		}
+	}
 	md := in.Metadata()
 	name, okName := md.GetValue(wasmhost.MetaRuleName)
 	version, _ := md.GetValue(wasmhost.MetaRuleVersion)
@@ -191,10 +207,16 @@ func (s *alertsStage) Run(ctx context.Context, st *stream.Stage, ins []*stream.I
 	if err != nil {
 		return err
 	}
-	vals := store.Values(s.cfg.Name)
-	s.mu.Lock()
-	s.values = vals
-	s.mu.Unlock()
+	var ann announcedStore
+	if s.part >= 0 {
+		ann = &versionedAnnounced{s: s, vs: store.Versions(s.cfg.Name)}
+	} else {
+		vals := store.Values(s.cfg.Name)
+		s.mu.Lock()
+		s.values = vals
+		s.mu.Unlock()
+		ann = valuesAnnounced{vals}
+	}
 	in := ins[0]
 	for {
 		rec, err := in.Recv(ctx)
@@ -204,7 +226,7 @@ func (s *alertsStage) Run(ctx context.Context, st *stream.Stage, ins []*stream.I
 		if err != nil {
 			return err
 		}
-		res, err := s.diff(ctx, st, vals, rec)
+		res, err := s.diff(ctx, st, ann, rec)
 		rec.Release()
 		if err != nil {
 			return err
@@ -221,7 +243,7 @@ func (s *alertsStage) Run(ctx context.Context, st *stream.Stage, ins []*stream.I
 // diff compares each row's open alerts with what was announced for its
 // key, records the new announced state (pending) and returns the changes,
 // or nil when there are none.
-func (s *alertsStage) diff(ctx context.Context, st *stream.Stage, vals *state.Values, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+func (s *alertsStage) diff(ctx context.Context, st *stream.Stage, vals announcedStore, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	var (
 		rows         []int32 // input row of each change
 		ids, changes []string
@@ -242,7 +264,7 @@ func (s *alertsStage) diff(ctx context.Context, st *stream.Stage, vals *state.Va
 			upd[j] = strAt(rec.Column(c), i)
 		}
 		var prev []announced
-		raw, ok, err := vals.Get(key)
+		raw, ok, err := vals.get(rec, i, key)
 		if err != nil {
 			return nil, err
 		}
@@ -284,17 +306,20 @@ func (s *alertsStage) diff(ctx context.Context, st *stream.Stage, vals *state.Va
 		switch {
 		case !changed:
 		case len(now) == 0:
-			err = vals.Delete(key)
+			err = vals.put(rec, i, key, nil)
 		default:
 			var b []byte
 			b, err = json.Marshal(now)
 			if err == nil {
-				err = vals.Set(key, b)
+				err = vals.put(rec, i, key, b)
 			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("alerts %q: %w", s.cfg.Name, err)
 		}
+	}
+	if err := vals.flush(); err != nil {
+		return nil, fmt.Errorf("alerts %q: %w", s.cfg.Name, err)
 	}
 	if len(rows) == 0 {
 		return nil, nil
@@ -342,6 +367,11 @@ func (s *alertsStage) build(ctx context.Context, rec arrow.RecordBatch, rows []i
 			return nil, err
 		}
 	}
+	for _, c := range s.carried {
+		if err := take(c); err != nil {
+			return nil, err
+		}
+	}
 	for _, v := range s.provenance {
 		cols = append(cols, strs(slices.Repeat([]string{v}, len(rows))))
 	}
@@ -366,4 +396,79 @@ func (s *alertsStage) commit(ok bool) error {
 		return fmt.Errorf("alerts %q: keep announced alerts: %w", s.cfg.Name, err)
 	}
 	return nil
+}
+
+// announcedStore is where an alerts stage keeps what it announced per key:
+// one value per key (batch input), or versions by arrival (per-row input).
+type announcedStore interface {
+	// get returns what was announced for key before row i of rec.
+	get(rec arrow.RecordBatch, i int, key []byte) ([]byte, bool, error)
+	// put records what is announced for key after row i (nil: nothing).
+	put(rec arrow.RecordBatch, i int, key, val []byte) error
+	// flush ends a batch.
+	flush() error
+}
+
+// valuesAnnounced keeps one pending value per key, committed by Plan.Run
+// after the sinks (batch runs).
+type valuesAnnounced struct{ v *state.Values }
+
+func (a valuesAnnounced) get(_ arrow.RecordBatch, _ int, key []byte) ([]byte, bool, error) {
+	return a.v.Get(key)
+}
+
+func (a valuesAnnounced) put(_ arrow.RecordBatch, _ int, key, val []byte) error {
+	if val == nil {
+		return a.v.Delete(key)
+	}
+	return a.v.Set(key, val)
+}
+
+func (valuesAnnounced) flush() error { return nil }
+
+// versionedAnnounced keeps what was announced per source partition and
+// key, versioned by the arrival sequence of the row that changed it, so
+// that a replay of rows (after a crash) sees what was announced before
+// each of them and writes the same versions again (a no-op), and a
+// rollback (state.Store.DeleteAbove) forgets what later rows announced.
+// Each batch's versions are written at its end, not synced: durability is
+// the checkpoint's (docs/design/streaming.md, sections 4-6).
+type versionedAnnounced struct {
+	s       *alertsStage
+	vs      *state.Versions
+	pending []state.VersionWrite
+	latest  map[string]int // p|key -> index in pending of its latest version
+}
+
+func (a *versionedAnnounced) at(rec arrow.RecordBatch, i int) (uint32, uint64) {
+	p := rec.Column(a.s.part).(*array.Int32).Value(i)
+	q := rec.Column(a.s.seq).(*array.Int64).Value(i)
+	return uint32(p), uint64(q)
+}
+
+func (a *versionedAnnounced) get(rec arrow.RecordBatch, i int, key []byte) ([]byte, bool, error) {
+	p, seq := a.at(rec, i)
+	if j, ok := a.latest[string(binary.BigEndian.AppendUint32(nil, p))+string(key)]; ok && a.pending[j].Seq < seq {
+		return a.pending[j].Value, true, nil
+	}
+	return a.vs.Before(p, key, seq)
+}
+
+func (a *versionedAnnounced) put(rec arrow.RecordBatch, i int, key, val []byte) error {
+	p, seq := a.at(rec, i)
+	if val == nil {
+		val = []byte("[]")
+	}
+	if a.latest == nil {
+		a.latest = map[string]int{}
+	}
+	a.latest[string(binary.BigEndian.AppendUint32(nil, p))+string(key)] = len(a.pending)
+	a.pending = append(a.pending, state.VersionWrite{Partition: p, Key: slices.Clone(key), Seq: seq, Value: val})
+	return nil
+}
+
+func (a *versionedAnnounced) flush() error {
+	err := a.vs.Commit(a.pending)
+	a.pending, a.latest = nil, nil
+	return err
 }

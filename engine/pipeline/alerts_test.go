@@ -242,3 +242,149 @@ func TestAlertsStageConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// perRowAlertEvents: students whose open alerts change over days, one
+// row per event in day order, each student's rows spread over the file.
+func perRowAlertEvents() string {
+	var b strings.Builder
+	states := []string{
+		",,ok,0.1",
+		"a#:ABS:2025-01-02,ABS,alert,0.7",
+		"a#:ABS:2025-01-02;m#:MARK:2025-01-03,ABS;MARK,alert,0.8",
+		"a#:ABS:2025-01-02,ABS,watch,0.4",
+		",,ok,0.2",
+		"b#:ABS:2025-01-09,ABS,alert,0.6",
+	}
+	for day := range 12 {
+		for s := range 5 {
+			if (day+s)%3 == 0 {
+				continue
+			}
+			st := strings.ReplaceAll(states[(day+s)%len(states)], "#", fmt.Sprint(s))
+			fmt.Fprintf(&b, "S%d,%d,%s\n", s, day, st)
+		}
+	}
+	return b.String()
+}
+
+// runPerRowAlerts writes events.csv in dir and runs the alerts stage
+// behind the lastalerts rule with emit = "per_row"; it returns "id change
+// student day seq" per change, in output order.
+func runPerRowAlerts(t *testing.T, dir, toml, events string) []string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "events.csv"), []byte("student_id,day,open,codes,level,score\n"+events), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return runPerRowAlertsFile(t, dir, toml)
+}
+
+// TestAlertsStagePerRow: behind a group rule with emit = "per_row", the
+// alerts stage announces each change at the row that caused it, with that
+// row's event time and arrival sequence, the same whatever the batch
+// cuts; a replay of the same rows (offset column, state kept) announces
+// the same changes again from the versioned state, not nothing and not
+// more; the alerts still open at the end are the ones a batch run
+// (emit = "at_end") opens, with the same ids.
+func TestAlertsStagePerRow(t *testing.T) {
+	wasm := hosttest.BuildGoRule(t, filepath.Join("testdata", "lastalerts"))
+	events := perRowAlertEvents()
+	perRow := func(batch int) string {
+		toml := strings.Replace(alertsToml(wasm, "", "text"), "order_by = \"day\"\n", "order_by = \"day\"\nemit = \"per_row\"\n", 1)
+		return strings.Replace(toml, "state_dir = \"state\"\n", fmt.Sprintf("state_dir = \"state\"\nbatch_rows = %d\n", batch), 1)
+	}
+	want := runPerRowAlerts(t, t.TempDir(), perRow(1000), events)
+	if len(want) < 10 {
+		t.Fatalf("only %d changes: %q", len(want), want)
+	}
+	for _, batch := range []int{1, 4} {
+		if got := runPerRowAlerts(t, t.TempDir(), perRow(batch), events); !slices.Equal(got, want) {
+			t.Errorf("batch_rows = %d:\n got %q\nwant %q", batch, got, want)
+		}
+	}
+	// The changes follow each student's rows: opened at the row whose day
+	// first lists the alert.
+	if want[0] != "a1 opened S1 0 0" {
+		t.Errorf("first change %q, want a1 opened by S1's row of day 0 (arrival 0)", want[0])
+	}
+
+	// A replay, with offsets: the same changes, from the stored versions.
+	var withOffset strings.Builder
+	for i, line := range strings.Split(strings.TrimSpace(events), "\n") {
+		fmt.Fprintf(&withOffset, "%s,%d\n", line, i)
+	}
+	dir := t.TempDir()
+	toml := strings.Replace(perRow(16), "emit = \"per_row\"\n", "emit = \"per_row\"\nkeep_state = true\noffset_column = \"offset\"\n", 1)
+	toml = strings.Replace(toml, "score = \"float64\" }", "score = \"float64\", offset = \"int64\" }", 1)
+	replay := func() []string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "events.csv"), []byte("student_id,day,open,codes,level,score,offset\n"+withOffset.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return runPerRowAlertsFile(t, dir, toml)
+	}
+	first := replay()
+	if !slices.Equal(first, want) {
+		t.Fatalf("with offsets:\n got %q\nwant %q", first, want)
+	}
+	if again := replay(); !slices.Equal(again, want) {
+		t.Errorf("replay:\n got %q\nwant %q", again, want)
+	}
+
+	// Batch mode: one row per student at the end; its opened ids are the
+	// stream's alerts still open at the end.
+	open := map[string]bool{}
+	for _, c := range want {
+		f := strings.Fields(c)
+		open[f[0]] = f[1] != "cleared"
+	}
+	var stillOpen []string
+	for id, o := range open {
+		if o {
+			stillOpen = append(stillOpen, id)
+		}
+	}
+	slices.Sort(stillOpen)
+	batch, err := runAlerts(t, t.TempDir(), alertsToml(wasm, "", "text"), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batchIDs []string
+	for _, r := range batch {
+		batchIDs = append(batchIDs, strings.Fields(r)[0])
+	}
+	slices.Sort(batchIDs)
+	if len(stillOpen) == 0 || !slices.Equal(batchIDs, stillOpen) {
+		t.Errorf("batch run opens %q; the per-row run leaves %q open", batchIDs, stillOpen)
+	}
+}
+
+// runPerRowAlertsFile is runPerRowAlerts on the events.csv already in dir.
+func runPerRowAlertsFile(t *testing.T, dir, toml string) []string {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg, err := config.Parse(filepath.Join(dir, "pipeline.toml"), []byte(toml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &textRows{}
+	ctx := context.Background()
+	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: connectors{map[string]protocol.Connector{"text": got}}, Rules: hosttest.NewRuntime(t), Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close(ctx)
+	if _, err := plan.Run(ctx, pipeline.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for _, r := range got.rows {
+		f := map[string]string{}
+		for _, kv := range strings.Split(r, " ") {
+			k, v, _ := strings.Cut(kv, "=")
+			f[k] = v
+		}
+		rows = append(rows, strings.Join([]string{f["alert_id"], f["change"], f["student_id"], f["event_time"], f["arrival_seq"]}, " "))
+	}
+	return rows
+}

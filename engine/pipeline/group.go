@@ -37,6 +37,7 @@ type groupStage struct {
 	stored    *arrow.Schema // projected schema
 	batchRows int
 	store     func() (*state.Store, bool, error) // the store, and whether it is shared
+	perRow    *perRow                            // emit = "per_row"; nil for "at_end"
 }
 
 func newGroupStage(r *ruleStage, batchRows int) (*groupStage, error) {
@@ -107,6 +108,11 @@ func newGroupStage(r *ruleStage, batchRows int) (*groupStage, error) {
 		return nil, err
 	}
 	g.schema = schema
+	if r.cfg.Emit == config.EmitPerRow {
+		if err := g.setPerRow(up, orderIdx); err != nil {
+			return nil, err
+		}
+	}
 	return g, nil
 }
 
@@ -127,6 +133,9 @@ func orderable(t arrow.DataType) bool {
 }
 
 func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox, out *stream.Outbox) error {
+	if g.perRow != nil {
+		return g.runPerRow(ctx, st, in, out)
+	}
 	store, shared, err := g.store()
 	if err != nil {
 		return err

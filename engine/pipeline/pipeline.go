@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
+	"github.com/vigie-edu/vigie/engine/privacy"
 	"github.com/vigie-edu/vigie/engine/state"
 	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/internal/wasmhost"
@@ -72,9 +74,19 @@ type Plan struct {
 	// unbounded is set when a source does not end at the end of its input:
 	// the run is continuous and sinks flush every max_delay (sinkStage.flushDelay).
 	unbounded bool
+	// cp takes the checkpoints of a continuous run; nil in a batch run.
+	cp *coordinator
 
 	stateMu sync.Mutex
 	state   *state.Store // the shared store of state_dir, opened on first use
+
+	// keys pseudonymise the identifier columns ([privacy]); nil when none.
+	keys *privacy.Keys
+	// lookups are the clear values of the sources that re-identifying
+	// sinks look up, by source name.
+	lookups map[string]*privacy.Lookup
+	// audited is where the last run was recorded.
+	audited AuditHead
 }
 
 // stateStore returns how a group stage gets its store: the pipeline's
@@ -129,8 +141,13 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		merges:  map[string]stream.Merge{},
 		alerts:  map[string]*alertsStage{},
 	}
-	conns := p.startConnectors(ctx)
 	var errs config.Errors
+	keys, err := LoadKeys(cfg, time.Now())
+	if err != nil {
+		errs = append(errs, err.(config.Errors)...)
+	}
+	p.keys, p.lookups = keys, newLookups(cfg, keys)
+	conns := p.startConnectors(ctx)
 	for _, name := range cfg.Order() {
 		var err error
 		switch cfg.Kind(name) {
@@ -155,6 +172,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 			errs = append(errs, &config.Error{Pos: cfg.Pos, Key: name, Msg: err.Error(), Err: err})
 		}
 	}
+	errs = append(errs, p.checkLookups()...)
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pos.Line < errs[j].Pos.Line })
 		p.Close(ctx)
@@ -164,8 +182,83 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		for _, s := range p.sinks {
 			s.flushDelay = cfg.MaxDelay
 		}
+		if cfg.CheckpointInterval > 0 {
+			if err := p.prepareCheckpoints(); err != nil {
+				p.Close(ctx)
+				return nil, err
+			}
+		}
 	}
 	return p, nil
+}
+
+// prepareCheckpoints sets up the checkpoints of a continuous run: the
+// commit point is the one sink whose connector records checkpoints (the
+// Kafka sink), else a record file in state_dir.
+func (p *Plan) prepareCheckpoints() error {
+	c := &coordinator{interval: p.cfg.CheckpointInterval, log: p.env.Log}
+	c.sync = func() error {
+		p.stateMu.Lock()
+		s := p.state
+		p.stateMu.Unlock()
+		if s == nil {
+			return nil
+		}
+		return s.Sync()
+	}
+	// The sources behind a join's dimension are read whole at every run:
+	// the join keeps their rows in memory, not in a checkpoint. They are
+	// neither held at checkpoints (the join reads its input only once the
+	// dimension ended) nor resumed.
+	dims := map[string]bool{}
+	var behind func(string)
+	behind = func(name string) {
+		if p.cfg.Kind(name) == stream.KindSource {
+			dims[name] = true
+		}
+		for _, in := range p.cfg.Inputs(name) {
+			behind(in)
+		}
+	}
+	for _, j := range p.cfg.Joins {
+		behind(j.Dimension)
+	}
+	var committers []string
+	for _, name := range p.cfg.Order() {
+		if s := p.sources[name]; s != nil && !dims[name] {
+			s.cfg.Checkpointed = true
+			c.sources = append(c.sources, s)
+		}
+		if s := p.sinks[name]; s != nil {
+			s.cfg.Checkpointed = true
+			s.cp, s.flushDelay = c, 0
+			c.sinks = append(c.sinks, s)
+			if s.snk.Spec().Checkpoints {
+				committers = append(committers, name)
+				c.commit = s
+			}
+		}
+	}
+	switch {
+	case len(committers) > 1:
+		return config.Errors{{Pos: p.cfg.Pos, Key: "pipeline.checkpoint_interval", Msg: fmt.Sprintf(
+			"sinks %q all commit checkpoints in their own transactions: a continuous run can have only one such sink (split the pipeline, or write the other outputs to files)", committers)}}
+	case c.commit == nil && p.cfg.StateDir != "":
+		c.file = filepath.Join(p.cfg.StateDir, "checkpoint.json")
+	case c.commit == nil:
+		p.env.Log.Warn("continuous run without a Kafka sink or a state_dir: checkpoints flush the sinks but are not recorded, a restart reads from the start")
+	}
+	p.cp = c
+	return nil
+}
+
+// CheckpointStats describes the checkpoints of the last Run; zero in a
+// batch run.
+func (p *Plan) CheckpointStats() CheckpointStats {
+	if p.cp == nil {
+		return CheckpointStats{}
+	}
+	return p.cp.snapshot()
 }
 
 // startedConnector is the outcome of asking Connectors for one stage's
@@ -268,9 +361,13 @@ func (p *Plan) prepareSource(ctx context.Context, s *config.Source, started star
 	if err != nil {
 		return stageError(s.Pos, key, err)
 	}
-	p.schemas[s.Name] = schema
 	cc.Schema = schema // Read emits it, without inferring it again
-	p.sources[s.Name] = &sourceStage{src: src, cfg: cc, mem: p.env.Mem, threshold: s.DeadLetterThreshold}
+	stage := &sourceStage{src: src, cfg: cc, mem: p.env.Mem, threshold: s.DeadLetterThreshold}
+	if schema, err = p.pseudonymise(s, stage, schema); err != nil {
+		return stageError(s.Pos, key, err)
+	}
+	p.schemas[s.Name] = schema
+	p.sources[s.Name] = stage
 	if c.Spec().Unbounded {
 		p.unbounded = true
 	}
@@ -314,6 +411,10 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 			return stageError(r.Pos, key+".group_by", err)
 		}
 		group.store = p.stateStore(r.KeepState)
+		if err := p.checkEmit(r, key); err != nil {
+			mod.Close(ctx)
+			return err
+		}
 		schema = group.schema
 	case len(r.GroupBy) > 0:
 		mod.Close(ctx)
@@ -417,10 +518,17 @@ func (p *Plan) prepareSink(ctx context.Context, s *config.Sink, started startedC
 	if err := snk.Validate(ctx, cc); err != nil {
 		return stageError(s.Pos, key, err)
 	}
+	var view *sinkView
 	if upstream := p.schemas[s.Input]; upstream != nil {
 		p.schemas[s.Name] = upstream
+		if view, err = p.sinkView(s, key, upstream); err != nil {
+			return err
+		}
+		if view != nil {
+			p.schemas[s.Name] = view.schema
+		}
 	}
-	p.sinks[s.Name] = &sinkStage{snk: snk, cfg: cc, mem: p.env.Mem, schema: p.schemas[s.Input]}
+	p.sinks[s.Name] = &sinkStage{snk: snk, cfg: cc, mem: p.env.Mem, schema: p.schemas[s.Name], view: view}
 	return nil
 }
 
@@ -436,32 +544,88 @@ type RunOptions struct {
 	StopTimeout time.Duration
 	// Buffer is the capacity in batches of each channel between stages.
 	Buffer int
+	// Observer, when set, watches the run: metrics, progress (see
+	// stream.Observer).
+	Observer stream.Observer
 }
 
 // Run moves the data. The summary is returned in every case; the error is
 // nil for a complete run, stream.ErrInterrupted after a graceful stop, or
 // the error that stopped the run, naming its stage.
 func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error) {
+	if p.cp != nil {
+		if err := p.cp.restore(ctx); err != nil {
+			return nil, err
+		}
+	}
 	g := stream.NewGraph(p.cfg.Name)
 	for _, name := range p.cfg.Order() {
 		var err error
+		var w *watched
+		if p.cp != nil && p.cfg.Kind(name) != stream.KindSource {
+			w = &watched{name: name}
+			p.cp.watch = append(p.cp.watch, w)
+		}
 		switch p.cfg.Kind(name) {
 		case stream.KindSource:
 			err = g.AddSource(name, p.sources[name])
 		case stream.KindRule:
-			err = g.AddTransform(name, p.cfg.Rule(name).Input, p.rules[name])
+			var t stream.Transform = p.rules[name]
+			if w != nil {
+				if b, ok := t.(interface{ busy() bool }); ok {
+					w.busy = b.busy
+				}
+				t = watchedTransform{t, w}
+			}
+			err = g.AddTransform(name, p.cfg.Rule(name).Input, t)
 		case stream.KindSink:
-			err = g.AddSink(name, p.cfg.Sink(name).Input, p.sinks[name])
+			var k stream.Sink = p.sinks[name]
+			if w != nil {
+				k = watchedSink{k, w}
+			}
+			err = g.AddSink(name, p.cfg.Sink(name).Input, k)
 		case stream.KindJoin, stream.KindUnion, stream.KindAlerts:
-			err = g.AddMerge(name, p.cfg.Kind(name), p.cfg.Inputs(name), p.merges[name])
+			m := p.merges[name]
+			if w != nil {
+				m = watchedMerge{m, w}
+			}
+			err = g.AddMerge(name, p.cfg.Kind(name), p.cfg.Inputs(name), m)
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
 	dl := newDeadLetterFile(p.cfg.DeadLetter)
+	stopRetention, err := p.retain(ctx, dl)
+	if err != nil {
+		return &stream.Summary{Pipeline: p.cfg.Name, Err: err}, err
+	}
+	defer stopRetention()
 	runCtx, late := p.stopDeadline(ctx, opts)
-	sum, err := g.Run(runCtx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl})
+	var cpErr error
+	stopCheckpoints := func() {}
+	if p.cp != nil {
+		if o, ok := opts.Observer.(interface{ Checkpointed(time.Time) }); ok {
+			p.cp.observed = o.Checkpointed
+		}
+		var cancel context.CancelCauseFunc
+		runCtx, cancel = context.WithCancelCause(runCtx)
+		cctx, stop := context.WithCancel(runCtx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if cpErr = p.cp.run(cctx); cpErr != nil {
+				cancel(cpErr)
+			}
+		}()
+		stopCheckpoints = func() { stop(); <-done; cancel(nil) }
+	}
+	sum, err := g.Run(runCtx, stream.RunOptions{Stop: opts.Stop, Buffer: opts.Buffer, Log: p.env.Log, DeadLetters: dl, Observer: opts.Observer})
+	stopCheckpoints()
+	if cpErr != nil {
+		err = cpErr
+		sum.Err = cpErr
+	}
 	switch {
 	case late() && err != nil:
 		err = fmt.Errorf("%w: the graceful stop took longer than stop_timeout (%s): the run was cancelled, rule calls interrupted and outputs aborted", stream.ErrInterrupted, p.stopTimeout(opts))
@@ -484,6 +648,12 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 				sum.Err = cerr
 			}
 		}
+	}
+	head, aerr := p.record(sum, err)
+	p.audited = head
+	if aerr != nil && err == nil {
+		err = aerr
+		sum.Err = aerr
 	}
 	return sum, err
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -32,7 +33,14 @@ type ruleStage struct {
 	insts   []*wasmhost.Instance // one per worker; an instance is never shared
 	binding *wasmhost.Binding
 	mem     memory.Allocator
+	// inflight counts the batches submitted whose outcome was not sent on
+	// yet: work the stage's inbox no longer shows (checkpoints wait for it).
+	inflight atomic.Int64
 }
+
+// busy reports whether batches the stage received are still being worked
+// on or sent on.
+func (r *ruleStage) busy() bool { return r.inflight.Load() > 0 }
 
 // outcome is what one batch became: output batches in order, and rows
 // dead-lettered with their error.
@@ -112,6 +120,7 @@ func (r *ruleStage) ordered(ctx context.Context, st *stream.Stage, out *stream.O
 		res := make(chan *outcome, 1)
 		select {
 		case order <- res:
+			r.inflight.Add(1)
 		case <-ctx.Done():
 			drop()
 			return ctx.Err()
@@ -156,6 +165,7 @@ func (r *ruleStage) ordered(ctx context.Context, st *stream.Stage, out *stream.O
 				rec.Release()
 			}
 		}
+		r.inflight.Add(-1)
 		if err != nil {
 			cancel() // stop the feed and the workers; keep draining order
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
 	"github.com/vigie-edu/vigie/engine/config"
+	"github.com/vigie-edu/vigie/engine/privacy"
 	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/internal/arrowmem"
 )
@@ -62,10 +65,38 @@ type sourceStage struct {
 	cfg       protocol.Config
 	mem       memory.Allocator
 	threshold config.Threshold
+	// pseudo replaces the identifier columns of every batch before it
+	// leaves the stage ([privacy]); nil when there are none. lookup, when
+	// set, is complete once the stage ends.
+	pseudo *privacy.Pseudonymiser
+	lookup *privacy.Lookup
+
+	// gate is held by each Emit and by a checkpoint, which so holds the
+	// source between two Emits; e is the run's emitter (under gate), ended
+	// set once Run returned.
+	gate  sync.Mutex
+	e     *emitter
+	ended atomic.Bool
+}
+
+// position returns the position after the last batch emitted (the resume
+// position before any). The caller holds s.gate.
+func (s *sourceStage) position() protocol.Position {
+	if s.e == nil {
+		return s.cfg.Resume
+	}
+	return s.e.pos
 }
 
 func (s *sourceStage) Run(ctx context.Context, st *stream.Stage, out *stream.Outbox) error {
-	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema, window: newDeadLetterWindow(s.threshold), who: "source connector " + s.cfg.Connector}
+	defer s.ended.Store(true)
+	if s.lookup != nil {
+		defer s.lookup.Done()
+	}
+	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema, window: newDeadLetterWindow(s.threshold), who: "source connector " + s.cfg.Connector, pseudo: s.pseudo, mem: s.mem, gate: &s.gate}
+	s.gate.Lock()
+	s.e = e
+	s.gate.Unlock()
 	for attempt := 1; ; attempt++ {
 		cfg := s.cfg
 		cfg.Resume = e.pos
@@ -107,6 +138,12 @@ type emitter struct {
 	window     *deadLetterWindow
 	who        string
 	lastReason string
+	// pseudo, when set, pseudonymises batches (with mem) and dead letters.
+	pseudo *privacy.Pseudonymiser
+	mem    memory.Allocator
+	// gate is held while a batch is sent and the position updated (see
+	// sourceStage.gate).
+	gate *sync.Mutex
 }
 
 func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
@@ -114,7 +151,13 @@ func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.
 		return fmt.Errorf("source %q emitted a batch whose schema differs from the one it was prepared with (the input changed since, or the connector infers it differently in Read):\n got: %s\nwant: %s",
 			e.st.Name, rec.Schema(), e.schema)
 	}
-	rec.Retain() // Emit borrows; Send takes ownership of one reference
+	e.gate.Lock()
+	defer e.gate.Unlock()
+	// Emit borrows rec; transform returns a reference Send takes.
+	rec, err := e.transform(rec)
+	if err != nil {
+		return fmt.Errorf("source %q: %w", e.st.Name, err)
+	}
 	n := rec.NumRows()
 	if err := e.out.Send(ctx, rec); err != nil {
 		return err
@@ -131,13 +174,14 @@ func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.
 func (e *emitter) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) error {
 	out := make([]stream.DeadLetter, len(rows))
 	for i, r := range rows {
+		r = e.scrub(r) // before anything (the reason in an error too) sees it
 		out[i] = stream.DeadLetter{Origin: r.Origin, Line: r.Line, Column: r.Column, Reason: r.Reason, Raw: r.Raw}
 	}
 	if err := e.st.DeadLetter(out...); err != nil {
 		return err
 	}
 	if len(rows) > 0 {
-		e.lastReason = rows[len(rows)-1].Origin + ": " + rows[len(rows)-1].Reason
+		e.lastReason = out[len(out)-1].Origin + ": " + out[len(out)-1].Reason
 	}
 	if e.window.deadLettered(int64(len(rows))) {
 		return e.window.err(e.who, e.lastReason)
@@ -160,6 +204,62 @@ type sinkStage struct {
 	// then commits what arrived within about max_delay instead of after
 	// flushBatches batches. 0 in a batch run, which flushes as before.
 	flushDelay time.Duration
+	// view keeps the declared columns and re-identifies ([privacy]); nil
+	// writes the input as it is.
+	view *sinkView
+	// cp, in a run with checkpoints, is the coordinator: the sink then
+	// flushes only at checkpoints (checkpointFlush, from the coordinator's
+	// goroutine while this one waits for input, under mu) and takes a
+	// last checkpoint when its input ends.
+	cp *coordinator
+	w  *sinkAttempt // under mu: the open writer, nil between attempts
+	mu sync.Mutex
+	// done is set once the sink closed its output, at position last.
+	done atomic.Bool
+	last protocol.Position
+}
+
+// sinkAttempt is the writer of the current attempt and the run's state.
+type sinkAttempt struct {
+	w protocol.Writer
+	r *sinkRun
+}
+
+func (s *sinkStage) closed() bool { return s.done.Load() }
+
+// checkpointFlush makes what the sink wrote durable for a checkpoint:
+// with cp, committing cp with it (the commit point). ok is false when the
+// sink has no open writer (it is reopening after a failure): no
+// checkpoint then. A sink that closed returns its last position.
+func (s *sinkStage) checkpointFlush(ctx context.Context, cp *protocol.Checkpoint) (protocol.Position, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done.Load() {
+		return s.last, true, nil
+	}
+	if s.w == nil {
+		return nil, false, nil
+	}
+	r := s.w.r
+	if cp == nil {
+		if err := s.flush(ctx, s.w.w, r); err != nil {
+			return nil, false, err
+		}
+		return r.resume, true, nil
+	}
+	c, ok := s.w.w.(protocol.Checkpointer)
+	if !ok {
+		return nil, false, fmt.Errorf("connector %q declares checkpoints but its writer cannot record them", s.cfg.Connector)
+	}
+	r.unflushd, r.batches = 0, 0
+	pos, err := c.FlushCheckpoint(ctx, *cp)
+	if err != nil {
+		return nil, false, err
+	}
+	r.resume = pos
+	r.release()
+	r.lost = false
+	return pos, true, nil
 }
 
 // sinkRun is the state of a sink stage across the attempts of one run.
@@ -189,6 +289,9 @@ func (s *sinkStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox)
 		err := s.attempt(ctx, st, in, r)
 		if err == nil {
 			st.Stats.RowsOut.Add(r.rows)
+			if s.view != nil && s.view.unresolved.Load() > 0 {
+				st.Log.Warn("pseudonyms the lookup source does not know were written as they are", "stage", st.Name, "rows", s.view.unresolved.Load())
+			}
 			return nil
 		}
 		if r.lost && errors.Is(err, protocol.ErrTemporary) {
@@ -212,11 +315,31 @@ func (s *sinkStage) limit() int64 {
 func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.Inbox, r *sinkRun) (err error) {
 	cfg := s.cfg
 	cfg.Resume = r.resume
+	s.mu.Lock()
+	locked := true
+	lock := func() {
+		if !locked {
+			s.mu.Lock()
+			locked = true
+		}
+	}
+	unlock := func() {
+		if locked {
+			s.mu.Unlock()
+			locked = false
+		}
+	}
+	defer unlock()
 	w, err := s.snk.Open(ctx, cfg, s.mem, s.schema)
 	if err != nil {
 		return err
 	}
+	if s.cp != nil {
+		s.w = &sinkAttempt{w: w, r: r}
+	}
 	defer func() {
+		lock()
+		s.w = nil
 		if err != nil {
 			// Leave nothing half-written. Abort gets its own context since
 			// ctx is likely cancelled already.
@@ -233,7 +356,11 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		flushBytes = defaultFlushBytes
 	}
 	for {
+		if s.cp != nil {
+			unlock() // a checkpoint may flush while the sink waits
+		}
 		rec, err := s.recv(ctx, in, r)
+		lock()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -245,6 +372,11 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		}
 		if err != nil {
 			return err
+		}
+		if s.view != nil {
+			if rec, err = s.view.apply(ctx, s.mem, rec); err != nil {
+				return err
+			}
 		}
 		r.rows += rec.NumRows()
 		size := arrowmem.BatchBytes(rec)
@@ -263,7 +395,7 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 		if r.batches == 0 {
 			r.first = time.Now()
 		}
-		if r.batches++; (r.unflushd >= flushBytes || r.batches >= flushBatches || s.due(r)) && !r.noFlush {
+		if r.batches++; s.cp == nil && (r.unflushd >= flushBytes || r.batches >= flushBatches || s.due(r)) && !r.noFlush {
 			if err := s.flush(ctx, w, r); err != nil {
 				return err
 			}
@@ -275,7 +407,20 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 			r.release()
 		}
 	}
-	return w.Close(ctx)
+	if s.cp != nil {
+		// The input ended: the last checkpoint covers all of it.
+		unlock()
+		if err := s.cp.last(ctx, s); err != nil {
+			return err
+		}
+		lock()
+	}
+	if err := w.Close(ctx); err != nil {
+		return err
+	}
+	s.last = r.resume
+	s.done.Store(true)
+	return nil
 }
 
 // errDue is what recv returns when the sink should flush: flushDelay has

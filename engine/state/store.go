@@ -305,7 +305,7 @@ func (t *Timelines) Scan(ctx context.Context, mem memory.Allocator, opts ScanOpt
 	for k, ty := range t.codec.types {
 		bs[k] = array.NewBuilder(mem, ty)
 		f := t.spec.Schema.Field(k)
-		fields[k] = arrow.Field{Name: f.Name, Type: ty, Nullable: true, Metadata: f.Metadata}
+		fields[k] = arrow.Field{Name: f.Name, Type: ty, Nullable: f.Nullable, Metadata: f.Metadata}
 	}
 	defer func() {
 		for _, b := range bs {

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/vigie-edu/vigie/internal/arrowmem"
 )
 
 // ErrInterrupted is returned by Graph.Run after a graceful stop.
@@ -120,6 +122,28 @@ type DeadLetterWriter interface {
 // Stats counts what went through a stage. Safe for concurrent use.
 type Stats struct {
 	RowsIn, RowsOut, DeadLettered, BatchesOut atomic.Int64
+	// Late counts the rows a group rule in event time found late (behind
+	// their partition's watermark), rescored or dead-lettered.
+	Late atomic.Int64
+}
+
+// Observer watches a run as it goes (metrics, progress). The engine calls
+// Started once per stage before any data moves, then Batch and Busy from
+// the stages' goroutines, concurrently: an implementation must be safe for
+// concurrent use and quick, since it runs on the data path. The counts of
+// rows, dead letters and batches are not repeated here: they are st.Stats,
+// live for the whole run, which an observer may read at any time.
+type Observer interface {
+	// Started hands over the stage's handle (its name, kind and live Stats).
+	Started(st *Stage)
+	// Batch is called for each batch a stage receives (in) or sends (out,
+	// once whatever the number of consumers), with its size in bytes of
+	// Arrow data (arrowmem.BatchBytes).
+	Batch(st *Stage, in bool, bytes int64)
+	// Busy is the time a stage spent on one batch: for a stage with
+	// inputs, from receiving a batch to asking for the next one; for a
+	// source, from sending a batch to sending the next (reading it).
+	Busy(st *Stage, d time.Duration)
 }
 
 // Stage is a running stage's handle on the engine.
@@ -163,11 +187,36 @@ type Inbox struct {
 	ch    chan arrow.RecordBatch
 	stats *Stats
 	eof   bool
+	// With an Observer: the stage, and when the last batch was received.
+	obs Observer
+	st  *Stage
+	got time.Time
+	// sent counts the batches sent to the input (before they enter the
+	// channel), done those its stage received and came back from for the
+	// next one; holding is set while the stage has one (see Idle).
+	sent, done atomic.Int64
+	holding    bool
 }
+
+// Idle reports whether every batch sent to this input so far was received
+// by its stage, which then came back to Recv for the next one (or ended).
+// A stage that keeps working on a batch after its next Recv (a pool of
+// workers) must say so itself. Once the stages upstream send nothing more
+// (their own inputs idle, sources paused), Idle stays true: the engine's
+// checkpoints wait for it (engine/pipeline).
+func (in *Inbox) Idle() bool { return in.sent.Load() == in.done.Load() }
 
 // Recv returns the next batch, which the caller owns and must release;
 // io.EOF when the input has ended; the context's error when cancelled.
 func (in *Inbox) Recv(ctx context.Context) (arrow.RecordBatch, error) {
+	if in.obs != nil && !in.got.IsZero() {
+		in.obs.Busy(in.st, time.Since(in.got))
+		in.got = time.Time{}
+	}
+	if in.holding {
+		in.holding = false
+		in.done.Add(1)
+	}
 	select {
 	case rec, ok := <-in.ch:
 		if !ok {
@@ -180,6 +229,11 @@ func (in *Inbox) Recv(ctx context.Context) (arrow.RecordBatch, error) {
 			return nil, io.EOF
 		}
 		in.stats.RowsIn.Add(rec.NumRows())
+		if in.obs != nil {
+			in.obs.Batch(in.st, true, arrowmem.BatchBytes(rec))
+			in.got = time.Now()
+		}
+		in.holding = true
 		return rec, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -195,8 +249,15 @@ func (in *Inbox) drain() {
 
 // Outbox is a stage's output, fanned out to every consumer.
 type Outbox struct {
-	edges []chan arrow.RecordBatch
+	edges []*Inbox
 	stats *Stats
+	// With an Observer: the stage, whether it is a source (Busy is then
+	// measured between sends), and when its last send returned.
+	obs    Observer
+	st     *Stage
+	source bool
+	mu     sync.Mutex
+	sent   time.Time
 }
 
 // Send delivers rec to every consumer, blocking while they are busy. It
@@ -208,13 +269,18 @@ func (o *Outbox) Send(ctx context.Context, rec arrow.RecordBatch) error {
 		rec.Release()
 		return ctx.Err()
 	}
+	if o.obs != nil {
+		o.observe(rec)
+	}
 	for range len(o.edges) - 1 {
 		rec.Retain()
 	}
-	for i, ch := range o.edges {
+	for i, in := range o.edges {
+		in.sent.Add(1)
 		select {
-		case ch <- rec:
+		case in.ch <- rec:
 		case <-ctx.Done():
+			in.sent.Add(-1)
 			for range len(o.edges) - i {
 				rec.Release()
 			}
@@ -224,6 +290,22 @@ func (o *Outbox) Send(ctx context.Context, rec arrow.RecordBatch) error {
 	o.stats.RowsOut.Add(n)
 	o.stats.BatchesOut.Add(1)
 	return nil
+}
+
+// observe reports a batch about to be sent, and for a source the time
+// since its last send.
+func (o *Outbox) observe(rec arrow.RecordBatch) {
+	o.obs.Batch(o.st, false, arrowmem.BatchBytes(rec))
+	if !o.source {
+		return
+	}
+	now := time.Now()
+	o.mu.Lock()
+	if !o.sent.IsZero() {
+		o.obs.Busy(o.st, now.Sub(o.sent))
+	}
+	o.sent = now
+	o.mu.Unlock()
 }
 
 type node struct {
@@ -307,6 +389,8 @@ type RunOptions struct {
 	Log *slog.Logger
 	// DeadLetters receives rejected rows; nil keeps only their count.
 	DeadLetters DeadLetterWriter
+	// Observer, when set, watches the run (see Observer).
+	Observer Observer
 }
 
 // Run runs the graph until every source has ended and every batch has
@@ -323,13 +407,16 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
 	dl := &deadLetters{w: opts.DeadLetters}
 
 	// Wire the channels: one per edge, owned by the engine.
+	stages := make(map[*node]*Stage, len(g.nodes))
 	for _, n := range g.nodes {
-		n.out = &Outbox{stats: &n.stats}
+		st := &Stage{Name: n.name, Kind: n.kind, Log: opts.Log.With("stage", n.name), Stats: &n.stats, dl: dl}
+		stages[n] = st
+		n.out = &Outbox{stats: &n.stats, obs: opts.Observer, st: st, source: n.kind == KindSource}
 		for _, input := range n.inputs {
-			in := &Inbox{ch: make(chan arrow.RecordBatch, opts.Buffer), stats: &n.stats}
+			in := &Inbox{ch: make(chan arrow.RecordBatch, opts.Buffer), stats: &n.stats, obs: opts.Observer, st: st}
 			n.ins = append(n.ins, in)
 			up := g.by[input]
-			up.out.edges = append(up.out.edges, in.ch)
+			up.out.edges = append(up.out.edges, in)
 		}
 	}
 
@@ -360,14 +447,19 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) (*Summary, error) {
 			cancel(err)
 		})
 	}
+	if opts.Observer != nil {
+		for _, n := range g.nodes {
+			opts.Observer.Started(stages[n])
+		}
+	}
 	for _, n := range g.nodes {
-		st := &Stage{Name: n.name, Kind: n.kind, Log: opts.Log.With("stage", n.name), Stats: &n.stats, dl: dl}
+		st := stages[n]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() {
-				for _, ch := range n.out.edges {
-					close(ch)
+				for _, in := range n.out.edges {
+					close(in.ch)
 				}
 			}()
 			if err := g.runNode(runCtx, srcCtx, &stopped, n, st); err != nil {

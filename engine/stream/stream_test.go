@@ -446,3 +446,45 @@ func TestFailedUpstreamIsNotACleanEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryPrintsLateRows: a stage's late rows (Stats.Late) reach its
+// summary and a line of the printed summary; none, no line.
+func TestSummaryPrintsLateRows(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	g := NewGraph("t")
+	must(t, g.AddSource("src", counter(mem, 3, 1)))
+	must(t, g.AddTransform("ew", "src", TransformFunc(func(ctx context.Context, st *Stage, in *Inbox, out *Outbox) error {
+		for {
+			rec, err := in.Recv(ctx)
+			if err != nil {
+				return nil
+			}
+			st.Stats.Late.Add(rec.NumRows())
+			if err := out.Send(ctx, rec); err != nil {
+				return err
+			}
+		}
+	})))
+	must(t, g.AddSink("out", "ew", SinkFunc(func(ctx context.Context, st *Stage, in *Inbox) error {
+		for {
+			rec, err := in.Recv(ctx)
+			if err != nil {
+				return nil
+			}
+			rec.Release()
+		}
+	})))
+	sum, err := g.Run(context.Background(), RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := sum.Stage("ew"); st.Late != 3 {
+		t.Errorf("late rows in the summary: %d, want 3", st.Late)
+	}
+	var buf strings.Builder
+	sum.Print(&buf)
+	if !strings.Contains(buf.String(), `stage "ew": 3 late rows`) || strings.Contains(buf.String(), `stage "src"`) {
+		t.Errorf("summary:\n%s", buf.String())
+	}
+}

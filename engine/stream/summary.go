@@ -17,6 +17,9 @@ type StageSummary struct {
 	RowsOut      int64
 	DeadLettered int64
 	Batches      int64
+	// Late is the number of late rows of a group rule in event time
+	// (rescored, or dead-lettered and also counted in DeadLettered).
+	Late int64
 }
 
 // Summary describes a finished run.
@@ -39,6 +42,7 @@ func (g *Graph) summary(start time.Time) *Summary {
 			RowsOut:      n.stats.RowsOut.Load(),
 			DeadLettered: n.stats.DeadLettered.Load(),
 			Batches:      n.stats.BatchesOut.Load(),
+			Late:         n.stats.Late.Load(),
 		})
 	}
 	return s
@@ -104,6 +108,11 @@ func (s *Summary) Print(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t\n", st.Name, st.Kind, st.RowsIn, st.RowsOut, st.DeadLettered, st.Batches)
 	}
 	tw.Flush()
+	for _, st := range s.Stages {
+		if st.Late > 0 {
+			fmt.Fprintf(w, "stage %q: %d late rows (behind their partition's watermark)\n", st.Name, st.Late)
+		}
+	}
 	fmt.Fprintln(w, s.Line())
 	if s.Err != nil && s.Err != ErrInterrupted {
 		fmt.Fprintln(w, "error: "+strings.TrimSpace(s.Err.Error()))

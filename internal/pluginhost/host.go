@@ -226,6 +226,22 @@ func (h *Host) Processes() []Process {
 	return out
 }
 
+// Restarts returns how many times each connector's plugin processes were
+// restarted after dying, by connector name, since the host started
+// (metrics read it).
+func (h *Host) Restarts() map[string]int {
+	h.mu.Lock()
+	procs := append([]*process(nil), h.procs...)
+	h.mu.Unlock()
+	out := map[string]int{}
+	for _, p := range procs {
+		p.mu.Lock()
+		out[p.name] += p.restarts
+		p.mu.Unlock()
+	}
+	return out
+}
+
 func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd) (protocol.Connector, error) {
 	p := &process{h: h, name: name, cmd: cmd, log: h.opts.Logger.With("plugin", name)}
 	h.mu.Lock()
@@ -453,7 +469,10 @@ type sink struct {
 	spec protocol.Spec
 }
 
-var _ protocol.Sink = (*sink)(nil)
+var (
+	_ protocol.Sink           = (*sink)(nil)
+	_ protocol.CheckpointSink = (*sink)(nil)
+)
 
 func (s *sink) Spec() protocol.Spec { return s.spec }
 
@@ -463,6 +482,20 @@ func (s *sink) Validate(ctx context.Context, cfg protocol.Config) error {
 		return err
 	}
 	return s.p.check(c.(protocol.Sink).Validate(ctx, cfg))
+}
+
+// LastCheckpoint asks the plugin's sink for its last committed checkpoint.
+func (s *sink) LastCheckpoint(ctx context.Context, cfg protocol.Config) (*protocol.Checkpoint, error) {
+	c, err := s.p.connector(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, ok := c.(protocol.CheckpointSink)
+	if !ok {
+		return nil, fmt.Errorf("connector %q does not record checkpoints: %w", s.spec.Name, protocol.ErrConfig)
+	}
+	cp, err := cs.LastCheckpoint(ctx, cfg)
+	return cp, s.p.check(err)
 }
 
 func (s *sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
@@ -484,8 +517,9 @@ type writer struct {
 }
 
 var (
-	_ protocol.Writer  = (*writer)(nil)
-	_ protocol.Flusher = (*writer)(nil)
+	_ protocol.Writer       = (*writer)(nil)
+	_ protocol.Flusher      = (*writer)(nil)
+	_ protocol.Checkpointer = (*writer)(nil)
 )
 
 func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
@@ -498,6 +532,15 @@ func (w *writer) Flush(ctx context.Context) (protocol.Position, error) {
 		return nil, nil
 	}
 	pos, err := f.Flush(ctx)
+	return pos, w.p.check(err)
+}
+
+func (w *writer) FlushCheckpoint(ctx context.Context, cp protocol.Checkpoint) (protocol.Position, error) {
+	c, ok := w.w.(protocol.Checkpointer)
+	if !ok {
+		return nil, fmt.Errorf("the sink does not record checkpoints: %w", protocol.ErrConfig)
+	}
+	pos, err := c.FlushCheckpoint(ctx, cp)
 	return pos, w.p.check(err)
 }
 

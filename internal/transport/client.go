@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -222,13 +223,29 @@ type remoteSink struct {
 	spec protocol.Spec
 }
 
-var _ protocol.Sink = (*remoteSink)(nil)
+var (
+	_ protocol.Sink           = (*remoteSink)(nil)
+	_ protocol.CheckpointSink = (*remoteSink)(nil)
+)
 
 func (s *remoteSink) Spec() protocol.Spec { return s.spec }
 
 func (s *remoteSink) Validate(ctx context.Context, cfg protocol.Config) error {
 	_, err := s.c.action(ctx, actionValidate, cfg)
 	return err
+}
+
+// LastCheckpoint asks the plugin for the sink's last committed checkpoint.
+func (s *remoteSink) LastCheckpoint(ctx context.Context, cfg protocol.Config) (*protocol.Checkpoint, error) {
+	b, err := s.c.action(ctx, actionCheckpoint, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var cp *protocol.Checkpoint
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return nil, fmt.Errorf("decode checkpoint: %w", err)
+	}
+	return cp, nil
 }
 
 func (s *remoteSink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
@@ -261,7 +278,7 @@ func (s *remoteSink) Open(ctx context.Context, cfg protocol.Config, mem memory.A
 	// (TestDeadConnectionRetainsNoSinkBatch).
 	w.pw.noRetain = true
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: raw})
-	rw := &remoteWriter{stream: stream, w: w, cancel: cancel, version: s.c.version}
+	rw := &remoteWriter{stream: stream, w: w, cancel: cancel, version: s.c.version, schema: schema, mem: mem}
 	if r != nil {
 		accepted, header := new(atomic.Bool), make(chan struct{})
 		rw.accepted = accepted
@@ -288,7 +305,10 @@ type remoteWriter struct {
 	w       *batchWriter
 	cancel  context.CancelFunc
 	version int
+	schema  *arrow.Schema
+	mem     memory.Allocator
 	rows    int64
+	sent    bool              // a batch was written: the schema and descriptor went out
 	seq     int64             // last flush request
 	durable int64             // rows acknowledged durable by the last flush
 	pos     protocol.Position // position of the last flush
@@ -315,8 +335,9 @@ func (w *remoteWriter) done() {
 }
 
 var (
-	_ protocol.Writer  = (*remoteWriter)(nil)
-	_ protocol.Flusher = (*remoteWriter)(nil)
+	_ protocol.Writer       = (*remoteWriter)(nil)
+	_ protocol.Flusher      = (*remoteWriter)(nil)
+	_ protocol.Checkpointer = (*remoteWriter)(nil)
 )
 
 func (w *remoteWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
@@ -330,6 +351,7 @@ func (w *remoteWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
 		return fromStatus(err)
 	}
 	w.rows += rec.NumRows()
+	w.sent = true
 	return nil
 }
 
@@ -343,8 +365,43 @@ func (w *remoteWriter) Flush(ctx context.Context) (protocol.Position, error) {
 	if w.rows == w.durable {
 		return w.pos, nil // nothing new (and before any data, no schema sent yet)
 	}
+	return w.flush(ctx, nil)
+}
+
+// FlushCheckpoint asks the sink to commit what it received with cp. It
+// is sent even when no row was written since the last flush (the
+// positions in cp moved on); before any batch, an empty one carries the
+// schema and the descriptor the server opens the sink with.
+func (w *remoteWriter) FlushCheckpoint(ctx context.Context, cp protocol.Checkpoint) (protocol.Position, error) {
+	if w.version < 2 {
+		return nil, fmt.Errorf("the plugin speaks protocol version %d, which cannot record checkpoints: %w", w.version, protocol.ErrConfig)
+	}
+	if !w.sent {
+		cols := emptyColumns(w.schema, w.mem)
+		empty := array.NewRecordBatch(w.schema, cols, 0)
+		for _, c := range cols {
+			c.Release()
+		}
+		err := w.Write(ctx, empty)
+		empty.Release()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return w.flush(ctx, &cp)
+}
+
+func emptyColumns(schema *arrow.Schema, mem memory.Allocator) []arrow.Array {
+	cols := make([]arrow.Array, schema.NumFields())
+	for i, f := range schema.Fields() {
+		cols[i] = array.MakeArrayOfNull(mem, f.Type, 0)
+	}
+	return cols
+}
+
+func (w *remoteWriter) flush(ctx context.Context, cp *protocol.Checkpoint) (protocol.Position, error) {
 	w.seq++
-	b, err := json.Marshal(appMetadata{Flush: w.seq})
+	b, err := json.Marshal(appMetadata{Flush: w.seq, Checkpoint: cp})
 	if err != nil {
 		return nil, err
 	}

@@ -485,3 +485,92 @@ func TestVersion1PeersHaveNoPositions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// cpSink is a sink that records checkpoints: FlushCheckpoint keeps the
+// rows written so far with the checkpoint, LastCheckpoint returns it.
+type cpSink struct {
+	mu   sync.Mutex
+	last *protocol.Checkpoint
+	rows int64
+}
+
+func (s *cpSink) Spec() protocol.Spec {
+	return protocol.Spec{Name: "cp", Kind: protocol.KindSink, Version: "1", Doc: "test sink", Checkpoints: true}
+}
+func (s *cpSink) Validate(context.Context, protocol.Config) error { return nil }
+func (s *cpSink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
+	return &cpWriter{s: s}, nil
+}
+func (s *cpSink) LastCheckpoint(ctx context.Context, cfg protocol.Config) (*protocol.Checkpoint, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last, nil
+}
+
+type cpWriter struct {
+	s    *cpSink
+	rows int64
+}
+
+func (w *cpWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	w.rows += rec.NumRows()
+	return nil
+}
+func (w *cpWriter) FlushCheckpoint(ctx context.Context, cp protocol.Checkpoint) (protocol.Position, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	w.s.last, w.s.rows = &cp, w.rows
+	return protocol.NewPosition(w.rows)
+}
+func (w *cpWriter) Close(ctx context.Context) error { return nil }
+func (w *cpWriter) Abort(ctx context.Context) error { return nil }
+
+// TestCheckpointsOverGRPC: a checkpoint reaches the plugin's writer with
+// the flush, also before any row was written (an empty batch then carries
+// the schema the server opens the sink with) and when no row was written
+// since the last one; LastCheckpoint reads it back through the plugin.
+func TestCheckpointsOverGRPC(t *testing.T) {
+	impl := &cpSink{}
+	c := connectGRPC(t, protocol.NewRegistry(seqSource{}, impl))
+	src := source(t, c)
+	ctx := context.Background()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	conn, err := c.Connector(ctx, "cp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snk := conn.(protocol.Sink)
+	if !conn.Spec().Checkpoints {
+		t.Fatal("the spec lost Checkpoints on the way")
+	}
+	cs := conn.(protocol.CheckpointSink)
+	if cp, err := cs.LastCheckpoint(ctx, protocol.Config{Connector: "cp"}); err != nil || cp != nil {
+		t.Fatalf("last checkpoint before any: %v, %v", cp, err)
+	}
+	w, err := snk.Open(ctx, protocol.Config{Connector: "cp", Stage: "a"}, mem, seqSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw := w.(protocol.Checkpointer)
+	check := func(id uint64, rows int64) {
+		t.Helper()
+		pos, err := cw.FlushCheckpoint(ctx, protocol.Checkpoint{ID: id, Data: []byte(fmt.Sprintf(`{"k":%d}`, id))})
+		if err != nil || string(pos) != fmt.Sprint(rows) {
+			t.Fatalf("checkpoint %d: %s, %v; want position %d", id, pos, err, rows)
+		}
+		cp, err := cs.LastCheckpoint(ctx, protocol.Config{Connector: "cp"})
+		if err != nil || cp == nil || cp.ID != id || string(cp.Data) != fmt.Sprintf(`{"k":%d}`, id) || impl.rows != rows {
+			t.Fatalf("after checkpoint %d: last %+v, %v, %d rows", id, cp, err, impl.rows)
+		}
+	}
+	check(1, 0)
+	if err := src.Read(ctx, protocol.Config{Connector: "seq", BatchRows: 3, Options: map[string]any{"rows": int64(7)}}, mem, &sinkEmitter{ctx: ctx, w: w}); err != nil {
+		t.Fatal(err)
+	}
+	check(2, 7)
+	check(3, 7)
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -118,6 +118,20 @@ func (s *flightServer) DoAction(a *flight.Action, stream flight.FlightService_Do
 			return toStatus(err)
 		}
 		return nil
+	case actionCheckpoint:
+		cfg, c, err := s.prepare(a.Body)
+		if err != nil {
+			return toStatus(err)
+		}
+		cs, ok := c.(protocol.CheckpointSink)
+		if !ok {
+			return toStatus(fmt.Errorf("connector %q does not record checkpoints: %w", cfg.Connector, protocol.ErrConfig))
+		}
+		cp, err := cs.LastCheckpoint(stream.Context(), cfg)
+		if err != nil {
+			return toStatus(err)
+		}
+		body = cp
 	default:
 		return toStatus(fmt.Errorf("unknown action %q: %w", a.Type, protocol.ErrNotFound))
 	}
@@ -281,7 +295,16 @@ func (s *flightServer) DoPut(stream flight.FlightService_DoPutServer) error {
 			return nil
 		}
 		var pos protocol.Position
-		if f, ok := w.(protocol.Flusher); ok && w != nil {
+		if m.Checkpoint != nil {
+			c, ok := w.(protocol.Checkpointer)
+			if !ok {
+				return fmt.Errorf("flush: the sink does not record checkpoints: %w", protocol.ErrConfig)
+			}
+			var err error
+			if pos, err = c.FlushCheckpoint(ctx, *m.Checkpoint); err != nil {
+				return fmt.Errorf("flush checkpoint %d: %w", m.Checkpoint.ID, err)
+			}
+		} else if f, ok := w.(protocol.Flusher); ok && w != nil {
 			var err error
 			if pos, err = f.Flush(ctx); err != nil {
 				return fmt.Errorf("flush: %w", err)

@@ -32,6 +32,8 @@ const (
 	actionSpec     = "vigie.spec"     // body: {"connector": name} -> Spec
 	actionSpecs    = "vigie.specs"    // body: none -> []Spec
 	actionValidate = "vigie.validate" // body: Config -> nothing
+	// body: Config -> *Checkpoint (CheckpointSink.LastCheckpoint)
+	actionCheckpoint = "vigie.checkpoint"
 )
 
 // appMetadata is the JSON carried in FlightData.app_metadata and
@@ -49,7 +51,8 @@ const (
 // empty data_body and Ring, its place in the ring.
 //
 // Sink (DoPut): the host sends Flush (a sequence number, on a message
-// without Arrow data); the server flushes the writer and answers with a
+// without Arrow data), with a Checkpoint for Checkpointer.FlushCheckpoint;
+// the server flushes the writer and answers with a
 // PutResult carrying Ack (that number), Position and Rows (durable so
 // far). After Close, the final PutResult carries Final and Rows.
 type appMetadata struct {
@@ -57,6 +60,7 @@ type appMetadata struct {
 	More        bool                  `json:"more,omitempty"`
 	Position    protocol.Position     `json:"position,omitempty"`
 	Flush       int64                 `json:"flush,omitempty"`
+	Checkpoint  *protocol.Checkpoint  `json:"checkpoint,omitempty"`
 	Ack         int64                 `json:"ack,omitempty"`
 	Final       bool                  `json:"final,omitempty"`
 	Rows        int64                 `json:"rows,omitempty"`

@@ -46,10 +46,18 @@ func RunErr(t testing.TB, path string) (*stream.Summary, error) {
 // stream.ErrInterrupted.
 func RunWith(t testing.TB, path string, opts pipeline.RunOptions) (*stream.Summary, error) {
 	t.Helper()
+	sum, _, err := RunCheckpoints(t, path, opts)
+	return sum, err
+}
+
+// RunCheckpoints is RunWith that also returns the run's checkpoint
+// statistics (zero in a batch run).
+func RunCheckpoints(t testing.TB, path string, opts pipeline.RunOptions) (*stream.Summary, pipeline.CheckpointStats, error) {
+	t.Helper()
 	ctx := context.Background()
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, err
+		return nil, pipeline.CheckpointStats{}, err
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -60,8 +68,9 @@ func RunWith(t testing.TB, path string, opts pipeline.RunOptions) (*stream.Summa
 	defer rt.Close(ctx)
 	plan, err := pipeline.Prepare(ctx, cfg, pipeline.Env{Connectors: registry{builtin.Registry()}, Rules: rt, Mem: mem})
 	if err != nil {
-		return nil, err
+		return nil, pipeline.CheckpointStats{}, err
 	}
 	defer plan.Close(ctx)
-	return plan.Run(ctx, opts)
+	sum, err := plan.Run(ctx, opts)
+	return sum, plan.CheckpointStats(), err
 }

@@ -1,0 +1,118 @@
+package state
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// TestArrivalsDeleteAbove: rows and progress are versioned by arrival
+// sequence; storing a row twice keeps one; DeleteAbove rolls one
+// partition back to a cut and leaves the others.
+func TestArrivalsDeleteAbove(t *testing.T) {
+	s, err := OpenTemp(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sp := spec()
+	a, err := s.Arrivals(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rows := []row{{"A", 3, 1}, {"A", 1, 2}, {"B", 2, 3}, {"A", 2, 4}}
+	rec := record(mem, rows)
+	defer rec.Release()
+	write := func(p uint32) {
+		t.Helper()
+		w := Write{Progress: map[uint32]Progress{}}
+		for i := range rows {
+			g, o, r := a.Encode(rec, i)
+			w.Put = append(w.Put, Entry{Partition: p, Group: g, Order: o, Seq: uint64(10 + i), Row: r})
+			v, _ := a.OrderValue(o)
+			pr := w.Progress[p]
+			pr.Mark, pr.Marked, pr.Seq, pr.Any = max(pr.Mark, v), true, uint64(10+i), true
+			w.Progress[p] = pr
+		}
+		// Progress is versioned: write it after every row, as a stage
+		// writes it after every micro-batch.
+		if err := a.Commit(w); err != nil {
+			t.Fatal(err)
+		}
+		for i := range rows {
+			pr := Progress{Mark: int64(i), Marked: true, Seq: uint64(10 + i), Any: true}
+			if err := a.Commit(Write{Progress: map[uint32]Progress{p: pr}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(0)
+	write(0) // a replay: no-op
+	write(7)
+	seqs := func(p uint32, key string) string {
+		t.Helper()
+		g, _, _ := a.Encode(rec, map[string]int{"A": 0, "B": 2}[key])
+		es, err := a.Load(p, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint64
+		for _, e := range es {
+			out = append(out, e.Seq)
+		}
+		return fmt.Sprint(out)
+	}
+	if got := seqs(0, "A"); got != "[11 13 10]" { // by day: 1, 2, 3
+		t.Fatalf("partition 0, key A: %s", got)
+	}
+	vs := s.Versions(sp.Stage)
+	if err := vs.Commit([]VersionWrite{{0, []byte("A"), 10, []byte("v10")}, {0, []byte("A"), 12, []byte("v12")}, {7, []byte("A"), 12, []byte("p7")}}); err != nil {
+		t.Fatal(err)
+	}
+	before := func(p uint32, seq uint64) string {
+		t.Helper()
+		v, ok, err := vs.Before(p, []byte("A"), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return "none"
+		}
+		return string(v)
+	}
+	if got := before(0, 10) + " " + before(0, 11) + " " + before(0, 13); got != "none v10 v12" {
+		t.Fatalf("versions before 10, 11, 13: %s", got)
+	}
+
+	if err := s.DeleteAbove(sp.Stage, 0, 11); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(0, "A"); got != "[11 10]" {
+		t.Errorf("after rollback to 11, partition 0 key A: %s", got)
+	}
+	if got := seqs(0, "B"); got != "[]" {
+		t.Errorf("after rollback to 11, partition 0 key B (seq 12): %s", got)
+	}
+	if got := seqs(7, "A"); got != "[11 13 10]" {
+		t.Errorf("partition 7 must not change: %s", got)
+	}
+	pr, err := a.Progress(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Seq != 11 || pr.Mark != 1 {
+		t.Errorf("progress after rollback: %+v, want seq 11 mark 1", pr)
+	}
+	if pr, _ := a.Progress(7); pr.Seq != 13 {
+		t.Errorf("progress of partition 7: %+v", pr)
+	}
+	if pr, err := s.Progress(sp.Stage, 0); err != nil || pr.Seq != 11 || !pr.Any {
+		t.Errorf("Store.Progress of partition 0: %+v, %v", pr, err)
+	}
+	if got := before(0, 100) + " " + before(7, 100); got != "v10 p7" {
+		t.Errorf("versions after rollback: %s", got)
+	}
+}
