@@ -131,7 +131,7 @@ func TestRaiseDaysAndStreak(t *testing.T) {
 	for k := range c.Weights {
 		c.Weights[k] = 0
 	}
-	c.Weights[AbsStreak], c.StreakWeeks = 1, 2
+	c.Weights[AbsStreak], c.StreakWeeks, c.RaiseAt = 1, 2, 0.5
 	c.AsOf = day(t, "2026-01-16")
 	res := c.Evaluate("S1", truant(t))
 	if len(res.Alerts) == 0 || res.Alerts[0].Code != "ABS_STREAK" || !strings.Contains(res.Reason, "weeks in a row") {
@@ -190,6 +190,156 @@ func TestEvaluateIsBitForBit(t *testing.T) {
 	for range 200 {
 		if got := c.Evaluate("S9", slices.Clone(ev)); got.Risk != first.Risk || got.Reason != first.Reason {
 			t.Fatalf("risk %v (%q), then %v (%q)", first.Risk, first.Reason, got.Risk, got.Reason)
+		}
+	}
+}
+
+// TestAbsMonths: unjustified absences in two calendar months running raise
+// ABS_MONTHS; the same count inside one month does not, nor does it for a
+// student who already had such months most of the time; use_corrections 0
+// keeps the reason as first recorded.
+func TestAbsMonths(t *testing.T) {
+	unj := func(days ...string) []Event {
+		var ev []Event
+		for _, s := range days {
+			ev = append(ev, Event{Kind: Absence, Day: day(t, s)}, Event{Kind: Absence, Day: day(t, s)})
+		}
+		return ev
+	}
+	c := DefaultConfig()
+	for k := range c.Weights {
+		c.Weights[k] = 0
+	}
+	c.Weights[AbsMonths], c.MonthsMin, c.MonthMinHalfDays = 1, 2, 3
+	c.AsOf = day(t, "2026-02-20")
+	quiet := []Event{{Kind: Absence, Day: day(t, "2025-09-08"), Justified: true}}
+	tests := []struct {
+		name string
+		ev   []Event
+		want bool
+	}{
+		{"two months running", append(unj("2026-01-26", "2026-01-28", "2026-02-03", "2026-02-05"), quiet...), true},
+		{"one month", append(unj("2026-02-02", "2026-02-03", "2026-02-05", "2026-02-06"), quiet...), false},
+		{"usual for the student", append(unj("2025-09-15", "2025-09-17", "2025-10-06", "2025-10-08", "2025-11-03", "2025-11-05",
+			"2025-12-01", "2025-12-03", "2026-01-26", "2026-01-28", "2026-02-03", "2026-02-05"), quiet...), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := c.Evaluate("S1", slices.Clone(tt.ev))
+			got := slices.Contains(res.Codes, "ABS_MONTHS")
+			if got != tt.want {
+				t.Errorf("ABS_MONTHS %v, want %v (codes %v, reason %q)", got, tt.want, res.Codes, res.Reason)
+			}
+			if got && !strings.Contains(res.Reason, "2 months running") {
+				t.Errorf("reason %q", res.Reason)
+			}
+		})
+	}
+	// A correction recorded before the report day justifies a half-day
+	// unless use_corrections is 0.
+	ev := append(unj("2026-01-26", "2026-01-28", "2026-02-03"), quiet...)
+	ev = append(ev, Event{Kind: Absence, Day: day(t, "2026-02-05"), CorrectedDay: day(t, "2026-02-10")},
+		Event{Kind: Absence, Day: day(t, "2026-02-05"), CorrectedDay: day(t, "2026-02-10")})
+	if res := c.Evaluate("S1", slices.Clone(ev)); slices.Contains(res.Codes, "ABS_MONTHS") {
+		t.Errorf("corrected half-days counted: %v", res.Codes)
+	}
+	c.UseCorrections = false
+	if res := c.Evaluate("S1", slices.Clone(ev)); !slices.Contains(res.Codes, "ABS_MONTHS") {
+		t.Errorf("use_corrections 0: codes %v, want ABS_MONTHS", res.Codes)
+	}
+}
+
+// TestAbsDrift: unjustified absences that go on and grow month after
+// month raise ABS_DRIFT; one month's episode of the same size does not, and
+// the posterior of a day does not depend on later events.
+func TestAbsDrift(t *testing.T) {
+	c := DefaultConfig()
+	for k := range c.Weights {
+		c.Weights[k] = 0
+	}
+	c.Weights[AbsDrift], c.DriftMin, c.RaiseAt, c.ClearBelow = 1, 0.7, 0.7, 0.35
+	c.AsOf = day(t, "2026-03-27")
+	quiet := []Event{{Kind: Absence, Day: day(t, "2025-09-08"), Justified: true}}
+	// A drift from January: one half-day a week, then two, then three...
+	var drifter []Event
+	for w, d := 0, day(t, "2026-01-05"); d <= day(t, "2026-03-27"); w, d = w+1, d+7 {
+		for k := 0; k <= min(w/2, 4); k++ {
+			drifter = append(drifter, Event{Kind: Absence, Day: d + int32(k%4)})
+		}
+	}
+	drifter = append(drifter, quiet...)
+	episode := append([]Event{}, quiet...)
+	for _, s := range []string{"2026-03-02", "2026-03-03", "2026-03-05", "2026-03-09", "2026-03-10"} {
+		episode = append(episode, Event{Kind: Absence, Day: day(t, s)})
+	}
+	tests := []struct {
+		name string
+		ev   []Event
+		want bool
+	}{
+		{"drift", drifter, true},
+		{"one month's episode", episode, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := c.Evaluate("S1", slices.Clone(tt.ev))
+			got := slices.Contains(res.Codes, "ABS_DRIFT")
+			if got != tt.want || (len(res.Alerts) > 0) != tt.want {
+				t.Fatalf("ABS_DRIFT %v, alerts %v, want %v (risk %.3f, reason %q)", got, res.Alerts, tt.want, res.Risk, res.Reason)
+			}
+			if got && (res.Risk < 0.7 || !strings.Contains(res.Reason, "this month")) {
+				t.Errorf("risk %.3f reason %q", res.Risk, res.Reason)
+			}
+		})
+	}
+	// The reason names the evidence and the period, in the language of lang.
+	for _, tt := range []struct{ lang, want string }{
+		{"en", " unjustified half-days over 30 days (usually 2.9), 20 this month"},
+		{"fr", " demi-journées d'absence non justifiée en 30 jours (habituellement 2,9), 20 ce mois-ci"},
+	} {
+		if err := c.Set("lang", tt.lang); err != nil {
+			t.Fatal(err)
+		}
+		if res := c.Evaluate("S1", slices.Clone(drifter)); !strings.Contains(res.Reason, tt.want) {
+			t.Errorf("lang %s: reason %q, want it to contain %q", tt.lang, res.Reason, tt.want)
+		}
+	}
+	if err := c.Set("lang", "de"); err == nil {
+		t.Error("lang de accepted")
+	}
+	// Causality: the first alert of the drift is the same when the report
+	// day is that day.
+	full := c.Evaluate("S1", slices.Clone(drifter))
+	c.AsOf = full.FirstAlert
+	cut := c.Evaluate("S1", slices.Clone(drifter))
+	if cut.FirstAlert != full.FirstAlert || cut.Risk < c.RaiseAt {
+		t.Errorf("first alert %s as of it, %s as of March; risk %.3f", FormatDay(cut.FirstAlert), FormatDay(full.FirstAlert), cut.Risk)
+	}
+}
+
+// TestChanceOf: calib_points is interpolated linearly and clamped at its
+// ends; without it calib_a, calib_b map the logit; bad points are refused.
+func TestChanceOf(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Set("calib_points", "0.1:0.01,0.5:0.2,0.9:0.8"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ risk, want float64 }{{0, 0.01}, {0.1, 0.01}, {0.3, 0.105}, {0.7, 0.5}, {1, 0.8}}
+	for _, tt := range tests {
+		if got := c.ChanceOf(tt.risk); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("ChanceOf(%v) = %v, want %v", tt.risk, got, tt.want)
+		}
+	}
+	if err := c.Set("calib_points", ""); err != nil {
+		t.Fatal(err)
+	}
+	c.CalibA, c.CalibB = 0, 1
+	if got := c.ChanceOf(0.3); math.Abs(got-0.3) > 1e-9 {
+		t.Errorf("identity logistic map: %v, want 0.3", got)
+	}
+	for _, bad := range []string{"0.5:0.1,0.4:0.2", "x:1"} {
+		if err := c.Set("calib_points", bad); err == nil {
+			t.Errorf("calib_points %q accepted", bad)
 		}
 	}
 }

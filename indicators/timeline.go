@@ -23,11 +23,13 @@ const (
 	Inactive
 	AbsStreak
 	AbsCusum
+	AbsMonths
+	AbsDrift
 	numCodes
 )
 
 // Codes are the reason codes of the indicators.
-var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE", "ABS_STREAK", "ABS_CUSUM"}
+var Codes = [numCodes]string{"ABS_RATE", "ABS_UNJ", "ABS_TREND", "MARK_LOW", "MARK_FALL", "CORE_FAIL", "MISSING", "PLATFORM_DROP", "INACTIVE", "ABS_STREAK", "ABS_CUSUM", "ABS_MONTHS", "ABS_DRIFT"}
 
 // Config holds the parameters (see Params for their meaning).
 type Config struct {
@@ -49,9 +51,21 @@ type Config struct {
 	StreakWeeks, StreakMinHalfDays                          int
 	CusumRate, CusumPriorRate, CusumPriorHalfDays, CusumMin float64
 
+	MonthsMin, MonthMinHalfDays, MonthsSpan int
+	MonthsUsualMax                          float64
+	UseCorrections                          bool
+
+	DriftMin, DriftPrior, DriftRate, DriftRampHalfDays, DriftEpisode float64
+	EpisodePrior, EpisodePriorMonths, EpisodeMore, SporadicRate      float64
+	EpisodeMin                                                       int
+	DriftFrom, DriftTo, HistoryFrom                                  int32
+
 	Weights                                [numCodes]float64
 	RaiseAt, ClearBelow, AlertShare, Combo float64
 	ClearDays, RaiseDays                   int
+	CalibA, CalibB                         float64
+	CalibPoints                            [][2]float64 // x:y, x increasing
+	Lang                                   string       // en or fr
 }
 
 // AsOfLatest is the AsOf of as_of = "latest": each timeline is scored as
@@ -98,6 +112,33 @@ type Result struct {
 	Alerts     []Alert // every alert opened, in order
 	FirstAlert int32   // day of the first alert, -1 when none
 	MaxRisk    float64
+	Score      float64 // the year's highest ABS_DRIFT posterior, or MaxRisk when ABS_DRIFT is off
+	Chance     float64 // calibrated chance that the student drifts this year (calib_a, calib_b), from the year's highest ABS_DRIFT posterior, or MaxRisk when ABS_DRIFT is off
+}
+
+// Logit is log(p/(1-p)), with p clamped to [1e-4, 1-1e-4].
+func Logit(p float64) float64 {
+	p = math.Min(1-1e-4, math.Max(1e-4, p))
+	return math.Log(p / (1 - p))
+}
+
+// ChanceOf maps a risk to a calibrated chance: by linear interpolation
+// between the points of calib_points when set (an isotonic map), else
+// 1/(1+exp(-(calib_a + calib_b × logit(risk)))).
+func (c *Config) ChanceOf(risk float64) float64 {
+	if p := c.CalibPoints; len(p) > 0 {
+		if risk <= p[0][0] {
+			return p[0][1]
+		}
+		for k := 1; k < len(p); k++ {
+			if risk <= p[k][0] {
+				t := (risk - p[k-1][0]) / math.Max(p[k][0]-p[k-1][0], 1e-12)
+				return p[k-1][1] + t*(p[k][1]-p[k-1][1])
+			}
+		}
+		return p[len(p)-1][1]
+	}
+	return 1 / (1 + math.Exp(-(c.CalibA + c.CalibB*Logit(risk))))
 }
 
 // Open returns the alerts still open on the report day.
@@ -140,6 +181,7 @@ func sev(v, t float64) float64 {
 // events may be in any order; Evaluate sorts them.
 func (c *Config) Evaluate(student string, events []Event) Result {
 	res := Result{FirstAlert: -1, Level: "ok"}
+	res.Chance = c.ChanceOf(0)
 	if len(events) == 0 {
 		return res
 	}
@@ -209,12 +251,34 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	}
 	unjAt := func(i, from, to int) int32 { // unjustified over [from,to] as known on day i
 		u := sum(unj, from, to)
+		if !c.UseCorrections {
+			return u
+		}
 		for _, k := range corrections {
 			if j := int(k.day - start); j >= from && j <= to && int(k.known-start) <= i {
 				u--
 			}
 		}
 		return u
+	}
+	// Calendar months: monthStart[i] is the offset of the first day of
+	// day i's month (may be negative).
+	monthStart := make([]int, n)
+	for i := range n {
+		t := time.Unix(int64(start+int32(i))*86400, 0).UTC()
+		monthStart[i] = i - (t.Day() - 1)
+	}
+	var drift []float64
+	if c.DriftMin > 0 {
+		// Unjustified half-days as first recorded (a correction is noise
+		// to the model) and school half-days, by day.
+		orig := map[int32]int{}
+		for _, e := range events {
+			if e.Kind == Absence && !e.Justified {
+				orig[e.Day]++
+			}
+		}
+		drift = c.newDriftModel().posteriors(start, n, func(d int32) int { return orig[d] }, c.schoolHalfDays)
 	}
 	terms := c.termAverages(marks)
 	firstSess := -1
@@ -246,12 +310,12 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		if hd := sum(school, from, i); hd >= 9 && i >= W-1 {
 			a := float64(sum(absAll, from, i)) / float64(hd)
 			if a >= c.ChronicRate {
-				ind[AbsRate] = indicator{sev(a, c.ChronicRate), say(final, "absences %s %% over %s", pct(a), span(W))}
+				ind[AbsRate] = indicator{sev(a, c.ChronicRate), c.say(final, "absences %s %% over %s", pct(a), c.span(W))}
 			}
 		}
 		if u := unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
 			ind[AbsUnj] = indicator{sev(float64(u), float64(c.UnjustifiedMin)),
-				say(final, "%d unjustified half-days over %s", u, span(c.UnjustifiedDays))}
+				c.say(final, "%d unjustified half-days over %s", u, c.span(c.UnjustifiedDays))}
 		}
 		if tf := i - c.TrendDays + 1; tf > c.BaselineMinDays {
 			recent := float64(unjAt(i, tf, i))
@@ -260,7 +324,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				usual := float64(unjAt(i, 0, tf-1)) / baseHD * float64(sum(school, tf, i))
 				if recent >= c.TrendFactor*math.Max(usual, 1) {
 					ind[AbsTrend] = indicator{sev(recent, c.TrendFactor*math.Max(usual, 1)),
-						say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), span(c.TrendDays), num1(usual))}
+						c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))}
 				}
 			}
 		}
@@ -286,7 +350,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			}
 			if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
 				ind[AbsStreak] = indicator{sev(float64(streak), float64(c.StreakWeeks)),
-					say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)}
+					c.say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)}
 			}
 		}
 		if c.CusumMin > 0 {
@@ -307,8 +371,64 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			}
 			if cusum >= c.CusumMin {
 				ind[AbsCusum] = indicator{sev(cusum, c.CusumMin),
-					say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))}
+					c.say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))}
 			}
+		}
+		if c.MonthsMin > 0 {
+			// Calendar months (the current one and the months_span-1
+			// before it) with month_min_half_days unjustified half-days or
+			// more, against the student's own share of such months before:
+			// a truant's episode stays within one month, a drift goes on.
+			hit, total := 0, int32(0)
+			ms := monthStart[i]
+			for m := 0; m < c.MonthsSpan; m++ {
+				me := i
+				if m > 0 {
+					me = ms - 1
+					ms = monthStartOf(start, me)
+				}
+				if u := unjAt(i, ms, me); int(u) >= c.MonthMinHalfDays {
+					hit++
+					total += u
+				}
+			}
+			if hit >= c.MonthsMin {
+				// The student's usual share of such months, before the span.
+				past, pastHit := 0, 0
+				for me := ms - 1; me >= 0; {
+					s0 := monthStartOf(start, me)
+					if sum(school, s0, me) >= 16 {
+						past++
+						if int(unjAt(i, s0, me)) >= c.MonthMinHalfDays {
+							pastHit++
+						}
+					}
+					me = s0 - 1
+				}
+				usual := 0.0
+				if past > 0 {
+					usual = float64(pastHit) / float64(past)
+				}
+				if past < 2 || usual <= c.MonthsUsualMax {
+					ind[AbsMonths] = indicator{sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays)),
+						c.say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))}
+				}
+			}
+		}
+		if drift != nil && drift[i] >= c.DriftMin {
+			var text string
+			if final {
+				// The last 30 days, against the student's own rate before.
+				const p = 30
+				recent := unjAt(i, i-p+1, i)
+				usual := 0.0
+				if h := float64(sum(school, 0, i-p)); h > 0 {
+					usual = float64(unjAt(i, 0, i-p)) / h * float64(sum(school, i-p+1, i))
+				}
+				text = c.say(final, "%d unjustified half-days over %s (usually %s), %d this month; chance of a drift %s %%",
+					recent, c.span(p), num1(usual), unjAt(i, monthStart[i], i), pct(drift[i]))
+			}
+			ind[AbsDrift] = indicator{drift[i], text}
 		}
 		// Course performance: the last term whose marks are known.
 		if lt := c.lastTerm(terms, d); lt != markTerm {
@@ -325,12 +445,12 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			got := float64(sum(sess, from, i))
 			if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
 				ind[PlatformDrop] = indicator{math.Min(1, 0.5+0.5*(1-got/expected)),
-					say(final, "platform sessions %d over %s, usually %s", int(got), span(W), num1(expected))}
+					c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))}
 			}
 		}
 		if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(sess[lastSess+1]) >= c.InactiveMinSessions {
 			ind[Inactive] = indicator{sev(float64(i-lastSess), float64(c.InactiveDays)),
-				say(final, "no platform activity for %d days", i-lastSess)}
+				c.say(final, "no platform activity for %d days", i-lastSess)}
 		}
 		// Risk.
 		q := 1.0
@@ -379,6 +499,11 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		}
 	}
 	res.Risk = risk
+	res.Score = res.MaxRisk
+	if drift != nil {
+		res.Score = slices.Max(drift)
+	}
+	res.Chance = c.ChanceOf(res.Score)
 	anyOpen := false
 	for k := range open {
 		anyOpen = anyOpen || open[k] > 0
@@ -418,7 +543,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 // family is 0 for attendance, 1 for course performance, 2 for engagement.
 func family(k int) int {
 	switch k {
-	case AbsRate, AbsUnj, AbsTrend, AbsStreak, AbsCusum:
+	case AbsRate, AbsUnj, AbsTrend, AbsStreak, AbsCusum, AbsMonths, AbsDrift:
 		return 0
 	case MarkLow, MarkFall, CoreFail, Missing:
 		return 1
@@ -504,7 +629,7 @@ func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last 
 	cur := terms[last]
 	if !math.IsNaN(cur.overall) && cur.overall < c.LowAverage {
 		ind[MarkLow] = indicator{math.Min(1, 0.5+2*(c.LowAverage-cur.overall)/math.Max(c.LowAverage, 1)),
-			fmt.Sprintf("average %s in T%d", num1(cur.overall), last+1)}
+			c.say(true, "average %s in T%d", num1(cur.overall), last+1)}
 	}
 	if last > 0 && terms[last-1].known && !math.IsNaN(cur.overall) && !math.IsNaN(terms[last-1].overall) {
 		prev := terms[last-1]
@@ -516,9 +641,9 @@ func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last 
 					best, bestFall = k, p-cur.subjects[k]
 				}
 			}
-			text := fmt.Sprintf("average %s → %s (T%d → T%d)", num1(prev.overall), num1(cur.overall), last, last+1)
+			text := c.say(true, "average %s → %s (T%d → T%d)", num1(prev.overall), num1(cur.overall), last, last+1)
 			if best != "" {
-				text += fmt.Sprintf(", %s %s → %s", best, num1(prev.subjects[best]), num1(cur.subjects[best]))
+				text += c.say(true, ", %s %s → %s", best, num1(prev.subjects[best]), num1(cur.subjects[best]))
 			}
 			ind[MarkFall] = indicator{sev(fall, c.FallPoints), text}
 		}
@@ -531,11 +656,11 @@ func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last 
 	}
 	if len(failed) >= c.CoreFailCount && len(failed) > 0 {
 		ind[CoreFail] = indicator{sev(float64(len(failed)), float64(max(c.CoreFailCount, 1))),
-			"failing " + strings.Join(failed, ", ")}
+			c.say(true, "failing %s", strings.Join(failed, ", "))}
 	}
 	if cur.missing >= c.MissingMin && c.MissingMin > 0 {
 		ind[Missing] = indicator{sev(float64(cur.missing), float64(c.MissingMin)),
-			fmt.Sprintf("%d marks missing in T%d", cur.missing, last+1)}
+			c.say(true, "%d marks missing in T%d", cur.missing, last+1)}
 	}
 }
 
@@ -548,22 +673,38 @@ func sortedKeys(m map[string]float64) []string {
 	return k
 }
 
-// say formats a reason when on (the report day), and is free otherwise.
-func say(on bool, format string, a ...any) string {
+// say formats a reason in the language of lang when on (the report
+// day), and is free otherwise.
+func (c *Config) say(on bool, format string, a ...any) string {
 	if !on {
 		return ""
 	}
-	return fmt.Sprintf(format, a...)
+	return c.decimals(fmt.Sprintf(c.tr(format), a...))
 }
 
 func pct(x float64) string  { return strconv.FormatFloat(100*x, 'f', 0, 64) }
 func num1(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 
-func span(days int) string {
+func (c *Config) span(days int) string {
 	if days%7 == 0 {
-		return fmt.Sprintf("%d weeks", days/7)
+		return fmt.Sprintf(c.tr("%d weeks"), days/7)
 	}
-	return fmt.Sprintf("%d days", days)
+	return fmt.Sprintf(c.tr("%d days"), days)
+}
+
+// schoolHalfDays is the number of school half-days of day d.
+func (c *Config) schoolHalfDays(d int32) int {
+	if c.NoSchool[d] {
+		return 0
+	}
+	return c.HalfDaysWeek[weekday(d)]
+}
+
+// monthStartOf is the offset from start of the first day of the month of
+// the day at offset i.
+func monthStartOf(start int32, i int) int {
+	t := time.Unix(int64(start+int32(i))*86400, 0).UTC()
+	return i - (t.Day() - 1)
 }
 
 // weekday is 0 for Monday .. 6 for Sunday; day 0 (1970-01-01) was a Thursday.

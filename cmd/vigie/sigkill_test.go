@@ -610,6 +610,7 @@ offset_column = "kafka_offset"
 [rule.params]
 as_of = "latest"
 # Unjustified absences alone (ABS_UNJ, weight 0.10) open alerts.
+w_abs_unj = 0.10
 raise_at = 0.04
 clear_below = 0.02
 

@@ -119,9 +119,9 @@ func TestLive(t *testing.T) {
 	batch, batchDir := ewPipeline(t, "term_xapi.toml", "early_warning", "xapi_day")
 	toAcademy(t, batch)
 	b, _ := os.ReadFile(batch)
-	s := strings.Replace(string(b), "[rule.params]\nraise_at = 0.5", "[rule.params]\nas_of = \"latest\"\nraise_at = 0.5", 1)
+	s := strings.Replace(string(b), "[rule.params]\nraise_at = 0.65", "[rule.params]\nas_of = \"latest\"\nraise_at = 0.65", 1)
 	if s == string(b) {
-		t.Fatal("term_xapi.toml: no [rule.params] raise_at = 0.5 to add as_of to")
+		t.Fatal("term_xapi.toml: no [rule.params] raise_at = 0.65 to add as_of to")
 	}
 	if err := os.WriteFile(batch, []byte(s), 0o644); err != nil {
 		t.Fatal(err)

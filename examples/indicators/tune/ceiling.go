@@ -744,6 +744,13 @@ func ceiling(studs []student, marks, platform, window, miss bool) error {
 	calibration(o, studs, paths)
 	evidence(o, studs)
 	res := make([]indicators.Result, len(studs))
+	if ceilingCurve != nil {
+		ps := []float64{0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99}
+		for _, p := range ps {
+			*ceilingCurve = append(*ceilingCurve, point{p, count(studs, oracleAlerts(o, res, paths, p, true), false)})
+		}
+		return nil
+	}
 	for mode := range 3 {
 		rearm := mode > 0
 		alertAt := func(p float64) quality {

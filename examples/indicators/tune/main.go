@@ -16,6 +16,15 @@
 // prints its curve, counted the same way:
 //
 //	go run ./examples/indicators/tune --dir /dev/shm/ac2 --students 100000 --ceiling --marks --platform
+//
+// --curve out.svg draws the precision–recall curve of the --set setting
+// over the thresholds of --sweep (with --ceiling, the oracle's beside it)
+// and prints both as tables; --calibration prints the reliability of
+// drift_chance by tenth, the Brier score and the calib_points an isotonic
+// fit on the academy gives (--dir a,b counts several academies as one):
+//
+//	go run ./examples/indicators/tune --dir /dev/shm/ac3 --students 20000 --ceiling --marks --platform --curve pr.svg
+//	go run ./examples/indicators/tune --dir /dev/shm/ac1,/dev/shm/ac2 --students 20000 --calibration
 package main
 
 import (
@@ -66,7 +75,7 @@ type student struct {
 }
 
 func main() {
-	dir := flag.String("dir", "", "academy folder (vigie gen --format csv,xapi, plus activity.csv)")
+	dir := flag.String("dir", "", "academy folder (vigie gen --format csv,xapi, plus activity.csv); several, comma-separated, are counted as one")
 	n := flag.Int("students", 20000, "first N students")
 	set := flag.String("set", "", "params, k=v,k=v")
 	grid := flag.String("grid", "", "several --set values separated by ';'")
@@ -75,11 +84,36 @@ func main() {
 	marks := flag.Bool("marks", false, "with --ceiling: the oracle reads the T1 and T2 marks too")
 	platform := flag.Bool("platform", false, "with --ceiling: the oracle reads the platform sessions too")
 	window := flag.Bool("window", false, "with --ceiling: threshold the posterior of a drift an alert would be true for (started, not yet left or ended 30 days ago), not of a drift started")
+	curve := flag.String("curve", "", "write the precision–recall curve of the --set setting (and with --ceiling the oracle's) to this SVG file, over the thresholds of --sweep, and print it as tables")
+	sweep := flag.String("sweep", "0.3,0.4,0.5,0.6,0.7,0.8,0.9", "with --curve: thresholds (raise_at; drift_min too when ABS_DRIFT is on; clear_below half)")
+	calib := flag.Bool("calibration", false, "print the reliability of the risk by decile and the Brier score (each student's risk on every school day against a drift started)")
 	flag.Parse()
-	studs, err := load(*dir, *n)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	var studs []student
+	for _, d := range strings.Split(*dir, ",") { // several academies: counted as one
+		st, err := load(d, *n)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		studs = append(studs, st...)
+	}
+	if *curve != "" {
+		if err := curves(studs, *set, *sweep, *curve, *oracle, *marks, *platform); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *calib {
+		c, err := configOf(*set)
+		if err == nil {
+			err = calibrationReport(os.Stdout, c, studs)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *oracle {
 		if err := ceiling(studs, *marks, *platform, *window, *miss); err != nil {
@@ -93,26 +127,43 @@ func main() {
 		sets = strings.Split(*grid, ";")
 	}
 	for _, s := range sets {
-		c := indicators.DefaultConfig()
-		for _, kv := range strings.Split(s, ",") {
-			if kv = strings.TrimSpace(kv); kv == "" {
-				continue
-			}
-			k, v, _ := strings.Cut(kv, "=")
-			var val any = v
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				val = f
-			}
-			if err := c.Set(k, val); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
-			}
+		c, err := configOf(s)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
 		}
-		fmt.Printf("%-60s %s\n", s, run(c, studs, *miss))
+		fmt.Printf("%-60s %s\n", s, evaluate(c, studs, *miss))
 	}
 }
 
-func run(c *indicators.Config, studs []student, miss bool) string {
+// curves runs --curve.
+func curves(studs []student, set, sweep, out string, oracle, marks, platform bool) error {
+	ps, err := parseSweep(sweep)
+	if err != nil {
+		return err
+	}
+	all := map[string][]point{}
+	if oracle {
+		var pts []point
+		ceilingCurve = &pts
+		if err := ceiling(studs, marks, platform, false, false); err != nil {
+			return err
+		}
+		ceilingCurve = nil
+		all["ceiling (oracle)"] = pts
+		printCurve(os.Stdout, "ceiling (oracle, alerts re-armed)", pts)
+	}
+	pack, err := packCurve(set, studs, ps)
+	if err != nil {
+		return err
+	}
+	all["the pack"] = pack
+	printCurve(os.Stdout, "the pack ("+set+")", pack)
+	return writeSVG(out, fmt.Sprintf("precision–recall, %d students", len(studs)), all)
+}
+
+// evaluate runs the pack on every student and counts its quality.
+func evaluate(c *indicators.Config, studs []student, miss bool) quality {
 	res := make([]indicators.Result, len(studs))
 	var wg sync.WaitGroup
 	w := runtime.GOMAXPROCS(0)
@@ -128,7 +179,7 @@ func run(c *indicators.Config, studs []student, miss bool) string {
 		}()
 	}
 	wg.Wait()
-	return count(studs, res, miss).String()
+	return count(studs, res, miss)
 }
 
 // quality is what `vigie eval --alerts` reports, and the breakdown of

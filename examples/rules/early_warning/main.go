@@ -54,7 +54,8 @@ var manifest = `{
     {"name": "first_alert",      "type": "date32"},
     {"name": "alerts_opened",    "type": "int32"},
     {"name": "alert_history",    "type": "utf8"},
-    {"name": "max_risk",         "type": "float64"}
+    {"name": "max_risk",         "type": "float64"},
+    {"name": "drift_chance",     "type": "float64"}
   ],
   "params": ` + indicators.ParamsJSON(indicators.Params) + `
 }`
@@ -91,6 +92,7 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 	subject, period, mark, status := in.Utf8(inSubject), in.Utf8(inPeriod), in.Float64(inMark), in.Utf8(inStatus)
 	risk, level, codes, reason := out.Float64(0), out.Utf8(1), out.Utf8(2), out.Utf8(3)
 	openAlerts, openCount, first, opened, history, maxRisk := out.Utf8(4), out.Int32(5), out.Date32(6), out.Int32(7), out.Utf8(8), out.Float64(9)
+	chance := out.Float64(10)
 	var events []indicators.Event
 	for g := range in.NumGroups() {
 		start, end := in.GroupBounds(g)
@@ -174,6 +176,7 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 		opened.Set(g, int32(len(res.Alerts)))
 		history.Set(g, strings.Join(h, ";"))
 		maxRisk.Set(g, res.MaxRisk)
+		chance.Set(g, res.Chance)
 	}
 	return nil
 }

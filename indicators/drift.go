@@ -1,0 +1,227 @@
+package indicators
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// driftModel is the ABS_DRIFT model: the posterior probability, day by
+// day, that a student's drift has started, from the unjustified half-days
+// per calendar month. Without a drift a month has, with the student's own
+// chance of an episode (drift_episode_prior, shrunk toward the student's
+// months before the onset), an episode of episode_min unjustified
+// half-days plus one more with chance episode_more each, placed uniformly
+// in the month, and otherwise sporadic ones (sporadic_rate per school
+// half-day). With a drift started on a candidate onset (each school week
+// from drift_from to drift_to, equally likely), every month from the onset
+// has an episode with chance drift_episode and a rate of unjustified
+// half-days rising from 0 to drift_rate over drift_ramp_half_days school
+// half-days. The prior chance of a drift is drift_prior.
+type driftModel struct {
+	c     *Config
+	thin  [][]float64 // thin[j][x]: chance of x half-days of an episode in the first j/fGrid of its month
+	fGrid int
+}
+
+const driftXMax = 64
+
+// thinTables caches the episode tables by (episode_min, episode_more).
+var thinTables sync.Map
+
+func (c *Config) newDriftModel() *driftModel {
+	m := &driftModel{c: c, fGrid: 40}
+	key := [2]float64{float64(c.EpisodeMin), c.EpisodeMore}
+	if t, ok := thinTables.Load(key); ok {
+		m.thin = t.([][]float64)
+		return m
+	}
+	defer func() { thinTables.Store(key, m.thin) }()
+	kMax := 100                   // the chance of a longer episode is below 1e-15 with the defaults
+	pk := make([]float64, kMax+1) // episode size
+	for k := c.EpisodeMin; k <= kMax; k++ {
+		pk[k] = (1 - c.EpisodeMore) * math.Pow(c.EpisodeMore, float64(k-c.EpisodeMin))
+	}
+	m.thin = make([][]float64, m.fGrid+1)
+	for j := range m.thin {
+		f := float64(j) / float64(m.fGrid)
+		m.thin[j] = make([]float64, driftXMax+1)
+		for k := max(c.EpisodeMin, 0); k <= kMax; k++ {
+			if pk[k] < 1e-15 {
+				continue
+			}
+			// Binomial(k, f) chances of 0..min(k, driftXMax), by recurrence.
+			switch {
+			case f == 0:
+				m.thin[j][0] += pk[k]
+				continue
+			case f == 1:
+				if k <= driftXMax {
+					m.thin[j][k] += pk[k]
+				}
+				continue
+			}
+			b := math.Pow(1-f, float64(k))
+			for x := 0; x <= min(k, driftXMax); x++ {
+				if x > 0 {
+					b *= float64(k-x+1) / float64(x) * f / (1 - f)
+				}
+				m.thin[j][x] += pk[k] * b
+			}
+		}
+	}
+	return m
+}
+
+// parts are the two parts of the chance of x unjustified half-days so
+// far in a month (share f of its school half-days elapsed): without an
+// episode, Poisson(mu); with one (thinned to f), plus Poisson(mu) others.
+func (m *driftModel) parts(x int, f, mu float64) (none, episode float64) {
+	x = min(x, driftXMax)
+	th := m.thin[min(m.fGrid, max(0, int(math.Round(f*float64(m.fGrid)))))]
+	py := math.Exp(-mu) // Poisson chances of 0..x, by recurrence
+	for y := 0; y <= x; y++ {
+		if y > 0 {
+			py *= mu / float64(y)
+		}
+		episode += py * th[x-y]
+	}
+	return py, episode
+}
+
+// mix is the chance of a month with an episode with chance e.
+func mix(none, episode, e float64) float64 {
+	return math.Max((1-e)*none+e*episode, 1e-300)
+}
+
+// posteriors returns, for each day from start to start+n-1, the posterior
+// probability that a drift has started, from the unjustified half-days
+// unj(day) and school half-days school(day) of each day. It also returns,
+// for the reason, the unjustified half-days of the current and the
+// previous month on each day is not needed: the caller counts them.
+func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) int) []float64 {
+	c := m.c
+	post := make([]float64, n)
+	from := min(c.HistoryFrom, start)
+	end := start + int32(n) - 1
+	// Candidate onsets: the Monday of each school week in [drift_from, drift_to].
+	var onsets []int32
+	for d := c.DriftFrom; d <= c.DriftTo; d++ {
+		if weekday(d) != 0 {
+			continue
+		}
+		h := 0
+		for k := int32(0); k < 5; k++ {
+			h += school(d + k)
+		}
+		if h > 0 {
+			onsets = append(onsets, d)
+		}
+	}
+	K := len(onsets)
+	if K == 0 {
+		return post
+	}
+	monthTotal := func(d int32) (first, next int32, total int) {
+		t := time.Unix(int64(d)*86400, 0).UTC()
+		first = d - int32(t.Day()-1)
+		next = int32(time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+		for x := first; x < next; x++ {
+			total += school(x)
+		}
+		return first, next, total
+	}
+	lr := make([]float64, K)  // likelihood ratio of the complete months from each onset's month
+	lam := make([]float64, K) // drift's expected half-days so far in the current month, per onset
+	eOn := make([]float64, K) // the student's episode chance as of each onset's month
+	for k := range lr {
+		lr[k] = 1
+	}
+	started := make([]bool, K)
+	S := 0 // school half-days since from
+	sOn := make([]int, K)
+	hits, months := 0, 0 // complete months with an episode-sized count, and complete school months
+	_, mNext, mTotal := monthTotal(from)
+	// Before the first unjustified half-day every onset's likelihood ratio
+	// is at most 1, so the posterior is at most drift_prior: it is left at
+	// 0 there (below drift_min), and on a day without school nor absence
+	// it is the day before's.
+	first := end + 1
+	for d := from; d <= end; d++ {
+		if unj(d) > 0 {
+			first = d
+			break
+		}
+	}
+	prev := 0.0
+	x, h := 0, 0 // current month's unjustified and school half-days so far
+	eStudent := func() float64 {
+		return (c.EpisodePrior*c.EpisodePriorMonths + float64(hits)) / (c.EpisodePriorMonths + float64(months))
+	}
+	for d := from; d <= end; d++ {
+		if d == mNext {
+			// The previous month is complete.
+			if mTotal > 0 {
+				a0, b0 := m.parts(x, 1, c.SporadicRate*float64(h))
+				for k := range K {
+					if started[k] {
+						a1, b1 := m.parts(x, 1, lam[k]+c.SporadicRate*float64(h))
+						lr[k] = math.Min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
+					}
+				}
+				if mTotal >= 16 {
+					months++
+					if x >= c.EpisodeMin {
+						hits++
+					}
+				}
+			}
+			_, mNext, mTotal = monthTotal(d)
+			x, h = 0, 0
+			clear(lam)
+		}
+		for k, o := range onsets {
+			if o == d {
+				started[k], sOn[k], eOn[k] = true, S, eStudent()
+			}
+		}
+		hd := school(d)
+		if hd > 0 {
+			for k := range K {
+				if started[k] {
+					lam[k] += c.DriftRate * math.Min(1, float64(S-sOn[k])/math.Max(c.DriftRampHalfDays, 1)) * float64(hd)
+				}
+			}
+			S += hd
+			h += hd
+		}
+		ud := unj(d)
+		x += ud
+		if d < start {
+			continue
+		}
+		if d < first || (hd == 0 && ud == 0) {
+			post[d-start] = prev
+			continue
+		}
+		f := 1.0
+		if mTotal > 0 {
+			f = float64(h) / float64(mTotal)
+		}
+		num, nOn := 0.0, 0
+		a0, b0 := m.parts(x, f, c.SporadicRate*float64(h))
+		for k := range K {
+			if !started[k] || lr[k] == 0 {
+				nOn += b2i(started[k])
+				continue
+			}
+			nOn++
+			a1, b1 := m.parts(x, f, lam[k]+c.SporadicRate*float64(h))
+			num += math.Min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
+		}
+		pi := c.DriftPrior / float64(K)
+		prev = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))
+		post[d-start] = prev
+	}
+	return post
+}
