@@ -85,9 +85,9 @@ func TestAlertChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	high := strings.Replace(string(b), "raise_at = 0.5", "raise_at = 0.99", 1)
+	high := strings.Replace(string(b), "raise_at = 0.65", "raise_at = 0.99", 1)
 	if high == string(b) {
-		t.Fatal("alert_changes.toml has no raise_at = 0.5")
+		t.Fatal("alert_changes.toml has no raise_at = 0.65")
 	}
 	if err := os.WriteFile(toml, []byte(high), 0o644); err != nil {
 		t.Fatal(err)
