@@ -102,11 +102,15 @@ type CheckpointStats struct {
 	Last  uint64
 	// Pauses are how long the sources were held for each checkpoint,
 	// from closing their gates to opening them (the cut, the flushes and
-	// the commit).
+	// the commit): the last maxPauses of them, so that a run of weeks
+	// does not keep one per checkpoint.
 	Pauses []time.Duration
 	// Resumed is the checkpoint the run started from, 0 if none.
 	Resumed uint64
 }
+
+// maxPauses bounds CheckpointStats.Pauses.
+const maxPauses = 4096
 
 // coordinator takes the checkpoints of one run.
 type coordinator struct {
@@ -286,6 +290,9 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 		c.observed(time.Now())
 	}
 	pause := time.Since(start)
+	if len(c.stats.Pauses) == maxPauses {
+		c.stats.Pauses = append(c.stats.Pauses[:0], c.stats.Pauses[1:]...)
+	}
 	c.stats.Pauses = append(c.stats.Pauses, pause)
 	c.log.Debug("checkpoint", "checkpoint", cp.ID, "pause", pause)
 	return true, ended == len(c.sources), nil
