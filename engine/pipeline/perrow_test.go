@@ -367,3 +367,58 @@ func TestPerRowPartitions(t *testing.T) {
 		t.Errorf("got %d rows, want %d\n got %v\nwant %v", len(got), len(want), got[:min(8, len(got))], want[:min(8, len(want))])
 	}
 }
+
+// TestPerRowIsolatesPoison: a rule that fails on a prefix holding the
+// poison value is bisected down to that prefix's triggering row, which
+// goes to the dead letters; every other row's result comes out as
+// without the poison, whatever the batch cuts.
+func TestPerRowIsolatesPoison(t *testing.T) {
+	rows := perRowEvents()
+	want, _ := expectPerRow(rows, 0)
+	poison := -1
+	for i, r := range rows {
+		if r.id == "S05" && i > 100 {
+			poison = i
+			break
+		}
+	}
+	rows[poison].x = -1
+	// The poison row is kept in its student's timeline: every later prefix
+	// of S05 holds it and fails too.
+	var keep []string
+	dead := 0
+	for i, w := range want {
+		if rows[i].id == "S05" && i >= poison {
+			dead++
+			continue
+		}
+		keep = append(keep, w)
+	}
+	for _, batch := range []int{1000, 7} {
+		t.Run(fmt.Sprint("batch_rows=", batch), func(t *testing.T) {
+			dir := writeFiles(t, map[string]string{"events.csv": perRowCSV(rows)})
+			cfg := perRowPipeline(t, dir, batch, "")
+			cfg.DeadLetter = filepath.Join(dir, "dead.csv")
+			got, _, dl := runPerRow(t, cfg)
+			b, err := os.ReadFile(cfg.DeadLetter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")[1:]
+			if len(lines) != dead {
+				t.Errorf("dead-letter file has %d rows, want %d", len(lines), dead)
+			}
+			for _, l := range lines {
+				if !strings.Contains(l, "S05") {
+					t.Errorf("dead letter of another student than S05: %s", l)
+				}
+			}
+			if !slices.Equal(got, keep) {
+				t.Errorf("got %d rows, want %d:\n got %v\nwant %v", len(got), len(keep), got, keep)
+			}
+			if dl != int64(dead) {
+				t.Errorf("dead-lettered %d rows, want S05's %d from the poison on", dl, dead)
+			}
+		})
+	}
+}
