@@ -180,7 +180,7 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 			starts = slices.Clone(starts)
 			work := func(inst *wasmhost.Instance, o *outcome) {
 				o.rows = int64(starts[len(starts)-1] - starts[0])
-				g.evalGroups(ctx, inst, rec, starts, starts[0], newBisection(g.cfg.Bisect), nil, o)
+				g.evalGroups(ctx, inst, rec, starts, starts[0], newBisection(g.cfg.Bisect), o)
 				if o.err != nil {
 					o.release()
 				}
@@ -206,16 +206,36 @@ func (g *groupStage) append(tl *state.Timelines, rec arrow.RecordBatch) error {
 }
 
 // evalGroups evaluates the groups whose bounds are starts (absolute rows
+// of all, last entry the end) and keeps one output row per group; first
+// is the first row of the outcome (dead letters are indexed from it).
+func (g *groupStage) evalGroups(ctx context.Context, inst *wasmhost.Instance, all arrow.RecordBatch, starts []int, first int, b *bisection, o *outcome) {
+	g.bisectGroups(ctx, inst, all, starts, 0, b, nil, o,
+		func(part arrow.RecordBatch, offsets []uint32, res arrow.RecordBatch, _ int) (arrow.RecordBatch, error) {
+			return g.withKeys(ctx, part, offsets, res)
+		},
+		func(part arrow.RecordBatch, lo, _, _ int, reason string) {
+			g.deadLetter(part, int64(lo-first), reason, o)
+		})
+}
+
+// bisectGroups evaluates the groups whose bounds are starts (absolute rows
 // of all, last entry the end), bisecting over groups when the rule fails
-// and the policy allows it, within the budget b. first is the first row of
-// the outcome (dead letters are indexed from it); lastErr is the error of
-// the groups these were split from.
-func (g *groupStage) evalGroups(ctx context.Context, inst *wasmhost.Instance, all arrow.RecordBatch, starts []int, first int, b *bisection, lastErr error, o *outcome) {
+// and the policy allows it, within the budget b; lastErr is the error of
+// the groups these were split from. gi is the index of the first group
+// among those of the first call. out makes the output of groups
+// evaluated together (part their rows, offsets their bounds in part, gi
+// the index of the first); dead sends n groups that were not, rows part
+// from row lo of all, to the dead letters with the reason. The one
+// bisection of group rules, per key at the end and per row.
+func (g *groupStage) bisectGroups(ctx context.Context, inst *wasmhost.Instance, all arrow.RecordBatch, starts []int, gi int, b *bisection, lastErr error, o *outcome,
+	out func(part arrow.RecordBatch, offsets []uint32, res arrow.RecordBatch, gi int) (arrow.RecordBatch, error),
+	dead func(part arrow.RecordBatch, lo, gi, n int, reason string)) {
 	lo, hi := starts[0], starts[len(starts)-1]
+	n := len(starts) - 1
 	part := all.NewSlice(int64(lo), int64(hi))
 	defer part.Release()
 	if !b.call(lastErr) {
-		g.deadLetter(part, int64(lo-first), b.stop, o)
+		dead(part, lo, gi, n, b.stop)
 		return
 	}
 	offsets := make([]uint32, len(starts))
@@ -224,7 +244,7 @@ func (g *groupStage) evalGroups(ctx context.Context, inst *wasmhost.Instance, al
 	}
 	res, err := inst.EvalGroup(ctx, g.binding, part, offsets, g.mem)
 	if err == nil {
-		rec, kerr := g.withKeys(ctx, part, offsets, res)
+		rec, kerr := out(part, offsets, res, gi)
 		res.Release()
 		if kerr != nil {
 			o.err = kerr
@@ -238,16 +258,14 @@ func (g *groupStage) evalGroups(ctx context.Context, inst *wasmhost.Instance, al
 		o.err = ctx.Err()
 	case g.cfg.OnError == config.OnErrorFail:
 		o.err = fmt.Errorf("rule %s: %w", g.mod.Manifest.Name, err)
-	case len(starts) == 2: // one group: its rows go to the dead letters
-		if errors.Is(err, wasmhost.ErrLimit) {
-			b.failed(1, err)
-		}
-		g.deadLetter(part, int64(lo-first), err.Error(), o)
+	case n == 1: // one group: to the dead letters
+		b.failed(1, err)
+		dead(part, lo, gi, 1, err.Error())
 	default:
 		mid := len(starts) / 2
-		g.evalGroups(ctx, inst, all, starts[:mid+1], first, b, err, o)
+		g.bisectGroups(ctx, inst, all, starts[:mid+1], gi, b, err, o, out, dead)
 		if o.err == nil {
-			g.evalGroups(ctx, inst, all, starts[mid:], first, b, err, o)
+			g.bisectGroups(ctx, inst, all, starts[mid:], gi+mid, b, err, o, out, dead)
 		}
 	}
 }

@@ -375,7 +375,7 @@ func (g *groupStage) microBatch(ctx context.Context, st *stream.Stage, arr *stat
 		rec.Retain()
 		work := func(inst *wasmhost.Instance, o *outcome) {
 			o.rows = int64(len(trig))
-			g.evalPerRow(ctx, inst, all, rec, starts, trig, 0, newBisection(g.cfg.Bisect), nil, o)
+			g.evalPerRow(ctx, inst, all, rec, starts, trig, newBisection(g.cfg.Bisect), o)
 			if o.err != nil {
 				o.release()
 			}
@@ -489,48 +489,17 @@ func (g *groupStage) deadLetterLate(st *stream.Stage, rec arrow.RecordBatch, i i
 }
 
 // evalPerRow evaluates the groups whose bounds are starts (rows of all,
-// last entry the end), one per trigger, bisecting over groups when the
-// rule fails and the policy allows it. A group that fails alone
+// last entry the end), one per trigger. A group that fails alone
 // dead-letters its triggering input row (its stored rows are not
-// dead-lettered again). first is the index of trig[0] in the outcome.
-func (g *groupStage) evalPerRow(ctx context.Context, inst *wasmhost.Instance, all, in arrow.RecordBatch, starts []int, trig []trigger, first int, b *bisection, lastErr error, o *outcome) {
-	lo, hi := starts[0], starts[len(starts)-1]
-	part := all.NewSlice(int64(lo), int64(hi))
-	defer part.Release()
-	if !b.call(lastErr) {
-		g.deadLetterTriggers(in, trig, first, b.stop, o)
-		return
-	}
-	offsets := make([]uint32, len(starts))
-	for i, s := range starts {
-		offsets[i] = uint32(s - lo)
-	}
-	res, err := inst.EvalGroup(ctx, g.binding, part, offsets, g.mem)
-	if err == nil {
-		rec, kerr := g.perRowOutput(ctx, part, offsets, res, in, trig)
-		res.Release()
-		if kerr != nil {
-			o.err = kerr
-			return
-		}
-		o.outs = append(o.outs, rec)
-		return
-	}
-	switch {
-	case ctx.Err() != nil:
-		o.err = ctx.Err()
-	case g.cfg.OnError == config.OnErrorFail:
-		o.err = fmt.Errorf("rule %s: %w", g.mod.Manifest.Name, err)
-	case len(trig) == 1:
-		b.failed(1, err)
-		g.deadLetterTriggers(in, trig, first, err.Error(), o)
-	default:
-		mid := len(trig) / 2
-		g.evalPerRow(ctx, inst, all, in, starts[:mid+1], trig[:mid], first, b, err, o)
-		if o.err == nil {
-			g.evalPerRow(ctx, inst, all, in, starts[mid:], trig[mid:], first+mid, b, err, o)
-		}
-	}
+// dead-lettered again).
+func (g *groupStage) evalPerRow(ctx context.Context, inst *wasmhost.Instance, all, in arrow.RecordBatch, starts []int, trig []trigger, b *bisection, o *outcome) {
+	g.bisectGroups(ctx, inst, all, starts, 0, b, nil, o,
+		func(part arrow.RecordBatch, offsets []uint32, res arrow.RecordBatch, gi int) (arrow.RecordBatch, error) {
+			return g.perRowOutput(ctx, part, offsets, res, in, trig[gi:gi+len(offsets)-1])
+		},
+		func(_ arrow.RecordBatch, _, gi, n int, reason string) {
+			g.deadLetterTriggers(in, trig[gi:gi+n], gi, reason, o)
+		})
 }
 
 func (g *groupStage) deadLetterTriggers(in arrow.RecordBatch, trig []trigger, first int, reason string, o *outcome) {
