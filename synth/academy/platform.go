@@ -59,7 +59,7 @@ const (
 	numDayKinds
 )
 
-//                                 0     1     2     3     4     5     6     7     8     9    10    11    12    13    14    15    16    17    18    19    20    21    22    23
+// 0     1     2     3     4     5     6     7     8     9    10    11    12    13    14    15    16    17    18    19    20    21    22    23
 var (
 	entSchool = [24]float64{0.03, 0.02, 0.01, 0.01, 0.01, 0.02, 0.08, 0.35, 0.85, 0.95, 0.9, 0.95, 0.55, 0.6, 0.9, 0.95, 0.85, 0.75, 0.7, 0.65, 0.55, 0.35, 0.15, 0.06}
 	entWed    = [24]float64{0.03, 0.02, 0.01, 0.01, 0.01, 0.02, 0.08, 0.35, 0.85, 0.95, 0.9, 0.9, 0.45, 0.3, 0.3, 0.3, 0.3, 0.35, 0.4, 0.4, 0.35, 0.25, 0.12, 0.05}
@@ -128,12 +128,12 @@ type PlatformLogs struct {
 	Incidents []PlatformIncident
 	cal       *Calendar
 	lay       *Layout
-	size      []float64    // students per school / 100
-	level     [][]float64  // per platform, per day: traffic level
-	kind      []int        // day kind per day
-	holiday   []bool       // per day
-	dates     []string     // per day
-	utc0      []time.Time  // per day: UTC time of local midnight
+	size      []float64   // students per school / 100
+	level     [][]float64 // per platform, per day: traffic level
+	kind      []int       // day kind per day
+	holiday   []bool      // per day
+	dates     []string    // per day
+	utc0      []time.Time // per day: UTC time of local midnight
 	seed      uint64
 	series    []*seriesGen // platform-major
 	byPlat    [][]*PlatformIncident
