@@ -377,6 +377,16 @@ func (g *seriesGen) row(d, m int, r *PlatformRow) bool {
 // Each calls fn for every row, minute by minute (then platform, school),
 // in event-time order. The row is reused between calls.
 func (p *PlatformLogs) Each(fn func(r *PlatformRow) error) error {
+	return p.each(-1, fn)
+}
+
+// EachOf is Each for the rows of platform Platforms[pi] only: the same
+// rows as Each gives for it.
+func (p *PlatformLogs) EachOf(pi int, fn func(r *PlatformRow) error) error {
+	return p.each(pi, fn)
+}
+
+func (p *PlatformLogs) each(pi int, fn func(r *PlatformRow) error) error {
 	var r PlatformRow
 	for d := range p.Days {
 		mins := 24 * 60
@@ -385,6 +395,9 @@ func (p *PlatformLogs) Each(fn func(r *PlatformRow) error) error {
 		}
 		for m := range mins {
 			for _, g := range p.series {
+				if pi >= 0 && g.pi != pi {
+					continue
+				}
 				if g.row(d, m, &r) {
 					if err := fn(&r); err != nil {
 						return err
