@@ -29,6 +29,9 @@ import (
 // and p95 that rise by up to 30 % at peak load, with noise that shrinks
 // with the number of requests.
 //
+// Benign events (drawBenign) are not incidents: short 5xx and latency
+// blips, a school's quiet day.
+//
 // Incidents, drawn from the seed alone, none in the first week (the
 // detectors need a week of history): per platform, outages (90-100 % of
 // requests answered 5xx, 15-120 min, users retrying: requests +30 %),
@@ -138,6 +141,8 @@ type PlatformLogs struct {
 	series    []*seriesGen // platform-major
 	byPlat    [][]*PlatformIncident
 	bySchool  [][]*PlatformIncident
+	byPlatB   [][]*PlatformIncident // benign events
+	bySchoolB [][]*PlatformIncident
 	warmup    int
 	NumSchool int
 }
@@ -265,6 +270,7 @@ func (p *PlatformLogs) drawIncidents() {
 	for _, sc := range p.lay.Schools {
 		add(IncidentNetwork, "all", sc.ID, count(0.5/13), 30, 240, func() float64 { return 1 })
 	}
+	p.drawBenign(weeks)
 	sortIncidents(p.Incidents)
 	p.byPlat = make([][]*PlatformIncident, len(Platforms))
 	p.bySchool = make([][]*PlatformIncident, len(p.lay.Schools))
@@ -280,6 +286,52 @@ func (p *PlatformLogs) drawIncidents() {
 			if in.School == sc.ID {
 				p.bySchool[si] = append(p.bySchool[si], in)
 			}
+		}
+	}
+}
+
+// Benign events, not incidents and not in the ground truth, that a
+// detector must not report: 5xx blips (1-2 min at 3-15 %, a deployment
+// restarting), latency blips (1-2 min, p95 ×2-4) and a school's quiet day
+// (its traffic ×0.3-0.6 to every platform, an outing or a mock exam).
+const (
+	benignBlip    = "blip"
+	benignLatency = "latency_blip"
+	benignQuiet   = "quiet_day"
+)
+
+// drawBenign draws the benign events from a stream of their own (the
+// incidents do not depend on them).
+func (p *PlatformLogs) drawBenign(weeks float64) {
+	r := rand.New(rand.NewPCG(p.seed^0xa54ff53a5f1d36f1, 23))
+	count := func(perWeek float64) int {
+		n := 0
+		for x := r.Float64(); x < perWeek*weeks && n < 1000; x += r.ExpFloat64() {
+			n++
+		}
+		return n
+	}
+	at := func(minutes int) (time.Time, time.Time) {
+		d := r.IntN(p.Days)
+		start := p.utc0[d].Add(time.Duration(7*60+r.IntN(15*60)) * time.Minute)
+		return start, start.Add(time.Duration(minutes) * time.Minute)
+	}
+	p.byPlatB = make([][]*PlatformIncident, len(Platforms))
+	p.bySchoolB = make([][]*PlatformIncident, len(p.lay.Schools))
+	for pi, pl := range Platforms {
+		for range count(1) {
+			s, e := at(1 + r.IntN(2))
+			p.byPlatB[pi] = append(p.byPlatB[pi], &PlatformIncident{Kind: benignBlip, Platform: pl.ID, School: "all", Start: s, End: e, Severity: 0.03 + 0.12*r.Float64()})
+		}
+		for range count(1.5) {
+			s, e := at(1 + r.IntN(2))
+			p.byPlatB[pi] = append(p.byPlatB[pi], &PlatformIncident{Kind: benignLatency, Platform: pl.ID, School: "all", Start: s, End: e, Severity: 2 + 2*r.Float64()})
+		}
+	}
+	for si, sc := range p.lay.Schools {
+		for range count(0.3) {
+			d := r.IntN(p.Days)
+			p.bySchoolB[si] = append(p.bySchoolB[si], &PlatformIncident{Kind: benignQuiet, Platform: "all", School: sc.ID, Start: p.utc0[d], End: p.utc0[d].Add(24 * time.Hour), Severity: 0.3 + 0.3*r.Float64()})
 		}
 	}
 }
@@ -307,6 +359,7 @@ func (p *PlatformLogs) newSeries(pi, si int) *seriesGen {
 	h.Write([]byte(Platforms[pi].ID + "/" + p.lay.Schools[si].ID))
 	g := &seriesGen{p: p, pi: pi, si: si, r: rand.New(rand.NewPCG(p.seed^0x3c6ef372fe94f82b, h.Sum64())), loadDay: -1}
 	g.incs = append(append(g.incs, p.byPlat[pi]...), p.bySchool[si]...)
+	g.incs = append(append(g.incs, p.byPlatB[pi]...), p.bySchoolB[si]...)
 	return g
 }
 
@@ -353,9 +406,13 @@ func (g *seriesGen) row(d, m int, r *PlatformRow) bool {
 			share5 = in.Severity
 		case IncidentErrors:
 			share5 = max(share5, in.Severity)
-		case IncidentSlowdown:
+		case IncidentSlowdown, benignLatency:
 			slow95 = in.Severity
 			slow50 = 1 + (in.Severity-1)*0.45
+		case benignBlip:
+			share5 = max(share5, in.Severity)
+		case benignQuiet:
+			lambda *= in.Severity
 		}
 	}
 	n := poisson(g.r, lambda)

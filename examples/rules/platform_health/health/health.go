@@ -17,15 +17,19 @@
 //   - slowdown (SLOW): the median over 5 min of the minute p95 latency is
 //     at least twice its seasonal baseline;
 //   - silence (NET for one school, DOWN for the whole platform): a run of
-//     minutes without any request while the seasonal baseline expected,
-//     over the run, at least 20 requests (Poisson: e^-20 by chance).
+//     minutes without any request while the seasonal baseline, scaled by
+//     the series' level over the hour before the run (observed / expected,
+//     0.05 to 1.5), expected at least 20 requests over the run (Poisson:
+//     e^-20 by chance), at a time of day when at least one request a
+//     minute is expected (a silent night is normal);
 //
 // The seasonal baseline is robust, in the spirit of Twitter's S-H-ESD: the
 // median, over the previous 4 weeks, of the same 10-minute slot on days of
 // the same kind (the same day of the week; school holidays apart, from the
 // calendar), falling back to days of the same broad kind (school day,
 // Wednesday, Saturday, Sunday, holiday) when fewer than two such days
-// exist. An incident clears after 10 quiet minutes (hysteresis).
+// exist (for latency, any day when there is none: the first day of the
+// holidays). An incident clears after 10 quiet minutes (hysteresis).
 //
 // Only complete minutes are read: a minute is complete once a row of a
 // later minute has been seen, so that evaluated row by row (emit =
@@ -79,6 +83,8 @@ type Config struct {
 	LatFactor      float64
 	LatMinRequests int64   // requests in the window
 	SilenceMin     float64 // expected requests over a silent run
+	LevelMinutes   int     // minutes before a silent run that scale its expectation
+	SilenceMinRate float64 // requests per minute expected now, below which silence is normal
 	Quiet          int     // minutes without the condition before an incident clears
 }
 
@@ -87,7 +93,7 @@ var Default = Config{
 	UTCOffsetHours: 1, EUSummerTime: true, LookbackDays: 28,
 	ErrShort: 3, ErrLong: 15, ErrFactor: 10, ErrMinRate: 0.02, ErrFloor: 0.005, ErrMinErrors: 10,
 	LatWindow: 5, LatFactor: 2, LatMinRequests: 50,
-	SilenceMin: 20, Quiet: 10,
+	SilenceMin: 20, LevelMinutes: 60, SilenceMinRate: 1, Quiet: 10,
 }
 
 const slotMin = 10 // minutes of a baseline slot
@@ -99,6 +105,7 @@ type series struct {
 	req    []int64
 	e5     []int64
 	p95    []float64 // request-weighted mean of the schools' p95
+	exp    []float64 // requests expected per minute by the baseline (NaN: none)
 	// Per local day and slot: requests, and the median of the minute p95.
 	slotReq map[int64]*[slots]float64
 	slotLat map[int64]*[slots]float64
@@ -190,7 +197,7 @@ func mapsKeys(m map[string]*series) func(func(string) bool) {
 }
 
 func (d *detector) newSeries(school string) *series {
-	return &series{school: school, req: make([]int64, d.n), e5: make([]int64, d.n), p95: make([]float64, d.n),
+	return &series{school: school, req: make([]int64, d.n), e5: make([]int64, d.n), p95: make([]float64, d.n), exp: make([]float64, d.n),
 		slotReq: map[int64]*[slots]float64{}, slotLat: map[int64]*[slots]float64{}}
 }
 
@@ -246,10 +253,13 @@ func broad(k int) int {
 
 // baseline returns, per slot, the median of the values of the days before
 // day (within the lookback) of the same kind, or of the same broad kind
-// when fewer than two; NaN when there are none.
-func (d *detector) baseline(day int64, per map[int64]*[slots]float64) *[slots]float64 {
+// when fewer than two, or, with anyKind, of every day when there are none
+// (latency: the first day of the holidays has no day of its kind before
+// it, and latency depends less on the kind of day than traffic does); NaN
+// when there are none.
+func (d *detector) baseline(day int64, per map[int64]*[slots]float64, anyKind bool) *[slots]float64 {
 	k := d.kind(day)
-	var same, wide []*[slots]float64
+	var same, wide, all []*[slots]float64
 	for p := day - int64(d.cfg.LookbackDays); p < day; p++ {
 		v := per[p]
 		if v == nil {
@@ -262,9 +272,13 @@ func (d *detector) baseline(day int64, per map[int64]*[slots]float64) *[slots]fl
 		if broad(pk) == broad(k) {
 			wide = append(wide, v)
 		}
+		all = append(all, v)
 	}
 	if len(same) < 2 {
 		same = wide
+	}
+	if len(same) == 0 && anyKind {
+		same = all
 	}
 	var b [slots]float64
 	vals := make([]float64, 0, len(same))
@@ -322,9 +336,9 @@ func (d *detector) run() {
 			d.day, dayStart = day, i
 			d.expReq = map[*series]*[slots]float64{}
 			for _, s := range all {
-				d.expReq[s] = d.baseline(day, s.slotReq)
+				d.expReq[s] = d.baseline(day, s.slotReq, false)
 			}
-			d.expLat = d.baseline(day, d.total.slotLat)
+			d.expLat = d.baseline(day, d.total.slotLat, true)
 			d.usualErr = d.usualErrorRate(i)
 		}
 		at := t + 60 // the minute is known once it has ended
@@ -364,13 +378,20 @@ func (d *detector) run() {
 		// Silence: the platform's, then each school's.
 		for k, s := range all {
 			exp := d.expReq[s][slot]
+			s.exp[i] = exp / slotMin
 			if s.req[i] > 0 || math.IsNaN(exp) {
 				silent[k], silentExp[k] = 0, 0
 			} else {
 				silent[k]++
 				silentExp[k] += exp / slotMin
 			}
-			firing := silent[k] > 0 && silentExp[k] >= cfg.SilenceMin
+			firing := false
+			if silent[k] > 0 && silentExp[k] >= cfg.SilenceMin && exp/slotMin >= cfg.SilenceMinRate {
+				// Scaled by the series' level over the hour before the
+				// run: a school that is quiet today (an outing, a mock
+				// exam) is expected to send fewer requests.
+				firing = silentExp[k]*level(s, i-silent[k]+1, cfg.LevelMinutes) >= cfg.SilenceMin
+			}
 			inc := &downInc
 			if k > 0 {
 				inc = &netInc[k-1]
@@ -467,6 +488,23 @@ func (d *detector) usualErrorRate(i int) float64 {
 		return d.cfg.ErrFloor
 	}
 	return m
+}
+
+// level is the ratio of the requests observed to those expected over the
+// w minutes before minute i, between 0.05 and 1.5; 1 when fewer than 20
+// were expected.
+func level(s *series, i, w int) float64 {
+	var obs, exp float64
+	for j := max(0, i-w); j < i; j++ {
+		if !math.IsNaN(s.exp[j]) {
+			obs += float64(s.req[j])
+			exp += s.exp[j]
+		}
+	}
+	if exp < 20 {
+		return 1
+	}
+	return min(1.5, max(0.05, obs/exp))
 }
 
 // window sums requests and 5xx over the w minutes ending at i.
