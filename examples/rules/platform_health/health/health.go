@@ -126,7 +126,8 @@ type detector struct {
 	day      int64
 	expReq   map[*series]*[slots]float64
 	expLat   *[slots]float64
-	usualErr float64
+	usualErr float64 // the budget: the usual rate, at least ErrFloor
+	usualRaw float64 // the usual rate measured, NaN without history
 }
 
 // Detect replays rows (in any order; the rows of one school and minute are
@@ -339,7 +340,11 @@ func (d *detector) run() {
 				d.expReq[s] = d.baseline(day, s.slotReq, false)
 			}
 			d.expLat = d.baseline(day, d.total.slotLat, true)
-			d.usualErr = d.usualErrorRate(i)
+			d.usualRaw = d.usualErrorRate(i)
+			d.usualErr = d.usualRaw
+			if math.IsNaN(d.usualErr) || d.usualErr < cfg.ErrFloor {
+				d.usualErr = cfg.ErrFloor
+			}
 		}
 		at := t + 60 // the minute is known once it has ended
 
@@ -356,7 +361,7 @@ func (d *detector) run() {
 				code, what = "OUTAGE", "outage: 5xx rate"
 			}
 			errInc = d.openInc(code, "", at, fmt.Sprintf("%s %s in the last minute, %s over %d min on %s, usual %s (%d of %d requests)",
-				what, pct(ratio(d.total.e5[i], d.total.req[i])), pct(rateS), cfg.ErrShort, d.platform, pct(d.usualErr), eS, nS))
+				what, pct(ratio(d.total.e5[i], d.total.req[i])), pct(rateS), cfg.ErrShort, d.platform, d.usual(), eS, nS))
 		case errInc != nil:
 			d.tick(&errInc, rateS >= thr/2, at)
 		}
@@ -409,6 +414,15 @@ func (d *detector) run() {
 			}
 		}
 	}
+}
+
+// usual is the usual 5xx rate for a reason: measured, or "unknown" (the
+// budget is then ErrFloor).
+func (d *detector) usual() string {
+	if math.IsNaN(d.usualRaw) {
+		return "not known yet"
+	}
+	return pct(d.usualRaw)
 }
 
 // tick counts a minute of an open incident: cond says whether its
@@ -471,7 +485,7 @@ func (d *detector) closeDay(s *series, day int64, from, to int) {
 }
 
 // usualErrorRate is the median of the daily 5xx rates of the 7 days before
-// minute i (days with at least 1000 requests), at least ErrFloor.
+// minute i (days with at least 1000 requests), NaN without any.
 func (d *detector) usualErrorRate(i int) float64 {
 	var rates []float64
 	for k := 1; k <= 7; k++ {
@@ -483,11 +497,7 @@ func (d *detector) usualErrorRate(i int) float64 {
 			rates = append(rates, float64(e)/float64(n))
 		}
 	}
-	m := median(rates)
-	if math.IsNaN(m) || m < d.cfg.ErrFloor {
-		return d.cfg.ErrFloor
-	}
-	return m
+	return median(rates)
 }
 
 // level is the ratio of the requests observed to those expected over the
@@ -539,6 +549,9 @@ func ratio(e, n int64) float64 {
 
 // pct formats a rate as a percentage, with one decimal below 10 %.
 func pct(r float64) string {
+	if r < 0.01 {
+		return strings.Replace(fmt.Sprintf("%.2f %%", 100*r), "0 %", " %", 1)
+	}
 	if r < 0.1 {
 		return strings.Replace(fmt.Sprintf("%.1f %%", 100*r), ".0 %", " %", 1)
 	}
