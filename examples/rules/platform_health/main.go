@@ -98,19 +98,32 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 	requests, e5, p95, holiday := in.Int64(3), in.Int64(4), in.Float64(5), in.Utf8(6)
 	openAlerts, codes, reason, risk, level := out.Utf8(0), out.Utf8(1), out.Utf8(2), out.Float64(3), out.Utf8(4)
 	openCount, history, last := out.Int32(5), out.Utf8(6), out.TimestampUS(7)
-	var rows []health.Row
 	for g := range in.NumGroups() {
 		start, end := in.GroupBounds(g)
-		rows = rows[:0]
 		name := ""
+		var newest int64
+		seen := false
 		for r := start; r < end; r++ {
 			if name == "" && !platform.IsNull(r) {
 				name = platform.Value(r)
 			}
-			if minute.IsNull(r) || school.IsNull(r) {
-				continue
+			if !minute.IsNull(r) {
+				if t := minute.Value(r); !seen || t > newest {
+					newest, seen = t, true
+				}
 			}
-			row := health.Row{Minute: floorDiv(minute.Value(r), 1e6), School: school.Value(r), P95: math.NaN()}
+		}
+		if !seen {
+			continue
+		}
+		// The rows are read where they are, twice, never copied: a
+		// platform's term is millions of rows.
+		incs := health.DetectFunc(cfg, name, end-start, func(i int, row *health.Row) bool {
+			r := start + i
+			if minute.IsNull(r) || school.IsNull(r) {
+				return false
+			}
+			*row = health.Row{Minute: floorDiv(minute.Value(r), 1e6), School: school.Value(r), P95: math.NaN()}
 			if !requests.IsNull(r) {
 				row.Requests = requests.Value(r)
 			}
@@ -121,12 +134,8 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 				row.P95 = p95.Value(r)
 			}
 			row.Holiday = !holiday.IsNull(r) && holiday.Value(r) != ""
-			rows = append(rows, row)
-		}
-		if len(rows) == 0 {
-			continue
-		}
-		incs := health.Detect(cfg, name, rows)
+			return true
+		})
 		var o, c, rs, h []string
 		for _, x := range incs {
 			opened := stamp(x.Opened)
@@ -151,11 +160,7 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 		}
 		openCount.Set(g, int32(len(o)))
 		history.Set(g, strings.Join(h, ";"))
-		t := rows[0].Minute
-		for _, r := range rows {
-			t = max(t, r.Minute)
-		}
-		last.Set(g, t*1e6)
+		last.Set(g, newest)
 	}
 	return nil
 }

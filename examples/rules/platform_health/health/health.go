@@ -102,10 +102,10 @@ const slots = 24 * 60 / slotMin
 // series is one sequence of minutes: the platform's total or a school's.
 type series struct {
 	school string
-	req    []int64
-	e5     []int64
-	p95    []float64 // request-weighted mean of the schools' p95
-	exp    []float64 // requests expected per minute by the baseline (NaN: none)
+	req    []int32
+	e5     []int32
+	p95    []float64 // the platform's only: request-weighted mean of the schools' p95
+	exp    []float32 // requests expected per minute by the baseline (NaN: none)
 	// Per local day and slot: requests, and the median of the minute p95.
 	slotReq map[int64]*[slots]float64
 	slotLat map[int64]*[slots]float64
@@ -128,18 +128,35 @@ type detector struct {
 	expLat   *[slots]float64
 	usualErr float64 // the budget: the usual rate, at least ErrFloor
 	usualRaw float64 // the usual rate measured, NaN without history
+	// the year local last converted in, and its summer time
+	yearFrom, yearTo, summerFrom, summerTo int64
+	slot                                   []uint8 // per minute: its slot of the local day
 }
 
 // Detect replays rows (in any order; the rows of one school and minute are
 // summed) and returns the incidents of platform, in order of opening.
 func Detect(cfg Config, platform string, rows []Row) []Incident {
-	if len(rows) == 0 {
-		return nil
-	}
+	return DetectFunc(cfg, platform, len(rows), func(i int, r *Row) bool { *r = rows[i]; return true })
+}
+
+// DetectFunc is Detect over n rows read by row, which fills r with row i
+// or reports false to skip it: the rows are read twice and never held,
+// which keeps a WebAssembly rule's memory to the series.
+func DetectFunc(cfg Config, platform string, n int, row func(i int, r *Row) bool) []Incident {
 	d := &detector{cfg: cfg, platform: platform, holiday: map[int64]bool{}, day: math.MinInt64}
-	t0, t1 := rows[0].Minute, rows[0].Minute
-	for _, r := range rows {
+	var r Row
+	t0, t1, any := int64(0), int64(0), false
+	for i := range n {
+		if !row(i, &r) {
+			continue
+		}
+		if !any {
+			t0, t1, any = r.Minute, r.Minute, true
+		}
 		t0, t1 = min(t0, r.Minute), max(t1, r.Minute)
+	}
+	if !any {
+		return nil
 	}
 	d.t0 = t0 - t0%60
 	// The newest minute may still receive rows: it is not read.
@@ -147,7 +164,10 @@ func Detect(cfg Config, platform string, rows []Row) []Incident {
 	d.total = d.newSeries("")
 	bySchool := map[string]*series{}
 	wsum := make([]float64, d.n)
-	for _, r := range rows {
+	for j := range n {
+		if !row(j, &r) {
+			continue
+		}
 		i := int((r.Minute - r.Minute%60 - d.t0) / 60)
 		if r.Holiday {
 			d.holiday[d.localDay(r.Minute)] = true
@@ -160,10 +180,10 @@ func Detect(cfg Config, platform string, rows []Row) []Incident {
 			s = d.newSeries(r.School)
 			bySchool[r.School] = s
 		}
-		s.req[i] += r.Requests
-		s.e5[i] += r.S5xx
-		d.total.req[i] += r.Requests
-		d.total.e5[i] += r.S5xx
+		s.req[i] += int32(r.Requests)
+		s.e5[i] += int32(r.S5xx)
+		d.total.req[i] += int32(r.Requests)
+		d.total.e5[i] += int32(r.S5xx)
 		if !math.IsNaN(r.P95) && r.Requests > 0 {
 			d.total.p95[i] += r.P95 * float64(r.Requests)
 			wsum[i] += float64(r.Requests)
@@ -198,8 +218,12 @@ func mapsKeys(m map[string]*series) func(func(string) bool) {
 }
 
 func (d *detector) newSeries(school string) *series {
-	return &series{school: school, req: make([]int64, d.n), e5: make([]int64, d.n), p95: make([]float64, d.n), exp: make([]float64, d.n),
+	s := &series{school: school, req: make([]int32, d.n), e5: make([]int32, d.n), exp: make([]float32, d.n),
 		slotReq: map[int64]*[slots]float64{}, slotLat: map[int64]*[slots]float64{}}
+	if school == "" {
+		s.p95 = make([]float64, d.n)
+	}
+	return s
 }
 
 // local returns the local time of t (Unix seconds) as seconds since the
@@ -207,8 +231,12 @@ func (d *detector) newSeries(school string) *series {
 func (d *detector) local(t int64) int64 {
 	off := int64(d.cfg.UTCOffsetHours) * 3600
 	if d.cfg.EUSummerTime {
-		y := time.Unix(t, 0).UTC().Year()
-		if t >= lastSunday(y, time.March) && t < lastSunday(y, time.October) {
+		if t < d.yearFrom || t >= d.yearTo { // the bounds of summer time, per year
+			y := time.Unix(t, 0).UTC().Year()
+			d.yearFrom, d.yearTo = time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(y+1, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+			d.summerFrom, d.summerTo = lastSunday(y, time.March), lastSunday(y, time.October)
+		}
+		if t >= d.summerFrom && t < d.summerTo {
 			off += 3600
 		}
 	}
@@ -323,10 +351,12 @@ func (d *detector) run() {
 	silentExp := make([]float64, len(d.schools)+1) // requests expected over it
 	all := append([]*series{d.total}, d.schools...)
 	dayStart := 0
+	d.slot = make([]uint8, d.n)
 	for i := range d.n {
 		t := d.t0 + int64(i)*60
 		loc := d.local(t)
 		day, slot := floorDiv(loc, 86400), int((loc%86400+86400)%86400/60/slotMin)
+		d.slot[i] = uint8(slot)
 		if day != d.day {
 			// Close the day before: its slots feed the baselines.
 			if d.day != math.MinInt64 {
@@ -357,11 +387,11 @@ func (d *detector) run() {
 		switch {
 		case errInc == nil && firing:
 			code, what := "ERRORS", "5xx rate"
-			if ratio(d.total.e5[i], d.total.req[i]) >= 0.8 {
+			if ratio(int64(d.total.e5[i]), int64(d.total.req[i])) >= 0.8 {
 				code, what = "OUTAGE", "outage: 5xx rate"
 			}
 			errInc = d.openInc(code, "", at, fmt.Sprintf("%s %s in the last minute, %s over %d min on %s, usual %s (%d of %d requests)",
-				what, pct(ratio(d.total.e5[i], d.total.req[i])), pct(rateS), cfg.ErrShort, d.platform, d.usual(), eS, nS))
+				what, pct(ratio(int64(d.total.e5[i]), int64(d.total.req[i]))), pct(rateS), cfg.ErrShort, d.platform, d.usual(), eS, nS))
 		case errInc != nil:
 			d.tick(&errInc, rateS >= thr/2, at)
 		}
@@ -383,7 +413,7 @@ func (d *detector) run() {
 		// Silence: the platform's, then each school's.
 		for k, s := range all {
 			exp := d.expReq[s][slot]
-			s.exp[i] = exp / slotMin
+			s.exp[i] = float32(exp / slotMin)
 			if s.req[i] > 0 || math.IsNaN(exp) {
 				silent[k], silentExp[k] = 0, 0
 			} else {
@@ -457,8 +487,7 @@ func (d *detector) closeDay(s *series, day int64, from, to int) {
 	var cnt [slots]int
 	lats := make([][]float64, slots)
 	for i := from; i < to; i++ {
-		loc := d.local(d.t0 + int64(i)*60)
-		sl := int((loc%86400 + 86400) % 86400 / 60 / slotMin)
+		sl := int(d.slot[i])
 		req[sl] += float64(s.req[i])
 		cnt[sl]++
 		if s == d.total && !math.IsNaN(s.p95[i]) && s.req[i] > 0 {
@@ -506,9 +535,9 @@ func (d *detector) usualErrorRate(i int) float64 {
 func level(s *series, i, w int) float64 {
 	var obs, exp float64
 	for j := max(0, i-w); j < i; j++ {
-		if !math.IsNaN(s.exp[j]) {
+		if e := float64(s.exp[j]); !math.IsNaN(e) {
 			obs += float64(s.req[j])
-			exp += s.exp[j]
+			exp += e
 		}
 	}
 	if exp < 20 {
@@ -520,8 +549,8 @@ func level(s *series, i, w int) float64 {
 // window sums requests and 5xx over the w minutes ending at i.
 func window(s *series, i, w int) (n, e int64) {
 	for j := max(0, i-w+1); j <= i; j++ {
-		n += s.req[j]
-		e += s.e5[j]
+		n += int64(s.req[j])
+		e += int64(s.e5[j])
 	}
 	return n, e
 }
@@ -529,10 +558,11 @@ func window(s *series, i, w int) (n, e int64) {
 // medianP95 is the median of the minute p95 over the w minutes ending at
 // i, and the requests over them.
 func medianP95(s *series, i, w int) (float64, int64) {
-	var v []float64
+	var buf [16]float64
+	v := buf[:0]
 	var n int64
 	for j := max(0, i-w+1); j <= i; j++ {
-		n += s.req[j]
+		n += int64(s.req[j])
 		if !math.IsNaN(s.p95[j]) && s.req[j] > 0 {
 			v = append(v, s.p95[j])
 		}
