@@ -159,3 +159,67 @@ func TestDetectOutage(t *testing.T) {
 		t.Errorf("incident from an incomplete minute: %+v", got)
 	}
 }
+
+// TestPrefixes is what emit = "per_row" relies on: the incidents found
+// over any prefix of the rows, cut anywhere (in the middle of a minute
+// too), are those found over all the rows as far as the prefix's complete
+// minutes go: the same ids, opened at the same minute, cleared at the
+// same minute or not yet.
+func TestPrefixes(t *testing.T) {
+	cal, err := academy.NewCalendar(2025, "C")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lay, err := academy.NewLayout(academy.DefaultProfile(), 2, 1800, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := academy.NewPlatformLogs(cal, lay, 2, 12)
+	var rows []Row
+	if err := logs.EachOf(0, func(r *academy.PlatformRow) error {
+		rows = append(rows, Row{Minute: r.Minute.Unix(), School: r.School, Requests: int64(r.Requests), S5xx: int64(r.S5xx), P95: r.LatP95})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	full := Detect(Default, "ent", rows)
+	if len(full) == 0 {
+		t.Fatal("no incident in 12 days of seed 2")
+	}
+	byID := map[string]Incident{}
+	for _, x := range full {
+		byID[x.ID] = x
+		t.Logf("%s %s", x.ID, x.Reason)
+	}
+	// Cuts every 97 rows from the fifth day: with 3 schools, most fall in
+	// the middle of a minute.
+	checked := 0
+	for cut := 5 * 1440 * 3; cut < len(rows); cut += 97 {
+		if rows[cut-1].Minute == rows[cut].Minute {
+			checked++
+		}
+		upTo := rows[cut-1].Minute // complete minutes: before this one
+		got := Detect(Default, "ent", rows[:cut])
+		seen := map[string]bool{}
+		for _, x := range got {
+			seen[x.ID] = true
+			w, ok := byID[x.ID]
+			switch {
+			case !ok:
+				t.Fatalf("cut at row %d (%s): %s %q not found over all rows", cut, hm(upTo), x.ID, x.Reason)
+			case x.Opened != w.Opened || x.Code != w.Code || x.Reason != w.Reason:
+				t.Fatalf("cut at row %d: %+v, over all rows %+v", cut, x, w)
+			case x.Cleared != 0 && x.Cleared != w.Cleared, x.Cleared == 0 && w.Cleared != 0 && w.Cleared+int64(Default.Quiet-1)*60 <= upTo:
+				t.Fatalf("cut at row %d (%s): %s cleared %d, over all rows %d", cut, hm(upTo), x.ID, x.Cleared, w.Cleared)
+			}
+		}
+		for _, w := range full {
+			if w.Opened <= upTo && !seen[w.ID] {
+				t.Fatalf("cut at row %d (%s): %s, opened at %s, not found", cut, hm(upTo), w.ID, hm(w.Opened))
+			}
+		}
+	}
+	if checked < 100 {
+		t.Fatalf("%d cuts in the middle of a minute", checked)
+	}
+}
