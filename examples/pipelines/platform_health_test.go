@@ -203,8 +203,16 @@ func TestPlatformHealthLive(t *testing.T) {
 	if out == nil {
 		t.Fatal("seed 3 injects no outage in 21 days")
 	}
-	// The rows from 3 hours before the outage to 1 hour after it.
-	from, to := out.Start.Add(-3*time.Hour), out.End.Add(time.Hour)
+	// The rows from 3 hours before the outage (VIGIE_PH_LIVE_HOURS: more,
+	// to measure the cost of the live mode) to 1 hour after it.
+	before := 3
+	if h := os.Getenv("VIGIE_PH_LIVE_HOURS"); h != "" {
+		var err error
+		if before, err = strconv.Atoi(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from, to := out.Start.Add(-time.Duration(before)*time.Hour), out.End.Add(time.Hour)
 	_, lines := phLogs(t, gen)
 	slice := t.TempDir()
 	var kept [][]string
@@ -266,7 +274,9 @@ func TestPlatformHealthLive(t *testing.T) {
 	live, liveDir := phPipeline(t, "platform_health_live.toml", slice, func(s string) string {
 		return strings.Replace(s, `brokers = ["localhost:9092"]`, `brokers = ["`+strings.Join(c.Addrs, `", "`)+`"]`, 1)
 	})
+	start := time.Now()
 	pipelinetest.Run(t, live)
+	t.Logf("live run: %d rows (%d platforms, 3 schools, %s) in %s", len(kept), len(academy.Platforms), to.Sub(from), time.Since(start).Round(time.Millisecond))
 	changes := readPHChanges(t, filepath.Join(liveDir, "out", "platform_health_changes.jsonl"))
 	last := map[string]string{}
 	var outageAt time.Time

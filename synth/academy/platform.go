@@ -114,12 +114,12 @@ type PlatformIncident struct {
 // PlatformRow is one row of the logs: a platform, a school and a minute
 // with at least one request.
 type PlatformRow struct {
-	Minute             time.Time // UTC, start of the minute
-	Date               string    // local day, YYYY-MM-DD
-	Platform, School   string
-	Requests           int
-	S2xx, S4xx, S5xx   int
-	LatencyP50, LatP95 float64 // ms
+	Minute                 time.Time // UTC, start of the minute
+	Date                   string    // local day, YYYY-MM-DD
+	Platform, School       string
+	Requests               int
+	S2xx, S4xx, S5xx       int
+	LatencyP50, LatencyP95 float64 // ms
 }
 
 // PlatformLogs generates the platform logs of a term. Every series
@@ -427,7 +427,7 @@ func (g *seriesGen) row(d, m int, r *PlatformRow) bool {
 	p50 := pl.P50 * load * slow50 * math.Exp((0.08+0.3*sn)*noise50)
 	p95 := math.Max(p50*1.2, pl.P95*load*slow95*math.Exp((0.1+0.6*sn)*noise95))
 	*r = PlatformRow{Minute: t, Date: g.p.dates[d], Platform: pl.ID, School: g.p.lay.Schools[g.si].ID,
-		Requests: n, S2xx: n - e5 - e4, S4xx: e4, S5xx: e5, LatencyP50: math.Round(p50), LatP95: math.Round(p95)}
+		Requests: n, S2xx: n - e5 - e4, S4xx: e4, S5xx: e5, LatencyP50: math.Round(p50), LatencyP95: math.Round(p95)}
 	return true
 }
 
@@ -478,7 +478,7 @@ func (r *PlatformRow) AppendCSV(b []byte) []byte {
 	b = append(b, r.Platform...)
 	b = append(b, ',')
 	b = append(b, r.School...)
-	for _, v := range []int{r.Requests, r.S2xx, r.S4xx, r.S5xx, int(r.LatencyP50), int(r.LatP95)} {
+	for _, v := range []int{r.Requests, r.S2xx, r.S4xx, r.S5xx, int(r.LatencyP50), int(r.LatencyP95)} {
 		b = append(b, ',')
 		b = strconv.AppendInt(b, int64(v), 10)
 	}

@@ -38,7 +38,7 @@ func term(t *testing.T, cfg Config, seed uint64) ([]Incident, []Truth, []string,
 				h = cal.HolidayOn(d) != ""
 				holiday[r.Date] = h
 			}
-			rows = append(rows, Row{Minute: r.Minute.Unix(), School: r.School, Requests: int64(r.Requests), S5xx: int64(r.S5xx), P95: r.LatP95, Holiday: h})
+			rows = append(rows, Row{Minute: r.Minute.Unix(), School: r.School, Requests: int64(r.Requests), S5xx: int64(r.S5xx), P95: r.LatencyP95, Holiday: h})
 			return nil
 		})
 		if err != nil {
@@ -177,7 +177,7 @@ func TestPrefixes(t *testing.T) {
 	logs := academy.NewPlatformLogs(cal, lay, 2, 12)
 	var rows []Row
 	if err := logs.EachOf(0, func(r *academy.PlatformRow) error {
-		rows = append(rows, Row{Minute: r.Minute.Unix(), School: r.School, Requests: int64(r.Requests), S5xx: int64(r.S5xx), P95: r.LatP95})
+		rows = append(rows, Row{Minute: r.Minute.Unix(), School: r.School, Requests: int64(r.Requests), S5xx: int64(r.S5xx), P95: r.LatencyP95})
 		return nil
 	}); err != nil {
 		t.Fatal(err)
