@@ -347,7 +347,7 @@ func (d *detector) run() {
 	cfg := d.cfg
 	var errInc, latInc, downInc *open
 	netInc := make([]*open, len(d.schools))
-	silent := make([]int, len(d.schools)+1)       // minutes of the current silent run
+	silent := make([]int, len(d.schools)+1)        // minutes of the current silent run
 	silentExp := make([]float64, len(d.schools)+1) // requests expected over it
 	all := append([]*series{d.total}, d.schools...)
 	dayStart := 0
