@@ -543,20 +543,37 @@ func lastCheckpoint(ctx context.Context, b testing.TB, c *kafkatest.Cluster, top
 // changes written to Kafka. After the kills, the alert changes read with
 // read_committed equal the reference run's, row for row per student, and
 // so alert id for alert id. VIGIE_SIGKILL_ALERT_EVENTS sets the number of
-// events (default sigkillAlertEvents).
+// events (default sigkillAlertEvents) and VIGIE_SIGKILL_ALERT_STUDENTS
+// the number of students (default 10K, at least 10K): the 1M
+// events of 100K students are ten school days each, where 1M events of
+// 10K students would be a hundred, and each row rescores its student's
+// whole timeline. The test's deadline grows with the events (15 minutes
+// plus 90 per million).
 func TestEngineSIGKILLAlerts(t *testing.T) {
 	events, rng := sigkillParams(t, "VIGIE_SIGKILL_ALERT_EVENTS", sigkillAlertEvents)
+	students := sigkillStudents
+	if v := os.Getenv("VIGIE_SIGKILL_ALERT_STUDENTS"); v != "" {
+		var err error
+		if students, err = strconv.Atoi(v); err != nil || students < sigkillStudents || students > 999_999 {
+			t.Fatalf("VIGIE_SIGKILL_ALERT_STUDENTS=%q: want a number from %d to 999999", v, sigkillStudents)
+		}
+		t.Logf("%d students (%.1f events each)", students, float64(events)/float64(students))
+	}
 	rule := hosttest.BuildGoRule(t, filepath.Join("..", "..", "examples", "rules", "early_warning"))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	timeout := 15*time.Minute + time.Duration(events)*90*time.Minute/1_000_000
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": sigkillPartitions, "ref": sigkillPartitions, "killed": sigkillPartitions}})
 	cl := c.Client(t, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(1<<20))
 	day0 := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
 	for i := range events {
 		// One event per student and school day.
-		s, day := i%sigkillStudents, i/sigkillStudents
+		s, day := i%students, i/students
 		id := fmt.Sprintf("S%05d", s)
+		if students > 100_000 {
+			id = fmt.Sprintf("S%06d", s)
+		}
 		date := day0.AddDate(0, 0, day+2*(day/5)).Format(time.DateOnly) // no weekends
 		var v string
 		// One student in four misses most days; the others log in to the
