@@ -43,8 +43,10 @@ const (
 // new process's log: resume-ms, start to "resuming from checkpoint"
 // (plugins started, the killed transaction fenced, the checkpoint record
 // read); open-ms, the per-row stage's opening of the pebble store (its
-// log replay included); the rest is resuming the sources, reprocessing
-// what followed the cut and the first checkpoint. rollback-ms is
+// log replay included); first-batch-ms, start to the stage's first
+// micro-batch after the restart read, stored and submitted to the rule
+// (the source resumed); the rest is evaluating what followed the cut up
+// to the first checkpoint and committing it. rollback-ms is
 // measured apart, on a copy of the state dir taken right after the kill:
 // Store.DeleteAbove of both stateful stages in every partition at the
 // checkpoint's cut, what a restart that rolls the state back pays (the
@@ -114,13 +116,27 @@ func BenchmarkRecoveryAfterSIGKILLPerRow(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		firstBatch, err := logTime(log, "per-row first micro-batch submitted")
+		if err != nil {
+			b.Fatal(err)
+		}
 		rollback, err := rollBack(copyDir, cut)
 		if err != nil {
 			b.Fatal(err)
 		}
+		for _, l := range strings.Split(log, "\n") {
+			if strings.Contains(l, "level=INFO") {
+				if m := logTimeRE.FindStringSubmatch(l); m != nil {
+					if at, err := time.Parse(time.RFC3339Nano, m[1]); err == nil {
+						b.Logf("+%dms %s", at.Sub(start).Milliseconds(), l[len(m[0]):])
+					}
+				}
+			}
+		}
 		b.ReportMetric(float64(el.Milliseconds()), "recovery-ms")
 		b.ReportMetric(float64(resumed.Sub(start).Milliseconds()), "resume-ms")
 		b.ReportMetric(float64(opened.Milliseconds()), "open-ms")
+		b.ReportMetric(float64(firstBatch.Sub(start).Milliseconds()), "first-batch-ms")
 		b.ReportMetric(float64(rollback.Milliseconds()), "rollback-ms")
 		b.StartTimer()
 	}

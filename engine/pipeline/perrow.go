@@ -249,8 +249,10 @@ func (g *groupStage) runPerRow(ctx context.Context, st *stream.Stage, in *stream
 	// What a restart spends opening the state store (replaying pebble's
 	// log) when this stage opens it first: figure 4 of
 	// docs/design/streaming.md reads it.
-	st.Log.Info("per-row state opened", "took", time.Since(opening))
+	opened := time.Now()
+	st.Log.Info("per-row state opened", "took", opened.Sub(opening))
 	progress := map[uint32]*state.Progress{}
+	first := true
 	err = g.ordered(ctx, st, out, func(ctx context.Context, submit submitFunc) error {
 		for {
 			rec, err := in.Recv(ctx)
@@ -261,6 +263,12 @@ func (g *groupStage) runPerRow(ctx context.Context, st *stream.Stage, in *stream
 				return err
 			}
 			err = g.microBatch(ctx, st, arr, progress, rec, submit)
+			if first && err == nil {
+				// The source resumed: its first batch is read, stored and
+				// submitted (figure 4 too).
+				st.Log.Info("per-row first micro-batch submitted", "rows", rec.NumRows(), "since_opened", time.Since(opened))
+				first = false
+			}
 			rec.Release()
 			if err != nil {
 				return err
