@@ -415,7 +415,7 @@ func firstDiff(a, b []string) int {
 // the killed run's transaction, reading the last checkpoint record,
 // resuming the source and the first checkpoint.
 //
-//	go test ./cmd/vigie -run '^$' -bench RecoveryAfterSIGKILL -benchtime 3x
+//	go test ./cmd/vigie -run '^$' -bench 'RecoveryAfterSIGKILL$' -benchtime 3x
 func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
 	const events = 200_000
 	rule, err := filepath.Abs(filepath.Join("..", "..", "examples", "rules", "bench_map_wat", "bench_map.wasm"))

@@ -144,11 +144,6 @@ func (a *Arrivals) Builders(mem memory.Allocator) ([]array.Builder, *arrow.Schem
 // Decode appends an encoded row to builders made by Builders.
 func (a *Arrivals) Decode(row []byte, bs []array.Builder) error { return a.codec.decode(row, bs) }
 
-func (a *Arrivals) keyPrefix(p uint32, group []byte) []byte {
-	k := binary.BigEndian.AppendUint32(append([]byte(nil), a.rows...), p)
-	return append(k, group...)
-}
-
 func (e *Entry) key(rows []byte) []byte {
 	k := binary.BigEndian.AppendUint32(append([]byte(nil), rows...), e.Partition)
 	k = append(append(k, e.Group...), e.Order...)
