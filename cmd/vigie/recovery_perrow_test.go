@@ -43,10 +43,10 @@ const (
 // new process's log: resume-ms, start to "resuming from checkpoint"
 // (plugins started, the killed transaction fenced, the checkpoint record
 // read); open-ms, the per-row stage's opening of the pebble store (its
-// log replay included); first-batch-ms, start to the stage's first
-// micro-batch after the restart read, stored and submitted to the rule
-// (the source resumed); the rest is evaluating what followed the cut up
-// to the first checkpoint and committing it. rollback-ms is
+// log replay included); first-batch-ms, start to the stage's receiving
+// its first micro-batch (the source resumed); the rest is evaluating the
+// rows that followed the cut, up to the first checkpoint's cut (the
+// batches in flight when it starts), and committing it. rollback-ms is
 // measured apart, on a copy of the state dir taken right after the kill:
 // Store.DeleteAbove of both stateful stages in every partition at the
 // checkpoint's cut, what a restart that rolls the state back pays (the
@@ -116,7 +116,7 @@ func BenchmarkRecoveryAfterSIGKILLPerRow(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		firstBatch, err := logTime(log, "per-row first micro-batch submitted")
+		firstBatch, err := logTime(log, "per-row first micro-batch received")
 		if err != nil {
 			b.Fatal(err)
 		}

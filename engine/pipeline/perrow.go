@@ -262,13 +262,12 @@ func (g *groupStage) runPerRow(ctx context.Context, st *stream.Stage, in *stream
 			if err != nil {
 				return err
 			}
-			err = g.microBatch(ctx, st, arr, progress, rec, submit)
-			if first && err == nil {
-				// The source resumed: its first batch is read, stored and
-				// submitted (figure 4 too).
-				st.Log.Info("per-row first micro-batch submitted", "rows", rec.NumRows(), "since_opened", time.Since(opened))
+			if first {
+				// The source resumed (figure 4 too).
+				st.Log.Info("per-row first micro-batch received", "rows", rec.NumRows(), "since_opened", time.Since(opened))
 				first = false
 			}
+			err = g.microBatch(ctx, st, arr, progress, rec, submit)
 			rec.Release()
 			if err != nil {
 				return err
