@@ -35,10 +35,16 @@ const (
 	// FormatStaff writes teacher_absences.csv: teachers' days of absence
 	// per school, replaced or not.
 	FormatStaff = "staff"
+	// FormatPrimary writes the écoles (primary_schools.csv, with their
+	// circonscription), CP and CE1 national evaluations
+	// (primary_evaluations.csv), enrolments and departures of the year
+	// (enrolments.csv), each école's projected enrolment
+	// (enrolment_projection.csv) and the ground truth (primary_truth.csv).
+	FormatPrimary = "primary"
 )
 
 // AllFormats lists every format.
-var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations, FormatStaff}
+var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations, FormatStaff, FormatPrimary}
 
 // Options says what to generate and where.
 type Options struct {
@@ -254,6 +260,28 @@ func (g *generation) open() error {
 			return err
 		}
 		o.rows--
+	}
+	if opt.has(FormatPrimary) {
+		pw := w.newPrimary()
+		for _, f := range []struct {
+			name string
+			text []byte
+		}{
+			{"primary_schools.csv", pw.primarySchoolsCSV()},
+			{"primary_evaluations.csv", w.primaryEvaluationsCSV(pw)},
+			{"enrolments.csv", pw.enrolmentsCSV()},
+			{"enrolment_projection.csv", pw.projectionCSV()},
+			{"primary_truth.csv", pw.truthCSV()},
+		} {
+			o, err := g.create(f.name)
+			if err != nil {
+				return err
+			}
+			if err := o.write(f.text); err != nil {
+				return err
+			}
+			o.rows--
+		}
 	}
 	if opt.has(FormatEvaluations) {
 		o, err := g.create("evaluations.csv")
