@@ -241,7 +241,8 @@ func (g *generation) open() error {
 			g.parquet[i] = o
 		}
 	}
-	if opt.has(FormatCSV) {
+	if opt.has(FormatCSV) || opt.has(FormatPrimary) {
+		// The school weeks of the primary pipelines read it too.
 		o, err := g.create("calendar.csv")
 		if err != nil {
 			return err

@@ -46,6 +46,9 @@ func TestPrimary(t *testing.T) {
 	dir := t.TempDir()
 	gen(t, dir, 6000, 0, FormatPrimary)
 	tree := readTree(t, dir)
+	if _, ok := tree["calendar.csv"]; !ok {
+		t.Errorf("no calendar.csv for the school weeks of the primary pipelines")
+	}
 	sh, schools := readTable(t, tree["primary_schools.csv"])
 	th, truth := readTable(t, tree["primary_truth.csv"])
 	eh, enrol := readTable(t, tree["enrolments.csv"])
