@@ -103,7 +103,9 @@ func TestAggregateWindows(t *testing.T) {
 	cases := []windowCase{
 		{
 			name: "week sliding by day",
-			cfg:  func(c *config.Aggregate) { c.Window, c.Slide, c.SlideLength = config.WindowWeek, config.SlideDay, 24*time.Hour },
+			cfg: func(c *config.Aggregate) {
+				c.Window, c.Slide, c.SlideLength = config.WindowWeek, config.SlideDay, 24*time.Hour
+			},
 			member: func(t time.Time) []string {
 				var out []string
 				for a := time.Date(2026, 8, 20, 0, 0, 0, 0, time.UTC); a.Before(time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)); a = a.AddDate(0, 0, 1) {
