@@ -29,7 +29,7 @@ import (
 // primary_truth.csv with their reason.
 const (
 	primaryClassSize = 24
-	primaryPerCirc   = 3
+	primaryPerCirc   = 8
 	primaryLeave     = 0.05
 	primaryArrive    = 0.05
 	// primaryShiftShare is the share of écoles whose projection missed an
