@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -72,6 +73,9 @@ type aggregateStage struct {
 	spans       []aggSpan // scratch: the windows of one row
 	val         []byte    // scratch: a key of one value
 
+	// mu guards the windows against a checkpoint's snapshot (taken at a
+	// quiescent cut, from the coordinator's goroutine).
+	mu       sync.Mutex
 	windows  map[int64]*aggWindow // by start (unix seconds)
 	maxEvent int64                // newest event time seen, unix seconds
 	seen     bool
@@ -441,7 +445,9 @@ func (s *aggregateStage) Run(ctx context.Context, st *stream.Stage, ins []*strea
 		if err != nil {
 			return err
 		}
+		s.mu.Lock()
 		dead, err := s.add(rec)
+		s.mu.Unlock()
 		rec.Release()
 		if err != nil {
 			return err
@@ -597,6 +603,18 @@ func (s *aggregateStage) fold(rec arrow.RecordBatch, sp aggSpan, key []byte, key
 // flush emits, oldest first, every window ending at or before watermark
 // and drops its state.
 func (s *aggregateStage) flush(ctx context.Context, out *stream.Outbox, watermark int64) error {
+	s.mu.Lock()
+	rec := s.close(watermark)
+	s.mu.Unlock()
+	if rec == nil {
+		return nil
+	}
+	return out.Send(ctx, rec)
+}
+
+// close removes the windows ending at or before watermark from the state
+// and returns their output batch, nil when there is none.
+func (s *aggregateStage) close(watermark int64) arrow.RecordBatch {
 	var due []*aggWindow
 	for _, w := range s.windows {
 		if w.end <= watermark || watermark == math.MaxInt64 {
@@ -631,8 +649,7 @@ func (s *aggregateStage) flush(ctx context.Context, out *stream.Outbox, watermar
 			withheld = append(withheld, sup != nil && sup[i])
 		}
 	}
-	rec := s.build(cells, starts, ends, weeks, withheld)
-	return out.Send(ctx, rec)
+	return s.build(cells, starts, ends, weeks, withheld)
 }
 
 func compareKeys(a, b []any) int {
