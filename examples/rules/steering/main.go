@@ -86,28 +86,62 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 	enrol, proj, peak := in.Float64(inEnrolment), in.Int64(inProjected), in.Float64(inPeak)
 	gap, flag, reason := out.Float64(outGap), out.Bool(outFlag), out.Utf8(outReason)
 	for row := range in.Len() {
-		var why []string
-		if !enrol.IsNull(row) && !proj.IsNull(row) && proj.Value(row) > 0 {
-			e, p := enrol.Value(row), proj.Value(row)
-			g := (e - float64(p)) / float64(p)
-			gap.Set(row, g)
-			if math.Abs(g) >= gapThreshold && math.Abs(e-float64(p)) >= float64(minPupils) {
-				dir := "above"
-				if g < 0 {
-					dir = "below"
-				}
-				why = append(why, fmt.Sprintf("enrolment %.0f, %.0f %% %s the %d projected", e, math.Abs(100*g), dir, p))
-			}
+		var s school
+		if !enrol.IsNull(row) && !proj.IsNull(row) {
+			s.enrolment, s.projected, s.hasEnrolment = enrol.Value(row), proj.Value(row), true
 		}
-		if !peak.IsNull(row) && peak.Value(row) >= peakHours {
-			why = append(why, fmt.Sprintf("%.0f teaching hours unreplaced in one week (threshold %.0f)", peak.Value(row), peakHours))
+		if !peak.IsNull(row) {
+			s.peak, s.hasPeak = peak.Value(row), true
 		}
-		flag.Set(row, len(why) > 0)
-		if len(why) > 0 {
-			reason.Set(row, strings.Join(why, "; "))
+		v := judge(s, gapThreshold, minPupils, peakHours)
+		if v.hasGap {
+			gap.Set(row, v.gap)
+		}
+		flag.Set(row, v.reason != "")
+		if v.reason != "" {
+			reason.Set(row, v.reason)
 		}
 	}
 	return nil
+}
+
+// school is one input row.
+type school struct {
+	enrolment    float64
+	projected    int64
+	hasEnrolment bool
+	peak         float64
+	hasPeak      bool
+}
+
+// verdict is one output row: the relative gap to the projection (when
+// there is one) and the reason of the flag ("" when not flagged).
+type verdict struct {
+	gap    float64
+	hasGap bool
+	reason string
+}
+
+// judge applies the rules to one school.
+func judge(s school, gapThreshold float64, minPupils int64, peakHours float64) verdict {
+	var v verdict
+	var why []string
+	if s.hasEnrolment && s.projected > 0 {
+		e, p := s.enrolment, s.projected
+		v.gap, v.hasGap = (e-float64(p))/float64(p), true
+		if math.Abs(v.gap) >= gapThreshold && math.Abs(e-float64(p)) >= float64(minPupils) {
+			dir := "above"
+			if v.gap < 0 {
+				dir = "below"
+			}
+			why = append(why, fmt.Sprintf("enrolment %.0f, %.0f %% %s the %d projected", e, math.Abs(100*v.gap), dir, p))
+		}
+	}
+	if s.hasPeak && s.peak >= peakHours {
+		why = append(why, fmt.Sprintf("%.0f teaching hours unreplaced in one week (threshold %.0f)", s.peak, peakHours))
+	}
+	v.reason = strings.Join(why, "; ")
+	return v
 }
 
 func main() {}
