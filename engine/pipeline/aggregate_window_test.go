@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/vigie-edu/vigie/engine/config"
 )
@@ -290,5 +294,60 @@ func TestSchoolWeeksCalendarErrors(t *testing.T) {
 	}
 	if _, err := schoolWeeks(filepath.Join(dir, "missing.csv"), time.UTC); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// BenchmarkAggregateWindows folds 100,000 rows (12 schools, 60 days) into
+// tumbling and sliding windows, continuously: the cost of a row is one
+// fold per window holding it.
+//
+//	go test ./engine/pipeline/ -run '^$' -bench AggregateWindows -benchmem
+func BenchmarkAggregateWindows(b *testing.B) {
+	rows := genEvalRows(3, 100_000, 12, 60, time.Hour)
+	mem := memory.NewGoAllocator()
+	batches := make([]arrow.RecordBatch, 0, len(rows)/1000)
+	for lo := 0; lo < len(rows); lo += 1000 {
+		batches = append(batches, evalBatch(mem, rows[lo:min(lo+1000, len(rows))]))
+	}
+	defer func() {
+		for _, r := range batches {
+			r.Release()
+		}
+	}()
+	for _, tc := range []struct {
+		name string
+		set  func(*config.Aggregate)
+	}{
+		{"week", func(c *config.Aggregate) {}},
+		{"week-sliding-day", func(c *config.Aggregate) { c.Slide, c.SlideLength = config.SlideDay, 24*time.Hour }},
+		{"1h", func(c *config.Aggregate) { c.Window, c.WindowLength = "1h", time.Hour }},
+		{"1h-sliding-15m", func(c *config.Aggregate) {
+			c.Window, c.WindowLength, c.Slide, c.SlideLength = "1h", time.Hour, "15m", 15*time.Minute
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := weeklyConfig(0)
+			cfg.Name, cfg.Input = "agg", "in"
+			tc.set(cfg)
+			b.ReportAllocs()
+			for b.Loop() {
+				st, err := newAggregateStage(cfg, "aggregate[0]", evalSchema, mem)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, rec := range batches {
+					if _, err := st.add(rec); err != nil {
+						b.Fatal(err)
+					}
+					if out := st.close(st.maxEvent - int64(cfg.AllowedLateness/time.Second)); out != nil {
+						out.Release()
+					}
+				}
+				if out := st.close(math.MaxInt64); out != nil {
+					out.Release()
+				}
+			}
+			b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
 }
