@@ -213,7 +213,6 @@ func TestEvaluationsContinuous(t *testing.T) {
 	for _, tb := range evalTables {
 		files = append(files, tb.file)
 	}
-	files = append(files, "evaluations_school_week.csv")
 	sameTables(t, filepath.Join(dir, "out"), live, files)
 	if dead, err := os.ReadFile(filepath.Join(live, "evaluations.dead_letter.csv")); err == nil && len(dead) > 0 {
 		t.Errorf("dead letters in the continuous run:\n%.500s", dead)
