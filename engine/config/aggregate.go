@@ -36,6 +36,10 @@ type Aggregate struct {
 	// SlideLength is Slide as a duration (24h for "day"); 0 for tumbling
 	// windows.
 	SlideLength time.Duration
+	// Cumulative makes the windows expanding: when a window closes, each
+	// key's cell covers every row from the start of the first window to
+	// the end of this one (the year to date), not this window's alone.
+	Cumulative bool
 	// Calendar is the school calendar CSV (columns date and half_days,
 	// as vigie gen writes calendar.csv) a school_week window reads,
 	// resolved against the pipeline file's folder.
@@ -116,6 +120,7 @@ func aggregateFields() []field {
 		{"window", kString, false},
 		{"slide", kString, false},
 		{"calendar", kString, false},
+		{"cumulative", kBool, false},
 		{"timezone", kString, false},
 		{"allowed_lateness", kString, false},
 		{"measures", kStrings, true},
@@ -201,6 +206,12 @@ func (c *checker) aggregate(p *Pipeline, path string, m map[string]any) *Aggrega
 			a.SlideLength = d
 		default:
 			c.fail(c.at(path+".slide"), path+".slide", "only day, week and duration windows slide, not %q", a.Window)
+		}
+	}
+	if b, ok := v["cumulative"].(bool); ok {
+		a.Cumulative = b
+		if b && (a.Window == "" || a.Slide != "") {
+			c.fail(c.at(path+".cumulative"), path+".cumulative", "cumulative windows expand a tumbling window: set window (and time_column), without slide")
 		}
 	}
 	if s, ok := v["calendar"].(string); ok {

@@ -75,9 +75,13 @@ type aggregateStage struct {
 
 	// mu guards the windows against a checkpoint's snapshot (taken at a
 	// quiescent cut, from the coordinator's goroutine).
-	mu       sync.Mutex
-	windows  map[int64]*aggWindow // by start (unix seconds)
-	maxEvent int64                // newest event time seen, unix seconds
+	mu      sync.Mutex
+	windows map[int64]*aggWindow // by start (unix seconds)
+	// running holds, for cumulative windows, every key's cell over the
+	// windows closed so far, from runStart (the first window's start).
+	running  map[string]*aggCell
+	runStart int64
+	maxEvent int64 // newest event time seen, unix seconds
 	seen     bool
 	closed   int64 // windows ending at or before this are closed
 	peak     int   // most windows open at once (the state's bound)
@@ -604,17 +608,24 @@ func (s *aggregateStage) fold(rec arrow.RecordBatch, sp aggSpan, key []byte, key
 // and drops its state.
 func (s *aggregateStage) flush(ctx context.Context, out *stream.Outbox, watermark int64) error {
 	s.mu.Lock()
-	rec := s.close(watermark)
+	recs := s.close(watermark)
 	s.mu.Unlock()
-	if rec == nil {
-		return nil
+	for i, rec := range recs {
+		if err := out.Send(ctx, rec); err != nil {
+			for _, r := range recs[i+1:] {
+				r.Release()
+			}
+			return err
+		}
 	}
-	return out.Send(ctx, rec)
+	return nil
 }
 
 // close removes the windows ending at or before watermark from the state
-// and returns their output batch, nil when there is none.
-func (s *aggregateStage) close(watermark int64) arrow.RecordBatch {
+// and returns their output: one batch, or for cumulative windows one per
+// window (each is built before the next window folds into the year to
+// date); none when no window closes.
+func (s *aggregateStage) close(watermark int64) []arrow.RecordBatch {
 	var due []*aggWindow
 	for _, w := range s.windows {
 		if w.end <= watermark || watermark == math.MaxInt64 {
@@ -632,10 +643,33 @@ func (s *aggregateStage) close(watermark int64) arrow.RecordBatch {
 	var starts, ends []int64
 	var weeks []int32
 	var withheld []bool
+	var recs []arrow.RecordBatch
+	emit := func() {
+		if len(cells) > 0 {
+			recs = append(recs, s.build(cells, starts, ends, weeks, withheld))
+			cells, starts, ends, weeks, withheld = nil, nil, nil, nil, nil
+		}
+	}
 	for _, w := range due {
 		delete(s.windows, w.start)
-		list := make([]*aggCell, 0, len(w.cells))
-		for _, c := range w.cells {
+		src, start := w.cells, w.start
+		if s.cfg.Cumulative {
+			// Windows close in order: fold this one into the year to
+			// date and publish every key's cell so far.
+			if s.running == nil {
+				s.running, s.runStart = map[string]*aggCell{}, w.start
+			}
+			for k, c := range w.cells {
+				if r := s.running[k]; r != nil {
+					r.merge(c)
+				} else {
+					s.running[k] = c
+				}
+			}
+			src, start = s.running, s.runStart
+		}
+		list := make([]*aggCell, 0, len(src))
+		for _, c := range src {
 			list = append(list, c)
 		}
 		slices.SortFunc(list, func(a, b *aggCell) int { return compareKeys(a.keys, b.keys) })
@@ -645,11 +679,45 @@ func (s *aggregateStage) close(watermark int64) arrow.RecordBatch {
 		}
 		for i, c := range list {
 			cells = append(cells, c)
-			starts, ends, weeks = append(starts, w.start), append(ends, w.end), append(weeks, w.week)
+			starts, ends, weeks = append(starts, start), append(ends, w.end), append(weeks, w.week)
 			withheld = append(withheld, sup != nil && sup[i])
 		}
+		if s.cfg.Cumulative {
+			emit()
+		}
 	}
-	return s.build(cells, starts, ends, weeks, withheld)
+	emit()
+	return recs
+}
+
+// merge adds the rows of o, a cell of the same key, to c.
+func (c *aggCell) merge(o *aggCell) {
+	c.rows += o.rows
+	for k := range o.subjects {
+		c.subjects[k] = struct{}{}
+	}
+	for m := range c.meas {
+		a, b := &c.meas[m], &o.meas[m]
+		if b.n > 0 {
+			if a.n == 0 || b.min < a.min {
+				a.min = b.min
+			}
+			if a.n == 0 || b.max > a.max {
+				a.max = b.max
+			}
+		}
+		a.n += b.n
+		a.sum += b.sum
+		a.values = append(a.values, b.values...)
+		if b.distinct != nil {
+			if a.distinct == nil {
+				a.distinct = map[string]struct{}{}
+			}
+			for k := range b.distinct {
+				a.distinct[k] = struct{}{}
+			}
+		}
+	}
 }
 
 func compareKeys(a, b []any) int {

@@ -159,6 +159,7 @@ func TestAggregateWindowConfig(t *testing.T) {
 		{"school week needs a calendar", `window = "school_week"`, "needs the school calendar"},
 		{"calendar without school weeks", "window = \"week\"\ncalendar = \"calendar.csv\"", "read by school_week windows only"},
 		{"calendar missing", "window = \"school_week\"\ncalendar = \"nope.csv\"", "read the school calendar"},
+		{"cumulative slides", "window = \"week\"\nslide = \"day\"\ncumulative = true", "cumulative windows expand a tumbling window"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := runTextErr(t, dir, window(tc.window))

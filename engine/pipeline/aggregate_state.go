@@ -42,6 +42,10 @@ type aggSnapshot struct {
 	Seen       bool
 	Closed     int64
 	Windows    []aggWindowSnap
+	// Running and RunStart: the year to date of cumulative windows.
+	Running    []aggCellSnap
+	HasRunning bool
+	RunStart   int64
 }
 
 type aggWindowSnap struct {
@@ -72,8 +76,8 @@ func (s *aggregateStage) definition() string {
 	for _, m := range s.cfg.Measures {
 		ms = append(ms, fmt.Sprintf("%s=%s(%s,%g)", m.Name, m.Op, m.Column, m.Quantile))
 	}
-	return fmt.Sprintf("group_by=%q time_column=%q window=%q slide=%q timezone=%s subject=%q measures=%q",
-		s.cfg.GroupBy, s.cfg.TimeColumn, s.cfg.Window, s.cfg.Slide, s.timeLoc, s.cfg.Subject, ms)
+	return fmt.Sprintf("group_by=%q time_column=%q window=%q slide=%q cumulative=%v timezone=%s subject=%q measures=%q",
+		s.cfg.GroupBy, s.cfg.TimeColumn, s.cfg.Window, s.cfg.Slide, s.cfg.Cumulative, s.timeLoc, s.cfg.Subject, ms)
 }
 
 func setKeys(m map[string]struct{}) []string {
@@ -97,22 +101,57 @@ func (s *aggregateStage) snapshot() ([]byte, error) {
 	for _, start := range slices.Sorted(maps.Keys(s.windows)) {
 		w := s.windows[start]
 		ws := aggWindowSnap{Start: w.start, End: w.end, Week: w.week}
-		for _, k := range slices.Sorted(maps.Keys(w.cells)) {
-			c := w.cells[k]
-			cs := aggCellSnap{Keys: c.keys, Rows: c.rows, Subjects: setKeys(c.subjects)}
-			for _, a := range c.meas {
-				cs.Meas = append(cs.Meas, aggAccSnap{N: a.n, Sum: a.sum, Min: a.min, Max: a.max,
-					Distinct: setKeys(a.distinct), HasDistinct: a.distinct != nil, Values: a.values})
-			}
-			ws.Cells = append(ws.Cells, cs)
-		}
+		ws.Cells = cellSnaps(w.cells)
 		snap.Windows = append(snap.Windows, ws)
+	}
+	if s.running != nil {
+		snap.Running, snap.HasRunning, snap.RunStart = cellSnaps(s.running), true, s.runStart
 	}
 	var b bytes.Buffer
 	if err := gob.NewEncoder(&b).Encode(&snap); err != nil {
 		return nil, fmt.Errorf("encode the open windows of aggregate %q: %w", s.cfg.Name, err)
 	}
 	return b.Bytes(), nil
+}
+
+// cellSnaps encodes cells, in key order.
+func cellSnaps(cells map[string]*aggCell) []aggCellSnap {
+	var out []aggCellSnap
+	for _, k := range slices.Sorted(maps.Keys(cells)) {
+		c := cells[k]
+		cs := aggCellSnap{Keys: c.keys, Rows: c.rows, Subjects: setKeys(c.subjects)}
+		for _, a := range c.meas {
+			cs.Meas = append(cs.Meas, aggAccSnap{N: a.n, Sum: a.sum, Min: a.min, Max: a.max,
+				Distinct: setKeys(a.distinct), HasDistinct: a.distinct != nil, Values: a.values})
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+// cells decodes cells encoded by cellSnaps, by their key.
+func (s *aggregateStage) cells(snaps []aggCellSnap) (map[string]*aggCell, error) {
+	out := map[string]*aggCell{}
+	var key []byte
+	for _, cs := range snaps {
+		c := &aggCell{keys: cs.Keys, rows: cs.Rows}
+		if s.subject >= 0 {
+			c.subjects = keySet(cs.Subjects)
+		}
+		for _, a := range cs.Meas {
+			acc := aggAcc{n: a.N, sum: a.Sum, min: a.Min, max: a.Max, values: a.Values}
+			if a.HasDistinct {
+				acc.distinct = keySet(a.Distinct)
+			}
+			c.meas = append(c.meas, acc)
+		}
+		if len(c.meas) != len(s.measCols) || len(c.keys) != len(s.keys) {
+			return nil, fmt.Errorf("aggregate %q: a restored cell has %d keys and %d measures, want %d and %d", s.cfg.Name, len(c.keys), len(c.meas), len(s.keys), len(s.measCols))
+		}
+		key = goKey(key[:0], c.keys)
+		out[string(key)] = c
+	}
+	return out, nil
 }
 
 // restoreSnapshot replaces the open windows with those of b.
@@ -131,28 +170,20 @@ func (s *aggregateStage) restoreSnapshot(b []byte) error {
 	defer s.mu.Unlock()
 	s.maxEvent, s.seen, s.closed = snap.MaxEvent, snap.Seen, snap.Closed
 	s.windows = map[int64]*aggWindow{}
-	var key []byte
 	for _, ws := range snap.Windows {
-		w := &aggWindow{start: ws.Start, end: ws.End, week: ws.Week, cells: map[string]*aggCell{}}
-		for _, cs := range ws.Cells {
-			c := &aggCell{keys: cs.Keys, rows: cs.Rows}
-			if s.subject >= 0 {
-				c.subjects = keySet(cs.Subjects)
-			}
-			for _, a := range cs.Meas {
-				acc := aggAcc{n: a.N, sum: a.Sum, min: a.Min, max: a.Max, values: a.Values}
-				if a.HasDistinct {
-					acc.distinct = keySet(a.Distinct)
-				}
-				c.meas = append(c.meas, acc)
-			}
-			if len(c.meas) != len(s.measCols) || len(c.keys) != len(s.keys) {
-				return fmt.Errorf("aggregate %q: a restored cell has %d keys and %d measures, want %d and %d", s.cfg.Name, len(c.keys), len(c.meas), len(s.keys), len(s.measCols))
-			}
-			key = goKey(key[:0], c.keys)
-			w.cells[string(key)] = c
+		cells, err := s.cells(ws.Cells)
+		if err != nil {
+			return err
 		}
-		s.windows[w.start] = w
+		s.windows[ws.Start] = &aggWindow{start: ws.Start, end: ws.End, week: ws.Week, cells: cells}
+	}
+	s.running, s.runStart = nil, snap.RunStart
+	if snap.HasRunning {
+		running, err := s.cells(snap.Running)
+		if err != nil {
+			return err
+		}
+		s.running = running
 	}
 	s.peak = max(s.peak, len(s.windows))
 	return nil

@@ -20,17 +20,15 @@ func feedAggregate(t *testing.T, st *aggregateStage, mem memory.Allocator, rows 
 	t.Helper()
 	var out []string
 	collect := func(watermark int64) {
-		rec := st.close(watermark)
-		if rec == nil {
-			return
-		}
-		defer rec.Release()
-		for i := range int(rec.NumRows()) {
-			var f []string
-			for c, fd := range rec.Schema().Fields() {
-				f = append(f, fd.Name+"="+rec.Column(c).ValueStr(i))
+		for _, rec := range st.close(watermark) {
+			for i := range int(rec.NumRows()) {
+				var f []string
+				for c, fd := range rec.Schema().Fields() {
+					f = append(f, fd.Name+"="+rec.Column(c).ValueStr(i))
+				}
+				out = append(out, strings.Join(f, " "))
 			}
-			out = append(out, strings.Join(f, " "))
+			rec.Release()
 		}
 	}
 	for lo := 0; lo < len(rows); lo += 100 {
@@ -63,6 +61,11 @@ func TestAggregateSnapshotRestore(t *testing.T) {
 		{"sliding week", func() *config.Aggregate {
 			c := weeklyConfig(0)
 			c.Slide, c.SlideLength = config.SlideDay, 24*time.Hour
+			return c
+		}},
+		{"cumulative", func() *config.Aggregate {
+			c := weeklyConfig(11)
+			c.Cumulative = true
 			return c
 		}},
 		{"duration", func() *config.Aggregate {

@@ -339,15 +339,97 @@ func BenchmarkAggregateWindows(b *testing.B) {
 					if _, err := st.add(rec); err != nil {
 						b.Fatal(err)
 					}
-					if out := st.close(st.maxEvent - int64(cfg.AllowedLateness/time.Second)); out != nil {
+					for _, out := range st.close(st.maxEvent - int64(cfg.AllowedLateness/time.Second)) {
 						out.Release()
 					}
 				}
-				if out := st.close(math.MaxInt64); out != nil {
+				for _, out := range st.close(math.MaxInt64) {
 					out.Release()
 				}
 			}
 			b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// TestAggregateCumulative: with cumulative = true, each week's output
+// holds, for every key seen so far, the rows from the first week's start
+// to this week's end: checked against a recomputation over the input, in
+// a batch run and a continuous one (where the year to date comes out as
+// each week closes).
+func TestAggregateCumulative(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := genEvalRows(17, 5000, 6, 50, 10*time.Hour)
+	monday := func(at time.Time) time.Time {
+		lt := at.In(paris)
+		d := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, time.UTC)
+		return d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7))
+	}
+	// The weeks with rows, and the first.
+	weeks := map[time.Time]bool{}
+	first := monday(rows[0].at)
+	for _, r := range rows {
+		m := monday(r.at)
+		weeks[m] = true
+		if m.Before(first) {
+			first = m
+		}
+	}
+	type cell struct {
+		rows     int
+		students map[int64]bool
+		scores   []float64
+	}
+	want := map[string]*cell{}
+	for w := range weeks {
+		end := w.AddDate(0, 0, 7)
+		for _, r := range rows {
+			if !monday(r.at).Before(end) {
+				continue
+			}
+			k := r.school + "|" + first.Format(time.DateOnly) + "|" + end.Format(time.DateOnly)
+			if want[k] == nil {
+				want[k] = &cell{students: map[int64]bool{}}
+			}
+			want[k].rows++
+			want[k].students[r.student] = true
+			if !r.null {
+				want[k].scores = append(want[k].scores, r.score)
+			}
+		}
+	}
+	for _, continuous := range []bool{false, true} {
+		t.Run(fmt.Sprintf("continuous=%v", continuous), func(t *testing.T) {
+			cfg := weeklyConfig(0)
+			cfg.GroupBy, cfg.SuppressOver = []string{"school"}, nil
+			cfg.Timezone, cfg.Cumulative = "Europe/Paris", true
+			got, st := runAggregateStage(t, cfg, rows, 50, continuous)
+			if len(got.dead) > 0 {
+				t.Fatalf("%d dead letters: %+v", len(got.dead), got.dead[0])
+			}
+			if len(st.windows) != 0 {
+				t.Errorf("%d windows left open", len(st.windows))
+			}
+			if len(got.rows) != len(want) {
+				t.Errorf("%d rows, want %d", len(got.rows), len(want))
+			}
+			for _, g := range got.rows {
+				k := g["school"] + "|" + g[ColWindowStart] + "|" + g[ColWindowEnd]
+				w := want[k]
+				if w == nil {
+					t.Fatalf("unexpected row %v", g)
+				}
+				if g["n"] != fmt.Sprint(w.rows) || g["students"] != fmt.Sprint(len(w.students)) ||
+					parseF(t, g["median"]) != fmtF(quantile7(w.scores, 0.5)) || parseF(t, g["hi"]) != fmtF(slices.Max(w.scores)) {
+					t.Errorf("%s: %v, want %d rows, %d students, median %v", k, g, w.rows, len(w.students), quantile7(w.scores, 0.5))
+				}
+			}
+			if continuous && slices.Max(got.batch) < len(weeks)-2 {
+				t.Errorf("%d batches for %d weeks: the year to date should come out as each week closes", slices.Max(got.batch)+1, len(weeks))
+			}
 		})
 	}
 }

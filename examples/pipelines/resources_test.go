@@ -3,9 +3,11 @@ package pipelines_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -147,6 +149,52 @@ func TestResources(t *testing.T) {
 		}
 		if g, _ := strconv.ParseFloat(r[wh["net"]], 64); int(g) != m.net || r[wh["movements"]] != strconv.Itoa(m.n) {
 			t.Errorf("%s: net %s, movements %s, want %d and %d", k, r[wh["net"]], r[wh["movements"]], m.net, m.n)
+		}
+	}
+
+	// The enrolment to date: for each school week with movements, every
+	// école seen so far, the sum of its deltas up to the week's end.
+	type dated struct {
+		monday string
+		delta  int
+	}
+	perSchool := map[string][]dated{}
+	withMoves := map[string]bool{}
+	for _, r := range en[1:] {
+		d, _ := time.Parse(time.DateOnly, r[eh["date"]])
+		m := d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7)).Format(time.DateOnly)
+		delta, _ := strconv.Atoi(r[eh["delta"]])
+		perSchool[r[eh["school_id"]]] = append(perSchool[r[eh["school_id"]]], dated{m, delta})
+		withMoves[m] = true
+	}
+	toDate := map[string]int{} // school|monday -> enrolment at the week's end
+	for s, ds := range perSchool {
+		for m := range withMoves {
+			seen, sum := false, 0
+			for _, d := range ds {
+				if d.monday <= m {
+					seen, sum = true, sum+d.delta
+				}
+			}
+			if seen {
+				toDate[s+"|"+m] = sum
+			}
+		}
+	}
+	td := readback.CSV(t, filepath.Join(dir, "out", "resources_enrolment_to_date.csv"))
+	tdh := readback.Columns(td[0])
+	if len(td)-1 != len(toDate) {
+		t.Errorf("%d école-weeks to date, want %d", len(td)-1, len(toDate))
+	}
+	for _, r := range td[1:] {
+		end, _ := time.Parse(time.DateOnly, r[tdh["window_end"]])
+		k := r[tdh["school_id"]] + "|" + end.AddDate(0, 0, -7).Format(time.DateOnly)
+		w, ok := toDate[k]
+		if g, _ := strconv.ParseFloat(r[tdh["enrolment"]], 64); !ok || int(g) != w {
+			t.Errorf("%s: enrolment to date %s, want %d (%v)", k, r[tdh["enrolment"]], w, ok)
+		}
+		if first := slices.Min(slices.Collect(maps.Keys(withMoves))); r[tdh["window_start"]] != first {
+			t.Errorf("%s: to date from %s, want from the first week with movements, %s", k, r[tdh["window_start"]], first)
 		}
 	}
 

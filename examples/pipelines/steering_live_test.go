@@ -231,7 +231,7 @@ func TestResourcesContinuous(t *testing.T) {
 		{"academy/enrolments.csv", "date", "enrolments"},
 		{"academy/enrolment_projection.csv", "", "projection"},
 	})
-	sameTables(t, filepath.Join(dir, "out"), live, []string{"resources_school_week.csv", "resources_enrolment_week.csv", "resources_schools.csv"})
+	sameTables(t, filepath.Join(dir, "out"), live, []string{"resources_school_week.csv", "resources_enrolment_week.csv", "resources_enrolment_to_date.csv", "resources_schools.csv"})
 	if dead, err := os.ReadFile(filepath.Join(live, "resources.dead_letter.csv")); err == nil && len(dead) > 0 {
 		t.Errorf("dead letters in the continuous run:\n%.500s", dead)
 	}
