@@ -28,7 +28,7 @@ const aggregateSigkillEvents = 150_000
 // checkpoint's aggregate state, so every window's row is the reference's:
 // nothing lost, nothing counted twice.
 func TestAggregateSIGKILL(t *testing.T) {
-	events, rng := sigkillParams(t, "VIGIE_AGG_SIGKILL_EVENTS", aggregateSigkillEvents)
+	events, rng := sigkillParams(t, "VIGIE_AGG_SIGKILL_EVENTS", aggregateSigkillEvents, 5000)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	// One partition: the events arrive in event-time order, as a day of
