@@ -40,6 +40,9 @@ import (
 type checkpointData struct {
 	Sources map[string]protocol.Position `json:"sources"`
 	Sinks   map[string]protocol.Position `json:"sinks,omitempty"`
+	// Aggregates names the file of each aggregate stage's open windows
+	// (aggregate_state.go).
+	Aggregates map[string]string `json:"aggregates,omitempty"`
 }
 
 // watched is a stage whose work the coordinator waits for: its inboxes
@@ -123,6 +126,8 @@ type coordinator struct {
 	file     string     // the record file, without a commit sink ("" : none)
 	// sync makes the keyed state written so far durable (nil: no state).
 	sync func() error
+	// aggs saves the aggregate stages' open windows (nil: not saved).
+	aggs *aggregateStates
 	// observed, when set, hears of every committed checkpoint (the run's
 	// stream.Observer when it tracks checkpoints: metrics, console).
 	observed func(time.Time)
@@ -174,6 +179,9 @@ func (c *coordinator) restore(ctx context.Context) error {
 		if s != c.commit {
 			s.cfg.Resume = data.Sinks[s.cfg.Stage]
 		}
+	}
+	if err := c.aggs.restore(data.Aggregates); err != nil {
+		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
 	}
 	c.next = cp.ID + 1
 	c.stats.Resumed = cp.ID
@@ -259,6 +267,9 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 		}
 		data.Sinks[s.cfg.Stage] = pos
 	}
+	if data.Aggregates, err = c.aggs.save(c.next); err != nil {
+		return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
+	}
 	if c.sync != nil {
 		if err := c.sync(); err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
@@ -282,6 +293,9 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 		if err := writeFileAtomic(c.file, cp); err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: %w", cp.ID, err)
 		}
+	}
+	if err := c.aggs.prune(cp.ID); err != nil {
+		c.log.Warn("could not remove the aggregate state of older checkpoints", "checkpoint", cp.ID, "err", err)
 	}
 	c.next++
 	c.stats.Taken++

@@ -39,10 +39,16 @@ const (
 	// school and minute over Options.PlatformDays) and its ground truth,
 	// platform_incidents.csv (platform.go).
 	FormatPlatform = "platform"
+	// FormatPrimary writes the écoles (primary_schools.csv, with their
+	// circonscription), CP and CE1 national evaluations
+	// (primary_evaluations.csv), enrolments and departures of the year
+	// (enrolments.csv), each école's projected enrolment
+	// (enrolment_projection.csv) and the ground truth (primary_truth.csv).
+	FormatPrimary = "primary"
 )
 
 // AllFormats lists every format.
-var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations, FormatStaff, FormatPlatform}
+var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations, FormatStaff, FormatPlatform, FormatPrimary}
 
 // Options says what to generate and where.
 type Options struct {
@@ -242,7 +248,8 @@ func (g *generation) open() error {
 			g.parquet[i] = o
 		}
 	}
-	if opt.has(FormatCSV) {
+	if opt.has(FormatCSV) || opt.has(FormatPrimary) {
+		// The school weeks of the primary pipelines read it too.
 		o, err := g.create("calendar.csv")
 		if err != nil {
 			return err
@@ -265,6 +272,28 @@ func (g *generation) open() error {
 	if opt.has(FormatPlatform) {
 		if err := g.platform(); err != nil {
 			return err
+		}
+	}
+	if opt.has(FormatPrimary) {
+		pw := w.newPrimary()
+		for _, f := range []struct {
+			name string
+			text []byte
+		}{
+			{"primary_schools.csv", pw.primarySchoolsCSV()},
+			{"primary_evaluations.csv", w.primaryEvaluationsCSV(pw)},
+			{"enrolments.csv", pw.enrolmentsCSV()},
+			{"enrolment_projection.csv", pw.projectionCSV()},
+			{"primary_truth.csv", pw.truthCSV()},
+		} {
+			o, err := g.create(f.name)
+			if err != nil {
+				return err
+			}
+			if err := o.write(f.text); err != nil {
+				return err
+			}
+			o.rows--
 		}
 	}
 	if opt.has(FormatEvaluations) {
