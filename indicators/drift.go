@@ -3,7 +3,6 @@ package indicators
 import (
 	"math"
 	"sync"
-	"time"
 )
 
 // driftModel is the ABS_DRIFT model: the posterior probability, day by
@@ -91,21 +90,26 @@ func (m *driftModel) parts(x int, f, mu float64) (none, episode float64) {
 
 // mix is the chance of a month with an episode with chance e.
 func mix(none, episode, e float64) float64 {
-	return math.Max((1-e)*none+e*episode, 1e-300)
+	return max((1-e)*none+e*episode, 1e-300)
 }
 
 // posteriors returns, for each day from start to start+n-1, the posterior
-// probability that a drift has started, from the unjustified half-days
-// unj(day) and school half-days school(day) of each day. It also returns,
-// for the reason, the unjustified half-days of the current and the
-// previous month on each day is not needed: the caller counts them.
-func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) int) []float64 {
+// probability that a drift has started, from the unjustified half-days of
+// each day, unjFrom[d-from] with from = min(history_from, start), and the
+// school half-days of the calendar. (The unjustified half-days of the
+// current and the previous month, for the reason, are counted by the
+// caller.)
+func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32, cal *calendar) []float64 {
 	c := m.c
-	post := make([]float64, n)
+	sc.post = zeroed(sc.post, n)
+	post := sc.post
 	from := min(c.HistoryFrom, start)
 	end := start + int32(n) - 1
+	unj := func(d int32) int { return int(unjFrom[d-from]) }
+	school := cal.school
 	// Candidate onsets: the Monday of each school week in [drift_from, drift_to].
-	var onsets []int32
+	onsets := sc.onsets[:0]
+	defer func() { sc.onsets = onsets }()
 	for d := c.DriftFrom; d <= c.DriftTo; d++ {
 		if weekday(d) != 0 {
 			continue
@@ -123,23 +127,26 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 		return post
 	}
 	monthTotal := func(d int32) (first, next int32, total int) {
-		t := time.Unix(int64(d)*86400, 0).UTC()
-		first = d - int32(t.Day()-1)
-		next = int32(time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+		first = d - int32(dayOfMonth(d)-1)
+		next = first + 31 // in the next month: months have 28 to 31 days
+		next -= int32(dayOfMonth(next) - 1)
 		for x := first; x < next; x++ {
 			total += school(x)
 		}
 		return first, next, total
 	}
-	lr := make([]float64, K)  // likelihood ratio of the complete months from each onset's month
-	lam := make([]float64, K) // drift's expected half-days so far in the current month, per onset
-	eOn := make([]float64, K) // the student's episode chance as of each onset's month
+	sc.lr, sc.lam, sc.eOn = zeroed(sc.lr, K), zeroed(sc.lam, K), zeroed(sc.eOn, K)
+	lr := sc.lr   // likelihood ratio of the complete months from each onset's month
+	lam := sc.lam // drift's expected half-days so far in the current month, per onset
+	eOn := sc.eOn // the student's episode chance as of each onset's month
 	for k := range lr {
 		lr[k] = 1
 	}
-	started := make([]bool, K)
+	sc.started = zeroed(sc.started, K)
+	started := sc.started
 	S := 0 // school half-days since from
-	sOn := make([]int, K)
+	sc.sOn = zeroed(sc.sOn, K)
+	sOn := sc.sOn
 	hits, months := 0, 0 // complete months with an episode-sized count, and complete school months
 	_, mNext, mTotal := monthTotal(from)
 	// Before the first unjustified half-day every onset's likelihood ratio
@@ -166,7 +173,7 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 				for k := range K {
 					if started[k] {
 						a1, b1 := m.parts(x, 1, lam[k]+c.SporadicRate*float64(h))
-						lr[k] = math.Min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
+						lr[k] = min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
 					}
 				}
 				if mTotal >= 16 {
@@ -187,9 +194,10 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 		}
 		hd := school(d)
 		if hd > 0 {
+			ramp := max(c.DriftRampHalfDays, 1)
 			for k := range K {
 				if started[k] {
-					lam[k] += c.DriftRate * math.Min(1, float64(S-sOn[k])/math.Max(c.DriftRampHalfDays, 1)) * float64(hd)
+					lam[k] += c.DriftRate * min(1, float64(S-sOn[k])/ramp) * float64(hd)
 				}
 			}
 			S += hd
@@ -217,7 +225,7 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 			}
 			nOn++
 			a1, b1 := m.parts(x, f, lam[k]+c.SporadicRate*float64(h))
-			num += math.Min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
+			num += min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
 		}
 		pi := c.DriftPrior / float64(K)
 		prev = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))
