@@ -2,6 +2,7 @@ package indicators
 
 import (
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -88,6 +89,20 @@ func (m *driftModel) parts(x int, f, mu float64) (none, episode float64) {
 	return py, episode
 }
 
+// driftState is the state of the ABS_DRIFT replay before day d.
+type driftState struct {
+	d                       int32
+	lr, lam, eOn            []float64
+	started                 []bool
+	sOn                     []int
+	S, hits, months, mTotal int
+	mNext                   int32
+	x, h                    int
+	prev                    float64
+}
+
+func (s *driftState) bytes() int { return 8*(3*len(s.lr)+len(s.sOn)) + len(s.started) + 96 }
+
 // mix is the chance of a month with an episode with chance e.
 func mix(none, episode, e float64) float64 {
 	return max((1-e)*none+e*episode, 1e-300)
@@ -99,7 +114,12 @@ func mix(none, episode, e float64) float64 {
 // school half-days of the calendar. (The unjustified half-days of the
 // current and the previous month, for the reason, are counted by the
 // caller.)
-func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32, cal *calendar) []float64 {
+//
+// With in, the replay resumes from in (the state before day in.d, taken by
+// an earlier call on a timeline with the same days before in.d); days
+// before in.d are left at 0 in the result. With snap, the state before the
+// last day is copied into it.
+func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32, cal *calendar, in, snap *driftState) []float64 {
 	c := m.c
 	sc.post = zeroed(sc.post, n)
 	post := sc.post
@@ -148,7 +168,9 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	sc.sOn = zeroed(sc.sOn, K)
 	sOn := sc.sOn
 	hits, months := 0, 0 // complete months with an episode-sized count, and complete school months
-	_, mNext, mTotal := monthTotal(from)
+	var mNext int32
+	var mTotal int
+	d0 := from
 	// Before the first unjustified half-day every onset's likelihood ratio
 	// is at most 1, so the posterior is at most drift_prior: it is left at
 	// 0 there (below drift_min), and on a day without school nor absence
@@ -162,10 +184,25 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	}
 	prev := 0.0
 	x, h := 0, 0 // current month's unjustified and school half-days so far
+	if in != nil {
+		d0 = in.d
+		copy(lr, in.lr)
+		copy(lam, in.lam)
+		copy(eOn, in.eOn)
+		copy(started, in.started)
+		copy(sOn, in.sOn)
+		S, hits, months, mNext, mTotal, x, h, prev = in.S, in.hits, in.months, in.mNext, in.mTotal, in.x, in.h, in.prev
+	} else {
+		_, mNext, mTotal = monthTotal(from)
+	}
 	eStudent := func() float64 {
 		return (c.EpisodePrior*c.EpisodePriorMonths + float64(hits)) / (c.EpisodePriorMonths + float64(months))
 	}
-	for d := from; d <= end; d++ {
+	for d := d0; d <= end; d++ {
+		if snap != nil && d == end {
+			*snap = driftState{d: d, lr: slices.Clone(lr), lam: slices.Clone(lam), eOn: slices.Clone(eOn), started: slices.Clone(started), sOn: slices.Clone(sOn),
+				S: S, hits: hits, months: months, mNext: mNext, mTotal: mTotal, x: x, h: h, prev: prev}
+		}
 		if d == mNext {
 			// The previous month is complete.
 			if mTotal > 0 {

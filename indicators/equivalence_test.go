@@ -159,3 +159,117 @@ func BenchmarkEvaluateYear(b *testing.B) {
 		i++
 	}
 }
+
+// arrival is one step of a stream: event ev of a student's timeline
+// arrives, or, when correct is set, the correction of that absence does.
+type arrival struct {
+	student int
+	ev      int
+	correct bool
+}
+
+// stream orders the events of the students' timelines as a continuous run
+// receives them: by day, some rows a few days late, corrections on the
+// day they are recorded, the students interleaved.
+func stream(rng *rand.Rand, c *Config, years [][]Event) []arrival {
+	type timed struct {
+		at int32
+		a  arrival
+	}
+	var all []timed
+	for s, ev := range years {
+		for i, e := range ev {
+			at := e.Day
+			if e.Kind == Mark {
+				at = c.TermEnds[e.Term]
+			}
+			if rng.IntN(20) == 0 {
+				at += int32(1 + rng.IntN(5)) // late
+			}
+			all = append(all, timed{at, arrival{student: s, ev: i}})
+			if e.CorrectedDay > 0 {
+				at := e.CorrectedDay
+				if rng.IntN(3) == 0 {
+					at += int32(1 + rng.IntN(10)) // entered late: known before the newest day
+				}
+				all = append(all, timed{at, arrival{student: s, ev: i, correct: true}})
+			}
+		}
+	}
+	slices.SortStableFunc(all, func(a, b timed) int { return int(a.at - b.at) })
+	out := make([]arrival, len(all))
+	for i, t := range all {
+		out[i] = t.a
+	}
+	return out
+}
+
+// TestMemoMatchesEvaluate: a Memo's results are Evaluate's, bit for bit,
+// on every prefix of streams of several students (late rows, corrections
+// arriving after the half-day they justify, marks at their term's end),
+// with a memo large enough to hold them all and one so small that it
+// evicts all the time; and the large one does resume.
+func TestMemoMatchesEvaluate(t *testing.T) {
+	start, err := ParseDay("2025-09-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		maxBytes int
+		all      bool
+	}{{"large", 64 << 20, false}, {"tiny", 8 << 10, false}, {"large, all indicators", 64 << 20, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			if tt.all {
+				c = testConfigs(t)["all indicators"]
+			}
+			c.AsOf = AsOfLatest
+			rng := rand.New(rand.NewPCG(3, uint64(tt.maxBytes)))
+			students := 12
+			if testing.Short() {
+				students = 6
+			}
+			var years [][]Event
+			for range students {
+				years = append(years, randomTimeline(rng, start+int32(rng.IntN(3))))
+			}
+			memo := c.NewMemo(tt.maxBytes)
+			got := make([][]Event, students) // each student's prefix so far
+			corrected := make([]map[int]bool, students)
+			index := make([]map[int]int, students) // event -> position in got
+			for s := range students {
+				corrected[s], index[s] = map[int]bool{}, map[int]int{}
+			}
+			alerts := 0
+			for step, a := range stream(rng, c, years) {
+				s := a.student
+				if a.correct {
+					corrected[s][a.ev] = true
+				} else {
+					e := years[s][a.ev]
+					e.CorrectedDay = 0
+					index[s][a.ev] = len(got[s])
+					got[s] = append(got[s], e)
+				}
+				if j, ok := index[s][a.ev]; ok && corrected[s][a.ev] {
+					got[s][j].CorrectedDay = years[s][a.ev].CorrectedDay
+				}
+				id := "S" + string(rune('A'+s))
+				want := c.Evaluate(id, slices.Clone(got[s]))
+				res := memo.Evaluate(id, slices.Clone(got[s]))
+				if d := sameResult(res, want); d != "" {
+					t.Fatalf("step %d, student %d, %d events: %s differs:\n got %+v\nwant %+v", step, s, len(got[s]), d, res, want)
+				}
+				alerts += len(want.Alerts)
+			}
+			t.Logf("%d hits, %d misses, %d students held", memo.Hits, memo.Misses, memo.Len())
+			if alerts == 0 {
+				t.Error("no alert: the streams do not exercise the alert policy")
+			}
+			if tt.maxBytes > 1<<20 && memo.Hits < 10*memo.Misses {
+				t.Errorf("%d hits for %d misses: the memo does not resume", memo.Hits, memo.Misses)
+			}
+		})
+	}
+}

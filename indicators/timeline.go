@@ -181,6 +181,34 @@ func sev(v, t float64) float64 {
 // and returns its state on that day and every alert opened on the way.
 // events may be in any order; Evaluate sorts them.
 func (c *Config) Evaluate(student string, events []Event) Result {
+	return c.evaluate(student, events, nil, nil, nil)
+}
+
+// dayState is the state of Evaluate's replay before day start+next, all a
+// later call needs to resume there instead of replaying the days before
+// (see Memo).
+type dayState struct {
+	next        int // offset from start of the next day to replay
+	open, off   [numCodes]int
+	above       int
+	cusum       float64
+	lastSess    int
+	markTerm    int
+	markInd     [numCodes]indicator
+	maxRisk     float64
+	maxDrift    float64 // over the days before next
+	alerts      []Alert
+	firstAlert  int32
+	drift       driftState
+	driftActive bool
+}
+
+// evaluate is Evaluate, resuming from in when it is not nil (the caller
+// has checked that the events before day start+in.next are those of the
+// call that took it), copying the state before the report day into snap
+// when it is not nil, and taking the school days from cal when it is not
+// nil.
+func (c *Config) evaluate(student string, events []Event, in, snap *dayState, cal0 *calendar) Result {
 	res := Result{FirstAlert: -1, Level: "ok"}
 	res.Chance = c.ChanceOf(0)
 	if len(events) == 0 {
@@ -207,7 +235,16 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	n := int(end-start) + 1
 	sc := scratchPool.Get().(*scratch)
 	defer sc.release()
-	cal := c.calendarFor(sc, start, end)
+	var cal calendar
+	if cal0 != nil {
+		cal = *cal0
+	} else {
+		cal = c.calendarFor(sc, start, end)
+	}
+	r0 := 0 // the first day replayed
+	if in != nil {
+		r0 = in.next
+	}
 	// Per-day counts, offsets from start; prefix sums p[i] = sum of days < i.
 	// One buffer for the four of them.
 	sc.counts = zeroed(sc.counts, 4*(n+1))
@@ -284,7 +321,14 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				orig[e.Day-from]++
 			}
 		}
-		drift = c.newDriftModel().posteriors(sc, start, n, orig, &cal)
+		var din, dsnap *driftState
+		if in != nil && in.driftActive {
+			din = &in.drift
+		}
+		if snap != nil {
+			dsnap = &snap.drift
+		}
+		drift = c.newDriftModel().posteriors(sc, start, n, orig, &cal, din, dsnap)
 	}
 	sc.corrections, sc.marks = corrections, marks
 	terms := c.termAverages(marks)
@@ -305,8 +349,25 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	lastSess := -1
 	var risk float64
 	markTerm, markInd := -1, [numCodes]indicator{}
-	for i := 0; i < n; i++ {
+	maxDrift := 0.0
+	if in != nil {
+		open, above, cusum, off, lastSess, markTerm, markInd = in.open, in.above, in.cusum, in.off, in.lastSess, in.markTerm, in.markInd
+		res.MaxRisk, res.Alerts, res.FirstAlert, maxDrift = in.maxRisk, slices.Clone(in.alerts), in.firstAlert, in.maxDrift
+	}
+	for i := r0; i < n; i++ {
 		d := start + int32(i)
+		if snap != nil && i == n-1 {
+			snap.next, snap.open, snap.above, snap.cusum, snap.off, snap.lastSess, snap.markTerm, snap.markInd = i, open, above, cusum, off, lastSess, markTerm, markInd
+			snap.maxRisk, snap.alerts, snap.firstAlert = res.MaxRisk, slices.Clone(res.Alerts), res.FirstAlert
+			snap.maxDrift, snap.driftActive = maxDrift, drift != nil
+			if drift != nil && i > r0 {
+				m := slices.Max(drift[r0:i])
+				if r0 > 0 {
+					m = max(maxDrift, m)
+				}
+				snap.maxDrift = m
+			}
+		}
 		final := i == n-1 // reasons are written for the report day only
 		if sess[i+1] > sess[i] {
 			lastSess = i
@@ -525,7 +586,10 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	res.Risk = risk
 	res.Score = res.MaxRisk
 	if drift != nil {
-		res.Score = slices.Max(drift)
+		res.Score = slices.Max(drift[r0:]) // the days before r0: in.maxDrift
+		if r0 > 0 {
+			res.Score = max(maxDrift, res.Score)
+		}
 	}
 	res.Chance = c.ChanceOf(res.Score)
 	anyOpen := false
