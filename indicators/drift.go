@@ -73,12 +73,17 @@ func (c *Config) newDriftModel() *driftModel {
 	return m
 }
 
-// parts are the two parts of the chance of x unjustified half-days so
-// far in a month (share f of its school half-days elapsed): without an
-// episode, Poisson(mu); with one (thinned to f), plus Poisson(mu) others.
-func (m *driftModel) parts(x int, f, mu float64) (none, episode float64) {
+// thinAt is the row of thin for share f of a month's school half-days.
+func (m *driftModel) thinAt(f float64) []float64 {
+	return m.thin[min(m.fGrid, max(0, int(math.Round(f*float64(m.fGrid)))))]
+}
+
+// partsOf is the two parts of the chance of x unjustified half-days so
+// far in a month (th = thinAt(f), share f of its school half-days
+// elapsed): without an episode, Poisson(mu); with one (thinned to f), plus
+// Poisson(mu) others. th is looked up once per day for all onsets.
+func partsOf(x int, th []float64, mu float64) (none, episode float64) {
 	x = min(x, driftXMax)
-	th := m.thin[min(m.fGrid, max(0, int(math.Round(f*float64(m.fGrid)))))]
 	py := math.Exp(-mu) // Poisson chances of 0..x, by recurrence
 	for y := 0; y <= x; y++ {
 		if y > 0 {
@@ -206,10 +211,11 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		if d == mNext {
 			// The previous month is complete.
 			if mTotal > 0 {
-				a0, b0 := m.parts(x, 1, c.SporadicRate*float64(h))
+				th := m.thinAt(1)
+				a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
 				for k := range K {
 					if started[k] {
-						a1, b1 := m.parts(x, 1, lam[k]+c.SporadicRate*float64(h))
+						a1, b1 := partsOf(x, th, lam[k]+c.SporadicRate*float64(h))
 						lr[k] = min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
 					}
 				}
@@ -254,14 +260,15 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			f = float64(h) / float64(mTotal)
 		}
 		num, nOn := 0.0, 0
-		a0, b0 := m.parts(x, f, c.SporadicRate*float64(h))
+		th := m.thinAt(f)
+		a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
 		for k := range K {
 			if !started[k] || lr[k] == 0 {
 				nOn += b2i(started[k])
 				continue
 			}
 			nOn++
-			a1, b1 := m.parts(x, f, lam[k]+c.SporadicRate*float64(h))
+			a1, b1 := partsOf(x, th, lam[k]+c.SporadicRate*float64(h))
 			num += min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
 		}
 		pi := c.DriftPrior / float64(K)

@@ -69,7 +69,7 @@ func (m *Memo) Evaluate(student string, events []Event) Result {
 			events[i].Day = c.TermEnds[max(t, 0)]
 		}
 	}
-	slices.SortStableFunc(events, func(a, b Event) int { return int(a.Day - b.Day) })
+	sortByDay(events)
 	start, end := events[0].Day, events[len(events)-1].Day
 	var in *dayState
 	el := m.entries[student]

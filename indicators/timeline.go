@@ -220,7 +220,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			events[i].Day = c.TermEnds[max(t, 0)]
 		}
 	}
-	slices.SortStableFunc(events, func(a, b Event) int { return int(a.Day - b.Day) })
+	sortByDay(events)
 	end := c.AsOf
 	switch {
 	case end == AsOfLatest:
@@ -626,6 +626,15 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 	}
 	res.Reason = strings.Join(texts, "; ")
 	return res
+}
+
+// sortByDay sorts events by day, stably; the pipeline sends them in date
+// order already (marks aside), and a sorted timeline is left as it is.
+func sortByDay(events []Event) {
+	byDay := func(a, b Event) int { return int(a.Day - b.Day) }
+	if !slices.IsSortedFunc(events, byDay) {
+		slices.SortStableFunc(events, byDay)
+	}
 }
 
 // family is 0 for attendance, 1 for course performance, 2 for engagement.
