@@ -138,12 +138,21 @@ func TestEvaluateMatchesReference(t *testing.T) {
 	}
 }
 
-// BenchmarkEvaluateYear is the native cost of one student's school year
-// as the batch pipeline scores it (one Evaluate per student, report day
-// the last term end), over random timelines (a third of them drifting).
+// BenchmarkEvaluateYear is the cost of one student's school year as the
+// batch pipeline scores it (one Evaluate per student, report day the last
+// term end), over random timelines (a third of them drifting), now and
+// with the code before the speed-ups (reference_test.go). Natively, and
+// in WebAssembly (Go's wasm code generator, run by Node's V8 rather than
+// wazero, but the same code):
 //
 //	go test ./indicators -run '^$' -bench EvaluateYear -benchmem
+//	GOOS=js GOARCH=wasm go test ./indicators -run '^$' -bench EvaluateYear -exec "$(go env GOROOT)/lib/wasm/go_js_wasm_exec"
 func BenchmarkEvaluateYear(b *testing.B) {
+	b.Run("now", func(b *testing.B) { benchYear(b, (*Config).Evaluate) })
+	b.Run("reference", func(b *testing.B) { benchYear(b, (*Config).evaluateRef) })
+}
+
+func benchYear(b *testing.B, eval func(*Config, string, []Event) Result) {
 	c := DefaultConfig()
 	start, _ := ParseDay("2025-09-01")
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -155,7 +164,7 @@ func BenchmarkEvaluateYear(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		buf = append(buf[:0], years[i%len(years)]...)
-		c.Evaluate("S1", buf)
+		eval(c, "S1", buf)
 		i++
 	}
 }

@@ -42,8 +42,9 @@ type memoEntry struct {
 }
 
 // NewMemo returns a Memo for c holding at most about maxBytes of state.
-// It uses Evaluate unchanged unless c.AsOf is AsOfLatest (with a fixed
-// report day every call replays to the same day).
+// With a fixed report day (c.AsOf is not AsOfLatest) every call replays
+// the whole timeline, as Evaluate does; the Memo still saves it looking up
+// the school days of the calendar again (c must not change after NewMemo).
 func (c *Config) NewMemo(maxBytes int) *Memo {
 	m := &Memo{c: c, maxBytes: maxBytes, entries: map[string]*list.Element{}}
 	lo := min(c.HistoryFrom, c.DriftFrom) - 400
@@ -61,7 +62,7 @@ func (c *Config) NewMemo(maxBytes int) *Memo {
 func (m *Memo) Evaluate(student string, events []Event) Result {
 	c := m.c
 	if c.AsOf != AsOfLatest || len(events) == 0 || m.maxBytes <= 0 {
-		return c.Evaluate(student, events)
+		return c.evaluate(student, events, nil, nil, &m.cal)
 	}
 	for i := range events {
 		if events[i].Kind == Mark {
