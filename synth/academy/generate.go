@@ -35,10 +35,14 @@ const (
 	// FormatStaff writes teacher_absences.csv: teachers' days of absence
 	// per school, replaced or not.
 	FormatStaff = "staff"
+	// FormatPlatform writes platform_logs.csv (requests per platform,
+	// school and minute over Options.PlatformDays) and its ground truth,
+	// platform_incidents.csv (platform.go).
+	FormatPlatform = "platform"
 )
 
 // AllFormats lists every format.
-var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations, FormatStaff}
+var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations, FormatStaff, FormatPlatform}
 
 // Options says what to generate and where.
 type Options struct {
@@ -59,6 +63,9 @@ type Options struct {
 	// Mem allocates the Parquet batches (nil: a Go allocator of the
 	// generation's own).
 	Mem memory.Allocator
+	// PlatformDays is the span of the platform logs from the first day of
+	// the school year (0: the first term, PlatformDays).
+	PlatformDays int
 }
 
 func (o *Options) has(f string) bool {
@@ -254,6 +261,11 @@ func (g *generation) open() error {
 			return err
 		}
 		o.rows--
+	}
+	if opt.has(FormatPlatform) {
+		if err := g.platform(); err != nil {
+			return err
+		}
 	}
 	if opt.has(FormatEvaluations) {
 		o, err := g.create("evaluations.csv")
