@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -791,4 +792,77 @@ func TestDeadConnectionRetainsNoSinkBatch(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	mem.AssertSize(t, 0)
+}
+
+// sentMessages records what a payloadWriter sends.
+type sentMessages struct {
+	mu   sync.Mutex
+	msgs []any
+}
+
+func (s *sentMessages) SendMsg(m any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o, ok := m.(*outData); ok && o.release != nil {
+		o.release()
+	}
+	s.msgs = append(s.msgs, m)
+	return nil
+}
+
+// TestBodyWaitsForRoomInTheRing checks that a body that does not fit in
+// the ring while the reader is behind waits for the reader to free room
+// and goes through the ring, rather than inline.
+func TestBodyWaitsForRoomInTheRing(t *testing.T) {
+	defer func(d time.Duration) { maxRingWait = d }(maxRingWait)
+	maxRingWait = 10 * time.Second // the reader frees room long before
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+
+	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	b := array.NewInt64Builder(mem)
+	for i := range 40_000 { // 320 KB: two do not fit in the ring
+		b.Append(int64(i))
+	}
+	col := b.NewArray()
+	b.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
+	col.Release()
+	defer rec.Release()
+
+	w, rd := ringPair(t, 512<<10)
+	sent := &sentMessages{}
+	bw := newBatchWriter(sent, schema, mem)
+	bw.pw.ring = w
+	if err := bw.WriteWithAppMetadata(rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	first := sent.msgs[len(sent.msgs)-1].(*flight.FlightData)
+	var meta appMetadata
+	if err := json.Unmarshal(first.AppMetadata, &meta); err != nil || meta.Ring == nil {
+		t.Fatalf("first body not through the ring: %s (%v)", first.AppMetadata, err)
+	}
+	// The reader takes the first body a moment after the second is sent.
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		buf, err := rd.read(meta.Ring.Off, meta.Ring.Len, mem)
+		if err == nil {
+			buf.Release()
+		}
+		done <- err
+	}()
+	if err := bw.WriteWithAppMetadata(rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	second, ok := sent.msgs[len(sent.msgs)-1].(*flight.FlightData)
+	if !ok {
+		t.Fatalf("second body sent inline (%T) instead of waiting for room in the ring", sent.msgs[len(sent.msgs)-1])
+	}
+	if err := json.Unmarshal(second.AppMetadata, &meta); err != nil || meta.Ring == nil {
+		t.Fatalf("second body not through the ring: %s (%v)", second.AppMetadata, err)
+	}
 }
