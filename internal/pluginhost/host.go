@@ -132,11 +132,11 @@ func (h *Host) Connector(ctx context.Context, name string) (protocol.Connector, 
 			if h.opts.BuiltinCommand == nil {
 				return c, nil
 			}
-			return h.launch(ctx, name, h.opts.BuiltinCommand)
+			return h.launch(ctx, name, h.opts.BuiltinCommand, true)
 		}
 	}
 	if path := h.find(name); path != "" {
-		return h.launch(ctx, name, func() *exec.Cmd { return exec.Command(path) })
+		return h.launch(ctx, name, func() *exec.Cmd { return exec.Command(path) }, false)
 	}
 	var known []string
 	if h.opts.Builtins != nil {
@@ -242,8 +242,11 @@ func (h *Host) Restarts() map[string]int {
 	return out
 }
 
-func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd) (protocol.Connector, error) {
-	p := &process{h: h, name: name, cmd: cmd, log: h.opts.Logger.With("plugin", name)}
+// launch starts the plugin process serving name; builtin says it is this
+// binary serving a built-in connector, whose shared memory bodies the
+// engine reads in place (transport.Client.Trust).
+func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd, builtin bool) (protocol.Connector, error) {
+	p := &process{h: h, name: name, cmd: cmd, builtin: builtin, log: h.opts.Logger.With("plugin", name)}
 	h.mu.Lock()
 	h.procs = append(h.procs, p)
 	h.mu.Unlock()
@@ -286,10 +289,11 @@ func (h *Host) Close() {
 
 // process is the plugin process of one stage, started again when it died.
 type process struct {
-	h    *Host
-	name string
-	cmd  func() *exec.Cmd
-	log  *slog.Logger
+	h       *Host
+	name    string
+	cmd     func() *exec.Cmd
+	builtin bool // the vigie binary itself: trusted (launch)
+	log     *slog.Logger
 
 	mu       sync.Mutex
 	client   *plugin.Client
@@ -367,6 +371,9 @@ func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 	pc, ok := raw.(*transport.Client)
 	if !ok {
 		return nil, fmt.Errorf("plugin %q: unexpected client type %T", p.name, raw)
+	}
+	if p.builtin {
+		pc.Trust()
 	}
 	p.pc = pc
 	c, err := pc.Connector(ctx, p.name)

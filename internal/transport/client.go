@@ -27,6 +27,7 @@ type Client struct {
 	fc      flight.FlightServiceClient
 	version int
 	rings   *ringPool
+	trusted bool // read ring bodies in place (Trust)
 }
 
 func newClient(conn grpc.ClientConnInterface, version int) *Client {
@@ -35,6 +36,12 @@ func newClient(conn grpc.ClientConnInterface, version int) *Client {
 	runtime.AddCleanup(c, (*ringPool).close, c.rings)
 	return c
 }
+
+// Trust says that the server is trusted not to write again what it
+// published: a built-in connector served by this very binary. The Arrow
+// bodies its sources write to a shared memory ring are then read in place
+// instead of copied out (inplace.go). Call it before any call.
+func (c *Client) Trust() { c.trusted = true }
 
 // Close releases the shared memory kept for streams with the server. The
 // client still works after, with every Arrow body inline.
@@ -142,7 +149,7 @@ func (s *remoteSource) Read(ctx context.Context, cfg protocol.Config, mem memory
 	callCtx := ctx
 	r := s.c.rings.get()
 	if r != nil {
-		rr = &ringReader{r: r}
+		rr = &ringReader{r: r, inPlace: s.c.trusted}
 		callCtx = metadata.AppendToOutgoingContext(ctx, ringMetadataKey, r.name)
 	}
 	stream, err := s.c.fc.DoGet(callCtx, &flight.Ticket{Ticket: raw})

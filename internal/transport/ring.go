@@ -71,6 +71,8 @@ type ring struct {
 	mu   sync.Mutex
 	path string // the file, until unlinked (creator side)
 
+	holds ringHolds // bodies read in place (inplace.go)
+
 	unmapped atomic.Bool // tests
 }
 
@@ -103,10 +105,16 @@ func (r *ring) unlink() {
 	}
 }
 
-// close unlinks the file if still there and unmaps it. Nothing may use
-// the ring after.
+// close unlinks the file if still there and unmaps it, at once or, while
+// bodies read in place are held, when the last is released. Nothing may
+// use the ring after.
 func (r *ring) close() {
 	r.unlink()
+	r.closeWhenReleased()
+}
+
+// unmap unmaps the ring (holds.mu held, or no body ever held).
+func (r *ring) unmap() {
 	if r.mem != nil {
 		munmap(r.mem)
 		r.mem, r.data = nil, nil
@@ -206,11 +214,20 @@ func (w *ringWriter) place(head, size uint64) (uint64, bool) {
 type ringReader struct {
 	r    *ring
 	head uint64
+	// inPlace hands bodies out as buffers over the ring (a trusted
+	// writer: inplace.go) instead of copies.
+	inPlace bool
 }
 
 // read checks that [off, off+n) is the next body the producer published
-// and copies it into a buffer from mem.
+// and copies it into a buffer from mem, or, in place, returns a buffer
+// over the ring that holds its place until released.
 func (rd *ringReader) read(off, n uint64, mem memory.Allocator) (*memory.Buffer, error) {
+	return rd.take(off, n, mem, false)
+}
+
+// take is read; copy copies the body out even in place.
+func (rd *ringReader) take(off, n uint64, mem memory.Allocator, copy bool) (*memory.Buffer, error) {
 	c := rd.r.cap
 	switch {
 	case n == 0 || n > c:
@@ -225,9 +242,17 @@ func (rd *ringReader) read(off, n uint64, mem memory.Allocator) (*memory.Buffer,
 		if tail := atomic.LoadUint64(rd.r.word(hdrTail)); off+n > tail {
 			return
 		}
-		buf = arrowmem.Copy(mem, rd.r.data[off%c:][:n])
+		switch {
+		case rd.inPlace && !copy:
+			buf = rd.r.hold(off, n)
+		case rd.inPlace:
+			buf = arrowmem.Copy(mem, rd.r.data[off%c:][:n])
+			rd.r.skip(off, n)
+		default:
+			buf = arrowmem.Copy(mem, rd.r.data[off%c:][:n])
+			atomic.StoreUint64(rd.r.word(hdrHead), off+n)
+		}
 		rd.head = off + n
-		atomic.StoreUint64(rd.r.word(hdrHead), rd.head)
 	})
 	if err != nil {
 		if buf != nil {

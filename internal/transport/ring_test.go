@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -358,12 +359,25 @@ func (e *sumEmitter) Emit(_ context.Context, rec arrow.RecordBatch, pos protocol
 func (e *sumEmitter) DeadLetter(context.Context, []protocol.DeadLetter) error { return nil }
 
 func TestSourceBodiesGoThroughTheRing(t *testing.T) {
+	for _, trusted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("trusted=%v", trusted), func(t *testing.T) { testSourceBodiesGoThroughTheRing(t, trusted) })
+	}
+}
+
+// testSourceBodiesGoThroughTheRing holds every batch until the stream is
+// over: read in place (trusted), they fill the ring, and the rest come
+// inline.
+func testSourceBodiesGoThroughTheRing(t *testing.T, trusted bool) {
 	skipWithoutRings(t)
-	_, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(bigSource{})}, "big")
+	c, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(bigSource{})}, "big")
+	if trusted {
+		c.Trust()
+	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	const batches = 40 // 40 MiB: more than the ring holds at once
 	for run := range 3 {
+		inPlace := inPlaceBodies.Load()
 		before := ReceivedStats()
 		e := &sumEmitter{}
 		if err := conn.(protocol.Source).Read(context.Background(), protocol.Config{Connector: "big", Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
@@ -389,6 +403,12 @@ func TestSourceBodiesGoThroughTheRing(t *testing.T) {
 		t.Logf("run %d: ring %d bodies %d bytes, inline %d bodies", run, after.RingBodies-before.RingBodies, after.RingBytes-before.RingBytes, after.InlineBodies-before.InlineBodies)
 		if after.RingBodies == before.RingBodies {
 			t.Errorf("run %d: no body came through the ring", run)
+		}
+		if n := inPlaceBodies.Load() - inPlace; trusted != (n > 0) {
+			t.Errorf("run %d: %d bodies read in place (trusted %v)", run, n, trusted)
+		}
+		if n := heldBodies.Load(); n != 0 {
+			t.Errorf("run %d: %d bodies still held in place after every batch was released", run, n)
 		}
 	}
 }

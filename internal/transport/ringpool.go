@@ -90,10 +90,11 @@ func (p *ringPool) get() *ring {
 	return r
 }
 
-// put gives r back after a stream: kept when reusable, else unmapped.
+// put gives r back after a stream: kept when reusable, else unmapped
+// (once the bodies read in place from it are released).
 func (p *ringPool) put(r *ring, reusable bool) {
 	r.unlink()
-	if reusable {
+	if reusable && !r.inUse() {
 		p.mu.Lock()
 		if !p.closed && len(p.free) < keptRings {
 			p.free = append(p.free, r)

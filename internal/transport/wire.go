@@ -300,7 +300,10 @@ func (m *messageReader) body(fd *flight.FlightData, ref *ringRef) (*memory.Buffe
 		return nil, fmt.Errorf("message has both a data_body and a shared memory ring reference")
 	}
 	mem := m.mem
-	buf, err := m.ring.read(ref.Off, ref.Len, mem)
+	// A dictionary stays with the IPC reader for the whole stream: read
+	// in place, it would hold the ring's head back as long.
+	copy := m.ring.inPlace && ipc.NewMessage(memory.NewBufferBytes(fd.DataHeader), noBody).Type() != ipc.MessageRecordBatch
+	buf, err := m.ring.take(ref.Off, ref.Len, mem, copy)
 	if err != nil {
 		return nil, err
 	}
@@ -308,6 +311,9 @@ func (m *messageReader) body(fd *flight.FlightData, ref *ringRef) (*memory.Buffe
 	stats.ringBytes.Add(int64(ref.Len))
 	return buf, nil
 }
+
+// noBody is the empty body of a message built only to read its type.
+var noBody = memory.NewBufferBytes(nil)
 
 func (m *messageReader) Retain() { m.refs++ }
 
