@@ -886,3 +886,46 @@ func TestBodyWaitsForRoomInTheRing(t *testing.T) {
 		t.Fatalf("second body not through the ring: %s (%v)", second.AppMetadata, err)
 	}
 }
+
+// TestStalledRingDoesNotDelayEveryBody: when the reader frees nothing (it
+// keeps every batch it read in place), the writer waits for room once,
+// then sends inline without waiting until the ring has room again.
+func TestStalledRingDoesNotDelayEveryBody(t *testing.T) {
+	defer func(d time.Duration) { maxRingWait = d }(maxRingWait)
+	maxRingWait = 10 * time.Millisecond
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	b := array.NewInt64Builder(mem)
+	for i := range 40_000 {
+		b.Append(int64(i))
+	}
+	col := b.NewArray()
+	b.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
+	col.Release()
+	defer rec.Release()
+
+	w, _ := ringPair(t, 512<<10)
+	sent := &sentMessages{}
+	bw := newBatchWriter(sent, schema, mem)
+	bw.pw.ring = w
+	before := ringWaitsRanOut.Load()
+	for range 6 { // the first fills the ring; nobody reads
+		if err := bw.WriteWithAppMetadata(rec, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := ringWaitsRanOut.Load() - before; n != 1 {
+		t.Errorf("the writer waited in vain %d times for room in a ring nobody reads, want once", n)
+	}
+	inline := 0
+	for _, m := range sent.msgs {
+		if o, ok := m.(*outData); ok && o.bodySize > 0 {
+			inline++
+		}
+	}
+	if inline != 5 {
+		t.Errorf("%d bodies inline, want 5", inline)
+	}
+}

@@ -350,6 +350,9 @@ type payloadWriter struct {
 	ring  *ringWriter // bodies go there when it has room
 	// ringOK, if set, says when ring may be used (the peer accepted it).
 	ringOK *atomic.Bool
+	// stalled says that the last wait for room in the ring ran out:
+	// bodies go inline without waiting until one fits again.
+	stalled bool
 	// noRetain copies inline bodies instead of handing gRPC the batch's
 	// buffers: gRPC does not free the buffers of a stream whose
 	// connection died, which kept such batches retained for ever.
@@ -373,7 +376,9 @@ func (p *payloadWriter) WritePayload(payload ipc.Payload) error {
 	}
 	if p.ring != nil && p.body.n > 0 && (p.ringOK == nil || p.ringOK.Load()) {
 		off, ok := p.ring.write(p.body.parts, p.body.n)
-		if !ok && p.ringWait(p.body.n) {
+		if ok {
+			p.stalled = false
+		} else if p.ringWait(p.body.n) {
 			// The reader freed room: the body waited for it rather than
 			// going inline (see ringWait).
 			off, ok = p.ring.write(p.body.parts, p.body.n)
@@ -419,7 +424,11 @@ func (p *payloadWriter) ringWait(n int) bool {
 		return false
 	}
 	if p.ring.fits(n) {
+		p.stalled = false
 		return true
+	}
+	if p.stalled {
+		return false
 	}
 	deadline := time.Now().Add(maxRingWait)
 	for wait := 20 * time.Microsecond; time.Now().Before(deadline); wait = min(2*wait, time.Millisecond) {
@@ -428,8 +437,16 @@ func (p *payloadWriter) ringWait(n int) bool {
 			return true
 		}
 	}
+	// The reader holds what it read (a stage keeping every batch): do not
+	// wait again for each body until the ring has room.
+	p.stalled = true
+	ringWaitsRanOut.Add(1)
 	return false
 }
+
+// ringWaitsRanOut counts the waits for room in a ring that ran out, in
+// this process (tests).
+var ringWaitsRanOut atomic.Int64
 
 // SetFlightDescriptor sets the descriptor of the next message.
 func (w *batchWriter) SetFlightDescriptor(d *flight.FlightDescriptor) { w.pw.descr = d }
