@@ -22,8 +22,8 @@ import (
 // is saved.
 //
 // A body held long (a batch a stage keeps) holds back the head, so the
-// writer finds the ring full, waits up to maxRingWait and then sends
-// inline: slower, never wrong. Dictionary bodies are copied: the Arrow
+// writer finds the ring full, waits maxRingWait without progress and then
+// sends inline: slower, never wrong. Dictionary bodies are copied: the Arrow
 // IPC reader keeps a dictionary for the whole stream. A ring with bodies
 // still held when its stream ends is not used again, and is unmapped when
 // the last is released.

@@ -54,6 +54,12 @@ const (
 	hdrCap   = 8
 	hdrTail  = 64  // written by the producer only
 	hdrHead  = 128 // written by the consumer only
+	// hdrRead is where the consumer has read up to (written by the
+	// consumer only; 0 from a consumer that predates it). It runs ahead
+	// of hdrHead while bodies read in place are held (inplace.go), and
+	// tells the producer whether a full ring is a consumer behind in its
+	// reading (wait for it) or one holding all it read (do not).
+	hdrRead = 192
 )
 
 // ringBytes is the data capacity of the ring of one stream: a few of the
@@ -180,6 +186,16 @@ func (w *ringWriter) fits(n int) bool {
 	return err == nil && ok
 }
 
+// head returns the consumer's head and how far it has read, false when
+// the mapping faults.
+func (w *ringWriter) head() (head, read uint64, ok bool) {
+	err := guard(func() {
+		head = atomic.LoadUint64(w.r.word(hdrHead))
+		read = atomic.LoadUint64(w.r.word(hdrRead))
+	})
+	return head, read, err == nil
+}
+
 // sane says whether the consumer's head is where a consumer can be:
 // tail is off+size rounded up to ringAlign, up to ringAlign-1 past
 // head+cap.
@@ -253,6 +269,7 @@ func (rd *ringReader) take(off, n uint64, mem memory.Allocator, copy bool) (*mem
 			atomic.StoreUint64(rd.r.word(hdrHead), off+n)
 		}
 		rd.head = off + n
+		atomic.StoreUint64(rd.r.word(hdrRead), rd.head)
 	})
 	if err != nil {
 		if buf != nil {

@@ -122,6 +122,7 @@ func (r *ring) reset() {
 	_ = guard(func() {
 		atomic.StoreUint64(r.word(hdrHead), 0)
 		atomic.StoreUint64(r.word(hdrTail), 0)
+		atomic.StoreUint64(r.word(hdrRead), 0)
 	})
 }
 

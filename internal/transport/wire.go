@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -405,20 +406,29 @@ func (p *payloadWriter) WritePayload(payload ipc.Payload) error {
 	return err
 }
 
-// maxRingWait bounds how long a body waits for room in the ring before it
-// goes inline (a batch too big for one gRPC message is then sliced).
-var maxRingWait = 20 * time.Millisecond
+// maxRingWait bounds how long a body waits for room in the ring while the
+// reader frees none before it goes inline (a batch too big for one gRPC
+// message is then sliced).
+var maxRingWait = 200 * time.Millisecond
 
 // ringWait says whether a body of n bytes would go through the shared
-// memory ring now, waiting up to maxRingWait for the reader to free room:
-// the bodies it frees were sent already, so this is the same backpressure
-// a full gRPC window applies. Every body waits, not only those too big for
-// one message: a body sent inline because the reader was a moment behind
-// costs more copies on both sides, and the reader's gRPC buffers held up
-// to the 64 MiB window of such bodies (35 MB of the engine's heap at its
-// peak on the 10M-row attendance benchmark, where the engine reads slower
-// than the CSV plugin parses); a whole batch through the ring also saves
-// the receiver joining slices sent inline.
+// memory ring now, waiting for the reader to free room: the bodies it
+// frees were sent already, so this is the same backpressure a full gRPC
+// window applies. While the reader has bodies still to read (hdrRead), it
+// is behind and the wait lasts until it frees room or the stream ends, as
+// a full gRPC window would. Once it has read everything and still frees
+// nothing, it holds what it read in place (a stage keeping every batch,
+// inplace.go): the wait then ends after maxRingWait without progress, and
+// bodies go inline, without waiting again until one fits. A reader that
+// predates hdrRead gets the bounded wait.
+//
+// Every body waits, not only those too big for one message: a body sent
+// inline because the reader was behind costs more copies on both sides,
+// and the reader's gRPC buffers held up to the 64 MiB window of such
+// bodies (35 MB of the engine's heap at its peak on the 10M-row attendance
+// benchmark, where the engine reads slower than the CSV plugin parses); a
+// whole batch through the ring also saves the receiver joining slices
+// sent inline.
 func (p *payloadWriter) ringWait(n int) bool {
 	if p.ring == nil || (p.ringOK != nil && !p.ringOK.Load()) || n > int(p.ring.r.cap) {
 		return false
@@ -430,15 +440,34 @@ func (p *payloadWriter) ringWait(n int) bool {
 	if p.stalled {
 		return false
 	}
+	var done <-chan struct{}
+	if s, ok := p.s.(interface{ Context() context.Context }); ok {
+		done = s.Context().Done()
+	}
+	head, _, _ := p.ring.head()
 	deadline := time.Now().Add(maxRingWait)
-	for wait := 20 * time.Microsecond; time.Now().Before(deadline); wait = min(2*wait, time.Millisecond) {
-		time.Sleep(wait)
+	for wait := 20 * time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		select {
+		case <-done:
+			return false // the send fails and says why
+		case <-time.After(wait):
+		}
 		if p.ring.fits(n) {
 			return true
 		}
+		h, read, ok := p.ring.head()
+		switch {
+		case !ok:
+			return false
+		case h != head:
+			head, deadline = h, time.Now().Add(maxRingWait) // progress
+		case read != 0 && read < p.ring.end:
+			deadline = time.Now().Add(maxRingWait) // behind in its reading
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
 	}
-	// The reader holds what it read (a stage keeping every batch): do not
-	// wait again for each body until the ring has room.
 	p.stalled = true
 	ringWaitsRanOut.Add(1)
 	return false
