@@ -28,12 +28,15 @@ type Client struct {
 	version int
 	rings   *ringPool
 	trusted bool // read ring bodies in place (Trust)
+	// inPlace are the rings of the streams read in place (Trust): larger.
+	inPlace *ringPool
 }
 
 func newClient(conn grpc.ClientConnInterface, version int) *Client {
-	c := &Client{fc: flight.NewFlightServiceClient(conn), version: version, rings: &ringPool{}}
+	c := &Client{fc: flight.NewFlightServiceClient(conn), version: version, rings: &ringPool{}, inPlace: &ringPool{size: inPlaceRingBytes}}
 	// Unmap the kept rings of a client dropped without Close (tests).
 	runtime.AddCleanup(c, (*ringPool).close, c.rings)
+	runtime.AddCleanup(c, (*ringPool).close, c.inPlace)
 	return c
 }
 
@@ -45,7 +48,10 @@ func (c *Client) Trust() { c.trusted = true }
 
 // Close releases the shared memory kept for streams with the server. The
 // client still works after, with every Arrow body inline.
-func (c *Client) Close() { c.rings.close() }
+func (c *Client) Close() {
+	c.rings.close()
+	c.inPlace.close()
+}
 
 // Version returns the protocol version spoken with the server. Version 1
 // servers send no positions and cannot flush: their sources cannot resume
@@ -147,7 +153,11 @@ func (s *remoteSource) Read(ctx context.Context, cfg protocol.Config, mem memory
 	// of the call arrives.
 	var rr *ringReader
 	callCtx := ctx
-	r := s.c.rings.get()
+	pool := s.c.rings
+	if s.c.trusted {
+		pool = s.c.inPlace
+	}
+	r := pool.get()
 	if r != nil {
 		rr = &ringReader{r: r, inPlace: s.c.trusted}
 		callCtx = metadata.AppendToOutgoingContext(ctx, ringMetadataKey, r.name)
@@ -155,7 +165,7 @@ func (s *remoteSource) Read(ctx context.Context, cfg protocol.Config, mem memory
 	stream, err := s.c.fc.DoGet(callCtx, &flight.Ticket{Ticket: raw})
 	if err != nil {
 		if r != nil {
-			s.c.rings.put(r, false)
+			pool.put(r, false)
 		}
 		return fromStatus(err)
 	}
@@ -165,14 +175,14 @@ func (s *remoteSource) Read(ctx context.Context, cfg protocol.Config, mem memory
 		// Only this goroutine reads the mapping; it is kept for the next
 		// stream only if the server's handler is over (it no longer
 		// writes there).
-		defer func() { s.c.rings.put(r, accepted && ended) }()
+		defer func() { pool.put(r, accepted && ended) }()
 		recv = func() (*flight.FlightData, error) {
 			fd, err := stream.Recv()
 			if first {
 				first = false
 				r.unlink()
 				if md, herr := stream.Header(); herr == nil && err == nil {
-					accepted = s.c.rings.answered(md.Get(ringMetadataKey))
+					accepted = pool.answered(md.Get(ringMetadataKey))
 				}
 			}
 			if errors.Is(err, io.EOF) {

@@ -369,6 +369,8 @@ func TestSourceBodiesGoThroughTheRing(t *testing.T) {
 // inline.
 func testSourceBodiesGoThroughTheRing(t *testing.T, trusted bool) {
 	skipWithoutRings(t)
+	defer func(n int) { inPlaceRingBytes = n }(inPlaceRingBytes)
+	inPlaceRingBytes = ringBytes // less than the 40 MiB held
 	c, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(bigSource{})}, "big")
 	if trusted {
 		c.Trust()

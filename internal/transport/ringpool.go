@@ -25,6 +25,7 @@ func debugLog(msg string, args ...any) { slog.Debug(msg, args...) }
 
 // ringPool is the host's rings for one plugin connection.
 type ringPool struct {
+	size   int // bytes of data of its rings; 0: ringBytes
 	mu     sync.Mutex
 	free   []*ring
 	closed bool
@@ -79,7 +80,11 @@ func (p *ringPool) get() *ring {
 		return r
 	}
 	p.mu.Unlock()
-	r, err := createRing("", ringBytes)
+	size := p.size
+	if size == 0 {
+		size = ringBytes
+	}
+	r, err := createRing("", size)
 	if err != nil {
 		// Not supported here, or /dev/shm and the temp dir are unusable:
 		// not worth trying again for every call.
