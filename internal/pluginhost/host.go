@@ -132,7 +132,7 @@ func (h *Host) Connector(ctx context.Context, name string) (protocol.Connector, 
 			if h.opts.BuiltinCommand == nil {
 				return c, nil
 			}
-			return h.launch(ctx, name, h.opts.BuiltinCommand, true)
+			return h.launchBuiltin(ctx, name, c.Spec())
 		}
 	}
 	if path := h.find(name); path != "" {
@@ -263,6 +263,30 @@ func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd, bu
 	return nil, fmt.Errorf("plugin %q: connector of unknown kind %q", name, c.Spec().Kind)
 }
 
+// launchBuiltin returns the built-in connector called name at once and
+// starts its plugin process in the background: the engine meanwhile starts
+// the other stages' processes and compiles its rules, and the first call
+// through the connector waits for the start (process.mu is held until
+// then). Its spec is the registry's: the process is this binary.
+func (h *Host) launchBuiltin(ctx context.Context, name string, spec protocol.Spec) (protocol.Connector, error) {
+	if spec.Kind != protocol.KindSource && spec.Kind != protocol.KindSink {
+		return nil, fmt.Errorf("plugin %q: connector of unknown kind %q", name, spec.Kind)
+	}
+	p := &process{h: h, name: name, cmd: h.opts.BuiltinCommand, builtin: true, log: h.opts.Logger.With("plugin", name)}
+	h.mu.Lock()
+	h.procs = append(h.procs, p)
+	h.mu.Unlock()
+	p.mu.Lock()
+	go func() {
+		defer p.mu.Unlock()
+		_, p.startErr = p.connectorLocked(context.WithoutCancel(ctx))
+	}()
+	if spec.Kind == protocol.KindSource {
+		return &source{p: p, spec: spec}, nil
+	}
+	return &sink{p: p, spec: spec}, nil
+}
+
 // stopping reports whether Options.Stop is closed.
 func (h *Host) stopping() bool {
 	select {
@@ -303,6 +327,7 @@ type process struct {
 	broken   bool
 	closed   bool
 	restarts int
+	startErr error // of a start in the background (launchBuiltin), for the next call
 }
 
 // connector returns the connector of the live process, starting one if
@@ -310,6 +335,15 @@ type process struct {
 func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.startErr; err != nil {
+		p.startErr = nil
+		return nil, err
+	}
+	return p.connectorLocked(ctx)
+}
+
+// connectorLocked is connector, with p.mu held.
+func (p *process) connectorLocked(ctx context.Context) (protocol.Connector, error) {
 	if p.closed {
 		return nil, fmt.Errorf("plugin %q: host closed", p.name)
 	}
