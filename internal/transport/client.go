@@ -278,7 +278,7 @@ func (s *remoteSink) Open(ctx context.Context, cfg protocol.Config, mem memory.A
 	callCtx := ctx
 	r := s.c.rings.get()
 	if r != nil {
-		callCtx = metadata.AppendToOutgoingContext(ctx, ringMetadataKey, r.name)
+		callCtx = metadata.AppendToOutgoingContext(ctx, ringMetadataKey, r.name, ringInPlaceKey, "1")
 	}
 	stream, err := s.c.fc.DoPut(callCtx)
 	if err != nil {
@@ -477,7 +477,8 @@ func (w *remoteWriter) finish() error {
 			// The handler returned once the status follows: the ring
 			// may serve another call.
 			_, err := w.stream.Recv()
-			w.ended = errors.Is(err, io.EOF)
+			// Not reused while the plugin holds bodies read in place.
+			w.ended = errors.Is(err, io.EOF) && len(w.stream.Trailer().Get(ringHeldKey)) == 0
 		}
 		return nil
 	}

@@ -2,10 +2,16 @@ package transport
 
 import (
 	"bytes"
+	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
 )
 
 // TestInPlaceHeadWaitsForRelease: bodies read in place keep their place in
@@ -103,5 +109,77 @@ func TestInPlaceRingUnmappedAfterLastRelease(t *testing.T) {
 	buf.Release()
 	if !rd.r.unmapped.Load() {
 		t.Fatal("ring still mapped after its last body was released")
+	}
+}
+
+// TestSinkReadsInPlaceAndKeepsHeldRings: a sink plugin reads the host's
+// bodies in place (the host is trusted); a sink that still holds a batch
+// when its stream ends says so, and the host does not give that ring to
+// the next stream, which would overwrite the batch.
+func TestSinkReadsInPlaceAndKeepsHeldRings(t *testing.T) {
+	skipWithoutRings(t)
+	var (
+		mu   sync.Mutex
+		kept arrow.RecordBatch
+		sum  int64
+	)
+	snk := &writeSink{name: "keep", write: func(_ context.Context, rec arrow.RecordBatch) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if kept == nil { // the first batch outlives the stream
+			rec.Retain()
+			kept = rec
+		}
+		for _, v := range rec.Column(0).(*array.Int64).Int64Values() {
+			sum += v
+		}
+		return nil
+	}}
+	c, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(bigSource{}, snk)}, "keep")
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ctx := context.Background()
+	write := func(batches int64) {
+		t.Helper()
+		w, err := conn.(protocol.Sink).Open(ctx, protocol.Config{Connector: "keep"}, mem, bigSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := (bigSource{}).Read(ctx, protocol.Config{Options: map[string]any{"batches": batches}}, mem, &sinkWriterEmitter{w: w}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inPlace := inPlaceBodies.Load()
+	write(4)
+	if n := inPlaceBodies.Load() - inPlace; n == 0 {
+		t.Error("the sink read no body in place")
+	}
+	c.rings.mu.Lock()
+	free := len(c.rings.free)
+	c.rings.mu.Unlock()
+	if free != 0 {
+		t.Errorf("%d rings kept for reuse while the sink holds a batch read in place from one", free)
+	}
+	mu.Lock()
+	first := kept
+	want := int64(0)
+	for _, v := range first.Column(0).(*array.Int64).Int64Values() {
+		want += v
+	}
+	mu.Unlock()
+	write(8) // another stream, through another ring
+	var got int64
+	for _, v := range first.Column(0).(*array.Int64).Int64Values() {
+		got += v
+	}
+	if got != want || want != int64(bigRows)*(bigRows-1)/2 {
+		t.Errorf("the kept batch changed: sum %d, was %d", got, want)
+	}
+	first.Release()
+	if n := heldBodies.Load(); n != 0 {
+		t.Errorf("%d bodies still held", n)
 	}
 }

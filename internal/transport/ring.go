@@ -48,7 +48,15 @@ const (
 	// ringMetadataKey is the gRPC metadata naming the ring (request) and
 	// saying whether it is used ("1") or not ("0") (response header).
 	ringMetadataKey = "vigie-ring"
-	maxRingBytes    = 1 << 30
+	// ringInPlaceKey ("1", request of a DoPut offering a ring) says that
+	// the host reuses the ring for another stream only if the plugin's
+	// trailer lacks ringHeldKey, so the plugin may read its bodies in
+	// place (inplace.go): the host is trusted by its plugins.
+	ringInPlaceKey = "vigie-ring-in-place"
+	// ringHeldKey ("1", DoPut trailer) says that bodies read in place
+	// were still held when the handler returned.
+	ringHeldKey  = "vigie-ring-held"
+	maxRingBytes = 1 << 30
 
 	hdrMagic = 0
 	hdrCap   = 8
