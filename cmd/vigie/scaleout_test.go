@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigie-edu/vigie/internal/kafkatest"
+)
+
+// Scale-out tests (issue 15, docs/design/streaming.md section 10): several
+// `vigie run` processes of one pipeline in one consumer group, on a
+// 3-broker kfake cluster, Kafka → map rule → Kafka with per-partition
+// checkpoints (source partitioned_by, sink partition_column). Each test
+// disturbs the group mid-run (an instance SIGKILLed, an instance added, a
+// broker restarted and the coordinators moved), waits until the
+// per-partition checkpoint records cover the whole input, and compares the
+// output read with read_committed with a single-instance run's, row for
+// row per student. VIGIE_SCALEOUT_EVENTS sets the number of events
+// (default scaleOutDefaultEvents; the issue's figure is 1000000),
+// VIGIE_SIGKILL_SEED the seed of the disturbance points.
+const (
+	scaleOutDefaultEvents = 100_000
+	scaleOutGroup         = "scale"
+)
+
+// scaleOut is one scale-out test's cluster, input and pipelines.
+type scaleOut struct {
+	t      *testing.T
+	ctx    context.Context
+	c      *kafkatest.Cluster
+	dir    string
+	events int
+	rng    *rand.Rand
+	n      int // instances started
+}
+
+func newScaleOut(t *testing.T) *scaleOut {
+	t.Helper()
+	events, rng := sigkillParams(t, "VIGIE_SCALEOUT_EVENTS", scaleOutDefaultEvents)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	c := kafkatest.Start(t, kafkatest.Config{
+		Brokers: 3,
+		Topics:  map[string]int32{"events": sigkillPartitions, "ref": sigkillPartitions, "scale": sigkillPartitions},
+		// Members SIGKILLed are dropped after 1s of silence.
+		Extra: []kfake.Opt{kfake.GroupMinSessionTimeout(500 * time.Millisecond)},
+	})
+	produceEvents(ctx, t, c, events)
+	s := &scaleOut{t: t, ctx: ctx, c: c, dir: t.TempDir(), events: events, rng: rng}
+	s.write("ref", false)
+	s.write("scale", true)
+	start := time.Now()
+	out, code := runToEnd(ctx, t, s.dir, "ref.toml")
+	if code != 0 {
+		t.Fatalf("reference run: exit %d\n%s", code, out)
+	}
+	t.Logf("reference run (one instance, no group): %s", time.Since(start).Round(time.Millisecond))
+	return s
+}
+
+// write writes name.toml: the map-rule pipeline of TestEngineSIGKILL with
+// the input partition as a column; scaled, as a member of a group with
+// per-partition checkpoints (continuous), else reading every partition to
+// its end.
+func (s *scaleOut) write(name string, scaled bool) {
+	s.t.Helper()
+	brokers := `["` + strings.Join(s.c.Addrs, `", "`) + `"]`
+	src, snk := "stop_at_end = true", ""
+	if scaled {
+		src = fmt.Sprintf("group = %q\npartitioned_by = \"student_id\"\nsession_timeout = \"1s\"", scaleOutGroup)
+		snk = `partition_column = "kafka_partition"`
+	}
+	rule, err := filepath.Abs(filepath.Join("..", "..", "examples", "rules", "bench_map_wat", "bench_map.wasm"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	toml := fmt.Sprintf(`[pipeline]
+name = %[1]q
+batch_rows = 8192
+max_delay = "50ms"
+checkpoint_interval = "100ms"
+dead_letter = "%[1]s.dead.csv"
+
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = %[2]s
+topics = ["events"]
+metadata = ["partition"]
+%[3]s
+columns = { student_id = "utf8", n = "int64", a = "float64", b = "float64", c = "float64" }
+
+[[rule]]
+name = "score"
+input = "events"
+module = %[4]q
+
+[[sink]]
+name = "out"
+input = "score"
+connector = "kafka_topic"
+[sink.options]
+brokers = %[2]s
+topic = %[1]q
+key_column = "student_id"
+%[5]s
+`, name, brokers, src, rule, snk)
+	if err := os.WriteFile(filepath.Join(s.dir, name+".toml"), []byte(toml), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// instance is one running `vigie run scale.toml`.
+type instance struct {
+	id     int
+	kill   func()
+	out    fmt.Stringer
+	exited <-chan int
+}
+
+// start starts an instance in its own directory (its own dead-letter
+// file), like a process on another machine.
+func (s *scaleOut) start() *instance {
+	s.t.Helper()
+	s.n++
+	dir := filepath.Join(s.dir, "i"+strconv.Itoa(s.n))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir, "scale.toml"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scale.toml"), b, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	cmd, out, exited := startVigie(s.ctx, s.t, dir, "scale.toml")
+	return &instance{id: s.n, out: out, exited: exited, kill: func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}}
+}
+
+// covered returns how many input events the committed per-partition
+// checkpoint records of the scaled pipeline cover.
+func (s *scaleOut) covered() int64 {
+	s.t.Helper()
+	last := partitionCheckpoints(s.ctx, s.t, s.c, "scale")
+	var n int64
+	for _, next := range last {
+		n += next
+	}
+	return n
+}
+
+// waitCovered waits until the records cover share of the input, failing
+// if an instance exits first.
+func (s *scaleOut) waitCovered(share float64, running []*instance) {
+	s.t.Helper()
+	for float64(s.covered()) < share*float64(s.events) {
+		for _, in := range running {
+			select {
+			case code := <-in.exited:
+				s.t.Fatalf("instance %d exited %d before %.0f%% of the input was covered:\n%s", in.id, code, 100*share, in.out)
+			default:
+			}
+		}
+		select {
+		case <-s.ctx.Done():
+			s.t.Fatalf("%.0f%% of the input not covered in time (%d of %d events)", 100*share, s.covered(), s.events)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// members waits until the group is stable with n members and returns how
+// many partitions each has.
+func (s *scaleOut) members(n int) []int {
+	s.t.Helper()
+	gi, err := s.c.WaitGroupInfo(s.ctx, scaleOutGroup, func(gi *kfake.GroupInfo) bool {
+		if gi == nil || gi.State != "Stable" || len(gi.Members) != n || gi.NumAssigned() != sigkillPartitions {
+			return false
+		}
+		for i := range gi.Members {
+			if gi.Members[i].NumAssigned() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		s.t.Fatalf("group %q never stable with %d members each with partitions: %v", scaleOutGroup, n, err)
+	}
+	var out []int
+	for i := range gi.Members {
+		out = append(out, gi.Members[i].NumAssigned())
+	}
+	return out
+}
+
+// finish waits until the input is covered, stops the instances and
+// compares the output with the reference run's.
+func (s *scaleOut) finish(running []*instance) {
+	s.t.Helper()
+	start := time.Now()
+	s.waitCovered(1, running)
+	s.t.Logf("input covered %s after the disturbance", time.Since(start).Round(time.Millisecond))
+	for _, in := range running {
+		in.kill()
+		<-in.exited
+	}
+	ref, scaled := readToEnd(s.ctx, s.t, s.c, "ref"), readToEnd(s.ctx, s.t, s.c, "scale")
+	if n := total(ref); n != s.events {
+		s.t.Errorf("reference output: %d rows, want %d", n, s.events)
+	}
+	sameRows(s.t, ref, scaled)
+	if s.t.Failed() {
+		for _, in := range running {
+			s.t.Logf("instance %d:\n%s", in.id, in.out)
+		}
+	}
+}
+
+// share returns a random point between 25% and 60% of the input.
+func (s *scaleOut) share() float64 { return 0.25 + 0.35*s.rng.Float64() }
+
+// TestScaleOutSIGKILL: three instances share the 12 partitions; one is
+// SIGKILLed mid-run; the others take its partitions over (fencing its
+// transactions, resuming from its committed records); the output equals a
+// single-instance run's.
+func TestScaleOutSIGKILL(t *testing.T) {
+	s := newScaleOut(t)
+	running := []*instance{s.start(), s.start(), s.start()}
+	t.Logf("partitions per member: %v", s.members(3))
+	share := s.share()
+	s.waitCovered(share, running)
+	victim := s.rng.IntN(len(running))
+	running[victim].kill()
+	<-running[victim].exited
+	t.Logf("instance %d SIGKILLed at %.0f%% of the input", running[victim].id, 100*share)
+	running = append(running[:victim], running[victim+1:]...)
+	t.Logf("partitions per member after the kill: %v", s.members(2))
+	s.finish(running)
+}
+
+// TestScaleOutAddInstance: two instances, a third added mid-run takes
+// partitions (revoked from the others, which commit what they read of
+// them first); the output equals a single-instance run's.
+func TestScaleOutAddInstance(t *testing.T) {
+	s := newScaleOut(t)
+	running := []*instance{s.start(), s.start()}
+	t.Logf("partitions per member: %v", s.members(2))
+	share := s.share()
+	s.waitCovered(share, running)
+	running = append(running, s.start())
+	t.Logf("instance 3 added at %.0f%% of the input; partitions per member: %v", 100*share, s.members(3))
+	s.finish(running)
+}
+
+// TestScaleOutBrokerRestart: three instances; mid-run the group's
+// coordinator broker is stopped and started again on its port, and every
+// group and transaction coordinator moves; the output equals a
+// single-instance run's.
+func TestScaleOutBrokerRestart(t *testing.T) {
+	s := newScaleOut(t)
+	running := []*instance{s.start(), s.start(), s.start()}
+	t.Logf("partitions per member: %v", s.members(3))
+	share := s.share()
+	s.waitCovered(share, running)
+	node := s.c.CoordinatorFor(scaleOutGroup)
+	_, port, err := net.SplitHostPort(s.c.Addrs[node])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	if err := s.c.RemoveNode(node); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, _, err := s.c.AddNode(node, p); err != nil {
+		t.Fatal(err)
+	}
+	s.c.RehashCoordinators()
+	t.Logf("broker %d (the group's coordinator) restarted at %.0f%% of the input; coordinator now %d", node, 100*share, s.c.CoordinatorFor(scaleOutGroup))
+	s.finish(running)
+}
+
+// partitionCheckpoints returns the last committed per-partition checkpoint
+// record of pipeline: input partition → next offset.
+func partitionCheckpoints(ctx context.Context, t testing.TB, c *kafkatest.Cluster, pipeline string) map[int32]int64 {
+	t.Helper()
+	topic := pipeline + ".checkpoints"
+	acl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acl.Close()
+	ends, err := kadm.NewClient(acl).ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := ends[topic][0].Offset
+	out := map[int32]int64{}
+	if end == 0 {
+		return out
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	prefix := "vigie." + pipeline + ".p"
+	for read := int64(0); read < end; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			read = max(read, r.Offset+1)
+			if r.Attrs.IsControl() || !strings.HasPrefix(string(r.Key), prefix) {
+				return
+			}
+			var cp struct {
+				Data struct {
+					Partition int32
+					Offset    int64
+				}
+			}
+			if err := json.Unmarshal(r.Value, &cp); err != nil {
+				t.Fatalf("checkpoint record %s: %v", r.Value, err)
+			}
+			out[cp.Data.Partition] = cp.Data.Offset
+		})
+	}
+	return out
+}
