@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -16,6 +17,10 @@ import (
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
 )
+
+// initAttempts bounds the attempts at initializing a partition's producer
+// (about 5 s of backoff in all).
+const initAttempts = 10
 
 // partitionWriter is the sink's writer with partition_column: one
 // transactional producer per input partition (see partitions.go).
@@ -78,7 +83,16 @@ func (w *partitionWriter) producer(ctx context.Context, p int32) (*partProducer,
 		if err != nil {
 			return nil, fmt.Errorf("kafka client: %w", protocol.WithKind(err, protocol.ErrConfig))
 		}
-		if _, _, err := cl.ProducerID(ctx); err != nil {
+		// Retried for a while: right after a broker restart or a
+		// coordinator move the first attempts can fail.
+		for attempt := 1; ; attempt++ {
+			_, _, err = cl.ProducerID(ctx)
+			if err == nil || attempt == initAttempts || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+		}
+		if err != nil {
 			cl.Close()
 			return nil, fmt.Errorf("init transactional producer %q: %w", id, protocol.WithKind(err, protocol.ErrTemporary))
 		}
