@@ -41,7 +41,7 @@ const (
 
 // scaleOut is one scale-out test's cluster, input and pipelines.
 type scaleOut struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	c      *kafkatest.Cluster
 	dir    string
@@ -257,6 +257,7 @@ func (s *scaleOut) members(n int) []int {
 // group, reading every partition to its end) and compares the outputs.
 func (s *scaleOut) finish(running []*instance) {
 	s.t.Helper()
+	t := s.t.(*testing.T)
 	start := time.Now()
 	s.produce(s.events/2, s.events)
 	s.waitCovered(s.events, running)
@@ -266,16 +267,16 @@ func (s *scaleOut) finish(running []*instance) {
 		<-in.exited
 	}
 	start = time.Now()
-	out, code := runToEnd(s.ctx, s.t, s.dir, "ref.toml")
+	out, code := runToEnd(s.ctx, t, s.dir, "ref.toml")
 	if code != 0 {
 		s.t.Fatalf("reference run: exit %d\n%s", code, out)
 	}
 	s.t.Logf("reference run (one instance, no group): %s", time.Since(start).Round(time.Millisecond))
-	ref, scaled := readToEnd(s.ctx, s.t, s.c, "ref"), readToEnd(s.ctx, s.t, s.c, "scale")
+	ref, scaled := readToEnd(s.ctx, t, s.c, "ref"), readToEnd(s.ctx, t, s.c, "scale")
 	if n := total(ref); n != s.events {
 		s.t.Errorf("reference output: %d rows, want %d", n, s.events)
 	}
-	sameRows(s.t, ref, scaled)
+	sameRows(t, ref, scaled)
 	if s.t.Failed() {
 		for _, in := range running {
 			s.t.Logf("instance %d:\n%s", in.id, in.out)
