@@ -25,6 +25,7 @@ import (
 
 func benchScaleOut(b *testing.B, events int) *scaleOut {
 	b.Helper()
+	vigie(b) // built once, outside the timings
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	b.Cleanup(cancel)
 	c := kafkatest.Start(b, kafkatest.Config{
