@@ -307,7 +307,9 @@ func (s *scaleOut) lost(_ context.Context, _ *kgo.Client, lost map[string][]int3
 		}
 	}
 	if s.r.failed == nil && !s.r.closing {
-		s.r.failed = fmt.Errorf("consumer group: %d partitions lost (member dropped from the group): %w", n, protocol.ErrTemporary)
+		// Not temporary: a retried Read in the same run would fence its
+		// own sink's producers; the run fails and restarts instead.
+		s.r.failed = fmt.Errorf("consumer group: %d partitions lost (member dropped from the group); the run restarts from the per-partition checkpoints", n)
 		if s.r.stop != nil {
 			s.r.stop() // ends a poll waiting for records
 		}

@@ -51,6 +51,9 @@ const (
 	// checkpoint that covers what was read of it (well under the group's
 	// default 60s rebalance timeout).
 	revokeWait = 20 * time.Second
+	// fetchErrorGrace is how long a member of a scale-out group keeps
+	// polling through fetch errors.
+	fetchErrorGrace = time.Minute
 )
 
 // Metadata columns: what `metadata` may list, and the column each adds
@@ -364,7 +367,13 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	r.bt = sdk.NewBatcher(mem, p.schema, p.batchRows, &committer{Emitter: out, r: r}, r.position())
 	defer r.bt.Release()
 	r.bt.SetMaxDelay(p.maxDelay)
-	return r.run(ctx)
+	err = r.run(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failed != nil {
+		err = r.failed // not the cancellation that ended the poll
+	}
+	return err
 }
 
 // listEnds returns every partition of the topics with its end offset: the
@@ -421,6 +430,9 @@ type reader struct {
 	failed  error
 	closing bool
 	stop    context.CancelFunc // ends run's polls, set by run
+	// errSince is when fetches began failing (scale-out: retried for
+	// fetchErrorGrace before the read fails).
+	errSince time.Time
 }
 
 // position is the batch position to hand the batcher: the offsets,
@@ -502,7 +514,20 @@ func (r *reader) run(ctx context.Context) error {
 			if expired && errors.Is(fe.Err, context.DeadlineExceeded) {
 				continue
 			}
+			if r.owned != nil && (r.errSince.IsZero() || time.Since(r.errSince) < fetchErrorGrace) {
+				// A member that ended its Read would leave the group and
+				// fence its own partitions when the engine retries it:
+				// franz-go retries the fetch, the read goes on.
+				if r.errSince.IsZero() {
+					r.errSince = time.Now()
+				}
+				r.log.Warn("fetch failed, retrying", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+				continue
+			}
 			return fmt.Errorf("read topic %s partition %d: %w", fe.Topic, fe.Partition, protocol.WithKind(fe.Err, protocol.ErrTemporary))
+		}
+		if len(fs.Errors()) == 0 {
+			r.errSince = time.Time{}
 		}
 		for it := fs.RecordIter(); !it.Done(); {
 			if err := r.record(ctx, it.Next()); err != nil {
