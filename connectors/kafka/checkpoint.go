@@ -27,6 +27,16 @@ func (Sink) LastCheckpoint(ctx context.Context, cfg protocol.Config) (*protocol.
 		return nil, err
 	}
 	txnID, topic := transactionalID(cfg), checkpointTopic(cfg)
+	if cfg.String(optPartCol) != "" {
+		// Per-partition checkpoints: the source fences and resumes each
+		// partition when the group assigns it (partitions.go).
+		cl, err := kgo.NewClient(conn...)
+		if err != nil {
+			return nil, fmt.Errorf("kafka client: %w", protocol.WithKind(err, protocol.ErrConfig))
+		}
+		defer cl.Close()
+		return nil, ensureCheckpointTopic(ctx, kadm.NewClient(cl), topic)
+	}
 	fence, err := kgo.NewClient(append(conn, kgo.TransactionalID(txnID))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", protocol.WithKind(err, protocol.ErrConfig))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ const (
 	optKeyColumn = "key_column"
 	optTxnID     = "transactional_id"
 	optCpTopic   = "checkpoint_topic"
+	optPartCol   = "partition_column"
 )
 
 // Provenance headers every message carries, besides the batch schema's
@@ -63,6 +65,7 @@ record.`,
 		{Name: optKeyColumn, Type: protocol.TypeString, Doc: "column whose value is the message key (default: no key)"},
 		{Name: optTxnID, Type: protocol.TypeString, Doc: "transactional id (default: vigie.PIPELINE.STAGE); one writer at a time per id"},
 		{Name: optCpTopic, Type: protocol.TypeString, Doc: "compacted topic of the checkpoint records, keyed by transactional id (default: PIPELINE.checkpoints; created when missing)"},
+		{Name: optPartCol, Type: protocol.TypeString, Doc: "column holding each row's input partition (the kafka source's kafka_partition, with partitioned_by): one transaction and checkpoint record per input partition, transactional id vigie.PIPELINE.p<N>, for several instances in one consumer group"},
 	}, connectionOptions...),
 	Checkpoints: true,
 }
@@ -81,6 +84,13 @@ func checkSink(cfg protocol.Config) (protocol.Config, []kgo.Opt, error) {
 	}
 	if cfg.String(optTopic) == "" {
 		return cfg, nil, configError(cfg.Connector, optTopic, "name the topic")
+	}
+	if cfg.String(optPartCol) != "" {
+		for _, o := range []string{optTxnID, optCpTopic} {
+			if cfg.String(o) != "" {
+				return cfg, nil, configError(cfg.Connector, o, "cannot be set with %s (the ids are vigie.PIPELINE.p<N>, the records go to PIPELINE.checkpoints, where the source reads them)", optPartCol)
+			}
+		}
 	}
 	conn, err := connection(cfg, os.Getenv)
 	return cfg, conn, err
@@ -113,6 +123,20 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 		key = idx[0]
 	}
 	var from sinkPosition
+	if name := cfg.String(optPartCol); name != "" {
+		idx := schema.FieldIndices(name)
+		if len(idx) != 1 {
+			return nil, configError(cfg.Connector, optPartCol, "no column %q in the input (columns: %s)", name, strings.Join(fieldNames(schema), ", "))
+		}
+		switch schema.Field(idx[0]).Type.ID() {
+		case arrow.INT32, arrow.INT64:
+		default:
+			return nil, configError(cfg.Connector, optPartCol, "column %q is %s, want int32 or int64", name, schema.Field(idx[0]).Type)
+		}
+		return &partitionWriter{conn: conn, topic: cfg.String(optTopic), cpTopic: checkpointTopic(cfg), pipeline: cfg.Pipeline,
+			key: key, part: idx[0], headers: provenance(cfg, schema), parts: map[int32]*partProducer{},
+			log: slog.Default().With("connector", cfg.Connector, "stage", cfg.Stage)}, nil
+	}
 	if cfg.Resume != nil {
 		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
 			return nil, err

@@ -3,11 +3,14 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -31,6 +34,8 @@ const (
 	optMaxDelay   = "max_delay"
 	optIsolation  = "isolation"
 	optOnError    = "on_error"
+	optPartBy     = "partitioned_by"
+	optSession    = "session_timeout"
 	startEarliest = "earliest"
 	startLatest   = "latest"
 	readCommitted = "read_committed"
@@ -42,6 +47,13 @@ const (
 	maxRaw = 64 << 10
 	// commitTimeout bounds a group offset commit.
 	commitTimeout = 10 * time.Second
+	// revokeWait bounds how long a revoked partition waits for the
+	// checkpoint that covers what was read of it (well under the group's
+	// default 60s rebalance timeout).
+	revokeWait = 20 * time.Second
+	// fetchErrorGrace is how long a member of a scale-out group keeps
+	// polling through fetch errors.
+	fetchErrorGrace = time.Minute
 )
 
 // Metadata columns: what `metadata` may list, and the column each adds
@@ -90,7 +102,18 @@ checkpoints, for lag monitoring only: the engine's checkpoint, not the
 group, says where a restarted run starts). A batch's position
 is the next offset of every partition read, so the engine resumes exactly
 after it. Reads until stopped, or with stop_at_end up to the end offsets
-the read started with. Transactions: read_committed by default.`,
+the read started with. Transactions: read_committed by default.
+
+With group and partitioned_by, several instances of the pipeline share the
+topic's partitions (cooperative-sticky rebalancing) with checkpoints per
+partition: the kafka_topic sink must set partition_column to the
+kafka_partition column (metadata "partition"). On assignment a partition's
+transactional id (vigie.PIPELINE.p<N>) is fenced and the partition starts
+at its last committed checkpoint record in PIPELINE.checkpoints; on revoke
+it stops and waits for the checkpoint covering what it handed to the
+engine. partitioned_by names the column the producers key messages by (the
+student): vigie validate refuses group rules keyed otherwise. One topic
+only.`,
 	Options: append([]protocol.Option{
 		{Name: optTopics, Type: protocol.TypeStringList, Required: true, Doc: "topics to read"},
 		{Name: optGroup, Type: protocol.TypeString, Doc: "consumer group to read as a member of (default: none, every partition is read)"},
@@ -106,6 +129,10 @@ the read started with. Transactions: read_committed by default.`,
 		{Name: optStopAtEnd, Type: protocol.TypeBool, Default: false, Doc: "stop at the end offsets the read started with (without group only)"},
 		{Name: optIsolation, Type: protocol.TypeString, Default: readCommitted, Enum: []string{readCommitted, readUncommit},
 			Doc: "whether records of aborted or open transactions are read"},
+		{Name: optSession, Type: protocol.TypeString,
+			Doc: "with group: how long the group waits for a silent member before giving its partitions to the others (a Go duration; default 45s; heartbeats every third of it, at most 3s). Shorter fails over faster; the brokers' group.min.session.timeout.ms bounds it"},
+		{Name: optPartBy, Type: protocol.TypeString,
+			Doc: "column the messages are keyed (so partitioned) by; with group, per-partition checkpoints for several instances in one group (scale-out)"},
 	}, connectionOptions...),
 }
 
@@ -121,6 +148,7 @@ type sourcePlan struct {
 	schema    *arrow.Schema
 	maxDelay  time.Duration
 	batchRows int
+	session   time.Duration // group session timeout, 0: franz-go's default
 }
 
 func newSourcePlan(cfg protocol.Config) (*sourcePlan, error) {
@@ -178,6 +206,28 @@ func newSourcePlan(cfg protocol.Config) (*sourcePlan, error) {
 		fields = append(fields, arrow.Field{Name: metaColumns[i].column, Type: metaColumns[i].typ, Nullable: true})
 	}
 	p.schema = arrow.NewSchema(fields, nil)
+	if d := cfg.String(optSession); d != "" {
+		if cfg.String(optGroup) == "" {
+			return nil, configError(cfg.Connector, optSession, "needs group")
+		}
+		if p.session, err = time.ParseDuration(d); err != nil || p.session <= 0 {
+			return nil, configError(cfg.Connector, optSession, "expected a positive duration such as \"10s\", got %q", d)
+		}
+	}
+	if by := cfg.String(optPartBy); by != "" {
+		if cfg.String(optGroup) == "" {
+			return nil, configError(cfg.Connector, optPartBy, "needs group (the instances sharing the partitions are members of one group)")
+		}
+		if len(p.topics) != 1 {
+			return nil, configError(cfg.Connector, optPartBy, "reads one topic only, got %v", p.topics)
+		}
+		if len(p.schema.FieldIndices(by)) != 1 {
+			return nil, configError(cfg.Connector, optPartBy, "no column %q", by)
+		}
+		if !slices.ContainsFunc(p.meta, func(i int) bool { return metaColumns[i].name == "partition" }) {
+			return nil, configError(cfg.Connector, optPartBy, "needs metadata \"partition\" (the sink routes each row to its input partition's transaction)")
+		}
+	}
 	return p, nil
 }
 
@@ -227,7 +277,7 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	if err != nil {
 		return err
 	}
-	r := &reader{sourcePlan: p, pos: from.Offsets}
+	r := &reader{sourcePlan: p, pos: from.Offsets, log: slog.Default().With("connector", cfg.Connector, "stage", cfg.Stage)}
 	opts := append(conn, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if p.cfg.String(optIsolation) == readUncommit {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
@@ -261,6 +311,20 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 			}),
 		)
 		r.group = true
+		if p.session > 0 {
+			opts = append(opts, kgo.SessionTimeout(p.session), kgo.HeartbeatInterval(min(3*time.Second, p.session/3)))
+		}
+		if p.cfg.String(optPartBy) != "" {
+			sc, err := newScaleOut(ctx, r, conn, reset)
+			if err != nil {
+				return err
+			}
+			defer sc.cp.close()
+			// Positions come from the per-partition records, not from
+			// the engine's checkpoint (a later option replaces the
+			// AdjustFetchOffsetsFn above).
+			opts = append(opts, kgo.AdjustFetchOffsetsFn(sc.assigned), kgo.OnPartitionsRevoked(sc.revoked), kgo.OnPartitionsLost(sc.lost))
+		}
 	} else {
 		// Without a group every partition is read, from the position or
 		// the start option; stop_at_end needs the end offsets.
@@ -300,10 +364,16 @@ func (Source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocato
 	}
 	defer cl.Close()
 	r.cl = cl
-	r.bt = sdk.NewBatcher(mem, p.schema, p.batchRows, &committer{Emitter: out, r: r}, sourcePosition{Offsets: r.pos})
+	r.bt = sdk.NewBatcher(mem, p.schema, p.batchRows, &committer{Emitter: out, r: r}, r.position())
 	defer r.bt.Release()
 	r.bt.SetMaxDelay(p.maxDelay)
-	return r.run(ctx)
+	err = r.run(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failed != nil {
+		err = r.failed // not the cancellation that ended the poll
+	}
+	return err
 }
 
 // listEnds returns every partition of the topics with its end offset: the
@@ -344,9 +414,42 @@ type reader struct {
 	cl    *kgo.Client
 	bt    *sdk.Batcher
 	group bool
-	pos   offsets // next offset of each partition, after what was batched
 	ends  offsets // stop_at_end: where to stop
 	vals  []sdk.Cell
+	log   *slog.Logger
+
+	// mu guards pos and the scale-out fields, which the group's
+	// callbacks read and change in their own goroutine.
+	mu  sync.Mutex
+	pos offsets // next offset of each partition, after what was batched
+	// scale-out (group and partitioned_by): the partitions owned now,
+	// the next offset after the last data record of each handed to the
+	// batcher, and why the run must stop (partitions lost).
+	owned   map[int32]bool
+	dataPos map[int32]int64
+	failed  error
+	closing bool
+	stop    context.CancelFunc // ends run's polls, set by run
+	// errSince is when fetches began failing (scale-out: retried for
+	// fetchErrorGrace before the read fails).
+	errSince time.Time
+}
+
+// position is the batch position to hand the batcher: the offsets,
+// encoded under mu when the group's callbacks may change them.
+func (r *reader) position() any {
+	if r.owned == nil {
+		return sourcePosition{Offsets: r.pos}
+	}
+	return lockedPosition{r}
+}
+
+type lockedPosition struct{ r *reader }
+
+func (l lockedPosition) MarshalJSON() ([]byte, error) {
+	l.r.mu.Lock()
+	defer l.r.mu.Unlock()
+	return json.Marshal(sourcePosition{Offsets: l.r.pos})
 }
 
 // done reports whether stop_at_end has reached every end.
@@ -366,9 +469,28 @@ func (r *reader) done() bool {
 
 func (r *reader) run(ctx context.Context) error {
 	r.vals = make([]sdk.Cell, r.cols.Len())
+	parent := ctx
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	r.mu.Lock()
+	r.stop = stop
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.closing = true
+		r.mu.Unlock()
+	}()
 	for {
 		if r.done() {
 			return r.flush(ctx)
+		}
+		if r.owned != nil {
+			r.mu.Lock()
+			err := r.failed
+			r.mu.Unlock()
+			if err != nil {
+				return err
+			}
 		}
 		// A poll waits no longer than the pending batch's due time
 		// (max_delay after its first row or dead letter).
@@ -381,13 +503,31 @@ func (r *reader) run(ctx context.Context) error {
 		expired := pctx.Err() != nil
 		cancel()
 		if err := ctx.Err(); err != nil {
+			if parent.Err() == nil {
+				r.mu.Lock()
+				err = r.failed
+				r.mu.Unlock()
+			}
 			return err
 		}
 		for _, fe := range fs.Errors() {
 			if expired && errors.Is(fe.Err, context.DeadlineExceeded) {
 				continue
 			}
+			if r.owned != nil && (r.errSince.IsZero() || time.Since(r.errSince) < fetchErrorGrace) {
+				// A member that ended its Read would leave the group and
+				// fence its own partitions when the engine retries it:
+				// franz-go retries the fetch, the read goes on.
+				if r.errSince.IsZero() {
+					r.errSince = time.Now()
+				}
+				r.log.Warn("fetch failed, retrying", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+				continue
+			}
 			return fmt.Errorf("read topic %s partition %d: %w", fe.Topic, fe.Partition, protocol.WithKind(fe.Err, protocol.ErrTemporary))
+		}
+		if len(fs.Errors()) == 0 {
+			r.errSince = time.Time{}
 		}
 		for it := fs.RecordIter(); !it.Done(); {
 			if err := r.record(ctx, it.Next()); err != nil {
@@ -406,8 +546,28 @@ func (r *reader) run(ctx context.Context) error {
 
 // record decodes one record into the pending batch, or the dead letters.
 func (r *reader) record(ctx context.Context, rec *kgo.Record) error {
-	r.pos.set(rec.Topic, rec.Partition, rec.Offset+1)
-	pos := sourcePosition{Offsets: r.pos}
+	if r.owned != nil {
+		r.mu.Lock()
+		if !r.owned[rec.Partition] {
+			// Revoked since it was fetched: the next owner reads it.
+			r.mu.Unlock()
+			return nil
+		}
+		if next, ok := r.pos[rec.Topic][rec.Partition]; ok && rec.Offset < next {
+			// Fetched again after the partition was handed over anew:
+			// handed to the engine already.
+			r.mu.Unlock()
+			return nil
+		}
+		r.pos.set(rec.Topic, rec.Partition, rec.Offset+1)
+		if !rec.Attrs.IsControl() {
+			r.dataPos[rec.Partition] = rec.Offset + 1
+		}
+		r.mu.Unlock()
+	} else {
+		r.pos.set(rec.Topic, rec.Partition, rec.Offset+1)
+	}
+	pos := r.position()
 	if rec.Attrs.IsControl() {
 		r.bt.Skipped(pos)
 		return nil
@@ -479,12 +639,14 @@ func (c *committer) Emit(ctx context.Context, rec arrow.RecordBatch, pos protoco
 		return nil
 	}
 	commit := map[string]map[int32]kgo.EpochOffset{}
+	c.r.mu.Lock()
 	for t, ps := range c.r.pos {
 		commit[t] = map[int32]kgo.EpochOffset{}
 		for part, next := range ps {
 			commit[t][part] = kgo.EpochOffset{Epoch: -1, Offset: next}
 		}
 	}
+	c.r.mu.Unlock()
 	// Synchronously, so that a run that ends now has its offsets
 	// committed; a failed commit is not fatal (the engine resumes from
 	// positions), a new run of the group then starts earlier.

@@ -175,6 +175,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		}
 	}
 	errs = append(errs, p.checkLookups()...)
+	errs = append(errs, checkPartitioning(cfg)...)
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pos.Line < errs[j].Pos.Line })
 		p.Close(ctx)

@@ -1,0 +1,429 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/vigie-edu/vigie/internal/kafkatest"
+)
+
+// Scale-out tests (issue 15, docs/design/streaming.md section 10): several
+// `vigie run` processes of one pipeline in one consumer group, on a
+// 3-broker kfake cluster, Kafka → map rule → Kafka with per-partition
+// checkpoints (source partitioned_by, sink partition_column). Each test
+// disturbs the group mid-run (an instance SIGKILLed, an instance added, a
+// broker restarted and the coordinators moved), waits until the
+// per-partition checkpoint records cover the whole input, and compares the
+// output read with read_committed with a single-instance run's, row for
+// row per student. VIGIE_SCALEOUT_EVENTS sets the number of events
+// (default scaleOutDefaultEvents; the issue's figure is 1000000),
+// VIGIE_SIGKILL_SEED the seed of the disturbance points.
+const (
+	scaleOutDefaultEvents = 100_000
+	scaleOutGroup         = "scale"
+)
+
+// scaleOut is one scale-out test's cluster, input and pipelines.
+type scaleOut struct {
+	t      testing.TB
+	ctx    context.Context
+	c      *kafkatest.Cluster
+	dir    string
+	events int
+	rng    *rand.Rand
+	n      int // instances started
+	// restarts counts instances that exited by themselves.
+	restarts int
+}
+
+func newScaleOut(t *testing.T) *scaleOut {
+	t.Helper()
+	events, rng := sigkillParams(t, "VIGIE_SCALEOUT_EVENTS", scaleOutDefaultEvents)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	c := kafkatest.Start(t, kafkatest.Config{
+		Brokers: 3,
+		Topics:  map[string]int32{"events": sigkillPartitions, "ref": sigkillPartitions, "scale": sigkillPartitions},
+		// A member SIGKILLed is dropped after session_timeout (2s).
+		Extra: []kfake.Opt{kfake.GroupMinSessionTimeout(500 * time.Millisecond)},
+	})
+	s := &scaleOut{t: t, ctx: ctx, c: c, dir: t.TempDir(), events: events, rng: rng}
+	s.write("ref", false)
+	s.write("scale", true)
+	return s
+}
+
+// produce produces events [from, to) of produceEvents' sequence.
+func (s *scaleOut) produce(from, to int) {
+	s.t.Helper()
+	cl := s.c.Client(s.t, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(1<<20))
+	for i := from; i < to; i++ {
+		id := fmt.Sprintf("S%05d", i%sigkillStudents)
+		v := fmt.Sprintf(`{"student_id": %q, "n": %d, "a": %g, "b": %g, "c": %g}`, id, i, float64(i%7)/7, float64(i%10)/10, float64(i%3)/3)
+		cl.Produce(s.ctx, &kgo.Record{Topic: "events", Key: []byte(id), Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				s.t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(s.ctx); err != nil {
+		s.t.Fatal(err)
+	}
+	cl.Close()
+}
+
+// write writes name.toml: the map-rule pipeline of TestEngineSIGKILL with
+// the input partition as a column; scaled, as a member of a group with
+// per-partition checkpoints (continuous), else reading every partition to
+// its end.
+func (s *scaleOut) write(name string, scaled bool) {
+	s.t.Helper()
+	brokers := `["` + strings.Join(s.c.Addrs, `", "`) + `"]`
+	src, snk := "stop_at_end = true", ""
+	if scaled {
+		src = fmt.Sprintf("group = %q\npartitioned_by = \"student_id\"\nsession_timeout = \"2s\"", scaleOutGroup)
+		snk = `partition_column = "kafka_partition"`
+	}
+	rule, err := filepath.Abs(filepath.Join("..", "..", "examples", "rules", "bench_map_wat", "bench_map.wasm"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	toml := fmt.Sprintf(`[pipeline]
+name = %[1]q
+batch_rows = 8192
+max_delay = "50ms"
+checkpoint_interval = "100ms"
+dead_letter = "%[1]s.dead.csv"
+
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = %[2]s
+topics = ["events"]
+metadata = ["partition"]
+%[3]s
+columns = { student_id = "utf8", n = "int64", a = "float64", b = "float64", c = "float64" }
+
+[[rule]]
+name = "score"
+input = "events"
+module = %[4]q
+
+[[sink]]
+name = "out"
+input = "score"
+connector = "kafka_topic"
+[sink.options]
+brokers = %[2]s
+topic = %[1]q
+key_column = "student_id"
+%[5]s
+`, name, brokers, src, rule, snk)
+	if err := os.WriteFile(filepath.Join(s.dir, name+".toml"), []byte(toml), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// instance is one running `vigie run scale.toml`.
+type instance struct {
+	id     int
+	dir    string
+	kill   func()
+	out    fmt.Stringer
+	exited <-chan int
+}
+
+// start starts an instance in its own directory (its own dead-letter
+// file), like a process on another machine.
+func (s *scaleOut) start() *instance {
+	s.t.Helper()
+	s.n++
+	dir := filepath.Join(s.dir, "i"+strconv.Itoa(s.n))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir, "scale.toml"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scale.toml"), b, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	in := &instance{id: s.n, dir: dir}
+	s.run(in)
+	return in
+}
+
+func (s *scaleOut) run(in *instance) {
+	cmd, out, exited := startVigie(s.ctx, s.t, in.dir, "scale.toml")
+	in.out, in.exited = out, exited
+	in.kill = func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+}
+
+// covered returns how many input events the committed per-partition
+// checkpoint records of the scaled pipeline cover.
+func (s *scaleOut) covered() int64 {
+	s.t.Helper()
+	last := partitionCheckpoints(s.ctx, s.t, s.c, "scale")
+	var n int64
+	for _, next := range last {
+		n += next
+	}
+	return n
+}
+
+// waitCovered waits until the records cover n events. An instance that
+// exits by itself is restarted (what a supervisor does), logged and
+// counted.
+func (s *scaleOut) waitCovered(n int, running []*instance) {
+	s.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for s.covered() < int64(n) {
+		if time.Now().After(deadline) {
+			for _, in := range running {
+				s.t.Logf("instance %d:\n%s", in.id, in.out)
+			}
+			if gi := s.c.GroupInfo(scaleOutGroup); gi != nil {
+				for _, m := range gi.Members {
+					s.t.Logf("group %s: member %s: %v", gi.State, m.MemberID, m.Assignment)
+				}
+			}
+			s.t.Fatalf("%d events not covered in 2 minutes (%d covered: %v)", n, s.covered(), partitionCheckpoints(s.ctx, s.t, s.c, "scale"))
+		}
+		for _, in := range running {
+			select {
+			case code := <-in.exited:
+				s.restarts++
+				s.t.Logf("instance %d exited %d by itself, restarted:\n%s\n%s", in.id, code, groupLines(in.out.String()), summaryOf(in.out.String()))
+				if s.restarts > 5 {
+					s.t.Fatalf("%d instances exited by themselves", s.restarts)
+				}
+				s.run(in)
+			default:
+			}
+		}
+		select {
+		case <-s.ctx.Done():
+			s.t.Fatalf("%d events not covered in time (%d covered)", n, s.covered())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// members waits until the group is stable with n members and returns how
+// many partitions each has.
+func (s *scaleOut) members(n int) []int {
+	s.t.Helper()
+	gi, err := s.c.WaitGroupInfo(s.ctx, scaleOutGroup, func(gi *kfake.GroupInfo) bool {
+		if gi == nil || gi.State != "Stable" || len(gi.Members) != n || gi.NumAssigned() != sigkillPartitions {
+			return false
+		}
+		for i := range gi.Members {
+			if gi.Members[i].NumAssigned() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		s.t.Fatalf("group %q never stable with %d members each with partitions: %v", scaleOutGroup, n, err)
+	}
+	var out []int
+	for i := range gi.Members {
+		out = append(out, gi.Members[i].NumAssigned())
+	}
+	return out
+}
+
+// finish produces the second half of the input, waits until it is
+// covered, stops the instances, runs the reference (one instance, no
+// group, reading every partition to its end) and compares the outputs.
+func (s *scaleOut) finish(running []*instance) {
+	s.t.Helper()
+	t := s.t.(*testing.T)
+	start := time.Now()
+	s.produce(s.events/2, s.events)
+	s.waitCovered(s.events, running)
+	s.t.Logf("second half of the input produced and covered in %s; %d instances exited by themselves", time.Since(start).Round(time.Millisecond), s.restarts)
+	for _, in := range running {
+		in.kill()
+		<-in.exited
+	}
+	start = time.Now()
+	out, code := runToEnd(s.ctx, t, s.dir, "ref.toml")
+	if code != 0 {
+		s.t.Fatalf("reference run: exit %d\n%s", code, out)
+	}
+	s.t.Logf("reference run (one instance, no group): %s", time.Since(start).Round(time.Millisecond))
+	ref, scaled := readToEnd(s.ctx, t, s.c, "ref"), readToEnd(s.ctx, t, s.c, "scale")
+	if n := total(ref); n != s.events {
+		s.t.Errorf("reference output: %d rows, want %d", n, s.events)
+	}
+	sameRows(t, ref, scaled)
+	if s.t.Failed() {
+		for _, in := range running {
+			s.t.Logf("instance %d:\n%s", in.id, in.out)
+		}
+	}
+}
+
+// begin produces the first half of the input, starts k instances, waits
+// until the group is stable and a random 20% to 80% of that half is
+// covered, and returns the instances and that share.
+func (s *scaleOut) begin(k int) ([]*instance, float64) {
+	s.t.Helper()
+	s.produce(0, s.events/2)
+	var running []*instance
+	for range k {
+		running = append(running, s.start())
+	}
+	s.t.Logf("partitions per member: %v", s.members(k))
+	share := 0.2 + 0.6*s.rng.Float64()
+	s.waitCovered(int(share*float64(s.events/2)), running)
+	return running, share
+}
+
+// TestScaleOutSIGKILL: three instances share the 12 partitions; one is
+// SIGKILLed (with its plugins) mid-run; the others take its partitions
+// over (fencing its transactions, resuming from its committed records);
+// the output equals a single-instance run's.
+func TestScaleOutSIGKILL(t *testing.T) {
+	s := newScaleOut(t)
+	running, share := s.begin(3)
+	victim := s.rng.IntN(len(running))
+	running[victim].kill()
+	<-running[victim].exited
+	t.Logf("instance %d SIGKILLed at %.0f%% of the first half", running[victim].id, 100*share)
+	running = append(running[:victim], running[victim+1:]...)
+	t.Logf("partitions per member after the kill: %v", s.members(2))
+	s.finish(running)
+}
+
+// TestScaleOutAddInstance: two instances, a third added mid-run takes
+// partitions (revoked from the others, which commit what they read of
+// them first); the output equals a single-instance run's.
+func TestScaleOutAddInstance(t *testing.T) {
+	s := newScaleOut(t)
+	running, share := s.begin(2)
+	running = append(running, s.start())
+	t.Logf("instance 3 added at %.0f%% of the first half; partitions per member: %v", 100*share, s.members(3))
+	s.finish(running)
+}
+
+// TestScaleOutBrokerRestart: three instances; mid-run the group's
+// coordinator broker "restarts": for 1.5 s it closes every connection
+// made to it as soon as a request arrives, every partition's leader is
+// elected anew (leader epochs bumped) and every group and transaction
+// coordinator moves; the output equals a single-instance run's. (kfake's
+// RemoveNode and AddNode keep the removed broker's open connections
+// served by a broker that leads nothing, which no real restart does: the
+// clients then never fetch again from that node.)
+func TestScaleOutBrokerRestart(t *testing.T) {
+	s := newScaleOut(t)
+	running, share := s.begin(3)
+	node := s.c.CoordinatorFor(scaleOutGroup)
+	up := time.Now().Add(1500 * time.Millisecond)
+	s.c.Control(func(kmsg.Request) (kmsg.Response, error, bool) {
+		s.c.KeepControl()
+		if time.Now().After(up) {
+			s.c.DropControl()
+			return nil, nil, false
+		}
+		if s.c.CurrentNode() != node {
+			return nil, nil, false
+		}
+		return nil, errors.New("broker restarting"), true
+	})
+	s.c.ShufflePartitionLeaders()
+	s.c.RehashCoordinators()
+	t.Logf("broker %d (the group's coordinator) down for 1.5s at %.0f%% of the first half, leaders elected anew, coordinators moved (group's now on %d)", node, 100*share, s.c.CoordinatorFor(scaleOutGroup))
+	// The test's own producer of the second half would fail while the
+	// broker is down: the instances ride through it, not the producer.
+	time.Sleep(time.Until(up) + 200*time.Millisecond)
+	s.finish(running)
+}
+
+// partitionCheckpoints returns the last committed per-partition checkpoint
+// record of pipeline: input partition → next offset.
+func partitionCheckpoints(ctx context.Context, t testing.TB, c *kafkatest.Cluster, pipeline string) map[int32]int64 {
+	t.Helper()
+	topic := pipeline + ".checkpoints"
+	acl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acl.Close()
+	ends, err := kadm.NewClient(acl).ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := ends[topic][0].Offset
+	out := map[int32]int64{}
+	if end == 0 {
+		return out
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	prefix := "vigie." + pipeline + ".p"
+	for read := int64(0); read < end; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			read = max(read, r.Offset+1)
+			if r.Attrs.IsControl() || !strings.HasPrefix(string(r.Key), prefix) {
+				return
+			}
+			var cp struct {
+				Data struct {
+					Partition int32
+					Offset    int64
+				}
+			}
+			if err := json.Unmarshal(r.Value, &cp); err != nil {
+				t.Fatalf("checkpoint record %s: %v", r.Value, err)
+			}
+			out[cp.Data.Partition] = cp.Data.Offset
+		})
+	}
+	return out
+}
+
+// groupLines returns the log lines of out about the group's partitions.
+func groupLines(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "partition") && strings.Contains(l, "level=") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}

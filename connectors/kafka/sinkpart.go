@@ -1,0 +1,308 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigie-edu/vigie/connectors/protocol"
+)
+
+// initAttempts bounds the attempts at initializing a partition's producer
+// (about 5 s of backoff in all).
+const initAttempts = 10
+
+// partitionWriter is the sink's writer with partition_column: one
+// transactional producer per input partition (see partitions.go).
+type partitionWriter struct {
+	conn     []kgo.Opt
+	topic    string
+	cpTopic  string
+	pipeline string
+	key      int
+	part     int // the partition column
+	headers  []kgo.RecordHeader
+	flushes  int64
+	log      *slog.Logger
+
+	parts map[int32]*partProducer
+}
+
+// partProducer is one input partition's producer.
+type partProducer struct {
+	p     int32
+	cl    *kgo.Client
+	inTxn bool  // a transaction is open
+	rows  int   // rows produced into it
+	rec   int64 // the offset of the last record committed, -1: none
+
+	mu   sync.Mutex
+	perr error
+}
+
+var (
+	_ protocol.Writer       = (*partitionWriter)(nil)
+	_ protocol.Flusher      = (*partitionWriter)(nil)
+	_ protocol.Checkpointer = (*partitionWriter)(nil)
+)
+
+func (pp *partProducer) promise(_ *kgo.Record, err error) {
+	if err == nil {
+		return
+	}
+	pp.mu.Lock()
+	if pp.perr == nil {
+		pp.perr = err
+	}
+	pp.mu.Unlock()
+}
+
+func (pp *partProducer) produceErr() error {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	return pp.perr
+}
+
+// producer returns p's producer, started (InitProducerID) when missing,
+// with a transaction open.
+func (w *partitionWriter) producer(ctx context.Context, p int32) (*partProducer, error) {
+	pp := w.parts[p]
+	if pp == nil {
+		id := partitionTxnID(w.pipeline, p)
+		cl, err := kgo.NewClient(append(w.conn, kgo.DefaultProduceTopic(w.topic), kgo.TransactionalID(id))...)
+		if err != nil {
+			return nil, fmt.Errorf("kafka client: %w", protocol.WithKind(err, protocol.ErrConfig))
+		}
+		// Retried for a while: right after a broker restart or a
+		// coordinator move the first attempts can fail.
+		for attempt := 1; ; attempt++ {
+			_, _, err = cl.ProducerID(ctx)
+			if err == nil || attempt == initAttempts || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+		}
+		if err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("init transactional producer %q: %w", id, protocol.WithKind(err, protocol.ErrTemporary))
+		}
+		pp = &partProducer{p: p, cl: cl, rec: -1}
+		w.parts[p] = pp
+	}
+	if !pp.inTxn {
+		if err := pp.cl.BeginTransaction(); err != nil {
+			return nil, fmt.Errorf("partition %d: begin transaction: %w", p, err)
+		}
+		pp.inTxn = true
+	}
+	return pp, nil
+}
+
+// Write produces each row with the producer of its input partition.
+func (w *partitionWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
+	fields := rec.Schema().Fields()
+	row := make(map[string]any, len(fields))
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	pc := rec.Column(w.part)
+	for i := range int(rec.NumRows()) {
+		if pc.IsNull(i) {
+			return fmt.Errorf("row %d: partition column %q is null", i, fields[w.part].Name)
+		}
+		var p int32
+		switch c := pc.(type) {
+		case *array.Int32:
+			p = c.Value(i)
+		case *array.Int64:
+			p = int32(c.Value(i))
+		default:
+			return fmt.Errorf("partition column %q: want an integer column, got %s", fields[w.part].Name, pc.DataType())
+		}
+		pp, err := w.producer(ctx, p)
+		if err != nil {
+			return err
+		}
+		if err := pp.produceErr(); err != nil {
+			return fmt.Errorf("partition %d: produce: %w", p, err)
+		}
+		for j, c := range rec.Columns() {
+			row[fields[j].Name] = c.GetOneForMarshal(i)
+		}
+		buf.Reset()
+		if err := enc.Encode(row); err != nil {
+			return fmt.Errorf("encode row %d as JSON: %w", i, err)
+		}
+		r := &kgo.Record{Value: bytes.TrimSuffix(bytes.Clone(buf.Bytes()), []byte("\n")), Headers: w.headers}
+		if w.key >= 0 {
+			if kc := rec.Column(w.key); !kc.IsNull(i) {
+				r.Key = []byte(kc.ValueStr(i))
+			}
+		}
+		pp.rows++
+		pp.cl.Produce(ctx, r, pp.promise)
+	}
+	return nil
+}
+
+// inputOffsets returns the next offset of each input partition in the
+// checkpoint's source positions (the kafka source's), with its topic.
+func inputOffsets(cp protocol.Checkpoint) (map[int32]partitionCheckpoint, error) {
+	var data struct {
+		Sources map[string]json.RawMessage `json:"sources"`
+	}
+	if err := json.Unmarshal(cp.Data, &data); err != nil {
+		return nil, fmt.Errorf("decode checkpoint %d: %w", cp.ID, err)
+	}
+	out := map[int32]partitionCheckpoint{}
+	for _, raw := range data.Sources {
+		var pos sourcePosition
+		if len(raw) == 0 || string(raw) == "null" || json.Unmarshal(raw, &pos) != nil {
+			continue // not a kafka source
+		}
+		for t, ps := range pos.Offsets {
+			for p, next := range ps {
+				out[p] = partitionCheckpoint{Topic: t, Partition: p, Offset: next}
+			}
+		}
+	}
+	return out, nil
+}
+
+// isFenced reports whether err says a newer producer of the same
+// transactional id exists: the partition has another owner.
+func isFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+}
+
+// FlushCheckpoint commits, for every input partition this writer has a
+// producer for, its rows and its checkpoint record (the partition's next
+// offset in cp) in the partition's transaction. A producer fenced with no
+// rows pending means the partition moved to another instance after its
+// rows committed: it is closed. A producer fenced with rows pending fails
+// the run (its rows are aborted; the restarted run redoes them).
+func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Checkpoint) (protocol.Position, error) {
+	at, err := inputOffsets(cp)
+	if err != nil {
+		return nil, err
+	}
+	var commit []*partProducer
+	for p, pp := range w.parts {
+		pos, ok := at[p]
+		switch {
+		case !ok:
+			// The source no longer reads p: everything it handed over
+			// of p was committed before it let p go.
+			if pp.rows > 0 {
+				return nil, fmt.Errorf("partition %d: %d rows written after the source dropped the partition", p, pp.rows)
+			}
+			w.closeProducer(ctx, pp)
+			continue
+		case pp.rows == 0 && pos.Offset == pp.rec:
+			if pp.inTxn {
+				commit = append(commit, pp) // nothing produced: ends at once
+			}
+			continue
+		}
+		if _, err := w.producer(ctx, p); err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(struct {
+			ID   uint64              `json:"id"`
+			Data partitionCheckpoint `json:"data"`
+		}{cp.ID, pos})
+		if err != nil {
+			return nil, fmt.Errorf("encode checkpoint: %w", err)
+		}
+		pp.cl.Produce(ctx, &kgo.Record{Topic: w.cpTopic, Key: []byte(partitionTxnID(w.pipeline, p)), Value: v}, pp.promise)
+		commit = append(commit, pp)
+	}
+	errs := make([]error, len(commit))
+	var wg sync.WaitGroup
+	for i, pp := range commit {
+		wg.Go(func() { errs[i] = pp.commit(ctx) })
+	}
+	wg.Wait()
+	for i, pp := range commit {
+		switch err := errs[i]; {
+		case err == nil:
+			if pos, ok := at[pp.p]; ok {
+				pp.rec = pos.Offset
+			}
+			pp.rows = 0
+		case isFenced(err) && pp.rows == 0:
+			w.log.Info("partition moved to another instance", "partition", pp.p)
+			w.closeProducer(ctx, pp)
+		default:
+			return nil, fmt.Errorf("partition %d: %w", pp.p, err)
+		}
+	}
+	w.flushes++
+	return protocol.NewPosition(sinkPosition{Flushes: w.flushes})
+}
+
+// commit ends the open transaction: commit, or abort after a produce
+// error.
+func (pp *partProducer) commit(ctx context.Context) error {
+	if !pp.inTxn {
+		return nil
+	}
+	err := pp.cl.Flush(ctx)
+	if err == nil {
+		err = pp.produceErr()
+	}
+	how := kgo.TryCommit
+	if err != nil {
+		how = kgo.TryAbort
+	}
+	eerr := pp.cl.EndTransaction(ctx, how)
+	pp.inTxn = false
+	if err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+	if eerr != nil {
+		return fmt.Errorf("commit transaction: %w", protocol.WithKind(eerr, protocol.ErrTemporary))
+	}
+	return nil
+}
+
+func (w *partitionWriter) closeProducer(ctx context.Context, pp *partProducer) {
+	if pp.inTxn {
+		pp.cl.AbortBufferedRecords(ctx)
+		pp.cl.EndTransaction(ctx, kgo.TryAbort)
+	}
+	pp.cl.Close()
+	delete(w.parts, pp.p)
+}
+
+// Flush commits nothing: rows commit only with their partition's
+// checkpoint record (a commit without it would make the next owner of the
+// partition write them again).
+func (w *partitionWriter) Flush(ctx context.Context) (protocol.Position, error) {
+	return protocol.NewPosition(sinkPosition{Flushes: w.flushes})
+}
+
+// Close aborts what no checkpoint covered (the engine takes a last
+// checkpoint before it closes a sink, so normally nothing) and closes
+// the producers.
+func (w *partitionWriter) Close(ctx context.Context) error {
+	for _, pp := range w.parts {
+		if pp.rows > 0 {
+			w.log.Warn("rows without a checkpoint aborted at close", "partition", pp.p, "rows", pp.rows)
+		}
+		w.closeProducer(ctx, pp)
+	}
+	return nil
+}
+
+// Abort aborts every partition's open transaction.
+func (w *partitionWriter) Abort(ctx context.Context) error { return w.Close(ctx) }

@@ -1,0 +1,97 @@
+package kafka_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vigie-edu/vigie/connectors/kafka"
+	"github.com/vigie-edu/vigie/connectors/protocol"
+	"github.com/vigie-edu/vigie/internal/kafkatest"
+)
+
+// TestPartitionSinkFencing pins the sink's rules with partition_column
+// (one transactional producer per input partition): a partition fenced by
+// its next owner with no rows pending is let go and the others go on; one
+// fenced with rows pending fails the checkpoint and its rows never become
+// visible.
+func TestPartitionSinkFencing(t *testing.T) {
+	ctx := testCtx(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"out": 1}})
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "student_id", Type: arrow.BinaryTypes.String},
+		{Name: "kafka_partition", Type: arrow.PrimitiveTypes.Int32},
+	}, nil)
+	cfg := protocol.Config{Pipeline: "p", Stage: "out", Options: map[string]any{
+		"brokers": brokerList(c), "topic": "out", "key_column": "student_id", "partition_column": "kafka_partition",
+	}}
+	if cp, err := (kafka.Sink{}).LastCheckpoint(ctx, cfg); err != nil || cp != nil {
+		t.Fatalf("LastCheckpoint = %v, %v: want none (per-partition records are the source's)", cp, err)
+	}
+	w, err := kafka.Sink{}.Open(ctx, cfg, mem, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(rows string) {
+		t.Helper()
+		rec, _, err := array.RecordFromJSON(mem, schema, strings.NewReader(rows))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rec.Release()
+		if err := w.Write(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var id uint64
+	checkpoint := func(offsets string) error {
+		t.Helper()
+		id++
+		_, err := w.(protocol.Checkpointer).FlushCheckpoint(ctx, protocol.Checkpoint{ID: id,
+			Data: json.RawMessage(`{"sources": {"events": {"offsets": {"events": ` + offsets + `}}}}`)})
+		return err
+	}
+	fence := func(p string) {
+		t.Helper()
+		cl := c.Client(t, kgo.TransactionalID("vigie.p.p"+p))
+		if _, _, err := cl.ProducerID(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := readBack(c, "out")
+
+	write(`[{"student_id": "S1", "kafka_partition": 0}, {"student_id": "S2", "kafka_partition": 1}, {"student_id": "S3", "kafka_partition": 0}]`)
+	if err := checkpoint(`{"0": 2, "1": 1}`); err != nil {
+		t.Fatal(err)
+	}
+	// Partition 0 moves: its next owner fences it. This writer's record
+	// for it would move over a control record (no rows): let go.
+	fence("0")
+	write(`[{"student_id": "S4", "kafka_partition": 1}]`)
+	if err := checkpoint(`{"0": 3, "1": 2}`); err != nil {
+		t.Fatalf("checkpoint after partition 0 moved without rows pending: %v", err)
+	}
+	if got := read(t); len(got) != 4 {
+		t.Fatalf("committed %d rows, want 4: %v", len(got), got)
+	}
+	// Rows of partition 1 pending when it is fenced: the checkpoint fails
+	// and they are never visible.
+	write(`[{"student_id": "S5", "kafka_partition": 1}]`)
+	fence("1")
+	if err := checkpoint(`{"1": 3}`); err == nil {
+		t.Fatal("checkpoint with fenced rows pending: no error")
+	}
+	if err := w.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t); len(got) != 0 {
+		t.Fatalf("rows of a fenced transaction visible: %v", got)
+	}
+}
