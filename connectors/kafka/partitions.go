@@ -159,6 +159,9 @@ type scaleOut struct {
 	conn  []kgo.Opt
 	cp    *cpReader
 	reset kgo.Offset
+	// replay: a newly assigned partition with a checkpoint record starts
+	// at its earliest retained offset (restore = "replay").
+	replay bool
 }
 
 func newScaleOut(ctx context.Context, r *reader, conn []kgo.Opt, reset kgo.Offset) (*scaleOut, error) {
@@ -177,7 +180,7 @@ func newScaleOut(ctx context.Context, r *reader, conn []kgo.Opt, reset kgo.Offse
 		return nil, err
 	}
 	r.owned, r.dataPos = map[int32]bool{}, map[int32]int64{}
-	return &scaleOut{r: r, conn: conn, cp: cp, reset: reset}, nil
+	return &scaleOut{r: r, conn: conn, cp: cp, reset: reset, replay: r.cfg.String(optRestore) == restoreReplay}, nil
 }
 
 // assigned fences the newly assigned partitions and starts each at its
@@ -212,6 +215,7 @@ func (s *scaleOut) assigned(ctx context.Context, assigned map[string]map[int32]k
 	if err := s.cp.catchUp(ctx); err != nil {
 		return nil, err
 	}
+	var replayed []int32
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
 	for t, ps := range assigned {
@@ -219,17 +223,25 @@ func (s *scaleOut) assigned(ctx context.Context, assigned map[string]map[int32]k
 			if _, ok := ps[p]; !ok {
 				continue
 			}
-			if next, ok := s.cp.last[p]; ok && s.cp.topics[p] == t {
+			next, ok := s.cp.last[p]
+			switch {
+			case ok && s.cp.topics[p] == t && s.replay:
+				// Restore by replay: every retained record of p again;
+				// the sink drops the rows below next.
+				ps[p] = kgo.NewOffset().AtStart()
+				delete(s.r.pos[t], p)
+				replayed = append(replayed, p)
+			case ok && s.cp.topics[p] == t:
 				ps[p] = kgo.NewOffset().At(next).WithEpoch(-1)
 				s.r.pos.set(t, p, next)
-			} else {
+			default:
 				ps[p] = s.reset
 			}
 			s.r.owned[p] = true
 			delete(s.r.dataPos, p)
 		}
 	}
-	s.r.log.Info("partitions assigned", "partitions", parts, "took", time.Since(start))
+	s.r.log.Info("partitions assigned", "partitions", parts, "replayed", replayed, "took", time.Since(start))
 	return assigned, nil
 }
 

@@ -24,6 +24,7 @@ const (
 	optTxnID     = "transactional_id"
 	optCpTopic   = "checkpoint_topic"
 	optPartCol   = "partition_column"
+	optOffCol    = "offset_column"
 )
 
 // Provenance headers every message carries, besides the batch schema's
@@ -66,6 +67,7 @@ record.`,
 		{Name: optTxnID, Type: protocol.TypeString, Doc: "transactional id (default: vigie.PIPELINE.STAGE); one writer at a time per id"},
 		{Name: optCpTopic, Type: protocol.TypeString, Doc: "compacted topic of the checkpoint records, keyed by transactional id (default: PIPELINE.checkpoints; created when missing)"},
 		{Name: optPartCol, Type: protocol.TypeString, Doc: "column holding each row's input partition (the kafka source's kafka_partition, with partitioned_by): one transaction and checkpoint record per input partition, transactional id vigie.PIPELINE.p<N>, for several instances in one consumer group"},
+		{Name: optOffCol, Type: protocol.TypeString, Doc: "with partition_column: column holding each row's input offset (kafka_offset, or arrival_seq behind a per-row group rule); rows below their partition's last committed checkpoint record are dropped, so a partition replayed to restore its state (source restore = \"replay\") writes only what was not committed yet"},
 	}, connectionOptions...),
 	Checkpoints: true,
 }
@@ -91,6 +93,8 @@ func checkSink(cfg protocol.Config) (protocol.Config, []kgo.Opt, error) {
 				return cfg, nil, configError(cfg.Connector, o, "cannot be set with %s (the ids are vigie.PIPELINE.p<N>, the records go to PIPELINE.checkpoints, where the source reads them)", optPartCol)
 			}
 		}
+	} else if cfg.String(optOffCol) != "" {
+		return cfg, nil, configError(cfg.Connector, optOffCol, "needs %s", optPartCol)
 	}
 	conn, err := connection(cfg, os.Getenv)
 	return cfg, conn, err
@@ -133,8 +137,21 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 		default:
 			return nil, configError(cfg.Connector, optPartCol, "column %q is %s, want int32 or int64", name, schema.Field(idx[0]).Type)
 		}
+		off := -1
+		if name := cfg.String(optOffCol); name != "" {
+			oi := schema.FieldIndices(name)
+			if len(oi) != 1 {
+				return nil, configError(cfg.Connector, optOffCol, "no column %q in the input (columns: %s)", name, strings.Join(fieldNames(schema), ", "))
+			}
+			switch schema.Field(oi[0]).Type.ID() {
+			case arrow.INT32, arrow.INT64:
+			default:
+				return nil, configError(cfg.Connector, optOffCol, "column %q is %s, want int32 or int64", name, schema.Field(oi[0]).Type)
+			}
+			off = oi[0]
+		}
 		return &partitionWriter{conn: conn, topic: cfg.String(optTopic), cpTopic: checkpointTopic(cfg), pipeline: cfg.Pipeline,
-			key: key, part: idx[0], headers: provenance(cfg, schema), parts: map[int32]*partProducer{},
+			key: key, part: idx[0], off: off, headers: provenance(cfg, schema), parts: map[int32]*partProducer{},
 			log: slog.Default().With("connector", cfg.Connector, "stage", cfg.Stage)}, nil
 	}
 	if cfg.Resume != nil {

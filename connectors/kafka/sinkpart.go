@@ -31,6 +31,8 @@ type partitionWriter struct {
 	pipeline string
 	key      int
 	part     int // the partition column
+	off      int // the input offset column, -1: none (nothing dropped)
+	cp       *cpReader
 	headers  []kgo.RecordHeader
 	flushes  int64
 	log      *slog.Logger
@@ -45,6 +47,11 @@ type partProducer struct {
 	inTxn bool  // a transaction is open
 	rows  int   // rows produced into it
 	rec   int64 // the offset of the last record committed, -1: none
+	// floor is the offset of p's last committed record when this
+	// producer started (after fencing every earlier one), -1: none. With
+	// offset_column, rows of p below it are dropped (the previous owner
+	// committed them), and no record below it is written.
+	floor int64
 
 	mu   sync.Mutex
 	perr error
@@ -96,7 +103,15 @@ func (w *partitionWriter) producer(ctx context.Context, p int32) (*partProducer,
 			cl.Close()
 			return nil, fmt.Errorf("init transactional producer %q: %w", id, protocol.WithKind(err, protocol.ErrTemporary))
 		}
-		pp = &partProducer{p: p, cl: cl, rec: -1}
+		pp = &partProducer{p: p, cl: cl, rec: -1, floor: -1}
+		if w.off >= 0 {
+			// Read after this producer's InitProducerID: no earlier
+			// owner commits anything more.
+			if err := w.readFloor(ctx, pp); err != nil {
+				cl.Close()
+				return nil, err
+			}
+		}
 		w.parts[p] = pp
 	}
 	if !pp.inTxn {
@@ -106,6 +121,25 @@ func (w *partitionWriter) producer(ctx context.Context, p int32) (*partProducer,
 		pp.inTxn = true
 	}
 	return pp, nil
+}
+
+// readFloor sets pp's floor: p's last committed checkpoint record.
+func (w *partitionWriter) readFloor(ctx context.Context, pp *partProducer) error {
+	if w.cp == nil {
+		cp, err := newCPReader(w.conn, w.cpTopic, w.pipeline)
+		if err != nil {
+			return err
+		}
+		w.cp = cp
+	}
+	if err := w.cp.catchUp(ctx); err != nil {
+		return err
+	}
+	if next, ok := w.cp.last[pp.p]; ok {
+		pp.floor, pp.rec = next, next
+		w.log.Info("partition restored by replay: rows below its checkpoint record are dropped", "partition", pp.p, "below", next)
+	}
+	return nil
 }
 
 // Write produces each row with the producer of its input partition.
@@ -132,6 +166,15 @@ func (w *partitionWriter) Write(ctx context.Context, rec arrow.RecordBatch) erro
 		if err != nil {
 			return err
 		}
+		if w.off >= 0 && pp.floor >= 0 {
+			o, err := intAt(rec.Column(w.off), i)
+			if err != nil {
+				return fmt.Errorf("row %d: offset column %q: %w", i, fields[w.off].Name, err)
+			}
+			if o < pp.floor {
+				continue // committed by an earlier owner, identical
+			}
+		}
 		if err := pp.produceErr(); err != nil {
 			return fmt.Errorf("partition %d: produce: %w", p, err)
 		}
@@ -152,6 +195,20 @@ func (w *partitionWriter) Write(ctx context.Context, rec arrow.RecordBatch) erro
 		pp.cl.Produce(ctx, r, pp.promise)
 	}
 	return nil
+}
+
+// intAt returns row i of an int32 or int64 column.
+func intAt(c arrow.Array, i int) (int64, error) {
+	if c.IsNull(i) {
+		return 0, errors.New("null")
+	}
+	switch c := c.(type) {
+	case *array.Int32:
+		return int64(c.Value(i)), nil
+	case *array.Int64:
+		return c.Value(i), nil
+	}
+	return 0, fmt.Errorf("want an integer column, got %s", c.DataType())
 }
 
 // inputOffsets returns the next offset of each input partition in the
@@ -198,6 +255,10 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 	var commit []*partProducer
 	for p, pp := range w.parts {
 		pos, ok := at[p]
+		if ok && pos.Offset < pp.floor {
+			pos.Offset = pp.floor // replaying: the record never goes back
+			at[p] = pos
+		}
 		switch {
 		case !ok:
 			// The source no longer reads p: everything it handed over
@@ -295,6 +356,10 @@ func (w *partitionWriter) Flush(ctx context.Context) (protocol.Position, error) 
 // checkpoint before it closes a sink, so normally nothing) and closes
 // the producers.
 func (w *partitionWriter) Close(ctx context.Context) error {
+	if w.cp != nil {
+		w.cp.close()
+		w.cp = nil
+	}
 	for _, pp := range w.parts {
 		if pp.rows > 0 {
 			w.log.Warn("rows without a checkpoint aborted at close", "partition", pp.p, "rows", pp.rows)

@@ -36,6 +36,9 @@ const (
 	optOnError    = "on_error"
 	optPartBy     = "partitioned_by"
 	optSession    = "session_timeout"
+	optRestore    = "restore"
+	restoreNone   = "none"
+	restoreReplay = "replay"
 	startEarliest = "earliest"
 	startLatest   = "latest"
 	readCommitted = "read_committed"
@@ -133,6 +136,8 @@ only.`,
 			Doc: "with group: how long the group waits for a silent member before giving its partitions to the others (a Go duration; default 45s; heartbeats every third of it, at most 3s). Shorter fails over faster; the brokers' group.min.session.timeout.ms bounds it"},
 		{Name: optPartBy, Type: protocol.TypeString,
 			Doc: "column the messages are keyed (so partitioned) by; with group, per-partition checkpoints for several instances in one group (scale-out)"},
+		{Name: optRestore, Type: protocol.TypeString, Default: restoreNone, Enum: []string{restoreNone, restoreReplay},
+			Doc: "with partitioned_by: how a newly assigned partition's keyed state is restored. none: it starts at its checkpoint record (stateless pipelines); replay: it starts at its earliest retained offset, so per-row group rules and alerts stages rebuild the partition's state, and the kafka_topic sink (offset_column) drops the rows its checkpoint record already covers"},
 	}, connectionOptions...),
 }
 
@@ -226,6 +231,14 @@ func newSourcePlan(cfg protocol.Config) (*sourcePlan, error) {
 		}
 		if !slices.ContainsFunc(p.meta, func(i int) bool { return metaColumns[i].name == "partition" }) {
 			return nil, configError(cfg.Connector, optPartBy, "needs metadata \"partition\" (the sink routes each row to its input partition's transaction)")
+		}
+	}
+	if cfg.String(optRestore) == restoreReplay {
+		if cfg.String(optPartBy) == "" {
+			return nil, configError(cfg.Connector, optRestore, "replay needs partitioned_by (it restores a partition moved between instances of one group)")
+		}
+		if !slices.ContainsFunc(p.meta, func(i int) bool { return metaColumns[i].name == "offset" }) {
+			return nil, configError(cfg.Connector, optRestore, "replay needs metadata \"offset\" (the sink drops the replayed rows by their input offset)")
 		}
 	}
 	return p, nil
