@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vigie-edu/vigie/internal/kafkatest"
+	"github.com/vigie-edu/vigie/internal/wasmhost/hosttest"
 )
 
 // Scale-out tests (issue 15, docs/design/streaming.md section 10): several
@@ -50,11 +51,20 @@ type scaleOut struct {
 	n      int // instances started
 	// restarts counts instances that exited by themselves.
 	restarts int
+	// stateful: the per-row group rule lastalerts and an alerts stage
+	// (keyed state in each instance's store, restored by replay) instead
+	// of the map rule.
+	stateful bool
 }
 
 func newScaleOut(t *testing.T) *scaleOut {
 	t.Helper()
-	events, rng := sigkillParams(t, "VIGIE_SCALEOUT_EVENTS", scaleOutDefaultEvents)
+	return newScaleOutWith(t, false)
+}
+
+func newScaleOutWith(t *testing.T, stateful bool) *scaleOut {
+	t.Helper()
+	events, rng := sigkillParams(t, "VIGIE_SCALEOUT_EVENTS", scaleOutDefaultEvents, sigkillStudents)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	c := kafkatest.Start(t, kafkatest.Config{
@@ -63,7 +73,7 @@ func newScaleOut(t *testing.T) *scaleOut {
 		// A member SIGKILLed is dropped after session_timeout (2s).
 		Extra: []kfake.Opt{kfake.GroupMinSessionTimeout(500 * time.Millisecond)},
 	})
-	s := &scaleOut{t: t, ctx: ctx, c: c, dir: t.TempDir(), events: events, rng: rng}
+	s := &scaleOut{t: t, ctx: ctx, c: c, dir: t.TempDir(), events: events, rng: rng, stateful: stateful}
 	s.write("ref", false)
 	s.write("scale", true)
 	return s
@@ -76,6 +86,9 @@ func (s *scaleOut) produce(from, to int) {
 	for i := from; i < to; i++ {
 		id := fmt.Sprintf("S%05d", i%sigkillStudents)
 		v := fmt.Sprintf(`{"student_id": %q, "n": %d, "a": %g, "b": %g, "c": %g}`, id, i, float64(i%7)/7, float64(i%10)/10, float64(i%3)/3)
+		if s.stateful {
+			v = statefulEvent(i)
+		}
 		cl.Produce(s.ctx, &kgo.Record{Topic: "events", Key: []byte(id), Value: []byte(v)}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				s.t.Errorf("produce: %v", err)
@@ -103,6 +116,10 @@ func (s *scaleOut) write(name string, scaled bool) {
 	rule, err := filepath.Abs(filepath.Join("..", "..", "examples", "rules", "bench_map_wat", "bench_map.wasm"))
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	if s.stateful {
+		s.writeStateful(name, brokers, scaled)
+		return
 	}
 	toml := fmt.Sprintf(`[pipeline]
 name = %[1]q
@@ -273,9 +290,12 @@ func (s *scaleOut) finish(running []*instance) {
 	}
 	s.t.Logf("reference run (one instance, no group): %s", time.Since(start).Round(time.Millisecond))
 	ref, scaled := readToEnd(s.ctx, t, s.c, "ref"), readToEnd(s.ctx, t, s.c, "scale")
-	if n := total(ref); n != s.events {
+	if n := total(ref); !s.stateful && n != s.events {
 		s.t.Errorf("reference output: %d rows, want %d", n, s.events)
+	} else if s.stateful && n < s.events/statefulPeriod {
+		s.t.Errorf("reference output: %d alert changes, want at least %d", n, s.events/statefulPeriod)
 	}
+	s.t.Logf("reference output: %d rows of %d students", total(ref), len(ref))
 	sameRows(t, ref, scaled)
 	if s.t.Failed() {
 		for _, in := range running {
@@ -306,6 +326,26 @@ func (s *scaleOut) begin(k int) ([]*instance, float64) {
 // the output equals a single-instance run's.
 func TestScaleOutSIGKILL(t *testing.T) {
 	s := newScaleOut(t)
+	running, share := s.begin(3)
+	victim := s.rng.IntN(len(running))
+	running[victim].kill()
+	<-running[victim].exited
+	t.Logf("instance %d SIGKILLed at %.0f%% of the first half", running[victim].id, 100*share)
+	running = append(running[:victim], running[victim+1:]...)
+	t.Logf("partitions per member after the kill: %v", s.members(2))
+	s.finish(running)
+}
+
+// TestScaleOutSIGKILLState is TestScaleOutSIGKILL with keyed state: a
+// per-row group rule (lastalerts, a student's open alerts as of each row)
+// and an alerts stage (what it announced per student, in the instance's
+// store). The source restores a moved partition by replay (restore =
+// "replay") and the sink drops what its checkpoint record covers
+// (offset_column): the alert changes, alert id for alert id, equal a
+// single-instance run's. Without the restore the new owner announces
+// again alerts the killed one announced.
+func TestScaleOutSIGKILLState(t *testing.T) {
+	s := newScaleOutWith(t, true)
 	running, share := s.begin(3)
 	victim := s.rng.IntN(len(running))
 	running[victim].kill()
@@ -426,4 +466,89 @@ func groupLines(out string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// statefulPeriod is how many of a student's events an alert of the
+// stateful pipeline spans: open for two of every four.
+const statefulPeriod = 4
+
+// statefulEvent is event i of the stateful scale-out pipeline: the k-th
+// event of student i%sigkillStudents, day k, with alert A<k/4> open on
+// the 2nd and 3rd of every 4 events (its level rising on the 3rd), so
+// each alert is opened, updated and cleared.
+func statefulEvent(i int) string {
+	id := fmt.Sprintf("S%05d", i%sigkillStudents)
+	k := i / sigkillStudents
+	open, codes, level := "", "", "ok"
+	if ph := k % statefulPeriod; ph == 1 || ph == 2 {
+		open = fmt.Sprintf("%s-A%d:ABS:%d", id, k/statefulPeriod, k-ph+1)
+		codes, level = "ABS", "watch"
+		if ph == 2 {
+			level = "high"
+		}
+	}
+	return fmt.Sprintf(`{"student_id": %q, "day": %d, "open": %q, "codes": %q, "level": %q, "score": %g}`, id, k, open, codes, level, float64(k%10)/10)
+}
+
+// writeStateful writes name.toml for the stateful pipeline: Kafka →
+// lastalerts (emit = "per_row") → alerts → Kafka.
+func (s *scaleOut) writeStateful(name, brokers string, scaled bool) {
+	s.t.Helper()
+	src, snk := "stop_at_end = true", ""
+	if scaled {
+		src = fmt.Sprintf("group = %q\npartitioned_by = \"student_id\"\nsession_timeout = \"2s\"\nrestore = \"replay\"", scaleOutGroup)
+		snk = "partition_column = \"arrival_partition\"\noffset_column = \"arrival_seq\""
+	}
+	toml := fmt.Sprintf(`[pipeline]
+name = %[1]q
+batch_rows = 8192
+max_delay = "50ms"
+checkpoint_interval = "100ms"
+dead_letter = "%[1]s.dead.csv"
+state_dir = "%[1]s.state"
+
+[[source]]
+name = "events"
+connector = "kafka"
+[source.options]
+brokers = %[2]s
+topics = ["events"]
+metadata = ["partition", "offset"]
+%[3]s
+columns = { student_id = "utf8", day = "int32", open = "utf8", codes = "utf8", level = "utf8", score = "float64" }
+
+[[rule]]
+name = "ew"
+input = "events"
+module = %[4]q
+group_by = ["student_id"]
+order_by = "day"
+emit = "per_row"
+partition_column = "kafka_partition"
+offset_column = "kafka_offset"
+
+[[alerts]]
+name = "changes"
+input = "ew"
+update_on = ["alert_level"]
+
+[[sink]]
+name = "out"
+input = "changes"
+connector = "kafka_topic"
+[sink.options]
+brokers = %[2]s
+topic = %[1]q
+key_column = "student_id"
+%[5]s
+`, name, brokers, src, s.lastAlerts(), snk)
+	if err := os.WriteFile(filepath.Join(s.dir, name+".toml"), []byte(toml), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// lastAlerts builds engine/pipeline/testdata/lastalerts once per test.
+func (s *scaleOut) lastAlerts() string {
+	s.t.Helper()
+	return hosttest.BuildGoRule(s.t, filepath.Join("..", "..", "engine", "pipeline", "testdata", "lastalerts"))
 }
