@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -125,5 +127,99 @@ func BenchmarkScaleOutFailover(b *testing.B) {
 		}
 		b.ReportMetric(float64(el.Milliseconds()), "failover-ms")
 		b.StartTimer()
+	}
+}
+
+// BenchmarkScaleOutRestore: the restore time of moved partitions with
+// keyed state. The stateful pipeline of TestScaleOutSIGKILLState
+// (lastalerts per row, alerts stage) over VIGIE_BENCH_STUDENTS students
+// (default 100K) with VIGIE_BENCH_EVENTS events (default 300K: three per
+// student, each student then holds three timeline rows and one announced
+// alert). One instance processes them all and is SIGKILLed; 2,000 more
+// events are produced (every partition gets some); a second instance with
+// an empty state directory (another machine) is started in a new group
+// (so no session timeout is waited for) and takes the 12 partitions:
+// the time from its start to every partition's checkpoint record moving
+// past where it was, i.e. the instance producing again. With restore =
+// "replay" it first re-reads every partition from its start (the whole
+// state rebuilt); restore=none is the same without (the state not
+// restored: what a stateless pipeline pays), the baseline of process
+// start, group join, fencing and one checkpoint.
+//
+//	go test ./cmd/vigie -run '^$' -bench ScaleOutRestore -benchtime 1x
+func BenchmarkScaleOutRestore(b *testing.B) {
+	events, students := 300_000, 100_000
+	if v := os.Getenv("VIGIE_BENCH_EVENTS"); v != "" {
+		events = benchEvents(b)
+	}
+	if v := os.Getenv("VIGIE_BENCH_STUDENTS"); v != "" {
+		var err error
+		if students, err = strconv.Atoi(v); err != nil || students <= 0 {
+			b.Fatalf("VIGIE_BENCH_STUDENTS=%q: want a positive number", v)
+		}
+	}
+	const tail = 2000
+	for _, restore := range []string{"replay", "none"} {
+		b.Run("restore="+restore, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				vigie(b)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+				c := kafkatest.Start(b, kafkatest.Config{
+					Brokers: 3,
+					Topics:  map[string]int32{"events": sigkillPartitions, "scale": sigkillPartitions},
+					Extra:   []kfake.Opt{kfake.GroupMinSessionTimeout(500 * time.Millisecond)},
+				})
+				s := &scaleOut{t: b, ctx: ctx, c: c, dir: b.TempDir(), events: events, rng: rand.New(rand.NewPCG(15, 15)),
+					stateful: true, students: students}
+				s.write("scale", true)
+				s.produce(0, events)
+				first := s.start()
+				fill := time.Now()
+				s.waitCovered(events, []*instance{first})
+				b.Logf("%d events of %d students processed by one instance in %s", events, students, time.Since(fill).Round(time.Millisecond))
+				first.kill()
+				<-first.exited
+				at := partitionCheckpoints(ctx, b, c, "scale")
+				s.produce(events, events+tail)
+				// The second instance: another group (nobody to wait
+				// for), the restore option under test.
+				toml, err := os.ReadFile(filepath.Join(s.dir, "scale.toml"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				toml = bytes.Replace(toml, []byte(`group = "`+scaleOutGroup+`"`), []byte(`group = "`+scaleOutGroup+`-b"`), 1)
+				toml = bytes.Replace(toml, []byte(`restore = "replay"`), []byte(`restore = "`+restore+`"`), 1)
+				if err := os.WriteFile(filepath.Join(s.dir, "scale.toml"), toml, 0o644); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				second := s.start()
+				for {
+					now := partitionCheckpoints(ctx, b, c, "scale")
+					moved := 0
+					for p, next := range at {
+						if now[p] > next {
+							moved++
+						}
+					}
+					if moved == len(at) {
+						break
+					}
+					if time.Since(start) > 10*time.Minute {
+						b.Fatalf("not every partition moved in 10 minutes:\n%s", second.out)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				el := time.Since(start)
+				b.StopTimer()
+				second.kill()
+				<-second.exited
+				cancel()
+				b.ReportMetric(float64(el.Milliseconds()), "restore-ms")
+				b.StartTimer()
+			}
+		})
 	}
 }

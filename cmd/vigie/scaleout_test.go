@@ -55,6 +55,8 @@ type scaleOut struct {
 	// (keyed state in each instance's store, restored by replay) instead
 	// of the map rule.
 	stateful bool
+	// students is the number of students (sigkillStudents by default).
+	students int
 }
 
 func newScaleOut(t *testing.T) *scaleOut {
@@ -73,7 +75,7 @@ func newScaleOutWith(t *testing.T, stateful bool) *scaleOut {
 		// A member SIGKILLed is dropped after session_timeout (2s).
 		Extra: []kfake.Opt{kfake.GroupMinSessionTimeout(500 * time.Millisecond)},
 	})
-	s := &scaleOut{t: t, ctx: ctx, c: c, dir: t.TempDir(), events: events, rng: rng, stateful: stateful}
+	s := &scaleOut{t: t, ctx: ctx, c: c, dir: t.TempDir(), events: events, rng: rng, stateful: stateful, students: sigkillStudents}
 	s.write("ref", false)
 	s.write("scale", true)
 	return s
@@ -84,10 +86,10 @@ func (s *scaleOut) produce(from, to int) {
 	s.t.Helper()
 	cl := s.c.Client(s.t, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(1<<20))
 	for i := from; i < to; i++ {
-		id := fmt.Sprintf("S%05d", i%sigkillStudents)
+		id := fmt.Sprintf("S%05d", i%s.students)
 		v := fmt.Sprintf(`{"student_id": %q, "n": %d, "a": %g, "b": %g, "c": %g}`, id, i, float64(i%7)/7, float64(i%10)/10, float64(i%3)/3)
 		if s.stateful {
-			v = statefulEvent(i)
+			v = statefulEvent(i, s.students)
 		}
 		cl.Produce(s.ctx, &kgo.Record{Topic: "events", Key: []byte(id), Value: []byte(v)}, func(_ *kgo.Record, err error) {
 			if err != nil {
@@ -473,12 +475,12 @@ func groupLines(out string) string {
 const statefulPeriod = 4
 
 // statefulEvent is event i of the stateful scale-out pipeline: the k-th
-// event of student i%sigkillStudents, day k, with alert A<k/4> open on
+// event of student i%students, day k, with alert A<k/4> open on
 // the 2nd and 3rd of every 4 events (its level rising on the 3rd), so
 // each alert is opened, updated and cleared.
-func statefulEvent(i int) string {
-	id := fmt.Sprintf("S%05d", i%sigkillStudents)
-	k := i / sigkillStudents
+func statefulEvent(i, students int) string {
+	id := fmt.Sprintf("S%06d", i%students)
+	k := i / students
 	open, codes, level := "", "", "ok"
 	if ph := k % statefulPeriod; ph == 1 || ph == 2 {
 		open = fmt.Sprintf("%s-A%d:ABS:%d", id, k/statefulPeriod, k-ph+1)
