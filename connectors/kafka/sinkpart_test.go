@@ -2,6 +2,8 @@ package kafka_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,5 +95,115 @@ func TestPartitionSinkFencing(t *testing.T) {
 	}
 	if got := read(t); len(got) != 0 {
 		t.Fatalf("rows of a fenced transaction visible: %v", got)
+	}
+}
+
+// TestPartitionSinkReplay pins offset_column: a partition's next owner,
+// replaying the partition from its start to rebuild its state (source
+// restore = "replay"), writes only the rows at or above the offset of the
+// partition's last committed record, and never commits a record below it
+// while it replays.
+func TestPartitionSinkReplay(t *testing.T) {
+	ctx := testCtx(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"out": 1, "p.checkpoints": 1}})
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "student_id", Type: arrow.BinaryTypes.String},
+		{Name: "arrival_partition", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "arrival_seq", Type: arrow.PrimitiveTypes.Int64},
+	}, nil)
+	cfg := protocol.Config{Pipeline: "p", Stage: "out", Options: map[string]any{
+		"brokers": brokerList(c), "topic": "out", "key_column": "student_id",
+		"partition_column": "arrival_partition", "offset_column": "arrival_seq",
+	}}
+	open := func() protocol.Writer {
+		t.Helper()
+		w, err := kafka.Sink{}.Open(ctx, cfg, mem, schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	write := func(w protocol.Writer, from, to int) {
+		t.Helper()
+		var rows []string
+		for o := from; o < to; o++ {
+			rows = append(rows, fmt.Sprintf(`{"student_id": "S%d", "arrival_partition": 0, "arrival_seq": %d}`, o, o))
+		}
+		rec, _, err := array.RecordFromJSON(mem, schema, strings.NewReader("["+strings.Join(rows, ",")+"]"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rec.Release()
+		if err := w.Write(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var id uint64
+	checkpoint := func(w protocol.Writer, next int) {
+		t.Helper()
+		id++
+		if _, err := w.(protocol.Checkpointer).FlushCheckpoint(ctx, protocol.Checkpoint{ID: id,
+			Data: json.RawMessage(fmt.Sprintf(`{"sources": {"events": {"offsets": {"events": {"0": %d}}}}}`, next))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// committed returns the arrival_seq of every committed row, in order,
+	// and the last of the records checkpoints of which were committed.
+	committed := func(records int) ([]int64, int64) {
+		t.Helper()
+		cl := c.Client(t)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "out", Value: []byte("sentinel")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		var rs []*kgo.Record
+		for n := 1; ; n++ {
+			if rs = c.ReadCommitted(ctx, t, "out", n); string(rs[len(rs)-1].Value) == "sentinel" {
+				break
+			}
+		}
+		var seqs []int64
+		for _, r := range rs {
+			var row struct {
+				Seq int64 `json:"arrival_seq"`
+			}
+			if string(r.Value) != "sentinel" && json.Unmarshal(r.Value, &row) == nil {
+				seqs = append(seqs, row.Seq)
+			}
+		}
+		var last int64 = -1
+		for _, r := range c.ReadCommitted(ctx, t, "p.checkpoints", records) {
+			var cp struct {
+				Data struct{ Offset int64 }
+			}
+			if err := json.Unmarshal(r.Value, &cp); err != nil {
+				t.Fatal(err)
+			}
+			last = cp.Data.Offset
+		}
+		return seqs, last
+	}
+
+	first := open()
+	write(first, 0, 3)
+	checkpoint(first, 3)
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The next owner replays from offset 0: what it reads below 3 was
+	// committed by the first; a checkpoint in the middle of the replay
+	// commits nothing (no record either) and keeps the record at 3.
+	second := open()
+	defer second.Close(ctx)
+	write(second, 0, 2)
+	checkpoint(second, 2)
+	if seqs, last := committed(1); !slices.Equal(seqs, []int64{0, 1, 2}) || last != 3 {
+		t.Fatalf("mid-replay: committed rows %v, record %d; want [0 1 2], 3", seqs, last)
+	}
+	write(second, 2, 5)
+	checkpoint(second, 5)
+	if seqs, last := committed(2); !slices.Equal(seqs, []int64{0, 1, 2, 3, 4}) || last != 5 {
+		t.Fatalf("after the replay: committed rows %v, record %d; want [0 1 2 3 4], 5", seqs, last)
 	}
 }
