@@ -85,6 +85,8 @@ func TestSourceConformance(t *testing.T) {
 			{Options: sourceOptions(c, map[string]any{"metadata": []any{"headers"}}), Want: `unknown metadata "headers"`},
 			{Options: sourceOptions(c, map[string]any{"stop_at_end": true, "group": "g"}), Want: "cannot be used with group"},
 			{Options: sourceOptions(c, map[string]any{"max_delay": "soon"}), Want: "expected a positive duration"},
+			{Options: sourceOptions(c, map[string]any{"group": "g", "restore": "replay"}), Want: "replay needs partitioned_by"},
+			{Options: sourceOptions(c, map[string]any{"group": "g", "partitioned_by": "id", "metadata": []any{"partition"}, "restore": "replay"}), Want: `replay needs metadata "offset"`},
 			{Options: sourceOptions(c, map[string]any{"sasl_mechanism": "PLAIN", "sasl_password_env": "KAFKA_PASSWORD"}), Want: "must start with VIGIE_"},
 			{Options: sourceOptions(c, map[string]any{"stop_at_end": true, "topics": []any{"nope"}}), Want: `topic "nope" does not exist`},
 		},
