@@ -165,6 +165,7 @@ type instance struct {
 	id     int
 	dir    string
 	kill   func()
+	quit   func() // SIGQUIT: the engine process dumps its goroutines
 	out    fmt.Stringer
 	exited <-chan int
 }
@@ -194,6 +195,7 @@ func (s *scaleOut) run(in *instance) {
 	cmd, out, exited := startVigie(s.ctx, s.t, in.dir, "scale.toml")
 	in.out, in.exited = out, exited
 	in.kill = func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	in.quit = func() { syscall.Kill(cmd.Process.Pid, syscall.SIGQUIT) }
 }
 
 // covered returns how many input events the committed per-partition
