@@ -115,11 +115,15 @@ func options(cfg protocol.Config, mem memory.Allocator) (string, []parquet.Write
 	return cfg.String(optPath), props, nil
 }
 
-// Validate checks the options and creates the output folder.
+// Validate checks the options and creates the output folder (in a
+// checkpointed run, path itself: the folder of the parts).
 func (Sink) Validate(ctx context.Context, cfg protocol.Config) error {
 	path, _, err := options(cfg, nil) // the properties are not used
 	if err != nil {
 		return err
+	}
+	if cfg.Checkpointed {
+		return preparePartsDir(path)
 	}
 	return atomicfile.PrepareDir(path)
 }
@@ -132,6 +136,10 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 	if err != nil {
 		return nil, err
 	}
+	owner := atomicfile.Owner(cfg.Pipeline, cfg.Stage)
+	if cfg.Checkpointed {
+		return openParts(cfg, path, owner, schema, opts)
+	}
 	var from position
 	if cfg.Resume != nil {
 		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
@@ -140,8 +148,22 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 	}
 	// What earlier writers of this stage left, other than the file resumed
 	// from, is garbage: their processes died before committing.
-	owner := atomicfile.Owner(cfg.Pipeline, cfg.Stage)
 	atomicfile.Sweep(path, owner, from.Temp)
+	w, err := newWriter(path, owner, schema, opts)
+	if err != nil {
+		return nil, err
+	}
+	if from.Temp != "" {
+		if err := w.recover(ctx, mem, path, owner, from, schema); err != nil {
+			w.Abort(ctx)
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// newWriter starts writing path under a temporary name (see atomicfile).
+func newWriter(path, owner string, schema *arrow.Schema, opts []parquet.WriterProperty) (*writer, error) {
 	file, err := atomicfile.Create(path, owner)
 	if err != nil {
 		return nil, err
@@ -157,12 +179,6 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 	if err != nil {
 		file.Abort()
 		return nil, fmt.Errorf("connector %q: schema cannot be written to Parquet: %w: %w", SinkName, err, protocol.ErrConfig)
-	}
-	if from.Temp != "" {
-		if err := w.recover(ctx, mem, path, owner, from, schema); err != nil {
-			w.Abort(ctx)
-			return nil, err
-		}
 	}
 	return w, nil
 }

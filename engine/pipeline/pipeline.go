@@ -536,6 +536,10 @@ func (p *Plan) prepareSink(ctx context.Context, s *config.Sink, started startedC
 	if err != nil {
 		return err
 	}
+	// The sources come first in Order: whether the run takes checkpoints
+	// is known, and changes what some sinks write (parquet: a folder of
+	// parts).
+	cc.Checkpointed = p.unbounded && p.cfg.CheckpointInterval > 0
 	if err := snk.Validate(ctx, cc); err != nil {
 		return stageError(s.Pos, key, err)
 	}
