@@ -40,6 +40,10 @@ import (
 type checkpointData struct {
 	Sources map[string]protocol.Position `json:"sources"`
 	Sinks   map[string]protocol.Position `json:"sinks,omitempty"`
+	// DeadLetters is where the run's dead letter file ends (flushed before
+	// the commit; in the Kafka sink's transaction with the rest when it is
+	// the commit point), nil when there are none.
+	DeadLetters *deadLetterPos `json:"dead_letters,omitempty"`
 }
 
 // watched is a stage whose work the coordinator waits for: its inboxes
@@ -123,6 +127,10 @@ type coordinator struct {
 	file     string     // the record file, without a commit sink ("" : none)
 	// sync makes the keyed state written so far durable (nil: no state).
 	sync func() error
+	// dl is the run's dead letter file, flushed at each checkpoint, and
+	// dlResume where the checkpoint restored leaves it.
+	dl       *deadLetterFile
+	dlResume *deadLetterPos
 	// observed, when set, hears of every committed checkpoint (the run's
 	// stream.Observer when it tracks checkpoints: metrics, console).
 	observed func(time.Time)
@@ -159,7 +167,7 @@ func (c *coordinator) restore(ctx context.Context) error {
 			return fmt.Errorf("read the last checkpoint %s: %w", c.file, err)
 		}
 	}
-	c.next = 1
+	c.next, c.dlResume = 1, nil
 	if cp == nil {
 		return nil
 	}
@@ -175,6 +183,7 @@ func (c *coordinator) restore(ctx context.Context) error {
 			s.cfg.Resume = data.Sinks[s.cfg.Stage]
 		}
 	}
+	c.dlResume = data.DeadLetters
 	c.next = cp.ID + 1
 	c.stats.Resumed = cp.ID
 	c.log.Info("resuming from checkpoint", "checkpoint", cp.ID)
@@ -259,6 +268,11 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 		}
 		data.Sinks[s.cfg.Stage] = pos
 	}
+	if c.dl != nil {
+		if data.DeadLetters, err = c.dl.checkpoint(); err != nil {
+			return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
+		}
+	}
 	if c.sync != nil {
 		if err := c.sync(); err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
@@ -282,6 +296,9 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 		if err := writeFileAtomic(c.file, cp); err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: %w", cp.ID, err)
 		}
+	}
+	if c.dl != nil {
+		c.dl.committed(data.DeadLetters)
 	}
 	c.next++
 	c.stats.Taken++
