@@ -50,9 +50,10 @@ type Sink struct{}
 var _ protocol.Sink = Sink{}
 
 var spec = protocol.Spec{
-	Name:    SinkName,
-	Kind:    protocol.KindSink,
-	Version: "1.1.0",
+	Name:              SinkName,
+	Kind:              protocol.KindSink,
+	Version:           "1.2.0",
+	AppendsAcrossRuns: true, // in a continuous run: a folder of parts
 	Doc: `Connector "parquet" (sink): writes batches to one Parquet file, with the
 Arrow schema (and its metadata) stored in the file so that Arrow readers get
 back exactly the types written. Rows are gathered into row groups of
@@ -71,7 +72,14 @@ a new temporary file) and the engine replays only the batches written
 since; temporary files of killed plugins are removed by the stage's next
 writer or on success. Columns that are lists, structs or maps are the
 exception: such a file is durable only when complete, and the engine keeps
-every batch until it is. See also the "csv_file" sink and the "csv" source.`,
+every batch until it is. In a continuous run (an unbounded source and
+checkpoints) path is a folder and each checkpoint that saw rows adds one
+complete file to it, part-<n>.parquet (n from 1, 8 digits), renamed into
+place at the checkpoint; a restart removes the parts its checkpoint does
+not cover, and the next run goes on numbering after the last run's parts
+(without a checkpoint to resume from, the folder starts over). Read the
+output as one table from the folder (DuckDB: read_parquet('path/*.parquet')).
+See also the "csv_file" sink and the "csv" source.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "Parquet file to write (replaced if it exists)"},
 		{Name: optCompression, Type: protocol.TypeString, Default: "zstd",

@@ -215,7 +215,9 @@ func (c *coordinator) run(ctx context.Context) error {
 // ending is the sink whose input ended and that closes after this
 // checkpoint (nil for a periodic one): its position, like a closed
 // sink's, is recorded as none, since a file sink puts its output in place
-// when it closes and the next run writes a new file.
+// when it closes and the next run writes a new file; a sink whose Spec
+// sets AppendsAcrossRuns keeps its position (the next run goes on with
+// its output).
 func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (committed, done bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -263,7 +265,7 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 			c.log.Debug("checkpoint skipped: a sink is reopening", "sink", s.cfg.Stage)
 			return false, false, nil
 		}
-		if s == ending || s.closed() {
+		if (s == ending || s.closed()) && !s.snk.Spec().AppendsAcrossRuns {
 			pos = nil
 		}
 		data.Sinks[s.cfg.Stage] = pos

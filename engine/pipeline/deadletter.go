@@ -87,15 +87,16 @@ func isTemp(path, name string) bool {
 // resume starts a run with checkpoints from pos, the dead letters its
 // last committed checkpoint recorded (nil: none): the file is cut to
 // pos.Size and written on. Temporary files of killed runs are removed. A
-// file that is gone (published when a run ended: the run after it writes
-// a new one, as a batch run does) is started anew.
+// file that is gone was published when its run ended: the published file
+// is copied and written on (a continuous pipeline's dead letters go on
+// across its runs, as its outputs do).
 func (d *deadLetterFile) resume(pos *deadLetterPos) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.checkpointed = true
 	keep := ""
-	if pos != nil && filepath.Dir(pos.Temp) == filepath.Dir(d.path) && isTemp(d.path, filepath.Base(pos.Temp)) {
-		keep = pos.Temp
+	if pos != nil && filepath.Clean(filepath.Dir(pos.Temp)) == filepath.Clean(filepath.Dir(d.path)) && isTemp(d.path, filepath.Base(pos.Temp)) {
+		keep = filepath.Join(filepath.Dir(d.path), filepath.Base(pos.Temp))
 	}
 	if entries, err := os.ReadDir(filepath.Dir(d.path)); err == nil {
 		for _, e := range entries {
@@ -110,7 +111,11 @@ func (d *deadLetterFile) resume(pos *deadLetterPos) error {
 	}
 	f, err := os.OpenFile(keep, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		// Published when the run ended (or a kill came between the publish
+		// and the exit): its copy goes on.
+		if f, err = d.copyPublished(pos.Size); f == nil && err == nil {
+			return nil
+		}
 	}
 	if err == nil {
 		err = f.Truncate(pos.Size)
@@ -135,6 +140,30 @@ func (d *deadLetterFile) resume(pos *deadLetterPos) error {
 		d.marks = append(d.marks, deadLetterMark{at: time.Now(), off: d.header, rows: int(pos.Rows)})
 	}
 	return nil
+}
+
+// copyPublished copies the first size bytes of the published file into a
+// new temporary file, positioned at their end; nil when there is no such
+// file or it is shorter (another run's: the run writes a new one).
+func (d *deadLetterFile) copyPublished(size int64) (*os.File, error) {
+	src, err := os.Open(d.path)
+	if err != nil {
+		return nil, nil
+	}
+	defer src.Close()
+	if fi, err := src.Stat(); err != nil || fi.Size() < size {
+		return nil, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(d.path), "."+filepath.Base(d.path)+".*")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.CopyN(f, src, size); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
 }
 
 // checkpoint makes the dead letters written so far durable and returns

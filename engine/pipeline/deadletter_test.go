@@ -158,3 +158,49 @@ func TestDeadLetterExpireKeepsCheckpointed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeadLetterResumePublished: a run whose last checkpoint was
+// committed, then its file published (the run ended, or was killed
+// between the two), is followed by one that goes on with the published
+// file: with nothing to add it publishes it again, never removes it.
+func TestDeadLetterResumePublished(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dl.csv")
+	d1 := newDeadLetterFile(path)
+	if err := d1.resume(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.WriteDeadLetters([]stream.DeadLetter{{Stage: "s", Reason: "one"}}); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := d1.checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, more := range []string{"", "two"} {
+		d := newDeadLetterFile(path)
+		if err := d.resume(pos); err != nil {
+			t.Fatal(err)
+		}
+		if more != "" {
+			if err := d.WriteDeadLetters([]stream.DeadLetter{{Stage: "s", Reason: more}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if pos, err = d.checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "stage,origin,line,column,reason,raw\ns,,,,one,\ns,,,,two,\n"; string(b) != want {
+		t.Errorf("published:\n%s\nwant:\n%s", b, want)
+	}
+}
