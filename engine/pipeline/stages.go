@@ -390,6 +390,11 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 			// ctx is likely cancelled already.
 			w.Abort(context.WithoutCancel(ctx))
 		}
+		// Rows the connector dead-lettered itself (the webhook sink's
+		// outbox) count as the stage's dead letters in the summary.
+		if c, ok := w.(protocol.DeadLetterCounter); ok {
+			st.Stats.DeadLettered.Add(c.DeadLettered())
+		}
 	}()
 	for _, rec := range r.replay {
 		if err := w.Write(ctx, rec); err != nil {
