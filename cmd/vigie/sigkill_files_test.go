@@ -110,6 +110,11 @@ func testSIGKILLFiles(t *testing.T, sink string) {
 	if left, _ := filepath.Glob(filepath.Join(dir, ".killed.dead.csv.*")); len(left) != 0 {
 		t.Errorf("temporary dead letter files left after the last run: %v", left)
 	}
+	if sink == "parquet" {
+		if left, _ := filepath.Glob(filepath.Join(dir, "killed.parquet", ".*")); len(left) != 0 {
+			t.Errorf("temporary parts left after the last run: %v", left)
+		}
+	}
 }
 
 // produceHostileEvents produces produceEvents' events with a hostile
