@@ -2,8 +2,8 @@ package indicators
 
 import (
 	"math"
+	"slices"
 	"sync"
-	"time"
 )
 
 // driftModel is the ABS_DRIFT model: the posterior probability, day by
@@ -73,12 +73,17 @@ func (c *Config) newDriftModel() *driftModel {
 	return m
 }
 
-// parts are the two parts of the chance of x unjustified half-days so
-// far in a month (share f of its school half-days elapsed): without an
-// episode, Poisson(mu); with one (thinned to f), plus Poisson(mu) others.
-func (m *driftModel) parts(x int, f, mu float64) (none, episode float64) {
+// thinAt is the row of thin for share f of a month's school half-days.
+func (m *driftModel) thinAt(f float64) []float64 {
+	return m.thin[min(m.fGrid, max(0, int(math.Round(f*float64(m.fGrid)))))]
+}
+
+// partsOf is the two parts of the chance of x unjustified half-days so
+// far in a month (th = thinAt(f), share f of its school half-days
+// elapsed): without an episode, Poisson(mu); with one (thinned to f), plus
+// Poisson(mu) others. th is looked up once per day for all onsets.
+func partsOf(x int, th []float64, mu float64) (none, episode float64) {
 	x = min(x, driftXMax)
-	th := m.thin[min(m.fGrid, max(0, int(math.Round(f*float64(m.fGrid)))))]
 	py := math.Exp(-mu) // Poisson chances of 0..x, by recurrence
 	for y := 0; y <= x; y++ {
 		if y > 0 {
@@ -89,23 +94,47 @@ func (m *driftModel) parts(x int, f, mu float64) (none, episode float64) {
 	return py, episode
 }
 
+// driftState is the state of the ABS_DRIFT replay before day d.
+type driftState struct {
+	d                       int32
+	lr, lam, eOn            []float64
+	started                 []bool
+	sOn                     []int
+	S, hits, months, mTotal int
+	mNext                   int32
+	x, h                    int
+	prev                    float64
+}
+
+func (s *driftState) bytes() int { return 8*(3*len(s.lr)+len(s.sOn)) + len(s.started) + 96 }
+
 // mix is the chance of a month with an episode with chance e.
 func mix(none, episode, e float64) float64 {
-	return math.Max((1-e)*none+e*episode, 1e-300)
+	return max((1-e)*none+e*episode, 1e-300)
 }
 
 // posteriors returns, for each day from start to start+n-1, the posterior
-// probability that a drift has started, from the unjustified half-days
-// unj(day) and school half-days school(day) of each day. It also returns,
-// for the reason, the unjustified half-days of the current and the
-// previous month on each day is not needed: the caller counts them.
-func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) int) []float64 {
+// probability that a drift has started, from the unjustified half-days of
+// each day, unjFrom[d-from] with from = min(history_from, start), and the
+// school half-days of the calendar. (The unjustified half-days of the
+// current and the previous month, for the reason, are counted by the
+// caller.)
+//
+// With in, the replay resumes from in (the state before day in.d, taken by
+// an earlier call on a timeline with the same days before in.d); days
+// before in.d are left at 0 in the result. With snap, the state before the
+// last day is copied into it.
+func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32, cal *calendar, in, snap *driftState) []float64 {
 	c := m.c
-	post := make([]float64, n)
+	sc.post = zeroed(sc.post, n)
+	post := sc.post
 	from := min(c.HistoryFrom, start)
 	end := start + int32(n) - 1
+	unj := func(d int32) int { return int(unjFrom[d-from]) }
+	school := cal.school
 	// Candidate onsets: the Monday of each school week in [drift_from, drift_to].
-	var onsets []int32
+	onsets := sc.onsets[:0]
+	defer func() { sc.onsets = onsets }()
 	for d := c.DriftFrom; d <= c.DriftTo; d++ {
 		if weekday(d) != 0 {
 			continue
@@ -123,25 +152,30 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 		return post
 	}
 	monthTotal := func(d int32) (first, next int32, total int) {
-		t := time.Unix(int64(d)*86400, 0).UTC()
-		first = d - int32(t.Day()-1)
-		next = int32(time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+		first = d - int32(dayOfMonth(d)-1)
+		next = first + 31 // in the next month: months have 28 to 31 days
+		next -= int32(dayOfMonth(next) - 1)
 		for x := first; x < next; x++ {
 			total += school(x)
 		}
 		return first, next, total
 	}
-	lr := make([]float64, K)  // likelihood ratio of the complete months from each onset's month
-	lam := make([]float64, K) // drift's expected half-days so far in the current month, per onset
-	eOn := make([]float64, K) // the student's episode chance as of each onset's month
+	sc.lr, sc.lam, sc.eOn = zeroed(sc.lr, K), zeroed(sc.lam, K), zeroed(sc.eOn, K)
+	lr := sc.lr   // likelihood ratio of the complete months from each onset's month
+	lam := sc.lam // drift's expected half-days so far in the current month, per onset
+	eOn := sc.eOn // the student's episode chance as of each onset's month
 	for k := range lr {
 		lr[k] = 1
 	}
-	started := make([]bool, K)
+	sc.started = zeroed(sc.started, K)
+	started := sc.started
 	S := 0 // school half-days since from
-	sOn := make([]int, K)
+	sc.sOn = zeroed(sc.sOn, K)
+	sOn := sc.sOn
 	hits, months := 0, 0 // complete months with an episode-sized count, and complete school months
-	_, mNext, mTotal := monthTotal(from)
+	var mNext int32
+	var mTotal int
+	d0 := from
 	// Before the first unjustified half-day every onset's likelihood ratio
 	// is at most 1, so the posterior is at most drift_prior: it is left at
 	// 0 there (below drift_min), and on a day without school nor absence
@@ -155,18 +189,34 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 	}
 	prev := 0.0
 	x, h := 0, 0 // current month's unjustified and school half-days so far
+	if in != nil {
+		d0 = in.d
+		copy(lr, in.lr)
+		copy(lam, in.lam)
+		copy(eOn, in.eOn)
+		copy(started, in.started)
+		copy(sOn, in.sOn)
+		S, hits, months, mNext, mTotal, x, h, prev = in.S, in.hits, in.months, in.mNext, in.mTotal, in.x, in.h, in.prev
+	} else {
+		_, mNext, mTotal = monthTotal(from)
+	}
 	eStudent := func() float64 {
 		return (c.EpisodePrior*c.EpisodePriorMonths + float64(hits)) / (c.EpisodePriorMonths + float64(months))
 	}
-	for d := from; d <= end; d++ {
+	for d := d0; d <= end; d++ {
+		if snap != nil && d == end {
+			*snap = driftState{d: d, lr: slices.Clone(lr), lam: slices.Clone(lam), eOn: slices.Clone(eOn), started: slices.Clone(started), sOn: slices.Clone(sOn),
+				S: S, hits: hits, months: months, mNext: mNext, mTotal: mTotal, x: x, h: h, prev: prev}
+		}
 		if d == mNext {
 			// The previous month is complete.
 			if mTotal > 0 {
-				a0, b0 := m.parts(x, 1, c.SporadicRate*float64(h))
+				th := m.thinAt(1)
+				a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
 				for k := range K {
 					if started[k] {
-						a1, b1 := m.parts(x, 1, lam[k]+c.SporadicRate*float64(h))
-						lr[k] = math.Min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
+						a1, b1 := partsOf(x, th, lam[k]+c.SporadicRate*float64(h))
+						lr[k] = min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
 					}
 				}
 				if mTotal >= 16 {
@@ -187,9 +237,10 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 		}
 		hd := school(d)
 		if hd > 0 {
+			ramp := max(c.DriftRampHalfDays, 1)
 			for k := range K {
 				if started[k] {
-					lam[k] += c.DriftRate * math.Min(1, float64(S-sOn[k])/math.Max(c.DriftRampHalfDays, 1)) * float64(hd)
+					lam[k] += c.DriftRate * min(1, float64(S-sOn[k])/ramp) * float64(hd)
 				}
 			}
 			S += hd
@@ -209,15 +260,16 @@ func (m *driftModel) posteriors(start int32, n int, unj, school func(d int32) in
 			f = float64(h) / float64(mTotal)
 		}
 		num, nOn := 0.0, 0
-		a0, b0 := m.parts(x, f, c.SporadicRate*float64(h))
+		th := m.thinAt(f)
+		a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
 		for k := range K {
 			if !started[k] || lr[k] == 0 {
 				nOn += b2i(started[k])
 				continue
 			}
 			nOn++
-			a1, b1 := m.parts(x, f, lam[k]+c.SporadicRate*float64(h))
-			num += math.Min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
+			a1, b1 := partsOf(x, th, lam[k]+c.SporadicRate*float64(h))
+			num += min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
 		}
 		pi := c.DriftPrior / float64(K)
 		prev = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -173,13 +174,41 @@ func sev(v, t float64) float64 {
 	if t <= 0 {
 		return 1
 	}
-	return math.Min(1, 0.5+0.5*(v-t)/t)
+	return min(1, 0.5+0.5*(v-t)/t)
 }
 
 // Evaluate replays a student's timeline day by day, up to the report day,
 // and returns its state on that day and every alert opened on the way.
 // events may be in any order; Evaluate sorts them.
 func (c *Config) Evaluate(student string, events []Event) Result {
+	return c.evaluate(student, events, nil, nil, nil)
+}
+
+// dayState is the state of Evaluate's replay before day start+next, all a
+// later call needs to resume there instead of replaying the days before
+// (see Memo).
+type dayState struct {
+	next        int // offset from start of the next day to replay
+	open, off   [numCodes]int
+	above       int
+	cusum       float64
+	lastSess    int
+	markTerm    int
+	markInd     [numCodes]indicator
+	maxRisk     float64
+	maxDrift    float64 // over the days before next
+	alerts      []Alert
+	firstAlert  int32
+	drift       driftState
+	driftActive bool
+}
+
+// evaluate is Evaluate, resuming from in when it is not nil (the caller
+// has checked that the events before day start+in.next are those of the
+// call that took it), copying the state before the report day into snap
+// when it is not nil, and taking the school days from cal when it is not
+// nil.
+func (c *Config) evaluate(student string, events []Event, in, snap *dayState, cal0 *calendar) Result {
 	res := Result{FirstAlert: -1, Level: "ok"}
 	res.Chance = c.ChanceOf(0)
 	if len(events) == 0 {
@@ -191,7 +220,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			events[i].Day = c.TermEnds[max(t, 0)]
 		}
 	}
-	slices.SortStableFunc(events, func(a, b Event) int { return int(a.Day - b.Day) })
+	sortByDay(events)
 	end := c.AsOf
 	switch {
 	case end == AsOfLatest:
@@ -204,14 +233,25 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		return res
 	}
 	n := int(end-start) + 1
+	sc := scratchPool.Get().(*scratch)
+	defer sc.release()
+	var cal calendar
+	if cal0 != nil {
+		cal = *cal0
+	} else {
+		cal = c.calendarFor(sc, start, end)
+	}
+	r0 := 0 // the first day replayed
+	if in != nil {
+		r0 = in.next
+	}
 	// Per-day counts, offsets from start; prefix sums p[i] = sum of days < i.
-	school := make([]int32, n+1)
-	absAll := make([]int32, n+1)
-	unj := make([]int32, n+1)
-	sess := make([]int32, n+1)
-	type corr struct{ day, known int32 }
-	var corrections []corr
-	var marks []Event
+	// One buffer for the four of them.
+	sc.counts = zeroed(sc.counts, 4*(n+1))
+	counts := sc.counts
+	school, absAll, unj, sess := counts[:n+1:n+1], counts[n+1:2*(n+1):2*(n+1)], counts[2*(n+1):3*(n+1):3*(n+1)], counts[3*(n+1):]
+	corrections := sc.corrections[:0]
+	marks := sc.marks[:0]
 	for _, e := range events {
 		i := int(e.Day - start)
 		if i < 0 || i >= n {
@@ -233,11 +273,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		}
 	}
 	for i := 0; i < n; i++ {
-		d := start + int32(i)
-		if !c.NoSchool[d] {
-			school[i+1] = int32(c.HalfDaysWeek[weekday(d)])
-		}
-		school[i+1] += school[i]
+		school[i+1] = int32(cal.school(start+int32(i))) + school[i]
 		absAll[i+1] += absAll[i]
 		unj[i+1] += unj[i]
 		sess[i+1] += sess[i]
@@ -263,23 +299,38 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	}
 	// Calendar months: monthStart[i] is the offset of the first day of
 	// day i's month (may be negative).
-	monthStart := make([]int, n)
-	for i := range n {
-		t := time.Unix(int64(start+int32(i))*86400, 0).UTC()
-		monthStart[i] = i - (t.Day() - 1)
+	sc.monthStart = zeroed(sc.monthStart, n)
+	monthStart := sc.monthStart
+	for i, dom := 0, dayOfMonth(start); i < n; i++ {
+		if i > 0 {
+			if dom++; dom > 28 && dayOfMonth(start+int32(i)) == 1 {
+				dom = 1
+			}
+		}
+		monthStart[i] = i - (dom - 1)
 	}
 	var drift []float64
 	if c.DriftMin > 0 {
 		// Unjustified half-days as first recorded (a correction is noise
 		// to the model) and school half-days, by day.
-		orig := map[int32]int{}
+		from := min(c.HistoryFrom, start)
+		sc.orig = zeroed(sc.orig, int(end-from+1))
+		orig := sc.orig
 		for _, e := range events {
-			if e.Kind == Absence && !e.Justified {
-				orig[e.Day]++
+			if e.Kind == Absence && !e.Justified && e.Day >= from && e.Day <= end {
+				orig[e.Day-from]++
 			}
 		}
-		drift = c.newDriftModel().posteriors(start, n, func(d int32) int { return orig[d] }, c.schoolHalfDays)
+		var din, dsnap *driftState
+		if in != nil && in.driftActive {
+			din = &in.drift
+		}
+		if snap != nil {
+			dsnap = &snap.drift
+		}
+		drift = c.newDriftModel().posteriors(sc, start, n, orig, &cal, din, dsnap)
 	}
+	sc.corrections, sc.marks = corrections, marks
 	terms := c.termAverages(marks)
 	firstSess := -1
 	for i := 0; i < n; i++ {
@@ -298,8 +349,25 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	lastSess := -1
 	var risk float64
 	markTerm, markInd := -1, [numCodes]indicator{}
-	for i := 0; i < n; i++ {
+	maxDrift := 0.0
+	if in != nil {
+		open, above, cusum, off, lastSess, markTerm, markInd = in.open, in.above, in.cusum, in.off, in.lastSess, in.markTerm, in.markInd
+		res.MaxRisk, res.Alerts, res.FirstAlert, maxDrift = in.maxRisk, slices.Clone(in.alerts), in.firstAlert, in.maxDrift
+	}
+	for i := r0; i < n; i++ {
 		d := start + int32(i)
+		if snap != nil && i == n-1 {
+			snap.next, snap.open, snap.above, snap.cusum, snap.off, snap.lastSess, snap.markTerm, snap.markInd = i, open, above, cusum, off, lastSess, markTerm, markInd
+			snap.maxRisk, snap.alerts, snap.firstAlert = res.MaxRisk, slices.Clone(res.Alerts), res.FirstAlert
+			snap.maxDrift, snap.driftActive = maxDrift, drift != nil
+			if drift != nil && i > r0 {
+				m := slices.Max(drift[r0:i])
+				if r0 > 0 {
+					m = max(maxDrift, m)
+				}
+				snap.maxDrift = m
+			}
+		}
 		final := i == n-1 // reasons are written for the report day only
 		if sess[i+1] > sess[i] {
 			lastSess = i
@@ -310,21 +378,28 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		if hd := sum(school, from, i); hd >= 9 && i >= W-1 {
 			a := float64(sum(absAll, from, i)) / float64(hd)
 			if a >= c.ChronicRate {
-				ind[AbsRate] = indicator{sev(a, c.ChronicRate), c.say(final, "absences %s %% over %s", pct(a), c.span(W))}
+				ind[AbsRate].severity = sev(a, c.ChronicRate)
+				if final {
+					ind[AbsRate].text = c.say(final, "absences %s %% over %s", pct(a), c.span(W))
+				}
 			}
 		}
 		if u := unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
-			ind[AbsUnj] = indicator{sev(float64(u), float64(c.UnjustifiedMin)),
-				c.say(final, "%d unjustified half-days over %s", u, c.span(c.UnjustifiedDays))}
+			ind[AbsUnj].severity = sev(float64(u), float64(c.UnjustifiedMin))
+			if final {
+				ind[AbsUnj].text = c.say(final, "%d unjustified half-days over %s", u, c.span(c.UnjustifiedDays))
+			}
 		}
 		if tf := i - c.TrendDays + 1; tf > c.BaselineMinDays {
 			recent := float64(unjAt(i, tf, i))
 			baseHD := float64(sum(school, 0, tf-1))
 			if baseHD > 0 && recent >= float64(c.TrendMin) {
 				usual := float64(unjAt(i, 0, tf-1)) / baseHD * float64(sum(school, tf, i))
-				if recent >= c.TrendFactor*math.Max(usual, 1) {
-					ind[AbsTrend] = indicator{sev(recent, c.TrendFactor*math.Max(usual, 1)),
-						c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))}
+				if recent >= c.TrendFactor*max(usual, 1) {
+					ind[AbsTrend].severity = sev(recent, c.TrendFactor*max(usual, 1))
+					if final {
+						ind[AbsTrend].text = c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))
+					}
 				}
 			}
 		}
@@ -349,8 +424,10 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				total += u
 			}
 			if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
-				ind[AbsStreak] = indicator{sev(float64(streak), float64(c.StreakWeeks)),
-					c.say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)}
+				ind[AbsStreak].severity = sev(float64(streak), float64(c.StreakWeeks))
+				if final {
+					ind[AbsStreak].text = c.say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)
+				}
 			}
 		}
 		if c.CusumMin > 0 {
@@ -365,13 +442,15 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 					u0, h0 = float64(unjAt(i, 0, tf)), float64(sum(school, 0, tf))
 				}
 				l0 := (c.CusumPriorRate*c.CusumPriorHalfDays + u0) / (c.CusumPriorHalfDays + h0)
-				l1 := math.Max(c.CusumRate, 1.5*l0)
+				l1 := max(c.CusumRate, 1.5*l0)
 				x := float64(sum(unj, i, i))
-				cusum = math.Max(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
+				cusum = max(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
 			}
 			if cusum >= c.CusumMin {
-				ind[AbsCusum] = indicator{sev(cusum, c.CusumMin),
-					c.say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))}
+				ind[AbsCusum].severity = sev(cusum, c.CusumMin)
+				if final {
+					ind[AbsCusum].text = c.say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))
+				}
 			}
 		}
 		if c.MonthsMin > 0 {
@@ -385,7 +464,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				me := i
 				if m > 0 {
 					me = ms - 1
-					ms = monthStartOf(start, me)
+					ms = me - (dayOfMonth(start+int32(me)) - 1)
 				}
 				if u := unjAt(i, ms, me); int(u) >= c.MonthMinHalfDays {
 					hit++
@@ -396,7 +475,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 				// The student's usual share of such months, before the span.
 				past, pastHit := 0, 0
 				for me := ms - 1; me >= 0; {
-					s0 := monthStartOf(start, me)
+					s0 := me - (dayOfMonth(start+int32(me)) - 1)
 					if sum(school, s0, me) >= 16 {
 						past++
 						if int(unjAt(i, s0, me)) >= c.MonthMinHalfDays {
@@ -410,8 +489,10 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 					usual = float64(pastHit) / float64(past)
 				}
 				if past < 2 || usual <= c.MonthsUsualMax {
-					ind[AbsMonths] = indicator{sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays)),
-						c.say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))}
+					ind[AbsMonths].severity = sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays))
+					if final {
+						ind[AbsMonths].text = c.say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))
+					}
 				}
 			}
 		}
@@ -444,13 +525,17 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			expected := float64(sum(sess, firstSess, from-1)) / baseDays * float64(W)
 			got := float64(sum(sess, from, i))
 			if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
-				ind[PlatformDrop] = indicator{math.Min(1, 0.5+0.5*(1-got/expected)),
-					c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))}
+				ind[PlatformDrop].severity = min(1, 0.5+0.5*(1-got/expected))
+				if final {
+					ind[PlatformDrop].text = c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))
+				}
 			}
 		}
 		if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(sess[lastSess+1]) >= c.InactiveMinSessions {
-			ind[Inactive] = indicator{sev(float64(i-lastSess), float64(c.InactiveDays)),
-				c.say(final, "no platform activity for %d days", i-lastSess)}
+			ind[Inactive].severity = sev(float64(i-lastSess), float64(c.InactiveDays))
+			if final {
+				ind[Inactive].text = c.say(final, "no platform activity for %d days", i-lastSess)
+			}
 		}
 		// Risk.
 		q := 1.0
@@ -465,7 +550,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 			q *= 1 - c.Combo
 		}
 		risk = 1 - q
-		res.MaxRisk = math.Max(res.MaxRisk, risk)
+		res.MaxRisk = max(res.MaxRisk, risk)
 		if risk >= c.RaiseAt {
 			above++
 		} else {
@@ -474,7 +559,7 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 		// Alerts.
 		top := 0.0
 		for k := range ind {
-			top = math.Max(top, c.Weights[k]*ind[k].severity)
+			top = max(top, c.Weights[k]*ind[k].severity)
 		}
 		for k := range ind {
 			if open[k] > 0 {
@@ -501,7 +586,10 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	res.Risk = risk
 	res.Score = res.MaxRisk
 	if drift != nil {
-		res.Score = slices.Max(drift)
+		res.Score = slices.Max(drift[r0:]) // the days before r0: in.maxDrift
+		if r0 > 0 {
+			res.Score = max(maxDrift, res.Score)
+		}
 	}
 	res.Chance = c.ChanceOf(res.Score)
 	anyOpen := false
@@ -540,6 +628,15 @@ func (c *Config) Evaluate(student string, events []Event) Result {
 	return res
 }
 
+// sortByDay sorts events by day, stably; the pipeline sends them in date
+// order already (marks aside), and a sorted timeline is left as it is.
+func sortByDay(events []Event) {
+	byDay := func(a, b Event) int { return int(a.Day - b.Day) }
+	if !slices.IsSortedFunc(events, byDay) {
+		slices.SortStableFunc(events, byDay)
+	}
+}
+
 // family is 0 for attendance, 1 for course performance, 2 for engagement.
 func family(k int) int {
 	switch k {
@@ -572,7 +669,7 @@ func (c *Config) termAverages(marks []Event) []termAvg {
 		sum float64
 		n   int
 	}
-	subj := make([]map[string]*acc, len(terms))
+	subj := make([]map[string]acc, len(terms))
 	for _, m := range marks {
 		t := min(max(m.Term, 0), len(terms)-1)
 		terms[t].known = true
@@ -581,15 +678,12 @@ func (c *Config) termAverages(marks []Event) []termAvg {
 			continue
 		}
 		if subj[t] == nil {
-			subj[t] = map[string]*acc{}
+			subj[t] = map[string]acc{}
 		}
-		a := subj[t][m.Subject]
-		if a == nil {
-			a = &acc{}
-			subj[t][m.Subject] = a
-		}
+		a := subj[t][m.Subject] // by value: no allocation per subject
 		a.sum += m.Mark
 		a.n++
+		subj[t][m.Subject] = a
 	}
 	for t := range terms {
 		if len(subj[t]) == 0 {
@@ -700,11 +794,91 @@ func (c *Config) schoolHalfDays(d int32) int {
 	return c.HalfDaysWeek[weekday(d)]
 }
 
-// monthStartOf is the offset from start of the first day of the month of
-// the day at offset i.
-func monthStartOf(start int32, i int) int {
-	t := time.Unix(int64(start+int32(i))*86400, 0).UTC()
-	return i - (t.Day() - 1)
+// calendar is the school half-days of each day of a range, looked up
+// once per Evaluate instead of a NoSchool map lookup per use.
+type calendar struct {
+	c  *Config
+	lo int32
+	hd []int8
+}
+
+// calendarFor covers what an Evaluate from start to end looks at: the
+// timeline, the history and onsets of ABS_DRIFT, and the end of the report
+// day's month (a month's total of school half-days).
+func (c *Config) calendarFor(sc *scratch, start, end int32) calendar {
+	lo := min(start, c.HistoryFrom, c.DriftFrom) - 31 // the first month's start
+	hi := max(end+31, c.DriftTo+7)
+	sc.hd = zeroed(sc.hd, int(hi-lo+1))
+	cal := calendar{c: c, lo: lo, hd: sc.hd}
+	for i := range cal.hd {
+		cal.hd[i] = int8(c.schoolHalfDays(lo + int32(i)))
+	}
+	return cal
+}
+
+// school is schoolHalfDays(d), from the table when d is in it.
+func (cal *calendar) school(d int32) int {
+	if i := d - cal.lo; i >= 0 && int(i) < len(cal.hd) {
+		return int(cal.hd[i])
+	}
+	return cal.c.schoolHalfDays(d)
+}
+
+// corr is a late correction: the unjustified half-day of day is justified
+// from day known on.
+type corr struct{ day, known int32 }
+
+// scratch is the working memory of one Evaluate, reused from call to call
+// through scratchPool: the rule evaluates one student after another, and
+// the per-day buffers were most of its allocations (the garbage collector
+// of a Go rule runs inside the WebAssembly call, on the engine's time).
+// Nothing of it outlives the call.
+type scratch struct {
+	counts      []int32
+	monthStart  []int
+	hd          []int8
+	orig        []int32
+	corrections []corr
+	marks       []Event
+	// ABS_DRIFT
+	post, lr, lam, eOn []float64
+	started            []bool
+	sOn                []int
+	onsets             []int32
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// release returns sc to the pool, without the strings it refers to.
+func (sc *scratch) release() {
+	clear(sc.marks)
+	scratchPool.Put(sc)
+}
+
+// zeroed is s resized to n zero values, reusing its array when it is large
+// enough.
+func zeroed[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// dayOfMonth is the day of the month (1..31) of d, days since 1970-01-01
+// (the civil-from-days algorithm of H. Hinnant, exact for every int32 day).
+func dayOfMonth(d int32) int {
+	z := int64(d) + 719468
+	era := z / 146097
+	if z < 0 {
+		era = (z - 146096) / 146097
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	return int(doy - (153*mp+2)/5 + 1)
 }
 
 // weekday is 0 for Monday .. 6 for Sunday; day 0 (1970-01-01) was a Thursday.

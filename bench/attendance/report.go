@@ -46,15 +46,47 @@ func printSummary(w io.Writer, results []result) {
 		if duck != nil {
 			ratios = fmt.Sprintf("| %.2f× | %.2f× | %.2f× ", ratio(duck.wall, r.wall), ratio(duck.cpu, r.cpu), float64(r.output)/float64(duck.output))
 		}
-		fmt.Fprintf(w, "| %s | %.2f s | %.2f s | %.2f MB | %.0f MB | %.0f MB %s|\n",
+		fmt.Fprintf(w, "| %s | %.3f s | %.3f s | %.2f MB | %.0f MB | %.0f MB %s|\n",
 			n, r.wall.Seconds(), r.cpu.Seconds(), mb(r.output), mb(r.maxRSS), mb(r.treeRSS), ratios)
 	}
-	if p, ok := best["plugins"]; ok {
-		if ip, ok := best["in-process"]; ok {
-			fmt.Fprintf(w, "\nplugins vs in-process: wall %+.1f %%, CPU %+.1f %%\n",
-				100*(p.wall.Seconds()/ip.wall.Seconds()-1), 100*(p.cpu.Seconds()/ip.cpu.Seconds()-1))
+	for _, prefix := range []string{"", "baseline-"} {
+		p, ok1 := best[prefix+"plugins"]
+		ip, ok2 := best[prefix+"in-process"]
+		if !ok1 || !ok2 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%splugins vs %sin-process: best wall %+.1f %% (%+.1f ms), CPU %+.1f %% (%+.1f ms)",
+			prefix, prefix, 100*(p.wall.Seconds()/ip.wall.Seconds()-1), ms(p.wall-ip.wall),
+			100*(p.cpu.Seconds()/ip.cpu.Seconds()-1), ms(p.cpu-ip.cpu))
+		pw, pc := medians(results, prefix+"plugins")
+		iw, ic := medians(results, prefix+"in-process")
+		fmt.Fprintf(w, "; median wall %+.1f %% (%+.1f ms), CPU %+.1f %% (%+.1f ms)\n",
+			100*(pw.Seconds()/iw.Seconds()-1), ms(pw-iw), 100*(pc.Seconds()/ic.Seconds()-1), ms(pc-ic))
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// medians returns the median wall and CPU times of the runs of mode.
+func medians(results []result, mode string) (wall, cpu time.Duration) {
+	var walls, cpus []time.Duration
+	for _, r := range results {
+		if r.name == mode {
+			walls, cpus = append(walls, r.wall), append(cpus, r.cpu)
 		}
 	}
+	return median(walls), median(cpus)
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	if n := len(d); n%2 == 0 {
+		return (d[n/2-1] + d[n/2]) / 2
+	}
+	return d[len(d)/2]
 }
 
 // ratio is how many times faster b is than a (a / b).

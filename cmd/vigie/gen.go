@@ -35,11 +35,12 @@ toward dropout (package synth/academy). The same seed writes the same bytes.`,
 	out := fs.String("out", "academy", "output folder")
 	formats := fs.String("format", strings.Join(academy.AllFormats, ","), "comma-separated outputs: "+strings.Join(academy.AllFormats, ", "))
 	profile := fs.String("profile", "", "rates file (JSON or TOML) over the defaults, see synth/academy/README.md")
+	platformDays := fs.Int("platform-days", 0, "days of platform logs (format platform) from the first day of the year (0: the first term)")
 	workers := fs.Int("workers", 0, "generating goroutines (0: GOMAXPROCS); the output does not depend on it")
 	_ = cmd.RegisterFlagCompletionFunc("zone", cobra.FixedCompletions([]string{"A", "B", "C"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RunE = do(func(*cobra.Command, []string) int {
 		return cmdGen(academy.Options{Dir: *out, Students: *students, Schools: *schools, Seed: *seed,
-			Year: *year, Zone: *zone, Workers: *workers, Mem: memory.NewGoAllocator()}, *formats, *profile, stdout, stderr)
+			Year: *year, Zone: *zone, Workers: *workers, Mem: memory.NewGoAllocator(), PlatformDays: *platformDays}, *formats, *profile, stdout, stderr)
 	})
 	return cmd
 }

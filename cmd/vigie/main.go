@@ -42,6 +42,7 @@ import (
 	"github.com/vigie-edu/vigie/engine/pipeline"
 	"github.com/vigie-edu/vigie/engine/stream"
 	"github.com/vigie-edu/vigie/internal/pluginhost"
+	"github.com/vigie-edu/vigie/internal/profiling"
 	"github.com/vigie-edu/vigie/internal/transport"
 	"github.com/vigie-edu/vigie/internal/wasmhost"
 	"github.com/vigie-edu/vigie/rules/abi"
@@ -71,7 +72,21 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	// Plugins re-execute the binary with serveCommand: answered before the
 	// command line is parsed, so nothing of cobra runs in a plugin process.
+	role := "engine"
 	if len(args) > 0 && args[0] == serveCommand {
+		role = "plugin"
+	}
+	stopProfile, err := profiling.Start(os.Getenv(profiling.EnvDir), role)
+	if err != nil {
+		fmt.Fprintln(stderr, "vigie:", err)
+		return exitFailed
+	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			fmt.Fprintln(stderr, "vigie:", err)
+		}
+	}()
+	if role == "plugin" {
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		transport.Serve(builtin.Registry(), memory.NewGoAllocator(), log)
 		return exitOK

@@ -50,7 +50,7 @@ func TestEngineSIGKILLDeadLetters(t *testing.T) {
 }
 
 func testSIGKILLFiles(t *testing.T, sink string) {
-	events, rng := sigkillParams(t, "VIGIE_SIGKILL_FILE_EVENTS", sigkillFileEvents)
+	events, rng := sigkillParams(t, "VIGIE_SIGKILL_FILE_EVENTS", sigkillFileEvents, sigkillStudents)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": sigkillPartitions, "ref": sigkillPartitions, "killed": sigkillPartitions}})

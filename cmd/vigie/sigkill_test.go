@@ -48,7 +48,7 @@ const (
 // hold the same rows in the same order for every student (the key, hence
 // the partition): nothing lost, nothing twice.
 func TestEngineSIGKILL(t *testing.T) {
-	events, rng := sigkillParams(t, "VIGIE_SIGKILL_EVENTS", sigkillDefaultEvents)
+	events, rng := sigkillParams(t, "VIGIE_SIGKILL_EVENTS", sigkillDefaultEvents, sigkillStudents)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -79,7 +79,7 @@ func TestEngineSIGKILL(t *testing.T) {
 // sigkillParams returns the number of events (environment variable env,
 // else def) and the random source of the kill points, seeded from
 // VIGIE_SIGKILL_SEED or the clock (logged).
-func sigkillParams(t *testing.T, env string, def int) (int, *rand.Rand) {
+func sigkillParams(t *testing.T, env string, def, students int) (int, *rand.Rand) {
 	t.Helper()
 	events := def
 	if s := os.Getenv(env); s != "" {
@@ -95,7 +95,7 @@ func sigkillParams(t *testing.T, env string, def int) (int, *rand.Rand) {
 			t.Fatalf("VIGIE_SIGKILL_SEED=%q: %v", s, err)
 		}
 	}
-	t.Logf("%d events, %d students, seed %d (VIGIE_SIGKILL_SEED=%d to replay the kill times)", events, sigkillStudents, seed, seed)
+	t.Logf("%d events, %d students, seed %d (VIGIE_SIGKILL_SEED=%d to replay the kill times)", events, students, seed, seed)
 	return events, rand.New(rand.NewPCG(seed, 14))
 }
 
@@ -259,7 +259,13 @@ key_column = "student_id"
 // startVigie starts `vigie run file` in dir, in its own process group.
 func startVigie(ctx context.Context, t testing.TB, dir, file string) (*exec.Cmd, *bytes.Buffer, <-chan int) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, vigie(t), "run", file)
+	return startVigieArgs(ctx, t, dir, "run", file)
+}
+
+// startVigieArgs starts vigie with args in dir, in its own process group.
+func startVigieArgs(ctx context.Context, t testing.TB, dir string, args ...string) (*exec.Cmd, *bytes.Buffer, <-chan int) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, vigie(t), args...)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out bytes.Buffer
@@ -409,7 +415,7 @@ func firstDiff(a, b []string) int {
 // the killed run's transaction, reading the last checkpoint record,
 // resuming the source and the first checkpoint.
 //
-//	go test ./cmd/vigie -run '^$' -bench RecoveryAfterSIGKILL -benchtime 3x
+//	go test ./cmd/vigie -run '^$' -bench 'RecoveryAfterSIGKILL$' -benchtime 3x
 func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
 	const events = 200_000
 	rule, err := filepath.Abs(filepath.Join("..", "..", "examples", "rules", "bench_map_wat", "bench_map.wasm"))
@@ -472,6 +478,19 @@ func BenchmarkRecoveryAfterSIGKILL(b *testing.B) {
 // missing would keep saying so for a while (metadata cache).
 func lastCheckpoint(ctx context.Context, b testing.TB, c *kafkatest.Cluster, topic string) (uint64, int64) {
 	b.Helper()
+	id, next := lastCheckpointOffsets(ctx, b, c, topic)
+	var covered int64
+	for _, n := range next {
+		covered += n
+	}
+	return id, covered
+}
+
+// lastCheckpointOffsets returns the id of the last checkpoint record
+// committed to topic (0 if none) and its source positions: the next
+// offset of every partition of every source topic, by partition.
+func lastCheckpointOffsets(ctx context.Context, b testing.TB, c *kafkatest.Cluster, topic string) (uint64, map[string]int64) {
+	b.Helper()
 	acl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...))
 	if err != nil {
 		b.Fatal(err)
@@ -482,7 +501,7 @@ func lastCheckpoint(ctx context.Context, b testing.TB, c *kafkatest.Cluster, top
 		err = ends.Error()
 	}
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
-		return 0, 0 // the first run has not created it yet
+		return 0, nil // the first run has not created it yet
 	}
 	if err != nil {
 		b.Fatal(err)
@@ -490,7 +509,7 @@ func lastCheckpoint(ctx context.Context, b testing.TB, c *kafkatest.Cluster, top
 	var end int64
 	ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
 	if end == 0 {
-		return 0, 0
+		return 0, nil
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
@@ -499,7 +518,7 @@ func lastCheckpoint(ctx context.Context, b testing.TB, c *kafkatest.Cluster, top
 	}
 	defer cl.Close()
 	var last uint64
-	var covered int64
+	var covered map[string]int64
 	for read := int64(0); read < end; {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -522,11 +541,11 @@ func lastCheckpoint(ctx context.Context, b testing.TB, c *kafkatest.Cluster, top
 				b.Fatalf("checkpoint record %s: %v", r.Value, err)
 			}
 			if cp.ID > last {
-				last, covered = cp.ID, 0
+				last, covered = cp.ID, map[string]int64{}
 				for _, src := range cp.Data.Sources {
 					for _, parts := range src.Offsets {
-						for _, next := range parts {
-							covered += next
+						for p, next := range parts {
+							covered[p] += next
 						}
 					}
 				}
@@ -543,20 +562,36 @@ func lastCheckpoint(ctx context.Context, b testing.TB, c *kafkatest.Cluster, top
 // changes written to Kafka. After the kills, the alert changes read with
 // read_committed equal the reference run's, row for row per student, and
 // so alert id for alert id. VIGIE_SIGKILL_ALERT_EVENTS sets the number of
-// events (default sigkillAlertEvents).
+// events (default sigkillAlertEvents) and VIGIE_SIGKILL_ALERT_STUDENTS
+// the number of students (default 10K, at least 10K): the issue's 1M
+// events of 100K students are ten school days each, where 1M events of
+// 10K students would be a hundred, and each row rescores its student's
+// whole timeline. The test's deadline grows with the events (15 minutes
+// plus 90 per million).
 func TestEngineSIGKILLAlerts(t *testing.T) {
-	events, rng := sigkillParams(t, "VIGIE_SIGKILL_ALERT_EVENTS", sigkillAlertEvents)
+	students := sigkillStudents
+	if v := os.Getenv("VIGIE_SIGKILL_ALERT_STUDENTS"); v != "" {
+		var err error
+		if students, err = strconv.Atoi(v); err != nil || students < sigkillStudents || students > 999_999 {
+			t.Fatalf("VIGIE_SIGKILL_ALERT_STUDENTS=%q: want a number from %d to 999999", v, sigkillStudents)
+		}
+	}
+	events, rng := sigkillParams(t, "VIGIE_SIGKILL_ALERT_EVENTS", sigkillAlertEvents, students)
 	rule := hosttest.BuildGoRule(t, filepath.Join("..", "..", "examples", "rules", "early_warning"))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	timeout := 15*time.Minute + time.Duration(events)*90*time.Minute/1_000_000
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": sigkillPartitions, "ref": sigkillPartitions, "killed": sigkillPartitions}})
 	cl := c.Client(t, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(1<<20))
 	day0 := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
 	for i := range events {
 		// One event per student and school day.
-		s, day := i%sigkillStudents, i/sigkillStudents
+		s, day := i%students, i/students
 		id := fmt.Sprintf("S%05d", s)
+		if students > 100_000 {
+			id = fmt.Sprintf("S%06d", s)
+		}
 		date := day0.AddDate(0, 0, day+2*(day/5)).Format(time.DateOnly) // no weekends
 		var v string
 		// One student in four misses most days; the others log in to the
@@ -579,7 +614,58 @@ func TestEngineSIGKILLAlerts(t *testing.T) {
 	dir := t.TempDir()
 	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
 	for _, name := range []string{"ref", "killed"} {
-		toml := fmt.Sprintf(`[pipeline]
+		toml := alertsPipeline(name, brokers, rule)
+		if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(toml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	killRuns(ctx, t, c, dir, events, rng)
+
+	ref, killed := readToEnd(ctx, t, c, "ref"), readToEnd(ctx, t, c, "killed")
+	ids := func(rows map[string][]string) map[string]bool {
+		out := map[string]bool{}
+		for _, vs := range rows {
+			for _, v := range vs {
+				var row struct {
+					ID string `json:"alert_id"`
+				}
+				if err := json.Unmarshal([]byte(v), &row); err != nil || row.ID == "" {
+					t.Fatalf("alert change %s: no alert_id (%v)", v, err)
+				}
+				out[row.ID] = true
+			}
+		}
+		return out
+	}
+	refIDs, killedIDs := ids(ref), ids(killed)
+	t.Logf("reference: %d alert changes of %d students, %d alert ids", total(ref), len(ref), len(refIDs))
+	if len(refIDs) < 100 {
+		t.Errorf("the reference run announced %d alerts: too few to test anything", len(refIDs))
+	}
+	if !maps.Equal(refIDs, killedIDs) {
+		t.Errorf("alert ids: %d after the kills, %d in the reference run", len(killedIDs), len(refIDs))
+	}
+	sameRows(t, ref, killed)
+}
+
+// summaryOf returns the summary table vigie run prints at the end of out.
+func summaryOf(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, "level=") && strings.TrimSpace(l) != "" {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// alertsPipeline is the pipeline of TestEngineSIGKILLAlerts named name:
+// Kafka topic "events" (to the end offsets it starts with) → the
+// early-warning rule per row, state kept in name.state → alert changes →
+// Kafka topic name.
+func alertsPipeline(name, brokers, rule string) string {
+	return fmt.Sprintf(`[pipeline]
 name = %[1]q
 batch_rows = 4096
 max_delay = "50ms"
@@ -627,47 +713,4 @@ brokers = %[2]s
 topic = %[1]q
 key_column = "student_id"
 `, name, brokers, rule)
-		if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(toml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	killRuns(ctx, t, c, dir, events, rng)
-
-	ref, killed := readToEnd(ctx, t, c, "ref"), readToEnd(ctx, t, c, "killed")
-	ids := func(rows map[string][]string) map[string]bool {
-		out := map[string]bool{}
-		for _, vs := range rows {
-			for _, v := range vs {
-				var row struct {
-					ID string `json:"alert_id"`
-				}
-				if err := json.Unmarshal([]byte(v), &row); err != nil || row.ID == "" {
-					t.Fatalf("alert change %s: no alert_id (%v)", v, err)
-				}
-				out[row.ID] = true
-			}
-		}
-		return out
-	}
-	refIDs, killedIDs := ids(ref), ids(killed)
-	t.Logf("reference: %d alert changes of %d students, %d alert ids", total(ref), len(ref), len(refIDs))
-	if len(refIDs) < 100 {
-		t.Errorf("the reference run announced %d alerts: too few to test anything", len(refIDs))
-	}
-	if !maps.Equal(refIDs, killedIDs) {
-		t.Errorf("alert ids: %d after the kills, %d in the reference run", len(killedIDs), len(refIDs))
-	}
-	sameRows(t, ref, killed)
-}
-
-// summaryOf returns the summary table vigie run prints at the end of out.
-func summaryOf(out string) string {
-	var keep []string
-	for _, l := range strings.Split(out, "\n") {
-		if !strings.Contains(l, "level=") && strings.TrimSpace(l) != "" {
-			keep = append(keep, l)
-		}
-	}
-	return strings.Join(keep, "\n")
 }

@@ -22,9 +22,28 @@ type Aggregate struct {
 	// TimeColumn holds each row's event time (date32 or timestamp); ""
 	// makes the whole run one window.
 	TimeColumn string
-	// Window is WindowDay, WindowWeek (ISO, from Monday) or WindowMonth;
-	// "" when there is no time column.
+	// Window is WindowDay, WindowWeek (ISO, from Monday), WindowMonth,
+	// WindowSchoolWeek (a week with school days in Calendar, stretched over
+	// the holidays that follow it) or a duration such as "1h" or "15m"
+	// (then WindowLength); "" when there is no time column.
 	Window string
+	// WindowLength is the length of a duration window, 0 for a calendar one.
+	WindowLength time.Duration
+	// Slide makes the windows sliding: a new window starts every Slide
+	// ("day" for day and week windows, a duration dividing WindowLength
+	// for duration windows). "" (the default) makes them tumbling.
+	Slide string
+	// SlideLength is Slide as a duration (24h for "day"); 0 for tumbling
+	// windows.
+	SlideLength time.Duration
+	// Cumulative makes the windows expanding: when a window closes, each
+	// key's cell covers every row from the start of the first window to
+	// the end of this one (the year to date), not this window's alone.
+	Cumulative bool
+	// Calendar is the school calendar CSV (columns date and half_days,
+	// as vigie gen writes calendar.csv) a school_week window reads,
+	// resolved against the pipeline file's folder.
+	Calendar string
 	// Timezone, when set, is the IANA zone whose calendar days, weeks and
 	// months the windows follow; "" takes the time column's own zone
 	// (UTC for a date32 or a timestamp without one).
@@ -72,6 +91,11 @@ const (
 	WindowDay   = "day"
 	WindowWeek  = "week"
 	WindowMonth = "month"
+	// WindowSchoolWeek is a week (from Monday) with at least one school
+	// day in the calendar; the holidays after it belong to it.
+	WindowSchoolWeek = "school_week"
+	// SlideDay starts a sliding day or week window at every midnight.
+	SlideDay = "day"
 
 	// DefaultMinCount is the threshold French official statistics apply
 	// to data on persons.
@@ -94,6 +118,9 @@ func aggregateFields() []field {
 		{"group_by", kStrings, false},
 		{"time_column", kString, false},
 		{"window", kString, false},
+		{"slide", kString, false},
+		{"calendar", kString, false},
+		{"cumulative", kBool, false},
 		{"timezone", kString, false},
 		{"allowed_lateness", kString, false},
 		{"measures", kStrings, true},
@@ -137,7 +164,7 @@ func ParseMeasure(s string) (Measure, error) {
 	return ms, nil
 }
 
-func (c *checker) aggregate(path string, m map[string]any) *Aggregate {
+func (c *checker) aggregate(p *Pipeline, path string, m map[string]any) *Aggregate {
 	a := &Aggregate{Pos: c.at(path), KeyPos: map[string]Pos{}, MinCount: DefaultMinCount}
 	v := c.fields(path, a.Pos, m, aggregateFields())
 	for k := range m {
@@ -149,12 +176,52 @@ func (c *checker) aggregate(path string, m map[string]any) *Aggregate {
 	if _, ok := v["time_column"]; ok {
 		a.TimeColumn = c.nonEmpty(path+".time_column", v["time_column"])
 	}
-	windows := []string{WindowDay, WindowWeek, WindowMonth}
+	windows := []string{WindowDay, WindowWeek, WindowMonth, WindowSchoolWeek}
 	if w, ok := v["window"].(string); ok {
 		if !slices.Contains(windows, w) {
-			c.fail(c.at(path+".window"), path+".window", "invalid value %q: allowed values are %q, %q and %q", w, WindowDay, WindowWeek, WindowMonth)
+			d, err := parseRetention(w)
+			switch {
+			case err != nil:
+				c.fail(c.at(path+".window"), path+".window", "invalid value %q: allowed values are %q, %q, %q, %q or a duration such as \"1h\" or \"15m\"", w, WindowDay, WindowWeek, WindowMonth, WindowSchoolWeek)
+			case d < time.Second || d%time.Second != 0:
+				c.fail(c.at(path+".window"), path+".window", "a window lasts whole seconds, at least one, got %q", w)
+			}
+			a.WindowLength = d
 		}
 		a.Window = w
+	}
+	if s, ok := v["slide"].(string); ok {
+		a.Slide = s
+		switch {
+		case a.Window == WindowDay || a.Window == WindowWeek:
+			if s != SlideDay {
+				c.fail(c.at(path+".slide"), path+".slide", "a %s window slides by %q, got %q", a.Window, SlideDay, s)
+			}
+			a.SlideLength = 24 * time.Hour
+		case a.WindowLength > 0:
+			d, err := parseRetention(s)
+			if err != nil || d < time.Second || d%time.Second != 0 || a.WindowLength%d != 0 {
+				c.fail(c.at(path+".slide"), path+".slide", "expected a duration of whole seconds dividing the window (%s), such as \"5m\", got %q", a.Window, s)
+			}
+			a.SlideLength = d
+		default:
+			c.fail(c.at(path+".slide"), path+".slide", "only day, week and duration windows slide, not %q", a.Window)
+		}
+	}
+	if b, ok := v["cumulative"].(bool); ok {
+		a.Cumulative = b
+		if b && (a.Window == "" || a.Slide != "") {
+			c.fail(c.at(path+".cumulative"), path+".cumulative", "cumulative windows expand a tumbling window: set window (and time_column), without slide")
+		}
+	}
+	if s, ok := v["calendar"].(string); ok {
+		if a.Window != WindowSchoolWeek {
+			c.fail(c.at(path+".calendar"), path+".calendar", "a calendar is read by school_week windows only (window = %q)", a.Window)
+		}
+		a.Calendar = p.Resolve(c.nonEmpty(path+".calendar", s))
+	}
+	if a.Window == WindowSchoolWeek && a.Calendar == "" {
+		c.fail(a.Pos, path, "a school_week window needs the school calendar: set calendar to its CSV file (columns date and half_days, as vigie gen writes calendar.csv)")
 	}
 	if (a.TimeColumn == "") != (a.Window == "") {
 		c.fail(a.Pos, path, "time_column and window go together: set both (windows on event time) or neither (one result for the whole run)")

@@ -730,7 +730,7 @@ func (c *checker) document(p *Pipeline, raw map[string]any) {
 	}
 	aggs, _ := asTables(top["aggregate"])
 	for i, m := range aggs {
-		p.Aggregates = append(p.Aggregates, c.aggregate(indexKey("aggregate", i), m))
+		p.Aggregates = append(p.Aggregates, c.aggregate(p, indexKey("aggregate", i), m))
 	}
 	sinks, _ := asTables(top["sink"])
 	for i, m := range sinks {

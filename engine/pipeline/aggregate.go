@@ -1,13 +1,19 @@
 package pipeline
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -23,6 +29,9 @@ const (
 	ColWindowStart = "window_start"
 	ColWindowEnd   = "window_end"
 	ColSuppressed  = "suppressed"
+	// ColSchoolWeek numbers the school weeks of a school_week window from
+	// 1, the first week with a school day in the calendar.
+	ColSchoolWeek = "school_week"
 )
 
 // aggregateStage groups its input by key columns and event-time window
@@ -57,8 +66,22 @@ type aggregateStage struct {
 	measCols []int // input column of each measure; -1 for count
 	over     []int // positions in keys of the suppress_over columns
 
-	windows  map[int64]*aggWindow // by start (unix seconds)
-	maxEvent int64                // newest event time seen, unix seconds
+	// schoolWeeks lists, for a school_week window, the Mondays (unix
+	// seconds, midnight in timeLoc) of the weeks with a school day, in
+	// order.
+	schoolWeeks []int64
+	spans       []aggSpan // scratch: the windows of one row
+	val         []byte    // scratch: a key of one value
+
+	// mu guards the windows against a checkpoint's snapshot (taken at a
+	// quiescent cut, from the coordinator's goroutine).
+	mu      sync.Mutex
+	windows map[int64]*aggWindow // by start (unix seconds)
+	// running holds, for cumulative windows, every key's cell over the
+	// windows closed so far, from runStart (the first window's start).
+	running  map[string]*aggCell
+	runStart int64
+	maxEvent int64 // newest event time seen, unix seconds
 	seen     bool
 	closed   int64 // windows ending at or before this are closed
 	peak     int   // most windows open at once (the state's bound)
@@ -66,7 +89,14 @@ type aggregateStage struct {
 
 type aggWindow struct {
 	start, end int64 // unix seconds; end exclusive
+	week       int32 // school week number (school_week windows)
 	cells      map[string]*aggCell
+}
+
+// aggSpan is one window a row falls in.
+type aggSpan struct {
+	start, end int64
+	week       int32
 }
 
 type aggCell struct {
@@ -138,9 +168,23 @@ func newAggregateStage(cfg *config.Aggregate, path string, in *arrow.Schema, mem
 				s.timeLoc = loc
 			}
 		}
+		var bound arrow.DataType = arrow.FixedWidthTypes.Date32
+		if cfg.WindowLength > 0 {
+			// Duration windows start at any second: timestamps in the
+			// zone of the windows.
+			bound = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: s.timeLoc.String()}
+		}
 		fields = append(fields,
-			arrow.Field{Name: ColWindowStart, Type: arrow.FixedWidthTypes.Date32},
-			arrow.Field{Name: ColWindowEnd, Type: arrow.FixedWidthTypes.Date32})
+			arrow.Field{Name: ColWindowStart, Type: bound},
+			arrow.Field{Name: ColWindowEnd, Type: bound})
+		if cfg.Window == config.WindowSchoolWeek {
+			weeks, err := schoolWeeks(cfg.Calendar, s.timeLoc)
+			if err != nil {
+				bad("calendar", "%v", err)
+			}
+			s.schoolWeeks = weeks
+			fields = append(fields, arrow.Field{Name: ColSchoolWeek, Type: arrow.PrimitiveTypes.Int32})
+		}
 	}
 	if cfg.MinCount > 0 {
 		if s.subject = col("subject", cfg.Subject); s.subject >= 0 && !keyable(in.Field(s.subject).Type) {
@@ -180,7 +224,7 @@ func newAggregateStage(cfg *config.Aggregate, path string, in *arrow.Schema, mem
 	seen := map[string]bool{}
 	for _, f := range fields {
 		if seen[f.Name] {
-			bad("measures", "output column %q is named twice (group_by columns, %s, %s, measures and %s share one schema)", f.Name, ColWindowStart, ColWindowEnd, ColSuppressed)
+			bad("measures", "output column %q is named twice (group_by columns, %s, %s, %s, measures and %s share one schema)", f.Name, ColWindowStart, ColWindowEnd, ColSchoolWeek, ColSuppressed)
 		}
 		seen[f.Name] = true
 	}
@@ -282,24 +326,118 @@ func (s *aggregateStage) eventTime(c arrow.Array, i int) (int64, bool) {
 	return 0, false
 }
 
-// window returns the window holding event time t (unix seconds): calendar
-// days, ISO weeks or months in the time column's zone.
-func (s *aggregateStage) window(t int64) (start, end int64) {
+// windows returns the windows holding event time t (unix seconds), in
+// s.spans: one for tumbling windows, window/slide for sliding ones, none
+// for a time outside every school week. Calendar windows (day, week,
+// month, school_week) follow the midnights of the time column's zone;
+// duration windows are aligned on the Unix epoch.
+func (s *aggregateStage) spansOf(t int64) []aggSpan {
+	s.spans = s.spans[:0]
+	if l := int64(s.cfg.WindowLength / time.Second); l > 0 {
+		step := l
+		if s.cfg.SlideLength > 0 {
+			step = int64(s.cfg.SlideLength / time.Second)
+		}
+		// The latest start at or before t, then back while the window
+		// still holds t.
+		for a := floorDiv(t, step) * step; a > t-l; a -= step {
+			s.spans = append(s.spans, aggSpan{start: a, end: a + l})
+		}
+		return s.spans
+	}
 	lt := time.Unix(t, 0).In(s.timeLoc)
 	day := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, s.timeLoc)
-	var a, b time.Time
+	monday := day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7))
 	switch s.cfg.Window {
-	case config.WindowDay:
-		a, b = day, day.AddDate(0, 0, 1)
-	case config.WindowWeek:
-		back := (int(day.Weekday()) + 6) % 7 // days since Monday
-		a = day.AddDate(0, 0, -back)
-		b = a.AddDate(0, 0, 7)
-	default:
-		a = time.Date(lt.Year(), lt.Month(), 1, 0, 0, 0, 0, s.timeLoc)
-		b = a.AddDate(0, 1, 0)
+	case config.WindowDay, config.WindowWeek:
+		days := 1
+		if s.cfg.Window == config.WindowWeek {
+			days = 7
+		}
+		if s.cfg.SlideLength == 0 {
+			a := day
+			if days == 7 {
+				a = monday
+			}
+			return append(s.spans, aggSpan{start: a.Unix(), end: a.AddDate(0, 0, days).Unix()})
+		}
+		// Sliding by a day: the windows starting on each of the last
+		// days midnights.
+		for k := range days {
+			a := day.AddDate(0, 0, -k)
+			s.spans = append(s.spans, aggSpan{start: a.Unix(), end: a.AddDate(0, 0, days).Unix()})
+		}
+		return s.spans
+	case config.WindowSchoolWeek:
+		m := monday.Unix()
+		if i, ok := slices.BinarySearch(s.schoolWeeks, m); ok {
+			s.spans = append(s.spans, aggSpan{start: m, end: monday.AddDate(0, 0, 7).Unix(), week: int32(i + 1)})
+		}
+		return s.spans
 	}
-	return a.Unix(), b.Unix()
+	a := time.Date(lt.Year(), lt.Month(), 1, 0, 0, 0, 0, s.timeLoc)
+	return append(s.spans, aggSpan{start: a.Unix(), end: a.AddDate(0, 1, 0).Unix()})
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// schoolWeeks reads a school calendar CSV (a header naming date and
+// half_days, then one row per day) and returns the Mondays, at midnight in
+// loc, of the weeks holding a day with half_days > 0, in order.
+func schoolWeeks(path string, loc *time.Location) ([]int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the school calendar: %w", err)
+	}
+	r := csv.NewReader(bytes.NewReader(b))
+	r.FieldsPerRecord = -1
+	head, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("school calendar %s: no header: %w", path, err)
+	}
+	dc, hc := slices.Index(head, "date"), slices.Index(head, "half_days")
+	if dc < 0 || hc < 0 {
+		return nil, fmt.Errorf("school calendar %s: the header names %q; expected columns date and half_days", path, strings.Join(head, ","))
+	}
+	var weeks []int64
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		line, _ := r.FieldPos(0)
+		if err != nil {
+			return nil, fmt.Errorf("school calendar %s: %w", path, err)
+		}
+		if len(rec) <= max(dc, hc) {
+			return nil, fmt.Errorf("school calendar %s:%d: %d columns, expected date and half_days", path, line, len(rec))
+		}
+		d, err := time.ParseInLocation(time.DateOnly, rec[dc], loc)
+		if err != nil {
+			return nil, fmt.Errorf("school calendar %s:%d: date %q: expected YYYY-MM-DD", path, line, rec[dc])
+		}
+		n, err := strconv.Atoi(rec[hc])
+		if err != nil {
+			return nil, fmt.Errorf("school calendar %s:%d: half_days %q: expected a number", path, line, rec[hc])
+		}
+		if n <= 0 {
+			continue
+		}
+		m := d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7)).Unix()
+		if i, ok := slices.BinarySearch(weeks, m); !ok {
+			weeks = slices.Insert(weeks, i, m)
+		}
+	}
+	if len(weeks) == 0 {
+		return nil, fmt.Errorf("school calendar %s: no school day (no row with half_days > 0)", path)
+	}
+	return weeks, nil
 }
 
 func (s *aggregateStage) Run(ctx context.Context, st *stream.Stage, ins []*stream.Inbox, out *stream.Outbox) error {
@@ -311,7 +449,9 @@ func (s *aggregateStage) Run(ctx context.Context, st *stream.Stage, ins []*strea
 		if err != nil {
 			return err
 		}
+		s.mu.Lock()
 		dead, err := s.add(rec)
+		s.mu.Unlock()
 		rec.Release()
 		if err != nil {
 			return err
@@ -355,10 +495,11 @@ func (s *aggregateStage) add(rec arrow.RecordBatch) ([]stream.DeadLetter, error)
 		dead = append(dead, stream.DeadLetter{Origin: "aggregate " + s.cfg.Name, Reason: reason, Raw: rows[i]})
 		return nil
 	}
-	var key, val []byte
+	var key []byte
+	var whole [1]aggSpan // the one window of a run without a time column
 	newest := s.maxEvent
 	for i := range int(rec.NumRows()) {
-		var start, end int64
+		spans := whole[:]
 		if timeCol != nil {
 			t, ok := s.eventTime(timeCol, i)
 			if !ok {
@@ -367,10 +508,20 @@ func (s *aggregateStage) add(rec arrow.RecordBatch) ([]stream.DeadLetter, error)
 				}
 				continue
 			}
-			start, end = s.window(t)
-			if end <= s.closed {
+			spans = s.spansOf(t)
+			if len(spans) == 0 {
+				if err := reject(i, fmt.Sprintf("not in a school week: no school day in the week of %s in the calendar %s",
+					time.Unix(t, 0).In(s.timeLoc).Format(time.DateOnly), s.cfg.Calendar)); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			// A row counts in all its windows or in none: late when the
+			// first of them (the one ending first) has closed.
+			first := spans[len(spans)-1]
+			if first.end <= s.closed {
 				if err := reject(i, fmt.Sprintf("late: its %s window starting %s closed when the watermark passed it (allowed_lateness %s)",
-					s.cfg.Window, time.Unix(start, 0).In(s.timeLoc).Format(time.DateOnly), s.cfg.AllowedLateness)); err != nil {
+					s.cfg.Window, s.format(first.start), s.cfg.AllowedLateness)); err != nil {
 					return nil, err
 				}
 				continue
@@ -379,57 +530,9 @@ func (s *aggregateStage) add(rec arrow.RecordBatch) ([]stream.DeadLetter, error)
 				newest, s.seen = t, true
 			}
 		}
-		w := s.windows[start]
-		if w == nil {
-			w = &aggWindow{start: start, end: end, cells: map[string]*aggCell{}}
-			s.windows[start] = w
-		}
 		key = cellKey(key[:0], keyCols, i)
-		c := w.cells[string(key)]
-		if c == nil {
-			c = &aggCell{meas: make([]aggAcc, len(s.measCols))}
-			for _, kc := range keyCols {
-				c.keys = append(c.keys, goValue(kc, i))
-			}
-			if subj != nil {
-				c.subjects = map[string]struct{}{}
-			}
-			w.cells[string(key)] = c
-		}
-		c.rows++
-		if subj != nil && subj.IsValid(i) {
-			val, _ = appendKey(val[:0], []arrow.Array{subj}, i)
-			c.subjects[string(val)] = struct{}{}
-		}
-		for m, mc := range s.measCols {
-			if mc < 0 {
-				continue
-			}
-			col := rec.Column(mc)
-			if col.IsNull(i) {
-				continue
-			}
-			a := &c.meas[m]
-			switch s.cfg.Measures[m].Op {
-			case config.MeasureCountDistinct:
-				if a.distinct == nil {
-					a.distinct = map[string]struct{}{}
-				}
-				val, _ = appendKey(val[:0], []arrow.Array{col}, i)
-				a.distinct[string(val)] = struct{}{}
-				continue
-			case config.MeasureQuantile:
-				a.values = append(a.values, float(col, i))
-			}
-			v := float(col, i)
-			if a.n == 0 || v < a.min {
-				a.min = v
-			}
-			if a.n == 0 || v > a.max {
-				a.max = v
-			}
-			a.n++
-			a.sum += v
+		for _, sp := range spans {
+			s.fold(rec, sp, key, keyCols, subj, i)
 		}
 	}
 	s.maxEvent = newest
@@ -437,9 +540,92 @@ func (s *aggregateStage) add(rec arrow.RecordBatch) ([]stream.DeadLetter, error)
 	return dead, nil
 }
 
+// format writes a window bound for a message.
+func (s *aggregateStage) format(t int64) string {
+	if s.cfg.WindowLength > 0 {
+		return time.Unix(t, 0).In(s.timeLoc).Format(time.RFC3339)
+	}
+	return time.Unix(t, 0).In(s.timeLoc).Format(time.DateOnly)
+}
+
+// fold adds row i of rec to its cell of window sp.
+func (s *aggregateStage) fold(rec arrow.RecordBatch, sp aggSpan, key []byte, keyCols []arrow.Array, subj arrow.Array, i int) {
+	w := s.windows[sp.start]
+	if w == nil {
+		w = &aggWindow{start: sp.start, end: sp.end, week: sp.week, cells: map[string]*aggCell{}}
+		s.windows[sp.start] = w
+	}
+	c := w.cells[string(key)]
+	if c == nil {
+		c = &aggCell{meas: make([]aggAcc, len(s.measCols))}
+		for _, kc := range keyCols {
+			c.keys = append(c.keys, goValue(kc, i))
+		}
+		if subj != nil {
+			c.subjects = map[string]struct{}{}
+		}
+		w.cells[string(key)] = c
+	}
+	c.rows++
+	if subj != nil && subj.IsValid(i) {
+		s.val, _ = appendKey(s.val[:0], []arrow.Array{subj}, i)
+		c.subjects[string(s.val)] = struct{}{}
+	}
+	for m, mc := range s.measCols {
+		if mc < 0 {
+			continue
+		}
+		col := rec.Column(mc)
+		if col.IsNull(i) {
+			continue
+		}
+		a := &c.meas[m]
+		switch s.cfg.Measures[m].Op {
+		case config.MeasureCountDistinct:
+			if a.distinct == nil {
+				a.distinct = map[string]struct{}{}
+			}
+			s.val, _ = appendKey(s.val[:0], []arrow.Array{col}, i)
+			a.distinct[string(s.val)] = struct{}{}
+			continue
+		case config.MeasureQuantile:
+			a.values = append(a.values, float(col, i))
+		}
+		v := float(col, i)
+		if a.n == 0 || v < a.min {
+			a.min = v
+		}
+		if a.n == 0 || v > a.max {
+			a.max = v
+		}
+		a.n++
+		a.sum += v
+	}
+
+}
+
 // flush emits, oldest first, every window ending at or before watermark
 // and drops its state.
 func (s *aggregateStage) flush(ctx context.Context, out *stream.Outbox, watermark int64) error {
+	s.mu.Lock()
+	recs := s.close(watermark)
+	s.mu.Unlock()
+	for i, rec := range recs {
+		if err := out.Send(ctx, rec); err != nil {
+			for _, r := range recs[i+1:] {
+				r.Release()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// close removes the windows ending at or before watermark from the state
+// and returns their output: one batch, or for cumulative windows one per
+// window (each is built before the next window folds into the year to
+// date); none when no window closes.
+func (s *aggregateStage) close(watermark int64) []arrow.RecordBatch {
 	var due []*aggWindow
 	for _, w := range s.windows {
 		if w.end <= watermark || watermark == math.MaxInt64 {
@@ -455,11 +641,35 @@ func (s *aggregateStage) flush(ctx context.Context, out *stream.Outbox, watermar
 	slices.SortFunc(due, func(a, b *aggWindow) int { return cmp.Compare(a.start, b.start) })
 	var cells []*aggCell
 	var starts, ends []int64
+	var weeks []int32
 	var withheld []bool
+	var recs []arrow.RecordBatch
+	emit := func() {
+		if len(cells) > 0 {
+			recs = append(recs, s.build(cells, starts, ends, weeks, withheld))
+			cells, starts, ends, weeks, withheld = nil, nil, nil, nil, nil
+		}
+	}
 	for _, w := range due {
 		delete(s.windows, w.start)
-		list := make([]*aggCell, 0, len(w.cells))
-		for _, c := range w.cells {
+		src, start := w.cells, w.start
+		if s.cfg.Cumulative {
+			// Windows close in order: fold this one into the year to
+			// date and publish every key's cell so far.
+			if s.running == nil {
+				s.running, s.runStart = map[string]*aggCell{}, w.start
+			}
+			for k, c := range w.cells {
+				if r := s.running[k]; r != nil {
+					r.merge(c)
+				} else {
+					s.running[k] = c
+				}
+			}
+			src, start = s.running, s.runStart
+		}
+		list := make([]*aggCell, 0, len(src))
+		for _, c := range src {
 			list = append(list, c)
 		}
 		slices.SortFunc(list, func(a, b *aggCell) int { return compareKeys(a.keys, b.keys) })
@@ -469,12 +679,45 @@ func (s *aggregateStage) flush(ctx context.Context, out *stream.Outbox, watermar
 		}
 		for i, c := range list {
 			cells = append(cells, c)
-			starts, ends = append(starts, w.start), append(ends, w.end)
+			starts, ends, weeks = append(starts, start), append(ends, w.end), append(weeks, w.week)
 			withheld = append(withheld, sup != nil && sup[i])
 		}
+		if s.cfg.Cumulative {
+			emit()
+		}
 	}
-	rec := s.build(cells, starts, ends, withheld)
-	return out.Send(ctx, rec)
+	emit()
+	return recs
+}
+
+// merge adds the rows of o, a cell of the same key, to c.
+func (c *aggCell) merge(o *aggCell) {
+	c.rows += o.rows
+	for k := range o.subjects {
+		c.subjects[k] = struct{}{}
+	}
+	for m := range c.meas {
+		a, b := &c.meas[m], &o.meas[m]
+		if b.n > 0 {
+			if a.n == 0 || b.min < a.min {
+				a.min = b.min
+			}
+			if a.n == 0 || b.max > a.max {
+				a.max = b.max
+			}
+		}
+		a.n += b.n
+		a.sum += b.sum
+		a.values = append(a.values, b.values...)
+		if b.distinct != nil {
+			if a.distinct == nil {
+				a.distinct = map[string]struct{}{}
+			}
+			for k := range b.distinct {
+				a.distinct[k] = struct{}{}
+			}
+		}
+	}
 }
 
 func compareKeys(a, b []any) int {
@@ -516,7 +759,7 @@ func compareKeys(a, b []any) int {
 }
 
 // build makes the output batch of cells.
-func (s *aggregateStage) build(cells []*aggCell, starts, ends []int64, withheld []bool) arrow.RecordBatch {
+func (s *aggregateStage) build(cells []*aggCell, starts, ends []int64, weeks []int32, withheld []bool) arrow.RecordBatch {
 	b := array.NewRecordBuilder(s.mem, s.schema)
 	defer b.Release()
 	f := 0
@@ -529,6 +772,13 @@ func (s *aggregateStage) build(cells []*aggCell, starts, ends []int64, withheld 
 	}
 	if s.timeCol >= 0 {
 		for _, t := range [][]int64{starts, ends} {
+			if tb, ok := b.Field(f).(*array.TimestampBuilder); ok {
+				for _, v := range t {
+					tb.Append(arrow.Timestamp(v * 1_000_000))
+				}
+				f++
+				continue
+			}
 			db := b.Field(f).(*array.Date32Builder)
 			for _, v := range t {
 				// Window bounds are midnights in the time column's zone:
@@ -536,6 +786,10 @@ func (s *aggregateStage) build(cells []*aggCell, starts, ends []int64, withheld 
 				lt := time.Unix(v, 0).In(s.timeLoc)
 				db.Append(arrow.Date32FromTime(time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, time.UTC)))
 			}
+			f++
+		}
+		if s.schoolWeeks != nil {
+			b.Field(f).(*array.Int32Builder).AppendValues(weeks, nil)
 			f++
 		}
 	}

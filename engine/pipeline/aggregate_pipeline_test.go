@@ -2,7 +2,9 @@ package pipeline_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -137,5 +139,50 @@ connector = "text"
 	}
 	if _, _, err := runTextErr(t, dir, fmt.Sprintf(toml, `timezone = "Paris"`)); err == nil || !strings.Contains(err.Error(), "not a time zone") {
 		t.Errorf("bad timezone: %v", err)
+	}
+}
+
+func TestAggregateWindowConfig(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"results.csv":  "student,school,date,score\nS1,X,2026-10-16,10\nS2,X,2026-10-20,12\nS3,X,2026-11-02,14\n",
+		"calendar.csv": "date,half_days\n2026-10-16,2\n2026-10-17,0\n2026-10-19,0\n2026-10-20,0\n2026-11-02,2\n",
+	})
+	window := func(s string) string {
+		return strings.Replace(fmt.Sprintf(aggregateToml, "min_count = 0"), `window = "week"`, s, 1)
+	}
+	for _, tc := range []struct{ name, window, want string }{
+		{"unknown window", `window = "fortnight"`, `invalid value "fortnight"`},
+		{"fraction of a second", `window = "1500ms"`, "whole seconds"},
+		{"month slides", "window = \"month\"\nslide = \"day\"", "only day, week and duration windows slide"},
+		{"week slides by a day", "window = \"week\"\nslide = \"2d\"", `a week window slides by "day"`},
+		{"slide divides the window", "window = \"1h\"\nslide = \"25m\"", "dividing the window"},
+		{"school week needs a calendar", `window = "school_week"`, "needs the school calendar"},
+		{"calendar without school weeks", "window = \"week\"\ncalendar = \"calendar.csv\"", "read by school_week windows only"},
+		{"calendar missing", "window = \"school_week\"\ncalendar = \"nope.csv\"", "read the school calendar"},
+		{"cumulative slides", "window = \"week\"\nslide = \"day\"\ncumulative = true", "cumulative windows expand a tumbling window"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := runTextErr(t, dir, window(tc.window))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	// The week of 19 October has no school day: its row goes to the dead
+	// letters and the weeks around it are numbered 1 and 2.
+	got, _, err := runText(t, dir, window("window = \"school_week\"\ncalendar = \"calendar.csv\""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"school=X window_start=2026-10-12 window_end=2026-10-19 school_week=1 n=1 mean_score=10 top=10",
+		"school=X window_start=2026-11-02 window_end=2026-11-09 school_week=2 n=1 mean_score=14 top=14",
+	}
+	if !slices.Equal(got.rows, want) {
+		t.Errorf("got %q, want %q", got.rows, want)
+	}
+	dead, err := os.ReadFile(filepath.Join(dir, "out", "a.dead_letter.csv"))
+	if err != nil || !strings.Contains(string(dead), "not in a school week") || !strings.Contains(string(dead), "S2") {
+		t.Errorf("dead letters %q (%v), want the row of 20 October", dead, err)
 	}
 }

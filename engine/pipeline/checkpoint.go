@@ -44,6 +44,9 @@ type checkpointData struct {
 	// the commit; in the Kafka sink's transaction with the rest when it is
 	// the commit point), nil when there are none.
 	DeadLetters *deadLetterPos `json:"dead_letters,omitempty"`
+	// Aggregates names the file of each aggregate stage's open windows
+	// (aggregate_state.go).
+	Aggregates map[string]string `json:"aggregates,omitempty"`
 }
 
 // watched is a stage whose work the coordinator waits for: its inboxes
@@ -131,6 +134,8 @@ type coordinator struct {
 	// dlResume where the checkpoint restored leaves it.
 	dl       *deadLetterFile
 	dlResume *deadLetterPos
+	// aggs saves the aggregate stages' open windows (nil: not saved).
+	aggs *aggregateStates
 	// observed, when set, hears of every committed checkpoint (the run's
 	// stream.Observer when it tracks checkpoints: metrics, console).
 	observed func(time.Time)
@@ -184,6 +189,9 @@ func (c *coordinator) restore(ctx context.Context) error {
 		}
 	}
 	c.dlResume = data.DeadLetters
+	if err := c.aggs.restore(data.Aggregates); err != nil {
+		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+	}
 	c.next = cp.ID + 1
 	c.stats.Resumed = cp.ID
 	c.log.Info("resuming from checkpoint", "checkpoint", cp.ID)
@@ -275,6 +283,9 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 			return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
 		}
 	}
+	if data.Aggregates, err = c.aggs.save(c.next); err != nil {
+		return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
+	}
 	if c.sync != nil {
 		if err := c.sync(); err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
@@ -301,6 +312,9 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 	}
 	if c.dl != nil {
 		c.dl.committed(data.DeadLetters)
+	}
+	if err := c.aggs.prune(cp.ID); err != nil {
+		c.log.Warn("could not remove the aggregate state of older checkpoints", "checkpoint", cp.ID, "err", err)
 	}
 	c.next++
 	c.stats.Taken++

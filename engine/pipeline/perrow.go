@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -138,7 +139,38 @@ func (g *groupStage) setPerRow(up *arrow.Schema, orderIdx int) error {
 // keyTimeline is one key's rows while a micro-batch is prepared: the
 // stored ones and the batch's, in order value then arrival sequence.
 type keyTimeline struct {
+	key     string // partition (big-endian) then group key: the store's order
+	part    uint32
+	group   []byte
+	pending []state.Entry // the batch's rows, until the stored ones are read
 	entries []state.Entry
+}
+
+// loadTimelines reads the stored rows of the touched keys, in the
+// store's key order with one reader, and inserts the batch's rows.
+func (g *groupStage) loadTimelines(arr *state.Arrivals, keys map[string]*keyTimeline) error {
+	order := make([]*keyTimeline, 0, len(keys))
+	for _, ks := range keys {
+		order = append(order, ks)
+	}
+	slices.SortFunc(order, func(a, b *keyTimeline) int { return strings.Compare(a.key, b.key) })
+	r, err := arr.NewReader()
+	if err != nil {
+		return fmt.Errorf("rule %s: read state: %w", g.mod.Manifest.Name, err)
+	}
+	defer r.Close()
+	for _, ks := range order {
+		stored, err := r.Load(ks.part, ks.group)
+		if err != nil {
+			return fmt.Errorf("rule %s: read state: %w", g.mod.Manifest.Name, err)
+		}
+		ks.entries = stored
+		for _, e := range ks.pending {
+			ks.insert(e)
+		}
+		ks.pending = nil
+	}
+	return nil
 }
 
 func entryLess(a, b *state.Entry) int {
@@ -175,8 +207,9 @@ type trigger struct {
 
 // prefix returns the rows of t's key as of t: arrival sequence at most
 // t's, within retention and the row cap.
-func (t *trigger) prefix(a *state.Arrivals, maxRows int) []state.Entry {
-	var sel []state.Entry
+// The entries are appended to sel[:0].
+func (t *trigger) prefix(a *state.Arrivals, maxRows int, sel []state.Entry) []state.Entry {
+	sel = sel[:0]
 	for _, e := range t.ks.entries {
 		if e.Seq > t.entry.Seq {
 			continue
@@ -201,6 +234,7 @@ func (t *trigger) prefix(a *state.Arrivals, maxRows int) []state.Entry {
 // (each input batch), the touched keys' timelines are read, the batch's
 // rows stored, and one group per input row evaluated, in input order.
 func (g *groupStage) runPerRow(ctx context.Context, st *stream.Stage, in *stream.Inbox, out *stream.Outbox) error {
+	opening := time.Now()
 	store, shared, err := g.store()
 	if err != nil {
 		return err
@@ -212,7 +246,13 @@ func (g *groupStage) runPerRow(ctx context.Context, st *stream.Stage, in *stream
 	if err != nil {
 		return err
 	}
+	// What a restart spends opening the state store (replaying pebble's
+	// log) when this stage opens it first: figure 4 of
+	// docs/design/streaming.md reads it.
+	opened := time.Now()
+	st.Log.Info("per-row state opened", "took", opened.Sub(opening))
 	progress := map[uint32]*state.Progress{}
+	first := true
 	err = g.ordered(ctx, st, out, func(ctx context.Context, submit submitFunc) error {
 		for {
 			rec, err := in.Recv(ctx)
@@ -221,6 +261,11 @@ func (g *groupStage) runPerRow(ctx context.Context, st *stream.Stage, in *stream
 			}
 			if err != nil {
 				return err
+			}
+			if first {
+				// The source resumed (figure 4 too).
+				st.Log.Info("per-row first micro-batch received", "rows", rec.NumRows(), "since_opened", time.Since(opened))
+				first = false
 			}
 			err = g.microBatch(ctx, st, arr, progress, rec, submit)
 			rec.Release()
@@ -295,6 +340,7 @@ func (g *groupStage) microBatch(ctx context.Context, st *stream.Stage, arr *stat
 	defer proj.Release()
 
 	keys := map[string]*keyTimeline{}
+	var kb []byte
 	var trig []trigger
 	var w state.Write
 	w.Progress = map[uint32]state.Progress{}
@@ -340,18 +386,14 @@ func (g *groupStage) microBatch(ctx context.Context, st *stream.Stage, arr *stat
 				continue
 			}
 		}
-		k := string(binary.BigEndian.AppendUint32(nil, p)) + string(group)
-		ks := keys[k]
+		kb = append(binary.BigEndian.AppendUint32(kb[:0], p), group...)
+		ks := keys[string(kb)]
 		if ks == nil {
-			stored, err := arr.Load(p, group)
-			if err != nil {
-				return fmt.Errorf("rule %s: read state: %w", g.mod.Manifest.Name, err)
-			}
-			ks = &keyTimeline{entries: stored}
-			keys[k] = ks
+			ks = &keyTimeline{key: string(kb), part: p, group: group}
+			keys[ks.key] = ks
 		}
-		e := state.Entry{Partition: p, Group: group, Order: order, Seq: seq, Row: row}
-		ks.insert(e)
+		e := state.Entry{Partition: p, Group: ks.group, Order: order, Seq: seq, Row: row}
+		ks.pending = append(ks.pending, e)
 		w.Put = append(w.Put, e)
 		t := trigger{row: i, ks: ks, entry: e}
 		if pr.retention > 0 && prog.Marked {
@@ -360,11 +402,18 @@ func (g *groupStage) microBatch(ctx context.Context, st *stream.Stage, arr *stat
 		trig = append(trig, t)
 	}
 
+	// Read the touched keys' stored rows in key order with one iterator
+	// (each seek moves forward from the last), then add the batch's rows.
+	if err := g.loadTimelines(arr, keys); err != nil {
+		return err
+	}
+
 	// Build the prefixes and submit them chunk by chunk, so that at most
 	// the chunks the stage's queue holds are in memory. A row's prefix
 	// holds only rows of a lower or equal sequence: the batch's later
 	// rows, already inserted, do not change it.
 	var cur *chunk
+	var sel []state.Entry
 	send := func() error {
 		c := cur
 		cur = nil
@@ -389,7 +438,7 @@ func (g *groupStage) microBatch(ctx context.Context, st *stream.Stage, arr *stat
 			bs, schema := arr.Builders(g.mem)
 			cur = &chunk{bs: bs, schema: schema}
 		}
-		sel := t.prefix(arr, g.cfg.MaxRowsPerKey)
+		sel = t.prefix(arr, g.cfg.MaxRowsPerKey, sel)
 		cur.starts = append(cur.starts, cur.rows)
 		for _, e := range sel {
 			if err := arr.Decode(e.Row, cur.bs); err != nil {

@@ -255,6 +255,21 @@ func (p *Plan) prepareCheckpoints() error {
 	case c.commit == nil:
 		p.env.Log.Warn("continuous run without a Kafka sink or a state_dir: checkpoints flush the sinks but are not recorded, a restart reads from the start")
 	}
+	// The open windows of aggregate stages go to state_dir at each
+	// checkpoint (aggregate_state.go).
+	for _, a := range p.cfg.Aggregates {
+		st, ok := p.merges[a.Name].(*aggregateStage)
+		switch {
+		case !ok:
+		case p.cfg.StateDir == "":
+			p.env.Log.Warn("continuous run without a state_dir: an aggregate's open windows are not checkpointed, a restart loses their rows read before it", "aggregate", a.Name)
+		default:
+			if c.aggs == nil {
+				c.aggs = &aggregateStates{dir: filepath.Join(p.cfg.StateDir, "aggregates")}
+			}
+			c.aggs.stages = append(c.aggs.stages, st)
+		}
+	}
 	p.cp = c
 	return nil
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -114,5 +115,87 @@ func TestArrivalsDeleteAbove(t *testing.T) {
 	}
 	if got := before(0, 100) + " " + before(7, 100); got != "v10 p7" {
 		t.Errorf("versions after rollback: %s", got)
+	}
+}
+
+// TestReaderLoadsKeysInAnyOrder: one Reader returns each key's rows, and
+// only that key's, whatever the order the keys are asked in (forward,
+// backward, twice), including a key that is a prefix of another's
+// string and keys of other partitions; the rows decode as stored.
+func TestReaderLoadsKeysInAnyOrder(t *testing.T) {
+	s, err := OpenTemp(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, err := s.Arrivals(spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rows := []row{{"A", 3, 1}, {"AB", 1, 2}, {"A", 1, 3}, {"B", 2, 4}, {"AB", 5, 5}, {"", 4, 6}}
+	rec := record(mem, rows)
+	defer rec.Release()
+	var w Write
+	groups := map[string][]byte{}
+	for _, p := range []uint32{0, 1, 256} {
+		for i, r := range rows {
+			g, o, v := a.Encode(rec, i)
+			groups[r.student] = g
+			w.Put = append(w.Put, Entry{Partition: p, Group: g, Order: o, Seq: uint64(p)*100 + uint64(i), Row: v})
+		}
+	}
+	if err := a.Commit(w); err != nil {
+		t.Fatal(err)
+	}
+	// Row indexes of each key, by day then sequence.
+	want := map[string][]int{"A": {2, 0}, "AB": {1, 4}, "B": {3}, "": {5}}
+	r, err := a.NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	bs, _ := a.Builders(mem)
+	defer func() {
+		for _, b := range bs {
+			b.Release()
+		}
+	}()
+	decoded := 0
+	for _, p := range []uint32{256, 0, 1, 0, 256} {
+		for _, key := range []string{"B", "AB", "A", "", "A", "B", "C"} {
+			g := groups[key]
+			if key == "C" {
+				g = append(append([]byte(nil), groups["B"]...), 'x')
+			}
+			es, err := r.Load(p, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seqs []string
+			for _, e := range es {
+				if e.Partition != p || string(e.Group) != string(g) {
+					t.Fatalf("partition %d key %q: entry of partition %d group %q", p, key, e.Partition, e.Group)
+				}
+				if err := a.Decode(e.Row, bs); err != nil {
+					t.Fatal(err)
+				}
+				seqs = append(seqs, fmt.Sprintf("%d", e.Seq))
+			}
+			var exp []string
+			for _, k := range want[key] {
+				exp = append(exp, fmt.Sprint(uint64(p)*100+uint64(k)))
+			}
+			if !slices.Equal(seqs, exp) {
+				t.Errorf("partition %d key %q: seqs %v, want %v", p, key, seqs, exp)
+			}
+			for _, b := range bs { // the rows decoded: as many as entries
+				if b.Len() != decoded+len(es) {
+					t.Fatalf("builder has %d rows, want %d", b.Len(), decoded+len(es))
+				}
+			}
+			decoded += len(es)
+		}
 	}
 }

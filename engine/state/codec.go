@@ -196,7 +196,8 @@ func (c *rowCodec) decode(v []byte, bs []array.Builder) error {
 			if w <= 0 || p+w+int(n) > len(v) {
 				return errCorrupt
 			}
-			bs[k].(*array.StringBuilder).Append(string(v[p+w : p+w+int(n)]))
+			// The bytes are copied into the builder's buffer: no string.
+			bs[k].(*array.StringBuilder).BinaryBuilder.Append(v[p+w : p+w+int(n)])
 			p += w + int(n)
 			continue
 		}

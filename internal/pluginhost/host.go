@@ -132,11 +132,11 @@ func (h *Host) Connector(ctx context.Context, name string) (protocol.Connector, 
 			if h.opts.BuiltinCommand == nil {
 				return c, nil
 			}
-			return h.launch(ctx, name, h.opts.BuiltinCommand)
+			return h.launchBuiltin(ctx, name, c.Spec())
 		}
 	}
 	if path := h.find(name); path != "" {
-		return h.launch(ctx, name, func() *exec.Cmd { return exec.Command(path) })
+		return h.launch(ctx, name, func() *exec.Cmd { return exec.Command(path) }, false)
 	}
 	var known []string
 	if h.opts.Builtins != nil {
@@ -242,8 +242,11 @@ func (h *Host) Restarts() map[string]int {
 	return out
 }
 
-func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd) (protocol.Connector, error) {
-	p := &process{h: h, name: name, cmd: cmd, log: h.opts.Logger.With("plugin", name)}
+// launch starts the plugin process serving name; builtin says it is this
+// binary serving a built-in connector, whose shared memory bodies the
+// engine reads in place (transport.Client.Trust).
+func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd, builtin bool) (protocol.Connector, error) {
+	p := &process{h: h, name: name, cmd: cmd, builtin: builtin, log: h.opts.Logger.With("plugin", name)}
 	h.mu.Lock()
 	h.procs = append(h.procs, p)
 	h.mu.Unlock()
@@ -258,6 +261,30 @@ func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd) (p
 		return &sink{p: p, spec: c.Spec()}, nil
 	}
 	return nil, fmt.Errorf("plugin %q: connector of unknown kind %q", name, c.Spec().Kind)
+}
+
+// launchBuiltin returns the built-in connector called name at once and
+// starts its plugin process in the background: the engine meanwhile starts
+// the other stages' processes and compiles its rules, and the first call
+// through the connector waits for the start (process.mu is held until
+// then). Its spec is the registry's: the process is this binary.
+func (h *Host) launchBuiltin(ctx context.Context, name string, spec protocol.Spec) (protocol.Connector, error) {
+	if spec.Kind != protocol.KindSource && spec.Kind != protocol.KindSink {
+		return nil, fmt.Errorf("plugin %q: connector of unknown kind %q", name, spec.Kind)
+	}
+	p := &process{h: h, name: name, cmd: h.opts.BuiltinCommand, builtin: true, log: h.opts.Logger.With("plugin", name)}
+	h.mu.Lock()
+	h.procs = append(h.procs, p)
+	h.mu.Unlock()
+	p.mu.Lock()
+	go func() {
+		defer p.mu.Unlock()
+		_, p.startErr = p.connectorLocked(context.WithoutCancel(ctx))
+	}()
+	if spec.Kind == protocol.KindSource {
+		return &source{p: p, spec: spec}, nil
+	}
+	return &sink{p: p, spec: spec}, nil
 }
 
 // stopping reports whether Options.Stop is closed.
@@ -286,10 +313,11 @@ func (h *Host) Close() {
 
 // process is the plugin process of one stage, started again when it died.
 type process struct {
-	h    *Host
-	name string
-	cmd  func() *exec.Cmd
-	log  *slog.Logger
+	h       *Host
+	name    string
+	cmd     func() *exec.Cmd
+	builtin bool // the vigie binary itself: trusted (launch)
+	log     *slog.Logger
 
 	mu       sync.Mutex
 	client   *plugin.Client
@@ -299,6 +327,7 @@ type process struct {
 	broken   bool
 	closed   bool
 	restarts int
+	startErr error // of a start in the background (launchBuiltin), for the next call
 }
 
 // connector returns the connector of the live process, starting one if
@@ -306,6 +335,15 @@ type process struct {
 func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.startErr; err != nil {
+		p.startErr = nil
+		return nil, err
+	}
+	return p.connectorLocked(ctx)
+}
+
+// connectorLocked is connector, with p.mu held.
+func (p *process) connectorLocked(ctx context.Context) (protocol.Connector, error) {
 	if p.closed {
 		return nil, fmt.Errorf("plugin %q: host closed", p.name)
 	}
@@ -367,6 +405,9 @@ func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
 	pc, ok := raw.(*transport.Client)
 	if !ok {
 		return nil, fmt.Errorf("plugin %q: unexpected client type %T", p.name, raw)
+	}
+	if p.builtin {
+		pc.Trust()
 	}
 	p.pc = pc
 	c, err := pc.Connector(ctx, p.name)

@@ -137,6 +137,38 @@ func TestBuiltinsInSubprocess(t *testing.T) {
 	}
 }
 
+// TestBuiltinStartsInTheBackground: Connector returns a built-in at once
+// and its process starts meanwhile; Processes waits for the start, and a
+// start that fails is reported by the first call through the connector.
+func TestBuiltinStartsInTheBackground(t *testing.T) {
+	h := pluginhost.NewHost(pluginhost.Options{Builtins: testRegistry(), BuiltinCommand: serveCommand(t)})
+	defer h.Close()
+	if _, err := h.Connector(context.Background(), "pid"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Processes()); n != 1 {
+		t.Errorf("%d processes listed right after Connector, want the one starting", n)
+	}
+
+	broken := pluginhost.NewHost(pluginhost.Options{
+		Builtins:       testRegistry(),
+		BuiltinCommand: func() *exec.Cmd { return exec.Command(t.TempDir() + "/no-such-vigie") },
+		MaxRestarts:    -1,
+	})
+	defer broken.Close()
+	c, err := broken.Connector(context.Background(), "pid")
+	if err != nil {
+		t.Fatalf("Connector waited for the process start: %v", err)
+	}
+	if c.Spec().Name != "pid" || c.Spec().Kind != protocol.KindSource {
+		t.Errorf("spec %+v", c.Spec())
+	}
+	_, err = c.(protocol.Source).Schema(context.Background(), protocol.Config{Connector: "pid"})
+	if err == nil || !strings.Contains(err.Error(), `start plugin "pid"`) {
+		t.Errorf("first call: err = %v, want the failed start", err)
+	}
+}
+
 func TestBuiltinsInProcess(t *testing.T) {
 	h := pluginhost.NewHost(pluginhost.Options{Builtins: testRegistry()})
 	defer h.Close()

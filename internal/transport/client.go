@@ -27,18 +27,31 @@ type Client struct {
 	fc      flight.FlightServiceClient
 	version int
 	rings   *ringPool
+	trusted bool // read ring bodies in place (Trust)
+	// inPlace are the rings of the streams read in place (Trust): larger.
+	inPlace *ringPool
 }
 
 func newClient(conn grpc.ClientConnInterface, version int) *Client {
-	c := &Client{fc: flight.NewFlightServiceClient(conn), version: version, rings: &ringPool{}}
+	c := &Client{fc: flight.NewFlightServiceClient(conn), version: version, rings: &ringPool{}, inPlace: &ringPool{size: inPlaceRingBytes}}
 	// Unmap the kept rings of a client dropped without Close (tests).
 	runtime.AddCleanup(c, (*ringPool).close, c.rings)
+	runtime.AddCleanup(c, (*ringPool).close, c.inPlace)
 	return c
 }
 
+// Trust says that the server is trusted not to write again what it
+// published: a built-in connector served by this very binary. The Arrow
+// bodies its sources write to a shared memory ring are then read in place
+// instead of copied out (inplace.go). Call it before any call.
+func (c *Client) Trust() { c.trusted = true }
+
 // Close releases the shared memory kept for streams with the server. The
 // client still works after, with every Arrow body inline.
-func (c *Client) Close() { c.rings.close() }
+func (c *Client) Close() {
+	c.rings.close()
+	c.inPlace.close()
+}
 
 // Version returns the protocol version spoken with the server. Version 1
 // servers send no positions and cannot flush: their sources cannot resume
@@ -140,15 +153,19 @@ func (s *remoteSource) Read(ctx context.Context, cfg protocol.Config, mem memory
 	// of the call arrives.
 	var rr *ringReader
 	callCtx := ctx
-	r := s.c.rings.get()
+	pool := s.c.rings
+	if s.c.trusted {
+		pool = s.c.inPlace
+	}
+	r := pool.get()
 	if r != nil {
-		rr = &ringReader{r: r}
+		rr = &ringReader{r: r, inPlace: s.c.trusted}
 		callCtx = metadata.AppendToOutgoingContext(ctx, ringMetadataKey, r.name)
 	}
 	stream, err := s.c.fc.DoGet(callCtx, &flight.Ticket{Ticket: raw})
 	if err != nil {
 		if r != nil {
-			s.c.rings.put(r, false)
+			pool.put(r, false)
 		}
 		return fromStatus(err)
 	}
@@ -158,14 +175,14 @@ func (s *remoteSource) Read(ctx context.Context, cfg protocol.Config, mem memory
 		// Only this goroutine reads the mapping; it is kept for the next
 		// stream only if the server's handler is over (it no longer
 		// writes there).
-		defer func() { s.c.rings.put(r, accepted && ended) }()
+		defer func() { pool.put(r, accepted && ended) }()
 		recv = func() (*flight.FlightData, error) {
 			fd, err := stream.Recv()
 			if first {
 				first = false
 				r.unlink()
 				if md, herr := stream.Header(); herr == nil && err == nil {
-					accepted = s.c.rings.answered(md.Get(ringMetadataKey))
+					accepted = pool.answered(md.Get(ringMetadataKey))
 				}
 			}
 			if errors.Is(err, io.EOF) {
@@ -261,7 +278,7 @@ func (s *remoteSink) Open(ctx context.Context, cfg protocol.Config, mem memory.A
 	callCtx := ctx
 	r := s.c.rings.get()
 	if r != nil {
-		callCtx = metadata.AppendToOutgoingContext(ctx, ringMetadataKey, r.name)
+		callCtx = metadata.AppendToOutgoingContext(ctx, ringMetadataKey, r.name, ringInPlaceKey, "1")
 	}
 	stream, err := s.c.fc.DoPut(callCtx)
 	if err != nil {
@@ -467,7 +484,8 @@ func (w *remoteWriter) finish() error {
 			// The handler returned once the status follows: the ring
 			// may serve another call.
 			_, err := w.stream.Recv()
-			w.ended = errors.Is(err, io.EOF)
+			// Not reused while the plugin holds bodies read in place.
+			w.ended = errors.Is(err, io.EOF) && len(w.stream.Trailer().Get(ringHeldKey)) == 0
 		}
 		return nil
 	}

@@ -3,7 +3,9 @@ package transport
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -357,12 +359,27 @@ func (e *sumEmitter) Emit(_ context.Context, rec arrow.RecordBatch, pos protocol
 func (e *sumEmitter) DeadLetter(context.Context, []protocol.DeadLetter) error { return nil }
 
 func TestSourceBodiesGoThroughTheRing(t *testing.T) {
+	for _, trusted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("trusted=%v", trusted), func(t *testing.T) { testSourceBodiesGoThroughTheRing(t, trusted) })
+	}
+}
+
+// testSourceBodiesGoThroughTheRing holds every batch until the stream is
+// over: read in place (trusted), they fill the ring, and the rest come
+// inline.
+func testSourceBodiesGoThroughTheRing(t *testing.T, trusted bool) {
 	skipWithoutRings(t)
-	_, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(bigSource{})}, "big")
+	defer func(n int) { inPlaceRingBytes = n }(inPlaceRingBytes)
+	inPlaceRingBytes = ringBytes // less than the 40 MiB held
+	c, conn := dialPlugin(t, &GRPCPlugin{Registry: protocol.NewRegistry(bigSource{})}, "big")
+	if trusted {
+		c.Trust()
+	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	const batches = 40 // 40 MiB: more than the ring holds at once
 	for run := range 3 {
+		inPlace := inPlaceBodies.Load()
 		before := ReceivedStats()
 		e := &sumEmitter{}
 		if err := conn.(protocol.Source).Read(context.Background(), protocol.Config{Connector: "big", Options: map[string]any{"batches": int64(batches)}}, mem, e); err != nil {
@@ -388,6 +405,16 @@ func TestSourceBodiesGoThroughTheRing(t *testing.T) {
 		t.Logf("run %d: ring %d bodies %d bytes, inline %d bodies", run, after.RingBodies-before.RingBodies, after.RingBytes-before.RingBytes, after.InlineBodies-before.InlineBodies)
 		if after.RingBodies == before.RingBodies {
 			t.Errorf("run %d: no body came through the ring", run)
+		}
+		if n := inPlaceBodies.Load() - inPlace; trusted != (n > 0) {
+			t.Errorf("run %d: %d bodies read in place (trusted %v)", run, n, trusted)
+		}
+		// Held in place, the batches fill the ring: the rest come inline.
+		if inline := after.InlineBodies - before.InlineBodies; trusted && inline == 0 {
+			t.Errorf("run %d: nothing inline, though 40 MiB of batches read in place were held", run)
+		}
+		if n := heldBodies.Load(); n != 0 {
+			t.Errorf("run %d: %d bodies still held in place after every batch was released", run, n)
 		}
 	}
 }
@@ -620,7 +647,10 @@ func (e *slowEmitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos proto
 	return e.sumEmitter.Emit(ctx, rec, pos)
 }
 
-func TestFullRingSendsInline(t *testing.T) {
+// TestLaggingReaderKeepsTheRing: a reader slow to take the first batch
+// is behind, not stuck: the producer waits for room in the ring instead
+// of sending inline, as a full gRPC window would make it wait.
+func TestLaggingReaderKeepsTheRing(t *testing.T) {
 	skipWithoutRings(t)
 	defer func(n int) { ringBytes = n }(ringBytes)
 	ringBytes = 4 << 20 // four of bigSource's 1 MiB bodies
@@ -642,8 +672,8 @@ func TestFullRingSendsInline(t *testing.T) {
 	after := ReceivedStats()
 	ring, inline := after.RingBodies-before.RingBodies, after.InlineBodies-before.InlineBodies
 	t.Logf("%d bodies through the ring, %d inline", ring, inline)
-	if ring == 0 || inline == 0 || ring+inline != batches {
-		t.Errorf("%d bodies through the ring and %d inline, want both, %d in all", ring, inline, batches)
+	if ring != batches || inline != 0 {
+		t.Errorf("%d bodies through the ring and %d inline, want all %d through the ring", ring, inline, batches)
 	}
 }
 
@@ -791,4 +821,187 @@ func TestDeadConnectionRetainsNoSinkBatch(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	mem.AssertSize(t, 0)
+}
+
+// sentMessages records what a payloadWriter sends.
+type sentMessages struct {
+	mu   sync.Mutex
+	msgs []any
+}
+
+func (s *sentMessages) SendMsg(m any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o, ok := m.(*outData); ok && o.release != nil {
+		o.release()
+	}
+	s.msgs = append(s.msgs, m)
+	return nil
+}
+
+// TestBodyWaitsForRoomInTheRing checks that a body that does not fit in
+// the ring while the reader is behind waits for the reader to free room
+// and goes through the ring, rather than inline.
+func TestBodyWaitsForRoomInTheRing(t *testing.T) {
+	defer func(d time.Duration) { maxRingWait = d }(maxRingWait)
+	maxRingWait = 10 * time.Second // the reader frees room long before
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+
+	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	b := array.NewInt64Builder(mem)
+	for i := range 40_000 { // 320 KB: two do not fit in the ring
+		b.Append(int64(i))
+	}
+	col := b.NewArray()
+	b.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
+	col.Release()
+	defer rec.Release()
+
+	w, rd := ringPair(t, 512<<10)
+	sent := &sentMessages{}
+	bw := newBatchWriter(sent, schema, mem)
+	bw.pw.ring = w
+	if err := bw.WriteWithAppMetadata(rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	first := sent.msgs[len(sent.msgs)-1].(*flight.FlightData)
+	var meta appMetadata
+	if err := json.Unmarshal(first.AppMetadata, &meta); err != nil || meta.Ring == nil {
+		t.Fatalf("first body not through the ring: %s (%v)", first.AppMetadata, err)
+	}
+	// The reader takes the first body a moment after the second is sent.
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		buf, err := rd.read(meta.Ring.Off, meta.Ring.Len, mem)
+		if err == nil {
+			buf.Release()
+		}
+		done <- err
+	}()
+	if err := bw.WriteWithAppMetadata(rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	second, ok := sent.msgs[len(sent.msgs)-1].(*flight.FlightData)
+	if !ok {
+		t.Fatalf("second body sent inline (%T) instead of waiting for room in the ring", sent.msgs[len(sent.msgs)-1])
+	}
+	if err := json.Unmarshal(second.AppMetadata, &meta); err != nil || meta.Ring == nil {
+		t.Fatalf("second body not through the ring: %s (%v)", second.AppMetadata, err)
+	}
+}
+
+// TestStalledRingDoesNotDelayEveryBody: when the reader frees nothing (it
+// keeps every batch it read in place), the writer waits for room once,
+// then sends inline without waiting until the ring has room again.
+func TestStalledRingDoesNotDelayEveryBody(t *testing.T) {
+	defer func(d time.Duration) { maxRingWait = d }(maxRingWait)
+	maxRingWait = 10 * time.Millisecond
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	b := array.NewInt64Builder(mem)
+	for i := range 40_000 {
+		b.Append(int64(i))
+	}
+	col := b.NewArray()
+	b.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
+	col.Release()
+	defer rec.Release()
+
+	w, _ := ringPair(t, 512<<10)
+	sent := &sentMessages{}
+	bw := newBatchWriter(sent, schema, mem)
+	bw.pw.ring = w
+	before := ringWaitsRanOut.Load()
+	for range 6 { // the first fills the ring; nobody reads
+		if err := bw.WriteWithAppMetadata(rec, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := ringWaitsRanOut.Load() - before; n != 1 {
+		t.Errorf("the writer waited in vain %d times for room in a ring nobody reads, want once", n)
+	}
+	inline := 0
+	for _, m := range sent.msgs {
+		if o, ok := m.(*outData); ok && o.bodySize > 0 {
+			inline++
+		}
+	}
+	if inline != 5 {
+		t.Errorf("%d bodies inline, want 5", inline)
+	}
+}
+
+// TestBodyWaitsForAReaderBehind: a reader that has bodies still to read
+// is behind, not stuck: the writer waits for it past maxRingWait (as a
+// full gRPC window would), and the body goes through the ring.
+func TestBodyWaitsForAReaderBehind(t *testing.T) {
+	defer func(d time.Duration) { maxRingWait = d }(maxRingWait)
+	maxRingWait = 5 * time.Millisecond
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	b := array.NewInt64Builder(mem)
+	for i := range 20_000 { // 160 KB: three fill the ring
+		b.Append(int64(i))
+	}
+	col := b.NewArray()
+	b.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
+	col.Release()
+	defer rec.Release()
+
+	w, rd := ringPair(t, 500<<10)
+	rd.inPlace = true
+	sent := &sentMessages{}
+	bw := newBatchWriter(sent, schema, mem)
+	bw.pw.ring = w
+	var refs []*ringRef
+	for range 3 {
+		if err := bw.WriteWithAppMetadata(rec, nil); err != nil {
+			t.Fatal(err)
+		}
+		var meta appMetadata
+		fd, ok := sent.msgs[len(sent.msgs)-1].(*flight.FlightData)
+		if !ok || json.Unmarshal(fd.AppMetadata, &meta) != nil || meta.Ring == nil {
+			t.Fatal("body not through the ring")
+		}
+		refs = append(refs, meta.Ring)
+	}
+	// The reader holds the first body and reads the other two later, well
+	// after maxRingWait; then it releases all.
+	first, err := rd.read(refs[0].Off, refs[0].Len, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(20 * maxRingWait)
+		var err error
+		for _, ref := range refs[1:] {
+			var buf *memory.Buffer
+			if buf, err = rd.read(ref.Off, ref.Len, mem); err != nil {
+				break
+			}
+			buf.Release()
+		}
+		first.Release()
+		done <- err
+	}()
+	if err := bw.WriteWithAppMetadata(rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sent.msgs[len(sent.msgs)-1].(*flight.FlightData); !ok {
+		t.Fatalf("body sent inline (%T) while the reader was only behind", sent.msgs[len(sent.msgs)-1])
+	}
 }

@@ -25,6 +25,7 @@ func debugLog(msg string, args ...any) { slog.Debug(msg, args...) }
 
 // ringPool is the host's rings for one plugin connection.
 type ringPool struct {
+	size   int // bytes of data of its rings; 0: ringBytes
 	mu     sync.Mutex
 	free   []*ring
 	closed bool
@@ -79,7 +80,11 @@ func (p *ringPool) get() *ring {
 		return r
 	}
 	p.mu.Unlock()
-	r, err := createRing("", ringBytes)
+	size := p.size
+	if size == 0 {
+		size = ringBytes
+	}
+	r, err := createRing("", size)
 	if err != nil {
 		// Not supported here, or /dev/shm and the temp dir are unusable:
 		// not worth trying again for every call.
@@ -90,10 +95,11 @@ func (p *ringPool) get() *ring {
 	return r
 }
 
-// put gives r back after a stream: kept when reusable, else unmapped.
+// put gives r back after a stream: kept when reusable, else unmapped
+// (once the bodies read in place from it are released).
 func (p *ringPool) put(r *ring, reusable bool) {
 	r.unlink()
-	if reusable {
+	if reusable && !r.inUse() {
 		p.mu.Lock()
 		if !p.closed && len(p.free) < keptRings {
 			p.free = append(p.free, r)
@@ -121,6 +127,7 @@ func (r *ring) reset() {
 	_ = guard(func() {
 		atomic.StoreUint64(r.word(hdrHead), 0)
 		atomic.StoreUint64(r.word(hdrTail), 0)
+		atomic.StoreUint64(r.word(hdrRead), 0)
 	})
 }
 

@@ -288,7 +288,19 @@ func (s *flightServer) DoPut(stream flight.FlightService_DoPutServer) error {
 	}
 	if r != nil {
 		defer s.rings.release(r) // after the last read
-		mr.ring = &ringReader{r: r}
+		md, _ := metadata.FromIncomingContext(ctx)
+		inPlace := len(md.Get(ringInPlaceKey)) == 1 && md.Get(ringInPlaceKey)[0] == "1"
+		mr.ring = &ringReader{r: r, inPlace: inPlace}
+		if inPlace {
+			// After the reader and the last batch are released (defers
+			// run last first): a body still held keeps the host from
+			// giving the ring to another stream.
+			defer func() {
+				if r.inUse() {
+					stream.SetTrailer(metadata.Pairs(ringHeldKey, "1"))
+				}
+			}()
+		}
 	}
 	mr.onMeta = func(m appMetadata) error {
 		if m.Flush == 0 {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -303,7 +304,10 @@ func (m *messageReader) body(fd *flight.FlightData, ref *ringRef) (*memory.Buffe
 		return nil, fmt.Errorf("message has both a data_body and a shared memory ring reference")
 	}
 	mem := m.mem
-	buf, err := m.ring.read(ref.Off, ref.Len, mem)
+	// A dictionary stays with the IPC reader for the whole stream: read
+	// in place, it would hold the ring's head back as long.
+	copy := m.ring.inPlace && ipc.NewMessage(memory.NewBufferBytes(fd.DataHeader), noBody).Type() != ipc.MessageRecordBatch
+	buf, err := m.ring.take(ref.Off, ref.Len, mem, copy)
 	if err != nil {
 		return nil, err
 	}
@@ -311,6 +315,9 @@ func (m *messageReader) body(fd *flight.FlightData, ref *ringRef) (*memory.Buffe
 	stats.ringBytes.Add(int64(ref.Len))
 	return buf, nil
 }
+
+// noBody is the empty body of a message built only to read its type.
+var noBody = memory.NewBufferBytes(nil)
 
 func (m *messageReader) Retain() { m.refs++ }
 
@@ -347,6 +354,9 @@ type payloadWriter struct {
 	ring  *ringWriter // bodies go there when it has room
 	// ringOK, if set, says when ring may be used (the peer accepted it).
 	ringOK *atomic.Bool
+	// stalled says that the last wait for room in the ring ran out:
+	// bodies go inline without waiting until one fits again.
+	stalled bool
 	// noRetain copies inline bodies instead of handing gRPC the batch's
 	// buffers: gRPC does not free the buffers of a stream whose
 	// connection died, which kept such batches retained for ever.
@@ -369,7 +379,15 @@ func (p *payloadWriter) WritePayload(payload ipc.Payload) error {
 		return err
 	}
 	if p.ring != nil && p.body.n > 0 && (p.ringOK == nil || p.ringOK.Load()) {
-		if off, ok := p.ring.write(p.body.parts, p.body.n); ok {
+		off, ok := p.ring.write(p.body.parts, p.body.n)
+		if ok {
+			p.stalled = false
+		} else if p.ringWait(p.body.n) {
+			// The reader freed room: the body waited for it rather than
+			// going inline (see ringWait).
+			off, ok = p.ring.write(p.body.parts, p.body.n)
+		}
+		if ok {
 			clear(p.body.parts)
 			fd := &flight.FlightData{FlightDescriptor: p.descr, DataHeader: m.Bytes(), AppMetadata: appendRingRef(p.meta, off, p.body.n)}
 			p.descr = nil
@@ -391,30 +409,76 @@ func (p *payloadWriter) WritePayload(payload ipc.Payload) error {
 	return err
 }
 
-// maxRingWait bounds how long a batch too big for one gRPC message waits
-// for room in the ring before it is sliced and sent inline.
-const maxRingWait = 20 * time.Millisecond
+// maxRingWait bounds how long a body waits for room in the ring while the
+// reader frees none before it goes inline (a batch too big for one gRPC
+// message is then sliced).
+var maxRingWait = 200 * time.Millisecond
 
 // ringWait says whether a body of n bytes would go through the shared
-// memory ring now, waiting up to maxRingWait for the reader to free room: the bodies it frees were sent already, so this is the same
-// backpressure a full gRPC window applies, and a whole batch through the
-// ring saves the receiver joining slices sent inline.
+// memory ring now, waiting for the reader to free room: the bodies it
+// frees were sent already, so this is the same backpressure a full gRPC
+// window applies. While the reader has bodies still to read (hdrRead), it
+// is behind and the wait lasts until it frees room or the stream ends, as
+// a full gRPC window would. Once it has read everything and still frees
+// nothing, it holds what it read in place (a stage keeping every batch,
+// inplace.go): the wait then ends after maxRingWait without progress, and
+// bodies go inline, without waiting again until one fits. A reader that
+// predates hdrRead gets the bounded wait.
+//
+// Every body waits, not only those too big for one message: a body sent
+// inline because the reader was behind costs more copies on both sides,
+// and the reader's gRPC buffers held up to the 64 MiB window of such
+// bodies (35 MB of the engine's heap at its peak on the 10M-row attendance
+// benchmark, where the engine reads slower than the CSV plugin parses); a
+// whole batch through the ring also saves the receiver joining slices
+// sent inline.
 func (p *payloadWriter) ringWait(n int) bool {
 	if p.ring == nil || (p.ringOK != nil && !p.ringOK.Load()) || n > int(p.ring.r.cap) {
 		return false
 	}
 	if p.ring.fits(n) {
+		p.stalled = false
 		return true
 	}
+	if p.stalled {
+		return false
+	}
+	var done <-chan struct{}
+	if s, ok := p.s.(interface{ Context() context.Context }); ok {
+		done = s.Context().Done()
+	}
+	head, _, _ := p.ring.head()
 	deadline := time.Now().Add(maxRingWait)
-	for wait := 20 * time.Microsecond; time.Now().Before(deadline); wait = min(2*wait, time.Millisecond) {
-		time.Sleep(wait)
+	for wait := 20 * time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		select {
+		case <-done:
+			return false // the send fails and says why
+		case <-time.After(wait):
+		}
 		if p.ring.fits(n) {
 			return true
 		}
+		h, read, ok := p.ring.head()
+		switch {
+		case !ok:
+			return false
+		case h != head:
+			head, deadline = h, time.Now().Add(maxRingWait) // progress
+		case read != 0 && read < p.ring.end:
+			deadline = time.Now().Add(maxRingWait) // behind in its reading
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
 	}
+	p.stalled = true
+	ringWaitsRanOut.Add(1)
 	return false
 }
+
+// ringWaitsRanOut counts the waits for room in a ring that ran out, in
+// this process (tests).
+var ringWaitsRanOut atomic.Int64
 
 // SetFlightDescriptor sets the descriptor of the next message.
 func (w *batchWriter) SetFlightDescriptor(d *flight.FlightDescriptor) { w.pw.descr = d }

@@ -35,10 +35,20 @@ const (
 	// FormatStaff writes teacher_absences.csv: teachers' days of absence
 	// per school, replaced or not.
 	FormatStaff = "staff"
+	// FormatPlatform writes platform_logs.csv (requests per platform,
+	// school and minute over Options.PlatformDays) and its ground truth,
+	// platform_incidents.csv (platform.go).
+	FormatPlatform = "platform"
+	// FormatPrimary writes the écoles (primary_schools.csv, with their
+	// circonscription), CP and CE1 national evaluations
+	// (primary_evaluations.csv), enrolments and departures of the year
+	// (enrolments.csv), each école's projected enrolment
+	// (enrolment_projection.csv) and the ground truth (primary_truth.csv).
+	FormatPrimary = "primary"
 )
 
 // AllFormats lists every format.
-var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations, FormatStaff}
+var AllFormats = []string{FormatCSV, FormatParquet, FormatJSONL, FormatOneRoster, FormatXAPI, FormatPronote, FormatEvaluations, FormatStaff, FormatPlatform, FormatPrimary}
 
 // Options says what to generate and where.
 type Options struct {
@@ -59,6 +69,9 @@ type Options struct {
 	// Mem allocates the Parquet batches (nil: a Go allocator of the
 	// generation's own).
 	Mem memory.Allocator
+	// PlatformDays is the span of the platform logs from the first day of
+	// the school year (0: the first term, PlatformDays).
+	PlatformDays int
 }
 
 func (o *Options) has(f string) bool {
@@ -235,7 +248,8 @@ func (g *generation) open() error {
 			g.parquet[i] = o
 		}
 	}
-	if opt.has(FormatCSV) {
+	if opt.has(FormatCSV) || opt.has(FormatPrimary) {
+		// The school weeks of the primary pipelines read it too.
 		o, err := g.create("calendar.csv")
 		if err != nil {
 			return err
@@ -254,6 +268,33 @@ func (g *generation) open() error {
 			return err
 		}
 		o.rows--
+	}
+	if opt.has(FormatPlatform) {
+		if err := g.platform(); err != nil {
+			return err
+		}
+	}
+	if opt.has(FormatPrimary) {
+		pw := w.newPrimary()
+		for _, f := range []struct {
+			name string
+			text []byte
+		}{
+			{"primary_schools.csv", pw.primarySchoolsCSV()},
+			{"primary_evaluations.csv", w.primaryEvaluationsCSV(pw)},
+			{"enrolments.csv", pw.enrolmentsCSV()},
+			{"enrolment_projection.csv", pw.projectionCSV()},
+			{"primary_truth.csv", pw.truthCSV()},
+		} {
+			o, err := g.create(f.name)
+			if err != nil {
+				return err
+			}
+			if err := o.write(f.text); err != nil {
+				return err
+			}
+			o.rows--
+		}
 	}
 	if opt.has(FormatEvaluations) {
 		o, err := g.create("evaluations.csv")

@@ -73,14 +73,28 @@ const (
 	inStatus
 )
 
-var cfg *indicators.Config
+var (
+	cfg  *indicators.Config
+	memo *indicators.Memo
+)
+
+// memoBytes bounds the state kept between calls for continuous runs
+// (as_of = "latest", emit = "per_row"): with each student's last replay
+// state, the next call for the same student replays only from its newest
+// day (indicators.Memo). About 10 KB a student: some 3,000 students; past
+// that the least recently scored are replayed in full, as without a memo.
+// The instance's memory is 256 MiB by default (rules/ABI.md).
+const memoBytes = 32 << 20
 
 func init() {
 	vigie.Register(vigie.Rule{
 		Manifest: manifest,
 		Init: func(p vigie.Params) (err error) {
-			cfg, err = indicators.Load(p, indicators.Params)
-			return err
+			if cfg, err = indicators.Load(p, indicators.Params); err != nil {
+				return err
+			}
+			memo = cfg.NewMemo(memoBytes)
+			return nil
 		},
 		Eval: eval,
 	})
@@ -98,38 +112,44 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 		start, end := in.GroupBounds(g)
 		events = events[:0]
 		id := ""
+		// The student: the group's last non-null student_id (rows are read
+		// with Bytes, without a string per value, the rule's main cost
+		// after Evaluate: see docs/performance.md).
+		for r := end - 1; r >= start; r-- {
+			if !student.IsNull(r) {
+				id = student.Value(r)
+				break
+			}
+		}
 		// Late corrections: the id of the corrected record -> the day the
 		// correction was recorded.
 		var corrected map[int64]int32
 		for r := start; r < end; r++ {
-			if !student.IsNull(r) {
-				id = student.Value(r)
-			}
-			if !half.IsNull(r) && !date.IsNull(r) && !corrects.IsNull(r) && corrects.Value(r) != "" && !recorded.IsNull(r) {
+			if !half.IsNull(r) && !date.IsNull(r) && !corrects.IsNull(r) && len(corrects.Bytes(r)) > 0 && !recorded.IsNull(r) {
 				if d, err := indicators.ParseDay(first10(recorded.Value(r))); err == nil {
 					if corrected == nil {
 						corrected = map[int64]int32{}
 					}
-					corrected[halfDay(date.Value(r), half.Value(r))] = d
+					corrected[halfDay(date.Value(r), half.Bytes(r))] = d
 				}
 			}
 		}
 		for r := start; r < end; r++ {
 			switch {
 			case !period.IsNull(r):
-				t, ok := term(period.Value(r))
+				t, ok := termBytes(period.Bytes(r))
 				if !ok {
 					continue
 				}
 				e := indicators.Event{Kind: indicators.Mark, Term: t, Mark: math.NaN()}
 				if !subject.IsNull(r) {
-					e.Subject = subject.Value(r)
+					e.Subject = subjects.intern(subject.Bytes(r))
 				}
-				st := "ok"
+				st := okStatus
 				if !status.IsNull(r) {
-					st = status.Value(r)
+					st = status.Bytes(r)
 				}
-				switch {
+				switch st := string(st); { // not escaping: no allocation
 				case st == "ok" && !mark.IsNull(r):
 					e.Mark = mark.Value(r)
 				case st == "absent" || st == "not_graded" || st == "missing":
@@ -140,12 +160,12 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 			case date.IsNull(r):
 				continue
 			case !half.IsNull(r):
-				if !corrects.IsNull(r) && corrects.Value(r) != "" {
+				if !corrects.IsNull(r) && len(corrects.Bytes(r)) > 0 {
 					continue // the correction itself: applied to the record it corrects
 				}
 				e := indicators.Event{Kind: indicators.Absence, Day: date.Value(r)}
 				e.Justified = !justified.IsNull(r) && justified.Value(r)
-				if d, ok := corrected[halfDay(date.Value(r), half.Value(r))]; ok {
+				if d, ok := corrected[halfDay(date.Value(r), half.Bytes(r))]; ok {
 					e.CorrectedDay = d
 				}
 				events = append(events, e)
@@ -153,7 +173,7 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 				events = append(events, indicators.Event{Kind: indicators.Activity, Day: date.Value(r)})
 			}
 		}
-		res := cfg.Evaluate(id, events)
+		res := memo.Evaluate(id, events) // cfg.Evaluate, resumed when it can be
 		risk.Set(g, res.Risk)
 		level.Set(g, res.Level)
 		codes.Set(g, strings.Join(res.Codes, ";"))
@@ -183,9 +203,9 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 
 // halfDay identifies an absent half-day: a correction row has the date and
 // half of the record it corrects.
-func halfDay(day int32, half string) int64 {
+func halfDay(day int32, half []byte) int64 {
 	k := int64(day) * 2
-	if half == "PM" {
+	if string(half) == "PM" {
 		k++
 	}
 	return k
@@ -196,6 +216,51 @@ func first10(s string) string {
 		return s[:10]
 	}
 	return s
+}
+
+var okStatus = []byte("ok")
+
+// interner keeps one string per distinct subject, so that a mark's
+// subject is not a new string per row; it stops adding past maxInterned
+// distinct values (a column that is not a short list of subjects).
+type interner map[string]string
+
+const maxInterned = 4096
+
+var subjects = interner{}
+
+func (in interner) intern(b []byte) string {
+	if s, ok := in[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if len(in) < maxInterned {
+		in[s] = s
+	}
+	return s
+}
+
+// termBytes is term without a string per row: ASCII periods are read in
+// place, anything else goes through term.
+func termBytes(p []byte) (int, bool) {
+	for _, c := range p {
+		if c >= 0x80 {
+			return term(string(p))
+		}
+	}
+	for len(p) > 0 && (p[0] == ' ' || p[0] == '\t' || p[0] == '\n' || p[0] == '\v' || p[0] == '\f' || p[0] == '\r') {
+		p = p[1:]
+	}
+	for len(p) > 0 && (p[len(p)-1] == ' ' || p[len(p)-1] == '\t' || p[len(p)-1] == '\n' || p[len(p)-1] == '\v' || p[len(p)-1] == '\f' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	if len(p) > 0 && (p[0] == 'T' || p[0] == 't') {
+		p = p[1:]
+	}
+	if len(p) == 1 && p[0] >= '1' && p[0] <= '9' {
+		return int(p[0] - '1'), true
+	}
+	return 0, false
 }
 
 // term maps T1, T2, T3 (or 1, 2, 3) to 0, 1, 2.

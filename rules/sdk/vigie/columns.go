@@ -146,6 +146,19 @@ func (c Column[T]) IsNull(row int) bool { return c.c.isNull(row) }
 // Value returns the value at row; for a null row it is meaningless.
 func (c Column[T]) Value(row int) T { return c.get(c.c, row) }
 
+// Bytes returns a utf8 row's bytes without copying them: they alias the
+// batch, are valid only during the Eval call and must not be modified. It
+// is Value without the allocation of a string, for rules that only look at
+// a value (compare it, parse it) or keep few of them. A comparison such as
+// string(c.Bytes(r)) == "PM" does not allocate. It panics for other types.
+func (c Column[T]) Bytes(row int) []byte {
+	if c.c.typ != abi.Utf8 {
+		panic(fmt.Sprintf("Bytes: a %s column is not utf8", c.c.typ))
+	}
+	lo, hi := le.Uint32(c.c.offsets[4*row:]), le.Uint32(c.c.offsets[4*row+4:])
+	return c.c.data[lo:hi:hi]
+}
+
 // HasNulls reports whether any row is null.
 func (c Column[T]) HasNulls() bool { return c.c.validity != nil }
 

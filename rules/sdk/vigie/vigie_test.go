@@ -2,6 +2,7 @@ package vigie
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -65,7 +66,10 @@ func TestEvalCycle(t *testing.T) {
 				half.Set(r, float64(x.Value(r))/2)
 			}
 			if !name.IsNull(r) && name.Value(r) != "" {
-				greet.Set(r, "hi "+name.Value(r))
+				if string(name.Bytes(r)) != name.Value(r) {
+					return fmt.Errorf("row %d: Bytes %q, Value %q", r, name.Bytes(r), name.Value(r))
+				}
+				greet.Set(r, "hi "+string(name.Bytes(r)))
 			}
 		}
 		return nil
@@ -254,6 +258,11 @@ func TestValuesAndSetAllValid(t *testing.T) {
 		}
 		half.SetAllValid()
 		half.SetNull(1)
+		func() {
+			defer func() { _ = recover() }()
+			in.Int32(0).Bytes(0) // panics: not utf8
+			t.Error("Bytes of an int32 column did not panic")
+		}()
 		defer func() { _ = recover() }()
 		in.Utf8(1).Values() // panics: no fixed-width values
 		t.Error("Values of a utf8 column did not panic")
