@@ -54,7 +54,7 @@ type scaleOut struct {
 
 func newScaleOut(t *testing.T) *scaleOut {
 	t.Helper()
-	events, rng := sigkillParams(t, "VIGIE_SCALEOUT_EVENTS", scaleOutDefaultEvents)
+	events, rng := sigkillParams(t, "VIGIE_SCALEOUT_EVENTS", scaleOutDefaultEvents, sigkillStudents)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	c := kafkatest.Start(t, kafkatest.Config{
