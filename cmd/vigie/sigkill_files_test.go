@@ -27,7 +27,7 @@ import (
 // Kafka source dead-letters. VIGIE_SIGKILL_FILE_EVENTS sets the number of
 // events (default sigkillFileEvents), VIGIE_SIGKILL_SEED the kill times.
 const (
-	sigkillFileEvents   = 60_000
+	sigkillFileEvents   = 150_000
 	sigkillHostileEvery = 150
 )
 
@@ -159,8 +159,15 @@ func writeFilesPipeline(t *testing.T, c *kafkatest.Cluster, path, name, rule, si
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Smaller batches: more checkpoints, parts and kill points.
+	// Smaller batches and a shorter interval: more checkpoints, parts and
+	// kill points. With the 100ms of TestEngineSIGKILL an idle machine
+	// ran the 60K events in 4 checkpoints and a run could end before its
+	// kill (seen: 2 kills of 3).
 	toml := strings.Replace(string(b), "batch_rows = 8192\n", "batch_rows = 1024\n", 1)
+	toml = strings.Replace(toml, "checkpoint_interval = \"100ms\"\n", "checkpoint_interval = \"20ms\"\n", 1)
+	if !strings.Contains(toml, "checkpoint_interval = \"20ms\"") {
+		t.Fatal("the SIGKILL pipeline has no checkpoint_interval to shorten")
+	}
 	if sink == "kafka_topic" {
 		if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
 			t.Fatal(err)
