@@ -260,7 +260,11 @@ func cmdRun(c *common, file string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "pseudonyms: key %s%s\n", id, previousKey(plan))
 	}
 	if sum.DeadLettered() > 0 {
-		fmt.Fprintf(stdout, "dead letters: %s\n", plan.DeadLetterPath())
+		// Not when only sinks dead-lettered rows, into files of their own
+		// (the webhook sink's outbox).
+		if _, err := os.Stat(plan.DeadLetterPath()); err == nil {
+			fmt.Fprintf(stdout, "dead letters: %s\n", plan.DeadLetterPath())
+		}
 	}
 	if a := plan.Audit(); a.Path != "" {
 		fmt.Fprintf(stdout, "audit: %s entry %d sha256 %s\n", a.Path, a.Seq, a.Hash)

@@ -50,9 +50,10 @@ type Sink struct{}
 var _ protocol.Sink = Sink{}
 
 var spec = protocol.Spec{
-	Name:    SinkName,
-	Kind:    protocol.KindSink,
-	Version: "1.1.0",
+	Name:              SinkName,
+	Kind:              protocol.KindSink,
+	Version:           "1.2.0",
+	AppendsAcrossRuns: true, // in a continuous run: a folder of parts
 	Doc: `Connector "parquet" (sink): writes batches to one Parquet file, with the
 Arrow schema (and its metadata) stored in the file so that Arrow readers get
 back exactly the types written. Rows are gathered into row groups of
@@ -71,7 +72,14 @@ a new temporary file) and the engine replays only the batches written
 since; temporary files of killed plugins are removed by the stage's next
 writer or on success. Columns that are lists, structs or maps are the
 exception: such a file is durable only when complete, and the engine keeps
-every batch until it is. See also the "csv_file" sink and the "csv" source.`,
+every batch until it is. In a continuous run (an unbounded source and
+checkpoints) path is a folder and each checkpoint that saw rows adds one
+complete file to it, part-<n>.parquet (n from 1, 8 digits), renamed into
+place at the checkpoint; a restart removes the parts its checkpoint does
+not cover, and the next run goes on numbering after the last run's parts
+(without a checkpoint to resume from, the folder starts over). Read the
+output as one table from the folder (DuckDB: read_parquet('path/*.parquet')).
+See also the "csv_file" sink and the "csv" source.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "Parquet file to write (replaced if it exists)"},
 		{Name: optCompression, Type: protocol.TypeString, Default: "zstd",
@@ -115,11 +123,15 @@ func options(cfg protocol.Config, mem memory.Allocator) (string, []parquet.Write
 	return cfg.String(optPath), props, nil
 }
 
-// Validate checks the options and creates the output folder.
+// Validate checks the options and creates the output folder (in a
+// checkpointed run, path itself: the folder of the parts).
 func (Sink) Validate(ctx context.Context, cfg protocol.Config) error {
 	path, _, err := options(cfg, nil) // the properties are not used
 	if err != nil {
 		return err
+	}
+	if cfg.Checkpointed {
+		return preparePartsDir(path)
 	}
 	return atomicfile.PrepareDir(path)
 }
@@ -132,6 +144,10 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 	if err != nil {
 		return nil, err
 	}
+	owner := atomicfile.Owner(cfg.Pipeline, cfg.Stage)
+	if cfg.Checkpointed {
+		return openParts(cfg, path, owner, schema, opts)
+	}
 	var from position
 	if cfg.Resume != nil {
 		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
@@ -140,8 +156,22 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 	}
 	// What earlier writers of this stage left, other than the file resumed
 	// from, is garbage: their processes died before committing.
-	owner := atomicfile.Owner(cfg.Pipeline, cfg.Stage)
 	atomicfile.Sweep(path, owner, from.Temp)
+	w, err := newWriter(path, owner, schema, opts)
+	if err != nil {
+		return nil, err
+	}
+	if from.Temp != "" {
+		if err := w.recover(ctx, mem, path, owner, from, schema); err != nil {
+			w.Abort(ctx)
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// newWriter starts writing path under a temporary name (see atomicfile).
+func newWriter(path, owner string, schema *arrow.Schema, opts []parquet.WriterProperty) (*writer, error) {
 	file, err := atomicfile.Create(path, owner)
 	if err != nil {
 		return nil, err
@@ -157,12 +187,6 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 	if err != nil {
 		file.Abort()
 		return nil, fmt.Errorf("connector %q: schema cannot be written to Parquet: %w: %w", SinkName, err, protocol.ErrConfig)
-	}
-	if from.Temp != "" {
-		if err := w.recover(ctx, mem, path, owner, from, schema); err != nil {
-			w.Abort(ctx)
-			return nil, err
-		}
 	}
 	return w, nil
 }

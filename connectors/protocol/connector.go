@@ -262,6 +262,18 @@ type Flusher interface {
 	Flush(ctx context.Context) (Position, error)
 }
 
+// DeadLetterCounter is implemented by Writers that keep dead letters of
+// their own, rows they accepted but gave up on (the webhook sink's
+// outbox dead_letters.jsonl: changes its endpoint refused for good).
+// DeadLettered returns how many rows the writer dead-lettered since it
+// was opened; the engine reads it once the writer closed or aborted and
+// counts them as the sink stage's dead letters in the run summary (they
+// are not written to the pipeline's dead letter file). Across the plugin
+// boundary it travels with the sink's final acknowledgement.
+type DeadLetterCounter interface {
+	DeadLettered() int64
+}
+
 // Checkpoint is the engine's record of one consistent cut of a continuous
 // run: its id (increasing over the runs of a pipeline) and what the engine
 // needs to resume from it (source and sink positions), opaque to sinks.

@@ -64,6 +64,14 @@ type Spec struct {
 	// one transaction), which makes it the commit point of a continuous
 	// run's checkpoints (docs/design/streaming.md, section 6).
 	Checkpoints bool `json:"checkpoints,omitempty"`
+	// AppendsAcrossRuns marks a sink whose positions, in a run with
+	// checkpoints (Config.Checkpointed), stay valid after its writer
+	// closed: opened again with the position of its last flush, it goes
+	// on with the same output (the parquet sink's folder of parts). The
+	// engine then records that position at the sink's last checkpoint,
+	// and the next run continues the output; for other sinks it records
+	// none, and the next run writes a new output.
+	AppendsAcrossRuns bool `json:"appends_across_runs,omitempty"`
 }
 
 // Option returns the declared option called name.

@@ -80,7 +80,10 @@ what the receiver acknowledged (2xx) is not sent again. Failed attempts are
 retried on retry_schedule with jitter, honouring Retry-After; 429, 502 and
 504 slow the endpoint down; 410 disables it (pending and later rows go to
 the outbox's dead_letters.jsonl); a row whose attempts are exhausted goes
-there too, with the last status. Close waits up to drain_timeout for
+there too, with the last status. The rows it dead-letters during a run
+(including earlier runs' changes given up now) are counted as the sink
+stage's dead letters in the run summary; they are in dead_letters.jsonl,
+not in the pipeline's dead_letter file. Close waits up to drain_timeout for
 deliveries, then leaves the rest in the outbox for the next run.`,
 	Options: []protocol.Option{
 		{Name: optURL, Type: protocol.TypeString, Required: true, Doc: "endpoint URL (http or https)"},

@@ -77,19 +77,21 @@ type deadLetter struct {
 // compacted when opened (see RATIONALE.md, "Webhook outbox"). It is not
 // safe for concurrent use; the writer serialises calls.
 type outbox struct {
-	dir     string
-	lock    *os.File
-	f       *os.File // the log, appending
-	w       *bufio.Writer
-	rf      *os.File // the log, reading bodies back
-	size    int64    // bytes of the log, buffered ones included
-	dead    *os.File
-	seq     int64
-	pending map[string]*message
-	acked   map[string]int64 // id → Unix ms of the acknowledgement
-	offURL  string           // the URL that answered 410, "" if none
-	offWhy  string
-	err     error // first write error; the outbox refuses work after it
+	dir  string
+	lock *os.File
+	f    *os.File // the log, appending
+	w    *bufio.Writer
+	rf   *os.File // the log, reading bodies back
+	size int64    // bytes of the log, buffered ones included
+	dead *os.File
+	// deadRows counts the rows dead-lettered since the outbox was opened.
+	deadRows int64
+	seq      int64
+	pending  map[string]*message
+	acked    map[string]int64 // id → Unix ms of the acknowledgement
+	offURL   string           // the URL that answered 410, "" if none
+	offWhy   string
+	err      error // first write error; the outbox refuses work after it
 
 	written int64 // bytes appended since the last compaction
 	kept    int64 // bytes the last compaction wrote
@@ -409,6 +411,7 @@ func (b *outbox) deadLetter(m *message, reason string, now time.Time) {
 		b.forget(m)
 	}
 	delete(b.pending, m.id)
+	b.deadRows += int64(max(m.rows, 1))
 	if b.err == nil {
 		line, err := json.Marshal(deadLetter{At: now.UTC(), ID: m.id, Rows: m.rows, Attempts: m.attempts, Status: m.status, Reason: reason, Body: string(body)})
 		if err == nil {

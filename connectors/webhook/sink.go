@@ -160,9 +160,20 @@ func (w *writer) errTaken() error {
 }
 
 var (
-	_ protocol.Writer  = (*writer)(nil)
-	_ protocol.Flusher = (*writer)(nil)
+	_ protocol.Writer            = (*writer)(nil)
+	_ protocol.Flusher           = (*writer)(nil)
+	_ protocol.DeadLetterCounter = (*writer)(nil)
 )
+
+// DeadLettered returns how many rows went to the outbox's dead letters
+// since the writer opened it: rows that cannot be sent, changes given up
+// after their attempts or for a disabled endpoint (earlier runs' included
+// when given up now).
+func (w *writer) DeadLettered() int64 {
+	w.e.mu.Lock()
+	defer w.e.mu.Unlock()
+	return w.e.box.deadRows
+}
 
 // Write encodes the batch's rows into messages and appends them to the
 // outbox (handed to the operating system before Write returns, durable

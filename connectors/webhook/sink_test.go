@@ -88,8 +88,9 @@ func options(t *testing.T, url string, extra map[string]any) map[string]any {
 	return o
 }
 
-// run opens the sink, writes the batches and closes it.
-func run(t *testing.T, opts map[string]any, recs ...arrow.RecordBatch) {
+// run opens the sink, writes the batches and closes it; it returns the
+// rows the writer says it dead-lettered.
+func run(t *testing.T, opts map[string]any, recs ...arrow.RecordBatch) int64 {
 	t.Helper()
 	ctx := context.Background()
 	w, err := webhook.Sink{Log: testLog(t)}.Open(ctx, protocol.Config{Pipeline: "p", Stage: "hook", Options: opts}, memory.DefaultAllocator, changesSchema)
@@ -105,6 +106,7 @@ func run(t *testing.T, opts map[string]any, recs ...arrow.RecordBatch) {
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return w.(protocol.DeadLetterCounter).DeadLettered()
 }
 
 // testLog returns a logger writing to the test's log.
@@ -353,7 +355,9 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 		return true
 	})
 	opts := options(t, rc.url(), map[string]any{"concurrency": int64(1)})
-	run(t, opts, changes(t, mem, 0, 5))
+	if n := run(t, opts, changes(t, mem, 0, 5)); n != 5 {
+		t.Errorf("the writer says it dead-lettered %d rows, want 5", n)
+	}
 	tries, _ := rc.counts()
 	if len(tries) != 1 {
 		t.Errorf("%d ids tried after a 410, want 1", len(tries))
@@ -370,7 +374,9 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	}
 	// The endpoint stays disabled for the next run: its rows go to the
 	// dead letters without a request.
-	run(t, opts, changes(t, mem, 100, 3))
+	if n := run(t, opts, changes(t, mem, 100, 3)); n != 3 {
+		t.Errorf("second run: the writer says it dead-lettered %d rows, want 3", n)
+	}
 	if tries2, _ := rc.counts(); len(tries2) != 1 {
 		t.Errorf("a disabled endpoint received %d ids", len(tries2))
 	}
@@ -387,7 +393,9 @@ func TestExhaustedGoesToDeadLetters(t *testing.T) {
 		return true
 	})
 	opts := options(t, rc.url(), map[string]any{"retry_schedule": []any{"0s", "5ms", "5ms"}})
-	run(t, opts, changes(t, mem, 0, 4))
+	if n := run(t, opts, changes(t, mem, 0, 4)); n != 4 {
+		t.Errorf("the writer says it dead-lettered %d rows, want 4", n)
+	}
 	dl := deadLetters(t, opts["outbox"].(string))
 	if len(dl) != 4 {
 		t.Fatalf("%d dead letters, want 4", len(dl))

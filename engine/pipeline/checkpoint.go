@@ -40,6 +40,10 @@ import (
 type checkpointData struct {
 	Sources map[string]protocol.Position `json:"sources"`
 	Sinks   map[string]protocol.Position `json:"sinks,omitempty"`
+	// DeadLetters is where the run's dead letter file ends (flushed before
+	// the commit; in the Kafka sink's transaction with the rest when it is
+	// the commit point), nil when there are none.
+	DeadLetters *deadLetterPos `json:"dead_letters,omitempty"`
 	// Aggregates names the file of each aggregate stage's open windows
 	// (aggregate_state.go).
 	Aggregates map[string]string `json:"aggregates,omitempty"`
@@ -126,6 +130,10 @@ type coordinator struct {
 	file     string     // the record file, without a commit sink ("" : none)
 	// sync makes the keyed state written so far durable (nil: no state).
 	sync func() error
+	// dl is the run's dead letter file, flushed at each checkpoint, and
+	// dlResume where the checkpoint restored leaves it.
+	dl       *deadLetterFile
+	dlResume *deadLetterPos
 	// aggs saves the aggregate stages' open windows (nil: not saved).
 	aggs *aggregateStates
 	// observed, when set, hears of every committed checkpoint (the run's
@@ -164,7 +172,7 @@ func (c *coordinator) restore(ctx context.Context) error {
 			return fmt.Errorf("read the last checkpoint %s: %w", c.file, err)
 		}
 	}
-	c.next = 1
+	c.next, c.dlResume = 1, nil
 	if cp == nil {
 		return nil
 	}
@@ -180,6 +188,7 @@ func (c *coordinator) restore(ctx context.Context) error {
 			s.cfg.Resume = data.Sinks[s.cfg.Stage]
 		}
 	}
+	c.dlResume = data.DeadLetters
 	if err := c.aggs.restore(data.Aggregates); err != nil {
 		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
 	}
@@ -214,7 +223,9 @@ func (c *coordinator) run(ctx context.Context) error {
 // ending is the sink whose input ended and that closes after this
 // checkpoint (nil for a periodic one): its position, like a closed
 // sink's, is recorded as none, since a file sink puts its output in place
-// when it closes and the next run writes a new file.
+// when it closes and the next run writes a new file; a sink whose Spec
+// sets AppendsAcrossRuns keeps its position (the next run goes on with
+// its output).
 func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (committed, done bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -262,10 +273,15 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 			c.log.Debug("checkpoint skipped: a sink is reopening", "sink", s.cfg.Stage)
 			return false, false, nil
 		}
-		if s == ending || s.closed() {
+		if (s == ending || s.closed()) && !s.snk.Spec().AppendsAcrossRuns {
 			pos = nil
 		}
 		data.Sinks[s.cfg.Stage] = pos
+	}
+	if c.dl != nil {
+		if data.DeadLetters, err = c.dl.checkpoint(); err != nil {
+			return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
+		}
 	}
 	if data.Aggregates, err = c.aggs.save(c.next); err != nil {
 		return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
@@ -293,6 +309,9 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 		if err := writeFileAtomic(c.file, cp); err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: %w", cp.ID, err)
 		}
+	}
+	if c.dl != nil {
+		c.dl.committed(data.DeadLetters)
 	}
 	if err := c.aggs.prune(cp.ID); err != nil {
 		c.log.Warn("could not remove the aggregate state of older checkpoints", "checkpoint", cp.ID, "err", err)

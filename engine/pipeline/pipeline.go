@@ -552,6 +552,10 @@ func (p *Plan) prepareSink(ctx context.Context, s *config.Sink, started startedC
 	if err != nil {
 		return err
 	}
+	// The sources come first in Order: whether the run takes checkpoints
+	// is known, and changes what some sinks write (parquet: a folder of
+	// parts).
+	cc.Checkpointed = p.unbounded && p.cfg.CheckpointInterval > 0
 	if err := snk.Validate(ctx, cc); err != nil {
 		return stageError(s.Pos, key, err)
 	}
@@ -633,6 +637,12 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 		}
 	}
 	dl := newDeadLetterFile(p.cfg.DeadLetter)
+	if p.cp != nil {
+		if err := dl.resume(p.cp.dlResume); err != nil {
+			return &stream.Summary{Pipeline: p.cfg.Name, Err: err}, err
+		}
+		p.cp.dl = dl
+	}
 	stopRetention, err := p.retain(ctx, dl)
 	if err != nil {
 		return &stream.Summary{Pipeline: p.cfg.Name, Err: err}, err
@@ -672,7 +682,13 @@ func (p *Plan) Run(ctx context.Context, opts RunOptions) (*stream.Summary, error
 		err = fmt.Errorf("%w: aborted, rule calls interrupted and outputs aborted: %w", stream.ErrInterrupted, ctx.Err())
 		sum.Err = err
 	}
-	if cerr := dl.Close(); cerr != nil && err == nil {
+	closeDL := dl.Close
+	if p.cp != nil && err != nil && !errors.Is(err, stream.ErrInterrupted) {
+		// A failed continuous run: the next one resumes the dead letters
+		// from its last checkpoint.
+		closeDL = dl.suspend
+	}
+	if cerr := closeDL(); cerr != nil && err == nil {
 		err = cerr
 		sum.Err = cerr
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +271,64 @@ path = "out/trend.csv"
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out", "trend.csv")); !os.IsNotExist(err) {
 		t.Errorf("expired output still there: %v", err)
+	}
+}
+
+// TestRetentionOfParts: a continuous run's parquet output is a folder of
+// parts; retention.outputs expires each part by its own last write, and
+// leaves the folder and the newer parts.
+func TestRetentionOfParts(t *testing.T) {
+	cfg := pipelineIn(t, "att.csv", "student_id,x\nS1,1\n", `
+[pipeline]
+name = "parts"
+
+[privacy]
+retention = { outputs = "60d" }
+
+[[source]]
+name = "att"
+connector = "csv"
+[source.options]
+path = "att.csv"
+columns = { x = "int32" }
+
+[[sink]]
+name = "out"
+input = "att"
+connector = "parquet"
+[sink.options]
+path = "out/r.parquet"
+`)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	p := prepare(t, cfg, mem, nil)
+	defer p.Close(context.Background())
+	folder := cfg.Resolve("out/r.parquet")
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, ago := range []int{100, 70, 10} {
+		part := filepath.Join(folder, fmt.Sprintf("part-%08d.parquet", i+1))
+		if err := os.WriteFile(part, []byte("PAR1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		when := time.Now().AddDate(0, 0, -ago)
+		if err := os.Chtimes(part, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := p.ApplyRetention(context.Background(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var removed []string
+	for _, f := range r.Files {
+		removed = append(removed, filepath.Base(f))
+	}
+	if want := []string{"part-00000001.parquet", "part-00000002.parquet"}; !slices.Equal(removed, want) {
+		t.Errorf("removed %q, want %q", removed, want)
+	}
+	if _, err := os.Stat(filepath.Join(folder, "part-00000003.parquet")); err != nil {
+		t.Errorf("the recent part: %v", err)
 	}
 }

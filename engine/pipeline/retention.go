@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -46,6 +47,25 @@ func (p *Plan) ApplyRetention(ctx context.Context, now time.Time) (Retained, err
 			return nil
 		}
 		fi, err := os.Stat(path)
+		if err == nil && fi.IsDir() {
+			// A continuous run's parquet output: a folder of parts, each
+			// expired on its own.
+			parts, err := filepath.Glob(filepath.Join(path, "part-*.parquet"))
+			if err != nil {
+				return fmt.Errorf("retention: %w", err)
+			}
+			for _, part := range parts {
+				fi, err := os.Stat(part)
+				if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Before(now.Add(-ret)) {
+					continue
+				}
+				if err := os.Remove(part); err != nil {
+					return fmt.Errorf("retention: %w", err)
+				}
+				out.Files = append(out.Files, part)
+			}
+			return nil
+		}
 		if errors.Is(err, os.ErrNotExist) || err == nil && (!fi.Mode().IsRegular() || !fi.ModTime().Before(now.Add(-ret))) {
 			return nil
 		}

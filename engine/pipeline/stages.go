@@ -93,7 +93,7 @@ func (s *sourceStage) Run(ctx context.Context, st *stream.Stage, out *stream.Out
 	if s.lookup != nil {
 		defer s.lookup.Done()
 	}
-	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema, window: newDeadLetterWindow(s.threshold), who: "source connector " + s.cfg.Connector, pseudo: s.pseudo, mem: s.mem, gate: &s.gate}
+	e := &emitter{st: st, out: out, pos: s.cfg.Resume, schema: s.cfg.Schema, window: newDeadLetterWindow(s.threshold), who: "source connector " + s.cfg.Connector, pseudo: s.pseudo, mem: s.mem, gate: &s.gate, hold: s.cfg.Checkpointed}
 	s.gate.Lock()
 	s.e = e
 	s.gate.Unlock()
@@ -102,6 +102,9 @@ func (s *sourceStage) Run(ctx context.Context, st *stream.Stage, out *stream.Out
 		cfg.Resume = e.pos
 		err := s.src.Read(ctx, cfg, s.mem, e)
 		if err == nil {
+			if err := e.writeHeld(); err != nil {
+				return err
+			}
 			if e.window.final() {
 				return e.window.err(e.who, e.lastReason)
 			}
@@ -110,14 +113,18 @@ func (s *sourceStage) Run(ctx context.Context, st *stream.Stage, out *stream.Out
 		if e.window.tripped {
 			// Past the dead letter threshold: not a failure to retry, and
 			// the error the connector returned only wraps that one.
+			e.writeHeld() // best effort: the run fails
 			return e.window.err(e.who, e.lastReason)
 		}
 		if e.unpositioned > 0 {
+			e.writeHeld()
 			return fmt.Errorf("%w (cannot resume: %d batches were delivered without a position)", err, e.unpositioned)
 		}
 		if !retry(ctx, st, err, attempt) {
+			e.writeHeld() // best effort: the run fails with err
 			return err
 		}
+		e.dropHeld() // the read from e.pos sends them again
 	}
 }
 
@@ -144,6 +151,32 @@ type emitter struct {
 	// gate is held while a batch is sent and the position updated (see
 	// sourceStage.gate).
 	gate *sync.Mutex
+	// hold, in a run with checkpoints, keeps the dead letters the source
+	// sends (held, under gate) until the batch whose position covers them
+	// (the protocol sends them just before it) and writes them with it,
+	// under gate: a checkpoint between the two would otherwise record the
+	// dead letters without the position past them, and a restart from it
+	// would dead-letter the rows again.
+	hold bool
+	held []stream.DeadLetter
+}
+
+// writeHeld writes the dead letters held (at the end of a read).
+func (e *emitter) writeHeld() error {
+	e.gate.Lock()
+	defer e.gate.Unlock()
+	held := e.held
+	e.held = nil
+	return e.st.DeadLetter(held...)
+}
+
+// dropHeld forgets the dead letters held: a read that failed before the
+// batch that covers them, and that is retried from the position before
+// them, sends them again.
+func (e *emitter) dropHeld() {
+	e.gate.Lock()
+	defer e.gate.Unlock()
+	e.held = nil
 }
 
 func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.Position) error {
@@ -159,6 +192,14 @@ func (e *emitter) Emit(ctx context.Context, rec arrow.RecordBatch, pos protocol.
 		return fmt.Errorf("source %q: %w", e.st.Name, err)
 	}
 	n := rec.NumRows()
+	if len(e.held) > 0 {
+		held := e.held
+		e.held = nil
+		if err := e.st.DeadLetter(held...); err != nil {
+			rec.Release()
+			return err
+		}
+	}
 	if err := e.out.Send(ctx, rec); err != nil {
 		return err
 	}
@@ -177,7 +218,11 @@ func (e *emitter) DeadLetter(ctx context.Context, rows []protocol.DeadLetter) er
 		r = e.scrub(r) // before anything (the reason in an error too) sees it
 		out[i] = stream.DeadLetter{Origin: r.Origin, Line: r.Line, Column: r.Column, Reason: r.Reason, Raw: r.Raw}
 	}
-	if err := e.st.DeadLetter(out...); err != nil {
+	if e.hold {
+		e.gate.Lock()
+		e.held = append(e.held, out...)
+		e.gate.Unlock()
+	} else if err := e.st.DeadLetter(out...); err != nil {
 		return err
 	}
 	if len(rows) > 0 {
@@ -344,6 +389,11 @@ func (s *sinkStage) attempt(ctx context.Context, st *stream.Stage, in *stream.In
 			// Leave nothing half-written. Abort gets its own context since
 			// ctx is likely cancelled already.
 			w.Abort(context.WithoutCancel(ctx))
+		}
+		// Rows the connector dead-lettered itself (the webhook sink's
+		// outbox) count as the stage's dead letters in the summary.
+		if c, ok := w.(protocol.DeadLetterCounter); ok {
+			st.Stats.DeadLettered.Add(c.DeadLettered())
 		}
 	}()
 	for _, rec := range r.replay {

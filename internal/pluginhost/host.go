@@ -558,10 +558,20 @@ type writer struct {
 }
 
 var (
-	_ protocol.Writer       = (*writer)(nil)
-	_ protocol.Flusher      = (*writer)(nil)
-	_ protocol.Checkpointer = (*writer)(nil)
+	_ protocol.Writer            = (*writer)(nil)
+	_ protocol.Flusher           = (*writer)(nil)
+	_ protocol.Checkpointer      = (*writer)(nil)
+	_ protocol.DeadLetterCounter = (*writer)(nil)
 )
+
+// DeadLettered passes on what the sink dead-lettered, 0 if it keeps no
+// dead letters.
+func (w *writer) DeadLettered() int64 {
+	if c, ok := w.w.(protocol.DeadLetterCounter); ok {
+		return c.DeadLettered()
+	}
+	return 0
+}
 
 func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	return w.p.check(w.w.Write(ctx, rec))

@@ -329,6 +329,7 @@ type remoteWriter struct {
 	seq     int64             // last flush request
 	durable int64             // rows acknowledged durable by the last flush
 	pos     protocol.Position // position of the last flush
+	dead    int64             // rows the sink dead-lettered, from its final acknowledgement
 
 	// The shared memory ring offered, if any: used once accepted, given
 	// back to pool when the call is over (kept if it ended cleanly).
@@ -352,10 +353,15 @@ func (w *remoteWriter) done() {
 }
 
 var (
-	_ protocol.Writer       = (*remoteWriter)(nil)
-	_ protocol.Flusher      = (*remoteWriter)(nil)
-	_ protocol.Checkpointer = (*remoteWriter)(nil)
+	_ protocol.Writer            = (*remoteWriter)(nil)
+	_ protocol.Flusher           = (*remoteWriter)(nil)
+	_ protocol.Checkpointer      = (*remoteWriter)(nil)
+	_ protocol.DeadLetterCounter = (*remoteWriter)(nil)
 )
+
+// DeadLettered is what the sink's final acknowledgement said it
+// dead-lettered (0 before Close, or from a sink that keeps none).
+func (w *remoteWriter) DeadLettered() int64 { return w.dead }
 
 func (w *remoteWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	// Version 2 servers join the slices back (older ones ignore the tags
@@ -473,6 +479,7 @@ func (w *remoteWriter) finish() error {
 		if meta.Rows != w.rows {
 			return fmt.Errorf("sink acknowledged %d rows, %d were sent", meta.Rows, w.rows)
 		}
+		w.dead = meta.DeadLettered
 		if w.ring != nil {
 			// The handler returned once the status follows: the ring
 			// may serve another call.

@@ -378,6 +378,10 @@ func (s *flightServer) DoPut(stream flight.FlightService_DoPutServer) error {
 	if err := w.Close(ctx); err != nil {
 		return toStatus(err)
 	}
-	b, _ := json.Marshal(appMetadata{Final: true, Rows: rows})
+	final := appMetadata{Final: true, Rows: rows}
+	if c, ok := w.(protocol.DeadLetterCounter); ok {
+		final.DeadLettered = c.DeadLettered()
+	}
+	b, _ := json.Marshal(final)
 	return stream.Send(&flight.PutResult{AppMetadata: b})
 }

@@ -65,7 +65,10 @@ type appMetadata struct {
 	Ack         int64                 `json:"ack,omitempty"`
 	Final       bool                  `json:"final,omitempty"`
 	Rows        int64                 `json:"rows,omitempty"`
-	Ring        *ringRef              `json:"ring,omitempty"`
+	// DeadLettered, on the final PutResult, is what a sink's
+	// protocol.DeadLetterCounter says after Close.
+	DeadLettered int64    `json:"dead_lettered,omitempty"`
+	Ring         *ringRef `json:"ring,omitempty"`
 }
 
 // wireConfig is a Config as it crosses the boundary: the schema as an
