@@ -371,6 +371,18 @@ func TestScaleOutAddInstance(t *testing.T) {
 	s.finish(running)
 }
 
+// TestScaleOutAddInstanceState is TestScaleOutAddInstance with the keyed
+// state of TestScaleOutSIGKILLState: the partitions the new instance takes
+// are revoked from live owners (which commit what they read of them
+// first) and replayed by the new one.
+func TestScaleOutAddInstanceState(t *testing.T) {
+	s := newScaleOutWith(t, true)
+	running, share := s.begin(2)
+	running = append(running, s.start())
+	t.Logf("instance 3 added at %.0f%% of the first half; partitions per member: %v", 100*share, s.members(3))
+	s.finish(running)
+}
+
 // TestScaleOutBrokerRestart: three instances; mid-run the group's
 // coordinator broker "restarts": for 1.5 s it closes every connection
 // made to it as soon as a request arrives, every partition's leader is
