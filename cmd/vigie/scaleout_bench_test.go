@@ -185,7 +185,7 @@ func BenchmarkScaleOutRestore(b *testing.B) {
 				// statefulEvent), so it has output with or without the
 				// state and every partition's record moves.
 				k := (events + students - 1) / students
-				for k%statefulPeriod != 1 {
+				for (k+1)%statefulPeriod != 1 {
 					k++
 				}
 				s.produce(k*students, k*students+tail)

@@ -489,15 +489,18 @@ func groupLines(out string) string {
 const statefulPeriod = 4
 
 // statefulEvent is event i of the stateful scale-out pipeline: the k-th
-// event of student i%students, day k, with alert A<k/4> open on
-// the 2nd and 3rd of every 4 events (its level rising on the 3rd), so
-// each alert is opened, updated and cleared.
+// event of student i%students, day k; with q = k+1, alert A<q/4> is open
+// on the events where q%4 is 1 or 2 (its level rising on the second), so
+// each alert is opened, updated and cleared, and one is open across the
+// middle of the input (k = 4 to 5 with 10 events per student), where the
+// tests move partitions.
 func statefulEvent(i, students int) string {
 	id := fmt.Sprintf("S%06d", i%students)
 	k := i / students
+	q := k + 1
 	open, codes, level := "", "", "ok"
-	if ph := k % statefulPeriod; ph == 1 || ph == 2 {
-		open = fmt.Sprintf("%s-A%d:ABS:%d", id, k/statefulPeriod, k-ph+1)
+	if ph := q % statefulPeriod; ph == 1 || ph == 2 {
+		open = fmt.Sprintf("%s-A%d:ABS:%d", id, q/statefulPeriod, k-ph+1)
 		codes, level = "ABS", "watch"
 		if ph == 2 {
 			level = "high"
