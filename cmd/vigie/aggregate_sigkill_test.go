@@ -116,7 +116,7 @@ key_column = "school"
 }
 
 // readKeyed reads topic with read_committed to its end and returns each
-// key's record values in order (readToEnd without its student key check).
+// key's record values in order.
 func readKeyed(ctx context.Context, t *testing.T, c *kafkatest.Cluster, topic string) map[string][]string {
 	t.Helper()
 	ends, err := kadm.NewClient(c.Client(t)).ListCommittedOffsets(ctx, topic)

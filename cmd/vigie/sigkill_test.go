@@ -342,49 +342,20 @@ func stableOffsets(ctx context.Context, t testing.TB, adm *kadm.Client, topic st
 }
 
 // readToEnd reads topic with read_committed up to its last stable
-// offsets and returns each key's values in order.
+// offsets and returns each key's values in order (readKeyed), failing
+// unless every value is a row whose student_id is its key.
 func readToEnd(ctx context.Context, t *testing.T, c *kafkatest.Cluster, topic string) map[string][]string {
 	t.Helper()
-	adm := kadm.NewClient(c.Client(t))
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	left := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			left[o.Partition] = o.Offset
-		}
-	})
-	cl := c.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
-	out := map[string][]string{}
-	for len(left) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("read %s: %v (%d partitions not read to their end)", topic, err, len(left))
-		}
-		for _, fe := range fs.Errors() {
-			t.Fatalf("read %s: %v", topic, fe.Err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
-				delete(left, r.Partition)
-			}
-			if r.Attrs.IsControl() {
-				return
-			}
+	out := readKeyed(ctx, t, c, topic)
+	for key, values := range out {
+		for _, v := range values {
 			var row struct {
 				Student string `json:"student_id"`
 			}
-			if err := json.Unmarshal(r.Value, &row); err != nil || row.Student != string(r.Key) {
-				t.Fatalf("%s: record %s (key %s): want a row whose student_id is the key (%v)", topic, r.Value, r.Key, err)
+			if err := json.Unmarshal([]byte(v), &row); err != nil || row.Student != key {
+				t.Fatalf("%s: record %s (key %s): want a row whose student_id is the key (%v)", topic, v, key, err)
 			}
-			out[row.Student] = append(out[row.Student], string(r.Value))
-		})
+		}
 	}
 	return out
 }
