@@ -228,8 +228,7 @@ type writer struct {
 	txnID   string
 	cpTopic string
 
-	mu   sync.Mutex
-	perr error // first produce error since the last flush
+	perr firstErr // first produce error since the last flush
 }
 
 var (
@@ -243,47 +242,84 @@ func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if err := w.produceErr(); err != nil {
 		return err
 	}
-	fields := rec.Schema().Fields()
-	row := make(map[string]any, len(fields))
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	enc := newRowEncoder(rec, w.key, w.headers)
 	for i := range int(rec.NumRows()) {
-		for j, c := range rec.Columns() {
-			row[fields[j].Name] = c.GetOneForMarshal(i)
+		r, err := enc.record(i)
+		if err != nil {
+			return err
 		}
-		buf.Reset()
-		if err := enc.Encode(row); err != nil {
-			return fmt.Errorf("encode row %d as JSON: %w", i, err)
-		}
-		r := &kgo.Record{Value: bytes.TrimSuffix(bytes.Clone(buf.Bytes()), []byte("\n")), Headers: w.headers}
-		if w.key >= 0 {
-			if kc := rec.Column(w.key); !kc.IsNull(i) {
-				r.Key = []byte(kc.ValueStr(i))
-			}
-		}
-		w.cl.Produce(ctx, r, w.promise)
+		w.cl.Produce(ctx, r, w.perr.promise)
 	}
 	return nil
-}
-
-func (w *writer) promise(_ *kgo.Record, err error) {
-	if err == nil {
-		return
-	}
-	w.mu.Lock()
-	if w.perr == nil {
-		w.perr = err
-	}
-	w.mu.Unlock()
 }
 
 func (w *writer) produceErr() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.perr != nil {
-		return fmt.Errorf("produce: %w", w.perr)
+	if err := w.perr.get(); err != nil {
+		return fmt.Errorf("produce: %w", err)
 	}
 	return nil
+}
+
+// firstErr keeps the first error a producer's promises report (they run
+// on the client's goroutines).
+type firstErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+// promise is a kgo produce promise recording the first error.
+func (f *firstErr) promise(_ *kgo.Record, err error) {
+	if err == nil {
+		return
+	}
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+}
+
+func (f *firstErr) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// rowEncoder turns the rows of one batch into records: the row as a JSON
+// object (no trailing newline), the key column's value as the key (none
+// when null or key < 0), the sink's headers.
+type rowEncoder struct {
+	rec     arrow.RecordBatch
+	fields  []arrow.Field
+	key     int
+	headers []kgo.RecordHeader
+	row     map[string]any
+	buf     bytes.Buffer
+	enc     *json.Encoder
+}
+
+func newRowEncoder(rec arrow.RecordBatch, key int, headers []kgo.RecordHeader) *rowEncoder {
+	fields := rec.Schema().Fields()
+	e := &rowEncoder{rec: rec, fields: fields, key: key, headers: headers, row: make(map[string]any, len(fields))}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}
+
+func (e *rowEncoder) record(i int) (*kgo.Record, error) {
+	for j, c := range e.rec.Columns() {
+		e.row[e.fields[j].Name] = c.GetOneForMarshal(i)
+	}
+	e.buf.Reset()
+	if err := e.enc.Encode(e.row); err != nil {
+		return nil, fmt.Errorf("encode row %d as JSON: %w", i, err)
+	}
+	r := &kgo.Record{Value: bytes.TrimSuffix(bytes.Clone(e.buf.Bytes()), []byte("\n")), Headers: e.headers}
+	if e.key >= 0 {
+		if kc := e.rec.Column(e.key); !kc.IsNull(i) {
+			r.Key = []byte(kc.ValueStr(i))
+		}
+	}
+	return r, nil
 }
 
 // Flush commits the transaction holding everything written since the
@@ -306,7 +342,7 @@ func (w *writer) FlushCheckpoint(ctx context.Context, cp protocol.Checkpoint) (p
 	if err != nil {
 		return nil, fmt.Errorf("encode checkpoint: %w", err)
 	}
-	w.cl.Produce(ctx, &kgo.Record{Topic: w.cpTopic, Key: []byte(w.txnID), Value: v}, w.promise)
+	w.cl.Produce(ctx, &kgo.Record{Topic: w.cpTopic, Key: []byte(w.txnID), Value: v}, w.perr.promise)
 	return w.Flush(ctx)
 }
 

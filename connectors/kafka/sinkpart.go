@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,8 +52,7 @@ type partProducer struct {
 	// committed them), and no record below it is written.
 	floor int64
 
-	mu   sync.Mutex
-	perr error
+	perr firstErr // first produce error of the open transaction
 }
 
 var (
@@ -62,23 +60,6 @@ var (
 	_ protocol.Flusher      = (*partitionWriter)(nil)
 	_ protocol.Checkpointer = (*partitionWriter)(nil)
 )
-
-func (pp *partProducer) promise(_ *kgo.Record, err error) {
-	if err == nil {
-		return
-	}
-	pp.mu.Lock()
-	if pp.perr == nil {
-		pp.perr = err
-	}
-	pp.mu.Unlock()
-}
-
-func (pp *partProducer) produceErr() error {
-	pp.mu.Lock()
-	defer pp.mu.Unlock()
-	return pp.perr
-}
 
 // producer returns p's producer, started (InitProducerID) when missing,
 // with a transaction open.
@@ -145,23 +126,14 @@ func (w *partitionWriter) readFloor(ctx context.Context, pp *partProducer) error
 // Write produces each row with the producer of its input partition.
 func (w *partitionWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	fields := rec.Schema().Fields()
-	row := make(map[string]any, len(fields))
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	enc := newRowEncoder(rec, w.key, w.headers)
 	pc := rec.Column(w.part)
 	for i := range int(rec.NumRows()) {
-		if pc.IsNull(i) {
-			return fmt.Errorf("row %d: partition column %q is null", i, fields[w.part].Name)
+		p64, err := intAt(pc, i)
+		if err != nil {
+			return fmt.Errorf("row %d: partition column %q: %w", i, fields[w.part].Name, err)
 		}
-		var p int32
-		switch c := pc.(type) {
-		case *array.Int32:
-			p = c.Value(i)
-		case *array.Int64:
-			p = int32(c.Value(i))
-		default:
-			return fmt.Errorf("partition column %q: want an integer column, got %s", fields[w.part].Name, pc.DataType())
-		}
+		p := int32(p64)
 		pp, err := w.producer(ctx, p)
 		if err != nil {
 			return err
@@ -175,24 +147,15 @@ func (w *partitionWriter) Write(ctx context.Context, rec arrow.RecordBatch) erro
 				continue // committed by an earlier owner, identical
 			}
 		}
-		if err := pp.produceErr(); err != nil {
+		if err := pp.perr.get(); err != nil {
 			return fmt.Errorf("partition %d: produce: %w", p, err)
 		}
-		for j, c := range rec.Columns() {
-			row[fields[j].Name] = c.GetOneForMarshal(i)
-		}
-		buf.Reset()
-		if err := enc.Encode(row); err != nil {
-			return fmt.Errorf("encode row %d as JSON: %w", i, err)
-		}
-		r := &kgo.Record{Value: bytes.TrimSuffix(bytes.Clone(buf.Bytes()), []byte("\n")), Headers: w.headers}
-		if w.key >= 0 {
-			if kc := rec.Column(w.key); !kc.IsNull(i) {
-				r.Key = []byte(kc.ValueStr(i))
-			}
+		r, err := enc.record(i)
+		if err != nil {
+			return err
 		}
 		pp.rows++
-		pp.cl.Produce(ctx, r, pp.promise)
+		pp.cl.Produce(ctx, r, pp.perr.promise)
 	}
 	return nil
 }
@@ -284,7 +247,7 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 		if err != nil {
 			return nil, fmt.Errorf("encode checkpoint: %w", err)
 		}
-		pp.cl.Produce(ctx, &kgo.Record{Topic: w.cpTopic, Key: []byte(partitionTxnID(w.pipeline, p)), Value: v}, pp.promise)
+		pp.cl.Produce(ctx, &kgo.Record{Topic: w.cpTopic, Key: []byte(partitionTxnID(w.pipeline, p)), Value: v}, pp.perr.promise)
 		commit = append(commit, pp)
 	}
 	errs := make([]error, len(commit))
@@ -319,7 +282,7 @@ func (pp *partProducer) commit(ctx context.Context) error {
 	}
 	err := pp.cl.Flush(ctx)
 	if err == nil {
-		err = pp.produceErr()
+		err = pp.perr.get()
 	}
 	how := kgo.TryCommit
 	if err != nil {
