@@ -84,8 +84,8 @@ func sigkillParams(t *testing.T, env string, def, students int) (int, *rand.Rand
 	events := def
 	if s := os.Getenv(env); s != "" {
 		var err error
-		if events, err = strconv.Atoi(s); err != nil || events < sigkillStudents {
-			t.Fatalf("%s=%q: want a number of at least %d", env, s, sigkillStudents)
+		if events, err = strconv.Atoi(s); err != nil || events < students {
+			t.Fatalf("%s=%q: want a number of at least %d (one event per student)", env, s, students)
 		}
 	}
 	seed := uint64(time.Now().UnixNano())
