@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigie-edu/vigie/internal/kafkatest"
@@ -113,44 +112,4 @@ key_column = "school"
 	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// readKeyed reads topic with read_committed to its end and returns each
-// key's record values in order.
-func readKeyed(ctx context.Context, t *testing.T, c *kafkatest.Cluster, topic string) map[string][]string {
-	t.Helper()
-	ends, err := kadm.NewClient(c.Client(t)).ListCommittedOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	left := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			left[o.Partition] = o.Offset
-		}
-	})
-	cl := c.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
-	out := map[string][]string{}
-	for len(left) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("read %s: %v (%d partitions not read to their end)", topic, err, len(left))
-		}
-		for _, fe := range fs.Errors() {
-			t.Fatalf("read %s: %v", topic, fe.Err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
-				delete(left, r.Partition)
-			}
-			if !r.Attrs.IsControl() {
-				out[string(r.Key)] = append(out[string(r.Key)], string(r.Value))
-			}
-		})
-	}
-	return out
 }

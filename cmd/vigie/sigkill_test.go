@@ -341,6 +341,46 @@ func stableOffsets(ctx context.Context, t testing.TB, adm *kadm.Client, topic st
 	return n
 }
 
+// readKeyed reads topic with read_committed to its end and returns each
+// key's record values in order.
+func readKeyed(ctx context.Context, t *testing.T, c *kafkatest.Cluster, topic string) map[string][]string {
+	t.Helper()
+	ends, err := kadm.NewClient(c.Client(t)).ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	cl := c.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	out := map[string][]string{}
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %s: %v (%d partitions not read to their end)", topic, err, len(left))
+		}
+		for _, fe := range fs.Errors() {
+			t.Fatalf("read %s: %v", topic, fe.Err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				out[string(r.Key)] = append(out[string(r.Key)], string(r.Value))
+			}
+		})
+	}
+	return out
+}
+
 // readToEnd reads topic with read_committed up to its last stable
 // offsets and returns each key's values in order (readKeyed), failing
 // unless every value is a row whose student_id is its key.
