@@ -101,6 +101,7 @@ func versionLine() string {
 // common holds the flags shared by run and validate.
 type common struct {
 	inProcess bool
+	perStage  bool // one plugin process per built-in stage (--plugin-per-stage)
 	logLevel  string
 	stop      <-chan struct{} // closed when a graceful stop begins (run)
 	obs       observeFlags    // run only: --listen, --progress (observe.go)
@@ -108,6 +109,7 @@ type common struct {
 
 func (c *common) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.inProcess, "in-process", false, "serve built-in connectors inside the engine process instead of plugin processes (debugging, benchmarks)")
+	fs.BoolVar(&c.perStage, "plugin-per-stage", false, "serve each stage's built-in connector in a plugin process of its own instead of one process shared by the built-in stages (stricter isolation, one process start per stage)")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 }
 
@@ -166,7 +168,7 @@ func (c *common) open(ctx context.Context, file string, stderr io.Writer) (*engi
 		return nil, err
 	}
 	e := &engine{cfg: cfg, log: log}
-	opts := pluginhost.Options{Builtins: builtin.Registry(), Logger: log, Dirs: pluginDirs(cfg), Stop: c.stop}
+	opts := pluginhost.Options{Builtins: builtin.Registry(), Logger: log, Dirs: pluginDirs(cfg), Stop: c.stop, ShareBuiltins: !c.perStage}
 	if !c.inProcess {
 		self, err := os.Executable()
 		if err != nil {

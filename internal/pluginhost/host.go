@@ -4,9 +4,13 @@
 // Built-in connectors are served by the vigie binary itself, re-executed
 // with a hidden subcommand (as Packer and Terraform do), so one binary works
 // alone. Third-party connectors are executables named
-// "vigie-connector-NAME" found in the plugin directories. Either way each
-// stage gets its own plugin process: a crash or leak in one connector cannot
-// take the engine or another stage down.
+// "vigie-connector-NAME" found in the plugin directories. Each stage gets
+// its own plugin process, so that a crash or leak in one connector cannot
+// take the engine or another stage down; with Options.ShareBuiltins the
+// built-in connectors of all stages share one process instead (a crash
+// still cannot take the engine down, but it interrupts every built-in
+// stage until the process is restarted), which halves the fixed cost of a
+// run with a built-in source and a built-in sink.
 //
 // A plugin process that dies or stops answering (gRPC keepalive) makes the
 // calls in flight fail with protocol.ErrTemporary; the next call through
@@ -37,6 +41,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -79,6 +84,11 @@ type Options struct {
 	// call it was serving is not marked protocol.ErrTemporary, so the
 	// engine does not retry it. Nil: never.
 	Stop <-chan struct{}
+	// ShareBuiltins serves every built-in connector the host hands out
+	// from one plugin process (started by the first, restarted as one)
+	// instead of one process per connector. It applies only with
+	// BuiltinCommand; third-party plugins keep a process each.
+	ShareBuiltins bool
 }
 
 // AllowedEnv reports whether the environment variable called name is
@@ -107,9 +117,10 @@ func filterEnv(env []string) []string {
 // Host launches plugin processes and kills them on Close. Safe for
 // concurrent use.
 type Host struct {
-	opts  Options
-	mu    sync.Mutex
-	procs []*process
+	opts   Options
+	mu     sync.Mutex
+	procs  []*process
+	shared *process // the built-ins' process with Options.ShareBuiltins
 }
 
 // NewHost returns a host. Call Close when done with its connectors.
@@ -203,7 +214,7 @@ func (h *Host) installedNames() []string {
 
 // Process is a running plugin process.
 type Process struct {
-	Name string // the connector it serves
+	Name string // the connector it serves; those of a shared process joined by "+"
 	Pid  int
 }
 
@@ -218,7 +229,7 @@ func (h *Host) Processes() []Process {
 		p.mu.Lock()
 		if p.client != nil && !p.client.Exited() {
 			if rc := p.client.ReattachConfig(); rc != nil {
-				out = append(out, Process{Name: p.name, Pid: rc.Pid})
+				out = append(out, Process{Name: strings.Join(p.names, "+"), Pid: rc.Pid})
 			}
 		}
 		p.mu.Unlock()
@@ -236,7 +247,9 @@ func (h *Host) Restarts() map[string]int {
 	out := map[string]int{}
 	for _, p := range procs {
 		p.mu.Lock()
-		out[p.name] += p.restarts
+		for _, name := range p.names {
+			out[name] += p.restarts
+		}
 		p.mu.Unlock()
 	}
 	return out
@@ -246,19 +259,19 @@ func (h *Host) Restarts() map[string]int {
 // binary serving a built-in connector, whose shared memory bodies the
 // engine reads in place (transport.Client.Trust).
 func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd, builtin bool) (protocol.Connector, error) {
-	p := &process{h: h, name: name, cmd: cmd, builtin: builtin, log: h.opts.Logger.With("plugin", name)}
+	p := &process{h: h, name: name, names: []string{name}, cmd: cmd, builtin: builtin, log: h.opts.Logger.With("plugin", name)}
 	h.mu.Lock()
 	h.procs = append(h.procs, p)
 	h.mu.Unlock()
-	c, err := p.connector(ctx)
+	c, err := p.connector(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	switch c := c.(type) {
 	case protocol.Source:
-		return &source{p: p, spec: c.Spec()}, nil
+		return &source{p: p, name: name, spec: c.Spec()}, nil
 	case protocol.Sink:
-		return &sink{p: p, spec: c.Spec()}, nil
+		return &sink{p: p, name: name, spec: c.Spec()}, nil
 	}
 	return nil, fmt.Errorf("plugin %q: connector of unknown kind %q", name, c.Spec().Kind)
 }
@@ -267,25 +280,49 @@ func (h *Host) launch(ctx context.Context, name string, cmd func() *exec.Cmd, bu
 // starts its plugin process in the background: the engine meanwhile starts
 // the other stages' processes and compiles its rules, and the first call
 // through the connector waits for the start (process.mu is held until
-// then). Its spec is the registry's: the process is this binary.
+// then). Its spec is the registry's: the process is this binary. With
+// Options.ShareBuiltins only the first built-in starts a process; the
+// others are served by it.
 func (h *Host) launchBuiltin(ctx context.Context, name string, spec protocol.Spec) (protocol.Connector, error) {
 	if spec.Kind != protocol.KindSource && spec.Kind != protocol.KindSink {
 		return nil, fmt.Errorf("plugin %q: connector of unknown kind %q", name, spec.Kind)
 	}
-	p := &process{h: h, name: name, cmd: h.opts.BuiltinCommand, builtin: true, log: h.opts.Logger.With("plugin", name)}
+	var p *process
+	start := false
 	h.mu.Lock()
-	h.procs = append(h.procs, p)
+	if h.opts.ShareBuiltins && h.shared != nil {
+		p = h.shared
+	} else {
+		p = &process{h: h, name: name, cmd: h.opts.BuiltinCommand, builtin: true, log: h.opts.Logger.With("plugin", name)}
+		if h.opts.ShareBuiltins {
+			p.name, p.log = sharedName, h.opts.Logger.With("plugin", sharedName)
+			h.shared = p
+		}
+		h.procs = append(h.procs, p)
+		start = true
+	}
 	h.mu.Unlock()
 	p.mu.Lock()
-	go func() {
-		defer p.mu.Unlock()
-		_, p.startErr = p.connectorLocked(context.WithoutCancel(ctx))
-	}()
-	if spec.Kind == protocol.KindSource {
-		return &source{p: p, spec: spec}, nil
+	if !slices.Contains(p.names, name) {
+		p.names = append(p.names, name)
 	}
-	return &sink{p: p, spec: spec}, nil
+	if !start {
+		p.mu.Unlock()
+	} else {
+		go func() {
+			defer p.mu.Unlock()
+			_, p.startErr = p.connectorLocked(context.WithoutCancel(ctx), name)
+		}()
+	}
+	if spec.Kind == protocol.KindSource {
+		return &source{p: p, name: name, spec: spec}, nil
+	}
+	return &sink{p: p, name: name, spec: spec}, nil
 }
+
+// sharedName tags the logs of the built-ins' shared process
+// (Options.ShareBuiltins).
+const sharedName = "builtin"
 
 // stopping reports whether Options.Stop is closed.
 func (h *Host) stopping() bool {
@@ -320,35 +357,47 @@ type process struct {
 	log     *slog.Logger
 
 	mu       sync.Mutex
+	names    []string // the connectors it serves (one, unless shared)
 	client   *plugin.Client
 	rpc      plugin.ClientProtocol
 	pc       *transport.Client
-	conn     protocol.Connector
+	conns    map[string]protocol.Connector // of the live process, by name
 	broken   bool
 	closed   bool
 	restarts int
 	startErr error // of a start in the background (launchBuiltin), for the next call
 }
 
-// connector returns the connector of the live process, starting one if
-// there is none or the last one died.
-func (p *process) connector(ctx context.Context) (protocol.Connector, error) {
+// connector returns the connector called name of the live process,
+// starting one if there is none or the last one died.
+func (p *process) connector(ctx context.Context, name string) (protocol.Connector, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.startErr; err != nil {
 		p.startErr = nil
 		return nil, err
 	}
-	return p.connectorLocked(ctx)
+	return p.connectorLocked(ctx, name)
 }
 
 // connectorLocked is connector, with p.mu held.
-func (p *process) connectorLocked(ctx context.Context) (protocol.Connector, error) {
+func (p *process) connectorLocked(ctx context.Context, name string) (protocol.Connector, error) {
 	if p.closed {
 		return nil, fmt.Errorf("plugin %q: host closed", p.name)
 	}
-	if p.conn != nil && !p.broken && !p.client.Exited() {
-		return p.conn, nil
+	if p.pc != nil && !p.broken && !p.client.Exited() {
+		if c := p.conns[name]; c != nil {
+			return c, nil
+		}
+		if len(p.conns) > 0 {
+			// A live shared process, asked for another of its connectors.
+			c, err := p.pc.Connector(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			p.conns[name] = c
+			return c, nil
+		}
 	}
 	if p.client != nil {
 		if p.broken {
@@ -374,7 +423,7 @@ func (p *process) connectorLocked(ctx context.Context) (protocol.Connector, erro
 		p.restarts++
 		p.log.Warn("restarting plugin process", "restart", p.restarts)
 	}
-	p.conn, p.broken = nil, false
+	p.conns, p.broken = nil, false
 	cmd := p.cmd()
 	detach(cmd)
 	if cmd.Env == nil {
@@ -410,11 +459,11 @@ func (p *process) connectorLocked(ctx context.Context) (protocol.Connector, erro
 		pc.Trust()
 	}
 	p.pc = pc
-	c, err := pc.Connector(ctx, p.name)
+	c, err := pc.Connector(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	p.rpc, p.conn = rpc, c
+	p.rpc, p.conns = rpc, map[string]protocol.Connector{name: c}
 	return c, nil
 }
 
@@ -480,6 +529,7 @@ func (p *process) close() {
 // source is a plugin's source: every call goes to the live process.
 type source struct {
 	p    *process
+	name string
 	spec protocol.Spec
 }
 
@@ -488,7 +538,7 @@ var _ protocol.Source = (*source)(nil)
 func (s *source) Spec() protocol.Spec { return s.spec }
 
 func (s *source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema, error) {
-	c, err := s.p.connector(ctx)
+	c, err := s.p.connector(ctx, s.name)
 	if err != nil {
 		return nil, err
 	}
@@ -497,7 +547,7 @@ func (s *source) Schema(ctx context.Context, cfg protocol.Config) (*arrow.Schema
 }
 
 func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Allocator, out protocol.Emitter) error {
-	c, err := s.p.connector(ctx)
+	c, err := s.p.connector(ctx, s.name)
 	if err != nil {
 		return err
 	}
@@ -507,6 +557,7 @@ func (s *source) Read(ctx context.Context, cfg protocol.Config, mem memory.Alloc
 // sink is a plugin's sink: every call goes to the live process.
 type sink struct {
 	p    *process
+	name string
 	spec protocol.Spec
 }
 
@@ -518,7 +569,7 @@ var (
 func (s *sink) Spec() protocol.Spec { return s.spec }
 
 func (s *sink) Validate(ctx context.Context, cfg protocol.Config) error {
-	c, err := s.p.connector(ctx)
+	c, err := s.p.connector(ctx, s.name)
 	if err != nil {
 		return err
 	}
@@ -527,7 +578,7 @@ func (s *sink) Validate(ctx context.Context, cfg protocol.Config) error {
 
 // LastCheckpoint asks the plugin's sink for its last committed checkpoint.
 func (s *sink) LastCheckpoint(ctx context.Context, cfg protocol.Config) (*protocol.Checkpoint, error) {
-	c, err := s.p.connector(ctx)
+	c, err := s.p.connector(ctx, s.name)
 	if err != nil {
 		return nil, err
 	}
@@ -540,7 +591,7 @@ func (s *sink) LastCheckpoint(ctx context.Context, cfg protocol.Config) (*protoc
 }
 
 func (s *sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator, schema *arrow.Schema) (protocol.Writer, error) {
-	c, err := s.p.connector(ctx)
+	c, err := s.p.connector(ctx, s.name)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -135,6 +136,80 @@ func TestBuiltinsInSubprocess(t *testing.T) {
 	if a == b {
 		t.Errorf("two stages shared one plugin process %d; each gets its own", a)
 	}
+}
+
+// TestSharedBuiltins: with ShareBuiltins every built-in stage is served by
+// one plugin process (not the engine's), listed once with the names of its
+// connectors; a killed shared process is restarted once and serves them
+// all again, each restart counted for every connector it served.
+func TestSharedBuiltins(t *testing.T) {
+	h := pluginhost.NewHost(pluginhost.Options{Builtins: testRegistry(), BuiltinCommand: serveCommand(t), ShareBuiltins: true})
+	defer h.Close()
+	sink, err := h.Connector(context.Background(), "sizes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := readPID(t, h), readPID(t, h)
+	if a == int64(os.Getpid()) {
+		t.Fatalf("connector ran in the engine process (pid %d)", a)
+	}
+	if a != b {
+		t.Errorf("two built-in stages in processes %d and %d, want one shared", a, b)
+	}
+	if err := sink.(protocol.Sink).Validate(context.Background(), protocol.Config{Connector: "sizes", Options: map[string]any{"path": "unused"}}); err != nil {
+		t.Fatal(err)
+	}
+	procs := h.Processes()
+	if len(procs) != 1 || procs[0].Name != "sizes+pid" || int64(procs[0].Pid) != a {
+		t.Fatalf("processes %+v, want one (sizes+pid, pid %d)", procs, a)
+	}
+
+	if err := syscall.Kill(procs[0].Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The first call after the kill fails as temporary (the engine
+	// retries it); the next ones start one new process for both.
+	var c int64
+	for range 50 {
+		if c, err = tryReadPID(h); err == nil {
+			break
+		}
+		if !errors.Is(err, protocol.ErrTemporary) {
+			t.Fatalf("read after the kill: %v, want a temporary error", err)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c == a {
+		t.Fatalf("read after the kill served by the killed process %d", a)
+	}
+	if err := sink.(protocol.Sink).Validate(context.Background(), protocol.Config{Connector: "sizes", Options: map[string]any{"path": "unused"}}); err != nil {
+		t.Fatal(err)
+	}
+	if procs := h.Processes(); len(procs) != 1 || int64(procs[0].Pid) != c {
+		t.Errorf("processes after the restart %+v, want one, pid %d", procs, c)
+	}
+	if r := h.Restarts(); r["pid"] != 1 || r["sizes"] != 1 {
+		t.Errorf("restarts %v, want 1 for each connector of the shared process", r)
+	}
+}
+
+// tryReadPID is readPID returning its error.
+func tryReadPID(h *pluginhost.Host) (int64, error) {
+	mem := memory.NewGoAllocator()
+	c, err := h.Connector(context.Background(), "pid")
+	if err != nil {
+		return 0, err
+	}
+	p := &pids{}
+	if err := c.(protocol.Source).Read(context.Background(), protocol.Config{Connector: "pid", BatchRows: 10}, mem, p); err != nil {
+		return 0, err
+	}
+	if len(p.got) != 1 {
+		return 0, fmt.Errorf("got %v", p.got)
+	}
+	return p.got[0], nil
 }
 
 // TestBuiltinStartsInTheBackground: Connector returns a built-in at once
