@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -119,18 +120,22 @@ func invalid(prop, format string, args ...any) *Invalid {
 }
 
 var (
-	uuidRE    = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	versionRE = regexp.MustCompile(`^1\.0(\.\d+)?$`)
-	sha1RE    = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
-	durRE     = regexp.MustCompile(`^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$`)
+	uuidRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	})
+	versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^1\.0(\.\d+)?$`) })
+	sha1RE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-fA-F]{40}$`) })
+	durRE     = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$`)
+	})
 )
 
 // IsUUID reports whether s is a UUID in its canonical text form.
-func IsUUID(s string) bool { return uuidRE.MatchString(s) }
+func IsUUID(s string) bool { return uuidRE().MatchString(s) }
 
 // IsVersion reports whether s is an xAPI version this package accepts
 // (1.0, 1.0.x).
-func IsVersion(s string) bool { return versionRE.MatchString(s) }
+func IsVersion(s string) bool { return versionRE().MatchString(s) }
 
 // parse decodes and checks one statement.
 func parse(raw []byte) (*statement, *Invalid) {
@@ -289,7 +294,7 @@ func (a *agent) check(path string, topLevel bool) *Invalid {
 	}
 	if a.MboxSHA1Sum != "" {
 		ifis++
-		if !sha1RE.MatchString(a.MboxSHA1Sum) {
+		if !sha1RE().MatchString(a.MboxSHA1Sum) {
 			return invalid(path+".mbox_sha1sum", "expected 40 hexadecimal digits, got %q", a.MboxSHA1Sum)
 		}
 	}
@@ -438,7 +443,7 @@ const (
 // Gregorian averages. ok is false for anything else, or one that does not
 // fit an int64.
 func ParseDuration(s string) (micros int64, ok bool) {
-	m := durRE.FindStringSubmatch(s)
+	m := durRE().FindStringSubmatch(s)
 	if m == nil || s == "P" || strings.HasSuffix(s, "T") {
 		return 0, false
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -131,12 +132,14 @@ func aggregateFields() []field {
 }
 
 // measureRE reads "name = op(column)" or "name = quantile(column, q)".
-var measureRE = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([a-z_]+)\(\s*([A-Za-z0-9_]*)\s*(?:,\s*([0-9.]+)\s*)?\)\s*$`)
+var measureRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([a-z_]+)\(\s*([A-Za-z0-9_]*)\s*(?:,\s*([0-9.]+)\s*)?\)\s*$`)
+})
 
 // ParseMeasure reads one entry of an aggregate's measures key, such as
 // "students = count_distinct(student_id)" or "p90 = quantile(score, 0.9)".
 func ParseMeasure(s string) (Measure, error) {
-	m := measureRE.FindStringSubmatch(s)
+	m := measureRE().FindStringSubmatch(s)
 	if m == nil {
 		return Measure{}, fmt.Errorf("expected \"name = op(column)\", such as \"mean_score = mean(score)\", got %q", s)
 	}

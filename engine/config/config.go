@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -839,7 +840,7 @@ func (c *checker) rule(p *Pipeline, path string, m map[string]any) *Rule {
 	r.DeadLetterThreshold = c.threshold(path, v, p.DeadLetterThreshold)
 	r.Bisect = c.bisect(path, v, p.Bisect)
 	if h, ok := v["sha256"].(string); ok {
-		if !sha256Hex.MatchString(h) {
+		if !sha256Hex().MatchString(h) {
 			c.fail(c.at(path+".sha256"), path+".sha256", "expected 64 lowercase hexadecimal digits, got %q", h)
 		}
 		r.SHA256 = h
@@ -974,7 +975,7 @@ func parseRetention(s string) (time.Duration, error) {
 // MaxWorkers bounds a rule's workers key.
 const MaxWorkers = 256
 
-var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var sha256Hex = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
 
 func (c *checker) strings(v any) []string {
 	l, _ := v.([]any)

@@ -28,6 +28,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/vigie-edu/vigie/rules/abi"
@@ -63,14 +64,14 @@ type Vars struct {
 	AssemblyScript string
 }
 
-var validName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`) })
 
 // CheckName reports whether name can name a rule: lower-case letters,
 // digits and underscores, starting with a letter, at most 64 bytes; it is
 // used as a manifest name, a file name, a C identifier and a pipeline stage
 // name.
 func CheckName(name string) error {
-	if !validName.MatchString(name) {
+	if !validName().MatchString(name) {
 		return fmt.Errorf("invalid rule name %q: use lower-case letters, digits and _, starting with a letter (at most 64)", name)
 	}
 	return nil
