@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"time"
@@ -63,6 +64,10 @@ func Start(dir, role string) (stop func() error, err error) {
 		if err := os.WriteFile(name("heap"), <-peak, 0o644); err != nil {
 			return fmt.Errorf("heap profile: %w", err)
 		}
+		// The allocs profile is as of the last completed collection: a
+		// short process (a plugin of a small run) may have had none since
+		// its start.
+		runtime.GC()
 		allocs, err := os.Create(name("allocs"))
 		if err != nil {
 			return fmt.Errorf("allocs profile: %w", err)
