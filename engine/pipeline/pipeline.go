@@ -87,6 +87,8 @@ type Plan struct {
 	lookups map[string]*privacy.Lookup
 	// audited is where the last run was recorded.
 	audited AuditHead
+	// preloads are the rule modules loading while Prepare runs (preload.go).
+	preloads map[string]*preload
 }
 
 // stateStore returns how a group stage gets its store: the pipeline's
@@ -147,6 +149,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 		errs = append(errs, err.(config.Errors)...)
 	}
 	p.keys, p.lookups = keys, newLookups(cfg, keys)
+	p.preloadRules(ctx)
 	conns := p.startConnectors(ctx)
 	for _, name := range cfg.Order() {
 		var err error
@@ -174,6 +177,7 @@ func Prepare(ctx context.Context, cfg *config.Pipeline, env Env) (*Plan, error) 
 			errs = append(errs, &config.Error{Pos: cfg.Pos, Key: name, Msg: err.Error(), Err: err})
 		}
 	}
+	p.closePreloads(ctx)
 	errs = append(errs, p.checkLookups()...)
 	errs = append(errs, checkPartitioning(cfg)...)
 	if len(errs) > 0 {
@@ -406,7 +410,7 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 	if p.env.Rules == nil {
 		return stageError(r.Pos, key+".module", errNoRuntime)
 	}
-	mod, err := p.env.Rules.Load(ctx, r.Module, wasmhost.NewLoadConfig().WithSHA256(r.SHA256))
+	mod, err := p.loadRule(ctx, r)
 	if err != nil {
 		return stageError(r.Pos, key+".module", err)
 	}

@@ -223,13 +223,17 @@ type Process struct {
 func (h *Host) Processes() []Process {
 	h.mu.Lock()
 	procs := append([]*process(nil), h.procs...)
+	names := make([]string, len(procs))
+	for i, p := range procs {
+		names[i] = strings.Join(p.names, "+")
+	}
 	h.mu.Unlock()
 	var out []Process
-	for _, p := range procs {
+	for i, p := range procs {
 		p.mu.Lock()
 		if p.client != nil && !p.client.Exited() {
 			if rc := p.client.ReattachConfig(); rc != nil {
-				out = append(out, Process{Name: strings.Join(p.names, "+"), Pid: rc.Pid})
+				out = append(out, Process{Name: names[i], Pid: rc.Pid})
 			}
 		}
 		p.mu.Unlock()
@@ -243,11 +247,15 @@ func (h *Host) Processes() []Process {
 func (h *Host) Restarts() map[string]int {
 	h.mu.Lock()
 	procs := append([]*process(nil), h.procs...)
+	names := make([][]string, len(procs))
+	for i, p := range procs {
+		names[i] = append([]string(nil), p.names...)
+	}
 	h.mu.Unlock()
 	out := map[string]int{}
-	for _, p := range procs {
+	for i, p := range procs {
 		p.mu.Lock()
-		for _, name := range p.names {
+		for _, name := range names[i] {
 			out[name] += p.restarts
 		}
 		p.mu.Unlock()
@@ -301,14 +309,14 @@ func (h *Host) launchBuiltin(ctx context.Context, name string, spec protocol.Spe
 		h.procs = append(h.procs, p)
 		start = true
 	}
-	h.mu.Unlock()
-	p.mu.Lock()
 	if !slices.Contains(p.names, name) {
 		p.names = append(p.names, name)
 	}
-	if !start {
-		p.mu.Unlock()
-	} else {
+	if start {
+		p.mu.Lock() // free: p is new; held until the start ends
+	}
+	h.mu.Unlock()
+	if start {
 		go func() {
 			defer p.mu.Unlock()
 			_, p.startErr = p.connectorLocked(context.WithoutCancel(ctx), name)
@@ -356,8 +364,9 @@ type process struct {
 	builtin bool // the vigie binary itself: trusted (launch)
 	log     *slog.Logger
 
+	names []string // the connectors it serves (one, unless shared); guarded by h.mu
+
 	mu       sync.Mutex
-	names    []string // the connectors it serves (one, unless shared)
 	client   *plugin.Client
 	rpc      plugin.ClientProtocol
 	pc       *transport.Client
