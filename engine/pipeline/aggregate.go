@@ -277,7 +277,11 @@ func goValue(c arrow.Array, i int) any {
 	}
 	switch c := c.(type) {
 	case *array.String:
-		return c.Value(i)
+		// A copy: Value is a view of the batch's buffer, and the cell
+		// keeps its keys after the batch is released, when that buffer
+		// may be reused, or unmapped (a body read in place from a
+		// plugin's shared memory ring: a fault at the window's close).
+		return strings.Clone(c.Value(i))
 	case *array.Int32:
 		return c.Value(i)
 	case *array.Int64:

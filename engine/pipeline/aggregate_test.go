@@ -107,10 +107,24 @@ func runAggregate(t *testing.T, cfg *config.Aggregate, rows []evalRow, batchRows
 	return got
 }
 
-// runAggregateStage is runAggregate returning the stage too.
+// poisonOnFree overwrites a buffer when it is freed, so that a value kept
+// past the release of its batch reads garbage instead of its old bytes,
+// as it would from a plugin's shared memory ring that was reused or
+// unmapped (a body read in place).
+type poisonOnFree struct{ memory.Allocator }
+
+func (p poisonOnFree) Free(b []byte) {
+	for i := range b {
+		b[i] = 0xa5
+	}
+	p.Allocator.Free(b)
+}
+
+// runAggregateStage is runAggregate returning the stage too. Its batches'
+// buffers are overwritten when released (poisonOnFree).
 func runAggregateStage(t *testing.T, cfg *config.Aggregate, rows []evalRow, batchRows int, continuous bool) (*outRows, *aggregateStage) {
 	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	mem := memory.NewCheckedAllocator(poisonOnFree{memory.NewGoAllocator()})
 	defer mem.AssertSize(t, 0)
 	cfg.Input = "in"
 	if cfg.Name == "" {
@@ -154,7 +168,7 @@ func runAggregateStage(t *testing.T, cfg *config.Aggregate, rows []evalRow, batc
 			for i := range int(rec.NumRows()) {
 				m := map[string]string{}
 				for c, f := range rec.Schema().Fields() {
-					m[f.Name] = rec.Column(c).ValueStr(i)
+					m[f.Name] = strings.Clone(rec.Column(c).ValueStr(i))
 				}
 				got.rows = append(got.rows, m)
 				got.batch = append(got.batch, n)
