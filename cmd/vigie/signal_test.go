@@ -50,8 +50,8 @@ path = "out/endless.parquet"
 // startEndless starts "vigie run" on endlessPipeline in a workspace, in a
 // process group of its own (as a shell, timeout(1) or systemd starts it),
 // feeds its source until ctx ends, and returns once its plugin processes
-// are up and rows have flowed for a while.
-func startEndless(ctx context.Context, t *testing.T) (cmd *exec.Cmd, dir string, stdout, stderr *bytes.Buffer) {
+// are up and rows have flowed for a while. args are added to run's.
+func startEndless(ctx context.Context, t *testing.T, args ...string) (cmd *exec.Cmd, dir string, stdout, stderr *bytes.Buffer) {
 	t.Helper()
 	dir = workspace(t)
 	fifo := filepath.Join(dir, "endless.csv")
@@ -61,7 +61,7 @@ func startEndless(ctx context.Context, t *testing.T) (cmd *exec.Cmd, dir string,
 	if err := os.WriteFile(filepath.Join(dir, "endless.toml"), []byte(endlessPipeline), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd = exec.CommandContext(ctx, vigie(t), "run", "endless.toml")
+	cmd = exec.CommandContext(ctx, vigie(t), append([]string{"run", "endless.toml"}, args...)...)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
@@ -222,6 +222,39 @@ func TestSignalStopsGracefully(t *testing.T) {
 			defer rdr.Close()
 			if got := rdr.NumRows(); got != read-dead || got == 0 {
 				t.Errorf("parquet has %d rows, summary read %d with %d dead-lettered:\n%s", got, read, dead, stdout)
+			}
+			waitGone(t, dir, 5*time.Second)
+		})
+	}
+}
+
+// TestPluginProcessLayout: by default the built-in source and sink of a
+// run share one plugin process; --plugin-per-stage gives each its own.
+// Either way the run stops gracefully and leaves no process behind.
+func TestPluginProcessLayout(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		plugins int
+	}{
+		{"shared", nil, 1},
+		{"per stage", []string{"--plugin-per-stage"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd, dir, stdout, stderr := startEndless(ctx, t, tc.args...)
+			// startEndless waited for the first plugin process and rows:
+			// every process is up by now.
+			if n := len(vigieProcesses(t, dir)) - 1; n != tc.plugins {
+				t.Errorf("%d plugin processes, want %d", n, tc.plugins)
+			}
+			if err := syscall.Kill(cmd.Process.Pid, syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitInterrupted {
+				t.Fatalf("exit: %v, want %d:\n%s%s", err, exitInterrupted, stdout, stderr)
 			}
 			waitGone(t, dir, 5*time.Second)
 		})
