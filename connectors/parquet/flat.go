@@ -118,8 +118,12 @@ func (w *flatWriter) start(first arrow.RecordBatch) error {
 	if w.adaptive != nil && first != nil {
 		opts := slices.Clone(w.adaptive)
 		for i, col := range first.Columns() {
+			name := w.schema.Field(i).Name
 			if dict, ok := dictionaryFor(col); ok {
-				opts = append(opts, parquet.WithDictionaryFor(w.schema.Field(i).Name, dict))
+				opts = append(opts, parquet.WithDictionaryFor(name, dict))
+				if !dict && sharedPrefixes(col) {
+					opts = append(opts, parquet.WithEncodingFor(name, parquet.Encodings.DeltaByteArray))
+				}
 			}
 		}
 		w.props = parquet.NewWriterProperties(opts...)
@@ -199,6 +203,40 @@ func dictionaryFor(col arrow.Array) (dict, ok bool) {
 		}
 	}
 	return distinct <= valid/2, true
+}
+
+// sharedPrefixes says whether col, the first batch of a text column
+// written without a dictionary, is worth DELTA_BYTE_ARRAY encoding: yes
+// when each value shares at least half of its bytes with the value before
+// it, as identifiers written in order do (S0001234, S0001235...). Each
+// value is then stored as the length of that shared prefix and the rest,
+// which leaves zstd a tenth of the bytes to compress: a smaller file for
+// less CPU than plain. Values without such prefixes (UUIDs, free text)
+// stay plain, where the prefix lengths would only add bytes.
+func sharedPrefixes(col arrow.Array) bool {
+	a, ok := col.(*array.String)
+	if !ok {
+		return false
+	}
+	n := min(a.Len(), dictionarySample)
+	shared, total := 0, 0
+	prev, havePrev := "", false
+	for i := 0; i < n; i++ {
+		if a.IsNull(i) {
+			continue
+		}
+		v := a.Value(i)
+		total += len(v)
+		if havePrev {
+			k := 0
+			for k < len(v) && k < len(prev) && v[k] == prev[k] {
+				k++
+			}
+			shared += k
+		}
+		prev, havePrev = v, true
+	}
+	return total > 0 && 2*shared >= total
 }
 
 // write adds rec's rows to the open row group, starting a new one each
