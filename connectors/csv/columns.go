@@ -65,6 +65,12 @@ type column struct {
 	off32 []int32
 	data  []byte
 	used  int32
+	// memo: for dates and timestamps, the last field parsed and its value
+	// (a file's rows tend to repeat the day of the row before).
+	memo     bool
+	last     []byte
+	lastV    value
+	haveLast bool
 }
 
 // columns is a batch being filled: up to capRows rows of schema.
@@ -77,6 +83,7 @@ type columns struct {
 	// dataHint is the bytes of text per row of the last batch, to size
 	// the next one's text buffers.
 	dataHint []int
+	v        value // plainRow's parsed value (a field: the parse functions are called indirectly)
 }
 
 // newColumns returns an empty batch of schema with room for capRows rows,
@@ -88,7 +95,7 @@ func newColumns(mem memory.Allocator, schema *arrow.Schema, capRows int) *column
 		if !ok {
 			return nil
 		}
-		c.cols[i] = column{kind: k, typ: f.Type}
+		c.cols[i] = column{kind: k, typ: f.Type, memo: f.Type.ID() == arrow.DATE32 || f.Type.ID() == arrow.TIMESTAMP}
 		c.dataHint[i] = 16
 	}
 	c.alloc()
@@ -136,7 +143,7 @@ func (c *columns) release() {
 				b.Release()
 			}
 		}
-		*col = column{kind: col.kind, typ: col.typ}
+		*col = column{kind: col.kind, typ: col.typ, memo: col.memo}
 	}
 }
 
@@ -193,7 +200,7 @@ func (rd *reading) plainRow(c *columns, line []byte) bool {
 	comma := byte(rd.comma)
 	last := len(c.cols) - 1
 	checkUTF8 := !ascii(line)
-	var v value
+	v := &c.v
 	for i := range c.cols {
 		j := 0
 		for j < len(line) && line[j] != comma {
@@ -225,9 +232,14 @@ func (rd *reading) plainRow(c *columns, line []byte) bool {
 			c.appendText(col, r, field)
 			continue
 		}
-		if !rd.types[i].parse(rd.formats, s, &v) {
+		switch {
+		case col.memo && col.haveLast && string(col.last) == s:
+			*v = col.lastV
+		case !rd.types[i].parse(rd.formats, s, v):
 			c.rollback(r)
 			return false
+		case col.memo:
+			col.last, col.lastV, col.haveLast = append(col.last[:0], field...), *v, true
 		}
 		switch col.kind {
 		case kindInt64:
