@@ -29,6 +29,7 @@ func TestEncodingChoices(t *testing.T) {
 		{Name: "seq", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 		{Name: "half_days", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 		{Name: "token", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "day", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
 	}, nil)
 	path := filepath.Join(t.TempDir(), "out.parquet")
 	ctx := context.Background()
@@ -46,6 +47,7 @@ func TestEncodingChoices(t *testing.T) {
 			b.Field(2).(*array.Int64Builder).Append(int64(n))
 			b.Field(3).(*array.Int64Builder).Append(int64(1 + n%2))
 			b.Field(4).(*array.StringBuilder).Append(token(n))
+			b.Field(5).(*array.Date32Builder).Append(arrow.Date32(20000 + n/1000))
 		}
 		rec := b.NewRecordBatch()
 		err := w.Write(ctx, rec)
@@ -63,8 +65,9 @@ func TestEncodingChoices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rdr.Close()
-	wantDict := map[string]bool{"student_id": false, "class_id": true, "seq": false, "half_days": true, "token": false}
-	wantDelta := map[string]bool{"student_id": true}
+	wantDict := map[string]bool{"student_id": false, "class_id": true, "seq": false, "half_days": true, "token": false, "day": false}
+	wantDelta := map[string]parquet.Encoding{"student_id": parquet.Encodings.DeltaByteArray,
+		"seq": parquet.Encodings.DeltaBinaryPacked, "day": parquet.Encodings.DeltaBinaryPacked}
 	pages := rdr.GetPageIndexReader()
 	for g := 0; g < rdr.NumRowGroups(); g++ {
 		rg := rdr.MetaData().RowGroup(g)
@@ -78,8 +81,10 @@ func TestEncodingChoices(t *testing.T) {
 			if dict != wantDict[name] {
 				t.Errorf("row group %d, column %s: dictionary %v, want %v (encodings %v)", g, name, dict, wantDict[name], cc.Encodings())
 			}
-			if delta := slices.Contains(cc.Encodings(), parquet.Encodings.DeltaByteArray); delta != wantDelta[name] {
-				t.Errorf("row group %d, column %s: DELTA_BYTE_ARRAY %v, want %v (encodings %v)", g, name, delta, wantDelta[name], cc.Encodings())
+			for _, enc := range []parquet.Encoding{parquet.Encodings.DeltaByteArray, parquet.Encodings.DeltaBinaryPacked} {
+				if has, want := slices.Contains(cc.Encodings(), enc), wantDelta[name] == enc; has != want {
+					t.Errorf("row group %d, column %s: %s %v, want %v (encodings %v)", g, name, enc, has, want, cc.Encodings())
+				}
 			}
 			if set, err := cc.StatsSet(); err != nil || !set {
 				t.Errorf("row group %d, column %s: no statistics (%v)", g, name, err)
@@ -149,6 +154,68 @@ func readStrings(t *testing.T, path, name string) []string {
 		}
 	}
 	return out
+}
+
+// TestDeltaFor: DELTA_BINARY_PACKED for integers whose neighbours differ
+// by few bits, a dictionary (or plain) for others.
+func TestDeltaFor(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ints := func(n int, f func(i int) (int64, bool)) arrow.Array {
+		b := array.NewInt64Builder(mem)
+		defer b.Release()
+		for i := range n {
+			if v, ok := f(i); ok {
+				b.Append(v)
+			} else {
+				b.AppendNull()
+			}
+		}
+		return b.NewArray()
+	}
+	days := func(n int) arrow.Array {
+		b := array.NewDate32Builder(mem)
+		defer b.Release()
+		for i := range n {
+			b.Append(arrow.Date32(20000 + i/5000))
+		}
+		return b.NewArray()
+	}
+	rng := uint64(1)
+	random := func(mod uint64) func(int) (int64, bool) {
+		return func(int) (int64, bool) {
+			rng = rng*6364136223846793005 + 1442695040888963407
+			return int64((rng >> 33) % mod), true
+		}
+	}
+	strs := array.NewStringBuilder(mem)
+	defer strs.Release()
+	for i := range 4096 {
+		strs.Append(fmt.Sprint(i))
+	}
+	cases := []struct {
+		name string
+		col  arrow.Array
+		want bool
+	}{
+		{"counter", ints(4096, func(i int) (int64, bool) { return int64(1000 + i), true }), true},
+		{"counter with nulls", ints(4096, func(i int) (int64, bool) { return int64(i), i%7 != 0 }), true},
+		{"days in order", days(20000), true},
+		{"constant", ints(4096, func(int) (int64, bool) { return 7, true }), true},
+		{"counts 0-2 in no order", ints(4096, random(3)), false},
+		{"codes 1-2 in no order", ints(4096, random(2)), false},
+		{"random large", ints(4096, random(1<<40)), false},
+		{"too few rows", ints(100, func(i int) (int64, bool) { return int64(i), true }), false},
+		{"text", strs.NewArray(), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			defer c.col.Release()
+			if got := deltaFor(c.col); got != c.want {
+				t.Errorf("deltaFor = %v, want %v", got, c.want)
+			}
+		})
+	}
 }
 
 // TestSharedPrefixes: DELTA_BYTE_ARRAY for text whose neighbours share

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -119,6 +120,10 @@ func (w *flatWriter) start(first arrow.RecordBatch) error {
 		opts := slices.Clone(w.adaptive)
 		for i, col := range first.Columns() {
 			name := w.schema.Field(i).Name
+			if deltaFor(col) {
+				opts = append(opts, parquet.WithDictionaryFor(name, false), parquet.WithEncodingFor(name, parquet.Encodings.DeltaBinaryPacked))
+				continue
+			}
 			if dict, ok := dictionaryFor(col); ok {
 				opts = append(opts, parquet.WithDictionaryFor(name, dict))
 				if !dict && sharedPrefixes(col) {
@@ -203,6 +208,76 @@ func dictionaryFor(col arrow.Array) (dict, ok bool) {
 		}
 	}
 	return distinct <= valid/2, true
+}
+
+// deltaFor says whether col, the first batch of an integer column (int32,
+// int64, date32, timestamp), is worth DELTA_BINARY_PACKED encoding rather
+// than a dictionary (or plain, for mostly distinct values): yes when the
+// differences between neighbouring values take no more bits, block by
+// block of 32 as the encoding packs them, than a dictionary's indices
+// would (days or timestamps in order, identifiers, counters). The
+// encoding has no hash table to fill, so it costs less CPU than a
+// dictionary; values in no order (counts, codes) keep the dictionary,
+// whose indices are then smaller. It needs dictionaryMinRows valid values.
+func deltaFor(col arrow.Array) bool {
+	var get func(i int) int64
+	switch a := col.(type) {
+	case *array.Int64:
+		get = func(i int) int64 { return a.Value(i) }
+	case *array.Int32:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Date32:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Timestamp:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	default:
+		return false
+	}
+	n := min(col.Len(), dictionarySample)
+	distinct := make(map[int64]struct{}, 64)
+	var (
+		prev                 int64
+		havePrev             bool
+		lo, hi               int64
+		inBlock, blocks, sum int
+	)
+	endBlock := func() {
+		sum += bits.Len64(uint64(hi - lo))
+		blocks++
+		inBlock = 0
+	}
+	valid := 0
+	for i := 0; i < n; i++ {
+		if col.IsNull(i) {
+			continue
+		}
+		valid++
+		v := get(i)
+		if len(distinct) <= 1<<16 {
+			distinct[v] = struct{}{}
+		}
+		if havePrev {
+			d := v - prev
+			if inBlock == 0 || d < lo {
+				lo = d
+			}
+			if inBlock == 0 || d > hi {
+				hi = d
+			}
+			if inBlock++; inBlock == 32 {
+				endBlock()
+			}
+		}
+		prev, havePrev = v, true
+	}
+	if inBlock > 0 {
+		endBlock()
+	}
+	if valid < dictionaryMinRows || blocks == 0 {
+		return false
+	}
+	dictBits := bits.Len(uint(len(distinct) - 1))
+	return sum <= dictBits*blocks
 }
 
 // sharedPrefixes says whether col, the first batch of a text column
