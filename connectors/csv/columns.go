@@ -69,7 +69,7 @@ type column struct {
 	// (a file's rows tend to repeat the day of the row before).
 	memo     bool
 	last     []byte
-	lastV    value
+	lastI    int64
 	haveLast bool
 }
 
@@ -200,7 +200,6 @@ func (rd *reading) plainRow(c *columns, line []byte) bool {
 	comma := byte(rd.comma)
 	last := len(c.cols) - 1
 	checkUTF8 := !ascii(line)
-	v := &c.v
 	for i := range c.cols {
 		j := 0
 		for j < len(line) && line[j] != comma {
@@ -232,27 +231,64 @@ func (rd *reading) plainRow(c *columns, line []byte) bool {
 			c.appendText(col, r, field)
 			continue
 		}
-		switch {
-		case col.memo && col.haveLast && string(col.last) == s:
-			*v = col.lastV
-		case !rd.types[i].parse(rd.formats, s, v):
+		if !c.parse(rd, i, col, s, r) {
 			c.rollback(r)
 			return false
-		case col.memo:
-			col.last, col.lastV, col.haveLast = append(col.last[:0], field...), *v, true
-		}
-		switch col.kind {
-		case kindInt64:
-			col.i64[r] = v.I
-		case kindInt32:
-			col.i32[r] = int32(v.I)
-		case kindFloat64:
-			col.f64[r] = v.F
-		case kindBool:
-			bitutil.SetBitTo(col.bits, r, v.B)
 		}
 	}
 	c.rows++
+	return true
+}
+
+// parse parses s, not null, into row r of col, column i, as the column
+// type's parse function does (it is the fallback of every shortcut here:
+// digits only for int64, true and false for bool, the last value again
+// for a repeated date or timestamp).
+func (c *columns) parse(rd *reading, i int, col *column, s string, r int) bool {
+	switch col.kind {
+	case kindInt64:
+		if col.memo && col.haveLast && string(col.last) == s {
+			col.i64[r] = col.lastI
+			return true
+		}
+		if !col.memo {
+			if n, ok := digits(s, 18); ok {
+				col.i64[r] = n
+				return true
+			}
+		}
+	case kindInt32:
+		if col.memo && col.haveLast && string(col.last) == s {
+			col.i32[r] = int32(col.lastI)
+			return true
+		}
+	case kindBool:
+		switch s {
+		case "true":
+			bitutil.SetBit(col.bits, r)
+			return true
+		case "false":
+			bitutil.ClearBit(col.bits, r)
+			return true
+		}
+	}
+	v := &c.v
+	if !rd.types[i].parse(rd.formats, s, v) {
+		return false
+	}
+	switch col.kind {
+	case kindInt64:
+		col.i64[r] = v.I
+	case kindInt32:
+		col.i32[r] = int32(v.I)
+	case kindFloat64:
+		col.f64[r] = v.F
+	case kindBool:
+		bitutil.SetBitTo(col.bits, r, v.B)
+	}
+	if col.memo {
+		col.last, col.lastI, col.haveLast = append(col.last[:0], s...), v.I, true
+	}
 	return true
 }
 

@@ -462,3 +462,27 @@ func TestParallelColumnsInferred(t *testing.T) {
 		t.Errorf("%d batches, sequentially %d: not read in ranges?", len(got.batches), len(want.batches))
 	}
 }
+
+// BenchmarkParallelAttendance reads 1M rows shaped like the attendance
+// benchmark's (bench/attendance: an identifier, a day, two small counts,
+// a bool; about 30 MB) through the source, in ranges parsed in parallel.
+// Two workers whatever GOMAXPROCS: with -cpu 1, ns/op is the CPU time.
+func BenchmarkParallelAttendance(b *testing.B) {
+	w := parallelWorkers
+	b.Cleanup(func() { parallelWorkers = w })
+	parallelWorkers = 2
+	var sb strings.Builder
+	sb.WriteString("student_id,day,half_days,absent_half_days,justified\n")
+	for i := range 1_000_000 {
+		fmt.Fprintf(&sb, "S%07d,2025-09-%02d,%d,%d,%v\n", i%100_000, 1+i/100_000, 1+i%2, i%3, i%5 == 0)
+	}
+	path := writeFile(b, sb.String())
+	cfg := config(path, 0, nil)
+	b.SetBytes(int64(sb.Len()))
+	mem := memory.NewGoAllocator()
+	for b.Loop() {
+		if err := (Source{}).Read(context.Background(), cfg, mem, discard{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
