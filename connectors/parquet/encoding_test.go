@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -314,5 +315,88 @@ func TestDictionaryFor(t *testing.T) {
 				t.Errorf("dictionaryFor = %v, %v; want %v, %v", dict, ok, c.dict, c.ok)
 			}
 		})
+	}
+}
+
+// TestParallelColumnsSameFile: a file whose columns were encoded several
+// at a time is the one written column after column, to the byte, with
+// nulls, every encoding the sink chooses and row groups that end inside
+// batches.
+func TestParallelColumnsSameFile(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	sc := arrow.NewSchema([]arrow.Field{
+		{Name: "student_id", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "class_id", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "day", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
+		{Name: "absent", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "rate", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "flag", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+		{Name: "token", Type: arrow.BinaryTypes.String},
+	}, nil)
+	b := array.NewRecordBuilder(mem, sc)
+	defer b.Release()
+	var recs []arrow.RecordBatch
+	for batch := range 3 {
+		for i := range 20000 {
+			n := batch*20000 + i
+			b.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("S%07d", n))
+			if n%11 == 0 {
+				b.Field(1).AppendNull()
+			} else {
+				b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("6e%d", n%12))
+			}
+			b.Field(2).(*array.Date32Builder).Append(arrow.Date32(20000 + n/7000))
+			if n%13 == 0 {
+				b.Field(3).AppendNull()
+			} else {
+				b.Field(3).(*array.Int64Builder).Append(int64(n % 3))
+			}
+			b.Field(4).(*array.Float64Builder).Append(float64(n%3) / 2)
+			b.Field(5).(*array.BooleanBuilder).Append(n%5 == 0)
+			b.Field(6).(*array.StringBuilder).Append(token(n))
+		}
+		recs = append(recs, b.NewRecordBatch())
+	}
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	opts, err := func() ([]parquet.WriterProperty, error) {
+		_, opts, err := options(config("x.parquet", map[string]any{"row_group_rows": 25000}), mem)
+		return opts, err
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[int]*bytes.Buffer{}
+	for _, workers := range []int{1, 3} {
+		var buf bytes.Buffer
+		w, err := newAdaptiveFlatWriter(sc, &buf, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.workers = workers
+		for _, r := range recs {
+			if err := w.write(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.close(); err != nil {
+			t.Fatal(err)
+		}
+		files[workers] = &buf
+	}
+	if !bytes.Equal(files[1].Bytes(), files[3].Bytes()) {
+		t.Fatalf("the files differ: %d bytes column after column, %d in parallel", files[1].Len(), files[3].Len())
+	}
+	rdr, err := file.NewParquetReader(bytes.NewReader(files[3].Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Close()
+	if rdr.NumRows() != 60000 || rdr.NumRowGroups() != 3 {
+		t.Errorf("%d rows in %d row groups, want 60000 in 3", rdr.NumRows(), rdr.NumRowGroups())
 	}
 }

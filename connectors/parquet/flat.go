@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -61,11 +64,16 @@ type flatWriter struct {
 	rgw      file.BufferedRowGroupWriter // the open row group, nil after a flush
 	rgRows   int64                       // rows in rgw
 	maxRows  int64
-	ctx      context.Context // pqarrow's write context
-	nullable []bool          // per column: optional in Parquet
-	def      []int16         // definition levels, reused
-	ones     []int16         // all ones: the levels of a column without nulls
+	ctxs     []context.Context // per column: pqarrow's write context (it holds scratch buffers)
+	nullable []bool            // per column: optional in Parquet
+	defs     [][]int16         // per column: definition levels, reused
+	ones     []int16           // all ones: the levels of a column without nulls
+	workers  int               // columns of a batch encoded at once
 }
+
+// parallelMinRows is the fewest rows of a batch whose columns are encoded
+// in parallel: below it, starting goroutines costs about what it saves.
+const parallelMinRows = 4096
 
 // newFlatWriter returns a writer of schema to w with props.
 func newFlatWriter(schema *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (*flatWriter, error) {
@@ -84,8 +92,10 @@ func newFlatWriter(schema *arrow.Schema, w io.Writer, props *parquet.WriterPrope
 	}
 	kv.Append("ARROW:schema", base64.StdEncoding.EncodeToString(flight.SerializeSchema(schema, props.Allocator())))
 	nullable := make([]bool, schema.NumFields())
+	ctxs := make([]context.Context, schema.NumFields())
 	for i, f := range schema.Fields() {
 		nullable[i] = f.Nullable
+		ctxs[i] = pqarrow.NewArrowWriteContext(context.Background(), &arrowProps)
 	}
 	return &flatWriter{
 		schema:   schema,
@@ -94,8 +104,10 @@ func newFlatWriter(schema *arrow.Schema, w io.Writer, props *parquet.WriterPrope
 		pqSchema: pqSchema,
 		kv:       kv,
 		maxRows:  props.MaxRowGroupLength(),
-		ctx:      pqarrow.NewArrowWriteContext(context.Background(), &arrowProps),
+		ctxs:     ctxs,
 		nullable: nullable,
+		defs:     make([][]int16, schema.NumFields()),
+		workers:  runtime.GOMAXPROCS(0),
 	}, nil
 }
 
@@ -330,13 +342,54 @@ func (w *flatWriter) write(rec arrow.RecordBatch) error {
 			w.rgw, w.rgRows = rgw, 0
 		}
 		n := min(w.maxRows-w.rgRows, rows-off)
-		for i, col := range rec.Columns() {
-			if err := w.column(i, col, off, n); err != nil {
-				return fmt.Errorf("column %q: %w", rec.ColumnName(i), err)
-			}
+		if err := w.columns(rec, off, n); err != nil {
+			return err
 		}
 		w.rgRows += n
 		off += n
+	}
+	return nil
+}
+
+// columns writes rows [off, off+n) of every column of rec to the row
+// group, several columns at once when there are cores for it: the column
+// chunks of a buffered row group are independent until it closes (each
+// has its own pages, statistics, page index and pqarrow context), and the
+// bytes of each are the same whichever goroutine encodes it, so the file
+// is the same as written column after column (see RATIONALE.md,
+// "Parquet columns encoded in parallel").
+func (w *flatWriter) columns(rec arrow.RecordBatch, off, n int64) error {
+	cols := rec.Columns()
+	errs := make([]error, len(cols))
+	if workers := min(w.workers, len(cols)); workers < 2 || n < parallelMinRows {
+		for i, col := range cols {
+			if errs[i] = w.column(i, col, off, n); errs[i] != nil {
+				break
+			}
+		}
+	} else {
+		w.growOnes(int(n)) // read by every goroutine, grown before
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= len(cols) {
+						return
+					}
+					errs[i] = w.column(i, cols[i], off, n)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("column %q: %w", rec.ColumnName(i), err)
+		}
 	}
 	return nil
 }
@@ -356,29 +409,36 @@ func (w *flatWriter) column(i int, col arrow.Array, off, n int64) error {
 	// definition level per row: 1 present, 0 null.
 	var def []int16
 	if w.nullable[i] {
-		def = w.levels(part)
+		def = w.levels(i, part)
 	}
-	return pqarrow.WriteArrowToColumn(w.ctx, cw, part, def, nil, w.nullable[i])
+	return pqarrow.WriteArrowToColumn(w.ctxs[i], cw, part, def, nil, w.nullable[i])
 }
 
-// levels returns the definition levels of an optional column's rows.
-func (w *flatWriter) levels(a arrow.Array) []int16 {
+// growOnes makes w.ones at least n long.
+func (w *flatWriter) growOnes(n int) {
+	if len(w.ones) < n {
+		w.ones = make([]int16, n)
+		for j := range w.ones {
+			w.ones[j] = 1
+		}
+	}
+}
+
+// levels returns the definition levels of the rows of a, a part of the
+// optional column i.
+func (w *flatWriter) levels(i int, a arrow.Array) []int16 {
 	n := a.Len()
 	if a.NullN() == 0 {
 		// All present: a prefix of a slice of ones, kept across calls
-		// (the writer only reads it).
-		if len(w.ones) < n {
-			w.ones = make([]int16, n)
-			for j := range w.ones {
-				w.ones[j] = 1
-			}
-		}
+		// (the writer only reads it; columns grows it before encoding
+		// columns in parallel).
+		w.growOnes(n)
 		return w.ones[:n]
 	}
-	if cap(w.def) < n {
-		w.def = make([]int16, n)
+	if cap(w.defs[i]) < n {
+		w.defs[i] = make([]int16, n)
 	}
-	def := w.def[:n]
+	def := w.defs[i][:n]
 	for j := range def {
 		def[j] = 0
 		if a.IsValid(j) {
