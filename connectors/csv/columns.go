@@ -1,6 +1,7 @@
 package csv
 
 import (
+	"encoding/binary"
 	"unicode/utf8"
 	"unsafe"
 
@@ -389,7 +390,7 @@ func (c *columns) batch() arrow.RecordBatch {
 func ascii(b []byte) bool {
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
-		if *(*uint64)(unsafe.Pointer(&b[i]))&0x8080808080808080 != 0 {
+		if binary.LittleEndian.Uint64(b[i:])&0x8080808080808080 != 0 {
 			return false
 		}
 	}

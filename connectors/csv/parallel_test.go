@@ -486,3 +486,21 @@ func BenchmarkParallelAttendance(b *testing.B) {
 		}
 	}
 }
+
+// TestASCII: a byte of 0x80 or more anywhere, in the 8-byte words or in
+// the tail, makes a line not ASCII.
+func TestASCII(t *testing.T) {
+	for n := 0; n <= 20; n++ {
+		line := []byte(strings.Repeat("a", n))
+		if !ascii(line) {
+			t.Fatalf("%q: not ASCII?", line)
+		}
+		for i := 0; i < n; i++ {
+			bad := append([]byte(nil), line...)
+			bad[i] = 0xC3
+			if ascii(bad) {
+				t.Errorf("%d bytes, 0xC3 at %d: taken for ASCII", n, i)
+			}
+		}
+	}
+}
