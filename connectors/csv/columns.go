@@ -15,9 +15,9 @@ import (
 // into Arrow buffers, column by column, instead of through a
 // RecordBuilder (see RATIONALE.md, "CSV ranges parsed into columns").
 // A line without quotes is split and parsed in place (plainRow), without
-// the copies of a csvrec.Record; a row that cannot be (quotes, a null
-// marker aside from nulls, a bad value, another number of fields) is
-// taken back and read by the general path, whose parsed values are then
+// the copies of a csvrec.Record; a row that cannot be (a quote, another
+// number of fields, a value that does not parse, invalid UTF-8) is taken
+// back and read by the general path, whose parsed values are then
 // appended (appendValues). Values are those of the general path: the
 // same parse functions, the same null markers, the same UTF-8 check.
 
