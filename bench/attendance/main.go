@@ -20,6 +20,7 @@
 //	go run ./bench/attendance                 # 10M rows, in $TMPDIR/vigie-bench
 //	go run ./bench/attendance -rows 2000000 -modes plugins,in-process -runs 5
 //	go run ./bench/attendance -baseline /tmp/vigie-main   # before/after, same run
+//	go run ./bench/attendance -check      # and check the rows against DuckDB's
 //
 // Run it on an otherwise idle machine and compare ratios within one run.
 package main
@@ -53,6 +54,7 @@ type options struct {
 	runs           int
 	repo           string
 	baseline       string // another vigie binary, run as the modes baseline-plugins and baseline-in-process
+	check          bool   // compare the rows of Vigie's last output with DuckDB's
 }
 
 func parse(args []string) (options, error) {
@@ -64,6 +66,7 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.threads, "threads", 2, "DuckDB's threads")
 	modes := fs.String("modes", "plugins,in-process,duckdb", "what to run, in order: plugins, in-process, duckdb")
 	fs.IntVar(&o.runs, "runs", 1, "times to run each mode (in turn: a, b, c, a, b, c...)")
+	fs.BoolVar(&o.check, "check", false, "after the runs, check with DuckDB that Vigie's last output holds the same rows as DuckDB's (EXCEPT ALL both ways; needs the duckdb mode)")
 	fs.StringVar(&o.baseline, "baseline", "", "a vigie binary to compare with (say, built from main): adds the modes baseline-plugins and baseline-in-process, run on the same pipeline")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -171,6 +174,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	printSummary(stdout, results)
+	if o.check {
+		if !hasDuck || !contains(o.modes, "duckdb") {
+			return errors.New("-check needs DuckDB (cd bench/duckdb && npm ci) and the duckdb mode")
+		}
+		out, err := exec.CommandContext(ctx, "node", filepath.Join(duckDir, "compare.mjs"), vigieOut, duckOut).Output()
+		if err != nil {
+			return fmt.Errorf("compare the outputs: %w", err)
+		}
+		fmt.Fprintf(stdout, "\nsame rows as DuckDB's output (vigie = a, duckdb = b): %s", out)
+		if !strings.Contains(string(out), `"only_a":0,"only_b":0`) {
+			return errors.New("the output of vigie and that of DuckDB do not hold the same rows")
+		}
+	}
 	files := map[string]string{"vigie": vigieOut}
 	if hasDuck && contains(o.modes, "duckdb") {
 		files["duckdb"] = duckOut

@@ -9,10 +9,13 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/vigie-edu/vigie/connectors/internal/csvrec"
 )
 
 // Parallel reading (see RATIONALE.md, "Parallel CSV reading"): the rest
@@ -222,6 +225,12 @@ func (rd *reading) speculate(ctx context.Context, mem memory.Allocator, f *os.Fi
 	}
 	w := rd.rangeReader(f, from, size)
 	w.speculative = true
+	if rd.fmap == nil && rd.comma < utf8.RuneSelf {
+		if cols := newColumns(mem, rd.schema, rd.batchRows); cols != nil {
+			defer cols.release()
+			return w.speculateColumns(ctx, cols, p, rg.end)
+		}
+	}
 	b := newBuilder(mem, rd.schema, rd.batchRows)
 	defer b.Release()
 	rows := 0
@@ -256,6 +265,61 @@ func (rd *reading) speculate(ctx context.Context, mem memory.Allocator, f *os.Fi
 	}
 	if rows > 0 {
 		p.recs = append(p.recs, b.NewRecordBatch())
+		p.ends = append(p.ends, from+w.r.InputOffset())
+	}
+	p.end = from + w.r.InputOffset()
+	p.lines = w.r.Line()
+	return p
+}
+
+// speculateColumns is speculate's loop into cols (see columns.go): p has
+// its start, w reads from there, and the records that start before end
+// are parsed.
+func (w *reading) speculateColumns(ctx context.Context, cols *columns, p parsed, end int64) parsed {
+	from := p.start
+	for n := 0; from+w.r.InputOffset() < end; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				p.release()
+				return parsed{err: err}
+			}
+		}
+		raw, plain, err := w.r.NextPlain()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			p.release()
+			return parsed{err: fmt.Errorf("read %s: %w", w.files[w.fi], err)}
+		}
+		if !plain || !w.plainRow(cols, csvrec.Content(raw)) {
+			if plain {
+				w.r.Unread(raw)
+			}
+			ok, err := w.next(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err == errRedo {
+				p.release()
+				return parsed{start: from, redo: true}
+			}
+			if err != nil {
+				p.release()
+				return parsed{err: err}
+			}
+			if !ok {
+				continue
+			}
+			cols.appendValues(w.vals)
+		}
+		if cols.rows == w.batchRows {
+			p.recs = append(p.recs, cols.batch())
+			p.ends = append(p.ends, from+w.r.InputOffset())
+		}
+	}
+	if cols.rows > 0 {
+		p.recs = append(p.recs, cols.batch())
 		p.ends = append(p.ends, from+w.r.InputOffset())
 	}
 	p.end = from + w.r.InputOffset()

@@ -338,3 +338,169 @@ func TestParallelBOM(t *testing.T) {
 		}
 	}
 }
+
+// TestParallelColumnsMatchSequential: the ranges parsed into columns
+// (columns.go) give the rows, nulls and dead letters of the sequential
+// read for every column type, with null markers, text in and out of
+// ASCII, invalid UTF-8, CRLF line ends, values only the general parse
+// reads (" 12", "-3", "yes", 2025-9-1) and rows of the wrong width.
+func TestParallelColumnsMatchSequential(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	// pick returns one of good, or rarely (1 in 40) one of bad.
+	pick := func(good []string, bad ...string) string {
+		if len(bad) > 0 && rng.IntN(40) == 0 {
+			return bad[rng.IntN(len(bad))]
+		}
+		return good[rng.IntN(len(good))]
+	}
+	var b strings.Builder
+	b.WriteString("id,name,n,small,score,ok,day,at\r\n")
+	for i := range 600 {
+		fields := []string{
+			fmt.Sprint(i),
+			pick([]string{"Léa", "Zoé Ñ", "plain", "", "NA", "NULL", "a b"}, "x\xffy"),
+			pick([]string{"12", "-3", " 12", "NA", "7"}, "99999999999999999999", "x"),
+			pick([]string{"1", "123456789", "", "-2"}, "1234567890"),
+			pick([]string{"1.5", "2", "-0.25", "1e3", ""}, "nan", "3,5"),
+			pick([]string{"true", "false", "yes", "TRUE", ""}, "maybe"),
+			pick([]string{"2025-09-01", "2025-9-1", "", "2024-02-29"}, "2025-02-30"),
+			pick([]string{"2025-09-01T08:30:00Z", "2025-09-01 08:30:00", ""}, "soon"),
+		}
+		line := strings.Join(fields, ",")
+		switch rng.IntN(40) {
+		case 0:
+			line += ",extra"
+		case 1:
+			line = strings.Join(fields[:5], ",")
+		case 2:
+			line = ""
+		case 3:
+			line = strings.Replace(line, "plain", "\"quoted, text\"", 1)
+		}
+		end := "\n"
+		if rng.IntN(3) == 0 {
+			end = "\r\n"
+		}
+		b.WriteString(line + end)
+	}
+	text := b.String()
+	for _, policy := range []string{onErrorDeadLetter, onErrorSkip} {
+		t.Run(policy, func(t *testing.T) {
+			cfg := config(writeFile(t, text), 16, map[string]any{
+				"columns": map[string]any{"id": "int64", "name": "utf8", "n": "int64", "small": "int32",
+					"score": "float64", "ok": "bool", "day": "date32", "at": "timestamp_us"},
+				"on_error": policy, "encoding": "utf-8"})
+			splitInto(t, 0, 0)
+			want, err := readTrace(t, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkOrder(t, text, want)
+			if len(want.rows) < 100 || len(want.dead) == 0 && policy == onErrorDeadLetter {
+				t.Fatalf("%d rows, %d dead letters: the input should give both", len(want.rows), len(want.dead))
+			}
+			for _, size := range []int64{7, 300, 4096} {
+				splitInto(t, size, 2)
+				got, err := readTrace(t, cfg)
+				if err != nil {
+					t.Fatalf("ranges of %d bytes: %v", size, err)
+				}
+				if !reflect.DeepEqual(got.rows, want.rows) {
+					for i := range min(len(got.rows), len(want.rows)) {
+						if got.rows[i] != want.rows[i] {
+							t.Fatalf("ranges of %d bytes: row %d = %q, want %q", size, i, got.rows[i], want.rows[i])
+						}
+					}
+					t.Fatalf("ranges of %d bytes: %d rows, want %d", size, len(got.rows), len(want.rows))
+				}
+				if !reflect.DeepEqual(got.dead, want.dead) {
+					t.Fatalf("ranges of %d bytes: dead letters\n%+v\nwant\n%+v", size, got.dead, want.dead)
+				}
+				checkOrder(t, text, got)
+			}
+		})
+	}
+}
+
+// TestParallelColumnsInferred: the attendance benchmark's shape, types
+// inferred, a few nulls: the same rows in ranges as sequentially, and
+// batches that end at batch_rows.
+func TestParallelColumnsInferred(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("student_id,day,half_days,absent_half_days,justified\n")
+	for i := range 3000 {
+		absent := fmt.Sprint(i % 3)
+		if i%97 == 0 {
+			absent = ""
+		}
+		fmt.Fprintf(&b, "S%07d,2025-09-%02d,%d,%s,%v\n", i%700, 1+i/700, 1+i%2, absent, i%5 == 0)
+	}
+	text := b.String()
+	cfg := config(writeFile(t, text), 256, nil)
+	splitInto(t, 0, 0)
+	want, err := readTrace(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	splitInto(t, 10_000, 2)
+	got, err := readTrace(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.rows, want.rows) || len(got.dead) != 0 {
+		t.Fatalf("%d rows, %d dead letters; sequentially %d rows", len(got.rows), len(got.dead), len(want.rows))
+	}
+	if got.rows[0] != "S0000000|2025-09-01|1|∅|true" {
+		t.Errorf("first row %q", got.rows[0])
+	}
+	for i, n := range got.batches {
+		if n > 256 {
+			t.Errorf("batch %d holds %d rows, more than batch_rows", i, n)
+		}
+	}
+	if len(got.batches) <= len(want.batches) {
+		t.Errorf("%d batches, sequentially %d: not read in ranges?", len(got.batches), len(want.batches))
+	}
+}
+
+// BenchmarkParallelAttendance reads 1M rows shaped like the attendance
+// benchmark's (bench/attendance: an identifier, a day, two small counts,
+// a bool; about 30 MB) through the source, in ranges parsed in parallel.
+// Two workers whatever GOMAXPROCS: with -cpu 1, ns/op is the CPU time.
+func BenchmarkParallelAttendance(b *testing.B) {
+	w := parallelWorkers
+	b.Cleanup(func() { parallelWorkers = w })
+	parallelWorkers = 2
+	var sb strings.Builder
+	sb.WriteString("student_id,day,half_days,absent_half_days,justified\n")
+	for i := range 1_000_000 {
+		fmt.Fprintf(&sb, "S%07d,2025-09-%02d,%d,%d,%v\n", i%100_000, 1+i/100_000, 1+i%2, i%3, i%5 == 0)
+	}
+	path := writeFile(b, sb.String())
+	cfg := config(path, 0, nil)
+	b.SetBytes(int64(sb.Len()))
+	mem := memory.NewGoAllocator()
+	for b.Loop() {
+		if err := (Source{}).Read(context.Background(), cfg, mem, discard{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestASCII: a byte of 0x80 or more anywhere, in the 8-byte words or in
+// the tail, makes a line not ASCII.
+func TestASCII(t *testing.T) {
+	for n := 0; n <= 20; n++ {
+		line := []byte(strings.Repeat("a", n))
+		if !ascii(line) {
+			t.Fatalf("%q: not ASCII?", line)
+		}
+		for i := 0; i < n; i++ {
+			bad := append([]byte(nil), line...)
+			bad[i] = 0xC3
+			if ascii(bad) {
+				t.Errorf("%d bytes, 0xC3 at %d: taken for ASCII", n, i)
+			}
+		}
+	}
+}

@@ -5,7 +5,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"math/bits"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -60,11 +64,16 @@ type flatWriter struct {
 	rgw      file.BufferedRowGroupWriter // the open row group, nil after a flush
 	rgRows   int64                       // rows in rgw
 	maxRows  int64
-	ctx      context.Context // pqarrow's write context
-	nullable []bool          // per column: optional in Parquet
-	def      []int16         // definition levels, reused
-	ones     []int16         // all ones: the levels of a column without nulls
+	ctxs     []context.Context // per column: pqarrow's write context (it holds scratch buffers)
+	nullable []bool            // per column: optional in Parquet
+	defs     [][]int16         // per column: definition levels, reused
+	ones     []int16           // all ones: the levels of a column without nulls
+	workers  int               // columns of a batch encoded at once
 }
+
+// parallelMinRows is the fewest rows of a batch whose columns are encoded
+// in parallel: below it, starting goroutines costs about what it saves.
+const parallelMinRows = 4096
 
 // newFlatWriter returns a writer of schema to w with props.
 func newFlatWriter(schema *arrow.Schema, w io.Writer, props *parquet.WriterProperties) (*flatWriter, error) {
@@ -83,8 +92,10 @@ func newFlatWriter(schema *arrow.Schema, w io.Writer, props *parquet.WriterPrope
 	}
 	kv.Append("ARROW:schema", base64.StdEncoding.EncodeToString(flight.SerializeSchema(schema, props.Allocator())))
 	nullable := make([]bool, schema.NumFields())
+	ctxs := make([]context.Context, schema.NumFields())
 	for i, f := range schema.Fields() {
 		nullable[i] = f.Nullable
+		ctxs[i] = pqarrow.NewArrowWriteContext(context.Background(), &arrowProps)
 	}
 	return &flatWriter{
 		schema:   schema,
@@ -93,8 +104,10 @@ func newFlatWriter(schema *arrow.Schema, w io.Writer, props *parquet.WriterPrope
 		pqSchema: pqSchema,
 		kv:       kv,
 		maxRows:  props.MaxRowGroupLength(),
-		ctx:      pqarrow.NewArrowWriteContext(context.Background(), &arrowProps),
+		ctxs:     ctxs,
 		nullable: nullable,
+		defs:     make([][]int16, schema.NumFields()),
+		workers:  runtime.GOMAXPROCS(0),
 	}, nil
 }
 
@@ -118,8 +131,16 @@ func (w *flatWriter) start(first arrow.RecordBatch) error {
 	if w.adaptive != nil && first != nil {
 		opts := slices.Clone(w.adaptive)
 		for i, col := range first.Columns() {
+			name := w.schema.Field(i).Name
+			if deltaFor(col) {
+				opts = append(opts, parquet.WithDictionaryFor(name, false), parquet.WithEncodingFor(name, parquet.Encodings.DeltaBinaryPacked))
+				continue
+			}
 			if dict, ok := dictionaryFor(col); ok {
-				opts = append(opts, parquet.WithDictionaryFor(w.schema.Field(i).Name, dict))
+				opts = append(opts, parquet.WithDictionaryFor(name, dict))
+				if !dict && sharedPrefixes(col) {
+					opts = append(opts, parquet.WithEncodingFor(name, parquet.Encodings.DeltaByteArray))
+				}
 			}
 		}
 		w.props = parquet.NewWriterProperties(opts...)
@@ -201,6 +222,110 @@ func dictionaryFor(col arrow.Array) (dict, ok bool) {
 	return distinct <= valid/2, true
 }
 
+// deltaFor says whether col, the first batch of an integer column (int32,
+// int64, date32, timestamp), is worth DELTA_BINARY_PACKED encoding rather
+// than a dictionary (or plain, for mostly distinct values): yes when the
+// differences between neighbouring values take no more bits, block by
+// block of 32 as the encoding packs them, than a dictionary's indices
+// would (days or timestamps in order, identifiers, counters). The
+// encoding has no hash table to fill, so it costs less CPU than a
+// dictionary; values in no order (counts, codes) keep the dictionary,
+// whose indices are then smaller. It needs dictionaryMinRows valid values.
+func deltaFor(col arrow.Array) bool {
+	var get func(i int) int64
+	switch a := col.(type) {
+	case *array.Int64:
+		get = func(i int) int64 { return a.Value(i) }
+	case *array.Int32:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Date32:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Timestamp:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	default:
+		return false
+	}
+	n := min(col.Len(), dictionarySample)
+	distinct := make(map[int64]struct{}, 64)
+	var (
+		prev                 int64
+		havePrev             bool
+		lo, hi               int64
+		inBlock, blocks, sum int
+	)
+	endBlock := func() {
+		sum += bits.Len64(uint64(hi - lo))
+		blocks++
+		inBlock = 0
+	}
+	valid := 0
+	for i := 0; i < n; i++ {
+		if col.IsNull(i) {
+			continue
+		}
+		valid++
+		v := get(i)
+		if len(distinct) <= 1<<16 {
+			distinct[v] = struct{}{}
+		}
+		if havePrev {
+			d := v - prev
+			if inBlock == 0 || d < lo {
+				lo = d
+			}
+			if inBlock == 0 || d > hi {
+				hi = d
+			}
+			if inBlock++; inBlock == 32 {
+				endBlock()
+			}
+		}
+		prev, havePrev = v, true
+	}
+	if inBlock > 0 {
+		endBlock()
+	}
+	if valid < dictionaryMinRows || blocks == 0 {
+		return false
+	}
+	dictBits := bits.Len(uint(len(distinct) - 1))
+	return sum <= dictBits*blocks
+}
+
+// sharedPrefixes says whether col, the first batch of a text column
+// written without a dictionary, is worth DELTA_BYTE_ARRAY encoding: yes
+// when each value shares at least half of its bytes with the value before
+// it, as identifiers written in order do (S0001234, S0001235...). Each
+// value is then stored as the length of that shared prefix and the rest,
+// which leaves zstd a tenth of the bytes to compress: a smaller file for
+// less CPU than plain. Values without such prefixes (UUIDs, free text)
+// stay plain, where the prefix lengths would only add bytes.
+func sharedPrefixes(col arrow.Array) bool {
+	a, ok := col.(*array.String)
+	if !ok {
+		return false
+	}
+	n := min(a.Len(), dictionarySample)
+	shared, total := 0, 0
+	prev, havePrev := "", false
+	for i := 0; i < n; i++ {
+		if a.IsNull(i) {
+			continue
+		}
+		v := a.Value(i)
+		total += len(v)
+		if havePrev {
+			k := 0
+			for k < len(v) && k < len(prev) && v[k] == prev[k] {
+				k++
+			}
+			shared += k
+		}
+		prev, havePrev = v, true
+	}
+	return total > 0 && 2*shared >= total
+}
+
 // write adds rec's rows to the open row group, starting a new one each
 // time it holds maxRows rows.
 func (w *flatWriter) write(rec arrow.RecordBatch) error {
@@ -217,13 +342,54 @@ func (w *flatWriter) write(rec arrow.RecordBatch) error {
 			w.rgw, w.rgRows = rgw, 0
 		}
 		n := min(w.maxRows-w.rgRows, rows-off)
-		for i, col := range rec.Columns() {
-			if err := w.column(i, col, off, n); err != nil {
-				return fmt.Errorf("column %q: %w", rec.ColumnName(i), err)
-			}
+		if err := w.columns(rec, off, n); err != nil {
+			return err
 		}
 		w.rgRows += n
 		off += n
+	}
+	return nil
+}
+
+// columns writes rows [off, off+n) of every column of rec to the row
+// group, several columns at once when there are cores for it: the column
+// chunks of a buffered row group are independent until it closes (each
+// has its own pages, statistics, page index and pqarrow context), and the
+// bytes of each are the same whichever goroutine encodes it, so the file
+// is the same as written column after column (see RATIONALE.md,
+// "Parquet columns encoded in parallel").
+func (w *flatWriter) columns(rec arrow.RecordBatch, off, n int64) error {
+	cols := rec.Columns()
+	errs := make([]error, len(cols))
+	if workers := min(w.workers, len(cols)); workers < 2 || n < parallelMinRows {
+		for i, col := range cols {
+			if errs[i] = w.column(i, col, off, n); errs[i] != nil {
+				break
+			}
+		}
+	} else {
+		w.growOnes(int(n)) // read by every goroutine, grown before
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= len(cols) {
+						return
+					}
+					errs[i] = w.column(i, cols[i], off, n)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("column %q: %w", rec.ColumnName(i), err)
+		}
 	}
 	return nil
 }
@@ -243,29 +409,36 @@ func (w *flatWriter) column(i int, col arrow.Array, off, n int64) error {
 	// definition level per row: 1 present, 0 null.
 	var def []int16
 	if w.nullable[i] {
-		def = w.levels(part)
+		def = w.levels(i, part)
 	}
-	return pqarrow.WriteArrowToColumn(w.ctx, cw, part, def, nil, w.nullable[i])
+	return pqarrow.WriteArrowToColumn(w.ctxs[i], cw, part, def, nil, w.nullable[i])
 }
 
-// levels returns the definition levels of an optional column's rows.
-func (w *flatWriter) levels(a arrow.Array) []int16 {
+// growOnes makes w.ones at least n long.
+func (w *flatWriter) growOnes(n int) {
+	if len(w.ones) < n {
+		w.ones = make([]int16, n)
+		for j := range w.ones {
+			w.ones[j] = 1
+		}
+	}
+}
+
+// levels returns the definition levels of the rows of a, a part of the
+// optional column i.
+func (w *flatWriter) levels(i int, a arrow.Array) []int16 {
 	n := a.Len()
 	if a.NullN() == 0 {
 		// All present: a prefix of a slice of ones, kept across calls
-		// (the writer only reads it).
-		if len(w.ones) < n {
-			w.ones = make([]int16, n)
-			for j := range w.ones {
-				w.ones[j] = 1
-			}
-		}
+		// (the writer only reads it; columns grows it before encoding
+		// columns in parallel).
+		w.growOnes(n)
 		return w.ones[:n]
 	}
-	if cap(w.def) < n {
-		w.def = make([]int16, n)
+	if cap(w.defs[i]) < n {
+		w.defs[i] = make([]int16, n)
 	}
-	def := w.def[:n]
+	def := w.defs[i][:n]
 	for j := range def {
 		def[j] = 0
 		if a.IsValid(j) {

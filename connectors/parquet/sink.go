@@ -58,9 +58,12 @@ var spec = protocol.Spec{
 Arrow schema (and its metadata) stored in the file so that Arrow readers get
 back exactly the types written. Rows are gathered into row groups of
 row_group_rows rows whatever the batch size. Encodings are chosen per
-column from the first batch: a column whose values are mostly distinct (an
-identifier) is written plain, one whose values repeat with a dictionary
-(which falls back to plain if it outgrows 1 MiB in a row group); every
+column from the first batch: integers and dates whose neighbouring values
+differ by few bits (days, timestamps, counters in order) are written
+DELTA_BINARY_PACKED; other columns whose values repeat, with a dictionary
+(which falls back to plain if it outgrows 1 MiB in a row group); mostly
+distinct text whose neighbours share most of their bytes (identifiers in
+order) DELTA_BYTE_ARRAY, other mostly distinct values plain; every
 column chunk has statistics and a page index, so readers skip row groups
 and pages by value. The file is written under a
 temporary name in the same folder and renamed into place on success, so a

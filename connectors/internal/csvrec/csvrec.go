@@ -296,6 +296,41 @@ parse:
 	return rec, nil
 }
 
+// NextPlain returns the next physical line, line end included, when it
+// is a record of its own without a quote in it (which Next would split at
+// each delimiter, as unquoted does): the caller splits it itself, without
+// the copies and bookkeeping of a Record. The line is valid until the
+// next call and counts as read (Line, InputOffset); Unread gives it back.
+// ok is false when the next record is not such a line: nothing is then
+// consumed and Next reads it. It returns io.EOF at the end of the input.
+func (s *Reader) NextPlain() (line []byte, ok bool, err error) {
+	if s.pendOff < len(s.pend) {
+		return nil, false, nil
+	}
+	line, err = s.readLine()
+	if len(line) == 0 {
+		if err == nil {
+			err = io.EOF
+		}
+		return nil, false, err
+	}
+	if bytes.IndexByte(line, '"') >= 0 {
+		s.pend, s.pendOff = append(s.pend[:0], line...), 0
+		return nil, false, nil
+	}
+	s.line++
+	s.offset += int64(len(line))
+	return line, true, nil
+}
+
+// Unread gives back the line the last NextPlain returned, to be read
+// again by Next.
+func (s *Reader) Unread(line []byte) {
+	s.pend, s.pendOff = append(s.pend[:0], line...), 0
+	s.line--
+	s.offset -= int64(len(line))
+}
+
 // unquoted splits line, a record's only line with no quote in it.
 func (s *Reader) unquoted(rec *Record, line []byte) {
 	var str string

@@ -124,3 +124,42 @@ func TestUnquotedLines(t *testing.T) {
 		}
 	}
 }
+
+// TestNextPlain: plain lines come whole with their line ends and count as
+// read; a line with a quote is left to Next, which reads the record from
+// it (over several lines if need be); an unread line is read again by
+// Next; lines and offsets stay those of Next alone.
+func TestNextPlain(t *testing.T) {
+	text := "a,b\r\n\"x\ny\",2\nc,d\ne,f"
+	r := NewReader(strings.NewReader(text), ',', false, 0, "")
+	expect := func(wantLine string, wantOK bool, line, off int) []byte {
+		t.Helper()
+		got, ok, err := r.NextPlain()
+		if err != nil || ok != wantOK || string(got) != wantLine {
+			t.Fatalf("NextPlain = %q, %v, %v; want %q, %v", got, ok, err, wantLine, wantOK)
+		}
+		if r.Line() != line || r.InputOffset() != int64(off) {
+			t.Fatalf("after %q: line %d offset %d, want %d and %d", got, r.Line(), r.InputOffset(), line, off)
+		}
+		return got
+	}
+	expect("a,b\r\n", true, 1, 5)
+	expect("", false, 1, 5) // a quote: for Next
+	rec, err := r.Next()
+	if err != nil || len(rec.Fields) != 2 || rec.Fields[0] != "x\ny" || rec.Line != 2 || rec.Lines != 2 {
+		t.Fatalf("Next = %+v, %v; want the record over lines 2-3", rec, err)
+	}
+	line := expect("c,d\n", true, 4, 17)
+	r.Unread(line)
+	if r.Line() != 3 || r.InputOffset() != 13 {
+		t.Fatalf("after Unread: line %d offset %d, want 3 and 13", r.Line(), r.InputOffset())
+	}
+	expect("", false, 3, 13) // the unread line is Next's
+	if rec, err := r.Next(); err != nil || strings.Join(rec.Fields, "|") != "c|d" || rec.Line != 4 {
+		t.Fatalf("Next after Unread = %+v, %v", rec, err)
+	}
+	expect("e,f", true, 5, len(text))
+	if _, _, err := r.NextPlain(); err != io.EOF {
+		t.Fatalf("at the end: %v, want io.EOF", err)
+	}
+}
