@@ -149,9 +149,14 @@ func produceHostileEvents(ctx context.Context, t *testing.T, c *kafkatest.Cluste
 	return hostile
 }
 
+// fileSinkExt is the extension of the output path of each file sink of
+// writeFilesPipeline.
+var fileSinkExt = map[string]string{"parquet": ".parquet", "csv_file": ".csv", "jsonl_file": ".jsonl"}
+
 // writeFilesPipeline writes writeSigkillPipeline's pipeline, its output
-// to sink: "kafka_topic" (topic name) or "parquet" (folder name.parquet,
-// the checkpoint record in name.state).
+// to sink: "kafka_topic" (topic name) or a file sink of fileSinkExt
+// (name plus its extension, a folder of parts for parquet; the checkpoint
+// record in name.state).
 func writeFilesPipeline(t *testing.T, c *kafkatest.Cluster, path, name, rule, sink string) {
 	t.Helper()
 	writeSigkillPipeline(t, c, path, name, rule)
@@ -179,13 +184,17 @@ func writeFilesPipeline(t *testing.T, c *kafkatest.Cluster, path, name, rule, si
 		t.Fatalf("%s: no [[sink]]", path)
 	}
 	toml = strings.Replace(toml, "[pipeline]\n", fmt.Sprintf("[pipeline]\nstate_dir = \"%s.state\"\n", name), 1)
+	ext, ok := fileSinkExt[sink]
+	if !ok {
+		t.Fatalf("no file sink %q", sink)
+	}
 	toml += fmt.Sprintf(`[[sink]]
 name = "out"
 input = "score"
-connector = "parquet"
+connector = %q
 [sink.options]
-path = "%s.parquet"
-`, name)
+path = "%s%s"
+`, sink, name, ext)
 	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
