@@ -72,7 +72,21 @@ func testSIGKILLFiles(t *testing.T, sink string) {
 		}
 		return fileCheckpointCovers(t, filepath.Join(dir, "killed.state", "checkpoint.json"))
 	}
+	var seen func() map[string]os.FileInfo
+	if sink == "parquet" {
+		seen = watchParts(ctx, filepath.Join(dir, "killed.parquet"))
+	}
 	killRunsCovered(ctx, t, dir, messages, rng, covered)
+	if seen != nil {
+		// A part a reader saw is never taken back: it was published only
+		// once its checkpoint committed.
+		for name, fi := range seen() {
+			now, err := os.Stat(filepath.Join(dir, "killed.parquet", name))
+			if err != nil || !os.SameFile(fi, now) {
+				t.Errorf("part %s, seen in the folder during the runs, was taken back or replaced (%v)", name, err)
+			}
+		}
+	}
 
 	var ref, killed map[string][]string
 	if sink == "kafka_topic" {
@@ -114,6 +128,35 @@ func testSIGKILLFiles(t *testing.T, sink string) {
 		if left, _ := filepath.Glob(filepath.Join(dir, "killed.parquet", ".*")); len(left) != 0 {
 			t.Errorf("temporary parts left after the last run: %v", left)
 		}
+	}
+}
+
+// watchParts lists the parts of the folder dir, as a reader would, every
+// millisecond or so until the returned function is called, which returns
+// every part seen, with what it was when first seen.
+func watchParts(ctx context.Context, dir string) func() map[string]os.FileInfo {
+	ctx, cancel := context.WithCancel(ctx)
+	seen := map[string]os.FileInfo{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if _, ok := seen[e.Name()]; ok || !strings.HasPrefix(e.Name(), "part-") {
+					continue
+				}
+				if fi, err := os.Stat(filepath.Join(dir, e.Name())); err == nil {
+					seen[e.Name()] = fi
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return func() map[string]os.FileInfo {
+		cancel()
+		<-done
+		return seen
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-		"strings"
+	"strings"
 	"syscall"
 	"testing"
 	"time"

@@ -265,13 +265,12 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 		if s == c.commit {
 			continue
 		}
-		pos, ok, err := s.checkpointFlush(ctx, nil)
+		pos, ok, err := c.flushSink(ctx, s, nil)
 		if err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: sink %q: %w", c.next, s.cfg.Stage, err)
 		}
 		if !ok {
-			c.log.Debug("checkpoint skipped: a sink is reopening", "sink", s.cfg.Stage)
-			return false, false, nil
+			return false, true, nil
 		}
 		if (s == ending || s.closed()) && !s.snk.Spec().AppendsAcrossRuns {
 			pos = nil
@@ -298,12 +297,12 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 	cp := protocol.Checkpoint{ID: c.next, Data: raw}
 	switch {
 	case c.commit != nil:
-		_, ok, err := c.commit.checkpointFlush(ctx, &cp)
+		_, ok, err := c.flushSink(ctx, c.commit, &cp)
 		if err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: sink %q: %w", cp.ID, c.commit.cfg.Stage, err)
 		}
 		if !ok {
-			return false, false, nil
+			return false, true, nil
 		}
 	case c.file != "":
 		if err := writeFileAtomic(c.file, cp); err != nil {
@@ -329,6 +328,30 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 	c.stats.Pauses = append(c.stats.Pauses, pause)
 	c.log.Debug("checkpoint", "checkpoint", cp.ID, "pause", pause)
 	return true, ended == len(c.sources), nil
+}
+
+// flushSink flushes s for the checkpoint being taken (with cp, commits
+// it), waiting while s reopens after a failure of its writer. A cut is
+// never given up once a sink flushed for it: no sink flushes again before
+// the cut its last flush belongs to committed, which is what lets the
+// parquet sink publish a part at the flush after the one that completed
+// it (connectors/parquet/parts.go). ok is false when s's stage ended
+// without an open writer (it failed, and the run with it) or ctx ended:
+// no checkpoint is taken in this run any more.
+func (c *coordinator) flushSink(ctx context.Context, s *sinkStage, cp *protocol.Checkpoint) (protocol.Position, bool, error) {
+	for waited := false; ; waited = true {
+		pos, ok, err := s.checkpointFlush(ctx, cp)
+		if err != nil || ok {
+			return pos, ok, err
+		}
+		if s.ended.Load() || ctx.Err() != nil {
+			return nil, false, nil
+		}
+		if !waited {
+			c.log.Debug("checkpoint waits: a sink is reopening", "sink", s.cfg.Stage)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // last takes the checkpoint that covers everything a sink whose input
