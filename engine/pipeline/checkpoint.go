@@ -47,6 +47,11 @@ type checkpointData struct {
 	// Aggregates names the file of each aggregate stage's open windows
 	// (aggregate_state.go).
 	Aggregates map[string]string `json:"aggregates,omitempty"`
+	// Cuts is, for each per-row group stage whose state is kept in
+	// state_dir, the last arrival sequence it stored in each partition at
+	// the cut: a restart rolls the stage's progress (watermarks) back to
+	// it before the rows after the cut come again.
+	Cuts map[string]map[uint32]uint64 `json:"cuts,omitempty"`
 }
 
 // watched is a stage whose work the coordinator waits for: its inboxes
@@ -136,6 +141,11 @@ type coordinator struct {
 	dlResume *deadLetterPos
 	// aggs saves the aggregate stages' open windows (nil: not saved).
 	aggs *aggregateStates
+	// cuts reads the per-row group stages' cuts (checkpointData.Cuts) and
+	// rollBack rolls their progress back to the cuts of the checkpoint a
+	// run resumes from; nil without such stages.
+	cuts     func() (map[string]map[uint32]uint64, error)
+	rollBack func(map[string]map[uint32]uint64) error
 	// observed, when set, hears of every committed checkpoint (the run's
 	// stream.Observer when it tracks checkpoints: metrics, console).
 	observed func(time.Time)
@@ -191,6 +201,13 @@ func (c *coordinator) restore(ctx context.Context) error {
 	c.dlResume = data.DeadLetters
 	if err := c.aggs.restore(data.Aggregates); err != nil {
 		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+	}
+	// A checkpoint written before cuts were recorded has none: the
+	// progress is then left as the killed run left it.
+	if c.rollBack != nil && data.Cuts != nil {
+		if err := c.rollBack(data.Cuts); err != nil {
+			return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+		}
 	}
 	c.next = cp.ID + 1
 	c.stats.Resumed = cp.ID
@@ -284,6 +301,11 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 	}
 	if data.Aggregates, err = c.aggs.save(c.next); err != nil {
 		return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
+	}
+	if c.cuts != nil {
+		if data.Cuts, err = c.cuts(); err != nil {
+			return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
+		}
 	}
 	if c.sync != nil {
 		if err := c.sync(); err != nil {
