@@ -129,7 +129,11 @@ func openParts(cfg protocol.Config, dir, owner string, schema *arrow.Schema, opt
 	}
 	// A temporary part of this stage's: ".part-<n>.parquet.tmp-<owner>-<random>".
 	temp := ".tmp-" + owner + "-"
-	if from.Pending != "" && (filepath.Base(from.Pending) != from.Pending || !strings.HasPrefix(from.Pending, "."+partName(from.Parts)+temp)) {
+	pendingPrefix := "." + partName(from.Parts) + ".tmp-" // atomicfile's temporary names
+	if owner != "" {
+		pendingPrefix += owner + "-"
+	}
+	if from.Pending != "" && (filepath.Base(from.Pending) != from.Pending || !strings.HasPrefix(from.Pending, pendingPrefix)) {
 		return nil, fmt.Errorf("resume %s: %q is not a temporary name of its part %d: %w", dir, from.Pending, from.Parts, protocol.ErrConfig)
 	}
 	for _, e := range entries {
