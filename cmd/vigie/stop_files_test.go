@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,7 +57,7 @@ func testStopFiles(t *testing.T, sink string) {
 		return fileCheckpointCovers(t, filepath.Join(dir, "killed.state", "checkpoint.json"))
 	}
 	signals := []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL, syscall.SIGTERM}
-	interruptRuns(ctx, t, dir, events, rng, covered, signals)
+	interruptRuns(ctx, t, dir, events, rng, covered, signals, 30*time.Millisecond)
 
 	read := readCSVRows
 	if sink == "jsonl_file" {
@@ -74,11 +75,11 @@ func testStopFiles(t *testing.T, sink string) {
 }
 
 // interruptRuns runs ref.toml in dir to its end, then killed.toml, sent
-// each of signals in turn a random 0-30ms after its last checkpoint covers
+// each of signals in turn a random 0 to maxExtra after its last checkpoint covers
 // a random share (10% to 75%, increasing) of the messages and it committed
 // one checkpoint of its own, and restarted
 // until it ends by itself. A run sent SIGTERM must exit 130 (interrupted).
-func interruptRuns(ctx context.Context, t *testing.T, dir string, messages int, rng *rand.Rand, covered func() int64, signals []syscall.Signal) {
+func interruptRuns(ctx context.Context, t *testing.T, dir string, messages int, rng *rand.Rand, covered func() int64, signals []syscall.Signal, maxExtra time.Duration) {
 	t.Helper()
 	start := time.Now()
 	out, code := runToEnd(ctx, t, dir, "ref.toml")
@@ -97,7 +98,7 @@ func interruptRuns(ctx context.Context, t *testing.T, dir string, messages int, 
 	sent := map[syscall.Signal]int{}
 	for i := 0; i < len(signals) && !ended; {
 		runs++
-		extra := time.Duration(rng.IntN(30)) * time.Millisecond
+		extra := time.Duration(rng.Int64N(int64(maxExtra)))
 		// The run must commit a checkpoint of its own first: the record
 		// left by the last run may already cover the share, and a SIGTERM
 		// before the signal handlers are set kills the process.
@@ -165,7 +166,7 @@ func interruptRuns(ctx context.Context, t *testing.T, dir string, messages int, 
 		}
 	}
 	t.Logf("%d runs, %d interrupted, %d failed by themselves, %s in all", runs, interrupted, failed, time.Since(start).Round(time.Millisecond))
-	for sig := range map[syscall.Signal]bool{syscall.SIGKILL: true, syscall.SIGTERM: true} {
+	for _, sig := range slices.Compact(slices.Sorted(slices.Values(signals))) {
 		if sent[sig] == 0 {
 			t.Errorf("no run was interrupted by %s before it ended (%d interrupted in all)", sig, interrupted)
 		}
