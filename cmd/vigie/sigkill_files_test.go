@@ -72,7 +72,21 @@ func testSIGKILLFiles(t *testing.T, sink string) {
 		}
 		return fileCheckpointCovers(t, filepath.Join(dir, "killed.state", "checkpoint.json"))
 	}
+	var seen func() map[string]os.FileInfo
+	if sink == "parquet" {
+		seen = watchParts(ctx, filepath.Join(dir, "killed.parquet"))
+	}
 	killRunsCovered(ctx, t, dir, messages, rng, covered)
+	if seen != nil {
+		// A part a reader saw is never taken back: it was published only
+		// once its checkpoint committed.
+		for name, fi := range seen() {
+			now, err := os.Stat(filepath.Join(dir, "killed.parquet", name))
+			if err != nil || !os.SameFile(fi, now) {
+				t.Errorf("part %s, seen in the folder during the runs, was taken back or replaced (%v)", name, err)
+			}
+		}
+	}
 
 	var ref, killed map[string][]string
 	if sink == "kafka_topic" {
@@ -117,6 +131,35 @@ func testSIGKILLFiles(t *testing.T, sink string) {
 	}
 }
 
+// watchParts lists the parts of the folder dir, as a reader would, every
+// millisecond or so until the returned function is called, which returns
+// every part seen, with what it was when first seen.
+func watchParts(ctx context.Context, dir string) func() map[string]os.FileInfo {
+	ctx, cancel := context.WithCancel(ctx)
+	seen := map[string]os.FileInfo{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if _, ok := seen[e.Name()]; ok || !strings.HasPrefix(e.Name(), "part-") {
+					continue
+				}
+				if fi, err := os.Stat(filepath.Join(dir, e.Name())); err == nil {
+					seen[e.Name()] = fi
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return func() map[string]os.FileInfo {
+		cancel()
+		<-done
+		return seen
+	}
+}
+
 // produceHostileEvents produces produceEvents' events with a hostile
 // message after every sigkillHostileEvery-th, keyed like the student's
 // events, and returns the hostile messages.
@@ -149,9 +192,14 @@ func produceHostileEvents(ctx context.Context, t *testing.T, c *kafkatest.Cluste
 	return hostile
 }
 
+// fileSinkExt is the extension of the output path of each file sink of
+// writeFilesPipeline.
+var fileSinkExt = map[string]string{"parquet": ".parquet", "csv_file": ".csv", "jsonl_file": ".jsonl"}
+
 // writeFilesPipeline writes writeSigkillPipeline's pipeline, its output
-// to sink: "kafka_topic" (topic name) or "parquet" (folder name.parquet,
-// the checkpoint record in name.state).
+// to sink: "kafka_topic" (topic name) or a file sink of fileSinkExt
+// (name plus its extension, a folder of parts for parquet; the checkpoint
+// record in name.state).
 func writeFilesPipeline(t *testing.T, c *kafkatest.Cluster, path, name, rule, sink string) {
 	t.Helper()
 	writeSigkillPipeline(t, c, path, name, rule)
@@ -179,13 +227,17 @@ func writeFilesPipeline(t *testing.T, c *kafkatest.Cluster, path, name, rule, si
 		t.Fatalf("%s: no [[sink]]", path)
 	}
 	toml = strings.Replace(toml, "[pipeline]\n", fmt.Sprintf("[pipeline]\nstate_dir = \"%s.state\"\n", name), 1)
+	ext, ok := fileSinkExt[sink]
+	if !ok {
+		t.Fatalf("no file sink %q", sink)
+	}
 	toml += fmt.Sprintf(`[[sink]]
 name = "out"
 input = "score"
-connector = "parquet"
+connector = %q
 [sink.options]
-path = "%s.parquet"
-`, name)
+path = "%s%s"
+`, sink, name, ext)
 	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,10 @@ var _ protocol.Sink = Sink{}
 var sinkSpec = protocol.Spec{
 	Name:    SinkName,
 	Kind:    protocol.KindSink,
-	Version: "1.0.0",
+	Version: "1.1.0",
+	// In a continuous run the next run goes on with the file a stop put
+	// in place, from the last checkpoint's position.
+	AppendsAcrossRuns: true,
 	Doc: `Connector "csv_file" (sink): writes batches to one CSV file. The file is
 written under a temporary name in the same folder and renamed into place on
 success, so a failed run leaves the previous file (or none), never half a
@@ -40,7 +43,13 @@ string). Only flat (non-nested) columns are supported. The source of the same
 format is "csv"; see also the "parquet" sink. Flushes sync the temporary
 file, and a restarted plugin truncates it to the last flush and goes on, so
 a crash loses nothing acknowledged and duplicates nothing. Temporary files
-of killed plugins are removed by the stage's next writer or on success.`,
+of killed plugins are removed by the stage's next writer or on success. In
+a continuous run (an unbounded source and checkpoints) the file is put in
+place when the run stops, and a run resumed from its last checkpoint, after
+a stop or a crash, goes on with that output: it copies the checkpointed
+length of the file (or of the killed run's temporary file) into a new
+temporary file and appends to it, so the file of the last run holds every
+row once.`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "CSV file to write (replaced if it exists)"},
 		delimiterOption,
@@ -92,7 +101,9 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 	atomicfile.Sweep(path, owner, from.Temp)
 	var file *atomicfile.File
 	if from.Temp != "" {
-		file, err = atomicfile.Resume(path, owner, from.Temp, from.Size)
+		// Reopen: in a continuous run the file may have been put in place
+		// since (a stop closes the sink after its last checkpoint).
+		file, err = atomicfile.Reopen(path, owner, from.Temp, from.Size)
 	} else {
 		file, err = atomicfile.Create(path, owner)
 	}

@@ -219,3 +219,85 @@ func TestSinkRejects(t *testing.T) {
 	}
 	assertFolder(t, dir, map[string]string{"file": ""})
 }
+
+// In a continuous run the sink is closed at a stop, after its last flush,
+// which puts the file in place; the next run opens it with that flush's
+// position and goes on with the same file: the rows before the position
+// once, no second header, and nothing of what was written after it.
+func TestSinkResumeAfterClose(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.csv")
+	schema := arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := sinkConfig(path, nil)
+	cfg.Pipeline, cfg.Stage, cfg.Checkpointed = "p", "out", true
+	write := func(w protocol.Writer, js string) {
+		t.Helper()
+		rec, _, err := array.RecordFromJSON(mem, schema, strings.NewReader(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rec.Release()
+		if err := w.Write(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(resume protocol.Position) protocol.Writer {
+		t.Helper()
+		c := cfg
+		c.Resume = resume
+		w, err := Sink{}.Open(ctx, c, mem, schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	flush := func(w protocol.Writer) protocol.Position {
+		t.Helper()
+		pos, err := w.(protocol.Flusher).Flush(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pos
+	}
+
+	w := open(nil)
+	write(w, `[{"a": 1}, {"a": 2}]`)
+	pos := flush(w) // the stop's last checkpoint
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertFolder(t, dir, map[string]string{"out.csv": "a\n1\n2\n"})
+
+	w = open(pos) // the next run
+	write(w, `[{"a": 3}]`)
+	pos = flush(w)
+	write(w, `[{"a": 4}]`) // past the last checkpoint: replayed by the next run
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertFolder(t, dir, map[string]string{"out.csv": "a\n1\n2\n3\n4\n"})
+
+	w = open(pos)
+	write(w, `[{"a": 4}, {"a": 5}]`)
+	if got, _ := os.ReadFile(path); string(got) != "a\n1\n2\n3\n4\n" {
+		t.Errorf("before Close the file holds %q, want the last run's output", got)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertFolder(t, dir, map[string]string{"out.csv": "a\n1\n2\n3\n4\n5\n"})
+
+	// A position beyond what the file holds is refused, not padded.
+	if err := os.WriteFile(path, []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := cfg
+	c.Resume = pos
+	if w, err := (Sink{}).Open(ctx, c, mem, schema); err == nil {
+		w.Abort(ctx)
+		t.Error("Open resumed from a position past the end of the file")
+	}
+}

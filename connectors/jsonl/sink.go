@@ -29,7 +29,10 @@ var _ protocol.Sink = Sink{}
 var sinkSpec = protocol.Spec{
 	Name:    SinkName,
 	Kind:    protocol.KindSink,
-	Version: "1.0.0",
+	Version: "1.1.0",
+	// In a continuous run the next run goes on with the file from the
+	// last checkpoint's position, after a stop as after a crash.
+	AppendsAcrossRuns: true,
 	Doc: `Connector "jsonl_file" (sink): writes each row as one JSON object per
 line (arrow's JSON rendering: dates and timestamps as strings, nulls as
 null), straight into the file, so that a reader following it (tail -f)
@@ -38,7 +41,10 @@ changes. The file is replaced at the start of a run, or kept and appended
 to with append = true. Unlike csv_file and parquet it is not renamed into
 place: a failed run leaves what it flushed. Flushes sync the file, and a
 restarted plugin truncates it to the last flush and goes on, so a crash
-loses nothing acknowledged and duplicates nothing. The source of the same
+loses nothing acknowledged and duplicates nothing. In a continuous run
+(checkpoints) a run resumed from the last checkpoint, after a stop as after
+a crash, truncates the file to the length that checkpoint recorded and
+appends to it, so the file holds every row once. The source of the same
 format is "jsonl".`,
 	Options: []protocol.Option{
 		{Name: optPath, Type: protocol.TypePath, Required: true, Doc: "JSON Lines file to write"},

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vigie-edu/vigie/connectors/protocol"
@@ -25,6 +28,7 @@ const (
 	optCpTopic   = "checkpoint_topic"
 	optPartCol   = "partition_column"
 	optOffCol    = "offset_column"
+	optTxnTime   = "transaction_timeout"
 )
 
 // Provenance headers every message carries, besides the batch schema's
@@ -67,6 +71,7 @@ record.`,
 		{Name: optTxnID, Type: protocol.TypeString, Doc: "transactional id (default: vigie.PIPELINE.STAGE); one writer at a time per id"},
 		{Name: optCpTopic, Type: protocol.TypeString, Doc: "compacted topic of the checkpoint records, keyed by transactional id (default: PIPELINE.checkpoints; created when missing)"},
 		{Name: optPartCol, Type: protocol.TypeString, Doc: "column holding each row's input partition (the kafka source's kafka_partition, with partitioned_by): one transaction and checkpoint record per input partition, transactional id vigie.PIPELINE.p<N>, for several instances in one consumer group"},
+		{Name: optTxnTime, Type: protocol.TypeString, Default: defaultTxnTimeout, Doc: "how long a transaction may stay open before the brokers abort it (at most their transaction.max.timeout.ms, 15 minutes by default): it must cover a checkpoint_interval plus the time a checkpoint takes to drain the rows in flight, which a slow per-row rule on a loaded machine stretches to tens of seconds; past it the commit fails (INVALID_PRODUCER_EPOCH) and the run restarts from its last checkpoint"},
 		{Name: optOffCol, Type: protocol.TypeString, Doc: "with partition_column: column holding each row's input offset (kafka_offset, or arrival_seq behind a per-row group rule); rows below their partition's last committed checkpoint record are dropped, so a partition replayed to restore its state (source restore = \"replay\") writes only what was not committed yet"},
 	}, connectionOptions...),
 	Checkpoints: true,
@@ -96,9 +101,42 @@ func checkSink(cfg protocol.Config) (protocol.Config, []kgo.Opt, error) {
 	} else if cfg.String(optOffCol) != "" {
 		return cfg, nil, configError(cfg.Connector, optOffCol, "needs %s", optPartCol)
 	}
+	timeout, err := time.ParseDuration(cfg.String(optTxnTime))
+	if err != nil || timeout < time.Second {
+		return cfg, nil, configError(cfg.Connector, optTxnTime, "expected a duration of at least 1s, such as \"2m\", got %q", cfg.String(optTxnTime))
+	}
 	conn, err := connection(cfg, os.Getenv)
-	return cfg, conn, err
+	if err != nil {
+		return cfg, nil, err
+	}
+	// Every transactional client of the sink (its writers and the
+	// fencing ones) sets the timeout at its InitProducerID.
+	return cfg, append(conn, kgo.TransactionTimeout(timeout)), nil
 }
+
+// txnTimeout returns the transaction_timeout option of a checked cfg.
+func txnTimeout(cfg protocol.Config) time.Duration {
+	d, _ := time.ParseDuration(cfg.String(optTxnTime))
+	return d
+}
+
+// explainTimeout adds to err, when it is the epoch error a producer gets
+// once the brokers aborted its transaction for its age (opened is when
+// the transaction got its first row), how long it was open and the
+// option that bounds it.
+func explainTimeout(err error, opened time.Time, timeout time.Duration) error {
+	if err == nil || opened.IsZero() || time.Since(opened) < timeout ||
+		!errors.Is(err, kerr.InvalidProducerEpoch) && !errors.Is(err, kerr.ProducerFenced) {
+		return err
+	}
+	return fmt.Errorf("%w (the transaction was open for %s, longer than the sink's transaction_timeout of %s, and the brokers aborted it: raise transaction_timeout, or shorten what a checkpoint covers: checkpoint_interval, batch_rows)",
+		err, time.Since(opened).Round(time.Millisecond), timeout)
+}
+
+// defaultTxnTimeout is the transaction_timeout option's default: three
+// times franz-go's 40 s, which a checkpoint of the per-row early-warning
+// pack exceeded on a loaded machine (RATIONALE.md).
+const defaultTxnTimeout = "2m"
 
 // Validate checks the options, the TLS files and the SASL environment.
 func (Sink) Validate(ctx context.Context, cfg protocol.Config) error {
@@ -150,7 +188,7 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 			}
 			off = oi[0]
 		}
-		return &partitionWriter{conn: conn, topic: cfg.String(optTopic), cpTopic: checkpointTopic(cfg), pipeline: cfg.Pipeline,
+		return &partitionWriter{conn: conn, topic: cfg.String(optTopic), cpTopic: checkpointTopic(cfg), pipeline: cfg.Pipeline, timeout: txnTimeout(cfg),
 			key: key, part: idx[0], off: off, headers: provenance(cfg, schema), parts: map[int32]*partProducer{},
 			log: slog.Default().With("connector", cfg.Connector, "stage", cfg.Stage)}, nil
 	}
@@ -172,7 +210,7 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 		cl.Close()
 		return nil, fmt.Errorf("init transactional producer %q: %w", txnID, protocol.WithKind(err, protocol.ErrTemporary))
 	}
-	w := &writer{cl: cl, key: key, flushes: from.Flushes, headers: provenance(cfg, schema), txnID: txnID, cpTopic: checkpointTopic(cfg)}
+	w := &writer{cl: cl, key: key, flushes: from.Flushes, headers: provenance(cfg, schema), txnID: txnID, cpTopic: checkpointTopic(cfg), timeout: txnTimeout(cfg)}
 	if err := cl.BeginTransaction(); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("begin transaction: %w", err)
@@ -227,6 +265,10 @@ type writer struct {
 	flushes int64
 	txnID   string
 	cpTopic string
+	// timeout is the transaction timeout; opened is when the open
+	// transaction got its first row (zero: none yet).
+	timeout time.Duration
+	opened  time.Time
 
 	perr firstErr // first produce error since the last flush
 }
@@ -242,6 +284,9 @@ func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	if err := w.produceErr(); err != nil {
 		return err
 	}
+	if w.opened.IsZero() && rec.NumRows() > 0 {
+		w.opened = time.Now()
+	}
 	enc := newRowEncoder(rec, w.key, w.headers)
 	for i := range int(rec.NumRows()) {
 		r, err := enc.record(i)
@@ -255,7 +300,7 @@ func (w *writer) Write(ctx context.Context, rec arrow.RecordBatch) error {
 
 func (w *writer) produceErr() error {
 	if err := w.perr.get(); err != nil {
-		return fmt.Errorf("produce: %w", err)
+		return fmt.Errorf("produce: %w", explainTimeout(err, w.opened, w.timeout))
 	}
 	return nil
 }
@@ -355,8 +400,9 @@ func (w *writer) commit(ctx context.Context) error {
 		return err
 	}
 	if err := w.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return fmt.Errorf("commit transaction: %w", protocol.WithKind(err, protocol.ErrTemporary))
+		return fmt.Errorf("commit transaction: %w", protocol.WithKind(explainTimeout(err, w.opened, w.timeout), protocol.ErrTemporary))
 	}
+	w.opened = time.Time{}
 	w.flushes++
 	return nil
 }

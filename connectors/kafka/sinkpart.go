@@ -34,6 +34,7 @@ type partitionWriter struct {
 	cp       *cpReader
 	headers  []kgo.RecordHeader
 	flushes  int64
+	timeout  time.Duration // the transaction timeout
 	log      *slog.Logger
 
 	parts map[int32]*partProducer
@@ -43,9 +44,11 @@ type partitionWriter struct {
 type partProducer struct {
 	p     int32
 	cl    *kgo.Client
-	inTxn bool  // a transaction is open
-	rows  int   // rows produced into it
-	rec   int64 // the offset of the last record committed, -1: none
+	inTxn bool // a transaction is open
+	// opened is when the open transaction began, at its first row.
+	opened time.Time
+	rows   int   // rows produced into it
+	rec    int64 // the offset of the last record committed, -1: none
 	// floor is the offset of p's last committed record when this
 	// producer started (after fencing every earlier one), -1: none. With
 	// offset_column, rows of p below it are dropped (the previous owner
@@ -99,7 +102,7 @@ func (w *partitionWriter) producer(ctx context.Context, p int32) (*partProducer,
 		if err := pp.cl.BeginTransaction(); err != nil {
 			return nil, fmt.Errorf("partition %d: begin transaction: %w", p, err)
 		}
-		pp.inTxn = true
+		pp.inTxn, pp.opened = true, time.Now()
 	}
 	return pp, nil
 }
@@ -148,7 +151,7 @@ func (w *partitionWriter) Write(ctx context.Context, rec arrow.RecordBatch) erro
 			}
 		}
 		if err := pp.perr.get(); err != nil {
-			return fmt.Errorf("partition %d: produce: %w", p, err)
+			return fmt.Errorf("partition %d: produce: %w", p, explainTimeout(err, pp.opened, w.timeout))
 		}
 		r, err := enc.record(i)
 		if err != nil {
@@ -253,7 +256,7 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 	errs := make([]error, len(commit))
 	var wg sync.WaitGroup
 	for i, pp := range commit {
-		wg.Go(func() { errs[i] = pp.commit(ctx) })
+		wg.Go(func() { errs[i] = pp.commit(ctx, w.timeout) })
 	}
 	wg.Wait()
 	for i, pp := range commit {
@@ -275,8 +278,8 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 }
 
 // commit ends the open transaction: commit, or abort after a produce
-// error.
-func (pp *partProducer) commit(ctx context.Context) error {
+// error; timeout is the transaction timeout, for the errors.
+func (pp *partProducer) commit(ctx context.Context, timeout time.Duration) error {
 	if !pp.inTxn {
 		return nil
 	}
@@ -291,10 +294,10 @@ func (pp *partProducer) commit(ctx context.Context) error {
 	eerr := pp.cl.EndTransaction(ctx, how)
 	pp.inTxn = false
 	if err != nil {
-		return fmt.Errorf("produce: %w", err)
+		return fmt.Errorf("produce: %w", explainTimeout(err, pp.opened, timeout))
 	}
 	if eerr != nil {
-		return fmt.Errorf("commit transaction: %w", protocol.WithKind(eerr, protocol.ErrTemporary))
+		return fmt.Errorf("commit transaction: %w", protocol.WithKind(explainTimeout(eerr, pp.opened, timeout), protocol.ErrTemporary))
 	}
 	return nil
 }

@@ -20,17 +20,32 @@ import (
 // whose sinks the engine flushes at each checkpoint the sink writes one
 // file per checkpoint instead of one file: path is a folder, and the rows
 // written between two checkpoints go to part-<n>.parquet in it, n counting
-// the parts from 1. A part is written under a temporary name, closed
-// (footer, fsync) when the engine flushes the sink at the checkpoint and
-// renamed into place then; the position the flush returns is the number of
-// parts complete. A checkpoint that saw no row adds no part. Opened again
-// with that position (a restart from the checkpoint), the sink removes the
-// parts above it and the temporary parts its killed writers left: they
-// hold rows the engine replays. Opened without a position (a run that
-// starts from the beginning) it removes every part, as a batch run replaces
-// its file. Readers that take a folder of Parquet files as one table
-// (DuckDB's read_parquet('dir/*.parquet'), pyarrow.dataset, Spark) read the
-// output as it is.
+// the parts from 1. A part is written under a temporary name and closed
+// (footer, fsync) when the engine flushes the sink at the checkpoint; the
+// position the flush returns is the number of parts complete and the
+// temporary name of the last one, still pending. A checkpoint that saw no
+// row adds no part.
+//
+// A part is renamed into place (published) only once the checkpoint that
+// recorded it committed, so a reader listing the folder never sees a part
+// that a crash takes back. The sink is not told of the commit; it knows
+// it from the engine's order: the engine flushes a sink again only after
+// the checkpoint of its previous flush committed (a cut is never given up
+// once a sink flushed for it, engine/pipeline checkpoint.go), and closes
+// it only after its last checkpoint. So the pending part is published at
+// the next flush (before the new part is closed), or at Close; a position
+// that a restart resumes from was committed, so the new writer keeps its
+// pending part pending and publishes it at its own first flush. Until
+// then a part is one checkpoint interval late.
+//
+// Opened again with a position (a restart from the checkpoint), the sink
+// removes the parts above it and the temporary parts its killed writers
+// left, but the pending one: they hold rows the engine replays. Opened
+// without a position (a run that starts from the beginning) it removes
+// every part, as a batch run replaces its file. Readers that take a folder
+// of Parquet files as one table (DuckDB's read_parquet('dir/*.parquet'),
+// pyarrow.dataset, Spark) read the output as it is: temporary names start
+// with a dot, which those readers skip.
 
 // partPrefix and partSuffix frame a part's number in its file name.
 const (
@@ -57,10 +72,12 @@ func partNumber(name string) (int64, bool) {
 }
 
 // partsPosition is what a flush of a parts writer made durable: parts 1
-// to Parts, Rows rows in all.
+// to Parts, Rows rows in all. Pending, when set, is the temporary name
+// (in the folder) of part Parts, complete but not yet published.
 type partsPosition struct {
-	Parts int64 `json:"parts"`
-	Rows  int64 `json:"rows"`
+	Parts   int64  `json:"parts"`
+	Rows    int64  `json:"rows"`
+	Pending string `json:"pending,omitempty"`
 }
 
 // preparePartsDir creates dir, the folder of the parts, and checks that a
@@ -112,11 +129,18 @@ func openParts(cfg protocol.Config, dir, owner string, schema *arrow.Schema, opt
 	}
 	// A temporary part of this stage's: ".part-<n>.parquet.tmp-<owner>-<random>".
 	temp := ".tmp-" + owner + "-"
+	pendingPrefix := "." + partName(from.Parts) + ".tmp-" // atomicfile's temporary names
+	if owner != "" {
+		pendingPrefix += owner + "-"
+	}
+	if from.Pending != "" && (filepath.Base(from.Pending) != from.Pending || !strings.HasPrefix(from.Pending, pendingPrefix)) {
+		return nil, fmt.Errorf("resume %s: %q is not a temporary name of its part %d: %w", dir, from.Pending, from.Parts, protocol.ErrConfig)
+	}
 	for _, e := range entries {
 		name := e.Name()
 		n, part := partNumber(name)
 		stale := part && n > from.Parts ||
-			owner != "" && strings.HasPrefix(name, "."+partPrefix) && strings.Contains(name, temp)
+			owner != "" && strings.HasPrefix(name, "."+partPrefix) && strings.Contains(name, temp) && name != from.Pending
 		if !stale {
 			continue
 		}
@@ -143,32 +167,81 @@ func (p *partsWriter) Write(ctx context.Context, rec arrow.RecordBatch) error {
 	return p.cur.Write(ctx, rec)
 }
 
-// Flush completes the current part, if any, and renames it into place.
+// Flush publishes the pending part (the checkpoint of the previous flush
+// committed), then completes the current part, if any, which becomes the
+// pending one.
 func (p *partsWriter) Flush(ctx context.Context) (protocol.Position, error) {
+	if err := p.publish(); err != nil {
+		return nil, err
+	}
 	if err := p.closePart(ctx); err != nil {
 		return nil, err
 	}
 	return protocol.NewPosition(p.done)
 }
 
+// publish renames the pending part into place. A pending part already
+// gone is in place: a run that closed after its last checkpoint
+// published it, and the next one resumes from that checkpoint.
+func (p *partsWriter) publish() error {
+	if p.done.Pending == "" {
+		return nil
+	}
+	tmp, final := filepath.Join(p.dir, p.done.Pending), filepath.Join(p.dir, partName(p.done.Parts))
+	if err := os.Rename(tmp, final); err != nil {
+		if _, serr := os.Stat(final); !errors.Is(err, os.ErrNotExist) || serr != nil {
+			return fmt.Errorf("publish %s: %w", final, err)
+		}
+	} else {
+		syncDir(p.dir)
+	}
+	p.done.Pending = ""
+	return nil
+}
+
+// closePart completes the current part, if any, under its temporary name:
+// it becomes the pending part.
 func (p *partsWriter) closePart(ctx context.Context) error {
 	if p.cur == nil {
 		return nil
 	}
 	w := p.cur
 	p.cur = nil
-	if err := w.Close(ctx); err != nil {
+	tmp, err := w.seal()
+	if err != nil {
 		return err
 	}
 	p.done.Parts++
 	p.done.Rows += w.rows
+	p.done.Pending = filepath.Base(tmp)
 	return nil
 }
 
-// Close completes the last part.
-func (p *partsWriter) Close(ctx context.Context) error { return p.closePart(ctx) }
+// Close publishes the pending part (the sink's last checkpoint committed
+// it), then completes the current part, if any, and publishes it: rows
+// written after the last checkpoint, which the engine writes only when the
+// commit point closed before this sink.
+func (p *partsWriter) Close(ctx context.Context) error {
+	if err := p.publish(); err != nil {
+		return err
+	}
+	if err := p.closePart(ctx); err != nil {
+		return err
+	}
+	return p.publish()
+}
 
-// Abort removes the part being written; complete parts stay.
+// syncDir makes a rename in dir durable; it is best effort.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// Abort removes the part being written; complete parts stay, the pending
+// one under its temporary name (a restart from a checkpoint that recorded
+// it publishes it, one from an earlier checkpoint removes it).
 func (p *partsWriter) Abort(ctx context.Context) error {
 	if p.cur == nil {
 		return nil

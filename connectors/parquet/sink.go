@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -52,7 +53,7 @@ var _ protocol.Sink = Sink{}
 var spec = protocol.Spec{
 	Name:              SinkName,
 	Kind:              protocol.KindSink,
-	Version:           "1.2.0",
+	Version:           "1.3.0",
 	AppendsAcrossRuns: true, // in a continuous run: a folder of parts
 	Doc: `Connector "parquet" (sink): writes batches to one Parquet file, with the
 Arrow schema (and its metadata) stored in the file so that Arrow readers get
@@ -78,8 +79,10 @@ exception: such a file is durable only when complete, and the engine keeps
 every batch until it is. In a continuous run (an unbounded source and
 checkpoints) path is a folder and each checkpoint that saw rows adds one
 complete file to it, part-<n>.parquet (n from 1, 8 digits), renamed into
-place at the checkpoint; a restart removes the parts its checkpoint does
-not cover, and the next run goes on numbering after the last run's parts
+place from a temporary name starting with a dot only once that checkpoint
+committed (at the next checkpoint, or when the run stops), so that a reader
+never sees a part a crash takes back; a restart removes the parts its
+checkpoint does not cover, and the next run goes on numbering after the last run's parts
 (without a checkpoint to resume from, the folder starts over). Read the
 output as one table from the folder (DuckDB: read_parquet('path/*.parquet')).
 See also the "csv_file" sink and the "csv" source.`,
@@ -327,6 +330,28 @@ func (w *writer) Close(ctx context.Context) error {
 		return fmt.Errorf("write %s: %w", w.file.Path(), err)
 	}
 	return w.file.Commit()
+}
+
+// seal writes the last row group and the footer and makes the temporary
+// file durable without renaming it into place: the parts of a
+// checkpointed run are published later (parts.go). It returns the file's
+// path.
+func (w *writer) seal() (string, error) {
+	if err := errors.Join(w.enc.close(), w.buf.Flush()); err != nil {
+		w.file.Abort()
+		return "", fmt.Errorf("write %s: %w", w.file.Path(), err)
+	}
+	tmp := w.file.Name()
+	err := w.file.Sync()
+	err = errors.Join(err, w.file.Close())
+	if err == nil {
+		err = os.Chmod(tmp, atomicfile.Mode)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("complete %s: %w", w.file.Path(), err)
+	}
+	return tmp, nil
 }
 
 // Abort removes the temporary file. The one it was recovered from stays:

@@ -47,6 +47,11 @@ type checkpointData struct {
 	// Aggregates names the file of each aggregate stage's open windows
 	// (aggregate_state.go).
 	Aggregates map[string]string `json:"aggregates,omitempty"`
+	// Cuts is, for each per-row group stage whose state is kept in
+	// state_dir, the last arrival sequence it stored in each partition at
+	// the cut: a restart rolls the stage's progress (watermarks) back to
+	// it before the rows after the cut come again.
+	Cuts map[string]map[uint32]uint64 `json:"cuts,omitempty"`
 }
 
 // watched is a stage whose work the coordinator waits for: its inboxes
@@ -136,6 +141,11 @@ type coordinator struct {
 	dlResume *deadLetterPos
 	// aggs saves the aggregate stages' open windows (nil: not saved).
 	aggs *aggregateStates
+	// cuts reads the per-row group stages' cuts (checkpointData.Cuts) and
+	// rollBack rolls their progress back to the cuts of the checkpoint a
+	// run resumes from; nil without such stages.
+	cuts     func() (map[string]map[uint32]uint64, error)
+	rollBack func(map[string]map[uint32]uint64) error
 	// observed, when set, hears of every committed checkpoint (the run's
 	// stream.Observer when it tracks checkpoints: metrics, console).
 	observed func(time.Time)
@@ -191,6 +201,13 @@ func (c *coordinator) restore(ctx context.Context) error {
 	c.dlResume = data.DeadLetters
 	if err := c.aggs.restore(data.Aggregates); err != nil {
 		return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+	}
+	// A checkpoint written before cuts were recorded has none: the
+	// progress is then left as the killed run left it.
+	if c.rollBack != nil && data.Cuts != nil {
+		if err := c.rollBack(data.Cuts); err != nil {
+			return fmt.Errorf("checkpoint %d: %w", cp.ID, err)
+		}
 	}
 	c.next = cp.ID + 1
 	c.stats.Resumed = cp.ID
@@ -265,13 +282,12 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 		if s == c.commit {
 			continue
 		}
-		pos, ok, err := s.checkpointFlush(ctx, nil)
+		pos, ok, err := c.flushSink(ctx, s, nil)
 		if err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: sink %q: %w", c.next, s.cfg.Stage, err)
 		}
 		if !ok {
-			c.log.Debug("checkpoint skipped: a sink is reopening", "sink", s.cfg.Stage)
-			return false, false, nil
+			return false, true, nil
 		}
 		if (s == ending || s.closed()) && !s.snk.Spec().AppendsAcrossRuns {
 			pos = nil
@@ -286,6 +302,11 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 	if data.Aggregates, err = c.aggs.save(c.next); err != nil {
 		return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
 	}
+	if c.cuts != nil {
+		if data.Cuts, err = c.cuts(); err != nil {
+			return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
+		}
+	}
 	if c.sync != nil {
 		if err := c.sync(); err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: %w", c.next, err)
@@ -298,12 +319,12 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 	cp := protocol.Checkpoint{ID: c.next, Data: raw}
 	switch {
 	case c.commit != nil:
-		_, ok, err := c.commit.checkpointFlush(ctx, &cp)
+		_, ok, err := c.flushSink(ctx, c.commit, &cp)
 		if err != nil {
 			return false, true, fmt.Errorf("checkpoint %d: sink %q: %w", cp.ID, c.commit.cfg.Stage, err)
 		}
 		if !ok {
-			return false, false, nil
+			return false, true, nil
 		}
 	case c.file != "":
 		if err := writeFileAtomic(c.file, cp); err != nil {
@@ -329,6 +350,30 @@ func (c *coordinator) checkpoint(ctx context.Context, ending *sinkStage) (commit
 	c.stats.Pauses = append(c.stats.Pauses, pause)
 	c.log.Debug("checkpoint", "checkpoint", cp.ID, "pause", pause)
 	return true, ended == len(c.sources), nil
+}
+
+// flushSink flushes s for the checkpoint being taken (with cp, commits
+// it), waiting while s reopens after a failure of its writer. A cut is
+// never given up once a sink flushed for it: no sink flushes again before
+// the cut its last flush belongs to committed, which is what lets the
+// parquet sink publish a part at the flush after the one that completed
+// it (connectors/parquet/parts.go). ok is false when s's stage ended
+// without an open writer (it failed, and the run with it) or ctx ended:
+// no checkpoint is taken in this run any more.
+func (c *coordinator) flushSink(ctx context.Context, s *sinkStage, cp *protocol.Checkpoint) (protocol.Position, bool, error) {
+	for waited := false; ; waited = true {
+		pos, ok, err := s.checkpointFlush(ctx, cp)
+		if err != nil || ok {
+			return pos, ok, err
+		}
+		if s.ended.Load() || ctx.Err() != nil {
+			return nil, false, nil
+		}
+		if !waited {
+			c.log.Debug("checkpoint waits: a sink is reopening", "sink", s.cfg.Stage)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // last takes the checkpoint that covers everything a sink whose input

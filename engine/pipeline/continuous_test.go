@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -126,5 +128,63 @@ func TestSinkFlushDelay(t *testing.T) {
 			defer snk.mu.Unlock()
 			tc.check(t, snk.flushes)
 		})
+	}
+}
+
+// commitLog is a commit-point sink's writer that counts the checkpoints
+// it committed.
+type commitLog struct {
+	flushLog
+	commits []uint64
+}
+
+func (c *commitLog) FlushCheckpoint(_ context.Context, cp protocol.Checkpoint) (protocol.Position, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.commits = append(c.commits, cp.ID)
+	return protocol.Position(`{}`), nil
+}
+
+// TestCheckpointWaitsForReopeningSink: a checkpoint whose commit point is
+// reopening (its writer failed and the stage opens it again) waits for
+// it and commits the cut the other sinks flushed for, instead of giving
+// the cut up and flushing them again for the next one: a sink may rely on
+// its previous flush's checkpoint having committed when it is flushed
+// again (the parquet sink publishes its parts then).
+func TestCheckpointWaitsForReopeningSink(t *testing.T) {
+	files := &flushLog{first: make(chan struct{})}
+	commit := &commitLog{flushLog: flushLog{first: make(chan struct{})}}
+	fileStage := &sinkStage{snk: files, cfg: protocol.Config{Stage: "files"}}
+	fileStage.w = &sinkAttempt{w: files, r: &sinkRun{}}
+	commitStage := &sinkStage{snk: commit, cfg: protocol.Config{Stage: "kafka"}} // reopening: no writer
+	c := &coordinator{log: slog.New(slog.DiscardHandler), sinks: []*sinkStage{fileStage, commitStage}, commit: commitStage, next: 1}
+
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		commitStage.mu.Lock()
+		commitStage.w = &sinkAttempt{w: commit, r: &sinkRun{}}
+		commitStage.mu.Unlock()
+	}()
+	committed, _, err := c.checkpoint(t.Context(), nil)
+	if err != nil || !committed {
+		t.Fatalf("checkpoint = %v, %v; want committed once the commit point reopened", committed, err)
+	}
+	files.mu.Lock()
+	commit.mu.Lock()
+	if len(files.flushes) != 1 || !slices.Equal(commit.commits, []uint64{1}) {
+		t.Errorf("file sink flushed %d times, commits %v; want one flush and checkpoint 1 committed", len(files.flushes), commit.commits)
+	}
+	commit.mu.Unlock()
+	files.mu.Unlock()
+
+	// A commit point whose stage ended without a writer (it failed): the
+	// checkpoint is not taken, and none after it.
+	commitStage.mu.Lock()
+	commitStage.w = nil
+	commitStage.mu.Unlock()
+	commitStage.ended.Store(true)
+	committed, done, err := c.checkpoint(t.Context(), nil)
+	if committed || !done || err != nil {
+		t.Errorf("checkpoint with the commit point failed = %v, %v, %v; want not committed, done", committed, done, err)
 	}
 }

@@ -275,8 +275,61 @@ func (p *Plan) prepareCheckpoints() error {
 			c.aggs.stages = append(c.aggs.stages, st)
 		}
 	}
+	p.prepareCuts(c)
 	p.cp = c
 	return nil
+}
+
+// prepareCuts makes c record, at each checkpoint, the cut of every per-row
+// group stage whose state is kept in state_dir (the last arrival sequence
+// of each partition), and roll their progress back to the cuts of the
+// checkpoint a restart resumes from: without it, the rows after the cut
+// would be judged late, and expire, against the watermarks the killed run
+// reached past it (docs/design/streaming.md, section 3).
+func (p *Plan) prepareCuts(c *coordinator) {
+	var stages []string
+	for _, r := range p.cfg.Rules {
+		if r.Emit == config.EmitPerRow && r.KeepState {
+			stages = append(stages, r.Name)
+		}
+	}
+	if len(stages) == 0 || p.cfg.StateDir == "" {
+		return
+	}
+	open := p.stateStore(true)
+	c.cuts = func() (map[string]map[uint32]uint64, error) {
+		s, _, err := open()
+		if err != nil {
+			return nil, err
+		}
+		cuts := make(map[string]map[uint32]uint64, len(stages))
+		for _, name := range stages {
+			if cuts[name], err = s.Cut(name); err != nil {
+				return nil, fmt.Errorf("read the cut of rule %q: %w", name, err)
+			}
+		}
+		return cuts, nil
+	}
+	c.rollBack = func(cuts map[string]map[uint32]uint64) error {
+		s, _, err := open()
+		if err != nil {
+			return err
+		}
+		for _, name := range stages {
+			cut, ok := cuts[name]
+			if !ok {
+				continue // not a per-row stage at that checkpoint
+			}
+			n, err := s.RollBackProgress(name, cut)
+			if err != nil {
+				return fmt.Errorf("rule %q: %w", name, err)
+			}
+			if n > 0 {
+				c.log.Info("per-row progress rolled back to the checkpoint", "rule", name, "partitions", n)
+			}
+		}
+		return nil
+	}
 }
 
 // CheckpointStats describes the checkpoints of the last Run; zero in a

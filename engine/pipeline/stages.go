@@ -262,6 +262,9 @@ type sinkStage struct {
 	// done is set once the sink closed its output, at position last.
 	done atomic.Bool
 	last protocol.Position
+	// ended is set when Run returns, whether it closed its output or
+	// failed: the coordinator stops waiting for the sink's writer then.
+	ended atomic.Bool
 }
 
 // sinkAttempt is the writer of the current attempt and the run's state.
@@ -328,6 +331,7 @@ func (r *sinkRun) release() {
 }
 
 func (s *sinkStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox) error {
+	defer s.ended.Store(true)
 	r := &sinkRun{resume: s.cfg.Resume}
 	defer r.release()
 	for attempt := 1; ; attempt++ {

@@ -426,3 +426,97 @@ func (s *Store) DeleteAbove(stage string, p uint32, seq uint64) error {
 	}
 	return nil
 }
+
+// Cut returns the last arrival sequence of every partition of a stage's
+// arrival-versioned timelines (the sequence of its latest progress): what
+// a checkpoint records, once the stage has stored every row before the
+// cut, so that a restart can roll the stage's progress back to it
+// ([Store.RollBackProgress]). A partition with no progress is absent.
+func (s *Store) Cut(stage string) (map[uint32]uint64, error) {
+	cut := map[uint32]uint64{}
+	err := s.eachProgressPartition(stage, func(it *pebble.Iterator, lo []byte, p uint32) error {
+		// The partition's last entry is its latest progress.
+		hi := upperBound(binary.BigEndian.AppendUint32(append([]byte(nil), lo...), p))
+		if !it.SeekLT(hi) {
+			return it.Error()
+		}
+		k := it.Key()
+		if len(k) != len(lo)+12 {
+			return errCorrupt
+		}
+		cut[p] = binary.BigEndian.Uint64(k[len(lo)+4:])
+		return nil
+	})
+	return cut, err
+}
+
+// RollBackProgress deletes, in one synced write, the progress a stage
+// recorded after cut (partition → last sequence, from [Store.Cut]): every
+// progress entry of a partition whose sequence is above the partition's
+// cut, and every one of a partition absent from cut. After it the
+// stage's watermark and retention in each partition are what they were at
+// the cut, so rows replayed from there are judged late, or expired, as
+// they were the first time (and a stage that counts sequences itself
+// numbers them again from the cut). Stored rows and versioned values are
+// kept: they are versioned by arrival sequence, and the replay writes the
+// same ones again ([Store.DeleteAbove] removes them too, at the cost of a
+// pass over the stage's rows). It returns the number of partitions rolled
+// back.
+func (s *Store) RollBackProgress(stage string, cut map[uint32]uint64) (int, error) {
+	b := s.db.NewBatch()
+	defer b.Close()
+	n := 0
+	err := s.eachProgressPartition(stage, func(it *pebble.Iterator, lo []byte, p uint32) error {
+		part := binary.BigEndian.AppendUint32(append([]byte(nil), lo...), p)
+		from := part
+		if seq, ok := cut[p]; ok {
+			if seq == ^uint64(0) {
+				return nil
+			}
+			from = binary.BigEndian.AppendUint64(append([]byte(nil), part...), seq+1)
+		}
+		hi := upperBound(part)
+		if !it.SeekGE(from) || bytes.Compare(it.Key(), hi) >= 0 {
+			return it.Error()
+		}
+		n++
+		return b.DeleteRange(from, hi, nil)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := b.Commit(s.writeOpts()); err != nil {
+		return 0, fmt.Errorf("state: roll back the progress of stage %q: %w", stage, err)
+	}
+	return n, nil
+}
+
+// eachProgressPartition calls fn for each partition that has progress
+// entries of stage, in order, with an iterator over them and their
+// prefix ("p" | stage); fn may move the iterator.
+func (s *Store) eachProgressPartition(stage string, fn func(it *pebble.Iterator, lo []byte, p uint32) error) error {
+	lo := append([]byte("p"), stageNS(stage)...)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: upperBound(lo)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for valid := it.SeekGE(lo); valid; {
+		k := it.Key()
+		if len(k) < len(lo)+4 {
+			return errCorrupt
+		}
+		p := binary.BigEndian.Uint32(k[len(lo):])
+		if err := fn(it, lo, p); err != nil {
+			return err
+		}
+		if p == ^uint32(0) {
+			break
+		}
+		valid = it.SeekGE(binary.BigEndian.AppendUint32(append([]byte(nil), lo...), p+1))
+	}
+	return it.Error()
+}

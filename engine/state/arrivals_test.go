@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -197,5 +198,79 @@ func TestReaderLoadsKeysInAnyOrder(t *testing.T) {
 			}
 			decoded += len(es)
 		}
+	}
+}
+
+// TestRollBackProgress: Cut records each partition's last sequence;
+// after progress written past it (a run killed after its checkpoint), and
+// in a partition first seen after it, RollBackProgress brings every
+// partition's progress back to the cut, the rows stay, and another stage
+// is left alone.
+func TestRollBackProgress(t *testing.T) {
+	s, err := OpenTemp(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sp := spec()
+	a, err := s.Arrivals(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := spec()
+	other.Stage = sp.Stage + "2"
+	b, err := s.Arrivals(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rec := record(mem, []row{{"A", 3, 1}})
+	defer rec.Release()
+	progress := func(a *Arrivals, p uint32, seq uint64, mark int64) {
+		t.Helper()
+		w := Write{Progress: map[uint32]Progress{p: {Mark: mark, Marked: true, Seq: seq, Any: true}}}
+		g, o, r := a.Encode(rec, 0)
+		w.Put = []Entry{{Partition: p, Group: g, Order: o, Seq: seq, Row: r}}
+		if err := a.Commit(w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, seq := range []uint64{1, 2, 3} {
+		progress(a, 0, seq, int64(10*seq))
+		progress(a, 1<<31, seq+100, int64(seq))
+		progress(b, 0, seq, int64(seq))
+	}
+	cut, err := s.Cut(sp.Stage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[uint32]uint64{0: 3, 1 << 31: 103}; !maps.Equal(cut, want) {
+		t.Fatalf("cut = %v, want %v", cut, want)
+	}
+	// The killed run goes on: the watermark of partition 0 moves far.
+	progress(a, 0, 4, 1000)
+	progress(a, 0, 5, 2000)
+	progress(a, 5, 1, 7) // first seen after the cut
+	progress(b, 0, 9, 9) // another stage: not rolled back
+
+	n, err := s.RollBackProgress(sp.Stage, cut)
+	if err != nil || n != 2 {
+		t.Fatalf("RollBackProgress = %d, %v; want 2 partitions rolled back", n, err)
+	}
+	for p, want := range map[uint32]Progress{0: {Mark: 30, Marked: true, Seq: 3, Any: true}, 1 << 31: {Mark: 3, Marked: true, Seq: 103, Any: true}, 5: {}} {
+		if got, err := a.Progress(p); err != nil || got != want {
+			t.Errorf("progress of partition %d after the roll back: %+v, %v; want %+v", p, got, err, want)
+		}
+	}
+	if got, _ := b.Progress(0); got.Seq != 9 {
+		t.Errorf("the other stage's progress: %+v, want it left at 9", got)
+	}
+	g, _, _ := a.Encode(rec, 0)
+	if es, err := a.Load(0, g); err != nil || len(es) != 5 {
+		t.Errorf("rows of partition 0 after the roll back: %d, %v; want the 5 stored kept", len(es), err)
+	}
+	if n, err := s.RollBackProgress(sp.Stage, cut); err != nil || n != 0 {
+		t.Errorf("a second roll back: %d, %v; want nothing to do", n, err)
 	}
 }

@@ -202,3 +202,39 @@ func (f *File) Checkpoint() (int64, error) {
 	}
 	return off, nil
 }
+
+// Reopen is Resume for a position that may outlive its temporary file: a
+// writer of a continuous run commits tmp into place when it closes (a
+// stop), after the flush that returned size, and the next run resumes
+// from that flush. When tmp is gone and path holds at least size bytes,
+// Reopen starts a new temporary file with path's first size bytes (what
+// the flush made durable; anything after them was written past the
+// position and is dropped), so that the next commit replaces path with
+// the output continued. path itself is left as it is until then.
+func Reopen(path, owner, tmp string, size int64) (*File, error) {
+	f, err := Resume(path, owner, tmp, size)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: neither %s nor the file committed from it is there: %w", path, filepath.Base(tmp), err)
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", path, err)
+	}
+	if fi.Size() < size {
+		return nil, fmt.Errorf("resume %s: it holds %d bytes, fewer than the %d its last checkpoint made durable", path, fi.Size(), size)
+	}
+	f, err = Create(path, owner)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.CopyN(f, src, size); err != nil {
+		f.Abort()
+		return nil, fmt.Errorf("resume %s: copy its first %d bytes: %w", path, size, err)
+	}
+	return f, nil
+}

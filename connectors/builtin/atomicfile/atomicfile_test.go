@@ -104,3 +104,77 @@ func TestSweep(t *testing.T) {
 		t.Errorf("resumed file still there after Commit: %v", err)
 	}
 }
+
+// Reopen resumes the temporary file while it is there, else starts a new
+// one from the first size bytes of the committed file, and leaves the
+// committed file alone until the next Commit.
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.csv")
+	f, err := Create(path, "p.out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("head\nrow1\n")
+	size, err := f.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("row2\n") // after the checkpoint
+	tmp := f.Name()
+	f.Close() // the writer dies
+
+	g, err := Reopen(path, "p.out", tmp, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Name() != tmp {
+		t.Errorf("Reopen started %s, want the temporary file %s resumed", g.Name(), tmp)
+	}
+	g.WriteString("row2b\n")
+	if err := g.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	h, err := Reopen(path, "p.out", tmp, size) // tmp was committed into place
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Name() == tmp {
+		t.Fatal("Reopen reused the committed temporary file's name")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "head\nrow1\nrow2b\n" {
+		t.Errorf("before Commit the destination holds %q, want it unchanged", b)
+	}
+	h.WriteString("row3\n")
+	if err := h.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "head\nrow1\nrow3\n" {
+		t.Errorf("content = %q, want the first %d bytes and the new row", b, size)
+	}
+
+	for name, tc := range map[string]struct {
+		tmp  string
+		size int64
+	}{
+		"past the end":     {tmp, 1 << 20},
+		"not a temporary":  {filepath.Join(dir, "other"), size},
+		"another owner's":  {filepath.Join(dir, ".out.csv.tmp-q.out-1"), size},
+		"another folder's": {filepath.Join(t.TempDir(), filepath.Base(tmp)), size},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if f, err := Reopen(path, "p.out", tc.tmp, tc.size); err == nil {
+				f.Abort()
+				t.Errorf("Reopen accepted %s at %d bytes", tc.tmp, tc.size)
+			}
+		})
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := Reopen(path, "p.out", tmp, size); err == nil {
+		f.Abort()
+		t.Error("Reopen started from a committed file that is gone")
+	}
+}
