@@ -42,6 +42,11 @@ type File struct {
 	path  string
 	owner string
 	done  bool
+	// positioned is set once a position in the file was handed out
+	// (Checkpoint, or Resume from one): a checkpoint may refer to it, so
+	// Abort leaves the file for the writer that resumes from it (or, if
+	// none does, for Sweep).
+	positioned bool
 }
 
 // Owner names the writer of an output across the processes that take
@@ -140,7 +145,12 @@ func (f *File) Commit() error {
 }
 
 // Abort closes and removes the temporary file; the destination is left as
-// it was.
+// it was. A file a position was handed out for (Checkpoint, Resume) is
+// closed but left in place: a committed checkpoint may name it, and the
+// writer restarted from that checkpoint resumes from it. Removing it would
+// turn a crash into an output that can never be resumed (the engine killed,
+// its plugin's stream broken, the sink aborted before the plugin died).
+// The next writer of the stage sweeps it if it does not resume from it.
 func (f *File) Abort() error {
 	if f.done {
 		return nil
@@ -148,6 +158,9 @@ func (f *File) Abort() error {
 	f.done = true
 	tmp := f.Name()
 	f.Close()
+	if f.positioned {
+		return nil
+	}
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("abort %s: %w", f.path, err)
 	}
@@ -187,11 +200,11 @@ func Resume(path, owner, tmp string, size int64) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("resume %s: %w", path, err)
 	}
-	return &File{File: f, path: path, owner: owner}, nil
+	return &File{File: f, path: path, owner: owner, positioned: true}, nil
 }
 
 // Checkpoint makes everything written so far durable and returns the size
-// of the file, which Resume takes.
+// of the file, which Resume takes. From then on Abort leaves the file.
 func (f *File) Checkpoint() (int64, error) {
 	if err := f.Sync(); err != nil {
 		return 0, fmt.Errorf("sync %s: %w", f.Name(), err)
@@ -200,6 +213,7 @@ func (f *File) Checkpoint() (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sync %s: %w", f.Name(), err)
 	}
+	f.positioned = true
 	return off, nil
 }
 

@@ -178,3 +178,55 @@ func TestReopen(t *testing.T) {
 		t.Error("Reopen started from a committed file that is gone")
 	}
 }
+
+// An aborted writer leaves a file it handed out a position in (a
+// checkpoint may name it): the writer restarted from that checkpoint
+// resumes from it. Before that, Abort removes it.
+func TestAbortKeepsPositionedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.csv")
+	f, err := Create(path, "p.s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("a\nb\n")
+	size, err := f.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("c\n") // past the position: dropped by the resume
+	tmp := f.Name()
+	if err := f.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Resume(path, "p.s", tmp, size)
+	if err != nil {
+		t.Fatalf("resume after Abort: %v", err)
+	}
+	g.WriteString("d\n")
+	if err := g.Abort(); err != nil { // a resumed file is positioned too
+		t.Fatal(err)
+	}
+	h, err := Resume(path, "p.s", tmp, size)
+	if err != nil {
+		t.Fatalf("second resume after Abort: %v", err)
+	}
+	h.WriteString("e\n")
+	if err := h.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "a\nb\ne\n" {
+		t.Errorf("content = %q, want %q", b, "a\nb\ne\n")
+	}
+	// Not positioned: removed.
+	n, err := Create(path, "p.s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(n.Name()); !os.IsNotExist(err) {
+		t.Errorf("unpositioned temporary file left after Abort: %v", err)
+	}
+}
