@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -154,6 +155,8 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 	if err != nil {
 		return err
 	}
+	start := time.Now()
+	var inRows int64
 	for {
 		rec, err := in.Recv(ctx)
 		if errors.Is(err, io.EOF) {
@@ -162,6 +165,7 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 		if err != nil {
 			return err
 		}
+		inRows += rec.NumRows()
 		err = g.append(tl, rec)
 		rec.Release()
 		if err != nil {
@@ -173,6 +177,15 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 			return fmt.Errorf("keep state: %w", err)
 		}
 	}
+	st.Log.Debug("group rule: input ended", "rows", inRows, "elapsed", time.Since(start).Round(time.Millisecond))
+	callsStart := time.Now()
+	defer func() {
+		var sizes []uint32
+		for _, inst := range g.insts {
+			sizes = append(sizes, inst.MemorySize())
+		}
+		st.Log.Debug("group rule: calls done", "elapsed", time.Since(callsStart).Round(time.Millisecond), "memory", sizes)
+	}()
 	opts := state.ScanOptions{BatchRows: g.batchRows, TouchedOnly: g.cfg.Rescore == config.RescoreTouched}
 	return g.ordered(ctx, st, out, func(ctx context.Context, submit submitFunc) error {
 		return tl.Scan(ctx, g.mem, opts, func(rec arrow.RecordBatch, starts []int) error {
