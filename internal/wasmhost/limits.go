@@ -152,8 +152,8 @@ func (l *linearMemory) Free() {
 }
 
 // growSlice is the Go heap fallback of grow: a new slice, doubled, with
-// the old contents. The bytes between len and cap of a new slice are the
-// zeros of make, which the guest expects of memory it grows into.
+// the old contents. The bytes past them are the zeros of make, which the
+// guest expects of memory it grows into.
 func (l *linearMemory) growSlice(size uint64) {
 	if size <= uint64(len(l.buf)) {
 		return
