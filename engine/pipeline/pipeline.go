@@ -441,7 +441,10 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 			mod.Close(ctx)
 			return stageError(r.Pos, key+".group_by", err)
 		}
-		group.store = p.stateStoreFor(r.KeepState, r.Emit != config.EmitPerRow)
+		// At the end of input over all keys, a temporary store is filled
+		// once and walked once in key order (rescore = "touched" walks key
+		// by key instead).
+		group.store = p.stateStoreFor(r.KeepState, r.Emit != config.EmitPerRow && r.Rescore != config.RescoreTouched)
 		if err := p.checkEmit(r, key); err != nil {
 			mod.Close(ctx)
 			return err
