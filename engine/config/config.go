@@ -145,6 +145,11 @@ type Rule struct {
 	Retention time.Duration
 	// MaxRowsPerKey keeps only each key's newest rows; 0 keeps all.
 	MaxRowsPerKey int
+	// CallRows bounds the rows of one call of a group rule evaluated at
+	// the end of its input (whole groups per call; a larger group goes
+	// alone); 0 means DefaultCallRows, or the pipeline's batch_rows when
+	// that is smaller.
+	CallRows int
 	// Rescore is RescoreAll (every key is evaluated at each run) or
 	// RescoreTouched (only keys that received rows in this run).
 	Rescore string
@@ -426,6 +431,7 @@ func ruleFields() []field {
 		{"keep_state", kBool, false},
 		{"retention", kString, false},
 		{"max_rows_per_key", kInteger, false},
+		{"call_rows", kInteger, false},
 		{"rescore", kString, false},
 		{"emit", kString, false},
 		{"allowed_lateness", kString, false},
@@ -884,6 +890,12 @@ func (c *checker) rule(p *Pipeline, path string, m map[string]any) *Rule {
 		}
 		r.MaxRowsPerKey = int(n)
 	}
+	if n, ok := v["call_rows"].(int64); ok {
+		if n < 1 || n > MaxBatchRows || len(r.GroupBy) == 0 {
+			c.fail(c.at(path+".call_rows"), path+".call_rows", "must be between 1 and %d and needs group_by, got %d", MaxBatchRows, n)
+		}
+		r.CallRows = int(n)
+	}
 	r.Rescore = RescoreAll
 	if rs, ok := v["rescore"].(string); ok {
 		if rs != RescoreAll && rs != RescoreTouched {
@@ -971,6 +983,12 @@ func parseRetention(s string) (time.Duration, error) {
 	}
 	return time.ParseDuration(s)
 }
+
+// DefaultCallRows is the default of a group rule's call_rows: each
+// instance's linear memory grows to what its largest call needs and never
+// shrinks, so calls of 16K rows keep N instances' memory about a third of
+// what 64K-row calls need, for the same CPU (docs/performance.md).
+const DefaultCallRows = 16384
 
 // MaxWorkers bounds a rule's workers key.
 const MaxWorkers = 256

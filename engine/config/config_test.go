@@ -711,13 +711,13 @@ connector = "parquet"
 
 func TestStateKeys(t *testing.T) {
 	stateHead := "[pipeline]\nname = \"demo\"\nstate_dir = \"state\"\n" // lines 1-3, src 4-6, rule 7-10
-	good := stateHead + src + ruleHead + "group_by = [\"student_id\"]\norder_by = \"date\"\nkeep_state = true\nretention = \"26w\"\nmax_rows_per_key = 500\nrescore = \"touched\"\n" + sink
+	good := stateHead + src + ruleHead + "group_by = [\"student_id\"]\norder_by = \"date\"\nkeep_state = true\nretention = \"26w\"\nmax_rows_per_key = 500\nrescore = \"touched\"\ncall_rows = 2000\n" + sink
 	p, err := Parse("/x/pipeline.toml", []byte(good))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := p.Rules[0]
-	if p.StateDir != "/x/state" || p.StateMemoryMB != 256 || !r.KeepState || r.Retention != 26*7*24*time.Hour || r.MaxRowsPerKey != 500 || r.Rescore != RescoreTouched {
+	if p.StateDir != "/x/state" || p.StateMemoryMB != 256 || !r.KeepState || r.Retention != 26*7*24*time.Hour || r.MaxRowsPerKey != 500 || r.Rescore != RescoreTouched || r.CallRows != 2000 {
 		t.Errorf("state_dir %q, rule %+v", p.StateDir, r)
 	}
 	for _, tc := range []struct{ name, head, lines, want string }{
@@ -727,6 +727,10 @@ func TestStateKeys(t *testing.T) {
 			`pipeline.toml:12: rule[0].keep_state: keep_state needs group_by and order_by (the event time that orders each key's rows)`},
 		{"bad retention", stateHead, "group_by = [\"s\"]\norder_by = \"d\"\nretention = \"a term\"",
 			`pipeline.toml:13: rule[0].retention: expected a positive duration such as "180d", "6w" or "72h", got "a term"`},
+		{"call_rows without group_by", stateHead, "call_rows = 100",
+			`pipeline.toml:11: rule[0].call_rows: must be between 1 and 16777216 and needs group_by, got 100`},
+		{"call_rows of zero", stateHead, "group_by = [\"s\"]\ncall_rows = 0",
+			`pipeline.toml:12: rule[0].call_rows: must be between 1 and 16777216 and needs group_by, got 0`},
 		{"bad rescore", stateHead, "rescore = \"some\"",
 			`pipeline.toml:11: rule[0].rescore: invalid value "some": allowed values are "all" and "touched"`},
 	} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -20,8 +21,9 @@ import (
 // groupStage runs a group rule. Its input goes into a keyed store (the
 // timelines: each key's rows in order_by order, see engine/state); once
 // the input has ended, the stage walks the keys in order and evaluates
-// whole groups at a time, about batch_rows rows per call (a larger group
-// goes alone). Each output row is the group's key columns followed by the
+// whole groups at a time, about call_rows rows per call (a larger group
+// goes alone), on the stage's instances side by side (ordered), emitting
+// in key order. Each output row is the group's key columns followed by the
 // rule's outputs.
 //
 // Only the columns the rule needs (keys, order_by, its inputs) are kept.
@@ -36,13 +38,14 @@ type groupStage struct {
 	order     int           // order_by column in the projected schema, -1 for arrival order
 	stored    *arrow.Schema // projected schema
 	batchRows int
+	callRows  int                                // rows per call at the end of input (call_rows)
 	store     func() (*state.Store, bool, error) // the store, and whether it is shared
 	perRow    *perRow                            // emit = "per_row"; nil for "at_end"
 }
 
 func newGroupStage(r *ruleStage, batchRows int) (*groupStage, error) {
 	up := r.binding.Upstream()
-	g := &groupStage{ruleStage: r, order: -1, batchRows: batchRows}
+	g := &groupStage{ruleStage: r, order: -1, batchRows: batchRows, callRows: groupCallRows(r.cfg, batchRows)}
 	col := func(name, what string) (int, error) {
 		idx := up.FieldIndices(name)
 		if len(idx) != 1 {
@@ -116,6 +119,16 @@ func newGroupStage(r *ruleStage, batchRows int) (*groupStage, error) {
 	return g, nil
 }
 
+// groupCallRows is the row budget of one call of the group rule r at the
+// end of its input: call_rows, else config.DefaultCallRows or the
+// pipeline's batch_rows when smaller.
+func groupCallRows(r *config.Rule, batchRows int) int {
+	if r.CallRows > 0 {
+		return r.CallRows
+	}
+	return min(batchRows, config.DefaultCallRows)
+}
+
 func fieldList(s *arrow.Schema) string {
 	names := make([]string, s.NumFields())
 	for i, f := range s.Fields() {
@@ -154,6 +167,8 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 	if err != nil {
 		return err
 	}
+	start := time.Now()
+	var inRows int64
 	for {
 		rec, err := in.Recv(ctx)
 		if errors.Is(err, io.EOF) {
@@ -162,6 +177,7 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 		if err != nil {
 			return err
 		}
+		inRows += rec.NumRows()
 		err = g.append(tl, rec)
 		rec.Release()
 		if err != nil {
@@ -173,7 +189,16 @@ func (g *groupStage) Run(ctx context.Context, st *stream.Stage, in *stream.Inbox
 			return fmt.Errorf("keep state: %w", err)
 		}
 	}
-	opts := state.ScanOptions{BatchRows: g.batchRows, TouchedOnly: g.cfg.Rescore == config.RescoreTouched}
+	st.Log.Debug("group rule: input ended", "rows", inRows, "elapsed", time.Since(start).Round(time.Millisecond))
+	callsStart := time.Now()
+	defer func() {
+		var sizes []uint32
+		for _, inst := range g.insts {
+			sizes = append(sizes, inst.MemorySize())
+		}
+		st.Log.Debug("group rule: calls done", "elapsed", time.Since(callsStart).Round(time.Millisecond), "memory", sizes)
+	}()
+	opts := state.ScanOptions{BatchRows: g.callRows, TouchedOnly: g.cfg.Rescore == config.RescoreTouched}
 	return g.ordered(ctx, st, out, func(ctx context.Context, submit submitFunc) error {
 		return tl.Scan(ctx, g.mem, opts, func(rec arrow.RecordBatch, starts []int) error {
 			rec.Retain() // Scan releases rec when this returns; the work may run later

@@ -56,6 +56,12 @@ func fieldList(s *arrow.Schema) string {
 // the "groups" sink in batches of 7 rows.
 func groupPipeline(t *testing.T, marks string) *config.Pipeline {
 	t.Helper()
+	return groupPipelineWith(t, marks, "")
+}
+
+// groupPipelineWith is groupPipeline with more keys in the [[rule]] table.
+func groupPipelineWith(t *testing.T, marks, ruleKeys string) *config.Pipeline {
+	t.Helper()
 	return pipelineIn(t, "marks.csv", marks, fmt.Sprintf(`
 [pipeline]
 name = "g"
@@ -74,12 +80,12 @@ input = "marks"
 module = %q
 group_by = ["student_id"]
 order_by = "month"
-
+%s
 [[sink]]
 name = "out"
 input = "trend"
 connector = "groups"
-`, hosttest.BuildGoRule(t, filepath.Join("testdata", "trend"))))
+`, hosttest.BuildGoRule(t, filepath.Join("testdata", "trend")), ruleKeys))
 }
 
 func TestGroupRuleOrdersGroupsAndIsolatesPoison(t *testing.T) {
@@ -227,5 +233,96 @@ func TestGroupRuleDeadLetterThreshold(t *testing.T) {
 	sum, err := plan.Run(context.Background(), pipeline.RunOptions{})
 	if err == nil || !strings.Contains(err.Error(), `stage "trend": rule `) || !strings.Contains(err.Error(), "150 of the last 150 rows dead-lettered (100.0%)") {
 		t.Fatalf("err = %v (%s)", err, sum.Line())
+	}
+}
+
+// TestGroupRuleParallelCalls runs the group calls at the end of input on
+// one to four instances side by side, in calls of call_rows rows: the
+// output is in key order whatever call finishes first, one call per group
+// when call_rows is 1, poisoned groups go to the dead letters (found by
+// bisection within their own call) and with on_error = "fail" the run
+// stops with the rule's error; no Arrow memory is left behind either way.
+func TestGroupRuleParallelCalls(t *testing.T) {
+	// 120 students with 1..12 months each, rows shuffled; x = month number,
+	// except the poisoned students whose rows carry -1.
+	poison := map[int]bool{7: true, 50: true, 51: true, 118: true}
+	var b strings.Builder
+	b.WriteString("student_id,month,x\n")
+	var lines, want []string
+	deadRows := 0
+	for s := range 120 {
+		months := 1 + (s*7)%12
+		for m := range months {
+			x := m + 1
+			if poison[s] {
+				x, deadRows = -1, deadRows+1
+			}
+			lines = append(lines, fmt.Sprintf("S%03d,2025-%02d,%d\n", s, m+1, x))
+		}
+		if !poison[s] {
+			want = append(want, fmt.Sprintf("S%03d", s))
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	rng.Shuffle(len(lines), func(i, j int) { lines[i], lines[j] = lines[j], lines[i] })
+	for _, l := range lines {
+		b.WriteString(l)
+	}
+	for _, tc := range []struct {
+		name    string
+		workers int
+		rows    int
+		fail    bool
+	}{
+		{"one instance, 1 row per call", 1, 1, false},
+		{"two instances, 1 row per call", 2, 1, false},
+		{"two instances, 10 rows per call", 2, 10, false},
+		{"four instances, 25 rows per call", 4, 25, false},
+		{"four instances, 1000 rows per call", 4, 1000, false},
+		{"four instances, on_error fail", 4, 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			keys := fmt.Sprintf("workers = %d\ncall_rows = %d\n", tc.workers, tc.rows)
+			if tc.fail {
+				keys += "on_error = \"fail\"\n"
+			}
+			cfg := groupPipelineWith(t, b.String(), keys)
+			got := &groupRows{}
+			plan := prepare(t, cfg, mem, map[string]protocol.Connector{"groups": got})
+			defer plan.Close(context.Background())
+			sum, err := plan.Run(context.Background(), pipeline.RunOptions{})
+			if tc.fail {
+				if err == nil || !strings.Contains(err.Error(), "rule trend") {
+					t.Fatalf("err = %v, want the rule's error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, r := range got.rows {
+				id, _, _ := strings.Cut(r, ":")
+				ids = append(ids, id)
+			}
+			if strings.Join(ids, " ") != strings.Join(want, " ") {
+				t.Errorf("groups out of key order or missing:\n got %v\nwant %v", ids, want)
+			}
+			if sum.DeadLettered() != int64(deadRows) {
+				t.Errorf("dead-lettered %d rows, want the poisoned groups' %d", sum.DeadLettered(), deadRows)
+			}
+			// A call holds at most call_rows rows, or one group (12 rows at
+			// most): each call that succeeds emits one batch.
+			st, _ := sum.Stage("trend")
+			minCalls := (st.RowsIn - int64(deadRows) + int64(max(tc.rows, 12)) - 1) / int64(max(tc.rows, 12))
+			if tc.rows == 1 {
+				minCalls = int64(len(want)) // one call per group
+			}
+			if st.Batches < minCalls {
+				t.Errorf("%d calls emitted, want at least %d with call_rows = %d", st.Batches, minCalls, tc.rows)
+			}
+		})
 	}
 }

@@ -94,8 +94,16 @@ type Plan struct {
 // stateStore returns how a group stage gets its store: the pipeline's
 // state_dir, shared and kept, or a temporary one of its own.
 func (p *Plan) stateStore(keep bool) func() (*state.Store, bool, error) {
+	return p.stateStoreFor(keep, false)
+}
+
+// stateStoreFor is stateStore; writeThenScan says that a temporary store
+// is filled once and then walked once (a group rule evaluated at the end
+// of its input), which state.Options.WriteThenScan makes cheaper.
+func (p *Plan) stateStoreFor(keep, writeThenScan bool) func() (*state.Store, bool, error) {
 	opts := state.Options{MemoryBytes: int64(p.cfg.StateMemoryMB) << 20}
 	if !keep {
+		opts.WriteThenScan = writeThenScan
 		return func() (*state.Store, bool, error) {
 			s, err := state.OpenTemp(opts)
 			return s, false, err
@@ -490,7 +498,10 @@ func (p *Plan) prepareRule(ctx context.Context, r *config.Rule) error {
 			mod.Close(ctx)
 			return stageError(r.Pos, key+".group_by", err)
 		}
-		group.store = p.stateStore(r.KeepState)
+		// At the end of input over all keys, a temporary store is filled
+		// once and walked once in key order (rescore = "touched" walks key
+		// by key instead).
+		group.store = p.stateStoreFor(r.KeepState, r.Emit != config.EmitPerRow && r.Rescore != config.RescoreTouched)
 		if err := p.checkEmit(r, key); err != nil {
 			mod.Close(ctx)
 			return err

@@ -18,17 +18,27 @@ import (
 //	/usr/bin/time -v /tmp/state.test -test.run '^$' -test.bench MillionStudents -test.benchtime 1x
 //
 // to see that peak memory stays near the store's budget, not 1M timelines.
-func BenchmarkTimelinesMillionStudents(b *testing.B) { benchTimelines(b, 1_000_000) }
+func BenchmarkTimelinesMillionStudents(b *testing.B) { benchTimelines(b, 1_000_000, Options{}) }
 
 // BenchmarkTimelines100K is the same over 100K students, for quick
 // before/after comparisons.
-func BenchmarkTimelines100K(b *testing.B) { benchTimelines(b, 100_000) }
+func BenchmarkTimelines100K(b *testing.B) { benchTimelines(b, 100_000, Options{}) }
 
-func benchTimelines(b *testing.B, students int) {
+// BenchmarkTimelinesWriteThenScan is BenchmarkTimelines100K over a store
+// opened as a group rule at the end of its input opens it (no compactions
+// while it is filled, a small block cache); compare the two in one run:
+//
+//	go test ./engine/state -run '^$' -bench 'Timelines(100K|WriteThenScan)' -benchtime 3x
+func BenchmarkTimelinesWriteThenScan(b *testing.B) {
+	benchTimelines(b, 100_000, Options{WriteThenScan: true})
+}
+
+func benchTimelines(b *testing.B, students int, opts Options) {
 	const days, batch = 10, 65536
 	mem := memory.NewGoAllocator()
 	for range b.N {
-		s, err := OpenTemp(Options{MemoryBytes: 64 << 20})
+		opts.MemoryBytes = 64 << 20
+		s, err := OpenTemp(opts)
 		if err != nil {
 			b.Fatal(err)
 		}

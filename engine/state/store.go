@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -32,6 +33,14 @@ var errCorrupt = errors.New("state: corrupt row")
 type Options struct {
 	// MemoryBytes bounds the store's caches and memtables (default 256 MiB).
 	MemoryBytes int64
+	// WriteThenScan says that the store is filled once and then read once
+	// in key order (the temporary store of a group rule evaluated at the
+	// end of its input): it runs no compactions while it is filled (the
+	// scan merges the flushed tables instead of the store rewriting them
+	// level by level), and keeps a block cache of at most 8 MiB, since no
+	// block is read twice. A store that is read by key, or for long, must
+	// not set it: its tables would pile up unmerged.
+	WriteThenScan bool
 }
 
 // Store is an embedded key-value store. Safe for concurrent use.
@@ -59,15 +68,27 @@ func open(dir string, opts Options, temp bool) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	cache := pebble.NewCache(opts.MemoryBytes / 2)
+	cacheBytes := opts.MemoryBytes / 2
+	if opts.WriteThenScan {
+		cacheBytes = min(cacheBytes, 8<<20)
+	}
+	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{
+	po := &pebble.Options{
 		Cache:        cache,
 		MemTableSize: uint64(max(4<<20, opts.MemoryBytes/8)),
 		Logger:       quietLogger{},
 		// A temporary store dies with the run: no write-ahead log.
 		DisableWAL: temp,
-	})
+	}
+	if opts.WriteThenScan {
+		po.DisableAutomaticCompactions = true
+		// Without compactions every flush adds a level 0 table: let them
+		// pile up instead of stopping writes at the default 12.
+		po.L0CompactionThreshold = math.MaxInt32
+		po.L0StopWritesThreshold = math.MaxInt32
+	}
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open state in %s: %w", dir, err)
 	}

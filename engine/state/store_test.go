@@ -239,3 +239,53 @@ func TestOrderedEncoding(t *testing.T) {
 		prev = enc
 	}
 }
+
+// TestWriteThenScan fills a default store and a WriteThenScan one with the
+// same rows, enough for several memtable flushes, and checks that both
+// scans see the same timelines, and that the WriteThenScan store ran no
+// compaction: its flushed tables stay in level 0 for the scan to merge.
+func TestWriteThenScan(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rng := rand.New(rand.NewPCG(7, 7))
+	var batches [][]row
+	for range 8 {
+		rows := make([]row, 40_000)
+		for i := range rows {
+			rows[i] = row{student: fmt.Sprintf("S%05d", rng.IntN(20_000)), day: int32(20_000 + rng.IntN(300)), score: rng.Float64()}
+		}
+		batches = append(batches, rows)
+	}
+	scans := map[bool]string{}
+	for _, wts := range []bool{false, true} {
+		t.Run(fmt.Sprintf("WriteThenScan=%v", wts), func(t *testing.T) {
+			s, err := OpenTemp(Options{MemoryBytes: 8 << 20, WriteThenScan: wts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			tl, err := s.Timelines(spec())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rows := range batches {
+				rec := record(mem, rows)
+				err := tl.Append(rec)
+				rec.Release()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			scans[wts] = scanText(t, tl, mem, ScanOptions{BatchRows: 5000})
+			m := s.db.Metrics()
+			if wts {
+				if m.Compact.Count != 0 || m.Levels[0].NumFiles < 2 {
+					t.Errorf("%d compactions, %d tables in level 0; want none and several", m.Compact.Count, m.Levels[0].NumFiles)
+				}
+			}
+		})
+	}
+	if scans[false] == "" || scans[false] != scans[true] {
+		t.Errorf("the two stores scanned differently (%d and %d bytes of text)", len(scans[false]), len(scans[true]))
+	}
+}

@@ -111,32 +111,55 @@ func byteSize(n uint64) string {
 // MemoryAllocator), refusing to grow past limit bytes. wazero's own memory
 // limit is per runtime; this one is per instance, so that modules with
 // different limits share one runtime and one compilation cache.
+//
+// Where the platform has mmap (memory_unix.go), the memory is one mapping
+// reserved up front, off the Go heap: it grows in place (no copy, the same
+// address), only the pages the guest touches are resident, and it goes back
+// to the system when the instance closes rather than at some later garbage
+// collection. The garbage collector neither counts it nor paces itself by
+// it, so N instances of a module whose memory grew to M bytes cost N x M,
+// not up to twice that. Elsewhere it is a Go slice (memory_other.go).
 type linearMemory struct {
-	buf    []byte
+	buf    []byte // the whole reservation (mmap) or the slice grown so far
+	size   uint64 // bytes in use by the guest
 	limit  uint64
 	denied bool // a grow was refused since the flag was last cleared
+	mapped bool // buf is a mapping to unmap
 }
 
 var _ experimental.LinearMemory = (*linearMemory)(nil)
 
-// Reallocate implements experimental.LinearMemory. Memory never shrinks,
-// so the bytes between len and cap have never been written: they are still
-// the zeros of make.
+// Reallocate implements experimental.LinearMemory. Memory never shrinks.
+// The slice returned has no capacity past size, so that no code can reach
+// the bytes the guest has not grown into.
 func (l *linearMemory) Reallocate(size uint64) []byte {
 	if size > l.limit {
 		l.denied = true
 		return nil
 	}
-	if size <= uint64(cap(l.buf)) {
-		l.buf = l.buf[:size]
-		return l.buf
+	if !l.grow(size) {
+		l.denied = true
+		return nil
 	}
-	c := max(size, min(2*uint64(cap(l.buf)), l.limit))
-	b := make([]byte, size, c)
-	copy(b, l.buf)
-	l.buf = b
-	return b
+	l.size = max(l.size, size)
+	return l.buf[:size:size]
 }
 
 // Free implements experimental.LinearMemory.
-func (l *linearMemory) Free() { l.buf = nil }
+func (l *linearMemory) Free() {
+	l.release()
+	l.buf, l.size, l.mapped = nil, 0, false
+}
+
+// growSlice is the Go heap fallback of grow: a new slice, doubled, with
+// the old contents. The bytes past them are the zeros of make, which the
+// guest expects of memory it grows into.
+func (l *linearMemory) growSlice(size uint64) {
+	if size <= uint64(len(l.buf)) {
+		return
+	}
+	c := max(size, min(2*uint64(len(l.buf)), l.limit))
+	b := make([]byte, c)
+	copy(b, l.buf[:l.size])
+	l.buf = b
+}
