@@ -110,7 +110,40 @@ func (s *driftState) bytes() int { return 8*(3*len(s.lr)+len(s.sOn)) + len(s.sta
 
 // mix is the chance of a month with an episode with chance e.
 func mix(none, episode, e float64) float64 {
-	return max((1-e)*none+e*episode, 1e-300)
+	return fmax((1-e)*none+e*episode, 1e-300)
+}
+
+// partsMemo remembers, within one day of the replay (same x and th), the
+// last drift likelihood computed and the last no-drift one, for the next
+// onset. Onsets whose ramp was complete on every school day of the month
+// so far have bit-identical lam (the same additions from 0), and onsets
+// of the same month the same eOn: from spring on most onsets reuse the
+// previous one's values instead of a math.Exp and a loop each. Each value
+// is what the direct computation gives, bit for bit (the same function of
+// the same inputs).
+type partsMemo struct {
+	lam, drifted float64 // drifted = mix(partsOf(x, th, lam+mu0), drift_episode)
+	eOn, normal  float64 // normal = mix(a0, b0, eOn)
+	hasD, hasN   bool
+}
+
+// drift is mix(partsOf(x, th, lam+mu0), e), remembered for the next onset
+// with the same lam.
+func (p *partsMemo) drift(x int, th []float64, lam, mu0, e float64) float64 {
+	if !p.hasD || math.Float64bits(lam) != math.Float64bits(p.lam) {
+		a1, b1 := partsOf(x, th, lam+mu0)
+		p.lam, p.drifted, p.hasD = lam, mix(a1, b1, e), true
+	}
+	return p.drifted
+}
+
+// none is mix(a0, b0, eOn), remembered for the next onset with the same
+// eOn.
+func (p *partsMemo) none(a0, b0, eOn float64) float64 {
+	if !p.hasN || math.Float64bits(eOn) != math.Float64bits(p.eOn) {
+		p.eOn, p.normal, p.hasN = eOn, mix(a0, b0, eOn), true
+	}
+	return p.normal
 }
 
 // posteriors returns, for each day from start to start+n-1, the posterior
@@ -213,10 +246,10 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			if mTotal > 0 {
 				th := m.thinAt(1)
 				a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
+				var pm partsMemo
 				for k := range K {
 					if started[k] {
-						a1, b1 := partsOf(x, th, lam[k]+c.SporadicRate*float64(h))
-						lr[k] = min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
+						lr[k] = fmin(lr[k]*pm.drift(x, th, lam[k], c.SporadicRate*float64(h), c.DriftEpisode)/pm.none(a0, b0, eOn[k]), 1e300)
 					}
 				}
 				if mTotal >= 16 {
@@ -237,10 +270,10 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		}
 		hd := school(d)
 		if hd > 0 {
-			ramp := max(c.DriftRampHalfDays, 1)
+			ramp := fmax(c.DriftRampHalfDays, 1)
 			for k := range K {
 				if started[k] {
-					lam[k] += c.DriftRate * min(1, float64(S-sOn[k])/ramp) * float64(hd)
+					lam[k] += c.DriftRate * fmin(1, float64(S-sOn[k])/ramp) * float64(hd)
 				}
 			}
 			S += hd
@@ -262,14 +295,14 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		num, nOn := 0.0, 0
 		th := m.thinAt(f)
 		a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
+		var pm partsMemo
 		for k := range K {
 			if !started[k] || lr[k] == 0 {
 				nOn += b2i(started[k])
 				continue
 			}
 			nOn++
-			a1, b1 := partsOf(x, th, lam[k]+c.SporadicRate*float64(h))
-			num += min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
+			num += fmin(lr[k]*pm.drift(x, th, lam[k], c.SporadicRate*float64(h), c.DriftEpisode)/pm.none(a0, b0, eOn[k]), 1e300)
 		}
 		pi := c.DriftPrior / float64(K)
 		prev = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))

@@ -174,7 +174,7 @@ func sev(v, t float64) float64 {
 	if t <= 0 {
 		return 1
 	}
-	return min(1, 0.5+0.5*(v-t)/t)
+	return fmin(1, 0.5+0.5*(v-t)/t)
 }
 
 // Evaluate replays a student's timeline day by day, up to the report day,
@@ -361,9 +361,9 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			snap.maxRisk, snap.alerts, snap.firstAlert = res.MaxRisk, slices.Clone(res.Alerts), res.FirstAlert
 			snap.maxDrift, snap.driftActive = maxDrift, drift != nil
 			if drift != nil && i > r0 {
-				m := slices.Max(drift[r0:i])
+				m := fmaxOf(drift[r0:i])
 				if r0 > 0 {
-					m = max(maxDrift, m)
+					m = fmax(maxDrift, m)
 				}
 				snap.maxDrift = m
 			}
@@ -395,8 +395,8 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			baseHD := float64(sum(school, 0, tf-1))
 			if baseHD > 0 && recent >= float64(c.TrendMin) {
 				usual := float64(unjAt(i, 0, tf-1)) / baseHD * float64(sum(school, tf, i))
-				if recent >= c.TrendFactor*max(usual, 1) {
-					ind[AbsTrend].severity = sev(recent, c.TrendFactor*max(usual, 1))
+				if recent >= c.TrendFactor*fmax(usual, 1) {
+					ind[AbsTrend].severity = sev(recent, c.TrendFactor*fmax(usual, 1))
 					if final {
 						ind[AbsTrend].text = c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))
 					}
@@ -442,9 +442,9 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 					u0, h0 = float64(unjAt(i, 0, tf)), float64(sum(school, 0, tf))
 				}
 				l0 := (c.CusumPriorRate*c.CusumPriorHalfDays + u0) / (c.CusumPriorHalfDays + h0)
-				l1 := max(c.CusumRate, 1.5*l0)
+				l1 := fmax(c.CusumRate, 1.5*l0)
 				x := float64(sum(unj, i, i))
-				cusum = max(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
+				cusum = fmax(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
 			}
 			if cusum >= c.CusumMin {
 				ind[AbsCusum].severity = sev(cusum, c.CusumMin)
@@ -525,7 +525,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			expected := float64(sum(sess, firstSess, from-1)) / baseDays * float64(W)
 			got := float64(sum(sess, from, i))
 			if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
-				ind[PlatformDrop].severity = min(1, 0.5+0.5*(1-got/expected))
+				ind[PlatformDrop].severity = fmin(1, 0.5+0.5*(1-got/expected))
 				if final {
 					ind[PlatformDrop].text = c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))
 				}
@@ -550,7 +550,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			q *= 1 - c.Combo
 		}
 		risk = 1 - q
-		res.MaxRisk = max(res.MaxRisk, risk)
+		res.MaxRisk = fmax(res.MaxRisk, risk)
 		if risk >= c.RaiseAt {
 			above++
 		} else {
@@ -559,7 +559,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		// Alerts.
 		top := 0.0
 		for k := range ind {
-			top = max(top, c.Weights[k]*ind[k].severity)
+			top = fmax(top, c.Weights[k]*ind[k].severity)
 		}
 		for k := range ind {
 			if open[k] > 0 {
@@ -586,9 +586,9 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 	res.Risk = risk
 	res.Score = res.MaxRisk
 	if drift != nil {
-		res.Score = slices.Max(drift[r0:]) // the days before r0: in.maxDrift
+		res.Score = fmaxOf(drift[r0:]) // the days before r0: in.maxDrift
 		if r0 > 0 {
-			res.Score = max(maxDrift, res.Score)
+			res.Score = fmax(maxDrift, res.Score)
 		}
 	}
 	res.Chance = c.ChanceOf(res.Score)
