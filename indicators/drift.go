@@ -233,6 +233,20 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	} else {
 		_, mNext, mTotal = monthTotal(from)
 	}
+	// Onsets start in date order, so the started ones are a run
+	// onsets[kLo:kHi] (those before the replay's first day never start):
+	// the loops over onsets visit that run, and the next onset to start is
+	// onsets[next], instead of all K every day.
+	kLo, kHi := K, 0
+	for k := range K {
+		if started[k] {
+			kLo, kHi = min(kLo, k), k+1
+		}
+	}
+	next := 0
+	for next < K && onsets[next] < d0 {
+		next++
+	}
 	eStudent := func() float64 {
 		return (c.EpisodePrior*c.EpisodePriorMonths + float64(hits)) / (c.EpisodePriorMonths + float64(months))
 	}
@@ -247,7 +261,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 				th := m.thinAt(1)
 				a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
 				var pm partsMemo
-				for k := range K {
+				for k := kLo; k < kHi; k++ {
 					if started[k] {
 						lr[k] = fmin(lr[k]*pm.drift(x, th, lam[k], c.SporadicRate*float64(h), c.DriftEpisode)/pm.none(a0, b0, eOn[k]), 1e300)
 					}
@@ -263,15 +277,16 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			x, h = 0, 0
 			clear(lam)
 		}
-		for k, o := range onsets {
-			if o == d {
-				started[k], sOn[k], eOn[k] = true, S, eStudent()
-			}
+		for next < K && onsets[next] == d {
+			k := next
+			started[k], sOn[k], eOn[k] = true, S, eStudent()
+			kLo, kHi = min(kLo, k), k+1
+			next++
 		}
 		hd := school(d)
 		if hd > 0 {
 			ramp := fmax(c.DriftRampHalfDays, 1)
-			for k := range K {
+			for k := kLo; k < kHi; k++ {
 				if started[k] {
 					lam[k] += c.DriftRate * fmin(1, float64(S-sOn[k])/ramp) * float64(hd)
 				}
@@ -296,7 +311,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		th := m.thinAt(f)
 		a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
 		var pm partsMemo
-		for k := range K {
+		for k := kLo; k < kHi; k++ {
 			if !started[k] || lr[k] == 0 {
 				nOn += b2i(started[k])
 				continue

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -354,6 +355,30 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		open, above, cusum, off, lastSess, markTerm, markInd = in.open, in.above, in.cusum, in.off, in.lastSess, in.markTerm, in.markInd
 		res.MaxRisk, res.Alerts, res.FirstAlert, maxDrift = in.maxRisk, slices.Clone(in.alerts), in.firstAlert, in.maxDrift
 	}
+	// The codes whose indicator is set on a day (on), whose alert is open
+	// (opened), and of the marks' indicators (marksOn): the risk and the
+	// alerts visit those instead of all numCodes every day. An indicator
+	// left at 0 changes neither (q *= 1 - w×0 is q, top = max(top, w×0)
+	// is top, and no alert opens on it) as long as the weights are
+	// finite; with an infinite or NaN weight every code is visited, as
+	// before.
+	var opened, marksOn codeSet
+	for k := range open {
+		if open[k] > 0 {
+			opened |= 1 << k
+		}
+	}
+	for k := range markInd {
+		if markInd[k].severity != 0 {
+			marksOn |= 1 << k
+		}
+	}
+	var always codeSet
+	for _, w := range c.Weights {
+		if math.IsInf(w, 0) || math.IsNaN(w) {
+			always = allCodes
+		}
+	}
 	for i := r0; i < n; i++ {
 		d := start + int32(i)
 		if snap != nil && i == n-1 {
@@ -373,12 +398,14 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			lastSess = i
 		}
 		ind = [numCodes]indicator{}
+		on := always
 		from := i - W + 1
 		// Attendance.
 		if hd := sum(school, from, i); hd >= 9 && i >= W-1 {
 			a := float64(sum(absAll, from, i)) / float64(hd)
 			if a >= c.ChronicRate {
 				ind[AbsRate].severity = sev(a, c.ChronicRate)
+				on |= 1 << AbsRate
 				if final {
 					ind[AbsRate].text = c.say(final, "absences %s %% over %s", pct(a), c.span(W))
 				}
@@ -386,6 +413,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		}
 		if u := unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
 			ind[AbsUnj].severity = sev(float64(u), float64(c.UnjustifiedMin))
+			on |= 1 << AbsUnj
 			if final {
 				ind[AbsUnj].text = c.say(final, "%d unjustified half-days over %s", u, c.span(c.UnjustifiedDays))
 			}
@@ -397,6 +425,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				usual := float64(unjAt(i, 0, tf-1)) / baseHD * float64(sum(school, tf, i))
 				if recent >= c.TrendFactor*fmax(usual, 1) {
 					ind[AbsTrend].severity = sev(recent, c.TrendFactor*fmax(usual, 1))
+					on |= 1 << AbsTrend
 					if final {
 						ind[AbsTrend].text = c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))
 					}
@@ -425,6 +454,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			}
 			if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
 				ind[AbsStreak].severity = sev(float64(streak), float64(c.StreakWeeks))
+				on |= 1 << AbsStreak
 				if final {
 					ind[AbsStreak].text = c.say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)
 				}
@@ -448,6 +478,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			}
 			if cusum >= c.CusumMin {
 				ind[AbsCusum].severity = sev(cusum, c.CusumMin)
+				on |= 1 << AbsCusum
 				if final {
 					ind[AbsCusum].text = c.say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))
 				}
@@ -490,6 +521,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				}
 				if past < 2 || usual <= c.MonthsUsualMax {
 					ind[AbsMonths].severity = sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays))
+					on |= 1 << AbsMonths
 					if final {
 						ind[AbsMonths].text = c.say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))
 					}
@@ -510,15 +542,24 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 					recent, c.span(p), num1(usual), unjAt(i, monthStart[i], i), pct(drift[i]))
 			}
 			ind[AbsDrift] = indicator{drift[i], text}
+			on |= 1 << AbsDrift
 		}
 		// Course performance: the last term whose marks are known.
 		if lt := c.lastTerm(terms, d); lt != markTerm {
 			markTerm, markInd = lt, [numCodes]indicator{}
 			c.markIndicators(&markInd, terms, lt)
+			marksOn = 0
+			for _, k := range []int{MarkLow, MarkFall, CoreFail, Missing} {
+				if markInd[k].severity != 0 {
+					marksOn |= 1 << k
+				}
+			}
 		}
-		for _, k := range []int{MarkLow, MarkFall, CoreFail, Missing} {
+		for ks := marksOn; ks != 0; ks &= ks - 1 {
+			k := ks.first()
 			ind[k] = markInd[k]
 		}
+		on |= marksOn
 		// Engagement.
 		if firstSess >= 0 && from > firstSess+c.BaselineMinDays {
 			baseDays := float64(from - firstSess)
@@ -526,6 +567,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			got := float64(sum(sess, from, i))
 			if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
 				ind[PlatformDrop].severity = fmin(1, 0.5+0.5*(1-got/expected))
+				on |= 1 << PlatformDrop
 				if final {
 					ind[PlatformDrop].text = c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))
 				}
@@ -533,6 +575,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		}
 		if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(sess[lastSess+1]) >= c.InactiveMinSessions {
 			ind[Inactive].severity = sev(float64(i-lastSess), float64(c.InactiveDays))
+			on |= 1 << Inactive
 			if final {
 				ind[Inactive].text = c.say(final, "no platform activity for %d days", i-lastSess)
 			}
@@ -540,7 +583,8 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		// Risk.
 		q := 1.0
 		var fam [3]bool // attendance, marks, engagement
-		for k := range ind {
+		for ks := on; ks != 0; ks &= ks - 1 {
+			k := ks.first()
 			q *= 1 - c.Weights[k]*ind[k].severity
 			if ind[k].severity > 0 && c.Weights[k] > 0 {
 				fam[family(k)] = true
@@ -556,12 +600,20 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		} else {
 			above = 0
 		}
-		// Alerts.
+		// Alerts: the open ones, and the indicators set on a day an alert
+		// may open.
+		visit := opened
+		raising := risk >= c.RaiseAt && above >= max(c.RaiseDays, 1)
 		top := 0.0
-		for k := range ind {
-			top = fmax(top, c.Weights[k]*ind[k].severity)
+		if raising {
+			visit |= on
+			for ks := on; ks != 0; ks &= ks - 1 {
+				k := ks.first()
+				top = fmax(top, c.Weights[k]*ind[k].severity)
+			}
 		}
-		for k := range ind {
+		for ks := visit; ks != 0; ks &= ks - 1 {
+			k := ks.first()
 			if open[k] > 0 {
 				if ind[k].severity == 0 {
 					off[k]++
@@ -571,12 +623,14 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				if risk < c.ClearBelow || off[k] >= c.ClearDays {
 					res.Alerts[open[k]-1].Closed = d
 					open[k] = 0
+					opened &^= 1 << k
 				}
 				continue
 			}
-			if part := c.Weights[k] * ind[k].severity; risk >= c.RaiseAt && above >= max(c.RaiseDays, 1) && part > 0 && part >= c.AlertShare*top {
+			if part := c.Weights[k] * ind[k].severity; raising && part > 0 && part >= c.AlertShare*top {
 				res.Alerts = append(res.Alerts, Alert{ID: AlertID(student, Codes[k], d), Code: Codes[k], Opened: d, Closed: -1})
 				open[k], off[k] = len(res.Alerts), 0
+				opened |= 1 << k
 				if res.FirstAlert < 0 {
 					res.FirstAlert = d
 				}
@@ -647,6 +701,14 @@ func family(k int) int {
 	}
 	return 2
 }
+
+// codeSet is a set of reason codes, bit k for code k.
+type codeSet uint16
+
+const allCodes codeSet = 1<<numCodes - 1
+
+// first is the lowest code of a non-empty set.
+func (s codeSet) first() int { return bits.TrailingZeros16(uint16(s)) }
 
 func b2i(b bool) int {
 	if b {
