@@ -164,7 +164,6 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	from := min(c.HistoryFrom, start)
 	end := start + int32(n) - 1
 	unj := func(d int32) int { return int(unjFrom[d-from]) }
-	school := cal.school
 	// Candidate onsets: the Monday of each school week in [drift_from, drift_to].
 	onsets := sc.onsets[:0]
 	defer func() { sc.onsets = onsets }()
@@ -174,7 +173,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		}
 		h := 0
 		for k := int32(0); k < 5; k++ {
-			h += school(d + k)
+			h += cal.school(d + k)
 		}
 		if h > 0 {
 			onsets = append(onsets, d)
@@ -189,7 +188,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		next = first + 31 // in the next month: months have 28 to 31 days
 		next -= int32(dayOfMonth(next) - 1)
 		for x := first; x < next; x++ {
-			total += school(x)
+			total += cal.school(x)
 		}
 		return first, next, total
 	}
@@ -283,7 +282,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			kLo, kHi = min(kLo, k), k+1
 			next++
 		}
-		hd := school(d)
+		hd := cal.school(d)
 		if hd > 0 {
 			ramp := fmax(c.DriftRampHalfDays, 1)
 			for k := kLo; k < kHi; k++ {

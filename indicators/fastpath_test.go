@@ -2,6 +2,7 @@ package indicators
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -35,5 +36,31 @@ func TestMinMaxMatchBuiltins(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSortByDayIsStable: sortByDay gives slices.SortStableFunc's order,
+// by counting over a school year and by merging over a wide span.
+func TestSortByDayIsStable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		name string
+		span int32
+	}{{"year", 320}, {"one day", 1}, {"wide span", 3 * maxCountingSpan}} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 200 {
+				ev := make([]Event, rng.IntN(120)+1)
+				for i := range ev {
+					// Mark tells the events apart: equal days keep their order.
+					ev[i] = Event{Day: 20000 + rng.Int32N(tc.span), Mark: float64(i)}
+				}
+				want := slices.Clone(ev)
+				slices.SortStableFunc(want, func(a, b Event) int { return int(a.Day - b.Day) })
+				sortByDay(ev)
+				if !slices.Equal(ev, want) {
+					t.Fatalf("got %v\nwant %v", ev, want)
+				}
+			}
+		})
 	}
 }
