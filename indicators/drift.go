@@ -84,7 +84,7 @@ func (m *driftModel) thinAt(f float64) []float64 {
 // Poisson(mu) others. th is looked up once per day for all onsets.
 func partsOf(x int, th []float64, mu float64) (none, episode float64) {
 	x = min(x, driftXMax)
-	py := math.Exp(-mu) // Poisson chances of 0..x, by recurrence
+	py := expf(-mu) // Poisson chances of 0..x, by recurrence
 	for y := 0; y <= x; y++ {
 		if y > 0 {
 			py *= mu / float64(y)
