@@ -56,7 +56,7 @@ func TestSortByDayIsStable(t *testing.T) {
 				}
 				want := slices.Clone(ev)
 				slices.SortStableFunc(want, func(a, b Event) int { return int(a.Day - b.Day) })
-				sortByDay(ev)
+				sortByDay(ev, nil)
 				if !slices.Equal(ev, want) {
 					t.Fatalf("got %v\nwant %v", ev, want)
 				}

@@ -182,7 +182,7 @@ func sev(v, t float64) float64 {
 // and returns its state on that day and every alert opened on the way.
 // events may be in any order; Evaluate sorts them.
 func (c *Config) Evaluate(student string, events []Event) Result {
-	return c.evaluate(student, events, nil, nil, nil)
+	return c.evaluate(student, events, nil, nil, nil, nil)
 }
 
 // dayState is the state of Evaluate's replay before day start+next, all a
@@ -207,9 +207,9 @@ type dayState struct {
 // evaluate is Evaluate, resuming from in when it is not nil (the caller
 // has checked that the events before day start+in.next are those of the
 // call that took it), copying the state before the report day into snap
-// when it is not nil, and taking the school days from cal when it is not
-// nil.
-func (c *Config) evaluate(student string, events []Event, in, snap *dayState, cal0 *calendar) Result {
+// when it is not nil, taking the school days from cal when it is not nil,
+// and working in sc0 when it is not nil (else in a scratch of the pool).
+func (c *Config) evaluate(student string, events []Event, in, snap *dayState, cal0 *calendar, sc0 *scratch) Result {
 	res := Result{FirstAlert: -1, Level: "ok"}
 	res.Chance = c.ChanceOf(0)
 	if len(events) == 0 {
@@ -221,7 +221,14 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			events[i].Day = c.TermEnds[max(t, 0)]
 		}
 	}
-	sortByDay(events)
+	sc := sc0
+	if sc == nil {
+		sc = scratchPool.Get().(*scratch)
+		defer sc.release()
+	} else {
+		defer sc.forget()
+	}
+	sortByDay(events, sc)
 	end := c.AsOf
 	switch {
 	case end == AsOfLatest:
@@ -234,8 +241,6 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		return res
 	}
 	n := int(end-start) + 1
-	sc := scratchPool.Get().(*scratch)
-	defer sc.release()
 	var cal calendar
 	if cal0 != nil {
 		cal = *cal0
@@ -689,8 +694,8 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 // events of each day and one to place them, instead of a merge sort
 // (slices.SortStableFunc: many small calls and moves, a few per cent of
 // the rule's time in WebAssembly). Both are stable, so the order is the
-// same.
-func sortByDay(events []Event) {
+// same. It works in sc, or in a scratch of the pool when sc is nil.
+func sortByDay(events []Event, sc *scratch) {
 	byDay := func(a, b Event) int { return int(a.Day - b.Day) }
 	if slices.IsSortedFunc(events, byDay) {
 		return
@@ -703,8 +708,10 @@ func sortByDay(events []Event) {
 		slices.SortStableFunc(events, byDay)
 		return
 	}
-	sc := scratchPool.Get().(*scratch)
-	defer sc.release()
+	if sc == nil {
+		sc = scratchPool.Get().(*scratch)
+		defer sc.release()
+	}
 	// at[d-lo] is where the next event of day d goes.
 	sc.at = zeroed(sc.at, int(hi-lo)+2)
 	at := sc.at
@@ -926,7 +933,9 @@ func (cal *calendar) school(d int32) int {
 type corr struct{ day, known int32 }
 
 // scratch is the working memory of one Evaluate, reused from call to call
-// through scratchPool: the rule evaluates one student after another, and
+// through scratchPool (or a Memo's own, the Memo being used by one
+// goroutine: a sync.Pool's Get and Put were a few per cent of the rule's
+// time in WebAssembly): the rule evaluates one student after another, and
 // the per-day buffers were most of its allocations (the garbage collector
 // of a Go rule runs inside the WebAssembly call, on the engine's time).
 // Nothing of it outlives the call.
@@ -950,9 +959,14 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // release returns sc to the pool, without the strings it refers to.
 func (sc *scratch) release() {
+	sc.forget()
+	scratchPool.Put(sc)
+}
+
+// forget drops the strings sc refers to, at the end of a call.
+func (sc *scratch) forget() {
 	clear(sc.marks)
 	clear(sc.sorted)
-	scratchPool.Put(sc)
 }
 
 // zeroed is s resized to n zero values, reusing its array when it is large
