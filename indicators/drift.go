@@ -120,29 +120,51 @@ func mix(none, episode, e float64) float64 {
 // of the same month the same eOn: from spring on most onsets reuse the
 // previous one's values instead of a math.Exp and a loop each. Each value
 // is what the direct computation gives, bit for bit (the same function of
-// the same inputs).
+// the same inputs). The checks are inlined, the computations are not.
 type partsMemo struct {
-	lam, drifted float64 // drifted = mix(partsOf(x, th, lam+mu0), drift_episode)
-	eOn, normal  float64 // normal = mix(a0, b0, eOn)
-	hasD, hasN   bool
+	x        int
+	th       []float64
+	mu0, e   float64 // sporadic half-days expected so far, drift_episode
+	a0, b0   float64 // partsOf(x, th, mu0)
+	lam, eOn uint64  // the bits of the last lam and eOn, or noBits
+	drifted  float64 // mix(partsOf(x, th, lam+mu0), e)
+	normal   float64 // mix(a0, b0, eOn)
 }
 
-// drift is mix(partsOf(x, th, lam+mu0), e), remembered for the next onset
-// with the same lam.
-func (p *partsMemo) drift(x int, th []float64, lam, mu0, e float64) float64 {
-	if !p.hasD || math.Float64bits(lam) != math.Float64bits(p.lam) {
-		a1, b1 := partsOf(x, th, lam+mu0)
-		p.lam, p.drifted, p.hasD = lam, mix(a1, b1, e), true
+// noBits is no float64 computed here: a signalling NaN (arithmetic only
+// makes quiet ones), the lam and eOn of a partsMemo before its first
+// computation.
+const noBits = 0x7ff0_dead_0000_beef
+
+func newPartsMemo(x int, th []float64, mu0, e, a0, b0 float64) partsMemo {
+	return partsMemo{x: x, th: th, mu0: mu0, e: e, a0: a0, b0: b0, lam: noBits, eOn: noBits}
+}
+
+// drift is mix(partsOf(x, th, lam+mu0), e).
+func (p *partsMemo) drift(lam float64) float64 {
+	if math.Float64bits(lam) == p.lam {
+		return p.drifted
 	}
+	return p.newDrift(lam)
+}
+
+func (p *partsMemo) newDrift(lam float64) float64 {
+	a1, b1 := partsOf(p.x, p.th, lam+p.mu0)
+	p.lam, p.drifted = math.Float64bits(lam), mix(a1, b1, p.e)
 	return p.drifted
 }
 
-// none is mix(a0, b0, eOn), remembered for the next onset with the same
-// eOn.
-func (p *partsMemo) none(a0, b0, eOn float64) float64 {
-	if !p.hasN || math.Float64bits(eOn) != math.Float64bits(p.eOn) {
-		p.eOn, p.normal, p.hasN = eOn, mix(a0, b0, eOn), true
+// none is mix(a0, b0, eOn).
+func (p *partsMemo) none(eOn float64) float64 {
+	if math.Float64bits(eOn) == p.eOn {
+		return p.normal
 	}
+	return p.newNone(eOn)
+}
+
+//go:noinline
+func (p *partsMemo) newNone(eOn float64) float64 {
+	p.eOn, p.normal = math.Float64bits(eOn), mix(p.a0, p.b0, eOn)
 	return p.normal
 }
 
@@ -259,10 +281,10 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			if mTotal > 0 {
 				th := m.thinAt(1)
 				a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
-				var pm partsMemo
+				pm := newPartsMemo(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
 				for k := kLo; k < kHi; k++ {
 					if started[k] {
-						lr[k] = fmin(lr[k]*pm.drift(x, th, lam[k], c.SporadicRate*float64(h), c.DriftEpisode)/pm.none(a0, b0, eOn[k]), 1e300)
+						lr[k] = fmin(lr[k]*pm.drift(lam[k])/pm.none(eOn[k]), 1e300)
 					}
 				}
 				if mTotal >= 16 {
@@ -309,14 +331,14 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		num, nOn := 0.0, 0
 		th := m.thinAt(f)
 		a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
-		var pm partsMemo
+		pm := newPartsMemo(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
 		for k := kLo; k < kHi; k++ {
 			if !started[k] || lr[k] == 0 {
 				nOn += b2i(started[k])
 				continue
 			}
 			nOn++
-			num += fmin(lr[k]*pm.drift(x, th, lam[k], c.SporadicRate*float64(h), c.DriftEpisode)/pm.none(a0, b0, eOn[k]), 1e300)
+			num += fmin(lr[k]*pm.drift(lam[k])/pm.none(eOn[k]), 1e300)
 		}
 		pi := c.DriftPrior / float64(K)
 		prev = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))
