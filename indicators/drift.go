@@ -84,7 +84,7 @@ func (m *driftModel) thinAt(f float64) []float64 {
 // Poisson(mu) others. th is looked up once per day for all onsets.
 func partsOf(x int, th []float64, mu float64) (none, episode float64) {
 	x = min(x, driftXMax)
-	py := math.Exp(-mu) // Poisson chances of 0..x, by recurrence
+	py := expf(-mu) // Poisson chances of 0..x, by recurrence
 	for y := 0; y <= x; y++ {
 		if y > 0 {
 			py *= mu / float64(y)
@@ -110,7 +110,62 @@ func (s *driftState) bytes() int { return 8*(3*len(s.lr)+len(s.sOn)) + len(s.sta
 
 // mix is the chance of a month with an episode with chance e.
 func mix(none, episode, e float64) float64 {
-	return max((1-e)*none+e*episode, 1e-300)
+	return fmax((1-e)*none+e*episode, 1e-300)
+}
+
+// partsMemo remembers, within one day of the replay (same x and th), the
+// last drift likelihood computed and the last no-drift one, for the next
+// onset. Onsets whose ramp was complete on every school day of the month
+// so far have bit-identical lam (the same additions from 0), and onsets
+// of the same month the same eOn: from spring on most onsets reuse the
+// previous one's values instead of a math.Exp and a loop each. Each value
+// is what the direct computation gives, bit for bit (the same function of
+// the same inputs). The checks are inlined, the computations are not.
+type partsMemo struct {
+	x        int
+	th       []float64
+	mu0, e   float64 // sporadic half-days expected so far, drift_episode
+	a0, b0   float64 // partsOf(x, th, mu0)
+	lam, eOn uint64  // the bits of the last lam and eOn, or noBits
+	drifted  float64 // mix(partsOf(x, th, lam+mu0), e)
+	normal   float64 // mix(a0, b0, eOn)
+}
+
+// noBits is no float64 computed here: a signalling NaN (arithmetic only
+// makes quiet ones), the lam and eOn of a partsMemo before its first
+// computation.
+const noBits = 0x7ff0_dead_0000_beef
+
+func newPartsMemo(x int, th []float64, mu0, e, a0, b0 float64) partsMemo {
+	return partsMemo{x: x, th: th, mu0: mu0, e: e, a0: a0, b0: b0, lam: noBits, eOn: noBits}
+}
+
+// drift is mix(partsOf(x, th, lam+mu0), e).
+func (p *partsMemo) drift(lam float64) float64 {
+	if math.Float64bits(lam) == p.lam {
+		return p.drifted
+	}
+	return p.newDrift(lam)
+}
+
+func (p *partsMemo) newDrift(lam float64) float64 {
+	a1, b1 := partsOf(p.x, p.th, lam+p.mu0)
+	p.lam, p.drifted = math.Float64bits(lam), mix(a1, b1, p.e)
+	return p.drifted
+}
+
+// none is mix(a0, b0, eOn).
+func (p *partsMemo) none(eOn float64) float64 {
+	if math.Float64bits(eOn) == p.eOn {
+		return p.normal
+	}
+	return p.newNone(eOn)
+}
+
+//go:noinline
+func (p *partsMemo) newNone(eOn float64) float64 {
+	p.eOn, p.normal = math.Float64bits(eOn), mix(p.a0, p.b0, eOn)
+	return p.normal
 }
 
 // posteriors returns, for each day from start to start+n-1, the posterior
@@ -131,7 +186,6 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	from := min(c.HistoryFrom, start)
 	end := start + int32(n) - 1
 	unj := func(d int32) int { return int(unjFrom[d-from]) }
-	school := cal.school
 	// Candidate onsets: the Monday of each school week in [drift_from, drift_to].
 	onsets := sc.onsets[:0]
 	defer func() { sc.onsets = onsets }()
@@ -141,7 +195,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		}
 		h := 0
 		for k := int32(0); k < 5; k++ {
-			h += school(d + k)
+			h += cal.school(d + k)
 		}
 		if h > 0 {
 			onsets = append(onsets, d)
@@ -156,7 +210,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		next = first + 31 // in the next month: months have 28 to 31 days
 		next -= int32(dayOfMonth(next) - 1)
 		for x := first; x < next; x++ {
-			total += school(x)
+			total += cal.school(x)
 		}
 		return first, next, total
 	}
@@ -200,6 +254,20 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	} else {
 		_, mNext, mTotal = monthTotal(from)
 	}
+	// Onsets start in date order, so the started ones are a run
+	// onsets[kLo:kHi] (those before the replay's first day never start):
+	// the loops over onsets visit that run, and the next onset to start is
+	// onsets[next], instead of all K every day.
+	kLo, kHi := K, 0
+	for k := range K {
+		if started[k] {
+			kLo, kHi = min(kLo, k), k+1
+		}
+	}
+	next := 0
+	for next < K && onsets[next] < d0 {
+		next++
+	}
 	eStudent := func() float64 {
 		return (c.EpisodePrior*c.EpisodePriorMonths + float64(hits)) / (c.EpisodePriorMonths + float64(months))
 	}
@@ -213,10 +281,10 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			if mTotal > 0 {
 				th := m.thinAt(1)
 				a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
-				for k := range K {
+				pm := newPartsMemo(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
+				for k := kLo; k < kHi; k++ {
 					if started[k] {
-						a1, b1 := partsOf(x, th, lam[k]+c.SporadicRate*float64(h))
-						lr[k] = min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
+						lr[k] = fmin(lr[k]*pm.drift(lam[k])/pm.none(eOn[k]), 1e300)
 					}
 				}
 				if mTotal >= 16 {
@@ -230,17 +298,18 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			x, h = 0, 0
 			clear(lam)
 		}
-		for k, o := range onsets {
-			if o == d {
-				started[k], sOn[k], eOn[k] = true, S, eStudent()
-			}
+		for next < K && onsets[next] == d {
+			k := next
+			started[k], sOn[k], eOn[k] = true, S, eStudent()
+			kLo, kHi = min(kLo, k), k+1
+			next++
 		}
-		hd := school(d)
+		hd := cal.school(d)
 		if hd > 0 {
-			ramp := max(c.DriftRampHalfDays, 1)
-			for k := range K {
+			ramp := fmax(c.DriftRampHalfDays, 1)
+			for k := kLo; k < kHi; k++ {
 				if started[k] {
-					lam[k] += c.DriftRate * min(1, float64(S-sOn[k])/ramp) * float64(hd)
+					lam[k] += c.DriftRate * fmin(1, float64(S-sOn[k])/ramp) * float64(hd)
 				}
 			}
 			S += hd
@@ -262,14 +331,14 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		num, nOn := 0.0, 0
 		th := m.thinAt(f)
 		a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
-		for k := range K {
+		pm := newPartsMemo(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
+		for k := kLo; k < kHi; k++ {
 			if !started[k] || lr[k] == 0 {
 				nOn += b2i(started[k])
 				continue
 			}
 			nOn++
-			a1, b1 := partsOf(x, th, lam[k]+c.SporadicRate*float64(h))
-			num += min(lr[k]*mix(a1, b1, c.DriftEpisode)/mix(a0, b0, eOn[k]), 1e300)
+			num += fmin(lr[k]*pm.drift(lam[k])/pm.none(eOn[k]), 1e300)
 		}
 		pi := c.DriftPrior / float64(K)
 		prev = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))

@@ -29,6 +29,7 @@ type Memo struct {
 	entries  map[string]*list.Element
 	lru      list.List // of *memoEntry, most recent first
 	cal      calendar
+	sc       scratch // Evaluate's working memory, reused from call to call
 	// Hits and Misses count the calls that resumed and that replayed.
 	Hits, Misses int
 }
@@ -62,7 +63,7 @@ func (c *Config) NewMemo(maxBytes int) *Memo {
 func (m *Memo) Evaluate(student string, events []Event) Result {
 	c := m.c
 	if c.AsOf != AsOfLatest || len(events) == 0 || m.maxBytes <= 0 {
-		return c.evaluate(student, events, nil, nil, &m.cal)
+		return c.evaluate(student, events, nil, nil, &m.cal, &m.sc)
 	}
 	for i := range events {
 		if events[i].Kind == Mark {
@@ -70,7 +71,7 @@ func (m *Memo) Evaluate(student string, events []Event) Result {
 			events[i].Day = c.TermEnds[max(t, 0)]
 		}
 	}
-	sortByDay(events)
+	sortByDay(events, &m.sc)
 	start, end := events[0].Day, events[len(events)-1].Day
 	var in *dayState
 	el := m.entries[student]
@@ -86,7 +87,7 @@ func (m *Memo) Evaluate(student string, events []Event) Result {
 		m.Misses++
 	}
 	var snap dayState
-	res := c.evaluate(student, events, in, &snap, &m.cal)
+	res := c.evaluate(student, events, in, &snap, &m.cal, &m.sc)
 	// Keep the state before the report day, and the events before it.
 	r := start + int32(snap.next)
 	k := 0

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -174,14 +175,14 @@ func sev(v, t float64) float64 {
 	if t <= 0 {
 		return 1
 	}
-	return min(1, 0.5+0.5*(v-t)/t)
+	return fmin(1, 0.5+0.5*(v-t)/t)
 }
 
 // Evaluate replays a student's timeline day by day, up to the report day,
 // and returns its state on that day and every alert opened on the way.
 // events may be in any order; Evaluate sorts them.
 func (c *Config) Evaluate(student string, events []Event) Result {
-	return c.evaluate(student, events, nil, nil, nil)
+	return c.evaluate(student, events, nil, nil, nil, nil)
 }
 
 // dayState is the state of Evaluate's replay before day start+next, all a
@@ -206,9 +207,9 @@ type dayState struct {
 // evaluate is Evaluate, resuming from in when it is not nil (the caller
 // has checked that the events before day start+in.next are those of the
 // call that took it), copying the state before the report day into snap
-// when it is not nil, and taking the school days from cal when it is not
-// nil.
-func (c *Config) evaluate(student string, events []Event, in, snap *dayState, cal0 *calendar) Result {
+// when it is not nil, taking the school days from cal when it is not nil,
+// and working in sc0 when it is not nil (else in a scratch of the pool).
+func (c *Config) evaluate(student string, events []Event, in, snap *dayState, cal0 *calendar, sc0 *scratch) Result {
 	res := Result{FirstAlert: -1, Level: "ok"}
 	res.Chance = c.ChanceOf(0)
 	if len(events) == 0 {
@@ -220,7 +221,14 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			events[i].Day = c.TermEnds[max(t, 0)]
 		}
 	}
-	sortByDay(events)
+	sc := sc0
+	if sc == nil {
+		sc = scratchPool.Get().(*scratch)
+		defer sc.release()
+	} else {
+		defer sc.forget()
+	}
+	sortByDay(events, sc)
 	end := c.AsOf
 	switch {
 	case end == AsOfLatest:
@@ -233,8 +241,6 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		return res
 	}
 	n := int(end-start) + 1
-	sc := scratchPool.Get().(*scratch)
-	defer sc.release()
 	var cal calendar
 	if cal0 != nil {
 		cal = *cal0
@@ -354,6 +360,30 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		open, above, cusum, off, lastSess, markTerm, markInd = in.open, in.above, in.cusum, in.off, in.lastSess, in.markTerm, in.markInd
 		res.MaxRisk, res.Alerts, res.FirstAlert, maxDrift = in.maxRisk, slices.Clone(in.alerts), in.firstAlert, in.maxDrift
 	}
+	// The codes whose indicator is set on a day (on), whose alert is open
+	// (opened), and of the marks' indicators (marksOn): the risk and the
+	// alerts visit those instead of all numCodes every day. An indicator
+	// left at 0 changes neither (q *= 1 - w×0 is q, top = max(top, w×0)
+	// is top, and no alert opens on it) as long as the weights are
+	// finite; with an infinite or NaN weight every code is visited, as
+	// before.
+	var opened, marksOn codeSet
+	for k := range open {
+		if open[k] > 0 {
+			opened |= 1 << k
+		}
+	}
+	for k := range markInd {
+		if markInd[k].severity != 0 {
+			marksOn |= 1 << k
+		}
+	}
+	var always codeSet
+	for _, w := range c.Weights {
+		if math.IsInf(w, 0) || math.IsNaN(w) {
+			always = allCodes
+		}
+	}
 	for i := r0; i < n; i++ {
 		d := start + int32(i)
 		if snap != nil && i == n-1 {
@@ -361,9 +391,9 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			snap.maxRisk, snap.alerts, snap.firstAlert = res.MaxRisk, slices.Clone(res.Alerts), res.FirstAlert
 			snap.maxDrift, snap.driftActive = maxDrift, drift != nil
 			if drift != nil && i > r0 {
-				m := slices.Max(drift[r0:i])
+				m := fmaxOf(drift[r0:i])
 				if r0 > 0 {
-					m = max(maxDrift, m)
+					m = fmax(maxDrift, m)
 				}
 				snap.maxDrift = m
 			}
@@ -373,12 +403,14 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			lastSess = i
 		}
 		ind = [numCodes]indicator{}
+		on := always
 		from := i - W + 1
 		// Attendance.
 		if hd := sum(school, from, i); hd >= 9 && i >= W-1 {
 			a := float64(sum(absAll, from, i)) / float64(hd)
 			if a >= c.ChronicRate {
 				ind[AbsRate].severity = sev(a, c.ChronicRate)
+				on |= 1 << AbsRate
 				if final {
 					ind[AbsRate].text = c.say(final, "absences %s %% over %s", pct(a), c.span(W))
 				}
@@ -386,6 +418,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		}
 		if u := unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
 			ind[AbsUnj].severity = sev(float64(u), float64(c.UnjustifiedMin))
+			on |= 1 << AbsUnj
 			if final {
 				ind[AbsUnj].text = c.say(final, "%d unjustified half-days over %s", u, c.span(c.UnjustifiedDays))
 			}
@@ -395,8 +428,9 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			baseHD := float64(sum(school, 0, tf-1))
 			if baseHD > 0 && recent >= float64(c.TrendMin) {
 				usual := float64(unjAt(i, 0, tf-1)) / baseHD * float64(sum(school, tf, i))
-				if recent >= c.TrendFactor*max(usual, 1) {
-					ind[AbsTrend].severity = sev(recent, c.TrendFactor*max(usual, 1))
+				if recent >= c.TrendFactor*fmax(usual, 1) {
+					ind[AbsTrend].severity = sev(recent, c.TrendFactor*fmax(usual, 1))
+					on |= 1 << AbsTrend
 					if final {
 						ind[AbsTrend].text = c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))
 					}
@@ -425,6 +459,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			}
 			if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
 				ind[AbsStreak].severity = sev(float64(streak), float64(c.StreakWeeks))
+				on |= 1 << AbsStreak
 				if final {
 					ind[AbsStreak].text = c.say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)
 				}
@@ -442,12 +477,13 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 					u0, h0 = float64(unjAt(i, 0, tf)), float64(sum(school, 0, tf))
 				}
 				l0 := (c.CusumPriorRate*c.CusumPriorHalfDays + u0) / (c.CusumPriorHalfDays + h0)
-				l1 := max(c.CusumRate, 1.5*l0)
+				l1 := fmax(c.CusumRate, 1.5*l0)
 				x := float64(sum(unj, i, i))
-				cusum = max(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
+				cusum = fmax(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
 			}
 			if cusum >= c.CusumMin {
 				ind[AbsCusum].severity = sev(cusum, c.CusumMin)
+				on |= 1 << AbsCusum
 				if final {
 					ind[AbsCusum].text = c.say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))
 				}
@@ -490,6 +526,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				}
 				if past < 2 || usual <= c.MonthsUsualMax {
 					ind[AbsMonths].severity = sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays))
+					on |= 1 << AbsMonths
 					if final {
 						ind[AbsMonths].text = c.say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))
 					}
@@ -510,22 +547,32 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 					recent, c.span(p), num1(usual), unjAt(i, monthStart[i], i), pct(drift[i]))
 			}
 			ind[AbsDrift] = indicator{drift[i], text}
+			on |= 1 << AbsDrift
 		}
 		// Course performance: the last term whose marks are known.
 		if lt := c.lastTerm(terms, d); lt != markTerm {
 			markTerm, markInd = lt, [numCodes]indicator{}
 			c.markIndicators(&markInd, terms, lt)
+			marksOn = 0
+			for _, k := range []int{MarkLow, MarkFall, CoreFail, Missing} {
+				if markInd[k].severity != 0 {
+					marksOn |= 1 << k
+				}
+			}
 		}
-		for _, k := range []int{MarkLow, MarkFall, CoreFail, Missing} {
+		for ks := marksOn; ks != 0; ks &= ks - 1 {
+			k := ks.first()
 			ind[k] = markInd[k]
 		}
+		on |= marksOn
 		// Engagement.
 		if firstSess >= 0 && from > firstSess+c.BaselineMinDays {
 			baseDays := float64(from - firstSess)
 			expected := float64(sum(sess, firstSess, from-1)) / baseDays * float64(W)
 			got := float64(sum(sess, from, i))
 			if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
-				ind[PlatformDrop].severity = min(1, 0.5+0.5*(1-got/expected))
+				ind[PlatformDrop].severity = fmin(1, 0.5+0.5*(1-got/expected))
+				on |= 1 << PlatformDrop
 				if final {
 					ind[PlatformDrop].text = c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))
 				}
@@ -533,6 +580,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		}
 		if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(sess[lastSess+1]) >= c.InactiveMinSessions {
 			ind[Inactive].severity = sev(float64(i-lastSess), float64(c.InactiveDays))
+			on |= 1 << Inactive
 			if final {
 				ind[Inactive].text = c.say(final, "no platform activity for %d days", i-lastSess)
 			}
@@ -540,7 +588,8 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		// Risk.
 		q := 1.0
 		var fam [3]bool // attendance, marks, engagement
-		for k := range ind {
+		for ks := on; ks != 0; ks &= ks - 1 {
+			k := ks.first()
 			q *= 1 - c.Weights[k]*ind[k].severity
 			if ind[k].severity > 0 && c.Weights[k] > 0 {
 				fam[family(k)] = true
@@ -550,18 +599,26 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			q *= 1 - c.Combo
 		}
 		risk = 1 - q
-		res.MaxRisk = max(res.MaxRisk, risk)
+		res.MaxRisk = fmax(res.MaxRisk, risk)
 		if risk >= c.RaiseAt {
 			above++
 		} else {
 			above = 0
 		}
-		// Alerts.
+		// Alerts: the open ones, and the indicators set on a day an alert
+		// may open.
+		visit := opened
+		raising := risk >= c.RaiseAt && above >= max(c.RaiseDays, 1)
 		top := 0.0
-		for k := range ind {
-			top = max(top, c.Weights[k]*ind[k].severity)
+		if raising {
+			visit |= on
+			for ks := on; ks != 0; ks &= ks - 1 {
+				k := ks.first()
+				top = fmax(top, c.Weights[k]*ind[k].severity)
+			}
 		}
-		for k := range ind {
+		for ks := visit; ks != 0; ks &= ks - 1 {
+			k := ks.first()
 			if open[k] > 0 {
 				if ind[k].severity == 0 {
 					off[k]++
@@ -571,12 +628,14 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				if risk < c.ClearBelow || off[k] >= c.ClearDays {
 					res.Alerts[open[k]-1].Closed = d
 					open[k] = 0
+					opened &^= 1 << k
 				}
 				continue
 			}
-			if part := c.Weights[k] * ind[k].severity; risk >= c.RaiseAt && above >= max(c.RaiseDays, 1) && part > 0 && part >= c.AlertShare*top {
+			if part := c.Weights[k] * ind[k].severity; raising && part > 0 && part >= c.AlertShare*top {
 				res.Alerts = append(res.Alerts, Alert{ID: AlertID(student, Codes[k], d), Code: Codes[k], Opened: d, Closed: -1})
 				open[k], off[k] = len(res.Alerts), 0
+				opened |= 1 << k
 				if res.FirstAlert < 0 {
 					res.FirstAlert = d
 				}
@@ -586,9 +645,9 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 	res.Risk = risk
 	res.Score = res.MaxRisk
 	if drift != nil {
-		res.Score = slices.Max(drift[r0:]) // the days before r0: in.maxDrift
+		res.Score = fmaxOf(drift[r0:]) // the days before r0: in.maxDrift
 		if r0 > 0 {
-			res.Score = max(maxDrift, res.Score)
+			res.Score = fmax(maxDrift, res.Score)
 		}
 	}
 	res.Chance = c.ChanceOf(res.Score)
@@ -630,12 +689,49 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 
 // sortByDay sorts events by day, stably; the pipeline sends them in date
 // order already (marks aside), and a sorted timeline is left as it is.
-func sortByDay(events []Event) {
+// Otherwise, over a span of days up to maxCountingSpan (a school year is
+// about 310), it places them with a counting sort, one pass to count the
+// events of each day and one to place them, instead of a merge sort
+// (slices.SortStableFunc: many small calls and moves, a few per cent of
+// the rule's time in WebAssembly). Both are stable, so the order is the
+// same. It works in sc, or in a scratch of the pool when sc is nil.
+func sortByDay(events []Event, sc *scratch) {
 	byDay := func(a, b Event) int { return int(a.Day - b.Day) }
-	if !slices.IsSortedFunc(events, byDay) {
-		slices.SortStableFunc(events, byDay)
+	if slices.IsSortedFunc(events, byDay) {
+		return
 	}
+	lo, hi := events[0].Day, events[0].Day
+	for _, e := range events[1:] {
+		lo, hi = min(lo, e.Day), max(hi, e.Day)
+	}
+	if int64(hi)-int64(lo) > maxCountingSpan {
+		slices.SortStableFunc(events, byDay)
+		return
+	}
+	if sc == nil {
+		sc = scratchPool.Get().(*scratch)
+		defer sc.release()
+	}
+	// at[d-lo] is where the next event of day d goes.
+	sc.at = zeroed(sc.at, int(hi-lo)+2)
+	at := sc.at
+	for _, e := range events {
+		at[e.Day-lo+1]++
+	}
+	for i := 1; i < len(at); i++ {
+		at[i] += at[i-1]
+	}
+	sc.sorted = zeroed(sc.sorted, len(events))
+	sorted := sc.sorted
+	for _, e := range events {
+		sorted[at[e.Day-lo]] = e
+		at[e.Day-lo]++
+	}
+	copy(events, sorted)
 }
+
+// maxCountingSpan is the widest span of days sortByDay sorts by counting.
+const maxCountingSpan = 4096
 
 // family is 0 for attendance, 1 for course performance, 2 for engagement.
 func family(k int) int {
@@ -647,6 +743,14 @@ func family(k int) int {
 	}
 	return 2
 }
+
+// codeSet is a set of reason codes, bit k for code k.
+type codeSet uint16
+
+const allCodes codeSet = 1<<numCodes - 1
+
+// first is the lowest code of a non-empty set.
+func (s codeSet) first() int { return bits.TrailingZeros16(uint16(s)) }
 
 func b2i(b bool) int {
 	if b {
@@ -829,7 +933,9 @@ func (cal *calendar) school(d int32) int {
 type corr struct{ day, known int32 }
 
 // scratch is the working memory of one Evaluate, reused from call to call
-// through scratchPool: the rule evaluates one student after another, and
+// through scratchPool (or a Memo's own, the Memo being used by one
+// goroutine: a sync.Pool's Get and Put were a few per cent of the rule's
+// time in WebAssembly): the rule evaluates one student after another, and
 // the per-day buffers were most of its allocations (the garbage collector
 // of a Go rule runs inside the WebAssembly call, on the engine's time).
 // Nothing of it outlives the call.
@@ -840,6 +946,8 @@ type scratch struct {
 	orig        []int32
 	corrections []corr
 	marks       []Event
+	at          []int32 // sortByDay
+	sorted      []Event // sortByDay
 	// ABS_DRIFT
 	post, lr, lam, eOn []float64
 	started            []bool
@@ -851,8 +959,14 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // release returns sc to the pool, without the strings it refers to.
 func (sc *scratch) release() {
-	clear(sc.marks)
+	sc.forget()
 	scratchPool.Put(sc)
+}
+
+// forget drops the strings sc refers to, at the end of a call.
+func (sc *scratch) forget() {
+	clear(sc.marks)
+	clear(sc.sorted)
 }
 
 // zeroed is s resized to n zero values, reusing its array when it is large

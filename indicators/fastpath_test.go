@@ -1,0 +1,66 @@
+package indicators
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestMinMaxMatchBuiltins: fmin, fmax and fmaxOf give the builtins' (and
+// slices.Max's) results bit for bit, signed zeros and infinities
+// included, in either order; a NaN gives a NaN (its payload is the
+// runtime's, which with GOARCH=wasm is the builtin's, while amd64's
+// instructions give another: no value of the pack is ever a NaN).
+func TestMinMaxMatchBuiltins(t *testing.T) {
+	nan2 := math.Float64frombits(0x7ff8000000000001) // another NaN payload
+	values := []float64{0, math.Copysign(0, -1), 1, -1, 0.5, 1e-300, 1e300, math.Inf(1), math.Inf(-1), math.NaN(), nan2, math.SmallestNonzeroFloat64, -math.MaxFloat64}
+	bits := func(x float64) uint64 {
+		if math.IsNaN(x) {
+			return 1<<64 - 1 // any NaN
+		}
+		return math.Float64bits(x)
+	}
+	for _, x := range values {
+		for _, y := range values {
+			if got, want := fmin(x, y), min(x, y); bits(got) != bits(want) {
+				t.Errorf("fmin(%v, %v) = %v (%#x), want %v (%#x)", x, y, got, bits(got), want, bits(want))
+			}
+			if got, want := fmax(x, y), max(x, y); bits(got) != bits(want) {
+				t.Errorf("fmax(%v, %v) = %v (%#x), want %v (%#x)", x, y, got, bits(got), want, bits(want))
+			}
+			for _, z := range values {
+				s := []float64{x, y, z}
+				if got, want := fmaxOf(s), slices.Max(s); bits(got) != bits(want) {
+					t.Errorf("fmaxOf(%v) = %v (%#x), want %v (%#x)", s, got, bits(got), want, bits(want))
+				}
+			}
+		}
+	}
+}
+
+// TestSortByDayIsStable: sortByDay gives slices.SortStableFunc's order,
+// by counting over a school year and by merging over a wide span.
+func TestSortByDayIsStable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		name string
+		span int32
+	}{{"year", 320}, {"one day", 1}, {"wide span", 3 * maxCountingSpan}} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 200 {
+				ev := make([]Event, rng.IntN(120)+1)
+				for i := range ev {
+					// Mark tells the events apart: equal days keep their order.
+					ev[i] = Event{Day: 20000 + rng.Int32N(tc.span), Mark: float64(i)}
+				}
+				want := slices.Clone(ev)
+				slices.SortStableFunc(want, func(a, b Event) int { return int(a.Day - b.Day) })
+				sortByDay(ev, nil)
+				if !slices.Equal(ev, want) {
+					t.Fatalf("got %v\nwant %v", ev, want)
+				}
+			}
+		})
+	}
+}
