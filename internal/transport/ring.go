@@ -95,6 +95,13 @@ type ring struct {
 
 	holds ringHolds // bodies read in place (inplace.go)
 
+	// drop (under holds.mu) frees the ring's pages when it is unmapped:
+	// set by the creator once the peer is done with it (ringPool.put).
+	drop bool
+	// idle counts the ring's stays in a pool (under the pool's mu), so
+	// that an idle drop does not hit a ring used again meanwhile.
+	idle uint64
+
 	unmapped atomic.Bool // tests
 }
 
@@ -138,6 +145,9 @@ func (r *ring) close() {
 // unmap unmaps the ring (holds.mu held, or no body ever held).
 func (r *ring) unmap() {
 	if r.mem != nil {
+		if r.drop {
+			dropPages(r.data)
+		}
 		munmap(r.mem)
 		r.mem, r.data = nil, nil
 		r.unmapped.Store(true)

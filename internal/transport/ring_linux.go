@@ -117,3 +117,12 @@ func mmapFile(f *os.File, size int) ([]byte, error) {
 }
 
 func munmap(b []byte) { syscall.Munmap(b) }
+
+// dropPages frees the memory behind b, a part of a ring's shared mapping,
+// in every process that maps it (the file's pages: MADV_REMOVE punches a
+// hole in it); the range reads as zeros after. Best effort.
+func dropPages(b []byte) {
+	if len(b) > 0 {
+		syscall.Madvise(b, syscall.MADV_REMOVE)
+	}
+}

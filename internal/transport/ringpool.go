@@ -3,8 +3,10 @@ package transport
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Rings are kept and used again by later streams between the same two
@@ -18,6 +20,13 @@ import (
 // cancelled call it is unmapped.
 
 const keptRings = 2
+
+// ringIdleDrop is how long a kept ring may stay unused before its pages
+// are given back (dropPages): a run's sources end long before its sinks,
+// and their rings, a few tens of MiB each, would otherwise stay resident
+// in both processes until the run ends. A stream that then takes the ring
+// faults its pages in again.
+var ringIdleDrop = 2 * time.Second
 
 var errRingInUse = errors.New("ring in use by another stream")
 
@@ -76,6 +85,7 @@ func (p *ringPool) get() *ring {
 		r := p.free[n-1]
 		p.free = p.free[:n-1]
 		p.mu.Unlock()
+		r.setDrop(false) // the next stream decides
 		r.reset()
 		return r
 	}
@@ -97,18 +107,48 @@ func (p *ringPool) get() *ring {
 
 // put gives r back after a stream: kept when reusable, else unmapped
 // (once the bodies read in place from it are released).
+//
+// reusable also says that the peer is done with the ring: its handler
+// returned, and a sink holds no body in place (the held-ring trailer).
+// Then the ring's pages are freed when it is unmapped, or when it stayed
+// unused in the pool for ringIdleDrop: the peer's mapping (a plugin keeps
+// a few by name, ringCache) would otherwise keep them resident. Without
+// that, a peer may still read bodies there: its mapping keeps the pages.
 func (p *ringPool) put(r *ring, reusable bool) {
 	r.unlink()
+	if reusable {
+		r.setDrop(true)
+	}
 	if reusable && !r.inUse() {
 		p.mu.Lock()
 		if !p.closed && len(p.free) < keptRings {
 			p.free = append(p.free, r)
+			r.idle++
+			stay := r.idle
 			p.mu.Unlock()
+			time.AfterFunc(ringIdleDrop, func() { p.dropIdle(r, stay) })
 			return
 		}
 		p.mu.Unlock()
 	}
 	r.close()
+}
+
+// dropIdle frees the pages of r if it is still in the pool since the stay
+// put counted (get takes rings under p.mu, so none is taken meanwhile).
+func (p *ringPool) dropIdle(r *ring, stay uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.idle == stay && slices.Contains(p.free, r) {
+		_ = guard(func() { dropPages(r.data) })
+	}
+}
+
+// setDrop sets whether r's pages are freed when it is unmapped.
+func (r *ring) setDrop(drop bool) {
+	r.holds.mu.Lock()
+	r.drop = drop
+	r.holds.mu.Unlock()
 }
 
 // close unmaps the kept rings; later streams go inline.
