@@ -1,10 +1,13 @@
 package indicators
 
 import (
+	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func day(t *testing.T, s string) int32 {
@@ -342,4 +345,62 @@ func TestChanceOf(t *testing.T) {
 			t.Errorf("calib_points %q accepted", bad)
 		}
 	}
+}
+
+// TestAlertIDFormat pins AlertID to its definition: FNV-1a 64 of
+// "student\x00code\x00opened" as 16 lowercase hex digits, as hash/fnv and
+// fmt compute it.
+func TestAlertIDFormat(t *testing.T) {
+	tests := []struct {
+		student, code string
+		opened        int32
+	}{
+		{"S1", "ABS_RATE", 20340},
+		{"S000001", "MARK_LOW", 0},
+		{"", "", -1},
+		{"élève é", "X", math.MaxInt32},
+		{"S2", "INACTIVE", math.MinInt32},
+		{"a\x00b", "c", 7}, // a NUL inside a field is hashed like any byte
+	}
+	for _, tt := range tests {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s\x00%s\x00%d", tt.student, tt.code, tt.opened)
+		want := fmt.Sprintf("%016x", h.Sum64())
+		if got := AlertID(tt.student, tt.code, tt.opened); got != want {
+			t.Errorf("AlertID(%q, %q, %d) = %q, want %q", tt.student, tt.code, tt.opened, got, want)
+		}
+	}
+	// Leading zeros: a hash below 2^60 still has 16 digits.
+	for d := range int32(5000) {
+		if id := AlertID("S", "C", d); len(id) != 16 {
+			t.Fatalf("AlertID(S, C, %d) = %q, not 16 digits", d, id)
+		}
+	}
+}
+
+// TestAppendDay compares AppendDay with time's formatting over the whole
+// int32 range of days around the fast path's limits and a stride through
+// the rest.
+func TestAppendDay(t *testing.T) {
+	want := func(d int32) string { return time.Unix(int64(d)*86400, 0).UTC().Format("2006-01-02") }
+	check := func(d int32) {
+		t.Helper()
+		if got := string(AppendDay([]byte("x"), d)); got != "x"+want(d) {
+			t.Fatalf("AppendDay(%d) = %q, want %q", d, got, "x"+want(d))
+		}
+		if got := FormatDay(d); got != want(d) {
+			t.Fatalf("FormatDay(%d) = %q, want %q", d, got, want(d))
+		}
+	}
+	// Every day from 1800 to 2200, and around year 0 and year 9999.
+	for _, r := range [][2]int32{{-62000, 84000}, {-719528 - 800, -719528 + 800}, {2932896 - 800, 2932896 + 800}} {
+		for d := r[0]; d <= r[1]; d++ {
+			check(d)
+		}
+	}
+	for d := int64(math.MinInt32); d <= math.MaxInt32; d += 99991 {
+		check(int32(d))
+	}
+	check(math.MinInt32)
+	check(math.MaxInt32)
 }

@@ -327,3 +327,48 @@ func TestBits(t *testing.T) {
 		t.Errorf("even validity %08b %08b nulls %d, want 11111111 00000001 and 1", v[0], v[1], col(0, abi.ColNullCount))
 	}
 }
+
+// TestUtf8SetBytes checks that SetBytes copies its argument: the rule
+// reuses one buffer for every row and overwrites it after each call.
+func TestUtf8SetBytes(t *testing.T) {
+	g, err := newGuest(Rule{Manifest: testManifest, Eval: func(in *Input, out *Output) error {
+		x, greet := in.Int32(0), out.Utf8(1)
+		var buf []byte
+		for r := range in.Len() {
+			if x.IsNull(r) {
+				continue
+			}
+			buf = append(buf[:0], "x="...)
+			buf = fmt.Appendf(buf, "%d", x.Value(r))
+			greet.SetBytes(r, buf)
+			clear(buf) // the row must not see this
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newFakeMem()
+	// 3 rows: x = 4, null, 19.
+	xs := m.put([]byte{4, 0, 0, 0, 0, 0, 0, 0, 19, 0, 0, 0})
+	xv := m.put([]byte{0b101})
+	offs := m.put(make([]byte, 16))
+	in := m.batch(3, []abi.Type{abi.Int32, abi.Utf8}, [][5]uint32{{xv, xs, 0, 12, 1}, {0, 0, offs, 0, 0}})
+	out := m.batch(3, []abi.Type{abi.Float64, abi.Utf8}, nil)
+	if err := g.eval(m, in, out); err != nil {
+		t.Fatal(err)
+	}
+	col := func(j int, field int) uint32 { return m.u32(out + uint32(abi.DescriptorSize(j)+field)) }
+	if col(1, abi.ColNullCount) != 1 || col(1, abi.ColDataLen) != 7 {
+		t.Fatalf("nulls %d data_len %d, want 1 and 7", col(1, abi.ColNullCount), col(1, abi.ColDataLen))
+	}
+	c := &column{n: 3, data: m.bytes(col(1, abi.ColData), 7), offsets: m.bytes(col(1, abi.ColOffsets), 16)}
+	for r, want := range []string{"x=4", "", "x=19"} {
+		if got := getString(c, r); got != want {
+			t.Errorf("row %d = %q, want %q", r, got, want)
+		}
+	}
+	if v := m.bytes(col(1, abi.ColValidity), 1)[0] & 7; v != 0b101 {
+		t.Errorf("validity %03b, want 101", v)
+	}
+}
