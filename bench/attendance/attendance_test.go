@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,16 +56,6 @@ func TestGenerate(t *testing.T) {
 	}
 	if per := float64(a.Len()) / 2500; per < 28 || per > 32 {
 		t.Errorf("%.1f bytes per row, expected about 30 (295 MB for 10M rows)", per)
-	}
-}
-
-// TestTreeRSS: the process tree of this test holds at least this process.
-func TestTreeRSS(t *testing.T) {
-	if _, err := os.Stat("/proc/self/smaps_rollup"); err != nil {
-		t.Skip("no /proc/self/smaps_rollup")
-	}
-	if n := treeRSS(os.Getpid()); n < 1<<20 {
-		t.Errorf("treeRSS of this process = %d bytes, expected megabytes", n)
 	}
 }
 
