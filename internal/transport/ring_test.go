@@ -848,16 +848,9 @@ func TestBodyWaitsForRoomInTheRing(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 
-	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
-	b := array.NewInt64Builder(mem)
-	for i := range 40_000 { // 320 KB: two do not fit in the ring
-		b.Append(int64(i))
-	}
-	col := b.NewArray()
-	b.Release()
-	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
-	col.Release()
+	rec := int64Batch(mem, 40_000) // 320 KB: two do not fit in the ring
 	defer rec.Release()
+	schema := rec.Schema()
 
 	w, rd := ringPair(t, 512<<10)
 	sent := &sentMessages{}
@@ -904,16 +897,9 @@ func TestStalledRingDoesNotDelayEveryBody(t *testing.T) {
 	maxRingWait = 10 * time.Millisecond
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
-	b := array.NewInt64Builder(mem)
-	for i := range 40_000 {
-		b.Append(int64(i))
-	}
-	col := b.NewArray()
-	b.Release()
-	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
-	col.Release()
+	rec := int64Batch(mem, 40_000)
 	defer rec.Release()
+	schema := rec.Schema()
 
 	w, _ := ringPair(t, 512<<10)
 	sent := &sentMessages{}
@@ -947,16 +933,9 @@ func TestBodyWaitsForAReaderBehind(t *testing.T) {
 	maxRingWait = 5 * time.Millisecond
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
-	b := array.NewInt64Builder(mem)
-	for i := range 20_000 { // 160 KB: three fill the ring
-		b.Append(int64(i))
-	}
-	col := b.NewArray()
-	b.Release()
-	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
-	col.Release()
+	rec := int64Batch(mem, 20_000) // 160 KB: three fill the ring
 	defer rec.Release()
+	schema := rec.Schema()
 
 	w, rd := ringPair(t, 500<<10)
 	rd.inPlace = true
@@ -1004,4 +983,18 @@ func TestBodyWaitsForAReaderBehind(t *testing.T) {
 	if _, ok := sent.msgs[len(sent.msgs)-1].(*flight.FlightData); !ok {
 		t.Fatalf("body sent inline (%T) while the reader was only behind", sent.msgs[len(sent.msgs)-1])
 	}
+}
+
+// int64Batch is a batch of one int64 column "v" holding 0..n-1 (8n bytes
+// of body).
+func int64Batch(mem memory.Allocator, n int) arrow.RecordBatch {
+	b := array.NewInt64Builder(mem)
+	defer b.Release()
+	for i := range n {
+		b.Append(int64(i))
+	}
+	col := b.NewArray()
+	defer col.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	return array.NewRecordBatch(schema, []arrow.Array{col}, int64(n))
 }
