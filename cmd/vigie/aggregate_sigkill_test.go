@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -72,7 +71,7 @@ func TestAggregateSIGKILL(t *testing.T) {
 // named name, writing to topic name keyed by school.
 func writeAggregatePipeline(t testing.TB, c *kafkatest.Cluster, path, name string) {
 	t.Helper()
-	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	brokers := c.BrokersTOML()
 	toml := fmt.Sprintf(`[pipeline]
 name = %q
 batch_rows = 2048

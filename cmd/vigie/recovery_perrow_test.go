@@ -69,7 +69,7 @@ func BenchmarkRecoveryAfterSIGKILLPerRow(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Logf("preloaded %d students x %d rows in %s", recStudents, recHistory, time.Since(start).Round(time.Millisecond))
-		brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+		brokers := c.BrokersTOML()
 		// Continuous: the run waits for more events instead of ending.
 		toml := strings.Replace(alertsPipeline("rec", brokers, rule), "stop_at_end = true\n", "", 1)
 		if err := os.WriteFile(filepath.Join(dir, "rec.toml"), []byte(toml), 0o644); err != nil {

@@ -109,7 +109,7 @@ func (s *scaleOut) produce(from, to int) {
 // its end.
 func (s *scaleOut) write(name string, scaled bool) {
 	s.t.Helper()
-	brokers := `["` + strings.Join(s.c.Addrs, `", "`) + `"]`
+	brokers := s.c.BrokersTOML()
 	src, snk := "stop_at_end = true", ""
 	if scaled {
 		src = fmt.Sprintf("group = %q\npartitioned_by = \"student_id\"\nsession_timeout = \"2s\"", scaleOutGroup)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -57,7 +56,7 @@ func TestEngineSIGKILLLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	brokers := c.BrokersTOML()
 	for _, name := range []string{"ref", "killed"} {
 		if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(latePipeline(name, brokers, rule)), 0o644); err != nil {
 			t.Fatal(err)

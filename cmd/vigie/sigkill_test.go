@@ -220,7 +220,7 @@ func produceEvents(ctx context.Context, t testing.TB, c *kafkatest.Cluster, even
 // to topic name keyed by student.
 func writeSigkillPipeline(t testing.TB, c *kafkatest.Cluster, path, name, rule string) {
 	t.Helper()
-	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	brokers := c.BrokersTOML()
 	toml := fmt.Sprintf(`[pipeline]
 name = %q
 batch_rows = 8192
@@ -623,7 +623,7 @@ func TestEngineSIGKILLAlerts(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	brokers := c.BrokersTOML()
 	for _, name := range []string{"ref", "killed"} {
 		toml := alertsPipeline(name, brokers, rule)
 		if err := os.WriteFile(filepath.Join(dir, name+".toml"), []byte(toml), 0o644); err != nil {

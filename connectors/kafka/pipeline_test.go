@@ -332,7 +332,7 @@ func TestCheckpointsToFile(t *testing.T) {
 	ctx := testCtx(t)
 	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"events": 2}})
 	dir := t.TempDir()
-	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	brokers := c.BrokersTOML()
 	toml := fmt.Sprintf(`[pipeline]
 name = "kafka_file"
 batch_rows = 16

@@ -272,7 +272,7 @@ func TestPlatformHealthLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	live, liveDir := phPipeline(t, "platform_health_live.toml", slice, func(s string) string {
-		return strings.Replace(s, `brokers = ["localhost:9092"]`, `brokers = ["`+strings.Join(c.Addrs, `", "`)+`"]`, 1)
+		return strings.Replace(s, `brokers = ["localhost:9092"]`, "brokers = "+c.BrokersTOML(), 1)
 	})
 	start := time.Now()
 	pipelinetest.Run(t, live)

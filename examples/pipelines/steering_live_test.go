@@ -54,7 +54,7 @@ func runLive(t *testing.T, toml string, sources []liveSource) string {
 	}
 	text := string(b)
 	dir := filepath.Dir(toml)
-	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	brokers := c.BrokersTOML()
 	cl := c.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	for _, src := range sources {
 		var types map[string]string

@@ -143,6 +143,12 @@ func Poll(ctx context.Context, t testing.TB, cl *kgo.Client, d time.Duration, ea
 	fs.EachRecord(each)
 }
 
+// BrokersTOML is the cluster's broker addresses as a TOML array, for the
+// brokers option of a pipeline's kafka connectors.
+func (c *Cluster) BrokersTOML() string {
+	return `["` + strings.Join(c.Addrs, `", "`) + `"]`
+}
+
 // WritePipeline writes at path a pipeline file that copies topic "events"
 // of the cluster to topic "out": its [pipeline] table holds the lines
 // pipeline; a source "events" (connector kafka) reads topic "events" with
@@ -151,7 +157,7 @@ func Poll(ctx context.Context, t testing.TB, cl *kgo.Client, d time.Duration, ea
 // "out" keyed by student_id.
 func (c *Cluster) WritePipeline(t testing.TB, path, pipeline, source, middle, input string) {
 	t.Helper()
-	brokers := `["` + strings.Join(c.Addrs, `", "`) + `"]`
+	brokers := c.BrokersTOML()
 	toml := fmt.Sprintf(`[pipeline]
 %s
 [[source]]
