@@ -171,6 +171,21 @@ func (c *columns) setNull(col *column, r int) {
 	}
 }
 
+// setFixed stores v in row r of a fixed-width column (utf8 columns take
+// appendText).
+func (col *column) setFixed(r int, v *value) {
+	switch col.kind {
+	case kindInt64:
+		col.i64[r] = v.I
+	case kindInt32:
+		col.i32[r] = int32(v.I)
+	case kindFloat64:
+		col.f64[r] = v.F
+	case kindBool:
+		bitutil.SetBitTo(col.bits, r, v.B)
+	}
+}
+
 // setValid marks row r of col valid (rows are valid unless set null; a
 // row read again after a failed plainRow may have been set null).
 func (col *column) setValid(r int) {
@@ -277,16 +292,7 @@ func (c *columns) parse(rd *reading, i int, col *column, s string, r int) bool {
 	if !rd.types[i].parse(rd.formats, s, v) {
 		return false
 	}
-	switch col.kind {
-	case kindInt64:
-		col.i64[r] = v.I
-	case kindInt32:
-		col.i32[r] = int32(v.I)
-	case kindFloat64:
-		col.f64[r] = v.F
-	case kindBool:
-		bitutil.SetBitTo(col.bits, r, v.B)
-	}
+	col.setFixed(r, v)
 	if col.memo {
 		col.last, col.lastI, col.haveLast = append(col.last[:0], s...), v.I, true
 	}
@@ -315,18 +321,11 @@ func (c *columns) appendValues(vals []value) {
 			continue
 		}
 		col.setValid(r)
-		switch col.kind {
-		case kindInt64:
-			col.i64[r] = v.I
-		case kindInt32:
-			col.i32[r] = int32(v.I)
-		case kindFloat64:
-			col.f64[r] = v.F
-		case kindBool:
-			bitutil.SetBitTo(col.bits, r, v.B)
-		case kindUTF8:
+		if col.kind == kindUTF8 {
 			c.appendText(col, r, unsafe.Slice(unsafe.StringData(v.S), len(v.S)))
+			continue
 		}
+		col.setFixed(r, v)
 	}
 	c.rows++
 }
