@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 func day(t *testing.T, s string) int32 {
@@ -376,31 +375,4 @@ func TestAlertIDFormat(t *testing.T) {
 			t.Fatalf("AlertID(S, C, %d) = %q, not 16 digits", d, id)
 		}
 	}
-}
-
-// TestAppendDay compares AppendDay with time's formatting over the whole
-// int32 range of days around the fast path's limits and a stride through
-// the rest.
-func TestAppendDay(t *testing.T) {
-	want := func(d int32) string { return time.Unix(int64(d)*86400, 0).UTC().Format("2006-01-02") }
-	check := func(d int32) {
-		t.Helper()
-		if got := string(AppendDay([]byte("x"), d)); got != "x"+want(d) {
-			t.Fatalf("AppendDay(%d) = %q, want %q", d, got, "x"+want(d))
-		}
-		if got := FormatDay(d); got != want(d) {
-			t.Fatalf("FormatDay(%d) = %q, want %q", d, got, want(d))
-		}
-	}
-	// Every day from 1800 to 2200, and around year 0 and year 9999.
-	for _, r := range [][2]int32{{-62000, 84000}, {-719528 - 800, -719528 + 800}, {2932896 - 800, 2932896 + 800}} {
-		for d := r[0]; d <= r[1]; d++ {
-			check(d)
-		}
-	}
-	for d := int64(math.MinInt32); d <= math.MaxInt32; d += 99991 {
-		check(int32(d))
-	}
-	check(math.MinInt32)
-	check(math.MaxInt32)
 }

@@ -171,11 +171,11 @@ func AlertID(student, code string, opened int32) string {
 	for i := 0; i < len(student); i++ {
 		h = (h ^ uint64(student[i])) * prime64
 	}
-	h *= prime64 // the NUL separator: h ^ 0 is h
+	h = (h ^ 0) * prime64
 	for i := 0; i < len(code); i++ {
 		h = (h ^ uint64(code[i])) * prime64
 	}
-	h *= prime64 // the NUL separator: h ^ 0 is h
+	h = (h ^ 0) * prime64
 	var num [12]byte
 	for _, b := range strconv.AppendInt(num[:0], int64(opened), 10) {
 		h = (h ^ uint64(b)) * prime64
@@ -1034,37 +1034,7 @@ func ParseDay(s string) (int32, error) {
 }
 
 // FormatDay formats days since 1970-01-01 as yyyy-mm-dd.
-func FormatDay(d int32) string { return string(AppendDay(nil, d)) }
-
-// AppendDay appends FormatDay(d) to b: the same text as time's
-// "2006-01-02", computed directly for years 0 to 9999 (the civil-from-days
-// algorithm of Howard Hinnant's date library) and through time for the
-// others, so that a rule can write alert histories into one reusable
-// buffer (examples/rules/early_warning).
-func AppendDay(b []byte, d int32) []byte {
-	// Days from 0000-03-01, in 400-year eras of 146,097 days.
-	z := int64(d) + 719468
-	if z < 0 { // before 0000-03-01
-		return time.Unix(int64(d)*86400, 0).UTC().AppendFormat(b, "2006-01-02")
-	}
-	era := z / 146097
-	doe := z - era*146097                                  // [0, 146096]
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
-	y := yoe + era*400
-	doy := doe - (365*yoe + yoe/4 - yoe/100) // [0, 365], from March 1
-	mp := (5*doy + 2) / 153                  // [0, 11], March = 0
-	day := doy - (153*mp+2)/5 + 1
-	month := mp + 3
-	if month > 12 {
-		month -= 12
-		y++
-	}
-	if y > 9999 { // time writes more digits
-		return time.Unix(int64(d)*86400, 0).UTC().AppendFormat(b, "2006-01-02")
-	}
-	return append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
-		byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10))
-}
+func FormatDay(d int32) string { return time.Unix(int64(d)*86400, 0).UTC().Format("2006-01-02") }
 
 func parseDays(s string) ([]int32, error) {
 	var out []int32

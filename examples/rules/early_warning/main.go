@@ -107,11 +107,7 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 	risk, level, codes, reason := out.Float64(0), out.Utf8(1), out.Utf8(2), out.Utf8(3)
 	openAlerts, openCount, first, opened, history, maxRisk := out.Utf8(4), out.Int32(5), out.Date32(6), out.Int32(7), out.Utf8(8), out.Float64(9)
 	chance := out.Float64(10)
-	// Dates and marks as slices over the batch: Value is an indirect call
-	// per row, never inlined.
-	days, marks := valuesOf(date), valuesOf(mark)
 	var events []indicators.Event
-	var buf []byte
 	for g := range in.NumGroups() {
 		start, end := in.GroupBounds(g)
 		events = events[:0]
@@ -134,7 +130,7 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 					if corrected == nil {
 						corrected = map[int64]int32{}
 					}
-					corrected[halfDay(days[r], half.Bytes(r))] = d
+					corrected[halfDay(date.Value(r), half.Bytes(r))] = d
 				}
 			}
 		}
@@ -155,7 +151,7 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 				}
 				switch st := string(st); { // not escaping: no allocation
 				case st == "ok" && !mark.IsNull(r):
-					e.Mark = marks[r]
+					e.Mark = mark.Value(r)
 				case st == "absent" || st == "not_graded" || st == "missing":
 				default:
 					continue // exempt: neither a mark nor a missing one
@@ -167,86 +163,42 @@ func eval(in *vigie.Input, out *vigie.Output) error {
 				if !corrects.IsNull(r) && len(corrects.Bytes(r)) > 0 {
 					continue // the correction itself: applied to the record it corrects
 				}
-				e := indicators.Event{Kind: indicators.Absence, Day: days[r]}
+				e := indicators.Event{Kind: indicators.Absence, Day: date.Value(r)}
 				e.Justified = !justified.IsNull(r) && justified.Value(r)
-				if d, ok := corrected[halfDay(days[r], half.Bytes(r))]; ok {
+				if d, ok := corrected[halfDay(date.Value(r), half.Bytes(r))]; ok {
 					e.CorrectedDay = d
 				}
 				events = append(events, e)
 			default:
-				events = append(events, indicators.Event{Kind: indicators.Activity, Day: days[r]})
+				events = append(events, indicators.Event{Kind: indicators.Activity, Day: date.Value(r)})
 			}
 		}
 		res := memo.Evaluate(id, events) // cfg.Evaluate, resumed when it can be
 		risk.Set(g, res.Risk)
 		level.Set(g, res.Level)
-		// The joined strings are built in buf, reused from group to group,
-		// and copied into the output by SetBytes: no string per value.
-		buf = buf[:0]
-		for i, c := range res.Codes {
-			if i > 0 {
-				buf = append(buf, ';')
-			}
-			buf = append(buf, c...)
-		}
-		codes.SetBytes(g, buf)
+		codes.Set(g, strings.Join(res.Codes, ";"))
 		reason.Set(g, res.Reason)
-		// open_alerts: id:CODE:opened; alert_history: id:CODE:opened:closed
-		// (closed empty while open), both ;-separated.
-		buf = buf[:0]
-		nOpen := 0
+		var o, h []string
 		for _, a := range res.Alerts {
-			if a.Closed < 0 {
-				if nOpen > 0 {
-					buf = append(buf, ';')
-				}
-				buf = appendAlert(buf, a)
-				nOpen++
+			closed := ""
+			if a.Closed >= 0 {
+				closed = indicators.FormatDay(a.Closed)
+			} else {
+				o = append(o, a.ID+":"+a.Code+":"+indicators.FormatDay(a.Opened))
 			}
+			h = append(h, a.ID+":"+a.Code+":"+indicators.FormatDay(a.Opened)+":"+closed)
 		}
-		openAlerts.SetBytes(g, buf)
-		openCount.Set(g, int32(nOpen))
+		openAlerts.Set(g, strings.Join(o, ";"))
+		openCount.Set(g, int32(len(o)))
 		if res.FirstAlert >= 0 {
 			first.Set(g, res.FirstAlert)
 		}
 		opened.Set(g, int32(len(res.Alerts)))
-		buf = buf[:0]
-		for i, a := range res.Alerts {
-			if i > 0 {
-				buf = append(buf, ';')
-			}
-			buf = append(appendAlert(buf, a), ':')
-			if a.Closed >= 0 {
-				buf = indicators.AppendDay(buf, a.Closed)
-			}
-		}
-		history.SetBytes(g, buf)
+		history.Set(g, strings.Join(h, ";"))
 		maxRisk.Set(g, res.MaxRisk)
 		chance.Set(g, res.Chance)
 	}
 	return nil
-}
-
-// valuesOf is c.Values(), or the values read one by one when the batch
-// has no data buffer for c (the ABI does not promise one for a column
-// that is all null).
-func valuesOf[T any](c vigie.Column[T]) []T {
-	if v := c.Values(); len(v) >= c.Len() {
-		return v
-	}
-	v := make([]T, c.Len())
-	for r := range v {
-		if !c.IsNull(r) {
-			v[r] = c.Value(r)
-		}
-	}
-	return v
-}
-
-// appendAlert appends id:CODE:opened.
-func appendAlert(b []byte, a indicators.Alert) []byte {
-	b = append(append(append(b, a.ID...), ':'), a.Code...)
-	return indicators.AppendDay(append(b, ':'), a.Opened)
 }
 
 // halfDay identifies an absent half-day: a correction row has the date and

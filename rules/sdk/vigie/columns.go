@@ -466,19 +466,6 @@ func (c Utf8Column) Set(row int, s string) {
 	c.c.setValid(row, true)
 }
 
-// SetBytes sets row to b, copied: b may be reused as soon as it returns.
-// It is Set for a value built in a reusable buffer, without a string per
-// row.
-func (c Utf8Column) SetBytes(row int, b []byte) {
-	if row >= c.c.n {
-		panic(fmt.Sprintf("utf8 output: row %d out of range (%d rows)", row, c.c.n))
-	}
-	c.c.padTo(row)
-	*c.c.str = append(*c.c.str, b...)
-	c.c.ends = append(c.c.ends, uint32(len(*c.c.str)))
-	c.c.setValid(row, true)
-}
-
 // SetNull sets row to null.
 func (c Utf8Column) SetNull(row int) { c.c.padTo(row + 1) }
 
