@@ -1,8 +1,6 @@
 package indicators
 
 import (
-	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 	"strings"
@@ -342,37 +340,6 @@ func TestChanceOf(t *testing.T) {
 	for _, bad := range []string{"0.5:0.1,0.4:0.2", "x:1"} {
 		if err := c.Set("calib_points", bad); err == nil {
 			t.Errorf("calib_points %q accepted", bad)
-		}
-	}
-}
-
-// TestAlertIDFormat pins AlertID to its definition: FNV-1a 64 of
-// "student\x00code\x00opened" as 16 lowercase hex digits, as hash/fnv and
-// fmt compute it.
-func TestAlertIDFormat(t *testing.T) {
-	tests := []struct {
-		student, code string
-		opened        int32
-	}{
-		{"S1", "ABS_RATE", 20340},
-		{"S000001", "MARK_LOW", 0},
-		{"", "", -1},
-		{"élève é", "X", math.MaxInt32},
-		{"S2", "INACTIVE", math.MinInt32},
-		{"a\x00b", "c", 7}, // a NUL inside a field is hashed like any byte
-	}
-	for _, tt := range tests {
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%s\x00%s\x00%d", tt.student, tt.code, tt.opened)
-		want := fmt.Sprintf("%016x", h.Sum64())
-		if got := AlertID(tt.student, tt.code, tt.opened); got != want {
-			t.Errorf("AlertID(%q, %q, %d) = %q, want %q", tt.student, tt.code, tt.opened, got, want)
-		}
-	}
-	// Leading zeros: a hash below 2^60 still has 16 digits.
-	for d := range int32(5000) {
-		if id := AlertID("S", "C", d); len(id) != 16 {
-			t.Fatalf("AlertID(S, C, %d) = %q, not 16 digits", d, id)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package indicators
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math"
 	"math/bits"
 	"slices"
@@ -156,37 +157,10 @@ func (r *Result) Open() []Alert {
 // AlertID is the id of an alert: a hash of the student, the reason code and
 // the day the alert opened, so that a rerun on the same data gives the same
 // id.
-//
-// It is FNV-1a 64 of student, NUL, code, NUL, opened in decimal, as 16
-// lowercase hex digits, computed in place: through hash/fnv and fmt it
-// allocated a hasher, fmt's state and an interface per argument, per
-// alert (docs/performance.md, "The rule outside Evaluate");
-// TestAlertIDFormat pins the result to that version.
 func AlertID(student, code string, opened int32) string {
-	const (
-		offset64 = 14695981039346656037
-		prime64  = 1099511628211
-	)
-	h := uint64(offset64)
-	for i := 0; i < len(student); i++ {
-		h = (h ^ uint64(student[i])) * prime64
-	}
-	h = (h ^ 0) * prime64
-	for i := 0; i < len(code); i++ {
-		h = (h ^ uint64(code[i])) * prime64
-	}
-	h = (h ^ 0) * prime64
-	var num [12]byte
-	for _, b := range strconv.AppendInt(num[:0], int64(opened), 10) {
-		h = (h ^ uint64(b)) * prime64
-	}
-	const hexDigits = "0123456789abcdef"
-	var out [16]byte
-	for i := 15; i >= 0; i-- {
-		out[i] = hexDigits[h&0xf]
-		h >>= 4
-	}
-	return string(out[:])
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\x00%s\x00%d", student, code, opened)
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 // indicator is the state of one indicator on one day.
