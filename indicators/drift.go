@@ -168,6 +168,77 @@ func (p *partsMemo) newNone(eOn float64) float64 {
 	return p.normal
 }
 
+// rampLam adds a school day of hd half-days to the drift's expected
+// half-days of the month, lam[k] (the onsets of sOn), and to lamSame: it is
+// lam[k] += rate × min(1, float64(S-sOn[k])/ramp) × hd for each k, bit for
+// bit, written for the ramp's two sides. The first nFull onsets are
+// complete (their share is 1 or more, so min(1, share) is 1 and the term
+// rate × 1 × hd, the same for all of them and for lamSame); on the others
+// min(1, share) is the share itself (less than 1, or NaN, which min
+// returns too). A function of its own, called once a day, so that its loop
+// keeps its values in WebAssembly locals (in posteriors they live in
+// memory).
+//
+//go:noinline
+func rampLam(lam []float64, sOn []int, nFull int, lamSame float64, S int, rate, ramp float64, hd int) float64 {
+	inc := rate * 1 * float64(hd)
+	lamSame += inc
+	lam = lam[:len(sOn)]
+	for k := range nFull {
+		lam[k] += inc
+	}
+	for k := nFull; k < len(sOn); k++ {
+		lam[k] += rate * (float64(S-sOn[k]) / ramp) * float64(hd)
+	}
+	return lamSame
+}
+
+// lamOf is lam[k], or lamSame for the first same onsets (see posteriors).
+func lamOf(lam []float64, k, same int, lamSame float64) float64 {
+	if k < same {
+		return lamSame
+	}
+	return lam[k]
+}
+
+// sum is the sum over the started onsets (lr, lam, eOn from kLo; the first
+// same have lamSame as lam) of min(lr[k] × drift(lam[k]) / none(eOn[k]),
+// 1e300), in onset order, leaving out those whose lr is 0: the numerator
+// of a day's posterior. min(z, 1e300) is written z > 1e300 (the same for
+// every z, NaN included: min returns z unless 1e300 < z).
+//
+//go:noinline
+func (p *partsMemo) sum(lr, lam, eOn []float64, same int, lamSame float64) float64 {
+	lam, eOn = lam[:len(lr)], eOn[:len(lr)]
+	num := 0.0
+	for k := range lr {
+		if lr[k] == 0 {
+			continue
+		}
+		z := lr[k] * p.drift(lamOf(lam, k, same, lamSame)) / p.none(eOn[k])
+		if z > 1e300 {
+			z = 1e300
+		}
+		num += z
+	}
+	return num
+}
+
+// monthEnd multiplies each started onset's lr by its likelihood ratio
+// for the month just complete (same arguments as sum), capped at 1e300.
+//
+//go:noinline
+func (p *partsMemo) monthEnd(lr, lam, eOn []float64, same int, lamSame float64) {
+	lam, eOn = lam[:len(lr)], eOn[:len(lr)]
+	for k := range lr {
+		z := lr[k] * p.drift(lamOf(lam, k, same, lamSame)) / p.none(eOn[k])
+		if z > 1e300 {
+			z = 1e300
+		}
+		lr[k] = z
+	}
+}
+
 // posteriors returns, for each day from start to start+n-1, the posterior
 // probability that a drift has started, from the unjustified half-days of
 // each day, unjFrom[d-from] with from = min(history_from, start), and the
@@ -258,21 +329,41 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	// onsets[kLo:kHi] (those before the replay's first day never start):
 	// the loops over onsets visit that run, and the next onset to start is
 	// onsets[next], instead of all K every day.
-	kLo, kHi := K, 0
-	for k := range K {
-		if started[k] {
-			kLo, kHi = min(kLo, k), k+1
-		}
-	}
 	next := 0
 	for next < K && onsets[next] < d0 {
 		next++
 	}
+	kLo, kHi := next, next
+	for k := range K {
+		if started[k] {
+			kLo, kHi = min(kLo, k), max(kHi, k+1)
+		}
+	}
+	// The ramp: an onset's rate is complete (its share of the ramp,
+	// float64(S-sOn[k])/ramp, is 1 or more) once S is far enough past its
+	// start; S only grows and sOn grows with k, so the complete ones are a
+	// run onsets[kLo:kFull] that only grows. Those already complete on
+	// the first school day of a month, onsets[kLo:kSame], add the same
+	// amount every school day of the month from the same 0: their lam is
+	// bit for bit one value, lamSame, kept once instead of in lam[k] (see
+	// lamOf), and the daily update visits only onsets[kSame:kHi].
+	ramp := fmax(c.DriftRampHalfDays, 1)
+	kFull := kLo
+	full := func() { // advances kFull to the current S
+		for kFull < kHi && float64(S-sOn[kFull])/ramp >= 1 {
+			kFull++
+		}
+	}
+	full()
+	kSame, lamSame := kLo, 0.0 // none on a resumed replay: lam[k] holds them all
 	eStudent := func() float64 {
 		return (c.EpisodePrior*c.EpisodePriorMonths + float64(hits)) / (c.EpisodePriorMonths + float64(months))
 	}
 	for d := d0; d <= end; d++ {
 		if snap != nil && d == end {
+			for k := kLo; k < kSame; k++ {
+				lam[k] = lamSame
+			}
 			*snap = driftState{d: d, lr: slices.Clone(lr), lam: slices.Clone(lam), eOn: slices.Clone(eOn), started: slices.Clone(started), sOn: slices.Clone(sOn),
 				S: S, hits: hits, months: months, mNext: mNext, mTotal: mTotal, x: x, h: h, prev: prev}
 		}
@@ -282,11 +373,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 				th := m.thinAt(1)
 				a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
 				pm := newPartsMemo(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
-				for k := kLo; k < kHi; k++ {
-					if started[k] {
-						lr[k] = fmin(lr[k]*pm.drift(lam[k])/pm.none(eOn[k]), 1e300)
-					}
-				}
+				pm.monthEnd(lr[kLo:kHi], lam[kLo:kHi], eOn[kLo:kHi], kSame-kLo, lamSame)
 				if mTotal >= 16 {
 					months++
 					if x >= c.EpisodeMin {
@@ -297,21 +384,19 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			_, mNext, mTotal = monthTotal(d)
 			x, h = 0, 0
 			clear(lam)
+			full()
+			kSame, lamSame = kFull, 0
 		}
 		for next < K && onsets[next] == d {
 			k := next
 			started[k], sOn[k], eOn[k] = true, S, eStudent()
-			kLo, kHi = min(kLo, k), k+1
+			kHi = k + 1 // k == kHi: the run grows by one
 			next++
 		}
 		hd := cal.school(d)
 		if hd > 0 {
-			ramp := fmax(c.DriftRampHalfDays, 1)
-			for k := kLo; k < kHi; k++ {
-				if started[k] {
-					lam[k] += c.DriftRate * fmin(1, float64(S-sOn[k])/ramp) * float64(hd)
-				}
-			}
+			full()
+			lamSame = rampLam(lam[kSame:kHi], sOn[kSame:kHi], kFull-kSame, lamSame, S, c.DriftRate, ramp, hd)
 			S += hd
 			h += hd
 		}
@@ -332,14 +417,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		th := m.thinAt(f)
 		a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
 		pm := newPartsMemo(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
-		for k := kLo; k < kHi; k++ {
-			if !started[k] || lr[k] == 0 {
-				nOn += b2i(started[k])
-				continue
-			}
-			nOn++
-			num += fmin(lr[k]*pm.drift(lam[k])/pm.none(eOn[k]), 1e300)
-		}
+		num, nOn = pm.sum(lr[kLo:kHi], lam[kLo:kHi], eOn[kLo:kHi], kSame-kLo, lamSame), kHi-kLo
 		pi := c.DriftPrior / float64(K)
 		prev = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))
 		post[d-start] = prev
