@@ -136,8 +136,13 @@ type partsMemo struct {
 // computation.
 const noBits = 0x7ff0_dead_0000_beef
 
-func newPartsMemo(x int, th []float64, mu0, e, a0, b0 float64) partsMemo {
-	return partsMemo{x: x, th: th, mu0: mu0, e: e, a0: a0, b0: b0, lam: noBits, eOn: noBits}
+// reset makes p a new partsMemo for x, th, mu0, e, a0, b0. Field by
+// field: a composite literal of the 96-byte struct is built and copied
+// with memory.fill and memory.copy in WebAssembly, which wazero runs as
+// calls to memmove, once a day.
+func (p *partsMemo) reset(x int, th []float64, mu0, e, a0, b0 float64) {
+	p.x, p.th, p.mu0, p.e, p.a0, p.b0 = x, th, mu0, e, a0, b0
+	p.lam, p.eOn = noBits, noBits
 }
 
 // drift is mix(partsOf(x, th, lam+mu0), e).
@@ -359,6 +364,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	eStudent := func() float64 {
 		return (c.EpisodePrior*c.EpisodePriorMonths + float64(hits)) / (c.EpisodePriorMonths + float64(months))
 	}
+	var pm partsMemo
 	for d := d0; d <= end; d++ {
 		if snap != nil && d == end {
 			for k := kLo; k < kSame; k++ {
@@ -372,7 +378,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			if mTotal > 0 {
 				th := m.thinAt(1)
 				a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
-				pm := newPartsMemo(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
+				pm.reset(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
 				pm.monthEnd(lr[kLo:kHi], lam[kLo:kHi], eOn[kLo:kHi], kSame-kLo, lamSame)
 				if mTotal >= 16 {
 					months++
@@ -416,7 +422,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		num, nOn := 0.0, 0
 		th := m.thinAt(f)
 		a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
-		pm := newPartsMemo(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
+		pm.reset(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
 		num, nOn = pm.sum(lr[kLo:kHi], lam[kLo:kHi], eOn[kLo:kHi], kSame-kLo, lamSame), kHi-kLo
 		pi := c.DriftPrior / float64(K)
 		prev = pi * num / ((1 - c.DriftPrior) + pi*(num+float64(K-nOn)))

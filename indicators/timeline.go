@@ -378,7 +378,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			marksOn |= 1 << k
 		}
 	}
-	var always codeSet
+	var always, prevOn codeSet
 	for _, w := range c.Weights {
 		if math.IsInf(w, 0) || math.IsNaN(w) {
 			always = allCodes
@@ -402,7 +402,12 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		if sess[i+1] > sess[i] {
 			lastSess = i
 		}
-		ind = [numCodes]indicator{}
+		// The indicators set the day before are cleared: zeroing all of
+		// ind (312 bytes) is a memory.fill in WebAssembly, which wazero
+		// runs as calls to memmove, every day.
+		for ks := prevOn; ks != 0; ks &= ks - 1 {
+			ind[ks.first()] = indicator{}
+		}
 		on := always
 		from := i - W + 1
 		// Attendance.
@@ -562,7 +567,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		}
 		for ks := marksOn; ks != 0; ks &= ks - 1 {
 			k := ks.first()
-			ind[k] = markInd[k]
+			ind[k].severity, ind[k].text = markInd[k].severity, markInd[k].text // not a 24-byte memory.copy
 		}
 		on |= marksOn
 		// Engagement.
@@ -585,6 +590,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				ind[Inactive].text = c.say(final, "no platform activity for %d days", i-lastSess)
 			}
 		}
+		prevOn = on // every code set in ind is in on
 		// Risk.
 		q := 1.0
 		var fam [3]bool // attendance, marks, engagement
