@@ -285,10 +285,10 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		sess[i+1] += sess[i]
 	}
 	sum := func(p []int32, from, to int) int32 { // days [from, to], clamped
-		from, to = max(from, 0), min(to, n-1)
-		if to < from {
-			return 0
-		}
+		// An empty range is p[from] - p[from], and the clamps are imin
+		// and imax: no branch (see imin), about ten times a day.
+		from = imin(imax(from, 0), n)
+		to = imax(imin(to, n-1), from-1)
 		return p[to+1] - p[from]
 	}
 	unjAt := func(i, from, to int) int32 { // unjustified over [from,to] as known on day i
@@ -384,6 +384,10 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			always = allCodes
 		}
 	}
+	lt, termCheck := -1, int32(math.MinInt32) // the last known term as of day termCheck-1
+	// ABS_STREAK, ABS_CUSUM and ABS_MONTHS are off by default: one test a
+	// day for the three.
+	optional := c.StreakWeeks > 0 || c.CusumMin > 0 || c.MonthsMin > 0
 	for i := r0; i < n; i++ {
 		d := start + int32(i)
 		if snap != nil && i == n-1 {
@@ -405,8 +409,10 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		// The indicators set the day before are cleared: zeroing all of
 		// ind (312 bytes) is a memory.fill in WebAssembly, which wazero
 		// runs as calls to memmove, every day.
-		for ks := prevOn; ks != 0; ks &= ks - 1 {
-			ind[ks.first()] = indicator{}
+		if prevOn != 0 { // an empty loop is two jumps, this test one
+			for ks := prevOn; ks != 0; ks &= ks - 1 {
+				ind[ks.first()] = indicator{}
+			}
 		}
 		on := always
 		from := i - W + 1
@@ -442,7 +448,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				}
 			}
 		}
-		if c.StreakWeeks > 0 {
+		if optional && c.StreakWeeks > 0 {
 			// Consecutive school weeks (7-day blocks ending today, holiday
 			// weeks skipped) with an unjustified half-day.
 			streak, total := 0, int32(0)
@@ -470,7 +476,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				}
 			}
 		}
-		if c.CusumMin > 0 {
+		if optional && c.CusumMin > 0 {
 			// Log-likelihood ratio, per school half-day, of a drift's rate
 			// of unjustified absences (cusum_rate) against the student's
 			// own usual rate before the trend window (shrunk toward
@@ -494,7 +500,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				}
 			}
 		}
-		if c.MonthsMin > 0 {
+		if optional && c.MonthsMin > 0 {
 			// Calendar months (the current one and the months_span-1
 			// before it) with month_min_half_days unjustified half-days or
 			// more, against the student's own share of such months before:
@@ -554,8 +560,14 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			ind[AbsDrift] = indicator{drift[i], text}
 			on |= 1 << AbsDrift
 		}
-		// Course performance: the last term whose marks are known.
-		if lt := c.lastTerm(terms, d); lt != markTerm {
+		// Course performance: the last term whose marks are known, which
+		// changes only on the end of a known term (termCheck, the next
+		// one after the day it was last looked up).
+		if d >= termCheck {
+			lt = c.lastTerm(terms, d)
+			termCheck = c.nextTermEnd(terms, d)
+		}
+		if lt != markTerm {
 			markTerm, markInd = lt, [numCodes]indicator{}
 			c.markIndicators(&markInd, terms, lt)
 			marksOn = 0
@@ -565,9 +577,11 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				}
 			}
 		}
-		for ks := marksOn; ks != 0; ks &= ks - 1 {
-			k := ks.first()
-			ind[k].severity, ind[k].text = markInd[k].severity, markInd[k].text // not a 24-byte memory.copy
+		if marksOn != 0 {
+			for ks := marksOn; ks != 0; ks &= ks - 1 {
+				k := ks.first()
+				ind[k].severity, ind[k].text = markInd[k].severity, markInd[k].text // not a 24-byte memory.copy
+			}
 		}
 		on |= marksOn
 		// Engagement.
@@ -750,6 +764,22 @@ func family(k int) int {
 	return 2
 }
 
+// imin and imax are the builtin min and max of two ints whose difference
+// does not overflow (days and day offsets), without a branch: the builtins
+// compile to branches where the result is used as an index (the compiler
+// keeps a conditional move off load addresses), and in WebAssembly a
+// branch taken is a jump through the function's dispatch loop (and a check
+// of the host's instrumentation).
+func imin(a, b int) int {
+	d := a - b
+	return b + d&(d>>63)
+}
+
+func imax(a, b int) int {
+	d := a - b
+	return a - d&(d>>63)
+}
+
 // codeSet is a set of reason codes, bit k for code k.
 type codeSet uint16
 
@@ -813,6 +843,18 @@ func (c *Config) termAverages(marks []Event) []termAvg {
 		terms[t].overall = s / float64(len(subj[t]))
 	}
 	return terms
+}
+
+// nextTermEnd is the first day after d on which lastTerm may change: the
+// earliest end of a known term after d, or MaxInt32.
+func (c *Config) nextTermEnd(terms []termAvg, d int32) int32 {
+	next := int32(math.MaxInt32)
+	for t := range terms {
+		if terms[t].known && c.TermEnds[t] > d {
+			next = min(next, c.TermEnds[t])
+		}
+	}
+	return next
 }
 
 // lastTerm is the last term whose marks are known on day d, or -1.
