@@ -384,10 +384,11 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			always = allCodes
 		}
 	}
-	lt, termCheck := -1, int32(math.MinInt32) // the last known term as of day termCheck-1
+	termCheck := int32(math.MinInt32) // the day lastTerm may change next
 	// ABS_STREAK, ABS_CUSUM and ABS_MONTHS are off by default: one test a
 	// day for the three.
 	optional := c.StreakWeeks > 0 || c.CusumMin > 0 || c.MonthsMin > 0
+	raiseDays := max(c.RaiseDays, 1)
 	for i := r0; i < n; i++ {
 		d := start + int32(i)
 		if snap != nil && i == n-1 {
@@ -448,98 +449,100 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				}
 			}
 		}
-		if optional && c.StreakWeeks > 0 {
-			// Consecutive school weeks (7-day blocks ending today, holiday
-			// weeks skipped) with an unjustified half-day.
-			streak, total := 0, int32(0)
-			for b, seen := 0, 0; seen < 3*c.StreakWeeks && b < 40; b++ {
-				hi := i - 7*b
-				if hi-6 < 0 {
-					break
-				}
-				if sum(school, hi-6, hi) < 3 {
-					continue
-				}
-				seen++
-				u := unjAt(i, hi-6, hi)
-				if u == 0 {
-					break
-				}
-				streak++
-				total += u
-			}
-			if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
-				ind[AbsStreak].severity = sev(float64(streak), float64(c.StreakWeeks))
-				on |= 1 << AbsStreak
-				if final {
-					ind[AbsStreak].text = c.say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)
-				}
-			}
-		}
-		if optional && c.CusumMin > 0 {
-			// Log-likelihood ratio, per school half-day, of a drift's rate
-			// of unjustified absences (cusum_rate) against the student's
-			// own usual rate before the trend window (shrunk toward
-			// cusum_prior_rate), accumulated as a CUSUM.
-			if h := sum(school, i, i); h > 0 {
-				tf := i - c.TrendDays
-				u0, h0 := 0.0, 0.0
-				if tf >= 0 {
-					u0, h0 = float64(unjAt(i, 0, tf)), float64(sum(school, 0, tf))
-				}
-				l0 := (c.CusumPriorRate*c.CusumPriorHalfDays + u0) / (c.CusumPriorHalfDays + h0)
-				l1 := fmax(c.CusumRate, 1.5*l0)
-				x := float64(sum(unj, i, i))
-				cusum = fmax(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
-			}
-			if cusum >= c.CusumMin {
-				ind[AbsCusum].severity = sev(cusum, c.CusumMin)
-				on |= 1 << AbsCusum
-				if final {
-					ind[AbsCusum].text = c.say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))
-				}
-			}
-		}
-		if optional && c.MonthsMin > 0 {
-			// Calendar months (the current one and the months_span-1
-			// before it) with month_min_half_days unjustified half-days or
-			// more, against the student's own share of such months before:
-			// a truant's episode stays within one month, a drift goes on.
-			hit, total := 0, int32(0)
-			ms := monthStart[i]
-			for m := 0; m < c.MonthsSpan; m++ {
-				me := i
-				if m > 0 {
-					me = ms - 1
-					ms = me - (dayOfMonth(start+int32(me)) - 1)
-				}
-				if u := unjAt(i, ms, me); int(u) >= c.MonthMinHalfDays {
-					hit++
+		if optional {
+			if c.StreakWeeks > 0 {
+				// Consecutive school weeks (7-day blocks ending today, holiday
+				// weeks skipped) with an unjustified half-day.
+				streak, total := 0, int32(0)
+				for b, seen := 0, 0; seen < 3*c.StreakWeeks && b < 40; b++ {
+					hi := i - 7*b
+					if hi-6 < 0 {
+						break
+					}
+					if sum(school, hi-6, hi) < 3 {
+						continue
+					}
+					seen++
+					u := unjAt(i, hi-6, hi)
+					if u == 0 {
+						break
+					}
+					streak++
 					total += u
 				}
-			}
-			if hit >= c.MonthsMin {
-				// The student's usual share of such months, before the span.
-				past, pastHit := 0, 0
-				for me := ms - 1; me >= 0; {
-					s0 := me - (dayOfMonth(start+int32(me)) - 1)
-					if sum(school, s0, me) >= 16 {
-						past++
-						if int(unjAt(i, s0, me)) >= c.MonthMinHalfDays {
-							pastHit++
-						}
-					}
-					me = s0 - 1
-				}
-				usual := 0.0
-				if past > 0 {
-					usual = float64(pastHit) / float64(past)
-				}
-				if past < 2 || usual <= c.MonthsUsualMax {
-					ind[AbsMonths].severity = sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays))
-					on |= 1 << AbsMonths
+				if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
+					ind[AbsStreak].severity = sev(float64(streak), float64(c.StreakWeeks))
+					on |= 1 << AbsStreak
 					if final {
-						ind[AbsMonths].text = c.say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))
+						ind[AbsStreak].text = c.say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)
+					}
+				}
+			}
+			if c.CusumMin > 0 {
+				// Log-likelihood ratio, per school half-day, of a drift's rate
+				// of unjustified absences (cusum_rate) against the student's
+				// own usual rate before the trend window (shrunk toward
+				// cusum_prior_rate), accumulated as a CUSUM.
+				if h := sum(school, i, i); h > 0 {
+					tf := i - c.TrendDays
+					u0, h0 := 0.0, 0.0
+					if tf >= 0 {
+						u0, h0 = float64(unjAt(i, 0, tf)), float64(sum(school, 0, tf))
+					}
+					l0 := (c.CusumPriorRate*c.CusumPriorHalfDays + u0) / (c.CusumPriorHalfDays + h0)
+					l1 := fmax(c.CusumRate, 1.5*l0)
+					x := float64(sum(unj, i, i))
+					cusum = fmax(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
+				}
+				if cusum >= c.CusumMin {
+					ind[AbsCusum].severity = sev(cusum, c.CusumMin)
+					on |= 1 << AbsCusum
+					if final {
+						ind[AbsCusum].text = c.say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))
+					}
+				}
+			}
+			if c.MonthsMin > 0 {
+				// Calendar months (the current one and the months_span-1
+				// before it) with month_min_half_days unjustified half-days or
+				// more, against the student's own share of such months before:
+				// a truant's episode stays within one month, a drift goes on.
+				hit, total := 0, int32(0)
+				ms := monthStart[i]
+				for m := 0; m < c.MonthsSpan; m++ {
+					me := i
+					if m > 0 {
+						me = ms - 1
+						ms = me - (dayOfMonth(start+int32(me)) - 1)
+					}
+					if u := unjAt(i, ms, me); int(u) >= c.MonthMinHalfDays {
+						hit++
+						total += u
+					}
+				}
+				if hit >= c.MonthsMin {
+					// The student's usual share of such months, before the span.
+					past, pastHit := 0, 0
+					for me := ms - 1; me >= 0; {
+						s0 := me - (dayOfMonth(start+int32(me)) - 1)
+						if sum(school, s0, me) >= 16 {
+							past++
+							if int(unjAt(i, s0, me)) >= c.MonthMinHalfDays {
+								pastHit++
+							}
+						}
+						me = s0 - 1
+					}
+					usual := 0.0
+					if past > 0 {
+						usual = float64(pastHit) / float64(past)
+					}
+					if past < 2 || usual <= c.MonthsUsualMax {
+						ind[AbsMonths].severity = sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays))
+						on |= 1 << AbsMonths
+						if final {
+							ind[AbsMonths].text = c.say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))
+						}
 					}
 				}
 			}
@@ -564,16 +567,15 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		// changes only on the end of a known term (termCheck, the next
 		// one after the day it was last looked up).
 		if d >= termCheck {
-			lt = c.lastTerm(terms, d)
 			termCheck = c.nextTermEnd(terms, d)
-		}
-		if lt != markTerm {
-			markTerm, markInd = lt, [numCodes]indicator{}
-			c.markIndicators(&markInd, terms, lt)
-			marksOn = 0
-			for _, k := range []int{MarkLow, MarkFall, CoreFail, Missing} {
-				if markInd[k].severity != 0 {
-					marksOn |= 1 << k
+			if lt := c.lastTerm(terms, d); lt != markTerm {
+				markTerm, markInd = lt, [numCodes]indicator{}
+				c.markIndicators(&markInd, terms, lt)
+				marksOn = 0
+				for _, k := range []int{MarkLow, MarkFall, CoreFail, Missing} {
+					if markInd[k].severity != 0 {
+						marksOn |= 1 << k
+					}
 				}
 			}
 		}
@@ -605,30 +607,30 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			}
 		}
 		prevOn = on // every code set in ind is in on
-		// Risk.
-		q := 1.0
-		var fam [3]bool // attendance, marks, engagement
-		for ks := on; ks != 0; ks &= ks - 1 {
-			k := ks.first()
-			q *= 1 - c.Weights[k]*ind[k].severity
-			if ind[k].severity > 0 && c.Weights[k] > 0 {
-				fam[family(k)] = true
+		// Risk. With no indicator set it is 1 - 1 = +0, and MaxRisk (+0
+		// or more, or NaN: fmax from +0) stays what it is.
+		risk = 0
+		if on != 0 {
+			q := 1.0
+			var fam [3]bool // attendance, marks, engagement
+			for ks := on; ks != 0; ks &= ks - 1 {
+				k := ks.first()
+				q *= 1 - c.Weights[k]*ind[k].severity
+				if ind[k].severity > 0 && c.Weights[k] > 0 {
+					fam[family(k)] = true
+				}
 			}
+			if nf := b2i(fam[0]) + b2i(fam[1]) + b2i(fam[2]); nf >= 2 {
+				q *= 1 - c.Combo
+			}
+			risk = 1 - q
+			res.MaxRisk = fmax(res.MaxRisk, risk)
 		}
-		if nf := b2i(fam[0]) + b2i(fam[1]) + b2i(fam[2]); nf >= 2 {
-			q *= 1 - c.Combo
-		}
-		risk = 1 - q
-		res.MaxRisk = fmax(res.MaxRisk, risk)
-		if risk >= c.RaiseAt {
-			above++
-		} else {
-			above = 0
-		}
+		above = (above + 1) * b2i(risk >= c.RaiseAt) // 0 when below: no branch
 		// Alerts: the open ones, and the indicators set on a day an alert
-		// may open.
+		// may open. above >= raiseDays (1 or more) implies risk >= raise_at.
 		visit := opened
-		raising := risk >= c.RaiseAt && above >= max(c.RaiseDays, 1)
+		raising := above >= raiseDays
 		top := 0.0
 		if raising {
 			visit |= on
@@ -637,27 +639,29 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				top = fmax(top, c.Weights[k]*ind[k].severity)
 			}
 		}
-		for ks := visit; ks != 0; ks &= ks - 1 {
-			k := ks.first()
-			if open[k] > 0 {
-				if ind[k].severity == 0 {
-					off[k]++
-				} else {
-					off[k] = 0
+		if visit != 0 { // see the loop of prevOn
+			for ks := visit; ks != 0; ks &= ks - 1 {
+				k := ks.first()
+				if open[k] > 0 {
+					if ind[k].severity == 0 {
+						off[k]++
+					} else {
+						off[k] = 0
+					}
+					if risk < c.ClearBelow || off[k] >= c.ClearDays {
+						res.Alerts[open[k]-1].Closed = d
+						open[k] = 0
+						opened &^= 1 << k
+					}
+					continue
 				}
-				if risk < c.ClearBelow || off[k] >= c.ClearDays {
-					res.Alerts[open[k]-1].Closed = d
-					open[k] = 0
-					opened &^= 1 << k
-				}
-				continue
-			}
-			if part := c.Weights[k] * ind[k].severity; raising && part > 0 && part >= c.AlertShare*top {
-				res.Alerts = append(res.Alerts, Alert{ID: AlertID(student, Codes[k], d), Code: Codes[k], Opened: d, Closed: -1})
-				open[k], off[k] = len(res.Alerts), 0
-				opened |= 1 << k
-				if res.FirstAlert < 0 {
-					res.FirstAlert = d
+				if part := c.Weights[k] * ind[k].severity; raising && part > 0 && part >= c.AlertShare*top {
+					res.Alerts = append(res.Alerts, Alert{ID: AlertID(student, Codes[k], d), Code: Codes[k], Opened: d, Closed: -1})
+					open[k], off[k] = len(res.Alerts), 0
+					opened |= 1 << k
+					if res.FirstAlert < 0 {
+						res.FirstAlert = d
+					}
 				}
 			}
 		}
