@@ -83,12 +83,11 @@ func (m *driftModel) thinAt(f float64) []float64 {
 // elapsed): without an episode, Poisson(mu); with one (thinned to f), plus
 // Poisson(mu) others. th is looked up once per day for all onsets.
 func partsOf(x int, th []float64, mu float64) (none, episode float64) {
-	x = min(x, driftXMax)
+	x = imin(x, driftXMax)
 	py := expf(-mu) // Poisson chances of 0..x, by recurrence
-	for y := 0; y <= x; y++ {
-		if y > 0 {
-			py *= mu / float64(y)
-		}
+	episode += py * th[x]
+	for y := 1; y <= x; y++ {
+		py *= mu / float64(y)
 		episode += py * th[x-y]
 	}
 	return py, episode
@@ -198,35 +197,56 @@ func rampLam(lam []float64, sOn []int, nFull int, lamSame float64, S int, rate, 
 	return lamSame
 }
 
-// lamOf is lam[k], or lamSame for the first same onsets (see posteriors).
-func lamOf(lam []float64, k, same int, lamSame float64) float64 {
-	if k < same {
-		return lamSame
-	}
-	return lam[k]
-}
-
 // sum is the sum over the started onsets (lr, lam, eOn from kLo; the first
 // same have lamSame as lam) of min(lr[k] × drift(lam[k]) / none(eOn[k]),
 // 1e300), in onset order, leaving out those whose lr is 0: the numerator
-// of a day's posterior. min(z, 1e300) is written z > 1e300 (the same for
-// every z, NaN included: min returns z unless 1e300 < z).
+// of a day's posterior.
+//
+// Without a branch per onset but the memo's (each taken one is a jump
+// through the function's dispatch loop in WebAssembly): the onsets whose
+// lr is 0 add +0 instead of nothing (num is +0 or more, or NaN: the terms
+// are products and quotients of lr, 0 or more, and of mix, 1e-300 or more,
+// so num + 0 is num), and their likelihoods are computed (the memo's
+// values are the same whichever onsets asked first); min(z, 1e300) is
+// capped(z); the same onsets ask drift(lamSame) once.
 //
 //go:noinline
 func (p *partsMemo) sum(lr, lam, eOn []float64, same int, lamSame float64) float64 {
 	lam, eOn = lam[:len(lr)], eOn[:len(lr)]
 	num := 0.0
-	for k := range lr {
-		if lr[k] == 0 {
-			continue
+	if same > 0 {
+		d := p.drift(lamSame)
+		for k, l := range lr[:same] {
+			num += keep(l != 0, capped(l*d/p.none(eOn[k])))
 		}
-		z := lr[k] * p.drift(lamOf(lam, k, same, lamSame)) / p.none(eOn[k])
-		if z > 1e300 {
-			z = 1e300
-		}
-		num += z
+	}
+	for k := same; k < len(lr); k++ {
+		num += keep(lr[k] != 0, capped(lr[k]*p.drift(lam[k])/p.none(eOn[k])))
 	}
 	return num
+}
+
+// capped is min(z, 1e300), by comparing bits: for a z whose sign bit is
+// clear, 1e300 < z exactly when its bits are above 1e300's and at most
+// +Inf's (a NaN's are above +Inf's); for any other z 1e300 < z is false
+// and its bits are above +Inf's. No branch, as in sum.
+func capped(z float64) float64 {
+	const lim, inf = 0x7e37e43c8800759c, 0x7ff0000000000000 // the bits of 1e300 and +Inf
+	b := math.Float64bits(z)
+	m := -(b2u(b > lim) & b2u(b <= inf))
+	return math.Float64frombits(b ^ (b^lim)&m)
+}
+
+// keep is z when ok, else +0, without a branch.
+func keep(ok bool, z float64) float64 {
+	return math.Float64frombits(math.Float64bits(z) & -b2u(ok))
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // monthEnd multiplies each started onset's lr by its likelihood ratio
@@ -235,13 +255,23 @@ func (p *partsMemo) sum(lr, lam, eOn []float64, same int, lamSame float64) float
 //go:noinline
 func (p *partsMemo) monthEnd(lr, lam, eOn []float64, same int, lamSame float64) {
 	lam, eOn = lam[:len(lr)], eOn[:len(lr)]
-	for k := range lr {
-		z := lr[k] * p.drift(lamOf(lam, k, same, lamSame)) / p.none(eOn[k])
-		if z > 1e300 {
-			z = 1e300
+	if same > 0 {
+		d := p.drift(lamSame)
+		for k, l := range lr[:same] {
+			lr[k] = capped(l * d / p.none(eOn[k]))
 		}
-		lr[k] = z
 	}
+	for k := same; k < len(lr); k++ {
+		lr[k] = capped(lr[k] * p.drift(lam[k]) / p.none(eOn[k]))
+	}
+}
+
+// onsetAt is onsets[k], or MaxInt32 past the last one.
+func onsetAt(onsets []int32, k int) int32 {
+	if k < len(onsets) {
+		return onsets[k]
+	}
+	return math.MaxInt32
 }
 
 // posteriors returns, for each day from start to start+n-1, the posterior
@@ -365,6 +395,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 		return (c.EpisodePrior*c.EpisodePriorMonths + float64(hits)) / (c.EpisodePriorMonths + float64(months))
 	}
 	var pm partsMemo
+	nextOn := onsetAt(onsets, next)
 	for d := d0; d <= end; d++ {
 		if snap != nil && d == end {
 			for k := kLo; k < kSame; k++ {
@@ -393,11 +424,12 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			full()
 			kSame, lamSame = kFull, 0
 		}
-		for next < K && onsets[next] == d {
+		if d == nextOn { // onsets are distinct days: one at most
 			k := next
 			started[k], sOn[k], eOn[k] = true, S, eStudent()
 			kHi = k + 1 // k == kHi: the run grows by one
 			next++
+			nextOn = onsetAt(onsets, next)
 		}
 		hd := cal.school(d)
 		if hd > 0 {
