@@ -803,17 +803,40 @@ func b2i(b bool) int {
 type termAvg struct {
 	known    bool
 	overall  float64
-	subjects map[string]float64
+	subjects []subjectAvg // by name
 	missing  int
 }
 
+// subjectAvg is a subject's average in a term.
+type subjectAvg struct {
+	name string
+	avg  float64
+}
+
+// subject is the average of the subject name, if the term has marks in it.
+func (t *termAvg) subject(name string) (float64, bool) {
+	for _, s := range t.subjects {
+		if s.name == name {
+			return s.avg, true
+		}
+	}
+	return 0, false
+}
+
+// termAverages is the averages of each term. A term has about ten
+// subjects: they are found by a linear search in a slice, sorted by name
+// at the end, instead of maps (hashing strings is slow in WebAssembly,
+// and a map per term was most of the allocations of a call); the sums
+// are the same, in the same order (marks in event order per subject,
+// subjects in name order for the overall average).
 func (c *Config) termAverages(marks []Event) []termAvg {
 	terms := make([]termAvg, len(c.TermEnds))
 	type acc struct {
-		sum float64
-		n   int
+		name string
+		sum  float64
+		n    int
 	}
-	subj := make([]map[string]acc, len(terms))
+	subj := make([][]acc, len(terms))
 	for _, m := range marks {
 		t := min(max(m.Term, 0), len(terms)-1)
 		terms[t].known = true
@@ -821,28 +844,30 @@ func (c *Config) termAverages(marks []Event) []termAvg {
 			terms[t].missing++
 			continue
 		}
-		if subj[t] == nil {
-			subj[t] = map[string]acc{}
+		j := 0
+		for j < len(subj[t]) && subj[t][j].name != m.Subject {
+			j++
 		}
-		a := subj[t][m.Subject] // by value: no allocation per subject
-		a.sum += m.Mark
-		a.n++
-		subj[t][m.Subject] = a
+		if j == len(subj[t]) {
+			subj[t] = append(subj[t], acc{name: m.Subject})
+		}
+		subj[t][j].sum += m.Mark
+		subj[t][j].n++
 	}
 	for t := range terms {
 		if len(subj[t]) == 0 {
 			terms[t].overall = math.NaN()
 			continue
 		}
-		terms[t].subjects = map[string]float64{}
-		for k, a := range subj[t] {
-			terms[t].subjects[k] = a.sum / float64(a.n)
-		}
-		// Summed in subject order: a map's order would change the last
-		// bit of the average (and of the risk) from one call to the next.
+		slices.SortFunc(subj[t], func(a, b acc) int { return strings.Compare(a.name, b.name) })
+		terms[t].subjects = make([]subjectAvg, len(subj[t]))
+		// Summed in subject order: the order of the marks would change
+		// the last bit of the average (and of the risk) from one
+		// timeline to another.
 		var s float64
-		for _, k := range sortedKeys(terms[t].subjects) {
-			s += terms[t].subjects[k]
+		for j, a := range subj[t] {
+			terms[t].subjects[j] = subjectAvg{a.name, a.sum / float64(a.n)}
+			s += terms[t].subjects[j].avg
 		}
 		terms[t].overall = s / float64(len(subj[t]))
 	}
@@ -885,22 +910,22 @@ func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last 
 		prev := terms[last-1]
 		if fall := prev.overall - cur.overall; fall >= c.FallPoints {
 			// Name the subject that fell most.
-			best, bestFall := "", 0.0
-			for _, k := range sortedKeys(cur.subjects) {
-				if p, ok := prev.subjects[k]; ok && p-cur.subjects[k] > bestFall {
-					best, bestFall = k, p-cur.subjects[k]
+			best, bestFall, bestPrev, bestCur := "", 0.0, 0.0, 0.0
+			for _, k := range cur.subjects { // by name
+				if p, ok := prev.subject(k.name); ok && p-k.avg > bestFall {
+					best, bestFall, bestPrev, bestCur = k.name, p-k.avg, p, k.avg
 				}
 			}
 			text := c.say(true, "average %s → %s (T%d → T%d)", num1(prev.overall), num1(cur.overall), last, last+1)
 			if best != "" {
-				text += c.say(true, ", %s %s → %s", best, num1(prev.subjects[best]), num1(cur.subjects[best]))
+				text += c.say(true, ", %s %s → %s", best, num1(bestPrev), num1(bestCur))
 			}
 			ind[MarkFall] = indicator{sev(fall, c.FallPoints), text}
 		}
 	}
 	var failed []string
 	for _, s := range c.CoreSubjects {
-		if a, ok := cur.subjects[s]; ok && a < c.CoreFailMark {
+		if a, ok := cur.subject(s); ok && a < c.CoreFailMark {
 			failed = append(failed, s+" "+num1(a))
 		}
 	}
@@ -912,15 +937,6 @@ func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last 
 		ind[Missing] = indicator{sev(float64(cur.missing), float64(c.MissingMin)),
 			c.say(true, "%d marks missing in T%d", cur.missing, last+1)}
 	}
-}
-
-func sortedKeys(m map[string]float64) []string {
-	k := make([]string, 0, len(m))
-	for s := range m {
-		k = append(k, s)
-	}
-	slices.Sort(k)
-	return k
 }
 
 // say formats a reason in the language of lang when on (the report
