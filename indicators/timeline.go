@@ -284,25 +284,12 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		unj[i+1] += unj[i]
 		sess[i+1] += sess[i]
 	}
-	sum := func(p []int32, from, to int) int32 { // days [from, to], clamped
-		// An empty range is p[from] - p[from], and the clamps are imin
-		// and imax: no branch (see imin), about ten times a day.
-		from = imin(imax(from, 0), n)
-		to = imax(imin(to, n-1), from-1)
-		return p[to+1] - p[from]
+	dc := dayCounts{n: n, start: start, school: school, absAll: absAll, unj: unj, sess: sess}
+	if c.UseCorrections {
+		dc.corrections = corrections
 	}
-	unjAt := func(i, from, to int) int32 { // unjustified over [from,to] as known on day i
-		u := sum(unj, from, to)
-		if !c.UseCorrections {
-			return u
-		}
-		for _, k := range corrections {
-			if j := int(k.day - start); j >= from && j <= to && int(k.known-start) <= i {
-				u--
-			}
-		}
-		return u
-	}
+	sum := func(p []int32, from, to int) int32 { return dc.sum(p, from, to) }
+	unjAt := func(i, from, to int) int32 { return dc.unjAt(i, from, to) }
 	// Calendar months: monthStart[i] is the offset of the first day of
 	// day i's month (may be negative).
 	sc.monthStart = zeroed(sc.monthStart, n)
@@ -346,7 +333,6 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		}
 	}
 
-	W := c.WindowDays
 	var ind [numCodes]indicator
 	open := [numCodes]int{} // index+1 in res.Alerts of the open alert
 	above := 0              // consecutive days with risk >= raise_at
@@ -415,40 +401,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				ind[ks.first()] = indicator{}
 			}
 		}
-		on := always
-		from := i - W + 1
-		// Attendance.
-		if hd := sum(school, from, i); hd >= 9 && i >= W-1 {
-			a := float64(sum(absAll, from, i)) / float64(hd)
-			if a >= c.ChronicRate {
-				ind[AbsRate].severity = sev(a, c.ChronicRate)
-				on |= 1 << AbsRate
-				if final {
-					ind[AbsRate].text = c.say(final, "absences %s %% over %s", pct(a), c.span(W))
-				}
-			}
-		}
-		if u := unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
-			ind[AbsUnj].severity = sev(float64(u), float64(c.UnjustifiedMin))
-			on |= 1 << AbsUnj
-			if final {
-				ind[AbsUnj].text = c.say(final, "%d unjustified half-days over %s", u, c.span(c.UnjustifiedDays))
-			}
-		}
-		if tf := i - c.TrendDays + 1; tf > c.BaselineMinDays {
-			recent := float64(unjAt(i, tf, i))
-			baseHD := float64(sum(school, 0, tf-1))
-			if baseHD > 0 && recent >= float64(c.TrendMin) {
-				usual := float64(unjAt(i, 0, tf-1)) / baseHD * float64(sum(school, tf, i))
-				if recent >= c.TrendFactor*fmax(usual, 1) {
-					ind[AbsTrend].severity = sev(recent, c.TrendFactor*fmax(usual, 1))
-					on |= 1 << AbsTrend
-					if final {
-						ind[AbsTrend].text = c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))
-					}
-				}
-			}
-		}
+		on := always | c.countIndicators(&dc, &ind, i, firstSess, final)
 		if optional {
 			if c.StreakWeeks > 0 {
 				// Consecutive school weeks (7-day blocks ending today, holiday
@@ -586,19 +539,6 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			}
 		}
 		on |= marksOn
-		// Engagement.
-		if firstSess >= 0 && from > firstSess+c.BaselineMinDays {
-			baseDays := float64(from - firstSess)
-			expected := float64(sum(sess, firstSess, from-1)) / baseDays * float64(W)
-			got := float64(sum(sess, from, i))
-			if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
-				ind[PlatformDrop].severity = fmin(1, 0.5+0.5*(1-got/expected))
-				on |= 1 << PlatformDrop
-				if final {
-					ind[PlatformDrop].text = c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))
-				}
-			}
-		}
 		if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(sess[lastSess+1]) >= c.InactiveMinSessions {
 			ind[Inactive].severity = sev(float64(i-lastSess), float64(c.InactiveDays))
 			on |= 1 << Inactive
@@ -766,6 +706,97 @@ func family(k int) int {
 		return 1
 	}
 	return 2
+}
+
+// dayCounts are the per-day counts of a timeline as prefix sums (p[i],
+// offsets from start, is the sum over the days before i) and its late
+// corrections (nil unless use_corrections).
+type dayCounts struct {
+	n                         int
+	start                     int32
+	school, absAll, unj, sess []int32
+	corrections               []corr
+}
+
+// sum is the sum of p over the days [from, to], clamped to the timeline.
+// An empty range is p[from] - p[from], and the clamps are imin and imax:
+// no branch (see imin), about ten times a day.
+func (dc *dayCounts) sum(p []int32, from, to int) int32 {
+	from = imin(imax(from, 0), dc.n)
+	to = imax(imin(to, dc.n-1), from-1)
+	return p[to+1] - p[from]
+}
+
+// unjAt is the unjustified half-days over [from, to] as known on day i.
+func (dc *dayCounts) unjAt(i, from, to int) int32 {
+	u := dc.sum(dc.unj, from, to)
+	for _, k := range dc.corrections {
+		if j := int(k.day - dc.start); j >= from && j <= to && int(k.known-dc.start) <= i {
+			u--
+		}
+	}
+	return u
+}
+
+// countIndicators sets in ind the indicators of day i that are functions
+// of the counts alone (ABS_RATE, ABS_UNJ, ABS_TREND, PLATFORM_DROP), with
+// their reasons on the report day (final), and returns their codes. It is
+// Evaluate's code for them, moved out of its day loop: in WebAssembly a
+// branch taken in Evaluate, a function of some 600 blocks whose values
+// live in memory, costs more than in a small one (a jump through its
+// dispatch loop), and these tests are most of a day's branches.
+//
+//go:noinline
+func (c *Config) countIndicators(dc *dayCounts, ind *[numCodes]indicator, i, firstSess int, final bool) codeSet {
+	var on codeSet
+	W := c.WindowDays
+	from := i - W + 1
+	// Attendance.
+	if hd := dc.sum(dc.school, from, i); hd >= 9 && i >= W-1 {
+		a := float64(dc.sum(dc.absAll, from, i)) / float64(hd)
+		if a >= c.ChronicRate {
+			ind[AbsRate].severity = sev(a, c.ChronicRate)
+			on |= 1 << AbsRate
+			if final {
+				ind[AbsRate].text = c.say(final, "absences %s %% over %s", pct(a), c.span(W))
+			}
+		}
+	}
+	if u := dc.unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
+		ind[AbsUnj].severity = sev(float64(u), float64(c.UnjustifiedMin))
+		on |= 1 << AbsUnj
+		if final {
+			ind[AbsUnj].text = c.say(final, "%d unjustified half-days over %s", u, c.span(c.UnjustifiedDays))
+		}
+	}
+	if tf := i - c.TrendDays + 1; tf > c.BaselineMinDays {
+		recent := float64(dc.unjAt(i, tf, i))
+		baseHD := float64(dc.sum(dc.school, 0, tf-1))
+		if baseHD > 0 && recent >= float64(c.TrendMin) {
+			usual := float64(dc.unjAt(i, 0, tf-1)) / baseHD * float64(dc.sum(dc.school, tf, i))
+			if recent >= c.TrendFactor*fmax(usual, 1) {
+				ind[AbsTrend].severity = sev(recent, c.TrendFactor*fmax(usual, 1))
+				on |= 1 << AbsTrend
+				if final {
+					ind[AbsTrend].text = c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))
+				}
+			}
+		}
+	}
+	// Engagement.
+	if firstSess >= 0 && from > firstSess+c.BaselineMinDays {
+		baseDays := float64(from - firstSess)
+		expected := float64(dc.sum(dc.sess, firstSess, from-1)) / baseDays * float64(W)
+		got := float64(dc.sum(dc.sess, from, i))
+		if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
+			ind[PlatformDrop].severity = fmin(1, 0.5+0.5*(1-got/expected))
+			on |= 1 << PlatformDrop
+			if final {
+				ind[PlatformDrop].text = c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))
+			}
+		}
+	}
+	return on
 }
 
 // imin and imax are the builtin min and max of two ints whose difference
