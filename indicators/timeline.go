@@ -294,6 +294,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 	// day i's month (may be negative).
 	sc.monthStart = zeroed(sc.monthStart, n)
 	monthStart := sc.monthStart
+	dc.monthStart = monthStart
 	for i, dom := 0, dayOfMonth(start); i < n; i++ {
 		if i > 0 {
 			if dom++; dom > 28 && dayOfMonth(start+int32(i)) == 1 {
@@ -401,7 +402,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				ind[ks.first()] = indicator{}
 			}
 		}
-		on := always | c.countIndicators(&dc, &ind, i, firstSess, final)
+		on := always | c.countIndicators(&dc, &ind, i, firstSess, drift, final)
 		if optional {
 			if c.StreakWeeks > 0 {
 				// Consecutive school weeks (7-day blocks ending today, holiday
@@ -499,22 +500,6 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 					}
 				}
 			}
-		}
-		if drift != nil && drift[i] >= c.DriftMin {
-			var text string
-			if final {
-				// The last 30 days, against the student's own rate before.
-				const p = 30
-				recent := unjAt(i, i-p+1, i)
-				usual := 0.0
-				if h := float64(sum(school, 0, i-p)); h > 0 {
-					usual = float64(unjAt(i, 0, i-p)) / h * float64(sum(school, i-p+1, i))
-				}
-				text = c.say(final, "%d unjustified half-days over %s (usually %s), %d this month; chance of a drift %s %%",
-					recent, c.span(p), num1(usual), unjAt(i, monthStart[i], i), pct(drift[i]))
-			}
-			ind[AbsDrift] = indicator{drift[i], text}
-			on |= 1 << AbsDrift
 		}
 		// Course performance: the last term whose marks are known, which
 		// changes only on the end of a known term (termCheck, the next
@@ -716,15 +701,16 @@ type dayCounts struct {
 	start                     int32
 	school, absAll, unj, sess []int32
 	corrections               []corr
+	monthStart                []int // offset of the first day of day i's month
 }
 
 // sum is the sum of p over the days [from, to], clamped to the timeline.
 // An empty range is p[from] - p[from], and the clamps are imin and imax:
 // no branch (see imin), about ten times a day.
 func (dc *dayCounts) sum(p []int32, from, to int) int32 {
-	from = imin(imax(from, 0), dc.n)
-	to = imax(imin(to, dc.n-1), from-1)
-	return p[to+1] - p[from]
+	lo := imin(from&^(from>>63), dc.n) // imax(from, 0), then at most n
+	hi := imax(imin(to+1, dc.n), lo)
+	return p[hi] - p[lo]
 }
 
 // unjAt is the unjustified half-days over [from, to] as known on day i.
@@ -739,7 +725,8 @@ func (dc *dayCounts) unjAt(i, from, to int) int32 {
 }
 
 // countIndicators sets in ind the indicators of day i that are functions
-// of the counts alone (ABS_RATE, ABS_UNJ, ABS_TREND, PLATFORM_DROP), with
+// of the counts alone (ABS_RATE, ABS_UNJ, ABS_TREND, ABS_DRIFT from the
+// posteriors of drift, PLATFORM_DROP), with
 // their reasons on the report day (final), and returns their codes. It is
 // Evaluate's code for them, moved out of its day loop: in WebAssembly a
 // branch taken in Evaluate, a function of some 600 blocks whose values
@@ -747,7 +734,7 @@ func (dc *dayCounts) unjAt(i, from, to int) int32 {
 // dispatch loop), and these tests are most of a day's branches.
 //
 //go:noinline
-func (c *Config) countIndicators(dc *dayCounts, ind *[numCodes]indicator, i, firstSess int, final bool) codeSet {
+func (c *Config) countIndicators(dc *dayCounts, ind *[numCodes]indicator, i, firstSess int, drift []float64, final bool) codeSet {
 	var on codeSet
 	W := c.WindowDays
 	from := i - W + 1
@@ -782,6 +769,22 @@ func (c *Config) countIndicators(dc *dayCounts, ind *[numCodes]indicator, i, fir
 				}
 			}
 		}
+	}
+	if drift != nil && drift[i] >= c.DriftMin {
+		var text string
+		if final {
+			// The last 30 days, against the student's own rate before.
+			const p = 30
+			recent := dc.unjAt(i, i-p+1, i)
+			usual := 0.0
+			if h := float64(dc.sum(dc.school, 0, i-p)); h > 0 {
+				usual = float64(dc.unjAt(i, 0, i-p)) / h * float64(dc.sum(dc.school, i-p+1, i))
+			}
+			text = c.say(final, "%d unjustified half-days over %s (usually %s), %d this month; chance of a drift %s %%",
+				recent, c.span(p), num1(usual), dc.unjAt(i, dc.monthStart[i], i), pct(drift[i]))
+		}
+		ind[AbsDrift] = indicator{drift[i], text}
+		on |= 1 << AbsDrift
 	}
 	// Engagement.
 	if firstSess >= 0 && from > firstSess+c.BaselineMinDays {
