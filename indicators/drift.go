@@ -266,6 +266,38 @@ func (p *partsMemo) monthEnd(lr, lam, eOn []float64, same int, lamSame float64) 
 	}
 }
 
+// driftOnsets appends to dst the candidate onsets: the Monday of each
+// school week in [drift_from, drift_to].
+func (c *Config) driftOnsets(dst []int32, cal *calendar) []int32 {
+	for d := c.DriftFrom; d <= c.DriftTo; d++ {
+		if weekday(d) != 0 {
+			continue
+		}
+		h := 0
+		for k := int32(0); k < 5; k++ {
+			h += cal.school(d + k)
+		}
+		if h > 0 {
+			dst = append(dst, d)
+		}
+	}
+	return dst
+}
+
+// firstPositive is the index of the first value of s above 0, or len(s).
+// A loop of its own: posteriors is large, and in WebAssembly a branch
+// costs more in a large function.
+//
+//go:noinline
+func firstPositive(s []int32) int {
+	for i, v := range s {
+		if v > 0 {
+			return i
+		}
+	}
+	return len(s)
+}
+
 // onsetAt is onsets[k], or MaxInt32 past the last one.
 func onsetAt(onsets []int32, k int) int32 {
 	if k < len(onsets) {
@@ -292,20 +324,11 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	from := min(c.HistoryFrom, start)
 	end := start + int32(n) - 1
 	unj := func(d int32) int { return int(unjFrom[d-from]) }
-	// Candidate onsets: the Monday of each school week in [drift_from, drift_to].
-	onsets := sc.onsets[:0]
-	defer func() { sc.onsets = onsets }()
-	for d := c.DriftFrom; d <= c.DriftTo; d++ {
-		if weekday(d) != 0 {
-			continue
-		}
-		h := 0
-		for k := int32(0); k < 5; k++ {
-			h += cal.school(d + k)
-		}
-		if h > 0 {
-			onsets = append(onsets, d)
-		}
+	// Candidate onsets: a Memo's calendar has them, once for all calls.
+	onsets := cal.onsets
+	if !cal.haveOnsets {
+		onsets = c.driftOnsets(sc.onsets[:0], cal)
+		sc.onsets = onsets
 	}
 	K := len(onsets)
 	if K == 0 {
@@ -340,13 +363,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	// is at most 1, so the posterior is at most drift_prior: it is left at
 	// 0 there (below drift_min), and on a day without school nor absence
 	// it is the day before's.
-	first := end + 1
-	for d := from; d <= end; d++ {
-		if unj(d) > 0 {
-			first = d
-			break
-		}
-	}
+	first := from + int32(firstPositive(unjFrom[:end-from+1]))
 	prev := 0.0
 	x, h := 0, 0 // current month's unjustified and school half-days so far
 	if in != nil {
@@ -396,6 +413,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	}
 	var pm partsMemo
 	nextOn := onsetAt(onsets, next)
+	hds := cal.days(sc, from, end) // cal.school(d) for d in [from, end]
 	for d := d0; d <= end; d++ {
 		if snap != nil && d == end {
 			for k := kLo; k < kSame; k++ {
@@ -431,7 +449,7 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 			next++
 			nextOn = onsetAt(onsets, next)
 		}
-		hd := cal.school(d)
+		hd := int(hds[d-from])
 		if hd > 0 {
 			full()
 			lamSame = rampLam(lam[kSame:kHi], sOn[kSame:kHi], kFull-kSame, lamSame, S, c.DriftRate, ramp, hd)

@@ -1006,6 +1006,23 @@ type calendar struct {
 	c  *Config
 	lo int32
 	hd []int8
+	// The candidate onsets of ABS_DRIFT when haveOnsets (a Memo's
+	// calendar: computed once; shared, read only).
+	onsets     []int32
+	haveOnsets bool
+}
+
+// days is school(d) for each d in [from, to]: a slice of the table when
+// it covers them, else filled into sc.days.
+func (cal *calendar) days(sc *scratch, from, to int32) []int8 {
+	if i := from - cal.lo; i >= 0 && int(to-cal.lo) < len(cal.hd) {
+		return cal.hd[i : to-cal.lo+1]
+	}
+	sc.days = zeroed(sc.days, int(to-from+1))
+	for d := from; d <= to; d++ {
+		sc.days[d-from] = int8(cal.school(d))
+	}
+	return sc.days
 }
 
 // calendarFor covers what an Evaluate from start to end looks at: the
@@ -1045,6 +1062,7 @@ type scratch struct {
 	counts      []int32
 	monthStart  []int
 	hd          []int8
+	days        []int8 // calendar.days
 	orig        []int32
 	corrections []corr
 	marks       []Event
