@@ -414,40 +414,49 @@ func (m *driftModel) posteriors(sc *scratch, start int32, n int, unjFrom []int32
 	var pm partsMemo
 	nextOn := onsetAt(onsets, next)
 	hds := cal.days(sc, from, end) // cal.school(d) for d in [from, end]
+	snapDay := int32(math.MaxInt32)
+	if snap != nil {
+		snapDay = end
+	}
 	for d := d0; d <= end; d++ {
-		if snap != nil && d == end {
-			for k := kLo; k < kSame; k++ {
-				lam[k] = lamSame
+		// The snapshot, a month's end and an onset's start: one test a
+		// day for the three (ev, the next day with one of them, is at
+		// least d: a branch costs more in this large function).
+		if ev := min(snapDay, mNext, nextOn); d == ev {
+			if snap != nil && d == end {
+				for k := kLo; k < kSame; k++ {
+					lam[k] = lamSame
+				}
+				*snap = driftState{d: d, lr: slices.Clone(lr), lam: slices.Clone(lam), eOn: slices.Clone(eOn), started: slices.Clone(started), sOn: slices.Clone(sOn),
+					S: S, hits: hits, months: months, mNext: mNext, mTotal: mTotal, x: x, h: h, prev: prev}
 			}
-			*snap = driftState{d: d, lr: slices.Clone(lr), lam: slices.Clone(lam), eOn: slices.Clone(eOn), started: slices.Clone(started), sOn: slices.Clone(sOn),
-				S: S, hits: hits, months: months, mNext: mNext, mTotal: mTotal, x: x, h: h, prev: prev}
-		}
-		if d == mNext {
-			// The previous month is complete.
-			if mTotal > 0 {
-				th := m.thinAt(1)
-				a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
-				pm.reset(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
-				pm.monthEnd(lr[kLo:kHi], lam[kLo:kHi], eOn[kLo:kHi], kSame-kLo, lamSame)
-				if mTotal >= 16 {
-					months++
-					if x >= c.EpisodeMin {
-						hits++
+			if d == mNext {
+				// The previous month is complete.
+				if mTotal > 0 {
+					th := m.thinAt(1)
+					a0, b0 := partsOf(x, th, c.SporadicRate*float64(h))
+					pm.reset(x, th, c.SporadicRate*float64(h), c.DriftEpisode, a0, b0)
+					pm.monthEnd(lr[kLo:kHi], lam[kLo:kHi], eOn[kLo:kHi], kSame-kLo, lamSame)
+					if mTotal >= 16 {
+						months++
+						if x >= c.EpisodeMin {
+							hits++
+						}
 					}
 				}
+				_, mNext, mTotal = monthTotal(d)
+				x, h = 0, 0
+				clear(lam)
+				full()
+				kSame, lamSame = kFull, 0
 			}
-			_, mNext, mTotal = monthTotal(d)
-			x, h = 0, 0
-			clear(lam)
-			full()
-			kSame, lamSame = kFull, 0
-		}
-		if d == nextOn { // onsets are distinct days: one at most
-			k := next
-			started[k], sOn[k], eOn[k] = true, S, eStudent()
-			kHi = k + 1 // k == kHi: the run grows by one
-			next++
-			nextOn = onsetAt(onsets, next)
+			if d == nextOn { // onsets are distinct days: one at most
+				k := next
+				started[k], sOn[k], eOn[k] = true, S, eStudent()
+				kHi = k + 1 // k == kHi: the run grows by one
+				next++
+				nextOn = onsetAt(onsets, next)
+			}
 		}
 		hd := int(hds[d-from])
 		if hd > 0 {

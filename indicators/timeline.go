@@ -278,12 +278,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			marks = append(marks, e)
 		}
 	}
-	for i := 0; i < n; i++ {
-		school[i+1] = int32(cal.school(start+int32(i))) + school[i]
-		absAll[i+1] += absAll[i]
-		unj[i+1] += unj[i]
-		sess[i+1] += sess[i]
-	}
+	prefixSums(school, absAll, unj, sess, cal.days(sc, start, start+int32(n)-1))
 	dc := dayCounts{n: n, start: start, school: school, absAll: absAll, unj: unj, sess: sess}
 	if c.UseCorrections {
 		dc.corrections = corrections
@@ -292,17 +287,9 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 	unjAt := func(i, from, to int) int32 { return dc.unjAt(i, from, to) }
 	// Calendar months: monthStart[i] is the offset of the first day of
 	// day i's month (may be negative).
-	sc.monthStart = zeroed(sc.monthStart, n)
+	sc.monthStart = monthStarts(zeroed(sc.monthStart, n), start)
 	monthStart := sc.monthStart
 	dc.monthStart = monthStart
-	for i, dom := 0, dayOfMonth(start); i < n; i++ {
-		if i > 0 {
-			if dom++; dom > 28 && dayOfMonth(start+int32(i)) == 1 {
-				dom = 1
-			}
-		}
-		monthStart[i] = i - (dom - 1)
-	}
 	var drift []float64
 	if c.DriftMin > 0 {
 		// Unjustified half-days as first recorded (a correction is noise
@@ -391,9 +378,8 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			}
 		}
 		final := i == n-1 // reasons are written for the report day only
-		if sess[i+1] > sess[i] {
-			lastSess = i
-		}
+		// i on a day with a session (lastSess < i), without a branch.
+		lastSess = imax(lastSess, (i+1)*b2i(sess[i+1] > sess[i])-1)
 		// The indicators set the day before are cleared: zeroing all of
 		// ind (312 bytes) is a memory.fill in WebAssembly, which wazero
 		// runs as calls to memmove, every day.
@@ -402,7 +388,7 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				ind[ks.first()] = indicator{}
 			}
 		}
-		on := always | c.countIndicators(&dc, &ind, i, firstSess, drift, final)
+		on := always | c.countIndicators(&dc, &ind, i, firstSess, lastSess, drift, final)
 		if optional {
 			if c.StreakWeeks > 0 {
 				// Consecutive school weeks (7-day blocks ending today, holiday
@@ -524,13 +510,6 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			}
 		}
 		on |= marksOn
-		if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(sess[lastSess+1]) >= c.InactiveMinSessions {
-			ind[Inactive].severity = sev(float64(i-lastSess), float64(c.InactiveDays))
-			on |= 1 << Inactive
-			if final {
-				ind[Inactive].text = c.say(final, "no platform activity for %d days", i-lastSess)
-			}
-		}
 		prevOn = on // every code set in ind is in on
 		// Risk. With no indicator set it is 1 - 1 = +0, and MaxRisk (+0
 		// or more, or NaN: fmax from +0) stays what it is.
@@ -726,7 +705,7 @@ func (dc *dayCounts) unjAt(i, from, to int) int32 {
 
 // countIndicators sets in ind the indicators of day i that are functions
 // of the counts alone (ABS_RATE, ABS_UNJ, ABS_TREND, ABS_DRIFT from the
-// posteriors of drift, PLATFORM_DROP), with
+// posteriors of drift, PLATFORM_DROP, and INACTIVE from lastSess), with
 // their reasons on the report day (final), and returns their codes. It is
 // Evaluate's code for them, moved out of its day loop: in WebAssembly a
 // branch taken in Evaluate, a function of some 600 blocks whose values
@@ -734,7 +713,7 @@ func (dc *dayCounts) unjAt(i, from, to int) int32 {
 // dispatch loop), and these tests are most of a day's branches.
 //
 //go:noinline
-func (c *Config) countIndicators(dc *dayCounts, ind *[numCodes]indicator, i, firstSess int, drift []float64, final bool) codeSet {
+func (c *Config) countIndicators(dc *dayCounts, ind *[numCodes]indicator, i, firstSess, lastSess int, drift []float64, final bool) codeSet {
 	var on codeSet
 	W := c.WindowDays
 	from := i - W + 1
@@ -799,7 +778,46 @@ func (c *Config) countIndicators(dc *dayCounts, ind *[numCodes]indicator, i, fir
 			}
 		}
 	}
+	if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(dc.sess[lastSess+1]) >= c.InactiveMinSessions {
+		ind[Inactive].severity = sev(float64(i-lastSess), float64(c.InactiveDays))
+		on |= 1 << Inactive
+		if final {
+			ind[Inactive].text = c.say(final, "no platform activity for %d days", i-lastSess)
+		}
+	}
 	return on
+}
+
+// prefixSums turns the per-day counts absAll, unj and sess (day i at
+// i+1) into prefix sums, and fills school with the prefix sums of hd (the
+// school half-days of each day). Out of Evaluate, for its loop's branches.
+//
+//go:noinline
+func prefixSums(school, absAll, unj, sess []int32, hd []int8) {
+	n := len(hd)
+	school, absAll, unj, sess = school[:n+1], absAll[:n+1], unj[:n+1], sess[:n+1]
+	for i := range n {
+		school[i+1] = int32(hd[i]) + school[i]
+		absAll[i+1] += absAll[i]
+		unj[i+1] += unj[i]
+		sess[i+1] += sess[i]
+	}
+}
+
+// monthStarts fills ms[i] with the offset of the first day of the month of
+// day start+i (may be negative), and returns ms.
+//
+//go:noinline
+func monthStarts(ms []int, start int32) []int {
+	for i, dom := 0, dayOfMonth(start); i < len(ms); i++ {
+		if i > 0 {
+			if dom++; dom > 28 && dayOfMonth(start+int32(i)) == 1 {
+				dom = 1
+			}
+		}
+		ms[i] = i - (dom - 1)
+	}
+	return ms
 }
 
 // imin and imax are the builtin min and max of two ints whose difference
