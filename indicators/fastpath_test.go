@@ -104,3 +104,27 @@ func TestBranchFreeHelpers(t *testing.T) {
 		}
 	}
 }
+
+// TestCalendarDays: calendar.days is school(d) day by day, for ranges in
+// the table (a slice of it), across its ends and outside it (filled).
+func TestCalendarDays(t *testing.T) {
+	c := DefaultConfig()
+	m := c.NewMemo(1 << 20)
+	cal := &m.cal
+	hi := cal.lo + int32(len(cal.hd)) - 1
+	var sc scratch
+	for _, r := range [][2]int32{{cal.lo, hi}, {cal.lo + 100, cal.lo + 400}, {cal.lo - 50, cal.lo + 10}, {hi - 10, hi + 30}, {cal.lo - 900, cal.lo - 800}, {hi, hi}} {
+		got := cal.days(&sc, r[0], r[1])
+		if len(got) != int(r[1]-r[0]+1) {
+			t.Fatalf("days(%d, %d): %d days", r[0], r[1], len(got))
+		}
+		for d := r[0]; d <= r[1]; d++ {
+			if int(got[d-r[0]]) != cal.school(d) {
+				t.Fatalf("days(%d, %d)[%d] = %d, school = %d", r[0], r[1], d-r[0], got[d-r[0]], cal.school(d))
+			}
+		}
+	}
+	if !cal.haveOnsets || !slices.Equal(cal.onsets, c.driftOnsets(nil, cal)) || len(cal.onsets) == 0 {
+		t.Fatalf("a Memo's onsets %v", cal.onsets)
+	}
+}
