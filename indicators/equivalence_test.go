@@ -37,11 +37,13 @@ func randomTimeline(rng *rand.Rand, start int32) []Event {
 	for t := range 3 {
 		base := 6 + 10*rng.Float64()
 		for _, s := range subjects {
-			m := Event{Kind: Mark, Term: t, Subject: s, Mark: base + 4*rng.NormFloat64()}
-			if rng.IntN(15) == 0 {
-				m.Mark = math.NaN()
+			for range 1 + rng.IntN(3)/2 { // a second mark in a third of the subjects
+				m := Event{Kind: Mark, Term: t, Subject: s, Mark: base + 4*rng.NormFloat64()}
+				if rng.IntN(15) == 0 {
+					m.Mark = math.NaN()
+				}
+				ev = append(ev, m)
 			}
-			ev = append(ev, m)
 		}
 	}
 	rng.Shuffle(len(ev), func(i, j int) { ev[i], ev[j] = ev[j], ev[i] })

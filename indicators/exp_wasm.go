@@ -38,17 +38,13 @@ func expf(x float64) float64 {
 		return math.Inf(1)
 	case x < Underflow: // handles case where x is -∞
 		return 0
-	case -NearZero < x && x < NearZero:
+	case math.Abs(x) < NearZero: // -NearZero < x && x < NearZero, one test
 		return 1 + x
 	}
-	// reduce; computed as r = hi - lo for extra precision.
-	var k int
-	switch {
-	case x < 0:
-		k = int(Log2e*x - 0.5)
-	case x > 0:
-		k = int(Log2e*x + 0.5)
-	}
+	// reduce; computed as r = hi - lo for extra precision. x is not 0
+	// here: Log2e*x - 0.5 when x < 0 and Log2e*x + 0.5 when x > 0, without
+	// a branch (a - 0.5 is a + -0.5 in IEEE arithmetic).
+	k := int(Log2e*x + math.Copysign(0.5, x))
 	hi := x - float64(k)*Ln2Hi
 	lo := float64(k) * Ln2Lo
 	// compute (expmulti)

@@ -54,6 +54,7 @@ func (c *Config) NewMemo(maxBytes int) *Memo {
 	for i := range m.cal.hd {
 		m.cal.hd[i] = int8(c.schoolHalfDays(lo + int32(i)))
 	}
+	m.cal.onsets, m.cal.haveOnsets = c.driftOnsets(nil, &m.cal), true
 	return m
 }
 

@@ -33,7 +33,10 @@ func fmax(x, y float64) float64 {
 }
 
 // fmaxOf is slices.Max(s) with fmax (slices.Max uses the builtin); s must
-// not be empty.
+// not be empty. Not inlined: its loop costs less in a small function in
+// WebAssembly than in Evaluate.
+//
+//go:noinline
 func fmaxOf(s []float64) float64 {
 	m := s[0]
 	for _, v := range s[1:] {

@@ -117,7 +117,7 @@ func (c *Config) evaluateRef(student string, events []Event) Result {
 		}
 		drift = c.newDriftModel().posteriorsRef(start, n, func(d int32) int { return orig[d] }, c.schoolHalfDays)
 	}
-	terms := c.termAverages(marks)
+	terms := c.termAveragesRef(marks)
 	firstSess := -1
 	for i := 0; i < n; i++ {
 		if sess[i+1] > sess[i] {
@@ -268,9 +268,9 @@ func (c *Config) evaluateRef(student string, events []Event) Result {
 			ind[AbsDrift] = indicator{drift[i], text}
 		}
 		// Course performance: the last term whose marks are known.
-		if lt := c.lastTerm(terms, d); lt != markTerm {
+		if lt := c.lastTermRef(terms, d); lt != markTerm {
 			markTerm, markInd = lt, [numCodes]indicator{}
-			c.markIndicators(&markInd, terms, lt)
+			c.markIndicatorsRef(&markInd, terms, lt)
 		}
 		for _, k := range []int{MarkLow, MarkFall, CoreFail, Missing} {
 			ind[k] = markInd[k]
@@ -529,4 +529,118 @@ func (m *driftModel) posteriorsRef(start int32, n int, unj, school func(d int32)
 func monthStartOfRef(start int32, i int) int {
 	t := time.Unix(int64(start+int32(i))*86400, 0).UTC()
 	return i - (t.Day() - 1)
+}
+
+// termAvgRef, termAveragesRef, lastTermRef, markIndicatorsRef and
+// sortedKeysRef are the term averages with a map per term, before
+// termAverages kept the subjects in a slice.
+type termAvgRef struct {
+	known    bool
+	overall  float64
+	subjects map[string]float64
+	missing  int
+}
+
+func (c *Config) termAveragesRef(marks []Event) []termAvgRef {
+	terms := make([]termAvgRef, len(c.TermEnds))
+	type acc struct {
+		sum float64
+		n   int
+	}
+	subj := make([]map[string]acc, len(terms))
+	for _, m := range marks {
+		t := min(max(m.Term, 0), len(terms)-1)
+		terms[t].known = true
+		if math.IsNaN(m.Mark) {
+			terms[t].missing++
+			continue
+		}
+		if subj[t] == nil {
+			subj[t] = map[string]acc{}
+		}
+		a := subj[t][m.Subject] // by value: no allocation per subject
+		a.sum += m.Mark
+		a.n++
+		subj[t][m.Subject] = a
+	}
+	for t := range terms {
+		if len(subj[t]) == 0 {
+			terms[t].overall = math.NaN()
+			continue
+		}
+		terms[t].subjects = map[string]float64{}
+		for k, a := range subj[t] {
+			terms[t].subjects[k] = a.sum / float64(a.n)
+		}
+		// Summed in subject order: a map's order would change the last
+		// bit of the average (and of the risk) from one call to the next.
+		var s float64
+		for _, k := range sortedKeysRef(terms[t].subjects) {
+			s += terms[t].subjects[k]
+		}
+		terms[t].overall = s / float64(len(subj[t]))
+	}
+	return terms
+}
+
+// lastTerm is the last term whose marks are known on day d, or -1.
+func (c *Config) lastTermRef(terms []termAvgRef, d int32) int {
+	last := -1
+	for t := range terms {
+		if terms[t].known && c.TermEnds[t] <= d {
+			last = t
+		}
+	}
+	return last
+}
+
+func (c *Config) markIndicatorsRef(ind *[numCodes]indicator, terms []termAvgRef, last int) {
+	if last < 0 {
+		return
+	}
+	cur := terms[last]
+	if !math.IsNaN(cur.overall) && cur.overall < c.LowAverage {
+		ind[MarkLow] = indicator{math.Min(1, 0.5+2*(c.LowAverage-cur.overall)/math.Max(c.LowAverage, 1)),
+			c.say(true, "average %s in T%d", num1(cur.overall), last+1)}
+	}
+	if last > 0 && terms[last-1].known && !math.IsNaN(cur.overall) && !math.IsNaN(terms[last-1].overall) {
+		prev := terms[last-1]
+		if fall := prev.overall - cur.overall; fall >= c.FallPoints {
+			// Name the subject that fell most.
+			best, bestFall := "", 0.0
+			for _, k := range sortedKeysRef(cur.subjects) {
+				if p, ok := prev.subjects[k]; ok && p-cur.subjects[k] > bestFall {
+					best, bestFall = k, p-cur.subjects[k]
+				}
+			}
+			text := c.say(true, "average %s → %s (T%d → T%d)", num1(prev.overall), num1(cur.overall), last, last+1)
+			if best != "" {
+				text += c.say(true, ", %s %s → %s", best, num1(prev.subjects[best]), num1(cur.subjects[best]))
+			}
+			ind[MarkFall] = indicator{sev(fall, c.FallPoints), text}
+		}
+	}
+	var failed []string
+	for _, s := range c.CoreSubjects {
+		if a, ok := cur.subjects[s]; ok && a < c.CoreFailMark {
+			failed = append(failed, s+" "+num1(a))
+		}
+	}
+	if len(failed) >= c.CoreFailCount && len(failed) > 0 {
+		ind[CoreFail] = indicator{sev(float64(len(failed)), float64(max(c.CoreFailCount, 1))),
+			c.say(true, "failing %s", strings.Join(failed, ", "))}
+	}
+	if cur.missing >= c.MissingMin && c.MissingMin > 0 {
+		ind[Missing] = indicator{sev(float64(cur.missing), float64(c.MissingMin)),
+			c.say(true, "%d marks missing in T%d", cur.missing, last+1)}
+	}
+}
+
+func sortedKeysRef(m map[string]float64) []string {
+	k := make([]string, 0, len(m))
+	for s := range m {
+		k = append(k, s)
+	}
+	slices.Sort(k)
+	return k
 }

@@ -278,43 +278,18 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			marks = append(marks, e)
 		}
 	}
-	for i := 0; i < n; i++ {
-		school[i+1] = int32(cal.school(start+int32(i))) + school[i]
-		absAll[i+1] += absAll[i]
-		unj[i+1] += unj[i]
-		sess[i+1] += sess[i]
+	prefixSums(school, absAll, unj, sess, cal.days(sc, start, start+int32(n)-1))
+	dc := dayCounts{n: n, start: start, school: school, absAll: absAll, unj: unj, sess: sess}
+	if c.UseCorrections {
+		dc.corrections = corrections
 	}
-	sum := func(p []int32, from, to int) int32 { // days [from, to], clamped
-		from, to = max(from, 0), min(to, n-1)
-		if to < from {
-			return 0
-		}
-		return p[to+1] - p[from]
-	}
-	unjAt := func(i, from, to int) int32 { // unjustified over [from,to] as known on day i
-		u := sum(unj, from, to)
-		if !c.UseCorrections {
-			return u
-		}
-		for _, k := range corrections {
-			if j := int(k.day - start); j >= from && j <= to && int(k.known-start) <= i {
-				u--
-			}
-		}
-		return u
-	}
+	sum := func(p []int32, from, to int) int32 { return dc.sum(p, from, to) }
+	unjAt := func(i, from, to int) int32 { return dc.unjAt(i, from, to) }
 	// Calendar months: monthStart[i] is the offset of the first day of
 	// day i's month (may be negative).
-	sc.monthStart = zeroed(sc.monthStart, n)
+	sc.monthStart = monthStarts(zeroed(sc.monthStart, n), start)
 	monthStart := sc.monthStart
-	for i, dom := 0, dayOfMonth(start); i < n; i++ {
-		if i > 0 {
-			if dom++; dom > 28 && dayOfMonth(start+int32(i)) == 1 {
-				dom = 1
-			}
-		}
-		monthStart[i] = i - (dom - 1)
-	}
+	dc.monthStart = monthStart
 	var drift []float64
 	if c.DriftMin > 0 {
 		// Unjustified half-days as first recorded (a correction is noise
@@ -346,7 +321,6 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 		}
 	}
 
-	W := c.WindowDays
 	var ind [numCodes]indicator
 	open := [numCodes]int{} // index+1 in res.Alerts of the open alert
 	above := 0              // consecutive days with risk >= raise_at
@@ -378,12 +352,17 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			marksOn |= 1 << k
 		}
 	}
-	var always codeSet
+	var always, prevOn codeSet
 	for _, w := range c.Weights {
 		if math.IsInf(w, 0) || math.IsNaN(w) {
 			always = allCodes
 		}
 	}
+	termCheck := int32(math.MinInt32) // the day lastTerm may change next
+	// ABS_STREAK, ABS_CUSUM and ABS_MONTHS are off by default: one test a
+	// day for the three.
+	optional := c.StreakWeeks > 0 || c.CusumMin > 0 || c.MonthsMin > 0
+	raiseDays := max(c.RaiseDays, 1)
 	for i := r0; i < n; i++ {
 		d := start + int32(i)
 		if snap != nil && i == n-1 {
@@ -399,216 +378,163 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 			}
 		}
 		final := i == n-1 // reasons are written for the report day only
-		if sess[i+1] > sess[i] {
-			lastSess = i
-		}
-		ind = [numCodes]indicator{}
-		on := always
-		from := i - W + 1
-		// Attendance.
-		if hd := sum(school, from, i); hd >= 9 && i >= W-1 {
-			a := float64(sum(absAll, from, i)) / float64(hd)
-			if a >= c.ChronicRate {
-				ind[AbsRate].severity = sev(a, c.ChronicRate)
-				on |= 1 << AbsRate
-				if final {
-					ind[AbsRate].text = c.say(final, "absences %s %% over %s", pct(a), c.span(W))
-				}
+		// i on a day with a session (lastSess < i), without a branch.
+		lastSess = imax(lastSess, (i+1)*b2i(sess[i+1] > sess[i])-1)
+		// The indicators set the day before are cleared: zeroing all of
+		// ind (312 bytes) is a memory.fill in WebAssembly, which wazero
+		// runs as calls to memmove, every day.
+		if prevOn != 0 { // an empty loop is two jumps, this test one
+			for ks := prevOn; ks != 0; ks &= ks - 1 {
+				ind[ks.first()] = indicator{}
 			}
 		}
-		if u := unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
-			ind[AbsUnj].severity = sev(float64(u), float64(c.UnjustifiedMin))
-			on |= 1 << AbsUnj
-			if final {
-				ind[AbsUnj].text = c.say(final, "%d unjustified half-days over %s", u, c.span(c.UnjustifiedDays))
-			}
-		}
-		if tf := i - c.TrendDays + 1; tf > c.BaselineMinDays {
-			recent := float64(unjAt(i, tf, i))
-			baseHD := float64(sum(school, 0, tf-1))
-			if baseHD > 0 && recent >= float64(c.TrendMin) {
-				usual := float64(unjAt(i, 0, tf-1)) / baseHD * float64(sum(school, tf, i))
-				if recent >= c.TrendFactor*fmax(usual, 1) {
-					ind[AbsTrend].severity = sev(recent, c.TrendFactor*fmax(usual, 1))
-					on |= 1 << AbsTrend
-					if final {
-						ind[AbsTrend].text = c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))
+		on := always | c.countIndicators(&dc, &ind, i, firstSess, lastSess, drift, final)
+		if optional {
+			if c.StreakWeeks > 0 {
+				// Consecutive school weeks (7-day blocks ending today, holiday
+				// weeks skipped) with an unjustified half-day.
+				streak, total := 0, int32(0)
+				for b, seen := 0, 0; seen < 3*c.StreakWeeks && b < 40; b++ {
+					hi := i - 7*b
+					if hi-6 < 0 {
+						break
 					}
-				}
-			}
-		}
-		if c.StreakWeeks > 0 {
-			// Consecutive school weeks (7-day blocks ending today, holiday
-			// weeks skipped) with an unjustified half-day.
-			streak, total := 0, int32(0)
-			for b, seen := 0, 0; seen < 3*c.StreakWeeks && b < 40; b++ {
-				hi := i - 7*b
-				if hi-6 < 0 {
-					break
-				}
-				if sum(school, hi-6, hi) < 3 {
-					continue
-				}
-				seen++
-				u := unjAt(i, hi-6, hi)
-				if u == 0 {
-					break
-				}
-				streak++
-				total += u
-			}
-			if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
-				ind[AbsStreak].severity = sev(float64(streak), float64(c.StreakWeeks))
-				on |= 1 << AbsStreak
-				if final {
-					ind[AbsStreak].text = c.say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)
-				}
-			}
-		}
-		if c.CusumMin > 0 {
-			// Log-likelihood ratio, per school half-day, of a drift's rate
-			// of unjustified absences (cusum_rate) against the student's
-			// own usual rate before the trend window (shrunk toward
-			// cusum_prior_rate), accumulated as a CUSUM.
-			if h := sum(school, i, i); h > 0 {
-				tf := i - c.TrendDays
-				u0, h0 := 0.0, 0.0
-				if tf >= 0 {
-					u0, h0 = float64(unjAt(i, 0, tf)), float64(sum(school, 0, tf))
-				}
-				l0 := (c.CusumPriorRate*c.CusumPriorHalfDays + u0) / (c.CusumPriorHalfDays + h0)
-				l1 := fmax(c.CusumRate, 1.5*l0)
-				x := float64(sum(unj, i, i))
-				cusum = fmax(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
-			}
-			if cusum >= c.CusumMin {
-				ind[AbsCusum].severity = sev(cusum, c.CusumMin)
-				on |= 1 << AbsCusum
-				if final {
-					ind[AbsCusum].text = c.say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))
-				}
-			}
-		}
-		if c.MonthsMin > 0 {
-			// Calendar months (the current one and the months_span-1
-			// before it) with month_min_half_days unjustified half-days or
-			// more, against the student's own share of such months before:
-			// a truant's episode stays within one month, a drift goes on.
-			hit, total := 0, int32(0)
-			ms := monthStart[i]
-			for m := 0; m < c.MonthsSpan; m++ {
-				me := i
-				if m > 0 {
-					me = ms - 1
-					ms = me - (dayOfMonth(start+int32(me)) - 1)
-				}
-				if u := unjAt(i, ms, me); int(u) >= c.MonthMinHalfDays {
-					hit++
+					if sum(school, hi-6, hi) < 3 {
+						continue
+					}
+					seen++
+					u := unjAt(i, hi-6, hi)
+					if u == 0 {
+						break
+					}
+					streak++
 					total += u
 				}
+				if streak >= c.StreakWeeks && int(total) >= c.StreakMinHalfDays {
+					ind[AbsStreak].severity = sev(float64(streak), float64(c.StreakWeeks))
+					on |= 1 << AbsStreak
+					if final {
+						ind[AbsStreak].text = c.say(final, "unjustified absences %d weeks in a row (%d half-days)", streak, total)
+					}
+				}
 			}
-			if hit >= c.MonthsMin {
-				// The student's usual share of such months, before the span.
-				past, pastHit := 0, 0
-				for me := ms - 1; me >= 0; {
-					s0 := me - (dayOfMonth(start+int32(me)) - 1)
-					if sum(school, s0, me) >= 16 {
-						past++
-						if int(unjAt(i, s0, me)) >= c.MonthMinHalfDays {
-							pastHit++
+			if c.CusumMin > 0 {
+				// Log-likelihood ratio, per school half-day, of a drift's rate
+				// of unjustified absences (cusum_rate) against the student's
+				// own usual rate before the trend window (shrunk toward
+				// cusum_prior_rate), accumulated as a CUSUM.
+				if h := sum(school, i, i); h > 0 {
+					tf := i - c.TrendDays
+					u0, h0 := 0.0, 0.0
+					if tf >= 0 {
+						u0, h0 = float64(unjAt(i, 0, tf)), float64(sum(school, 0, tf))
+					}
+					l0 := (c.CusumPriorRate*c.CusumPriorHalfDays + u0) / (c.CusumPriorHalfDays + h0)
+					l1 := fmax(c.CusumRate, 1.5*l0)
+					x := float64(sum(unj, i, i))
+					cusum = fmax(0, cusum+x*math.Log(l1/l0)+(float64(h)-x)*math.Log((1-l1)/(1-l0)))
+				}
+				if cusum >= c.CusumMin {
+					ind[AbsCusum].severity = sev(cusum, c.CusumMin)
+					on |= 1 << AbsCusum
+					if final {
+						ind[AbsCusum].text = c.say(final, "unjustified absences well above the student's usual rate (score %s)", num1(cusum))
+					}
+				}
+			}
+			if c.MonthsMin > 0 {
+				// Calendar months (the current one and the months_span-1
+				// before it) with month_min_half_days unjustified half-days or
+				// more, against the student's own share of such months before:
+				// a truant's episode stays within one month, a drift goes on.
+				hit, total := 0, int32(0)
+				ms := monthStart[i]
+				for m := 0; m < c.MonthsSpan; m++ {
+					me := i
+					if m > 0 {
+						me = ms - 1
+						ms = me - (dayOfMonth(start+int32(me)) - 1)
+					}
+					if u := unjAt(i, ms, me); int(u) >= c.MonthMinHalfDays {
+						hit++
+						total += u
+					}
+				}
+				if hit >= c.MonthsMin {
+					// The student's usual share of such months, before the span.
+					past, pastHit := 0, 0
+					for me := ms - 1; me >= 0; {
+						s0 := me - (dayOfMonth(start+int32(me)) - 1)
+						if sum(school, s0, me) >= 16 {
+							past++
+							if int(unjAt(i, s0, me)) >= c.MonthMinHalfDays {
+								pastHit++
+							}
+						}
+						me = s0 - 1
+					}
+					usual := 0.0
+					if past > 0 {
+						usual = float64(pastHit) / float64(past)
+					}
+					if past < 2 || usual <= c.MonthsUsualMax {
+						ind[AbsMonths].severity = sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays))
+						on |= 1 << AbsMonths
+						if final {
+							ind[AbsMonths].text = c.say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))
 						}
 					}
-					me = s0 - 1
 				}
-				usual := 0.0
-				if past > 0 {
-					usual = float64(pastHit) / float64(past)
-				}
-				if past < 2 || usual <= c.MonthsUsualMax {
-					ind[AbsMonths].severity = sev(float64(total), float64(c.MonthsMin*c.MonthMinHalfDays))
-					on |= 1 << AbsMonths
-					if final {
-						ind[AbsMonths].text = c.say(final, "unjustified absences %d months running (%d half-days), usually %s %% of months", hit, total, pct(usual))
+			}
+		}
+		// Course performance: the last term whose marks are known, which
+		// changes only on the end of a known term (termCheck, the next
+		// one after the day it was last looked up).
+		if d >= termCheck {
+			termCheck = c.nextTermEnd(terms, d)
+			if lt := c.lastTerm(terms, d); lt != markTerm {
+				markTerm, markInd = lt, [numCodes]indicator{}
+				c.markIndicators(&markInd, terms, lt)
+				marksOn = 0
+				for _, k := range []int{MarkLow, MarkFall, CoreFail, Missing} {
+					if markInd[k].severity != 0 {
+						marksOn |= 1 << k
 					}
 				}
 			}
 		}
-		if drift != nil && drift[i] >= c.DriftMin {
-			var text string
-			if final {
-				// The last 30 days, against the student's own rate before.
-				const p = 30
-				recent := unjAt(i, i-p+1, i)
-				usual := 0.0
-				if h := float64(sum(school, 0, i-p)); h > 0 {
-					usual = float64(unjAt(i, 0, i-p)) / h * float64(sum(school, i-p+1, i))
-				}
-				text = c.say(final, "%d unjustified half-days over %s (usually %s), %d this month; chance of a drift %s %%",
-					recent, c.span(p), num1(usual), unjAt(i, monthStart[i], i), pct(drift[i]))
+		if marksOn != 0 {
+			for ks := marksOn; ks != 0; ks &= ks - 1 {
+				k := ks.first()
+				ind[k].severity, ind[k].text = markInd[k].severity, markInd[k].text // not a 24-byte memory.copy
 			}
-			ind[AbsDrift] = indicator{drift[i], text}
-			on |= 1 << AbsDrift
-		}
-		// Course performance: the last term whose marks are known.
-		if lt := c.lastTerm(terms, d); lt != markTerm {
-			markTerm, markInd = lt, [numCodes]indicator{}
-			c.markIndicators(&markInd, terms, lt)
-			marksOn = 0
-			for _, k := range []int{MarkLow, MarkFall, CoreFail, Missing} {
-				if markInd[k].severity != 0 {
-					marksOn |= 1 << k
-				}
-			}
-		}
-		for ks := marksOn; ks != 0; ks &= ks - 1 {
-			k := ks.first()
-			ind[k] = markInd[k]
 		}
 		on |= marksOn
-		// Engagement.
-		if firstSess >= 0 && from > firstSess+c.BaselineMinDays {
-			baseDays := float64(from - firstSess)
-			expected := float64(sum(sess, firstSess, from-1)) / baseDays * float64(W)
-			got := float64(sum(sess, from, i))
-			if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
-				ind[PlatformDrop].severity = fmin(1, 0.5+0.5*(1-got/expected))
-				on |= 1 << PlatformDrop
-				if final {
-					ind[PlatformDrop].text = c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))
+		prevOn = on // every code set in ind is in on
+		// Risk. With no indicator set it is 1 - 1 = +0, and MaxRisk (+0
+		// or more, or NaN: fmax from +0) stays what it is.
+		risk = 0
+		if on != 0 {
+			q := 1.0
+			var fam [3]bool // attendance, marks, engagement
+			for ks := on; ks != 0; ks &= ks - 1 {
+				k := ks.first()
+				q *= 1 - c.Weights[k]*ind[k].severity
+				if ind[k].severity > 0 && c.Weights[k] > 0 {
+					fam[family(k)] = true
 				}
 			}
-		}
-		if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(sess[lastSess+1]) >= c.InactiveMinSessions {
-			ind[Inactive].severity = sev(float64(i-lastSess), float64(c.InactiveDays))
-			on |= 1 << Inactive
-			if final {
-				ind[Inactive].text = c.say(final, "no platform activity for %d days", i-lastSess)
+			if nf := b2i(fam[0]) + b2i(fam[1]) + b2i(fam[2]); nf >= 2 {
+				q *= 1 - c.Combo
 			}
+			risk = 1 - q
+			res.MaxRisk = fmax(res.MaxRisk, risk)
 		}
-		// Risk.
-		q := 1.0
-		var fam [3]bool // attendance, marks, engagement
-		for ks := on; ks != 0; ks &= ks - 1 {
-			k := ks.first()
-			q *= 1 - c.Weights[k]*ind[k].severity
-			if ind[k].severity > 0 && c.Weights[k] > 0 {
-				fam[family(k)] = true
-			}
-		}
-		if nf := b2i(fam[0]) + b2i(fam[1]) + b2i(fam[2]); nf >= 2 {
-			q *= 1 - c.Combo
-		}
-		risk = 1 - q
-		res.MaxRisk = fmax(res.MaxRisk, risk)
-		if risk >= c.RaiseAt {
-			above++
-		} else {
-			above = 0
-		}
+		above = (above + 1) * b2i(risk >= c.RaiseAt) // 0 when below: no branch
 		// Alerts: the open ones, and the indicators set on a day an alert
-		// may open.
+		// may open. above >= raiseDays (1 or more) implies risk >= raise_at.
 		visit := opened
-		raising := risk >= c.RaiseAt && above >= max(c.RaiseDays, 1)
+		raising := above >= raiseDays
 		top := 0.0
 		if raising {
 			visit |= on
@@ -617,27 +543,29 @@ func (c *Config) evaluate(student string, events []Event, in, snap *dayState, ca
 				top = fmax(top, c.Weights[k]*ind[k].severity)
 			}
 		}
-		for ks := visit; ks != 0; ks &= ks - 1 {
-			k := ks.first()
-			if open[k] > 0 {
-				if ind[k].severity == 0 {
-					off[k]++
-				} else {
-					off[k] = 0
+		if visit != 0 { // see the loop of prevOn
+			for ks := visit; ks != 0; ks &= ks - 1 {
+				k := ks.first()
+				if open[k] > 0 {
+					if ind[k].severity == 0 {
+						off[k]++
+					} else {
+						off[k] = 0
+					}
+					if risk < c.ClearBelow || off[k] >= c.ClearDays {
+						res.Alerts[open[k]-1].Closed = d
+						open[k] = 0
+						opened &^= 1 << k
+					}
+					continue
 				}
-				if risk < c.ClearBelow || off[k] >= c.ClearDays {
-					res.Alerts[open[k]-1].Closed = d
-					open[k] = 0
-					opened &^= 1 << k
-				}
-				continue
-			}
-			if part := c.Weights[k] * ind[k].severity; raising && part > 0 && part >= c.AlertShare*top {
-				res.Alerts = append(res.Alerts, Alert{ID: AlertID(student, Codes[k], d), Code: Codes[k], Opened: d, Closed: -1})
-				open[k], off[k] = len(res.Alerts), 0
-				opened |= 1 << k
-				if res.FirstAlert < 0 {
-					res.FirstAlert = d
+				if part := c.Weights[k] * ind[k].severity; raising && part > 0 && part >= c.AlertShare*top {
+					res.Alerts = append(res.Alerts, Alert{ID: AlertID(student, Codes[k], d), Code: Codes[k], Opened: d, Closed: -1})
+					open[k], off[k] = len(res.Alerts), 0
+					opened |= 1 << k
+					if res.FirstAlert < 0 {
+						res.FirstAlert = d
+					}
 				}
 			}
 		}
@@ -744,6 +672,170 @@ func family(k int) int {
 	return 2
 }
 
+// dayCounts are the per-day counts of a timeline as prefix sums (p[i],
+// offsets from start, is the sum over the days before i) and its late
+// corrections (nil unless use_corrections).
+type dayCounts struct {
+	n                         int
+	start                     int32
+	school, absAll, unj, sess []int32
+	corrections               []corr
+	monthStart                []int // offset of the first day of day i's month
+}
+
+// sum is the sum of p over the days [from, to], clamped to the timeline.
+// An empty range is p[from] - p[from], and the clamps are imin and imax:
+// no branch (see imin), about ten times a day.
+func (dc *dayCounts) sum(p []int32, from, to int) int32 {
+	lo := imin(from&^(from>>63), dc.n) // imax(from, 0), then at most n
+	hi := imax(imin(to+1, dc.n), lo)
+	return p[hi] - p[lo]
+}
+
+// unjAt is the unjustified half-days over [from, to] as known on day i.
+func (dc *dayCounts) unjAt(i, from, to int) int32 {
+	u := dc.sum(dc.unj, from, to)
+	for _, k := range dc.corrections {
+		if j := int(k.day - dc.start); j >= from && j <= to && int(k.known-dc.start) <= i {
+			u--
+		}
+	}
+	return u
+}
+
+// countIndicators sets in ind the indicators of day i that are functions
+// of the counts alone (ABS_RATE, ABS_UNJ, ABS_TREND, ABS_DRIFT from the
+// posteriors of drift, PLATFORM_DROP, and INACTIVE from lastSess), with
+// their reasons on the report day (final), and returns their codes. It is
+// Evaluate's code for them, moved out of its day loop: in WebAssembly a
+// branch taken in Evaluate, a function of some 600 blocks whose values
+// live in memory, costs more than in a small one (a jump through its
+// dispatch loop), and these tests are most of a day's branches.
+//
+//go:noinline
+func (c *Config) countIndicators(dc *dayCounts, ind *[numCodes]indicator, i, firstSess, lastSess int, drift []float64, final bool) codeSet {
+	var on codeSet
+	W := c.WindowDays
+	from := i - W + 1
+	// Attendance.
+	if hd := dc.sum(dc.school, from, i); hd >= 9 && i >= W-1 {
+		a := float64(dc.sum(dc.absAll, from, i)) / float64(hd)
+		if a >= c.ChronicRate {
+			ind[AbsRate].severity = sev(a, c.ChronicRate)
+			on |= 1 << AbsRate
+			if final {
+				ind[AbsRate].text = c.say(final, "absences %s %% over %s", pct(a), c.span(W))
+			}
+		}
+	}
+	if u := dc.unjAt(i, i-c.UnjustifiedDays+1, i); int(u) >= c.UnjustifiedMin && c.UnjustifiedMin > 0 {
+		ind[AbsUnj].severity = sev(float64(u), float64(c.UnjustifiedMin))
+		on |= 1 << AbsUnj
+		if final {
+			ind[AbsUnj].text = c.say(final, "%d unjustified half-days over %s", u, c.span(c.UnjustifiedDays))
+		}
+	}
+	if tf := i - c.TrendDays + 1; tf > c.BaselineMinDays {
+		recent := float64(dc.unjAt(i, tf, i))
+		baseHD := float64(dc.sum(dc.school, 0, tf-1))
+		if baseHD > 0 && recent >= float64(c.TrendMin) {
+			usual := float64(dc.unjAt(i, 0, tf-1)) / baseHD * float64(dc.sum(dc.school, tf, i))
+			if recent >= c.TrendFactor*fmax(usual, 1) {
+				ind[AbsTrend].severity = sev(recent, c.TrendFactor*fmax(usual, 1))
+				on |= 1 << AbsTrend
+				if final {
+					ind[AbsTrend].text = c.say(final, "unjustified absences rising: %d over %s, usually %s", int(recent), c.span(c.TrendDays), num1(usual))
+				}
+			}
+		}
+	}
+	if drift != nil && drift[i] >= c.DriftMin {
+		var text string
+		if final {
+			// The last 30 days, against the student's own rate before.
+			const p = 30
+			recent := dc.unjAt(i, i-p+1, i)
+			usual := 0.0
+			if h := float64(dc.sum(dc.school, 0, i-p)); h > 0 {
+				usual = float64(dc.unjAt(i, 0, i-p)) / h * float64(dc.sum(dc.school, i-p+1, i))
+			}
+			text = c.say(final, "%d unjustified half-days over %s (usually %s), %d this month; chance of a drift %s %%",
+				recent, c.span(p), num1(usual), dc.unjAt(i, dc.monthStart[i], i), pct(drift[i]))
+		}
+		ind[AbsDrift] = indicator{drift[i], text}
+		on |= 1 << AbsDrift
+	}
+	// Engagement.
+	if firstSess >= 0 && from > firstSess+c.BaselineMinDays {
+		baseDays := float64(from - firstSess)
+		expected := float64(dc.sum(dc.sess, firstSess, from-1)) / baseDays * float64(W)
+		got := float64(dc.sum(dc.sess, from, i))
+		if expected >= c.DropMinExpected && got <= c.DropRatio*expected {
+			ind[PlatformDrop].severity = fmin(1, 0.5+0.5*(1-got/expected))
+			on |= 1 << PlatformDrop
+			if final {
+				ind[PlatformDrop].text = c.say(final, "platform sessions %d over %s, usually %s", int(got), c.span(W), num1(expected))
+			}
+		}
+	}
+	if lastSess >= 0 && i-lastSess >= c.InactiveDays && int(dc.sess[lastSess+1]) >= c.InactiveMinSessions {
+		ind[Inactive].severity = sev(float64(i-lastSess), float64(c.InactiveDays))
+		on |= 1 << Inactive
+		if final {
+			ind[Inactive].text = c.say(final, "no platform activity for %d days", i-lastSess)
+		}
+	}
+	return on
+}
+
+// prefixSums turns the per-day counts absAll, unj and sess (day i at
+// i+1) into prefix sums, and fills school with the prefix sums of hd (the
+// school half-days of each day). Out of Evaluate, for its loop's branches.
+//
+//go:noinline
+func prefixSums(school, absAll, unj, sess []int32, hd []int8) {
+	n := len(hd)
+	school, absAll, unj, sess = school[:n+1], absAll[:n+1], unj[:n+1], sess[:n+1]
+	for i := range n {
+		school[i+1] = int32(hd[i]) + school[i]
+		absAll[i+1] += absAll[i]
+		unj[i+1] += unj[i]
+		sess[i+1] += sess[i]
+	}
+}
+
+// monthStarts fills ms[i] with the offset of the first day of the month of
+// day start+i (may be negative), and returns ms.
+//
+//go:noinline
+func monthStarts(ms []int, start int32) []int {
+	for i, dom := 0, dayOfMonth(start); i < len(ms); i++ {
+		if i > 0 {
+			if dom++; dom > 28 && dayOfMonth(start+int32(i)) == 1 {
+				dom = 1
+			}
+		}
+		ms[i] = i - (dom - 1)
+	}
+	return ms
+}
+
+// imin and imax are the builtin min and max of two ints whose difference
+// does not overflow (days and day offsets), without a branch: the builtins
+// compile to branches where the result is used as an index (the compiler
+// keeps a conditional move off load addresses), and in WebAssembly a
+// branch taken is a jump through the function's dispatch loop (and a check
+// of the host's instrumentation).
+func imin(a, b int) int {
+	d := a - b
+	return b + d&(d>>63)
+}
+
+func imax(a, b int) int {
+	d := a - b
+	return a - d&(d>>63)
+}
+
 // codeSet is a set of reason codes, bit k for code k.
 type codeSet uint16
 
@@ -763,17 +855,40 @@ func b2i(b bool) int {
 type termAvg struct {
 	known    bool
 	overall  float64
-	subjects map[string]float64
+	subjects []subjectAvg // by name
 	missing  int
 }
 
+// subjectAvg is a subject's average in a term.
+type subjectAvg struct {
+	name string
+	avg  float64
+}
+
+// subject is the average of the subject name, if the term has marks in it.
+func (t *termAvg) subject(name string) (float64, bool) {
+	for _, s := range t.subjects {
+		if s.name == name {
+			return s.avg, true
+		}
+	}
+	return 0, false
+}
+
+// termAverages is the averages of each term. A term has about ten
+// subjects: they are found by a linear search in a slice, sorted by name
+// at the end, instead of maps (hashing strings is slow in WebAssembly,
+// and a map per term was most of the allocations of a call); the sums
+// are the same, in the same order (marks in event order per subject,
+// subjects in name order for the overall average).
 func (c *Config) termAverages(marks []Event) []termAvg {
 	terms := make([]termAvg, len(c.TermEnds))
 	type acc struct {
-		sum float64
-		n   int
+		name string
+		sum  float64
+		n    int
 	}
-	subj := make([]map[string]acc, len(terms))
+	subj := make([][]acc, len(terms))
 	for _, m := range marks {
 		t := min(max(m.Term, 0), len(terms)-1)
 		terms[t].known = true
@@ -781,32 +896,46 @@ func (c *Config) termAverages(marks []Event) []termAvg {
 			terms[t].missing++
 			continue
 		}
-		if subj[t] == nil {
-			subj[t] = map[string]acc{}
+		j := 0
+		for j < len(subj[t]) && subj[t][j].name != m.Subject {
+			j++
 		}
-		a := subj[t][m.Subject] // by value: no allocation per subject
-		a.sum += m.Mark
-		a.n++
-		subj[t][m.Subject] = a
+		if j == len(subj[t]) {
+			subj[t] = append(subj[t], acc{name: m.Subject})
+		}
+		subj[t][j].sum += m.Mark
+		subj[t][j].n++
 	}
 	for t := range terms {
 		if len(subj[t]) == 0 {
 			terms[t].overall = math.NaN()
 			continue
 		}
-		terms[t].subjects = map[string]float64{}
-		for k, a := range subj[t] {
-			terms[t].subjects[k] = a.sum / float64(a.n)
-		}
-		// Summed in subject order: a map's order would change the last
-		// bit of the average (and of the risk) from one call to the next.
+		slices.SortFunc(subj[t], func(a, b acc) int { return strings.Compare(a.name, b.name) })
+		terms[t].subjects = make([]subjectAvg, len(subj[t]))
+		// Summed in subject order: the order of the marks would change
+		// the last bit of the average (and of the risk) from one
+		// timeline to another.
 		var s float64
-		for _, k := range sortedKeys(terms[t].subjects) {
-			s += terms[t].subjects[k]
+		for j, a := range subj[t] {
+			terms[t].subjects[j] = subjectAvg{a.name, a.sum / float64(a.n)}
+			s += terms[t].subjects[j].avg
 		}
 		terms[t].overall = s / float64(len(subj[t]))
 	}
 	return terms
+}
+
+// nextTermEnd is the first day after d on which lastTerm may change: the
+// earliest end of a known term after d, or MaxInt32.
+func (c *Config) nextTermEnd(terms []termAvg, d int32) int32 {
+	next := int32(math.MaxInt32)
+	for t := range terms {
+		if terms[t].known && c.TermEnds[t] > d {
+			next = min(next, c.TermEnds[t])
+		}
+	}
+	return next
 }
 
 // lastTerm is the last term whose marks are known on day d, or -1.
@@ -833,22 +962,22 @@ func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last 
 		prev := terms[last-1]
 		if fall := prev.overall - cur.overall; fall >= c.FallPoints {
 			// Name the subject that fell most.
-			best, bestFall := "", 0.0
-			for _, k := range sortedKeys(cur.subjects) {
-				if p, ok := prev.subjects[k]; ok && p-cur.subjects[k] > bestFall {
-					best, bestFall = k, p-cur.subjects[k]
+			best, bestFall, bestPrev, bestCur := "", 0.0, 0.0, 0.0
+			for _, k := range cur.subjects { // by name
+				if p, ok := prev.subject(k.name); ok && p-k.avg > bestFall {
+					best, bestFall, bestPrev, bestCur = k.name, p-k.avg, p, k.avg
 				}
 			}
 			text := c.say(true, "average %s → %s (T%d → T%d)", num1(prev.overall), num1(cur.overall), last, last+1)
 			if best != "" {
-				text += c.say(true, ", %s %s → %s", best, num1(prev.subjects[best]), num1(cur.subjects[best]))
+				text += c.say(true, ", %s %s → %s", best, num1(bestPrev), num1(bestCur))
 			}
 			ind[MarkFall] = indicator{sev(fall, c.FallPoints), text}
 		}
 	}
 	var failed []string
 	for _, s := range c.CoreSubjects {
-		if a, ok := cur.subjects[s]; ok && a < c.CoreFailMark {
+		if a, ok := cur.subject(s); ok && a < c.CoreFailMark {
 			failed = append(failed, s+" "+num1(a))
 		}
 	}
@@ -860,15 +989,6 @@ func (c *Config) markIndicators(ind *[numCodes]indicator, terms []termAvg, last 
 		ind[Missing] = indicator{sev(float64(cur.missing), float64(c.MissingMin)),
 			c.say(true, "%d marks missing in T%d", cur.missing, last+1)}
 	}
-}
-
-func sortedKeys(m map[string]float64) []string {
-	k := make([]string, 0, len(m))
-	for s := range m {
-		k = append(k, s)
-	}
-	slices.Sort(k)
-	return k
 }
 
 // say formats a reason in the language of lang when on (the report
@@ -904,6 +1024,23 @@ type calendar struct {
 	c  *Config
 	lo int32
 	hd []int8
+	// The candidate onsets of ABS_DRIFT when haveOnsets (a Memo's
+	// calendar: computed once; shared, read only).
+	onsets     []int32
+	haveOnsets bool
+}
+
+// days is school(d) for each d in [from, to]: a slice of the table when
+// it covers them, else filled into sc.days.
+func (cal *calendar) days(sc *scratch, from, to int32) []int8 {
+	if i := from - cal.lo; i >= 0 && int(to-cal.lo) < len(cal.hd) {
+		return cal.hd[i : to-cal.lo+1]
+	}
+	sc.days = zeroed(sc.days, int(to-from+1))
+	for d := from; d <= to; d++ {
+		sc.days[d-from] = int8(cal.school(d))
+	}
+	return sc.days
 }
 
 // calendarFor covers what an Evaluate from start to end looks at: the
@@ -943,6 +1080,7 @@ type scratch struct {
 	counts      []int32
 	monthStart  []int
 	hd          []int8
+	days        []int8 // calendar.days
 	orig        []int32
 	corrections []corr
 	marks       []Event
