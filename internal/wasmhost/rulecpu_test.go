@@ -96,8 +96,13 @@ func ewThreadCPU() time.Duration {
 // hostVariants are the host configurations TestRuleCPUHost compares.
 var hostVariants = map[string]RuntimeConfig{
 	"checks":    NewRuntimeConfig(),
-	"nochecks":  {rewrite: instrument.RewriteWithoutChecks},
-	"everyloop": {rewrite: instrument.RewriteEveryLoop},
+	"nochecks":  {rewrite: rewriteWith(instrument.Options{NoChecks: true})},
+	"nodirect":  {rewrite: rewriteWith(instrument.Options{NoDirectJumps: true})},
+	"everyloop": {rewrite: rewriteWith(instrument.Options{EveryLoop: true})},
+}
+
+func rewriteWith(o instrument.Options) func([]byte) ([]byte, error) {
+	return func(wasm []byte) ([]byte, error) { return instrument.RewriteWith(wasm, o) }
 }
 
 func TestRuleCPUHost(t *testing.T) {

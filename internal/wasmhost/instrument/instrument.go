@@ -78,20 +78,28 @@ const (
 // It reads the module's structure only as far as it must and refuses what
 // it does not understand (wazero would refuse it too: the features it
 // enables are the WebAssembly 2.0 ones).
-func Rewrite(wasm []byte) ([]byte, error) { return rewrite(wasm, true, false) }
+func Rewrite(wasm []byte) ([]byte, error) { return RewriteWith(wasm, Options{}) }
 
-// RewriteWithoutChecks adds the globals and their exports as Rewrite does,
-// but no check: the module cannot be interrupted. It exists to measure
-// what the checks cost (internal/wasmhost's measuring tests), never to
-// run a rule.
-func RewriteWithoutChecks(wasm []byte) ([]byte, error) { return rewrite(wasm, false, false) }
+// Options change what RewriteWith does, to measure what each part costs
+// or saves; the zero value is Rewrite. A module rewritten with any other
+// value is not for running rules.
+type Options struct {
+	// NoChecks adds the globals and their exports but no check: the
+	// module cannot be interrupted.
+	NoChecks bool
+	// EveryLoop puts a check at every loop head, dispatch loops included,
+	// and leaves Go's jumps as they are (the rewrite before dispatch
+	// loops were recognised).
+	EveryLoop bool
+	// NoDirectJumps leaves Go's forward jumps going through the dispatch
+	// loop (see dispatch) instead of branching to their segment.
+	NoDirectJumps bool
+}
 
-// RewriteEveryLoop places the checks as Rewrite did before it recognised
-// Go's dispatch loops: at every function start and every loop head. It
-// exists to measure the difference.
-func RewriteEveryLoop(wasm []byte) ([]byte, error) { return rewrite(wasm, true, true) }
+// RewriteWith is Rewrite with options.
+func RewriteWith(wasm []byte, o Options) ([]byte, error) { return rewrite(wasm, o) }
 
-func rewrite(wasm []byte, checks, everyLoop bool) ([]byte, error) {
+func rewrite(wasm []byte, o Options) ([]byte, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" || binary.LittleEndian.Uint32(wasm[4:8]) != 1 {
 		return nil, errors.New("not a WebAssembly 1.0 binary module")
 	}
@@ -156,7 +164,7 @@ func rewrite(wasm []byte, checks, everyLoop bool) ([]byte, error) {
 		exportEntries = binary.AppendUvarint(exportEntries, uint64(irq)+uint64(k))
 	}
 	check := checkCode(irq, budget, memories > 0)
-	if !checks {
+	if o.NoChecks {
 		check = nil
 	}
 
@@ -185,7 +193,7 @@ func rewrite(wasm []byte, checks, everyLoop bool) ([]byte, error) {
 		case secExport:
 			put(s.id, appendVecEntries(s.body, 2, exportEntries))
 		case secCode:
-			body, err := instrumentCode(s.body, check, everyLoop)
+			body, err := instrumentCode(s.body, check, o)
 			if err != nil {
 				return nil, err
 			}
@@ -295,7 +303,7 @@ func checkExports(body []byte) error {
 
 // instrumentCode rewrites the code section: check at the start of every
 // function and after every loop's block type.
-func instrumentCode(body []byte, check []byte, everyLoop bool) ([]byte, error) {
+func instrumentCode(body []byte, check []byte, o Options) ([]byte, error) {
 	r := &reader{b: body}
 	n := int(r.u32())
 	out := binary.AppendUvarint(make([]byte, 0, len(body)+len(body)/8), uint64(n))
@@ -307,7 +315,7 @@ func instrumentCode(body []byte, check []byte, everyLoop bool) ([]byte, error) {
 			return nil, fmt.Errorf("function body %d: %w", k, r.err)
 		}
 		var err error
-		fn, err = instrumentBody(fn[:0], code, check, everyLoop)
+		fn, err = instrumentBody(fn[:0], code, check, o)
 		if err != nil {
 			return nil, fmt.Errorf("function body %d: %w", k, err)
 		}
@@ -325,7 +333,7 @@ func instrumentCode(body []byte, check []byte, everyLoop bool) ([]byte, error) {
 // code generator (see dispatchLoop), whose checks go on their backward
 // branches instead. With everyLoop, every loop head gets one (the
 // placement before dispatch loops were recognised, kept to measure).
-func instrumentBody(out, code, check []byte, everyLoop bool) ([]byte, error) {
+func instrumentBody(out, code, check []byte, o Options) ([]byte, error) {
 	r := &reader{b: code}
 	groups := int(r.u32())
 	for range groups {
@@ -378,7 +386,7 @@ func instrumentBody(out, code, check []byte, everyLoop bool) ([]byte, error) {
 			frames = append(frames, f)
 		case 0x03: // loop
 			d := dispatchLoop(code, immAt)
-			if d == nil || everyLoop {
+			if d == nil || o.EveryLoop {
 				out = append(out, code[from:r.pos]...)
 				out = append(out, check...)
 				from = r.pos
@@ -397,25 +405,33 @@ func instrumentBody(out, code, check []byte, everyLoop bool) ([]byte, error) {
 			frames = frames[:len(frames)-1]
 		case 0x0c, 0x0d, 0x0e: // br, br_if, br_table
 			backward := false
+			direct := -1 // the depth of the segment's block, for a direct jump
 			for _, depth := range branchDepths(code[immAt:r.pos], op) {
 				if int(depth) >= len(frames) {
 					return nil, fmt.Errorf("branch at byte %d: depth %d out of range", at, depth)
 				}
 				f := &frames[len(frames)-1-int(depth)]
 				switch {
-				case !f.loop || f.dispatch == nil || everyLoop:
+				case !f.loop || f.dispatch == nil || o.EveryLoop:
 					// a block (forward), or a loop whose head checks
 				case op == 0x0c && setOK && prevSet.local == f.dispatch.local &&
 					f.dispatch.segment(prevSet.k) >= f.dispatch.closed:
-					// to a segment of the dispatch loop further on
+					// to a segment of the dispatch loop further on: its
+					// block is open, n-l levels inside the loop
+					direct = int(depth) - f.dispatch.blocks + int(f.dispatch.segment(prevSet.k))
 				default:
 					backward = true
 				}
 			}
-			if backward {
+			switch {
+			case backward:
 				out = append(out, code[from:at]...)
 				out = append(out, check...)
 				from = at
+			case direct >= 0 && !o.NoDirectJumps:
+				out = append(out, code[from:at]...)
+				out = binary.AppendUvarint(append(out, 0x0c), uint64(direct))
+				from = r.pos
 			}
 		case 0x41: // i32.const
 			v := (&reader{b: code, pos: immAt}).s32()

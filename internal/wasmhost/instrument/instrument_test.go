@@ -269,7 +269,7 @@ func TestInstrumentPlacement(t *testing.T) {
 			if got := bytes.Count(out, check); got != tc.want {
 				t.Errorf("%d checks, want %d", got, tc.want)
 			}
-			everyLoop, err := RewriteEveryLoop(goSpinModule(tc.body))
+			everyLoop, err := RewriteWith(goSpinModule(tc.body), Options{EveryLoop: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -294,5 +294,52 @@ func TestInstrumentInterruptsGoLoops(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("go_spin was not interrupted")
+	}
+}
+
+// TestInstrumentDirectJumps: Go's forward jumps, rewritten to branch to
+// their segment directly, still go where the dispatch loop sent them. The
+// function (param PC_B) appends a digit per segment it runs to a number:
+// from segment 0, 1 then 3 (forward) then 2 (backward) then returns;
+// from segment 1, 2; from segment 2, 3 then 2.
+func TestInstrumentDirectJumps(t *testing.T) {
+	digit := func(d byte) []byte { // acc = acc*10 + d
+		return []byte{0x20, 0x01, 0x41, 0x0a, 0x6c, 0x41, d, 0x6a, 0x21, 0x01}
+	}
+	var seg0, seg1, seg2 []byte
+	seg0 = append(append(seg0, digit(1)...), jump(2, 2)...)
+	seg1 = append(append(seg1, digit(2)...), 0x20, 0x01, 0x0f) // return acc
+	seg2 = append(append(seg2, digit(3)...), jump(1, 0)...)
+	body := goDispatch(seg0, seg1, seg2)
+	body = append(body[:len(body)-3], 0x0b, 0x0b, 0x00, 0x0b) // loop end, block end, unreachable, function end
+	code := append([]byte{0x01, 0x01, 0x7f}, body...)         // one i32 local: acc
+	code = append(binary.AppendUvarint(nil, uint64(len(code))), code...)
+	var exports []byte
+	exports = append(exports, 1)
+	exports = appendName(exports, "digits")
+	exports = append(exports, 0x00, 0x00)
+	wasm := wasmModule(sec(1, 1, 0x60, 1, 0x7f, 1, 0x7f), sec(3, 1, 0), sec(7, exports...), sec(10, append([]byte{1}, code...)...))
+
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	orig, err := rt.Instantiate(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, _ := instantiate(t, wasm)
+	out, err := Rewrite(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, jump(2, 1)) {
+		t.Error("the forward jump of segment 0 does not branch to segment 2's block")
+	}
+	for pcb, want := range []uint64{132, 2, 32} {
+		a, err1 := orig.ExportedFunction("digits").Call(ctx, uint64(pcb))
+		b, err2 := direct.ExportedFunction("digits").Call(ctx, uint64(pcb))
+		if err1 != nil || err2 != nil || a[0] != want || b[0] != want {
+			t.Errorf("digits(%d) = %v (%v) and rewritten %v (%v), want %d", pcb, a, err1, b, err2, want)
+		}
 	}
 }
