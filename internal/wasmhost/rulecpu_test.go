@@ -8,12 +8,16 @@ package wasmhost
 // the CPU time of the calling thread for each pair. The variants:
 //
 //   - checks: the host as it runs rules (instrument.Rewrite);
-//   - nochecks: the globals but no check (instrument.RewriteWithoutChecks),
-//     what the interrupt checks cost.
+//   - nochecks: the globals but no check, what the interrupt checks cost;
+//   - nodirect: Go's forward jumps left going through the dispatch loop;
+//   - everyloop: a check at every function start and loop head, as the
+//     rewrite did before it recognised Go's dispatch loops
 //
-// It fails when two pairs' outputs differ.
+// (instrument.Options). It fails when two pairs' outputs differ. The data
+// are EW_DATA (default /dev/shm/ac2, see docs/performance.md).
 //
-//	EW_MODULES=/tmp/ew.wasm go test ./internal/wasmhost -run RuleCPUHost -count=1 -v
+//	EW_HOST=everyloop,nodirect,checks,nochecks EW_STUDENTS=3000 EW_MODULES=/tmp/ew.wasm \
+//	    go test ./internal/wasmhost -run RuleCPUHost -count=1 -v
 
 import (
 	"context"

@@ -1,7 +1,9 @@
 // Package instrument rewrites a WebAssembly module so that a host can
 // interrupt it cheaply: it adds an interrupt flag and a budget of checks
 // (two exported mutable i32 globals) and a check at every function start
-// and loop head. internal/wasmhost rewrites every rule with Rewrite before
+// and loop head (in the dispatch loops of Go's code generator, on the
+// backward jumps instead, and Go's forward jumps become direct branches:
+// see dispatch). internal/wasmhost rewrites every rule with Rewrite before
 // compiling it, and stops a call by raising the flag.
 package instrument
 
@@ -44,8 +46,9 @@ import (
 // CheckEvery iterations bounds that wait.
 //
 // The rewrite keeps every index (the globals come after the module's own),
-// so the module's behaviour is unchanged; its sha256 (pinning, provenance)
-// is the hash of the file as written.
+// so the module's behaviour is unchanged (a direct jump lands where the
+// dispatch loop would have sent it, with the same value in its local);
+// its sha256 (pinning, provenance) is the hash of the file as written.
 
 // InterruptGlobal and BudgetGlobal are the names under which the
 // instrumented module exports its interrupt flag and its budget; a rule
@@ -479,6 +482,12 @@ type frame struct {
 // instructions that does not branch backward only moves forward in the
 // code, so it is bounded by the function's size; every backward branch is
 // checked, and every function start is.
+//
+// Such a forward jump then branches to its segment's block directly
+// ("br" to the block instead of the loop), after setting the local as
+// before: the same place, without a trip through the loop head and the
+// br_table's indirect jump. Backward jumps still go through the loop:
+// structured WebAssembly can only branch backward to a loop head.
 type dispatch struct {
 	local  uint32   // the local the br_table reads
 	labels []uint32 // the table: labels[K], else def
@@ -497,10 +506,14 @@ func (d *dispatch) segment(k uint32) uint32 {
 
 // dispatchLoop returns the dispatch loop whose block type starts at
 // code[at] (right after the loop opcode), or nil when the loop is not one:
-// "loop bt (block)^n local.get X br_table l* d" with every label below n.
+// "loop (block)^n local.get X br_table l* d", the loop and the blocks
+// without parameters or results (a branch to a loop with parameters
+// would pass values that a direct jump would not), every label below n.
 func dispatchLoop(code []byte, at int) *dispatch {
-	r := &reader{b: code, pos: at}
-	r.blockType()
+	if at >= len(code) || code[at] != 0x40 {
+		return nil
+	}
+	r := &reader{b: code, pos: at + 1}
 	n := 0
 	for r.pos < len(code) && code[r.pos] == 0x02 && r.pos+1 < len(code) && code[r.pos+1] == 0x40 {
 		r.pos += 2

@@ -258,6 +258,7 @@ func TestInstrumentPlacement(t *testing.T) {
 		"go, not right after local.set": {goDispatch(append([]byte{0x41, 0x02, 0x21, 0x00, 0x01}, 0x0c, 0x02), nil, nil), 2},
 		"go, const out of the table":    {goDispatch(jump(9, 2), nil, nil), 1}, // the default, segment 2
 		"go, another local":             {goDispatch([]byte{0x41, 0x02, 0x21, 0x01, 0x0c, 0x02}, nil, nil), 2},
+		"go, loop with a result":        {[]byte{0x03, 0x7f, 0x02, 0x40, 0x02, 0x40, 0x20, 0x00, 0x0e, 0x00, 0x01, 0x0b, 0x41, 0x01, 0x21, 0x00, 0x0c, 0x01, 0x0b, 0x41, 0x00, 0x0b, 0x1a, 0x0b}, 2},
 		"go, label past the blocks":     {[]byte{0x03, 0x40, 0x02, 0x40, 0x20, 0x00, 0x0e, 0x00, 0x01, 0x0b, 0x0b, 0x0b}, 2},
 		"go, every jump backward":       {goDispatch(nil, jump(0, 1), append(jump(1, 0), 0x0c, 0x00)), 4},
 	} {
@@ -274,7 +275,7 @@ func TestInstrumentPlacement(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got := bytes.Count(everyLoop, check); got != 2 {
-				t.Errorf("RewriteEveryLoop: %d checks, want 2", got)
+				t.Errorf("EveryLoop: %d checks, want 2", got)
 			}
 		})
 	}
