@@ -304,8 +304,7 @@ func checkExports(body []byte) error {
 	return r.err
 }
 
-// instrumentCode rewrites the code section: check at the start of every
-// function and after every loop's block type.
+// instrumentCode rewrites the code section (see instrumentBody).
 func instrumentCode(body []byte, check []byte, o Options) ([]byte, error) {
 	r := &reader{b: body}
 	n := int(r.u32())
@@ -333,9 +332,9 @@ func instrumentCode(body []byte, check []byte, o Options) ([]byte, error) {
 
 // instrumentBody appends to out the function body code with check at its
 // start and after every loop header, except for the dispatch loops of Go's
-// code generator (see dispatchLoop), whose checks go on their backward
-// branches instead. With everyLoop, every loop head gets one (the
-// placement before dispatch loops were recognised, kept to measure).
+// code generator (see dispatch), whose checks go on their backward
+// branches instead and whose forward jumps become direct branches.
+// o.EveryLoop and o.NoDirectJumps undo either, to measure them.
 func instrumentBody(out, code, check []byte, o Options) ([]byte, error) {
 	r := &reader{b: code}
 	groups := int(r.u32())
