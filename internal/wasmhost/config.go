@@ -19,6 +19,9 @@ type RuntimeConfig struct {
 	cacheDirSet bool
 	logger      *slog.Logger
 	memoryPages uint32
+	// rewrite replaces instrument.Rewrite, for tests that measure the
+	// checks' cost (nil: instrument.Rewrite).
+	rewrite func([]byte) ([]byte, error)
 }
 
 // NewRuntimeConfig returns the default configuration: the compilation cache

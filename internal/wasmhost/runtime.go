@@ -29,9 +29,10 @@ import (
 // Runtime compiles and runs rule modules. It is safe for concurrent use.
 // Close it when done; modules and instances from it are unusable after.
 type Runtime struct {
-	rt     wazero.Runtime
-	cache  wazero.CompilationCache
-	logger *slog.Logger
+	rt      wazero.Runtime
+	cache   wazero.CompilationCache
+	logger  *slog.Logger
+	rewrite func([]byte) ([]byte, error)
 }
 
 // NewRuntime returns a Runtime with the vigie host functions and a
@@ -61,7 +62,10 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	if cfg.memoryPages > 0 {
 		wcfg = wcfg.WithMemoryLimitPages(cfg.memoryPages)
 	}
-	r := &Runtime{rt: wazero.NewRuntimeWithConfig(ctx, wcfg), cache: cache, logger: cfg.logger}
+	if cfg.rewrite == nil {
+		cfg.rewrite = instrument.Rewrite
+	}
+	r := &Runtime{rt: wazero.NewRuntimeWithConfig(ctx, wcfg), cache: cache, logger: cfg.logger, rewrite: cfg.rewrite}
 	if err := r.instantiateHostModules(ctx); err != nil {
 		_ = r.Close(ctx)
 		return nil, err
@@ -127,7 +131,7 @@ func (r *Runtime) Load(ctx context.Context, path string, cfg LoadConfig) (*Modul
 	if actual := hex.EncodeToString(sum[:]); cfg.expectSHA256 != "" && actual != cfg.expectSHA256 {
 		return nil, fmt.Errorf("rule %s: sha256 mismatch: expected %s, actual %s", path, cfg.expectSHA256, actual)
 	}
-	instrumented, err := instrument.Rewrite(wasm)
+	instrumented, err := r.rewrite(wasm)
 	if err != nil {
 		return nil, fmt.Errorf("rule %s: compile: %w", path, err)
 	}

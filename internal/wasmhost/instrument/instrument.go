@@ -1,7 +1,9 @@
 // Package instrument rewrites a WebAssembly module so that a host can
 // interrupt it cheaply: it adds an interrupt flag and a budget of checks
 // (two exported mutable i32 globals) and a check at every function start
-// and loop head. internal/wasmhost rewrites every rule with Rewrite before
+// and loop head (in the dispatch loops of Go's code generator, on the
+// backward jumps instead, and Go's forward jumps become direct branches:
+// see dispatch). internal/wasmhost rewrites every rule with Rewrite before
 // compiling it, and stops a call by raising the flag.
 package instrument
 
@@ -44,8 +46,9 @@ import (
 // CheckEvery iterations bounds that wait.
 //
 // The rewrite keeps every index (the globals come after the module's own),
-// so the module's behaviour is unchanged; its sha256 (pinning, provenance)
-// is the hash of the file as written.
+// so the module's behaviour is unchanged (a direct jump lands where the
+// dispatch loop would have sent it, with the same value in its local);
+// its sha256 (pinning, provenance) is the hash of the file as written.
 
 // InterruptGlobal and BudgetGlobal are the names under which the
 // instrumented module exports its interrupt flag and its budget; a rule
@@ -78,7 +81,28 @@ const (
 // It reads the module's structure only as far as it must and refuses what
 // it does not understand (wazero would refuse it too: the features it
 // enables are the WebAssembly 2.0 ones).
-func Rewrite(wasm []byte) ([]byte, error) {
+func Rewrite(wasm []byte) ([]byte, error) { return RewriteWith(wasm, Options{}) }
+
+// Options change what RewriteWith does, to measure what each part costs
+// or saves; the zero value is Rewrite. A module rewritten with any other
+// value is not for running rules.
+type Options struct {
+	// NoChecks adds the globals and their exports but no check: the
+	// module cannot be interrupted.
+	NoChecks bool
+	// EveryLoop puts a check at every loop head, dispatch loops included,
+	// and leaves Go's jumps as they are (the rewrite before dispatch
+	// loops were recognised).
+	EveryLoop bool
+	// NoDirectJumps leaves Go's forward jumps going through the dispatch
+	// loop (see dispatch) instead of branching to their segment.
+	NoDirectJumps bool
+}
+
+// RewriteWith is Rewrite with options.
+func RewriteWith(wasm []byte, o Options) ([]byte, error) { return rewrite(wasm, o) }
+
+func rewrite(wasm []byte, o Options) ([]byte, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" || binary.LittleEndian.Uint32(wasm[4:8]) != 1 {
 		return nil, errors.New("not a WebAssembly 1.0 binary module")
 	}
@@ -143,6 +167,9 @@ func Rewrite(wasm []byte) ([]byte, error) {
 		exportEntries = binary.AppendUvarint(exportEntries, uint64(irq)+uint64(k))
 	}
 	check := checkCode(irq, budget, memories > 0)
+	if o.NoChecks {
+		check = nil
+	}
 
 	out := append([]byte(nil), wasm[:8]...)
 	put := func(id byte, body []byte) {
@@ -169,7 +196,7 @@ func Rewrite(wasm []byte) ([]byte, error) {
 		case secExport:
 			put(s.id, appendVecEntries(s.body, 2, exportEntries))
 		case secCode:
-			body, err := instrumentCode(s.body, check)
+			body, err := instrumentCode(s.body, check, o)
 			if err != nil {
 				return nil, err
 			}
@@ -277,9 +304,8 @@ func checkExports(body []byte) error {
 	return r.err
 }
 
-// instrumentCode rewrites the code section: check at the start of every
-// function and after every loop's block type.
-func instrumentCode(body []byte, check []byte) ([]byte, error) {
+// instrumentCode rewrites the code section (see instrumentBody).
+func instrumentCode(body []byte, check []byte, o Options) ([]byte, error) {
 	r := &reader{b: body}
 	n := int(r.u32())
 	out := binary.AppendUvarint(make([]byte, 0, len(body)+len(body)/8), uint64(n))
@@ -291,7 +317,7 @@ func instrumentCode(body []byte, check []byte) ([]byte, error) {
 			return nil, fmt.Errorf("function body %d: %w", k, r.err)
 		}
 		var err error
-		fn, err = instrumentBody(fn[:0], code, check)
+		fn, err = instrumentBody(fn[:0], code, check, o)
 		if err != nil {
 			return nil, fmt.Errorf("function body %d: %w", k, err)
 		}
@@ -305,8 +331,11 @@ func instrumentCode(body []byte, check []byte) ([]byte, error) {
 }
 
 // instrumentBody appends to out the function body code with check at its
-// start and after every loop header.
-func instrumentBody(out, code, check []byte) ([]byte, error) {
+// start and after every loop header, except for the dispatch loops of Go's
+// code generator (see dispatch), whose checks go on their backward
+// branches instead and whose forward jumps become direct branches.
+// o.EveryLoop and o.NoDirectJumps undo either, to measure them.
+func instrumentBody(out, code, check []byte, o Options) ([]byte, error) {
 	r := &reader{b: code}
 	groups := int(r.u32())
 	for range groups {
@@ -319,22 +348,214 @@ func instrumentBody(out, code, check []byte) ([]byte, error) {
 	out = append(out, code[:r.pos]...)
 	out = append(out, check...)
 	from := r.pos // code[from:r.pos] is not yet copied
+	// frames are the open blocks, loops and ifs, the function's own
+	// block first.
+	frames := []frame{{}}
+	// opening is the dispatch loop whose blocks come next, openingLeft
+	// the number of them not yet opened.
+	var opening *dispatch
+	openingLeft := 0
+	// The last two instructions, for "i32.const K; local.set X; br".
+	var prevConst struct {
+		at  int
+		val uint32
+		ok  bool
+	}
+	var prevSet struct {
+		at       int
+		local, k uint32
+		ok       bool
+	}
 	for r.pos < len(code) && r.err == nil {
 		at := r.pos
 		op := r.byte()
+		immAt := r.pos
 		if err := r.skipImmediates(op); err != nil {
 			return nil, fmt.Errorf("instruction 0x%02x at byte %d: %w", op, at, err)
 		}
-		if op == 0x03 { // loop
-			out = append(out, code[from:r.pos]...)
-			out = append(out, check...)
-			from = r.pos
+		constOK, setOK := prevConst.ok && prevConst.at == at, prevSet.ok && prevSet.at == at
+		switch op {
+		case 0x02, 0x04: // block, if
+			f := frame{}
+			if op == 0x02 && opening != nil {
+				// the next dispatch block of the loop just opened
+				openingLeft--
+				f.segmentEnd, f.label = opening, uint32(openingLeft)
+				if openingLeft == 0 {
+					opening = nil
+				}
+			}
+			frames = append(frames, f)
+		case 0x03: // loop
+			d := dispatchLoop(code, immAt)
+			if d == nil || o.EveryLoop {
+				out = append(out, code[from:r.pos]...)
+				out = append(out, check...)
+				from = r.pos
+			}
+			frames = append(frames, frame{loop: true, dispatch: d})
+			if d != nil {
+				opening, openingLeft = d, d.blocks
+			}
+		case 0x0b: // end
+			if len(frames) == 0 {
+				return nil, fmt.Errorf("end at byte %d closes nothing", at)
+			}
+			if d := frames[len(frames)-1].segmentEnd; d != nil {
+				d.closed = frames[len(frames)-1].label + 1
+			}
+			frames = frames[:len(frames)-1]
+		case 0x0c, 0x0d, 0x0e: // br, br_if, br_table
+			backward := false
+			direct := -1 // the depth of the segment's block, for a direct jump
+			for _, depth := range branchDepths(code[immAt:r.pos], op) {
+				if int(depth) >= len(frames) {
+					return nil, fmt.Errorf("branch at byte %d: depth %d out of range", at, depth)
+				}
+				f := &frames[len(frames)-1-int(depth)]
+				switch {
+				case !f.loop || f.dispatch == nil || o.EveryLoop:
+					// a block (forward), or a loop whose head checks
+				case op == 0x0c && setOK && prevSet.local == f.dispatch.local &&
+					f.dispatch.segment(prevSet.k) >= f.dispatch.closed:
+					// to a segment of the dispatch loop further on: its
+					// block is open, n-l levels inside the loop
+					direct = int(depth) - f.dispatch.blocks + int(f.dispatch.segment(prevSet.k))
+				default:
+					backward = true
+				}
+			}
+			switch {
+			case backward:
+				out = append(out, code[from:at]...)
+				out = append(out, check...)
+				from = at
+			case direct >= 0 && !o.NoDirectJumps:
+				out = append(out, code[from:at]...)
+				out = binary.AppendUvarint(append(out, 0x0c), uint64(direct))
+				from = r.pos
+			}
+		case 0x41: // i32.const
+			v := (&reader{b: code, pos: immAt}).s32()
+			prevConst.at, prevConst.val, prevConst.ok = r.pos, uint32(v), true
+		case 0x21: // local.set
+			if constOK {
+				prevSet.at, prevSet.local, prevSet.k, prevSet.ok = r.pos, (&reader{b: code, pos: immAt}).u32(), prevConst.val, true
+			}
 		}
 	}
 	if r.err != nil {
 		return nil, r.err
 	}
+	if len(frames) != 0 {
+		return nil, errors.New("unterminated function body")
+	}
 	return append(out, code[from:]...), nil
+}
+
+// frame is an open block, loop or if of a function body.
+type frame struct {
+	loop bool
+	// dispatch is set on a dispatch loop (see dispatchLoop).
+	dispatch *dispatch
+	// segmentEnd is set on a dispatch block: its end starts the segment of
+	// label label.
+	segmentEnd *dispatch
+	label      uint32
+}
+
+// Go's dispatch loops.
+//
+// Go's WebAssembly code generator makes every function with jumps one
+// loop, entered at the top and branched back to for every jump, forward
+// or backward: the loop opens n empty blocks, and a br_table on a local
+// (the PC_B parameter) jumps to the end of one of them; the code after the
+// end of the block of label l (the innermost is 0) is segment l, and
+// a jump to segment l is "i32.const K; local.set PC_B; br loop" where the
+// table maps K to l. A check at the loop head would run at every jump of
+// the Go code, even the forward ones (an if, a switch), where a loop in
+// the Go code only needs it on its backward jumps. So in a dispatch loop
+// the check goes before every branch to the loop, except a jump whose
+// constant selects a segment further on in the code (one whose block is
+// still open). This keeps the guarantee: within one call, a run of
+// instructions that does not branch backward only moves forward in the
+// code, so it is bounded by the function's size; every backward branch is
+// checked, and every function start is.
+//
+// Such a forward jump then branches to its segment's block directly
+// ("br" to the block instead of the loop), after setting the local as
+// before: the same place, without a trip through the loop head and the
+// br_table's indirect jump. Backward jumps still go through the loop:
+// structured WebAssembly can only branch backward to a loop head.
+type dispatch struct {
+	local  uint32   // the local the br_table reads
+	labels []uint32 // the table: labels[K], else def
+	def    uint32
+	blocks int // the number of dispatch blocks
+	closed uint32
+}
+
+// segment returns the segment the dispatch loop jumps to for value k.
+func (d *dispatch) segment(k uint32) uint32 {
+	if int64(k) < int64(len(d.labels)) {
+		return d.labels[k]
+	}
+	return d.def
+}
+
+// dispatchLoop returns the dispatch loop whose block type starts at
+// code[at] (right after the loop opcode), or nil when the loop is not one:
+// "loop (block)^n local.get X br_table l* d", the loop and the blocks
+// without parameters or results (a branch to a loop with parameters
+// would pass values that a direct jump would not), every label below n.
+func dispatchLoop(code []byte, at int) *dispatch {
+	if at >= len(code) || code[at] != 0x40 {
+		return nil
+	}
+	r := &reader{b: code, pos: at + 1}
+	n := 0
+	for r.pos < len(code) && code[r.pos] == 0x02 && r.pos+1 < len(code) && code[r.pos+1] == 0x40 {
+		r.pos += 2
+		n++
+	}
+	if n == 0 || r.byte() != 0x20 {
+		return nil
+	}
+	local := r.u32()
+	if r.byte() != 0x0e {
+		return nil
+	}
+	count := int(r.u32())
+	if r.err != nil || count > len(code) {
+		return nil
+	}
+	d := &dispatch{local: local, blocks: n, labels: make([]uint32, count)}
+	for k := range d.labels {
+		d.labels[k] = r.u32()
+	}
+	d.def = r.u32()
+	if r.err != nil || d.def >= uint32(n) || slices.ContainsFunc(d.labels, func(l uint32) bool { return l >= uint32(n) }) {
+		return nil
+	}
+	return d
+}
+
+// branchDepths returns the label depths of a br, br_if or br_table whose
+// immediates are imm.
+func branchDepths(imm []byte, op byte) []uint32 {
+	r := &reader{b: imm}
+	if op != 0x0e {
+		return []uint32{r.u32()}
+	}
+	n := int(r.u32())
+	if n > len(imm) {
+		return nil
+	}
+	ds := make([]uint32, 0, n+1)
+	for range n + 1 {
+		ds = append(ds, r.u32())
+	}
+	return ds
 }
 
 // reader decodes the parts of the binary format the rewrite needs. The
@@ -391,6 +612,25 @@ func (r *reader) u32() uint32 {
 		v |= uint32(c&0x7f) << shift
 		if c&0x80 == 0 {
 			return v
+		}
+	}
+	r.fail(errors.New("LEB128 number too long"))
+	return 0
+}
+
+// s32 reads a signed LEB128 number of at most 5 bytes.
+func (r *reader) s32() int32 {
+	var v int64
+	shift := 0
+	for k := 0; k < 5; k++ {
+		c := r.byte()
+		v |= int64(c&0x7f) << shift
+		shift += 7
+		if c&0x80 == 0 {
+			if shift < 64 && c&0x40 != 0 {
+				v |= -1 << shift
+			}
+			return int32(v)
 		}
 	}
 	r.fail(errors.New("LEB128 number too long"))

@@ -208,3 +208,139 @@ func FuzzInstrument(f *testing.F) {
 		}
 	})
 }
+
+// goDispatch is a function body (param i32: PC_B, as Go's code generator
+// makes them) with a dispatch loop of three segments; seg0, seg1 and seg2
+// are the code that ends each segment, jump is "i32.const K; local.set 0;
+// br" to the loop from a segment.
+func goDispatch(seg0, seg1, seg2 []byte) []byte {
+	b := []byte{0x02, 0x40, 0x03, 0x40, 0x02, 0x40, 0x02, 0x40, 0x02, 0x40, // block loop block block block
+		0x20, 0x00, 0x0e, 0x03, 0x00, 0x01, 0x02, 0x02, 0x0b} // local.get 0, br_table 0 1 2 2, end
+	b = append(append(b, seg0...), 0x0b)
+	b = append(append(b, seg1...), 0x0b)
+	b = append(b, seg2...)
+	return append(b, 0x0b, 0x0b, 0x0b) // loop, block, function
+}
+
+// jump returns "i32.const k; local.set 0; br depth".
+func jump(k, depth byte) []byte { return []byte{0x41, k, 0x21, 0x00, 0x0c, depth} }
+
+// goSpinModule exports "go_spin" (param i32): a goDispatch loop that, from
+// segment 0, goes forward to 2, back to 1, back to 0, and so on forever.
+func goSpinModule(body []byte) []byte {
+	types := sec(1, 1, 0x60, 1, 0x7f, 0) // (i32) -> ()
+	funcs := sec(3, 1, 0)
+	var exports []byte
+	exports = append(exports, 1)
+	exports = appendName(exports, "go_spin")
+	exports = append(exports, 0x00, 0x00)
+	code := sec(10, append([]byte{1}, codeBody(body...)...)...)
+	return wasmModule(types, funcs, sec(7, exports...), code)
+}
+
+var goSpin = goDispatch(jump(2, 2), jump(0, 1), jump(1, 0))
+
+// TestInstrumentPlacement counts the checks the rewrite puts in one
+// function: one at its start, one at the head of an ordinary loop, and in
+// Go's dispatch loops one before each branch back to the loop except the
+// jumps to a segment further on.
+func TestInstrumentPlacement(t *testing.T) {
+	check := checkCode(0, 1, false) // no globals of its own, no memory
+	for name, tc := range map[string]struct {
+		body []byte
+		want int
+	}{
+		"plain loop":                    {[]byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b}, 2},
+		"go, spin":                      {goSpin, 3}, // start, seg1 -> seg0, seg2 -> seg1
+		"go, forward only":              {goDispatch(jump(2, 2), []byte{0x0f}, nil), 1},
+		"go, to the same segment":       {goDispatch(nil, nil, jump(2, 0)), 2},
+		"go, br_if":                     {goDispatch(append([]byte{0x41, 0x02, 0x21, 0x00, 0x41, 0x01}, 0x0d, 0x02), nil, nil), 2},
+		"go, not right after local.set": {goDispatch(append([]byte{0x41, 0x02, 0x21, 0x00, 0x01}, 0x0c, 0x02), nil, nil), 2},
+		"go, const out of the table":    {goDispatch(jump(9, 2), nil, nil), 1}, // the default, segment 2
+		"go, another local":             {goDispatch([]byte{0x41, 0x02, 0x21, 0x01, 0x0c, 0x02}, nil, nil), 2},
+		"go, loop with a result":        {[]byte{0x03, 0x7f, 0x02, 0x40, 0x02, 0x40, 0x20, 0x00, 0x0e, 0x00, 0x01, 0x0b, 0x41, 0x01, 0x21, 0x00, 0x0c, 0x01, 0x0b, 0x41, 0x00, 0x0b, 0x1a, 0x0b}, 2},
+		"go, label past the blocks":     {[]byte{0x03, 0x40, 0x02, 0x40, 0x20, 0x00, 0x0e, 0x00, 0x01, 0x0b, 0x0b, 0x0b}, 2},
+		"go, every jump backward":       {goDispatch(nil, jump(0, 1), append(jump(1, 0), 0x0c, 0x00)), 4},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, err := Rewrite(goSpinModule(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Count(out, check); got != tc.want {
+				t.Errorf("%d checks, want %d", got, tc.want)
+			}
+			everyLoop, err := RewriteWith(goSpinModule(tc.body), Options{EveryLoop: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Count(everyLoop, check); got != 2 {
+				t.Errorf("EveryLoop: %d checks, want 2", got)
+			}
+		})
+	}
+}
+
+// TestInstrumentInterruptsGoLoops: a loop of Go's code generator, whose
+// backward jumps go through the dispatch loop, is interrupted.
+func TestInstrumentInterruptsGoLoops(t *testing.T) {
+	mod, irq := instantiate(t, goSpinModule(goSpin))
+	time.AfterFunc(50*time.Millisecond, func() { irq.Set(1) })
+	done := make(chan error, 1)
+	go func() { _, err := mod.ExportedFunction("go_spin").Call(context.Background(), 0); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("go_spin: %v, want a trap", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("go_spin was not interrupted")
+	}
+}
+
+// TestInstrumentDirectJumps: Go's forward jumps, rewritten to branch to
+// their segment directly, still go where the dispatch loop sent them. The
+// function (param PC_B) appends a digit per segment it runs to a number:
+// from segment 0, 1 then 3 (forward) then 2 (backward) then returns;
+// from segment 1, 2; from segment 2, 3 then 2.
+func TestInstrumentDirectJumps(t *testing.T) {
+	digit := func(d byte) []byte { // acc = acc*10 + d
+		return []byte{0x20, 0x01, 0x41, 0x0a, 0x6c, 0x41, d, 0x6a, 0x21, 0x01}
+	}
+	var seg0, seg1, seg2 []byte
+	seg0 = append(append(seg0, digit(1)...), jump(2, 2)...)
+	seg1 = append(append(seg1, digit(2)...), 0x20, 0x01, 0x0f) // return acc
+	seg2 = append(append(seg2, digit(3)...), jump(1, 0)...)
+	body := goDispatch(seg0, seg1, seg2)
+	body = append(body[:len(body)-3], 0x0b, 0x0b, 0x00, 0x0b) // loop end, block end, unreachable, function end
+	code := append([]byte{0x01, 0x01, 0x7f}, body...)         // one i32 local: acc
+	code = append(binary.AppendUvarint(nil, uint64(len(code))), code...)
+	var exports []byte
+	exports = append(exports, 1)
+	exports = appendName(exports, "digits")
+	exports = append(exports, 0x00, 0x00)
+	wasm := wasmModule(sec(1, 1, 0x60, 1, 0x7f, 1, 0x7f), sec(3, 1, 0), sec(7, exports...), sec(10, append([]byte{1}, code...)...))
+
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	orig, err := rt.Instantiate(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, _ := instantiate(t, wasm)
+	out, err := Rewrite(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, jump(2, 1)) {
+		t.Error("the forward jump of segment 0 does not branch to segment 2's block")
+	}
+	for pcb, want := range []uint64{132, 2, 32} {
+		a, err1 := orig.ExportedFunction("digits").Call(ctx, uint64(pcb))
+		b, err2 := direct.ExportedFunction("digits").Call(ctx, uint64(pcb))
+		if err1 != nil || err2 != nil || a[0] != want || b[0] != want {
+			t.Errorf("digits(%d) = %v (%v) and rewritten %v (%v), want %d", pcb, a, err1, b, err2, want)
+		}
+	}
+}
