@@ -264,7 +264,7 @@ func appendName(b []byte, s string) []byte {
 // countImports returns the numbers of imported globals and memories.
 func countImports(body []byte) (globals, memories int, err error) {
 	r := &reader{b: body}
-	n := int(r.u32())
+	n := r.count()
 	for range n {
 		r.name()
 		r.name()
@@ -293,7 +293,7 @@ func countImports(body []byte) (globals, memories int, err error) {
 
 func checkExports(body []byte) error {
 	r := &reader{b: body}
-	n := int(r.u32())
+	n := r.count()
 	for range n {
 		if name := r.name(); name == InterruptGlobal || name == BudgetGlobal {
 			return fmt.Errorf("the module exports %q, a name the host reserves", name)
@@ -307,7 +307,10 @@ func checkExports(body []byte) error {
 // instrumentCode rewrites the code section (see instrumentBody).
 func instrumentCode(body []byte, check []byte, o Options) ([]byte, error) {
 	r := &reader{b: body}
-	n := int(r.u32())
+	n := r.count()
+	if r.err != nil {
+		return nil, fmt.Errorf("code section: %w", r.err)
+	}
 	out := binary.AppendUvarint(make([]byte, 0, len(body)+len(body)/8), uint64(n))
 	var fn []byte
 	for k := range n {
@@ -337,7 +340,7 @@ func instrumentCode(body []byte, check []byte, o Options) ([]byte, error) {
 // o.EveryLoop and o.NoDirectJumps undo either, to measure them.
 func instrumentBody(out, code, check []byte, o Options) ([]byte, error) {
 	r := &reader{b: code}
-	groups := int(r.u32())
+	groups := r.count()
 	for range groups {
 		r.u32()  // count
 		r.byte() // value type
@@ -583,6 +586,18 @@ func (r *reader) byte() byte {
 	c := r.b[r.pos]
 	r.pos++
 	return c
+}
+
+// count reads the length of a vector whose entries take a byte or more
+// each: a length past the bytes left is refused, so that a hostile module
+// cannot make a loop over its entries run billions of times.
+func (r *reader) count() int {
+	n := r.u32()
+	if uint64(n) > uint64(len(r.b)-r.pos) {
+		r.fail(errTruncated)
+		return 0
+	}
+	return int(n)
 }
 
 func (r *reader) bytes(n int) []byte {
