@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -56,8 +57,12 @@ func spin(bare bool) []byte {
 	exports = append(exports, 0x00, 0x01)
 	exports = appendName(exports, "own")
 	exports = append(exports, 0x03, 0x00) // global 0
-	return wasmModule(types, funcs, globals, sec(7, exports...), code)
+	return wasmModule(types, funcs, oneMemory, globals, sec(7, exports...), code)
 }
+
+// oneMemory is a memory section: one memory of one page. Every rule has a
+// memory, and the check's trip through Go (memory.grow 0) needs one.
+var oneMemory = sec(5, 1, 0x00, 0x01)
 
 func instantiate(t *testing.T, wasm []byte) (api.Module, api.MutableGlobal) {
 	t.Helper()
@@ -85,6 +90,25 @@ func instantiate(t *testing.T, wasm []byte) (api.Module, api.MutableGlobal) {
 	return mod, g
 }
 
+// collect runs garbage collections one after the other until the test
+// ends: a spinning guest must let the collector stop the world (the
+// check's trip through Go), or the timer that raises its interrupt flag
+// never runs and the whole process hangs.
+func collect(t *testing.T) {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+			}
+		}
+	}()
+}
+
 func TestInstrumentInterruptsLoops(t *testing.T) {
 	for _, bare := range []bool{false, true} {
 		mod, irq := instantiate(t, spin(bare))
@@ -102,6 +126,7 @@ func TestInstrumentInterruptsLoops(t *testing.T) {
 		time.AfterFunc(50*time.Millisecond, func() { irq.Set(1) })
 		done := make(chan error, 1)
 		go func() { _, err := mod.ExportedFunction("spin").Call(ctx); done <- err }()
+		collect(t)
 		select {
 		case err := <-done:
 			if err == nil || !strings.Contains(err.Error(), "unreachable") {
@@ -245,7 +270,7 @@ func goSpinModule(body []byte) []byte {
 	exports = appendName(exports, "go_spin")
 	exports = append(exports, 0x00, 0x00)
 	code := sec(10, append([]byte{1}, codeBody(body...)...)...)
-	return wasmModule(types, funcs, sec(7, exports...), code)
+	return wasmModule(types, funcs, oneMemory, sec(7, exports...), code)
 }
 
 var goSpin = goDispatch(jump(2, 2), jump(0, 1), jump(1, 0))
@@ -255,7 +280,7 @@ var goSpin = goDispatch(jump(2, 2), jump(0, 1), jump(1, 0))
 // Go's dispatch loops one before each branch back to the loop except the
 // jumps to a segment further on.
 func TestInstrumentPlacement(t *testing.T) {
-	check := checkCode(0, 1, false) // no globals of its own, no memory
+	check := checkCode(0, 1, true) // no globals of its own, a memory
 	for name, tc := range map[string]struct {
 		body []byte
 		want int
@@ -298,6 +323,7 @@ func TestInstrumentInterruptsGoLoops(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, func() { irq.Set(1) })
 	done := make(chan error, 1)
 	go func() { _, err := mod.ExportedFunction("go_spin").Call(context.Background(), 0); done <- err }()
+	collect(t)
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "unreachable") {
