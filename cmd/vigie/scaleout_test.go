@@ -168,6 +168,19 @@ type instance struct {
 	quit   func() // SIGQUIT: the engine process dumps its goroutines
 	out    fmt.Stringer
 	exited <-chan int
+	// earlier holds the logs of the instance's earlier runs (it is
+	// restarted when it exits by itself), printed with the last one's when
+	// the test fails.
+	earlier []fmt.Stringer
+}
+
+// logs returns every run's log of the instance, oldest first.
+func (in *instance) logs() string {
+	var b strings.Builder
+	for i, out := range append(in.earlier, in.out) {
+		fmt.Fprintf(&b, "instance %d, run %d:\n%s\n", in.id, i+1, out)
+	}
+	return b.String()
 }
 
 // start starts an instance in its own directory (its own dead-letter
@@ -192,7 +205,12 @@ func (s *scaleOut) start() *instance {
 }
 
 func (s *scaleOut) run(in *instance) {
-	cmd, out, exited := startVigie(s.ctx, s.t, in.dir, "scale.toml")
+	// Info level: the partitions assigned, revoked and moved, for the
+	// logs of a failure.
+	cmd, out, exited := startVigieArgs(s.ctx, s.t, in.dir, "run", "--log-level", "info", "--progress", "none", "scale.toml")
+	if in.out != nil {
+		in.earlier = append(in.earlier, in.out)
+	}
 	in.out, in.exited = out, exited
 	in.kill = func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	in.quit = func() { syscall.Kill(cmd.Process.Pid, syscall.SIGQUIT) }
@@ -219,7 +237,7 @@ func (s *scaleOut) waitCovered(n int, running []*instance) {
 	for s.covered() < int64(n) {
 		if time.Now().After(deadline) {
 			for _, in := range running {
-				s.t.Logf("instance %d:\n%s", in.id, in.out)
+				s.t.Log(in.logs())
 			}
 			if gi := s.c.GroupInfo(scaleOutGroup); gi != nil {
 				for _, m := range gi.Members {
@@ -303,7 +321,7 @@ func (s *scaleOut) finish(running []*instance) {
 	sameRows(t, ref, scaled)
 	if s.t.Failed() {
 		for _, in := range running {
-			s.t.Logf("instance %d:\n%s", in.id, in.out)
+			s.t.Log(in.logs())
 		}
 	}
 }
