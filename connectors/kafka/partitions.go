@@ -92,6 +92,7 @@ type cpReader struct {
 	prefix string
 	next   int64                 // next offset to read of the topic's one partition
 	last   map[int32]int64       // input partition → next offset to process
+	at     map[int32]int64       // input partition → offset of its last record in the topic
 	topics map[int32]string      // input partition → input topic of its record
 	ids    map[int32]json.Number // for diagnostics: the checkpoint id
 }
@@ -106,7 +107,7 @@ func newCPReader(conn []kgo.Opt, topic, pipeline string) (*cpReader, error) {
 		return nil, fmt.Errorf("kafka client: %w", protocol.WithKind(err, protocol.ErrConfig))
 	}
 	return &cpReader{cl: cl, adm: kadm.NewClient(cl), topic: topic, prefix: partitionTxnPrefix(pipeline),
-		last: map[int32]int64{}, topics: map[int32]string{}, ids: map[int32]json.Number{}}, nil
+		last: map[int32]int64{}, at: map[int32]int64{}, topics: map[int32]string{}, ids: map[int32]json.Number{}}, nil
 }
 
 func (r *cpReader) close() { r.cl.Close() }
@@ -145,6 +146,7 @@ func (r *cpReader) catchUp(ctx context.Context) error {
 			// Records of one id are committed in order: the last read
 			// is the last committed.
 			r.last[cp.Data.Partition] = cp.Data.Offset
+			r.at[cp.Data.Partition] = rec.Offset
 			r.topics[cp.Data.Partition] = cp.Data.Topic
 			r.ids[cp.Data.Partition] = cp.ID
 		}
@@ -179,7 +181,7 @@ func newScaleOut(ctx context.Context, r *reader, conn []kgo.Opt, reset kgo.Offse
 	if err != nil {
 		return nil, err
 	}
-	r.owned, r.dataPos = map[int32]bool{}, map[int32]int64{}
+	r.owned, r.dataPos, r.since = map[int32]bool{}, map[int32]int64{}, map[int32]int64{}
 	return &scaleOut{r: r, conn: conn, cp: cp, reset: reset, replay: r.cfg.String(optRestore) == restoreReplay}, nil
 }
 
@@ -238,6 +240,7 @@ func (s *scaleOut) assigned(ctx context.Context, assigned map[string]map[int32]k
 				ps[p] = s.reset
 			}
 			s.r.owned[p] = true
+			s.r.since[p] = s.cp.next
 			delete(s.r.dataPos, p)
 		}
 	}
@@ -294,6 +297,7 @@ func (s *scaleOut) revoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 		for _, p := range ps {
 			delete(s.r.pos[t], p)
 			delete(s.r.dataPos, p)
+			delete(s.r.since, p)
 		}
 	}
 	s.r.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -147,6 +148,10 @@ func (Sink) Validate(ctx context.Context, cfg protocol.Config) error {
 // sinkPosition is what a flush returns: how many flushes committed.
 type sinkPosition struct {
 	Flushes int64 `json:"flushes"`
+	// Own (partition_column) is, per input partition, the offset in the
+	// checkpoint topic of the last record this stage's writers committed
+	// in this run: a writer opened again after a failure knows its own.
+	Own map[int32]int64 `json:"own,omitempty"`
 }
 
 // Open starts a transactional producer. Its transactional id fences any
@@ -188,8 +193,15 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 			}
 			off = oi[0]
 		}
+		own := map[int32]int64{}
+		if cfg.Resume != nil {
+			if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
+				return nil, err
+			}
+			maps.Copy(own, from.Own)
+		}
 		return &partitionWriter{conn: conn, topic: cfg.String(optTopic), cpTopic: checkpointTopic(cfg), pipeline: cfg.Pipeline, timeout: txnTimeout(cfg),
-			key: key, part: idx[0], off: off, headers: provenance(cfg, schema), parts: map[int32]*partProducer{},
+			key: key, part: idx[0], off: off, headers: provenance(cfg, schema), parts: map[int32]*partProducer{}, own: own, flushes: from.Flushes,
 			log: slog.Default().With("connector", cfg.Connector, "stage", cfg.Stage)}, nil
 	}
 	if cfg.Resume != nil {

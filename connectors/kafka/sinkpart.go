@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -38,6 +39,9 @@ type partitionWriter struct {
 	log      *slog.Logger
 
 	parts map[int32]*partProducer
+	// own is, per input partition, the offset in the checkpoint topic of
+	// the last record this stage committed in this run (see checkOwner).
+	own map[int32]int64
 }
 
 // partProducer is one input partition's producer.
@@ -54,6 +58,11 @@ type partProducer struct {
 	// offset_column, rows of p below it are dropped (the previous owner
 	// committed them), and no record below it is written.
 	floor int64
+	// checked: checkOwner passed, before this producer's first commit.
+	checked bool
+	// record is the checkpoint record produced into the open
+	// transaction; its Offset is set once it is acknowledged.
+	record *kgo.Record
 
 	perr firstErr // first produce error of the open transaction
 }
@@ -178,15 +187,16 @@ func intAt(c arrow.Array, i int) (int64, error) {
 }
 
 // inputOffsets returns the next offset of each input partition in the
-// checkpoint's source positions (the kafka source's), with its topic.
-func inputOffsets(cp protocol.Checkpoint) (map[int32]partitionCheckpoint, error) {
+// checkpoint's source positions (the kafka source's), with its topic, and
+// the source's since offsets (sourcePosition.Since).
+func inputOffsets(cp protocol.Checkpoint) (map[int32]partitionCheckpoint, map[int32]int64, error) {
 	var data struct {
 		Sources map[string]json.RawMessage `json:"sources"`
 	}
 	if err := json.Unmarshal(cp.Data, &data); err != nil {
-		return nil, fmt.Errorf("decode checkpoint %d: %w", cp.ID, err)
+		return nil, nil, fmt.Errorf("decode checkpoint %d: %w", cp.ID, err)
 	}
-	out := map[int32]partitionCheckpoint{}
+	out, since := map[int32]partitionCheckpoint{}, map[int32]int64{}
 	for _, raw := range data.Sources {
 		var pos sourcePosition
 		if len(raw) == 0 || string(raw) == "null" || json.Unmarshal(raw, &pos) != nil {
@@ -197,8 +207,9 @@ func inputOffsets(cp protocol.Checkpoint) (map[int32]partitionCheckpoint, error)
 				out[p] = partitionCheckpoint{Topic: t, Partition: p, Offset: next}
 			}
 		}
+		maps.Copy(since, pos.Since)
 	}
-	return out, nil
+	return out, since, nil
 }
 
 // isFenced reports whether err says a newer producer of the same
@@ -214,7 +225,7 @@ func isFenced(err error) bool {
 // rows committed: it is closed. A producer fenced with rows pending fails
 // the run (its rows are aborted; the restarted run redoes them).
 func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Checkpoint) (protocol.Position, error) {
-	at, err := inputOffsets(cp)
+	at, since, err := inputOffsets(cp)
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +254,9 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 		if _, err := w.producer(ctx, p); err != nil {
 			return nil, err
 		}
+		if err := w.checkOwner(ctx, pp, since); err != nil {
+			return nil, err
+		}
 		v, err := json.Marshal(struct {
 			ID   uint64              `json:"id"`
 			Data partitionCheckpoint `json:"data"`
@@ -250,7 +264,8 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 		if err != nil {
 			return nil, fmt.Errorf("encode checkpoint: %w", err)
 		}
-		pp.cl.Produce(ctx, &kgo.Record{Topic: w.cpTopic, Key: []byte(partitionTxnID(w.pipeline, p)), Value: v}, pp.perr.promise)
+		pp.record = &kgo.Record{Topic: w.cpTopic, Key: []byte(partitionTxnID(w.pipeline, p)), Value: v}
+		pp.cl.Produce(ctx, pp.record, pp.perr.promise)
 		commit = append(commit, pp)
 	}
 	errs := make([]error, len(commit))
@@ -265,7 +280,10 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 			if pos, ok := at[pp.p]; ok {
 				pp.rec = pos.Offset
 			}
-			pp.rows = 0
+			if pp.record != nil {
+				w.own[pp.p] = pp.record.Offset
+			}
+			pp.rows, pp.record = 0, nil
 		case isFenced(err) && pp.rows == 0:
 			w.log.Info("partition moved to another instance", "partition", pp.p)
 			w.closeProducer(ctx, pp)
@@ -274,7 +292,47 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 		}
 	}
 	w.flushes++
-	return protocol.NewPosition(sinkPosition{Flushes: w.flushes})
+	return protocol.NewPosition(sinkPosition{Flushes: w.flushes, Own: maps.Clone(w.own)})
+}
+
+// checkOwner refuses the first commit of pp's producer when another
+// instance committed pp's partition after this one's source took it:
+// since (from the source's position) is the offset of the checkpoint
+// topic from which any record of the partition was written after that,
+// and a record there that this stage did not write means another owner
+// committed rows this instance would write again. This happens when rows
+// read before the partition was lost (or let go as moved) reach the sink
+// after the next owner committed: the new producer's InitProducerID fenced
+// that owner, but the rows are not this instance's to commit. The error
+// is not temporary: the run fails and restarts from the records. With
+// offset_column the floor read when the producer started does the same
+// job row by row; without a since (not a scale-out source) there is
+// nothing to check.
+func (w *partitionWriter) checkOwner(ctx context.Context, pp *partProducer, since map[int32]int64) error {
+	if pp.checked || w.off >= 0 {
+		return nil
+	}
+	from, ok := since[pp.p]
+	if !ok {
+		return nil
+	}
+	if w.cp == nil {
+		cp, err := newCPReader(w.conn, w.cpTopic, w.pipeline)
+		if err != nil {
+			return err
+		}
+		w.cp = cp
+	}
+	// Read after pp's InitProducerID: no other owner commits more.
+	if err := w.cp.catchUp(ctx); err != nil {
+		return err
+	}
+	if at, ok := w.cp.at[pp.p]; ok && at >= from && at != w.own[pp.p] {
+		return fmt.Errorf("partition %d: another instance committed it after this one took it (its checkpoint record at offset %d of %s, written since offset %d); this instance's rows of it are not committed, and the run restarts from the records",
+			pp.p, at, w.cpTopic, from)
+	}
+	pp.checked = true
+	return nil
 }
 
 // commit ends the open transaction: commit, or abort after a produce

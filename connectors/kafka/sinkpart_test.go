@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -205,5 +206,89 @@ func TestPartitionSinkReplay(t *testing.T) {
 	checkpoint(second, 5)
 	if seqs, last := committed(2); !slices.Equal(seqs, []int64{0, 1, 2, 3, 4}) || last != 5 {
 		t.Fatalf("after the replay: committed rows %v, record %d; want [0 1 2 3 4], 5", seqs, last)
+	}
+}
+
+// TestPartitionSinkSecondOwner: instance A took partition 0 when the
+// checkpoint topic ended at offset 0 (the source's "since"), lost it to B,
+// which committed rows and a record of it, and then rows of partition 0
+// that A read before the loss reach A's sink. A's new producer for the
+// partition fences B, but A must not commit: B already committed rows A
+// would write again. The checkpoint fails, A's rows never become
+// visible, and B's committed rows stay.
+func TestPartitionSinkSecondOwner(t *testing.T) {
+	ctx := testCtx(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"out": 1}})
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "student_id", Type: arrow.BinaryTypes.String},
+		{Name: "kafka_partition", Type: arrow.PrimitiveTypes.Int32},
+	}, nil)
+	cfg := protocol.Config{Pipeline: "p", Stage: "out", Options: map[string]any{
+		"brokers": brokerList(c), "topic": "out", "key_column": "student_id", "partition_column": "kafka_partition",
+	}}
+	if _, err := (kafka.Sink{}).LastCheckpoint(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	open := func() protocol.Writer {
+		t.Helper()
+		w, err := kafka.Sink{}.Open(ctx, cfg, mem, schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	a, b := open(), open()
+	write := func(w protocol.Writer, rows string) {
+		t.Helper()
+		rec, _, err := array.RecordFromJSON(mem, schema, strings.NewReader(rows))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rec.Release()
+		if err := w.Write(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var id uint64
+	checkpoint := func(w protocol.Writer, offsets, since string) error {
+		t.Helper()
+		id++
+		_, err := w.(protocol.Checkpointer).FlushCheckpoint(ctx, protocol.Checkpoint{ID: id,
+			Data: json.RawMessage(`{"sources": {"events": {"offsets": {"events": ` + offsets + `}, "since": ` + since + `}}}`)})
+		return err
+	}
+	read := readBack(c, "out")
+
+	// A owns partitions 0 and 1 since offset 0 of the checkpoint topic.
+	write(a, `[{"student_id": "S1", "kafka_partition": 1}]`)
+	if err := checkpoint(a, `{"0": 5, "1": 1}`, `{"0": 0, "1": 0}`); err != nil {
+		t.Fatal(err)
+	}
+	// B takes partition 0 (after A's record of partition 1) and commits.
+	write(b, `[{"student_id": "S2", "kafka_partition": 0}]`)
+	if err := checkpoint(b, `{"0": 6}`, `{"0": 2}`); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t); len(got) != 2 {
+		t.Fatalf("committed %d rows, want 2: %v", len(got), got)
+	}
+	// A row of partition 0 that A read before it lost the partition.
+	write(a, `[{"student_id": "S3", "kafka_partition": 0}]`)
+	err := checkpoint(a, `{"0": 6, "1": 1}`, `{"0": 0, "1": 0}`)
+	if err == nil || !strings.Contains(err.Error(), "another instance committed") {
+		t.Fatalf("checkpoint of a partition another instance committed meanwhile: err = %v", err)
+	}
+	if errors.Is(err, protocol.ErrTemporary) {
+		t.Errorf("err = %v: temporary, so retried in the run", err)
+	}
+	for _, w := range []protocol.Writer{a, b} {
+		if err := w.Abort(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := read(t); len(got) != 0 {
+		t.Fatalf("rows of the refused transaction visible: %v", got)
 	}
 }

@@ -269,6 +269,11 @@ func (o offsets) set(topic string, partition int32, next int64) {
 // sourcePosition is what a batch's position holds.
 type sourcePosition struct {
 	Offsets offsets `json:"offsets"`
+	// Since (scale-out) is, per input partition this reader took from
+	// the group, the offset of the checkpoint topic after the records it
+	// read then: a record of the partition from there on was written
+	// after this instance took it (the sink's checkOwner).
+	Since map[int32]int64 `json:"since,omitempty"`
 }
 
 // Read emits the topics' messages in batches (see the spec's doc).
@@ -440,6 +445,7 @@ type reader struct {
 	// batcher, and why the run must stop (partitions lost).
 	owned   map[int32]bool
 	dataPos map[int32]int64
+	since   map[int32]int64 // see sourcePosition.Since
 	failed  error
 	closing bool
 	stop    context.CancelFunc // ends run's polls, set by run
@@ -462,7 +468,7 @@ type lockedPosition struct{ r *reader }
 func (l lockedPosition) MarshalJSON() ([]byte, error) {
 	l.r.mu.Lock()
 	defer l.r.mu.Unlock()
-	return json.Marshal(sourcePosition{Offsets: l.r.pos})
+	return json.Marshal(sourcePosition{Offsets: l.r.pos, Since: l.r.since})
 }
 
 // done reports whether stop_at_end has reached every end.
