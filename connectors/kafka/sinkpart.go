@@ -116,8 +116,9 @@ func (w *partitionWriter) producer(ctx context.Context, p int32) (*partProducer,
 	return pp, nil
 }
 
-// readFloor sets pp's floor: p's last committed checkpoint record.
-func (w *partitionWriter) readFloor(ctx context.Context, pp *partProducer) error {
+// catchUp reads the checkpoint topic up to its last stable offset, with
+// a reader made at the first call.
+func (w *partitionWriter) catchUp(ctx context.Context) error {
 	if w.cp == nil {
 		cp, err := newCPReader(w.conn, w.cpTopic, w.pipeline)
 		if err != nil {
@@ -125,7 +126,12 @@ func (w *partitionWriter) readFloor(ctx context.Context, pp *partProducer) error
 		}
 		w.cp = cp
 	}
-	if err := w.cp.catchUp(ctx); err != nil {
+	return w.cp.catchUp(ctx)
+}
+
+// readFloor sets pp's floor: p's last committed checkpoint record.
+func (w *partitionWriter) readFloor(ctx context.Context, pp *partProducer) error {
+	if err := w.catchUp(ctx); err != nil {
 		return err
 	}
 	if next, ok := w.cp.last[pp.p]; ok {
@@ -316,15 +322,8 @@ func (w *partitionWriter) checkOwner(ctx context.Context, pp *partProducer, sinc
 	if !ok {
 		return nil
 	}
-	if w.cp == nil {
-		cp, err := newCPReader(w.conn, w.cpTopic, w.pipeline)
-		if err != nil {
-			return err
-		}
-		w.cp = cp
-	}
 	// Read after pp's InitProducerID: no other owner commits more.
-	if err := w.cp.catchUp(ctx); err != nil {
+	if err := w.catchUp(ctx); err != nil {
 		return err
 	}
 	if at, ok := w.cp.at[pp.p]; ok && at >= from && at != w.own[pp.p] {

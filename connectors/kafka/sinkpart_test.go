@@ -18,15 +18,13 @@ import (
 	"github.com/vigie-edu/vigie/internal/kafkatest"
 )
 
-// TestPartitionSinkFencing pins the sink's rules with partition_column
-// (one transactional producer per input partition): a partition fenced by
-// its next owner with no rows pending is let go and the others go on; one
-// fenced with rows pending fails the checkpoint and its rows never become
-// visible.
-func TestPartitionSinkFencing(t *testing.T) {
-	ctx := testCtx(t)
+// partitionSink is the setup of the partition_column tests: a cluster
+// with the output topic, the input schema (student_id, kafka_partition),
+// the sink's config, and an allocator checked when the test ends.
+func partitionSink(t *testing.T) (*kafkatest.Cluster, memory.Allocator, *arrow.Schema, protocol.Config) {
+	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	t.Cleanup(func() { mem.AssertSize(t, 0) })
 	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"out": 1}})
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "student_id", Type: arrow.BinaryTypes.String},
@@ -35,6 +33,17 @@ func TestPartitionSinkFencing(t *testing.T) {
 	cfg := protocol.Config{Pipeline: "p", Stage: "out", Options: map[string]any{
 		"brokers": brokerList(c), "topic": "out", "key_column": "student_id", "partition_column": "kafka_partition",
 	}}
+	return c, mem, schema, cfg
+}
+
+// TestPartitionSinkFencing pins the sink's rules with partition_column
+// (one transactional producer per input partition): a partition fenced by
+// its next owner with no rows pending is let go and the others go on; one
+// fenced with rows pending fails the checkpoint and its rows never become
+// visible.
+func TestPartitionSinkFencing(t *testing.T) {
+	ctx := testCtx(t)
+	c, mem, schema, cfg := partitionSink(t)
 	if cp, err := (kafka.Sink{}).LastCheckpoint(ctx, cfg); err != nil || cp != nil {
 		t.Fatalf("LastCheckpoint = %v, %v: want none (per-partition records are the source's)", cp, err)
 	}
@@ -218,16 +227,7 @@ func TestPartitionSinkReplay(t *testing.T) {
 // visible, and B's committed rows stay.
 func TestPartitionSinkSecondOwner(t *testing.T) {
 	ctx := testCtx(t)
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	c := kafkatest.Start(t, kafkatest.Config{Topics: map[string]int32{"out": 1}})
-	schema := arrow.NewSchema([]arrow.Field{
-		{Name: "student_id", Type: arrow.BinaryTypes.String},
-		{Name: "kafka_partition", Type: arrow.PrimitiveTypes.Int32},
-	}, nil)
-	cfg := protocol.Config{Pipeline: "p", Stage: "out", Options: map[string]any{
-		"brokers": brokerList(c), "topic": "out", "key_column": "student_id", "partition_column": "kafka_partition",
-	}}
+	c, mem, schema, cfg := partitionSink(t)
 	if _, err := (kafka.Sink{}).LastCheckpoint(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
