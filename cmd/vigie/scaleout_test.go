@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,7 +178,7 @@ type instance struct {
 // logs returns every run's log of the instance, oldest first.
 func (in *instance) logs() string {
 	var b strings.Builder
-	for i, out := range append(in.earlier, in.out) {
+	for i, out := range slices.Concat(in.earlier, []fmt.Stringer{in.out}) {
 		fmt.Fprintf(&b, "instance %d, run %d:\n%s\n", in.id, i+1, out)
 	}
 	return b.String()

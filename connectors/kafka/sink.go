@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -170,6 +169,11 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 		key = idx[0]
 	}
 	var from sinkPosition
+	if cfg.Resume != nil {
+		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
+			return nil, err
+		}
+	}
 	if name := cfg.String(optPartCol); name != "" {
 		idx := schema.FieldIndices(name)
 		if len(idx) != 1 {
@@ -193,21 +197,12 @@ func (Sink) Open(ctx context.Context, cfg protocol.Config, mem memory.Allocator,
 			}
 			off = oi[0]
 		}
-		own := map[int32]int64{}
-		if cfg.Resume != nil {
-			if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
-				return nil, err
-			}
-			maps.Copy(own, from.Own)
+		if from.Own == nil {
+			from.Own = map[int32]int64{}
 		}
 		return &partitionWriter{conn: conn, topic: cfg.String(optTopic), cpTopic: checkpointTopic(cfg), pipeline: cfg.Pipeline, timeout: txnTimeout(cfg),
-			key: key, part: idx[0], off: off, headers: provenance(cfg, schema), parts: map[int32]*partProducer{}, own: own, flushes: from.Flushes,
+			key: key, part: idx[0], off: off, headers: provenance(cfg, schema), parts: map[int32]*partProducer{}, own: from.Own, flushes: from.Flushes,
 			log: slog.Default().With("connector", cfg.Connector, "stage", cfg.Stage)}, nil
-	}
-	if cfg.Resume != nil {
-		if err := protocol.DecodePosition(cfg.Resume, &from); err != nil {
-			return nil, err
-		}
 	}
 	txnID := transactionalID(cfg)
 	cl, err := kgo.NewClient(append(conn,

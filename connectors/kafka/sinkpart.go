@@ -60,9 +60,6 @@ type partProducer struct {
 	floor int64
 	// checked: checkOwner passed, before this producer's first commit.
 	checked bool
-	// record is the checkpoint record produced into the open
-	// transaction; its Offset is set once it is acknowledged.
-	record *kgo.Record
 
 	perr firstErr // first produce error of the open transaction
 }
@@ -236,6 +233,9 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 		return nil, err
 	}
 	var commit []*partProducer
+	// The checkpoint records produced, by producer: their Offset is set
+	// once acknowledged, and becomes w.own's when they commit.
+	records := map[*partProducer]*kgo.Record{}
 	for p, pp := range w.parts {
 		pos, ok := at[p]
 		if ok && pos.Offset < pp.floor {
@@ -270,8 +270,8 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 		if err != nil {
 			return nil, fmt.Errorf("encode checkpoint: %w", err)
 		}
-		pp.record = &kgo.Record{Topic: w.cpTopic, Key: []byte(partitionTxnID(w.pipeline, p)), Value: v}
-		pp.cl.Produce(ctx, pp.record, pp.perr.promise)
+		records[pp] = &kgo.Record{Topic: w.cpTopic, Key: []byte(partitionTxnID(w.pipeline, p)), Value: v}
+		pp.cl.Produce(ctx, records[pp], pp.perr.promise)
 		commit = append(commit, pp)
 	}
 	errs := make([]error, len(commit))
@@ -286,10 +286,10 @@ func (w *partitionWriter) FlushCheckpoint(ctx context.Context, cp protocol.Check
 			if pos, ok := at[pp.p]; ok {
 				pp.rec = pos.Offset
 			}
-			if pp.record != nil {
-				w.own[pp.p] = pp.record.Offset
+			if r, ok := records[pp]; ok {
+				w.own[pp.p] = r.Offset
 			}
-			pp.rows, pp.record = 0, nil
+			pp.rows = 0
 		case isFenced(err) && pp.rows == 0:
 			w.log.Info("partition moved to another instance", "partition", pp.p)
 			w.closeProducer(ctx, pp)

@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +22,17 @@ import (
 // partitionSink is the setup of the partition_column tests: a cluster
 // with the output topic, the input schema (student_id, kafka_partition),
 // the sink's config, and an allocator checked when the test ends.
-func partitionSink(t *testing.T) (*kafkatest.Cluster, memory.Allocator, *arrow.Schema, protocol.Config) {
+type partitionSink struct {
+	t      *testing.T
+	ctx    context.Context
+	c      *kafkatest.Cluster
+	mem    memory.Allocator
+	schema *arrow.Schema
+	cfg    protocol.Config
+	id     uint64 // of the last checkpoint
+}
+
+func newPartitionSink(t *testing.T) *partitionSink {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	t.Cleanup(func() { mem.AssertSize(t, 0) })
@@ -33,7 +44,45 @@ func partitionSink(t *testing.T) (*kafkatest.Cluster, memory.Allocator, *arrow.S
 	cfg := protocol.Config{Pipeline: "p", Stage: "out", Options: map[string]any{
 		"brokers": brokerList(c), "topic": "out", "key_column": "student_id", "partition_column": "kafka_partition",
 	}}
-	return c, mem, schema, cfg
+	return &partitionSink{t: t, ctx: testCtx(t), c: c, mem: mem, schema: schema, cfg: cfg}
+}
+
+// open opens a writer of the sink (one instance's).
+func (f *partitionSink) open() protocol.Writer {
+	f.t.Helper()
+	w, err := kafka.Sink{}.Open(f.ctx, f.cfg, f.mem, f.schema)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return w
+}
+
+// write writes rows (JSON) with w.
+func (f *partitionSink) write(w protocol.Writer, rows string) {
+	f.t.Helper()
+	rec, _, err := array.RecordFromJSON(f.mem, f.schema, strings.NewReader(rows))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer rec.Release()
+	if err := w.Write(f.ctx, rec); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// checkpoint flushes w at the next checkpoint, whose kafka source
+// position has offsets (input partition → next offset, JSON) and, unless
+// empty, since (sourcePosition.Since, JSON).
+func (f *partitionSink) checkpoint(w protocol.Writer, offsets, since string) error {
+	f.t.Helper()
+	f.id++
+	pos := `{"offsets": {"events": ` + offsets + `}`
+	if since != "" {
+		pos += `, "since": ` + since
+	}
+	_, err := w.(protocol.Checkpointer).FlushCheckpoint(f.ctx, protocol.Checkpoint{ID: f.id,
+		Data: json.RawMessage(`{"sources": {"events": ` + pos + `}}}`)})
+	return err
 }
 
 // TestPartitionSinkFencing pins the sink's rules with partition_column
@@ -42,34 +91,14 @@ func partitionSink(t *testing.T) (*kafkatest.Cluster, memory.Allocator, *arrow.S
 // fenced with rows pending fails the checkpoint and its rows never become
 // visible.
 func TestPartitionSinkFencing(t *testing.T) {
-	ctx := testCtx(t)
-	c, mem, schema, cfg := partitionSink(t)
-	if cp, err := (kafka.Sink{}).LastCheckpoint(ctx, cfg); err != nil || cp != nil {
+	f := newPartitionSink(t)
+	ctx, c := f.ctx, f.c
+	if cp, err := (kafka.Sink{}).LastCheckpoint(ctx, f.cfg); err != nil || cp != nil {
 		t.Fatalf("LastCheckpoint = %v, %v: want none (per-partition records are the source's)", cp, err)
 	}
-	w, err := kafka.Sink{}.Open(ctx, cfg, mem, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(rows string) {
-		t.Helper()
-		rec, _, err := array.RecordFromJSON(mem, schema, strings.NewReader(rows))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rec.Release()
-		if err := w.Write(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var id uint64
-	checkpoint := func(offsets string) error {
-		t.Helper()
-		id++
-		_, err := w.(protocol.Checkpointer).FlushCheckpoint(ctx, protocol.Checkpoint{ID: id,
-			Data: json.RawMessage(`{"sources": {"events": {"offsets": {"events": ` + offsets + `}}}}`)})
-		return err
-	}
+	w := f.open()
+	write := func(rows string) { t.Helper(); f.write(w, rows) }
+	checkpoint := func(offsets string) error { t.Helper(); return f.checkpoint(w, offsets, "") }
 	fence := func(p string) {
 		t.Helper()
 		cl := c.Client(t, kgo.TransactionalID("vigie.p.p"+p))
@@ -226,39 +255,13 @@ func TestPartitionSinkReplay(t *testing.T) {
 // would write again. The checkpoint fails, A's rows never become
 // visible, and B's committed rows stay.
 func TestPartitionSinkSecondOwner(t *testing.T) {
-	ctx := testCtx(t)
-	c, mem, schema, cfg := partitionSink(t)
-	if _, err := (kafka.Sink{}).LastCheckpoint(ctx, cfg); err != nil {
+	f := newPartitionSink(t)
+	ctx, c := f.ctx, f.c
+	if _, err := (kafka.Sink{}).LastCheckpoint(ctx, f.cfg); err != nil {
 		t.Fatal(err)
 	}
-	open := func() protocol.Writer {
-		t.Helper()
-		w, err := kafka.Sink{}.Open(ctx, cfg, mem, schema)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w
-	}
-	a, b := open(), open()
-	write := func(w protocol.Writer, rows string) {
-		t.Helper()
-		rec, _, err := array.RecordFromJSON(mem, schema, strings.NewReader(rows))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rec.Release()
-		if err := w.Write(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var id uint64
-	checkpoint := func(w protocol.Writer, offsets, since string) error {
-		t.Helper()
-		id++
-		_, err := w.(protocol.Checkpointer).FlushCheckpoint(ctx, protocol.Checkpoint{ID: id,
-			Data: json.RawMessage(`{"sources": {"events": {"offsets": {"events": ` + offsets + `}, "since": ` + since + `}}}`)})
-		return err
-	}
+	a, b := f.open(), f.open()
+	write, checkpoint := f.write, f.checkpoint
 	read := readBack(c, "out")
 
 	// A owns partitions 0 and 1 since offset 0 of the checkpoint topic.
@@ -292,3 +295,4 @@ func TestPartitionSinkSecondOwner(t *testing.T) {
 		t.Fatalf("rows of the refused transaction visible: %v", got)
 	}
 }
+
