@@ -326,7 +326,8 @@ func (w *partitionWriter) checkOwner(ctx context.Context, pp *partProducer, sinc
 	if err := w.catchUp(ctx); err != nil {
 		return err
 	}
-	if at, ok := w.cp.at[pp.p]; ok && at >= from && at != w.own[pp.p] {
+	own, mine := w.own[pp.p]
+	if at, ok := w.cp.at[pp.p]; ok && at >= from && (!mine || at != own) {
 		return fmt.Errorf("partition %d: another instance committed it after this one took it (its checkpoint record at offset %d of %s, written since offset %d); this instance's rows of it are not committed, and the run restarts from the records",
 			pp.p, at, w.cpTopic, from)
 	}

@@ -296,3 +296,44 @@ func TestPartitionSinkSecondOwner(t *testing.T) {
 	}
 }
 
+// TestPartitionSinkOwnRecords: the records a stage committed itself since
+// its source took a partition do not stop a writer opened again in the
+// same run (after a connector failure) from committing it, because the
+// flush's position carries them; a writer opened without that position
+// cannot tell them from another instance's and refuses.
+func TestPartitionSinkOwnRecords(t *testing.T) {
+	f := newPartitionSink(t)
+	ctx := f.ctx
+	if _, err := (kafka.Sink{}).LastCheckpoint(ctx, f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	w := f.open()
+	f.write(w, `[{"student_id": "S1", "kafka_partition": 0}]`)
+	f.id++
+	pos, err := w.(protocol.Checkpointer).FlushCheckpoint(ctx, protocol.Checkpoint{ID: f.id,
+		Data: json.RawMessage(`{"sources": {"events": {"offsets": {"events": {"0": 1}}, "since": {"0": 0}}}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reopen := func(resume protocol.Position) error {
+		t.Helper()
+		cfg := f.cfg
+		cfg.Resume = resume
+		w, err := kafka.Sink{}.Open(ctx, cfg, f.mem, f.schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Abort(ctx)
+		f.write(w, `[{"student_id": "S2", "kafka_partition": 0}]`)
+		return f.checkpoint(w, `{"0": 2}`, `{"0": 0}`)
+	}
+	if err := reopen(nil); err == nil || !strings.Contains(err.Error(), "another instance committed") {
+		t.Fatalf("reopened without the position: err = %v, want a refusal", err)
+	}
+	if err := reopen(pos); err != nil {
+		t.Fatalf("reopened with the position of its own flush: %v", err)
+	}
+}
