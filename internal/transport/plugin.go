@@ -141,9 +141,9 @@ const pluginGCPercent = 200
 // connectors process) that was 200-210 MB of heap for 74 MB live, and the
 // sum over all processes stayed near 600 MB. Under the limit the collector
 // runs earlier as the heap nears it, and only then: measured, the pack's
-// connectors process went from 347-396 MB to 229-242 MB (PSS) and the
+// connectors process went from 347-396 MB to 242-283 MB (PSS) and the
 // 10M-row benchmark's plugins from 417 to 308 MB, with no CPU time added
-// on either or on 2M rows. It is soft: a plugin whose live data needs
+// beyond the noise on either or on 2M rows. It is soft: a plugin whose live data needs
 // more gets it, at the cost of collecting more often (at most about half
 // the CPU, the runtime's own cap); GOMEMLIMIT overrides it.
 const pluginMemoryLimit = 128 << 20
